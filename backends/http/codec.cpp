@@ -1,0 +1,267 @@
+#include "backends/http/codec.h"
+
+#include <time.h>
+
+#include <charconv>
+#include <climits>
+#include <cstring>
+
+#include "backends/http/handler.h"
+
+namespace cb::http {
+namespace {
+
+constexpr std::string_view kServerHeader = "Server: cbench\r\n";
+
+// IMF-fixdate (RFC 9110 5.6.7) of the current second, formatted at most once a second per thread.
+// A per-thread cache is shared by every connection the thread serves and needs no lock.
+struct DateCache {
+  time_t second = -1;
+  char text[40] = {};
+  std::size_t len = 0;
+};
+
+std::string_view http_date() {
+  thread_local DateCache cache;
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);  // vDSO, no system call
+  if (ts.tv_sec != cache.second) {
+    tm parts{};
+    gmtime_r(&ts.tv_sec, &parts);
+    cache.len = strftime(cache.text, sizeof cache.text, "%a, %d %b %Y %H:%M:%S GMT", &parts);
+    cache.second = ts.tv_sec;
+  }
+  return {cache.text, cache.len};
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
+// Splits a request target into path and query.
+void split_target(std::string_view target, Request& req) {
+  std::size_t q = target.find('?');
+  req.path = target.substr(0, q);
+  req.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+}
+
+}  // namespace
+
+const http_parser_settings Codec::kSettings = [] {
+  http_parser_settings s{};
+  s.on_message_begin = &Codec::on_message_begin;
+  s.on_url = &Codec::on_url;
+  s.on_header_field = &Codec::on_header_field;
+  s.on_header_value = &Codec::on_header_value;
+  s.on_headers_complete = &Codec::on_headers_complete;
+  s.on_body = &Codec::on_body;
+  s.on_message_complete = &Codec::on_message_complete;
+  return s;
+}();
+
+Codec::Codec() { reset(); }
+
+Codec::Codec(Codec&& o) noexcept { *this = std::move(o); }
+
+Codec& Codec::operator=(Codec&& o) noexcept {
+  parser_ = o.parser_;  // parser_.data is re-pointed at every feed(), so a move is safe
+  target_ = std::move(o.target_);
+  body_bytes_ = o.body_bytes_;
+  responses_total_ = o.responses_total_;
+  header_bytes_ = o.header_bytes_;
+  error_status_ = o.error_status_;
+  in_message_ = o.in_message_;
+  message_done_ = o.message_done_;
+  in_header_field_ = o.in_header_field_;
+  keep_alive_ = o.keep_alive_;
+  closing_ = o.closing_;
+  return *this;
+}
+
+void Codec::reset() {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  target_.clear();
+  body_bytes_ = 0;
+  responses_total_ = 0;
+  header_bytes_ = 0;
+  error_status_ = 0;
+  in_message_ = false;
+  message_done_ = false;
+  in_header_field_ = false;
+  keep_alive_ = true;
+  closing_ = false;
+}
+
+int Codec::on_message_begin(http_parser* p) {
+  auto* c = static_cast<Codec*>(p->data);
+  c->in_message_ = true;
+  c->target_.clear();
+  c->body_bytes_ = 0;
+  c->header_bytes_ = 0;
+  c->in_header_field_ = false;
+  return 0;
+}
+
+int Codec::on_url(http_parser* p, const char* at, std::size_t len) {
+  auto* c = static_cast<Codec*>(p->data);
+  if (c->target_.size() + len > kMaxUriBytes) {
+    c->error_status_ = 414;
+    return -1;
+  }
+  c->target_.append(at, len);
+  return 0;
+}
+
+int Codec::on_header_field(http_parser* p, const char*, std::size_t len) {
+  auto* c = static_cast<Codec*>(p->data);
+  // A field name may arrive in pieces; count the ": " and CRLF once per field.
+  if (!c->in_header_field_) c->header_bytes_ += 4;
+  c->in_header_field_ = true;
+  c->header_bytes_ += static_cast<std::uint32_t>(len);
+  if (c->header_bytes_ > kMaxHeaderBytes) {
+    c->error_status_ = 431;
+    return -1;
+  }
+  return 0;
+}
+
+int Codec::on_header_value(http_parser* p, const char*, std::size_t len) {
+  auto* c = static_cast<Codec*>(p->data);
+  c->in_header_field_ = false;
+  c->header_bytes_ += static_cast<std::uint32_t>(len);
+  if (c->header_bytes_ > kMaxHeaderBytes) {
+    c->error_status_ = 431;
+    return -1;
+  }
+  return 0;
+}
+
+int Codec::on_headers_complete(http_parser* p) {
+  auto* c = static_cast<Codec*>(p->data);
+  // content_length is ULLONG_MAX when absent; chunked bodies are checked in on_body.
+  if (p->content_length != ULLONG_MAX && p->content_length > kMaxBodyBytes) {
+    c->error_status_ = 413;
+    return -1;
+  }
+  c->keep_alive_ = http_should_keep_alive(p) != 0;
+  return 0;
+}
+
+int Codec::on_body(http_parser* p, const char*, std::size_t len) {
+  auto* c = static_cast<Codec*>(p->data);
+  c->body_bytes_ += len;
+  if (c->body_bytes_ > kMaxBodyBytes) {
+    c->error_status_ = 413;
+    return -1;
+  }
+  return 0;
+}
+
+int Codec::on_message_complete(http_parser* p) {
+  auto* c = static_cast<Codec*>(p->data);
+  c->message_done_ = true;
+  // Pause so that http_parser_execute returns right after this request: the codec answers it
+  // before parsing the next pipelined one, which lets it stop at a close or a full buffer.
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+int Codec::error_status_for_parser() const {
+  if (error_status_ != 0) return error_status_;
+  switch (HTTP_PARSER_ERRNO(&parser_)) {
+    case HPE_HEADER_OVERFLOW: return 431;  // the library's own bound (80 KiB), e.g. endless whitespace
+    default: return 400;
+  }
+}
+
+void Codec::serialize(const Response& resp, bool keep_alive, bool http10_keep_alive, bool head_only,
+                      std::string& out) {
+  out.append("HTTP/1.1 ");
+  append_uint(out, static_cast<std::uint64_t>(resp.status));
+  out.push_back(' ');
+  out.append(reason_phrase(resp.status));
+  out.append("\r\n");
+  out.append(kServerHeader);
+  out.append("Date: ");
+  out.append(http_date());
+  out.append("\r\nContent-Type: ");
+  out.append(resp.content_type);
+  out.append("\r\nContent-Length: ");
+  append_uint(out, resp.body.size());
+  out.append("\r\n");
+  if (!keep_alive) {
+    out.append("Connection: close\r\n");
+  } else if (http10_keep_alive) {
+    out.append("Connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+  if (!head_only) out.append(resp.body);
+}
+
+void Codec::respond(std::string& out) {
+  Request req;
+  req.method = static_cast<http_method>(parser_.method);
+  req.target = target_;
+  split_target(req.target, req);
+  req.http_major = parser_.http_major;
+  req.http_minor = parser_.http_minor;
+  req.keep_alive = keep_alive_;
+  Response resp = handle(req);
+  bool keep = keep_alive_ && !resp.close;
+  // CONNECT and Upgrade hand the connection to another protocol; this workload has none.
+  if (parser_.upgrade) keep = false;
+  serialize(resp, keep, keep && req.http_major == 1 && req.http_minor == 0, req.method == HTTP_HEAD, out);
+  ++responses_total_;
+  if (!keep) closing_ = true;
+}
+
+void Codec::respond_error(int status, std::string& out) {
+  std::string_view body;
+  switch (status) {
+    case 413: body = "413 Content Too Large\n"; break;
+    case 414: body = "414 URI Too Long\n"; break;
+    case 431: body = "431 Request Header Fields Too Large\n"; break;
+    default: body = "400 Bad Request\n"; break;
+  }
+  serialize(Response{status, "text/plain", body, true}, false, false, false, out);
+  ++responses_total_;
+  closing_ = true;
+}
+
+FeedResult Codec::feed(std::string_view in, std::string& out, std::size_t out_high_water_bytes) {
+  FeedResult result;
+  parser_.data = this;
+  std::size_t off = 0;
+  while (!closing_) {
+    if (out.size() >= out_high_water_bytes && off < in.size()) {
+      result.status = feed_status::output_full;
+      break;
+    }
+    if (off == in.size()) break;
+    std::size_t n = http_parser_execute(&parser_, &kSettings, in.data() + off, in.size() - off);
+    off += n;
+    if (message_done_) {
+      // Paused in on_message_complete: answer this request, then resume.
+      message_done_ = false;
+      in_message_ = false;
+      http_parser_pause(&parser_, 0);
+      respond(out);
+      ++result.responses;
+      continue;
+    }
+    if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK) {
+      respond_error(error_status_for_parser(), out);
+      ++result.responses;
+      break;
+    }
+    // No error and no complete message: the parser consumed everything it was given.
+    off = in.size();
+  }
+  if (closing_) result.status = feed_status::closing;
+  result.consumed_bytes = closing_ ? in.size() : off;
+  return result;
+}
+
+}  // namespace cb::http

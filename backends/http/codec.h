@@ -1,0 +1,91 @@
+// The shared HTTP/1.1 codec: one per connection, I/O-free. Every model feeds it the bytes it read
+// and writes the bytes it produced, so that parsing, routing and the response bytes are the same
+// in every row of a table.
+#pragma once
+#include <http_parser.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "backends/http/limits.h"
+#include "backends/http/message.h"
+
+namespace cb::http {
+
+// Why the codec stopped consuming input in a call to feed().
+enum class feed_status : std::uint8_t {
+  need_more,   // consumed all input; a request may be partly parsed
+  output_full, // stopped at the output high-water mark: flush, then feed the rest again
+  closing,     // a response that closes the connection was queued; ignore further input
+};
+
+struct FeedResult {
+  std::size_t consumed_bytes = 0;
+  feed_status status = feed_status::need_more;
+  std::uint32_t responses = 0;  // responses appended by this call
+};
+
+class Codec {
+ public:
+  Codec();
+  Codec(Codec&&) noexcept;
+  Codec& operator=(Codec&&) noexcept;
+  Codec(const Codec&) = delete;
+  Codec& operator=(const Codec&) = delete;
+
+  // Parses `in`; for each complete request calls handle() and appends the response to `out`.
+  // Stops when `in` is used up, when a response closes the connection (malformed input gets a
+  // 4xx and a close), or before parsing another request once out.size() >= out_high_water_bytes.
+  // Partial requests are kept inside the codec, so consumed bytes are never fed again; bytes not
+  // consumed (status output_full) must be fed again later. Never reads outside `in`; allocates
+  // nothing when `out` has capacity and request targets fit the small-string buffer (15 bytes).
+  FeedResult feed(std::string_view in, std::string& out,
+                  std::size_t out_high_water_bytes = kOutputHighWaterBytes);
+
+  // True once a closing response was queued: the caller flushes `out` and closes.
+  bool closing() const { return closing_; }
+
+  // True if part of a request has been received (used by idle timeouts and on EOF).
+  bool mid_request() const { return in_message_; }
+
+  // Total responses produced since construction or reset().
+  std::uint64_t responses_total() const { return responses_total_; }
+
+  // Returns the codec to the state of a new connection.
+  void reset();
+
+  // Appends a complete response (status line, Server, Date, Content-Type, Content-Length,
+  // Connection when needed, body unless `head_only`) to `out`. Shared by the codec and by
+  // models that answer without a request (e.g. a 503 when over capacity).
+  static void serialize(const Response& resp, bool keep_alive, bool http10_keep_alive, bool head_only,
+                        std::string& out);
+
+ private:
+  static int on_message_begin(http_parser*);
+  static int on_url(http_parser*, const char*, std::size_t);
+  static int on_header_field(http_parser*, const char*, std::size_t);
+  static int on_header_value(http_parser*, const char*, std::size_t);
+  static int on_headers_complete(http_parser*);
+  static int on_body(http_parser*, const char*, std::size_t);
+  static int on_message_complete(http_parser*);
+  static const http_parser_settings kSettings;
+
+  void respond(std::string& out);
+  void respond_error(int status, std::string& out);
+  int error_status_for_parser() const;
+
+  http_parser parser_{};
+  std::string target_;            // request target, accumulated across reads
+  std::uint64_t body_bytes_ = 0;  // body bytes seen for the current request (chunked limit)
+  std::uint64_t responses_total_ = 0;
+  std::uint32_t header_bytes_ = 0;  // header fields of the current request (approximate: +4 per field)
+  std::uint16_t error_status_ = 0;  // set by a callback that rejects the request
+  bool in_message_ = false;
+  bool message_done_ = false;     // set by on_message_complete; the parser is paused there
+  bool in_header_field_ = false;  // the last header callback was for a field name
+  bool keep_alive_ = true;
+  bool closing_ = false;
+};
+
+}  // namespace cb::http

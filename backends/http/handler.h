@@ -1,0 +1,27 @@
+// The workload's request handler: a plain function from request to response, called the same
+// way (by the codec) in every model, so that only the concurrency model differs between rows.
+#pragma once
+#include "backends/http/message.h"
+
+namespace cb::http {
+
+// Routes:
+//   GET|HEAD /, /plaintext  200 text/plain "Hello, world!"
+//   GET|HEAD /json          200 application/json {"message":"Hello, World!"}
+//   GET|HEAD /spin?us=N     burns N microseconds of this thread's CPU (N <= kMaxSpinUs), then hello
+//   GET|HEAD /sleep?ms=N    blocks this thread for N milliseconds (N <= kMaxSleepMs), then hello
+//   GET|HEAD /bytes?n=N     N bytes of 'x' (N <= kMaxBytesBody)
+// A missing, malformed or out-of-range N is 400; other methods 405; other paths 404.
+// May block or burn CPU (that is the point of /sleep and /spin); never allocates.
+Response handle(const Request& req);
+
+// Calibrates /spin's busy loop against this thread's CPU clock. Called once at start-up (by
+// cbench-server's main) so that the first requests do not pay for it; handle() calls it lazily
+// otherwise. Thread-safe.
+void calibrate_spin();
+
+// Burns `us` microseconds of CPU with a fixed amount of arithmetic calibrated by calibrate_spin,
+// so that the work per request is the same whatever the model and however threads are scheduled.
+void spin_for_us(std::uint64_t us);
+
+}  // namespace cb::http

@@ -1,0 +1,135 @@
+// cbench-server: parses options, opens listeners, prints the readiness line, runs one model, and
+// turns SIGINT/SIGTERM into a stop request. Everything model-specific lives in servers/.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "backends/http/handler.h"
+#include "backends/net/socket.h"
+#include "backends/server/model.h"
+
+namespace {
+
+using cb::server::Options;
+
+constexpr const char* kUsage =
+    "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
+    "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
+    "                     [--idle-timeout-ms MS]\n"
+    "       cbench-server --list\n"
+    "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
+    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n";
+
+[[noreturn]] void die_usage(const std::string& msg) {
+  std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
+  std::exit(2);
+}
+
+int parse_int(const std::string& flag, const char* text, int lo, int hi) {
+  int v = 0;
+  const char* end = text + std::strlen(text);
+  auto [ptr, ec] = std::from_chars(text, end, v);
+  if (ec != std::errc() || ptr != end || v < lo || v > hi) {
+    die_usage(flag + " wants an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" +
+              text + "'");
+  }
+  return v;
+}
+
+Options parse(int argc, char** argv, bool& list) {
+  Options o;
+  bool have_model = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](void) -> const char* {
+      if (i + 1 >= argc) die_usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--list") list = true;
+    else if (a == "--help" || a == "-h") { std::fputs(kUsage, stdout); std::exit(0); }
+    else if (a == "--model") { o.model = value(); have_model = true; }
+    else if (a == "--port") o.port = parse_int(a, value(), 0, 65535);
+    else if (a == "--host") o.host = value();
+    else if (a == "--threads") o.threads = parse_int(a, value(), 1, 1024);
+    else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
+    else if (a == "--gvl") o.gvl = true;
+    else if (a == "--queues") {
+      std::string q = value();
+      if (q == "shared") o.queues = cb::server::QueueLayout::shared;
+      else if (q == "per-worker") o.queues = cb::server::QueueLayout::per_worker;
+      else die_usage("--queues wants shared or per-worker, got '" + q + "'");
+    } else if (a == "--backend") {
+      o.backend = value();
+      if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
+    } else die_usage("unknown argument '" + a + "'");
+  }
+  if (!list && !have_model) die_usage("--model is required (see --list)");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool list = false;
+  Options opt = parse(argc, argv, list);
+  if (list) {
+    for (const auto& m : cb::server::Registry::all())
+      std::printf("%.*s\t%.*s\n", int(m.name.size()), m.name.data(), int(m.summary.size()), m.summary.data());
+    return 0;
+  }
+  const cb::server::ModelSpec* spec = cb::server::Registry::find(opt.model);
+  if (spec == nullptr) {
+    std::string names;
+    for (const auto& m : cb::server::Registry::all()) names += (names.empty() ? "" : ", ") + std::string(m.name);
+    std::fprintf(stderr, "cbench-server: unknown model '%s' (known: %s)\n", opt.model.c_str(), names.c_str());
+    return 2;
+  }
+
+  // Block the stop signals in every thread (threads inherit the mask) and take them in one
+  // thread with sigwait, so no model needs a signal handler. SIGPIPE is ignored: writes to a
+  // closed peer return EPIPE instead.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::string note = cb::net::raise_nofile_limit();
+  if (!note.empty()) std::fprintf(stderr, "cbench-server: %s\n", note.c_str());
+  cb::http::calibrate_spin();
+
+  int count = spec->listeners == cb::server::ListenerLayout::per_thread ? opt.threads : 1;
+  cb::net::ListenResult lr = cb::net::open_listeners(opt.host, static_cast<std::uint16_t>(opt.port), count, opt.listen_backlog);
+  if (!lr.error.empty()) {
+    std::fprintf(stderr, "cbench-server: %s\n", lr.error.c_str());
+    return 1;
+  }
+  opt.port = lr.port;
+  cb::server::Control control(lr.fds);
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    control.request_stop();
+  });
+
+  std::printf("cbench-server ready model=%s host=%s port=%d threads=%d pid=%d\n", opt.model.c_str(),
+              opt.host.c_str(), opt.port, opt.threads, static_cast<int>(getpid()));
+  std::fflush(stdout);
+
+  int status = spec->run(opt, control);
+
+  // A model that returned on its own (an error) still has the signal thread waiting: wake it.
+  if (!control.stopping()) pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  for (int fd : control.listeners()) cb::net::close_fd(fd);
+  std::fprintf(stderr, "cbench-server: stopped (status %d)\n", status);
+  return status;
+}

@@ -1,0 +1,78 @@
+// The one seam between cbench-server and a concurrency model. A model is a function that serves
+// HTTP on listeners it is given until it is told to stop; it registers itself by name.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cb::server {
+
+enum class QueueLayout { shared, per_worker };
+
+// Command-line options, parsed and validated by main before a model runs.
+struct Options {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 1;                      // meaning is per model; each model's file header says it
+  QueueLayout queues = QueueLayout::shared;
+  bool gvl = false;                     // emulate Ruby's global VM lock (worker-pool)
+  std::string backend = "libev";        // pull loop implementation: libev | epoll
+  int idle_timeout_ms = 30'000;         // close connections without a completed request this long
+  int listen_backlog = 4096;            // above wrk's largest burst of connects in the scenarios
+};
+
+// Stop requests and listeners, shared by main and the running model.
+class Control {
+ public:
+  explicit Control(std::vector<int> listeners) : listeners_(std::move(listeners)) {}
+
+  // Listening sockets (blocking): one, or one per thread for models that ask for SO_REUSEPORT.
+  const std::vector<int>& listeners() const { return listeners_; }
+
+  // Registers fn to be called once, from the signal thread, when the server must stop (or at
+  // once if it already must). fn must be thread-safe and must not block: it wakes the model
+  // (eventfd write, ev_async_send, uv_async_send, io_context::stop, shutdown of a socket).
+  void on_stop(std::function<void()> fn);
+
+  // True once a stop was requested.
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  // Requests a stop: sets stopping() and calls the registered functions. Idempotent.
+  void request_stop();
+
+ private:
+  std::vector<int> listeners_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::vector<std::function<void()>> on_stop_;
+};
+
+enum class ListenerLayout { one, per_thread };
+
+struct ModelSpec {
+  std::string_view name;
+  std::string_view summary;   // one line, for --list
+  ListenerLayout listeners = ListenerLayout::one;
+  // Serves until control.stopping(); returns the process exit status (0 after a normal stop).
+  int (*run)(const Options&, Control&) = nullptr;
+};
+
+// Models register at static-initialisation time (CBENCH_REGISTER_MODEL); --list prints them
+// sorted by name.
+class Registry {
+ public:
+  static bool add(const ModelSpec& spec);
+  static std::vector<ModelSpec> all();
+  static const ModelSpec* find(std::string_view name);
+};
+
+}  // namespace cb::server
+
+#define CBENCH_REGISTER_MODEL(ident, ...) \
+  namespace {                             \
+  [[maybe_unused]] const bool ident##_registered = ::cb::server::Registry::add(::cb::server::ModelSpec{__VA_ARGS__}); \
+  }

@@ -1,0 +1,381 @@
+"""Read one run directory (meta.json + points.jsonl) into rows, loads and cells.
+
+Readers only: nothing here runs a server or writes into the run directory.
+Follows results/SCHEMA.md: unknown fields are ignored, a missing optional field
+means "not measured", and a torn last line of points.jsonl is skipped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import stats
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUNS_DIR = os.path.join(REPO_ROOT, "results", "runs")
+
+SERVER_BOUND = "server-bound"
+KIND_RANK = {"model": 0, "peer": 1, "instrument": 2}
+
+
+class RunError(Exception):
+    """A run directory that cannot be read; the message names the path and the problem."""
+
+
+@dataclass(frozen=True)
+class LoadId:
+    """Identity of a table column: the load key plus what splits tables (path, pipeline)."""
+    path: str
+    pipeline: int
+    key: str
+    idle: bool = False
+
+
+@dataclass
+class Row:
+    key: str
+    label: str | None
+    kind: str
+    model: str | None
+    threads: int | None
+    queues: str | None
+    gvl: bool
+    backend: str | None
+    extra_args: tuple
+    raw: dict
+
+    def display(self) -> str:
+        """Row name for tables: the label (published row) when present, then the row key."""
+        name = f"{self.label} [{self.key}]" if self.label else self.key
+        if self.kind in ("peer", "instrument"):
+            name += f" ({self.kind})"
+        return name
+
+    def variant_fields(self) -> tuple:
+        """Everything that identifies the row except its thread count (for threads charts)."""
+        return (self.kind, self.model, self.queues, self.gvl, self.backend, self.extra_args)
+
+
+@dataclass
+class Load:
+    lid: LoadId
+    wrk_threads: int | None
+    connections: int | None
+    idle_connections: int | None
+    raw: dict
+
+
+@dataclass
+class Cell:
+    """All repetitions of one (row, load) point."""
+    row: Row
+    load: Load
+    points: list = field(default_factory=list)
+
+    @property
+    def ok_points(self) -> list:
+        return [p for p in self.points if p.get("status", "ok") == "ok"]
+
+    @property
+    def failed_points(self) -> list:
+        return [p for p in self.points if p.get("status", "ok") != "ok"]
+
+    def values(self, path: str) -> list[float]:
+        """Numbers at a dotted path (e.g. "wrk.req_per_s") over the ok repetitions; missing ones skipped."""
+        out = []
+        for p in self.ok_points:
+            v = dig(p, path)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out.append(float(v))
+        return out
+
+    def rps(self) -> list[float]:
+        vals = self.values("wrk.req_per_s")
+        if vals:
+            return vals
+        # Derive when only requests and duration were recorded.
+        out = []
+        for p in self.ok_points:
+            req, dur = dig(p, "wrk.requests"), dig(p, "wrk.duration_us")
+            if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0:
+                out.append(req / (dur / 1e6))
+        return out
+
+    def median(self, path: str) -> float | None:
+        vals = self.rps() if path == "wrk.req_per_s" else self.values(path)
+        return stats.median(vals) if vals else None
+
+    def verdicts(self) -> list[str]:
+        return [p.get("verdict") or "unclear" for p in self.ok_points]
+
+    def not_server_bound(self) -> list[str]:
+        """Verdicts other than server-bound among ok repetitions, in first-seen order, unique."""
+        seen = []
+        for v in self.verdicts():
+            if v != SERVER_BOUND and v not in seen:
+                seen.append(v)
+        return seen
+
+    def latency_per_batch(self) -> bool:
+        return any(dig(p, "wrk.latency_is_per_batch") for p in self.ok_points)
+
+
+def dig(obj: Any, path: str) -> Any:
+    """Value at a dotted path in nested dicts, or None when any step is missing."""
+    cur = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+class Run:
+    """A loaded run: meta, points in file order, rows and loads in scenario order, cells."""
+
+    def __init__(self, run_dir: str, meta: dict, points: list[dict], torn_line: bool):
+        self.dir = run_dir
+        self.meta = meta
+        self.points = points
+        self.torn_line = torn_line
+        self.rows: dict[str, Row] = {}
+        self.loads: dict[LoadId, Load] = {}
+        self.cells: dict[tuple[str, LoadId], Cell] = {}
+        first_seen_row: dict[str, int] = {}
+        first_seen_load: dict[LoadId, int] = {}
+        for i, p in enumerate(points):
+            row = _row_of(p)
+            load = _load_of(p)
+            if row.key not in self.rows:
+                self.rows[row.key] = row
+                first_seen_row[row.key] = i
+            if load.lid not in self.loads:
+                self.loads[load.lid] = load
+                first_seen_load[load.lid] = i
+            cell = self.cells.setdefault((row.key, load.lid), Cell(self.rows[row.key], self.loads[load.lid]))
+            cell.points.append(p)
+        self._order_rows(first_seen_row)
+        self._order_loads(first_seen_load)
+
+    # ---- identity -------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.meta.get("run_id") or os.path.basename(os.path.normpath(self.dir))
+
+    @property
+    def env(self) -> dict:
+        env = self.meta.get("env")
+        return env if isinstance(env, dict) else {}
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.meta.get("synthetic"))
+
+    def machine_line(self) -> str:
+        env = self.env
+        parts = [env.get("cpu_model") or "unknown CPU"]
+        if env.get("cpu_count"):
+            parts.append(f"{env['cpu_count']} CPUs")
+        parts.append(f"kernel {env.get('kernel') or 'unknown'}")
+        pin = []
+        if env.get("server_cpus") is not None:
+            pin.append(f"server CPUs {env['server_cpus']}")
+        if env.get("client_cpus") is not None:
+            pin.append(f"client CPUs {env['client_cpus']}")
+        if pin:
+            parts.append(", ".join(pin))
+        return ", ".join(parts)
+
+    def rel_dir(self) -> str:
+        """The run directory relative to the repo root when inside it (for citing), else as given."""
+        absd = os.path.abspath(self.dir)
+        if absd.startswith(REPO_ROOT + os.sep):
+            return os.path.relpath(absd, REPO_ROOT)
+        return self.dir
+
+    # ---- ordering -------------------------------------------------------
+    def _scenario_pos(self, *names: str | None) -> int | None:
+        """Earliest position of any of the names, quoted, in the scenario text; None if absent."""
+        text = self.meta.get("scenario_text") or ""
+        best = None
+        for name in names:
+            if not name:
+                continue
+            for q in ('"', "'"):
+                pos = text.find(q + name + q)
+                if pos >= 0 and (best is None or pos < best):
+                    best = pos
+        return best
+
+    def _order_rows(self, first_seen: dict[str, int]) -> None:
+        # Scenario order when the sweep recorded an index, else where the row's key or label
+        # is written in the scenario text, else a natural order of its fields.
+        model_first: dict[str, int] = {}
+        for key in sorted(self.rows, key=lambda k: first_seen[k]):
+            model_first.setdefault(self.rows[key].model or "", len(model_first))
+
+        def sort_key(key: str):
+            r = self.rows[key]
+            idx = r.raw.get("index", r.raw.get("order"))
+            if isinstance(idx, int):
+                return (0, idx, 0, ())
+            pos = self._scenario_pos(r.key, r.label)
+            natural = (KIND_RANK.get(r.kind, 3), model_first.get(r.model or "", 0),
+                       r.queues or "", r.threads if r.threads is not None else -1, r.gvl,
+                       r.backend or "", r.key)
+            if pos is not None:
+                return (1, pos, 0, natural)
+            return (2, 0, 0, natural)
+
+        self.rows = {k: self.rows[k] for k in sorted(self.rows, key=sort_key)}
+
+    def _order_loads(self, first_seen: dict[LoadId, int]) -> None:
+        def sort_key(lid: LoadId):
+            ld = self.loads[lid]
+            idx = ld.raw.get("index", ld.raw.get("order"))
+            natural = (lid.idle, lid.path, lid.pipeline,
+                       ld.idle_connections or 0, ld.connections or 0, ld.wrk_threads or 0, lid.key)
+            if isinstance(idx, int):
+                return (natural[:3], 0, idx, natural)
+            return (natural[:3], 1, 0, natural)
+
+        self.loads = {k: self.loads[k] for k in sorted(self.loads, key=sort_key)}
+
+    # ---- queries --------------------------------------------------------
+    def load_groups(self) -> list[tuple[tuple[str, int, bool], list[Load]]]:
+        """Loads grouped by (path, pipeline, idle), groups in order, loads in column order."""
+        groups: dict[tuple[str, int, bool], list[Load]] = {}
+        for lid, ld in self.loads.items():
+            groups.setdefault((lid.path, lid.pipeline, lid.idle), []).append(ld)
+        return list(groups.items())
+
+    def rows_in(self, loads: Iterable[Load]) -> list[Row]:
+        """Rows with at least one point (ok or failed) in these loads, in row order."""
+        lids = {ld.lid for ld in loads}
+        return [r for k, r in self.rows.items() if any((k, lid) in self.cells for lid in lids)]
+
+    def cell(self, row_key: str, lid: LoadId) -> Cell | None:
+        return self.cells.get((row_key, lid))
+
+
+def group_title(group: tuple[str, int, bool]) -> str:
+    path, pipeline, idle = group
+    if idle:
+        return "idle connections (no load generator)"
+    title = f"GET {path}"
+    if pipeline and pipeline > 1:
+        title += f", pipeline depth {pipeline}"
+    return title
+
+
+def _as_int(v) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def _row_of(p: dict) -> Row:
+    r = p.get("row") if isinstance(p.get("row"), dict) else {}
+    key = r.get("key") or str(p.get("point_id", "?")).split(" / ")[0]
+    label = r.get("label") or None
+    return Row(key=str(key), label=str(label) if label else None, kind=r.get("kind") or "model",
+               model=r.get("model"), threads=_as_int(r.get("threads")), queues=r.get("queues"),
+               gvl=bool(r.get("gvl")), backend=r.get("backend"),
+               extra_args=tuple(r.get("extra_args") or ()), raw=r)
+
+
+def _load_of(p: dict) -> Load:
+    ld = p.get("load") if isinstance(p.get("load"), dict) else {}
+    idle_n = _as_int(ld.get("idle_connections"))
+    if idle_n is None and isinstance(p.get("idle"), dict):
+        idle_n = _as_int(p["idle"].get("connections"))
+    idle = idle_n is not None
+    key = ld.get("key")
+    if not key:
+        key = f"idle {idle_n}" if idle else f"-t{ld.get('wrk_threads')} -c{ld.get('connections')}"
+    pipeline = _as_int(ld.get("pipeline")) or 1
+    path = "" if idle else str(ld.get("path") or "/")
+    return Load(lid=LoadId(path=path, pipeline=1 if idle else pipeline, key=str(key), idle=idle),
+                wrk_threads=_as_int(ld.get("wrk_threads")), connections=_as_int(ld.get("connections")),
+                idle_connections=idle_n, raw=ld)
+
+
+def resolve_run_dir(arg: str) -> str:
+    """A run directory from a path or a run id under results/runs/; raises RunError if neither."""
+    candidates = [arg, os.path.join(RUNS_DIR, arg)]
+    for c in candidates:
+        if os.path.isdir(c) and os.path.isfile(os.path.join(c, "meta.json")):
+            return c
+    for c in candidates:
+        if os.path.isdir(c):
+            raise RunError(f"{c}: not a run directory (no meta.json)")
+    raise RunError(f"{arg}: no such run directory (looked at {arg} and {os.path.join(RUNS_DIR, arg)})")
+
+
+def read_points(path: str) -> tuple[list[dict], bool]:
+    """Points in file order, and whether a torn (unparseable, unterminated) last line was skipped.
+
+    A malformed line anywhere but last is an error: the sweep appends whole lines, so only the
+    line being written when it stopped may be torn.
+    """
+    if not os.path.exists(path):
+        return [], False
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    points: list[dict] = []
+    torn = False
+    last_nonempty = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            if i == last_nonempty:
+                torn = True
+                continue
+            raise RunError(f"{path}:{i + 1}: malformed line ({exc}); only a torn last line is tolerated")
+        points.append(obj)
+    return points, torn
+
+
+def load_run(arg: str) -> Run:
+    """Read a run directory (path or run id); raises RunError with the path on any problem."""
+    run_dir = resolve_run_dir(arg)
+    meta_path = os.path.join(run_dir, "meta.json")
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{meta_path}: cannot read ({exc})")
+    if not isinstance(meta, dict):
+        raise RunError(f"{meta_path}: not a JSON object")
+    points, torn = read_points(os.path.join(run_dir, "points.jsonl"))
+    return Run(run_dir, meta, points, torn)
+
+
+_LABEL_SPACE = re.compile(r"\s+")
+
+
+def canonical_label(label: str | None) -> str | None:
+    """Label normalised for matching a published row: lower case, single spaces, "threads" -> "thread".
+
+    The published table itself writes "nio4r 1 worker threads" but "ever 1 worker thread".
+    """
+    if not label:
+        return None
+    s = _LABEL_SPACE.sub(" ", label.strip().lower())
+    s = re.sub(r"\bthreads\b", "thread", s)
+    s = re.sub(r"\s*[,(]?\s*(\+|--)?gvl\)?$", "", s)  # a trailing "(gvl)" / "+gvl" marker
+    return s.strip(" ,")
