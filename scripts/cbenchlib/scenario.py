@@ -428,7 +428,7 @@ class _Validator:
             self.fail("rows", "expected a non-empty array of tables ([[rows]])")
         rows: list[Row] = []
         keys: dict[str, str] = {}
-        ids: dict[str, str] = {}
+        row_where: dict[int, str] = {}
         for i, table in enumerate(raw):
             where = f"rows[{i}]"
             self.unknown(where, table, ROW_KEYS)
@@ -492,11 +492,18 @@ class _Validator:
                           loads=row_loads, command=command, config_template=config_template)
                 if key in keys:
                     self.fail(f"{where}.key", f"row key {key!r} is also the key of {keys[key]}")
-                if row.id in ids and row.loads is None:
-                    self.fail(where, f"same server command as {ids[row.id]} ({row.id})")
                 keys[key] = where
-                ids.setdefault(row.id, where)
                 rows.append(row)
+                row_where[id(row)] = where
+        # Two rows may share a server command only if they never meet the same load.
+        seen: dict[tuple, str] = {}
+        for row in rows:
+            names = row.loads if row.loads is not None else tuple(load_sets)
+            for name in names:
+                if (row.id, name) in seen:
+                    self.fail(row_where[id(row)], f"runs the same server command ({row.id}) on load set "
+                              f"{name!r} as {seen[(row.id, name)]}: the points would repeat")
+                seen[(row.id, name)] = row_where[id(row)]
         return rows
 
 

@@ -1,0 +1,202 @@
+"""Where a command runs: the one place that starts processes and reads /proc.
+
+The sweep talks to a Host only. LocalHost runs everything on this machine; a
+later RemoteHost (SSH) or NamespaceHost (ip netns) implements the same four
+things: spawn a pinned command, read a /proc file of one of its processes,
+say which address clients should connect to, and kill everything it started.
+
+Every process is started in its own session (so its own process group): a
+terminal's Ctrl-C reaches only the harness, and stopping a process means
+killing its whole group, so nothing it forked survives it. Each child also
+gets PR_SET_PDEATHSIG=SIGKILL, so even a harness killed by SIGKILL leaves no
+orphan behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+# How often the harness polls for a child's exit. Bounds the slack added to a
+# measured window (the server's CPU is sampled right after wrk is seen to exit).
+POLL_INTERVAL_S = 0.005
+
+
+def _die_with_parent():
+    """preexec_fn: ask the kernel to SIGKILL this child when the harness dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort; group kill still applies
+        pass
+
+
+class Process:
+    """A started command; it leads its own process group (pgid == pid)."""
+
+    def __init__(self, host: "LocalHost", popen: subprocess.Popen, argv: list[str]):
+        self.host = host
+        self.popen = popen
+        self.argv = argv
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self.rusage = None  # resource.struct_rusage once reaped via wait()
+        self.started = time.monotonic()
+        self.ended: float | None = None
+
+    def poll(self) -> int | None:
+        """The exit code (negative: killed by that signal) or None while it runs; reaps it."""
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Wait up to timeout_s (None: forever); returns the exit code, or None if still running."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_INTERVAL_S)
+        return self.returncode
+
+    def _reap(self, flags: int):
+        try:
+            pid, status, rusage = os.wait4(self.pid, flags)
+        except ChildProcessError:
+            # Already reaped elsewhere (should not happen); fall back on Popen's view.
+            self.returncode = self.popen.returncode if self.popen.returncode is not None else -1
+            self.ended = self.ended or time.monotonic()
+            return
+        if pid == 0:
+            return
+        self.ended = time.monotonic()
+        self.rusage = rusage
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.popen.returncode = self.returncode  # keep Popen from reaping or warning
+
+    def signal_group(self, sig: int) -> None:
+        """Send sig to the whole process group; no-op once the group is gone."""
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, grace_s: float = 5.0, sig: int = signal.SIGTERM) -> int:
+        """Signal the group, wait up to grace_s, then SIGKILL the group; returns the exit code.
+
+        The leader is reaped; the group is SIGKILLed afterwards in every case, so no
+        process it forked outlives it.
+        """
+        if self.poll() is None:
+            self.signal_group(sig)
+            if self.wait(grace_s) is None:
+                self.signal_group(signal.SIGKILL)
+                self.wait()
+        self.signal_group(signal.SIGKILL)
+        self.host._forget(self)
+        return self.returncode
+
+
+class LocalHost:
+    """This machine."""
+
+    name = "local"
+    client_address = "127.0.0.1"  # where load generators and probes connect
+
+    def __init__(self):
+        self._live: dict[int, Process] = {}
+
+    def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
+              cwd: str | None = None) -> Process:
+        """Start argv (pinned to the taskset CPU list `cpus` if given) in its own process group.
+
+        stdout/stderr: a path (opened for writing), a file object, or None (discarded).
+        Returns a Process whose pid is the command's own (taskset execs it).
+        """
+        full = (["taskset", "-c", cpus] if cpus else []) + list(argv)
+        out = _open_sink(stdout)
+        err = subprocess.STDOUT if stderr == "stdout" else _open_sink(stderr)
+        try:
+            popen = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+                                     start_new_session=True, preexec_fn=_die_with_parent,
+                                     close_fds=True)
+        finally:
+            for f in (out, err):
+                if hasattr(f, "close") and f not in (stdout, stderr):
+                    f.close()
+        proc = Process(self, popen, full)
+        self._live[proc.pid] = proc
+        return proc
+
+    def _forget(self, proc: Process):
+        self._live.pop(proc.pid, None)
+
+    def kill_all(self, grace_s: float = 2.0) -> list[int]:
+        """Stop every process this host started and has not yet stopped; returns their pids."""
+        procs = list(self._live.values())
+        for p in procs:
+            if p.poll() is None:
+                p.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for p in procs:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        for p in procs:
+            p.signal_group(signal.SIGKILL)
+            if p.poll() is None:
+                p.wait(2.0)
+            self._forget(p)
+        return [p.pid for p in procs]
+
+    # -- /proc ------------------------------------------------------------------------
+    def read_proc(self, pid: int, name: str) -> str:
+        """Text of /proc/<pid>/<name>; raises OSError if the process or file is gone."""
+        with open(f"/proc/{pid}/{name}", "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def tasks(self, pid: int) -> list[int]:
+        """Thread ids of the process (/proc/<pid>/task)."""
+        try:
+            return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            return []
+
+    def descendants(self, pid: int) -> list[int]:
+        """Pids of every live descendant of pid (for multi-process peers such as nginx)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = self.read_proc(int(entry), "stat")
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        out, todo = [], [pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                out.append(child)
+                todo.append(child)
+        return out
+
+    def clock_ticks(self) -> int:
+        return os.sysconf("SC_CLK_TCK")
+
+    def which(self, name: str) -> str | None:
+        return shutil.which(name)
+
+    def cpu_count(self) -> int:
+        return os.cpu_count() or 1
+
+
+def _open_sink(target):
+    if target is None:
+        return subprocess.DEVNULL
+    if isinstance(target, (str, os.PathLike)):
+        return open(target, "ab")
+    return target

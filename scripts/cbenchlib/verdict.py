@@ -1,0 +1,67 @@
+"""What bounded a point's throughput, judged from its own evidence.
+
+Order of judgement:
+1. error-bound: errors (socket errors plus responses with status >= 400) above
+   ERROR_FRACTION of all attempts; a throughput made of failures means nothing.
+2. server-bound: the server's CPUs busy (>= SATURATED of the CPUs it is pinned to).
+3. client-bound: wrk's CPUs busy while the server's were not. A table that shows
+   such a point as a server's throughput is wrong; readers mark it.
+4. unclear: neither side saturated (latency-, lock- or sleep-bound, or too short
+   to tell); the evidence string gives the figures.
+"""
+from __future__ import annotations
+
+# A CPU counts as saturated at 90% busy over the window. The window is the wall
+# time between the two /proc samples, which includes wrk's start-up and exit
+# (a few ms of a >= 1 s run) and the harness's 5 ms exit polling, so a fully busy
+# CPU reads a little under 100%; 90% leaves room for that and for scheduler noise.
+SATURATED = 0.90
+
+# More than 1% of attempts failing (socket errors or status >= 400) makes the
+# point error-bound: the published table's 2 s cells are this case.
+ERROR_FRACTION = 0.01
+
+
+def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | None,
+          server_cpus: int, client_cpus: int) -> tuple[str, str]:
+    """(verdict, evidence) for one measured repetition."""
+    errors = wrk["errors"]
+    socket_errors = errors["connect"] + errors["read"] + errors["write"] + errors["timeout"]
+    failed = socket_errors + errors["status"]
+    attempts = wrk["requests"] + socket_errors
+    fraction = failed / attempts if attempts else 1.0
+
+    parts = [
+        f"server CPU {_pct(server_cpu_util)} of {server_cpus} CPU{'s' if server_cpus != 1 else ''}",
+        f"client CPU {_pct(client_cpu_util)} of {client_cpus} CPU{'s' if client_cpus != 1 else ''}",
+        f"errors {failed} of {attempts} ({fraction * 100:.2f}%"
+        + (f": connect {errors['connect']}, read {errors['read']}, write {errors['write']}, "
+           f"timeout {errors['timeout']}, status>=400 {errors['status']}" if failed else "") + ")",
+    ]
+    evidence = "; ".join(parts)
+    server_busy = server_cpu_util is not None and server_cpu_util >= SATURATED
+    client_busy = client_cpu_util is not None and client_cpu_util >= SATURATED
+
+    if fraction > ERROR_FRACTION:
+        return "error-bound", evidence + f" > {ERROR_FRACTION * 100:g}% threshold"
+    if server_busy:
+        if client_busy:
+            evidence += "; client CPU also saturated"
+        return "server-bound", evidence
+    if client_busy:
+        return "client-bound", evidence + "; server CPU below saturation"
+    if server_cpu_util is None or client_cpu_util is None:
+        return "unclear", evidence + "; CPU figures missing"
+    return "unclear", evidence + f"; neither side's CPU reached {SATURATED * 100:g}%"
+
+
+def judge_idle(requested: int, held: int) -> tuple[str, str]:
+    """(verdict, evidence) for an idle-connections point (no load generator)."""
+    evidence = f"idle point, no load generator: {held} of {requested} connections held"
+    if held < requested:
+        return "error-bound", evidence
+    return "unclear", evidence + "; no throughput verdict applies"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.0f}%"
