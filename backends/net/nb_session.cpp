@@ -70,25 +70,38 @@ want NbSession::process(std::string_view input, IoScratch& scratch) {
   http::FeedResult r = codec_.feed(input, scratch.out);
   if (r.responses > 0) progress_ = true;
   if (r.status == http::feed_status::output_full) {
+    // At most one read's worth; reserved whole on the first stop so that later stops reuse it
+    // (after_flush empties it without freeing) instead of allocating each time.
+    if (in_backlog_.capacity() < http::kReadBufferBytes) in_backlog_.reserve(http::kReadBufferBytes);
     in_backlog_.append(input.substr(r.consumed_bytes));
   }
+  want w = send_output(scratch);
+  return w == want::read ? after_flush(scratch) : w;
+}
+
+want NbSession::send_output(IoScratch& scratch) {
   long sent = send_some(fd_, scratch.out, 0);
   if (sent < 0) return want::close;
   if (static_cast<std::size_t>(sent) < scratch.out.size()) {
     out_pending_.append(scratch.out, static_cast<std::size_t>(sent), std::string::npos);
     return want::write;
   }
-  return after_flush(scratch);
+  return want::read;
 }
 
 want NbSession::after_flush(IoScratch& scratch) {
-  if (codec_.closing()) return want::close;
-  if (!in_backlog_.empty()) {
-    std::string backlog;
-    backlog.swap(in_backlog_);
-    return process(backlog, scratch);  // may refill in_backlog_ with its own tail
+  // Parses the held-back input in place, one high-water mark of output at a time, until it is
+  // used up or the socket fills. Bounded by the backlog: each round consumes at least one request.
+  for (;;) {
+    if (codec_.closing()) return want::close;
+    if (in_backlog_.empty()) return want::read;
+    scratch.out.clear();
+    http::FeedResult r = codec_.feed(in_backlog_, scratch.out);
+    if (r.responses > 0) progress_ = true;
+    in_backlog_.erase(0, r.consumed_bytes);  // keeps the capacity for the next stop
+    want w = send_output(scratch);
+    if (w != want::read) return w;
   }
-  return want::read;
 }
 
 std::uint64_t serve_blocking(int fd, int idle_timeout_ms, IoScratch& scratch) {

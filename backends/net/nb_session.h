@@ -49,13 +49,14 @@ class NbSession {
 
  private:
   want process(std::string_view input, IoScratch& scratch);
+  want send_output(IoScratch& scratch);  // scratch.out: want::read if all sent, write if some is pending
   want after_flush(IoScratch& scratch);
 
   int fd_;
   http::Codec codec_;
   std::string out_pending_;  // unwritten response bytes (empty unless the socket was full)
   std::size_t out_offset_ = 0;  // bytes of out_pending_ already written
-  std::string in_backlog_;   // unparsed input held back by the output high-water mark
+  std::string in_backlog_;   // unparsed input held back by the output high-water mark (<= one read)
   bool progress_ = false;
 };
 

@@ -75,6 +75,37 @@ def cmake_cache(build_dir: str) -> dict:
     return values
 
 
+def compile_flags(build_dir: str) -> str | None:
+    """The flags one server source is really compiled with (compile_commands.json), or None.
+
+    CMakeCache's CMAKE_CXX_FLAGS* miss per-target options (target_compile_options);
+    the compile database has the whole command. Output, input and -I paths are dropped.
+    """
+    import json
+    import shlex
+    try:
+        with open(os.path.join(build_dir, "compile_commands.json"), encoding="utf-8") as f:
+            entries = json.load(f)
+    except (OSError, ValueError):
+        return None
+    servers = [e for e in entries if "/servers/" in e.get("file", "")] or entries
+    if not servers or "command" not in servers[0]:
+        return None
+    argv = shlex.split(servers[0]["command"])[1:]
+    keep, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("-o", "-c", "-MF", "-MT", "-MQ"):
+            skip = True
+            continue
+        if a.startswith(("-I", "-D", "-isystem")) and not a.startswith("-DNDEBUG"):
+            continue
+        keep.append(a)
+    return " ".join(keep)
+
+
 def compiler_info(build_dir: str) -> dict:
     cache = cmake_cache(build_dir)
     compiler = cache.get("CMAKE_CXX_COMPILER") or "c++"
@@ -85,6 +116,7 @@ def compiler_info(build_dir: str) -> dict:
                      if x)
     return {
         "compiler": version.splitlines()[0].strip() if version else None,
+        "cxx_compile_flags": compile_flags(build_dir),
         "compiler_path": cache.get("CMAKE_CXX_COMPILER"),
         "cxx_flags": flags if cache else None,
         "build_type": build_type,

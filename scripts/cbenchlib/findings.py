@@ -1,6 +1,6 @@
 """The published findings, each stated and judged from a run's numbers.
 
-Every judgement is computed from ratios of medians with bootstrap intervals (stats.ratio_ci):
+Every judgement is computed from ratios of medians with 95% intervals (stats.ratio_ci):
 "supported", "not supported" or "inconclusive (why)". Nothing here knows what the answer
 should be; a finding with no matching rows, too few repetitions, or differences within noise
 is inconclusive and says which.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from . import stats
 from .published import Published
-from .runload import Cell, Load, Row, Run, canonical_label
+from .runload import Cell, Load, Row, Run, canonical_label, column_label
 from .tables import verdict_mark
 
 # "Does not fare much better": per-worker queues count as helping much only when they are
@@ -154,6 +154,14 @@ class LabelIndex:
             if c:
                 self.by_label.setdefault((c, r.gvl), []).append(r)
 
+    def shown(self, canonical: str) -> str:
+        """The label as the run wrote it (first row with it), for display."""
+        for g in (False, True):
+            for r in self.by_label.get((canonical, g)) or []:
+                if r.label:
+                    return r.label
+        return canonical
+
     def row(self, canonical: str, gvl: bool = False) -> Row | None:
         rows = self.by_label.get((canonical, gvl)) or []
         return rows[0] if rows else None
@@ -203,7 +211,7 @@ def fmt_ci(ci: stats.RatioCI | None) -> str:
         return ""
     if not ci.enough_reps:
         return f"{ci.ratio:.2f} (n<{stats.MIN_REPS_FOR_CI})"
-    return f"{ci.ratio:.2f} ({ci.lo:.2f}–{ci.hi:.2f})"
+    return f"{ci.ratio:.2f} ({stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})"
 
 
 MARK_SYMBOL = {1: "✓", -1: "✗", 0: "~"}
@@ -234,6 +242,7 @@ class Analysis:
         self.main_path = "/" if "/" in self.idx.paths else (next(iter(self.idx.paths), None))
         self.findings: list[Finding] = []
         self.gvl_paths: list[tuple[str, list[Line], dict]] = []
+        self.gvl_context: dict[str, list[Line]] = {}
         self.explanation: list[str] = []
         self.explanation_verdicts: dict[str, Judgement] = {}
         if self.main_path is not None and self.idx.families():
@@ -272,7 +281,7 @@ class Analysis:
         scopes = {"no global lock": [], "--gvl": []}
         for fam in fams:
             for gvl, scope in ((False, "no global lock"), (True, "--gvl")):
-                ln = self._pair(single_label(fam), worker_label(fam, 1), False, gvl,
+                ln = self._pair(single_label(fam), worker_label(fam, 1), self._single_gvl(fam, gvl), gvl,
                                 f"{fam}: single thread / 1 worker" + (" --gvl" if gvl else ""))
                 scopes[scope].append(ln)
             pe = published_ratios(self.pub, single_label(fam), worker_label(fam, 1))
@@ -329,13 +338,17 @@ class Analysis:
                 pe = published_ratios(self.pub, f"ever {suf}", f"nio4r {suf}")
                 if pe:
                     f4.published_evidence.append(f"ever / nio4r {suf}: {pe}")
-            ever_m = {r.model for rs in (self.idx.by_label.get((single_label("ever"), False)) or [],) for r in rs}
-            nio_m = {r.model for rs in (self.idx.by_label.get((single_label("nio4r"), False)) or [],) for r in rs}
-            f4.notes.append(
-                "The run's rows labelled nio4r (single-thread model: "
-                + ", ".join(f"`{m}`" for m in sorted(x for x in nio_m if x)) + ") stand for nio4r's selector-style"
-                " loop: the epoll-reactor row is the selector-style/nio4r analogue. Rows labelled ever (model: "
-                + ", ".join(f"`{m}`" for m in sorted(x for x in ever_m if x)) + ") are the libev pull loop.")
+            nio_models = sorted({r.model for r in self.idx.by_label.get((single_label("nio4r"), False)) or []
+                                 if r.model})
+            ever_models = sorted({r.model for r in self.idx.by_label.get((single_label("ever"), False)) or []
+                                  if r.model})
+            if nio_models and ever_models:
+                f4.notes.append(
+                    "This run's nio4r rows are the selector-style analogue of nio4r (single-thread model "
+                    + ", ".join(f"`{m}`" for m in nio_models) + ": the "
+                    + ", ".join(f"`{m}`" for m in nio_models) + " row is the selector-style/nio4r analogue);"
+                    " its ever rows are the libev pull loop (single-thread model "
+                    + ", ".join(f"`{m}`" for m in ever_models) + ").")
         self._scoped(f4, {"no global lock": lines})
         self.findings.append(f4)
 
@@ -346,18 +359,22 @@ class Analysis:
         for path in self.idx.paths:
             lines, slowdown = [], {}
             for fam in self.idx.families():
+                lab = single_label(fam)
+                ln = self._pair(lab, lab, False, True, f"{self.idx.shown(lab)}: no lock / --gvl (uncontended;"
+                                " not counted in the judgement)", path=path)
+                if ln:
+                    self.gvl_context.setdefault(path, []).append(ln)
                 for sep in (False, True):
                     for n in self.idx.worker_counts(fam, sep):
                         lab = worker_label(fam, n, sep)
-                        ln = self._pair(lab, lab, False, True, f"{lab}: no lock / --gvl", path=path)
+                        ln = self._pair(lab, lab, False, True, f"{self.idx.shown(lab)}: no lock / --gvl",
+                                        path=path)
                         if ln:
                             lines.append(ln)
                         for gvl in (False, True):
-                            s = self._pair(lab, single_label(fam), gvl, False, "", path=path)
-                            if s:
-                                g = stats.geometric_mean([c.ci.ratio for c in s.comps if c.ci])
-                                if g is not None:
-                                    slowdown.setdefault(lab, {})[gvl] = g
+                            g = self._fraction_of_single(fam, lab, gvl, path)
+                            if g is not None:
+                                slowdown.setdefault(self.idx.shown(lab), {})[gvl] = g
             if lines:
                 self.gvl_paths.append((path, lines, slowdown))
 
@@ -369,71 +386,111 @@ class Analysis:
         f1, f2 = self._finding("1"), self._finding("2")
         main = self.main_path
         j1, j2 = f1.overall["no global lock"], f2.overall["no global lock"]
-        # Queue contention: would per-worker queues make workers faster at all (claim: separate > shared)?
-        q_lines = []
-        for fam in self.idx.families():
-            for n in self.idx.worker_counts(fam, separate=True):
-                q_lines.append(self._pair(worker_label(fam, n, True), worker_label(fam, n), False, False,
-                                          f"{fam} {n}: separate / shared"))
-        q_lines = [q for q in q_lines if q]
-        jq = combine(q_lines) if q_lines else Judgement(INCONCLUSIVE, "the run has no per-worker-queue rows", "no-data")
-        self.explanation_verdicts["queues help (no lock)"] = jq
+        out, verdicts = [], self.explanation_verdicts
+
+        # GVL part, without any lock: is there a worker-thread slowdown at all?
         slow = SUPPORTED in (j1.status, j2.status)
         no_slow = j1.status == NOT_SUPPORTED and j2.status != SUPPORTED
-        out = []
         if slow:
-            out.append(f"Without a global lock, on GET {main}, the worker-thread slowdown is still there"
+            out.append(f"Without a global lock, on GET {main}, the worker-thread slowdown is there"
                        f" (finding 1: {j1.text()}; finding 2: {j2.text()}). C++ has no GVL, so a GVL is not"
                        " needed to produce it.")
-            if jq.status == SUPPORTED:
-                out.append(f"Per-worker queues are faster than the shared queue ({jq.reason}), so contention"
-                           " for the shared job queue accounts for part of it.")
-                verdict = Judgement(INCONCLUSIVE, "holds only in part: queue contention contributes, but the"
-                                    " slowdown appears without any GVL", "mixed")
-            elif jq.status == NOT_SUPPORTED or jq.kind == "noise":
-                out.append(f"Per-worker queues do not make the workers faster ({jq.text()}), so contention"
-                           " for the one shared queue does not explain it either; what remains is the cost of"
-                           " handing every ready connection to another thread and back (see the system calls"
-                           " and context switches per request).")
-                verdict = Judgement(NOT_SUPPORTED, "the slowdown appears without a GVL and per-worker queues"
-                                    " do not remove it")
-            else:
-                out.append(f"Whether queue contention contributes cannot be told from this run ({jq.text()}).")
-                verdict = Judgement(INCONCLUSIVE, "slowdown present without a GVL; the queue-contention part"
-                                    " cannot be judged", jq.kind)
+            verdicts["GVL part, without a global lock"] = Judgement(
+                NOT_SUPPORTED, "the slowdown appears without any GVL")
         elif no_slow:
             out.append(f"Without a global lock, on GET {main}, worker threads are not slower than a single"
-                       f" thread (finding 1: {j1.text()}; finding 2: {j2.text()}): the slowdown needs"
-                       " something C++ does not have by itself, which is consistent with the GVL part.")
-            verdict = Judgement(SUPPORTED, "no slowdown without the lock")
+                       f" thread (finding 1: {j1.text()}; finding 2: {j2.text()}), which is what the GVL"
+                       " explanation predicts for a runtime without a GVL.")
+            verdicts["GVL part, without a global lock"] = Judgement(SUPPORTED, "no slowdown without the lock")
         else:
             out.append(f"Without a global lock, on GET {main}, this run cannot say whether worker threads are"
                        f" slower (finding 1: {j1.text()}; finding 2: {j2.text()}).")
-            verdict = Judgement(INCONCLUSIVE, "the slowdown itself is not established", "noise")
-        self.explanation_verdicts["without a global lock"] = verdict
+            verdicts["GVL part, without a global lock"] = Judgement(
+                INCONCLUSIVE, "the slowdown itself is not established", "noise")
+
+        # Queue-contention part: do per-worker queues (no shared queue to contend for) recover the gap?
+        q_lines, recovered = [], []
+        for fam in self.idx.families():
+            for n in self.idx.worker_counts(fam, separate=True):
+                sep, shared = worker_label(fam, n, True), worker_label(fam, n)
+                q_lines.append(self._pair(sep, shared, False, False, f"{fam} {n}: separate / shared"))
+                fr_sep = self._fraction_of_single(fam, sep, False)
+                fr_shared = self._fraction_of_single(fam, shared, False)
+                if fr_sep is not None and fr_shared is not None and fr_shared < 1.0:
+                    recovered.append((fr_sep - fr_shared) / (1.0 - fr_shared))
+        q_lines = [q for q in q_lines if q]
+        jq = combine(q_lines) if q_lines else Judgement(INCONCLUSIVE, "the run has no per-worker-queue rows", "no-data")
+        rec = sum(recovered) / len(recovered) if recovered else None
+        rec_text = (f"per-worker queues recover {rec:.0%} of the gap between shared-queue workers and a single"
+                    " thread (mean over worker counts)") if rec is not None else "gap recovered: not computable"
+        if jq.status == SUPPORTED and rec is not None and rec >= 0.5:
+            out.append(f"Per-worker queues are faster than the shared queue ({jq.reason}); {rec_text}: contention"
+                       " for the shared job queue explains most of the slowdown.")
+            verdicts["queue-contention part"] = Judgement(SUPPORTED, rec_text)
+        elif jq.status == SUPPORTED and rec is not None:
+            out.append(f"Per-worker queues are faster than the shared queue ({jq.reason}), but {rec_text}:"
+                       " contention for the shared queue is a small part; most of the cost is the hand-off of"
+                       " every ready connection to another thread and back (see system calls and context"
+                       " switches per request).")
+            verdicts["queue-contention part"] = Judgement(NOT_SUPPORTED, f"only a small part: {rec_text}")
+        elif jq.status == NOT_SUPPORTED or (jq.kind == "noise" and jq.n_ns):
+            out.append(f"Per-worker queues do not make the workers faster ({jq.text()}), so contention for"
+                       " the one shared queue does not explain the slowdown; what remains is the hand-off"
+                       " itself (see system calls and context switches per request).")
+            verdicts["queue-contention part"] = Judgement(NOT_SUPPORTED, "per-worker queues make no"
+                                                          " significant difference")
+        else:
+            out.append(f"Whether queue contention contributes cannot be told from this run ({jq.text()}).")
+            verdicts["queue-contention part"] = Judgement(INCONCLUSIVE, jq.reason, jq.kind)
+
+        gvl_v, q_v = verdicts["GVL part, without a global lock"].status, verdicts["queue-contention part"].status
+        if gvl_v == NOT_SUPPORTED and q_v == NOT_SUPPORTED:
+            plain = "does not hold: the slowdown is there without a GVL and without a shared queue to contend for"
+        elif gvl_v == NOT_SUPPORTED and q_v == SUPPORTED:
+            plain = "holds only in part: queue contention explains most of it, the GVL is not needed"
+        elif gvl_v == SUPPORTED:
+            plain = "is consistent with this run: without a lock there is no slowdown to explain"
+        else:
+            plain = "cannot be judged from this run"
+        out.append(f"**In plain words, without a global lock the published explanation {plain}.**")
 
         # With the emulated lock: does it cost, per path, and does the slowdown grow?
         for path, lines, slowdown in self.gvl_paths:
             jg = combine(lines)
-            self.explanation_verdicts[f"--gvl costs on {path}"] = jg
             grow = []
             for lab, by in slowdown.items():
                 if False in by and True in by:
-                    grow.append(f"{lab}: {by[False]:.2f} of single thread without lock, {by[True]:.2f} with --gvl")
+                    grow.append(f"{lab}: {by[False]:.2f} without, {by[True]:.2f} with")
             detail = ("; ".join(grow)) if grow else "no single-thread row to compare with"
+            detail = f"worker req/s as a fraction of single thread: {detail}"
             if jg.status == SUPPORTED:
                 out.append(f"With the emulated global lock on GET {path}, the worker rows are slower than"
-                           f" without it ({jg.reason}; worker req/s as a fraction of single thread, geometric"
-                           f" mean over load points: {detail}). The GVL part of the explanation holds under a"
-                           f" global lock on {path}.")
-            elif jg.status == NOT_SUPPORTED or jg.kind == "noise":
+                           f" without it ({jg.reason}; {detail}). **With a global lock, the GVL part of the"
+                           f" explanation holds on {path}.**")
+                verdicts[f"GVL part, with --gvl, on {path}"] = Judgement(SUPPORTED, jg.reason)
+            elif jg.status == NOT_SUPPORTED or (jg.kind == "noise" and jg.n_ns):
                 out.append(f"With the emulated global lock on GET {path}, the worker rows are not slower than"
-                           f" without it ({jg.text()}; {detail}). With this little work under the lock, a GVL"
-                           f" does not explain a slowdown on {path}.")
+                           f" without it ({jg.text()}; {detail}). **With a global lock, the GVL part of the"
+                           f" explanation does not hold on {path}**: the work under the lock is too small"
+                           " to matter there.")
+                verdicts[f"GVL part, with --gvl, on {path}"] = Judgement(NOT_SUPPORTED, jg.reason)
             else:
                 out.append(f"With the emulated global lock on GET {path}, this run cannot tell whether the lock"
                            f" costs anything ({jg.text()}).")
+                verdicts[f"GVL part, with --gvl, on {path}"] = Judgement(INCONCLUSIVE, jg.reason, jg.kind)
         self.explanation = out
+
+    def _single_gvl(self, fam: str, gvl: bool) -> bool:
+        """The single-thread row to set a (--gvl) row against: its --gvl twin when the run has one
+        (Ruby's single thread runs under its GVL too, uncontended), else the row without a lock."""
+        return gvl and self.idx.row(single_label(fam), True) is not None
+
+    def _fraction_of_single(self, fam: str, label: str, gvl: bool, path: str | None = None) -> float | None:
+        """Geometric mean over load points of row req/s ÷ the family's single-thread req/s."""
+        ln = self._pair(label, single_label(fam), gvl, self._single_gvl(fam, gvl), "", path=path)
+        if ln is None:
+            return None
+        return stats.geometric_mean([c.ci.ratio for c in ln.comps if c.ci])
 
 
 def render_findings(an: Analysis, heading_level: int = 2) -> str:
@@ -448,7 +505,7 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
     loads = an._loads()
     out += [f"{h} Published findings, judged from run `{run.run_id}`", "",
             f"On GET {an.main_path} (the published table's path). Each cell: ratio of medians (claimed winner /"
-            f" claimed loser, req/s) with its 95% bootstrap interval from the repetitions; ✓ the claim holds"
+            f" claimed loser, req/s) with its {stats.interval_method_text()}; ✓ the claim holds"
             f" at that load point (interval excludes 1 in the claimed direction), ✗ reversed, ~ not significant"
             f" or fewer than {stats.MIN_REPS_FOR_CI} repetitions. † ‡ § mark points that were not server-bound"
             " (client-bound, error-bound, unclear). A judgement is *supported* when the claim holds at some"
@@ -459,7 +516,7 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
         if f.published_evidence:
             out += ["Published ratios: " + "; ".join(f.published_evidence) + ".", ""]
         if f.lines:
-            out.append("| Comparison | " + " | ".join(ld.lid.key for ld in loads) + " |")
+            out.append("| Comparison | " + " | ".join(column_label(ld) for ld in loads) + " |")
             out.append("|---" * (len(loads) + 1) + "|")
             for scope, ln in f.lines:
                 cells = []
@@ -483,13 +540,14 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
         out += [f"{h}# What --gvl changes", "",
                 "Ratio no lock / --gvl of the same worker row (✓: the lock makes it slower), per path;"
                 " then worker req/s as a fraction of the single-thread row (geometric mean over load"
-                " points) without and with the lock.", ""]
+                " points) without and with the lock (with the lock: against the single-thread row with"
+                " the lock when the run has one, as Ruby's single thread also holds its GVL).", ""]
         for path, lines, slowdown in an.gvl_paths:
             ploads = an._loads(path)
             out += [f"On GET {path}:", ""]
-            out.append("| Row | " + " | ".join(ld.lid.key for ld in ploads) + " |")
+            out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
             out.append("|---" * (len(ploads) + 1) + "|")
-            for ln in lines:
+            for ln in an.gvl_context.get(path, []) + lines:
                 cells = []
                 for ld in ploads:
                     c = next((c for c in ln.comps if c.load.lid == ld.lid), None)

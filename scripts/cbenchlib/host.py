@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -22,8 +23,9 @@ import time
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-# How often the harness polls for a child's exit. Bounds the slack added to a
-# measured window (the server's CPU is sampled right after wrk is seen to exit).
+# How often the harness polls for a child's exit where it cannot sleep on a pidfd.
+# Bounds the slack added to a measured window (the server's CPU is sampled right
+# after wrk is seen to exit).
 POLL_INTERVAL_S = 0.005
 
 
@@ -48,6 +50,10 @@ class Process:
         self.rusage = None  # resource.struct_rusage once reaped via wait()
         self.started = time.monotonic()
         self.ended: float | None = None
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
 
     def poll(self) -> int | None:
         """The exit code (negative: killed by that signal) or None while it runs; reaps it."""
@@ -56,12 +62,20 @@ class Process:
         return self.returncode
 
     def wait(self, timeout_s: float | None = None) -> int | None:
-        """Wait up to timeout_s (None: forever); returns the exit code, or None if still running."""
+        """Wait up to timeout_s (None: forever); returns the exit code, or None if still running.
+
+        Sleeps on a pidfd (no polling, so the harness adds no wake-ups to a measurement);
+        falls back to polling every POLL_INTERVAL_S where pidfds are unavailable.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return None
-            time.sleep(POLL_INTERVAL_S)
+            if self._pidfd is not None:
+                select.select([self._pidfd], [], [], left)
+            else:
+                time.sleep(POLL_INTERVAL_S if left is None else min(POLL_INTERVAL_S, left))
         return self.returncode
 
     def _reap(self, flags: int):
@@ -71,10 +85,16 @@ class Process:
             # Already reaped elsewhere (should not happen); fall back on Popen's view.
             self.returncode = self.popen.returncode if self.popen.returncode is not None else -1
             self.ended = self.ended or time.monotonic()
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
             return
         if pid == 0:
             return
         self.ended = time.monotonic()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         self.rusage = rusage
         self.returncode = os.waitstatus_to_exitcode(status)
         self.popen.returncode = self.returncode  # keep Popen from reaping or warning
@@ -115,7 +135,8 @@ class LocalHost:
               cwd: str | None = None) -> Process:
         """Start argv (pinned to the taskset CPU list `cpus` if given) in its own process group.
 
-        stdout/stderr: a path (opened for writing), a file object, or None (discarded).
+        stdout/stderr: a path (created or truncated), a file object, None (discarded), or
+        stderr="stdout" to merge the two.
         Returns a Process whose pid is the command's own (taskset execs it).
         """
         full = (["taskset", "-c", cpus] if cpus else []) + list(argv)
@@ -158,6 +179,11 @@ class LocalHost:
         with open(f"/proc/{pid}/{name}", "r", encoding="utf-8", errors="replace") as f:
             return f.read()
 
+    def read_system_stat(self) -> str:
+        """Text of /proc/stat (the machine's CPU time per CPU)."""
+        with open("/proc/stat", encoding="utf-8") as f:
+            return f.read()
+
     def tasks(self, pid: int) -> list[int]:
         """Thread ids of the process (/proc/<pid>/task)."""
         try:
@@ -198,5 +224,5 @@ def _open_sink(target):
     if target is None:
         return subprocess.DEVNULL
     if isinstance(target, (str, os.PathLike)):
-        return open(target, "ab")
+        return open(target, "wb")  # a fresh file: a resumed point must not read an old attempt
     return target

@@ -119,3 +119,34 @@ def window(before: dict, after: dict) -> dict:
         "window_s": round(after["t"] - before["t"], 4),
         "processes": len(after.get("pids", [])) or 1,
     }
+
+
+def parse_system_stat(text: str) -> dict:
+    """{'all' | '<cpu number>': (busy ticks, total ticks)} from /proc/stat's cpu lines.
+
+    busy = user + nice + system + irq + softirq + steal (guest time is inside user);
+    total = busy + idle + iowait.
+    """
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith("cpu"):
+            continue
+        name, *values = line.split()
+        v = [int(x) for x in values[:8]] + [0] * max(0, 8 - len(values))
+        user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+        busy = user + nice + system + irq + softirq + steal
+        out["all" if name == "cpu" else name[3:]] = (busy, busy + idle + iowait)
+    return out
+
+
+def machine_window(before: dict, after: dict, ticks_per_s: int) -> dict:
+    """Per-CPU busy fraction and the machine's busy CPU-seconds between two /proc/stat samples."""
+    busy = {}
+    for cpu, (b1, t1) in after.items():
+        if cpu == "all" or cpu not in before:
+            continue
+        b0, t0 = before[cpu]
+        busy[cpu] = round((b1 - b0) / (t1 - t0), 4) if t1 > t0 else None
+    b0, _ = before.get("all", (0, 0))
+    b1, _ = after.get("all", (0, 0))
+    return {"cpu_busy": busy, "busy_cpu_s": round((b1 - b0) / ticks_per_s, 3)}

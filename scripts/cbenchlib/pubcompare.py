@@ -11,7 +11,7 @@ import os
 
 from . import findings, tables
 from .published import Published
-from .runload import REPO_ROOT, Load, Row, Run, canonical_label
+from .runload import REPO_ROOT, Load, Row, Run, canonical_label, column_label
 
 
 def _run_loads(run: Run, pub: Published, path: str = "/") -> list[Load | None]:
@@ -80,6 +80,9 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     extra = [r for r in run.rows.values() if r.key not in matched_keys]
 
     out += [f"{h}# req/s ({lat_name}): published, and this run on the same columns", ""]
+    if latency != "max":
+        out += [f"The published cells keep their own latency (believed to be wrk's maximum); this run's"
+                f" cells show the {latency}.", ""]
     out.append("| Row | " + " | ".join(pub.columns) + " |")
     out.append("|---" * (len(pub.columns) + 1) + "|")
     for prow, r, gvl in matched:
@@ -96,14 +99,15 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     if n_matched:
         fams = pub.families()
         out += [f"{h}# Normalised to the family's single-thread row (req/s ÷ single thread, same column)", "",
-                "Published and measured alike; --gvl rows are divided by the single-thread row without a lock"
-                " (a single thread has nothing to lock against). 1.00 means as fast as a single thread.", ""]
+                "Published and measured alike; --gvl rows are divided by the single-thread --gvl row when the"
+                " run has one (Ruby's single thread also holds its GVL, uncontended), else by the row without"
+                " a lock. 1.00 means as fast as a single thread.", ""]
         out.append("| Row | " + " | ".join(f"{c} published / this run" for c in pub.columns) + " |")
         out.append("|---" * (len(pub.columns) + 1) + "|")
         for prow, r, gvl in matched:
             base_label = fams.get(prow.family) or f"{prow.family} single thread"
             pbase = pub.row(base_label)
-            rbase = idx.row(canonical_label(base_label), False)
+            rbase = idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
             cells = []
             for j, ld in enumerate(loads):
                 pc = prow.cells[j]
@@ -123,15 +127,16 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
             if path == "/":
                 continue
             rows = [(p, idx.row(p.canonical, g), g) for p in pub.rows for g in (False, True)]
-            rows = [t for t in rows if t[1] is not None]
+            rows = [t for t in rows if t[1] is not None
+                    and any(run.cell(t[1].key, ld.lid) for ld in ploads)]
             if not rows:
                 continue
             out += [f"{h}# GET {path} (not in the published table): this run normalised to single thread", ""]
-            out.append("| Row | " + " | ".join(ld.lid.key for ld in ploads) + " |")
+            out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
             out.append("|---" * (len(ploads) + 1) + "|")
             for prow, r, gvl in rows:
                 base_label = fams.get(prow.family) or f"{prow.family} single thread"
-                rbase = idx.row(canonical_label(base_label), False)
+                rbase = idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
                 cells = [_ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) for ld in ploads]
                 out.append(f"| {prow.label}{' --gvl' if gvl else ''} [{r.key}] | " + " | ".join(cells) + " |")
             out.append("")

@@ -6,7 +6,7 @@ in the fields that change results (pyperf's rule: do not mix environments unless
 from __future__ import annotations
 
 from . import stats, tables
-from .runload import Run, group_title
+from .runload import Run, column_label, group_title
 
 # Fields of meta.env that must be equal for a comparison to mean anything.
 ENV_FIELDS = ("cpu_model", "cpu_count", "kernel", "compiler", "server_cpus", "client_cpus")
@@ -48,7 +48,7 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
     if forced_diffs:
         out += ["**Compared with --force although the environments differ:** "
                 + "; ".join(f"env.{f}: A {va!r}, B {vb!r}" for f, va, vb in forced_diffs) + ".", ""]
-    out += [f"Ratio: B's median req/s ÷ A's, with a 95% bootstrap interval over the repetitions;"
+    out += [f"Ratio: B's median req/s ÷ A's, with a {stats.interval_method_text()};"
             f" \"not significant\" when the interval includes 1 or either side has fewer than"
             f" {stats.MIN_REPS_FOR_CI} repetitions. † ‡ § ✗ mark points not server-bound or failed in that run.", ""]
     ratios, n_faster, n_slower, n_ns = [], 0, 0, 0
@@ -79,7 +79,7 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
                         verdict, ci_text = f"not significant (too few reps: {ci.n_den} and {ci.n_num})", ""
                         n_ns += 1
                     else:
-                        ci_text = f"{ci.lo:.2f}–{ci.hi:.2f}"
+                        ci_text = f"{stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)}"
                         if ci.significant:
                             verdict = "significant"
                             n_faster += ci.lo > 1
@@ -87,7 +87,7 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
                         else:
                             verdict = "not significant"
                             n_ns += 1
-                lines.append(f"| {row.display()} | {ld.lid.key} | {ma}{_marks(ca)} | {mb}{_marks(cb)} | {words}"
+                lines.append(f"| {row.display()} | {column_label(ld)} | {ma}{_marks(ca)} | {mb}{_marks(cb)} | {words}"
                              f" | {ci_text} | {verdict} |")
         if lines:
             any_table = True

@@ -142,11 +142,11 @@ class Run:
         self.meta = meta
         self.points = points
         self.torn_line = torn_line
+        self._scen_order: tuple[dict[str, int], dict[str, int]] | None = None
         self.rows: dict[str, Row] = {}
         self.loads: dict[LoadId, Load] = {}
         self.cells: dict[tuple[str, LoadId], Cell] = {}
         first_seen_row: dict[str, int] = {}
-        first_seen_load: dict[LoadId, int] = {}
         for i, p in enumerate(points):
             row = _row_of(p)
             load = _load_of(p)
@@ -155,11 +155,10 @@ class Run:
                 first_seen_row[row.key] = i
             if load.lid not in self.loads:
                 self.loads[load.lid] = load
-                first_seen_load[load.lid] = i
             cell = self.cells.setdefault((row.key, load.lid), Cell(self.rows[row.key], self.loads[load.lid]))
             cell.points.append(p)
         self._order_rows(first_seen_row)
-        self._order_loads(first_seen_load)
+        self._order_loads()
 
     # ---- identity -------------------------------------------------------
     @property
@@ -211,16 +210,39 @@ class Run:
                     best = pos
         return best
 
+    def _scenario_order(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(row key -> index, load key -> index) from the scenario text recorded in meta.json,
+        parsed by the sweep's own parser; empty maps when it cannot be parsed (an older format,
+        or a run written by another tool), and the readers fall back on other orders."""
+        if self._scen_order is not None:
+            return self._scen_order
+        rows: dict[str, int] = {}
+        loads: dict[str, int] = {}
+        text = self.meta.get("scenario_text")
+        if isinstance(text, str) and text.strip():
+            try:
+                from . import scenario as scen
+                sc = scen.parse(text, self.meta.get("scenario_file") or "meta.json scenario_text")
+                rows = {r.key: i for i, r in enumerate(sc.rows)}
+                for lds in sc.load_sets.values():
+                    for ld in lds:
+                        loads.setdefault(ld.key, len(loads))
+            except Exception:  # noqa: BLE001 - any failure of another module's parser means "no order"
+                rows, loads = {}, {}
+        self._scen_order = (rows, loads)
+        return self._scen_order
+
     def _order_rows(self, first_seen: dict[str, int]) -> None:
-        # Scenario order when the sweep recorded an index, else where the row's key or label
-        # is written in the scenario text, else a natural order of its fields.
+        # Scenario order (parsed scenario text, or an index the sweep recorded), else where the
+        # row's key or label is written in the scenario text, else a natural order of its fields.
+        scen_rows = self._scenario_order()[0]
         model_first: dict[str, int] = {}
         for key in sorted(self.rows, key=lambda k: first_seen[k]):
             model_first.setdefault(self.rows[key].model or "", len(model_first))
 
         def sort_key(key: str):
             r = self.rows[key]
-            idx = r.raw.get("index", r.raw.get("order"))
+            idx = scen_rows.get(key, r.raw.get("index", r.raw.get("order")))
             if isinstance(idx, int):
                 return (0, idx, 0, ())
             pos = self._scenario_pos(r.key, r.label)
@@ -233,15 +255,17 @@ class Run:
 
         self.rows = {k: self.rows[k] for k in sorted(self.rows, key=sort_key)}
 
-    def _order_loads(self, first_seen: dict[LoadId, int]) -> None:
+    def _order_loads(self) -> None:
+        scen_loads = self._scenario_order()[1]
+
         def sort_key(lid: LoadId):
             ld = self.loads[lid]
-            idx = ld.raw.get("index", ld.raw.get("order"))
+            idx = scen_loads.get(lid.key, ld.raw.get("index", ld.raw.get("order")))
             natural = (lid.idle, lid.path, lid.pipeline,
                        ld.idle_connections or 0, ld.connections or 0, ld.wrk_threads or 0, lid.key)
             if isinstance(idx, int):
-                return (natural[:3], 0, idx, natural)
-            return (natural[:3], 1, 0, natural)
+                return (0, idx, natural)
+            return (1, 0, natural)
 
         self.loads = {k: self.loads[k] for k in sorted(self.loads, key=sort_key)}
 
@@ -260,6 +284,17 @@ class Run:
 
     def cell(self, row_key: str, lid: LoadId) -> Cell | None:
         return self.cells.get((row_key, lid))
+
+
+def column_label(ld: Load) -> str:
+    """A load key without what its table's title already says (path, pipeline depth):
+    the sweep writes "-t2 -c10 /spin?us=10"; under the title "GET /spin?us=10" it reads "-t2 -c10"."""
+    key = ld.lid.key
+    if not ld.lid.idle:
+        for suffix in (f" {ld.lid.path}", f" -p{ld.lid.pipeline}"):
+            if key.endswith(suffix) and len(key) > len(suffix):
+                key = key[: -len(suffix)]
+    return key
 
 
 def group_title(group: tuple[str, int, bool]) -> str:

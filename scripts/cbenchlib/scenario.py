@@ -184,6 +184,11 @@ class Scenario:
 
 def cpu_list_count(spec: str) -> int:
     """Number of CPUs in a taskset list such as '0', '0-3' or '0,2-3'; raises ValueError."""
+    return len(cpu_list(spec))
+
+
+def cpu_list(spec: str) -> list[int]:
+    """The CPUs of a taskset list such as '0,2-3' -> [0, 2, 3]; raises ValueError."""
     cpus: set[int] = set()
     for part in spec.split(","):
         part = part.strip()
@@ -195,7 +200,7 @@ def cpu_list_count(spec: str) -> int:
         if hi < lo:
             raise ValueError(f"not a CPU list: {spec!r} (range {part} runs backwards)")
         cpus.update(range(lo, hi + 1))
-    return len(cpus)
+    return sorted(cpus)
 
 
 def resolve_path(name_or_path: str, scenarios_dir: str) -> str:

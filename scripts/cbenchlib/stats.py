@@ -12,8 +12,12 @@ import zlib
 from dataclasses import dataclass
 
 # Fewer repetitions than this on either side and a ratio is reported as "too few reps":
-# a bootstrap of the median of 2 values can only ever resample 3 distinct medians.
-MIN_REPS_FOR_CI = 3
+# one value has no spread at all.
+MIN_REPS_FOR_CI = 2
+# From this many repetitions on both sides the interval is a bootstrap of the medians; below it
+# (2 repetitions: a bootstrap of the median of 2 values can only resample 3 distinct medians)
+# it is a Welch t interval on log req/s, where the median of 2 is their mean.
+MIN_REPS_FOR_BOOTSTRAP = 3
 # Resamples per interval: enough for stable 2.5/97.5 percentiles at 2 decimals, fast enough
 # for a few hundred comparisons within the test budget.
 BOOTSTRAP_RESAMPLES = 2000
@@ -41,14 +45,29 @@ def geometric_mean(ratios: list[float]) -> float | None:
     return math.exp(sum(math.log(r) for r in good) / len(good))
 
 
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard tables).
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+         2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df: float) -> float:
+    """t quantile for a 95% two-sided interval; fractional df rounds down (wider, conservative)."""
+    d = max(1, int(math.floor(df)))
+    if d <= 30:
+        return _T975[d - 1]
+    return 2.000 if d <= 60 else (1.980 if d <= 120 else 1.960)
+
+
 @dataclass(frozen=True)
 class RatioCI:
-    """Ratio of medians num/den with a bootstrap interval; lo/hi are None when reps are too few."""
+    """Ratio of medians num/den with a 95% interval; lo/hi are None when reps are too few."""
     ratio: float
     lo: float | None
     hi: float | None
     n_num: int
     n_den: int
+    method: str = "bootstrap"  # or "welch-t" (2 repetitions), or "none"
 
     @property
     def enough_reps(self) -> bool:
@@ -86,7 +105,9 @@ def ratio_ci(num: list[float], den: list[float], seed_name: str = "",
         return None
     ratio = median(num) / m_den
     if len(num) < MIN_REPS_FOR_CI or len(den) < MIN_REPS_FOR_CI:
-        return RatioCI(ratio, None, None, len(num), len(den))
+        return RatioCI(ratio, None, None, len(num), len(den), "none")
+    if len(num) < MIN_REPS_FOR_BOOTSTRAP or len(den) < MIN_REPS_FOR_BOOTSTRAP:
+        return _welch_log_ratio(num, den, ratio)
     rng = random.Random(zlib.crc32(seed_name.encode("utf-8")))
     samples = []
     for _ in range(resamples):
@@ -95,12 +116,34 @@ def ratio_ci(num: list[float], den: list[float], seed_name: str = "",
         if b > 0:
             samples.append(a / b)
     if not samples:
-        return RatioCI(ratio, None, None, len(num), len(den))
+        return RatioCI(ratio, None, None, len(num), len(den), "none")
     samples.sort()
     alpha = (1.0 - CONFIDENCE) / 2.0
     lo = samples[int(math.floor(alpha * (len(samples) - 1)))]
     hi = samples[int(math.ceil((1.0 - alpha) * (len(samples) - 1)))]
     return RatioCI(ratio, lo, hi, len(num), len(den))
+
+
+def _welch_log_ratio(num: list[float], den: list[float], ratio: float) -> RatioCI:
+    """Welch t interval of mean(log num) - mean(log den), exponentiated around the median ratio.
+
+    Used with 2 repetitions, where the median is the mean; values must be positive.
+    """
+    if min(num) <= 0 or min(den) <= 0:
+        return RatioCI(ratio, None, None, len(num), len(den), "none")
+    la, lb = [math.log(x) for x in num], [math.log(x) for x in den]
+    va, vb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
+    se = math.sqrt(va + vb)
+    denom = (va * va / (len(la) - 1) if va else 0.0) + (vb * vb / (len(lb) - 1) if vb else 0.0)
+    df = (va + vb) ** 2 / denom if denom > 0 else float(len(la) + len(lb) - 2)
+    half = t975(df) * se
+    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), len(num), len(den), "welch-t")
+
+
+def interval_method_text() -> str:
+    return (f"95% interval (a bootstrap of the medians, {BOOTSTRAP_RESAMPLES} seeded resamples, when both"
+            f" sides have {MIN_REPS_FOR_BOOTSTRAP} or more repetitions; a Welch t interval on log req/s when"
+            f" one has {MIN_REPS_FOR_CI})")
 
 
 def speed_words(ratio: float) -> str:
@@ -112,3 +155,10 @@ def speed_words(ratio: float) -> str:
     if ratio >= 1.0:
         return f"{ratio:.2f}x faster"
     return f"{1.0 / ratio:.2f}x slower"
+
+
+def fmt_bound(x: float) -> str:
+    """An interval bound with two decimals, or three when two would print a bound that
+    excludes 1 (or includes it) as "1.00" and so hide which side of 1 it is on."""
+    text = f"{x:.2f}"
+    return f"{x:.3f}" if text == "1.00" and x != 1.0 else text

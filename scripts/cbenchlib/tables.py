@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import stats
-from .runload import Cell, Load, Run, group_title
+from .runload import Cell, Load, Run, column_label, group_title
 
 # Marks for cells whose repetitions were not all server-bound; each table's legend names them.
 VERDICT_MARKS = {"client-bound": "†", "error-bound": "‡", "unclear": "§"}
@@ -68,10 +68,12 @@ class Legend:
         self.verdicts: dict[str, list[str]] = {}
         self.failures: list[str] = []
 
-    def mark_cell(self, cell: Cell, where: str) -> str:
+    def mark_cell(self, cell: Cell, where: str, ignore: tuple = ()) -> str:
         marks = ""
         n_ok = len(cell.ok_points)
         for v in cell.not_server_bound():
+            if v in ignore:
+                continue
             count = cell.verdicts().count(v)
             marks += verdict_mark(v)
             self.verdicts.setdefault(v, []).append(f"{where} ({count}/{n_ok})")
@@ -146,7 +148,7 @@ def throughput_table(run: Run, loads: list[Load], latency: str = "max", heading_
     if any(c.latency_per_batch() for c in cells):
         out += [f"Pipelined: wrk times a whole batch of {group[1]} requests, so latencies are per batch,"
                 " not per request.", ""]
-    out.append("| Row | " + " | ".join(_md_escape(ld.lid.key) for ld in loads) + " |")
+    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
     out.append("|---" * (len(loads) + 1) + "|")
     legend = Legend()
     for r in rows:
@@ -156,7 +158,7 @@ def throughput_table(run: Run, loads: list[Load], latency: str = "max", heading_
             if c is None:
                 line.append("")
                 continue
-            marks = legend.mark_cell(c, f"{r.key} at {ld.lid.key}")
+            marks = legend.mark_cell(c, f"{r.key} at {column_label(ld)}")
             rps = c.median("wrk.req_per_s")
             if rps is None:
                 line.append(f"failed {marks}".strip() if c.failed_points else marks)
@@ -175,7 +177,7 @@ def spread_table(run: Run, loads: list[Load], heading_level: int = 4) -> list[st
     """Markdown lines: req/s min–max over repetitions, with CV% and the number of repetitions."""
     rows = run.rows_in(loads)
     out = [f"{'#' * heading_level} Spread over repetitions: req/s min–max (CV %, repetitions)", ""]
-    out.append("| Row | " + " | ".join(_md_escape(ld.lid.key) for ld in loads) + " |")
+    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
     out.append("|---" * (len(loads) + 1) + "|")
     for r in rows:
         line = [_md_escape(r.display())]
@@ -196,7 +198,7 @@ def idle_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]
     """Markdown lines: memory and threads per idle connection, one column per connection count."""
     rows = run.rows_in(loads)
     out = [f"{'#' * heading_level} Idle connections: memory per connection (threads per connection), median", ""]
-    out.append("| Row | " + " | ".join(_md_escape(ld.lid.key) for ld in loads) + " |")
+    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
     out.append("|---" * (len(loads) + 1) + "|")
     legend = Legend()
     for r in rows:
@@ -206,7 +208,9 @@ def idle_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]
             if c is None:
                 line.append("")
                 continue
-            marks = legend.mark_cell(c, f"{r.key} at {ld.lid.key}") if c.failed_points else ""
+            # Idle points carry "unclear" by design (no throughput verdict applies); only an
+            # error-bound one (fewer connections held than asked for) or a failure is marked.
+            marks = legend.mark_cell(c, f"{r.key} at {column_label(ld)}", ignore=("unclear",))
             b = c.median("idle.bytes_per_conn")
             t = c.median("idle.threads_per_conn")
             if b is None:

@@ -22,9 +22,18 @@ SATURATED = 0.90
 ERROR_FRACTION = 0.01
 
 
+# Other processes using more than a fifth of a CPU during the window disturb a
+# 2-core benchmark visibly (the server and wrk each have one CPU); say so.
+DISTURBED_CPU = 0.20
+
+
 def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | None,
-          server_cpus: int, client_cpus: int) -> tuple[str, str]:
-    """(verdict, evidence) for one measured repetition."""
+          server_cpus: int, client_cpus: int, other_cpu_util: float | None = None) -> tuple[str, str]:
+    """(verdict, evidence) for one measured repetition.
+
+    other_cpu_util: CPU the rest of the machine used in the window, in CPUs; above
+    DISTURBED_CPU the evidence says the point was disturbed (the verdict is unchanged).
+    """
     errors = wrk["errors"]
     socket_errors = errors["connect"] + errors["read"] + errors["write"] + errors["timeout"]
     failed = socket_errors + errors["status"]
@@ -38,6 +47,8 @@ def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | Non
         + (f": connect {errors['connect']}, read {errors['read']}, write {errors['write']}, "
            f"timeout {errors['timeout']}, status>=400 {errors['status']}" if failed else "") + ")",
     ]
+    if other_cpu_util is not None and other_cpu_util > DISTURBED_CPU:
+        parts.append(f"DISTURBED: other processes used {other_cpu_util * 100:.0f}% of a CPU")
     evidence = "; ".join(parts)
     server_busy = server_cpu_util is not None and server_cpu_util >= SATURATED
     client_busy = client_cpu_util is not None and client_cpu_util >= SATURATED

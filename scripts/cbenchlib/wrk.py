@@ -16,7 +16,7 @@ JSON_PREFIX = "cbench-wrk-json: "
 LUA_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "lua", "cbench.lua")
 ERROR_KEYS = ("connect", "read", "write", "status", "timeout")
-LATENCY_KEYS = ("mean", "stdev", "max", "p50", "p75", "p90", "p99", "p99.9")
+LATENCY_KEYS = ("min", "mean", "stdev", "max", "p50", "p75", "p90", "p99", "p99.9")
 
 
 class WrkOutputError(ValueError):
@@ -49,7 +49,37 @@ def parse(stdout: str, pipeline: int = 1) -> dict:
     # correction, stats_correct) before reporting: mean, stdev and percentiles include
     # them; max and min do not change.
     result["latency_co_corrected"] = True
+    note = latency_problem(result["latency_us"], pipeline)
+    if note:
+        for k in ("mean", "stdev", "p50", "p75", "p90", "p99", "p99.9"):
+            result["latency_us"][k] = None
+        result["latency_note"] = note
     return result
+
+
+def latency_problem(lat: dict, pipeline: int) -> str | None:
+    """Why wrk's mean/stdev/percentiles cannot be trusted for this run, or None.
+
+    wrk's stats_correct adds synthetic samples at intervals of runtime/(responses per
+    connection), without lowering its recorded minimum; its mean and percentile walks
+    start at that minimum, so samples placed below it are counted in the total but never
+    walked: the mean comes out low and the percentiles high or 0. Without pipelining the
+    interval is about the mean latency (Little's law), above the minimum, so nothing is
+    lost. With pipelining depth N it is 1/N of a batch's latency, below the minimum.
+    """
+    if pipeline > 1:
+        return (f"wrk's mean, stdev and percentiles are not reported with pipelining (depth "
+                f"{pipeline}): its coordinated-omission correction then places synthetic samples "
+                "below its recorded minimum, which its mean and percentile walks skip; max is exact")
+    pcts = [lat.get(k) for k in ("p50", "p75", "p90", "p99", "p99.9")]
+    mx = lat.get("max")
+    if mx and any(p is not None for p in pcts):
+        values = [p for p in pcts if p is not None]
+        if any(p == 0 for p in values) or values != sorted(values) or values[-1] > mx:
+            return ("wrk's percentiles are inconsistent (zero, decreasing or above max), the mark of "
+                    "samples lost below its recorded minimum by its coordinated-omission correction; "
+                    "mean, stdev and percentiles dropped, max is exact")
+    return None
 
 
 def _parse_json_line(stdout: str) -> dict | None:

@@ -28,48 +28,75 @@ SPIN_LOADS = [("-t2 -c10", 2, 10), ("-t8 -c256", 8, 256)]
 COLUMN_FACTOR = {10: 1.0, 64: 0.97, 256: 0.93, 1024: 0.88}
 
 
-def row(key, label, model, threads, queues=None, gvl=False, kind="model"):
-    return {"key": key, "label": label, "kind": kind, "model": model, "threads": threads,
-            "queues": queues, "gvl": gvl, "backend": "libev", "extra_args": []}
+def row_key(model, threads, queues=None, gvl=False):
+    """The sweep's default row key (scenario._row_key): "worker-pool t4 shared gvl"."""
+    return f"{model} t{threads}" + (f" {queues}" if queues else "") + (" gvl" if gvl else "")
 
 
-# (row, req/s on "/" at -c10, req/s on "/spin" at -c10 or None)
+def row(label, model, threads, queues=None, gvl=False, kind="model"):
+    return {"key": row_key(model, threads, queues, gvl), "label": label, "kind": kind, "model": model,
+            "threads": threads, "queues": queues, "gvl": gvl, "backend": None, "extra_args": []}
+
+
+SPIN = "/spin?us=10"
+# (row, req/s on "/" at -c10, req/s on SPIN at -c10 or None)
 EVER_ROWS = [
-    (row("pull-loop t1", "ever single thread", "pull-loop", 1), 100000, 20000),
-    (row("workers t1 shared", "ever 1 worker thread", "pull-workers", 1, "shared"), 80000, 19000),
-    (row("workers t4 shared", "ever 4 worker threads", "pull-workers", 4, "shared"), 72000, 35000),
-    (row("workers t8 shared", "ever 8 worker threads", "pull-workers", 8, "shared"), 66000, 34000),
-    (row("workers t4 per-worker", "ever 4 worker threads, separate queues", "pull-workers", 4, "per-worker"), 74000, 35500),
-    (row("workers t8 per-worker", "ever 8 worker threads, separate queues", "pull-workers", 8, "per-worker"), 67000, 34500),
-    (row("workers t1 shared gvl", "ever 1 worker thread", "pull-workers", 1, "shared", True), 76000, 18500),
-    (row("workers t4 shared gvl", "ever 4 worker threads", "pull-workers", 4, "shared", True), 60000, 18000),
-    (row("workers t8 shared gvl", "ever 8 worker threads", "pull-workers", 8, "shared", True), 52000, 17000),
-    (row("workers t4 per-worker gvl", "ever 4 worker threads, separate queues", "pull-workers", 4, "per-worker", True), 61000, 18200),
+    (row("ever single thread", "pull-loop", 1), 100000, 20000),
+    (row("ever single thread", "pull-loop", 1, gvl=True), 98000, 19600),
+    (row("ever 1 worker thread", "worker-pool", 1, "shared"), 80000, 19000),
+    (row("ever 1 worker thread", "worker-pool", 1, "shared", True), 76000, 18500),
+    (row("ever 4 worker threads", "worker-pool", 4, "shared"), 72000, 35000),
+    (row("ever 4 worker threads", "worker-pool", 4, "shared", True), 60000, 18000),
+    (row("ever 8 worker threads", "worker-pool", 8, "shared"), 66000, 34000),
+    (row("ever 8 worker threads", "worker-pool", 8, "shared", True), 52000, 17000),
+    (row("ever 4 worker threads, separate queues", "worker-pool", 4, "per-worker"), 74000, 35500),
+    (row("ever 4 worker threads, separate queues", "worker-pool", 4, "per-worker", True), 61000, 18200),
+    (row("ever 8 worker threads, separate queues", "worker-pool", 8, "per-worker"), 67000, 34500),
 ]
 NIO_ROWS = [
-    (row("reactor t1", "nio4r single thread", "epoll-reactor", 1), 90000, None),
-    (row("reactor-workers t1", "nio4r 1 worker threads", "reactor-workers", 1, "shared"), 60000, None),
-    (row("reactor-workers t4", "nio4r 4 worker threads", "reactor-workers", 4, "shared"), 56000, None),
-    (row("reactor-workers t8", "nio4r 8 worker threads", "reactor-workers", 8, "shared"), 52000, None),
-    (row("reactor-workers t4 gvl", "nio4r 4 worker threads", "reactor-workers", 4, "shared", True), 45000, None),
+    (row("nio4r single thread", "epoll-reactor", 1), 90000, None),
+    (row("nio4r 1 worker threads", "reactor-workers", 1, "shared"), 60000, None),
+    (row("nio4r 4 worker threads", "reactor-workers", 4, "shared"), 56000, None),
+    (row("nio4r 8 worker threads", "reactor-workers", 8, "shared"), 52000, None),
+    (row("nio4r 4 worker threads", "reactor-workers", 4, "shared", True), 45000, None),
 ]
 CONTEXT_ROWS = [
-    (row("nginx w1", None, "nginx", 1, kind="peer"), 120000, None),
-    (row("raw-writer t1", None, "raw-writer", 1, kind="instrument"), 150000, None),
+    (row(None, "nginx", 1, kind="peer"), 120000, None),
+    (row(None, "raw-writer", 1, kind="instrument"), 150000, None),
 ]
 IDLE_ROWS = [
-    (row("pull-loop t1", "ever single thread", "pull-loop", 1), 2100.0, 0.0),
-    (row("thread-per-conn", None, "thread-per-connection", None), 10400.0, 1.0),
+    (EVER_ROWS[0][0], 2100.0, 0.0),
+    (row(None, "thread-per-connection", 1), 10400.0, 1.0),
 ]
 
 
 def scenario_text(rows):
-    lines = ['# synthetic scenario text for reader tests', 'name = "ever-table"', '']
+    """A scenario file in the sweep's format (scenarios/*.toml) whose rows are these rows."""
+    lines = ['# SYNTHETIC scenario text of a reader-test fixture (tests/report/make_fixtures.py)',
+             'name = "ever-table"', 'repetitions = 3', '',
+             '[[loads]]', 'name = "hello"', 'path = "/"', 'explicit = [',
+             '  { wrk_threads = 2, connections = 10 },', '  { wrk_threads = 4, connections = 64 },',
+             '  { wrk_threads = 8, connections = 256 },', '  { wrk_threads = 8, connections = 1024 },', ']', '',
+             '[[loads]]', 'name = "spin"', f'path = "{SPIN}"', 'explicit = [',
+             '  { wrk_threads = 2, connections = 10 },', '  { wrk_threads = 8, connections = 256 },', ']', '',
+             '[[loads]]', 'name = "idle"', 'idle_connections = [1000, 10000]', '']
+    spin_keys = {r["key"] for r, _, spin in EVER_ROWS if spin is not None}
+    idle_keys = {r["key"] for r, _, _ in IDLE_ROWS}
     for r in rows:
-        lines += ["[[rows]]", f'key = "{r["key"]}"']
+        lines.append("[[rows]]")
         if r["label"]:
             lines.append(f'label = "{r["label"]}"')
-        lines.append("")
+        if r["kind"] != "model":
+            lines.append(f'kind = "{r["kind"]}"')
+        lines += [f'model = "{r["model"]}"', f'threads = {r["threads"]}']
+        if r["queues"]:
+            lines.append(f'queues = "{r["queues"]}"')
+        if r["gvl"]:
+            lines.append("gvl = true")
+        if r["kind"] == "peer":
+            lines.append('command = ["synthetic-peer"]')
+        sets = ["hello"] + (["spin"] if r["key"] in spin_keys else []) + (["idle"] if r["key"] in idle_keys else [])
+        lines += ["loads = [" + ", ".join(f'"{x}"' for x in sets) + "]", ""]
     return "\n".join(lines)
 
 
@@ -81,7 +108,9 @@ def meta(run_id, rows, env, started, ended):
 
 
 def load(key, wt, conns, path="/", pipeline=1):
-    return {"key": key, "wrk_threads": wt, "connections": conns, "pipeline": pipeline, "path": path,
+    if path != "/":
+        key += f" {path}"  # the sweep's load key names a path other than "/"
+    return {"key": key, "set": "hello" if path == "/" else "spin", "wrk_threads": wt, "connections": conns, "pipeline": pipeline, "path": path,
             "duration_s": 10.0, "warmup_s": 2.0, "timeout_s": 10.0}
 
 
@@ -136,8 +165,8 @@ def failed_point(r, ld, rep, reason):
 
 def idle_point(r, n, rep, bytes_per_conn, threads_per_conn):
     rss_before = 4000
-    return {"point_id": f'{r["key"]} / idle {n}', "rep": rep, "row": r,
-            "load": {"key": f"idle {n}", "idle_connections": n}, "status": "ok", "failure": None,
+    return {"point_id": f'{r["key"]} / idle{n}', "rep": rep, "row": r,
+            "load": {"key": f"idle {n}", "set": "idle", "idle_connections": n}, "status": "ok", "failure": None,
             "wrk": None, "server": {"rss_peak_kb": rss_before + int(bytes_per_conn * n / 1024)},
             "client": None, "derived": None,
             "idle": {"connections": n, "rss_before_kb": rss_before,
@@ -145,7 +174,9 @@ def idle_point(r, n, rep, bytes_per_conn, threads_per_conn):
                      "threads_before": 2, "threads_after": 2 + int(threads_per_conn * n),
                      "bytes_per_conn": bytes_per_conn, "threads_per_conn": threads_per_conn,
                      "stack_size_kb": 8192 if threads_per_conn else None},
-            "verdict": "server-bound", "verdict_evidence": "idle: no load generator",
+            "verdict": "unclear",
+            "verdict_evidence": f"idle point, no load generator: {n} of {n} connections held;"
+                                " no throughput verdict applies",
             "commands": {"server": ["taskset", "-c", "0", "build/cbench-server"]},
             "started_utc": "2026-01-01T00:00:00Z", "ended_utc": "2026-01-01T00:00:05Z"}
 
@@ -171,29 +202,29 @@ def run_a():
         for r, base, spin in all_rows:
             for key, wt, conns in PUBLISHED_LOADS:
                 ld = load(key, wt, conns)
-                noise = 0.20 if (r["key"] == "workers t4 per-worker" and conns == 64) else 0.015
+                noise = 0.20 if (r["key"] == "worker-pool t4 per-worker" and conns == 64) else 0.015
                 rps = base * COLUMN_FACTOR[conns] * rng.uniform(1 - noise, 1 + noise)
-                if r["key"] == "workers t8 shared" and conns == 1024:
+                if r["key"] == "worker-pool t8 shared" and conns == 1024:
                     points.append(failed_point(r, ld, rep, "server exited with status -11"))
                     continue
-                if r["key"] == "workers t8 per-worker" and conns == 256 and rep == 1:
+                if r["key"] == "worker-pool t8 per-worker" and conns == 256 and rep == 1:
                     points.append(failed_point(r, ld, rep, "server not ready within 10 s"))
                     continue
                 verdict, errors = "server-bound", None
-                if r["kind"] == "instrument" or (r["key"] == "nginx w1" and conns == 1024):
+                if r["kind"] == "instrument" or (r["key"] == "nginx t1" and conns == 1024):
                     verdict = "client-bound"
-                if r["key"] == "reactor-workers t8" and conns == 1024 and rep == 2:
+                if r["key"] == "reactor-workers t8 shared" and conns == 1024 and rep == 2:
                     verdict, errors = "error-bound", {"timeout": 812}
                 points.append(ok_point(r, ld, rep, rps, rng, verdict, errors))
             if spin is not None:
                 for key, wt, conns in SPIN_LOADS:
-                    ld = load(key, wt, conns, path="/spin")
+                    ld = load(key, wt, conns, path=SPIN)
                     rps = spin * COLUMN_FACTOR[conns] * rng.uniform(0.985, 1.015)
                     points.append(ok_point(r, ld, rep, rps, rng))
     for r, bpc, tpc in IDLE_ROWS:
         for n in (1000, 10000):
             points.append(idle_point(r, n, 0, bpc * (1.0 if n == 1000 else 0.97), tpc))
-    m = meta("20260101T000000Z-ever-table-synthetic", [r for r, _, _ in all_rows], ENV,
+    m = meta("20260101T000000Z-ever-table-synthetic", [r for r, _, _ in all_rows + IDLE_ROWS[1:]], ENV,
              "2026-01-01T00:00:00Z", None)
     torn = json.dumps(ok_point(EVER_ROWS[0][0], load(*PUBLISHED_LOADS[0]), 3, 1.0, rng))[:180]
     write_run(m["run_id"], m, points, torn_tail=torn)
@@ -202,7 +233,7 @@ def run_a():
 def run_b(run_id, env, started, scale_by_key, reps_by_key):
     rng = random.Random(2)
     points = []
-    rows = [EVER_ROWS[0], EVER_ROWS[1], EVER_ROWS[2], CONTEXT_ROWS[0]]
+    rows = [EVER_ROWS[0], EVER_ROWS[2], EVER_ROWS[4], CONTEXT_ROWS[0]]
     for rep in range(3):
         for r, base, _ in rows:
             if rep >= reps_by_key.get(r["key"], 3):
@@ -215,11 +246,26 @@ def run_b(run_id, env, started, scale_by_key, reps_by_key):
     write_run(run_id, m, points)
 
 
+def check_against_sweep_parser():
+    """The fixture's scenario text must parse with the sweep's parser, giving the fixture's keys."""
+    import sys
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
+    try:
+        from cbenchlib import scenario
+    except ImportError:
+        print("note: scripts/cbenchlib/scenario.py not importable; scenario text not checked")
+        return
+    rows = [r for r, _, _ in EVER_ROWS + NIO_ROWS + CONTEXT_ROWS + IDLE_ROWS[1:]]
+    sc = scenario.parse(scenario_text(rows), "fixture")
+    assert [r.key for r in sc.rows] == [r["key"] for r in rows], [r.key for r in sc.rows]
+
+
 def main():
+    check_against_sweep_parser()
     run_a()
-    scale = {"pull-loop t1": 1.06, "workers t1 shared": 1.0, "workers t4 shared": 0.88, "nginx w1": 1.003}
+    scale = {"pull-loop t1": 1.06, "worker-pool t1 shared": 1.0, "worker-pool t4 shared": 0.88, "nginx t1": 1.003}
     run_b("20260102T000000Z-ever-table-synthetic", ENV, "2026-01-02T00:00:00Z", scale,
-          {"workers t1 shared": 2})
+          {"worker-pool t1 shared": 2, "nginx t1": 1})
     other = dict(ENV, kernel="6.5.0-synthetic-other")
     run_b("20260103T000000Z-other-kernel-synthetic", other, "2026-01-03T00:00:00Z", scale, {})
     print(f"wrote fixture runs under {RUNS}")

@@ -1,0 +1,53 @@
+// One reactor's worth of HTTP serving: a listener and its connections as handlers of one
+// net::Reactor, in EventMachine's style (on_readable accepts or reads, parses, answers and writes;
+// a full socket switches the connection to on_writable). It runs on the thread that calls run()
+// and knows nothing about how many of it there are: epoll-reactor runs one, multi-reactor runs
+// one per thread, each on its own SO_REUSEPORT listener, so the two differ only in that.
+#pragma once
+#include <chrono>
+
+#include "backends/net/idle_list.h"
+#include "backends/net/nb_session.h"
+#include "backends/net/reactor.h"
+
+namespace cb::net {
+
+class ReactorServer final : public Reactor::Handler {
+ public:
+  // Serves listen_fd (made non-blocking here; not owned: the caller closes it after run() returns).
+  // Only stop() may be called from another thread.
+  ReactorServer(int listen_fd, std::chrono::milliseconds idle_timeout);
+  ~ReactorServer() override;
+  ReactorServer(const ReactorServer&) = delete;
+  ReactorServer& operator=(const ReactorServer&) = delete;
+
+  // True if the reactor and the listener's registration are usable; run() returns 1 otherwise.
+  bool ok() const { return ok_; }
+
+  // Dispatches events on the calling thread until stop(); then closes every connection.
+  // Returns 0 after a stop, 1 if the reactor could not run.
+  int run();
+
+  // Makes run() return soon. Thread-safe and non-blocking (an eventfd write).
+  void stop() { reactor_.stop(); }
+
+  // The listener is readable: accepts a bounded batch (kMaxAcceptsPerEvent).
+  bool on_readable() override;
+
+ private:
+  class Connection;  // a Reactor::Handler per client, in reactor_server.cpp
+
+  void on_tick();
+  void set_interest(Connection& c, bool writable);
+  void touch(Connection& c);
+  void close(Connection* c);
+
+  int listen_fd_;
+  Reactor reactor_;
+  IdleList idle_;      // every open connection, oldest deadline first
+  IoScratch scratch_;  // read buffer and response staging, shared by this reactor's connections
+  bool ok_ = false;
+  bool accept_paused_ = false;
+};
+
+}  // namespace cb::net

@@ -1,0 +1,410 @@
+"""PNG and SVG charts of one run, written to RUN/charts/ (reads results only).
+
+Every chart has a title, axis labels with units, and a footer naming the machine and the
+run. Points whose verdict is not server-bound are drawn hollow (lines) or hatched (bars).
+A chart is drawn only when the run has the data for it; `draw_all` returns what it skipped
+and why. Uses matplotlib's Agg backend (no display).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .runload import Load, Row, Run, column_label, group_title  # noqa: E402
+from .tables import LATENCY_STATS  # noqa: E402
+
+PNG_DPI = 110  # readable at 100% in a browser without making 20-row charts huge
+HOLLOW_NOTE = "hollow marker = not server-bound (client-bound, error-bound or unclear)"
+HATCH_NOTE = "hatched bar = not server-bound (client-bound, error-bound or unclear)"
+MAX_LEGEND_ROWS = 40  # a legend longer than this is unreadable; the tables name every row anyway
+
+
+class ChartSet:
+    """Writes charts for one run; collects written and skipped charts."""
+
+    def __init__(self, run: Run, out_dir: str | None = None):
+        self.run = run
+        self.out_dir = out_dir or os.path.join(run.dir, "charts")
+        self.written: list[dict] = []
+        self.skipped: list[dict] = []
+        cmap = plt.get_cmap("tab20")
+        self.colors = {key: cmap(i % 20) for i, key in enumerate(run.rows)}
+        self.styles = {key: ("-", "--", ":", "-.")[(i // 20) % 4] for i, key in enumerate(run.rows)}
+
+    # ---- plumbing --------------------------------------------------------
+    def footer(self) -> str:
+        text = f"machine: {self.run.machine_line()}  ·  run: {self.run.run_id}"
+        if self.run.synthetic:
+            text += "  ·  SYNTHETIC TEST DATA"
+        return text
+
+    def save(self, fig, name: str, title: str, note: str | None = None) -> None:
+        os.makedirs(self.out_dir, exist_ok=True)
+        fig.suptitle(title, fontsize=12, fontweight="bold")
+        foot = self.footer() + (f"\n{note}" if note else "")
+        fig.text(0.01, 0.005, foot, fontsize=7.5, color="#444444", ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+        files = []
+        for ext in ("png", "svg"):
+            path = os.path.join(self.out_dir, f"{name}.{ext}")
+            fig.savefig(path, dpi=PNG_DPI, bbox_inches="tight", metadata=None if ext == "png" else {"Date": None})
+            files.append(os.path.relpath(path, self.run.dir))
+        plt.close(fig)
+        self.written.append({"name": name, "title": title, "files": files})
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped.append({"name": name, "reason": reason})
+
+    def legend(self, ax, rows: list[Row], extra=None) -> None:
+        handles = [Line2D([0], [0], color=self.colors[r.key], linestyle=self.styles[r.key], marker="o",
+                          label=r.display()) for r in rows[:MAX_LEGEND_ROWS]]
+        handles += extra or []
+        handles.append(Line2D([0], [0], color="#555555", marker="o", markerfacecolor="white", linestyle="none",
+                              label="hollow: not server-bound"))
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+    def point_style(self, cell) -> dict:
+        hollow = bool(cell.not_server_bound())
+        return {"markerfacecolor": "white" if hollow else None}
+
+    # ---- line charts against connections ---------------------------------
+    def _series(self, loads: list[Load], row: Row, metric: str):
+        """(x connections, y median, cells) for a row over loads with a value, sorted by x."""
+        pts = []
+        for ld in loads:
+            c = self.run.cell(row.key, ld.lid)
+            if c is None or ld.connections is None:
+                continue
+            v = c.median(metric)
+            if v is not None:
+                pts.append((ld.connections, v, c))
+        pts.sort(key=lambda t: t[0])
+        return pts
+
+    def _plot_series(self, ax, row: Row, pts, scale: float = 1.0) -> None:
+        if not pts:
+            return
+        color = self.colors[row.key]
+        ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], color=color, linestyle=self.styles[row.key],
+                linewidth=1.2)
+        for x, y, c in pts:
+            ax.plot([x], [y * scale], marker="o", color=color, markersize=5, **{
+                k: v for k, v in self.point_style(c).items() if v is not None})
+
+    def rps_vs_connections(self, slug: str, group, loads: list[Load]) -> None:
+        name = f"rps-vs-connections-{slug}"
+        conns = {ld.connections for ld in loads if ld.connections}
+        if len(conns) < 2:
+            self.skip(name, f"{group_title(group)}: only {len(conns)} connection count(s); a line needs two")
+            return
+        rows = self.run.rows_in(loads)
+        fig, ax = plt.subplots(figsize=(11, 5.5))
+        drawn = []
+        for r in rows:
+            pts = self._series(loads, r, "wrk.req_per_s")
+            if pts:
+                self._plot_series(ax, r, pts)
+                drawn.append(r)
+        if not drawn:
+            plt.close(fig)
+            self.skip(name, f"{group_title(group)}: no successful points")
+            return
+        ax.set_xscale("log")
+        ax.set_xlabel("connections (wrk -c, log scale)")
+        ax.set_ylabel("throughput (requests/s, median)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, which="both", alpha=0.3)
+        self.legend(ax, drawn)
+        self.save(fig, name, f"Requests per second against connections: {group_title(group)}", HOLLOW_NOTE)
+
+    def latency_vs_connections(self, slug: str, group, loads: list[Load]) -> None:
+        name = f"latency-vs-connections-{slug}"
+        conns = {ld.connections for ld in loads if ld.connections}
+        if len(conns) < 2:
+            self.skip(name, f"{group_title(group)}: only {len(conns)} connection count(s); a line needs two")
+            return
+        rows = self.run.rows_in(loads)
+        fig, axes = plt.subplots(1, 3, figsize=(15, 5.5), sharey=True)
+        drawn = set()
+        for ax, stat in zip(axes, ("p50", "p99", "max")):
+            for r in rows:
+                pts = self._series(loads, r, LATENCY_STATS[stat][0])
+                if pts:
+                    self._plot_series(ax, r, pts, scale=1e-3)
+                    drawn.add(r.key)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"wrk {stat} latency", fontsize=10)
+            ax.set_xlabel("connections (log scale)")
+            ax.grid(True, which="both", alpha=0.3)
+        if not drawn:
+            plt.close(fig)
+            self.skip(name, f"{group_title(group)}: no latency recorded")
+            return
+        axes[0].set_ylabel("latency (ms, log scale)")
+        self.legend(axes[-1], [r for r in rows if r.key in drawn])
+        note = HOLLOW_NOTE
+        if group[1] > 1:
+            note += f"; pipelined: wrk times a whole batch of {group[1]} requests"
+        self.save(fig, name, f"Latency (p50, p99, max) against connections: {group_title(group)}", note)
+
+    def throughput_vs_latency(self, slug: str, group, loads: list[Load]) -> None:
+        name = f"throughput-vs-latency-{slug}"
+        rows = self.run.rows_in(loads)
+        fig, ax = plt.subplots(figsize=(11, 5.5))
+        drawn = []
+        for r in rows:
+            pts = []
+            for ld in loads:
+                c = self.run.cell(r.key, ld.lid)
+                if c is None:
+                    continue
+                x, y = c.median("wrk.req_per_s"), c.median("wrk.latency_us.p99")
+                if x is not None and y is not None:
+                    pts.append((ld.connections or 0, x, y / 1e3, c))
+            if not pts:
+                continue
+            pts.sort(key=lambda t: t[0])
+            color = self.colors[r.key]
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], color=color, linestyle=self.styles[r.key],
+                    linewidth=1.0)
+            for _, x, y, c in pts:
+                ax.plot([x], [y], marker="o", color=color, markersize=5,
+                        **{k: v for k, v in self.point_style(c).items() if v is not None})
+            drawn.append(r)
+        if not drawn:
+            plt.close(fig)
+            self.skip(name, f"{group_title(group)}: no point with both req/s and p99 latency")
+            return
+        ax.set_yscale("log")
+        ax.set_xlabel("throughput (requests/s, median)")
+        ax.set_ylabel("wrk p99 latency (ms, log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        self.legend(ax, drawn)
+        self.save(fig, name, f"Throughput against p99 latency (one point per load, connections rising):"
+                  f" {group_title(group)}", HOLLOW_NOTE)
+
+    # ---- against server threads ------------------------------------------
+    def rps_vs_threads(self, slug: str, group, loads: list[Load]) -> None:
+        name = f"rps-vs-threads-{slug}"
+        rows = self.run.rows_in(loads)
+        families: dict[tuple, list[Row]] = {}
+        for r in rows:
+            if r.threads is not None:
+                families.setdefault(r.variant_fields(), []).append(r)
+        families = {k: sorted(v, key=lambda r: r.threads) for k, v in families.items()
+                    if len({r.threads for r in v}) >= 2}
+        if not families:
+            self.skip(name, f"{group_title(group)}: no model variant measured at two or more thread counts")
+            return
+        n = len(loads)
+        cols = min(n, 4)
+        nrows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols + 2.5, 4.0 * nrows), squeeze=False)
+        handles = []
+        for i, ld in enumerate(loads):
+            ax = axes[i // cols][i % cols]
+            for fam_rows in families.values():
+                first = fam_rows[0]
+                pts = []
+                for r in fam_rows:
+                    c = self.run.cell(r.key, ld.lid)
+                    v = c.median("wrk.req_per_s") if c else None
+                    if v is not None:
+                        pts.append((r.threads, v, c))
+                if not pts:
+                    continue
+                color = self.colors[first.key]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linewidth=1.2)
+                for x, y, c in pts:
+                    ax.plot([x], [y], marker="o", color=color, markersize=5,
+                            **{k: v for k, v in self.point_style(c).items() if v is not None})
+            ax.set_title(column_label(ld), fontsize=10)
+            ax.set_xlabel("server threads")
+            ax.set_ylabel("requests/s (median)")
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+        for j in range(n, nrows * cols):
+            axes[j // cols][j % cols].axis("off")
+        for fam_rows in families.values():
+            first = fam_rows[0]
+            label = _variant_name(first)
+            handles.append(Line2D([0], [0], color=self.colors[first.key], marker="o", label=label))
+        handles.append(Line2D([0], [0], color="#555555", marker="o", markerfacecolor="white", linestyle="none",
+                              label="hollow: not server-bound"))
+        axes[0][cols - 1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                                 frameon=False)
+        self.save(fig, name, f"Requests per second against server threads: {group_title(group)}", HOLLOW_NOTE)
+
+    # ---- per-request costs (bars) ----------------------------------------
+    def _bar_grid(self, loads, metric_rows, name, title, xlabel_by_metric, group, stacked=None) -> None:
+        rows = self.run.rows_in(loads)
+        used_loads = [ld for ld in loads if any(
+            (c := self.run.cell(r.key, ld.lid)) and any(c.median(m) is not None for m in _flat(metric_rows))
+            for r in rows)]
+        if not used_loads:
+            self.skip(name, f"{group_title(group)}: no per-request figures recorded (derived.*)")
+            return
+        used_rows = [r for r in rows if any(
+            (c := self.run.cell(r.key, ld.lid)) and any(c.median(m) is not None for m in _flat(metric_rows))
+            for ld in used_loads)]
+        nm, nl = len(metric_rows), len(used_loads)
+        height = max(3.0, 0.28 * len(used_rows) + 1.5)
+        fig, axes = plt.subplots(nm, nl, figsize=(3.6 * nl + 3.5, height * nm), squeeze=False, sharey=True)
+        ypos = list(range(len(used_rows)))
+        for mi, metrics in enumerate(metric_rows):
+            for li, ld in enumerate(used_loads):
+                ax = axes[mi][li]
+                left = [0.0] * len(used_rows)
+                for k, m in enumerate(metrics):
+                    vals, hatches = [], []
+                    for r in used_rows:
+                        c = self.run.cell(r.key, ld.lid)
+                        v = c.median(m) if c else None
+                        vals.append(v or 0.0)
+                        hatches.append("///" if c and c.not_server_bound() else None)
+                    colors = stacked[k] if stacked else [self.colors[r.key] for r in used_rows]
+                    bars = ax.barh(ypos, vals, left=left, color=colors, edgecolor="#333333", linewidth=0.4)
+                    for b, h in zip(bars, hatches):
+                        if h:
+                            b.set_hatch(h)
+                    left = [a + b for a, b in zip(left, vals)]
+                ax.set_yticks(ypos)
+                ax.set_yticklabels([r.display() for r in used_rows], fontsize=7)
+                ax.set_xlabel(xlabel_by_metric[mi], fontsize=8)
+                ax.set_title(column_label(ld), fontsize=9)
+                ax.grid(True, axis="x", alpha=0.3)
+        axes[0][0].invert_yaxis()  # shared y: inverting once turns every subplot top-down
+        if stacked:
+            handles = [Patch(facecolor=stacked[k], edgecolor="#333333", label=lab)
+                       for k, lab in enumerate(("user", "system"))]
+            handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="///", label="not server-bound"))
+            axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                               frameon=False)
+        self.save(fig, name, f"{title}: {group_title(group)}", HATCH_NOTE)
+
+    def cpu_per_request(self, slug: str, group, loads: list[Load]) -> None:
+        self._bar_grid(loads, [("derived.server_user_us_per_req", "derived.server_sys_us_per_req")],
+                       f"cpu-per-request-{slug}", "Server CPU per request, user and system",
+                       ["server CPU per request (µs, user + system)"], group,
+                       stacked=("#4c72b0", "#dd8452"))
+
+    def syscalls_ctx_per_request(self, slug: str, group, loads: list[Load]) -> None:
+        self._bar_grid(loads, [("derived.syscalls_per_req",), ("derived.ctx_switches_per_req",)],
+                       f"syscalls-ctx-per-request-{slug}", "System calls and context switches per request",
+                       ["read+write system calls per request", "context switches per request"], group)
+
+    # ---- idle connections ------------------------------------------------
+    def idle_memory(self, loads: list[Load]) -> None:
+        name = "idle-memory"
+        rows = self.run.rows_in(loads)
+        data = []
+        for r in rows:
+            for ld in loads:
+                c = self.run.cell(r.key, ld.lid)
+                b = c.median("idle.bytes_per_conn") if c else None
+                t = c.median("idle.threads_per_conn") if c else None
+                if b is not None:
+                    data.append((r, ld, b, t))
+        if not data:
+            self.skip(name, "idle points have no idle.bytes_per_conn")
+            return
+        counts = sorted({ld.idle_connections or 0 for _, ld, _, _ in data})
+        fig, axes = plt.subplots(1, 2, figsize=(12, max(3.0, 0.45 * len(rows) * len(counts) / 2 + 1.8)),
+                                 sharey=True)
+        width = 0.8 / max(1, len(counts))
+        used_rows = [r for r in rows if any(d[0] is r for d in data)]
+        shades = plt.get_cmap("Blues")
+        for ci, n in enumerate(counts):
+            ys, bs, ts = [], [], []
+            for ri, r in enumerate(used_rows):
+                d = next((d for d in data if d[0] is r and (d[1].idle_connections or 0) == n), None)
+                if d:
+                    ys.append(ri + ci * width)
+                    bs.append(d[2] / 1024.0)
+                    ts.append(d[3] or 0.0)
+            color = shades(0.4 + 0.5 * ci / max(1, len(counts) - 1))
+            axes[0].barh(ys, bs, height=width, color=color, edgecolor="#333333", linewidth=0.4,
+                         label=f"{n} idle connections")
+            axes[1].barh(ys, ts, height=width, color=color, edgecolor="#333333", linewidth=0.4)
+        centre = [ri + width * (len(counts) - 1) / 2 for ri in range(len(used_rows))]
+        axes[0].set_yticks(centre)
+        axes[0].set_yticklabels([r.display() for r in used_rows], fontsize=8)
+        axes[0].invert_yaxis()
+        axes[0].set_xlabel("server memory per idle connection (KiB, RSS growth ÷ connections)")
+        axes[1].set_xlabel("server threads per idle connection")
+        for ax in axes:
+            ax.grid(True, axis="x", alpha=0.3)
+        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                       handles=[Patch(facecolor=shades(0.4 + 0.5 * i / max(1, len(counts) - 1)),
+                                      label=f"{n} idle connections") for i, n in enumerate(counts)])
+        self.save(fig, name, "Memory and threads per idle connection (no load generator)")
+
+    # ---- all -------------------------------------------------------------
+    def draw_all(self) -> None:
+        idle_loads = []
+        for group, loads in self.run.load_groups():
+            if group[2]:
+                idle_loads += loads
+                continue
+            slug = group_slug(group)
+            self.rps_vs_connections(slug, group, loads)
+            self.latency_vs_connections(slug, group, loads)
+            self.rps_vs_threads(slug, group, loads)
+            self.cpu_per_request(slug, group, loads)
+            self.syscalls_ctx_per_request(slug, group, loads)
+            self.throughput_vs_latency(slug, group, loads)
+        if idle_loads:
+            self.idle_memory(idle_loads)
+        else:
+            self.skip("idle-memory", "the run has no idle-connection points")
+        if not any(not g[2] for g, _ in self.run.load_groups()):
+            self.skip("load charts", "the run has no points under load (wrk)")
+        self.write_index()
+
+    def write_index(self) -> None:
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(os.path.join(self.out_dir, "charts.json"), "w", encoding="utf-8") as f:
+            json.dump({"run_id": self.run.run_id, "written": self.written, "skipped": self.skipped}, f, indent=2)
+            f.write("\n")
+
+
+def _flat(metric_rows):
+    return [m for ms in metric_rows for m in ms]
+
+
+def _variant_name(r: Row) -> str:
+    parts = [r.model or r.key]
+    if r.queues:
+        parts.append(f"{r.queues} queue")
+    if r.gvl:
+        parts.append("--gvl")
+    if r.backend:
+        parts.append(r.backend)
+    if r.kind != "model":
+        parts.append(f"({r.kind})")
+    return " ".join(parts)
+
+
+def group_slug(group) -> str:
+    path, pipeline, _idle = group
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-") or "root"
+    if pipeline > 1:
+        slug += f"-p{pipeline}"
+    return slug
+
+
+def read_index(run_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(run_dir, "charts", "charts.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,188 @@
+"""Reports: a run's report.md, and the generated sections of the root REPORT.md.
+
+The root REPORT.md is hand-written except between `<!-- BEGIN GENERATED: name -->` and
+`<!-- END GENERATED: name -->`; those sections are regenerated from the run directory that
+results/reference-runs.toml maps each name to. Text outside the markers is never touched.
+Every generated section names the run directory its numbers come from.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections import Counter
+
+from . import findings, pubcompare, published, tables
+from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
+
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
+DEFAULT_REPORT = os.path.join(REPO_ROOT, "REPORT.md")
+# A marker is a whole line of its own, so prose may quote the marker syntax inline.
+_SECTION = re.compile(r"^(<!-- BEGIN GENERATED: (?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)"
+                      r"^(<!-- END GENERATED: (?P=name) -->)$", re.S | re.M)
+
+
+class ReportError(Exception):
+    """A report that cannot be generated; the message names the file and the problem."""
+
+
+# ---------------------------------------------------------------- a run's report
+def matching_published(run: Run) -> list[published.Published]:
+    """Published tables (results/published/*.json) with at least one row label this run carries."""
+    out = []
+    if not os.path.isdir(published.PUBLISHED_DIR):
+        return out
+    labels = {canonical_label(r.label) for r in run.rows.values() if r.label}
+    for name in sorted(os.listdir(published.PUBLISHED_DIR)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            pub = published.load_published(name[:-5])
+        except published.PublishedError:
+            continue
+        if labels & {p.canonical for p in pub.rows}:
+            out.append(pub)
+    return out
+
+
+def verdict_summary(run: Run) -> list[str]:
+    verdicts = Counter()
+    failed = 0
+    for p in run.points:
+        if p.get("status", "ok") != "ok":
+            failed += 1
+        else:
+            verdicts[p.get("verdict") or "unclear"] += 1
+    n_cells = len(run.cells)
+    parts = [f"{n} {v}" for v, n in sorted(verdicts.items())]
+    line = (f"{len(run.points)} repetitions over {n_cells} points ({len(run.rows)} rows × their loads):"
+            f" {', '.join(parts) or 'none ok'}; {failed} failed.")
+    return [line]
+
+
+def chart_links(run: Run, link_prefix: str = "") -> list[str]:
+    from .charts import read_index
+    idx = read_index(run.dir)
+    if not idx:
+        return ["No charts (run `cbench plot` on the run)."]
+    out = []
+    for w in idx.get("written", []):
+        png = next((f for f in w["files"] if f.endswith(".png")), None)
+        svg = next((f for f in w["files"] if f.endswith(".svg")), None)
+        if png:
+            out.append(f"- [{w['title']}]({link_prefix}{png})" + (f" ([SVG]({link_prefix}{svg}))" if svg else ""))
+    for s in idx.get("skipped", []):
+        out.append(f"- not drawn: {s['name']}: {s['reason']}")
+    return out
+
+
+def ensure_charts(run: Run) -> None:
+    from .charts import read_index
+    if read_index(run.dir) is None:
+        from .cli_plot import plot_run
+        plot_run(run)
+
+
+def run_report(run: Run, latency: str = "max") -> str:
+    """The text of RUN/report.md: header, verdicts, tables, published comparison, charts."""
+    out = [f"# Report of run {run.run_id}", ""] + tables.run_header(run) + [""]
+    out += ["## Points and verdicts", ""] + verdict_summary(run) + [""]
+    out += ["## Tables", "", tables.render_run_tables(run, latency, heading_level=3, with_header=False)]
+    pubs = matching_published(run)
+    for pub in pubs:
+        out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=2))
+    if not pubs:
+        an = findings.Analysis(run)
+        if an.has_data:
+            out.append(findings.render_findings(an, 2))
+    out += ["## Charts", ""] + chart_links(run) + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def write_run_report(run: Run, latency: str = "max", plot: bool = True) -> str:
+    if plot:
+        ensure_charts(run)
+    path = os.path.join(run.dir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(run_report(run, latency))
+    return path
+
+
+# ---------------------------------------------------------------- root REPORT.md
+def read_config(path: str) -> dict:
+    """results/reference-runs.toml: {section name: {"run": dir or "", ...}}; raises ReportError."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror})")
+    except tomllib.TOMLDecodeError as exc:
+        raise ReportError(f"{path}: {exc}")
+    sections = doc.get("sections", {})
+    if not isinstance(sections, dict):
+        raise ReportError(f"{path}: key 'sections' must be a table of [sections.NAME]")
+    for name, sec in sections.items():
+        if not isinstance(sec, dict) or not isinstance(sec.get("run", ""), str):
+            raise ReportError(f"{path}: [sections.{name}] needs run = \"results/runs/<id>\" (or \"\" if not yet run)")
+    return sections
+
+
+def placeholder(name: str, sec: dict | None) -> str:
+    what = (sec or {}).get("scenario", name)
+    return (f"_Not yet run._ No reference run of scenario `{what}` is listed for this section in"
+            f" `results/reference-runs.toml`; after the sweep on the reference machine, set"
+            f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`."
+            " No numbers are shown until then.\n")
+
+
+def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, root: str = REPO_ROOT) -> str:
+    """Generated markdown for one REPORT.md section (between its markers)."""
+    run_dir = (sec or {}).get("run", "")
+    if not run_dir:
+        return placeholder(name, sec)
+    full = run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir)
+    try:
+        run = load_run(full)
+    except RunError as exc:
+        raise ReportError(f"section {name}: {exc}")
+    if run.synthetic and not allow_synthetic:
+        raise ReportError(f"section {name}: {run_dir} is synthetic test data (meta.json \"synthetic\": true);"
+                          " fixtures never go into REPORT.md")
+    ensure_charts(run)
+    rel = os.path.relpath(os.path.abspath(run.dir), os.path.abspath(root))
+    latency = (sec or {}).get("latency", "max")
+    out = [f"Every number in this section comes from run directory `{rel}/`"
+           f" (run `{run.run_id}`; regenerate with `make report`).", ""]
+    out += tables.run_header(run)[2:] + [""]
+    out += verdict_summary(run) + [""]
+    out.append(tables.render_run_tables(run, latency, heading_level=3, with_header=False))
+    for pub in matching_published(run):
+        out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
+    out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def regenerate(report_text: str, config: dict, allow_synthetic: bool = False, root: str = REPO_ROOT) -> str:
+    """REPORT.md text with every marked section regenerated; text outside markers unchanged."""
+
+    def repl(m: re.Match) -> str:
+        name = m.group("name")
+        return m.group(1) + section_text(name, config.get(name), allow_synthetic, root) + m.group(4)
+
+    return _SECTION.sub(repl, report_text)
+
+
+def section_names(report_text: str) -> list[str]:
+    return [m.group("name") for m in _SECTION.finditer(report_text)]
+
+
+def check_markers(report_text: str, path: str) -> None:
+    """Raise ReportError when BEGIN/END markers do not pair up (an edit broke one)."""
+    begins = re.findall(r"^<!-- BEGIN GENERATED: ([^ ]+) -->$", report_text, re.M)
+    ends = re.findall(r"^<!-- END GENERATED: ([^ ]+) -->$", report_text, re.M)
+    paired = section_names(report_text)
+    for n in begins + ends:
+        if n not in paired:
+            raise ReportError(f"{path}: marker for section {n!r} has no matching BEGIN/END pair")
+    if len(begins) != len(set(begins)):
+        raise ReportError(f"{path}: a section name appears in more than one BEGIN marker")

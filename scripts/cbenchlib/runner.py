@@ -1,0 +1,496 @@
+"""One measured repetition of one point: the runner's whole life cycle.
+
+wrk point:  start the server pinned (fresh per repetition) -> wait for its
+readiness line (deadline) -> primer (a few requests must answer 200) ->
+discarded warm-up wrk run of the same shape -> /proc sample -> measured wrk
+run pinned to the client CPUs -> /proc sample -> the server must still be
+alive and answer -> stop the server (SIGTERM its group, SIGKILL after a grace).
+
+idle point: start -> ready -> primer -> sample -> open N idle connections ->
+let the server settle -> sample -> close them -> post-check -> stop.
+
+A fresh server per repetition keeps repetitions independent (no heap, thread
+or connection state carried over from an earlier point; VmHWM is a lifetime
+peak, so a reused server would report an earlier point's peak), and a crash
+costs one point only. The price is ~0.1 s of start-up per repetition.
+
+Every failure becomes a record with status "failed", a reason and the tail of
+the server's output; nothing here exits the sweep except an interruption,
+which propagates after this module has stopped every process it started.
+"""
+from __future__ import annotations
+
+import errno
+import http.client
+import math
+import os
+import re
+import selectors
+import signal
+import socket
+import string
+import time
+
+from . import procstat, verdict, wrk
+from .resultio import utc_now
+from .scenario import Point, Settings, cpu_list_count
+
+READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
+PRIMER_REQUESTS = 3          # enough to see a keep-alive connection answer more than once
+PRIMER_TIMEOUT_S = 5.0
+POST_CHECK_MIN_TIMEOUT_S = 5.0
+STOP_GRACE_S = 5.0           # SIGTERM -> SIGKILL; models must exit within this on SIGTERM
+WRK_GRACE_S = 15.0           # beyond duration + timeout, before a hung wrk is killed
+OUTPUT_TAIL_CHARS = 3000
+IDLE_CONNECT_BATCH = 256     # connects in flight at once: stays under the listen backlog
+IDLE_SETTLE_SAMPLES = 3      # equal samples (threads, RSS) that mean the server has settled
+IDLE_SETTLE_INTERVAL_S = 0.1
+IDLE_SETTLE_MAX_S = 5.0
+FD_HEADROOM = 64             # descriptors the harness needs besides the idle connections
+
+
+class PointFailed(Exception):
+    def __init__(self, reason: str, tail: str | None = None, **partial):
+        super().__init__(reason)
+        self.reason = reason
+        self.tail = tail
+        self.partial = partial
+
+
+class ServerHandle:
+    def __init__(self, proc, port: int, log_path: str, ready: dict):
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+        self.ready = ready
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def tail(path: str, chars: int = OUTPUT_TAIL_CHARS) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - chars))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit]
+
+
+def model_command(server_bin: str, point: Point, host_addr: str, server_args) -> list[str]:
+    row = point.row
+    argv = [server_bin, "--model", row.model, "--host", host_addr, "--port", "0",
+            "--threads", str(row.threads)]
+    if row.queues:
+        argv += ["--queues", row.queues]
+    if row.gvl:
+        argv.append("--gvl")
+    if row.backend:
+        argv += ["--backend", row.backend]
+    return argv + list(row.extra_args) + list(server_args)
+
+
+def free_port(addr: str) -> int:
+    """A port nothing listens on now (peers cannot take port 0 and report it)."""
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag: str) -> tuple[list[str], str | None]:
+    """(argv, config path) of a peer row: $port, $host, $threads, $config, $run_dir substituted."""
+    row = point.row
+    config_path = None
+    values = {"port": str(port), "host": addr, "threads": str(row.threads), "run_dir": run_dir}
+    if row.config_template:
+        template_path = row.config_template if os.path.isabs(row.config_template) \
+            else os.path.join(repo, row.config_template)
+        with open(template_path, encoding="utf-8") as f:
+            text = string.Template(f.read()).substitute(values)
+        config_path = os.path.join(run_dir, "logs", f"{tag}-{row.model}.conf")
+        with open(config_path, "w", encoding="utf-8") as f:
+            f.write(text)
+    values["config"] = config_path or ""
+    argv = [string.Template(a).substitute(values) for a in row.command]
+    return argv, config_path
+
+
+class Runner:
+    def __init__(self, host, settings: Settings, server_bin: str, wrk_bin: str | None,
+                 run_dir: str, repo: str, available_models: set[str] | None):
+        self.host = host
+        self.settings = settings
+        self.server_bin = server_bin
+        self.wrk_bin = wrk_bin
+        self.run_dir = run_dir
+        self.logs_dir = os.path.join(run_dir, "logs")
+        self.repo = repo
+        self.available = available_models
+        self.addr = host.client_address
+        self.server_cpu_count = cpu_list_count(settings.server_cpus)
+        self.client_cpu_count = cpu_list_count(settings.client_cpus)
+
+    # -- public -----------------------------------------------------------------------
+    def run(self, point: Point, rep: int, seq: int) -> dict:
+        """One repetition of one point -> its points.jsonl record (status ok or failed)."""
+        tag = f"{seq:04d}-r{rep}-{_slug(point.row.key + ' ' + point.load.key)}"
+        record = {
+            "point_id": point.id, "rep": rep, "seq": seq,
+            "row": point.row.to_json(), "load": point.load.to_json(self.settings),
+            "status": "ok", "failure": None, "wrk": None, "server": None, "client": None,
+            "derived": None, "idle": None, "verdict": None, "verdict_evidence": None,
+            "commands": {"server": None, "client": None, "warmup": None},
+            "logs": {}, "started_utc": utc_now(), "ended_utc": None,
+        }
+        server = None
+        try:
+            self._check_runnable(point)
+            server = self._start_server(point, tag, record)
+            record["server_ready"] = server.ready
+            self._primer(server, point.load.path if not point.load.is_idle else "/",
+                         PRIMER_REQUESTS, PRIMER_TIMEOUT_S, "primer")
+            if point.load.is_idle:
+                self._measure_idle(point, server, record)
+            else:
+                self._measure_wrk(point, server, tag, record)
+        except PointFailed as exc:
+            record["status"] = "failed"
+            record["failure"] = {"reason": exc.reason,
+                                 "server_output_tail": exc.tail if exc.tail is not None
+                                 else (tail(server.log_path) if server else None)}
+            if exc.partial.get("skipped"):
+                record["failure"]["skipped"] = True
+            for k, v in exc.partial.items():
+                if k != "skipped" and record.get(k) is None:
+                    record[k] = v
+            record["verdict"] = "unclear"
+            record["verdict_evidence"] = f"failed: {exc.reason}"
+        except Exception as exc:  # noqa: BLE001 - a harness bug costs one point, not the sweep
+            import traceback
+            reason = f"harness error: {exc.__class__.__name__}: {exc}"
+            record["status"] = "failed"
+            record["failure"] = {"reason": reason,
+                                 "server_output_tail": tail(server.log_path) if server else None,
+                                 "traceback": traceback.format_exc()[-OUTPUT_TAIL_CHARS:]}
+            record["verdict"] = "unclear"
+            record["verdict_evidence"] = f"failed: {reason}"
+        finally:
+            # Runs on interruption too: the server never outlives its point.
+            if server is not None:
+                status = server.proc.stop(STOP_GRACE_S)
+                record["server_exit_status"] = status
+        record["ended_utc"] = utc_now()
+        return record
+
+    # -- steps --------------------------------------------------------------------------
+    def _check_runnable(self, point: Point):
+        row = point.row
+        if row.kind in ("model", "instrument") and self.available is not None \
+                and row.model not in self.available:
+            raise PointFailed(f"model {row.model!r} is not in `cbench-server --list` "
+                              f"(not built yet?); point skipped", tail="", skipped=True)
+        if not point.load.is_idle and not self.wrk_bin:
+            raise PointFailed("wrk not found", tail="")
+
+    def _start_server(self, point: Point, tag: str, record: dict) -> ServerHandle:
+        log_path = os.path.join(self.logs_dir, f"{tag}-server.log")
+        record["logs"]["server"] = os.path.relpath(log_path, self.run_dir)
+        if point.row.kind == "peer":
+            return self._start_peer(point, tag, log_path, record)
+        argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
+        proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
+        record["commands"]["server"] = proc.argv
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while True:
+            text = tail(log_path, 1 << 16)
+            m = READY_RE.search(text)
+            if m:
+                ready = dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv)
+                try:
+                    port = int(ready["port"])
+                except (KeyError, ValueError):
+                    proc.stop(STOP_GRACE_S)
+                    raise PointFailed(f"readiness line has no port: {m.group(0)!r}", tail=tail(log_path))
+                if "pid" in ready and ready["pid"] != str(proc.pid):
+                    ready["pid_mismatch"] = f"reported {ready['pid']}, started {proc.pid}"
+                return ServerHandle(proc, port, log_path, ready)
+            status = proc.poll()
+            if status is not None:
+                proc.stop(0)
+                raise PointFailed(f"server exited with status {status} before it was ready",
+                                  tail=tail(log_path))
+            if time.monotonic() >= deadline:
+                proc.stop(STOP_GRACE_S)
+                raise PointFailed(f"server printed no readiness line within "
+                                  f"{self.settings.ready_timeout_s:g} s", tail=tail(log_path))
+            time.sleep(0.01)
+
+    def _start_peer(self, point: Point, tag: str, log_path: str, record: dict) -> ServerHandle:
+        """Peers (nginx, h2o; issue 7) print no readiness line: they are ready when they accept."""
+        port = free_port(self.addr)
+        try:
+            argv, config = render_peer(point, self.addr, port, self.run_dir, self.repo, tag)
+        except (OSError, KeyError, ValueError) as exc:
+            raise PointFailed(f"cannot prepare peer {point.row.model!r}: {exc}", tail="")
+        proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
+        record["commands"]["server"] = proc.argv
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                proc.stop(0)
+                raise PointFailed(f"peer exited with status {proc.returncode} before it accepted",
+                                  tail=tail(log_path))
+            try:
+                with socket.create_connection((self.addr, port), timeout=0.5):
+                    return ServerHandle(proc, port, log_path, {"port": str(port), "config": config})
+            except OSError:
+                time.sleep(0.05)
+        proc.stop(STOP_GRACE_S)
+        raise PointFailed(f"peer accepted no connection within {self.settings.ready_timeout_s:g} s",
+                          tail=tail(log_path))
+
+    def _primer(self, server: ServerHandle, path: str, count: int, timeout_s: float, what: str):
+        """count GETs of path on one keep-alive connection; each must answer 200."""
+        conn = http.client.HTTPConnection(self.addr, server.port, timeout=timeout_s)
+        try:
+            for i in range(count):
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise PointFailed(f"{what}: GET {path} answered {resp.status} {resp.reason} "
+                                      f"(request {i + 1} of {count})")
+        except (OSError, http.client.HTTPException) as exc:
+            alive = server.proc.poll()
+            state = "running" if alive is None else f"exited with status {alive}"
+            raise PointFailed(f"{what}: GET {path} failed: {exc.__class__.__name__}: {exc} "
+                              f"(server {state})")
+        finally:
+            conn.close()
+
+    def _run_wrk(self, point: Point, server: ServerHandle, duration_s: int, out_path: str,
+                 stop_after_s: float | None = None):
+        load = point.load
+        url = f"http://{self.addr}:{server.port}{load.path}"
+        argv = wrk.command(self.wrk_bin, url, load.wrk_threads, load.connections, duration_s,
+                           self.settings.timeout_s, load.pipeline)
+        err_path = out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
+        proc = self.host.spawn(argv, cpus=self.settings.client_cpus, stdout=out_path, stderr=err_path)
+        try:
+            if stop_after_s is not None:
+                # wrk's -d is whole seconds; a shorter warm-up is cut with SIGINT, on which
+                # wrk stops its threads and prints its summary as usual.
+                if proc.wait(stop_after_s) is None:
+                    proc.signal_group(signal.SIGINT)
+            limit = duration_s + self.settings.timeout_s + WRK_GRACE_S
+            if proc.wait(max(0.0, limit - (time.monotonic() - proc.started))) is None:
+                proc.stop(1.0)
+                raise PointFailed(f"wrk did not exit within {limit:g} s; killed")
+        finally:
+            if proc.returncode is None:
+                proc.stop(1.0)
+            else:
+                self.host._forget(proc)
+        with open(out_path, encoding="utf-8", errors="replace") as f:
+            stdout = f.read()
+        return proc, stdout, tail(err_path, 2000)
+
+    def _measure_wrk(self, point: Point, server: ServerHandle, tag: str, record: dict):
+        s = self.settings
+        load = point.load
+        if s.warmup_s > 0:
+            path = os.path.join(self.logs_dir, f"{tag}-warmup.txt")
+            record["logs"]["warmup"] = os.path.relpath(path, self.run_dir)
+            proc, _, _ = self._run_wrk(point, server, max(1, math.ceil(s.warmup_s)), path,
+                                       stop_after_s=s.warmup_s)
+            record["commands"]["warmup"] = proc.argv
+            if server.proc.poll() is not None:
+                raise PointFailed(f"server exited with status {server.proc.returncode} during the warm-up")
+
+        out_path = os.path.join(self.logs_dir, f"{tag}-wrk.txt")
+        record["logs"]["wrk"] = os.path.relpath(out_path, self.run_dir)
+        try:
+            machine_before = procstat.parse_system_stat(self.host.read_system_stat())
+            before = procstat.sample(self.host, server.pid)
+        except OSError:
+            raise PointFailed(f"server exited with status {server.proc.poll()} before the measured run")
+        proc, stdout, stderr_tail = self._run_wrk(point, server, s.duration_s, out_path)
+        record["commands"]["client"] = proc.argv
+        server_alive = server.proc.poll() is None
+        after = procstat.sample(self.host, server.pid) if server_alive else None
+        machine_after = procstat.parse_system_stat(self.host.read_system_stat())
+        record["machine"] = procstat.machine_window(machine_before, machine_after, self.host.clock_ticks())
+
+        if proc.rusage is not None:
+            cpu_user, cpu_sys = proc.rusage.ru_utime, proc.rusage.ru_stime
+            wall = (proc.ended or time.monotonic()) - proc.started
+            record["client"] = {"cpu_user_s": round(cpu_user, 3), "cpu_sys_s": round(cpu_sys, 3),
+                                "wall_s": round(wall, 3), "exit_status": proc.returncode}
+        try:
+            result = wrk.parse(stdout, load.pipeline)
+        except wrk.WrkOutputError as exc:
+            reason = f"wrk exited with status {proc.returncode}: {exc}"
+            if stderr_tail.strip():
+                reason += f"; stderr: {stderr_tail.strip()[-500:]}"
+            if not server_alive:
+                reason = f"server exited with status {server.proc.returncode} during the measured run; " + reason
+            raise PointFailed(reason)
+        record["wrk"] = result
+        if not server_alive:
+            raise PointFailed(f"server exited with status {server.proc.returncode} during the measured run")
+        record["server"] = procstat.window(before, after)
+        self._derive(record)
+        if result["requests"] == 0:
+            raise PointFailed("no response in the measured window (server stopped answering?)")
+        if proc.returncode != 0:
+            raise PointFailed(f"wrk exited with status {proc.returncode}; stderr: {stderr_tail.strip()[-500:]}")
+        self._primer(server, load.path, 1, max(POST_CHECK_MIN_TIMEOUT_S, float(s.timeout_s)),
+                     "post-check after the measured run")
+
+    def _derive(self, record: dict):
+        w, srv, cli = record["wrk"], record["server"], record["client"]
+        req = w["requests"]
+        cpu = srv["cpu_user_s"] + srv["cpu_sys_s"]
+        window_s = srv["window_s"]
+
+        def per_req(x, scale=1.0):
+            return None if x is None or req == 0 else round(x * scale / req, 4)
+
+        syscalls = None if srv["syscr"] is None else srv["syscr"] + srv["syscw"]
+        ctx = None if srv["ctx_voluntary"] is None else srv["ctx_voluntary"] + srv["ctx_involuntary"]
+        server_util = round(cpu / window_s / self.server_cpu_count, 4) if window_s > 0 else None
+        client_util = None
+        if cli and cli["wall_s"] > 0:
+            client_util = round((cli["cpu_user_s"] + cli["cpu_sys_s"]) / cli["wall_s"]
+                                / self.client_cpu_count, 4)
+        # CPU time the rest of the machine used in the window (other processes, the harness,
+        # interrupts): a benchmark sharing its CPUs is disturbed, and the evidence says so.
+        other_util = None
+        machine = record.get("machine")
+        if machine and cli:
+            other_s = machine["busy_cpu_s"] - cpu - cli["cpu_user_s"] - cli["cpu_sys_s"]
+            machine["other_cpu_s"] = round(max(0.0, other_s), 3)
+            other_util = round(max(0.0, other_s) / window_s, 4) if window_s > 0 else None
+            machine["other_cpu_util"] = other_util
+        record["derived"] = {
+            "server_cpu_us_per_req": per_req(cpu, 1e6),
+            "server_user_us_per_req": per_req(srv["cpu_user_s"], 1e6),
+            "server_sys_us_per_req": per_req(srv["cpu_sys_s"], 1e6),
+            "syscalls_per_req": per_req(syscalls),
+            "ctx_switches_per_req": per_req(ctx),
+            "server_cpu_util": server_util,
+            "client_cpu_util": client_util,
+        }
+        record["verdict"], record["verdict_evidence"] = verdict.judge(
+            w, server_util, client_util, self.server_cpu_count, self.client_cpu_count,
+            other_cpu_util=other_util)
+
+    # -- idle connections ---------------------------------------------------------------
+    def _measure_idle(self, point: Point, server: ServerHandle, record: dict):
+        import resource
+        n = point.load.idle_connections
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and n + FD_HEADROOM > hard:
+            raise PointFailed(f"{n} idle connections need {n + FD_HEADROOM} file descriptors, more than "
+                              f"this process's hard RLIMIT_NOFILE ({hard}); raise it (ulimit -Hn) "
+                              f"as root, or lower idle_connections")
+        if n + FD_HEADROOM > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n + FD_HEADROOM, hard))
+        before = self._settle(server)
+        socks: list[socket.socket] = []
+        try:
+            held, failures = self._open_idle(server.port, n, socks)
+            if server.proc.poll() is not None:
+                raise PointFailed(f"server exited with status {server.proc.returncode} "
+                                  f"while {held} idle connections were open")
+            after = self._settle(server)
+        finally:
+            for s in socks:
+                s.close()
+        rss_before, rss_after = before["rss_kb"], after["rss_kb"]
+        stack_kb = None
+        if held and (after["threads"] - before["threads"]) / held > 0.5:
+            stack_kb = self._stack_limit_kb(server.pid)
+        record["server"] = procstat.window(before, after)
+        record["idle"] = {
+            "connections": n, "connections_held": held, "connect_failures": failures,
+            "rss_before_kb": rss_before, "rss_after_kb": rss_after,
+            "threads_before": before["threads"], "threads_after": after["threads"],
+            "vmsize_before_kb": before["vmsize_kb"], "vmsize_after_kb": after["vmsize_kb"],
+            "bytes_per_conn": round((rss_after - rss_before) * 1024 / held, 1) if held else None,
+            "virtual_bytes_per_conn": round((after["vmsize_kb"] - before["vmsize_kb"]) * 1024 / held, 1)
+            if held else None,
+            "threads_per_conn": round((after["threads"] - before["threads"]) / held, 4) if held else None,
+            # glibc's default thread stack is RLIMIT_STACK's soft value; a model may set its own.
+            "stack_size_kb": stack_kb, "stack_size_source": "RLIMIT_STACK" if stack_kb else None,
+        }
+        record["verdict"], record["verdict_evidence"] = verdict.judge_idle(n, held)
+        self._primer(server, "/", 1, POST_CHECK_MIN_TIMEOUT_S, "post-check after closing the idle connections")
+
+    def _settle(self, server: ServerHandle) -> dict:
+        """A /proc sample taken once threads and RSS stop changing (bounded wait)."""
+        deadline = time.monotonic() + IDLE_SETTLE_MAX_S
+        last, same = None, 0
+        while True:
+            try:
+                s = procstat.sample(self.host, server.pid)
+            except OSError:
+                raise PointFailed(f"server exited with status {server.proc.poll()} during the idle point")
+            key = (s["threads"], s["rss_kb"])
+            same = same + 1 if key == last else 0
+            last = key
+            if same >= IDLE_SETTLE_SAMPLES - 1 or time.monotonic() >= deadline:
+                return s
+            time.sleep(IDLE_SETTLE_INTERVAL_S)
+
+    def _open_idle(self, port: int, n: int, socks: list) -> tuple[int, int]:
+        """Open n TCP connections that send nothing; returns (held, failed). Bounded by a deadline."""
+        deadline = time.monotonic() + 10.0 + n / 1000.0  # 1 ms per connection is generous on loopback
+        sel = selectors.DefaultSelector()
+        held = failed = started = 0
+        try:
+            while (held + failed < n) and time.monotonic() < deadline:
+                while started < n and started - held - failed < IDLE_CONNECT_BATCH:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.setblocking(False)
+                    rc = s.connect_ex((self.addr, port))
+                    started += 1
+                    if rc == 0:
+                        socks.append(s)
+                        held += 1
+                    elif rc in (errno.EINPROGRESS, errno.EAGAIN):
+                        sel.register(s, selectors.EVENT_WRITE)
+                    else:
+                        s.close()
+                        failed += 1
+                for key, _ in sel.select(timeout=0.1):
+                    s = key.fileobj
+                    sel.unregister(s)
+                    if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                        socks.append(s)
+                        held += 1
+                    else:
+                        s.close()
+                        failed += 1
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()
+                failed += 1
+            failed += n - started
+        finally:
+            sel.close()
+        return held, failed
+
+    def _stack_limit_kb(self, pid: int) -> int | None:
+        try:
+            text = self.host.read_proc(pid, "limits")
+        except OSError:
+            return None
+        m = re.search(r"^Max stack size\s+(\d+)", text, re.M)
+        return int(m.group(1)) // 1024 if m else None

@@ -1,0 +1,211 @@
+// Model: asio-coro (Boost.Asio with C++20 coroutines).
+//
+// The same io_context and threads as `asio`, but each connection is one coroutine written
+// forward, like a thread-per-connection loop: read, feed the codec, write, loop. Every co_await
+// on a socket suspends only that connection's coroutine frame; the thread goes back to the
+// io_context and runs whichever connection is ready. This is the "write forward, stay evented"
+// answer that the EventMachine interview hoped fibers would give: code shaped like the blocking
+// model, scheduling of the evented one, and no callback chain holding state between steps
+// (the state is the coroutine's locals). C++20 coroutines are stackless, so a suspended
+// connection costs its frame (the read buffer, codec and strings below), not a stack.
+//
+//   listen():     co_await async_accept -> spawn serve() and watch_idle() on a new strand -> loop
+//   serve():      co_await async_read_some -> Codec::feed -> co_await async_write -> loop
+//   watch_idle(): co_await the idle timer -> close the socket if no request completed meanwhile
+//
+// Backpressure: serve() never reads while it writes; the codec stops at the output high-water
+// mark (feed_status::output_full), the unparsed rest waits in `backlog`, and it is parsed and
+// written before the next read. Errors come back through redirect_error into an error_code,
+// so nothing throws on the hot path (Boost 1.74 has redirect_error; as_tuple came in 1.77).
+//
+// --threads N: N threads run the one io_context, as for asio. Each connection's two coroutines
+//   share a strand, so they never run at the same time; different connections run in parallel.
+// /sleep: blocks the thread that resumed that coroutine; the other N - 1 threads go on serving
+//   every other connection. N concurrent sleepers stall the server.
+// /spin: the same for CPU; with N >= cores the kernel time-slices the busy threads.
+// Idle timeout: watch_idle() sleeps until the connection's deadline, which serve() moves forward
+//   on each completed request (a store, no timer operation per request); at the deadline it
+//   closes the socket, which ends serve()'s pending read with operation_aborted.
+// EMFILE: listen() gets no_descriptors and waits kAcceptRetryDelay before accepting again.
+// Stop: Control::on_stop calls io_context::stop(); every run() returns after the handler in hand
+//   (at worst a /sleep of kMaxSleepMs); run() joins the threads, and destroying the io_context
+//   destroys the suspended coroutine frames, which closes their sockets.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <utility>  // first: Boost 1.74's awaitable.hpp uses std::exchange without including it
+
+#include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backends/http/codec.h"
+#include "backends/http/limits.h"
+#include "backends/server/model.h"
+
+namespace {
+
+using namespace cb;
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::redirect_error;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+// Back-off after accept fails for lack of descriptors (or another non-transient error), so the
+// listener neither spins nor dies. Long enough for some connections to close, short next to a
+// benchmark's seconds.
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
+
+// What serve() and watch_idle() share. Both run on the socket's strand.
+struct Connection {
+  Connection(tcp::socket s, std::chrono::milliseconds timeout)
+      : socket(std::move(s)), idle_timer(socket.get_executor()), idle_timeout(timeout),
+        deadline(Clock::now() + timeout) {}
+
+  // Closes the socket (a pending read completes with operation_aborted) and wakes watch_idle().
+  void close() {
+    error_code ignored;
+    socket.close(ignored);
+    idle_timer.cancel();
+  }
+
+  tcp::socket socket;  // its executor is this connection's strand
+  asio::steady_timer idle_timer;
+  const std::chrono::milliseconds idle_timeout;
+  Clock::time_point deadline;  // no completed request since deadline - idle_timeout
+};
+
+awaitable<void> serve(std::shared_ptr<Connection> c) {
+  std::array<char, http::kReadBufferBytes> buffer;  // in the frame: one per connection
+  http::Codec codec;
+  std::string out;      // responses of one feed
+  std::string backlog;  // input held back by feed_status::output_full
+  std::string held;     // the backlog being parsed (swapped with backlog, keeping both capacities)
+  error_code ec;
+  while (!codec.closing()) {
+    std::size_t n = co_await c->socket.async_read_some(asio::buffer(buffer), redirect_error(use_awaitable, ec));
+    if (ec) break;  // eof, reset, or operation_aborted after an idle close
+    std::string_view input(buffer.data(), n);
+    for (;;) {
+      http::FeedResult r = codec.feed(input, out);
+      if (r.responses > 0) c->deadline = Clock::now() + c->idle_timeout;
+      if (r.status == http::feed_status::output_full) backlog.append(input.substr(r.consumed_bytes));
+      if (!out.empty()) {
+        co_await asio::async_write(c->socket, asio::buffer(out), redirect_error(use_awaitable, ec));
+        if (ec) break;
+        // Drop a large buffer (after a /bytes body) so that an idle connection does not keep it.
+        if (out.capacity() > http::kOutputHighWaterBytes) std::string().swap(out);
+        else out.clear();
+      }
+      if (codec.closing() || backlog.empty()) break;
+      held.swap(backlog);
+      backlog.clear();
+      input = held;
+    }
+    if (ec) break;
+  }
+  c->close();
+}
+
+awaitable<void> watch_idle(std::shared_ptr<Connection> c) {
+  error_code ec;
+  while (c->socket.is_open()) {
+    c->idle_timer.expires_at(c->deadline);
+    co_await c->idle_timer.async_wait(redirect_error(use_awaitable, ec));
+    if (c->deadline <= Clock::now()) c->close();  // else: a request completed; sleep again
+  }
+}
+
+awaitable<void> listen(tcp::acceptor& acceptor, std::chrono::milliseconds idle_timeout) {
+  asio::steady_timer retry_timer(acceptor.get_executor());
+  error_code ec;
+  for (;;) {
+    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
+                                                        redirect_error(use_awaitable, ec));
+    if (!ec) {
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      auto c = std::make_shared<Connection>(std::move(socket), idle_timeout);
+      asio::co_spawn(c->socket.get_executor(), serve(c), asio::detached);
+      asio::co_spawn(c->socket.get_executor(), watch_idle(c), asio::detached);
+      continue;
+    }
+    if (ec == asio::error::operation_aborted) co_return;  // the acceptor is closing
+    if (ec == asio::error::connection_aborted) continue;  // that client left
+    // Out of descriptors (no_descriptors, no_buffer_space, no_memory) or worse: pause.
+    retry_timer.expires_after(kAcceptRetryDelay);
+    co_await retry_timer.async_wait(redirect_error(use_awaitable, ec));
+  }
+}
+
+// Adopts a dup of main's listener (the acceptor closes the descriptor it owns; main closes its
+// own). Returns an empty string or the failure with its context.
+std::string adopt_listener(tcp::acceptor& acceptor, int listen_fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return std::string("getsockname: ") + std::strerror(errno);
+  int fd = ::dup(listen_fd);
+  if (fd < 0) return std::string("dup: ") + std::strerror(errno);
+  error_code ec;
+  acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return "unable to adopt the listener: " + ec.message();
+  }
+  return {};
+}
+
+int run(const server::Options& opt, server::Control& control) {
+  // Shared with the stop function, which may still be returning from io_context::stop() when the
+  // threads have seen the stop and been joined. The concurrency hint is the number of threads.
+  auto io_owner = std::make_shared<asio::io_context>(opt.threads);
+  asio::io_context& io = *io_owner;
+  tcp::acceptor acceptor(io);
+  std::string err = adopt_listener(acceptor, control.listeners().front());
+  if (!err.empty()) {
+    std::fprintf(stderr, "cbench-server: asio-coro: %s\n", err.c_str());
+    return 1;
+  }
+  asio::co_spawn(io, listen(acceptor, std::chrono::milliseconds(opt.idle_timeout_ms)), asio::detached);
+  control.on_stop([io_owner] { io_owner->stop(); });
+
+  int status = 0;
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(opt.threads));
+  try {
+    for (int i = 0; i < opt.threads; ++i) pool.emplace_back([&io] { io.run(); });
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "cbench-server: asio-coro: unable to start %d threads: %s\n", opt.threads, e.what());
+    io.stop();
+    status = 1;
+  }
+  for (auto& t : pool) t.join();
+  return status;
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(asio_coro, "asio-coro",
+                      "Boost.Asio C++20 coroutines: one forward-written coroutine per connection, one io_context run by N threads",
+                      server::ListenerLayout::one, &run)

@@ -1,0 +1,240 @@
+// Model: asio (Boost.Asio with completion handlers, in the shape of Asio's http/server3 example).
+//
+// One io_context, run by --threads threads: a proactor whose completion handlers may run on any
+// of them. An acceptor (adopting main's listener) keeps one async_accept outstanding; each
+// accepted socket gets its own strand, so the handlers of one connection never run at the same
+// time, while different connections run on different threads. A Connection (kept alive by the
+// shared_ptr that each pending handler holds, shared_from_this) chains:
+//   async_read_some into its fixed kReadBufferBytes buffer -> Codec::feed -> async_write -> ...
+// It never reads and writes at once, so a client that does not read stops being read from
+// (backpressure): the codec stops at the output high-water mark (feed_status::output_full), the
+// unparsed rest waits in `backlog_`, and after the write completes the backlog is parsed before
+// the next read. Keep-alive and pipelining come from the codec. Errors travel as error_code
+// (the overloads without exceptions); nothing throws on the hot path.
+//
+// Memory: as in server3, the read buffer belongs to the connection (16 KiB each, idle or not),
+// the price of a read that is in flight for as long as the connection is open.
+//
+// --threads N: N threads run the one io_context (server3's thread pool). One of them at a time
+//   waits in epoll_wait (Asio's reactor task) and queues the ready handlers; the others take
+//   them from the shared queue, so a connection's handlers go to any thread, one at a time.
+// /sleep: blocks the thread running that handler; the other N - 1 threads go on serving every
+//   other connection. N concurrent sleepers stall the server.
+// /spin: the same for CPU; with N >= cores the kernel time-slices the busy threads.
+// Idle timeout: one steady_timer per connection (Asio's idiom), sharing the connection's strand.
+//   A completed request only moves `deadline_` forward (a store, no timer operation per request);
+//   the timer, when it fires, closes the connection if the deadline has passed and otherwise
+//   waits again until the new deadline: one wake-up per idle-timeout period per connection,
+//   instead of a cancel and a re-arm per request.
+// EMFILE: the accept handler gets no_descriptors and waits kAcceptRetryDelay on a timer before
+//   accepting again; no spin, no exit.
+// Stop: Control::on_stop calls io_context::stop() (thread-safe, non-blocking); every run()
+//   returns after the handler in hand (at worst a /sleep of kMaxSleepMs); run() joins the threads,
+//   and destroying the io_context destroys the pending handlers and with them every Connection,
+//   closing its socket.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backends/http/codec.h"
+#include "backends/http/limits.h"
+#include "backends/server/model.h"
+
+namespace {
+
+using namespace cb;
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+// Back-off after accept fails for lack of descriptors (or another non-transient error), so the
+// acceptor neither spins nor dies. Long enough for some connections to close, short next to a
+// benchmark's seconds.
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::chrono::milliseconds idle_timeout)
+      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), idle_timeout_(idle_timeout) {}
+
+  void start() {
+    error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    deadline_ = Clock::now() + idle_timeout_;
+    wait_idle();
+    do_read();
+  }
+
+ private:
+  void do_read() {
+    socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+      self->on_read(ec, n);
+    });
+  }
+
+  void on_read(const error_code& ec, std::size_t n) {
+    if (ec) return stop();  // eof, reset, or operation_aborted after an idle close
+    feed({buffer_.data(), n});
+    write_or_read();
+  }
+
+  // Parses input, appending responses to out_; keeps what output_full left unparsed.
+  void feed(std::string_view input) {
+    http::FeedResult r = codec_.feed(input, out_);
+    if (r.responses > 0) deadline_ = Clock::now() + idle_timeout_;
+    if (r.status == http::feed_status::output_full) backlog_.append(input.substr(r.consumed_bytes));
+  }
+
+  void write_or_read() {
+    if (!out_.empty()) do_write();
+    else do_read();  // a partial request: read more (a closing response is never empty)
+  }
+
+  void do_write() {
+    asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](const error_code& ec, std::size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(const error_code& ec) {
+    if (ec) return stop();
+    // Drop a large buffer (after a /bytes body) so that an idle connection does not keep it.
+    if (out_.capacity() > http::kOutputHighWaterBytes) std::string().swap(out_);
+    else out_.clear();
+    if (codec_.closing()) return stop();
+    if (backlog_.empty()) return do_read();
+    held_.swap(backlog_);
+    backlog_.clear();
+    feed(held_);
+    write_or_read();
+  }
+
+  // Sleeps until deadline_; closes the connection if it has not moved since, else sleeps again.
+  void wait_idle() {
+    idle_timer_.expires_at(deadline_);
+    idle_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (ec || !self->socket_.is_open()) return;  // cancelled by stop()
+      if (self->deadline_ <= Clock::now()) self->stop();
+      else self->wait_idle();
+    });
+  }
+
+  // Closes the socket (a pending read completes with operation_aborted) and cancels the timer;
+  // the last handler to finish releases the Connection.
+  void stop() {
+    error_code ignored;
+    socket_.close(ignored);
+    idle_timer_.cancel();
+  }
+
+  tcp::socket socket_;  // its executor is this connection's strand
+  asio::steady_timer idle_timer_;
+  const std::chrono::milliseconds idle_timeout_;
+  Clock::time_point deadline_{};  // no completed request since deadline_ - idle_timeout_
+  std::array<char, http::kReadBufferBytes> buffer_;
+  http::Codec codec_;
+  std::string out_;      // responses; while writing, the buffer async_write is sending
+  std::string backlog_;  // input held back by feed_status::output_full
+  std::string held_;     // the backlog being parsed (swapped with backlog_, keeping both capacities)
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, std::chrono::milliseconds idle_timeout)
+      : io_(io), acceptor_(io), retry_timer_(io), idle_timeout_(idle_timeout) {}
+
+  // Adopts a dup of main's listener (the acceptor closes the descriptor it owns; main closes its
+  // own). Returns an empty string or the failure with its context.
+  std::string open(int listen_fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return std::string("getsockname: ") + std::strerror(errno);
+    int fd = ::dup(listen_fd);
+    if (fd < 0) return std::string("dup: ") + std::strerror(errno);
+    error_code ec;
+    acceptor_.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return "unable to adopt the listener: " + ec.message();
+    }
+    start_accept();
+    return {};
+  }
+
+ private:
+  void start_accept() {
+    acceptor_.async_accept(asio::make_strand(io_), [this](const error_code& ec, tcp::socket socket) {
+      on_accept(ec, std::move(socket));
+    });
+  }
+
+  void on_accept(const error_code& ec, tcp::socket socket) {
+    if (!ec) {
+      std::make_shared<Connection>(std::move(socket), idle_timeout_)->start();
+      return start_accept();
+    }
+    if (ec == asio::error::operation_aborted) return;  // the acceptor is closing
+    if (ec == asio::error::connection_aborted) return start_accept();  // that client left
+    // Out of descriptors (no_descriptors, no_buffer_space, no_memory) or worse: pause.
+    retry_timer_.expires_after(kAcceptRetryDelay);
+    retry_timer_.async_wait([this](const error_code& wait_ec) {
+      if (!wait_ec) start_accept();
+    });
+  }
+
+  asio::io_context& io_;
+  tcp::acceptor acceptor_;  // one accept outstanding at a time, so its handlers never overlap
+  asio::steady_timer retry_timer_;
+  const std::chrono::milliseconds idle_timeout_;
+};
+
+int run(const server::Options& opt, server::Control& control) {
+  // Shared with the stop function, which may still be returning from io_context::stop() when the
+  // threads have seen the stop and been joined. The concurrency hint is the number of threads.
+  auto io_owner = std::make_shared<asio::io_context>(opt.threads);
+  asio::io_context& io = *io_owner;
+  Server server(io, std::chrono::milliseconds(opt.idle_timeout_ms));
+  std::string err = server.open(control.listeners().front());
+  if (!err.empty()) {
+    std::fprintf(stderr, "cbench-server: asio: %s\n", err.c_str());
+    return 1;
+  }
+  control.on_stop([io_owner] { io_owner->stop(); });
+
+  int status = 0;
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(opt.threads));
+  try {
+    for (int i = 0; i < opt.threads; ++i) pool.emplace_back([&io] { io.run(); });
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "cbench-server: asio: unable to start %d threads: %s\n", opt.threads, e.what());
+    io.stop();
+    status = 1;
+  }
+  for (auto& t : pool) t.join();
+  return status;
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(asio, "asio",
+                      "Boost.Asio completion handlers: one io_context run by N threads, a strand per connection (server3)",
+                      server::ListenerLayout::one, &run)

@@ -1,0 +1,156 @@
+// Model: blocking-pool (Apache prefork/worker, Unicorn, Puma's thread pool).
+//
+// A fixed pool of --threads threads. Each one loops: a blocking accept on the one shared
+// listener, then serves that connection with blocking reads and writes (net::serve_blocking)
+// until the peer closes, a closing response, an error or the idle timeout; then accepts again.
+// The kernel wakes one blocked accept per new connection, so there is no thundering herd.
+//
+// Nothing queues connections in user space: with more connections than threads, the extra ones
+// are completed by the kernel (the client's connect succeeds, its request is buffered) and then
+// wait in the listen backlog, unanswered, until a thread is free, that is until a served
+// connection closes or idles out. Keep-alive clients (wrk) never close, so with wrk -c C and
+// --threads N < C, C - N connections get no answer during the run (wrk counts them as timeouts
+// only once they have waited its --timeout, 2 s by default), and the throughput is that of N
+// connections. That is the behaviour of the model, shown as it is: Unicorn answers it with a
+// buffering proxy in front, Puma with a reactor for slow clients; this model has neither.
+//
+// --threads N: N worker threads, N connections served at once.
+// /sleep: blocks its worker, so that connection and one pool slot; the other N - 1 workers go on.
+//   N concurrent sleepers stop the server from accepting anyone.
+// /spin: busies its worker's CPU; the kernel time-slices the N workers on the server's cores.
+// Idle timeout: SO_RCVTIMEO inside serve_blocking (a silent client is dropped within one timeout,
+//   one that trickles a request within two); SO_SNDTIMEO set here to the same value, so a client
+//   that stops reading holds a worker for at most about two timeouts, not forever (a blocked send
+//   returns what it sent when the timeout expires, and the next one fails).
+// EMFILE: the worker sleeps kAcceptRetryDelay and accepts again; no spin, no exit.
+// Stop: the listener is shut down (every blocked accept returns EINVAL) and so is every connection
+//   being served (their reads return 0, their writes EPIPE); the workers finish the request in
+//   hand, at worst a /sleep of kMaxSleepMs, and run() joins them. Connections still waiting in the
+//   backlog are reset when main closes the listener.
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backends/net/nb_session.h"
+#include "backends/net/socket.h"
+#include "backends/server/model.h"
+
+namespace {
+
+using namespace cb;
+
+// Back-off after accept fails for lack of descriptors (or another non-transient error), so the
+// worker neither spins nor dies. Long enough for some connections to close, short next to a
+// benchmark's seconds.
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
+
+// The connection each worker is serving, so that a stop can shut them down. A worker registers
+// its connection before serving and clears it before closing it, both under the lock, so a stop
+// never shuts down a descriptor number that was closed and reused.
+class Serving {
+ public:
+  explicit Serving(std::size_t workers) : fds_(workers, -1) {}
+
+  // Records fd as worker's connection. Returns false if the server is stopping (the worker then
+  // closes fd and exits).
+  bool begin(std::size_t worker, int fd) {
+    std::lock_guard lock(mu_);
+    if (stopping()) return false;
+    fds_[worker] = fd;
+    return true;
+  }
+
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  void end(std::size_t worker) {
+    std::lock_guard lock(mu_);
+    fds_[worker] = -1;
+  }
+
+  // Refuses further connections and shuts down the ones being served. Non-blocking.
+  void shutdown_all() {
+    std::lock_guard lock(mu_);
+    stopping_.store(true, std::memory_order_release);
+    for (int fd : fds_)
+      if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int> fds_;  // one per worker, -1 when idle
+  std::atomic<bool> stopping_{false};
+};
+
+void set_send_timeout(int fd, int timeout_ms) {
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// One pool thread: accept, serve until the connection ends, repeat until the stop.
+void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& serving) {
+  // Per-thread buffers: one connection at a time, so this is also per connection.
+  auto scratch = std::make_unique<net::IoScratch>();
+  while (!serving.stopping()) {
+    int fd = net::accept_connection(listen_fd, /*nonblocking=*/false);
+    if (fd < 0) {
+      // ECONNABORTED: that client left; the next accept may succeed. EINVAL after the stop's
+      // shutdown: the loop condition ends it. Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+      // back off rather than spin.
+      if (errno != ECONNABORTED && !serving.stopping()) std::this_thread::sleep_for(kAcceptRetryDelay);
+      continue;
+    }
+    if (!serving.begin(worker, fd)) {
+      net::close_fd(fd);
+      break;
+    }
+    net::set_nodelay(fd);
+    set_send_timeout(fd, idle_timeout_ms);
+    net::serve_blocking(fd, idle_timeout_ms, *scratch);
+    serving.end(worker);
+    net::close_fd(fd);
+  }
+}
+
+int run(const server::Options& opt, server::Control& control) {
+  const int listen_fd = control.listeners().front();
+  const auto workers = static_cast<std::size_t>(opt.threads);
+  // Shared with the stop function, which may still be returning when the workers have seen the
+  // stop, ended and been joined.
+  auto serving = std::make_shared<Serving>(workers);
+  control.on_stop([listen_fd, serving] {
+    ::shutdown(listen_fd, SHUT_RDWR);  // wakes every blocked accept
+    serving->shutdown_all();
+  });
+
+  int status = 0;
+  std::vector<std::thread> pool;
+  pool.reserve(workers);
+  try {
+    for (std::size_t i = 0; i < workers; ++i)
+      pool.emplace_back(work, i, listen_fd, opt.idle_timeout_ms, std::ref(*serving));
+  } catch (const std::system_error& e) {
+    // Out of threads at start-up: run with none rather than fewer than asked, and say so.
+    std::fprintf(stderr, "cbench-server: blocking-pool: unable to start %zu threads: %s\n", workers, e.what());
+    ::shutdown(listen_fd, SHUT_RDWR);
+    serving->shutdown_all();
+    status = 1;
+  }
+  for (auto& t : pool) t.join();
+  return status;
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(blocking_pool, "blocking-pool",
+                      "N threads, each accepting and serving one connection at a time with blocking I/O (Unicorn, Puma, Apache)",
+                      server::ListenerLayout::one, &run)

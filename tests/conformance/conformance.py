@@ -1,0 +1,1230 @@
+#!/usr/bin/python3
+"""Conformance gate for cbench-server: the behaviour every concurrency model must share.
+
+One run tests one model (one variant: thread count and extra server flags). ctest runs it once
+per model that `cbench-server --list` prints (see CMakeLists.txt next to this file), so a model
+added later is tested without editing this file.
+
+    conformance.py --server build/cbench-server --model epoll-reactor [--threads 4]
+                   [--extra='--queues per-worker']
+    conformance.py --server build/cbench-server --model libuv --only limit   # a subset, by label
+    conformance.py --server build/cbench-server --check-list    # what ctest runs if --list fails
+
+The run starts the server on an ephemeral port of 127.0.0.1, runs the cases below in order
+(each a function with a label; table rows become one case each), prints one line per case and
+the closing line `N passed, M failed`, stops the server with SIGTERM, and exits non-zero if any
+case failed. Python 3.11 standard library only; raw sockets, so that framing is checked byte by
+byte; golden_hello.txt holds the exact bytes of GET / with the Date value masked (its CRLFs are
+kept by .gitattributes). Every network operation has a timeout and every loop a bound. Time limits are generous on
+purpose: CI is a loaded 2-core machine, and these tests check behaviour, never speed.
+"""
+from __future__ import annotations
+
+import argparse
+import calendar
+import ctypes
+import dataclasses
+import functools
+import os
+import random
+import re
+import resource
+import select
+import shlex
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+HOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+GOLDEN_HELLO = HERE / "golden_hello.txt"
+
+# --- Time limits (seconds) --------------------------------------------------------------------
+IO_TIMEOUT_S = 10.0      # one socket operation; far above any honest answer on a loaded machine
+READY_TIMEOUT_S = 20.0   # server start until its readiness line (it calibrates /spin first)
+STOP_TIMEOUT_S = 5.0     # SIGTERM/SIGINT until exit: the brief's bound
+PROMPT_S = 2.0           # a client served while another pipelines without reading: the brief's bound
+CLI_TIMEOUT_S = 10.0     # a server started with a bad argument must have exited by then
+DATE_SKEW_S = 10.0       # Date header vs. our clock (same machine; the cache is refreshed each second)
+IDLE_TIMEOUT_MS = 300    # --idle-timeout-ms of the second instance
+IDLE_CLOSE_S = 2.0       # ... within which it must close a silent or half-sent connection
+TRICKLE_CLOSE_S = 3.0    # ... and one that trickles a request it never completes
+FD_SETTLE_S = 10.0       # the server's open-file count back at its baseline after mass closes
+ACCEPT_SETTLE_S = 10.0   # the server has accepted all idle connections (2000 threads to spawn)
+
+# --- Sizes from backends/http/limits.h -------------------------------------------------------
+MAX_URI_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 8 * 1024
+MAX_BODY_BYTES = 1024 * 1024
+MAX_BYTES_BODY = 4 * 1024 * 1024   # /bytes?n=N cap
+MAX_SPIN_US = 1_000_000
+MAX_SLEEP_MS = 10_000
+
+# --- Load shapes from issue 2 ----------------------------------------------------------------
+SEQUENTIAL_REQUESTS = 200
+PIPELINED_REQUESTS = 64
+SHORT_CONNECTIONS = 1000
+SHORT_CONNECTION_THREADS = 4     # the 1000 connections are made by this many client threads
+CONCURRENT_CLIENTS = 50
+REQUESTS_PER_CLIENT = 20
+IDLE_CONNECTIONS = 2000
+RANDOM_CUT_SEEDS = (1, 2, 3, 4, 5)
+NON_READER_BODY = 100_000        # each pipelined request asks for this many bytes
+NON_READER_MIN_REQUESTS = 2000   # "thousands": the server's socket buffers take at least this many
+NON_READER_MAX_BYTES = 256 << 20 # stop sending here: a server that buffers input has shown it
+NON_READER_SEND_S = 3.0          # ... or after this long
+NON_READER_STALL_S = 0.5         # ... or once the server has stopped reading for this long
+NON_READER_OTHER_CLIENTS = 5     # served one after another while the non-reader is stuck
+RSS_GROWTH_LIMIT_BYTES = 64 << 20
+NOFILE_WANTED = 8192             # our own soft limit: IDLE_CONNECTIONS plus headroom
+
+HELLO = b"Hello, world!"
+JSON = b'{"message":"Hello, World!"}'
+IMF_FIXDATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"(\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT")
+DATE_MASK = "Ddd, DD Mmm YYYY HH:MM:SS GMT"
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class Failure(AssertionError):
+    """A case's expectation was not met; the message names what was expected and what happened."""
+
+
+def expect(cond: bool, what: str, expected: object, actual: object) -> None:
+    if not cond:
+        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def expect_eq(actual: object, expected: object, what: str) -> None:
+    expect(actual == expected, what, expected, actual)
+
+
+def short(data: bytes, limit: int = 160) -> bytes:
+    return data if len(data) <= limit else data[:limit] + b"...(%d bytes)" % len(data)
+
+
+# --- Requests and responses ------------------------------------------------------------------
+
+def request(path: str = "/", method: str = "GET", version: str = "1.1", headers: tuple[str, ...] = (),
+            body: bytes = b"") -> bytes:
+    """A request with a Host header (and Content-Length when there is a body)."""
+    lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1", *headers]
+    if body and not any(h.lower().startswith(("content-length:", "transfer-encoding:")) for h in headers):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@dataclasses.dataclass
+class Response:
+    version: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    raw: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.header_all(name)
+        return values[0] if values else None
+
+    def header_all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+def parse_head(head: bytes) -> tuple[str, int, str, list[tuple[str, str]]]:
+    """Parses a response head (ending in CRLF CRLF) strictly: CRLF line ends, token field names."""
+    lines = head[:-4].split(b"\r\n")
+    m = re.fullmatch(rb"HTTP/(\d\.\d) (\d{3}) ([^\r\n]*)", lines[0])
+    if not m:
+        raise Failure(f"status line: expected 'HTTP/1.1 NNN Reason', got {short(lines[0])!r}")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not TOKEN.fullmatch(name.decode("latin-1")):
+            raise Failure(f"header line: expected 'Name: value', got {short(line)!r}")
+        if b"\n" in line or b"\r" in line:
+            raise Failure(f"header line: expected CRLF line ends only, got {short(line)!r}")
+        headers.append((name.decode("latin-1"), value.decode("latin-1").strip(" \t")))
+    return m.group(1).decode(), int(m.group(2)), m.group(3).decode("latin-1"), headers
+
+
+class Conn:
+    """A client connection to 127.0.0.1 with a read buffer, so pipelined responses can be split."""
+
+    def __init__(self, port: int, timeout_s: float = IO_TIMEOUT_S):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout_s)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def reset(self) -> None:
+        """Closes with SO_LINGER 0: the peer gets a RST, not a FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.settimeout(IO_TIMEOUT_S)
+        self.sock.sendall(data)
+
+    def _fill(self, deadline: float, waiting_for: str) -> bool:
+        """Reads once more into the buffer. False on EOF; Failure on timeout."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Failure(f"timed out waiting for {waiting_for}; have {short(bytes(self.buf))!r}")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except TimeoutError:
+            raise Failure(f"timed out waiting for {waiting_for}; have {short(bytes(self.buf))!r}") from None
+        if not chunk:
+            return False
+        self.buf += chunk
+        return True
+
+    def read_response(self, head_only: bool = False, timeout_s: float = IO_TIMEOUT_S) -> Response:
+        """Reads one response framed by its Content-Length (no body if head_only: a HEAD answer)."""
+        deadline = time.monotonic() + timeout_s
+        for _ in range(1 << 16):  # bounded: every pass reads at least one byte or leaves
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(self.buf) > 64 * 1024:
+                raise Failure(f"response head: expected under 64 KiB, got {short(bytes(self.buf))!r}")
+            try:
+                if not self._fill(deadline, "a response head"):
+                    raise Failure(f"response: expected a complete head, got EOF after {short(bytes(self.buf))!r}")
+            except ConnectionResetError:
+                raise Failure(f"response: expected a complete head, got a reset after {short(bytes(self.buf))!r}") from None
+        head_len = end + 4
+        version, status, reason, headers = parse_head(bytes(self.buf[:head_len]))
+        lengths = [v for k, v in headers if k.lower() == "content-length"]
+        expect(len(lengths) == 1 and lengths[0].isdigit(), "Content-Length header", "exactly one, decimal", lengths)
+        expect(not any(k.lower() == "transfer-encoding" for k, _ in headers), "Transfer-Encoding", "absent", headers)
+        body_len = 0 if head_only else int(lengths[0])
+        while len(self.buf) < head_len + body_len:
+            try:
+                if not self._fill(deadline, f"a {body_len}-byte body"):
+                    raise Failure(f"body: expected {body_len} bytes, got EOF after {len(self.buf) - head_len}")
+            except ConnectionResetError:
+                raise Failure(f"body: expected {body_len} bytes, got a reset after {len(self.buf) - head_len}") from None
+        raw = bytes(self.buf[:head_len + body_len])
+        del self.buf[:head_len + body_len]
+        return Response(version, status, reason, headers, raw[head_len:], raw)
+
+    def read_to_eof(self, timeout_s: float = IO_TIMEOUT_S) -> tuple[bytes, bool]:
+        """Reads until the server closes. Returns (bytes not yet consumed, True if it was a reset)."""
+        deadline = time.monotonic() + timeout_s
+        reset = False
+        for _ in range(1 << 16):
+            try:
+                if not self._fill(deadline, "the server to close the connection"):
+                    break
+            except ConnectionResetError:
+                reset = True
+                break
+            if len(self.buf) > 64 << 20:
+                raise Failure("close: expected EOF, got over 64 MiB of further bytes")
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data, reset
+
+    def expect_closed(self, what: str, timeout_s: float = IO_TIMEOUT_S) -> None:
+        """The server closes the connection (FIN or RST) without sending anything more."""
+        extra, _ = self.read_to_eof(timeout_s)
+        expect(extra == b"", f"{what}: bytes after the last response before the close", b"", short(extra))
+
+    def expect_open(self) -> None:
+        """The connection is still usable: a further request is answered."""
+        self.send(request("/plaintext"))
+        r = self.read_response()
+        expect_eq((r.status, r.body), (200, HELLO), "follow-up GET /plaintext on the same connection")
+
+
+def get(port: int, path: str) -> Response:
+    with Conn(port) as c:
+        c.send(request(path))
+        return c.read_response()
+
+
+def expect_served(port: int, what: str = "a new client afterwards") -> None:
+    r = get(port, "/")
+    expect_eq((r.status, r.body), (200, HELLO), f"{what}: GET / on a new connection")
+
+
+def check_common_headers(r: Response, what: str) -> None:
+    expect_eq(r.version, "1.1", f"{what}: status line version")
+    expect(r.header("Server") is not None, f"{what}: Server header", "present", r.headers)
+    date = r.header("Date")
+    expect(date is not None and IMF_FIXDATE.fullmatch(date) is not None, f"{what}: Date header (IMF-fixdate)",
+           DATE_MASK, date)
+    expect(r.header("Content-Type") is not None, f"{what}: Content-Type header", "present", r.headers)
+    expect_eq(int(r.header("Content-Length") or -1), len(r.body), f"{what}: Content-Length vs. body length")
+
+
+# --- The server under test -------------------------------------------------------------------
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if this suite dies (say, killed by ctest's TIMEOUT),
+    so that no server outlives its test."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Server:
+    """One cbench-server process, started on port 0 and stopped by a signal."""
+
+    def __init__(self, binary: str, model: str, threads: int, extra: list[str], idle_timeout_ms: int | None = None):
+        self.binary, self.model, self.threads = binary, model, threads
+        self.argv = [binary, "--model", model, "--host", HOST, "--port", "0", "--threads", str(threads), *extra]
+        if idle_timeout_ms is not None:
+            self.argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_line = ""
+        self.fields: dict[str, str] = {}
+        self.port = 0
+        self.pid = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.stderr_file, preexec_fn=die_with_parent)
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        out = b""
+        while b"\n" not in out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise Failure(f"readiness line within {READY_TIMEOUT_S} s: got none; stdout {out!r}; "
+                              f"stderr {self.stderr_text()!r}")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    status = self.proc.wait(timeout=STOP_TIMEOUT_S)
+                    raise Failure(f"readiness line: server exited with status {status} first; "
+                                  f"stdout {out!r}; stderr {self.stderr_text()!r}")
+                out += chunk
+        self.ready_line = out.split(b"\n", 1)[0].decode("utf-8", "replace")
+        # Keep draining stdout so a chatty server can never block on a full pipe.
+        threading.Thread(target=self._drain, args=(fd,), daemon=True).start()
+        if not self.ready_line.startswith("cbench-server ready "):
+            raise Failure(f"readiness line: expected 'cbench-server ready ...', got {self.ready_line!r}")
+        self.fields = dict(tok.split("=", 1) for tok in self.ready_line.split()[2:] if "=" in tok)
+        if not self.fields.get("port", "").isdigit() or not self.fields.get("pid", "").isdigit():
+            raise Failure(f"readiness line: expected port=P and pid=PID, got {self.ready_line!r}")
+        self.port, self.pid = int(self.fields["port"]), int(self.fields["pid"])
+
+    @staticmethod
+    def _drain(fd: int) -> None:
+        for _ in range(1 << 30):  # ends at EOF, when the server exits
+            try:
+                if not os.read(fd, 4096):
+                    return
+            except OSError:
+                return
+
+    def exit_status(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stderr_text(self, limit: int = 4000) -> str:
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode("utf-8", "replace")[-limit:]
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise Failure("VmRSS missing from /proc/PID/status")
+
+    def stop(self, sig: int) -> tuple[int | None, float]:
+        """Sends sig and waits STOP_TIMEOUT_S. Returns (exit status or None if it hung, seconds)."""
+        assert self.proc is not None
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            status = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None, time.monotonic() - t0
+        return status, time.monotonic() - t0
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+@dataclasses.dataclass
+class Ctx:
+    args: argparse.Namespace
+    server: Server
+    idle: Server | None = None
+    idle_error: str = ""
+    held: list[socket.socket] = dataclasses.field(default_factory=list)  # idle connections, across two cases
+    fd_baseline: int | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def idle_server(self) -> Server:
+        """The second instance, with a short idle timeout, started on first use."""
+        if self.idle is None:
+            self.idle = Server(self.args.server, self.args.model, self.args.threads, self.args.extra_args,
+                               idle_timeout_ms=IDLE_TIMEOUT_MS)
+            try:
+                self.idle.start()
+            except Failure as e:
+                self.idle_error = f"second instance (--idle-timeout-ms {IDLE_TIMEOUT_MS}) did not start: {e}"
+        if self.idle_error:
+            raise Failure(self.idle_error)
+        return self.idle
+
+
+CASES: list[tuple[str, Callable[[Ctx], None]]] = []
+
+
+def case(label: str) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
+    def register(fn: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
+        CASES.append((label, fn))
+        return fn
+    return register
+
+
+def table(prefix: str, rows: list[tuple], check: Callable[..., None]) -> None:
+    """Registers one case per row; a row is (label, *arguments of check after ctx)."""
+    for label, *row in rows:
+        CASES.append((f"{prefix}: {label}", functools.partial(check, *row)))
+
+
+# === Server program ===========================================================================
+
+@case("server: readiness line names the model, host, port and pid")
+def _(ctx: Ctx) -> None:
+    f = ctx.server.fields
+    expect_eq(f.get("model"), ctx.args.model, f"model= in {ctx.server.ready_line!r}")
+    expect_eq(f.get("host"), HOST, f"host= in {ctx.server.ready_line!r}")
+    expect_eq(int(f["pid"]), ctx.server.proc.pid, f"pid= in {ctx.server.ready_line!r}")
+    expect(0 < ctx.port < 65536, f"port= in {ctx.server.ready_line!r}", "1..65535", ctx.port)
+    expect_eq(f.get("threads"), str(ctx.args.threads), f"threads= in {ctx.server.ready_line!r}")
+
+
+def run_cli(argv: list[str]) -> tuple[int | None, str]:
+    """Runs cbench-server expecting it to exit on its own. Returns (status or None if it ran on, stderr)."""
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=die_with_parent)
+    try:
+        _, err = p.communicate(timeout=CLI_TIMEOUT_S)
+        return p.returncode, err.decode("utf-8", "replace")
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        try:
+            _, err = p.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        return None, err.decode("utf-8", "replace")
+
+
+def check_cli_refusal(args_fn: Callable[[Ctx], list[str]], message_re: str, ctx: Ctx) -> None:
+    argv = [ctx.args.server, *args_fn(ctx)]
+    status, err = run_cli(argv)
+    expect(status is not None and status != 0, f"exit status of {shlex.join(argv)}",
+           f"non-zero within {CLI_TIMEOUT_S} s", "still running (killed)" if status is None else status)
+    expect(re.search(message_re, err, re.I) is not None, f"stderr of {shlex.join(argv)}", f"/{message_re}/", err)
+
+
+def model_args(ctx: Ctx, *more: str) -> list[str]:
+    return ["--model", ctx.args.model, "--threads", str(ctx.args.threads), *ctx.args.extra_args, *more]
+
+
+table("server", [
+    ("port in use: exits non-zero and says so",
+     lambda ctx: model_args(ctx, "--host", HOST, "--port", str(ctx.port)), r"in use"),
+    ("unknown model: exits non-zero and names it",
+     lambda ctx: ["--model", "no-such-model", "--port", "0"], r"no-such-model"),
+    ("bad argument value (--threads 0): exits non-zero",
+     lambda ctx: model_args(ctx, "--port", "0", "--threads", "0"), r"--threads"),
+    ("bad argument value (--port 70000): exits non-zero",
+     lambda ctx: model_args(ctx, "--port", "70000"), r"--port"),
+    ("unknown argument: exits non-zero",
+     lambda ctx: model_args(ctx, "--port", "0", "--no-such-flag"), r"no-such-flag"),
+], check_cli_refusal)
+
+
+# === Routes ===================================================================================
+
+def check_route(req: bytes, status: int, content_type: str | None, body: bytes | int | None, ctx: Ctx) -> None:
+    """One request on a fresh connection: status, headers, body (bytes, or a length), then the
+    connection still serves a further request."""
+    with Conn(ctx.port) as c:
+        c.send(req)
+        r = c.read_response()
+        expect_eq(r.status, status, f"status for {short(req)!r} (body {short(r.body)!r})")
+        check_common_headers(r, "response")
+        if content_type is not None:
+            expect_eq(r.header("Content-Type"), content_type, "Content-Type")
+        if isinstance(body, bytes):
+            expect_eq(r.body, body, "body")
+        elif isinstance(body, int):
+            expect_eq(len(r.body), body, "body length")
+            expect(r.body == b"x" * body, "body bytes", "all 'x'", short(r.body))
+        expect(r.header("Connection") is None or r.header("Connection").lower() != "close",
+               "Connection header", "not close", r.header("Connection"))
+        c.expect_open()
+
+
+table("route", [
+    ("GET / is Hello, world!", request("/"), 200, "text/plain", HELLO),
+    ("GET /plaintext is Hello, world!", request("/plaintext"), 200, "text/plain", HELLO),
+    ("GET /json", request("/json"), 200, "application/json", JSON),
+    ("GET /json?x=1 ignores the query", request("/json?x=1"), 200, "application/json", JSON),
+    ("GET /spin?us=100", request("/spin?us=100"), 200, None, None),
+    ("GET /spin?us=0", request("/spin?us=0"), 200, None, None),
+    ("GET /sleep?ms=10", request("/sleep?ms=10"), 200, None, None),
+    ("GET /sleep?ms=0", request("/sleep?ms=0"), 200, None, None),
+    ("GET /bytes?n=0", request("/bytes?n=0"), 200, None, 0),
+    ("GET /bytes?n=1", request("/bytes?n=1"), 200, None, 1),
+    ("GET /bytes?n=100000", request("/bytes?n=100000"), 200, None, 100000),
+    ("GET /bytes?n=4194304 (the cap)", request(f"/bytes?n={MAX_BYTES_BODY}"), 200, None, MAX_BYTES_BODY),
+    ("GET /bytes?n=4194305 (over the cap) is 400", request(f"/bytes?n={MAX_BYTES_BODY + 1}"), 400, None, None),
+    ("GET /bytes?n=abc is 400", request("/bytes?n=abc"), 400, None, None),
+    ("GET /bytes?n= is 400", request("/bytes?n="), 400, None, None),
+    ("GET /bytes?n=-1 is 400", request("/bytes?n=-1"), 400, None, None),
+    ("GET /bytes?n=1x is 400", request("/bytes?n=1x"), 400, None, None),
+    ("GET /bytes?n=2^64 is 400", request("/bytes?n=18446744073709551616"), 400, None, None),
+    ("GET /bytes without n is 400", request("/bytes"), 400, None, None),
+    ("GET /spin?us=1000001 (over the cap) is 400", request(f"/spin?us={MAX_SPIN_US + 1}"), 400, None, None),
+    ("GET /spin?us=x is 400", request("/spin?us=x"), 400, None, None),
+    ("GET /sleep?ms=10001 (over the cap) is 400", request(f"/sleep?ms={MAX_SLEEP_MS + 1}"), 400, None, None),
+    ("GET /sleep without ms is 400", request("/sleep"), 400, None, None),
+    ("GET /nope is 404", request("/nope"), 404, None, None),
+    ("GET /plaintext/x is 404", request("/plaintext/x"), 404, None, None),
+    ("POST / is 405", request("/", "POST", body=b"a=1"), 405, None, None),
+    ("POST / without a body is 405", request("/", "POST", headers=("Content-Length: 0",)), 405, None, None),
+    ("PUT /json is 405", request("/json", "PUT", body=b"{}"), 405, None, None),
+    ("DELETE / is 405", request("/", "DELETE"), 405, None, None),
+], check_route)
+
+
+@case("route: Date is IMF-fixdate, consistent and within a few seconds of now")
+def _(ctx: Ctx) -> None:
+    r = get(ctx.port, "/")
+    date = r.header("Date") or ""
+    m = IMF_FIXDATE.fullmatch(date)
+    expect(m is not None, "Date header", DATE_MASK, date)
+    parsed = time.strptime(date, "%a, %d %b %Y %H:%M:%S GMT")
+    then = calendar.timegm(parsed)
+    expect_eq(time.strftime("%a", time.gmtime(then)), m.group(1), f"weekday of {date!r}")
+    skew = abs(then - time.time())
+    expect(skew <= DATE_SKEW_S, f"Date {date!r} vs. now", f"within {DATE_SKEW_S} s", f"{skew:.1f} s off")
+
+
+@case("route: GET / bytes match golden_hello.txt (Date value masked)")
+def _(ctx: Ctx) -> None:
+    golden = GOLDEN_HELLO.read_bytes()
+    r = get(ctx.port, "/")
+    masked = re.sub(rb"\r\nDate: [^\r\n]*\r\n", f"\r\nDate: {DATE_MASK}\r\n".encode(), r.raw, count=1)
+    if masked != golden:
+        at = next((i for i in range(min(len(masked), len(golden))) if masked[i] != golden[i]),
+                  min(len(masked), len(golden)))
+        raise Failure(f"GET / response (Date masked) differs from {GOLDEN_HELLO.name} at byte {at}: "
+                      f"expected {golden!r}, got {masked!r}")
+
+
+def check_head(path: str, ctx: Ctx) -> None:
+    """HEAD gets GET's headers (same Content-Length) without a body; the next response on the
+    connection starts right after the head."""
+    full = get(ctx.port, path)
+    with Conn(ctx.port) as c:
+        c.send(request(path, "HEAD") + request("/json"))
+        h = c.read_response(head_only=True)
+        expect_eq(h.status, full.status, f"HEAD {path} status (GET's)")
+        expect_eq(h.header("Content-Length"), str(len(full.body)), f"HEAD {path} Content-Length (GET's body length)")
+        expect_eq(h.header("Content-Type"), full.header("Content-Type"), f"HEAD {path} Content-Type")
+        nxt = c.read_response()
+        expect_eq((nxt.status, nxt.body), (200, JSON),
+                  f"the response after HEAD {path} (a HEAD body would show up here)")
+        c.expect_open()
+
+
+table("route", [
+    ("HEAD / has GET's headers and no body", "/"),
+    ("HEAD /bytes?n=100000 has GET's headers and no body", "/bytes?n=100000"),
+    ("HEAD /nope (404) has GET's headers and no body", "/nope"),
+], check_head)
+
+
+# === Keep-alive rules ==========================================================================
+
+def check_keepalive(req: bytes, connection_header: str | None, stays_open: bool, ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        c.send(req)
+        r = c.read_response()
+        expect_eq((r.status, r.body), (200, HELLO), "response")
+        got = r.header("Connection")
+        expect_eq(got.lower() if got else None, connection_header, "Connection header")
+        if stays_open:
+            c.send(req)
+            r2 = c.read_response()
+            expect_eq((r2.status, r2.body), (200, HELLO), "second request on the kept-alive connection")
+        else:
+            c.expect_closed("after the response")
+
+
+table("keep-alive", [
+    ("HTTP/1.1 keeps the connection open by default", request("/"), None, True),
+    ("HTTP/1.1 Connection: close answers close and closes", request("/", headers=("Connection: close",)), "close", False),
+    ("HTTP/1.1 connection: CLOSE (any case) closes", request("/", headers=("connection: CLOSE",)), "close", False),
+    ("HTTP/1.1 Connection: keep-alive stays open", request("/", headers=("Connection: keep-alive",)), None, True),
+    ("HTTP/1.0 closes by default", request("/", version="1.0"), "close", False),
+    ("HTTP/1.0 Connection: keep-alive stays open and says keep-alive",
+     request("/", version="1.0", headers=("Connection: keep-alive",)), "keep-alive", True),
+], check_keepalive)
+
+
+@case("keep-alive: pipelined requests after Connection: close are not answered")
+def _(ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        c.send(request("/json") + request("/", headers=("Connection: close",)) + request("/bytes?n=7"))
+        r1, r2 = c.read_response(), c.read_response()
+        expect_eq((r1.status, r1.body), (200, JSON), "first response")
+        expect_eq((r2.status, r2.body, r2.header("Connection")), (200, HELLO, "close"), "second response")
+        c.expect_closed("after the Connection: close response")
+
+
+@case("keep-alive: HTTP/1.0 keep-alive then a plain HTTP/1.0 request closes")
+def _(ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        c.send(request("/json", version="1.0", headers=("Connection: keep-alive",)))
+        r1 = c.read_response()
+        expect_eq((r1.status, r1.body, r1.header("Connection")), (200, JSON, "keep-alive"), "first response")
+        c.send(request("/json", version="1.0"))
+        r2 = c.read_response()
+        expect_eq((r2.status, r2.body), (200, JSON), "second response")
+        c.expect_closed("after the HTTP/1.0 response without keep-alive")
+
+
+# === Request bodies ===========================================================================
+
+def chunked(*chunks: bytes, trailer: str = "") -> bytes:
+    out = b"".join(b"%x\r\n%s\r\n" % (len(ch), ch) for ch in chunks)
+    return out + b"0\r\n" + trailer.encode() + b"\r\n"
+
+
+def check_body_then_get(first: bytes, first_status: int, ctx: Ctx) -> None:
+    """A request with a body and a pipelined GET in the same write: the GET is answered, so its
+    first byte was found right after the body."""
+    with Conn(ctx.port) as c:
+        c.send(first + request("/json"))
+        r1 = c.read_response()
+        expect_eq(r1.status, first_status, f"status for the request with a body ({short(first)!r})")
+        r2 = c.read_response()
+        expect_eq((r2.status, r2.body), (200, JSON), "the pipelined GET /json after the body")
+        c.expect_open()
+
+
+FAKE_REQUEST = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"  # a body that looks like a request
+table("body", [
+    ("Content-Length body (looks like a request) then pipelined GET",
+     request("/", "POST", body=FAKE_REQUEST), 405),
+    ("GET with a Content-Length body then pipelined GET", request("/", body=b"abc"), 200),
+    ("chunked body (a chunk looks like a request) with a trailer then pipelined GET",
+     request("/", "POST", headers=("Transfer-Encoding: chunked",))
+     + chunked(b"hello", FAKE_REQUEST, b" world", trailer="X-Trailer: 1\r\n"), 405),
+    ("chunked body with a chunk extension then pipelined GET",
+     request("/", "POST", headers=("Transfer-Encoding: chunked",)) + b"5;name=value\r\nhello\r\n0\r\n\r\n", 405),
+    ("chunked body split into 1-byte chunks then pipelined GET",
+     request("/", "POST", headers=("Transfer-Encoding: chunked",)) + chunked(*[bytes([b]) for b in b"abcdefgh"]), 405),
+    ("Content-Length body of exactly 1 MiB is accepted",
+     request("/", "POST", body=b"b" * MAX_BODY_BYTES), 405),
+    ("chunked body of exactly 1 MiB is accepted",
+     request("/", "POST", headers=("Transfer-Encoding: chunked",)) + chunked(b"c" * (MAX_BODY_BYTES // 2),
+                                                                            b"c" * (MAX_BODY_BYTES // 2)), 405),
+], check_body_then_get)
+
+
+# === Limits: a clear status, then a close ========================================================
+
+def check_refused(req: bytes, statuses: tuple[int, ...], ctx: Ctx) -> None:
+    """The request is answered with one of `statuses`, Connection: close, then the server closes
+    without answering anything pipelined after it."""
+    with Conn(ctx.port) as c:
+        c.send(req)
+        try:
+            r = c.read_response()
+        except Failure as e:
+            raise Failure(f"expected a {'/'.join(map(str, statuses))} response, got none: {e}") from None
+        expect(r.status in statuses, f"status for {short(req)!r}", "/".join(map(str, statuses)),
+               f"{r.status} {r.reason} (body {short(r.body)!r})")
+        check_common_headers(r, f"{r.status} response")
+        expect_eq(r.header("Connection"), "close", f"Connection header of the {r.status}")
+        c.expect_closed(f"after the {r.status}")
+
+
+PAD = "a"
+table("limit", [
+    ("malformed request line (no method/target/version) is 400", b"GARBAGE\r\n\r\n", (400,)),
+    ("malformed request line (extra token) is 400", b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n", (400,)),
+    ("malformed request line (bad version) is 400", b"GET / FOO/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("malformed request line (space in target) is 400", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("unknown method is 400", b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+    ("malformed request line then a pipelined GET: only the 400", b"GARBAGE\r\n\r\n" + request("/"), (400,)),
+    ("one header field over 8 KiB is 431",
+     request("/", headers=("X-Big: " + PAD * (MAX_HEADER_BYTES + 100),)), (431,)),
+    ("many small header fields over 8 KiB in total is 431",
+     request("/", headers=tuple(f"X-H{i:04d}: {PAD * 40}" for i in range(MAX_HEADER_BYTES // 40 + 20))), (431,)),
+    ("URI over 8 KiB is 414", request("/" + PAD * (MAX_URI_BYTES + 100)), (414,)),
+    ("URI over 8 KiB in the query is 414", request("/bytes?n=1&pad=" + PAD * (MAX_URI_BYTES + 100)), (414,)),
+    ("Content-Length 1 MiB + 1 is 413 before the body is sent",
+     request("/", "POST", headers=(f"Content-Length: {MAX_BODY_BYTES + 1}",)), (413,)),
+    ("Content-Length 10^15 is 413 before the body is sent",
+     request("/", "POST", headers=("Content-Length: 1000000000000000",)), (413,)),
+    ("Content-Length beyond 64 bits is 400 or 413",
+     request("/", "POST", headers=("Content-Length: 99999999999999999999999",)), (400, 413)),
+    ("conflicting duplicate Content-Length is 400",
+     request("/", "POST", headers=("Content-Length: 5", "Content-Length: 6")) + b"hello!", (400,)),
+    ("negative Content-Length is 400", request("/", "POST", headers=("Content-Length: -1",)), (400,)),
+    ("non-numeric Content-Length is 400", request("/", "POST", headers=("Content-Length: abc",)), (400,)),
+    ("Content-Length with Transfer-Encoding: chunked is 400",
+     request("/", "POST", headers=("Content-Length: 3", "Transfer-Encoding: chunked")) + b"0\r\n\r\n", (400,)),
+    ("invalid chunk size is 400",
+     request("/", "POST", headers=("Transfer-Encoding: chunked",)) + b"zz\r\nhello\r\n0\r\n\r\n", (400,)),
+    ("NUL byte in a header value is 400", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", (400,)),
+    ("NUL byte in a header name is 400", b"GET / HTTP/1.1\r\nHost: x\r\nX\x00A: ab\r\n\r\n", (400,)),
+    ("control character in a header value is 400", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", (400,)),
+    ("DEL in a header value is 400", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n", (400,)),
+    ("non-token character in a header name is 400", b"GET / HTTP/1.1\r\nHost: x\r\nX(A: x\r\n\r\n", (400,)),
+    ("space inside a header name is 400", b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n", (400,)),
+    ("space between header name and colon is 400 (RFC 9112 5.1)",
+     b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", (400,)),
+    ("empty header name is 400", b"GET / HTTP/1.1\r\nHost: x\r\n: x\r\n\r\n", (400,)),
+    ("control character in the target is 400", b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", (400,)),
+], check_refused)
+
+
+@case("limit: just under the limits is accepted (7 KiB header field, 8000-byte URI)")
+def _(ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        c.send(request("/", headers=("X-Big: " + PAD * 7000,)))
+        r = c.read_response()
+        expect_eq((r.status, r.body), (200, HELLO), "7 KiB header field")
+        c.send(request("/bytes?n=3&pad=" + PAD * (MAX_URI_BYTES - 200)))
+        r = c.read_response()
+        expect_eq((r.status, r.body), (200, b"xxx"), "URI just under 8 KiB")
+
+
+@case("limit: chunked body over 1 MiB is 413, then a close")
+def _(ctx: Ctx) -> None:
+    # Exactly one byte over the limit, so the server has read everything we sent when it closes
+    # (unread bytes would turn its FIN into a RST that can destroy the 413 before we read it).
+    with Conn(ctx.port) as c:
+        c.send(request("/", "POST", headers=("Transfer-Encoding: chunked",))
+               + b"%x\r\n" % (MAX_BODY_BYTES + 1) + b"d" * (MAX_BODY_BYTES + 1))
+        r = c.read_response()
+        expect_eq((r.status, r.header("Connection")), (413, "close"), "status and Connection header")
+        c.expect_closed("after the 413")
+
+
+@case("limit: 413 for a large Content-Length arrives without the body (server does not wait)")
+def _(ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        c.send(request("/", "POST", headers=(f"Content-Length: {8 * MAX_BODY_BYTES}", "Expect: 100-continue")))
+        r = c.read_response()
+        expect_eq(r.status, 413, "status")
+        c.expect_closed("after the 413")
+
+
+# === Framing under load ==========================================================================
+
+@case(f"load: {SEQUENTIAL_REQUESTS} sequential requests on one connection")
+def _(ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        for i in range(SEQUENTIAL_REQUESTS):
+            path, want = [("/", HELLO), ("/json", JSON), (f"/bytes?n={i}", b"x" * i)][i % 3]
+            c.send(request(path))
+            r = c.read_response()
+            expect_eq((r.status, r.body), (200, want), f"request {i} ({path})")
+
+
+@case(f"load: {PIPELINED_REQUESTS} pipelined requests in one write, answered in order")
+def _(ctx: Ctx) -> None:
+    with Conn(ctx.port) as c:
+        c.send(b"".join(request(f"/bytes?n={i}") for i in range(PIPELINED_REQUESTS)))
+        for i in range(PIPELINED_REQUESTS):
+            r = c.read_response()
+            expect_eq((r.status, len(r.body)), (200, i), f"response {i} (of /bytes?n={i})")
+        c.expect_open()
+
+
+@case("load: requests sent one byte at a time (GET, POST with chunked body, GET)")
+def _(ctx: Ctx) -> None:
+    stream = (request("/json") + request("/", "POST", headers=("Transfer-Encoding: chunked",))
+              + chunked(b"abc", b"de") + request("/bytes?n=5"))
+    with Conn(ctx.port) as c:
+        for b in stream:
+            c.send(bytes([b]))
+            time.sleep(0.0005)  # lets the server read most bytes on their own
+        got = [c.read_response() for _ in range(3)]
+        expect_eq([(r.status, r.body) for r in got], [(200, JSON), (405, got[1].body), (200, b"xxxxx")],
+                  "responses")
+
+
+def pipeline_mix(rng: random.Random, count: int) -> tuple[bytes, list[tuple[int, bytes | None, bool]]]:
+    """A pipelined stream of mixed requests and, per request, (status, body or None, head_only)."""
+    stream, expected = b"", []
+    for _ in range(count):
+        kind = rng.randrange(7)
+        n = rng.randrange(0, 2000)
+        if kind == 0:
+            stream += request(f"/bytes?n={n}")
+            expected.append((200, b"x" * n, False))
+        elif kind == 1:
+            stream += request("/json")
+            expected.append((200, JSON, False))
+        elif kind == 2:
+            stream += request(f"/bytes?n={n}", "HEAD")
+            expected.append((200, None, True))
+        elif kind == 3:
+            stream += request("/", "POST", body=bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))))
+            expected.append((405, None, False))
+        elif kind == 4:
+            chunks = [b"q" * rng.randrange(1, 50) for _ in range(rng.randrange(1, 5))]
+            stream += request("/", "POST", headers=("Transfer-Encoding: chunked",)) + chunked(*chunks)
+            expected.append((405, None, False))
+        elif kind == 5:
+            stream += request("/", version="1.0", headers=("Connection: keep-alive",))
+            expected.append((200, HELLO, False))
+        else:
+            stream += request("/nope")
+            expected.append((404, None, False))
+    return stream, expected
+
+
+def check_random_cuts(seed: int, ctx: Ctx) -> None:
+    rng = random.Random(seed)
+    stream, expected = pipeline_mix(rng, 25)
+    cuts = sorted(rng.sample(range(1, len(stream)), 30))
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    with Conn(ctx.port) as c:
+        for piece in pieces:
+            c.send(piece)
+            time.sleep(0.002)  # the server sees each cut as a separate read
+        for i, (status, body, head_only) in enumerate(expected):
+            r = c.read_response(head_only=head_only)
+            expect_eq(r.status, status, f"seed {seed}: status of response {i}")
+            if body is not None:
+                expect_eq(r.body, body, f"seed {seed}: body of response {i}")
+        c.expect_open()
+
+
+table("load", [(f"pipelined mixed requests cut at random points (seed {s})", s) for s in RANDOM_CUT_SEEDS],
+      check_random_cuts)
+
+
+def run_threads(count: int, target: Callable[[int], None], what: str, timeout_s: float) -> None:
+    """Runs target(i) on `count` threads; fails with the first errors if any thread failed."""
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def body(i: int) -> None:
+        try:
+            target(i)
+        except Exception as e:  # reported below, with the thread's index
+            with lock:
+                errors.append(f"{what} {i}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = sum(t.is_alive() for t in threads)
+    if stuck:
+        errors.append(f"{stuck} of {count} {what}s still running after {timeout_s} s")
+    expect(not errors, f"{what}s", "no errors", f"{len(errors)} errors, first: {errors[:3]}")
+
+
+@case(f"load: {SHORT_CONNECTIONS} short connections (request with Connection: close)")
+def _(ctx: Ctx) -> None:
+    per_thread = SHORT_CONNECTIONS // SHORT_CONNECTION_THREADS
+
+    def client(t: int) -> None:
+        for i in range(per_thread):
+            with Conn(ctx.port) as c:
+                c.send(request("/", headers=("Connection: close",)))
+                r = c.read_response()
+                expect_eq((r.status, r.body), (200, HELLO), f"connection {i}")
+                c.expect_closed("after Connection: close")
+
+    run_threads(SHORT_CONNECTION_THREADS, client, "short-connection client", 120.0)
+
+
+@case(f"load: {CONCURRENT_CLIENTS} concurrent keep-alive clients, {REQUESTS_PER_CLIENT} requests each")
+def _(ctx: Ctx) -> None:
+    start = threading.Barrier(CONCURRENT_CLIENTS, timeout=IO_TIMEOUT_S)
+
+    def client(t: int) -> None:
+        with Conn(ctx.port) as c:
+            start.wait()
+            for i in range(REQUESTS_PER_CLIENT):
+                n = (t * 131 + i * 977) % 20000
+                path, want, head = [("/", HELLO, False), ("/json", JSON, False),
+                                    (f"/bytes?n={n}", b"x" * n, False), ("/", None, True)][i % 4]
+                c.send(request(path, "HEAD" if head else "GET"))
+                r = c.read_response(head_only=head)
+                expect_eq(r.status, 200, f"request {i} ({path}) status")
+                if want is not None:
+                    expect_eq(r.body, want, f"request {i} ({path}) body")
+
+    run_threads(CONCURRENT_CLIENTS, client, "keep-alive client", 120.0)
+
+
+@case("load: clients that reset (RST) mid-request or mid-response; others still served")
+def _(ctx: Ctx) -> None:
+    for stage in range(3):
+        c = Conn(ctx.port)
+        if stage == 0:
+            c.send(b"GET /json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Partial: ")   # mid-headers
+        elif stage == 1:
+            c.send(request("/", "POST", headers=("Content-Length: 1000",)) + b"z" * 500)  # mid-body
+        else:
+            c.send(request(f"/bytes?n={MAX_BYTES_BODY}") * 4)  # mid-response: 16 MiB to write
+            c.read_response(head_only=True)  # the server is now writing the first body
+        time.sleep(0.05)
+        c.reset()
+        expect_served(ctx.port, f"after a client reset (stage {stage})")
+    time.sleep(0.2)
+    expect(ctx.server.exit_status() is None, "server process", "running", f"exited {ctx.server.exit_status()}")
+    expect_served(ctx.port)
+
+
+@case("load: a client pipelining thousands of requests without reading does not block others or grow memory")
+def _(ctx: Ctx) -> None:
+    rss_before = ctx.server.rss_bytes()
+    one = request(f"/bytes?n={NON_READER_BODY}")
+    block = one * 1000
+    hog = Conn(ctx.port)
+    try:
+        # Send until the server stops reading (our writes block for NON_READER_STALL_S): a server
+        # that bounds its output stops soon; one that buffers input without bound takes it all.
+        hog.sock.setblocking(False)
+        sent, stalled_since, deadline = 0, None, time.monotonic() + NON_READER_SEND_S
+        while sent < NON_READER_MAX_BYTES and time.monotonic() < deadline:
+            try:
+                sent += hog.sock.send(block[sent % len(block):])
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since >= NON_READER_STALL_S:
+                    break
+                select.select([], [hog.sock], [], 0.05)
+        expect(sent >= NON_READER_MIN_REQUESTS * len(one), "requests the non-reader got out",
+               f">= {NON_READER_MIN_REQUESTS}", sent // len(one))
+        # Other clients while the non-reader's responses back up; the server's RSS sampled throughout.
+        problems: list[str] = []
+        rss_peak = rss_before
+        for i in range(NON_READER_OTHER_CLIENTS):
+            t0 = time.monotonic()
+            try:
+                with Conn(ctx.port, timeout_s=PROMPT_S) as c:
+                    c.send(request("/json"))
+                    r = c.read_response(timeout_s=PROMPT_S)
+                took = time.monotonic() - t0
+                if (r.status, r.body) != (200, JSON) or took > PROMPT_S:
+                    problems.append(f"other client {i}: expected 200 {JSON!r} within {PROMPT_S} s, "
+                                    f"got {r.status} {short(r.body)!r} after {took:.2f} s")
+            except (Failure, OSError) as e:
+                problems.append(f"other client {i}: expected a response within {PROMPT_S} s, got none ({e})")
+            rss_peak = max(rss_peak, ctx.server.rss_bytes())
+            if problems or rss_peak - rss_before > RSS_GROWTH_LIMIT_BYTES:
+                break  # shown; reset the non-reader before the server eats the machine's memory
+            time.sleep(0.2)
+        growth = rss_peak - rss_before
+        if growth > RSS_GROWTH_LIMIT_BYTES:
+            problems.append(f"server RSS growth: expected <= {RSS_GROWTH_LIMIT_BYTES >> 20} MiB, got "
+                            f"{growth / (1 << 20):.1f} MiB ({rss_before >> 20} -> {rss_peak >> 20} MiB)")
+        expect(not problems, f"while a client pipelines {sent // len(one)} requests and never reads",
+               "others served promptly, bounded memory", "; ".join(problems))
+    finally:
+        hog.reset()
+    expect_served(ctx.port, "after the non-reader reset")
+
+
+@case(f"load: {IDLE_CONNECTIONS} idle connections are accepted and held by the server")
+def _(ctx: Ctx) -> None:
+    srv = ctx.server
+    expect_served(ctx.port, "before")
+    ctx.fd_baseline = settle_fd_count(srv)
+    for i in range(IDLE_CONNECTIONS):
+        try:
+            ctx.held.append(socket.create_connection((HOST, ctx.port), timeout=IO_TIMEOUT_S))
+        except OSError as e:
+            raise Failure(f"connect {i} of {IDLE_CONNECTIONS}: expected success, got {e}") from None
+    deadline = time.monotonic() + ACCEPT_SETTLE_S
+    held = srv.fd_count() - ctx.fd_baseline
+    while held < IDLE_CONNECTIONS and time.monotonic() < deadline:
+        time.sleep(0.1)
+        held = srv.fd_count() - ctx.fd_baseline
+    expect(held >= IDLE_CONNECTIONS, f"server descriptors over its baseline of {ctx.fd_baseline}, "
+           f"{ACCEPT_SETTLE_S} s after {IDLE_CONNECTIONS} connects", f">= {IDLE_CONNECTIONS}", held)
+    expect_served(ctx.port, f"while {IDLE_CONNECTIONS} idle connections are open")
+
+
+@case(f"load: {IDLE_CONNECTIONS} idle connections closed: the server's open files back to the start")
+def _(ctx: Ctx) -> None:
+    srv = ctx.server
+    if ctx.fd_baseline is None:
+        raise Failure("no baseline: the previous case did not get as far as measuring it")
+    for s in ctx.held:
+        s.close()
+    ctx.held.clear()
+    deadline = time.monotonic() + FD_SETTLE_S
+    count = srv.fd_count()
+    while count > ctx.fd_baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+        count = srv.fd_count()
+    expect(count <= ctx.fd_baseline, f"server open files {FD_SETTLE_S} s after closing the idle connections",
+           f"<= {ctx.fd_baseline} (the count before)", count)
+    expect_served(ctx.port, "after closing the idle connections")
+
+
+def settle_fd_count(srv: Server) -> int:
+    """The server's open-file count once it stops changing (earlier tests' closes processed)."""
+    last, deadline = srv.fd_count(), time.monotonic() + FD_SETTLE_S
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = srv.fd_count()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+# === Idle timeout (a second instance with --idle-timeout-ms 300) =================================
+
+def time_to_close(conn: Conn, limit_s: float, keep_sending: Callable[[], None] | None = None) -> tuple[float, bytes]:
+    """Waits up to limit_s for the server to close conn. Returns (seconds, bytes received)."""
+    t0 = time.monotonic()
+    deadline = t0 + limit_s
+    got = b""
+    for _ in range(1 << 16):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Failure(f"server close: expected within {limit_s} s, still open (received {short(got)!r})")
+        conn.sock.settimeout(min(remaining, 0.1))
+        try:
+            chunk = conn.sock.recv(65536)
+        except TimeoutError:
+            if keep_sending is not None:
+                try:
+                    keep_sending()
+                except (BrokenPipeError, ConnectionResetError):
+                    return time.monotonic() - t0, got
+            continue
+        except ConnectionResetError:
+            return time.monotonic() - t0, got
+        if not chunk:
+            return time.monotonic() - t0, got
+        got += chunk
+    raise Failure("server close: loop bound reached")
+
+
+def expect_nothing_or_408(got: bytes, what: str) -> None:
+    expect(got == b"" or got.startswith(b"HTTP/1.1 408 "), f"{what}: bytes before the close",
+           "nothing or a 408 response", short(got))
+
+
+@case(f"idle timeout: a connection that sends nothing is closed (--idle-timeout-ms {IDLE_TIMEOUT_MS})")
+def _(ctx: Ctx) -> None:
+    srv = ctx.idle_server()
+    with Conn(srv.port) as c:
+        took, got = time_to_close(c, IDLE_CLOSE_S)
+        expect_nothing_or_408(got, "silent connection")
+
+
+@case("idle timeout: a connection that sends part of a request is closed")
+def _(ctx: Ctx) -> None:
+    srv = ctx.idle_server()
+    with Conn(srv.port) as c:
+        c.send(b"GET /json HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        took, got = time_to_close(c, IDLE_CLOSE_S)
+        expect_nothing_or_408(got, "half-sent request")
+
+
+@case("idle timeout: a connection that trickles a request it never completes is closed")
+def _(ctx: Ctx) -> None:
+    srv = ctx.idle_server()
+    with Conn(srv.port) as c:
+        c.send(b"GET /json HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        drip = iter(range(1 << 20))
+        took, got = time_to_close(c, TRICKLE_CLOSE_S, lambda: c.sock.send(b"X-Drip-%d: 1\r\n" % next(drip)))
+        expect_nothing_or_408(got, "trickling request")
+
+
+@case("idle timeout: a keep-alive connection used more often than the timeout stays open")
+def _(ctx: Ctx) -> None:
+    srv = ctx.idle_server()
+    with Conn(srv.port) as c:
+        for i in range(8):   # 8 x 50 ms gaps: longer in total than the 300 ms timeout
+            c.send(request("/json"))
+            r = c.read_response()
+            expect_eq((r.status, r.body), (200, JSON), f"request {i}")
+            time.sleep(0.05)
+
+
+@case("idle timeout: the instance still serves, then SIGINT gives exit status 0")
+def _(ctx: Ctx) -> None:
+    srv = ctx.idle_server()
+    expect_served(srv.port)
+    status, took = srv.stop(signal.SIGINT)
+    expect_eq(status, 0, f"exit status after SIGINT (within {STOP_TIMEOUT_S} s; stderr {srv.stderr_text(400)!r})")
+
+
+# === Stop ======================================================================================
+
+def final_stop(ctx: Ctx) -> None:
+    """SIGTERM, with an idle keep-alive connection and a half-sent request open: exit 0 within 5 s."""
+    idle, partial = Conn(ctx.port), Conn(ctx.port)
+    try:
+        idle.send(request("/json"))
+        idle.read_response()
+        partial.send(b"GET / HTTP/1.1\r\n")
+        time.sleep(0.1)
+        status, took = ctx.server.stop(signal.SIGTERM)
+        expect(status is not None, "exit after SIGTERM", f"within {STOP_TIMEOUT_S} s", "still running (killed)")
+        expect_eq(status, 0, "exit status after SIGTERM")
+    finally:
+        idle.close()
+        partial.close()
+
+
+# === Runner ====================================================================================
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def split_extra(values: list[str]) -> list[str]:
+    """--extra values, shell-split; '--flag=value' becomes '--flag value' (cbench-server's form)."""
+    out: list[str] = []
+    for v in values:
+        for tok in shlex.split(v):
+            if tok.startswith("--") and "=" in tok:
+                out += tok.split("=", 1)
+            else:
+                out.append(tok)
+    return out
+
+
+def check_list(binary: str) -> int:
+    """What ctest runs when `cbench-server --list` failed at registration: the failure, verbatim."""
+    try:
+        p = subprocess.run([binary, "--list"], capture_output=True, timeout=CLI_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"FAIL cbench-server --list: {e} (build it first: cmake --build BUILD --target cbench-server)")
+        return 1
+    models = [line.split("\t")[0] for line in p.stdout.decode().splitlines() if line.strip()]
+    if p.returncode != 0 or not models:
+        print(f"FAIL {binary} --list: exit status {p.returncode}, models {models}, "
+              f"stderr {p.stderr.decode(errors='replace')!r}")
+        return 1
+    print(f"{binary} --list now works ({', '.join(models)}): re-run cmake/ctest to register them")
+    return 1  # registration still saw a failure; the test stays red until ctest re-reads the list
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--server", required=True, help="path to cbench-server")
+    ap.add_argument("--model", help="model name, as --list prints it")
+    ap.add_argument("--threads", type=int, default=1, help="--threads for the server (default 1)")
+    ap.add_argument("--extra", action="append", default=[],
+                    help="extra server arguments, e.g. --extra='--queues per-worker' (repeatable)")
+    ap.add_argument("--only", help="run only cases whose label contains this text")
+    ap.add_argument("--check-list", action="store_true", help="report why cbench-server --list fails")
+    args = ap.parse_args()
+    if args.check_list:
+        return check_list(args.server)
+    if not args.model:
+        ap.error("--model is required")
+    args.extra_args = split_extra(args.extra)
+    raise_nofile()
+
+    label = f"{args.model} --threads {args.threads}" + (f" {shlex.join(args.extra_args)}" if args.extra_args else "")
+    print(f"conformance: {label}", flush=True)
+    server = Server(args.server, args.model, args.threads, args.extra_args)
+    passed = failed = 0
+    t_start = time.monotonic()
+    try:
+        server.start()
+    except Failure as e:
+        server.kill()
+        print(f"FAIL server start: {e}")
+        print("0 passed, 1 failed")
+        return 1
+    ctx = Ctx(args, server)
+    cases = [(l, f) for l, f in CASES if not args.only or args.only in l]
+    try:
+        for name, fn in [*cases, ("server: SIGTERM with open connections gives exit status 0", final_stop)]:
+            if server.exit_status() is not None and fn is not final_stop:
+                print(f"FAIL {name}: not run, the server exited with status {server.exit_status()}")
+                failed += 1
+                continue
+            t0 = time.monotonic()
+            try:
+                fn(ctx)
+            except Failure as e:
+                failed += 1
+                print(f"FAIL {name} ({time.monotonic() - t0:.2f} s): {e}", flush=True)
+            except Exception as e:  # an unexpected error is a failure of this case, not of the run
+                failed += 1
+                where = traceback.extract_tb(e.__traceback__)[-1]
+                print(f"FAIL {name} ({time.monotonic() - t0:.2f} s): {type(e).__name__}: {e} "
+                      f"(line {where.lineno})", flush=True)
+            else:
+                passed += 1
+                print(f"ok   {name} ({time.monotonic() - t0:.2f} s)", flush=True)
+    finally:
+        for s in ctx.held:
+            s.close()
+        server.kill()
+        if ctx.idle is not None:
+            ctx.idle.kill()
+    if failed:
+        print(f"--- server stderr (last 4000 chars) ---\n{server.stderr_text()}")
+    print(f"conformance: {label}: {time.monotonic() - t_start:.1f} s")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+# Included by ctest (through the generated conformance_tests.cmake) each time it reads the test
+# list: asks cbench-server for its models and registers conformance.py once per model and variant.
+# If --list fails, registers one failing test, conformance.list, that repeats the failure.
+#
+# Inputs (set by the wrapper): CBENCH_SERVER, CBENCH_CONFORMANCE_PYTHON, CBENCH_CONFORMANCE_SUITE,
+# CBENCH_CONFORMANCE_THREADS, CBENCH_CONFORMANCE_VARIANTS, CBENCH_CONFORMANCE_TIMEOUT_S.
+
+execute_process(COMMAND "${CBENCH_SERVER}" --list
+                RESULT_VARIABLE list_status OUTPUT_VARIABLE list_out ERROR_VARIABLE list_err
+                TIMEOUT 30)
+
+# Model names as --list prints them: one per line, then a tab and the summary.
+set(models "")
+string(REPLACE ";" "," list_out "${list_out}")
+string(REPLACE "\n" ";" list_lines "${list_out}")
+foreach(line IN LISTS list_lines)
+  if(line MATCHES "^([A-Za-z0-9._+-]+)(\t|$)")
+    list(APPEND models "${CMAKE_MATCH_1}")
+  endif()
+endforeach()
+
+if(NOT list_status EQUAL 0 OR NOT models)
+  add_test(conformance.list "${CBENCH_CONFORMANCE_PYTHON}" "${CBENCH_CONFORMANCE_SUITE}"
+           --server "${CBENCH_SERVER}" --check-list)
+  set_tests_properties(conformance.list PROPERTIES TIMEOUT 60 LABELS conformance)
+  return()
+endif()
+
+function(cbench_conformance_test name model threads)
+  add_test(${name} "${CBENCH_CONFORMANCE_PYTHON}" "${CBENCH_CONFORMANCE_SUITE}"
+           --server "${CBENCH_SERVER}" --model "${model}" --threads ${threads} ${ARGN})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${CBENCH_CONFORMANCE_TIMEOUT_S} LABELS conformance)
+endfunction()
+
+foreach(model IN LISTS models)
+  foreach(threads IN LISTS CBENCH_CONFORMANCE_THREADS)
+    cbench_conformance_test(conformance.${model}.threads${threads} ${model} ${threads})
+  endforeach()
+endforeach()
+
+foreach(variant IN LISTS CBENCH_CONFORMANCE_VARIANTS)
+  string(REPLACE "|" ";" fields "${variant}")
+  list(GET fields 0 model)
+  list(GET fields 1 label)
+  list(GET fields 2 threads)
+  list(GET fields 3 server_args)
+  list(FIND models "${model}" index)  # not IN_LIST: ctest reads this without a policy version
+  if(index GREATER_EQUAL 0)
+    cbench_conformance_test(conformance.${model}.threads${threads}.${label} ${model} ${threads}
+                            "--extra=${server_args}")
+  endif()
+endforeach()

@@ -1,0 +1,40 @@
+"""Shared paths and helpers of the harness tests (stdlib unittest only)."""
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(HERE, "fixtures")
+CBENCH = os.path.join(REPO, "scripts", "cbench")
+PYTHON = "/usr/bin/python3"
+FAKE_SERVER = os.path.join(HERE, "fake_server.py")
+
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+
+def run_cbench(args, timeout=120, **kw):
+    """Run scripts/cbench with args; returns CompletedProcess (text)."""
+    return subprocess.run([PYTHON, CBENCH] + list(args), capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, **kw)
+
+
+def processes_matching(token: str) -> list[str]:
+    """Command lines of live processes whose argv contains token (orphan checks)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z":
+            continue
+        text = " ".join(a.decode(errors="replace") for a in argv)
+        if token in text:
+            out.append(f"{pid}: {text}")
+    return out

@@ -1,0 +1,159 @@
+"""Scenario files: the shipped ones, a fixture using every feature, and bad files."""
+import glob
+import os
+import unittest
+
+from common import FIXTURES, REPO, run_cbench
+from cbenchlib import cli_sweep, scenario
+
+SCEN = os.path.join(FIXTURES, "scenarios")
+
+
+class ShippedScenarios(unittest.TestCase):
+    def test_every_shipped_scenario_parses_and_has_points(self):
+        files = sorted(glob.glob(os.path.join(REPO, "scenarios", "*.toml")))
+        names = {os.path.basename(f)[:-5] for f in files}
+        for required in ("ever-table", "plaintext-pipelined", "connections", "server-threads",
+                         "handler-cpu", "handler-blocking", "large-responses", "idle-connections", "smoke"):
+            self.assertIn(required, names)
+        for f in files:
+            with self.subTest(file=f):
+                sc = scenario.load_file(f)
+                self.assertGreater(len(sc.points()), 0)
+                quick = scenario.load_file(f, quick=True)
+                self.assertGreaterEqual(len(quick.points()), 2)
+                self.assertEqual(quick.settings.duration_s, 1)
+                self.assertEqual(quick.settings.repetitions, 1)
+
+    def test_ever_table_has_the_published_grid_rows_and_paths(self):
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
+        grid = {(p.load.wrk_threads, p.load.connections) for p in sc.points()}
+        self.assertEqual(grid, {(2, 10), (4, 64), (8, 256), (8, 1024)})
+        paths = {p.load.path for p in sc.points()}
+        self.assertEqual(paths, {"/", "/spin?us=10"})
+        labels = {(r.label, r.gvl) for r in sc.rows if r.label}
+        for label in ("ever single thread", "ever 1 worker thread", "ever 4 worker threads",
+                      "ever 8 worker threads", "ever 4 worker threads, separate queues",
+                      "ever 8 worker threads, separate queues"):
+            self.assertIn((label, False), labels)
+            self.assertIn((label, True), labels)
+        separate = [r for r in sc.rows if r.label and "separate" in r.label]
+        self.assertTrue(all(r.queues == "per-worker" for r in separate))
+        models = {r.model for r in sc.rows}
+        for m in ("epoll-reactor", "thread-per-connection", "blocking-pool", "libuv", "asio",
+                  "asio-coro", "multi-reactor"):
+            self.assertIn(m, models)
+        self.assertGreaterEqual(sc.settings.timeout_s, 10)  # records latencies above 2 s
+
+    def test_ever_table_default_fits_the_15_minute_budget(self):
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
+        plan = cli_sweep.schedule(sc.points(), sc.settings.repetitions, sc.settings.order, sc.settings.seed)
+        total = sum(cli_sweep.estimate_s(p, sc.settings, None) for _, p in plan)
+        self.assertLess(total, 15 * 60, f"estimated {cli_sweep.fmt_duration(total)}")
+
+
+class GoodFixture(unittest.TestCase):
+    def setUp(self):
+        self.sc = scenario.load_file(os.path.join(SCEN, "good.toml"))
+
+    def test_settings(self):
+        s = self.sc.settings
+        self.assertEqual((s.name, s.duration_s, s.warmup_s, s.repetitions, s.timeout_s),
+                         ("good", 3, 0.5, 2, 10))
+        self.assertEqual((s.order, s.seed, s.server_args), ("interleaved", 42, ("--idle-timeout-ms", "60000")))
+
+    def test_points_expand_rows_and_loads(self):
+        points = self.sc.points()
+        # worker-pool: 3 threads x 2 gvl = 6 rows on grid (2 paths x 2 explicit = 4) = 24;
+        # selector on grid 4 + sweep 6 + idle 2 = 12; nginx peer on sweep 6.
+        self.assertEqual(len(points), 42)
+        self.assertEqual(len({p.id for p in points}), 42)
+        keys = [r.key for r in self.sc.rows]
+        self.assertIn("worker-pool t4 shared gvl", keys)
+        self.assertIn("selector", keys)
+        labels = {r.key: r.label for r in self.sc.rows}
+        self.assertEqual(labels["worker-pool t8 shared"], "ever 8 worker threads")
+        peer = [r for r in self.sc.rows if r.kind == "peer"][0]
+        self.assertEqual(peer.command[2], "$config")
+
+    def test_load_keys_and_thread_cap(self):
+        loads = {p.load.key for p in self.sc.points()}
+        self.assertIn("-t2 -c10", loads)
+        self.assertIn("-t8 -c1024 /spin?us=10", loads)
+        self.assertIn("-t1 -c1", loads)          # -t4 capped to -c1
+        self.assertIn("-t2 -c2 -p16", loads)
+        self.assertIn("idle 1000", loads)
+        p = [p for p in self.sc.points() if p.load.key == "-t2 -c10"][0]
+        self.assertEqual(p.load.id, "t2c10p1 GET /")
+        self.assertEqual(p.id, "worker-pool|t1|shared|gvl0|- / t2c10p1 GET /")
+
+    def test_quick_trims_lists_to_their_ends(self):
+        q = scenario.load_file(os.path.join(SCEN, "good.toml"), quick=True)
+        self.assertEqual((q.settings.duration_s, q.settings.warmup_s, q.settings.repetitions), (1, 0.3, 1))
+        self.assertEqual(len(q.load_sets["sweep"]), 2)
+        self.assertEqual([l.key for l in q.load_sets["sweep"]], ["-t1 -c1", "-t4 -c64 -p16"])
+        threads = sorted({r.threads for r in q.rows if r.model == "worker-pool"})
+        self.assertEqual(threads, [1, 8])
+
+    def test_schedule_rounds_are_seeded_and_interleaved(self):
+        points = self.sc.points()
+        a = cli_sweep.schedule(points, 3, "shuffled", 7)
+        b = cli_sweep.schedule(points, 3, "shuffled", 7)
+        self.assertEqual([(r, p.id) for r, p in a], [(r, p.id) for r, p in b])
+        n = len(points)
+        for rep in range(3):
+            round_ = a[rep * n:(rep + 1) * n]
+            self.assertEqual({r for r, _ in round_}, {rep})
+            self.assertEqual(sorted(p.id for _, p in round_), sorted(p.id for p in points))
+        self.assertNotEqual([p.id for _, p in a[:n]], [p.id for p in points])
+        self.assertNotEqual([p.id for _, p in a[:n]], [p.id for _, p in a[n:2 * n]])
+        inter = cli_sweep.schedule(points, 2, "interleaved", 7)
+        self.assertEqual([p.id for _, p in inter[:n]], [p.id for p in points])
+
+    def test_models_filter(self):
+        sc = scenario.load_file(os.path.join(SCEN, "good.toml"))
+        cli_sweep.select_rows(sc, "epoll-*")
+        self.assertEqual({r.model for r in sc.rows}, {"epoll-reactor"})
+
+
+class BadFixtures(unittest.TestCase):
+    def test_each_bad_file_names_file_key_and_problem(self):
+        files = sorted(glob.glob(os.path.join(SCEN, "bad", "*.toml")))
+        self.assertGreaterEqual(len(files), 20)
+        for f in files:
+            with open(f) as fh:
+                first = fh.readline()
+            self.assertTrue(first.startswith("# expect: "), f"{f} lacks its '# expect:' line")
+            expected = first[len("# expect: "):].strip()
+            with self.subTest(file=os.path.basename(f)):
+                with self.assertRaises(scenario.ScenarioError) as cm:
+                    scenario.load_file(f)
+                msg = str(cm.exception)
+                self.assertTrue(msg.startswith(f + ": "), msg)
+                self.assertIn(expected, msg)
+
+    def test_cli_refuses_a_bad_file_and_runs_nothing(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as out:
+            bad = os.path.join(SCEN, "bad", "threads-wrong-type.toml")
+            r = run_cbench(["sweep", bad, "--out", out], timeout=30)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn("rows[0].threads: expected an integer", r.stderr)
+            self.assertIn("threads-wrong-type.toml", r.stderr)
+            self.assertEqual(os.listdir(out), [])
+
+    def test_missing_file(self):
+        with self.assertRaises(scenario.ScenarioError) as cm:
+            scenario.load_file(os.path.join(SCEN, "no-such.toml"))
+        self.assertIn("cannot read", str(cm.exception))
+
+    def test_cpu_list(self):
+        self.assertEqual(scenario.cpu_list_count("0"), 1)
+        self.assertEqual(scenario.cpu_list_count("0-3,5"), 5)
+        for bad in ("", "a", "3-1", "0,,1"):
+            with self.assertRaises(ValueError):
+                scenario.cpu_list_count(bad)
+
+
+if __name__ == "__main__":
+    unittest.main()
