@@ -27,8 +27,15 @@ build: deps
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# The main job: the default sweep, then every reader on the run it wrote (the newest run of
+# that scenario). An interrupted sweep keeps what it measured: `scripts/cbench sweep --resume RUN`.
 reproduce: build
 	$(CBENCH) sweep $(SCENARIO)
+	@run=$$(ls -td results/runs/*-$(basename $(notdir $(SCENARIO))) | head -n 1); \
+	  echo "== tables ($$run)"; $(CBENCH) table $$run -o run && \
+	  $(CBENCH) compare $$run --published ever -o $$run/compare-ever.md && \
+	  $(CBENCH) plot $$run && $(CBENCH) report $$run && \
+	  echo "reproduce: results, tables, charts and report in $$run"
 
 report:
 	$(CBENCH) report --root

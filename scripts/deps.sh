@@ -23,7 +23,15 @@ PACKAGES=(
   python3-matplotlib  # charts
   procps              # ps, for orphan checks in tests
   util-linux          # taskset (CPU pinning)
+  nginx-light         # peer row `nginx` (issue 7): the harness writes its config and runs it per point
+  h2o                 # peer row `h2o` (issue 7): likewise
 )
+
+# Packages that are servers: Debian starts them as system services on install (nginx on port
+# 80). The harness starts its own instances on ports it picks; a system instance would only use
+# CPU and a port behind the benchmark's back. So their services are kept from starting during
+# the install and disabled after it.
+SERVICES=(nginx h2o)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -45,6 +53,42 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+
+# Keep every service from starting during the install: invoke-rc.d and deb-systemd-invoke ask
+# /usr/sbin/policy-rc.d, and 101 means "action forbidden". Our own file is removed afterwards
+# (also on failure); an existing one (Docker images ship one) is left alone.
+POLICY=/usr/sbin/policy-rc.d
+our_policy=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# written by concurrency-bench scripts/deps.sh for the duration of an install\nexit 101\n' \
+    | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  our_policy=1
+fi
+remove_policy() { if [ "$our_policy" -eq 1 ]; then $SUDO rm -f "$POLICY"; our_policy=0; fi; }
+trap remove_policy EXIT
+
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+remove_policy
+
+# Services just installed: make sure none runs, and none starts at boot.
+for svc in "${SERVICES[@]}"; do
+  case " ${missing[*]} " in
+    *" $svc "* | *" $svc-light "*) ;;
+    *) continue ;;
+  esac
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  else
+    command -v service >/dev/null && $SUDO service "$svc" stop >/dev/null 2>&1 || true
+    command -v update-rc.d >/dev/null && $SUDO update-rc.d "$svc" disable >/dev/null 2>&1 || true
+  fi
+  # Belt and braces for an init system neither of the above reached: stop by pid file.
+  for pidfile in "/run/$svc.pid" "/var/run/$svc.pid"; do
+    if [ -s "$pidfile" ]; then
+      $SUDO kill "$(cat "$pidfile")" 2>/dev/null || true
+    fi
+  done
+done
 echo "deps.sh: done"

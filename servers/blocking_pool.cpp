@@ -152,5 +152,5 @@ int run(const server::Options& opt, server::Control& control) {
 }  // namespace
 
 CBENCH_REGISTER_MODEL(blocking_pool, "blocking-pool",
-                      "N threads, each accepting and serving one connection at a time with blocking I/O (Unicorn, Puma, Apache)",
+                      "[bounded] N threads, each accepting and serving one connection at a time with blocking I/O (Unicorn, Puma, Apache)",
                       server::ListenerLayout::one, &run)

@@ -88,6 +88,13 @@ class EndToEnd(unittest.TestCase):
         self.assertGreaterEqual(idle["thread-per-connection"]["threads_per_conn"], 0.9)
         self.assertLess(idle["epoll-reactor"]["threads_per_conn"], 0.1)
 
+        # The readers on this real run (issue 5's CI check): table, compare --published ever,
+        # plot and report, each output checked for form (PNG signature, non-empty tables).
+        import subprocess
+        check = os.path.join(REPO, "tests", "report", "check_run_outputs.sh")
+        r = subprocess.run(["bash", check, run], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, f"check_run_outputs.sh failed:\n{r.stdout}\n{r.stderr}")
+
 
 if __name__ == "__main__":
     unittest.main()
