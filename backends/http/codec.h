@@ -13,6 +13,8 @@
 
 namespace cb::http {
 
+struct DateCache;  // the per-thread formatted Date (codec.cpp)
+
 // Why the codec stopped consuming input in a call to feed().
 enum class feed_status : std::uint8_t {
   need_more,   // consumed all input; a request may be partly parsed
@@ -62,6 +64,8 @@ class Codec {
                         std::string& out);
 
  private:
+  static void serialize_uncached(const Response& resp, bool keep_alive, bool http10_keep_alive, bool head_only,
+                                 const DateCache& date, std::string& out);
   static int on_message_begin(http_parser*);
   static int on_url(http_parser*, const char*, std::size_t);
   static int on_header_field(http_parser*, const char*, std::size_t);

@@ -19,8 +19,10 @@ struct Request {
   bool keep_alive = true;   // after HTTP/1.0 and 1.1 keep-alive rules
 };
 
-// A response. `body` must outlive the serialisation of the response (handlers return views of
-// static data). `close` asks the codec to close the connection after this response.
+// A response. `body` and `content_type` must be immutable data that outlives the process's use of
+// it (handlers return views of static data): the codec caches formatted small responses per
+// thread keyed by their address and length. `close` asks the codec to close the connection
+// after this response.
 struct Response {
   int status = 200;
   std::string_view content_type = "text/plain";

@@ -1,0 +1,288 @@
+// Instrument: floor (the system-call floor of this machine). Not a concurrency model.
+//
+// The least a server can do per request and still look like one to wrk: one epoll thread per
+// --threads, each on its own SO_REUSEPORT listener, that reads what a connection sent, counts the
+// request terminators in it ("\r\n\r\n", found across read boundaries) and answers each one with
+// the same canned bytes, all the answers to one read gathered into one send. It parses nothing
+// (no method, path, header or body: any request gets the hello response, and a request with a
+// body would be answered wrongly), enforces no limit and has no idle timeout, so it is excluded
+// from the conformance gate (its --list summary starts with "[instrument]") and tables label it
+// as an instrument. What it measures: the cost of epoll_wait + read + send per batch on this
+// kernel, which no model can go below. A model's distance from it is the cost of its parsing,
+// handler and concurrency model.
+//
+// The canned response is made once by the shared codec (http::handle for GET / serialised by
+// http::Codec::serialize), so its bytes are exactly a model's answer to GET /; its Date is
+// re-made when the second changes, checked on every reactor tick.
+//
+// --threads N: N reactor threads (the calling thread runs the last one), N listeners.
+// Stop: Control::on_stop wakes every reactor; each closes its connections and returns.
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backends/http/codec.h"
+#include "backends/http/handler.h"
+#include "backends/net/reactor.h"
+#include "backends/net/socket.h"
+#include "backends/server/model.h"
+
+namespace {
+
+using namespace cb;
+
+// One read per readiness event into this buffer: larger than any batch wrk sends to a connection
+// at pipelining depth 16 (16 x ~60 bytes), and a full buffer just leaves the socket readable.
+constexpr std::size_t kReadBufferBytes = 64 * 1024;
+// Accepts per readiness event of a listener, as in net::ReactorServer: bounds the time one burst
+// of connects can keep the thread from serving established connections.
+constexpr int kMaxAcceptsPerEvent = 64;
+// Reactor tick: how stale the canned Date may get (it is re-made when the second changes), and
+// how soon a listener paused on EMFILE is watched again.
+constexpr std::chrono::milliseconds kTick{200};
+
+// Counts "\r\n\r\n" terminators, non-overlapping, in the stream whose previous bytes left
+// `tail` (at most 3 bytes that may begin a terminator). Updates tail for the next call.
+struct TerminatorCounter {
+  char tail[3] = {};
+  std::uint8_t tail_len = 0;
+
+  std::size_t count(const char* buf, std::size_t n) {
+    const std::size_t t = tail_len;
+    const std::size_t total = t + n;
+    auto at = [&](std::size_t v) { return v < t ? tail[v] : buf[v - t]; };
+    std::size_t found = 0;
+    std::size_t earliest = 0;  // first index a terminator may start at (they do not overlap)
+    const char* p = buf;
+    const char* end = buf + n;
+    while (p < end) {
+      const char* q = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+      if (q == nullptr) break;
+      const std::size_t i = t + static_cast<std::size_t>(q - buf);  // index of this '\n'
+      if (i >= earliest + 3 && at(i - 1) == '\r' && at(i - 2) == '\n' && at(i - 3) == '\r') {
+        ++found;
+        earliest = i + 1;
+      }
+      p = q + 1;
+    }
+    const std::size_t keep_from = std::max(earliest, total >= 3 ? total - 3 : 0);
+    char next[3];
+    std::size_t len = 0;
+    for (std::size_t v = keep_from; v < total; ++v) next[len++] = at(v);
+    std::memcpy(tail, next, len);
+    tail_len = static_cast<std::uint8_t>(len);
+    return found;
+  }
+};
+
+class FloorLoop;
+
+// One client: its terminator state and, while the socket is full, the bytes still to send.
+class Connection final : public net::Reactor::Handler {
+ public:
+  Connection(FloorLoop& loop, int fd) : loop_(loop), fd_(fd) {}
+  bool on_readable() override;
+  bool on_writable() override;
+
+  int fd() const { return fd_; }
+  Connection* prev = nullptr;  // the loop's list of open connections (closed at stop)
+  Connection* next = nullptr;
+
+ private:
+  bool send_or_queue(const char* data, std::size_t len);
+
+  FloorLoop& loop_;
+  int fd_;
+  TerminatorCounter terminators_;
+  std::string pending_;  // unsent response bytes; the connection is not read while non-empty
+};
+
+// One thread's reactor, listener, buffers and canned response.
+class FloorLoop final : public net::Reactor::Handler {
+ public:
+  explicit FloorLoop(int listen_fd) : listen_fd_(listen_fd), read_buf_(new char[kReadBufferBytes]) {
+    canned_.reserve(512);
+    ok_ = reactor_.ok() && net::set_nonblocking(listen_fd_) && reactor_.add(listen_fd_, this, true, false);
+  }
+  ~FloorLoop() override {
+    while (head_ != nullptr) close(head_);
+  }
+
+  bool ok() const { return ok_; }
+  void stop() { reactor_.stop(); }
+
+  void run() {
+    refresh_canned();
+    reactor_.run(kTick, [this] { on_tick(); });
+    while (head_ != nullptr) close(head_);
+  }
+
+  // The listener is readable: accept a bounded batch.
+  bool on_readable() override {
+    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
+      int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          reactor_.remove(listen_fd_);  // stop spinning on a readable listener until the next tick
+          accept_paused_ = true;
+        }
+        break;
+      }
+      net::set_nodelay(fd);
+      auto* c = new Connection(*this, fd);
+      if (!reactor_.add(fd, c, true, false)) {
+        net::close_fd(fd);
+        delete c;
+        continue;
+      }
+      c->next = head_;
+      if (head_ != nullptr) head_->prev = c;
+      head_ = c;
+    }
+    return true;
+  }
+
+  // Reads into the loop's buffer; returns bytes read, 0 at EOF, -1 on error or nothing to read.
+  ssize_t read_into_buffer(int fd) {
+    for (;;) {
+      ssize_t n = ::recv(fd, read_buf_.get(), kReadBufferBytes, 0);
+      if (n >= 0 || errno != EINTR) return n;
+    }
+  }
+  const char* read_buffer() const { return read_buf_.get(); }
+
+  // `count` copies of the canned response, contiguous, in the loop's output buffer.
+  const char* responses(std::size_t count, std::size_t& len) {
+    const std::size_t one = canned_.size();
+    len = one * count;
+    if (out_.size() < len) out_.resize(std::max(len, out_.size() * 2));
+    char* p = out_.data();
+    for (std::size_t i = 0; i < count; ++i, p += one) std::memcpy(p, canned_.data(), one);
+    return out_.data();
+  }
+
+  void set_writable(Connection& c, bool writable) { reactor_.modify(c.fd(), &c, !writable, writable); }
+
+  void close(Connection* c) {
+    reactor_.remove(c->fd());
+    net::close_fd(c->fd());
+    if (c->prev != nullptr) c->prev->next = c->next;
+    else head_ = c->next;
+    if (c->next != nullptr) c->next->prev = c->prev;
+    delete c;
+  }
+
+ private:
+  void on_tick() {
+    refresh_canned();
+    if (accept_paused_ && reactor_.add(listen_fd_, this, true, false)) accept_paused_ = false;
+  }
+
+  // Re-makes the canned response when the second of its Date has passed.
+  void refresh_canned() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec == canned_second_) return;
+    canned_second_ = ts.tv_sec;
+    http::Request req;
+    req.method = HTTP_GET;
+    req.target = req.path = "/";
+    const http::Response resp = http::handle(req);
+    canned_.clear();
+    http::Codec::serialize(resp, /*keep_alive=*/true, /*http10_keep_alive=*/false, /*head_only=*/false, canned_);
+  }
+
+  int listen_fd_;
+  net::Reactor reactor_;
+  std::unique_ptr<char[]> read_buf_;
+  std::vector<char> out_ = std::vector<char>(16 * 1024);  // grows to the largest batch, then stays
+  std::string canned_;
+  time_t canned_second_ = -1;
+  Connection* head_ = nullptr;
+  bool ok_ = false;
+  bool accept_paused_ = false;
+};
+
+bool Connection::on_readable() {
+  ssize_t n = loop_.read_into_buffer(fd_);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+  if (n <= 0) {
+    loop_.close(this);
+    return false;
+  }
+  std::size_t count = terminators_.count(loop_.read_buffer(), static_cast<std::size_t>(n));
+  if (count == 0) return true;
+  std::size_t len = 0;
+  const char* out = loop_.responses(count, len);
+  if (!pending_.empty()) {  // woken by EPOLLRDHUP while still writing: keep the order
+    pending_.append(out, len);
+    return true;
+  }
+  return send_or_queue(out, len);
+}
+
+bool Connection::on_writable() {
+  ssize_t n;
+  do n = ::send(fd_, pending_.data(), pending_.size(), MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+  if (n < 0) {
+    loop_.close(this);
+    return false;
+  }
+  pending_.erase(0, static_cast<std::size_t>(n));
+  if (pending_.empty()) loop_.set_writable(*this, false);
+  return true;
+}
+
+bool Connection::send_or_queue(const char* data, std::size_t len) {
+  ssize_t n;
+  do n = ::send(fd_, data, len, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    loop_.close(this);
+    return false;
+  }
+  const std::size_t sent = n < 0 ? 0 : static_cast<std::size_t>(n);
+  if (sent < len) {
+    pending_.assign(data + sent, len - sent);
+    loop_.set_writable(*this, true);
+  }
+  return true;
+}
+
+int run(const server::Options&, server::Control& control) {
+  std::vector<std::shared_ptr<FloorLoop>> loops;
+  for (int fd : control.listeners()) {
+    loops.push_back(std::make_shared<FloorLoop>(fd));
+    if (!loops.back()->ok()) return 1;
+  }
+  for (auto& l : loops) control.on_stop([l] { l->stop(); });
+  int status = 0;
+  std::vector<std::thread> threads;
+  try {
+    for (std::size_t i = 0; i + 1 < loops.size(); ++i) threads.emplace_back([p = loops[i].get()] { p->run(); });
+  } catch (const std::system_error&) {  // out of threads at start-up: stop the ones running
+    for (auto& l : loops) l->stop();
+    status = 1;
+  }
+  if (status == 0) loops.back()->run();
+  for (auto& t : threads) t.join();
+  return status;
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(floor_instrument, "floor",
+                      "[instrument] syscall floor, not a model: one epoll thread per --threads counts \"\\r\\n\\r\\n\" and "
+                      "sends one canned GET / response per request, a read's answers in one send; no parsing",
+                      server::ListenerLayout::per_thread, &run)
