@@ -19,7 +19,7 @@
 //   N concurrent sleepers stop the server from accepting anyone.
 // /spin: busies its worker's CPU; the kernel time-slices the N workers on the server's cores.
 // Idle timeout: SO_RCVTIMEO inside serve_blocking (a silent client is dropped within one timeout,
-//   one that trickles a request within two); SO_SNDTIMEO set here to the same value, so a client
+//   one that trickles a request within two) and SO_SNDTIMEO there too, so a client
 //   that stops reading holds a worker for at most about two timeouts, not forever (a blocked send
 //   returns what it sent when the timeout expires, and the next one fails).
 // EMFILE: the worker sleeps kAcceptRetryDelay and accepts again; no spin, no exit.
@@ -91,11 +91,6 @@ class Serving {
   std::atomic<bool> stopping_{false};
 };
 
-void set_send_timeout(int fd, int timeout_ms) {
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
 // One pool thread: accept, serve until the connection ends, repeat until the stop.
 void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& serving) {
   // Per-thread buffers: one connection at a time, so this is also per connection.
@@ -114,7 +109,6 @@ void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& servi
       break;
     }
     net::set_nodelay(fd);
-    set_send_timeout(fd, idle_timeout_ms);
     net::serve_blocking(fd, idle_timeout_ms, *scratch);
     serving.end(worker);
     net::close_fd(fd);

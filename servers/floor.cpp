@@ -283,6 +283,6 @@ int run(const server::Options&, server::Control& control) {
 }  // namespace
 
 CBENCH_REGISTER_MODEL(floor_instrument, "floor",
-                      "[instrument] syscall floor, not a model: one epoll thread per --threads counts \"\\r\\n\\r\\n\" and "
-                      "sends one canned GET / response per request, a read's answers in one send; no parsing",
+                      "[instrument] syscall floor, not a model: one epoll thread per --threads counts request "
+                      "terminators and sends the canned GET / bytes for each, a read's answers in one send; no parsing",
                       server::ListenerLayout::per_thread, &run)

@@ -43,7 +43,7 @@ struct Conn : net::IdleNode {
 
 class Server {
  public:
-  Server(const server::Options& opt, int listen_fd, std::unique_ptr<loop::PullLoop> loop)
+  Server(const server::Options& opt, int listen_fd, std::shared_ptr<loop::PullLoop> loop)
       : listen_fd_(listen_fd), loop_(std::move(loop)), idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   int run(server::Control& control) {
@@ -53,7 +53,7 @@ class Server {
       std::fprintf(stderr, "cbench-server: pull-loop: unable to watch the listener\n");
       return 1;
     }
-    control.on_stop([this] { loop_->stop(); });
+    control.on_stop([loop = loop_] { loop->stop(); });
     loop_->each([this](loop::Key key) {
       if (key == kAcceptKey) on_accept();
       else if (key == kSweepKey) on_sweep();
@@ -117,7 +117,9 @@ class Server {
   static bool waiting_write(Conn* c) { return c->writing; }
 
   int listen_fd_;
-  std::unique_ptr<loop::PullLoop> loop_;
+  // Shared with the stop callback: the signal thread may still be inside loop->stop() (writing
+  // its wake-up) after run() has returned, so the loop must outlive this object.
+  std::shared_ptr<loop::PullLoop> loop_;
   net::IdleList idle_;
   net::IoScratch scratch_;
   bool accept_paused_ = false;
@@ -125,7 +127,7 @@ class Server {
 
 int run(const server::Options& opt, server::Control& control) {
   auto backend = loop::parse_backend(opt.backend);
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), loop::make_pull_loop(*backend));
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(*backend)));
   return server->run(control);
 }
 

@@ -58,7 +58,7 @@ using Queue = queue::JobQueue<Conn*>;
 
 class Server {
  public:
-  Server(const server::Options& opt, int listen_fd, std::unique_ptr<loop::PullLoop> loop)
+  Server(const server::Options& opt, int listen_fd, std::shared_ptr<loop::PullLoop> loop)
       : opt_(opt), listen_fd_(listen_fd), loop_(std::move(loop)), gvl_(opt.gvl),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {
     int nqueues = opt.queues == server::QueueLayout::per_worker ? opt.threads : 1;
@@ -72,7 +72,7 @@ class Server {
       std::fprintf(stderr, "cbench-server: worker-pool: unable to watch the listener\n");
       return 1;
     }
-    control.on_stop([this] { loop_->stop(); });
+    control.on_stop([loop = loop_] { loop->stop(); });
     for (int i = 0; i < opt_.threads; ++i) {
       Queue& q = *queues_[queues_.size() == 1 ? 0 : static_cast<std::size_t>(i)];
       workers_.emplace_back([this, &q] { work(q); });
@@ -196,7 +196,9 @@ class Server {
 
   const server::Options& opt_;
   int listen_fd_;
-  std::unique_ptr<loop::PullLoop> loop_;
+  // Shared with the stop callback: the signal thread may still be inside loop->stop() (writing
+  // its wake-up) after run() has returned, so the loop must outlive this object.
+  std::shared_ptr<loop::PullLoop> loop_;
   queue::Gvl gvl_;
   net::IdleList idle_;
   std::vector<std::unique_ptr<Queue>> queues_;
@@ -207,7 +209,7 @@ class Server {
 
 int run(const server::Options& opt, server::Control& control) {
   auto backend = loop::parse_backend(opt.backend);
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), loop::make_pull_loop(*backend));
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(*backend)));
   return server->run(control);
 }
 

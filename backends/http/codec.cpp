@@ -60,8 +60,16 @@ void append_uint(std::string& out, std::uint64_t v) {
   out.append(buf, static_cast<std::size_t>(end - buf));
 }
 
-// Splits a request target into path and query.
+// Splits a request target into path and query. The absolute form ("http://host/path", which
+// RFC 9112 3.2.2 says a server must accept) is reduced to its path.
 void split_target(std::string_view target, Request& req) {
+  if (!target.empty() && target[0] != '/') {
+    std::size_t scheme_end = target.find("://");
+    if (scheme_end != std::string_view::npos) {
+      std::size_t path = target.find('/', scheme_end + 3);
+      target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+    }
+  }
   std::size_t q = target.find('?');
   req.path = target.substr(0, q);
   req.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
@@ -101,6 +109,8 @@ Codec& Codec::operator=(Codec&& o) noexcept {
   in_message_ = o.in_message_;
   message_done_ = o.message_done_;
   in_header_field_ = o.in_header_field_;
+  host_match_ = o.host_match_;
+  host_fields_ = o.host_fields_;
   keep_alive_ = o.keep_alive_;
   closing_ = o.closing_;
   return *this;
@@ -116,6 +126,8 @@ void Codec::reset() {
   in_message_ = false;
   message_done_ = false;
   in_header_field_ = false;
+  host_match_ = 0;
+  host_fields_ = 0;
   keep_alive_ = true;
   closing_ = false;
 }
@@ -127,6 +139,7 @@ int Codec::on_message_begin(http_parser* p) {
   c->body_bytes_ = 0;
   c->header_bytes_ = 0;
   c->in_header_field_ = false;
+  c->host_fields_ = 0;
   return 0;
 }
 
@@ -150,9 +163,18 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
       return -1;
     }
   }
-  // A field name may arrive in pieces; count the ": " and CRLF once per field.
-  if (!c->in_header_field_) c->header_bytes_ += 4;
+  // A field name may arrive in pieces; count the ": " and CRLF once per field, and match "Host"
+  // (RFC 9112 3.2: a request must have exactly one) a character at a time.
+  if (!c->in_header_field_) {
+    c->header_bytes_ += 4;
+    c->host_match_ = 0;
+  }
   c->in_header_field_ = true;
+  static constexpr char kHost[] = "host";
+  for (std::size_t i = 0; i < len && c->host_match_ >= 0; ++i) {
+    char ch = static_cast<char>(at[i] | 0x20);  // ASCII lower case; tchars only, checked above
+    c->host_match_ = (c->host_match_ < 4 && ch == kHost[c->host_match_]) ? c->host_match_ + 1 : -1;
+  }
   c->header_bytes_ += static_cast<std::uint32_t>(len);
   if (c->header_bytes_ > kMaxHeaderBytes) {
     c->error_status_ = 431;
@@ -163,6 +185,7 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
 
 int Codec::on_header_value(http_parser* p, const char*, std::size_t len) {
   auto* c = static_cast<Codec*>(p->data);
+  if (c->in_header_field_ && c->host_match_ == 4) ++c->host_fields_;
   c->in_header_field_ = false;
   c->header_bytes_ += static_cast<std::uint32_t>(len);
   if (c->header_bytes_ > kMaxHeaderBytes) {
@@ -177,6 +200,11 @@ int Codec::on_headers_complete(http_parser* p) {
   // content_length is ULLONG_MAX when absent; chunked bodies are checked in on_body.
   if (p->content_length != ULLONG_MAX && p->content_length > kMaxBodyBytes) {
     c->error_status_ = 413;
+    return -1;
+  }
+  // RFC 9112 3.2: HTTP/1.1 requires one Host field; two are an error in any version.
+  if (c->host_fields_ > 1 || (c->host_fields_ == 0 && p->http_major == 1 && p->http_minor >= 1)) {
+    c->error_status_ = 400;
     return -1;
   }
   c->keep_alive_ = http_should_keep_alive(p) != 0;

@@ -88,6 +88,8 @@ class Codec {
   bool in_message_ = false;
   bool message_done_ = false;     // set by on_message_complete; the parser is paused there
   bool in_header_field_ = false;  // the last header callback was for a field name
+  std::int8_t host_match_ = 0;    // chars of "host" matched in the current field name; -1: not Host
+  std::uint8_t host_fields_ = 0;  // Host fields in the current request
   bool keep_alive_ = true;
   bool closing_ = false;
 };

@@ -108,6 +108,8 @@ std::uint64_t serve_blocking(int fd, int idle_timeout_ms, IoScratch& scratch) {
   using clock = std::chrono::steady_clock;
   timeval tv{idle_timeout_ms / 1000, (idle_timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  // A client that stops reading would otherwise hold this thread in send() forever.
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   const auto timeout = std::chrono::milliseconds(idle_timeout_ms);
   http::Codec codec;
   auto last_progress = clock::now();

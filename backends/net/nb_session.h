@@ -62,7 +62,8 @@ class NbSession {
 
 // Serves one connection on a blocking socket until the peer closes, an error, or a closing
 // response. `idle_timeout_ms` bounds the time without a completed request (enforced with
-// SO_RCVTIMEO, so a silent client is dropped within one timeout and a slow one within two).
+// SO_RCVTIMEO, so a silent client is dropped within one timeout and a slow one within two; a
+// client that stops reading is dropped by SO_SNDTIMEO within one timeout per blocked send).
 // To stop it from another thread, shutdown(fd, SHUT_RDWR). Returns the number of responses written.
 std::uint64_t serve_blocking(int fd, int idle_timeout_ms, IoScratch& scratch);
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -114,9 +115,11 @@ int main(int argc, char** argv) {
   opt.port = lr.port;
   cb::server::Control control(lr.fds);
 
+  std::atomic<bool> signal_taken{false};
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    signal_taken.store(true);
     control.request_stop();
   });
 
@@ -126,8 +129,9 @@ int main(int argc, char** argv) {
 
   int status = spec->run(opt, control);
 
-  // A model that returned on its own (an error) still has the signal thread waiting: wake it.
-  if (!control.stopping()) pthread_kill(signal_thread.native_handle(), SIGTERM);
+  // A model that returned on its own (an error, or its own request_stop) leaves the signal thread
+  // in sigwait: wake it. A signal that arrives meanwhile is taken by the same sigwait.
+  if (!signal_taken.load()) pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   for (int fd : control.listeners()) cb::net::close_fd(fd);
   std::fprintf(stderr, "cbench-server: stopped (status %d)\n", status);

@@ -61,6 +61,33 @@ def package_versions() -> tuple[dict, dict]:
     return upstream, full
 
 
+# Peers (issue 7): the version the binary itself reports, which is what ran (a Debian package
+# version says what dpkg installed, and nginx-light's would not name a locally built nginx).
+PEER_VERSION_PROBES = {
+    "nginx": (["nginx", "-v"], r"nginx/(\S+)"),        # "nginx version: nginx/1.22.1" (stderr)
+    "h2o": (["h2o", "--version"], r"h2o version (\S+)"),  # "h2o version 2.2.5"
+}
+
+
+def peer_versions(which=None) -> dict:
+    """{peer: version} of the peer binaries found (PATH, then the sbin directories)."""
+    import shutil
+    which = which or (lambda n: shutil.which(n) or shutil.which(n, path="/usr/local/sbin:/usr/sbin:/sbin"))
+    out = {}
+    for name, (argv, pattern) in PEER_VERSION_PROBES.items():
+        path = which(argv[0])
+        if not path:
+            continue
+        try:
+            proc = subprocess.run([path] + argv[1:], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        m = re.search(pattern, proc.stdout + proc.stderr)
+        if m:
+            out[name] = m.group(1)
+    return out
+
+
 def cmake_cache(build_dir: str) -> dict:
     """KEY -> value from build_dir/CMakeCache.txt ({} if absent)."""
     values = {}
@@ -136,6 +163,7 @@ def collect(repo: str, build_dir: str, server_cpus: str, client_cpus: str,
     """meta.json's "env" object."""
     model, count = cpu_info()
     upstream, full = package_versions()
+    upstream.update(peer_versions())
     upstream["python"] = platform.python_version()
     if wrk_bin:
         out = _run([wrk_bin, "-v"])  # prints version then usage; exits 1, so read stdout anyway

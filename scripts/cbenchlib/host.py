@@ -28,6 +28,9 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # after wrk is seen to exit).
 POLL_INTERVAL_S = 0.005
 
+# Searched after PATH by LocalHost.which.
+SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+
 
 def _die_with_parent():
     """preexec_fn: ask the kernel to SIGKILL this child when the harness dies."""
@@ -214,7 +217,9 @@ class LocalHost:
         return os.sysconf("SC_CLK_TCK")
 
     def which(self, name: str) -> str | None:
-        return shutil.which(name)
+        """The command's path: PATH first, then the sbin directories (nginx and h2o live in
+        /usr/sbin, which a non-root PATH often lacks)."""
+        return shutil.which(name) or shutil.which(name, path=SBIN_PATH)
 
     def cpu_count(self) -> int:
         return os.cpu_count() or 1

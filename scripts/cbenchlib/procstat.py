@@ -1,7 +1,7 @@
 """Samples of a server's resource use from /proc, and the figures between two samples.
 
-A sample covers every thread of the process (and of its descendants, for
-multi-process peers): CPU time from /proc/PID/stat (which already sums all
+A sample covers every thread of the process and of its live descendants (the
+workers of a multi-process peer such as nginx; zombies are skipped): CPU time from /proc/PID/stat (which already sums all
 threads, living and exited), memory and thread count from /proc/PID/status,
 context switches summed over /proc/PID/task/*/status (the process-level
 status file shows the main thread's only), and read/write system-call counts
@@ -24,7 +24,7 @@ def parse_stat(text: str, ticks_per_s: int) -> dict:
     rest = text.rsplit(")", 1)[1].split()
     # rest[0] is field 3 (state); utime is field 14, stime 15, num_threads 20.
     return {"utime_s": int(rest[11]) / ticks_per_s, "stime_s": int(rest[12]) / ticks_per_s,
-            "num_threads": int(rest[17]), "ppid": int(rest[1])}
+            "num_threads": int(rest[17]), "ppid": int(rest[1]), "state": rest[0]}
 
 
 def parse_status(text: str) -> dict:
@@ -70,6 +70,10 @@ def sample(host, pid: int, include_descendants: bool = True) -> dict:
             if i == 0:
                 raise
             continue  # a descendant that just exited
+        if i > 0 and stat["state"] in ("Z", "X"):
+            # A dead descendant not yet reaped (h2o never reaps its exited crash handler): it holds
+            # no memory and runs nothing, and its CPU time will never change.
+            continue
         counted.append(p)
         total["cpu_user_s"] += stat["utime_s"]
         total["cpu_sys_s"] += stat["stime_s"]

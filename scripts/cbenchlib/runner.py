@@ -104,11 +104,32 @@ def free_port(addr: str) -> int:
         return s.getsockname()[1]
 
 
+def peer_dir(run_dir: str, model: str) -> str:
+    """The run's scratch directory of a peer (pid file, temp paths): <run_dir>/peers/<model>."""
+    return os.path.join(run_dir, "peers", model)
+
+
 def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag: str) -> tuple[list[str], str | None]:
-    """(argv, config path) of a peer row: $port, $host, $threads, $config, $run_dir substituted."""
+    """(argv, config path) of a peer row, with the row's extra_args appended to its command.
+
+    Placeholders in the command and the config template ($$ is a literal $):
+      $port, $host      where to listen (a free port the harness picked; peers cannot report one)
+      $threads          the row's thread count (worker processes or threads)
+      $config           the rendered config: <run_dir>/logs/<tag>-<model>.conf
+      $run_dir          the run directory
+      $peer_dir         <run_dir>/peers/<model>, created here: pid file, temp paths
+      $repo             the repository (e.g. for files a config serves)
+      $user             the user the harness runs as (a peer started as root stays root)
+      $root_only        "" when the harness runs as root, "# " otherwise: comments out a line
+                        (a `user` directive) that only root may use
+    """
     row = point.row
     config_path = None
-    values = {"port": str(port), "host": addr, "threads": str(row.threads), "run_dir": run_dir}
+    scratch = peer_dir(run_dir, row.model)
+    os.makedirs(scratch, exist_ok=True)
+    values = {"port": str(port), "host": addr, "threads": str(row.threads), "run_dir": run_dir,
+              "peer_dir": scratch, "repo": repo, "user": _user_name(),
+              "root_only": "" if os.geteuid() == 0 else "# "}
     if row.config_template:
         template_path = row.config_template if os.path.isabs(row.config_template) \
             else os.path.join(repo, row.config_template)
@@ -118,8 +139,16 @@ def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag
         with open(config_path, "w", encoding="utf-8") as f:
             f.write(text)
     values["config"] = config_path or ""
-    argv = [string.Template(a).substitute(values) for a in row.command]
+    argv = [string.Template(a).substitute(values) for a in row.command + row.extra_args]
     return argv, config_path
+
+
+def _user_name() -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 class Runner:
@@ -196,6 +225,11 @@ class Runner:
                 and row.model not in self.available:
             raise PointFailed(f"model {row.model!r} is not in `cbench-server --list` "
                               f"(not built yet?); point skipped", tail="", skipped=True)
+        if row.kind == "peer" and row.command and os.sep not in row.command[0] \
+                and self.host.which(row.command[0]) is None:
+            raise PointFailed(f"peer {row.model!r}: {row.command[0]} is not installed "
+                              f"(scripts/deps.sh installs nginx-light and h2o); point skipped",
+                              tail="", skipped=True)
         if not point.load.is_idle and not self.wrk_bin:
             raise PointFailed("wrk not found", tail="")
 
@@ -239,6 +273,8 @@ class Runner:
             argv, config = render_peer(point, self.addr, port, self.run_dir, self.repo, tag)
         except (OSError, KeyError, ValueError) as exc:
             raise PointFailed(f"cannot prepare peer {point.row.model!r}: {exc}", tail="")
+        if os.sep not in argv[0]:
+            argv[0] = self.host.which(argv[0]) or argv[0]
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
         deadline = time.monotonic() + self.settings.ready_timeout_s

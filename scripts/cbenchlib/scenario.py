@@ -47,6 +47,22 @@ ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backen
             "extra_args", "loads", "command", "config_template")
 LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS
 
+# Built-in peers (issue 7): a row `kind = "peer"` naming one of these needs no `command` or
+# `config_template` (a row may still give either, to run another build or configuration).
+# Templates are rendered by runner.render_peer; their placeholders are listed there.
+PEERS = {
+    "nginx": {
+        # -e stderr: errors before the configuration is read go to the point's server log too
+        # (not to Debian's /var/log/nginx); -p: the prefix for relative paths, in the run dir.
+        "command": ("nginx", "-e", "stderr", "-p", "$peer_dir", "-c", "$config"),
+        "config_template": "scenarios/peers/nginx.conf",
+    },
+    "h2o": {
+        "command": ("h2o", "-c", "$config"),
+        "config_template": "scenarios/peers/h2o.conf",
+    },
+}
+
 # Sanity bounds; each keeps a typo from turning into an hour-long or impossible run.
 MAX_DURATION_S = 3600
 MAX_REPETITIONS = 100
@@ -466,13 +482,24 @@ class _Validator:
                                   f"(defined: {', '.join(load_sets)})")
             command = config_template = None
             if kind == "peer":
-                if "command" not in table:
-                    self.fail(f"{where}.command", "missing (a peer row gives the argv that starts it)")
-                command = self.str_list(f"{where}.command", table["command"])
-                if not command:
-                    self.fail(f"{where}.command", "empty")
+                for k in ("queues", "gvl", "backend"):
+                    if k in table:
+                        self.fail(f"{where}.{k}", "a cbench-server flag; peer rows take only threads "
+                                  "(and extra_args, appended to the peer's command)")
+                builtin = PEERS.get(model, {})
+                if "command" in table:
+                    command = self.str_list(f"{where}.command", table["command"])
+                    if not command:
+                        self.fail(f"{where}.command", "empty")
+                elif builtin:
+                    command = builtin["command"]
+                else:
+                    self.fail(f"{where}.command", "missing (a peer row gives the argv that starts it, "
+                              f"unless it names a built-in peer: {', '.join(PEERS)})")
                 if "config_template" in table:
                     config_template = self.str_(f"{where}.config_template", table["config_template"])
+                elif "command" not in table:
+                    config_template = builtin.get("config_template")
             else:
                 for k in ("command", "config_template"):
                     if k in table:

@@ -9,11 +9,16 @@ execute_process(COMMAND "${CBENCH_SERVER}" --list
                 RESULT_VARIABLE list_status OUTPUT_VARIABLE list_out ERROR_VARIABLE list_err
                 TIMEOUT 30)
 
-# Model names as --list prints them: one per line, then a tab and the summary.
+# Model names as --list prints them: one per line, then a tab and the summary. Instruments (a
+# summary beginning "[instrument] ", e.g. floor: no parsing, answers anything) are not HTTP
+# servers to hold to the suite, so they are left out.
 set(models "")
 string(REPLACE ";" "," list_out "${list_out}")
 string(REPLACE "\n" ";" list_lines "${list_out}")
 foreach(line IN LISTS list_lines)
+  if(line MATCHES "^[A-Za-z0-9._+-]+\t\\[instrument\\] ")
+    continue()
+  endif()
   if(line MATCHES "^([A-Za-z0-9._+-]+)(\t|$)")
     list(APPEND models "${CMAKE_MATCH_1}")
   endif()

@@ -293,7 +293,7 @@ TEST(NbSession, ClosingResponseThenClose) {
     std::string expected;
   };
   const Row rows[] = {
-      {"Connection: close", kGet + "GET / HTTP/1.1\r\nConnection: close\r\n\r\n" + kGet,
+      {"Connection: close", kGet + "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + kGet,
        kHello + response("200 OK", "text/plain", "Hello, world!", "close")},
       {"HTTP/1.0", "GET /json HTTP/1.0\r\n\r\n" + kGet,
        response("200 OK", "application/json", "{\"message\":\"Hello, World!\"}", "close")},
@@ -314,7 +314,7 @@ TEST(NbSession, ClosingResponseThenClose) {
   Pair pair;
   auto scratch = std::make_unique<IoScratch>();
   NbSession s(pair.server);
-  std::string req = "GET /bytes?n=1000000 HTTP/1.1\r\nConnection: close\r\n\r\n";
+  std::string req = "GET /bytes?n=1000000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(write_some(pair.client, req, 0), req.size());
   want w = s.on_readable(*scratch);
   EXPECT_EQ(w, want::write);
@@ -344,7 +344,7 @@ TEST(NbSession, PeerGoneWhileWriting) {
 TEST(ServeBlocking, AnswersUntilClose) {
   Pair pair(false);
   auto scratch = std::make_unique<IoScratch>();
-  std::string sent = kGet + kGetJson + "GET /nope HTTP/1.1\r\n\r\n" + "GET / HTTP/1.1\r\nConnection: close\r\n\r\n" + kGet;
+  std::string sent = kGet + kGetJson + "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n" + "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + kGet;
   ASSERT_EQ(write_some(pair.client, sent, 0), sent.size());
   EXPECT_EQ(cb::net::serve_blocking(pair.server, 5000, *scratch), 4u);
   std::string got;
@@ -357,8 +357,8 @@ TEST(ServeBlocking, HighWaterMarkKeepsOrder) {
   Pair pair(false);
   auto scratch = std::make_unique<IoScratch>();
   std::string sent;
-  for (int i = 0; i < 4; ++i) sent += "GET /bytes?n=30000 HTTP/1.1\r\n\r\n";
-  sent += "GET /json HTTP/1.1\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < 4; ++i) sent += "GET /bytes?n=30000 HTTP/1.1\r\nHost: t\r\n\r\n";
+  sent += "GET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(write_some(pair.client, sent, 0), sent.size());
   EXPECT_EQ(cb::net::serve_blocking(pair.server, 5000, *scratch), 5u);
   std::string got;
