@@ -55,6 +55,7 @@
 #include "backends/http/codec.h"
 #include "backends/http/limits.h"
 #include "backends/server/model.h"
+#include "backends/server/threads.h"
 
 namespace {
 
@@ -219,18 +220,7 @@ int run(const server::Options& opt, server::Control& control) {
   }
   control.on_stop([io_owner] { io_owner->stop(); });
 
-  int status = 0;
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<std::size_t>(opt.threads));
-  try {
-    for (int i = 0; i < opt.threads; ++i) pool.emplace_back([&io] { io.run(); });
-  } catch (const std::system_error& e) {
-    std::fprintf(stderr, "cbench-server: asio: unable to start %d threads: %s\n", opt.threads, e.what());
-    io.stop();
-    status = 1;
-  }
-  for (auto& t : pool) t.join();
-  return status;
+  return server::run_on_threads("asio", opt.threads, [&io](int) { io.run(); }, [&io] { io.stop(); });
 }
 
 }  // namespace

@@ -44,6 +44,7 @@
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
+#include "backends/server/threads.h"
 
 namespace {
 
@@ -126,21 +127,14 @@ int run(const server::Options& opt, server::Control& control) {
     serving->shutdown_all();
   });
 
-  int status = 0;
-  std::vector<std::thread> pool;
-  pool.reserve(workers);
-  try {
-    for (std::size_t i = 0; i < workers; ++i)
-      pool.emplace_back(work, i, listen_fd, opt.idle_timeout_ms, std::ref(*serving));
-  } catch (const std::system_error& e) {
-    // Out of threads at start-up: run with none rather than fewer than asked, and say so.
-    std::fprintf(stderr, "cbench-server: blocking-pool: unable to start %zu threads: %s\n", workers, e.what());
-    ::shutdown(listen_fd, SHUT_RDWR);
-    serving->shutdown_all();
-    status = 1;
-  }
-  for (auto& t : pool) t.join();
-  return status;
+  // Out of threads at start-up: run with none rather than fewer than asked, and say so.
+  return server::run_on_threads(
+      "blocking-pool", opt.threads,
+      [&](int i) { work(static_cast<std::size_t>(i), listen_fd, opt.idle_timeout_ms, *serving); },
+      [&] {
+        ::shutdown(listen_fd, SHUT_RDWR);
+        serving->shutdown_all();
+      });
 }
 
 }  // namespace

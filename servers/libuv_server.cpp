@@ -47,6 +47,7 @@
 #include "backends/http/limits.h"
 #include "backends/net/idle_list.h"
 #include "backends/server/model.h"
+#include "backends/server/threads.h"
 
 namespace {
 
@@ -330,18 +331,11 @@ int run(const server::Options& opt, server::Control& control) {
   }
   for (auto& l : loops) control.on_stop([l] { l->stop(); });
 
-  int status = 0;
-  std::vector<std::thread> threads;
-  threads.reserve(loops.size());
-  try {
-    for (auto& l : loops) threads.emplace_back([l] { l->run(); });
-  } catch (const std::system_error& e) {
-    std::fprintf(stderr, "cbench-server: libuv: unable to start %zu threads: %s\n", loops.size(), e.what());
-    for (auto& l : loops) l->stop();
-    status = 1;
-  }
-  for (auto& t : threads) t.join();
-  return status;
+  return server::run_on_threads(
+      "libuv", static_cast<int>(loops.size()), [&loops](int i) { loops[static_cast<std::size_t>(i)]->run(); },
+      [&loops] {
+        for (auto& l : loops) l->stop();
+      });
 }
 
 }  // namespace

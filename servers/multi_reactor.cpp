@@ -26,6 +26,7 @@
 
 #include "backends/net/reactor_server.h"
 #include "backends/server/model.h"
+#include "backends/server/threads.h"
 
 namespace {
 
@@ -42,17 +43,12 @@ int run(const server::Options& opt, server::Control& control) {
   }
   for (auto& r : reactors) control.on_stop([r] { r->stop(); });
 
-  int status = 0;
-  std::vector<std::thread> threads;
-  threads.reserve(reactors.size());
-  try {
-    for (auto& r : reactors) threads.emplace_back([p = r.get()] { p->run(); });
-  } catch (const std::system_error&) {  // out of threads at start-up: stop the ones running
-    for (auto& r : reactors) r->stop();
-    status = 1;
-  }
-  for (auto& t : threads) t.join();
-  return status;
+  return server::run_on_threads(
+      "multi-reactor", static_cast<int>(reactors.size()),
+      [&reactors](int i) { reactors[static_cast<std::size_t>(i)]->run(); },
+      [&reactors] {
+        for (auto& r : reactors) r->stop();
+      });
 }
 
 }  // namespace

@@ -1,0 +1,253 @@
+"""Peers (nginx, h2o) and multi-process sampling: the built-in peer rows, their rendered
+configurations (checked by the real binaries when installed), /proc samples that sum a
+process tree, and a sweep over a fake multi-process peer (nginx's shape) whose workers
+do all the work."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from common import FIXTURES, HERE, PYTHON, REPO, processes_matching, run_cbench
+from cbenchlib import procstat, runner, scenario
+from cbenchlib.host import LocalHost
+
+FAKE_PEER = os.path.join(HERE, "fake_peer.py")
+
+
+def peer_scenario(rows: str, loads: str = "[[loads]]\nwrk_threads = 1\nconnections = 1\n") -> scenario.Scenario:
+    return scenario.parse(rows + loads, "peers.toml")
+
+
+class BuiltInPeers(unittest.TestCase):
+    def test_nginx_and_h2o_need_only_their_name(self):
+        sc = peer_scenario('[[rows]]\nkind = "peer"\nmodel = "nginx"\nthreads = [1, 2]\n'
+                           '[[rows]]\nkind = "peer"\nmodel = "h2o"\n')
+        by = {r.key: r for r in sc.rows}
+        self.assertEqual(sorted(by), ["h2o t1", "nginx t1", "nginx t2"])
+        self.assertEqual(by["nginx t2"].command, scenario.PEERS["nginx"]["command"])
+        self.assertEqual(by["nginx t2"].config_template, "scenarios/peers/nginx.conf")
+        self.assertEqual(by["h2o t1"].config_template, "scenarios/peers/h2o.conf")
+        self.assertEqual(by["h2o t1"].to_json()["kind"], "peer")
+
+    def test_own_command_replaces_the_built_in_one(self):
+        sc = peer_scenario('[[rows]]\nkind = "peer"\nmodel = "nginx"\ncommand = ["my-nginx", "-c", "$config"]\n')
+        self.assertEqual(sc.rows[0].command, ("my-nginx", "-c", "$config"))
+        self.assertIsNone(sc.rows[0].config_template)
+
+    def test_unknown_peer_without_command_is_refused(self):
+        with self.assertRaisesRegex(scenario.ScenarioError, r"rows\[0\]\.command: missing .*nginx, h2o"):
+            peer_scenario('[[rows]]\nkind = "peer"\nmodel = "caddy"\n')
+
+    def test_model_flags_are_refused_on_peers(self):
+        for key, value in (("queues", '"shared"'), ("gvl", "true"), ("backend", '"epoll"')):
+            with self.subTest(key), self.assertRaisesRegex(scenario.ScenarioError, rf"rows\[0\]\.{key}: "):
+                peer_scenario(f'[[rows]]\nkind = "peer"\nmodel = "nginx"\n{key} = {value}\n')
+
+    def test_the_served_file_is_exactly_the_hello_body(self):
+        with open(os.path.join(REPO, "scenarios", "peers", "hello.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"Hello, world!")
+
+
+class RenderedConfigs(unittest.TestCase):
+    """The templates render completely, and the installed nginx and h2o accept the result."""
+
+    def render(self, model, threads=2):
+        sc = peer_scenario(f'[[rows]]\nkind = "peer"\nmodel = "{model}"\nthreads = {threads}\n')
+        self.run_dir = tempfile.mkdtemp(prefix="cbench-peer-")
+        self.addCleanup(shutil.rmtree, self.run_dir, True)
+        os.mkdir(os.path.join(self.run_dir, "logs"))
+        argv, config = runner.render_peer(sc.points()[0], "127.0.0.1", 18123, self.run_dir, REPO, "0007")
+        with open(config) as f:
+            text = f.read()
+        return argv, config, text
+
+    def test_nginx(self):
+        argv, config, text = self.render("nginx")
+        peer_dir = os.path.join(self.run_dir, "peers", "nginx")
+        self.assertEqual(argv, ["nginx", "-e", "stderr", "-p", peer_dir, "-c", config])
+        self.assertTrue(config.endswith("/logs/0007-nginx.conf"), config)
+        self.assertTrue(os.path.isdir(peer_dir))
+        body = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        self.assertNotIn("$", "\n".join(body))
+        for needle in ("daemon off;", "master_process on;", "worker_processes 2;",
+                       "listen 127.0.0.1:18123 reuseport;", "access_log off;", "error_log stderr",
+                       "keepalive_timeout 30s;", "keepalive_requests 2147483647;",
+                       "default_type text/plain;", 'return 200 "Hello, world!";',
+                       f"pid {peer_dir}/nginx.pid;"):
+            self.assertIn(needle, text)
+        if os.geteuid() == 0:
+            self.assertIn("\nuser root;", text)
+        nginx = LocalHost().which("nginx")
+        if nginx is None:
+            self.skipTest("nginx not installed (scripts/deps.sh installs nginx-light)")
+        r = subprocess.run([nginx] + argv[1:] + ["-t"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_h2o(self):
+        argv, config, text = self.render("h2o")
+        peer_dir = os.path.join(self.run_dir, "peers", "h2o")
+        self.assertEqual(argv, ["h2o", "-c", config])
+        body = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        self.assertNotIn("$", "\n".join(body))
+        for needle in ("num-threads: 2", "  host: 127.0.0.1", "  port: 18123",
+                       f"pid-file: {peer_dir}/h2o.pid", "http1-request-timeout: 30",
+                       f"file.file: {REPO}/scenarios/peers/hello.txt", "file.etag: OFF"):
+            self.assertIn(needle, text)
+        self.assertNotIn("access-log", "\n".join(body))
+        h2o = LocalHost().which("h2o")
+        if h2o is None:
+            self.skipTest("h2o not installed (scripts/deps.sh installs it)")
+        r = subprocess.run([h2o, "-t", "-c", config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_a_missing_peer_binary_skips_its_points(self):
+        sc = peer_scenario('[[rows]]\nkind = "peer"\nmodel = "nginx"\n'
+                           'command = ["cbench-no-such-peer", "-c", "$config"]\n')
+        host = LocalHost()
+        with tempfile.TemporaryDirectory() as d:
+            os.mkdir(os.path.join(d, "logs"))
+            r = runner.Runner(host, sc.settings, "/nonexistent", "/usr/bin/wrk", d, REPO, None)
+            rec = r.run(sc.points()[0], 0, 0)
+        self.assertEqual(rec["status"], "failed")
+        self.assertTrue(rec["failure"]["skipped"])
+        self.assertIn("cbench-no-such-peer is not installed", rec["failure"]["reason"])
+
+
+class ProcessTreeSampling(unittest.TestCase):
+    """procstat.sample sums the process and its live descendants (nginx: master + workers)."""
+
+    def setUp(self):
+        self.host = LocalHost()
+        self.tmp = tempfile.mkdtemp(prefix="cbench-tree-")
+
+    def tearDown(self):
+        self.host.kill_all()
+        left = processes_matching(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(left, [], "processes left behind")
+
+    def spawn_tree(self, code: str):
+        script = os.path.join(self.tmp, "tree.py")
+        with open(script, "w") as f:
+            f.write(code)
+        proc = self.host.spawn([PYTHON, script], stdout=os.path.join(self.tmp, "out"), stderr="stdout")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(os.path.join(self.tmp, "out")) as f:
+                if "ready" in f.read():
+                    return proc
+            time.sleep(0.02)
+        self.fail("the process tree did not start")
+
+    def test_cpu_of_a_busy_grandchild_is_counted(self):
+        # The parent sleeps; a grandchild burns CPU and a child sleeps: the sample sees all three.
+        proc = self.spawn_tree(
+            "import os, sys, time\n"
+            "if os.fork() == 0:\n"
+            "    if os.fork() == 0:\n"
+            "        while True: pass\n"
+            "    time.sleep(3600)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(3600)\n")
+        time.sleep(0.1)
+        a = procstat.sample(self.host, proc.pid)
+        time.sleep(0.5)
+        b = procstat.sample(self.host, proc.pid)
+        w = procstat.window(a, b)
+        self.assertEqual(w["processes"], 3, b["pids"])
+        self.assertEqual(b["threads"], 3)
+        self.assertGreaterEqual(w["cpu_user_s"] + w["cpu_sys_s"], 0.2, w)
+        alone = procstat.sample(self.host, proc.pid, include_descendants=False)
+        self.assertEqual(alone["pids"], [proc.pid])
+        self.assertLess(alone["cpu_user_s"] + alone["cpu_sys_s"], b["cpu_user_s"] + b["cpu_sys_s"] - 0.2)
+        proc.stop(2.0)
+
+    def test_zombie_children_are_not_counted(self):
+        # h2o's crash handler (/bin/true) exits at once and is never reaped.
+        proc = self.spawn_tree(
+            "import os, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os._exit(0)\n"
+            "time.sleep(0.2)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(3600)\n")
+        s = procstat.sample(self.host, proc.pid)
+        self.assertEqual(s["pids"], [proc.pid])
+        self.assertEqual(s["threads"], 1)
+        proc.stop(2.0)
+
+
+class SweepOverAMultiProcessPeer(unittest.TestCase):
+    """A fake peer shaped like nginx (an idle master, N forked workers) through the real sweep:
+    its figures are the workers' too, and stopping it leaves nothing behind."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cbench-test-")
+        self.peer = os.path.join(self.tmp, "fake_peer.py")
+        shutil.copy(FAKE_PEER, self.peer)
+        self.wrk = os.path.join(self.tmp, "wrk")
+        os.symlink(shutil.which("wrk") or "/usr/bin/wrk", self.wrk)
+        self.out = os.path.join(self.tmp, "runs")
+
+    def tearDown(self):
+        left = processes_matching(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(left, [], "processes left behind")
+
+    def test_workers_are_sampled_and_stopped(self):
+        tpl = os.path.join(self.tmp, "peer.conf")
+        with open(tpl, "w") as f:
+            f.write("workers $threads on $host:$port, scratch $peer_dir\n")
+        path = os.path.join(self.tmp, "peer.toml")
+        with open(path, "w") as f:
+            f.write(f"""
+duration_s = 1
+warmup_s = 0.3
+repetitions = 1
+timeout_s = 5
+[[loads]]
+name = "hello"
+wrk_threads = 1
+connections = 4
+[[loads]]
+name = "idle"
+idle_connections = 20
+[[rows]]
+kind = "peer"
+model = "fake-nginx"
+threads = 2
+command = ["{PYTHON}", "{self.peer}", "--host", "$host", "--port", "$port", "--workers", "$threads",
+           "--config", "$config"]
+config_template = "{tpl}"
+""")
+        r = run_cbench(["sweep", path, "--wrk-bin", self.wrk, "--out", self.out,
+                        "--lock-timeout", "600"], timeout=700)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        run = os.path.join(self.out, os.listdir(self.out)[0])
+        with open(os.path.join(run, "points.jsonl")) as f:
+            points = {p["load"]["key"]: p for p in map(json.loads, f)}
+        p = points["-t1 -c4"]
+        self.assertEqual(p["status"], "ok", p["failure"])
+        self.assertEqual(p["row"]["kind"], "peer")
+        self.assertEqual(p["server"]["processes"], 3)  # the master and two workers
+        self.assertEqual(p["server"]["threads"], 3)
+        # The master only sleeps: the CPU measured is the workers', who served wrk flat out.
+        self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0.3, p["server"])
+        self.assertEqual(p["commands"]["server"][:3], ["taskset", "-c", "0"])
+        self.assertEqual(p["server_exit_status"], 0)
+        with open(os.path.join(run, p["logs"]["server"])) as f:
+            port = p["server_ready"]["port"]
+            self.assertIn(f"workers 2 on 127.0.0.1:{port}, scratch {run}/peers/fake-nginx", f.read())
+        idle = points["idle 20"]
+        self.assertEqual(idle["status"], "ok", idle["failure"])
+        self.assertEqual(idle["idle"]["connections_held"], 20)
+
+
+if __name__ == "__main__":
+    unittest.main()
