@@ -42,3 +42,9 @@ report:
 
 clean:
 	rm -rf $(BUILD) build-*
+
+# Microbenchmarks (bench/, Google Benchmark): builds, then runs every build/bench/*_bench pinned to
+# the server's CPU under the machine-wide benchmark lock, storing a run in results/runs/<UTC>-micro/.
+.PHONY: micro
+micro: build
+	$(CBENCH) micro

@@ -350,6 +350,11 @@ class ChartSet:
 
     # ---- all -------------------------------------------------------------
     def draw_all(self) -> None:
+        from . import micro
+        if micro.is_micro_run(self.run):  # a `cbench micro` run: its own chart, no points
+            micro.draw_charts(self)
+            self.write_index()
+            return
         idle_loads = []
         for group, loads in self.run.load_groups():
             if group[2]:

@@ -17,25 +17,29 @@ import fcntl
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from . import envinfo, resultio
+from . import envinfo, procstat, resultio
 from .cli_sweep import DEFAULT_LOCK as DEFAULT_SWEEP_LOCK
 from .runload import REPO_ROOT
+from .verdict import DISTURBED_CPU
 
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
 DEFAULT_LOCK = DEFAULT_SWEEP_LOCK  # the lock cbench sweep takes: one benchmark at a time
 DEFAULT_CPUS = "0"  # the server's CPU in every scenario (server_cpus), so figures compare with the sweep's
-# Repetitions and seconds per repetition: 3 x 0.2 s keeps the default run of the ~60 benchmarks
-# near two minutes on the reference machine (the library calibrates iterations in its first
-# repetition, so each benchmark takes about (repetitions + 1) x min_time).
+# Repetitions and seconds per repetition: 3 x 0.3 s keeps the default run of the ~60 benchmarks
+# near 1.5 minutes on the reference machine (each benchmark takes about (repetitions + 1) x
+# min_time: the library calibrates its iteration count before the first repetition; 0.2 s took
+# 61 s in all), inside the 3 minutes the issue allows; the spread between repetitions came from
+# other work on the machine, not from too short a time.
 DEFAULT_REPETITIONS = 3
-DEFAULT_MIN_TIME_S = 0.2
+DEFAULT_MIN_TIME_S = 0.3
 # --quick: one short repetition of everything, a few seconds in all (smoke tests, not figures).
 QUICK_REPETITIONS = 1
 QUICK_MIN_TIME_S = 0.01
@@ -248,15 +252,17 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
             if args.filter:
                 argv.append(f"--benchmark_filter={args.filter}")
             log_rel = os.path.join("logs", f"{name}.txt")
-            t0 = time.monotonic()
             started = resultio.utc_now()
+            before = machine_sample()
             with open(os.path.join(run_dir, log_rel), "w", encoding="utf-8") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir)
                 status = proc.wait()
                 proc = None
-            dt = time.monotonic() - t0
+            after = machine_sample()
+            dt = after["t"] - before["t"]
             entry = {"name": name, "file": json_rel, "log": log_rel, "command": argv, "benchmarks": len(names),
-                     "exit_status": status, "duration_s": round(dt, 3), "started_utc": started}
+                     "exit_status": status, "duration_s": round(dt, 3), "started_utc": started,
+                     "machine": machine_window(before, after, cpus)}
             errors = count_errors(os.path.join(run_dir, json_rel))
             if errors:
                 entry["benchmark_errors"] = errors
@@ -265,6 +271,9 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
             micro_meta["binaries"].append(entry)
             writer.update_meta(micro=micro_meta)
             note = f"exit status {status}" if status != 0 else "ok"
+            other = entry["machine"].get("other_on_pinned_cpu_util", entry["machine"].get("other_cpu_util"))
+            if other is not None and other > DISTURBED_CPU:
+                note += f", DISTURBED: other processes used {other * 100:.0f}% of a CPU"
             if errors:
                 note += f", {len(errors)} benchmark(s) skipped with an error"
             print(f"micro: {name}: {len(names)} benchmarks, {dt:.1f} s, {note}", flush=True)
@@ -283,6 +292,32 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         print(f"micro: {failed} binary(ies) failed; see {_rel(os.path.join(run_dir, 'logs'))}", file=sys.stderr)
         return 1
     return 0
+
+
+def machine_sample() -> dict:
+    """The machine's CPU ticks (/proc/stat) and the CPU time of this process's waited-for children."""
+    with open("/proc/stat", encoding="utf-8") as f:
+        stat = procstat.parse_system_stat(f.read())
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"t": time.monotonic(), "stat": stat, "children_cpu_s": ru.ru_utime + ru.ru_stime}
+
+
+def machine_window(before: dict, after: dict, cpus: str | None) -> dict:
+    """What else ran while one binary did, as the sweep records it for a point (SCHEMA.md
+    `machine`): busy fraction per CPU, the benchmark's own CPU time, and other processes' use,
+    machine-wide and, when pinned to one CPU, on that CPU (the one that disturbs the figures)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = procstat.machine_window(before["stat"], after["stat"], ticks)
+    wall = after["t"] - before["t"]
+    bench_cpu = after["children_cpu_s"] - before["children_cpu_s"]
+    out["bench_cpu_s"] = round(bench_cpu, 3)
+    if wall > 0:
+        out["other_cpu_s"] = round(max(0.0, out["busy_cpu_s"] - bench_cpu), 3)
+        out["other_cpu_util"] = round(out["other_cpu_s"] / wall, 4)
+        busy_pinned = out["cpu_busy"].get(cpus) if cpus and cpus.isdigit() else None
+        if busy_pinned is not None:
+            out["other_on_pinned_cpu_util"] = round(max(0.0, busy_pinned - bench_cpu / wall), 4)
+    return out
 
 
 def count_errors(json_path: str) -> list[str]:

@@ -1,8 +1,9 @@
-"""Reading a microbenchmark run (`cbench micro`): tables and a bar chart of Google Benchmark JSON.
+"""Reading a microbenchmark run (`cbench micro`): tables and bar charts of Google Benchmark JSON.
 
 A micro run directory holds meta.json ("kind": "micro"; "micro.binaries" lists each binary's
 JSON file) and one Google Benchmark JSON file per binary (bench/<subject>_bench.cpp). This
-module only reads them: `cbench report` and `cbench plot` call it for micro runs.
+module only reads them: `cbench report` and `cbench plot` call it for micro runs (charts:
+micro-time-per-op, and micro-thread-memory from thread_bench's memory counters).
 
 Figures: per benchmark, the median over its repetitions of each value (the raw repetitions are
 in the JSON; the library's own mean/median/stddev/cv aggregates are used only when a file has no
@@ -16,8 +17,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 from dataclasses import dataclass, field
+
+# Other processes' CPU use (fraction of a CPU) above which a binary's figures are marked
+# disturbed: the sweep's threshold, so that both kinds of run are judged alike.
+from .verdict import DISTURBED_CPU
 
 # Fields of a Google Benchmark entry that are not user counters.
 _STANDARD_FIELDS = {
@@ -53,12 +59,8 @@ class Bench:
 
     @property
     def display_name(self) -> str:
-        """The run name without the suffixes the clock column already says."""
-        name = self.run_name
-        for suffix in ("/real_time", "/manual_time"):
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-        return name
+        """The run name without the parts the table says otherwise (clock, fixed iteration count)."""
+        return re.sub(r"/(real_time|manual_time|iterations:\d+)(?=/|$)", "", self.run_name)
 
 
 @dataclass
@@ -248,16 +250,43 @@ def environment_lines(run, subjects: list[Subject]) -> list[str]:
     if m.get("cpus"):
         parts.append(f"pinned with taskset to CPU {m['cpus']}")
     if m.get("repetitions"):
-        parts.append(f"{m['repetitions']} repetitions")
+        n = m["repetitions"]
+        parts.append(f"{n} repetition{'s' if n != 1 else ''}")
     if m.get("min_time_s") is not None:
         parts.append(f"at least {m['min_time_s']:g} s per repetition")
     if m.get("filter"):
         parts.append(f"filter `{m['filter']}`")
     ctx = next((s.context for s in subjects if s.context), {})
+    pinned, machine = [], []
+    for b in m.get("binaries") or []:
+        mw = b.get("machine") if isinstance(b, dict) else None
+        if isinstance(mw, dict):
+            for key, vals in (("other_on_pinned_cpu_util", pinned), ("other_cpu_util", machine)):
+                if isinstance(mw.get(key), (int, float)):
+                    vals.append(mw[key])
+    if pinned or machine:
+        spans = []
+        if pinned:
+            spans.append(f"{_pct_span(pinned)} of the pinned CPU")
+        if machine:
+            spans.append(f"{_pct_span(machine)} of a CPU machine-wide")
+        text = f"other processes used {' and '.join(spans)} while the binaries ran"
+        if max(pinned or machine) > DISTURBED_CPU:
+            text += (" (**DISTURBED**: other work shared the benchmarks' CPU, so real-time figures are"
+                     " noisier, and may be higher, than on an idle machine)")
+        elif machine and max(machine) > DISTURBED_CPU:
+            text += (" (the other CPU was busy: shared caches and memory, or a sibling hyperthread on a"
+                     " VM, may still have slowed the benchmarks a little)")
+        parts.append(text)
     if ctx.get("library_build_type") == "debug":
         parts.append("Google Benchmark library built as debug by Debian (affects its own"
                      " bookkeeping, not the measured code)")
     return [f"Benchmarks: {'; '.join(parts)}."] if parts else []
+
+
+def _pct_span(values: list[float]) -> str:
+    lo, hi = min(values) * 100, max(values) * 100
+    return f"{hi:.0f}%" if round(lo) == round(hi) else f"{lo:.0f}–{hi:.0f}%"
 
 
 def tables_text(run, heading_level: int = 2) -> str:
@@ -297,36 +326,87 @@ def draw_charts(cs) -> None:
     import matplotlib.pyplot as plt
 
     name = "micro-time-per-op"
-    subjects = [s for s in load_subjects(cs.run.dir, cs.run.meta)
-                if any(b.ns_per_op is not None for b in s.benches)]
+    all_subjects = load_subjects(cs.run.dir, cs.run.meta)
+
+    def charted(s: Subject) -> list[Bench]:
+        # Benchmarks that count ops; a time per iteration (e.g. the idle-memory runs, whose time
+        # is set-up) is not a cost to compare.
+        return [b for b in s.benches if b.ns_per_op is not None and b.per_op_from_items]
+
+    subjects = [s for s in all_subjects if charted(s)]
     if not subjects:
-        cs.skip(name, "the run has no benchmark with a time")
+        cs.skip(name, "the run has no benchmark with a time per op")
+    else:
+        heights = [max(1.2, 0.27 * len(charted(s)) + 0.9) for s in subjects]
+        fig, axes = plt.subplots(len(subjects), 1, figsize=(11, sum(heights) + 1.2), squeeze=False,
+                                 gridspec_kw={"height_ratios": heights})
+        for ax, s in zip((a[0] for a in axes), subjects):
+            _time_panel(ax, s, charted(s))
+        note = ("median over repetitions; whiskers: fastest and slowest repetition; blue: real time,"
+                " orange: CPU time; an op is what the benchmark counts (see bench/*_bench.cpp)")
+        cs.save(fig, name, "Microbenchmarks: time per operation", note)
+    _thread_memory_chart(cs, all_subjects)
+
+
+def _time_panel(ax, s: Subject, benches: list[Bench]) -> None:
+    ys = list(range(len(benches)))
+    vals = [b.ns_per_op for b in benches]
+    lo = [b.ns_per_op - (b.ns_per_op_min if b.ns_per_op_min is not None else b.ns_per_op) for b in benches]
+    hi = [(b.ns_per_op_max if b.ns_per_op_max is not None else b.ns_per_op) - b.ns_per_op for b in benches]
+    colors = ["#4c72b0" if b.real_time_clock else "#dd8452" for b in benches]
+    ax.barh(ys, vals, color=colors, edgecolor="#333333", linewidth=0.4,
+            xerr=[lo, hi] if any(b.reps > 1 for b in benches) else None, ecolor="#222222", capsize=2)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([b.display_name for b in benches], fontsize=7)
+    ax.invert_yaxis()
+    positive = [v for v in vals if v > 0]
+    if positive and max(positive) / min(positive) > 50:
+        ax.set_xscale("log")
+        ax.set_xlabel("time per op (ns, log scale)", fontsize=8)
+    else:
+        ax.set_xlabel("time per op (ns)", fontsize=8)
+    ax.set_title(f"{s.name} (bench/{s.binary}.cpp)", fontsize=9, loc="left")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    for y, v, b in zip(ys, vals, benches):
+        right = max(v, b.ns_per_op_max or v)  # past the whisker, so that the label stays readable
+        ax.text(right, y, "  " + fmt_time_ns(v), va="center", fontsize=6.5)
+
+
+# Counters of BM_Thread_IdleMemory drawn as bars (KiB per idle thread), with their legend text.
+_THREAD_MEMORY = (("rss_kib_per_thread", "resident (process RSS growth)", "#4c72b0"),
+                  ("kernel_stack_kib_per_thread", "kernel stack (/proc/meminfo KernelStack, machine-wide)", "#dd8452"))
+
+
+def _thread_memory_chart(cs, subjects: list[Subject]) -> None:
+    """Memory per idle thread at each stack size (thread_bench's BM_Thread_IdleMemory counters)."""
+    import matplotlib.pyplot as plt
+
+    name = "micro-thread-memory"
+    benches = [b for s in subjects for b in s.benches
+               if any(k in b.counters for k, _, _ in _THREAD_MEMORY)]
+    if not benches:
+        cs.skip(name, "the run has no memory-per-thread counters (thread_bench BM_Thread_IdleMemory)")
         return
-    heights = [max(1.2, 0.27 * sum(1 for b in s.benches if b.ns_per_op is not None) + 0.9) for s in subjects]
-    fig, axes = plt.subplots(len(subjects), 1, figsize=(11, sum(heights) + 1.2), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
-    for ax, s in zip((a[0] for a in axes), subjects):
-        benches = [b for b in s.benches if b.ns_per_op is not None]
-        ys = list(range(len(benches)))
-        vals = [b.ns_per_op for b in benches]
-        lo = [b.ns_per_op - (b.ns_per_op_min if b.ns_per_op_min is not None else b.ns_per_op) for b in benches]
-        hi = [(b.ns_per_op_max if b.ns_per_op_max is not None else b.ns_per_op) - b.ns_per_op for b in benches]
-        colors = ["#4c72b0" if b.real_time_clock else "#dd8452" for b in benches]
-        ax.barh(ys, vals, color=colors, edgecolor="#333333", linewidth=0.4,
-                xerr=[lo, hi] if any(b.reps > 1 for b in benches) else None, ecolor="#222222", capsize=2)
-        ax.set_yticks(ys)
-        ax.set_yticklabels([b.display_name for b in benches], fontsize=7)
-        ax.invert_yaxis()
-        positive = [v for v in vals if v > 0]
-        if positive and max(positive) / min(positive) > 50:
-            ax.set_xscale("log")
-            ax.set_xlabel("time per op (ns, log scale)", fontsize=8)
-        else:
-            ax.set_xlabel("time per op (ns)", fontsize=8)
-        ax.set_title(f"{s.name} (bench/{s.binary}.cpp)", fontsize=9, loc="left")
-        ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig, ax = plt.subplots(figsize=(12, 1.4 + 0.7 * len(benches)))
+    width = 0.8 / len(_THREAD_MEMORY)
+    for k, (key, label, color) in enumerate(_THREAD_MEMORY):
+        ys = [i + k * width for i in range(len(benches))]
+        vals = [b.counters.get(key, 0.0) for b in benches]
+        ax.barh(ys, vals, height=width, color=color, edgecolor="#333333", linewidth=0.4, label=label)
         for y, v in zip(ys, vals):
-            ax.text(v, y, " " + fmt_time_ns(v), va="center", fontsize=6.5)
-    note = ("median over repetitions; whiskers: fastest and slowest repetition; blue: real time,"
-            " orange: CPU time; an op is what the benchmark counts (see bench/*_bench.cpp)")
-    cs.save(fig, name, "Microbenchmarks: time per operation", note)
+            ax.text(v, y, f" {v:.3g} KiB", va="center", fontsize=7)
+    ax.set_yticks([i + width * (len(_THREAD_MEMORY) - 1) / 2 for i in range(len(benches))])
+    labels = []
+    for b in benches:
+        virt = b.counters.get("virtual_kib_per_thread")
+        labels.append(b.display_name + (f"\n(address space {virt:,.0f} KiB)" if virt is not None else ""))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("memory per idle thread (KiB)")
+    ax.grid(True, axis="x", alpha=0.3)
+    top = max((b.counters.get(k, 0.0) for b in benches for k, _, _ in _THREAD_MEMORY), default=0.0)
+    if top > 0:
+        ax.set_xlim(0, top * 1.25)  # room for the value labels
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    cs.save(fig, name, "Memory per idle thread (thread-per-connection's cost per idle connection)",
+            "threads parked in a futex wait; medians over repetitions; see bench/thread_bench.cpp")

@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections import Counter
 
-from . import findings, pubcompare, published, tables
+from . import findings, micro, pubcompare, published, tables
 from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
@@ -85,6 +85,8 @@ def ensure_charts(run: Run) -> None:
 
 def run_report(run: Run, latency: str = "max") -> str:
     """The text of RUN/report.md: header, verdicts, tables, published comparison, charts."""
+    if micro.is_micro_run(run):  # a `cbench micro` run: Google Benchmark results, no points
+        return micro.run_report(run, chart_links(run))
     out = [f"# Report of run {run.run_id}", ""] + tables.run_header(run) + [""]
     out += ["## Points and verdicts", ""] + verdict_summary(run) + [""]
     out += ["## Tables", "", tables.render_run_tables(run, latency, heading_level=3, with_header=False)]
@@ -150,6 +152,8 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
                           " fixtures never go into REPORT.md")
     ensure_charts(run)
     rel = os.path.relpath(os.path.abspath(run.dir), os.path.abspath(root))
+    if micro.is_micro_run(run):
+        return micro.section_body(run, rel, chart_links(run, link_prefix=f"{rel}/"))
     latency = (sec or {}).get("latency", "max")
     out = [f"Every number in this section comes from run directory `{rel}/`"
            f" (run `{run.run_id}`; regenerate with `make report`).", ""]
