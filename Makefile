@@ -14,6 +14,9 @@ help:
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
 	@echo "make report     regenerate REPORT.md's generated sections from committed runs"
+	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
+	@echo "make test-tsan  TSan build (build-tsan): unit tests and the conformance gate at --threads 4"
+	@echo "make fuzz       libFuzzer on the codec (clang, build-fuzz) for FUZZ_SECONDS (default 60)"
 
 deps:
 	bash scripts/deps.sh
@@ -24,7 +27,9 @@ build: deps
 
 # Every test is a ctest test (unit, conformance per model, harness, report); ctest's exit status
 # fails the target when any test fails.
-test: build
+# The sanitizer and fuzzer runs (issue 8) come first, in their own build directories; the main
+# ctest runs last, so its summary is the last thing printed.
+test: build test-asan test-tsan fuzz-ci
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 # The main job: the default sweep, then every reader on the run it wrote (the newest run of
@@ -48,3 +53,53 @@ clean:
 .PHONY: micro
 micro: build
 	$(CBENCH) micro
+
+# --- Sanitizers and the codec fuzzer (issue 8) ---------------------------------------------------
+# Each has its own build directory, so the Release build in $(BUILD) is never rebuilt for them,
+# and builds only what it runs: cbench-server and the unit tests (tests/unit/*_test.cpp).
+# RelWithDebInfo: -O2 keeps the conformance runs' timing close to a real build; -g names lines.
+.PHONY: test-asan test-tsan fuzz fuzz-ci
+SAN_BUILD_TYPE := RelWithDebInfo
+UNIT_TESTS     := $(basename $(notdir $(wildcard tests/unit/*_test.cpp)))
+# halt_on_error: the first report ends the process, so the test that caused it fails (UBSan
+# would otherwise print and carry on); a leak found by LeakSanitizer at exit makes the exit status
+# non-zero, which the conformance suite's SIGTERM case catches.
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
+            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+TSAN_ENV := TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/sanitizers/tsan.supp' \
+            CBENCH_CONFORMANCE_SANITIZER_QUICK=1
+
+# AddressSanitizer + UndefinedBehaviorSanitizer (gcc): the unit tests and the whole conformance
+# gate, every model and variant.
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=$(SAN_BUILD_TYPE) -DCBENCH_SANITIZE=address,undefined
+	cmake --build build-asan -j$(JOBS) --target cbench-server $(UNIT_TESTS)
+	cd build-asan && $(ASAN_ENV) ctest --output-on-failure -j$(JOBS) -L '^(unit|conformance)$$'
+
+# ThreadSanitizer (gcc): the unit tests (the pull loop's cross-thread emits and wake-ups) and the
+# conformance gate at --threads 4, where every multi-threaded model runs more threads than this
+# machine's cores, under the suite's concurrent cases (50 keep-alive clients, 1000 short
+# connections from 4 threads, 200 slowloris connections, SIGTERM under load). --sanitizer-quick
+# (through the environment) skips the 2000-idle-connection cases: see conformance.py.
+test-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=$(SAN_BUILD_TYPE) -DCBENCH_SANITIZE=thread
+	cmake --build build-tsan -j$(JOBS) --target cbench-server $(UNIT_TESTS)
+	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure -j$(JOBS) -L '^(unit|conformance)$$' -E '\.threads1'
+
+# libFuzzer on the codec (tests/fuzz/codec_fuzz.cpp), clang only, for FUZZ_SECONDS. New inputs go
+# to build-fuzz/corpus (kept between runs), seeds come from tests/fuzz/corpus, and a crash is
+# written to build-fuzz/artifacts/ (reproduce: build-fuzz/tests/fuzz/codec_fuzz FILE).
+FUZZ_SECONDS    ?= 60
+FUZZ_CI_SECONDS ?= 30
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	      -DCMAKE_BUILD_TYPE=$(SAN_BUILD_TYPE) -DCBENCH_FUZZ=ON
+	cmake --build build-fuzz -j$(JOBS) --target codec_fuzz
+	mkdir -p build-fuzz/corpus build-fuzz/artifacts
+	build-fuzz/tests/fuzz/codec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -dict=tests/fuzz/http.dict -artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 \
+	  build-fuzz/corpus tests/fuzz/corpus
+
+# What `make test` runs: the same, briefly.
+fuzz-ci:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)

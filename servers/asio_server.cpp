@@ -70,9 +70,13 @@ using Clock = std::chrono::steady_clock;
 // benchmark's seconds.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
+using Strand = asio::strand<asio::io_context::executor_type>;
+using Socket = tcp::socket::rebind_executor<Strand>::other;
+using Timer = asio::steady_timer::rebind_executor<Strand>::other;
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, std::chrono::milliseconds idle_timeout)
+  Connection(Socket socket, std::chrono::milliseconds idle_timeout)
       : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), idle_timeout_(idle_timeout) {}
 
   void start() {
@@ -145,8 +149,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     idle_timer_.cancel();
   }
 
-  tcp::socket socket_;  // its executor is this connection's strand
-  asio::steady_timer idle_timer_;
+  Socket socket_;  // its executor is this connection's strand
+  Timer idle_timer_;
   const std::chrono::milliseconds idle_timeout_;
   Clock::time_point deadline_{};  // no completed request since deadline_ - idle_timeout_
   std::array<char, http::kReadBufferBytes> buffer_;
@@ -182,12 +186,12 @@ class Server {
 
  private:
   void start_accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [this](const error_code& ec, tcp::socket socket) {
+    acceptor_.async_accept(asio::make_strand(io_), [this](const error_code& ec, Socket socket) {
       on_accept(ec, std::move(socket));
     });
   }
 
-  void on_accept(const error_code& ec, tcp::socket socket) {
+  void on_accept(const error_code& ec, Socket socket) {
     if (!ec) {
       std::make_shared<Connection>(std::move(socket), idle_timeout_)->start();
       return start_accept();

@@ -15,7 +15,7 @@
 // http::Codec::serialize), so its bytes are exactly a model's answer to GET /; its Date is
 // re-made when the second changes, checked on every reactor tick.
 //
-// --threads N: N reactor threads (the calling thread runs the last one), N listeners.
+// --threads N: N reactor threads (server::run_on_threads, as multi-reactor), N listeners.
 // Stop: Control::on_stop wakes every reactor; each closes its connections and returns.
 #include <sys/socket.h>
 #include <time.h>
@@ -26,8 +26,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "backends/http/codec.h"
@@ -35,6 +33,7 @@
 #include "backends/net/reactor.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
+#include "backends/server/threads.h"
 
 namespace {
 
@@ -261,23 +260,19 @@ bool Connection::send_or_queue(const char* data, std::size_t len) {
 }
 
 int run(const server::Options&, server::Control& control) {
+  // Shared with the stop functions, which may still be returning from their eventfd write when
+  // the loops have seen the stop, ended and been joined.
   std::vector<std::shared_ptr<FloorLoop>> loops;
   for (int fd : control.listeners()) {
     loops.push_back(std::make_shared<FloorLoop>(fd));
-    if (!loops.back()->ok()) return 1;
+    if (!loops.back()->ok()) return 1;  // before any thread starts: nothing to stop yet
   }
   for (auto& l : loops) control.on_stop([l] { l->stop(); });
-  int status = 0;
-  std::vector<std::thread> threads;
-  try {
-    for (std::size_t i = 0; i + 1 < loops.size(); ++i) threads.emplace_back([p = loops[i].get()] { p->run(); });
-  } catch (const std::system_error&) {  // out of threads at start-up: stop the ones running
-    for (auto& l : loops) l->stop();
-    status = 1;
-  }
-  if (status == 0) loops.back()->run();
-  for (auto& t : threads) t.join();
-  return status;
+  return server::run_on_threads(
+      "floor", static_cast<int>(loops.size()), [&loops](int i) { loops[static_cast<std::size_t>(i)]->run(); },
+      [&loops] {
+        for (auto& l : loops) l->stop();
+      });
 }
 
 }  // namespace

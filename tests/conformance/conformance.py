@@ -9,6 +9,7 @@ added later is tested without editing this file.
                    [--extra='--queues per-worker']
     conformance.py --server build/cbench-server --model libuv --only limit   # a subset, by label
     conformance.py --server build/cbench-server --check-list    # what ctest runs if --list fails
+    conformance.py --server build-tsan/cbench-server --model asio --threads 4 --sanitizer-quick
 
 The run starts the server on an ephemeral port of 127.0.0.1, runs the cases below in order
 (each a function with a label; table rows become one case each), prints one line per case and
@@ -17,6 +18,11 @@ case failed. Python 3.11 standard library only; raw sockets, so that framing is 
 byte; golden_hello.txt holds the exact bytes of GET / with the Date value masked (its CRLFs are
 kept by .gitattributes). Every network operation has a timeout and every loop a bound. Time limits are generous on
 purpose: CI is a loaded 2-core machine, and these tests check behaviour, never speed.
+
+Hostile clients (issue 8) start instances of their own where they need other settings: the
+slowloris case uses the short-idle-timeout instance, the file-limit case one started under a
+low RLIMIT_NOFILE, the SIGTERM-under-load case one it stops itself. --sanitizer-quick (make
+test-tsan) skips the cases that measure capacity rather than correctness (see SANITIZER_SKIPS).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import random
 import re
 import resource
 import select
+import selectors
 import shlex
 import signal
 import socket
@@ -85,6 +92,36 @@ NON_READER_STALL_S = 0.5         # ... or once the server has stopped reading fo
 NON_READER_OTHER_CLIENTS = 5     # served one after another while the non-reader is stuck
 RSS_GROWTH_LIMIT_BYTES = 64 << 20
 NOFILE_WANTED = 8192             # our own soft limit: IDLE_CONNECTIONS plus headroom
+
+# --- Hostile clients and shutdown (issue 8) ---------------------------------------------------
+SLOWLORIS_CONNECTIONS = 200      # each sends its header a byte at a time
+SLOWLORIS_DRIP_S = 0.1           # one byte per connection this often
+SLOWLORIS_CLOSE_S = 5.0          # all closed by the 300 ms idle timeout within this (a trickle is
+                                 # closed within about two timeouts plus a 250 ms sweep; the rest is
+                                 # room for a loaded machine and sanitizer builds)
+SLOWLORIS_PROMPT_S = 1.0         # a fresh client meanwhile is answered within this: the brief's bound
+SLOWLORIS_PROBES = 3             # fresh clients, spread over the first 0.3 s of dripping
+EMFILE_NOFILE = 256              # the third instance's soft and hard RLIMIT_NOFILE (cbench-server
+                                 # raises its soft limit to the hard one, so both are set)
+EMFILE_CONNECTIONS = 400         # opened at once: well beyond what that limit lets it accept
+EMFILE_HEADROOM = 16             # descriptors under the limit still counted as "reached it"
+EMFILE_CPU_WINDOW_S = 1.0        # server CPU time is measured over this while accept fails...
+EMFILE_CPU_LIMIT_S = 0.5         # ... and must stay under this: a spinning accept loop uses ~1 s
+EMFILE_RECOVER_S = 5.0           # after the flood is closed, a new client is answered within this
+SIGTERM_LOAD_CLIENTS = 8         # keep-alive clients looping when SIGTERM arrives
+SIGTERM_LOAD_MIN_RESPONSES = 50  # ... after they have had at least this many answers
+SIGTERM_LOAD_WARMUP_S = 3.0      # ... or this long
+LEAK_SETTLE_S = 10.0             # descriptors and threads back at the start counts within this
+
+# Cases skipped by --sanitizer-quick, with the reason printed. Sanitizer builds check memory and
+# thread safety; these cases check capacity, and ThreadSanitizer creates threads about 100 times
+# slower than a normal build (thread-per-connection reaches ~1500 of the 2000 threads in 10 s).
+# The normal build runs them for every model; the sanitizer runs keep the concurrent cases
+# (50 clients, 1000 short connections, slowloris, SIGTERM under load).
+SANITIZER_SKIPS = {
+    f"load: {IDLE_CONNECTIONS} idle connections": "capacity, not safety: one thread per connection is "
+    "too slow to create under ThreadSanitizer (the normal build runs it)",
+}
 
 HELLO = b"Hello, world!"
 JSON = b'{"message":"Hello, World!"}'
@@ -314,11 +351,13 @@ def die_with_parent() -> None:
 class Server:
     """One cbench-server process, started on port 0 and stopped by a signal."""
 
-    def __init__(self, binary: str, model: str, threads: int, extra: list[str], idle_timeout_ms: int | None = None):
+    def __init__(self, binary: str, model: str, threads: int, extra: list[str], idle_timeout_ms: int | None = None,
+                 nofile: int | None = None):
         self.binary, self.model, self.threads = binary, model, threads
         self.argv = [binary, "--model", model, "--host", HOST, "--port", "0", "--threads", str(threads), *extra]
         if idle_timeout_ms is not None:
             self.argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
+        self.nofile = nofile  # soft = hard RLIMIT_NOFILE for the server, if set
         self.stderr_file = tempfile.TemporaryFile()
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_line = ""
@@ -327,8 +366,13 @@ class Server:
         self.pid = 0
 
     def start(self) -> None:
+        def preexec() -> None:
+            if self.nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+            die_with_parent()
+
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.stderr_file, preexec_fn=die_with_parent)
+                                     stderr=self.stderr_file, preexec_fn=preexec)
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + READY_TIMEOUT_S
         out = b""
@@ -375,6 +419,29 @@ class Server:
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def fd_targets(self) -> list[str]:
+        """What each open descriptor is ('socket:[123]', 'anon_inode:[eventpoll]', ...), for messages."""
+        out = []
+        for fd in sorted(os.listdir(f"/proc/{self.pid}/fd"), key=int):
+            try:
+                out.append(f"{fd}->{os.readlink(f'/proc/{self.pid}/fd/{fd}')}")
+            except OSError:
+                pass  # closed meanwhile
+        return out
+
+    def thread_count(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+        raise Failure("Threads missing from /proc/PID/status")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the whole process (all threads) so far."""
+        # /proc/PID/stat: fields after the parenthesised command; utime and stime are fields 14
+        # and 15 of the line, so 11 and 12 after the state field.
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -412,6 +479,9 @@ class Ctx:
     held: list[socket.socket] = dataclasses.field(default_factory=list)  # idle connections, across two cases
     fd_baseline: int | None = None
     bounded: bool = False  # serves at most --threads connections at a time (BOUNDED_TAG)
+    start_fds: int | None = None      # the server's open files and threads right after it was ready
+    start_threads: int | None = None
+    start_fd_targets: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -1082,6 +1152,232 @@ def settle_fd_count(srv: Server) -> int:
     return last
 
 
+# === Hostile clients (issue 8) ===================================================================
+# Also hostile, and covered above: a client that never reads (load: ... without reading), resets
+# in the middle of a large response (load: clients that reset), NUL bytes and invalid header
+# characters, and a 10^15 Content-Length (limit: ...).
+
+def timed_get(port: int, timeout_s: float, what: str) -> float:
+    """GET /json on a new connection; returns the seconds until its response (Failure if none)."""
+    t0 = time.monotonic()
+    try:
+        with Conn(port, timeout_s=timeout_s) as c:
+            c.send(request("/json"))
+            r = c.read_response(timeout_s=timeout_s)
+    except (Failure, OSError) as e:
+        raise Failure(f"{what}: expected 200 {JSON!r} within {timeout_s:g} s, got none ({e})") from None
+    took = time.monotonic() - t0
+    expect_eq((r.status, r.body), (200, JSON), f"{what}: response")
+    return took
+
+
+@case(f"hostile: slowloris: {SLOWLORIS_CONNECTIONS} connections sending a header a byte every "
+      f"{SLOWLORIS_DRIP_S * 1000:.0f} ms are closed by the idle timeout; fresh clients are answered "
+      f"within {SLOWLORIS_PROMPT_S:g} s meanwhile")
+def _(ctx: Ctx) -> None:
+    if ctx.bounded:
+        raise Skip(f"bounded model: {SLOWLORIS_CONNECTIONS} slow clients take its --threads={ctx.args.threads} "
+                   "threads and the rest wait in the backlog, by design; a slot frees only when its client "
+                   "times out, so neither a prompt answer nor closing them all within seconds applies")
+    srv = ctx.idle_server()
+    sel = selectors.DefaultSelector()
+    received: dict[socket.socket, bytearray] = {}
+    closed_at: dict[socket.socket, float] = {}
+    problems: list[str] = []
+    try:
+        for i in range(SLOWLORIS_CONNECTIONS):
+            try:
+                s = socket.create_connection((HOST, srv.port), timeout=IO_TIMEOUT_S)
+            except OSError as e:
+                raise Failure(f"slow connection {i} of {SLOWLORIS_CONNECTIONS}: expected to connect, got {e}") from None
+            received[s] = bytearray()
+            s.sendall(b"GET /json HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the head stays open from here on
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+        drip = b"X-Slowloris-Header-Never-Ends: abcdefghijklmnopqrstuvwxyz0123456789\r\n"
+        t0 = time.monotonic()
+        probe_at = [t0 + k * 0.1 for k in range(SLOWLORIS_PROBES)]
+        next_drip, sent = t0, 0
+
+        def mark_closed(s: socket.socket) -> None:
+            if s not in closed_at:
+                closed_at[s] = time.monotonic() - t0
+                sel.unregister(s)
+
+        for _ in range(1 << 20):  # ends when every slow connection is closed or at the deadline
+            now = time.monotonic()
+            if len(closed_at) == len(received) or now - t0 > SLOWLORIS_CLOSE_S:
+                break
+            if probe_at and now >= probe_at[0]:
+                probe_at.pop(0)
+                open_now = len(received) - len(closed_at)
+                try:
+                    took = timed_get(srv.port, SLOWLORIS_PROMPT_S, f"fresh client with {open_now} slow ones open")
+                    if took > SLOWLORIS_PROMPT_S:
+                        problems.append(f"fresh client with {open_now} slow ones open: answered after {took:.2f} s")
+                except Failure as e:
+                    problems.append(str(e))
+                continue
+            if now >= next_drip:
+                byte = drip[sent % len(drip):sent % len(drip) + 1]
+                sent += 1
+                for s in received:
+                    if s in closed_at:
+                        continue
+                    try:
+                        s.send(byte)
+                    except BlockingIOError:
+                        pass
+                    except OSError:  # EPIPE or ECONNRESET: the server has closed it
+                        mark_closed(s)
+                next_drip = max(next_drip + SLOWLORIS_DRIP_S, now)
+            wake = min([next_drip] + probe_at[:1]) - time.monotonic()
+            for key, _ in sel.select(timeout=max(0.0, wake)):
+                s = key.fileobj
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    mark_closed(s)
+                elif len(received[s]) < 65536:
+                    received[s] += chunk
+        still_open = len(received) - len(closed_at)
+        if still_open:
+            problems.append(f"{still_open} of {SLOWLORIS_CONNECTIONS} slow connections still open "
+                            f"{SLOWLORIS_CLOSE_S:g} s after they started dripping (--idle-timeout-ms {IDLE_TIMEOUT_MS})")
+        answered = [bytes(b) for b in received.values() if b and not b.startswith(b"HTTP/1.1 408 ")]
+        if answered:
+            problems.append(f"{len(answered)} slow connections got something other than nothing or a 408 "
+                            f"before the close, e.g. {short(answered[0])!r}")
+        last = max(closed_at.values(), default=0.0)
+        expect(not problems, f"slowloris against --idle-timeout-ms {IDLE_TIMEOUT_MS} (last close after {last:.2f} s)",
+               "all closed, fresh clients answered promptly", "; ".join(problems))
+    finally:
+        sel.close()
+        for s in received:
+            s.close()
+    expect_served(srv.port, "after the slowloris connections")
+
+
+@case(f"hostile: {EMFILE_CONNECTIONS} connections beyond a {EMFILE_NOFILE}-file limit: accept fails (EMFILE), "
+      "the server neither spins nor dies, and recovers when they close")
+def _(ctx: Ctx) -> None:
+    if ctx.bounded:
+        raise Skip(f"bounded model: it accepts at most --threads={ctx.args.threads} connections, so it never "
+                   "reaches the file limit; the others wait in the backlog (checked by the bounded case)")
+    srv = Server(ctx.args.server, ctx.args.model, ctx.args.threads, ctx.args.extra_args, nofile=EMFILE_NOFILE)
+    try:
+        srv.start()
+        expect_served(srv.port, "before the flood")
+        baseline = settle_fd_count(srv)
+        flood: list[socket.socket] = []
+        try:
+            for i in range(EMFILE_CONNECTIONS):
+                try:
+                    flood.append(socket.create_connection((HOST, srv.port), timeout=IO_TIMEOUT_S))
+                except OSError as e:
+                    raise Failure(f"connect {i} of {EMFILE_CONNECTIONS}: expected success (the kernel completes "
+                                  f"connections into the listen backlog), got {e}") from None
+            held = settle_fd_count(srv)
+            expect(held >= EMFILE_NOFILE - EMFILE_HEADROOM,
+                   f"server open files with {EMFILE_CONNECTIONS} connections made (its limit is {EMFILE_NOFILE})",
+                   f">= {EMFILE_NOFILE - EMFILE_HEADROOM}: it accepted up to the limit", held)
+            cpu_before = srv.cpu_seconds()
+            time.sleep(EMFILE_CPU_WINDOW_S)
+            expect(srv.exit_status() is None, "server at its file limit", "running",
+                   f"exited with status {srv.exit_status()}; stderr {srv.stderr_text(600)!r}")
+            cpu = srv.cpu_seconds() - cpu_before
+            expect(cpu < EMFILE_CPU_LIMIT_S, f"server CPU time over {EMFILE_CPU_WINDOW_S:g} s while accept fails "
+                   "with EMFILE", f"< {EMFILE_CPU_LIMIT_S:g} s (no busy retry)", f"{cpu:.2f} s")
+        finally:
+            for s in flood:
+                s.close()
+        # The server notices the closes one by one; a client that arrives while it is still at
+        # its limit may be shed (libuv accepts and closes waiting connections then, by design), so
+        # new clients retry until the deadline: recovering means serving one within it.
+        t0, attempts, why = time.monotonic(), 0, ""
+        for attempts in range(1, 1000):
+            left = EMFILE_RECOVER_S - (time.monotonic() - t0)
+            if left <= 0:
+                raise Failure(f"a new client after closing the {EMFILE_CONNECTIONS} connections: expected 200 "
+                              f"within {EMFILE_RECOVER_S:g} s, got none in {attempts - 1} attempts (last: {why})")
+            try:
+                timed_get(srv.port, left, "new client")
+                break
+            except Failure as e:
+                why = str(e)
+                time.sleep(0.05)
+        took = time.monotonic() - t0
+        deadline = time.monotonic() + FD_SETTLE_S
+        count = srv.fd_count()
+        while count > baseline and time.monotonic() < deadline:
+            time.sleep(0.1)
+            count = srv.fd_count()
+        expect(count <= baseline, f"server open files {FD_SETTLE_S:g} s after the flood was closed "
+               f"(a new client answered after {took:.2f} s, attempt {attempts})", f"<= {baseline} (the count before)",
+               count)
+        status, _ = srv.stop(signal.SIGTERM)
+        expect_eq(status, 0, f"exit status after SIGTERM (within {STOP_TIMEOUT_S} s; stderr {srv.stderr_text(400)!r})")
+    finally:
+        srv.kill()
+
+
+@case(f"shutdown: SIGTERM under load from {SIGTERM_LOAD_CLIENTS} keep-alive clients gives exit status 0 "
+      f"within {STOP_TIMEOUT_S:g} s, and every client's connection ends")
+def _(ctx: Ctx) -> None:
+    srv = Server(ctx.args.server, ctx.args.model, ctx.args.threads, ctx.args.extra_args)
+    stop = threading.Event()
+    answered = [0] * SIGTERM_LOAD_CLIENTS
+    unexpected: list[str] = []
+
+    def client(i: int) -> None:
+        # Mixed work so that SIGTERM finds requests in every state: large bodies being written,
+        # handlers sleeping, small answers; the connection ending (EOF, reset, a Failure for the
+        # cut-off response) is what a stop does to a client, so it ends the loop quietly.
+        paths = ["/", f"/bytes?n={NON_READER_BODY}", "/json", "/sleep?ms=20"]
+        try:
+            with Conn(srv.port) as c:
+                for k in range(1 << 20):
+                    if stop.is_set():
+                        return
+                    c.send(request(paths[(i + k) % len(paths)]))
+                    r = c.read_response()
+                    if r.status != 200:
+                        unexpected.append(f"client {i}: status {r.status} for {paths[(i + k) % len(paths)]}")
+                        return
+                    answered[i] += 1
+        except (Failure, OSError):
+            return
+
+    try:
+        srv.start()
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(SIGTERM_LOAD_CLIENTS)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + SIGTERM_LOAD_WARMUP_S
+        while sum(answered) < SIGTERM_LOAD_MIN_RESPONSES and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before = sum(answered)
+        status, took = srv.stop(signal.SIGTERM)
+        stop.set()
+        for t in threads:
+            t.join(IO_TIMEOUT_S)
+        stuck = sum(t.is_alive() for t in threads)
+        expect(before > 0, "responses before SIGTERM", "> 0", before)
+        expect(status is not None, f"exit after SIGTERM with {before} responses served",
+               f"within {STOP_TIMEOUT_S} s", f"still running (killed); stderr {srv.stderr_text(400)!r}")
+        expect_eq(status, 0, f"exit status after SIGTERM under load (took {took:.2f} s; stderr {srv.stderr_text(400)!r})")
+        expect(stuck == 0, "client threads after the server exited", "all ended (connections closed)",
+               f"{stuck} still waiting")
+        expect(not unexpected, "responses before the stop", "all 200", unexpected[:3])
+    finally:
+        stop.set()
+        srv.kill()
+
+
 # === Idle timeout (a second instance with --idle-timeout-ms 300) =================================
 
 def time_to_close(conn: Conn, limit_s: float, keep_sending: Callable[[], None] | None = None) -> tuple[float, bytes]:
@@ -1162,6 +1458,40 @@ def _(ctx: Ctx) -> None:
     expect_eq(status, 0, f"exit status after SIGINT (within {STOP_TIMEOUT_S} s; stderr {srv.stderr_text(400)!r})")
 
 
+def settle_counts(srv: Server) -> tuple[int, int]:
+    """(open files, threads) once neither has changed for 0.2 s (bounded by FD_SETTLE_S)."""
+    last, deadline = (srv.fd_count(), srv.thread_count()), time.monotonic() + FD_SETTLE_S
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = (srv.fd_count(), srv.thread_count())
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+@case("shutdown: no descriptor or thread leaked: with every connection closed, the server's open files "
+      "and threads are back to the counts at start")
+def _(ctx: Ctx) -> None:
+    srv = ctx.server
+    if ctx.start_fds is None or ctx.start_threads is None:
+        raise Failure("no counts at start: the run did not record them")
+    for s in ctx.held:
+        s.close()
+    ctx.held.clear()
+    deadline = time.monotonic() + LEAK_SETTLE_S
+    fds, threads = srv.fd_count(), srv.thread_count()
+    while (fds > ctx.start_fds or threads > ctx.start_threads) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        fds, threads = srv.fd_count(), srv.thread_count()
+    if fds > ctx.start_fds:
+        extra = sorted(set(srv.fd_targets()) - set(ctx.start_fd_targets))
+        raise Failure(f"server open files {LEAK_SETTLE_S:g} s after the last case: expected <= {ctx.start_fds} "
+                      f"(at start), got {fds}; new since the start: {extra[:10]}")
+    expect(threads <= ctx.start_threads, f"server threads {LEAK_SETTLE_S:g} s after the last case",
+           f"<= {ctx.start_threads} (at start)", threads)
+
+
 # === Stop ======================================================================================
 
 def final_stop(ctx: Ctx) -> None:
@@ -1226,6 +1556,11 @@ def main() -> int:
                     help="extra server arguments, e.g. --extra='--queues per-worker' (repeatable)")
     ap.add_argument("--only", help="run only cases whose label contains this text")
     ap.add_argument("--check-list", action="store_true", help="report why cbench-server --list fails")
+    # Also set by CBENCH_CONFORMANCE_SANITIZER_QUICK=1 in the environment: ctest registers the
+    # command line once per build directory, and `make test-tsan` runs it through ctest.
+    ap.add_argument("--sanitizer-quick", action="store_true",
+                    default=os.environ.get("CBENCH_CONFORMANCE_SANITIZER_QUICK") == "1",
+                    help="skip the capacity cases that sanitizer builds are too slow for (SANITIZER_SKIPS)")
     args = ap.parse_args()
     if args.check_list:
         return check_list(args.server)
@@ -1247,6 +1582,9 @@ def main() -> int:
         print("0 passed, 1 failed")
         return 1
     ctx = Ctx(args, server, bounded=BOUNDED_TAG in model_summary(args.server, args.model))
+    # The counts the leak case compares with: once the model's threads have started.
+    ctx.start_fds, ctx.start_threads = settle_counts(server)
+    ctx.start_fd_targets = server.fd_targets()
     cases = [(l, f) for l, f in CASES if not args.only or args.only in l]
     try:
         for name, fn in [*cases, ("server: SIGTERM with open connections gives exit status 0", final_stop)]:
@@ -1256,6 +1594,9 @@ def main() -> int:
                 continue
             t0 = time.monotonic()
             try:
+                why = next((r for p, r in SANITIZER_SKIPS.items() if name.startswith(p)), None)
+                if args.sanitizer_quick and why:
+                    raise Skip(f"--sanitizer-quick: {why}")
                 fn(ctx)
             except Skip as e:
                 skipped += 1
