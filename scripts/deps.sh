@@ -23,6 +23,7 @@ PACKAGES=(
   python3-matplotlib  # charts
   procps              # ps, for orphan checks in tests
   util-linux          # taskset (CPU pinning)
+  linux-perf          # perf stat: exact system-call counts per request (optional at run time)
   nginx-light         # peer row `nginx` (issue 7): the harness writes its config and runs it per point
   h2o                 # peer row `h2o` (issue 7): likewise
 )

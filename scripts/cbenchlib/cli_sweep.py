@@ -42,6 +42,22 @@ IDLE_BASE_S = 1.0
 IDLE_PER_CONN_S = 0.0005
 
 
+class ResultsUnwritable(Exception):
+    """The run directory cannot be written (a full or read-only disk): the sweep stops, since
+    nothing it measured from here on could be recorded."""
+    def __init__(self, exc: OSError):
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _write_results(fn, *args, **kw):
+    """Calls a RunWriter method; turns the OSError of a full or read-only disk into ResultsUnwritable."""
+    try:
+        return fn(*args, **kw)
+    except OSError as exc:
+        raise ResultsUnwritable(exc) from exc
+
+
 class SweepInterrupted(BaseException):
     """Raised by the SIGINT/SIGTERM handler. A BaseException, like KeyboardInterrupt, so
     the runner's catch-all for harness errors lets it through."""
@@ -320,6 +336,22 @@ def _sweep(args, host, sc, points, plan, available, skipped_models, server_bin, 
            out_parent, resume_dir, overrides, models_filter, summary, total_est) -> int:
     s = sc.settings
     raise_nofile(points)
+    try:
+        writer, done = _open_run(args, host, sc, points, plan, available, skipped_models, server_bin,
+                                 wrk_bin, out_parent, resume_dir, overrides, models_filter, total_est)
+    except OSError as exc:
+        where = resume_dir or out_parent
+        return _err(f"cannot {'resume the run in' if resume_dir else 'create a run directory under'} {where}: "
+                    f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}; nothing was run "
+                    "(a full or read-only disk? free space, or choose another --out)")
+    return _run_points(host, sc, plan, available, skipped_models, server_bin, wrk_bin, writer, done, summary)
+
+
+def _open_run(args, host, sc, points, plan, available, skipped_models, server_bin, wrk_bin,
+              out_parent, resume_dir, overrides, models_filter, total_est):
+    """The RunWriter of a new or resumed run directory, and the (point, rep) pairs already done.
+    Raises OSError if the directory cannot be created or written."""
+    s = sc.settings
     if resume_dir:
         writer = resultio.RunWriter(resume_dir)
         writer.meta = resultio.read_json(writer.meta_path)
@@ -366,6 +398,12 @@ def _sweep(args, host, sc, points, plan, available, skipped_models, server_bin, 
             "resumed_utc": [],
             "interrupted": None,
         })
+    return writer, done
+
+
+def _run_points(host, sc, plan, available, skipped_models, server_bin, wrk_bin, writer, done,
+                summary) -> int:
+    s = sc.settings
     print(summary, flush=True)
     print(f"run directory: {writer.run_dir}", flush=True)
     if skipped_models:
@@ -383,7 +421,7 @@ def _sweep(args, host, sc, points, plan, available, skipped_models, server_bin, 
         for i, (seq, rep, p) in enumerate(todo):
             t0 = time.monotonic()
             record = r.run(p, rep, seq)
-            writer.append_point(record)
+            _write_results(writer.append_point, record)
             dt = time.monotonic() - t0
             spent += dt
             e = estimate_s(p, s, available)
@@ -404,7 +442,21 @@ def _sweep(args, host, sc, points, plan, available, skipped_models, server_bin, 
               f"in {writer.run_dir}\nsweep: continue with: scripts/cbench sweep --resume "
               f"{writer.run_dir}", file=sys.stderr, flush=True)
         return 128 + signum
-    writer.update_meta(ended_utc=resultio.utc_now())
+    except ResultsUnwritable as exc:
+        killed = host.kill_all()
+        recorded = len(resultio.read_points(writer.points_path)[0])
+        err = exc.exc
+        print(f"\nsweep: cannot write the results in {writer.run_dir}: {err.strerror or err}"
+              f"{f' ({err.filename})' if err.filename else ''}; stopped, since nothing measured from here on "
+              f"could be recorded. Every process the sweep started is stopped ({len(killed)} needed killing "
+              f"here); {recorded} of {len(plan)} runs are recorded.\nsweep: once the disk is writable again, "
+              f"continue with: scripts/cbench sweep --resume {writer.run_dir}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        writer.update_meta(ended_utc=resultio.utc_now())
+    except OSError as exc:
+        print(f"sweep: warning: cannot record the end time in {writer.meta_path}: {exc.strerror or exc}",
+              file=sys.stderr, flush=True)
     all_points, _ = resultio.read_points(writer.points_path)
     ok = sum(1 for x in all_points if x.get("status") == "ok")
     failed = len(all_points) - ok

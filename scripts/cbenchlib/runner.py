@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, verdict, wrk
+from . import procstat, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 
@@ -352,15 +352,23 @@ class Runner:
 
         out_path = os.path.join(self.logs_dir, f"{tag}-wrk.txt")
         record["logs"]["wrk"] = os.path.relpath(out_path, self.run_dir)
+        counter = None
+        if syscount.available():
+            counter = syscount.Counter(self.host, s.server_cpus, os.path.join(self.logs_dir, f"{tag}-perf.txt"),
+                                       s.client_cpus)
+            counter.start()
         try:
             machine_before = procstat.parse_system_stat(self.host.read_system_stat())
             before = procstat.sample(self.host, server.pid)
         except OSError:
+            if counter:
+                counter.stop()
             raise PointFailed(f"server exited with status {server.proc.poll()} before the measured run")
         proc, stdout, stderr_tail = self._run_wrk(point, server, s.duration_s, out_path)
         record["commands"]["client"] = proc.argv
         server_alive = server.proc.poll() is None
         after = procstat.sample(self.host, server.pid) if server_alive else None
+        syscalls_perf = counter.stop() if counter else None
         machine_after = procstat.parse_system_stat(self.host.read_system_stat())
         record["machine"] = procstat.machine_window(machine_before, machine_after, self.host.clock_ticks())
 
@@ -382,6 +390,8 @@ class Runner:
         if not server_alive:
             raise PointFailed(f"server exited with status {server.proc.returncode} during the measured run")
         record["server"] = procstat.window(before, after)
+        record["server"]["syscalls"] = syscalls_perf
+        record["server"]["syscalls_source"] = "perf" if syscalls_perf is not None else "proc-io"
         self._derive(record)
         if result["requests"] == 0:
             raise PointFailed("no response in the measured window (server stopped answering?)")
@@ -399,7 +409,11 @@ class Runner:
         def per_req(x, scale=1.0):
             return None if x is None or req == 0 else round(x * scale / req, 4)
 
-        syscalls = None if srv["syscr"] is None else srv["syscr"] + srv["syscw"]
+        # Every system call when perf counted them (syscount.py); else the read/write family only.
+        if srv.get("syscalls") is not None:
+            syscalls = srv["syscalls"]
+        else:
+            syscalls = None if srv["syscr"] is None else srv["syscr"] + srv["syscw"]
         ctx = None if srv["ctx_voluntary"] is None else srv["ctx_voluntary"] + srv["ctx_involuntary"]
         server_util = round(cpu / window_s / self.server_cpu_count, 4) if window_s > 0 else None
         client_util = None
