@@ -92,9 +92,10 @@ int run(const server::Options& opt, server::Control& control) {
     }
     try {
       std::thread([fd, conns, idle_timeout_ms] {
-        // Per-connection buffers live on this thread's stack: with one thread per connection,
-        // per-thread is per-connection.
-        auto scratch = std::make_unique<net::IoScratch>();
+        // With one thread per connection, per-thread buffers are per-connection. `new IoScratch`
+        // (not make_unique, which zero-fills) leaves the 16 KiB read buffer untouched until a read
+        // writes into it, so an idle connection's RSS is its stack, not an unused buffer.
+        std::unique_ptr<net::IoScratch> scratch(new net::IoScratch);
         net::serve_blocking(fd, idle_timeout_ms, *scratch);
         conns->remove(fd);
         net::close_fd(fd);
