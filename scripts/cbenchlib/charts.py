@@ -298,9 +298,16 @@ class ChartSet:
                        stacked=("#4c72b0", "#dd8452"))
 
     def syscalls_ctx_per_request(self, slug: str, group, loads: list[Load]) -> None:
+        # The sweep counts every system call with perf when it can ("perf"), else only the
+        # read/write family from /proc/PID/io ("proc-io"); the label says which this run has.
+        sources = {(p.get("server") or {}).get("syscalls_source", "proc-io") for p in self.run.points
+                   if p.get("status", "ok") == "ok" and not p.get("idle")}
+        label = ("system calls per request (all, perf)" if sources == {"perf"}
+                 else "read+write system calls per request" if sources <= {"proc-io"}
+                 else "system calls per request (perf or read+write only: mixed run)")
         self._bar_grid(loads, [("derived.syscalls_per_req",), ("derived.ctx_switches_per_req",)],
                        f"syscalls-ctx-per-request-{slug}", "System calls and context switches per request",
-                       ["read+write system calls per request", "context switches per request"], group)
+                       [label, "context switches per request"], group)
 
     # ---- idle connections ------------------------------------------------
     def idle_memory(self, loads: list[Load]) -> None:
