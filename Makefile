@@ -28,7 +28,8 @@ build: deps
 # Every test is a ctest test (unit, conformance per model, harness, report); ctest's exit status
 # fails the target when any test fails.
 # The sanitizer and fuzzer runs (issue 8) come first, in their own build directories; the main
-# ctest runs last, so its summary is the last thing printed.
+# ctest runs last, so its summary is the last thing printed. Their timing-sensitive tests must
+# not run beside each other, hence .NOTPARALLEL below: `make -j` runs prerequisites one at a time.
 test: build test-asan test-tsan fuzz-ci
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
@@ -59,6 +60,7 @@ micro: build
 # and builds only what it runs: cbench-server and the unit tests (tests/unit/*_test.cpp).
 # RelWithDebInfo: -O2 keeps the conformance runs' timing close to a real build; -g names lines.
 .PHONY: test-asan test-tsan fuzz fuzz-ci
+.NOTPARALLEL:
 SAN_BUILD_TYPE := RelWithDebInfo
 UNIT_TESTS     := $(basename $(notdir $(wildcard tests/unit/*_test.cpp)))
 # halt_on_error: the first report ends the process, so the test that caused it fails (UBSan

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -79,7 +80,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(Socket socket, std::chrono::milliseconds idle_timeout)
       : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), idle_timeout_(idle_timeout) {}
 
+  // Called by the acceptor's handler, which is not on this connection's strand: the first steps
+  // go through the strand like every later one. Run directly, the idle timer armed here could
+  // fire (on another thread, on the strand) and close the socket while this thread was still
+  // starting the first read: ThreadSanitizer reported that race with --idle-timeout-ms 1.
   void start() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->begin(); });
+  }
+
+ private:
+  void begin() {
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     deadline_ = Clock::now() + idle_timeout_;
@@ -87,7 +97,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     do_read();
   }
 
- private:
   void do_read() {
     socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
       self->on_read(ec, n);

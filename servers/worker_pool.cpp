@@ -51,7 +51,8 @@ struct Conn : net::IdleNode {
   net::NbSession session;
   bool writing = false;    // the step a worker runs next: on_writable (true) or on_readable
   bool busy = false;       // loop thread's view: in a queue or a worker (not watched)
-  bool timed_out = false;  // the idle deadline passed while busy: close unless it made progress
+  bool timed_out = false;  // the idle deadline passed while busy or with its kReady key pending:
+                           // close when its command comes back unless it made progress
 };
 
 using Queue = queue::JobQueue<Conn*>;
@@ -174,11 +175,15 @@ class Server {
     auto now = net::Clock::now();
     while (net::IdleNode* n = idle_.expired(now)) {
       auto* c = static_cast<Conn*>(n);
-      if (!c->busy) {
+      if (!c->busy && loop_->unwatch(reinterpret_cast<loop::Key>(c))) {
         close(c);
         continue;
       }
-      c->timed_out = true;  // a worker owns it: decide when its command comes back
+      // A worker owns it, or its one-shot watch has fired and its kReady key is in the current
+      // batch, handed out after this sweep (deleting it here left that key dangling: ASan and TSan
+      // caught it, conformance's 1 ms idle-timeout churn case). Decide when the key or the
+      // worker's command comes back.
+      c->timed_out = true;
       idle_.touch(*c, now);
     }
     if (accept_paused_ &&
