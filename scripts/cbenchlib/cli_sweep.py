@@ -11,6 +11,7 @@ leave meta.json and points.jsonl readable, and exit 128+signal (130 on Ctrl-C).
 from __future__ import annotations
 
 import fcntl
+import re
 import fnmatch
 import os
 import random
@@ -168,6 +169,11 @@ def acquire_lock(path: str, timeout_s: float | None, what: str):
             if not waited:
                 f.seek(0)
                 holder = f.read().strip() or "unknown"
+                # The file names the last sweep that wrote it; a holder that never writes it
+                # (flock(1), make's sanitizer targets) leaves a stale name behind.
+                m = re.match(r"pid (\d+)", holder)
+                if m and not os.path.exists(f"/proc/{m.group(1)}"):
+                    holder = f"another process (the last recorded holder, {holder}, has exited)"
                 print(f"sweep: waiting for the benchmark lock {path} (held by: {holder}); "
                       "only one benchmark runs at a time on this machine", flush=True)
                 waited = True
