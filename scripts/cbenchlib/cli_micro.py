@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from . import envinfo, procstat, resultio
+from . import benchlock, envinfo, procstat, resultio
 from .cli_sweep import DEFAULT_LOCK as DEFAULT_SWEEP_LOCK
 from .runload import REPO_ROOT
 from .verdict import DISTURBED_CPU
@@ -113,29 +113,7 @@ def list_benchmarks(binary: str, filt: str | None) -> list[str] | None:
 def acquire_lock(path: str, timeout_s: float | None):
     """The exclusive flock that cbench sweep also takes; returns the open file (keep it open), or
     None after timeout_s."""
-    f = open(path, "a+")
-    waited = False
-    start = time.monotonic()
-    while True:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if not waited:
-                f.seek(0)
-                holder = f.read().strip() or "unknown"
-                print(f"micro: waiting for the benchmark lock {path} (held by: {holder}); "
-                      "only one benchmark runs at a time on this machine", flush=True)
-                waited = True
-            if timeout_s is not None and time.monotonic() - start >= timeout_s:
-                f.close()
-                return None
-            time.sleep(0.5)
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}: cbench micro\n")
-    f.flush()
-    return f
+    return benchlock.acquire(path, timeout_s, "micro", "cbench micro")
 
 
 def benchmark_library_version() -> dict:

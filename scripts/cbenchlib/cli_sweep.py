@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from . import envinfo, resultio, runner, scenario
+from . import benchlock, envinfo, resultio, runner, scenario
 from .host import LocalHost
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -158,34 +158,7 @@ def list_models(server_bin: str) -> tuple[set[str] | None, str | None]:
 # -- the lock ---------------------------------------------------------------------------
 def acquire_lock(path: str, timeout_s: float | None, what: str):
     """An exclusive flock held for the whole sweep; returns the open file (keep it open)."""
-    f = open(path, "a+")
-    waited = False
-    start = time.monotonic()
-    while True:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if not waited:
-                f.seek(0)
-                holder = f.read().strip() or "unknown"
-                # The file names the last sweep that wrote it; a holder that never writes it
-                # (flock(1), make's sanitizer targets) leaves a stale name behind.
-                m = re.match(r"pid (\d+)", holder)
-                if m and not os.path.exists(f"/proc/{m.group(1)}"):
-                    holder = f"another process (the last recorded holder, {holder}, has exited)"
-                print(f"sweep: waiting for the benchmark lock {path} (held by: {holder}); "
-                      "only one benchmark runs at a time on this machine", flush=True)
-                waited = True
-            if timeout_s is not None and time.monotonic() - start >= timeout_s:
-                f.close()
-                return None
-            time.sleep(0.5)
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}: cbench sweep {what}\n")
-    f.flush()
-    return f
+    return benchlock.acquire(path, timeout_s, "sweep", f"cbench sweep {what}")
 
 
 def raise_nofile(points) -> None:
