@@ -1,0 +1,466 @@
+#include "backends/loadgen/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <random>
+#include <string_view>
+#include <thread>
+
+#include "backends/loadgen/response_parser.h"
+
+namespace cb::loadgen {
+namespace {
+
+using ns_t = std::int64_t;
+constexpr ns_t kNsPerS = 1'000'000'000;
+
+ns_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// After a connection error, wait this long before reconnecting, so that a server that refuses or
+// closes everything is retried 100 times a second per connection, not at CPU speed.
+constexpr ns_t kReconnectDelayNs = 10'000'000;
+// Reads per readiness event, 64 KiB each: bounds one connection's share of a loop turn.
+constexpr int kMaxReadsPerEvent = 16;
+constexpr std::size_t kReadChunkBytes = 64 * 1024;
+constexpr int kMaxEvents = 256;
+
+enum class conn_state { connecting, open, backoff };
+
+struct Conn {
+  int fd = -1;
+  conn_state state = conn_state::backoff;
+  ns_t reconnect_at_ns = 0;
+  std::string in;          // unconsumed response bytes
+  ResponseParser parser;
+  std::deque<ns_t> inflight_start_ns;  // per request: intended (open) or actual (closed) send time
+  std::string out;         // request bytes not yet written
+  bool in_free_list = false;
+  bool dirty = false;      // has bytes in `out` to flush this turn
+  std::uint64_t responses = 0;  // answered on this connection since it connected
+};
+
+class Worker {
+ public:
+  Worker(const LoadConfig& cfg, int index, int connections, ns_t start_ns, ns_t end_ns)
+      : cfg_(cfg), conns_(static_cast<std::size_t>(connections)), start_ns_(start_ns), end_ns_(end_ns),
+        rng_(cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(index)) {
+    request_ = "GET " + cfg.target.path + " HTTP/1.1\r\nHost: " + cfg.target.host + ":" +
+               std::to_string(cfg.target.port) + "\r\nUser-Agent: cbench-load\r\n\r\n";
+    auto seconds = static_cast<std::size_t>((end_ns - start_ns + kNsPerS - 1) / kNsPerS);
+    result_.seconds.resize(std::max<std::size_t>(seconds, 1));
+    if (cfg.mode == load_mode::open) {
+      rate_per_thread_ = cfg.rate_per_s / cfg.threads;
+      interval_ns_ = static_cast<double>(kNsPerS) / rate_per_thread_;
+      // Constant arrivals: threads interleave (thread k starts k/T of an interval late).
+      next_arrival_ns_ = start_ns + static_cast<ns_t>(interval_ns_ * index / cfg.threads);
+      if (cfg.arrivals == arrival_kind::poisson) next_arrival_ns_ = start_ns + next_gap_ns();
+      first_arrival_ns_ = next_arrival_ns_;
+    }
+  }
+
+  ThreadResult run() {
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    for (std::size_t i = 0; i < conns_.size(); ++i) start_connect(i, start_ns_);
+    epoll_event events[kMaxEvents];
+    for (;;) {
+      ns_t now = now_ns();
+      if (now >= end_ns_) break;
+      if (backoff_count_ > 0) retry_connects(now);
+      if (cfg_.mode == load_mode::open) generate_arrivals(now);
+      flush_dirty();
+      ns_t wake = end_ns_;
+      if (cfg_.mode == load_mode::open) wake = std::min(wake, next_arrival_ns_);
+      if (backoff_count_ > 0) wake = std::min(wake, earliest_reconnect_ns_);
+      ns_t wait = std::max<ns_t>(0, wake - now_ns());
+      timespec ts{static_cast<time_t>(wait / kNsPerS), static_cast<long>(wait % kNsPerS)};
+      int n = epoll_pwait2(epfd_, events, kMaxEvents, &ts, nullptr);
+      if (n < 0 && errno != EINTR) break;
+      for (int e = 0; e < n; ++e) on_event(events[e].data.u32, events[e].events);
+    }
+    finish();
+    return std::move(result_);
+  }
+
+ private:
+  ns_t next_gap_ns() {
+    if (cfg_.arrivals == arrival_kind::poisson) {
+      std::exponential_distribution<double> gap(rate_per_thread_);
+      return std::max<ns_t>(1, static_cast<ns_t>(gap(rng_) * kNsPerS));
+    }
+    return 0;  // unused: constant arrivals are computed from their index, so no rounding drifts
+  }
+
+  // Open loop: every arrival due by `now` (and before the end) either goes out on a free
+  // connection at once (its lateness is the generator's send lag) or waits in the backlog
+  // (its wait counts in its latency, not in the lag: the connections were busy).
+  void generate_arrivals(ns_t now) {
+    while (next_arrival_ns_ <= now && next_arrival_ns_ < end_ns_) {
+      ns_t intended = next_arrival_ns_;
+      ++result_.scheduled;
+      ++arrival_index_;
+      next_arrival_ns_ = cfg_.arrivals == arrival_kind::poisson
+                             ? next_arrival_ns_ + next_gap_ns()
+                             : first_arrival_ns_ + static_cast<ns_t>(interval_ns_ * arrival_index_);
+      if (backlog_.empty() && !free_.empty()) {
+        result_.send_lag.record(static_cast<double>(now - intended) / 1e3);
+        send_on(pop_free(), intended);
+      } else if (backlog_.size() < kMaxBacklog) {
+        backlog_.push_back(intended);
+      } else {
+        ++result_.errors.backlog_overflow;
+      }
+    }
+  }
+
+  std::size_t pop_free() {
+    std::size_t i = free_.front();
+    free_.pop_front();
+    conns_[i].in_free_list = false;
+    return i;
+  }
+
+  bool has_room(const Conn& c) const {
+    return c.state == conn_state::open && c.inflight_start_ns.size() < static_cast<std::size_t>(cfg_.pipeline);
+  }
+
+  // Open loop: a connection with room takes backlog first, else joins the free list.
+  void offer_connection(std::size_t i) {
+    Conn& c = conns_[i];
+    while (has_room(c) && !backlog_.empty()) {
+      ns_t intended = backlog_.front();
+      backlog_.pop_front();
+      send_on(i, intended);
+    }
+    if (has_room(c) && !c.in_free_list) {
+      c.in_free_list = true;
+      free_.push_back(i);
+    }
+  }
+
+  void send_on(std::size_t i, ns_t start) {
+    Conn& c = conns_[i];
+    c.inflight_start_ns.push_back(start);
+    c.out += request_;
+    ++result_.sent;
+    if (!c.dirty) {
+      c.dirty = true;
+      dirty_.push_back(i);
+    }
+  }
+
+  void flush_dirty() {
+    for (std::size_t i : dirty_) {
+      conns_[i].dirty = false;
+      if (conns_[i].state == conn_state::open) do_write(i);
+    }
+    dirty_.clear();
+  }
+
+  void do_write(std::size_t i) {
+    Conn& c = conns_[i];
+    while (!c.out.empty()) {
+      ssize_t w = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (w > 0) {
+        c.out.erase(0, static_cast<std::size_t>(w));
+      } else if (w < 0 && errno == EINTR) {
+        continue;
+      } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        watch(i, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+        return;
+      } else {
+        ++result_.errors.read;
+        fail(i, true);
+        return;
+      }
+    }
+    watch(i, EPOLLIN, EPOLL_CTL_MOD);
+  }
+
+  void watch(std::size_t i, std::uint32_t mask, int op) {
+    epoll_event ev{};
+    ev.events = mask;
+    ev.data.u32 = static_cast<std::uint32_t>(i);
+    epoll_ctl(epfd_, op, conns_[i].fd, &ev);
+  }
+
+  void start_connect(std::size_t i, ns_t now) {
+    Conn& c = conns_[i];
+    c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c.fd < 0) {
+      ++result_.errors.connect;
+      enter_backoff(i, now);
+      return;
+    }
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&cfg_.target.address), sizeof cfg_.target.address);
+    if (r < 0 && errno != EINPROGRESS) {
+      ++result_.errors.connect;
+      ::close(c.fd);
+      c.fd = -1;
+      enter_backoff(i, now);
+      return;
+    }
+    c.state = conn_state::connecting;
+    watch(i, EPOLLOUT | EPOLLIN, EPOLL_CTL_ADD);
+  }
+
+  void enter_backoff(std::size_t i, ns_t now) {
+    Conn& c = conns_[i];
+    c.state = conn_state::backoff;
+    c.reconnect_at_ns = now + kReconnectDelayNs;
+    if (backoff_count_ == 0 || c.reconnect_at_ns < earliest_reconnect_ns_) earliest_reconnect_ns_ = c.reconnect_at_ns;
+    ++backoff_count_;
+  }
+
+  void retry_connects(ns_t now) {
+    if (now < earliest_reconnect_ns_) return;
+    backoff_count_ = 0;
+    earliest_reconnect_ns_ = end_ns_;
+    for (std::size_t i = 0; i < conns_.size(); ++i) {
+      Conn& c = conns_[i];
+      if (c.state != conn_state::backoff) continue;
+      if (c.reconnect_at_ns <= now) {
+        ++result_.reconnects;
+        start_connect(i, now);
+      } else {
+        ++backoff_count_;
+        earliest_reconnect_ns_ = std::min(earliest_reconnect_ns_, c.reconnect_at_ns);
+      }
+    }
+  }
+
+  // The connection is finished: its outstanding requests are lost (counted as aborted). In open
+  // loop their intended times are not re-queued: a lost request is an error, not a retry.
+  // with_backoff: an error (wait before reconnecting) rather than a clean idle close.
+  void fail(std::size_t i, bool with_backoff) {
+    Conn& c = conns_[i];
+    result_.errors.aborted += c.inflight_start_ns.size();
+    c.inflight_start_ns.clear();
+    c.in.clear();
+    c.out.clear();
+    c.parser.reset();
+    if (c.in_free_list) {
+      free_.erase(std::find(free_.begin(), free_.end(), i));
+      c.in_free_list = false;
+    }
+    if (c.fd >= 0) {
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+      ::close(c.fd);
+      c.fd = -1;
+    }
+    ns_t now = now_ns();
+    if (with_backoff) {
+      enter_backoff(i, now);
+    } else {
+      ++result_.reconnects;
+      start_connect(i, now);
+    }
+  }
+
+  void on_connected(std::size_t i) {
+    Conn& c = conns_[i];
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      ++result_.errors.connect;
+      fail(i, true);
+      return;
+    }
+    c.state = conn_state::open;
+    c.responses = 0;
+    watch(i, EPOLLIN, EPOLL_CTL_MOD);
+    if (cfg_.mode == load_mode::closed) {
+      ns_t now = now_ns();
+      for (int k = 0; k < cfg_.pipeline; ++k) send_on(i, now);
+    } else {
+      offer_connection(i);
+    }
+  }
+
+  void on_event(std::uint32_t index, std::uint32_t mask) {
+    std::size_t i = index;
+    Conn& c = conns_[i];
+    if (c.fd < 0) return;  // closed earlier in this batch
+    if (c.state == conn_state::connecting) {
+      on_connected(i);
+      if (c.state != conn_state::open) return;
+    }
+    if (mask & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(i);
+    if (c.state == conn_state::open && c.fd >= 0 && (mask & EPOLLOUT) && !c.out.empty()) do_write(i);
+  }
+
+  void on_readable(std::size_t i) {
+    Conn& c = conns_[i];
+    char buf[kReadChunkBytes];
+    for (int r = 0; r < kMaxReadsPerEvent; ++r) {
+      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        result_.bytes_read += static_cast<std::uint64_t>(n);
+        c.in.append(buf, static_cast<std::size_t>(n));
+        if (!on_bytes(i)) return;
+        if (static_cast<std::size_t>(n) < sizeof buf) return;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n == 0) {
+        // A close with nothing outstanding is the server's idle or keep-alive policy: reconnect
+        // at once. With requests outstanding it is an error.
+        // A close before any response is treated as an error too (with backoff), so a server that
+        // accepts and closes at once is not reconnected to at CPU speed.
+        bool outstanding = !c.inflight_start_ns.empty();
+        if (outstanding) ++result_.errors.closed;
+        fail(i, outstanding || c.responses == 0);
+      } else {
+        ++result_.errors.read;
+        fail(i, true);
+      }
+      return;
+    }
+  }
+
+  // Frames every complete response in c.in. Returns false if the connection was failed.
+  bool on_bytes(std::size_t i) {
+    Conn& c = conns_[i];
+    ns_t now = now_ns();
+    std::size_t off = 0;
+    bool answered = false;
+    for (;;) {
+      parse_status s = c.parser.parse(std::string_view(c.in).substr(off));
+      if (s == parse_status::partial) break;
+      if (s == parse_status::invalid || c.inflight_start_ns.empty()) {
+        ++result_.errors.malformed;  // garbage, or a response nobody asked for
+        fail(i, true);
+        return false;
+      }
+      off += c.parser.consumed();
+      int status = c.parser.status_code();
+      c.parser.reset();
+      if (status < 200) continue;  // 1xx interim responses precede the real one
+      ns_t start = c.inflight_start_ns.front();
+      c.inflight_start_ns.pop_front();
+      record_response(now, start, status);
+      ++c.responses;
+      answered = true;
+    }
+    if (off > 0) c.in.erase(0, off);
+    if (answered) {
+      if (cfg_.mode == load_mode::closed) {
+        while (c.inflight_start_ns.size() < static_cast<std::size_t>(cfg_.pipeline)) send_on(i, now);
+      } else {
+        offer_connection(i);
+      }
+    }
+    return true;
+  }
+
+  void record_response(ns_t now, ns_t start, int status) {
+    double latency_us = static_cast<double>(now - start) / 1e3;
+    result_.latency.record(latency_us);
+    auto second = static_cast<std::size_t>(std::max<ns_t>(0, now - start_ns_) / kNsPerS);
+    if (second >= result_.seconds.size()) second = result_.seconds.size() - 1;
+    result_.seconds[second].latency.record(latency_us);
+    ++result_.completed;
+    if (status < 200 || status > 299) ++result_.non2xx;
+  }
+
+  void finish() {
+    std::uint64_t unfinished = backlog_.size();
+    for (Conn& c : conns_) {
+      unfinished += c.inflight_start_ns.size();
+      if (c.fd >= 0) ::close(c.fd);
+      c.fd = -1;
+    }
+    result_.unfinished = unfinished;
+    if (epfd_ >= 0) ::close(epfd_);
+  }
+
+  const LoadConfig& cfg_;
+  std::vector<Conn> conns_;
+  ns_t start_ns_;
+  ns_t end_ns_;
+  std::mt19937_64 rng_;
+  std::string request_;
+  int epfd_ = -1;
+  ThreadResult result_;
+  double rate_per_thread_ = 0.0;
+  double interval_ns_ = 0.0;
+  ns_t next_arrival_ns_ = 0;
+  ns_t first_arrival_ns_ = 0;
+  std::uint64_t arrival_index_ = 0;
+  std::deque<ns_t> backlog_;      // open loop: intended times waiting for a connection
+  std::deque<std::size_t> free_;  // open loop: connections with room, in FIFO order (round robin)
+  std::vector<std::size_t> dirty_;
+  int backoff_count_ = 0;
+  ns_t earliest_reconnect_ns_ = 0;
+};
+
+double process_cpu_s() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+void merge_into(ThreadResult& total, ThreadResult& part) {
+  total.latency.merge(part.latency);
+  total.send_lag.merge(part.send_lag);
+  if (total.seconds.size() < part.seconds.size()) total.seconds.resize(part.seconds.size());
+  for (std::size_t s = 0; s < part.seconds.size(); ++s) total.seconds[s].latency.merge(part.seconds[s].latency);
+  total.errors.connect += part.errors.connect;
+  total.errors.read += part.errors.read;
+  total.errors.closed += part.errors.closed;
+  total.errors.malformed += part.errors.malformed;
+  total.errors.aborted += part.errors.aborted;
+  total.errors.backlog_overflow += part.errors.backlog_overflow;
+  total.scheduled += part.scheduled;
+  total.sent += part.sent;
+  total.completed += part.completed;
+  total.non2xx += part.non2xx;
+  total.unfinished += part.unfinished;
+  total.reconnects += part.reconnects;
+  total.bytes_read += part.bytes_read;
+}
+
+}  // namespace
+
+LoadResult run_load(const LoadConfig& config) {
+  LoadResult out;
+  out.config = config;
+  // Connections are dealt to threads as evenly as possible; a little start-up slack (10 ms) lets
+  // every thread reach its loop before the first intended send.
+  ns_t start = now_ns() + 10'000'000;
+  ns_t end = start + static_cast<ns_t>(config.duration_s * kNsPerS);
+  std::vector<ThreadResult> parts(static_cast<std::size_t>(config.threads));
+  std::vector<std::thread> threads;
+  double cpu0 = process_cpu_s();
+  for (int t = 0; t < config.threads; ++t) {
+    int conns = config.connections / config.threads + (t < config.connections % config.threads ? 1 : 0);
+    threads.emplace_back([&, t, conns] {
+      Worker w(config, t, conns, start, end);
+      parts[static_cast<std::size_t>(t)] = w.run();
+    });
+  }
+  for (auto& th : threads) th.join();
+  out.elapsed_s = static_cast<double>(std::max<ns_t>(now_ns(), end) - start) / kNsPerS;
+  out.cpu_s = process_cpu_s() - cpu0;
+  for (auto& p : parts) merge_into(out.total, p);
+  return out;
+}
+
+}  // namespace cb::loadgen

@@ -1,0 +1,84 @@
+// cbench-load's measuring engine: T threads, each one epoll loop over its share of the
+// connections, non-blocking sockets. Closed loop keeps `pipeline` requests in flight per
+// connection; open loop schedules requests at a rate and measures each from its INTENDED send
+// time, so a request that waits (for a busy connection, for a stalled server) counts its wait.
+#pragma once
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backends/loadgen/histogram.h"
+
+namespace cb::loadgen {
+
+enum class load_mode { closed, open };
+enum class arrival_kind { constant, poisson };
+
+struct Target {
+  std::string host;       // as written in the URL (the Host header)
+  std::uint16_t port = 80;
+  std::string path;       // path and query, starting with '/'
+  sockaddr_in address{};  // resolved IPv4 address
+};
+
+struct LoadConfig {
+  Target target;
+  load_mode mode = load_mode::closed;
+  arrival_kind arrivals = arrival_kind::constant;
+  int connections = 10;
+  int threads = 1;
+  int pipeline = 1;
+  double duration_s = 10.0;
+  double rate_per_s = 0.0;  // open loop only: total offered rate over all threads
+  std::uint64_t seed = 1;
+};
+
+// Errors by kind. A request lost with its connection (closed, reset, malformed reply) counts
+// once in `aborted`, besides the connection-level kind that caused it.
+struct ErrorCounts {
+  std::uint64_t connect = 0;    // connect() failed or was refused
+  std::uint64_t read = 0;       // read/write failed (ECONNRESET, EPIPE, ...)
+  std::uint64_t closed = 0;     // the server closed a connection with requests outstanding
+  std::uint64_t malformed = 0;  // a response failed the status-line or framing check
+  std::uint64_t aborted = 0;    // requests sent (or queued for that connection) and never answered
+  std::uint64_t backlog_overflow = 0;  // open loop: arrivals beyond kMaxBacklog, never sent
+  std::uint64_t total_connection_errors() const { return connect + read + closed + malformed; }
+};
+
+// One second of the run (by response arrival time), to show how latency grew.
+struct SecondStats {
+  Histogram latency;
+};
+
+struct ThreadResult {
+  Histogram latency;   // per request: response arrival minus intended (open) / actual (closed) send
+  Histogram send_lag;  // open loop: actual send minus intended, for requests that found a free connection
+  std::vector<SecondStats> seconds;
+  ErrorCounts errors;
+  std::uint64_t scheduled = 0;   // open loop: arrivals generated within the duration
+  std::uint64_t sent = 0;
+  std::uint64_t completed = 0;   // responses parsed in full (any status)
+  std::uint64_t non2xx = 0;
+  std::uint64_t unfinished = 0;  // at the end: queued in the generator or in flight
+  std::uint64_t reconnects = 0;
+  std::uint64_t bytes_read = 0;
+};
+
+struct LoadResult {
+  LoadConfig config;
+  ThreadResult total;      // merged over threads
+  double elapsed_s = 0.0;  // measured duration
+  double cpu_s = 0.0;      // the generator's own user+system CPU over the run
+};
+
+// Runs the load described by config and returns the merged result. Never throws on network
+// errors (they are counted); returns after config.duration_s plus at most one loop turn.
+LoadResult run_load(const LoadConfig& config);
+
+// Bound on the open-loop backlog per thread (requests due but without a free connection):
+// 4M entries of 8 bytes (32 MiB), far above any point that is not already hopelessly overloaded.
+inline constexpr std::size_t kMaxBacklog = std::size_t{1} << 22;
+
+}  // namespace cb::loadgen
