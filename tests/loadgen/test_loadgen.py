@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Behaviour of cbench-load against fake_server.py (loopback only, every run bounded).
+
+Usage: test_loadgen.py PATH/TO/cbench-load
+
+The stall test is Gil Tene's coordinated-omission check: a server whose one thread blocks once
+for exactly 1 s under an offered rate R must show about R requests delayed, spread evenly over
+0..1 s (about R/2 above 500 ms); an unstalled control at the same rate must not. Bounds are
+generous (the machine may be busy): they separate "the stall is measured" from "it is hidden",
+which is the behaviour under test, not the machine's speed.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOAD = None  # set from argv
+
+RATE = 200           # requests/s offered in the stall test
+STALL_S = 1.0
+DURATION_S = 3.5     # stall starts 1 s after the first request; 1.5 s left to drain afterwards
+RUN_TIMEOUT_S = 60   # no generator run may take longer than this: a hang fails the test
+
+
+class FakeServer:
+    def __init__(self, mode, **kw):
+        args = [sys.executable, os.path.join(HERE, "fake_server.py"), "--mode", mode, "--lifetime-s", "60"]
+        for k, v in kw.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("fake-server ready port="):
+            self.proc.kill()
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        self.port = int(line.strip().split("=")[1])
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def run_load(*args):
+    """Runs cbench-load; returns (exit code, parsed JSON or None, stderr)."""
+    p = subprocess.run([LOAD, *map(str, args)], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    data = None
+    if "--json" in args and p.stdout.strip():
+        data = json.loads(p.stdout)
+    return p.returncode, data, p.stderr
+
+
+def count_between(data, low_us, high_us):
+    """Samples whose bucket midpoint lies in [low_us, high_us), from latency_histogram_us."""
+    n = 0
+    for lo, hi, count in data["latency_histogram_us"]:
+        mid = (lo * hi) ** 0.5 if lo > 0 else hi / 2
+        if low_us <= mid < high_us:
+            n += count
+    return n
+
+
+class StallTest(unittest.TestCase):
+    def test_open_loop_shows_the_stall_in_full(self):
+        with FakeServer("stall", stall_after_s=1.0, stall_s=STALL_S) as srv:
+            rc, data, err = run_load("--rate", RATE, "--connections", 10, "--duration", DURATION_S,
+                                     "--json", "--carry-on", srv.url())
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(data["errors"]["aborted"], 0, data["errors"])
+        self.assertGreater(data["requests"], RATE * (DURATION_S - 1.0) * 0.8, "most of the offered load answered")
+        delayed = count_between(data, 50e3, 2e6)  # about R requests were due during the stall
+        above_half = count_between(data, 500e3, 2e6)  # about R/2 of them waited more than 500 ms
+        quarters = [count_between(data, q * 250e3, (q + 1) * 250e3) for q in range(1, 4)]
+        msg = f"delayed={delayed} above_500ms={above_half} quarters(250ms..1s)={quarters} max={data['latency_us']['max']}"
+        self.assertTrue(0.7 * RATE <= delayed <= 1.3 * RATE, msg)
+        self.assertTrue(0.3 * RATE <= above_half <= 0.7 * RATE, msg)
+        # spread evenly: each 250 ms slice of the stall holds about R/4 samples
+        for q in quarters:
+            self.assertTrue(0.1 * RATE <= q <= 0.45 * RATE, msg)
+        self.assertTrue(0.8e6 <= data["latency_us"]["max"] <= 1.8e6, msg)
+        self.assertIn("send_lag_histogram_us", data)
+        self.assertGreater(data["send_lag_us"]["count"], 0)
+
+    def test_closed_loop_hides_the_stall(self):
+        # The contrast that makes the open-loop check meaningful: each of the 10 connections has at
+        # most one request caught in the stall, so at most 10 slow samples.
+        with FakeServer("stall", stall_after_s=1.0, stall_s=STALL_S) as srv:
+            rc, data, err = run_load("--connections", 10, "--duration", DURATION_S, "--json", srv.url())
+        self.assertEqual(rc, 0, err)
+        self.assertLessEqual(count_between(data, 500e3, 1e12), 10, data["latency_us"])
+        self.assertGreater(data["latency_us"]["max"], 0.8e6, "the one stalled sample per connection is kept")
+
+    def test_unstalled_control(self):
+        with FakeServer("ok") as srv:
+            rc, data, err = run_load("--rate", RATE, "--connections", 10, "--duration", DURATION_S,
+                                     "--json", "--carry-on", srv.url())
+        self.assertEqual(rc, 0, err)
+        self.assertFalse(data["overloaded"])
+        # "a few milliseconds" on an idle machine; 50 ms leaves room for a busy one, still 10x
+        # below what the stall produces.
+        self.assertLess(data["latency_us"]["p99"], 50e3, data["latency_us"])
+        self.assertEqual(count_between(data, 500e3, 1e12), 0)
+
+
+class FramingTest(unittest.TestCase):
+    def test_chunked_responses_are_framed(self):
+        with FakeServer("chunked") as srv:
+            rc, data, err = run_load("--connections", 4, "--duration", 1, "--pipeline", 4, "--json", srv.url())
+        self.assertEqual(rc, 0, err)
+        self.assertGreater(data["requests"], 0)
+        self.assertEqual(data["errors"]["malformed"], 0)
+
+
+class BadInputTest(unittest.TestCase):
+    def assert_usage_error(self, args, needle):
+        t0 = time.monotonic()
+        rc, _, err = run_load(*args)
+        self.assertEqual(rc, 1, err)
+        self.assertIn(needle, err)
+        self.assertLess(time.monotonic() - t0, 10, "a usage error must not run a load")
+
+    def test_unparsable_urls(self):
+        for url, needle in [("ftp://127.0.0.1/", "unparsable URL"), ("http://127.0.0.1:99999/", "bad port"),
+                            ("http://:80/", "unparsable URL"), ("not a url", "unparsable URL")]:
+            with self.subTest(url=url):
+                self.assert_usage_error(["--duration", 1, url], needle)
+
+    def test_bad_numbers(self):
+        url = "http://127.0.0.1:1/"
+        for args, needle in [(["--rate", 0], "--rate must be > 0"), (["--rate", "-5"], "--rate must be > 0"),
+                             (["--rate", "abc"], "not a number"), (["--connections", 0], "--connections"),
+                             (["--threads", 4, "--connections", 2], "--threads must not exceed"),
+                             (["--duration", 0], "--duration"), (["--bogus"], "unknown option")]:
+            with self.subTest(args=args):
+                self.assert_usage_error([*args, url], needle)
+
+    def test_server_that_closes_every_connection(self):
+        for mode_args in (["--connections", 4], ["--connections", 4, "--rate", 100]):
+            with self.subTest(args=mode_args), FakeServer("close") as srv:
+                rc, data, err = run_load(*mode_args, "--duration", 1, "--json", srv.url())
+                self.assertEqual(rc, 3, err)
+                self.assertIn("no response parsed", err)
+                e = data["errors"]
+                self.assertGreater(e["closed"] + e["read"] + e["connect"], 0, e)
+                self.assertEqual(data["requests"], 0)
+
+    def test_server_that_sends_garbage(self):
+        with FakeServer("garbage") as srv:
+            rc, data, err = run_load("--connections", 4, "--duration", 1, "--json", srv.url())
+        self.assertEqual(rc, 3, err)
+        self.assertGreater(data["errors"]["malformed"], 0, data["errors"])
+
+    def test_nothing_listening(self):
+        with FakeServer("ok") as srv:
+            port = srv.port
+        rc, data, err = run_load("--connections", 2, "--duration", 1, "--json", f"http://127.0.0.1:{port}/")
+        self.assertEqual(rc, 3, err)
+        self.assertGreater(data["errors"]["connect"], 0)
+
+
+if __name__ == "__main__":
+    LOAD = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
