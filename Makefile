@@ -63,6 +63,8 @@ micro: build
 .NOTPARALLEL:
 SAN_BUILD_TYPE := RelWithDebInfo
 UNIT_TESTS     := $(basename $(notdir $(wildcard tests/unit/*_test.cpp)))
+# cbench-load (issue 17) and its tests: label loadgen, run under ASan/UBSan too.
+LOADGEN_TESTS  := cbench-load $(basename $(notdir $(wildcard tests/loadgen/*_test.cpp)))
 # halt_on_error: the first report ends the process, so the test that caused it fails (UBSan
 # would otherwise print and carry on); a leak found by LeakSanitizer at exit makes the exit status
 # non-zero, which the conformance suite's SIGTERM case catches.
@@ -75,8 +77,8 @@ TSAN_ENV := TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1 suppressions=$
 # gate, every model and variant.
 test-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=$(SAN_BUILD_TYPE) -DCBENCH_SANITIZE=address,undefined
-	cmake --build build-asan -j$(JOBS) --target cbench-server $(UNIT_TESTS)
-	cd build-asan && $(ASAN_ENV) ctest --output-on-failure -j$(JOBS) -L '^(unit|conformance)$$'
+	cmake --build build-asan -j$(JOBS) --target cbench-server $(UNIT_TESTS) $(LOADGEN_TESTS)
+	cd build-asan && $(ASAN_ENV) ctest --output-on-failure -j$(JOBS) -L '^(unit|conformance|loadgen)$$'
 
 # ThreadSanitizer (gcc): the unit tests (the pull loop's cross-thread emits and wake-ups) and the
 # conformance gate at --threads 4, where every multi-threaded model runs more threads than this

@@ -19,6 +19,7 @@ PACKAGES=(
   libbenchmark-dev    # microbenchmarks
   libgtest-dev        # unit tests
   wrk                 # load generator
+  nghttp2-client      # h2load --h1: third load generator, cross-checks wrk and cbench-load (issue 17)
   python3             # /usr/bin/python3 runs the harness scripts
   python3-matplotlib  # charts
   procps              # ps, for orphan checks in tests

@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, syscount, verdict, wrk
+from . import loadgen, procstat, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 
@@ -188,6 +188,7 @@ class Runner:
             if point.load.is_idle:
                 self._measure_idle(point, server, record)
             else:
+                point = loadgen.resolve_rate(self, point, server, tag, record)  # issue 17
                 self._measure_wrk(point, server, tag, record)
         except PointFailed as exc:
             record["status"] = "failed"
@@ -230,7 +231,11 @@ class Runner:
             raise PointFailed(f"peer {row.model!r}: {row.command[0]} is not installed "
                               f"(scripts/deps.sh installs nginx-light and h2o); point skipped",
                               tail="", skipped=True)
-        if not point.load.is_idle and not self.wrk_bin:
+        if not point.load.is_idle and point.load.generator != "wrk":  # issue 17
+            if not loadgen.binary(self.host, self.server_bin, point.load.generator):
+                raise PointFailed(f"{point.load.generator} not found (cbench-load: built beside "
+                                  "cbench-server; h2load: Debian nghttp2-client)", tail="")
+        elif not point.load.is_idle and not self.wrk_bin:
             raise PointFailed("wrk not found", tail="")
 
     def _start_server(self, point: Point, tag: str, record: dict) -> ServerHandle:
@@ -315,8 +320,11 @@ class Runner:
                  stop_after_s: float | None = None):
         load = point.load
         url = f"http://{self.addr}:{server.port}{load.path}"
-        argv = wrk.command(self.wrk_bin, url, load.wrk_threads, load.connections, duration_s,
-                           self.settings.timeout_s, load.pipeline)
+        if load.generator != "wrk":  # issue 17
+            argv = loadgen.command(loadgen.binary(self.host, self.server_bin, load.generator), load, url, duration_s)
+        else:
+            argv = wrk.command(self.wrk_bin, url, load.wrk_threads, load.connections, duration_s,
+                               self.settings.timeout_s, load.pipeline)
         err_path = out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
         proc = self.host.spawn(argv, cpus=self.settings.client_cpus, stdout=out_path, stderr=err_path)
         try:
@@ -378,8 +386,9 @@ class Runner:
             record["client"] = {"cpu_user_s": round(cpu_user, 3), "cpu_sys_s": round(cpu_sys, 3),
                                 "wall_s": round(wall, 3), "exit_status": proc.returncode}
         try:
-            result = wrk.parse(stdout, load.pipeline)
-        except wrk.WrkOutputError as exc:
+            result = (wrk.parse(stdout, load.pipeline) if load.generator == "wrk"
+                      else loadgen.parse(load.generator, stdout, load.pipeline))  # issue 17
+        except (wrk.WrkOutputError, loadgen.LoadgenOutputError) as exc:
             reason = f"wrk exited with status {proc.returncode}: {exc}"
             if stderr_tail.strip():
                 reason += f"; stderr: {stderr_tail.strip()[-500:]}"

@@ -16,6 +16,8 @@ import re
 import tomllib
 from typing import Any
 
+from . import loadgen  # issue 17: generator, rate, rate_fraction, arrivals
+
 KINDS = ("model", "instrument", "peer")
 QUEUES = ("shared", "per-worker")
 BACKENDS = ("libev", "epoll")
@@ -25,6 +27,9 @@ ORDERS = ("shuffled", "interleaved")
 WRK_LOAD_KEYS = ("wrk_threads", "connections", "pipeline", "path")
 IDLE_LOAD_KEYS = ("idle_connections",)
 LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
+# Issue 17 (loadgen.py): open-loop rates (lists), and per-set generator choice (scalars).
+OPEN_LOOP_KEYS = ("rate", "rate_fraction")
+GENERATOR_SET_KEYS = ("generator", "arrivals")
 
 # Keys of a row that may be lists (each value a variant of the row).
 ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend")
@@ -45,7 +50,7 @@ SETTING_DEFAULTS = {
 }
 ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
             "extra_args", "loads", "command", "config_template")
-LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS
+LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS + OPEN_LOOP_KEYS + GENERATOR_SET_KEYS
 
 # Built-in peers (issue 7): a row `kind = "peer"` naming one of these needs no `command` or
 # `config_template` (a row may still give either, to run another build or configuration).
@@ -119,6 +124,11 @@ class Load:
     pipeline: int = 1
     path: str = "/"
     idle_connections: int | None = None
+    # Issue 17 (loadgen.py): which generator; open loop at a rate or a fraction of the peak.
+    generator: str = "wrk"
+    rate: float | None = None
+    rate_fraction: float | None = None
+    arrivals: str = "constant"
 
     @property
     def is_idle(self) -> bool:
@@ -134,13 +144,13 @@ class Load:
             key += f" -p{self.pipeline}"
         if self.path != "/":
             key += f" {self.path}"
-        return key
+        return key + loadgen.key_suffix(self)
 
     @property
     def id(self) -> str:
         if self.is_idle:
             return f"idle{self.idle_connections}"
-        return f"t{self.wrk_threads}c{self.connections}p{self.pipeline} GET {self.path}"
+        return f"t{self.wrk_threads}c{self.connections}p{self.pipeline} GET {self.path}" + loadgen.key_suffix(self)
 
     def to_json(self, settings: "Settings") -> dict:
         if self.is_idle:
@@ -149,7 +159,8 @@ class Load:
         return {"key": self.key, "set": self.set_name, "wrk_threads": self.wrk_threads,
                 "connections": self.connections, "pipeline": self.pipeline, "path": self.path,
                 "duration_s": float(settings.duration_s), "warmup_s": float(settings.warmup_s),
-                "timeout_s": float(settings.timeout_s)}
+                "timeout_s": float(settings.timeout_s), "generator": self.generator,
+                "rate": self.rate, "rate_fraction": self.rate_fraction, "arrivals": self.arrivals}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,6 +403,9 @@ class _Validator:
 
     def one_load_set(self, where, name, table) -> list[Load]:
         lists = {}
+        for field in OPEN_LOOP_KEYS:  # issue 17: checked per value by loadgen.check_load
+            if field in table:
+                lists[field] = table[field] if isinstance(table[field], list) else [table[field]]
         for field in LOAD_VALUE_KEYS:
             if field in table:
                 lists[field] = self.one_or_list(
@@ -419,6 +433,7 @@ class _Validator:
             for combo in itertools.product(*(lists[f] for f in fields)):
                 values = dict(zip(fields, combo))
                 values.update(entry)
+                values.update({k: table[k] for k in GENERATOR_SET_KEYS if k in table})
                 load = self.make_load(where, name, values)
                 if load in seen:
                     continue
@@ -440,7 +455,8 @@ class _Validator:
         # wrk refuses -t greater than -c ("number of connections must be >= threads").
         threads = min(values["wrk_threads"], values["connections"])
         return Load(set_name=set_name, wrk_threads=threads, connections=values["connections"],
-                    pipeline=values.get("pipeline", 1), path=values.get("path", "/"))
+                    pipeline=values.get("pipeline", 1), path=values.get("path", "/"),
+                    **loadgen.check_load(self.fail, where, values))
 
     def rows(self, raw, load_sets) -> list[Row]:
         if raw is None:

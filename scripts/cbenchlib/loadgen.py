@@ -1,0 +1,201 @@
+"""Load generators other than wrk: cbench-load (the project's own, closed and open loop) and
+h2load (nghttp2-client, --h1), behind the same two calls the runner makes for wrk (a command,
+then parsing its output into SCHEMA.md's "wrk" object), plus open-loop rates given as fractions
+of a closed-loop peak that is measured first.
+
+The record's "wrk" object keeps its name whichever generator filled it, so tables and readers
+need no change; its "generator" field says which one did. Extra fields from cbench-load:
+mode, rate_offered, overloaded, latency_series (per-second p50/p99), send_lag_us,
+generator_bound, cpu_us_per_request, unfinished, errors_detail.
+
+Overloaded points (open loop, offered more than served: cbench-load completes < 90% of the
+offered rate) have no steady state: their headline percentiles measure the run's length, so
+latency_us's percentiles are set to null (kept in latency_us_overloaded) and latency_series
+says how latency grew; percentile tables then skip them as they skip any null.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+
+GENERATORS = ("wrk", "cbench-load", "h2load")
+ARRIVALS = ("constant", "poisson")
+LATENCY_KEYS = ("min", "mean", "stdev", "max", "p50", "p75", "p90", "p99", "p99.9", "p99.99")
+
+
+class LoadgenOutputError(ValueError):
+    """The generator's output could not be read (it died, or printed something unexpected)."""
+
+
+# -- scenario keys ----------------------------------------------------------------------------
+def check_load(fail, where: str, values: dict) -> dict:
+    """Validates a load's generator keys (generator, arrivals, rate, rate_fraction); returns the
+    Load fields they set. fail(key, problem) raises the scenario error."""
+    gen = values.get("generator", "wrk")
+    if gen not in GENERATORS:
+        fail(f"{where}.generator", f"expected one of {', '.join(GENERATORS)}, got {gen!r}")
+    rate, fraction = values.get("rate"), values.get("rate_fraction")
+    for key, v, lo, hi in (("rate", rate, 1e-3, 1e8), ("rate_fraction", fraction, 1e-3, 100.0)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi):
+            fail(f"{where}.{key}", f"expected a number in [{lo:g}, {hi:g}], got {v!r}")
+    if rate is not None and fraction is not None:
+        fail(where, "give rate or rate_fraction, not both")
+    if (rate is not None or fraction is not None) and gen != "cbench-load":
+        fail(f"{where}.generator", "open loop (rate, rate_fraction) needs generator = \"cbench-load\" "
+             "(wrk and h2load stamp requests at submission: they are not coordinated-omission-free)")
+    arrivals = values.get("arrivals", "constant")
+    if arrivals not in ARRIVALS:
+        fail(f"{where}.arrivals", f"expected one of {', '.join(ARRIVALS)}, got {arrivals!r}")
+    return {"generator": gen, "rate": None if rate is None else float(rate),
+            "rate_fraction": None if fraction is None else float(fraction), "arrivals": arrivals}
+
+
+def key_suffix(load) -> str:
+    """What a load's key and id add for a generator other than wrk, or an open-loop rate."""
+    s = ""
+    if load.generator != "wrk":
+        s += f" [{load.generator}]"
+    if load.rate_fraction is not None:
+        s += f" @{load.rate_fraction:g}xpeak"
+    elif load.rate is not None:
+        s += f" @{load.rate:g}/s"
+    if load.arrivals != "constant":
+        s += f" {load.arrivals}"
+    return s
+
+
+# -- commands -------------------------------------------------------------------------------------
+def binary(host, server_bin: str, generator: str) -> str | None:
+    """The generator's executable, or None: cbench-load is built beside cbench-server."""
+    if generator == "cbench-load":
+        path = os.path.join(os.path.dirname(os.path.abspath(server_bin)), "cbench-load")
+        return path if os.access(path, os.X_OK) else None
+    return host.which(generator)
+
+
+def command(binary_path: str, load, url: str, duration_s: float) -> list[str]:
+    """argv of one run of a non-wrk generator."""
+    if load.generator == "h2load":
+        # --h1: HTTP/1.1; -m is then the pipelining depth; -D the duration in whole seconds.
+        return [binary_path, "--h1", "-c", str(load.connections), "-t", str(load.wrk_threads),
+                "-m", str(load.pipeline), "-D", str(max(1, math.ceil(duration_s))), url]
+    argv = [binary_path, "--connections", str(load.connections), "--threads", str(load.wrk_threads),
+            "--pipeline", str(load.pipeline), "--duration", f"{duration_s:g}", "--json",
+            # generator-bound points are recorded (generator_bound: true), not failed: the
+            # reader decides; the machine in CI is often busier than the lag bound allows.
+            "--carry-on"]
+    if load.rate is not None:
+        argv += ["--rate", f"{load.rate:.3f}", "--arrivals", load.arrivals]
+    return argv + [url]
+
+
+# -- parsing --------------------------------------------------------------------------------------
+def parse(generator: str, stdout: str, pipeline: int = 1) -> dict:
+    """SCHEMA.md's "wrk" object from a non-wrk generator's stdout. Raises LoadgenOutputError."""
+    if generator == "h2load":
+        return _parse_h2load(stdout, pipeline)
+    return _parse_cbench_load(stdout, pipeline)
+
+
+def _parse_cbench_load(stdout: str, pipeline: int) -> dict:
+    start = stdout.find("{")
+    try:
+        d = json.loads(stdout[start:]) if start >= 0 else None
+    except json.JSONDecodeError as exc:
+        raise LoadgenOutputError(f"cbench-load JSON unreadable: {exc}") from None
+    if not isinstance(d, dict) or "latency_us" not in d:
+        raise LoadgenOutputError("cbench-load printed no JSON")
+    e = d["errors"]
+    lat = {k: d["latency_us"].get(k) for k in LATENCY_KEYS}
+    lat["stdev"] = None  # not computed: the histogram is the record
+    out = {
+        "generator": "cbench-load", "source": "cbench-load", "mode": d["mode"],
+        "requests": d["requests"], "duration_us": round(d["duration_s"] * 1e6), "bytes": d["bytes_read"],
+        # wrk's error kinds, mapped: a lost or closed request is a read error; non-2xx is status.
+        "errors": {"connect": e["connect"], "read": e["read"] + e["closed"] + e["malformed"],
+                   "write": 0, "status": d["non2xx"], "timeout": 0},
+        "errors_detail": e, "latency_us": lat, "req_per_s": d["rate_achieved"], "non_2xx": d["non2xx"],
+        "pipeline": pipeline, "latency_is_per_batch": False, "latency_co_corrected": False,
+        "latency_from": "intended send time" if d["mode"] == "open" else "send time",
+        "rate_offered": d["rate_offered"], "arrivals": d["arrivals"], "overloaded": d["overloaded"],
+        "unfinished": d["unfinished"], "send_lag_us": d["send_lag_us"],
+        "send_lag_bound_us": d["send_lag_bound_us"], "generator_bound": d["generator_bound"],
+        "cpu_us_per_request": d["cpu_us_per_request"], "latency_series": d["latency_series"],
+        "latency_histogram_us": d["latency_histogram_us"],
+    }
+    if d["overloaded"]:
+        out["latency_us_overloaded"] = dict(lat)
+        for k in ("mean", "p50", "p75", "p90", "p99", "p99.9", "p99.99"):
+            lat[k] = None
+        out["latency_note"] = ("overloaded: offered more than served, no steady state; percentiles "
+                               "omitted (see latency_series for how latency grew)")
+    return out
+
+
+_H2_FINISHED = re.compile(r"finished in ([\d.]+)(us|ms|s),")
+_H2_REQUESTS = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                          r"(\d+) failed, (\d+) errored, (\d+) timeout")
+_H2_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
+_H2_TRAFFIC = re.compile(r"traffic: \S+ \((\d+)\) total")
+_H2_TIME = re.compile(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)")
+_US = {"us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def _parse_h2load(stdout: str, pipeline: int) -> dict:
+    fin, req, st = _H2_FINISHED.search(stdout), _H2_REQUESTS.search(stdout), _H2_STATUS.search(stdout)
+    if not (fin and req and st):
+        raise LoadgenOutputError("h2load printed no summary (finished/requests/status codes lines)")
+    duration_us = float(fin.group(1)) * _US[fin.group(2)]
+    succeeded, failed, errored, timeout = (int(req.group(i)) for i in (4, 5, 6, 7))
+    non2xx = sum(int(st.group(i)) for i in (2, 3, 4))
+    lat = {k: None for k in LATENCY_KEYS}
+    t = _H2_TIME.search(stdout)
+    if t:
+        v = [float(t.group(i)) * _US[t.group(i + 1)] for i in (1, 3, 5, 7)]
+        lat.update(min=v[0], max=v[1], mean=v[2], stdev=v[3])
+    traffic = _H2_TRAFFIC.search(stdout)
+    return {
+        "generator": "h2load", "source": "h2load", "mode": "closed", "requests": succeeded,
+        "duration_us": round(duration_us), "bytes": int(traffic.group(1)) if traffic else 0,
+        "errors": {"connect": 0, "read": errored, "write": 0, "status": non2xx, "timeout": timeout},
+        "errors_detail": {"failed": failed, "errored": errored, "timeout": timeout},
+        "latency_us": lat, "req_per_s": round(succeeded / (duration_us / 1e6), 2) if duration_us else 0.0,
+        "non_2xx": non2xx, "pipeline": pipeline, "latency_is_per_batch": False,
+        "latency_co_corrected": False, "latency_note": "h2load prints no percentiles (min/max/mean/sd only)",
+    }
+
+
+# -- open loop at a fraction of the peak ----------------------------------------------------------
+def peak_key(point) -> str:
+    """Points that share a peak: the same server row, path, connections and threads."""
+    ld = point.load
+    return f"{point.row.id} / t{ld.wrk_threads}c{ld.connections}p{ld.pipeline} {ld.path}"
+
+
+def resolve_rate(runner, point, server, tag: str, record: dict):
+    """The point to run: itself, or for rate_fraction a copy whose rate is fraction x peak,
+    the peak being a closed-loop cbench-load run at the same connections on this server,
+    measured once per peak_key in this sweep (runner.loadgen_peaks caches it)."""
+    load = point.load
+    if load.rate_fraction is None:
+        return point
+    peaks = runner.__dict__.setdefault("loadgen_peaks", {})
+    key = peak_key(point)
+    if key not in peaks:
+        closed = dataclasses.replace(load, rate=None, rate_fraction=None)
+        out_path = os.path.join(runner.logs_dir, f"{tag}-peak.txt")
+        proc, stdout, err = runner._run_wrk(dataclasses.replace(point, load=closed), server,
+                                            runner.settings.duration_s, out_path)
+        result = parse("cbench-load", stdout, load.pipeline)
+        if result["requests"] == 0:
+            raise LoadgenOutputError(f"peak run answered nothing (exit {proc.returncode}): {err.strip()[-300:]}")
+        peaks[key] = {"req_per_s": result["req_per_s"], "log": os.path.relpath(out_path, runner.run_dir),
+                      "measured_in": tag}
+    peak = peaks[key]
+    record["peak"] = dict(peak)
+    resolved = dataclasses.replace(point, load=dataclasses.replace(load, rate=load.rate_fraction * peak["req_per_s"]))
+    record["load"]["rate"] = resolved.load.rate
+    return resolved
