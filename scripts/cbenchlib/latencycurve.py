@@ -110,7 +110,13 @@ def draw(curves: dict[str, list[dict]], target_us: float, out_base: str) -> list
     ax.set_yscale("log")
     ax.set_xlabel("offered load (requests/s, open loop)")
     ax.set_ylabel("latency from intended send time (ms, log)")
-    ax.set_title("Latency against offered load (hollow: overloaded, no steady state)")
+    n_all = sum(len(e) for e in curves.values())
+    n_bound = sum(1 for es in curves.values() for e in es if e["generator_bound"])
+    title = "Latency against offered load (hollow: overloaded, no steady state)"
+    if n_bound:
+        # A generator-bound point measured the client's lateness too: say so where it is seen.
+        title += f"\n{n_bound} of {n_all} points generator-bound (send lag over its bound): not trustworthy"
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
