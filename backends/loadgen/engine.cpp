@@ -61,8 +61,9 @@ class Worker {
         rng_(cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(index)) {
     request_ = "GET " + cfg.target.path + " HTTP/1.1\r\nHost: " + cfg.target.host + ":" +
                std::to_string(cfg.target.port) + "\r\nUser-Agent: cbench-load\r\n\r\n";
-    auto seconds = static_cast<std::size_t>((end_ns - start_ns + kNsPerS - 1) / kNsPerS);
-    result_.seconds.resize(std::max<std::size_t>(seconds, 1));
+    slot_ns_ = series_slot_s(cfg.duration_s) * kNsPerS;
+    auto slots = static_cast<std::size_t>((end_ns - start_ns + slot_ns_ - 1) / slot_ns_);
+    result_.seconds.resize(std::max<std::size_t>(slots, 1));
     if (cfg.mode == load_mode::open) {
       rate_per_thread_ = cfg.rate_per_s / cfg.threads;
       interval_ns_ = static_cast<double>(kNsPerS) / rate_per_thread_;
@@ -378,7 +379,7 @@ class Worker {
   void record_response(ns_t now, ns_t start, int status) {
     double latency_us = static_cast<double>(now - start) / 1e3;
     result_.latency.record(latency_us);
-    auto second = static_cast<std::size_t>(std::max<ns_t>(0, now - start_ns_) / kNsPerS);
+    auto second = static_cast<std::size_t>(std::max<ns_t>(0, now - start_ns_) / slot_ns_);
     if (second >= result_.seconds.size()) second = result_.seconds.size() - 1;
     result_.seconds[second].latency.record(latency_us);
     ++result_.completed;
@@ -400,6 +401,7 @@ class Worker {
   std::vector<Conn> conns_;
   ns_t start_ns_;
   ns_t end_ns_;
+  ns_t slot_ns_ = kNsPerS;
   std::mt19937_64 rng_;
   std::string request_;
   int epfd_ = -1;

@@ -47,15 +47,22 @@ struct ErrorCounts {
   std::uint64_t total_connection_errors() const { return connect + read + closed + malformed; }
 };
 
-// One second of the run (by response arrival time), to show how latency grew.
+// One slot of the run (by response arrival time), to show how latency grew. Slots are 1 s
+// long, or longer for runs over kMaxSeriesSlots seconds, so memory stays bounded (8 KiB each).
 struct SecondStats {
   Histogram latency;
 };
+inline constexpr std::int64_t kMaxSeriesSlots = 600;
+// Length of one latency_series slot for a run of duration_s: 1 s up to 600 s, then longer.
+inline std::int64_t series_slot_s(double duration_s) {
+  auto d = static_cast<std::int64_t>(duration_s + 0.999999);
+  return d <= kMaxSeriesSlots ? 1 : (d + kMaxSeriesSlots - 1) / kMaxSeriesSlots;
+}
 
 struct ThreadResult {
   Histogram latency;   // per request: response arrival minus intended (open) / actual (closed) send
   Histogram send_lag;  // open loop: actual send minus intended, for requests that found a free connection
-  std::vector<SecondStats> seconds;
+  std::vector<SecondStats> seconds;  // latency_series slots of series_slot_s(duration) each
   ErrorCounts errors;
   std::uint64_t scheduled = 0;   // open loop: arrivals generated within the duration
   std::uint64_t sent = 0;

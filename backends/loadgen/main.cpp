@@ -256,7 +256,7 @@ void print_json(const Options& o, const LoadResult& r, const Verdict& v) {
   s += "  \"latency_series\": [";
   for (std::size_t i = 0; i < t.seconds.size(); ++i) {
     const Histogram& h = t.seconds[i].latency;
-    s += std::string(i ? ",\n    " : "\n    ") + "{\"t_s\": " + std::to_string(i) + ", \"count\": " + std::to_string(h.count()) +
+    s += std::string(i ? ",\n    " : "\n    ") + "{\"t_s\": " + std::to_string(i * cb::loadgen::series_slot_s(o.load.duration_s)) + ", \"count\": " + std::to_string(h.count()) +
          ", \"p50_us\": " + json_number(h.value_at_quantile(0.5)) + ", \"p99_us\": " + json_number(h.value_at_quantile(0.99)) +
          ", \"max_us\": " + json_number(h.max_us()) + "}";
   }
@@ -291,7 +291,7 @@ void print_human(const Options& o, const LoadResult& r, const Verdict& v) {
                 "  latency by second of the run (p50 / p99):\n");
     for (std::size_t i = 0; i < t.seconds.size(); ++i) {
       const Histogram& h = t.seconds[i].latency;
-      std::printf("    %3zus  n=%-7llu %s / %s\n", i, static_cast<unsigned long long>(h.count()),
+      std::printf("    %3llds  n=%-7llu %s / %s\n", static_cast<long long>(i * cb::loadgen::series_slot_s(o.load.duration_s)), static_cast<unsigned long long>(h.count()),
                   human_us(h.value_at_quantile(0.5)).c_str(), human_us(h.value_at_quantile(0.99)).c_str());
     }
   } else {

@@ -1,11 +1,13 @@
 """`cbench curve RUN`: the latency-against-offered-load chart and the capacity table of a run
-with open-loop cbench-load points (scenarios/latency-curve.toml). Reads results only."""
+with open-loop cbench-load points (scenarios/latency-curve.toml), and the side-by-side table of
+the generators (wrk, cbench-load, h2load) for closed-loop points that more than one drove
+(scenarios/generator-crosscheck.toml). Reads results only."""
 from __future__ import annotations
 
 import os
 import sys
 
-from . import latencycurve
+from . import crosscheck, latencycurve, resultio
 
 
 def add_arguments(parser) -> None:
@@ -17,11 +19,23 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     run_dir = args.run if os.path.isdir(args.run) else os.path.join("results", "runs", args.run)
     try:
-        paths, text = latencycurve.write_run(run_dir, args.target_ms * 1000)
-    except (OSError, ValueError) as exc:
+        points, _ = resultio.read_points(os.path.join(run_dir, "points.jsonl"))
+    except OSError as exc:
         print(f"cbench curve: {exc}", file=sys.stderr)
         return 1
-    print(text)
-    for p in paths:
+    wrote = []
+    if latencycurve.curve_points(points):
+        paths, text = latencycurve.write_run(run_dir, args.target_ms * 1000)
+        print(text)
+        wrote += paths
+    if any(len(gens) > 1 for gens in crosscheck.rows(points).values()):
+        path, text = crosscheck.write_run(run_dir)
+        print(text)
+        wrote.append(path)
+    if not wrote:
+        print(f"cbench curve: {run_dir}: neither open-loop points nor points driven by several generators",
+              file=sys.stderr)
+        return 1
+    for p in wrote:
         print(f"wrote {p}")
     return 0

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Behaviour of cbench-load against fake_server.py (loopback only, every run bounded).
 
-Usage: test_loadgen.py PATH/TO/cbench-load
+Usage: test_loadgen.py PATH/TO/cbench-load [PATH/TO/cbench-server]
 
 The stall test is Gil Tene's coordinated-omission check: a server whose one thread blocks once
 for exactly 1 s under an offered rate R must show about R requests delayed, spread evenly over
@@ -18,6 +18,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = None  # set from argv
+SERVER = None  # cbench-server, optional second argument (the overload test needs it)
 
 RATE = 200           # requests/s offered in the stall test
 STALL_S = 1.0
@@ -46,6 +47,7 @@ class FakeServer:
     def __exit__(self, *exc):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        self.proc.stdout.close()
 
 
 def run_load(*args):
@@ -109,6 +111,35 @@ class StallTest(unittest.TestCase):
         self.assertEqual(count_between(data, 500e3, 1e12), 0)
 
 
+class OverloadTest(unittest.TestCase):
+    """The issue's done-when check: epoll-reactor on /sleep?ms=10 serves about 100 req/s (its one
+    thread sleeps in every request); offered 200 req/s for 5 s, the queue grows all run long, so
+    the median from the intended send time is above 1 s (about 1.25 s ideally; a slower, busier
+    machine only makes it larger), and the point is marked overloaded."""
+
+    def test_epoll_reactor_sleep_is_overloaded(self):
+        if not os.path.exists(os.environ.get("CBENCH_LOADGEN_SERVER", "")):
+            self.skipTest("cbench-server not given or not built")
+        server = subprocess.Popen([os.environ["CBENCH_LOADGEN_SERVER"], "--model", "epoll-reactor", "--port", "0"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            line = server.stdout.readline()
+            port = int(line.split("port=")[1].split()[0])
+            rc, data, err = run_load("--rate", 200, "--connections", 10, "--duration", 5, "--json", "--carry-on",
+                                     f"http://127.0.0.1:{port}/sleep?ms=10")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            server.stdout.close()
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(data["overloaded"], data["rate_achieved"])
+        self.assertGreater(data["latency_us"]["p50"], 1e6, data["latency_us"])
+        self.assertLess(data["rate_achieved"], 150)
+        self.assertGreater(data["requests"], 0)
+        series = [s["p50_us"] for s in data["latency_series"] if s["count"]]
+        self.assertGreater(series[-1], series[0], "latency grows over an overloaded run")
+
+
 class FramingTest(unittest.TestCase):
     def test_chunked_responses_are_framed(self):
         with FakeServer("chunked") as srv:
@@ -167,4 +198,6 @@ class BadInputTest(unittest.TestCase):
 
 if __name__ == "__main__":
     LOAD = os.path.abspath(sys.argv.pop(1))
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        os.environ["CBENCH_LOADGEN_SERVER"] = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)
