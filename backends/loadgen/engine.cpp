@@ -345,6 +345,8 @@ class Worker {
   bool on_bytes(std::size_t i) {
     Conn& c = conns_[i];
     ns_t now = now_ns();
+    // The measured window is [start, end): later answers stay unparsed and count as unfinished.
+    if (now >= end_ns_) return true;
     std::size_t off = 0;
     bool answered = false;
     for (;;) {
@@ -465,7 +467,8 @@ LoadResult run_load(const LoadConfig& config) {
     });
   }
   for (auto& th : threads) th.join();
-  out.elapsed_s = static_cast<double>(std::max<ns_t>(now_ns(), end) - start) / kNsPerS;
+  // The window is exactly [start, end): nothing is counted outside it (see on_bytes).
+  out.elapsed_s = static_cast<double>(end - start) / kNsPerS;
   out.cpu_s = process_cpu_s() - cpu0;
   for (auto& p : parts) merge_into(out.total, p);
   return out;

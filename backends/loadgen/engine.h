@@ -76,7 +76,7 @@ struct ThreadResult {
 struct LoadResult {
   LoadConfig config;
   ThreadResult total;      // merged over threads
-  double elapsed_s = 0.0;  // measured duration
+  double elapsed_s = 0.0;  // the measurement window's length (= duration_s)
   double cpu_s = 0.0;      // the generator's own user+system CPU over the run
 };
 

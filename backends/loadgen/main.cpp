@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <charconv>
 #include <cmath>
@@ -311,6 +312,12 @@ void print_human(const Options& o, const LoadResult& r, const Verdict& v) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   Options o = parse_args(argc, argv);
+  // One fd per connection: raise the soft open-file limit to the hard one, as the server does.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   LoadResult r = cb::loadgen::run_load(o.load);
   Verdict v = judge(o, r);
   if (o.json) print_json(o, r, v);
