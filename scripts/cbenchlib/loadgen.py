@@ -71,7 +71,7 @@ def key_suffix(load) -> str:
 def binary(host, server_bin: str, generator: str) -> str | None:
     """The generator's executable, or None: cbench-load is built beside cbench-server."""
     if generator == "cbench-load":
-        path = os.path.join(os.path.dirname(os.path.abspath(server_bin)), "cbench-load")
+        path = os.path.join(os.path.dirname(os.path.realpath(server_bin)), "cbench-load")
         return path if os.access(path, os.X_OK) else None
     return host.which(generator)
 
