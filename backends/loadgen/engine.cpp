@@ -110,7 +110,9 @@ class Worker {
 
   // Open loop: every arrival due by `now` (and before the end) either goes out on a free
   // connection at once (its lateness is the generator's send lag) or waits in the backlog
-  // (its wait counts in its latency, not in the lag: the connections were busy).
+  // (its wait counts in its latency, not in the lag: the connections were busy). The lag is
+  // taken when the loop hands the request to its connection; the write follows in the same
+  // loop turn (flush_dirty), microseconds later.
   void generate_arrivals(ns_t now) {
     while (next_arrival_ns_ <= now && next_arrival_ns_ < end_ns_) {
       ns_t intended = next_arrival_ns_;
