@@ -35,7 +35,11 @@ test: build test-asan test-tsan fuzz-ci
 
 # The main job: the default sweep, then every reader on the run it wrote (the newest run of
 # that scenario). An interrupted sweep keeps what it measured: `scripts/cbench sweep --resume RUN`.
-reproduce: build
+# The expected time comes first (the plan's estimate: scenario design, measured per-point
+# overhead, the most the sequential extra blocks can add), before deps and the build.
+reproduce:
+	@$(CBENCH) sweep $(SCENARIO) --dry-run 2>/dev/null | sed -n '1,2p' || true
+	$(MAKE) build
 	$(CBENCH) sweep $(SCENARIO)
 	@run=$$(ls -td results/runs/*-$(basename $(notdir $(SCENARIO))) | head -n 1); \
 	  echo "== tables ($$run)"; $(CBENCH) table $$run -o run && \

@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, syscount, verdict, wrk
+from . import procstat, resultio, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 
@@ -124,6 +124,7 @@ def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag
                         (a `user` directive) that only root may use
     """
     row = point.row
+    run_dir, repo = os.path.abspath(run_dir), os.path.abspath(repo)
     config_path = None
     scratch = peer_dir(run_dir, row.model)
     os.makedirs(scratch, exist_ok=True)
@@ -158,26 +159,23 @@ class Runner:
         self.settings = settings
         self.server_bin = server_bin
         self.wrk_bin = wrk_bin
-        self.run_dir = run_dir
-        self.logs_dir = os.path.join(run_dir, "logs")
-        self.repo = repo
+        # Absolute, so that a relative path means the same to every process started (nginx,
+        # for one, resolves a relative -c against its -p prefix).
+        self.run_dir = os.path.abspath(run_dir)
+        self.logs_dir = os.path.join(self.run_dir, resultio.LOGS_DIR)
+        self.repo = os.path.abspath(repo)
         self.available = available_models
         self.addr = host.client_address
         self.server_cpu_count = cpu_list_count(settings.server_cpus)
         self.client_cpu_count = cpu_list_count(settings.client_cpus)
 
     # -- public -----------------------------------------------------------------------
-    def run(self, point: Point, rep: int, seq: int) -> dict:
-        """One repetition of one point -> its points.jsonl record (status ok or failed)."""
+    def run(self, point: Point, rep: int, seq: int, block: int | None = None) -> dict:
+        """One repetition of one point -> its points.jsonl record (status ok or failed).
+        `block` is the round it runs in (default: rep, as in the initial blocks)."""
         tag = f"{seq:04d}-r{rep}-{_slug(point.row.key + ' ' + point.load.key)}"
-        record = {
-            "point_id": point.id, "rep": rep, "seq": seq,
-            "row": point.row.to_json(), "load": point.load.to_json(self.settings),
-            "status": "ok", "failure": None, "wrk": None, "server": None, "client": None,
-            "derived": None, "idle": None, "verdict": None, "verdict_evidence": None,
-            "commands": {"server": None, "client": None, "warmup": None},
-            "logs": {}, "started_utc": utc_now(), "ended_utc": None,
-        }
+        record = resultio.new_point(point.id, rep, seq, rep if block is None else block,
+                                    point.row.to_json(), point.load.to_json(self.settings))
         server = None
         try:
             self._check_runnable(point)
