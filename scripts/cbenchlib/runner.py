@@ -31,9 +31,10 @@ import socket
 import string
 import time
 
-from . import procstat, resultio, syscount, verdict, wrk
+from . import procstat, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
+from . import resultio  # the point record's skeleton (new_point) and the run directory's layout
 
 READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
 PRIMER_REQUESTS = 3          # enough to see a keep-alive connection answer more than once
