@@ -29,7 +29,7 @@ import sys
 import time
 
 from . import benchlock, envinfo, resultio, runner, scenario, verdict
-from .host import LocalHost
+from .host import HostError, LocalHost, parse_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS_DIR = os.path.join(REPO, "scenarios")
@@ -99,6 +99,12 @@ def add_arguments(p) -> None:
     p.add_argument("--max-repetitions", type=int, metavar="N",
                    help="with --target-ci: no point gets more than N repetitions (default: the "
                         "scenario's max_repetitions)")
+    p.add_argument("--server-host", metavar="HOST", default="local",
+                   help="where the server runs: local (default) or netns:NAME[@ADDR] (a network "
+                        "namespace on this machine; issue 18)")
+    p.add_argument("--client-host", metavar="HOST", default="local",
+                   help="where wrk runs and the harness's probes connect from: local (default) or "
+                        "netns:NAME[@ADDR]")
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
@@ -133,6 +139,8 @@ class SweepPlan:
     lock_file: str
     lock_timeout_s: float | None
     command: list
+    server_host: str = "local"       # host specs (host.parse_host)
+    client_host: str = "local"
     estimate_s: float = 0.0          # the initial blocks, models not built excluded
     estimate_full_s: float = 0.0     # the initial blocks, every model
     estimate_extra_s: float = 0.0    # the most the extra blocks can add
@@ -177,8 +185,9 @@ def build_plan(args) -> SweepPlan:
                  "target_ci_pct": getattr(args, "target_ci", None),
                  "max_repetitions": getattr(args, "max_repetitions", None)}
     resume_dir = None
+    hosts = (getattr(args, "server_host", None) or "local", getattr(args, "client_host", None) or "local")
     if args.resume:
-        resume_dir, sc, overrides, models_filter = _plan_resume(args, out_parent, overrides)
+        resume_dir, sc, overrides, models_filter, hosts = _plan_resume(args, out_parent, overrides)
     else:
         path = os.path.abspath(scenario.resolve_path(args.scenario, SCENARIOS_DIR))
         try:
@@ -215,6 +224,7 @@ def build_plan(args) -> SweepPlan:
         models_filter=models_filter, available=available, list_error=list_error,
         skipped_models=skipped, lock_file=os.path.abspath(args.lock_file),
         lock_timeout_s=args.lock_timeout,
+        server_host=hosts[0], client_host=hosts[1],
         command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
         else list(sys.argv))
     plan.estimate_s = sum(estimate_s(x.point, s, available) for x in slots)
@@ -224,7 +234,8 @@ def build_plan(args) -> SweepPlan:
 
 
 def _plan_resume(args, out_parent: str, overrides: dict):
-    """(absolute run dir, scenario, overrides, models filter) of the run to continue."""
+    """(absolute run dir, scenario, overrides, models filter, (server host, client host)) of the
+    run to continue: a resumed run keeps its own settings and hosts."""
     given = args.resume if os.path.isdir(args.resume) else os.path.join(out_parent, args.resume)
     resume_dir = os.path.abspath(given)
     try:
@@ -245,7 +256,8 @@ def _plan_resume(args, out_parent: str, overrides: dict):
     if any(v is not None for v in overrides.values()) or args.models or args.quick:
         print("sweep: --resume uses the run's own settings; --quick/--models/--duration/--warmup/"
               "--repetitions/--target-ci/--max-repetitions are ignored", flush=True)
-    return resume_dir, sc, dict(h.get("overrides", {})), h.get("models_filter")
+    return (resume_dir, sc, dict(h.get("overrides", {})), h.get("models_filter"),
+            (h.get("host") or "local", h.get("client_host") or h.get("host") or "local"))
 
 
 def select_rows(sc: scenario.Scenario, patterns: str | None) -> None:
@@ -381,9 +393,10 @@ def points_for(wanted: list[str], points: list) -> list:
 class Sweep:
     """Executes a SweepPlan on a host; one method per step (see the module docstring)."""
 
-    def __init__(self, plan: SweepPlan, host, decide=None):
+    def __init__(self, plan: SweepPlan, host, decide=None, client_host=None):
         self.plan = plan
-        self.host = host
+        self.host = host                  # the server's host
+        self.client_host = client_host if client_host is not None else host
         self.decide = decide if decide is not None else (load_decide() if plan.sequential else None)
         self.wrk_bin: str | None = None
         self.writer: resultio.RunWriter | None = None
@@ -397,7 +410,7 @@ class Sweep:
         if self.plan.list_error:
             raise PlanError(self.plan.list_error)
         if self.plan.has_wrk:
-            self.wrk_bin = self.host.which(self.plan.wrk_name)
+            self.wrk_bin = self.client_host.which(self.plan.wrk_name)
             if self.wrk_bin is None:
                 raise PlanError(f"wrk not found (looked for {self.plan.wrk_name!r} on PATH): install "
                                 "the Debian package wrk (scripts/deps.sh does)")
@@ -444,13 +457,18 @@ class Sweep:
             "quick": p.sc.quick,
             "started_utc": resultio.utc_now(),
             "ended_utc": None,
-            "env": envinfo.collect(REPO, build_dir, s.server_cpus, s.client_cpus, self.wrk_bin),
+            "env": dict(envinfo.collect(REPO, build_dir, s.server_cpus, s.client_cpus, self.wrk_bin),
+                        topology=self.topology()["kind"]),
             "order": resultio.order_meta([r.key for r in p.sc.rows],
                                          list(dict.fromkeys(ld.key for lds in p.sc.load_sets.values()
                                                             for ld in lds))),
+            # Where each role ran (issue 18): a run across namespaces is not a loopback run,
+            # and compare refuses to mix them (env.topology).
+            "topology": self.topology(),
             "harness": {
                 "command": p.command,
                 "host": self.host.name,
+                "client_host": self.client_host.name,
                 "server_bin": _rel(p.server_bin),
                 "available_models": sorted(p.available) if p.available is not None else None,
                 "skipped_models": p.skipped_models,
@@ -472,6 +490,12 @@ class Sweep:
             "resumed_utc": [],
             "interrupted": None,
         }
+
+    def topology(self) -> dict:
+        server, client = self.host.describe(), self.client_host.describe()
+        kind = "loopback" if server["kind"] == client["kind"] == "local" else \
+            ("same-namespace" if server.get("spec") == client.get("spec") else "across-namespaces")
+        return {"kind": kind, "server": server, "clients": [client]}
 
     # Step 4: run slots, one record each.
     def run_slots(self, runner_: runner.Runner, slots: list[Slot], label: str) -> None:
@@ -590,7 +614,7 @@ class Sweep:
             print(f"sweep: not in `cbench-server --list`, recorded as skipped: {', '.join(p.skipped_models)}",
                   flush=True)
         r = runner.Runner(self.host, p.settings, p.server_bin, self.wrk_bin, self.writer.run_dir, REPO,
-                          p.available)
+                          p.available, client_host=self.client_host)
         try:
             self.run_slots(r, p.slots, "")
             self.run_extra_blocks(r)
@@ -600,8 +624,11 @@ class Sweep:
             return self.on_unwritable(exc.exc)
         return self.finish()
 
+    def kill_all(self) -> list:
+        return self.host.kill_all() + (self.client_host.kill_all() if self.client_host is not self.host else [])
+
     def on_interrupt(self, signum: int) -> int:
-        killed = self.host.kill_all()
+        killed = self.kill_all()
         self.writer.update_meta(interrupted={"signal": signal.Signals(signum).name, "utc": resultio.utc_now()})
         print(f"\nsweep: interrupted by {signal.Signals(signum).name}; every process the sweep started "
               f"is stopped ({len(killed)} needed killing here); {len(self.recorded)} runs recorded "
@@ -610,7 +637,7 @@ class Sweep:
         return 128 + signum
 
     def on_unwritable(self, err: OSError) -> int:
-        killed = self.host.kill_all()
+        killed = self.kill_all()
         print(f"\nsweep: cannot write the results in {self.writer.run_dir}: {err.strerror or err}"
               f"{f' ({err.filename})' if err.filename else ''}; stopped, since nothing measured from here on "
               f"could be recorded. Every process the sweep started is stopped ({len(killed)} needed killing "
@@ -655,7 +682,7 @@ def run(args, decide=None) -> int:
             raise SweepInterrupted(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    host = LocalHost()
+    hosts: list = [LocalHost()]
     try:
         try:
             plan = build_plan(args)
@@ -667,14 +694,22 @@ def run(args, decide=None) -> int:
             except BrokenPipeError:  # e.g. piped into head
                 sys.stdout = open(os.devnull, "w")
             return 0
-        return Sweep(plan, host, decide).run()
+        try:
+            server_host = parse_host(plan.server_host)
+            client_host = server_host if plan.client_host == plan.server_host else parse_host(plan.client_host)
+        except HostError as exc:
+            return _err(str(exc))
+        hosts = [server_host] + ([client_host] if client_host is not server_host else [])
+        return Sweep(plan, server_host, decide, client_host).run()
     except SweepInterrupted as exc:
         # Reached only if the interruption came outside the point loop (planning, lock wait).
-        host.kill_all()
+        for h in hosts:
+            h.kill_all()
         print(f"\nsweep: interrupted by {exc}", file=sys.stderr, flush=True)
         return 128 + exc.signum
     finally:
-        host.kill_all()
+        for h in hosts:
+            h.kill_all()
         for s, h in old.items():
             signal.signal(s, h)
 
