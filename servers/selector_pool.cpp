@@ -63,8 +63,8 @@
 // duplicate) dispatch and before it takes the connection, so the fd stays readable and the
 // level-triggered loop dispatches it again meanwhile (duplicates run at once, so the delay is
 // paid once per request, not once per duplicate).
-// Counters: dispatches, duplicate_dispatches, wakeups (pipe bytes read), rearms, poll_rounds,
-// accepts, closes; empty_reads from the session.
+// Counters: dispatches, duplicate_dispatches, suppressed_duplicates, owner_collisions, wakeups
+// (pipe bytes read), rearms, poll_rounds, accepts, closes; empty_reads from the session.
 #include <ev.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -289,6 +289,8 @@ class Server {
         }
         d.step = ++c->step;
         c->owned.store(false, std::memory_order_release);
+      } else {
+        server::count(Counter::owner_collisions);
       }
       directives_.push(d);
       gvl_.unlock();  // `$o << '.'`: IO#write runs in a blocking region

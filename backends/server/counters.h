@@ -36,6 +36,8 @@ enum class Counter : std::uint8_t {
   ring_enters,           // io_uring: io_uring_enter calls
   suppressed_duplicates, // selector-pool: a readiness not pushed because the connection had its
                          // bound of dispatches in flight already
+  owner_collisions,      // selector-pool: a worker found the connection owned by another worker
+                         // and left it alone (the duplicate that would have raced)
   count_
 };
 

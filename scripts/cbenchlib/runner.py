@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, servercounters, syscount, verdict, wrk
+from . import procstat, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 
@@ -239,7 +239,8 @@ class Runner:
         if point.row.kind == "peer":
             return self._start_peer(point, tag, log_path, record)
         argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
-        counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)  # issue 14
+        from . import servercounters  # issue 14: the server's mechanism counters
+        counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)
         argv += counters_args
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
@@ -397,6 +398,7 @@ class Runner:
         record["server"]["syscalls"] = syscalls_perf
         record["server"]["syscalls_source"] = "perf" if syscalls_perf is not None else "proc-io"
         self._derive(record)
+        from . import servercounters  # issue 14
         record["derived"]["counters_per_req"] = servercounters.per_request(
             counters_before, counters_after, result["requests"])
         if result["requests"] == 0:
@@ -408,6 +410,7 @@ class Runner:
 
     def _counters_snapshot(self, point: Point, server: ServerHandle) -> dict | None:
         """The server's mechanism counters now (servercounters.py); None for peers."""
+        from . import servercounters
         if point.row.kind == "peer":
             return None
         return servercounters.snapshot(server.pid, self._counters_path)
