@@ -4,14 +4,14 @@
 // Each scheduler thread runs an epoll loop on its own SO_REUSEPORT listener. Every accepted
 // connection gets one stackful fiber (Boost.Context's boost::context::fiber, fcontext
 // implementation, on an mmap'ed stack of --stack-kb with a guard page: protected_fixedsize_stack).
-// The fiber's code reads like thread-per-connection: wait until readable, read-parse-answer-write
-// (one NbSession step), and again; a wait suspends the fiber and returns to the loop, which
-// resumes it when epoll reports its fd. Each fd is registered once, level-triggered for reading
-// (no re-arming system call per request); only a full socket switches it to EPOLLOUT until the
-// output drains (epoll_ctl twice, counted as rearms). Level-triggered, because a session step
-// may stop reading before EAGAIN (its per-event read bound) and must be woken for the rest.
+// The fiber's code reads like thread-per-connection: read, hand the bytes to the shared pump
+// (backends/http/pump.h: parse and answer), write its output, again; a read or write that would
+// block suspends the fiber and returns to the loop, which resumes it when epoll reports its fd.
+// Each fd is registered once, level-triggered for reading (no re-arming system call per
+// request); only a full socket switches it to EPOLLOUT until the output drains (epoll_ctl twice,
+// counted as rearms). A fiber woken while it waits for the other direction simply tries again.
 //
-// Memory per connection: the Conn object (session and codec) plus the fiber's stack, reserved in
+// Memory per connection: the Conn object (pump and codec) plus the fiber's stack, reserved in
 // full (VmSize grows by --stack-kb + one guard page per connection) but resident only as far as
 // it was touched (RSS: a few pages, whatever the size). The read buffer is per thread, not per
 // fiber: a fiber never suspends inside a session step, so the thread's scratch buffer is free
@@ -27,10 +27,11 @@
 // Stop: an eventfd per scheduler; the loop cancels every fiber, lets each return, and exits.
 // Sanitizers: the same fcontext binary, with every switch annotated for ASan and TSan
 // (backends/fiber/sanitizer_switch.h).
-// Counters: dispatches (fiber resumes for I/O), poll_rounds, accepts, closes; empty_reads from
-// the session.
+// Counters: dispatches (fiber resumes for I/O), poll_rounds, accepts, closes, empty_reads,
+// rearms (interest switched for a full socket).
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/context/fiber.hpp>
@@ -42,8 +43,8 @@
 #include <vector>
 
 #include "backends/fiber/sanitizer_switch.h"
+#include "backends/http/pump.h"
 #include "backends/net/idle_list.h"
-#include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
 #include "backends/server/counters.h"
 #include "backends/server/model.h"
@@ -60,8 +61,9 @@ constexpr int kMaxEvents = 256;           // per epoll_wait; the rest come back 
 constexpr int kMaxAcceptsPerEvent = 64;   // bound per listener event, so connects cannot starve I/O
 
 struct Conn : net::IdleNode {
-  explicit Conn(int fd) : session(fd) {}
-  net::NbSession session;
+  explicit Conn(int fd_) : fd(fd_) {}
+  int fd;
+  http::Pump pump;
   ctx::fiber fiber;        // the suspended fiber (held by the loop while the fiber waits)
   ctx::fiber loop;         // the loop's continuation (held by the fiber while it runs)
   fiber::SwitchSide side;  // the fiber's stack, for the sanitizers
@@ -159,7 +161,7 @@ class Scheduler {
   // Creates the connection's fiber and runs it to its first wait.
   void start(Conn* c) {
     idle_.touch(*c, net::Clock::now());
-    if (!add(c->session.fd(), EPOLLIN, c)) {
+    if (!add(c->fd, EPOLLIN, c)) {
       finish(c);
       return;
     }
@@ -176,16 +178,56 @@ class Scheduler {
     resume(c);
   }
 
-  // The connection's whole life, written forward.
+  // The connection's whole life, written forward as a thread-per-connection server would:
+  // read, hand the bytes to the pump, write what it answers, again. read_some and write_all
+  // suspend the fiber instead of blocking the thread.
   void serve(Conn& c) {
-    net::want next = net::want::read;
-    while (wait(c)) {  // suspended until the fd is ready for `next`, or cancelled
-      net::want was = next;
-      next = was == net::want::write ? c.session.on_writable(scratch_) : c.session.on_readable(scratch_);
-      if (c.session.take_progress()) idle_.touch(c, net::Clock::now());
-      if (next == net::want::close) return;
-      if (next != was && !interest(c, next == net::want::write ? EPOLLOUT : EPOLLIN)) return;
+    bool maybe_more = false;  // the last read filled the buffer: more may be waiting
+    for (;;) {
+      ssize_t n = read_some(c, maybe_more);
+      if (n <= 0) return;  // EOF, error or cancelled
+      maybe_more = static_cast<std::size_t>(n) == sizeof scratch_.read_buf;
+      c.pump.feed({scratch_.read_buf, static_cast<std::size_t>(n)}, scratch_.out);
+      if (!write_all(c)) return;
+      c.pump.lend_back(scratch_.out);
+      if (c.pump.take_progress()) idle_.touch(c, net::Clock::now());
+      if (c.pump.state() == http::pump_state::close) return;
     }
+  }
+
+  // Reads into the thread's buffer, suspending until readable. A short last read means the socket
+  // was drained, so it waits before reading (no read that would only return EAGAIN). Returns the
+  // bytes read, 0 at EOF, -1 on error or cancellation.
+  ssize_t read_some(Conn& c, bool maybe_more) {
+    if (!maybe_more && !wait(c)) return -1;
+    for (;;) {
+      ssize_t n = ::read(c.fd, scratch_.read_buf, sizeof scratch_.read_buf);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      server::count(Counter::empty_reads);
+      if (!wait(c)) return -1;
+    }
+  }
+
+  // Writes every byte the pump has staged (the pump may stage more as it drains: input held back
+  // by the output high-water mark), suspending on a full socket until writable. False if the
+  // peer is gone or the connection was cancelled.
+  bool write_all(Conn& c) {
+    while (c.pump.state() == http::pump_state::write) {
+      std::string_view out = c.pump.output();
+      ssize_t n = ::send(c.fd, out.data(), out.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        c.pump.consumed(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+      if (!interest(c, EPOLLOUT)) return false;
+      bool ok = wait(c);
+      if (!interest(c, EPOLLIN) || !ok) return false;
+    }
+    return true;
   }
 
   bool interest(Conn& c, std::uint32_t events) {
@@ -193,7 +235,7 @@ class Scheduler {
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = &c;
-    return epoll_ctl(epfd_, EPOLL_CTL_MOD, c.session.fd(), &ev) == 0;
+    return epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) == 0;
   }
 
   // Fiber side: back to the loop until resumed. False if the connection was cancelled.
@@ -224,7 +266,7 @@ class Scheduler {
     server::count(Counter::closes);
     fiber::on_destroy(c->side);
     idle_.unlink(*c);
-    net::close_fd(c->session.fd());  // also leaves the epoll set
+    net::close_fd(c->fd);  // also leaves the epoll set
     delete c;
   }
 
@@ -238,7 +280,8 @@ class Scheduler {
   int epfd_;
   int stop_fd_;
   net::IdleList idle_;      // every live fiber's connection, oldest deadline first
-  net::IoScratch scratch_;  // shared by this thread's fibers (never held across a wait)
+  http::PumpScratch scratch_;  // shared by this thread's fibers (read_buf never held across a wait;
+                               // out is lent to a pump only until it drains)
   bool accept_paused_ = false;
 };
 
