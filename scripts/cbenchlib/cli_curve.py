@@ -19,8 +19,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     run_dir = args.run if os.path.isdir(args.run) else os.path.join("results", "runs", args.run)
     try:
-        points, _ = resultio.read_points(os.path.join(run_dir, "points.jsonl"))
-    except OSError as exc:
+        points = resultio.read_points(os.path.join(run_dir, "points.jsonl")).points
+    except (OSError, resultio.ResultsFormatError) as exc:
         print(f"cbench curve: {exc}", file=sys.stderr)
         return 1
     wrote = []

@@ -66,7 +66,7 @@ def table(points: list[dict]) -> str:
 
 
 def write_run(run_dir: str) -> tuple[str, str]:
-    points, _ = resultio.read_points(os.path.join(run_dir, "points.jsonl"))
+    points = resultio.read_points(os.path.join(run_dir, "points.jsonl")).points
     text = table(points)
     path = os.path.join(run_dir, "generator-crosscheck.md")
     with open(path, "w", encoding="utf-8") as f:

@@ -131,7 +131,7 @@ def draw(curves: dict[str, list[dict]], target_us: float, out_base: str) -> list
 
 def write_run(run_dir: str, target_us: float = DEFAULT_TARGET_US) -> tuple[list[str], str]:
     """Reads run_dir/points.jsonl, writes run_dir/latency-curve.{png,svg,md}; returns (paths, table)."""
-    points, _ = resultio.read_points(os.path.join(run_dir, "points.jsonl"))
+    points = resultio.read_points(os.path.join(run_dir, "points.jsonl")).points
     curves = curve_points(points)
     if not curves:
         raise ValueError(f"{run_dir}: no ok open-loop cbench-load points (a latency-curve run?)")
