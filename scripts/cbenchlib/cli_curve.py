@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     run_dir = args.run if os.path.isdir(args.run) else os.path.join("results", "runs", args.run)
     try:
-        points = resultio.read_points(os.path.join(run_dir, "points.jsonl")).points
+        points = resultio.read_points(os.path.join(run_dir, resultio.POINTS_FILE)).points
     except (OSError, resultio.ResultsFormatError) as exc:
         print(f"cbench curve: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,5 @@
 """The generator cross-check (issue 17): the same points driven by wrk, cbench-load (closed loop)
-and h2load, side by side. Reads a run's points.jsonl only.
+and h2load, side by side. Reads a run's points (through resultio) only.
 
 A point's generators agree when each one's req/s is within AGREE_FRACTION of wrk's; a point is
 only evidence about the generators when the server, not the client, was the bottleneck, so
@@ -66,7 +66,7 @@ def table(points: list[dict]) -> str:
 
 
 def write_run(run_dir: str) -> tuple[str, str]:
-    points = resultio.read_points(os.path.join(run_dir, "points.jsonl")).points
+    points = resultio.read_points(os.path.join(run_dir, resultio.POINTS_FILE)).points
     text = table(points)
     path = os.path.join(run_dir, "generator-crosscheck.md")
     with open(path, "w", encoding="utf-8") as f:

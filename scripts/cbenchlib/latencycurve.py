@@ -130,8 +130,8 @@ def draw(curves: dict[str, list[dict]], target_us: float, out_base: str) -> list
 
 
 def write_run(run_dir: str, target_us: float = DEFAULT_TARGET_US) -> tuple[list[str], str]:
-    """Reads run_dir/points.jsonl, writes run_dir/latency-curve.{png,svg,md}; returns (paths, table)."""
-    points = resultio.read_points(os.path.join(run_dir, "points.jsonl")).points
+    """Reads run_dir's points (resultio), writes run_dir/latency-curve.{png,svg,md}; returns (paths, table)."""
+    points = resultio.read_points(os.path.join(run_dir, resultio.POINTS_FILE)).points
     curves = curve_points(points)
     if not curves:
         raise ValueError(f"{run_dir}: no ok open-loop cbench-load points (a latency-curve run?)")
