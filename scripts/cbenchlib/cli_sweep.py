@@ -91,6 +91,10 @@ def add_arguments(p) -> None:
                    help=f"machine-wide benchmark lock (default: {DEFAULT_LOCK})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
                    help="give up if the lock is still held after S seconds (default: wait)")
+    # issue 12 (provenance): a run into results/runs/ is a reference run and needs a clean tree.
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="let a reference run (--out results/runs, the default) start from a tree with"
+                        " uncommitted changes; meta.json records the changed files and the diff's sha256")
 
 
 # -- planning ---------------------------------------------------------------------------
@@ -291,6 +295,11 @@ def _run(args, host: LocalHost) -> int:
 
     if list_error:
         return _err(list_error)
+    # issue 12 hook (provenance): reference runs come from a known, clean commit.
+    if not resume_dir and os.path.abspath(out_parent) == os.path.abspath(DEFAULT_OUT):
+        refusal = envinfo.dirty_refusal(envinfo.git_info(REPO), getattr(args, "allow_dirty", False))
+        if refusal:
+            return _err(f"refusing a reference run into {_rel(DEFAULT_OUT)}: {refusal}")
     wrk_bin = None
     if any(not p.load.is_idle for p in points):
         wrk_bin = host.which(args.wrk_bin)
