@@ -463,9 +463,13 @@ def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
     probe = Use(-1, "", "", section)
     ca, cb = rd.cell(section, row_a, load, probe), rd.cell(section, row_b, load, probe)
 
+    def undisturbed(c):
+        # The CPU's busy time includes other processes' work: only undisturbed points count.
+        return [p for p in c.ok_points if "DISTURBED" not in (p.get("verdict_evidence") or "")]
+
     def per_req_busy(c):
         out = []
-        for p in c.ok_points:
+        for p in undisturbed(c):
             busy = dig(p, "machine.busy_frac.server")
             win, req = dig(p, "server.window_s"), dig(p, "wrk.requests")
             if isinstance(busy, (int, float)) and win and req:
@@ -473,22 +477,31 @@ def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
         return out
 
     def softirq(c):
-        v = [x for x in (dig(p, "machine.softirq_frac.server") for p in c.ok_points) if isinstance(x, (int, float))]
+        v = [x for x in (dig(p, "machine.softirq_frac.server") for p in undisturbed(c)) if isinstance(x, (int, float))]
         return statistics.median(v) * 100 if v else None
 
     ba, bb = per_req_busy(ca), per_req_busy(cb)
-    if not ba or not bb:
+    if not any(dig(p, "machine.busy_frac.server") is not None for p in ca.ok_points + cb.ok_points):
         return (f"The reference run predates this record (its points have no `machine.busy_frac`), so"
                 f" this report cannot yet show whether `{row_a}` against `{row_b}` at `{load}` changes with it.")
+    if not ba or not bb:
+        return (f"Every repetition of `{row_a}` or `{row_b}` at `{load}` was disturbed, so the CPU's busy"
+                " time (which includes other processes' work) cannot be compared.")
     use.figures |= probe.figures
-    r, lo, hi = welch_log_ratio(rd.metric_values(ca, "cpu"), rd.metric_values(cb, "cpu"))
+    cpu_a = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(ca)]
+    cpu_b = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(cb)]
+    r, lo, hi = welch_log_ratio(cpu_a, cpu_b)
     r2, lo2, hi2 = welch_log_ratio(ba, bb)
-    side = (lambda l, h: 0 if l is None or (l <= 1 <= h) else (1 if l > 1 else -1))
-    same = side(lo, hi) == side(lo2, hi2)
+    def side(ratio, l, h):
+        if l is None:  # one repetition a side: the direction of the point estimate
+            return 1 if ratio > 1 else -1 if ratio < 1 else 0
+        return 0 if l <= 1 <= h else (1 if l > 1 else -1)
+    same = side(r, lo, hi) == side(r2, lo2, hi2)
     return (f"At `{load}`, softirq time was {softirq(ca):.1f}% of the server CPU for `{row_a}` and"
             f" {softirq(cb):.1f}% for `{row_b}`; server CPU per request `{row_a}`/`{row_b}` is {r:.2f} from"
             f" the server process's CPU time and {r2:.2f} from the server CPU's busy time (softirq"
-            f" included): the comparison {'does not change' if same else 'changes'} with it.")
+            f" included), over the undisturbed repetitions: the comparison"
+            f" {'does not change' if same else 'changes'} with it.")
 
 
 FUNCS = {"softirq": f_softirq, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,

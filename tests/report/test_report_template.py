@@ -180,6 +180,28 @@ class TemplateTest(unittest.TestCase):
             _, rd2 = self._mutated(flip)
             self.assertNotEqual(u.text, rd2.uses[u.index].text, f"{u.source} ignores {row} at {load}")
 
+    def test_softirq_comparison_says_whether_it_changes(self):
+        """With the CPU's busy time equal to the process's CPU time the comparison cannot change;
+        with one row's busy time tripled it must say it changes."""
+        def add_busy(factor_for):
+            def mutate(p):
+                p = copy.deepcopy(p)
+                util = p.get("derived", {}).get("server_cpu_util") or 0.0
+                f = factor_for.get(p["row"]["key"], 1.0)
+                p["machine"] = dict(p.get("machine") or {}, busy_frac={"server": util * f, "client": 0.5},
+                                    softirq_frac={"server": 0.05, "client": 0.02})
+                p["verdict_evidence"] = ""
+                return p
+            return mutate
+        tpl = "{{softirq ever-table | pull-loop t1 | worker-pool t1 shared | -t4 -c64}}"
+        for factors, want in (({}, "does not change"), ({"pull-loop t1": 3.0}, "changes with it")):
+            tmp = tempfile.mkdtemp(prefix="cbench-softirq-")
+            self.addCleanup(shutil.rmtree, tmp)
+            d = copy_run(self.run_dir, os.path.join(tmp, "r"), add_busy(factors))
+            text = reporttpl.Renderer({SECTION: {"run": d}}, REPO).render(tpl)
+            self.assertIn(want, text)
+            self.assertIn("softirq time was 5.0% of the server CPU", text)
+
     def test_placeholder_naming_a_missing_row_fails_clearly(self):
         rd = reporttpl.Renderer(self.config, REPO)
         with self.assertRaises(reporttpl.TemplateError) as cm:
