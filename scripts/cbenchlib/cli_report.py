@@ -46,7 +46,8 @@ def run_root(args) -> int:
                 text = f.read()
         if os.path.exists(template):
             with open(template, encoding="utf-8") as f:
-                new, _ = reportgen.render_template(f.read(), config, args.allow_synthetic, root)
+                new, _ = reportgen.render_template(f.read(), config, args.allow_synthetic, root,
+                                                   os.path.relpath(template))
         else:
             with open(args.report, encoding="utf-8") as f:
                 text = f.read()

@@ -200,7 +200,7 @@ def calibration_text(run: Run, rel: str) -> str:
 
 
 def render_template(template_text: str, config: dict, allow_synthetic: bool = False,
-                    root: str = REPO_ROOT):
+                    root: str = REPO_ROOT, name: str = "REPORT.md.in"):
     """(REPORT.md text, renderer) from REPORT.md.in: the reference set checked, placeholders
     filled, then the marked sections generated. Raises ReportError."""
     from . import reporttpl
@@ -209,8 +209,8 @@ def render_template(template_text: str, config: dict, allow_synthetic: bool = Fa
         rd = reporttpl.Renderer(config, root)
         text = rd.render(template_text)
     except reporttpl.TemplateError as exc:
-        raise ReportError(f"REPORT.md.in: {exc}")
-    check_markers(text, "REPORT.md.in")
+        raise ReportError(f"{name}: {exc}")
+    check_markers(text, name)
     return regenerate(text, config, allow_synthetic, root), rd
 
 
