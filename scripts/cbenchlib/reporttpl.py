@@ -16,8 +16,9 @@ The template is markdown with three constructs; nothing else in it may carry a m
 
 A placeholder that names a section without a run, a row or load point the run lacks, or a metric
 it did not record, fails the rendering with a TemplateError that names the template line.
-Comparative words come from `cmp`: a Welch 95% interval of the ratio of means on the log scale
-(scipy.stats.t), so a claim the data stop supporting changes its words.
+Comparative words come from `cmp`: the 95% interval of the ratio from stats.ratio_ci (log scale,
+paired over blocks when recorded, Welch otherwise), so a claim the data stop supporting changes
+its words.
 """
 from __future__ import annotations
 
@@ -45,7 +46,6 @@ METRICS = {
     "softirq_server": ("machine.softirq_frac.server", 100.0, "pct"),
     "steal_server": ("machine.steal_frac.server", 100.0, "pct"),
 }
-CONFIDENCE = 0.95
 
 
 class TemplateError(Exception):
@@ -98,38 +98,32 @@ def _unit_suffix(unit: str) -> str:
 
 
 # ---------------------------------------------------------------- statistics
-def welch_log_ratio(a: list[float], b: list[float]) -> tuple[float, float | None, float | None]:
-    """(ratio of geometric means a/b, 95% Welch interval lo, hi); bounds None below 2 reps a side."""
-    from scipy import stats as sps
-    la = [math.log(x) for x in a if x > 0]
-    lb = [math.log(x) for x in b if x > 0]
-    if not la or not lb:
-        return (float("nan"), None, None)
-    d = statistics.fmean(la) - statistics.fmean(lb)
-    if len(la) < 2 or len(lb) < 2:
-        return (math.exp(d), None, None)
-    va, vb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return (math.exp(d), math.exp(d), math.exp(d))
-    df = (va + vb) ** 2 / ((va * va / (len(la) - 1)) + (vb * vb / (len(lb) - 1)))
-    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
-    return (math.exp(d), math.exp(d - half), math.exp(d + half))
+def effect(ca: Cell, cb: Cell, a: list[float], b: list[float]):
+    """(ratio, lo, hi, method words) from stats.ratio_ci: paired over blocks when both cells'
+    repetitions record their block (and metric values line up with them), Welch otherwise."""
+    from . import resultio, stats
+    blocks_a = [resultio.point_block(p) for p in ca.ok_points] if len(a) == len(ca.ok_points) else None
+    blocks_b = [resultio.point_block(p) for p in cb.ok_points] if len(b) == len(cb.ok_points) else None
+    ci = stats.ratio_ci(a, b, blocks_num=blocks_a, blocks_den=blocks_b)
+    if ci is None:
+        return (float("nan"), None, None, "")
+    return (ci.ratio, ci.lo, ci.hi, {"paired-t": "paired", "welch-t": "Welch"}.get(ci.method, ci.method))
 
 
 def pair_spread(run: Run, metric: str) -> tuple[float, float, int] | None:
     """(median, 90th percentile, cells) of |a-b|/mean(a,b) over cells with 2+ ok repetitions."""
+    from . import stats
     path, _, _ = METRICS[metric]
-    diffs = []
+    diffs, cells = [], 0
     for cell in run.cells.values():
-        v = cell.values(path)
-        if len(v) >= 2 and statistics.fmean(v) > 0:
-            diffs.append((max(v) - min(v)) / statistics.fmean(v))
+        v = cell.rps() if metric == "rps" else cell.values(path)
+        d = stats.relative_differences(v)
+        if d:
+            diffs += d
+            cells += 1
     if not diffs:
         return None
-    diffs.sort()
-    q90 = diffs[min(len(diffs) - 1, int(math.ceil(0.9 * len(diffs))) - 1)]
-    return (statistics.median(diffs), q90, len(diffs))
+    return (statistics.median(diffs), stats.percentile(diffs, 0.9), cells)
 
 
 # ---------------------------------------------------------------- the renderer
@@ -370,14 +364,14 @@ def f_cmp(rd: Renderer, use: Use, section, row_a, row_b, load, metric, lower, hi
 
     The words are chosen by the 95% Welch interval of the ratio A/B on the log scale (lower: the
     interval is below 1); the ratio and its interval follow in parentheses."""
-    a = rd.metric_values(rd.cell(section, row_a, load, use), metric)
-    b = rd.metric_values(rd.cell(section, row_b, load, use), metric)
-    r, lo, hi = welch_log_ratio(a, b)
+    ca, cb = rd.cell(section, row_a, load, use), rd.cell(section, row_b, load, use)
+    a, b = rd.metric_values(ca, metric), rd.metric_values(cb, metric)
+    r, lo, hi, how = effect(ca, cb, a, b)
     if lo is None:
-        words, why = same, f"ratio {r:.2f}, too few repetitions for an interval"
+        words, why = same, f"{metric} ratio {r:.2f}, too few repetitions for an interval"
     else:
         words = lower if hi < 1 else higher if lo > 1 else same
-        why = f"{metric} ratio {r:.2f}, 95% interval {lo:.2f} to {hi:.2f}, n={len(a)}+{len(b)}"
+        why = f"{metric} ratio {r:.2f}, 95% {how} interval {lo:.2f} to {hi:.2f}, n={len(a)}+{len(b)}"
     return f"{words} ({why})"
 
 
@@ -441,6 +435,12 @@ def f_disturbed(rd: Renderer, use: Use, section):
             "); they are kept and flagged")
 
 
+def f_method(rd: Renderer, use: Use, section):
+    """{{method SEC}}: how the statistics module builds every interval (its own words)."""
+    from . import stats
+    return stats.interval_method_text()
+
+
 def f_provenance(rd: Renderer, use: Use, section):
     """{{provenance SEC}}: the commit and tree state the run records, as recorded."""
     env = rd.run(section).env
@@ -490,8 +490,8 @@ def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
     use.figures |= probe.figures
     cpu_a = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(ca)]
     cpu_b = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(cb)]
-    r, lo, hi = welch_log_ratio(cpu_a, cpu_b)
-    r2, lo2, hi2 = welch_log_ratio(ba, bb)
+    r, lo, hi, _ = effect(ca, cb, cpu_a, cpu_b)  # lengths differ from ok_points when disturbed: Welch
+    r2, lo2, hi2, _ = effect(ca, cb, ba, bb)
     def side(ratio, l, h):
         if l is None:  # one repetition a side: the direction of the point estimate
             return 1 if ratio > 1 else -1 if ratio < 1 else 0
@@ -504,7 +504,7 @@ def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
             f" {'does not change' if same else 'changes'} with it.")
 
 
-FUNCS = {"softirq": f_softirq, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,
+FUNCS = {"softirq": f_softirq, "method": f_method, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,
          "spread": f_spread, "design": f_design, "env": f_env, "runref": f_runref,
          "disturbed": f_disturbed, "provenance": f_provenance}
 
