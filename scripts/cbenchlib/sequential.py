@@ -2,7 +2,10 @@
 
 Contract with the executor (harness): after each block it calls
 `decide(run_dir, published_name, target_ci_pct, max_repetitions)`; when `stop` is false it runs
-one more block for the row keys in `rows` (the `row.key` field of points.jsonl) and calls again.
+one more block for what `rows` names and calls again. Each entry of `rows` is the `point_id` of
+the point (row x load) that needs it, as recorded in points.jsonl, so only the primary point of a
+comparison is repeated; the row's `row.key` when a record has no point_id (the executor then
+runs every point of that row).
 
 The rule is a two-stage design on the interval's WIDTH, never on which side of the null it falls
 (stopping when "significant" would inflate the error rates): the first PILOT_BLOCKS blocks are a
@@ -91,8 +94,11 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
             if needed is None or needed > max_repetitions:
                 capped.append(f"{what} at {max_repetitions} repetitions")
             return
-        if row_key not in need:
-            need.append(row_key)
+        c = run.cell(row_key, lid)
+        pid = next((p.get("point_id") for p in (c.points if c else []) if p.get("point_id")), None)
+        ident = pid or row_key
+        if ident not in need:
+            need.append(ident)
 
     pilot = _pilot(run)
     if published_name:

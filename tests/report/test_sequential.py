@@ -35,7 +35,7 @@ class SequentialTest(unittest.TestCase):
     def test_pilot_unfinished_asks_for_both_rows(self):
         d = sequential.decide(self.run_with(2, 0.05), self.pub, 2.0, 20)
         self.assertFalse(d.stop)
-        self.assertEqual(sorted(d.rows), ["a", "b"])
+        self.assertEqual(sorted(d.rows), [f"a / {LOAD}", f"b / {LOAD}"])  # point ids: only that point
         self.assertIn("pilot", d.reason)
 
     def test_tight_rows_stop_after_the_pilot(self):
@@ -57,7 +57,7 @@ class SequentialTest(unittest.TestCase):
     def test_without_a_published_table_every_row_is_sized(self):
         d = sequential.decide(self.run_with(2, 0.05), None, 2.0, 20)
         self.assertFalse(d.stop)
-        self.assertEqual(sorted(d.rows), ["a", "b"])
+        self.assertEqual(sorted(d.rows), [f"a / {LOAD}", f"b / {LOAD}"])
         d = sequential.decide(self.run_with(4, 0.0005), None, 2.0, 20)
         self.assertTrue(d.stop, d.reason)
 

@@ -103,7 +103,7 @@ class Simulator:
             d = sequential.decide(run_dir, self.pub_path, TARGET_CI_PCT, MAX_REPS)
             if d.stop:
                 break
-            add_block([r for r in ("a", "b") if r in d.rows])
+            add_block([r for r in ("a", "b") if f"{r} / {LOAD}" in d.rows])
         an = findings.Analysis(runload.load_run(run_dir), self.pub)
         ln = an.findings[0].lines[0]
         ci = ln.results[0].primary.ci
