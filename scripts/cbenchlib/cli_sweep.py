@@ -369,6 +369,7 @@ def _open_run(args, host, sc, points, plan, available, skipped_models, server_bi
                 "order": s.order, "seed": s.seed,
                 "duration_s": s.duration_s, "warmup_s": s.warmup_s, "repetitions": s.repetitions,
                 "timeout_s": s.timeout_s, "ready_timeout_s": s.ready_timeout_s,
+                "response": s.response,  # issue 14: response bytes (standard | published)
                 "points": len(points), "runs": len(plan),
                 "estimate_s": round(total_est, 1),
                 "verdict_thresholds": {"saturated_cpu": runner.verdict.SATURATED,

@@ -42,6 +42,7 @@ SETTING_DEFAULTS = {
     "seed": 1,
     "ready_timeout_s": 10.0,
     "server_args": [],
+    "response": "standard",  # issue 14: "published" = the Ruby examples' 49-byte bare-LF answer
 }
 ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
             "extra_args", "loads", "command", "config_template")
@@ -176,6 +177,7 @@ class Settings:
     seed: int
     ready_timeout_s: float
     server_args: tuple[str, ...]
+    response: str = "standard"  # cbench-server --response (codec.h ResponseStyle); not for peers
 
 
 @dataclasses.dataclass
@@ -357,6 +359,7 @@ class _Validator:
             seed=self.int_("seed", s["seed"], 0, 2**63 - 1),
             ready_timeout_s=self.number("ready_timeout_s", s["ready_timeout_s"], 0.1, 600),
             server_args=self.str_list("server_args", s["server_args"]),
+            response=self.str_("response", s["response"], ("standard", "published")),
         )
 
     def load_sets(self, raw) -> dict[str, list[Load]]:
