@@ -236,7 +236,7 @@ class Runner:
         argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
         from . import servercounters  # issue 14: the server's mechanism counters
         counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)
-        argv += counters_args
+        argv += counters_args + servercounters.response_args(self.settings)
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
         deadline = time.monotonic() + self.settings.ready_timeout_s
