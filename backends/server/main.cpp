@@ -11,8 +11,10 @@
 #include <string>
 #include <thread>
 
+#include "backends/http/codec.h"
 #include "backends/http/handler.h"
 #include "backends/net/socket.h"
+#include "backends/server/cluster.h"
 #include "backends/server/model.h"
 
 namespace {
@@ -22,10 +24,12 @@ using cb::server::Options;
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
-    "                     [--idle-timeout-ms MS]\n"
+    "                     [--idle-timeout-ms MS] [--processes N] [--keepalive on|off]\n"
     "       cbench-server --list\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
-    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n";
+    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
+    "--processes N forks N workers of the model after listening (cluster mode; the readiness line\n"
+    "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n";
 
 [[noreturn]] void die_usage(const std::string& msg) {
   std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
@@ -68,6 +72,14 @@ Options parse(int argc, char** argv, bool& list) {
     } else if (a == "--backend") {
       o.backend = value();
       if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
+    }
+    // Cluster mode and keep-alive policy (issue 15).
+    else if (a == "--processes") o.processes = parse_int(a, value(), 1, 256);
+    else if (a == "--keepalive") {
+      std::string k = value();
+      if (k == "on") o.keep_alive = true;
+      else if (k == "off") o.keep_alive = false;
+      else die_usage("--keepalive wants on or off, got '" + k + "'");
     } else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
@@ -113,6 +125,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   opt.port = lr.port;
+  // Issue 15: the keep-alive policy lives in the codec's response framing, so every model
+  // applies it alike; in cluster mode the parent supervises and only the workers go on below.
+  cb::http::Codec::set_keep_alive(opt.keep_alive ? cb::http::KeepAlive::on : cb::http::KeepAlive::off);
+  if (opt.processes > 0) cb::server::run_cluster(opt, lr.fds);
   cb::server::Control control(lr.fds);
 
   std::atomic<bool> signal_taken{false};
@@ -123,9 +139,13 @@ int main(int argc, char** argv) {
     control.request_stop();
   });
 
-  std::printf("cbench-server ready model=%s host=%s port=%d threads=%d pid=%d\n", opt.model.c_str(),
-              opt.host.c_str(), opt.port, opt.threads, static_cast<int>(getpid()));
-  std::fflush(stdout);
+  if (opt.processes > 0) {
+    cb::server::worker_ready();  // the parent prints the readiness line once all workers are up
+  } else {
+    std::printf("cbench-server ready model=%s host=%s port=%d threads=%d pid=%d\n", opt.model.c_str(),
+                opt.host.c_str(), opt.port, opt.threads, static_cast<int>(getpid()));
+    std::fflush(stdout);
+  }
 
   int status = spec->run(opt, control);
 

@@ -23,6 +23,9 @@ struct Options {
   std::string backend = "libev";        // pull loop implementation: libev | epoll
   int idle_timeout_ms = 30'000;         // close connections without a completed request this long
   int listen_backlog = 4096;            // above wrk's largest burst of connects in the scenarios
+  // Cluster mode and keep-alive policy (issue 15; backends/server/cluster.h, http/codec.h).
+  int processes = 0;                    // 0: this process serves; N: N forked workers serve
+  bool keep_alive = true;               // false: every response closes its connection (Unicorn)
 };
 
 // Stop requests and listeners, shared by main and the running model.
