@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, syscount, verdict, wrk
+from . import kernelnet, procstat, syscount, verdict, workers, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 
@@ -94,6 +94,10 @@ def model_command(server_bin: str, point: Point, host_addr: str, server_args) ->
         argv.append("--gvl")
     if row.backend:
         argv += ["--backend", row.backend]
+    if row.processes:  # cluster mode and keep-alive policy (issue 15)
+        argv += ["--processes", str(row.processes)]
+    if not row.keepalive:
+        argv += ["--keepalive", "off"]
     return argv + list(row.extra_args) + list(server_args)
 
 
@@ -360,6 +364,7 @@ class Runner:
         try:
             machine_before = procstat.parse_system_stat(self.host.read_system_stat())
             before = procstat.sample(self.host, server.pid)
+            cluster_before = (kernelnet.sample(self.host, server.pid, server.port), workers.sample(self.host, server.pid))
         except OSError:
             if counter:
                 counter.stop()
@@ -368,6 +373,8 @@ class Runner:
         record["commands"]["client"] = proc.argv
         server_alive = server.proc.poll() is None
         after = procstat.sample(self.host, server.pid) if server_alive else None
+        cluster_after = (kernelnet.sample(self.host, server.pid, server.port), workers.sample(self.host, server.pid)) \
+            if server_alive else ({}, {})
         syscalls_perf = counter.stop() if counter else None
         machine_after = procstat.parse_system_stat(self.host.read_system_stat())
         record["machine"] = procstat.machine_window(machine_before, machine_after, self.host.clock_ticks())
@@ -392,7 +399,13 @@ class Runner:
         record["server"] = procstat.window(before, after)
         record["server"]["syscalls"] = syscalls_perf
         record["server"]["syscalls_source"] = "perf" if syscalls_perf is not None else "proc-io"
+        # Issue 15: per-worker figures in cluster mode, the kernel's TCP counters, kernel-bound.
+        record["server"]["cluster"] = workers.window(cluster_before[1], cluster_after[1])
+        record["kernel"] = kernelnet.window(cluster_before[0], cluster_after[0], kernelnet.limits(),
+                                            result["requests"],
+                                            result["errors"]["connect"] + result["errors"]["timeout"])
         self._derive(record)
+        kernelnet.apply_verdict(record)
         if result["requests"] == 0:
             raise PointFailed("no response in the measured window (server stopped answering?)")
         if proc.returncode != 0:
