@@ -422,6 +422,8 @@ class Runner:
         from . import servercounters
         if point.row.kind == "peer":
             return None
+        if point.row.processes:  # cluster mode: each worker counts alone; no sum yet (issue 15)
+            return None
         return servercounters.snapshot(server.pid, self._counters_path)
 
     def _derive(self, record: dict):
