@@ -1274,6 +1274,42 @@ def _(ctx: Ctx) -> None:
         srv.kill()
 
 
+CLUSTER_MAX_RESTARTS = 5  # backends/server/cluster.cpp kMaxRestarts (within kRestartWindow, 10 s)
+
+
+@case(f"cluster: a worker that keeps dying ({CLUSTER_MAX_RESTARTS + 1} deaths in a row) makes the parent give "
+      "up: exit status 1, no worker left (no fork loop)")
+def _(ctx: Ctx) -> None:
+    srv = cluster_instance(ctx)
+    seen: set[int] = set()      # killed
+    every: set[int] = set()     # every worker pid observed
+    try:
+        for death in range(CLUSTER_MAX_RESTARTS + 1):
+            every.update(srv.tree_pids()[1:])
+            live = [p for p in srv.tree_pids()[1:] if p not in seen]
+            expect(bool(live), f"a worker to kill (death {death + 1})", "one", srv.tree_pids())
+            seen.add(live[0])
+            os.kill(live[0], signal.SIGKILL)
+            if death < CLUSTER_MAX_RESTARTS:  # wait for its replacement before the next death
+                back = wait_until(lambda: len([p for p in srv.tree_pids()[1:] if p not in seen]) == ctx.processes,
+                                  CLUSTER_SETTLE_S)
+                expect(back, f"workers after death {death + 1}", f"{ctx.processes} (restarted)", srv.tree_pids()[1:])
+        try:
+            status = srv.proc.wait(timeout=STOP_TIMEOUT_S + CLUSTER_SETTLE_S)
+        except subprocess.TimeoutExpired:
+            status = None
+        expect_eq(status, 1, f"parent's exit status after {CLUSTER_MAX_RESTARTS + 1} deaths "
+                  f"(stderr {srv.stderr_report(1000)!r})")
+        every.update(srv.tree_pids()[1:])
+        left = [p for p in every if process_alive(p)]
+        expect(not left, "workers after the parent gave up", "none", left)
+    finally:
+        srv.kill()
+        for p in every:  # never leave one behind, whatever the verdict
+            if process_alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
 @case("cluster: SIGTERM stops the parent (exit 0) and every worker")
 def _(ctx: Ctx) -> None:
     srv = cluster_instance(ctx)
