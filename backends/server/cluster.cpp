@@ -32,6 +32,7 @@ constexpr auto kStopGrace = std::chrono::milliseconds(4000);
 constexpr int kReadyTimeoutMs = 20'000;
 
 int g_ready_fd = -1;  // in a worker of the first generation: the write end of the readiness pipe
+pid_t g_parent = 0;   // in a worker: the supervisor's pid; 0 outside cluster mode and in the parent
 
 enum class Phase { serving, stopping };
 
@@ -71,6 +72,7 @@ class Supervisor {
       sigaddset(&chld, SIGCHLD);
       sigprocmask(SIG_UNBLOCK, &chld, nullptr);
       g_ready_fd = ready_fd;
+      g_parent = parent;
       return true;
     }
     pids_[slot] = pid;
@@ -155,12 +157,20 @@ class Supervisor {
   }
 
   // SIGTERM to every worker, SIGKILL after kStopGrace; returns the parent's exit status.
+  // SIGTERM is resent every kResendInterval: a worker heeds only its parent's (stop_signal_
+  // accepted), and a standard signal does not queue, so the parent's SIGTERM arriving while a
+  // group-wide one from someone else is still pending merges into that one and is ignored with it.
   int stop_all() {
-    for (pid_t pid : pids_)
-      if (pid > 0) kill(pid, SIGTERM);
+    constexpr auto kResendInterval = std::chrono::milliseconds(100);
     const auto deadline = Clock::now() + kStopGrace;
+    auto next_send = Clock::now();
     bool killed = false;
     while (alive() > 0) {
+      if (!killed && Clock::now() >= next_send) {
+        for (pid_t p : pids_)
+          if (p > 0) kill(p, SIGTERM);
+        next_send = Clock::now() + kResendInterval;
+      }
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid > 0) {
@@ -228,6 +238,11 @@ void run_cluster(const Options& opt, const std::vector<int>& listeners) {
   int status = supervisor.stop_all();
   std::fprintf(stderr, "cbench-server: stopped %d workers (status %d)\n", opt.processes, status);
   std::exit(status);
+}
+
+bool stop_signal_accepted(const siginfo_t& info) {
+  if (g_parent == 0) return true;
+  return info.si_pid == g_parent || info.si_pid == getpid();
 }
 
 void worker_ready() {

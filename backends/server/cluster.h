@@ -31,6 +31,8 @@
 // (each worker opening its own socket, so each has a private queue: a connection hashed to a busy
 // worker waits while another is idle) is not offered; that is what Unicorn and Puma avoid.
 #pragma once
+#include <signal.h>
+
 #include <vector>
 
 #include "backends/server/model.h"
@@ -42,6 +44,15 @@ namespace cb::server {
 // from inside (std::exit with the status described above). Call before any thread is started,
 // with SIGINT and SIGTERM blocked (main's sigwait arrangement), and after the listeners are open.
 void run_cluster(const Options& opt, const std::vector<int>& listeners);
+
+// Whether a stop signal (SIGTERM/SIGINT, as sigwaitinfo reported it) stops this process: always
+// outside a worker; in a worker only if its parent (or the worker itself) sent it. A stray
+// SIGTERM to one worker, or a process-group signal (the harness's stop, a terminal's Ctrl-C),
+// is left to the parent, which stops every worker: a model's stop may shut down the listener
+// (blocking-pool's shutdown() wakes its blocked accepts), and the listener is shared, so one
+// worker stopping alone would stop the accept queue of all of them. To replace one worker, kill
+// it (SIGKILL): the parent restarts it.
+bool stop_signal_accepted(const siginfo_t& info);
 
 // In a worker: tells the parent this worker is serving (once; later calls and calls outside a
 // worker do nothing). Main calls it where a single-process server prints its readiness line.

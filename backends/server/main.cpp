@@ -161,7 +161,11 @@ int main(int argc, char** argv) {
   std::thread signal_thread([&] {
     int sig = 0;
     for (;;) {
-      sigwait(&stop_signals, &sig);
+      siginfo_t info{};
+      sig = sigwaitinfo(&stop_signals, &info);
+      if (sig < 0) continue;  // EINTR
+      // Issue 15: a cluster worker stops only when its supervisor says so (cluster.h).
+      if (sig != SIGUSR1 && !cb::server::stop_signal_accepted(info)) continue;
       if (sig != SIGUSR1) break;
       if (mo.counters_out.empty()) continue;
       std::string err = cb::server::write_counters(mo.counters_out);

@@ -1324,6 +1324,39 @@ def _(ctx: Ctx) -> None:
         srv.kill()
 
 
+@case("cluster: SIGTERM to one worker is left to the parent (the shared listener keeps serving)")
+def _(ctx: Ctx) -> None:
+    srv = cluster_instance(ctx)
+    try:
+        workers = worker_pids(srv)
+        os.kill(workers[0], signal.SIGTERM)
+        time.sleep(0.3)
+        expect(process_alive(workers[0]), f"worker {workers[0]} 0.3 s after a SIGTERM not from its parent",
+               "still running", "exited")
+        for i in range(2 * ctx.processes):
+            expect_served(srv.port, f"after the stray SIGTERM (client {i})")
+        status, _ = srv.stop(signal.SIGTERM)
+        expect_eq(status, 0, f"exit status after SIGTERM (stderr {srv.stderr_report(3000)!r})")
+    finally:
+        srv.kill()
+
+
+@case("cluster: SIGTERM to every process at once (a process-group stop) stops them all, exit 0")
+def _(ctx: Ctx) -> None:
+    srv = cluster_instance(ctx)
+    workers = worker_pids(srv)
+    try:
+        expect_served(srv.port, "before the stop")
+        for p in [*workers, srv.pid]:  # workers first: their pending SIGTERM is not their parent's
+            os.kill(p, signal.SIGTERM)
+        status, took = srv.stop(signal.SIGTERM)
+        expect_eq(status, 0, f"exit status (took {took:.2f} s; stderr {srv.stderr_report(3000)!r})")
+        left = [p for p in workers if process_alive(p)]
+        expect(not left, "workers after the parent exited", "none", left)
+    finally:
+        srv.kill()
+
+
 @case(f"cluster: SIGKILL of the parent leaves no worker within {CLUSTER_SETTLE_S:g} s")
 def _(ctx: Ctx) -> None:
     srv = cluster_instance(ctx)
