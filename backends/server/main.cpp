@@ -25,7 +25,7 @@ using cb::server::Options;
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
-    "                     [--idle-timeout-ms MS] [--processes N] [--keepalive on|off]\n"
+    "                     [--idle-timeout-ms MS] [--handicap-ns N] [--processes N] [--keepalive on|off]\n"
     "                     [--counters-out PATH] [--response standard|published]\n"
     "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
     "       cbench-server --list\n"
@@ -97,14 +97,19 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       o.backend = value();
       if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
     }
-    // Cluster mode and keep-alive policy (issue 15).
+    // --- calibration handicap (issue 12, `cbench calibrate`): N ns of CPU per request ---
+    else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
+    // --- end of calibration handicap ---
+    // --- cluster mode and keep-alive policy (issue 15) ---
     else if (a == "--processes") o.processes = parse_int(a, value(), 1, 256);
     else if (a == "--keepalive") {
       std::string k = value();
       if (k == "on") o.keep_alive = true;
       else if (k == "off") o.keep_alive = false;
       else die_usage("--keepalive wants on or off, got '" + k + "'");
-    } else die_usage("unknown argument '" + a + "'");
+    }
+    // --- end of cluster mode ---
+    else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
   return o;

@@ -53,6 +53,7 @@ SETTING_DEFAULTS = {
     "sequential_points": 16,
     "ready_timeout_s": 10.0,
     "server_args": [],
+    "response": "standard",  # issue 14: "published" = the Ruby examples' 49-byte bare-LF answer
 }
 ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
             "extra_args", "loads", "command", "config_template", "processes", "keepalive")
@@ -196,6 +197,7 @@ class Settings:
     seed: int
     ready_timeout_s: float
     server_args: tuple[str, ...]
+    response: str = "standard"  # issue 14: cbench-server --response (codec.h ResponseStyle); not for peers
     target_ci_pct: float | None = None
     max_repetitions: int | None = None
     published: str | None = None
@@ -389,6 +391,7 @@ class _Validator:
             seed=self.int_("seed", s["seed"], 0, 2**63 - 1),
             ready_timeout_s=self.number("ready_timeout_s", s["ready_timeout_s"], 0.1, 600),
             server_args=self.str_list("server_args", s["server_args"]),
+            response=self.str_("response", s["response"], ("standard", "published")),
             target_ci_pct=None if s["target_ci_pct"] is None
             else self.number("target_ci_pct", s["target_ci_pct"], 0.1, 1000),
             max_repetitions=None if s["max_repetitions"] is None
