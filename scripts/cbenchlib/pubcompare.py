@@ -93,7 +93,9 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     matched_keys = {r.key for (lab, _g), rows in idx.by_label.items() if lab in pub_labels for r in rows}
     extra = [r for r in run.rows.values() if r.key not in matched_keys]
 
-    out += [f"{h}# req/s ({lat_name}): published, and this run on the same columns", ""]
+    has_latency = any(c is not None and c.latency_text for p in pub.rows for c in p.cells)
+    out += [f"{h}# req/s ({lat_name}): published, and this run on the same columns" if has_latency else
+            f"{h}# req/s: published (no latency published), and this run on the same columns", ""]
     if latency != "max":
         out += [f"The published cells keep their own latency (believed to be wrk's maximum); this run's"
                 f" cells show the {latency}.", ""]
