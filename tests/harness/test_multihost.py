@@ -335,5 +335,23 @@ class OverSsh(unittest.TestCase):
         self.assertFalse(os.path.exists(self.out))
 
 
+class TopologyIsPartOfTheEnvironment(unittest.TestCase):
+    """compare refuses to mix runs measured across namespaces with loopback runs (no namespaces
+    needed: two runs in memory)."""
+
+    def test_compare_refuses_a_different_topology(self):
+        from cbenchlib import runcompare, runload
+        env = {"cpu_model": "x", "cpu_count": 2, "kernel": "k", "compiler": "c",
+               "server_cpus": "0", "client_cpus": "1"}
+        old = runload.Run("old", {"env": dict(env)}, [], False)  # before env.topology existed
+        loop = runload.Run("loop", {"env": dict(env, topology="loopback")}, [], False)
+        ns = runload.Run("ns", {"env": dict(env, topology="across-namespaces")}, [], False)
+        self.assertEqual(runcompare.env_differences(old, loop), [])
+        self.assertEqual(runcompare.env_differences(loop, ns),
+                         [("topology", "loopback", "across-namespaces")])
+        self.assertEqual(runcompare.env_differences(old, ns),
+                         [("topology", "loopback", "across-namespaces")])
+
+
 if __name__ == "__main__":
     unittest.main()
