@@ -488,6 +488,7 @@ class Sweep:
                 "order": s.order, "seed": s.seed,
                 "duration_s": s.duration_s, "warmup_s": s.warmup_s, "repetitions": s.repetitions,
                 "timeout_s": s.timeout_s, "ready_timeout_s": s.ready_timeout_s,
+                "response": s.response,  # issue 14: response bytes (standard | published)
                 "points": len(p.points), "runs": len(p.slots),
                 "estimate_s": round(p.estimate_s, 1),
                 "estimate_extra_s": round(p.estimate_extra_s, 1),

@@ -70,7 +70,7 @@ class PlotAndReportTest(unittest.TestCase):
         with open(path, encoding="utf-8") as f:
             text = f.read()
         for heading in ("# Report of run 20260101T000000Z-ever-table-synthetic", "## Tables",
-                        "## Published table `ever`", "### Finding 1:", "### What --gvl changes", "## Charts"):
+                        "## Published table `ever`", "### Finding 1:", "### Finding 5: The GVL makes worker threads slower", "## Charts"):
             self.assertIn(heading, text)
         self.assertIn("](charts/rps-vs-connections-root.png)", text)
 
