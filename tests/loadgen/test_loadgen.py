@@ -105,9 +105,11 @@ class StallTest(unittest.TestCase):
                                      "--json", "--carry-on", srv.url())
         self.assertEqual(rc, 0, err)
         self.assertFalse(data["overloaded"])
-        # "a few milliseconds" on an idle machine; 50 ms leaves room for a busy one, still 10x
-        # below what the stall produces.
-        self.assertLess(data["latency_us"]["p99"], 50e3, data["latency_us"])
+        # "a few milliseconds" on an idle machine; on a busy 2-core one the Python test server
+        # itself is preempted for tens of ms (56 ms seen once with 8 builds running), so the bound
+        # is 250 ms: still 4x below the stalled run's p99 (about 990 ms), so a generator that
+        # invented delays would fail it.
+        self.assertLess(data["latency_us"]["p99"], 250e3, data["latency_us"])
         self.assertEqual(count_between(data, 500e3, 1e12), 0)
 
 
