@@ -24,7 +24,7 @@ using cb::server::Options;
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
-    "                     [--idle-timeout-ms MS]\n"
+    "                     [--idle-timeout-ms MS] [--handicap-ns N]\n"
     "                     [--counters-out PATH] [--response standard|published]\n"
     "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
     "       cbench-server --list\n"
@@ -93,7 +93,11 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
     } else if (a == "--backend") {
       o.backend = value();
       if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
-    } else die_usage("unknown argument '" + a + "'");
+    }
+    // --- calibration handicap (issue 12, `cbench calibrate`): N ns of CPU per request ---
+    else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
+    // --- end of calibration handicap ---
+    else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
   return o;

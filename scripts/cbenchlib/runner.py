@@ -357,7 +357,9 @@ class Runner:
                                        s.client_cpus)
             counter.start()
         try:
-            machine_before = procstat.parse_system_stat(self.host.read_system_stat())
+            stat_text_before = self.host.read_system_stat()
+            softirqs_before = procstat.read_softirqs()  # issue 12: per-CPU softirq and steal
+            machine_before = procstat.parse_system_stat(stat_text_before)
             before = procstat.sample(self.host, server.pid)
             counters_before = self._counters_snapshot(point, server)
         except OSError:
@@ -370,8 +372,13 @@ class Runner:
         after = procstat.sample(self.host, server.pid) if server_alive else None
         counters_after = self._counters_snapshot(point, server) if server_alive else None
         syscalls_perf = counter.stop() if counter else None
-        machine_after = procstat.parse_system_stat(self.host.read_system_stat())
+        stat_text_after = self.host.read_system_stat()
+        machine_after = procstat.parse_system_stat(stat_text_after)
         record["machine"] = procstat.machine_window(machine_before, machine_after, self.host.clock_ticks())
+        # issue 12 hook (report): per-CPU busy/softirq/steal over the window; steal is disturbance.
+        record["machine"].update(procstat.cpu_window(
+            stat_text_before, stat_text_after, softirqs_before, procstat.read_softirqs(),
+            procstat.cpu_list(s.server_cpus), procstat.cpu_list(s.client_cpus)))
 
         if proc.rusage is not None:
             cpu_user, cpu_sys = proc.rusage.ru_utime, proc.rusage.ru_stime
@@ -452,6 +459,9 @@ class Runner:
         record["verdict"], record["verdict_evidence"] = verdict.judge(
             w, server_util, client_util, self.server_cpu_count, self.client_cpu_count,
             other_cpu_util=other_util)
+        steal_note = procstat.steal_disturbance(machine)  # issue 12 hook: steal is disturbance
+        if steal_note:
+            record["verdict_evidence"] += f"; {steal_note}"
 
     # -- idle connections ---------------------------------------------------------------
     def _measure_idle(self, point: Point, server: ServerHandle, record: dict):
