@@ -321,6 +321,7 @@ def _run(args) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     gate_dir = os.path.join(out, "runs", f"{stamp}-regress")
     os.makedirs(gate_dir, exist_ok=True)
+    print(f"regress: results in {gate_dir}", flush=True)
     sha = _git(["rev-parse", "--verify", f"{args.baseline}^{{commit}}"])
     threshold, source = args.threshold, "--threshold"
     cal = None
