@@ -242,7 +242,10 @@ class Runner:
         record["logs"]["server"] = os.path.relpath(log_path, self.run_dir)
         if point.row.kind == "peer":
             return self._start_peer(point, tag, log_path, record)
-        argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
+        # Issue 19: a row may name its own build (cbench regress: baseline beside candidate);
+        # a relative path is relative to the repository.
+        server_bin = os.path.join(self.repo, point.row.binary) if point.row.binary else self.server_bin
+        argv = model_command(server_bin, point, self.addr, self.settings.server_args)
         from . import servercounters  # issue 14: the server's mechanism counters
         counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)
         argv += counters_args + servercounters.response_args(self.settings)

@@ -61,7 +61,7 @@ SETTING_DEFAULTS = {
     "response": "standard",  # issue 14: "published" = the Ruby examples' 49-byte bare-LF answer
 }
 ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
-            "extra_args", "loads", "command", "config_template", "processes", "keepalive")
+            "extra_args", "loads", "command", "config_template", "processes", "keepalive", "binary")
 LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS + OPEN_LOOP_KEYS + GENERATOR_SET_KEYS
 
 # Built-in peers (issue 7): a row `kind = "peer"` naming one of these needs no `command` or
@@ -116,6 +116,9 @@ class Row:
     # serves), and keepalive = false for --keepalive off.
     processes: int | None = None
     keepalive: bool = True
+    # Issue 19 (cbench regress): another cbench-server build for this row (None: the sweep's
+    # --server-bin). Part of the id, so a baseline and a candidate row of one model may meet.
+    binary: str | None = None
 
     @property
     def id(self) -> str:
@@ -128,13 +131,16 @@ class Row:
             parts.append("keepalive-off")
         if self.extra_args:
             parts.append(" ".join(self.extra_args))
+        if self.binary:
+            parts.append(f"bin={self.binary}")
         return "|".join(parts)
 
     def to_json(self) -> dict:
         return {"key": self.key, "label": self.label, "kind": self.kind, "model": self.model,
                 "threads": self.threads, "queues": self.queues, "gvl": self.gvl,
                 "backend": self.backend, "extra_args": list(self.extra_args),
-                "processes": self.processes, "keepalive": self.keepalive}
+                "processes": self.processes, "keepalive": self.keepalive,
+                **({"binary": self.binary} if self.binary else {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +313,7 @@ def _quick(settings: Settings, rows: list[Row], load_sets: dict[str, list[Load]]
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
         groups.setdefault((row.kind, row.model, row.queues, row.gvl, row.backend,
-                           row.extra_args, row.loads), []).append(row)
+                           row.extra_args, row.loads, row.binary), []).append(row)
     keep = set()
     for group in groups.values():
         keep.update(id(r) for r in _ends(group))
@@ -542,9 +548,14 @@ class _Validator:
                     if name not in load_sets:
                         self.fail(f"{where}.loads", f"no load set named {name!r} "
                                   f"(defined: {', '.join(load_sets)})")
+            binary = None  # issue 19: a row's own cbench-server build
+            if "binary" in table:
+                binary = self.str_(f"{where}.binary", table["binary"])
+                if not binary:
+                    self.fail(f"{where}.binary", "empty (leave the key out to run the sweep's --server-bin)")
             command = config_template = None
             if kind == "peer":
-                for k in ("queues", "gvl", "backend", "processes", "keepalive"):
+                for k in ("queues", "gvl", "backend", "processes", "keepalive", "binary"):
                     if k in table:
                         self.fail(f"{where}.{k}", "a cbench-server flag; peer rows take only threads "
                                   "(and extra_args, appended to the peer's command)")
@@ -586,7 +597,7 @@ class _Validator:
                 row = Row(key=key, label=row_label, kind=kind, model=model, threads=threads,
                           queues=queues, gvl=gvl, backend=backend, extra_args=extra,
                           loads=row_loads, command=command, config_template=config_template,
-                          processes=processes, keepalive=keepalive)
+                          processes=processes, keepalive=keepalive, binary=binary)
                 if key in keys:
                     self.fail(f"{where}.key", f"row key {key!r} is also the key of {keys[key]}")
                 keys[key] = where

@@ -55,6 +55,7 @@ class PlotAndReportTest(unittest.TestCase):
         self.assertGreater(len({next(iter(c)) for c in by_family.values()}), 1)
         rc, out, err = self.plot
         self.assertIn("rps-by-family-root", out)
+        self.assertIn("reproduction-ever", out)
 
     def test_interval_of_repetitions(self):
         from cbenchlib import charts
