@@ -8,10 +8,13 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "backends/http/handler.h"
+#include "backends/http/pump.h"
+#include "backends/loop/pull_loop.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
 
@@ -22,10 +25,12 @@ using cb::server::Options;
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
-    "                     [--idle-timeout-ms MS]\n"
-    "       cbench-server --list\n"
+    "                     [--idle-timeout-ms MS] [--trace-writes]\n"
+    "       cbench-server --list   (one model a line: NAME<tab>TRAITS<tab>SUMMARY; TRAITS is\n"
+    "                               bounded, instrument, both joined by ',', or -)\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
-    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n";
+    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
+    "--trace-writes prints 'cbench-server: pump write N' to stderr for every write (tests).\n";
 
 [[noreturn]] void die_usage(const std::string& msg) {
   std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
@@ -60,14 +65,17 @@ Options parse(int argc, char** argv, bool& list) {
     else if (a == "--threads") o.threads = parse_int(a, value(), 1, 1024);
     else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
     else if (a == "--gvl") o.gvl = true;
+    else if (a == "--trace-writes") o.trace_writes = true;  // the conformance suite's shared-pump case
     else if (a == "--queues") {
       std::string q = value();
       if (q == "shared") o.queues = cb::server::QueueLayout::shared;
       else if (q == "per-worker") o.queues = cb::server::QueueLayout::per_worker;
       else die_usage("--queues wants shared or per-worker, got '" + q + "'");
     } else if (a == "--backend") {
-      o.backend = value();
-      if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
+      std::string b = value();
+      std::optional<cb::loop::Backend> backend = cb::loop::parse_backend(b);
+      if (!backend) die_usage("--backend wants libev or epoll, got '" + b + "'");
+      o.backend = *backend;
     } else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
@@ -81,7 +89,8 @@ int main(int argc, char** argv) {
   Options opt = parse(argc, argv, list);
   if (list) {
     for (const auto& m : cb::server::Registry::all())
-      std::printf("%.*s\t%.*s\n", int(m.name.size()), m.name.data(), int(m.summary.size()), m.summary.data());
+      std::printf("%.*s\t%s\t%.*s\n", int(m.name.size()), m.name.data(), cb::server::traits_text(m.traits).c_str(),
+                  int(m.summary.size()), m.summary.data());
     return 0;
   }
   const cb::server::ModelSpec* spec = cb::server::Registry::find(opt.model);
@@ -105,6 +114,7 @@ int main(int argc, char** argv) {
   std::string note = cb::net::raise_nofile_limit();
   if (!note.empty()) std::fprintf(stderr, "cbench-server: %s\n", note.c_str());
   cb::http::calibrate_spin();
+  cb::http::Pump::trace_writes(opt.trace_writes);
 
   int count = spec->listeners == cb::server::ListenerLayout::per_thread ? opt.threads : 1;
   cb::net::ListenResult lr = cb::net::open_listeners(opt.host, static_cast<std::uint16_t>(opt.port), count, opt.listen_backlog);
