@@ -12,10 +12,12 @@
 #include <string>
 #include <thread>
 
+#include "backends/http/codec.h"
 #include "backends/http/handler.h"
 #include "backends/http/pump.h"
 #include "backends/loop/pull_loop.h"
 #include "backends/net/socket.h"
+#include "backends/server/counters.h"
 #include "backends/server/model.h"
 
 namespace {
@@ -25,11 +27,15 @@ using cb::server::Options;
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
-    "                     [--idle-timeout-ms MS] [--trace-writes]\n"
+    "                     [--idle-timeout-ms MS] [--handicap-ns N]\n"
+    "                     [--counters-out PATH] [--response standard|published]\n"
+    "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
+    "                     [--trace-writes]\n"
     "       cbench-server --list   (one model a line: NAME<tab>TRAITS<tab>SUMMARY; TRAITS is\n"
     "                               bounded, instrument, both joined by ',', or -)\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
     "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
+    "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n"
     "--trace-writes prints 'cbench-server: pump write N' to stderr for every write (tests).\n";
 
 [[noreturn]] void die_usage(const std::string& msg) {
@@ -48,7 +54,12 @@ int parse_int(const std::string& flag, const char* text, int lo, int hi) {
   return v;
 }
 
-Options parse(int argc, char** argv, bool& list) {
+// Options main handles itself (not seen by models).
+struct MainOptions {
+  std::string counters_out;  // empty: no counters file
+};
+
+Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
   Options o;
   bool have_model = false;
   for (int i = 1; i < argc; ++i) {
@@ -66,6 +77,21 @@ Options parse(int argc, char** argv, bool& list) {
     else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
     else if (a == "--gvl") o.gvl = true;
     else if (a == "--trace-writes") o.trace_writes = true;  // the conformance suite's shared-pump case
+    else if (a == "--counters-out") mo.counters_out = value();
+    else if (a == "--stack-kb") o.stack_kb = parse_int(a, value(), 16, 64 * 1024);
+    else if (a == "--test-worker-delay-us") o.test_worker_delay_us = parse_int(a, value(), 0, 1'000'000);
+    else if (a == "--rearm") {
+      std::string r = value();
+      if (r == "level") o.rearm = cb::server::Rearm::level;
+      else if (r == "oneshot") o.rearm = cb::server::Rearm::oneshot;
+      else die_usage("--rearm wants level or oneshot, got '" + r + "'");
+    }
+    else if (a == "--response") {  // codec.h: ResponseStyle
+      std::string r = value();
+      if (r == "standard") cb::http::set_response_style(cb::http::ResponseStyle::standard);
+      else if (r == "published") cb::http::set_response_style(cb::http::ResponseStyle::published);
+      else die_usage("--response wants standard or published, got '" + r + "'");
+    }
     else if (a == "--queues") {
       std::string q = value();
       if (q == "shared") o.queues = cb::server::QueueLayout::shared;
@@ -76,7 +102,11 @@ Options parse(int argc, char** argv, bool& list) {
       std::optional<cb::loop::Backend> backend = cb::loop::parse_backend(b);
       if (!backend) die_usage("--backend wants libev or epoll, got '" + b + "'");
       o.backend = *backend;
-    } else die_usage("unknown argument '" + a + "'");
+    }
+    // --- calibration handicap (issue 12, `cbench calibrate`): N ns of CPU per request ---
+    else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
+    // --- end of calibration handicap ---
+    else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
   return o;
@@ -86,7 +116,8 @@ Options parse(int argc, char** argv, bool& list) {
 
 int main(int argc, char** argv) {
   bool list = false;
-  Options opt = parse(argc, argv, list);
+  MainOptions mo;
+  Options opt = parse(argc, argv, list, mo);
   if (list) {
     for (const auto& m : cb::server::Registry::all())
       std::printf("%.*s\t%s\t%.*s\n", int(m.name.size()), m.name.data(), cb::server::traits_text(m.traits).c_str(),
@@ -108,6 +139,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // counters snapshot, not a stop
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -128,7 +160,13 @@ int main(int argc, char** argv) {
   std::atomic<bool> signal_taken{false};
   std::thread signal_thread([&] {
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (;;) {
+      sigwait(&stop_signals, &sig);
+      if (sig != SIGUSR1) break;
+      if (mo.counters_out.empty()) continue;
+      std::string err = cb::server::write_counters(mo.counters_out);
+      if (!err.empty()) std::fprintf(stderr, "cbench-server: %s\n", err.c_str());
+    }
     signal_taken.store(true);
     control.request_stop();
   });
@@ -144,6 +182,10 @@ int main(int argc, char** argv) {
   if (!signal_taken.load()) pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   for (int fd : control.listeners()) cb::net::close_fd(fd);
+  if (!mo.counters_out.empty()) {
+    std::string err = cb::server::write_counters(mo.counters_out);
+    if (!err.empty()) std::fprintf(stderr, "cbench-server: %s\n", err.c_str());
+  }
   std::fprintf(stderr, "cbench-server: stopped (status %d)\n", status);
   return status;
 }

@@ -1,9 +1,10 @@
-"""Reports: a run's report.md, and the generated sections of the root REPORT.md.
+"""Reports: a run's report.md, and the root REPORT.md.
 
-The root REPORT.md is hand-written except between `<!-- BEGIN GENERATED: name -->` and
-`<!-- END GENERATED: name -->`; those sections are regenerated from the run directory that
-results/reference-runs.toml maps each name to. Text outside the markers is never touched.
-Every generated section names the run directory its numbers come from.
+The root REPORT.md is rendered from the template REPORT.md.in (reporttpl: placeholders in the
+prose, IF REFERENCE blocks), then its sections between `<!-- BEGIN GENERATED: name -->` and
+`<!-- END GENERATED: name -->` are regenerated from the run directory that
+results/reference-runs.toml maps each name to. Every generated section names the run directory
+its numbers come from. Without a template (tests' own files) only the marked sections change.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
 DEFAULT_REPORT = os.path.join(REPO_ROOT, "REPORT.md")
+DEFAULT_TEMPLATE = os.path.join(REPO_ROOT, "REPORT.md.in")
 # A marker is a whole line of its own, so prose may quote the marker syntax inline.
 _SECTION = re.compile(r"^(<!-- BEGIN GENERATED: (?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)"
                       r"^(<!-- END GENERATED: (?P=name) -->)$", re.S | re.M)
@@ -77,9 +79,8 @@ def chart_links(run: Run, link_prefix: str = "") -> list[str]:
 
 
 def ensure_charts(run: Run) -> None:
-    from .charts import read_index
+    from .charts import plot_run, read_index
     if read_index(run.dir) is None:
-        from .cli_plot import plot_run
         plot_run(run)
 
 
@@ -131,6 +132,15 @@ def read_config(path: str) -> dict:
 
 def placeholder(name: str, sec: dict | None) -> str:
     what = (sec or {}).get("scenario", name)
+    kept = (sec or {}).get("kept")
+    if kept:
+        where = (sec or {}).get("kept_machine")
+        return (f"_Not yet remade on this machine._ The run of scenario `{what}` kept in `{kept}/`"
+                + (f" was made on another machine ({where})" if where else " was made on another machine")
+                + " and from another commit than this report's reference set; it is kept for"
+                f" `cbench compare --replication`, and none of its numbers is part of this report."
+                f" After remaking the sweep here from the reference commit, set"
+                f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`.\n")
     return (f"_Not yet run._ No reference run of scenario `{what}` is listed for this section in"
             f" `results/reference-runs.toml`; after the sweep on the reference machine, set"
             f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`."
@@ -150,8 +160,10 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     if run.synthetic and not allow_synthetic:
         raise ReportError(f"section {name}: {run_dir} is synthetic test data (meta.json \"synthetic\": true);"
                           " fixtures never go into REPORT.md")
-    ensure_charts(run)
     rel = os.path.relpath(os.path.abspath(run.dir), os.path.abspath(root))
+    if name == "calibration" or (sec or {}).get("scenario") == "calibrate":
+        return calibration_text(run, rel)
+    ensure_charts(run)
     if micro.is_micro_run(run):
         return micro.section_body(run, rel, chart_links(run, link_prefix=f"{rel}/"))
     latency = (sec or {}).get("latency", "max")
@@ -164,6 +176,41 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
     out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+CALIBRATION_FILES = ("calibration.md", "report.md", "calibration.txt", "summary.txt")
+
+
+def calibration_text(run: Run, rel: str) -> str:
+    """The calibration section: the A/A false-positive and A/B detection lines of a
+    `cbench calibrate` run, quoted from the summary it wrote (whichever of CALIBRATION_FILES
+    exists first), so that no rate is retyped."""
+    for name in CALIBRATION_FILES:
+        path = os.path.join(run.dir, name)
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            lines = [ln.rstrip() for ln in f if re.search(r"A/A|A/B|false.positive|detect|power", ln, re.I)]
+        if lines:
+            return (f"From run directory `{rel}/` (`{name}`, quoted as written; regenerate with"
+                    " `make report`):\n\n" + "\n".join(lines) + "\n")
+    raise ReportError(f"section calibration: {rel} has none of {', '.join(CALIBRATION_FILES)} with"
+                      " A/A or A/B lines (is it a `cbench calibrate` run?)")
+
+
+def render_template(template_text: str, config: dict, allow_synthetic: bool = False,
+                    root: str = REPO_ROOT, name: str = "REPORT.md.in"):
+    """(REPORT.md text, renderer) from REPORT.md.in: the reference set checked, placeholders
+    filled, then the marked sections generated. Raises ReportError."""
+    from . import reporttpl
+    try:
+        reporttpl.check_reference_set(config, root)
+        rd = reporttpl.Renderer(config, root)
+        text = rd.render(template_text)
+    except reporttpl.TemplateError as exc:
+        raise ReportError(f"{name}: {exc}")
+    check_markers(text, name)
+    return regenerate(text, config, allow_synthetic, root), rd
 
 
 def regenerate(report_text: str, config: dict, allow_synthetic: bool = False, root: str = REPO_ROOT) -> str:

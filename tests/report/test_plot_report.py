@@ -49,7 +49,7 @@ class PlotAndReportTest(unittest.TestCase):
         with open(path, encoding="utf-8") as f:
             text = f.read()
         for heading in ("# Report of run 20260101T000000Z-ever-table-synthetic", "## Tables",
-                        "## Published table `ever`", "### Finding 1:", "### What --gvl changes", "## Charts"):
+                        "## Published table `ever`", "### Finding 1:", "### Finding 5: The GVL makes worker threads slower", "## Charts"):
             self.assertIn(heading, text)
         self.assertIn("](charts/rps-vs-connections-root.png)", text)
 
@@ -150,9 +150,27 @@ class RootReportTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("'a'", err)
 
-
-if __name__ == "__main__":
-    unittest.main()
+    def test_template_is_rendered_when_present(self):
+        """REPORT.md.in beside the report: placeholders are filled, and one naming a row the run
+        lacks fails with the template line and leaves the report untouched."""
+        self.write_config(f"results/runs/{os.path.basename(RUN_A)}")
+        with open(self.report + ".in", "w") as f:
+            f.write("# T\n\nSingle thread: {{v ever-table | pull-loop t1 | -t2 -c10 | rps}} req/s.\n\n"
+                    "<!-- BEGIN GENERATED: connections -->\n<!-- END GENERATED: connections -->\n")
+        rc, out, err = self.root("--allow-synthetic")
+        self.assertEqual(rc, 0, err)
+        with open(self.report) as f:
+            text = f.read()
+        self.assertRegex(text, r"Single thread: \d+ req/s\.")
+        self.assertIn("_Not yet run._", text)
+        with open(self.report + ".in", "a") as f:
+            f.write("{{v ever-table | no-such t1 | -t2 -c10 | rps}}\n")
+        rc, out, err = self.root("--allow-synthetic")
+        self.assertEqual(rc, 1)
+        self.assertIn("template line 7", err)
+        self.assertIn("no row 'no-such t1'", err)
+        with open(self.report) as f:
+            self.assertEqual(f.read(), text)
 
 
 class CheckScriptTest(unittest.TestCase):
@@ -186,3 +204,7 @@ class CheckScriptTest(unittest.TestCase):
             res = self.run_script(empty)
             self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
             self.assertIn("FAIL: table", res.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

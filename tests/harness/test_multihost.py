@@ -1,0 +1,330 @@
+"""Issue 18 on one machine: the server in one network namespace, wrk in another, joined by a
+veth pair; a real sweep across them (against the fake server), and the harness killed with
+SIGKILL mid-point leaving nothing behind.
+
+Needs the right to create network namespaces, which it checks by trying (`ip netns add`), not
+by asking for root; where it cannot, every test is skipped with the reason printed.
+Everything it creates (namespaces, and with them the veth pair) is removed in cleanups that
+run even when a test fails, and the test checks that they are gone. Traffic stays on the
+namespaces' own addresses (10.231.N.0/24), on this machine."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from common import CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
+
+IP = shutil.which("ip") or "/usr/sbin/ip"
+
+
+def ip(*args, check=True):
+    return subprocess.run([IP] + list(args), capture_output=True, text=True, timeout=30, check=check)
+
+
+class Topology:
+    """Two namespaces, `<tag>s` (server, .1) and `<tag>c` (client, .2), one veth pair."""
+
+    def __init__(self):
+        tag = f"cbmh{os.getpid() % 100000}"
+        self.server_ns, self.client_ns = tag + "s", tag + "c"
+        net = 10 + os.getpid() % 240
+        self.server_addr, self.client_addr = f"10.231.{net}.1", f"10.231.{net}.2"
+        # The harness's own link to the server namespace (for ssh://): 10.232.N.0/24.
+        self.root_link = tag + "r"
+        self.server_ssh_addr, self.root_addr = f"10.232.{net}.1", f"10.232.{net}.2"
+        self.created: list[str] = []
+
+    def create(self) -> str | None:
+        """None when made, else why it cannot be (then nothing is left behind)."""
+        try:
+            r = ip("netns", "add", self.server_ns, check=False)
+        except OSError as exc:
+            return f"cannot run ip: {exc}"
+        if r.returncode != 0:
+            return f"cannot create a network namespace here: {r.stderr.strip() or r.returncode}"
+        self.created.append(self.server_ns)
+        ip("netns", "add", self.client_ns)
+        self.created.append(self.client_ns)
+        ip("link", "add", "veth-s", "netns", self.server_ns, "type", "veth",
+           "peer", "name", "veth-c", "netns", self.client_ns)
+        for ns, dev, addr in ((self.server_ns, "veth-s", self.server_addr),
+                              (self.client_ns, "veth-c", self.client_addr)):
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        ip("link", "add", self.root_link, "type", "veth", "peer", "name", "veth-r", "netns", self.server_ns)
+        self.created.append("link:" + self.root_link)
+        ip("addr", "add", f"{self.root_addr}/24", "dev", self.root_link)
+        ip("link", "set", self.root_link, "up")
+        ip("-n", self.server_ns, "addr", "add", f"{self.server_ssh_addr}/24", "dev", "veth-r")
+        ip("-n", self.server_ns, "link", "set", "veth-r", "up")
+        return None
+
+    def remove(self):
+        for name in reversed(self.created):
+            if name.startswith("link:"):
+                ip("link", "del", name[5:], check=False)
+            else:
+                ip("netns", "del", name, check=False)  # deleting a namespace deletes its veth ends
+
+    def left(self) -> list[str]:
+        names = ip("netns", "list", check=False).stdout.split()
+        left = [ns for ns in (self.server_ns, self.client_ns) if ns in names]
+        if ip("link", "show", self.root_link, check=False).returncode == 0:
+            left.append(self.root_link)
+        return left
+
+
+class AcrossNamespaces(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.topo = Topology()
+        why = cls.topo.create()
+        if why:
+            cls.topo.remove()
+            print(f"test_multihost: skipped: {why}", file=sys.stderr, flush=True)
+            raise unittest.SkipTest(why)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.topo.remove()
+        left = cls.topo.left()
+        assert not left, f"namespaces left behind: {left}"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cbench-test-")
+        self.server = os.path.join(self.tmp, "fake_server.py")
+        shutil.copy(FAKE_SERVER, self.server)
+        self.wrk = os.path.join(self.tmp, "wrk")
+        os.symlink(shutil.which("wrk") or "/usr/bin/wrk", self.wrk)
+        self.out = os.path.join(self.tmp, "runs")
+        self.scen = os.path.join(self.tmp, "mh.toml")
+        with open(self.scen, "w") as f:
+            f.write("duration_s = 1\nwarmup_s = 0.3\nrepetitions = 1\ntimeout_s = 2\n"
+                    "[[loads]]\nname = \"hello\"\nwrk_threads = 1\nconnections = 4\n"
+                    "[[loads]]\nname = \"idle\"\nidle_connections = 20\n"
+                    "[[rows]]\nmodel = \"fake-ok\"\n")
+
+    def tearDown(self):
+        left = processes_matching(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(left, [], "processes left behind")
+
+    def argv(self, *extra):
+        return [PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                "--out", self.out, "--lock-timeout", "600",
+                "--server-host", f"netns:{self.topo.server_ns}",
+                "--client-host", f"netns:{self.topo.client_ns}"] + list(extra)
+
+    def test_a_sweep_with_the_server_and_wrk_in_different_namespaces(self):
+        r = subprocess.run(self.argv(), capture_output=True, text=True, timeout=700, cwd=REPO)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (run_id,) = os.listdir(self.out)
+        run = os.path.join(self.out, run_id)
+        with open(os.path.join(run, "meta.json")) as f:
+            meta = json.load(f)
+        with open(os.path.join(run, "points.jsonl")) as f:
+            points = {p["load"]["key"]: p for p in map(json.loads, f)}
+        topo = meta["topology"]
+        self.assertEqual(topo["kind"], "across-namespaces")
+        self.assertEqual(meta["env"]["topology"], "across-namespaces")
+        self.assertEqual((topo["server"]["address"], topo["clients"][0]["address"]),
+                         (self.topo.server_addr, self.topo.client_addr))
+        self.assertEqual(topo["server"]["links_mtu"].get("veth-s"), 1500)
+        p = points["-t1 -c4"]
+        self.assertEqual(p["status"], "ok", p["failure"])
+        self.assertGreater(p["wrk"]["requests"], 0)
+        self.assertEqual(p["commands"]["server"][:4], [IP, "netns", "exec", self.topo.server_ns])
+        self.assertEqual(p["commands"]["client"][:4], [IP, "netns", "exec", self.topo.client_ns])
+        self.assertIn(f"http://{self.topo.server_addr}:", " ".join(p["commands"]["client"]))
+        self.assertEqual(p["server_ready"]["host"], self.topo.server_addr)
+        self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0)
+        self.assertIsNotNone(p["client"]["cpu_user_s"])  # wrk's rusage, across ip netns exec
+        idle = points["idle 20"]
+        self.assertEqual(idle["status"], "ok", idle["failure"])
+        self.assertEqual(idle["idle"]["connections_held"], 20)  # opened from the client namespace
+
+    def test_the_harness_probes_travel_from_the_client_namespace(self):
+        # A listener in the server namespace sees a probe socket of the client host arrive from
+        # the client namespace's own address: across the veth pair, not from this namespace.
+        from cbenchlib.host import NamespaceHost
+        server, client = NamespaceHost(self.topo.server_ns), NamespaceHost(self.topo.client_ns)
+        self.assertEqual((server.client_address, client.client_address),
+                         (self.topo.server_addr, self.topo.client_addr))
+        with server.socket() as lsock:
+            lsock.bind((self.topo.server_addr, 0))
+            lsock.listen(1)
+            lsock.settimeout(10)
+            port = lsock.getsockname()[1]
+            with client.connect(self.topo.server_addr, port, 10):
+                conn, peer = lsock.accept()
+                conn.close()
+        self.assertEqual(peer[0], self.topo.client_addr)
+
+    def test_sigkill_of_the_harness_leaves_no_process_in_any_namespace(self):
+        proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 700  # may first wait for the machine-wide lock
+            while time.monotonic() < deadline and proc.poll() is None:
+                if any("--model fake-ok" in p for p in processes_matching(self.tmp)):  # the server
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(proc.poll(), "the sweep ended before its server started")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        # PR_SET_PDEATHSIG kills every child within moments; the criterion allows 5 s.
+        deadline = time.monotonic() + 5
+        while processes_matching(self.tmp) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(processes_matching(self.tmp), [])
+        # --resume then continues the run.
+        (run_id,) = os.listdir(self.out)
+        r = subprocess.run([PYTHON, CBENCH, "sweep", "--resume", os.path.join(self.out, run_id),
+                            "--server-bin", self.server, "--wrk-bin", self.wrk, "--lock-timeout", "600"],
+                           capture_output=True, text=True, timeout=700, cwd=REPO)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
+            points = [json.loads(line) for line in f]
+        self.assertEqual(sorted(p["load"]["key"] for p in points), ["-t1 -c4", "idle 20"])
+        self.assertTrue(all(p["status"] == "ok" for p in points), [p["failure"] for p in points])
+        self.assertTrue(all(p["commands"]["server"][:3] == [IP, "netns", "exec"] for p in points))
+
+
+class OverSsh(unittest.TestCase):
+    """The server's host is ssh:// (a real sshd in the server namespace, a throwaway host key and
+    an authorized key made here), wrk in the client namespace."""
+
+    @classmethod
+    def setUpClass(cls):
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not os.path.exists(sshd):
+            print("test_multihost: ssh skipped: no sshd (scripts/deps.sh installs openssh-server)",
+                  file=sys.stderr, flush=True)
+            raise unittest.SkipTest("no sshd")
+        cls.topo = Topology()
+        why = cls.topo.create()
+        if why:
+            cls.topo.remove()
+            print(f"test_multihost: skipped: {why}", file=sys.stderr, flush=True)
+            raise unittest.SkipTest(why)
+        cls.keys = tempfile.mkdtemp(prefix="cbench-sshkeys-")
+        try:
+            k = cls.keys
+            for name in ("host_key", "client_key"):
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(k, name)],
+                               check=True, timeout=30)
+            shutil.copy(os.path.join(k, "client_key.pub"), os.path.join(k, "authorized_keys"))
+            with open(os.path.join(k, "sshd_config"), "w") as f:
+                f.write(f"ListenAddress {cls.topo.server_ssh_addr}\nHostKey {k}/host_key\n"
+                        f"AuthorizedKeysFile {k}/authorized_keys\nPidFile {k}/sshd.pid\n"
+                        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                        "MaxSessions 100\nMaxStartups 100\n")
+            cls.made_run_sshd = not os.path.isdir("/run/sshd")
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+            cls.sshd = subprocess.Popen([IP, "netns", "exec", cls.topo.server_ns, sshd, "-D", "-e",
+                                         "-f", os.path.join(k, "sshd_config")],
+                                        stdout=subprocess.DEVNULL, stderr=open(os.path.join(k, "sshd.log"), "wb"),
+                                        start_new_session=True)
+            cls.ssh_opts = (f"-i {k}/client_key -o UserKnownHostsFile=/dev/null "
+                            "-o StrictHostKeyChecking=no -o LogLevel=ERROR")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                r = subprocess.run(["ssh", "-o", "BatchMode=yes"] + cls.ssh_opts.split()
+                                   + [f"root@{cls.topo.server_ssh_addr}", "true"], capture_output=True, timeout=20)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"sshd did not answer: {r.stderr.decode(errors='replace')}")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        sshd = getattr(cls, "sshd", None)
+        if sshd is not None:
+            os.killpg(sshd.pid, signal.SIGTERM)
+            sshd.wait(10)
+        if getattr(cls, "made_run_sshd", False):
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+        shutil.rmtree(getattr(cls, "keys", "/nonexistent"), ignore_errors=True)
+        cls.topo.remove()
+        left = cls.topo.left() + [p for p in processes_matching("sshd_config") if "cbench-sshkeys" in p]
+        assert not left, f"left behind: {left}"
+
+    setUp = AcrossNamespaces.setUp
+    tearDown = AcrossNamespaces.tearDown
+
+    def env(self):
+        return dict(os.environ, CBENCH_SSH_OPTIONS=self.ssh_opts)
+
+    def spec(self):
+        return f"ssh://root@{self.topo.server_ssh_addr}?address={self.topo.server_addr}"
+
+    def argv(self):
+        return [PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                "--out", self.out, "--lock-timeout", "600", "--server-host", self.spec(),
+                "--client-host", f"netns:{self.topo.client_ns}"]
+
+    def test_a_sweep_with_the_server_over_ssh(self):
+        r = subprocess.run(self.argv(), capture_output=True, text=True, timeout=700, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (run_id,) = os.listdir(self.out)
+        with open(os.path.join(self.out, run_id, "meta.json")) as f:
+            meta = json.load(f)
+        with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
+            points = {p["load"]["key"]: p for p in map(json.loads, f)}
+        self.assertEqual(meta["topology"]["server"]["kind"], "ssh")
+        self.assertEqual(meta["topology"]["server"]["address"], self.topo.server_addr)
+        p = points["-t1 -c4"]
+        self.assertEqual(p["status"], "ok", p["failure"])
+        self.assertEqual(p["commands"]["server"][:2], ["ssh", f"root@{self.topo.server_ssh_addr}"])
+        self.assertEqual(p["server_ready"]["host"], self.topo.server_addr)
+        self.assertEqual(p["server_ready"]["pid"], str(p["server_ready"]["pid"]))
+        self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0)  # read over ssh
+        self.assertEqual(p["server_exit_status"], 0)
+        self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
+
+    def test_sigkill_of_the_harness_kills_the_remote_server(self):
+        proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=self.env())
+        try:
+            deadline = time.monotonic() + 700
+            while time.monotonic() < deadline and proc.poll() is None:
+                if any("--model fake-ok" in p and "python3 -c" not in p and "ssh" not in p.split()[1]
+                       for p in processes_matching(self.tmp)):
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(proc.poll(), "the sweep ended before its server started")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        deadline = time.monotonic() + 5
+        while processes_matching(self.tmp) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(processes_matching(self.tmp), [])
+
+    def test_an_unreachable_host_is_named(self):
+        r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin",
+                            self.wrk, "--out", self.out, "--lock-timeout", "600", "--server-host",
+                            f"ssh://nobody@{self.topo.server_ssh_addr}"],
+                           capture_output=True, text=True, timeout=120, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"ssh://nobody@{self.topo.server_ssh_addr}: cannot connect over ssh", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+
+
+if __name__ == "__main__":
+    unittest.main()
