@@ -111,7 +111,7 @@ def add_arguments(p) -> None:
                    help="give up if the lock is still held after S seconds (default: wait)")
     # issue 12 (provenance, report helper): a run into results/runs/ is a reference run.
     p.add_argument("--allow-dirty", action="store_true",
-                   help="let a reference run (--out results/runs, the default) start from a tree with"
+                   help="let a reference run (--out under results/: results/runs is the default) start from a tree with"
                         " uncommitted changes; meta.json records the changed files and the diff's sha256")
 
 
@@ -416,10 +416,12 @@ class Sweep:
         if self.plan.list_error:
             raise PlanError(self.plan.list_error)
         # issue 12 hook (provenance): a reference run comes from a known, clean commit.
-        if not self.plan.resume_dir and os.path.abspath(self.plan.out_parent) == os.path.abspath(DEFAULT_OUT):
+        # Anything written under results/ (runs/, calibration/) is reference material.
+        results_dir = os.path.join(REPO, "results") + os.sep
+        if not self.plan.resume_dir and (os.path.abspath(self.plan.out_parent) + os.sep).startswith(results_dir):
             refusal = envinfo.dirty_refusal(envinfo.git_info(REPO), self.plan.allow_dirty)
             if refusal:
-                raise PlanError(f"refusing a reference run into {_rel(DEFAULT_OUT)}: {refusal}")
+                raise PlanError(f"refusing a reference run into {_rel(self.plan.out_parent)}: {refusal}")
         if self.plan.has_wrk:
             self.wrk_bin = self.client_host.which(self.plan.wrk_name)
             if self.wrk_bin is None:

@@ -473,9 +473,10 @@ class Analysis:
                         by = None
                     else:
                         dec, by = deciding.decision, deciding.spec.metric
-                    first_ci = results[0].primary.ci if results and results[0].primary else None
-                    mag = magnitude_check(first_ci, pr) if d.metrics[0].metric == "req_per_s" else (
-                        magnitude_check(first_ci, pr) if pr is not None else "no published magnitude")
+                    # Published magnitudes are req/s ratios: checked against the measured req/s effect.
+                    rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
+                    rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
+                    mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
                     f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag))
         f.overall = combine(f.lines)
         return f

@@ -618,7 +618,15 @@ class SshHost(LocalHost):
         return int(r.stdout.strip())
 
     def describe(self) -> dict:
-        return {"spec": self.name, "kind": "ssh", "address": self.client_address}
+        """The topology entry, with the remote machine's fingerprint (hostname, kernel, CPU)."""
+        d = {"spec": self.name, "kind": "ssh", "address": self.client_address}
+        r = self.run(["sh", "-c", "hostname; uname -r; nproc; grep -m1 '^model name' /proc/cpuinfo | "
+                      "cut -d: -f2-"], check=False)
+        lines = [ln.strip() for ln in r.stdout.splitlines()]
+        if r.returncode == 0 and len(lines) >= 3:
+            d["env"] = {"hostname": lines[0], "kernel": lines[1], "cpu_count": int(lines[2]),
+                        "cpu_model": lines[3] if len(lines) > 3 else None}
+        return d
 
 
 def parse_host(spec: str | None) -> LocalHost:

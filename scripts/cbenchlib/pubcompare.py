@@ -93,7 +93,9 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     matched_keys = {r.key for (lab, _g), rows in idx.by_label.items() if lab in pub_labels for r in rows}
     extra = [r for r in run.rows.values() if r.key not in matched_keys]
 
-    out += [f"{h}# req/s ({lat_name}): published, and this run on the same columns", ""]
+    has_latency = any(c is not None and c.latency_text for p in pub.rows for c in p.cells)
+    out += [f"{h}# req/s ({lat_name}): published, and this run on the same columns" if has_latency else
+            f"{h}# req/s: published (no latency published), and this run on the same columns", ""]
     if latency != "max":
         out += [f"The published cells keep their own latency (believed to be wrk's maximum); this run's"
                 f" cells show the {latency}.", ""]
@@ -198,6 +200,13 @@ def _rel(path: str) -> str:
     return os.path.relpath(absd, REPO_ROOT) if absd.startswith(REPO_ROOT + os.sep) else path
 
 
+def _line_name(ln) -> str:
+    """A comparison named by its rows' labels (the same on every machine), not their keys."""
+    def side(r):
+        return f"{r.label or r.key}{' --gvl' if r.gvl else ''}"
+    return f"{side(ln.a)} / {side(ln.b)}"
+
+
 def render_replication(runs: list[Run], pub: Published, heading_level: int = 1) -> str:
     """The same published findings judged separately on each run (one machine each), side by side:
     verdict, effect and interval per machine at the primary point. Numbers are never pooled: each
@@ -225,20 +234,19 @@ def render_replication(runs: list[Run], pub: Published, heading_level: int = 1) 
         names = []
         for _r, an in analyses:
             for ln in an.findings[k].lines:
-                nm = f"{ln.a.label or ln.a.key}{' --gvl' if ln.a.gvl else ''} / {ln.b.label or ln.b.key}{' --gvl' if ln.b.gvl else ''}"
-                if nm not in names:
-                    names.append(nm)
+                if _line_name(ln) not in names:
+                    names.append(_line_name(ln))
         for nm in names:
             cells = []
             for _r, an in analyses:
-                ln = next((x for x in an.findings[k].lines
-                           if f"{x.a.label or x.a.key}{' --gvl' if x.a.gvl else ''} / {x.b.label or x.b.key}{' --gvl' if x.b.gvl else ''}" == nm), None)
+                ln = next((x for x in an.findings[k].lines if _line_name(x) == nm), None)
                 if ln is None:
                     cells.append(findings.NO_DATA)
                     continue
                 ci = ln.decision.ci
                 by = findings.METRICS[ln.decided_by][1] if ln.decided_by else "—"
-                cells.append(f"**{ln.decision.word}** {findings.fmt_ci(ci)} ({by})" if ci else f"**{ln.decision.word}**")
+                word = f"**{ln.decision.word}**"
+                cells.append(f"{word} {findings.fmt_ci(ci)} ({by})" if ci else word)
             out.append(f"| {nm} | " + " | ".join(cells) + " |")
         out.append("")
         out.append("Verdict per run: " + "; ".join(f"run {i + 1}: {an.findings[k].overall.word}"

@@ -153,6 +153,8 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     if not run_dir:
         return placeholder(name, sec)
     full = run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir)
+    if is_calibration_dir(full):
+        return calibration_text(full, os.path.relpath(os.path.abspath(full), os.path.abspath(root)))
     try:
         run = load_run(full)
     except RunError as exc:
@@ -161,8 +163,6 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
         raise ReportError(f"section {name}: {run_dir} is synthetic test data (meta.json \"synthetic\": true);"
                           " fixtures never go into REPORT.md")
     rel = os.path.relpath(os.path.abspath(run.dir), os.path.abspath(root))
-    if name == "calibration" or (sec or {}).get("scenario") == "calibrate":
-        return calibration_text(run, rel)
     ensure_charts(run)
     if micro.is_micro_run(run):
         return micro.section_body(run, rel, chart_links(run, link_prefix=f"{rel}/"))
@@ -178,24 +178,46 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-CALIBRATION_FILES = ("calibration.md", "report.md", "calibration.txt", "summary.txt")
+def is_calibration_dir(path: str) -> bool:
+    """A `cbench calibrate` directory: calibration.json and the trials' sweep runs under runs/."""
+    return os.path.exists(os.path.join(path, "calibration.json"))
 
 
-def calibration_text(run: Run, rel: str) -> str:
-    """The calibration section: the A/A false-positive and A/B detection lines of a
-    `cbench calibrate` run, quoted from the summary it wrote (whichever of CALIBRATION_FILES
-    exists first), so that no rate is retyped."""
-    for name in CALIBRATION_FILES:
-        path = os.path.join(run.dir, name)
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as f:
-            lines = [ln.rstrip() for ln in f if re.search(r"A/A|A/B|false.positive|detect|power", ln, re.I)]
-        if lines:
-            return (f"From run directory `{rel}/` (`{name}`, quoted as written; regenerate with"
-                    " `make report`):\n\n" + "\n".join(lines) + "\n")
-    raise ReportError(f"section calibration: {rel} has none of {', '.join(CALIBRATION_FILES)} with"
-                      " A/A or A/B lines (is it a `cbench calibrate` run?)")
+def calibration_runs(path: str) -> list[str]:
+    d = os.path.join(path, "runs")
+    return sorted(os.path.join(d, n) for n in os.listdir(d)) if os.path.isdir(d) else []
+
+
+def _rate(entry: dict) -> str:
+    k, n = entry["k"], entry["n"]
+    lo, hi = entry["ci"]
+    return f"{k} of {n} ({k / n:.0%}; 95% Clopper-Pearson interval {lo:.0%} to {hi:.0%})"
+
+
+def calibration_text(cal_dir: str, rel: str) -> str:
+    """The calibration section, every figure read from CAL_DIR/calibration.json."""
+    import json
+    try:
+        with open(os.path.join(cal_dir, "calibration.json"), encoding="utf-8") as f:
+            c = json.load(f)
+        fp = c["aa_false_positive"]
+        det = {k[len("ab_detection_B"):]: v for k, v in c.items() if k.startswith("ab_detection_B")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ReportError(f"section calibration: {rel}/calibration.json unreadable ({exc})")
+    hand = c.get("handicaps_ns", {})
+    out = [f"Every number in this section comes from `{rel}/calibration.json` (regenerate with"
+           " `make report`).", "",
+           f"- The row's server CPU per request at the calibration point: {c['cpu_us_per_req']:.2f} µs;"
+           " handicaps " + ", ".join(f"{k} = {v} ns" for k, v in hand.items()) + ".",
+           f"- Design: {c['trials']} trials, {c['repetitions']} repetitions of {c['duration_s']} s per row"
+           " and trial (the sweep's default design).",
+           f"- A/A false-positive rate (any verdict but undecided on the same server twice): {_rate(fp)}."]
+    for pct in sorted(det, key=int):
+        out.append(f"- A/B detection rate at +{pct}% CPU per request (verdict supported): {_rate(det[pct])}.")
+    smallest = [int(p) for p in sorted(det, key=int) if det[p]["k"] / det[p]["n"] >= 0.8]
+    out.append("- The smallest handicap detected in at least 80% of trials: "
+               + (f"+{smallest[0]}%." if smallest else "none of those tried."))
+    return "\n".join(out) + "\n"
 
 
 def render_template(template_text: str, config: dict, allow_synthetic: bool = False,

@@ -524,6 +524,12 @@ def check_reference_set(config: dict, root: str, run_loader=load_run) -> list[st
         if not d:
             continue
         full = d if os.path.isabs(d) else os.path.join(root, d)
+        from . import reportgen
+        if reportgen.is_calibration_dir(full):  # its trials' sweeps carry the env
+            runs = reportgen.calibration_runs(full)
+            if not runs:
+                raise TemplateError(f"section {name}: {d} has no sweep runs under runs/")
+            full = runs[0]
         try:
             r = run_loader(full)
         except RunError as exc:

@@ -15,7 +15,7 @@ max_repetitions, and asks for blocks until the rows have that many. Stopping as 
 running interval happens to be narrow would stop exactly where the spread was underestimated by
 chance, and such intervals under-cover (the simulation showed 92% coverage with outliers); a
 count fixed by the pilot does not chase the noise. The simulation test
-(tests/report/test_simulation.py) checks the resulting error rates and coverage.
+(tests/report/simulation_judging.py, ctest report_simulation) checks the resulting error rates and coverage.
 
 Which intervals: with a published table, each declared finding's comparisons at their primary
 load point, on the metric that decides there (findings.py); a comparison where no declared metric

@@ -22,6 +22,12 @@ from common import CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
 
+def skip_if_elsewhere():
+    """harness_unit sets CBENCH_SKIP_MULTIHOST: these tests run once, as harness_multihost."""
+    if os.environ.get("CBENCH_SKIP_MULTIHOST"):
+        raise unittest.SkipTest("runs as its own ctest test (harness_multihost, make test-multihost)")
+
+
 def ip(*args, check=True):
     return subprocess.run([IP] + list(args), capture_output=True, text=True, timeout=30, check=check)
 
@@ -83,6 +89,7 @@ class Topology:
 class AcrossNamespaces(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        skip_if_elsewhere()
         cls.topo = Topology()
         why = cls.topo.create()
         if why:
@@ -204,6 +211,7 @@ class OverSsh(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        skip_if_elsewhere()
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         if not os.path.exists(sshd):
             print("test_multihost: ssh skipped: no sshd (scripts/deps.sh installs openssh-server)",
@@ -232,7 +240,7 @@ class OverSsh(unittest.TestCase):
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
             cls.sshd = subprocess.Popen([IP, "netns", "exec", cls.topo.server_ns, sshd, "-D", "-e",
                                          "-f", os.path.join(k, "sshd_config")],
-                                        stdout=subprocess.DEVNULL, stderr=open(os.path.join(k, "sshd.log"), "wb"),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
             cls.ssh_opts = (f"-i {k}/client_key -o UserKnownHostsFile=/dev/null "
                             "-o StrictHostKeyChecking=no -o LogLevel=ERROR")
@@ -285,6 +293,7 @@ class OverSsh(unittest.TestCase):
         with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
             points = {p["load"]["key"]: p for p in map(json.loads, f)}
         self.assertEqual(meta["topology"]["server"]["kind"], "ssh")
+        self.assertEqual(meta["topology"]["server"]["env"]["kernel"], os.uname().release)
         self.assertEqual(meta["topology"]["server"]["address"], self.topo.server_addr)
         p = points["-t1 -c4"]
         self.assertEqual(p["status"], "ok", p["failure"])
@@ -324,6 +333,24 @@ class OverSsh(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn(f"ssh://nobody@{self.topo.server_ssh_addr}: cannot connect over ssh", r.stderr)
         self.assertFalse(os.path.exists(self.out))
+
+
+class TopologyIsPartOfTheEnvironment(unittest.TestCase):
+    """compare refuses to mix runs measured across namespaces with loopback runs (no namespaces
+    needed: two runs in memory)."""
+
+    def test_compare_refuses_a_different_topology(self):
+        from cbenchlib import runcompare, runload
+        env = {"cpu_model": "x", "cpu_count": 2, "kernel": "k", "compiler": "c",
+               "server_cpus": "0", "client_cpus": "1"}
+        old = runload.Run("old", {"env": dict(env)}, [], False)  # before env.topology existed
+        loop = runload.Run("loop", {"env": dict(env, topology="loopback")}, [], False)
+        ns = runload.Run("ns", {"env": dict(env, topology="across-namespaces")}, [], False)
+        self.assertEqual(runcompare.env_differences(old, loop), [])
+        self.assertEqual(runcompare.env_differences(loop, ns),
+                         [("topology", "loopback", "across-namespaces")])
+        self.assertEqual(runcompare.env_differences(old, ns),
+                         [("topology", "loopback", "across-namespaces")])
 
 
 if __name__ == "__main__":

@@ -42,6 +42,27 @@ class PlotAndReportTest(unittest.TestCase):
             self.assertIn("<svg", text, svg)
             self.assertIn("20260101T000000Z-ever-table-synthetic", text, "footer names the run")
 
+    def test_no_two_rows_look_alike_and_families_share_a_colour(self):
+        from cbenchlib import charts, runload
+        run = runload.load_run(self.run_dir)
+        cs = charts.ChartSet(run, out_dir=os.path.join(self.tmp, "unused"))
+        looks = [(cs.colors[k], str(cs.styles[k]), cs.markers[k]) for k in run.rows]
+        self.assertEqual(len(set(looks)), len(looks), "two rows are drawn alike")
+        by_family = {}
+        for k, r in run.rows.items():
+            by_family.setdefault(charts.family(r), set()).add(cs.colors[k])
+        self.assertTrue(all(len(c) == 1 for c in by_family.values()), by_family)
+        self.assertGreater(len({next(iter(c)) for c in by_family.values()}), 1)
+        rc, out, err = self.plot
+        self.assertIn("rps-by-family-root", out)
+
+    def test_interval_of_repetitions(self):
+        from cbenchlib import charts
+        lo, hi = charts.interval_of([100.0, 110.0, 105.0])
+        self.assertLess(lo, 105.0)
+        self.assertGreater(hi, 105.0)
+        self.assertIsNone(charts.interval_of([100.0]))
+
     def test_report_md(self):
         rc, out, err = cbench("report", self.run_dir)
         self.assertEqual(rc, 0, err)

@@ -233,12 +233,45 @@ class TemplateTest(unittest.TestCase):
             reporttpl.check_reference_set(cfg, REPO)
         self.assertIn("different machines", str(cm.exception))
 
+    def _calibration_dir(self, commit=None):
+        tmp = tempfile.mkdtemp(prefix="cbench-cal-")
+        self.addCleanup(shutil.rmtree, tmp)
+        cal = os.path.join(tmp, "20261201T000000Z-calibrate")
+        run = copy_run(self.run_dir, os.path.join(cal, "runs", "trial0"), lambda p: p)
+        if commit:
+            meta = json.loads(read(os.path.join(run, "meta.json")))
+            meta["env"]["git_commit"] = commit
+            with open(os.path.join(run, "meta.json"), "w") as f:
+                json.dump(meta, f)
+        with open(os.path.join(cal, "calibration.json"), "w") as f:
+            json.dump({"cpu_us_per_req": 17.71, "handicaps_ns": {"5%": 886, "10%": 1771}, "trials": 10,
+                       "repetitions": 3, "duration_s": 1,
+                       "aa_false_positive": {"k": 1, "n": 10, "ci": [0.0025, 0.445]},
+                       "ab_detection_B5": {"k": 4, "n": 10, "ci": [0.12, 0.74]},
+                       "ab_detection_B10": {"k": 9, "n": 10, "ci": [0.55, 0.997]}}, f)
+        return cal
+
+    def test_calibration_section_quotes_its_file(self):
+        cfg = copy.deepcopy(self.config)
+        cfg["calibration"]["run"] = self._calibration_dir()
+        new, _ = reportgen.render_template(read(TEMPLATE), cfg)
+        self.assertIn("A/A false-positive rate (any verdict but undecided on the same server twice): 1 of 10"
+                      " (10%; 95% Clopper-Pearson interval 0% to 44%)", new)
+        self.assertIn("A/B detection rate at +10% CPU per request (verdict supported): 9 of 10", new)
+        self.assertIn("in at least 80% of trials: +10%.", new)
+        cfg["calibration"]["run"] = self._calibration_dir(commit="0" * 40)
+        with self.assertRaises(reportgen.ReportError) as cm:
+            reportgen.render_template(read(TEMPLATE), cfg)
+        self.assertIn("2 commits", str(cm.exception))
+
     def test_sections_without_a_run_say_so(self):
         new, _ = reportgen.render_template(read(TEMPLATE), self.config)
         self.assertIn("_Not yet remade on this machine._ The run of scenario `connections` kept in"
                       " `results/runs/20261122T072357Z-connections/`", new)
         self.assertNotIn("have not been made yet", new)
         self.assertNotIn("bootstrap interval", new)
+        cal = new.split("<!-- BEGIN GENERATED: calibration -->", 1)[1]
+        self.assertTrue(cal.startswith("\n_Not yet run._"), cal[:200])
 
 
 if __name__ == "__main__":

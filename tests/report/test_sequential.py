@@ -8,7 +8,7 @@ import unittest
 
 import helpers  # noqa: F401
 from cbenchlib import sequential
-from test_simulation import LOAD, PUB, pt
+from simulation_judging import LOAD, PUB, pt
 
 
 class SequentialTest(unittest.TestCase):

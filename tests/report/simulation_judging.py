@@ -41,7 +41,7 @@ OUTLIER_P = 0.05
 SEED = 20261201
 
 PUB = {
-    "name": "sim", "title": "simulated", "provenance": {"source": "test_simulation.py"},
+    "name": "sim", "title": "simulated", "provenance": {"source": "simulation_judging.py"},
     "columns": ["-t4 -c64"],
     "rows": [{"label": "sim a", "family": "sim", "cells": ["30000"]},
              {"label": "sim b", "family": "sim", "cells": ["40000"]}],
