@@ -30,7 +30,7 @@
 // Idle timeout: watch_idle() sleeps until the connection's deadline, which serve() moves forward
 //   on each completed request (a store, no timer operation per request); at the deadline it
 //   closes the socket, which ends serve()'s pending read with operation_aborted.
-// EMFILE: listen() gets no_descriptors and waits kAcceptRetryDelay before accepting again.
+// EMFILE: listen() gets no_descriptors and waits net::kAcceptRetryDelay before accepting again.
 // Stop: Control::on_stop calls io_context::stop(); every run() returns after the handler in hand
 //   (at worst a /sleep of kMaxSleepMs); run() joins the threads, and destroying the io_context
 //   destroys the suspended coroutine frames, which closes their sockets.
@@ -62,6 +62,7 @@
 
 #include "backends/asio/asio_common.h"
 #include "backends/http/pump.h"
+#include "backends/net/accept.h"
 #include "backends/http/limits.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -76,11 +77,6 @@ using asio::use_awaitable;
 using asio::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
-
-// Back-off after accept fails for lack of descriptors (or another non-transient error), so the
-// listener neither spins nor dies. Long enough for some connections to close, short next to a
-// benchmark's seconds.
-constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
 using asio_common::Socket;
 using asio_common::Strand;
@@ -154,7 +150,7 @@ awaitable<void> listen(asio::io_context& io, tcp::acceptor& acceptor, std::chron
     if (ec == asio::error::operation_aborted) co_return;  // the acceptor is closing
     if (ec == asio::error::connection_aborted) continue;  // that client left
     // Out of descriptors (no_descriptors, no_buffer_space, no_memory) or worse: pause.
-    retry_timer.expires_after(kAcceptRetryDelay);
+    retry_timer.expires_after(net::kAcceptRetryDelay);
     co_await retry_timer.async_wait(redirect_error(use_awaitable, ec));
   }
 }

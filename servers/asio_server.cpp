@@ -30,7 +30,7 @@
 //   the timer, when it fires, closes the connection if the deadline has passed and otherwise
 //   waits again until the new deadline: one wake-up per idle-timeout period per connection,
 //   instead of a cancel and a re-arm per request.
-// EMFILE: the accept handler gets no_descriptors and waits kAcceptRetryDelay on a timer before
+// EMFILE: the accept handler gets no_descriptors and waits net::kAcceptRetryDelay on a timer before
 //   accepting again; no spin, no exit.
 // Stop: Control::on_stop calls io_context::stop() (thread-safe, non-blocking); every run()
 //   returns after the handler in hand (at worst a /sleep of kMaxSleepMs); run() joins the threads,
@@ -59,6 +59,7 @@
 
 #include "backends/asio/asio_common.h"
 #include "backends/http/pump.h"
+#include "backends/net/accept.h"
 #include "backends/http/limits.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -70,11 +71,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
-
-// Back-off after accept fails for lack of descriptors (or another non-transient error), so the
-// acceptor neither spins nor dies. Long enough for some connections to close, short next to a
-// benchmark's seconds.
-constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
 using asio_common::Socket;
 using asio_common::Strand;
@@ -191,7 +187,7 @@ class Server {
     if (ec == asio::error::operation_aborted) return;  // the acceptor is closing
     if (ec == asio::error::connection_aborted) return start_accept();  // that client left
     // Out of descriptors (no_descriptors, no_buffer_space, no_memory) or worse: pause.
-    retry_timer_.expires_after(kAcceptRetryDelay);
+    retry_timer_.expires_after(net::kAcceptRetryDelay);
     retry_timer_.async_wait([this](const error_code& wait_ec) {
       if (!wait_ec) start_accept();
     });

@@ -22,7 +22,8 @@
 //   one that trickles a request within two) and SO_SNDTIMEO there too, so a client
 //   that stops reading holds a worker for at most about two timeouts, not forever (a blocked send
 //   returns what it sent when the timeout expires, and the next one fails).
-// EMFILE: the worker sleeps kAcceptRetryDelay and accepts again; no spin, no exit.
+// EMFILE: the worker sleeps net::kAcceptRetryDelay (accept_back_off) and accepts again; no spin,
+//   no exit.
 // Stop: the listener is shut down (every blocked accept returns EINVAL) and so is every connection
 //   being served (their reads return 0, their writes EPIPE); the workers finish the request in
 //   hand, at worst a /sleep of kMaxSleepMs, and run() joins them. Connections still waiting in the
@@ -41,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/net/accept.h"
 #include "backends/net/blocking_session.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
@@ -49,11 +51,6 @@
 namespace {
 
 using namespace cb;
-
-// Back-off after accept fails for lack of descriptors (or another non-transient error), so the
-// worker neither spins nor dies. Long enough for some connections to close, short next to a
-// benchmark's seconds.
-constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
 // The connection each worker is serving, so that a stop can shut them down. A worker registers
 // its connection before serving and clears it before closing it, both under the lock, so a stop
@@ -97,14 +94,13 @@ void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& servi
   // Per-thread buffers: one connection at a time, so this is also per connection.
   auto scratch = std::make_unique<http::PumpScratch>();
   while (!serving.stopping()) {
-    int fd = net::accept_connection(listen_fd, /*nonblocking=*/false);
-    if (fd < 0) {
-      // ECONNABORTED: that client left; the next accept may succeed. EINVAL after the stop's
-      // shutdown: the loop condition ends it. Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM):
-      // back off rather than spin.
-      if (errno != ECONNABORTED && !serving.stopping()) std::this_thread::sleep_for(kAcceptRetryDelay);
+    net::Accepted a = net::accept_connection(listen_fd, /*nonblocking=*/false);
+    if (a.status == net::accept_status::stopped) break;  // the stop's shutdown of the listener
+    if (a.status != net::accept_status::ok) {
+      net::accept_back_off(a.status);  // sleeps only when out of descriptors; else that client left
       continue;
     }
+    const int fd = a.fd;
     if (!serving.begin(worker, fd)) {
       net::close_fd(fd);
       break;
@@ -140,5 +136,5 @@ int run(const server::Options& opt, server::Control& control) {
 }  // namespace
 
 CBENCH_REGISTER_MODEL(blocking_pool, "blocking-pool",
-                      "[bounded] N threads, each accepting and serving one connection at a time with blocking I/O (Unicorn, Puma, Apache)",
-                      server::ListenerLayout::one, &run)
+                      "N threads, each accepting and serving one connection at a time with blocking I/O (Unicorn, Puma, Apache)",
+                      server::ListenerLayout::one, &run, {.bounded = true})

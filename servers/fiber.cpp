@@ -44,6 +44,7 @@
 
 #include "backends/fiber/sanitizer_switch.h"
 #include "backends/http/pump.h"
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/socket.h"
 #include "backends/server/counters.h"
@@ -56,9 +57,7 @@ using namespace cb;
 namespace ctx = boost::context;
 using server::Counter;
 
-constexpr auto kSweepEvery = std::chrono::milliseconds(250);  // idle sweeps; timeouts are seconds
 constexpr int kMaxEvents = 256;           // per epoll_wait; the rest come back in the next round
-constexpr int kMaxAcceptsPerEvent = 64;   // bound per listener event, so connects cannot starve I/O
 
 struct Conn : net::IdleNode {
   explicit Conn(int fd_) : fd(fd_) {}
@@ -110,10 +109,10 @@ class Scheduler {
       return;
     }
     epoll_event events[kMaxEvents];
-    auto next_sweep = net::Clock::now() + kSweepEvery;
+    auto next_sweep = net::Clock::now() + net::kSweepPeriod;
     bool stopping = false;
     while (!stopping) {
-      int n = epoll_wait(epfd_, events, kMaxEvents, static_cast<int>(kSweepEvery.count()));
+      int n = epoll_wait(epfd_, events, kMaxEvents, static_cast<int>(net::kSweepPeriod.count()));
       server::count(Counter::poll_rounds);
       for (int i = 0; i < n; ++i) {
         void* tag = events[i].data.ptr;
@@ -127,7 +126,7 @@ class Scheduler {
       auto now = net::Clock::now();
       if (now >= next_sweep) {
         on_sweep(now);
-        next_sweep = now + kSweepEvery;
+        next_sweep = now + net::kSweepPeriod;
       }
     }
     while (net::IdleNode* n = idle_.expired(net::Clock::time_point::max())) cancel(static_cast<Conn*>(n));
@@ -143,18 +142,14 @@ class Scheduler {
   bool watch_listener() { return add(listen_fd_, EPOLLIN, &listen_fd_); }
 
   void on_accept() {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-      if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);  // retried at the next sweep
-          accept_paused_ = true;
-        }
-        return;
-      }
+    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
       server::count(Counter::accepts);
       net::set_nodelay(fd);
       start(new Conn(fd));
+    });
+    if (end == net::accept_status::out_of_descriptors) {
+      (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);  // retried at the next sweep
+      accept_paused_ = true;
     }
   }
 

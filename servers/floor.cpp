@@ -6,7 +6,7 @@
 // the same canned bytes, all the answers to one read gathered into one send. It parses nothing
 // (no method, path, header or body: any request gets the hello response, and a request with a
 // body would be answered wrongly), enforces no limit and has no idle timeout, so it is excluded
-// from the conformance gate (its --list summary starts with "[instrument]") and tables label it
+// from the conformance gate (it registers with the instrument trait, which --list prints) and tables label it
 // as an instrument. What it measures: the cost of epoll_wait + read + send per batch on this
 // kernel, which no model can go below. A model's distance from it is the cost of its parsing,
 // handler and concurrency model.
@@ -30,6 +30,7 @@
 
 #include "backends/http/codec.h"
 #include "backends/http/handler.h"
+#include "backends/net/accept.h"
 #include "backends/net/reactor.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
@@ -42,9 +43,6 @@ using namespace cb;
 // One read per readiness event into this buffer: larger than any batch wrk sends to a connection
 // at pipelining depth 16 (16 x ~60 bytes), and a full buffer just leaves the socket readable.
 constexpr std::size_t kReadBufferBytes = 64 * 1024;
-// Accepts per readiness event of a listener, as in net::ReactorServer: bounds the time one burst
-// of connects can keep the thread from serving established connections.
-constexpr int kMaxAcceptsPerEvent = 64;
 // Reactor tick: how stale the canned Date may get (it is re-made when the second changes), and
 // how soon a listener paused on EMFILE is watched again.
 constexpr std::chrono::milliseconds kTick{200};
@@ -128,25 +126,21 @@ class FloorLoop final : public net::Reactor::Handler {
 
   // The listener is readable: accept a bounded batch.
   bool on_readable() override {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-      if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          reactor_.remove(listen_fd_);  // stop spinning on a readable listener until the next tick
-          accept_paused_ = true;
-        }
-        break;
-      }
+    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
       net::set_nodelay(fd);
       auto* c = new Connection(*this, fd);
       if (!reactor_.add(fd, c, true, false)) {
         net::close_fd(fd);
         delete c;
-        continue;
+        return;
       }
       c->next = head_;
       if (head_ != nullptr) head_->prev = c;
       head_ = c;
+    });
+    if (end == net::accept_status::out_of_descriptors) {
+      reactor_.remove(listen_fd_);  // stop spinning on a readable listener until the next tick
+      accept_paused_ = true;
     }
     return true;
   }
@@ -267,6 +261,6 @@ int run(const server::Options&, server::Control& control) {
 }  // namespace
 
 CBENCH_REGISTER_MODEL(floor_instrument, "floor",
-                      "[instrument] syscall floor, not a model: one epoll thread per --threads counts request "
+                      "syscall floor, not a model: one epoll thread per --threads counts request "
                       "terminators and sends the canned GET / bytes for each, a read's answers in one send; no parsing",
-                      server::ListenerLayout::per_thread, &run)
+                      server::ListenerLayout::per_thread, &run, {.instrument = true})

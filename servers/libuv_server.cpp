@@ -46,6 +46,7 @@
 
 #include "backends/http/limits.h"
 #include "backends/http/pump.h"
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -54,9 +55,8 @@ namespace {
 
 using namespace cb;
 
-// Idle sweeps and listener retries run this often. Coarse on purpose: a wake-up 4 times a second
-// costs nothing measurable, and timeouts are seconds long.
-constexpr std::uint64_t kTickMs = 250;
+// Idle sweeps and listener retries (net::kSweepPeriod, as every loop-based model).
+constexpr std::uint64_t kTickMs = std::chrono::milliseconds(net::kSweepPeriod).count();
 
 class Loop;
 

@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "backends/loop/pull_loop.h"
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -30,10 +31,6 @@ using namespace cb;
 // Keys: connections use their (8-byte aligned) address; small odd constants cannot collide.
 constexpr loop::Key kAcceptKey = 1;
 constexpr loop::Key kSweepKey = 3;
-// Idle sweeps and accept retries run this often; timeouts are seconds long.
-constexpr auto kSweepEvery = std::chrono::milliseconds(250);
-// Connections accepted per readiness of the listener, so a connect storm cannot starve clients.
-constexpr int kMaxAcceptsPerEvent = 64;
 
 struct Conn : net::IdleNode {
   explicit Conn(int fd) : session(fd) {}
@@ -51,7 +48,7 @@ class Server {
   int run(server::Control& control) {
     if (!net::set_nonblocking(listen_fd_) ||
         loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) != loop::WatchStatus::ok ||
-        loop_->watch_timer(kSweepKey, kSweepEvery, kSweepEvery) != loop::WatchStatus::ok) {
+        loop_->watch_timer(kSweepKey, net::kSweepPeriod, net::kSweepPeriod) != loop::WatchStatus::ok) {
       std::fprintf(stderr, "cbench-server: pull-loop: unable to watch the listener\n");
       return 1;
     }
@@ -67,21 +64,16 @@ class Server {
 
  private:
   void on_accept() {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-      if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          // Out of descriptors: the listener stays readable, so stop watching it until the next
-          // sweep instead of spinning.
-          (void)loop_->unwatch(kAcceptKey);
-          accept_paused_ = true;
-        }
-        return;
-      }
+    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
       net::set_nodelay(fd);
       auto* c = new Conn(fd);
       idle_.touch(*c, net::Clock::now());
       arm(c, net::want::read);
+    });
+    if (end == net::accept_status::out_of_descriptors) {
+      // The listener stays readable: stop watching it until the next sweep instead of spinning.
+      (void)loop_->unwatch(kAcceptKey);
+      accept_paused_ = true;
     }
   }
 
@@ -145,8 +137,7 @@ class Server {
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  auto backend = loop::parse_backend(opt.backend);
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(*backend)));
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(opt.backend)));
   return server->run(control);
 }
 

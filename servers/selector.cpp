@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -40,7 +41,7 @@ namespace {
 using namespace cb;
 using server::Counter;
 
-constexpr double kSweepEverySeconds = 0.25;  // idle sweeps; timeouts are seconds
+constexpr double kSweepEverySeconds = std::chrono::duration<double>(net::kSweepPeriod).count();  // libev's unit
 
 struct Conn : net::IdleNode {
   explicit Conn(int fd) : session(fd) {}
@@ -91,14 +92,15 @@ class Server {
   }
 
   void on_accept() {
-    int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+    net::Accepted a = net::accept_connection(listen_fd_, /*nonblocking=*/true);
+    if (a.status != net::accept_status::ok) {
+      if (a.status == net::accept_status::out_of_descriptors) {
         ev_io_stop(loop_, &accept_w_);  // retried at the next sweep instead of spinning
         accept_paused_ = true;
       }
       return;
     }
+    const int fd = a.fd;
     server::count(Counter::accepts);
     net::set_nodelay(fd);
     auto* c = new Conn(fd);

@@ -78,6 +78,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -92,7 +93,7 @@ namespace {
 using namespace cb;
 using server::Counter;
 
-constexpr double kSweepEverySeconds = 0.25;  // idle sweeps; timeouts are seconds
+constexpr double kSweepEverySeconds = std::chrono::duration<double>(net::kSweepPeriod).count();  // libev's unit
 // Dispatches of one connection in flight at once (the first and one duplicate). The Ruby original
 // has no bound, but its loop runs only when it holds the GVL, and the FIFO hand-off lets a worker
 // run between two of its rounds, so a connection rarely has more than two. A C++ loop without the
@@ -302,14 +303,15 @@ class Server {
 
   // `server.accept` once, `conn.monitor(:r)`.
   void on_accept() {
-    int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+    net::Accepted a = net::accept_connection(listen_fd_, /*nonblocking=*/true);
+    if (a.status != net::accept_status::ok) {
+      if (a.status == net::accept_status::out_of_descriptors) {
         ev_io_stop(loop_, &accept_w_);
         accept_paused_ = true;
       }
       return;
     }
+    const int fd = a.fd;
     server::count(Counter::accepts);
     net::set_nodelay(fd);
     auto* c = new Conn(fd);

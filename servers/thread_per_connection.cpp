@@ -22,6 +22,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "backends/net/accept.h"
 #include "backends/net/blocking_session.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
@@ -32,8 +33,6 @@ using namespace cb;
 
 // How long a stop waits for connection threads to finish their current response.
 constexpr auto kStopWait = std::chrono::seconds(2);
-// Back-off after accept fails for lack of descriptors, so the loop neither spins nor dies.
-constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
 // The open connections, so that a stop can shut them down and wait for their threads.
 class Connections {
@@ -78,13 +77,13 @@ int run(const server::Options& opt, server::Control& control) {
   const int idle_timeout_ms = opt.idle_timeout_ms;
 
   while (!control.stopping()) {
-    int fd = net::accept_connection(listen_fd, /*nonblocking=*/false);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
-        std::this_thread::sleep_for(kAcceptRetryDelay);
-      }
-      continue;  // ECONNABORTED and friends: the next accept may succeed; a stop ends the loop
+    net::Accepted a = net::accept_connection(listen_fd, /*nonblocking=*/false);
+    if (a.status == net::accept_status::stopped) break;
+    if (a.status != net::accept_status::ok) {
+      net::accept_back_off(a.status);  // sleeps only when out of descriptors
+      continue;                        // that client left: the next accept may succeed
     }
+    const int fd = a.fd;
     net::set_nodelay(fd);
     if (!conns->add(fd)) {
       net::close_fd(fd);
@@ -104,7 +103,7 @@ int run(const server::Options& opt, server::Control& control) {
       // Out of threads (EAGAIN): refuse this connection rather than die.
       conns->remove(fd);
       net::close_fd(fd);
-      std::this_thread::sleep_for(kAcceptRetryDelay);
+      std::this_thread::sleep_for(net::kAcceptRetryDelay);
     }
   }
   conns->shutdown_all();

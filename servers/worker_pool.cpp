@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backends/loop/pull_loop.h"
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -43,8 +44,6 @@ constexpr loop::Key kSweepKey = 2;
 constexpr loop::Key kCmdMask = 7;
 enum Cmd : loop::Key { kReady = 0, kWatchRead = 1, kWatchWrite = 2, kClose = 3 };
 
-constexpr auto kSweepEvery = std::chrono::milliseconds(250);  // idle sweeps; timeouts are seconds
-constexpr int kMaxAcceptsPerEvent = 64;  // bound per listener event, so connects cannot starve I/O
 
 struct Conn : net::IdleNode {
   explicit Conn(int fd) : session(fd) {}
@@ -69,7 +68,7 @@ class Server {
   int run(server::Control& control) {
     if (!net::set_nonblocking(listen_fd_) ||
         loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) != loop::WatchStatus::ok ||
-        loop_->watch_timer(kSweepKey, kSweepEvery, kSweepEvery) != loop::WatchStatus::ok) {
+        loop_->watch_timer(kSweepKey, net::kSweepPeriod, net::kSweepPeriod) != loop::WatchStatus::ok) {
       std::fprintf(stderr, "cbench-server: worker-pool: unable to watch the listener\n");
       return 1;
     }
@@ -148,19 +147,15 @@ class Server {
   }
 
   void on_accept() {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-      if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          (void)loop_->unwatch(kAcceptKey);  // retried at the next sweep instead of spinning
-          accept_paused_ = true;
-        }
-        return;
-      }
+    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
       net::set_nodelay(fd);
       auto* c = new Conn(fd);
       idle_.touch(*c, net::Clock::now());
       arm(c);
+    });
+    if (end == net::accept_status::out_of_descriptors) {
+      (void)loop_->unwatch(kAcceptKey);  // retried at the next sweep instead of spinning
+      accept_paused_ = true;
     }
   }
 
@@ -213,8 +208,7 @@ class Server {
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  auto backend = loop::parse_backend(opt.backend);
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(*backend)));
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(opt.backend)));
   return server->run(control);
 }
 

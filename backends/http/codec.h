@@ -99,13 +99,15 @@ class Codec {
   int error_status_for_parser() const;
 
   http_parser parser_{};
+  std::string* out_ = nullptr;            // during feed(): where on_message_complete answers
+  std::size_t out_high_water_bytes_ = 0;  // during feed(): pause once out_ reaches it
+  std::uint32_t feed_responses_ = 0;      // during feed(): responses appended
   std::string target_;            // request target, accumulated across reads
   std::uint64_t body_bytes_ = 0;  // body bytes seen for the current request (chunked limit)
   std::uint64_t responses_total_ = 0;
   std::uint32_t header_bytes_ = 0;  // header fields of the current request (approximate: +4 per field)
   std::uint16_t error_status_ = 0;  // set by a callback that rejects the request
   bool in_message_ = false;
-  bool message_done_ = false;     // set by on_message_complete; the parser is paused there
   bool in_header_field_ = false;  // the last header callback was for a field name
   std::int8_t host_match_ = 0;    // chars of "host" matched in the current field name; -1: not Host
   std::uint8_t host_fields_ = 0;  // Host fields in the current request

@@ -1,5 +1,7 @@
 #include "backends/http/pump.h"
 
+#include <cstdio>
+
 namespace cb::http {
 
 // A std::string's capacity without a heap buffer (its small-string buffer).
@@ -39,7 +41,10 @@ void Pump::parse(std::string_view bytes) {
   backlog_.assign(rest);
 }
 
+void Pump::trace_write(std::size_t n) { std::fprintf(stderr, "cbench-server: pump write %zu\n", n); }
+
 pump_state Pump::consumed(std::size_t n) {
+  if (trace_writes_) [[unlikely]] trace_write(n);
   out_offset_ += n;
   if (out_offset_ >= out_.size()) drained();
   return state();

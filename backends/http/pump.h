@@ -111,6 +111,11 @@ class Pump {
   // Responses produced since construction.
   std::uint64_t responses_total() const { return codec_.responses_total(); }
 
+  // Debugging and the conformance suite (cbench-server --trace-writes): when on, every
+  // consumed(n) prints "cbench-server: pump write N" to stderr, so a test can see the write sizes
+  // a model produced without strace. Set before any connection is served; off by default.
+  static void trace_writes(bool on) { trace_writes_ = on; }
+
   // Heap bytes this connection holds beyond sizeof(Pump): buffer capacities.
   std::size_t held_bytes() const { return heap_bytes(out_) + heap_bytes(backlog_); }
 
@@ -120,6 +125,8 @@ class Pump {
   }
   void parse(std::string_view bytes);  // into out_; the unparsed tail goes to backlog_
   void drained();                      // out_ fully written: reset, release or parse the backlog
+  static void trace_write(std::size_t n);
+  static inline bool trace_writes_ = false;
 
   Codec codec_;
   std::string out_;             // staged responses (borrowed or own); [out_offset_, size) unwritten

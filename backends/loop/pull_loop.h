@@ -29,6 +29,7 @@
 // Construction failures (no epoll fd, no libev loop) throw std::system_error from make_pull_loop.
 #pragma once
 
+#include "backends/loop/backend.h"
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -57,8 +58,7 @@ enum class [[nodiscard]] WatchStatus : std::uint8_t {
   system_error,      // epoll_ctl refused the fd (errno says why); epoll backend only, see watch_io
 };
 
-// Which implementation runs the loop; chosen at run time (cbench-server --backend libev|epoll).
-enum class Backend : std::uint8_t { libev, epoll };
+// Which implementation runs the loop (Backend, backend.h) is chosen at run time.
 
 // Returns the backend named exactly "libev" or "epoll", or nullopt for any other text.
 std::optional<Backend> parse_backend(std::string_view name) noexcept;

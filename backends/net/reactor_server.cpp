@@ -1,21 +1,9 @@
 #include "backends/net/reactor_server.h"
 
-#include <cerrno>
-
+#include "backends/net/accept.h"
 #include "backends/net/socket.h"
 
 namespace cb::net {
-namespace {
-
-// Idle sweeps and accept retries run this often. Coarse on purpose: a wake-up 4 times a second
-// costs nothing measurable, and timeouts are seconds long.
-constexpr auto kTick = std::chrono::milliseconds(250);
-
-// Connections accepted per readiness event of the listener, so that a connect storm cannot
-// starve established connections.
-constexpr int kMaxAcceptsPerEvent = 64;
-
-}  // namespace
 
 // A connection: the NbSession pump plus its current epoll interest. State between callbacks lives
 // here and in the session ("writing backwards").
@@ -62,31 +50,26 @@ ReactorServer::~ReactorServer() {
 
 int ReactorServer::run() {
   if (!ok_) return 1;
-  reactor_.run(kTick, [this] { on_tick(); });
+  reactor_.run(kSweepPeriod, [this] { on_tick(); });
   while (IdleNode* n = idle_.expired(Clock::time_point::max())) close(static_cast<Connection*>(n));
   return 0;
 }
 
 bool ReactorServer::on_readable() {
-  for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-    int fd = accept_connection(listen_fd_, /*nonblocking=*/true);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        // Out of descriptors: the listener stays readable, so stop watching it until the next
-        // tick instead of spinning.
-        reactor_.remove(listen_fd_);
-        accept_paused_ = true;
-      }
-      break;
-    }
+  accept_status end = accept_batch(listen_fd_, [this](int fd) {
     set_nodelay(fd);
     auto* c = new Connection(*this, fd);
     if (!reactor_.add(fd, c, true, false)) {
       delete c;
       close_fd(fd);
-      continue;
+      return;
     }
     idle_.touch(*c, Clock::now());
+  });
+  if (end == accept_status::out_of_descriptors) {
+    // The listener stays readable: stop watching it until the next sweep instead of spinning.
+    reactor_.remove(listen_fd_);
+    accept_paused_ = true;
   }
   return true;
 }

@@ -31,7 +31,7 @@ class ReactorServer final : public Reactor::Handler {
   // Makes run() return soon. Thread-safe and non-blocking (an eventfd write).
   void stop() { reactor_.stop(); }
 
-  // The listener is readable: accepts a bounded batch (kMaxAcceptsPerEvent).
+  // The listener is readable: accepts a bounded batch (net::accept_batch).
   bool on_readable() override;
 
  private:

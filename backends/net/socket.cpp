@@ -112,14 +112,6 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-int accept_connection(int listen_fd, bool nonblocking) {
-  int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
-  for (;;) {
-    int fd = accept4(listen_fd, nullptr, nullptr, flags);
-    if (fd >= 0 || errno != EINTR) return fd;
-  }
-}
-
 std::string raise_nofile_limit() {
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return {};

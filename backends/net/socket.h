@@ -26,9 +26,6 @@ bool set_nonblocking(int fd);
 // Sets TCP_NODELAY: every model answers small responses that must not wait for Nagle.
 void set_nodelay(int fd);
 
-// accept4 with SOCK_CLOEXEC (and SOCK_NONBLOCK if asked), retrying EINTR. Returns -1 with errno set.
-int accept_connection(int listen_fd, bool nonblocking);
-
 // Raises the soft RLIMIT_NOFILE to the hard limit. Returns a human-readable note if it changed
 // something (empty otherwise).
 std::string raise_nofile_limit();

@@ -8,11 +8,14 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "backends/http/codec.h"
 #include "backends/http/handler.h"
+#include "backends/http/pump.h"
+#include "backends/loop/pull_loop.h"
 #include "backends/net/socket.h"
 #include "backends/server/cluster.h"
 #include "backends/server/counters.h"
@@ -28,10 +31,13 @@ constexpr const char* kUsage =
     "                     [--idle-timeout-ms MS] [--handicap-ns N] [--processes N] [--keepalive on|off]\n"
     "                     [--counters-out PATH] [--response standard|published]\n"
     "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
-    "       cbench-server --list\n"
+    "                     [--trace-writes]\n"
+    "       cbench-server --list   (one model a line: NAME<tab>TRAITS<tab>SUMMARY; TRAITS is\n"
+    "                               bounded, instrument, both joined by ',', or -)\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
     "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
     "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n"
+    "--trace-writes prints 'cbench-server: pump write N' to stderr for every write (tests).\n"
     "--processes N forks N workers of the model after listening (cluster mode; the readiness line\n"
     "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n";
 
@@ -73,6 +79,7 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
     else if (a == "--threads") o.threads = parse_int(a, value(), 1, 1024);
     else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
     else if (a == "--gvl") o.gvl = true;
+    else if (a == "--trace-writes") o.trace_writes = true;  // the conformance suite's shared-pump case
     else if (a == "--counters-out") mo.counters_out = value();
     else if (a == "--stack-kb") o.stack_kb = parse_int(a, value(), 16, 64 * 1024);
     else if (a == "--test-worker-delay-us") o.test_worker_delay_us = parse_int(a, value(), 0, 1'000'000);
@@ -94,8 +101,10 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       else if (q == "per-worker") o.queues = cb::server::QueueLayout::per_worker;
       else die_usage("--queues wants shared or per-worker, got '" + q + "'");
     } else if (a == "--backend") {
-      o.backend = value();
-      if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
+      std::string b = value();
+      std::optional<cb::loop::Backend> backend = cb::loop::parse_backend(b);
+      if (!backend) die_usage("--backend wants libev or epoll, got '" + b + "'");
+      o.backend = *backend;
     }
     // --- calibration handicap (issue 12, `cbench calibrate`): N ns of CPU per request ---
     else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
@@ -123,7 +132,8 @@ int main(int argc, char** argv) {
   Options opt = parse(argc, argv, list, mo);
   if (list) {
     for (const auto& m : cb::server::Registry::all())
-      std::printf("%.*s\t%.*s\n", int(m.name.size()), m.name.data(), int(m.summary.size()), m.summary.data());
+      std::printf("%.*s\t%s\t%.*s\n", int(m.name.size()), m.name.data(), cb::server::traits_text(m.traits).c_str(),
+                  int(m.summary.size()), m.summary.data());
     return 0;
   }
   const cb::server::ModelSpec* spec = cb::server::Registry::find(opt.model);
@@ -148,6 +158,7 @@ int main(int argc, char** argv) {
   std::string note = cb::net::raise_nofile_limit();
   if (!note.empty()) std::fprintf(stderr, "cbench-server: %s\n", note.c_str());
   cb::http::calibrate_spin();
+  cb::http::Pump::trace_writes(opt.trace_writes);
 
   int count = spec->listeners == cb::server::ListenerLayout::per_thread ? opt.threads : 1;
   cb::net::ListenResult lr = cb::net::open_listeners(opt.host, static_cast<std::uint16_t>(opt.port), count, opt.listen_backlog);

@@ -25,6 +25,13 @@ void Control::request_stop() {
   for (auto& fn : fns) fn();
 }
 
+std::string traits_text(const ModelTraits& traits) {
+  std::string text;
+  if (traits.bounded) text += "bounded";
+  if (traits.instrument) text += text.empty() ? "instrument" : ",instrument";
+  return text.empty() ? "-" : text;
+}
+
 namespace {
 std::vector<ModelSpec>& registry() {
   static std::vector<ModelSpec> specs;

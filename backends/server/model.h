@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/loop/backend.h"
+
 namespace cb::server {
 
 enum class QueueLayout { shared, per_worker };
@@ -21,9 +23,10 @@ struct Options {
   int threads = 1;                      // meaning is per model; each model's file header says it
   QueueLayout queues = QueueLayout::shared;
   bool gvl = false;                     // emulate Ruby's global VM lock (worker-pool)
-  std::string backend = "libev";        // pull loop implementation: libev | epoll
+  loop::Backend backend = loop::Backend::libev;  // pull loop implementation (--backend libev|epoll)
   int idle_timeout_ms = 30'000;         // close connections without a completed request this long
   int listen_backlog = 4096;            // above wrk's largest burst of connects in the scenarios
+  bool trace_writes = false;            // --trace-writes: http::Pump prints every write size (tests)
   // Issue 14 (selector-pool, fiber):
   Rearm rearm = Rearm::level;           // selector-pool: monitor left armed (nio4r) or disarmed before dispatch
   int stack_kb = 64;                    // fiber: stack size of each connection's fiber
@@ -62,16 +65,32 @@ class Control {
 
 enum class ListenerLayout { one, per_thread };
 
+// What tools need to know about a model besides its name, as data (printed by --list), never as
+// words in its summary.
+struct ModelTraits {
+  // Serves at most --threads connections at a time; the others wait in the listen backlog
+  // (blocking-pool). The conformance suite skips the cases that need more and checks the wait.
+  bool bounded = false;
+  // Not a concurrency model but a measuring instrument (floor): parses nothing, so it is left out
+  // of the conformance gate, and tables label it.
+  bool instrument = false;
+};
+
 struct ModelSpec {
   std::string_view name;
   std::string_view summary;   // one line, for --list
   ListenerLayout listeners = ListenerLayout::one;
   // Serves until control.stopping(); returns the process exit status (0 after a normal stop).
   int (*run)(const Options&, Control&) = nullptr;
+  ModelTraits traits{};       // e.g. CBENCH_REGISTER_MODEL(..., &run, {.bounded = true})
 };
 
+// The traits column of --list: "bounded", "instrument", both joined by ',', or "-" for none.
+std::string traits_text(const ModelTraits& traits);
+
 // Models register at static-initialisation time (CBENCH_REGISTER_MODEL); --list prints them
-// sorted by name.
+// sorted by name, one per line: NAME <tab> TRAITS <tab> SUMMARY (traits_text; a stable format
+// that tests/conformance/discover.cmake, conformance.py and the sweep parse).
 class Registry {
  public:
   static bool add(const ModelSpec& spec);

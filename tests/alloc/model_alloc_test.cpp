@@ -183,7 +183,7 @@ std::vector<Variant> variants() {
   std::vector<Variant> out;
   for (const ModelSpec& spec : cb::server::Registry::all()) {
     for (int threads : {1, 2}) {
-      if (spec.name == "blocking-pool" && threads < 2) continue;
+      if (spec.traits.bounded && threads < 2) continue;  // one connection per thread
       Options o;
       o.model = std::string(spec.name);
       o.host = "127.0.0.1";
@@ -193,7 +193,7 @@ std::vector<Variant> variants() {
       out.push_back({o.model, label, o});
       if (spec.name == "pull-loop") {
         Options e = o;
-        e.backend = "epoll";
+        e.backend = cb::loop::Backend::epoll;
         out.push_back({o.model, label + "_epoll", e});
       }
       if (spec.name == "worker-pool") {

@@ -31,6 +31,7 @@ import calendar
 import ctypes
 import dataclasses
 import functools
+import itertools
 import os
 import random
 import re
@@ -157,23 +158,30 @@ class Skip(Exception):
     silently passed."""
 
 
-def model_summary(binary: str, model: str) -> str:
-    """The model's one-line summary from `cbench-server --list` ('' if not listed)."""
+def parse_list(text: str) -> dict[str, set[str]]:
+    """Model name -> traits, from `cbench-server --list` (NAME<tab>TRAITS<tab>SUMMARY a line; TRAITS
+    is '-' or a comma-separated list such as 'bounded' or 'instrument')."""
+    models = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[0]:
+            models[fields[0]] = set() if fields[1] == "-" else set(fields[1].split(","))
+    return models
+
+
+def model_traits(binary: str, model: str) -> set[str]:
+    """The model's traits from `cbench-server --list` (empty if not listed)."""
     try:
         out = subprocess.run([binary, "--list"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return ""
-    for line in out.splitlines():
-        name, _, summary = line.partition("\t")
-        if name == model:
-            return summary
-    return ""
+        return set()
+    return parse_list(out).get(model, set())
 
 
-# A model whose --list summary carries this tag serves at most --threads connections at a time
-# (blocking-pool); the others wait in the listen backlog, by design. Cases that need more
-# concurrent connections than that are skipped for it, and one case checks that they do wait.
-BOUNDED_TAG = "[bounded]"
+# A model with this trait serves at most --threads connections at a time (blocking-pool); the
+# others wait in the listen backlog, by design. Cases that need more concurrent connections than
+# that are skipped for it, and one case checks that they do wait.
+BOUNDED_TRAIT = "bounded"
 
 
 def expect(cond: bool, what: str, expected: object, actual: object) -> None:
@@ -541,7 +549,7 @@ class Ctx:
     idle_error: str = ""
     held: list[socket.socket] = dataclasses.field(default_factory=list)  # idle connections, across two cases
     fd_baseline: int | None = None
-    bounded: bool = False  # serves at most --threads connections at a time (BOUNDED_TAG)
+    bounded: bool = False  # serves at most --threads connections at a time (BOUNDED_TRAIT)
     start_fds: int | None = None      # the server's open files and threads right after it was ready
     start_threads: int | None = None
     start_fd_targets: list[str] = dataclasses.field(default_factory=list)
@@ -970,6 +978,106 @@ def _(ctx: Ctx) -> None:
         got = [c.read_response() for _ in range(3)]
         expect_eq([(r.status, r.body) for r in got], [(200, JSON), (405, got[1].body), (200, b"xxxxx")],
                   "responses")
+
+
+# The shared-pump case: every model hands its bytes to the one http::Pump (backends/http/pump.h),
+# so one byte script gives the same response bytes AND the same write sizes on every model: one
+# write per read that completed requests, carrying all of their responses. A model with its own
+# buffering around the codec (a write per response, a copy that coalesces differently) fails it.
+# Write sizes come from the server itself (--trace-writes: the pump prints every consumed(n)), not
+# from timing, so a loaded machine cannot change them. The script is split at every offset; the
+# client sends the first piece, reads what it completes slowly (small reads, short pauses), and
+# only then sends the rest, so each piece is read by the server on its own whatever the model.
+PUMP_SCRIPT = request("/") + request("/json") + request("/") + request("/bytes?n=3")
+PUMP_SLOW_READ_BYTES = 17   # the client's read size while draining each piece's answer
+PUMP_TRACE_RE = re.compile(rb"^cbench-server: pump write (\d+)$", re.M)
+
+
+def pump_expected(script: bytes, cut: int, sizes: list[int], ends: list[int]) -> list[int]:
+    """Write sizes for a cut: the responses completed by the first piece, then the rest."""
+    first = sum(size for size, end in zip(sizes, ends) if end <= cut)
+    rest = sum(sizes) - first
+    return [n for n in (first, rest) if n > 0]
+
+
+@case("pump: one pipelined byte script, split at every offset and read slowly, gives the same bytes and "
+      "the same write sizes (--trace-writes) on every model")
+def _(ctx: Ctx) -> None:
+    if ctx.keepalive_off:
+        raise Skip("--keepalive off: every response closes its connection, so nothing is pipelined")
+    srv = Server(ctx.args.server, ctx.args.model, ctx.args.threads, [*ctx.args.extra_args, "--trace-writes"])
+    mask = lambda raw: re.sub(rb"\r\nDate: [^\r\n]*\r\n", f"\r\nDate: {DATE_MASK}\r\n".encode(), raw)
+    try:
+        srv.start()
+        # The reference: each request's answer on its own connection (sizes), and where each
+        # request ends in the script.
+        def traced() -> list[int]:
+            # pread, not seek + read: the server writes through the same open file, whose offset
+            # a seek would move back under its feet (its next line would overwrite the first).
+            fd = srv.stderr_file.fileno()
+            return [int(m) for m in PUMP_TRACE_RE.findall(os.pread(fd, os.fstat(fd).st_size, 0))]
+
+        def wait_traced(count: int) -> list[int]:
+            """The trace once it has `count` lines: a trace line follows the write it reports, and
+            with one thread per connection it may come after the client has read the bytes, so
+            every connection waits for its lines before the next one starts."""
+            deadline = time.monotonic() + IO_TIMEOUT_S
+            while len(traced()) < count and time.monotonic() < deadline:
+                time.sleep(0.002)
+            return traced()
+
+        paths = ["/", "/json", "/", "/bytes?n=3"]
+        singles = []
+        for path in paths:
+            singles.append(get(srv.port, path).raw)
+            wait_traced(len(singles))
+        sizes = [len(r) for r in singles]
+        ends = list(itertools.accumulate(len(request(p)) for p in paths))
+        expect_eq(ends[-1], len(PUMP_SCRIPT), "script length")
+        reference = mask(b"".join(singles))
+        expected_writes = list(sizes)  # the singles above: one write each
+        expect_eq(traced(), expected_writes, "write sizes traced for one request per connection "
+                  "(is --trace-writes printing every Pump::consumed?)")
+
+        for cut in range(len(PUMP_SCRIPT) + 1):
+            want_writes = pump_expected(PUMP_SCRIPT, cut, sizes, ends)
+            first_bytes = want_writes[0] if cut >= ends[0] else 0
+            got = bytearray()
+            with Conn(srv.port) as c:
+                c.send(PUMP_SCRIPT[:cut])
+                c.sock.settimeout(IO_TIMEOUT_S)
+                for i in range(1 << 16):  # bounded: every pass reads at least one byte
+                    if len(got) >= first_bytes:
+                        break
+                    chunk = c.sock.recv(PUMP_SLOW_READ_BYTES)
+                    expect(bool(chunk), f"cut {cut}: answer to the first piece", f"{first_bytes} bytes",
+                           f"EOF after {len(got)}")
+                    got += chunk
+                    if i % 4 == 0:
+                        time.sleep(0.0005)
+                c.send(PUMP_SCRIPT[cut:])
+                for i in range(1 << 16):
+                    if len(got) >= len(reference):
+                        break
+                    chunk = c.sock.recv(PUMP_SLOW_READ_BYTES)
+                    expect(bool(chunk), f"cut {cut}: answer to the whole script", f"{len(reference)} bytes",
+                           f"EOF after {len(got)}")
+                    got += chunk
+            if mask(bytes(got)) != reference:
+                raise Failure(f"cut {cut}: response bytes (Date masked): expected {short(reference, 400)!r}, "
+                              f"got {short(mask(bytes(got)), 400)!r}")
+            expected_writes += want_writes
+            actual = wait_traced(len(expected_writes))
+            if actual != expected_writes:
+                at = next((i for i in range(min(len(actual), len(expected_writes)))
+                           if actual[i] != expected_writes[i]), min(len(actual), len(expected_writes)))
+                raise Failure(f"cut {cut}: write sizes: expected {want_writes} for this cut "
+                              f"(all so far from write {at}: {expected_writes[at:at + 6]}), "
+                              f"got {actual[at:at + 6]}")
+        status, _ = srv.stop(signal.SIGTERM)
+        expect_eq(status, 0, f"exit status after SIGTERM (stderr {srv.stderr_report(2000)!r})")
+    finally:
+        srv.kill()
 
 
 def pipeline_mix(rng: random.Random, count: int) -> tuple[bytes, list[tuple[int, bytes | None, bool]]]:
@@ -1889,7 +1997,7 @@ def check_list(binary: str) -> int:
     except (OSError, subprocess.TimeoutExpired) as e:
         print(f"FAIL cbench-server --list: {e} (build it first: cmake --build BUILD --target cbench-server)")
         return 1
-    models = [line.split("\t")[0] for line in p.stdout.decode().splitlines() if line.strip()]
+    models = list(parse_list(p.stdout.decode()))
     if p.returncode != 0 or not models:
         print(f"FAIL {binary} --list: exit status {p.returncode}, models {models}, "
               f"stderr {p.stderr.decode(errors='replace')!r}")
@@ -1932,7 +2040,7 @@ def main() -> int:
         print(f"FAIL server start: {e}")
         print("0 passed, 1 failed")
         return 1
-    ctx = Ctx(args, server, bounded=BOUNDED_TAG in model_summary(args.server, args.model),
+    ctx = Ctx(args, server, bounded=BOUNDED_TRAIT in model_traits(args.server, args.model),
               **variant_traits(args.extra_args))
     # The counts the leak case compares with: once the model's threads have started.
     ctx.start_fds, ctx.start_threads = settle_counts(server)

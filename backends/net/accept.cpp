@@ -1,0 +1,33 @@
+#include "backends/net/accept.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <thread>
+
+namespace cb::net {
+
+Accepted accept_connection(int listen_fd, bool nonblocking) {
+  int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+  for (;;) {
+    int fd = accept4(listen_fd, nullptr, nullptr, flags);
+    if (fd >= 0) return {accept_status::ok, fd};
+    switch (errno) {
+      case EINTR: continue;
+      case EMFILE:
+      case ENFILE:
+      case ENOBUFS:
+      case ENOMEM: return {accept_status::out_of_descriptors, -1};
+      case EINVAL:  // shutdown(2) of the listener: how the blocking models wake their acceptors
+      case EBADF:
+      case ENOTSOCK: return {accept_status::stopped, -1};
+      default: return {accept_status::again, -1};  // EAGAIN, ECONNABORTED, EPROTO, EPERM, network errors
+    }
+  }
+}
+
+void accept_back_off(accept_status status) {
+  if (status == accept_status::out_of_descriptors) std::this_thread::sleep_for(kAcceptRetryDelay);
+}
+
+}  // namespace cb::net
