@@ -323,6 +323,7 @@ def _run(args) -> int:
     os.makedirs(gate_dir, exist_ok=True)
     print(f"regress: results in {gate_dir}", flush=True)
     sha = _git(["rev-parse", "--verify", f"{args.baseline}^{{commit}}"])
+    git = envinfo.git_info(REPO_ROOT)  # the candidate's source, before anything can change it
     threshold, source = args.threshold, "--threshold"
     cal = None
     if threshold is None and args.calibration:
@@ -349,7 +350,6 @@ def _run(args) -> int:
     r = run_sweep(gate_dir, scenario_toml(args, models, baseline_bin, extra, repetitions, duration_s,
                                           seed=int(sha[:8], 16)), server_bin)
     results = [judge(r, m, threshold) for m in models]
-    git = envinfo.git_info(REPO_ROOT)
     meta = {"baseline_rev": args.baseline, "baseline_commit": sha, "baseline_how": how,
             "baseline_bin": baseline_bin, "candidate_bin": server_bin,
             "candidate_commit": git.get("git_commit"), "candidate_dirty": bool(git.get("git_dirty")),
