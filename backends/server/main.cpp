@@ -13,6 +13,7 @@
 
 #include "backends/http/handler.h"
 #include "backends/net/socket.h"
+#include "backends/server/counters.h"
 #include "backends/server/model.h"
 
 namespace {
@@ -23,9 +24,11 @@ constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
     "                     [--idle-timeout-ms MS]\n"
+    "                     [--counters-out PATH]\n"
     "       cbench-server --list\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
-    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n";
+    "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
+    "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n";
 
 [[noreturn]] void die_usage(const std::string& msg) {
   std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
@@ -43,7 +46,12 @@ int parse_int(const std::string& flag, const char* text, int lo, int hi) {
   return v;
 }
 
-Options parse(int argc, char** argv, bool& list) {
+// Options main handles itself (not seen by models).
+struct MainOptions {
+  std::string counters_out;  // empty: no counters file
+};
+
+Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
   Options o;
   bool have_model = false;
   for (int i = 1; i < argc; ++i) {
@@ -60,6 +68,7 @@ Options parse(int argc, char** argv, bool& list) {
     else if (a == "--threads") o.threads = parse_int(a, value(), 1, 1024);
     else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
     else if (a == "--gvl") o.gvl = true;
+    else if (a == "--counters-out") mo.counters_out = value();
     else if (a == "--queues") {
       std::string q = value();
       if (q == "shared") o.queues = cb::server::QueueLayout::shared;
@@ -78,7 +87,8 @@ Options parse(int argc, char** argv, bool& list) {
 
 int main(int argc, char** argv) {
   bool list = false;
-  Options opt = parse(argc, argv, list);
+  MainOptions mo;
+  Options opt = parse(argc, argv, list, mo);
   if (list) {
     for (const auto& m : cb::server::Registry::all())
       std::printf("%.*s\t%.*s\n", int(m.name.size()), m.name.data(), int(m.summary.size()), m.summary.data());
@@ -99,6 +109,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // counters snapshot, not a stop
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -118,7 +129,13 @@ int main(int argc, char** argv) {
   std::atomic<bool> signal_taken{false};
   std::thread signal_thread([&] {
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (;;) {
+      sigwait(&stop_signals, &sig);
+      if (sig != SIGUSR1) break;
+      if (mo.counters_out.empty()) continue;
+      std::string err = cb::server::write_counters(mo.counters_out);
+      if (!err.empty()) std::fprintf(stderr, "cbench-server: %s\n", err.c_str());
+    }
     signal_taken.store(true);
     control.request_stop();
   });
@@ -134,6 +151,10 @@ int main(int argc, char** argv) {
   if (!signal_taken.load()) pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   for (int fd : control.listeners()) cb::net::close_fd(fd);
+  if (!mo.counters_out.empty()) {
+    std::string err = cb::server::write_counters(mo.counters_out);
+    if (!err.empty()) std::fprintf(stderr, "cbench-server: %s\n", err.c_str());
+  }
   std::fprintf(stderr, "cbench-server: stopped (status %d)\n", status);
   return status;
 }

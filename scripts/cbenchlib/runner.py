@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, syscount, verdict, wrk
+from . import procstat, servercounters, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 
@@ -239,6 +239,8 @@ class Runner:
         if point.row.kind == "peer":
             return self._start_peer(point, tag, log_path, record)
         argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
+        counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)  # issue 14
+        argv += counters_args
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
         deadline = time.monotonic() + self.settings.ready_timeout_s
@@ -360,6 +362,7 @@ class Runner:
         try:
             machine_before = procstat.parse_system_stat(self.host.read_system_stat())
             before = procstat.sample(self.host, server.pid)
+            counters_before = self._counters_snapshot(point, server)
         except OSError:
             if counter:
                 counter.stop()
@@ -368,6 +371,7 @@ class Runner:
         record["commands"]["client"] = proc.argv
         server_alive = server.proc.poll() is None
         after = procstat.sample(self.host, server.pid) if server_alive else None
+        counters_after = self._counters_snapshot(point, server) if server_alive else None
         syscalls_perf = counter.stop() if counter else None
         machine_after = procstat.parse_system_stat(self.host.read_system_stat())
         record["machine"] = procstat.machine_window(machine_before, machine_after, self.host.clock_ticks())
@@ -393,12 +397,20 @@ class Runner:
         record["server"]["syscalls"] = syscalls_perf
         record["server"]["syscalls_source"] = "perf" if syscalls_perf is not None else "proc-io"
         self._derive(record)
+        record["derived"]["counters_per_req"] = servercounters.per_request(
+            counters_before, counters_after, result["requests"])
         if result["requests"] == 0:
             raise PointFailed("no response in the measured window (server stopped answering?)")
         if proc.returncode != 0:
             raise PointFailed(f"wrk exited with status {proc.returncode}; stderr: {stderr_tail.strip()[-500:]}")
         self._primer(server, load.path, 1, max(POST_CHECK_MIN_TIMEOUT_S, float(s.timeout_s)),
                      "post-check after the measured run")
+
+    def _counters_snapshot(self, point: Point, server: ServerHandle) -> dict | None:
+        """The server's mechanism counters now (servercounters.py); None for peers."""
+        if point.row.kind == "peer":
+            return None
+        return servercounters.snapshot(server.pid, self._counters_path)
 
     def _derive(self, record: dict):
         w, srv, cli = record["wrk"], record["server"], record["client"]

@@ -40,6 +40,7 @@ def main():
     p.add_argument("--backend")
     p.add_argument("--idle-timeout-ms", type=int)
     p.add_argument("--crash-after", type=int, default=200)
+    p.add_argument("--counters-out")  # as cbench-server: JSON on SIGUSR1 (requests as dispatches)
     a = p.parse_args()
     if a.list:
         for name, desc in MODELS.items():
@@ -76,6 +77,15 @@ def main():
     sel.register(lsock, selectors.EVENT_READ)
     buffers = {}
     served = 0
+    snapshots = [0]
+
+    def write_counters(*_):
+        if a.counters_out:
+            snapshots[0] += 1
+            with open(a.counters_out + ".tmp", "w") as f:
+                f.write('{"snapshot": %d, "counters": {"dispatches": %d}}\n' % (snapshots[0], served))
+            os.replace(a.counters_out + ".tmp", a.counters_out)
+    signal.signal(signal.SIGUSR1, write_counters)
     while True:
         for key, _ in sel.select():
             if key.fileobj is lsock:

@@ -1,0 +1,67 @@
+#include "backends/server/counters.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+namespace cb::server {
+
+namespace {
+
+constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
+    "dispatches", "duplicate_dispatches", "empty_reads", "wakeups",        "rearms",     "poll_rounds",
+    "accepts",    "closes",               "sq_submissions", "cq_completions", "ring_enters",
+};
+
+std::atomic<detail::CounterBlock*> g_blocks{nullptr};  // push-only list of every thread's block
+std::mutex g_write_mu;
+std::uint64_t g_snapshots = 0;  // guarded by g_write_mu
+
+}  // namespace
+
+std::string_view counter_name(Counter c) { return kCounterNames[static_cast<std::size_t>(c)]; }
+
+detail::CounterBlock& detail::this_thread_block() {
+  auto* b = new detail::CounterBlock();  // never freed: merged after its thread exits
+  b->next = g_blocks.load(std::memory_order_relaxed);
+  while (!g_blocks.compare_exchange_weak(b->next, b, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  tl_block = b;
+  return *b;
+}
+
+std::array<std::uint64_t, kCounterCount> merged_counters() {
+  std::array<std::uint64_t, kCounterCount> sum{};
+  for (auto* b = g_blocks.load(std::memory_order_acquire); b != nullptr; b = b->next)
+    for (std::size_t i = 0; i < kCounterCount; ++i) sum[i] += b->v[i].load(std::memory_order_relaxed);
+  return sum;
+}
+
+std::string counters_json(std::uint64_t snapshot) {
+  auto sum = merged_counters();
+  std::string out = "{\"snapshot\": " + std::to_string(snapshot) + ", \"counters\": {";
+  for (std::size_t i = 0; i < kCounterCount; ++i) {
+    if (i) out += ", ";
+    out += '"';
+    out += kCounterNames[i];
+    out += "\": " + std::to_string(sum[i]);
+  }
+  out += "}}\n";
+  return out;
+}
+
+std::string write_counters(const std::string& path) {
+  std::lock_guard lock(g_write_mu);
+  std::string text = counters_json(++g_snapshots);
+  std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return "unable to write " + tmp + ": " + std::strerror(errno);
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) return "unable to write " + tmp;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return "unable to rename " + tmp + " to " + path + ": " + std::strerror(errno);
+  return {};
+}
+
+}  // namespace cb::server

@@ -1,0 +1,73 @@
+// Named event counters that explain a model's mechanism (how often it dispatched, re-armed,
+// woke, found nothing to read), counted per thread and merged when read.
+//
+// Cost: count() is a load and a store to a thread_local slot (relaxed atomics, so a merge from
+// another thread is race-free; on x86 it compiles to a plain add). The first count() on a thread
+// allocates that thread's block once (never freed, so a merge after the thread exited still
+// reads it); nothing is allocated afterwards.
+//
+// Output (--counters-out PATH): a JSON object {"snapshot": K, "counters": {"dispatches": N, ...}},
+// written at exit and on SIGUSR1 (main's signal thread), to PATH.tmp then renamed, so a reader
+// never sees half a file. K counts writes, so a reader can tell a fresh snapshot from an old one.
+// Every value is cumulative since start; the harness differences two snapshots around its
+// measured window (scripts/cbenchlib/servercounters.py).
+//
+// To add a counter: a new enumerator before `count_`, and its name in kCounterNames (counters.cpp).
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace cb::server {
+
+enum class Counter : std::uint8_t {
+  dispatches,            // a ready connection handed to the code that serves it (inline or a worker)
+  duplicate_dispatches,  // a dispatch of a connection another worker still owned (selector-pool)
+  empty_reads,           // a read that returned EAGAIN (nothing there)
+  wakeups,               // a cross-thread wake-up consumed (pipe byte, eventfd, async)
+  rearms,                // a watcher/monitor stopped and started again, or re-armed (oneshot)
+  poll_rounds,           // one return from the poller (epoll_wait, ev_run iteration, select)
+  accepts,               // connections accepted
+  closes,                // connections closed by the server
+  sq_submissions,        // io_uring: SQEs submitted
+  cq_completions,        // io_uring: CQEs reaped
+  ring_enters,           // io_uring: io_uring_enter calls
+  count_
+};
+
+inline constexpr std::size_t kCounterCount = static_cast<std::size_t>(Counter::count_);
+
+// The name of each counter in the JSON output, in enum order.
+std::string_view counter_name(Counter c);
+
+namespace detail {
+struct CounterBlock {
+  std::array<std::atomic<std::uint64_t>, kCounterCount> v{};
+  CounterBlock* next = nullptr;  // registry list, push-only
+};
+CounterBlock& this_thread_block();  // registers the block on first use
+inline thread_local CounterBlock* tl_block = nullptr;
+}  // namespace detail
+
+// Adds n to counter c for the calling thread. Lock-free; no allocation after the first call on a thread.
+inline void count(Counter c, std::uint64_t n = 1) {
+  detail::CounterBlock* b = detail::tl_block;
+  if (b == nullptr) [[unlikely]] b = &detail::this_thread_block();
+  auto& slot = b->v[static_cast<std::size_t>(c)];
+  slot.store(slot.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+// Sum of every thread's counts (threads that exited included). Thread-safe; values from threads
+// still counting may be a few events behind.
+std::array<std::uint64_t, kCounterCount> merged_counters();
+
+// The JSON text described above (snapshot is the caller's write number).
+std::string counters_json(std::uint64_t snapshot);
+
+// Writes counters_json to path via path.tmp + rename. Returns an empty string, or the failure.
+// Thread-safe (serialised internally); called from main's signal thread and at exit.
+std::string write_counters(const std::string& path);
+
+}  // namespace cb::server
