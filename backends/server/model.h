@@ -59,7 +59,15 @@ struct ModelSpec {
   ListenerLayout listeners = ListenerLayout::one;
   // Serves until control.stopping(); returns the process exit status (0 after a normal stop).
   int (*run)(const Options&, Control&) = nullptr;
+  // Optional (issue 16): checks, before any listener opens, that this machine offers what the
+  // model needs. Returns "" or one line naming what is missing; main then prints it and exits
+  // kExitUnsupported.
+  std::string (*probe)() = nullptr;
 };
+
+// Exit status of a model this kernel cannot run (its probe failed): ctest reports the
+// conformance run as skipped (SKIP_RETURN_CODE), neither passed nor failed.
+inline constexpr int kExitUnsupported = 77;
 
 // Models register at static-initialisation time (CBENCH_REGISTER_MODEL); --list prints them
 // sorted by name.

@@ -117,8 +117,6 @@ class Loop {
     return 0;
   }
 
-  const RingCounters& counters() const { return ring_.counters(); }
-
  private:
   enum class op : std::uint8_t { none, recv, send };
   // user_data: a pointer (8-byte aligned) with its operation in the low 3 bits.
@@ -193,6 +191,7 @@ class Loop {
     if (res >= 0 && stopping_) {
       net::close_fd(res);
     } else if (res >= 0) {
+      server::count(server::Counter::accepts);
       net::set_nodelay(res);
       auto* c = new Conn(context_, res);
       c->next = head_;
@@ -272,6 +271,7 @@ class Loop {
   }
 
   void close(Conn& c) {
+    server::count(server::Counter::closes);
     idle_.unlink(c.idle);
     if (c.prev != nullptr) c.prev->next = c.next;
     else head_ = c.next;

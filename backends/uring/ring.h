@@ -8,27 +8,20 @@
 #include <cstdint>
 #include <string>
 
+#include "backends/server/counters.h"
+
 namespace cb::uring {
-
-// What one thread's ring did, for counters per request (sq_submissions / requests etc.).
-struct RingCounters {
-  std::uint64_t sq_submissions = 0;  // SQEs handed to the kernel (io_uring_submit_* return values)
-  std::uint64_t cq_completions = 0;  // CQEs reaped
-  std::uint64_t ring_enters = 0;     // io_uring_enter system calls made by this thread's loop
-};
-
-// Exit status of a model that cannot run because the kernel or liburing lacks a feature: ctest
-// reports it as skipped (SKIP_RETURN_CODE), not failed, and not passed.
-inline constexpr int kExitUnsupported = 77;
 
 // Checks, once, what every io_uring loop here needs: a ring can be set up (io_uring_setup is not
 // refused by io_uring_disabled or a seccomp filter), the kernel has IORING_FEAT_EXT_ARG (a wait
 // with a timeout in the same io_uring_enter, 5.11) and provided-buffer rings
 // (IORING_REGISTER_PBUF_RING, 5.19). Returns "" if all are there, else one line naming what is
-// missing and why. Multishot accept is not required: see Ring::multishot_accept.
+// missing and why (ModelSpec::probe). Multishot accept is not required: see Ring::multishot_accept.
 std::string probe();
 
-// A thread's ring. Not thread-safe: one thread submits and reaps.
+// A thread's ring. Not thread-safe: one thread submits and reaps. Counts, in the shared counters
+// (backends/server/counters.h), sq_submissions (SQEs the kernel took), cq_completions (CQEs
+// reaped) and ring_enters (io_uring_enter calls this class made).
 class Ring {
  public:
   Ring() = default;
@@ -60,7 +53,7 @@ class Ring {
       ++n;
     }
     io_uring_cq_advance(&ring_, n);
-    counters_.cq_completions += n;
+    if (n > 0) server::count(server::Counter::cq_completions, n);
     return n;
   }
 
@@ -70,12 +63,10 @@ class Ring {
   bool multishot_accept = true;
 
   io_uring* raw() { return &ring_; }
-  const RingCounters& counters() const { return counters_; }
 
  private:
   io_uring ring_{};
   bool ready_ = false;
-  RingCounters counters_;
 };
 
 // A provided-buffer ring (buffer group `group_id`): `count` buffers of `buffer_bytes` each, in
