@@ -1,0 +1,102 @@
+// Instrument: floor-uring (the completion floor: the io_uring interface's floor). Not a model.
+//
+// What `floor` is for epoll, this is for io_uring: the least a server can do per request through
+// this interface and still look like one to wrk. It drives the very loop the io-uring model uses
+// (backends/uring/loop.h: per thread one ring, multishot accept, receives into provided buffers,
+// one submit-and-wait per round), but its session parses nothing: it counts request terminators
+// (the same http::TerminatorCounter as floor) and answers each with the canned GET / bytes, all
+// the answers to one receive in one send. So io-uring's distance from it is the cost of the codec
+// and handler, and floor-uring's distance from floor is the cost of the interface.
+//
+// Why a model of its own and not `--model floor --backend io-uring`: --backend picks the pull
+// loop's event library (libev | epoll) and every row is named by its model, so a separate name
+// keeps the tables' rows and the option's meaning unambiguous.
+//
+// The canned response is made once per thread by the shared codec (http::handle for GET /
+// serialised by http::Codec::serialize), byte for byte a model's answer to GET /; its Date is
+// re-made when the second changes, checked on every loop tick (four times a second).
+// No idle timeout, no limits (as floor): excluded from the conformance gate by "[instrument]".
+// --threads N: N loops and rings on N SO_REUSEPORT listeners. EMFILE, probing and stop: as io-uring
+// (see servers/io_uring.cpp).
+#include <time.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/http/codec.h"
+#include "backends/http/handler.h"
+#include "backends/http/terminator_counter.h"
+#include "backends/server/model.h"
+#include "backends/server/threads.h"
+#include "backends/uring/loop.h"
+
+namespace {
+
+using namespace cb;
+
+class FloorSession {
+ public:
+  // One thread's canned answer.
+  struct Context {
+    Context() { refresh(); }
+    void refresh() {
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+      if (ts.tv_sec == second) return;
+      second = ts.tv_sec;
+      http::Request req;
+      req.method = HTTP_GET;
+      req.target = req.path = "/";
+      const http::Response resp = http::handle(req);
+      canned.clear();
+      http::Codec::serialize(resp, /*keep_alive=*/true, /*http10_keep_alive=*/false, /*head_only=*/false, canned);
+    }
+    std::string canned = std::string(512, '\0');  // capacity kept across refreshes
+    time_t second = -1;
+  };
+
+  explicit FloorSession(Context&) {}
+
+  void on_input(Context& ctx, std::string_view in, std::string& out) {
+    for (std::size_t n = terminators_.count(in.data(), in.size()); n > 0; --n) out.append(ctx.canned);
+  }
+  void on_sent(Context&, std::string&) {}
+  bool has_backlog() const { return false; }
+  bool closing() const { return false; }
+  bool take_progress() { return false; }
+  static void on_tick(Context& ctx) { ctx.refresh(); }
+
+ private:
+  http::TerminatorCounter terminators_;
+};
+
+using FloorLoop = uring::Loop<FloorSession>;
+
+int run(const server::Options&, server::Control& control) {
+  std::vector<std::shared_ptr<FloorLoop>> loops;
+  const uring::LoopConfig config{"floor-uring", std::chrono::milliseconds(0)};
+  for (int fd : control.listeners()) loops.push_back(std::make_shared<FloorLoop>(fd, config));
+  for (auto& l : loops) control.on_stop([l] { l->stop(); });
+  std::vector<int> status(loops.size(), 0);
+  int started = server::run_on_threads(
+      "floor-uring", static_cast<int>(loops.size()),
+      [&](int i) {
+        status[static_cast<std::size_t>(i)] = loops[static_cast<std::size_t>(i)]->run();
+        if (status[static_cast<std::size_t>(i)] != 0) control.request_stop();
+      },
+      [&loops] {
+        for (auto& l : loops) l->stop();
+      });
+  for (int s : status) if (s != 0) return s;
+  return started;
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(floor_uring_instrument, "floor-uring",
+                      "[instrument] completion floor, not a model: the io-uring loop (multishot accept, provided "
+                      "buffers, one submit-and-wait per round) counting request terminators and sending the canned "
+                      "GET / bytes for each; no parsing",
+                      server::ListenerLayout::per_thread, &run, &uring::probe)
