@@ -10,12 +10,16 @@
 // connection costs its frame (the read buffer, codec and strings below), not a stack.
 //
 //   listen():     co_await async_accept -> spawn serve() and watch_idle() on a new strand -> loop
-//   serve():      co_await async_read_some -> Codec::feed -> co_await async_write -> loop
+//   serve():      co_await async_read_some -> Pump::feed -> co_await async_write -> loop
 //   watch_idle(): co_await the idle timer -> close the socket if no request completed meanwhile
 //
-// Backpressure: serve() never reads while it writes; the codec stops at the output high-water
-// mark (feed_status::output_full), the unparsed rest waits in `backlog`, and it is parsed and
-// written before the next read. Errors come back through redirect_error into an error_code,
+// Backpressure: serve() never reads while it writes; the pump (backends/http/pump.h, shared by
+// every model) stops parsing at the output high-water mark, holds the unparsed rest, and parses
+// it as its output is consumed, before the next read.
+// Memory (buffer ownership that differs from the readiness models): the read buffer lives in the
+// coroutine frame, one per connection, because the read in flight owns it; the pump stages
+// responses in its own buffer (Pump::feed without a staging buffer), because async_write sends
+// from it while the thread runs other connections. Both are part of this model's cost. Errors come back through redirect_error into an error_code,
 // so nothing throws on the hot path (Boost 1.74 has redirect_error; as_tuple came in 1.77).
 //
 // --threads N: N threads run the one io_context, as for asio. Each connection's two coroutines
@@ -56,7 +60,8 @@
 #include <thread>
 #include <vector>
 
-#include "backends/http/codec.h"
+#include "backends/asio/asio_common.h"
+#include "backends/http/pump.h"
 #include "backends/http/limits.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -77,11 +82,9 @@ using Clock = std::chrono::steady_clock;
 // benchmark's seconds.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
-// A connection's executor, as a concrete type: Boost 1.74's any_io_executor keeps only 16 bytes
-// in place, and a strand (32 bytes) stored in it is copied to the heap on every handler.
-using Strand = asio::strand<asio::io_context::executor_type>;
-using Socket = tcp::socket::rebind_executor<Strand>::other;
-using Timer = asio::steady_timer::rebind_executor<Strand>::other;
+using asio_common::Socket;
+using asio_common::Strand;
+using asio_common::Timer;
 constexpr asio::use_awaitable_t<Strand> on_strand;
 
 // What serve() and watch_idle() share. Both run on the socket's strand.
@@ -105,32 +108,22 @@ struct Connection {
 
 awaitable<void, Strand> serve(std::shared_ptr<Connection> c) {
   std::array<char, http::kReadBufferBytes> buffer;  // in the frame: one per connection
-  http::Codec codec;
-  std::string out;      // responses of one feed
-  std::string backlog;  // input held back by feed_status::output_full
-  std::string held;     // the backlog being parsed (swapped with backlog, keeping both capacities)
+  http::Pump pump;  // its own output buffer: async_write sends from it
   error_code ec;
-  while (!codec.closing()) {
+  while (pump.state() != http::pump_state::close) {
     std::size_t n = co_await c->socket.async_read_some(asio::buffer(buffer), redirect_error(on_strand, ec));
     if (ec) break;  // eof, reset, or operation_aborted after an idle close
-    std::string_view input(buffer.data(), n);
-    for (;;) {
-      http::FeedResult r = codec.feed(input, out);
-      if (r.responses > 0) c->deadline = Clock::now() + c->idle_timeout;
-      if (r.status == http::feed_status::output_full) backlog.append(input.substr(r.consumed_bytes));
-      if (!out.empty()) {
-        co_await asio::async_write(c->socket, asio::buffer(out), redirect_error(on_strand, ec));
-        if (ec) break;
-        // Drop a large buffer (after a /bytes body) so that an idle connection does not keep it.
-        if (out.capacity() > http::kOutputHighWaterBytes) std::string().swap(out);
-        else out.clear();
-      }
-      if (codec.closing() || backlog.empty()) break;
-      held.swap(backlog);
-      backlog.clear();
-      input = held;
+    pump.feed({buffer.data(), n});
+    // Writes the output; consuming it lets the pump parse what the high-water mark held back.
+    while (pump.state() == http::pump_state::write) {
+      if (pump.take_progress()) c->deadline = Clock::now() + c->idle_timeout;
+      std::string_view out = pump.output();
+      co_await asio::async_write(c->socket, asio::buffer(out.data(), out.size()), redirect_error(on_strand, ec));
+      if (ec) break;
+      pump.consumed(out.size());
     }
     if (ec) break;
+    if (pump.take_progress()) c->deadline = Clock::now() + c->idle_timeout;
   }
   c->close();
 }
@@ -166,31 +159,13 @@ awaitable<void> listen(asio::io_context& io, tcp::acceptor& acceptor, std::chron
   }
 }
 
-// Adopts a dup of main's listener (the acceptor closes the descriptor it owns; main closes its
-// own). Returns an empty string or the failure with its context.
-std::string adopt_listener(tcp::acceptor& acceptor, int listen_fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return std::string("getsockname: ") + std::strerror(errno);
-  int fd = ::dup(listen_fd);
-  if (fd < 0) return std::string("dup: ") + std::strerror(errno);
-  error_code ec;
-  acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    return "unable to adopt the listener: " + ec.message();
-  }
-  return {};
-}
-
 int run(const server::Options& opt, server::Control& control) {
   // Shared with the stop function, which may still be returning from io_context::stop() when the
   // threads have seen the stop and been joined. The concurrency hint is the number of threads.
   auto io_owner = std::make_shared<asio::io_context>(opt.threads);
   asio::io_context& io = *io_owner;
   tcp::acceptor acceptor(io);
-  std::string err = adopt_listener(acceptor, control.listeners().front());
+  std::string err = asio_common::adopt_listener(acceptor, control.listeners().front());
   if (!err.empty()) {
     std::fprintf(stderr, "cbench-server: asio-coro: %s\n", err.c_str());
     return 1;

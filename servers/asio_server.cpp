@@ -5,15 +5,19 @@
 // accepted socket gets its own strand, so the handlers of one connection never run at the same
 // time, while different connections run on different threads. A Connection (kept alive by the
 // shared_ptr that each pending handler holds, shared_from_this) chains:
-//   async_read_some into its fixed kReadBufferBytes buffer -> Codec::feed -> async_write -> ...
+//   async_read_some into its fixed kReadBufferBytes buffer -> Pump::feed -> async_write of
+//   Pump::output() -> Pump::consumed -> ...
 // It never reads and writes at once, so a client that does not read stops being read from
-// (backpressure): the codec stops at the output high-water mark (feed_status::output_full), the
-// unparsed rest waits in `backlog_`, and after the write completes the backlog is parsed before
-// the next read. Keep-alive and pipelining come from the codec. Errors travel as error_code
+// (backpressure): the pump (backends/http/pump.h, shared by every model) stops parsing at the
+// output high-water mark, holds the unparsed rest, and parses it when the write completes,
+// before the next read. Keep-alive and pipelining come from the codec. Errors travel as error_code
 // (the overloads without exceptions); nothing throws on the hot path.
 //
-// Memory: as in server3, the read buffer belongs to the connection (16 KiB each, idle or not),
-// the price of a read that is in flight for as long as the connection is open.
+// Memory (buffer ownership that differs from the readiness models): as in server3, the read
+// buffer belongs to the connection (16 KiB each, idle or not), the price of a read that is in
+// flight for as long as the connection is open; and the pump stages responses in its own
+// per-connection buffer (Pump::feed without a staging buffer), because async_write sends from it
+// after this handler has returned. Both are part of this model's cost per connection.
 //
 // --threads N: N threads run the one io_context (server3's thread pool). One of them at a time
 //   waits in epoll_wait (Asio's reactor task) and queues the ready handlers; the others take
@@ -53,7 +57,8 @@
 #include <thread>
 #include <vector>
 
-#include "backends/http/codec.h"
+#include "backends/asio/asio_common.h"
+#include "backends/http/pump.h"
 #include "backends/http/limits.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -71,9 +76,9 @@ using Clock = std::chrono::steady_clock;
 // benchmark's seconds.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(20);
 
-using Strand = asio::strand<asio::io_context::executor_type>;
-using Socket = tcp::socket::rebind_executor<Strand>::other;
-using Timer = asio::steady_timer::rebind_executor<Strand>::other;
+using asio_common::Socket;
+using asio_common::Strand;
+using asio_common::Timer;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -105,39 +110,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void on_read(const error_code& ec, std::size_t n) {
     if (ec) return stop();  // eof, reset, or operation_aborted after an idle close
-    feed({buffer_.data(), n});
-    write_or_read();
+    pump_.feed({buffer_.data(), n});
+    next();
   }
 
-  // Parses input, appending responses to out_; keeps what output_full left unparsed.
-  void feed(std::string_view input) {
-    http::FeedResult r = codec_.feed(input, out_);
-    if (r.responses > 0) deadline_ = Clock::now() + idle_timeout_;
-    if (r.status == http::feed_status::output_full) backlog_.append(input.substr(r.consumed_bytes));
+  // Follows the pump: write its output, read more, or close after a closing response.
+  void next() {
+    if (pump_.take_progress()) deadline_ = Clock::now() + idle_timeout_;
+    switch (pump_.state()) {
+      case http::pump_state::write: return do_write();
+      case http::pump_state::read: return do_read();
+      case http::pump_state::close: return stop();
+    }
   }
 
-  void write_or_read() {
-    if (!out_.empty()) do_write();
-    else do_read();  // a partial request: read more (a closing response is never empty)
-  }
-
+  // output() stays unchanged until consumed(), so async_write may send from it.
   void do_write() {
-    asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](const error_code& ec, std::size_t) {
-      self->on_write(ec);
-    });
+    std::string_view out = pump_.output();
+    asio::async_write(socket_, asio::buffer(out.data(), out.size()),
+                      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });
   }
 
-  void on_write(const error_code& ec) {
+  void on_write(const error_code& ec, std::size_t n) {
     if (ec) return stop();
-    // Drop a large buffer (after a /bytes body) so that an idle connection does not keep it.
-    if (out_.capacity() > http::kOutputHighWaterBytes) std::string().swap(out_);
-    else out_.clear();
-    if (codec_.closing()) return stop();
-    if (backlog_.empty()) return do_read();
-    held_.swap(backlog_);
-    backlog_.clear();
-    feed(held_);
-    write_or_read();
+    pump_.consumed(n);  // all of it: async_write completes only when every byte is sent
+    next();
   }
 
   // Sleeps until deadline_; closes the connection if it has not moved since, else sleeps again.
@@ -162,11 +159,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Timer idle_timer_;
   const std::chrono::milliseconds idle_timeout_;
   Clock::time_point deadline_{};  // no completed request since deadline_ - idle_timeout_
-  std::array<char, http::kReadBufferBytes> buffer_;
-  http::Codec codec_;
-  std::string out_;      // responses; while writing, the buffer async_write is sending
-  std::string backlog_;  // input held back by feed_status::output_full
-  std::string held_;     // the backlog being parsed (swapped with backlog_, keeping both capacities)
+  std::array<char, http::kReadBufferBytes> buffer_;  // owned by the read in flight (see Memory)
+  http::Pump pump_;  // its own output buffer: async_write sends from it
 };
 
 class Server {
@@ -174,23 +168,12 @@ class Server {
   Server(asio::io_context& io, std::chrono::milliseconds idle_timeout)
       : io_(io), acceptor_(io), retry_timer_(io), idle_timeout_(idle_timeout) {}
 
-  // Adopts a dup of main's listener (the acceptor closes the descriptor it owns; main closes its
-  // own). Returns an empty string or the failure with its context.
+  // Adopts main's listener (asio_common::adopt_listener) and starts accepting. Returns an empty
+  // string or the failure with its context.
   std::string open(int listen_fd) {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      return std::string("getsockname: ") + std::strerror(errno);
-    int fd = ::dup(listen_fd);
-    if (fd < 0) return std::string("dup: ") + std::strerror(errno);
-    error_code ec;
-    acceptor_.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-    if (ec) {
-      ::close(fd);
-      return "unable to adopt the listener: " + ec.message();
-    }
-    start_accept();
-    return {};
+    std::string err = asio_common::adopt_listener(acceptor_, listen_fd);
+    if (err.empty()) start_accept();
+    return err;
   }
 
  private:

@@ -41,7 +41,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/net/nb_session.h"
+#include "backends/net/blocking_session.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -95,7 +95,7 @@ class Serving {
 // One pool thread: accept, serve until the connection ends, repeat until the stop.
 void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& serving) {
   // Per-thread buffers: one connection at a time, so this is also per connection.
-  auto scratch = std::make_unique<net::IoScratch>();
+  auto scratch = std::make_unique<http::PumpScratch>();
   while (!serving.stopping()) {
     int fd = net::accept_connection(listen_fd, /*nonblocking=*/false);
     if (fd < 0) {

@@ -87,10 +87,11 @@ class FloorLoop final : public net::Reactor::Handler {
   bool ok() const { return ok_; }
   void stop() { reactor_.stop(); }
 
-  void run() {
+  int run() {
     refresh_canned();
     reactor_.run(kTick, [this] { on_tick(); });
     while (head_ != nullptr) close(head_);
+    return 0;
   }
 
   // The listener is readable: accept a bounded batch.
@@ -228,19 +229,7 @@ bool Connection::send_or_queue(const char* data, std::size_t len) {
 }
 
 int run(const server::Options&, server::Control& control) {
-  // Shared with the stop functions, which may still be returning from their eventfd write when
-  // the loops have seen the stop, ended and been joined.
-  std::vector<std::shared_ptr<FloorLoop>> loops;
-  for (int fd : control.listeners()) {
-    loops.push_back(std::make_shared<FloorLoop>(fd));
-    if (!loops.back()->ok()) return 1;  // before any thread starts: nothing to stop yet
-  }
-  for (auto& l : loops) control.on_stop([l] { l->stop(); });
-  return server::run_on_threads(
-      "floor", static_cast<int>(loops.size()), [&loops](int i) { loops[static_cast<std::size_t>(i)]->run(); },
-      [&loops] {
-        for (auto& l : loops) l->stop();
-      });
+  return server::run_loop_per_listener<FloorLoop>("floor", control);
 }
 
 }  // namespace

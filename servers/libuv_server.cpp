@@ -8,12 +8,14 @@
 //   - reads go into one buffer per loop: on_alloc hands the same kReadBufferBytes buffer to every
 //     read, which is safe because libuv calls on_read before it allocates again, so reading
 //     allocates nothing per read and an idle connection holds no read buffer;
-//   - on_read feeds the shared Codec, which appends responses to the connection's `out`;
+//   - on_read hands the bytes to the connection's http::Pump (backends/http/pump.h, shared by
+//     every model), which stages the responses in the loop's one staging buffer;
 //     uv_try_write sends what the socket takes at once, and if some is left, uv_write sends the
-//     rest from `out` (left untouched until on_write) while reading is stopped (backpressure);
-//   - a client that pipelines without reading can make a connection hold at most the codec's
-//     output high-water mark plus one response in `out`, and one read's worth of unparsed input
-//     in `backlog` (feed_status::output_full): on_write parses the backlog before reading again.
+//     rest from the pump's output (which the pump then keeps, untouched until on_write) while
+//     reading is stopped (backpressure);
+//   - a client that pipelines without reading can make a connection hold at most the pump's
+//     output high-water mark plus one response, and one read's worth of unparsed input: the pump
+//     parses it as on_write reports the output consumed, before reading again.
 //
 // --threads N: N loops on N threads, each on its own SO_REUSEPORT listener; the kernel assigns
 //   each connection to one loop for its lifetime.
@@ -26,25 +28,24 @@
 // EMFILE: libuv's own answer first (uv__emfile_trick: it releases a reserved descriptor, accepts
 //   and closes the waiting connections); if even that fails, on_connection gets an error, and the
 //   listener handle is closed and reopened on the next tick, so the loop neither spins nor dies.
-// Stop: Control::on_stop calls uv_async_send on every loop; on_stop_async closes the listener,
-//   the timer, every connection and the async handle itself, so uv_run returns once the close
-//   callbacks have run; run() joins the threads.
+// Stop: Control::on_stop calls Loop::stop, a uv_async_send on every loop; on_stop_async closes
+//   the listener, the timer, every connection and the async handle itself, so uv_run returns
+//   once the close callbacks have run; the threads end and are joined.
+//
+// Reading order: Loop::run is the whole life of a loop on its thread (start its handles, serve
+// until stopped, close the loop); the callbacks follow in the order a connection meets them.
 #include <unistd.h>
 #include <uv.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <thread>
-#include <vector>
 
-#include "backends/http/codec.h"
 #include "backends/http/limits.h"
+#include "backends/http/pump.h"
 #include "backends/net/idle_list.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
@@ -64,14 +65,11 @@ struct Connection : net::IdleNode {
   explicit Connection(Loop& l) : loop(l) {}
 
   Loop& loop;
-  uv_tcp_t handle{};      // handle.data points back here
+  uv_tcp_t handle{};  // handle.data points back here
   uv_write_t write_req{};
-  http::Codec codec;
-  std::string out;        // responses not yet written; while writing, the in-flight buffer
-  std::string backlog;    // input held back by feed_status::output_full
-  std::string held;       // the backlog being parsed (swapped with backlog, keeping both capacities)
-  bool reading = false;   // uv_read_start is in force (never while a uv_write is in flight)
-  bool closing = false;   // uv_close was called; callbacks still to come are ignored
+  http::Pump pump;
+  bool reading = false;  // uv_read_start is in force (never while a uv_write is in flight)
+  bool closing = false;  // uv_close was called; callbacks still to come are ignored
 };
 
 class Loop {
@@ -81,48 +79,50 @@ class Loop {
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  ~Loop() {
-    if (!ran_) {  // never run (a failed start): close the handles open() made and let them finish
-      if (async_open_) on_stop_async(&stop_);
-      finish();
-    }
-  }
+  bool ok() const { return true; }  // everything that can fail happens in run(), on its thread
 
-  // Initialises the loop and its handles on the calling thread (run() may then run on another).
-  // Returns an empty string or the failure with its context.
-  std::string open() {
-    int err = uv_loop_init(&loop_);
-    if (err != 0) return std::string("uv_loop_init: ") + uv_strerror(err);
-    loop_open_ = true;
+  // The whole life of this loop, on the calling thread: start the handles, serve until stop(),
+  // close. Returns 0 after a stop, 1 if the loop could not start (printed with its context).
+  int run() {
+    if (int err = uv_loop_init(&loop_); err != 0) return fail("uv_loop_init", err);
     loop_.data = this;
-    if ((err = uv_async_init(&loop_, &stop_, on_stop_async)) != 0)
-      return std::string("uv_async_init: ") + uv_strerror(err);
-    async_open_ = true;
-    uv_timer_init(&loop_, &tick_);
-    tick_open_ = true;
-    uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
-    if ((err = listen()) != 0) return std::string("unable to listen with libuv: ") + uv_strerror(err);
-    return {};
+    int err = start();
+    if (err != 0) {
+      std::fprintf(stderr, "cbench-server: libuv: unable to listen: %s\n", uv_strerror(err));
+      on_stop_async(&stop_);  // closes what start() opened; uv_run below runs the callbacks
+    }
+    uv_run(&loop_, UV_RUN_DEFAULT);  // serves until every handle is closed
+    uv_loop_close(&loop_);
+    return err == 0 ? 0 : 1;
   }
 
-  // Runs the loop on the calling thread until the stop has closed every handle.
-  void run() {
-    ran_ = true;
-    finish();
-  }
-
-  // Makes run() return soon. Thread-safe and non-blocking (uv_async_send, libuv's one thread-safe
-  // call), and idempotent: a second uv_async_send after the loop has closed would abort.
+  // Makes run() return soon. Thread-safe, non-blocking, idempotent, and safe before the loop has
+  // started and after it has ended: uv_async_send is only called on an initialised, open handle.
   void stop() {
-    if (!stop_sent_.exchange(true)) uv_async_send(&stop_);
+    std::lock_guard lock(stop_mu_);
+    stop_requested_ = true;
+    if (async_ready_) uv_async_send(&stop_);
+    async_ready_ = false;  // a second uv_async_send after the handle closes would abort
   }
 
  private:
-  void finish() {
-    if (!loop_open_) return;
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
-    loop_open_ = false;
+  static int fail(const char* what, int err) {
+    std::fprintf(stderr, "cbench-server: libuv: %s: %s\n", what, uv_strerror(err));
+    return 1;
+  }
+
+  // Opens the stop handle, the sweep timer and the listener. Returns 0 or a libuv error; the
+  // stop handle and the timer are always open afterwards (on_stop_async closes them).
+  int start() {
+    uv_async_init(&loop_, &stop_, on_stop_async);  // fails only for a bad loop
+    uv_timer_init(&loop_, &tick_);
+    uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
+    {
+      std::lock_guard lock(stop_mu_);
+      if (stop_requested_) uv_async_send(&stop_);  // stopped before we could be woken
+      else async_ready_ = true;
+    }
+    return listen();
   }
 
   // Opens the listener handle on a dup of main's listener (libuv closes the descriptor it is
@@ -140,13 +140,7 @@ class Loop {
     return err;
   }
 
-  void close_listener() {
-    if (listener_state_ != Listener::open) return;
-    listener_state_ = Listener::closing;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_listener_closed);
-  }
-
-  static void on_listener_closed(uv_handle_t* h) { static_cast<Loop*>(h->data)->listener_state_ = Listener::closed; }
+  // --- a connection's life, in the order it meets the callbacks ---
 
   static void on_connection(uv_stream_t* server, int status) {
     Loop& self = *static_cast<Loop*>(server->data);
@@ -169,9 +163,11 @@ class Loop {
     self.start_reading(*c);
   }
 
+  // Every read of this loop goes into its one read buffer: libuv calls on_read before it
+  // allocates again, so reading allocates nothing and an idle connection holds no read buffer.
   static void on_alloc(uv_handle_t* h, std::size_t /*suggested*/, uv_buf_t* buf) {
     Loop& self = static_cast<Connection*>(h->data)->loop;
-    *buf = uv_buf_init(self.read_buf_, sizeof self.read_buf_);
+    *buf = uv_buf_init(self.scratch_.read_buf, sizeof self.scratch_.read_buf);
   }
 
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -181,88 +177,56 @@ class Loop {
       c.loop.close(c);
       return;
     }
-    c.loop.feed(c, {buf->base, static_cast<std::size_t>(nread)});
-    c.loop.drain(c);
+    c.pump.feed({buf->base, static_cast<std::size_t>(nread)}, c.loop.scratch_.out);
+    c.loop.flush(c);
+  }
+
+  // Sends the pump's output: uv_try_write for what the socket takes now; if some is left, stops
+  // reading and hands the rest to uv_write (on_write continues). Consuming output lets the pump
+  // parse what its high-water mark held back, so this loops until the output is empty.
+  void flush(Connection& c) {
+    auto* stream = reinterpret_cast<uv_stream_t*>(&c.handle);
+    for (std::string_view out = c.pump.output(); !out.empty(); out = c.pump.output()) {
+      uv_buf_t buf = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
+      int n = uv_try_write(stream, &buf, 1);
+      if (n == UV_EAGAIN) n = 0;
+      if (n < 0) return close(c);
+      if (static_cast<std::size_t>(n) < out.size()) {
+        if (n > 0) c.pump.consumed(static_cast<std::size_t>(n));
+        return write_rest(c);
+      }
+      c.pump.consumed(out.size());
+    }
+    if (c.pump.take_progress()) idle_.touch(c, net::Clock::now());
+    c.pump.lend_back(scratch_.out);
+    if (c.pump.state() == http::pump_state::close) return close(c);
+    start_reading(c);
+  }
+
+  // The socket is full: stop reading (backpressure) and let uv_write send the rest of the output,
+  // which the pump keeps unchanged until on_write reports it consumed.
+  void write_rest(Connection& c) {
+    if (c.pump.take_progress()) idle_.touch(c, net::Clock::now());
+    auto* stream = reinterpret_cast<uv_stream_t*>(&c.handle);
+    if (c.reading) uv_read_stop(stream);
+    c.reading = false;
+    std::string_view out = c.pump.output();
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
+    c.write_req.data = &c;
+    if (uv_write(&c.write_req, stream, &buf, 1, on_write) != 0) close(c);
   }
 
   static void on_write(uv_write_t* req, int status) {
     auto& c = *static_cast<Connection*>(req->data);
     if (c.closing) return;  // UV_ECANCELED from uv_close
-    if (status < 0) {
-      c.loop.close(c);
-      return;
-    }
-    c.loop.written(c);
-    c.loop.drain(c);
-  }
-
-  // Parses input, appending responses to c.out; keeps what output_full left unparsed.
-  void feed(Connection& c, std::string_view input) {
-    http::FeedResult r = c.codec.feed(input, c.out);
-    if (r.responses > 0) idle_.touch(c, net::Clock::now());
-    if (r.status == http::feed_status::output_full) c.backlog.append(input.substr(r.consumed_bytes));
-  }
-
-  // Writes c.out, then parses the backlog and writes again, until the backlog is empty (then reads
-  // again), a write is in flight (on_write calls back here), or the connection closes.
-  void drain(Connection& c) {
-    for (;;) {
-      if (!flush(c)) return;
-      if (c.codec.closing()) {
-        close(c);
-        return;
-      }
-      if (c.backlog.empty()) {
-        start_reading(c);
-        return;
-      }
-      c.held.swap(c.backlog);
-      c.backlog.clear();
-      feed(c, c.held);
-    }
-  }
-
-  // Sends c.out: uv_try_write for what the socket takes now, uv_write for the rest. Returns true
-  // if all of it was sent, false if a write is in flight or the connection closed.
-  bool flush(Connection& c) {
-    if (c.out.empty()) return true;
-    auto* stream = reinterpret_cast<uv_stream_t*>(&c.handle);
-    uv_buf_t buf = uv_buf_init(c.out.data(), static_cast<unsigned>(c.out.size()));
-    int n = uv_try_write(stream, &buf, 1);
-    if (n == UV_EAGAIN) n = 0;
-    if (n < 0) {
-      close(c);
-      return false;
-    }
-    if (static_cast<std::size_t>(n) == c.out.size()) {
-      written(c);
-      return true;
-    }
-    // The socket is full: stop reading until the rest is written.
-    if (c.reading) uv_read_stop(stream);
-    c.reading = false;
-    buf = uv_buf_init(c.out.data() + n, static_cast<unsigned>(c.out.size() - static_cast<std::size_t>(n)));
-    c.write_req.data = &c;
-    if (uv_write(&c.write_req, stream, &buf, 1, on_write) != 0) {
-      close(c);
-      return false;
-    }
-    return false;
-  }
-
-  // c.out has been sent: empty it, dropping a large buffer (after a /bytes body) so that an idle
-  // connection does not keep it.
-  static void written(Connection& c) {
-    if (c.out.capacity() > http::kOutputHighWaterBytes) std::string().swap(c.out);
-    else c.out.clear();
+    if (status < 0) return c.loop.close(c);
+    c.pump.consumed(c.pump.output().size());  // uv_write completes only when all of it is sent
+    c.loop.flush(c);
   }
 
   void start_reading(Connection& c) {
     if (c.reading) return;
-    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c.handle), on_alloc, on_read) != 0) {
-      close(c);
-      return;
-    }
+    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c.handle), on_alloc, on_read) != 0) return close(c);
     c.reading = true;
   }
 
@@ -276,27 +240,36 @@ class Loop {
 
   static void on_closed(uv_handle_t* h) { delete static_cast<Connection*>(h->data); }
 
+  // --- the loop's own handles ---
+
   static void on_tick(uv_timer_t* t) {
     Loop& self = *static_cast<Loop*>(t->loop->data);
     auto now = net::Clock::now();
     while (net::IdleNode* n = self.idle_.expired(now)) self.close(static_cast<Connection&>(*n));
-    if (self.listener_state_ == Listener::closed && !self.stopping_) {
-      self.listen();  // may fail again (still out of descriptors): retried on the next tick
-    }
+    if (self.listener_state_ == Listener::closed) self.listen();  // may fail again: next tick
   }
 
+  void close_listener() {
+    if (listener_state_ != Listener::open) return;
+    listener_state_ = Listener::closing;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_listener_closed);
+  }
+
+  static void on_listener_closed(uv_handle_t* h) { static_cast<Loop*>(h->data)->listener_state_ = Listener::closed; }
+
+  // Closes every handle (the timer first, so no tick reopens the listener); uv_run returns once
+  // their close callbacks have run.
   static void on_stop_async(uv_async_t* a) {
     Loop& self = *static_cast<Loop*>(a->loop->data);
-    self.stopping_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&self.tick_), nullptr);
     self.close_listener();
-    if (self.tick_open_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&self.tick_), nullptr);
-      self.tick_open_ = false;
-    }
     while (net::IdleNode* n = self.idle_.expired(net::Clock::time_point::max()))
       self.close(static_cast<Connection&>(*n));
+    {
+      std::lock_guard lock(self.stop_mu_);
+      self.async_ready_ = false;  // closing: stop() must not touch it again
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&self.stop_), nullptr);
-    self.async_open_ = false;
   }
 
   int listen_fd_;  // main's listener (not owned)
@@ -305,37 +278,19 @@ class Loop {
   uv_tcp_t listener_{};
   uv_timer_t tick_{};
   uv_async_t stop_{};
-  net::IdleList idle_;  // every open connection, oldest deadline first
-  char read_buf_[http::kReadBufferBytes];  // the one read buffer of this loop (see on_alloc)
-  bool loop_open_ = false, async_open_ = false, tick_open_ = false;
-  // The listener handle's state: closed (before open(), or paused after an accept failure, until
+  net::IdleList idle_;        // every open connection, oldest deadline first
+  http::PumpScratch scratch_;  // the one read buffer (see on_alloc) and response staging of this loop
+  // The listener handle's state: closed (before start(), or paused after an accept failure, until
   // a tick reopens it), open, or closing (uv_close called, its callback not yet run).
   enum class Listener { closed, open, closing } listener_state_ = Listener::closed;
-  std::atomic<bool> stop_sent_{false};
-  bool stopping_ = false;
-  bool ran_ = false;
+  std::mutex stop_mu_;          // orders stop() with the stop handle's opening and closing
+  bool stop_requested_ = false;  // under stop_mu_
+  bool async_ready_ = false;     // under stop_mu_: stop_ is open and may be sent to
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  const auto idle_timeout = std::chrono::milliseconds(opt.idle_timeout_ms);
-  // Shared with the stop functions; libuv guarantees that a closed async handle is no longer
-  // touched by uv_async_send, and the Loops outlive the threads that run them.
-  std::vector<std::shared_ptr<Loop>> loops;
-  for (int listen_fd : control.listeners()) {
-    loops.push_back(std::make_shared<Loop>(listen_fd, opt.listen_backlog, idle_timeout));
-    std::string err = loops.back()->open();
-    if (!err.empty()) {
-      std::fprintf(stderr, "cbench-server: libuv: %s\n", err.c_str());
-      return 1;  // no thread runs yet; each Loop's destructor closes what it opened
-    }
-  }
-  for (auto& l : loops) control.on_stop([l] { l->stop(); });
-
-  return server::run_on_threads(
-      "libuv", static_cast<int>(loops.size()), [&loops](int i) { loops[static_cast<std::size_t>(i)]->run(); },
-      [&loops] {
-        for (auto& l : loops) l->stop();
-      });
+  return server::run_loop_per_listener<Loop>("libuv", control, opt.listen_backlog,
+                                             std::chrono::milliseconds(opt.idle_timeout_ms));
 }
 
 }  // namespace

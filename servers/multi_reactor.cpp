@@ -33,22 +33,8 @@ namespace {
 using namespace cb;
 
 int run(const server::Options& opt, server::Control& control) {
-  const auto idle_timeout = std::chrono::milliseconds(opt.idle_timeout_ms);
-  // Shared with the stop functions, which may still be returning from their eventfd write when
-  // the reactors have seen the stop, ended and been joined.
-  std::vector<std::shared_ptr<net::ReactorServer>> reactors;
-  for (int listen_fd : control.listeners()) {
-    reactors.push_back(std::make_shared<net::ReactorServer>(listen_fd, idle_timeout));
-    if (!reactors.back()->ok()) return 1;  // before any thread starts: nothing to stop yet
-  }
-  for (auto& r : reactors) control.on_stop([r] { r->stop(); });
-
-  return server::run_on_threads(
-      "multi-reactor", static_cast<int>(reactors.size()),
-      [&reactors](int i) { reactors[static_cast<std::size_t>(i)]->run(); },
-      [&reactors] {
-        for (auto& r : reactors) r->stop();
-      });
+  return server::run_loop_per_listener<net::ReactorServer>("multi-reactor", control,
+                                                          std::chrono::milliseconds(opt.idle_timeout_ms));
 }
 
 }  // namespace

@@ -22,7 +22,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "backends/net/nb_session.h"
+#include "backends/net/blocking_session.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
 
@@ -92,10 +92,10 @@ int run(const server::Options& opt, server::Control& control) {
     }
     try {
       std::thread([fd, conns, idle_timeout_ms] {
-        // With one thread per connection, per-thread buffers are per-connection. `new IoScratch`
+        // With one thread per connection, per-thread buffers are per-connection. `new PumpScratch`
         // (not make_unique, which zero-fills) leaves the 16 KiB read buffer untouched until a read
         // writes into it, so an idle connection's RSS is its stack, not an unused buffer.
-        std::unique_ptr<net::IoScratch> scratch(new net::IoScratch);
+        std::unique_ptr<http::PumpScratch> scratch(new http::PumpScratch);
         net::serve_blocking(fd, idle_timeout_ms, *scratch);
         conns->remove(fd);
         net::close_fd(fd);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backends/http/limits.h"
+#include "backends/net/blocking_session.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
 
