@@ -20,10 +20,8 @@
 // (see servers/io_uring.cpp).
 #include <time.h>
 
-#include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "backends/http/codec.h"
 #include "backends/http/handler.h"
@@ -59,38 +57,30 @@ class FloorSession {
 
   explicit FloorSession(Context&) {}
 
-  void on_input(Context& ctx, std::string_view in, std::string& out) {
-    for (std::size_t n = terminators_.count(in.data(), in.size()); n > 0; --n) out.append(ctx.canned);
+  http::pump_state feed(Context& ctx, std::string_view in) {
+    out_.clear();
+    sent_ = 0;
+    for (std::size_t n = terminators_.count(in.data(), in.size()); n > 0; --n) out_.append(ctx.canned);
+    return out_.empty() ? http::pump_state::read : http::pump_state::write;
   }
-  void on_sent(Context&, std::string&) {}
-  bool has_backlog() const { return false; }
-  bool closing() const { return false; }
+  std::string_view output() const { return std::string_view(out_).substr(sent_); }
+  http::pump_state consumed(std::size_t n) {
+    sent_ += n;
+    return sent_ < out_.size() ? http::pump_state::write : http::pump_state::read;
+  }
   bool take_progress() { return false; }
   static void on_tick(Context& ctx) { ctx.refresh(); }
 
  private:
   http::TerminatorCounter terminators_;
+  std::string out_;        // this receive's answers; a send in flight points into it
+  std::size_t sent_ = 0;   // bytes of out_ already sent
 };
 
 using FloorLoop = uring::Loop<FloorSession>;
 
 int run(const server::Options&, server::Control& control) {
-  std::vector<std::shared_ptr<FloorLoop>> loops;
-  const uring::LoopConfig config{"floor-uring", std::chrono::milliseconds(0)};
-  for (int fd : control.listeners()) loops.push_back(std::make_shared<FloorLoop>(fd, config));
-  for (auto& l : loops) control.on_stop([l] { l->stop(); });
-  std::vector<int> status(loops.size(), 0);
-  int started = server::run_on_threads(
-      "floor-uring", static_cast<int>(loops.size()),
-      [&](int i) {
-        status[static_cast<std::size_t>(i)] = loops[static_cast<std::size_t>(i)]->run();
-        if (status[static_cast<std::size_t>(i)] != 0) control.request_stop();
-      },
-      [&loops] {
-        for (auto& l : loops) l->stop();
-      });
-  for (int s : status) if (s != 0) return s;
-  return started;
+  return server::run_loop_per_listener<FloorLoop>("floor-uring", control, uring::LoopConfig{"floor-uring", std::chrono::milliseconds(0)});
 }
 
 }  // namespace

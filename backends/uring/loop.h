@@ -5,9 +5,9 @@
 // loop and differ only in their sessions.
 //
 // Per connection at most one operation is in flight: a receive while it waits for input, a send
-// while it has output. A receive is armed only when the connection has no output and no held-back
-// input, so a client that pipelines without reading cannot make the server buffer without bound
-// (the same back-pressure as NbSession's). A waiting receive holds no buffer: the kernel picks one
+// while it has output. A receive is armed only in the session's read state (no output, no
+// held-back input), so a client that pipelines without reading cannot make the server buffer
+// without bound (the pump's back-pressure, as in every other model). A waiting receive holds no buffer: the kernel picks one
 // from the buffer ring when data arrives, and the loop gives it back right after the session has
 // consumed it.
 //
@@ -15,17 +15,17 @@
 // io_uring_enter, or none when CQEs were already waiting and nothing is queued), then every ready
 // CQE is handled, then, at most every kTick, the idle sweep.
 //
-// Session contract (S):
+// Session contract (S), the shape of http::Pump (backends/http/pump.h) plus a per-loop context:
 //   typename S::Context                        per-loop state shared by its sessions
 //   S(Context&)
-//   void on_input(Context&, std::string_view in, std::string& out)  in: one receive, valid only
-//        during the call; appends responses to out, keeps any input it holds back
-//   void on_sent(Context&, std::string& out)   out was fully sent and cleared: append what held-back
-//        input produces (nothing if none)
-//   bool has_backlog() const                   input is held back (no receive until it is used up)
-//   bool closing() const                       close once out is sent
+//   http::pump_state feed(Context&, std::string_view in)   precondition: state read. `in` is one
+//        receive in a provided buffer, valid only during the call (the loop gives the buffer back
+//        right after it). Returns read, write (output() is non-empty) or close.
+//   std::string_view output() const            bytes to send; unchanged until consumed(): a send
+//        in flight points into it
+//   http::pump_state consumed(std::size_t n)   n bytes of output() went out; as feed
 //   bool take_progress()                       requests completed since the last call (idle timer)
-//   static void on_tick(Context&)              called once per tick (e.g. to renew a cached Date)
+//   static void on_tick(Context&)              once per tick (e.g. to renew a cached Date)
 #pragma once
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -36,11 +36,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "backends/http/limits.h"
+#include "backends/http/pump.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/socket.h"
 #include "backends/uring/ring.h"
@@ -68,15 +70,24 @@ class Loop {
   static constexpr unsigned kBuffers = 256;
   static constexpr std::uint16_t kBufferGroup = 0;
 
+  // Sets up the ring and its buffers; ok() says whether that worked (the failure is printed with
+  // its context, before any thread starts).
   Loop(int listen_fd, LoopConfig config) : listen_fd_(listen_fd), config_(config), idle_(config.idle_timeout) {
-    wake_fd_ = eventfd(0, EFD_CLOEXEC);
     starved_.reserve(kBuffers);
+    wake_fd_ = eventfd(0, EFD_CLOEXEC);
+    std::string err = wake_fd_ < 0 ? "eventfd failed" : ring_.init(kRingEntries);
+    if (err.empty()) err = buffers_.init(ring_, kBufferGroup, kBuffers, static_cast<unsigned>(http::kReadBufferBytes));
+    if (err.empty() && !net::set_nonblocking(listen_fd_)) err = "unable to make the listener non-blocking";
+    if (!err.empty()) std::fprintf(stderr, "cbench-server: %s: %s\n", config_.model, err.c_str());
+    ok_ = err.empty();
   }
   ~Loop() {
     if (wake_fd_ >= 0) net::close_fd(wake_fd_);
   }
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
+
+  bool ok() const { return ok_; }
 
   // Thread-safe; may be called before run() starts or after it returned.
   void stop() {
@@ -85,12 +96,10 @@ class Loop {
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   }
 
-  // Serves until stop(). Sets up the ring on the calling thread (DEFER_TASKRUN ties a ring to
-  // its thread). Returns 0 after a stop, 1 if set-up failed (printed with its context).
+  // Serves until stop(); the calling thread becomes the ring's only submitter. Returns 0 after a
+  // stop, 1 on a failure (printed with its context).
   int run() {
-    std::string err = wake_fd_ < 0 ? "eventfd failed" : ring_.init(kRingEntries);
-    if (err.empty()) err = buffers_.init(ring_, kBufferGroup, kBuffers, static_cast<unsigned>(http::kReadBufferBytes));
-    if (err.empty() && !net::set_nonblocking(listen_fd_)) err = "unable to make the listener non-blocking";
+    std::string err = ring_.enable();
     if (!err.empty()) {
       std::fprintf(stderr, "cbench-server: %s: %s\n", config_.model, err.c_str());
       return 1;
@@ -101,8 +110,9 @@ class Loop {
     while (!stop_requested_.load(std::memory_order_acquire)) {
       int rc = ring_.submit_and_wait(kTick);
       if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
-        std::fprintf(stderr, "cbench-server: %s: io_uring_enter failed: %d\n", config_.model, -rc);
-        break;
+        std::fprintf(stderr, "cbench-server: %s: io_uring_enter failed: %s\n", config_.model, std::strerror(-rc));
+        drain_for_stop();
+        return 1;
       }
       ring_.for_each_cqe([this](io_uring_cqe* cqe) { on_cqe(cqe); });
       for (Conn* c : starved_) post_recv(*c);  // buffers were given back during the round
@@ -128,8 +138,6 @@ class Loop {
     op inflight = op::none;
     bool closing = false;  // close as soon as the operation in flight completes
     S session;
-    std::string out;           // output being sent; stable while its send is in flight
-    std::size_t out_sent = 0;  // bytes of out already sent
     struct Idle : net::IdleNode {
       Conn* owner = nullptr;
     } idle;
@@ -164,7 +172,8 @@ class Loop {
 
   void post_send(Conn& c) {
     io_uring_sqe* s = ring_.sqe();
-    io_uring_prep_send(s, c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
+    const std::string_view out = c.session.output();
+    io_uring_prep_send(s, c.fd, out.data(), out.size(), MSG_NOSIGNAL);
     io_uring_sqe_set_data64(s, data_of(&c, kSend));
     c.inflight = op::send;
   }
@@ -215,11 +224,14 @@ class Loop {
     c.inflight = op::none;
     if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) {
       const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
-      if (!c.closing) c.session.on_input(context_, {buffers_.buffer(id), static_cast<std::size_t>(res)}, c.out);
-      buffers_.recycle(id);
-      if (c.closing) return close(c);
+      if (c.closing) {
+        buffers_.recycle(id);
+        return close(c);
+      }
+      http::pump_state st = c.session.feed(context_, {buffers_.buffer(id), static_cast<std::size_t>(res)});
+      buffers_.recycle(id);  // the session keeps what it holds back: the buffer is free again
       note_progress(c);
-      return after_output(c);
+      return next(c, st);
     }
     if (res == -ENOBUFS && !c.closing) {
       starved_.push_back(&c);
@@ -231,29 +243,18 @@ class Loop {
   void on_send(Conn& c, int res) {
     c.inflight = op::none;
     if (c.closing || res < 0) return close(c);
-    c.out_sent += static_cast<std::size_t>(res);
-    if (c.out_sent < c.out.size()) return post_send(c);  // a partial send: continue it
-    c.out_sent = 0;
-    // Keep a modest buffer for the next answer (no allocation per request); drop a huge one so
-    // that a connection that once fetched a large body does not hold it while idle.
-    if (c.out.capacity() > http::kOutputHighWaterBytes) std::string().swap(c.out);
-    else c.out.clear();
-    if (c.session.closing()) return close(c);
-    if (c.session.has_backlog()) {
-      c.session.on_sent(context_, c.out);
-      note_progress(c);
-    }
-    after_output(c);
+    // A partial send leaves the rest in output(): next() sends it from there.
+    http::pump_state st = c.session.consumed(static_cast<std::size_t>(res));
+    note_progress(c);
+    next(c, st);
   }
 
-  void after_output(Conn& c) {
-    if (!c.out.empty()) return post_send(c);
-    if (c.session.closing()) return close(c);
-    if (c.session.has_backlog()) {  // held back but nothing came of it: cannot happen, stay safe
-      c.session.on_sent(context_, c.out);
-      if (!c.out.empty()) return post_send(c);
+  void next(Conn& c, http::pump_state st) {
+    switch (st) {
+      case http::pump_state::read: return post_recv(c);
+      case http::pump_state::write: return post_send(c);
+      case http::pump_state::close: return close(c);
     }
-    post_recv(c);
   }
 
   void note_progress(Conn& c) {
@@ -324,6 +325,7 @@ class Loop {
 
   int listen_fd_;
   LoopConfig config_;
+  bool ok_ = false;
   int wake_fd_ = -1;
   std::uint64_t wake_value_ = 0;
   std::atomic<bool> stop_requested_{false};

@@ -1,6 +1,8 @@
 #include "backends/uring/ring.h"
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -16,6 +18,7 @@ std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 std::string probe() {
   Ring ring;  // declared before the buffer ring, so destroyed after it
   std::string err = ring.init(4);
+  if (err.empty()) err = ring.enable();
   if (!err.empty()) {
     if (err.find("Operation not permitted") != std::string::npos || err.find("not implemented") != std::string::npos)
       err += " (io_uring refused by this kernel: see /proc/sys/kernel/io_uring_disabled, or a seccomp filter)";
@@ -33,18 +36,24 @@ Ring::~Ring() {
 
 std::string Ring::init(unsigned entries) {
   io_uring_params p{};
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   p.cq_entries = entries * 2;  // room for a round's completions plus multishot accepts
   int rc = io_uring_queue_init_params(entries, &ring_, &p);
   if (rc == -EINVAL) {  // a kernel before 6.1: no DEFER_TASKRUN; plain flags work the same, later
     p = io_uring_params{};
-    p.flags = IORING_SETUP_CQSIZE;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED;
     p.cq_entries = entries * 2;
     rc = io_uring_queue_init_params(entries, &ring_, &p);
   }
   if (rc < 0) return "io_uring_setup failed: " + errno_text(rc);
   ready_ = true;
   return "";
+}
+
+std::string Ring::enable() {
+  // liburing 2.3 declares io_uring_enable_rings but does not export it: the register call itself.
+  long rc = syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+  return rc < 0 ? "io_uring_register(IORING_REGISTER_ENABLE_RINGS) failed: " + errno_text(errno) : "";
 }
 
 io_uring_sqe* Ring::sqe() {

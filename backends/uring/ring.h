@@ -30,10 +30,14 @@ class Ring {
   Ring& operator=(const Ring&) = delete;
 
   // Sets up a ring with `entries` SQEs (CQ twice that). Tries IORING_SETUP_SINGLE_ISSUER |
-  // IORING_SETUP_DEFER_TASKRUN (completions run only when this thread enters the ring, so they
-  // are batched into its one wait per round), then plain flags. Never SQPOLL. Returns "" or the
-  // reason it failed.
+  // IORING_SETUP_DEFER_TASKRUN (completions run only when the owning thread enters the ring, so
+  // they are batched into its one wait per round), then plain flags. Never SQPOLL. The ring starts
+  // disabled (IORING_SETUP_R_DISABLED), so that it can be made on one thread and owned by another:
+  // the thread that calls enable() is its only submitter. Returns "" or the reason it failed.
   std::string init(unsigned entries);
+
+  // Enables the ring for the calling thread (io_uring_enable_rings). Returns "" or the reason.
+  std::string enable();
 
   // A free SQE; if the SQ is full, submits what is queued first (counted). Never null once init
   // succeeded (the SQ is empty after a submit).
