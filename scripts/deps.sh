@@ -15,6 +15,7 @@ PACKAGES=(
   libev-dev           # pull loop backend (Ever's own loop)
   libuv1-dev          # libuv model
   libboost-dev        # Boost.Asio models (header-only parts)
+  libboost-context-dev  # fiber model (issue 14): boost::context::fiber, stackful, one per connection
   libhttp-parser-dev  # the shared codec's parser (what http_parser.rb wraps)
   libbenchmark-dev    # microbenchmarks
   libgtest-dev        # unit tests

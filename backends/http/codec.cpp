@@ -238,8 +238,22 @@ int Codec::error_status_for_parser() const {
   }
 }
 
+namespace {
+ResponseStyle g_response_style = ResponseStyle::standard;  // written before threads start (main)
+}  // namespace
+
+void set_response_style(ResponseStyle style) { g_response_style = style; }
+ResponseStyle response_style() { return g_response_style; }
+
 void Codec::serialize(const Response& resp, bool keep_alive, bool http10_keep_alive, bool head_only,
                       std::string& out) {
+  if (g_response_style == ResponseStyle::published && resp.status == 200 && keep_alive && !http10_keep_alive) {
+    out.append("HTTP/1.1 200 OK\nContent-Length: ");
+    append_uint(out, resp.body.size());
+    out.append("\n\n");
+    if (!head_only) out.append(resp.body);
+    return;
+  }
   thread_local CachedResponse cache[kResponseCacheEntries];
   thread_local std::size_t next_victim = 0;
   const DateCache& date = current_date();

@@ -15,6 +15,16 @@ namespace cb::http {
 
 struct DateCache;  // the per-thread formatted Date (codec.cpp)
 
+// The response bytes (cbench-server --response, the scenario setting `response`). standard: the
+// full header set below. published: a 200 on a keep-alive HTTP/1.1 connection is exactly
+// "HTTP/1.1 200 OK\nContent-Length: N\n\n" + body (bare LF, no Server, Date or Content-Type:
+// 49 bytes for "Hello, world!", as the Ruby examples of the published table answered); every
+// other response (errors, closes, HTTP/1.0) stays standard. Process-wide; set once by main before
+// any model thread starts, read on every response.
+enum class ResponseStyle : std::uint8_t { standard, published };
+void set_response_style(ResponseStyle style);
+ResponseStyle response_style();
+
 // Why the codec stopped consuming input in a call to feed().
 enum class feed_status : std::uint8_t {
   need_more,   // consumed all input; a request may be partly parsed

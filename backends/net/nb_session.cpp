@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "backends/server/counters.h"
+
 namespace cb::net {
 
 want NbSession::on_readable(IoScratch& scratch) {
@@ -21,7 +23,10 @@ want NbSession::on_readable(IoScratch& scratch) {
     }
     if (n == 0) return want::close;
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return want::read;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      server::count(server::Counter::empty_reads);  // issue 14 mechanism counter
+      return want::read;
+    }
     return want::close;
   }
   return want::read;  // bound reached: let other connections run; level-triggered readiness returns

@@ -68,6 +68,17 @@ class JobQueue {
     return pop(out, [] {}, [] {});
   }
 
+  // Takes the oldest job without blocking (Ruby's `until q.empty?; q.shift; end` in one lock).
+  // Returns false if the queue is empty (open or closed).
+  bool try_pop(T& out) {
+    std::lock_guard lock(mu_);
+    if (size_ == 0) return false;
+    out = std::move(ring_[head_]);
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+    return true;
+  }
+
   // Wakes every consumer; pops return what is left, then false. Further pushes are refused.
   void close() {
     {

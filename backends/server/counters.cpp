@@ -12,6 +12,7 @@ namespace {
 constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "dispatches", "duplicate_dispatches", "empty_reads", "wakeups",        "rearms",     "poll_rounds",
     "accepts",    "closes",               "sq_submissions", "cq_completions", "ring_enters",
+    "suppressed_duplicates", "owner_collisions",
 };
 
 std::atomic<detail::CounterBlock*> g_blocks{nullptr};  // push-only list of every thread's block

@@ -34,6 +34,10 @@ enum class Counter : std::uint8_t {
   sq_submissions,        // io_uring: SQEs submitted
   cq_completions,        // io_uring: CQEs reaped
   ring_enters,           // io_uring: io_uring_enter calls
+  suppressed_duplicates, // selector-pool: a readiness not pushed because the connection had its
+                         // bound of dispatches in flight already
+  owner_collisions,      // selector-pool: a worker found the connection owned by another worker
+                         // and left it alone (the duplicate that would have raced)
   count_
 };
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "backends/http/codec.h"
 #include "backends/http/handler.h"
 #include "backends/net/socket.h"
 #include "backends/server/counters.h"
@@ -24,7 +25,8 @@ constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
     "                     [--idle-timeout-ms MS]\n"
-    "                     [--counters-out PATH]\n"
+    "                     [--counters-out PATH] [--response standard|published]\n"
+    "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
     "       cbench-server --list\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
     "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
@@ -69,6 +71,20 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
     else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
     else if (a == "--gvl") o.gvl = true;
     else if (a == "--counters-out") mo.counters_out = value();
+    else if (a == "--stack-kb") o.stack_kb = parse_int(a, value(), 16, 64 * 1024);
+    else if (a == "--test-worker-delay-us") o.test_worker_delay_us = parse_int(a, value(), 0, 1'000'000);
+    else if (a == "--rearm") {
+      std::string r = value();
+      if (r == "level") o.rearm = cb::server::Rearm::level;
+      else if (r == "oneshot") o.rearm = cb::server::Rearm::oneshot;
+      else die_usage("--rearm wants level or oneshot, got '" + r + "'");
+    }
+    else if (a == "--response") {  // codec.h: ResponseStyle
+      std::string r = value();
+      if (r == "standard") cb::http::set_response_style(cb::http::ResponseStyle::standard);
+      else if (r == "published") cb::http::set_response_style(cb::http::ResponseStyle::published);
+      else die_usage("--response wants standard or published, got '" + r + "'");
+    }
     else if (a == "--queues") {
       std::string q = value();
       if (q == "shared") o.queues = cb::server::QueueLayout::shared;

@@ -11,6 +11,7 @@
 namespace cb::server {
 
 enum class QueueLayout { shared, per_worker };
+enum class Rearm { level, oneshot };
 
 // Command-line options, parsed and validated by main before a model runs.
 struct Options {
@@ -23,6 +24,11 @@ struct Options {
   std::string backend = "libev";        // pull loop implementation: libev | epoll
   int idle_timeout_ms = 30'000;         // close connections without a completed request this long
   int listen_backlog = 4096;            // above wrk's largest burst of connects in the scenarios
+  // Issue 14 (selector-pool, fiber):
+  Rearm rearm = Rearm::level;           // selector-pool: monitor left armed (nio4r) or disarmed before dispatch
+  int stack_kb = 64;                    // fiber: stack size of each connection's fiber
+  int test_worker_delay_us = 0;         // selector-pool, tests only: a worker sleeps this long before
+                                        // it reads a dispatched connection (forces duplicate dispatch)
 };
 
 // Stop requests and listeners, shared by main and the running model.

@@ -420,3 +420,11 @@ def read_index(run_dir: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def plot_run(r, out_dir=None) -> "ChartSet":
+    """Draw every chart the run has data for; returns the ChartSet (written and skipped lists).
+    The one entry point for `cbench plot` and the report (which imports no CLI module)."""
+    cs = ChartSet(r, out_dir)
+    cs.draw_all()
+    return cs

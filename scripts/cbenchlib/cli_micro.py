@@ -13,7 +13,6 @@ set) and exit 128+signal.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import re
@@ -25,13 +24,12 @@ import sys
 import time
 
 from . import benchlock, envinfo, procstat, resultio
-from .cli_sweep import DEFAULT_LOCK as DEFAULT_SWEEP_LOCK
 from .runload import REPO_ROOT
 from .verdict import DISTURBED_CPU
 
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
-DEFAULT_LOCK = DEFAULT_SWEEP_LOCK  # the lock cbench sweep takes: one benchmark at a time
+DEFAULT_LOCK = benchlock.DEFAULT_PATH  # the lock cbench sweep takes: one benchmark at a time
 DEFAULT_CPUS = "0"  # the server's CPU in every scenario (server_cpus), so figures compare with the sweep's
 # Repetitions and seconds per repetition: 3 x 0.3 s keeps the default run of the ~60 benchmarks
 # near 1.5 minutes on the reference machine (each benchmark takes about (repetitions + 1) x

@@ -12,11 +12,9 @@ def add_arguments(parser) -> None:
 
 
 def plot_run(r, out_dir=None):
-    """Draw every chart the run has data for; returns the ChartSet (written and skipped lists)."""
-    from . import charts  # matplotlib is imported only when charts are drawn
-    cs = charts.ChartSet(r, out_dir)
-    cs.draw_all()
-    return cs
+    """charts.plot_run; matplotlib is imported only when charts are drawn."""
+    from . import charts
+    return charts.plot_run(r, out_dir)
 
 
 def run(args) -> int:

@@ -1,17 +1,24 @@
 """`cbench sweep`: run a scenario and record raw results (results/SCHEMA.md).
 
-Order of work: validate the scenario (nothing runs if it is bad) -> check the
-tools -> take the machine-wide benchmark lock -> create (or resume) the run
-directory -> run every (point, repetition) in a seeded shuffled order, one
-fresh server each, appending one line per repetition -> finish meta.json.
+Plan, then execute (pyperf's Runner builds its arguments once, then runs):
 
-SIGINT/SIGTERM stop the current point, kill every process the sweep started,
-leave meta.json and points.jsonl readable, and exit 128+signal (130 on Ctrl-C).
+- `build_plan(args)` turns the command line (or a resumed run's meta.json) and the scenario
+  into a `SweepPlan`: what to run, in which order, with every path made absolute once, so a
+  relative run directory, scenario or binary means the same to the harness, the server and
+  every peer (nginx resolves relative paths against its own prefix). Nothing runs if the
+  scenario is bad.
+- `Sweep(plan, host).run()` executes it, one method per step: check the tools -> take the
+  machine-wide benchmark lock -> create (or resume) the run directory -> run the initial
+  blocks (one round each, every point once; one fresh server per repetition), appending one
+  line per repetition -> with a target interval, extra blocks for the rows the primary
+  comparisons need (sequential.decide says which, and when to stop) -> finish meta.json.
+
+SIGINT/SIGTERM stop the current point, kill every process the sweep started, leave meta.json
+and points.jsonl readable, and exit 128+signal (130 on Ctrl-C).
 """
 from __future__ import annotations
 
-import fcntl
-import re
+import dataclasses
 import fnmatch
 import os
 import random
@@ -21,26 +28,30 @@ import subprocess
 import sys
 import time
 
-from . import benchlock, envinfo, resultio, runner, scenario
-from .host import LocalHost
+from . import benchlock, envinfo, resultio, runner, scenario, verdict
+from .host import HostError, LocalHost, parse_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS_DIR = os.path.join(REPO, "scenarios")
 DEFAULT_OUT = os.path.join(REPO, "results", "runs")
-DEFAULT_SERVER_BIN = os.path.join("build", "cbench-server")
-DEFAULT_LOCK = "/tmp/cbench-bench.lock"
+DEFAULT_SERVER_BIN = os.path.join(REPO, "build", "cbench-server")
 
 # Per-repetition cost beyond duration and warm-up, for the estimate: server start and
-# readiness, primer, two wrk runs that each last ~0.1 s past -d (wrk stops its
-# threads at its next 100 ms tick), post-check and stop. Measured on the reference
-# machine (2-core VM) with the first two models at 10-1024 connections: 0.1-0.3 s;
-# rounded up for the thousands of connections of other scenarios.
-OVERHEAD_S = 0.5
+# readiness, primer, two wrk runs that each last ~0.1 s past -d (wrk stops its threads at its
+# next 100 ms tick), post-check and stop. Measured from the committed reference run
+# results/runs/20261122T063927Z-ever-table (2-core VM; 280 repetitions of 2 s + 0.5 s): each
+# point's ended_utc - started_utc was 2.81-3.04 s, mean 2.88 s, so 0.38 s beyond the 2.5 s; the
+# gap between points (writing the line, printing) was under 4 ms. Rounded up to 0.4 s.
+OVERHEAD_S = 0.4
 # Idle points: start, settle, stop, plus opening, holding and closing the connections:
 # measured 0.5 s at 100 connections, 1.5 s (epoll-reactor) to 5.9 s (thread-per-connection,
 # 10000 threads) at 10000.
 IDLE_BASE_S = 1.0
 IDLE_PER_CONN_S = 0.0005
+
+
+class PlanError(Exception):
+    """The command line or scenario cannot be planned; nothing has run. str() is the message."""
 
 
 class ResultsUnwritable(Exception):
@@ -49,14 +60,6 @@ class ResultsUnwritable(Exception):
     def __init__(self, exc: OSError):
         super().__init__(str(exc))
         self.exc = exc
-
-
-def _write_results(fn, *args, **kw):
-    """Calls a RunWriter method; turns the OSError of a full or read-only disk into ResultsUnwritable."""
-    try:
-        return fn(*args, **kw)
-    except OSError as exc:
-        raise ResultsUnwritable(exc) from exc
 
 
 class SweepInterrupted(BaseException):
@@ -82,18 +85,181 @@ def add_arguments(p) -> None:
                    help="comma-separated patterns (fnmatch) matched against each row's model and key, "
                         "e.g. 'pull-loop,worker-pool' or 'epoll-*'")
     p.add_argument("--server-bin", default=os.environ.get("CBENCH_SERVER_BIN", DEFAULT_SERVER_BIN),
-                   help="the cbench-server binary (default: $CBENCH_SERVER_BIN or build/cbench-server)")
+                   help="the cbench-server binary (default: $CBENCH_SERVER_BIN or build/cbench-server "
+                        "in the repository; a relative path is relative to the current directory)")
     p.add_argument("--wrk-bin", default="wrk", help="the wrk binary (default: wrk on PATH)")
     p.add_argument("--duration", type=int, metavar="S", help="override the scenario's duration_s")
     p.add_argument("--warmup", type=float, metavar="S", help="override the scenario's warmup_s")
-    p.add_argument("--repetitions", type=int, metavar="N", help="override the scenario's repetitions")
-    p.add_argument("--lock-file", default=DEFAULT_LOCK,
-                   help=f"machine-wide benchmark lock (default: {DEFAULT_LOCK})")
+    p.add_argument("--repetitions", type=int, metavar="N",
+                   help="override the scenario's repetitions (the initial blocks)")
+    p.add_argument("--target-ci", type=float, metavar="PCT",
+                   help="sequential design: add whole blocks for the rows a primary comparison needs "
+                        "until its 95%% interval is narrower than PCT percent (default: the scenario's "
+                        "target_ci_pct; 0 turns it off)")
+    p.add_argument("--max-repetitions", type=int, metavar="N",
+                   help="with --target-ci: no point gets more than N repetitions (default: the "
+                        "scenario's max_repetitions)")
+    p.add_argument("--server-host", metavar="HOST", default="local",
+                   help="where the server runs: local (default) or netns:NAME[@ADDR] (a network "
+                        "namespace on this machine; issue 18)")
+    p.add_argument("--client-host", metavar="HOST", default="local",
+                   help="where wrk runs and the harness's probes connect from: local (default) or "
+                        "netns:NAME[@ADDR]")
+    p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
+                   help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
                    help="give up if the lock is still held after S seconds (default: wait)")
 
 
-# -- planning ---------------------------------------------------------------------------
+# -- the plan -----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One repetition of one point in the run's order."""
+    seq: int            # position in the run's order (new slots of extra blocks continue it)
+    block: int          # the round: initial blocks 0..repetitions-1, then extra blocks
+    rep: int            # the point's repetition index
+    point: scenario.Point
+
+
+@dataclasses.dataclass
+class SweepPlan:
+    """Everything the executor needs, resolved once. Every path is absolute."""
+    sc: scenario.Scenario
+    points: list                     # scenario.Point, in file order
+    slots: list                      # Slot: the initial blocks, in run order
+    server_bin: str
+    wrk_name: str                    # as given; the executor finds it on the host
+    out_parent: str
+    resume_dir: str | None           # an existing run directory to continue
+    overrides: dict                  # duration_s / warmup_s / repetitions / target_ci_pct / max_repetitions
+    models_filter: str | None
+    available: set | None            # `cbench-server --list`, None if unknown
+    list_error: str | None
+    skipped_models: list
+    lock_file: str
+    lock_timeout_s: float | None
+    command: list
+    server_host: str = "local"       # host specs (host.parse_host)
+    client_host: str = "local"
+    estimate_s: float = 0.0          # the initial blocks, models not built excluded
+    estimate_full_s: float = 0.0     # the initial blocks, every model
+    estimate_extra_s: float = 0.0    # the most the extra blocks can add
+
+    @property
+    def settings(self) -> scenario.Settings:
+        return self.sc.settings
+
+    @property
+    def sequential(self) -> bool:
+        return self.settings.target_ci_pct is not None
+
+    @property
+    def has_wrk(self) -> bool:
+        return any(not p.load.is_idle for p in self.points)
+
+    def summary(self) -> str:
+        s = self.settings
+        reps = s.repetitions
+        text = (f"{s.name}{' (quick)' if self.sc.quick else ''}: {len(self.points)} points x "
+                f"{reps} repetition{'s' if reps != 1 else ''} = {len(self.slots)} runs; "
+                + (f"duration {s.duration_s} s, warm-up {s.warmup_s:g} s, " if self.has_wrk else "")
+                + f"order {s.order} (seed {s.seed}); server on CPU {s.server_cpus}"
+                + (f", wrk on CPU {s.client_cpus}" if self.has_wrk else ""))
+        text += f"\nestimated time: {fmt_duration(self.estimate_full_s)} with every model"
+        if self.skipped_models:
+            text += (f", {fmt_duration(self.estimate_s)} now ({len(self.skipped_models)} models not "
+                     "built: their points are recorded as skipped)")
+        if self.sequential:
+            text += (f"; then extra blocks until the primary comparisons of "
+                     f"'{s.published or '?'}' are narrower than {s.target_ci_pct:g}%: at most "
+                     f"{s.repetitions_cap - reps} blocks of at most {s.sequential_points} points, "
+                     f"up to {fmt_duration(self.estimate_extra_s)} more (at most "
+                     f"{fmt_duration(self.estimate_full_s + self.estimate_extra_s)} in all)")
+        return text
+
+
+def build_plan(args) -> SweepPlan:
+    """The plan of a new or resumed sweep; raises PlanError (nothing has run)."""
+    out_parent = os.path.abspath(args.out)
+    overrides = {"duration_s": args.duration, "warmup_s": args.warmup, "repetitions": args.repetitions,
+                 "target_ci_pct": getattr(args, "target_ci", None),
+                 "max_repetitions": getattr(args, "max_repetitions", None)}
+    resume_dir = None
+    hosts = (getattr(args, "server_host", None) or "local", getattr(args, "client_host", None) or "local")
+    if args.resume:
+        resume_dir, sc, overrides, models_filter, hosts = _plan_resume(args, out_parent, overrides)
+    else:
+        path = os.path.abspath(scenario.resolve_path(args.scenario, SCENARIOS_DIR))
+        try:
+            sc = scenario.load_file(path, quick=args.quick)
+        except scenario.ScenarioError as exc:
+            raise PlanError(str(exc)) from None
+        models_filter = args.models
+    for key, flag, lo in (("duration_s", "--duration", 1), ("warmup_s", "--warmup", 0),
+                          ("repetitions", "--repetitions", 1), ("target_ci_pct", "--target-ci", 0),
+                          ("max_repetitions", "--max-repetitions", 1)):
+        if overrides.get(key) is not None and overrides[key] < lo:
+            raise PlanError(f"{flag} must be at least {lo}, got {overrides[key]:g}")
+    apply_overrides(sc, overrides)
+    select_rows(sc, models_filter)
+    points = sc.points()
+    if not points:
+        raise PlanError(f"{sc.path}: no points to run"
+                        + (f" (--models {models_filter!r} matches no row)" if models_filter else ""))
+    s = sc.settings
+    server_bin = os.path.abspath(args.server_bin)
+    available, list_error = None, None
+    if any(p.row.kind in ("model", "instrument") for p in points):
+        if os.path.exists(server_bin):
+            available, list_error = list_models(server_bin)
+        else:
+            list_error = (f"server binary not found: {server_bin} (build it: cmake -S . -B build "
+                          "-DCMAKE_BUILD_TYPE=Release && cmake --build build)")
+    skipped = sorted({p.row.model for p in points if available is not None
+                      and p.row.kind in ("model", "instrument") and p.row.model not in available})
+    slots = schedule(points, s.repetitions, s.order, s.seed)
+    plan = SweepPlan(
+        sc=sc, points=points, slots=slots, server_bin=server_bin, wrk_name=args.wrk_bin,
+        out_parent=out_parent, resume_dir=resume_dir, overrides=overrides,
+        models_filter=models_filter, available=available, list_error=list_error,
+        skipped_models=skipped, lock_file=os.path.abspath(args.lock_file),
+        lock_timeout_s=args.lock_timeout,
+        server_host=hosts[0], client_host=hosts[1],
+        command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
+        else list(sys.argv))
+    plan.estimate_s = sum(estimate_s(x.point, s, available) for x in slots)
+    plan.estimate_full_s = sum(estimate_s(x.point, s, None) for x in slots)
+    plan.estimate_extra_s = extra_blocks_estimate_s(points, s)
+    return plan
+
+
+def _plan_resume(args, out_parent: str, overrides: dict):
+    """(absolute run dir, scenario, overrides, models filter, (server host, client host)) of the
+    run to continue: a resumed run keeps its own settings and hosts."""
+    given = args.resume if os.path.isdir(args.resume) else os.path.join(out_parent, args.resume)
+    resume_dir = os.path.abspath(given)
+    try:
+        meta = resultio.read_meta(resume_dir)
+    except resultio.ResultsFormatError as exc:
+        raise PlanError(f"--resume {args.resume}: {exc}") from None
+    h = meta.get("harness", {})
+    try:
+        sc = scenario.parse(meta["scenario_text"], meta.get("scenario_file", "meta.json"),
+                            quick=bool(meta.get("quick")))
+    except (KeyError, scenario.ScenarioError) as exc:
+        raise PlanError(f"--resume: the recorded scenario is unusable: {exc}") from None
+    recorded_commit = meta.get("env", {}).get("git_commit")
+    now_commit = envinfo.git_info(REPO)["git_commit"]
+    if recorded_commit != now_commit:
+        print(f"sweep: warning: the run was started at commit {recorded_commit}, the tree is now "
+              f"at {now_commit}; the resumed points measure the current build", flush=True)
+    if any(v is not None for v in overrides.values()) or args.models or args.quick:
+        print("sweep: --resume uses the run's own settings; --quick/--models/--duration/--warmup/"
+              "--repetitions/--target-ci/--max-repetitions are ignored", flush=True)
+    return (resume_dir, sc, dict(h.get("overrides", {})), h.get("models_filter"),
+            (h.get("host") or "local", h.get("client_host") or h.get("host") or "local"))
+
+
 def select_rows(sc: scenario.Scenario, patterns: str | None) -> None:
     if not patterns:
         return
@@ -104,23 +270,46 @@ def select_rows(sc: scenario.Scenario, patterns: str | None) -> None:
 
 def apply_overrides(sc: scenario.Scenario, overrides: dict) -> None:
     s = sc.settings
-    if overrides.get("duration_s") is not None:
-        s.duration_s = overrides["duration_s"]
-    if overrides.get("warmup_s") is not None:
-        s.warmup_s = overrides["warmup_s"]
-    if overrides.get("repetitions") is not None:
-        s.repetitions = overrides["repetitions"]
+    for key in ("duration_s", "warmup_s", "repetitions", "max_repetitions"):
+        if overrides.get(key) is not None:
+            setattr(s, key, overrides[key])
+    if overrides.get("target_ci_pct") is not None:
+        s.target_ci_pct = overrides["target_ci_pct"] or None  # 0 turns the sequential design off
 
 
-def schedule(points: list, repetitions: int, order: str, seed: int) -> list[tuple[int, object]]:
-    """[(rep, point)] in run order: one round per repetition, each round in a seeded shuffle
-    (or file order for 'interleaved'), so no row's repetitions run back to back."""
+def block_order(points: list, block: int, order: str, seed: int) -> list:
+    """The points of one block (round) in run order.
+
+    blocked: grouped by load, so the rows compared at one load (the pairs the analysis makes)
+    run in adjacent slots, minutes apart at most, and drift of the machine between blocks
+    cancels out of a within-block comparison; the loads, and the rows within each load, in a
+    seeded shuffle that differs per block. shuffled: one seeded shuffle of every point.
+    interleaved: file order."""
+    rng = random.Random(seed * 1_000_003 + block)
+    if order == "interleaved":
+        return list(points)
+    if order == "shuffled":
+        out = list(points)
+        rng.shuffle(out)
+        return out
+    groups: dict[str, list] = {}
+    for p in points:
+        groups.setdefault(p.load.id, []).append(p)
+    keys = list(groups)
+    rng.shuffle(keys)
     out = []
-    for rep in range(repetitions):
-        round_ = list(points)
-        if order == "shuffled":
-            random.Random(seed * 1_000_003 + rep).shuffle(round_)
-        out.extend((rep, p) for p in round_)
+    for k in keys:
+        members = list(groups[k])
+        rng.shuffle(members)
+        out.extend(members)
+    return out
+
+
+def schedule(points: list, repetitions: int, order: str, seed: int) -> list[Slot]:
+    """The initial blocks in run order: block b runs every point once, as its repetition b."""
+    out: list[Slot] = []
+    for block in range(repetitions):
+        out.extend(Slot(len(out), block, block, p) for p in block_order(points, block, order, seed))
     return out
 
 
@@ -132,6 +321,16 @@ def estimate_s(point, settings, available: set[str] | None) -> float:
     if point.load.is_idle:
         return IDLE_BASE_S + IDLE_PER_CONN_S * point.load.idle_connections
     return settings.duration_s + settings.warmup_s + OVERHEAD_S
+
+
+def extra_blocks_estimate_s(points: list, settings) -> float:
+    """The most a sequential design's extra blocks can take: every extra block at its cap of
+    sequential_points points, each as long as the scenario's longest wrk point."""
+    if settings.target_ci_pct is None:
+        return 0.0
+    blocks = settings.repetitions_cap - settings.repetitions
+    longest = max((estimate_s(p, settings, None) for p in points if not p.load.is_idle), default=0.0)
+    return blocks * min(settings.sequential_points, len(points)) * longest
 
 
 def fmt_duration(seconds: float) -> str:
@@ -155,12 +354,6 @@ def list_models(server_bin: str) -> tuple[set[str] | None, str | None]:
     return names, None
 
 
-# -- the lock ---------------------------------------------------------------------------
-def acquire_lock(path: str, timeout_s: float | None, what: str):
-    """An exclusive flock held for the whole sweep; returns the open file (keep it open)."""
-    return benchlock.acquire(path, timeout_s, "sweep", f"cbench sweep {what}")
-
-
 def raise_nofile(points) -> None:
     """Raise the soft RLIMIT_NOFILE (inherited by servers and wrk) to what the largest point needs."""
     need = 0
@@ -177,6 +370,298 @@ def raise_nofile(points) -> None:
                   flush=True)
 
 
+# -- the sequential rule --------------------------------------------------------------------
+def load_decide():
+    """sequential.decide (written by the statistics helper), or None where it does not exist yet.
+    Its contract: decide(run_dir, published_name, target_ci_pct, max_repetitions) -> Decision
+    with stop: bool, reason: str, rows: list[str] (the rows needing another block: point ids
+    "<row id> / <load id>" run that point; row keys or row ids run every point of the row)."""
+    try:
+        from . import sequential
+    except ImportError:
+        return None
+    return sequential.decide
+
+
+def points_for(wanted: list[str], points: list) -> list:
+    """The scenario points an extra block runs for Decision.rows, in scenario order."""
+    want = set(wanted)
+    return [p for p in points if p.id in want or p.row.id in want or p.row.key in want]
+
+
+# -- the executor ---------------------------------------------------------------------------
+class Sweep:
+    """Executes a SweepPlan on a host; one method per step (see the module docstring)."""
+
+    def __init__(self, plan: SweepPlan, host, decide=None, client_host=None):
+        self.plan = plan
+        self.host = host                  # the server's host
+        self.client_host = client_host if client_host is not None else host
+        self.decide = decide if decide is not None else (load_decide() if plan.sequential else None)
+        self.wrk_bin: str | None = None
+        self.writer: resultio.RunWriter | None = None
+        self.done: set = set()
+        self.recorded: list[dict] = []     # every record of the run, read at open then appended
+        self.spent_s = 0.0
+        self.counts = {"ok": 0, "failed": 0}
+
+    # Step 1: tools (raises PlanError).
+    def check_tools(self) -> None:
+        if self.plan.list_error:
+            raise PlanError(self.plan.list_error)
+        if self.plan.has_wrk:
+            self.wrk_bin = self.client_host.which(self.plan.wrk_name)
+            if self.wrk_bin is None:
+                raise PlanError(f"wrk not found (looked for {self.plan.wrk_name!r} on PATH): install "
+                                "the Debian package wrk (scripts/deps.sh does)")
+            self.wrk_bin = os.path.abspath(self.wrk_bin)
+        if self.host.which("taskset") is None:
+            raise PlanError("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
+
+    # Step 2: the machine-wide lock; returns the open file (keep it open), or raises PlanError.
+    def take_lock(self):
+        p = self.plan
+        lock = benchlock.acquire(p.lock_file, p.lock_timeout_s, "sweep", f"cbench sweep {p.settings.name}")
+        if lock is None:
+            raise PlanError(f"the benchmark lock {p.lock_file} is still held after {p.lock_timeout_s:g} s; "
+                            "another benchmark is running")
+        return lock
+
+    # Step 3: the run directory (raises OSError if it cannot be created or written).
+    def open_run(self) -> None:
+        p = self.plan
+        if p.resume_dir:
+            self.writer = resultio.RunWriter(p.resume_dir)
+            self.writer.load_meta()
+            if self.writer.repair_tail():
+                print("sweep: cut a torn last line off points.jsonl", flush=True)
+            self.recorded = self.writer.read_points().points
+            self.done = resultio.completed(self.recorded)
+            self.writer.update_meta(ended_utc=None, interrupted=None,
+                                    resumed_utc=self.writer.meta.get("resumed_utc", []) + [resultio.utc_now()])
+            print(f"sweep: resuming {self.writer.run_dir}: {len(self.done)} runs already recorded "
+                  f"({len(p.slots)} in the initial blocks)", flush=True)
+            return
+        self.writer = resultio.RunWriter(resultio.new_run_dir(p.out_parent, p.settings.name))
+        self.writer.write_meta(self.new_meta())
+
+    def new_meta(self) -> dict:
+        p, s = self.plan, self.plan.settings
+        build_dir = os.path.dirname(os.path.realpath(p.server_bin))
+        return {
+            "schema": resultio.SCHEMA_VERSION,
+            "run_id": os.path.basename(self.writer.run_dir),
+            "scenario_name": s.name,
+            "scenario_file": _rel(p.sc.path),
+            "scenario_text": p.sc.text,
+            "quick": p.sc.quick,
+            "started_utc": resultio.utc_now(),
+            "ended_utc": None,
+            "env": dict(envinfo.collect(REPO, build_dir, s.server_cpus, s.client_cpus, self.wrk_bin),
+                        topology=self.topology()["kind"]),
+            "order": resultio.order_meta([r.key for r in p.sc.rows],
+                                         list(dict.fromkeys(ld.key for lds in p.sc.load_sets.values()
+                                                            for ld in lds))),
+            # Where each role ran (issue 18): a run across namespaces is not a loopback run,
+            # and compare refuses to mix them (env.topology).
+            "topology": self.topology(),
+            "harness": {
+                "command": p.command,
+                "host": self.host.name,
+                "client_host": self.client_host.name,
+                "server_bin": _rel(p.server_bin),
+                "available_models": sorted(p.available) if p.available is not None else None,
+                "skipped_models": p.skipped_models,
+                "models_filter": p.models_filter,
+                "overrides": p.overrides,
+                "order": s.order, "seed": s.seed,
+                "duration_s": s.duration_s, "warmup_s": s.warmup_s, "repetitions": s.repetitions,
+                "timeout_s": s.timeout_s, "ready_timeout_s": s.ready_timeout_s,
+                "points": len(p.points), "runs": len(p.slots),
+                "estimate_s": round(p.estimate_s, 1),
+                "estimate_extra_s": round(p.estimate_extra_s, 1),
+                "overhead_s": OVERHEAD_S,
+                "design": {"target_ci_pct": s.target_ci_pct, "max_repetitions": s.repetitions_cap,
+                           "published": s.published, "sequential_points": s.sequential_points},
+                "verdict_thresholds": {"saturated_cpu": verdict.SATURATED,
+                                       "error_fraction": verdict.ERROR_FRACTION},
+            },
+            "sequential": None,
+            "resumed_utc": [],
+            "interrupted": None,
+        }
+
+    def topology(self) -> dict:
+        server, client = self.host.describe(), self.client_host.describe()
+        kind = "loopback" if server["kind"] == client["kind"] == "local" else \
+            ("same-namespace" if server.get("spec") == client.get("spec") else "across-namespaces")
+        return {"kind": kind, "server": server, "clients": [client]}
+
+    # Step 4: run slots, one record each.
+    def run_slots(self, runner_: runner.Runner, slots: list[Slot], label: str) -> None:
+        s = self.plan.settings
+        todo = [x for x in slots if (x.point.id, x.rep) not in self.done]
+        est_left = sum(estimate_s(x.point, s, self.plan.available) for x in todo)
+        est_done = 0.0
+        total = len(slots)
+        width = len(str(max(x.seq for x in slots) + 1)) if slots else 1
+        for x in todo:
+            t0 = time.monotonic()
+            record = runner_.run(x.point, x.rep, x.seq, x.block)
+            self.append(record)
+            dt = time.monotonic() - t0
+            self.spent_s += dt
+            e = estimate_s(x.point, s, self.plan.available)
+            est_done += e
+            est_left -= e
+            # Scale what is left by how the estimate has fared so far (bounded, so one
+            # slow point cannot make the ETA absurd).
+            ratio = min(3.0, max(0.5, self.spent_s / est_done)) if est_done > 0 else 1.0
+            self.counts[record["status"]] = self.counts.get(record["status"], 0) + 1
+            print(progress_line(x, label, total, width, record, dt, est_left * ratio), flush=True)
+
+    def append(self, record: dict) -> None:
+        try:
+            self.writer.append_point(record)
+        except OSError as exc:
+            raise ResultsUnwritable(exc) from exc
+        self.recorded.append(record)
+        self.done.add((record["point_id"], record["rep"]))
+
+    # Step 5: extra blocks until the sequential rule stops (or the cap does).
+    def run_extra_blocks(self, runner_: runner.Runner) -> None:
+        p, s = self.plan, self.plan.settings
+        if not p.sequential:
+            return
+        cap = s.repetitions_cap
+        blocks = 0
+        while True:
+            if self.decide is None:
+                self.record_stop("rule-unavailable", "the stopping rule (scripts/cbenchlib/sequential.py) "
+                                 "is not in this tree; the fixed design's blocks were run", blocks)
+                return
+            decision = self.decide(self.writer.run_dir, s.published, s.target_ci_pct, cap)
+            if decision.stop:
+                self.record_stop("rule", decision.reason, blocks)
+                return
+            chosen = [q for q in points_for(decision.rows, p.points) if self.reps_of(q) < cap]
+            if not chosen:
+                why = ("max-repetitions" if points_for(decision.rows, p.points) else "no-such-rows")
+                self.record_stop(why, f"{decision.reason}; " + (
+                    f"every point it needs has {cap} repetitions (--max-repetitions)" if why == "max-repetitions"
+                    else f"none of the rows it named is in the scenario: {', '.join(decision.rows)[:300]}"),
+                    blocks)
+                return
+            dropped = chosen[s.sequential_points:]
+            chosen = chosen[:s.sequential_points]
+            if dropped:
+                print(f"sweep: the rule asks for {len(chosen) + len(dropped)} points; an extra block runs "
+                      f"at most {s.sequential_points} (sequential_points): {len(dropped)} left out", flush=True)
+            block = self.next_block()
+            seq0 = max((r.get("seq", -1) for r in self.recorded), default=-1) + 1
+            slots = [Slot(seq0 + i, block, self.reps_of(q), q)
+                     for i, q in enumerate(block_order(chosen, block, s.order, s.seed))]
+            print(f"sweep: extra block {block} ({len(slots)} points): {decision.reason}", flush=True)
+            self.run_slots(runner_, slots, f"block {block}")
+            blocks += 1
+
+    def reps_of(self, point) -> int:
+        return sum(1 for r in self.recorded if r.get("point_id") == point.id)
+
+    def next_block(self) -> int:
+        return max((resultio.point_block(r) or 0 for r in self.recorded), default=-1) + 1
+
+    def record_stop(self, why: str, reason: str, blocks: int) -> None:
+        self.writer.update_meta(sequential={
+            "stopped": why, "reason": reason, "extra_blocks": blocks,
+            "target_ci_pct": self.plan.settings.target_ci_pct,
+            "max_repetitions": self.plan.settings.repetitions_cap, "utc": resultio.utc_now()})
+        print(f"sweep: sequential design stopped ({why}) after {blocks} extra blocks: {reason}", flush=True)
+
+    # Step 6: the end.
+    def finish(self) -> int:
+        try:
+            self.writer.update_meta(ended_utc=resultio.utc_now())
+        except OSError as exc:
+            print(f"sweep: warning: cannot record the end time in {self.writer.meta_path}: "
+                  f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        ok = sum(1 for x in self.recorded if x.get("status") == "ok")
+        failed = len(self.recorded) - ok
+        verdicts: dict = {}
+        for x in self.recorded:
+            if x.get("status") == "ok":
+                verdicts[x.get("verdict")] = verdicts.get(x.get("verdict"), 0) + 1
+        vtext = ", ".join(f"{v} {k}" for k, v in sorted(verdicts.items()))
+        print(f"sweep: done in {fmt_duration(self.spent_s)}: {ok} ok ({vtext or 'none'}), {failed} failed; "
+              f"results in {self.writer.run_dir}", flush=True)
+        return 0 if ok > 0 else 1
+
+    # The whole sweep after the lock: returns the exit status.
+    def execute(self) -> int:
+        p = self.plan
+        raise_nofile(p.points)
+        try:
+            self.open_run()
+        except (OSError, resultio.ResultsFormatError) as exc:
+            where = p.resume_dir or p.out_parent
+            detail = str(exc) if isinstance(exc, resultio.ResultsFormatError) else \
+                f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
+            return _err(f"cannot {'resume the run in' if p.resume_dir else 'create a run directory under'} "
+                        f"{where}: {detail}; nothing was run"
+                        + ("" if p.resume_dir else " (a full or read-only disk? free space, or choose another --out)"))
+        print(f"run directory: {self.writer.run_dir}", flush=True)
+        if p.skipped_models:
+            print(f"sweep: not in `cbench-server --list`, recorded as skipped: {', '.join(p.skipped_models)}",
+                  flush=True)
+        r = runner.Runner(self.host, p.settings, p.server_bin, self.wrk_bin, self.writer.run_dir, REPO,
+                          p.available, client_host=self.client_host)
+        try:
+            self.run_slots(r, p.slots, "")
+            self.run_extra_blocks(r)
+        except SweepInterrupted as exc:
+            return self.on_interrupt(exc.signum)
+        except ResultsUnwritable as exc:
+            return self.on_unwritable(exc.exc)
+        return self.finish()
+
+    def kill_all(self) -> list:
+        return self.host.kill_all() + (self.client_host.kill_all() if self.client_host is not self.host else [])
+
+    def on_interrupt(self, signum: int) -> int:
+        killed = self.kill_all()
+        self.writer.update_meta(interrupted={"signal": signal.Signals(signum).name, "utc": resultio.utc_now()})
+        print(f"\nsweep: interrupted by {signal.Signals(signum).name}; every process the sweep started "
+              f"is stopped ({len(killed)} needed killing here); {len(self.recorded)} runs recorded "
+              f"in {self.writer.run_dir}\nsweep: continue with: scripts/cbench sweep --resume "
+              f"{self.writer.run_dir}", file=sys.stderr, flush=True)
+        return 128 + signum
+
+    def on_unwritable(self, err: OSError) -> int:
+        killed = self.kill_all()
+        print(f"\nsweep: cannot write the results in {self.writer.run_dir}: {err.strerror or err}"
+              f"{f' ({err.filename})' if err.filename else ''}; stopped, since nothing measured from here on "
+              f"could be recorded. Every process the sweep started is stopped ({len(killed)} needed killing "
+              f"here); {len(self.recorded)} runs are recorded.\nsweep: once the disk is writable again, "
+              f"continue with: scripts/cbench sweep --resume {self.writer.run_dir}", file=sys.stderr, flush=True)
+        return 2
+
+    def run(self) -> int:
+        """Every step: tools, lock, run directory, blocks, end."""
+        try:
+            self.check_tools()
+        except PlanError as exc:
+            return _err(str(exc))
+        print(self.plan.summary(), flush=True)
+        try:
+            lock = self.take_lock()
+        except PlanError as exc:
+            return _err(str(exc))
+        try:
+            return self.execute()
+        finally:
+            lock.close()
+
+
 # -- the command ------------------------------------------------------------------------
 def _err(msg: str) -> int:
     print(f"sweep: {msg}", file=sys.stderr, flush=True)
@@ -188,7 +673,7 @@ def _rel(path: str) -> str:
     return os.path.relpath(ap, REPO) if ap.startswith(REPO + os.sep) else ap
 
 
-def run(args) -> int:
+def run(args, decide=None) -> int:
     interrupted = {"signum": None}
 
     def on_signal(signum, _frame):
@@ -197,272 +682,56 @@ def run(args) -> int:
             raise SweepInterrupted(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    host = LocalHost()
+    hosts: list = [LocalHost()]
     try:
-        return _run(args, host)
+        try:
+            plan = build_plan(args)
+        except PlanError as exc:
+            return _err(str(exc))
+        if args.dry_run:
+            try:
+                _print_dry_run(plan)
+            except BrokenPipeError:  # e.g. piped into head
+                sys.stdout = open(os.devnull, "w")
+            return 0
+        try:
+            server_host = parse_host(plan.server_host)
+            client_host = server_host if plan.client_host == plan.server_host else parse_host(plan.client_host)
+        except HostError as exc:
+            return _err(str(exc))
+        hosts = [server_host] + ([client_host] if client_host is not server_host else [])
+        return Sweep(plan, server_host, decide, client_host).run()
     except SweepInterrupted as exc:
         # Reached only if the interruption came outside the point loop (planning, lock wait).
-        host.kill_all()
+        for h in hosts:
+            h.kill_all()
         print(f"\nsweep: interrupted by {exc}", file=sys.stderr, flush=True)
         return 128 + exc.signum
     finally:
-        host.kill_all()
+        for h in hosts:
+            h.kill_all()
         for s, h in old.items():
             signal.signal(s, h)
 
 
-def _run(args, host: LocalHost) -> int:
-    out_parent = os.path.abspath(args.out)
-    resume_dir = None
-    overrides = {"duration_s": args.duration, "warmup_s": args.warmup, "repetitions": args.repetitions}
-    if args.resume:
-        resume_dir = args.resume if os.path.isdir(args.resume) else os.path.join(out_parent, args.resume)
-        meta_path = os.path.join(resume_dir, "meta.json")
-        try:
-            meta = resultio.read_json(meta_path)
-        except (OSError, ValueError) as exc:
-            return _err(f"--resume {args.resume}: cannot read {meta_path}: {exc}")
-        h = meta.get("harness", {})
-        try:
-            sc = scenario.parse(meta["scenario_text"], meta.get("scenario_file", "meta.json"),
-                                quick=bool(meta.get("quick")))
-        except (KeyError, scenario.ScenarioError) as exc:
-            return _err(f"--resume: the recorded scenario is unusable: {exc}")
-        recorded_commit = meta.get("env", {}).get("git_commit")
-        now_commit = envinfo.git_info(REPO)["git_commit"]
-        if recorded_commit != now_commit:
-            print(f"sweep: warning: the run was started at commit {recorded_commit}, the tree is now "
-                  f"at {now_commit}; the resumed points measure the current build", flush=True)
-        if any(v is not None for v in overrides.values()) or args.models or args.quick:
-            print("sweep: --resume uses the run's own settings; --quick/--models/--duration/--warmup/"
-                  "--repetitions are ignored", flush=True)
-        overrides = h.get("overrides", {})
-        models_filter = h.get("models_filter")
-    else:
-        path = scenario.resolve_path(args.scenario, SCENARIOS_DIR)
-        try:
-            sc = scenario.load_file(path, quick=args.quick)
-        except scenario.ScenarioError as exc:
-            return _err(str(exc))
-        models_filter = args.models
-    for key, flag, lo in (("duration_s", "--duration", 1), ("warmup_s", "--warmup", 0),
-                          ("repetitions", "--repetitions", 1)):
-        if overrides.get(key) is not None and overrides[key] < lo:
-            return _err(f"{flag} must be at least {lo}, got {overrides[key]:g}")
-    apply_overrides(sc, overrides)
-    select_rows(sc, models_filter)
-    points = sc.points()
-    if not points:
-        return _err(f"{sc.path}: no points to run"
-                    + (f" (--models {models_filter!r} matches no row)" if models_filter else ""))
-    s = sc.settings
-
-    server_bin = args.server_bin if os.path.isabs(args.server_bin) else os.path.join(REPO, args.server_bin)
-    needs_server = any(p.row.kind in ("model", "instrument") for p in points)
-    available, list_error = (None, None)
-    if needs_server:
-        if os.path.exists(server_bin):
-            available, list_error = list_models(server_bin)
-        else:
-            list_error = (f"server binary not found: {server_bin} (build it: cmake -S . -B build "
-                          "-DCMAKE_BUILD_TYPE=Release && cmake --build build)")
-
-    plan = schedule(points, s.repetitions, s.order, s.seed)
-    total_est = sum(estimate_s(p, s, available) for _, p in plan)
-    full_est = sum(estimate_s(p, s, None) for _, p in plan)
-    skipped_models = sorted({p.row.model for p in points if available is not None
-                             and p.row.kind in ("model", "instrument") and p.row.model not in available})
-    has_wrk = any(not p.load.is_idle for p in points)
-    summary = (f"{sc.settings.name}{' (quick)' if sc.quick else ''}: {len(points)} points x "
-               f"{s.repetitions} repetition{'s' if s.repetitions != 1 else ''} = {len(plan)} runs; "
-               + (f"duration {s.duration_s} s, warm-up {s.warmup_s:g} s, " if has_wrk else "")
-               + f"order {s.order} (seed {s.seed}); server on CPU {s.server_cpus}"
-               + (f", wrk on CPU {s.client_cpus}" if has_wrk else "")
-               + f"; estimated {fmt_duration(full_est)} with every model"
-               + (f", {fmt_duration(total_est)} now ({len(skipped_models)} models not built: "
-                  f"their points are recorded as skipped)" if skipped_models else ""))
-
-    if args.dry_run:
-        try:
-            _print_dry_run(summary, skipped_models, list_error, points, s, available)
-        except BrokenPipeError:  # e.g. piped into head
-            sys.stdout = open(os.devnull, "w")
-        return 0
-
-    if list_error:
-        return _err(list_error)
-    wrk_bin = None
-    if any(not p.load.is_idle for p in points):
-        wrk_bin = host.which(args.wrk_bin)
-        if wrk_bin is None:
-            return _err(f"wrk not found (looked for {args.wrk_bin!r} on PATH): install the Debian "
-                        "package wrk (scripts/deps.sh does)")
-    if host.which("taskset") is None:
-        return _err("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
-
-    lock = acquire_lock(args.lock_file, args.lock_timeout, sc.settings.name)
-    if lock is None:
-        return _err(f"the benchmark lock {args.lock_file} is still held after {args.lock_timeout:g} s; "
-                    "another benchmark is running")
-    try:
-        return _sweep(args, host, sc, points, plan, available, skipped_models, server_bin, wrk_bin,
-                      out_parent, resume_dir, overrides, models_filter, summary, total_est)
-    finally:
-        lock.close()
-
-
-def _sweep(args, host, sc, points, plan, available, skipped_models, server_bin, wrk_bin,
-           out_parent, resume_dir, overrides, models_filter, summary, total_est) -> int:
-    s = sc.settings
-    raise_nofile(points)
-    try:
-        writer, done = _open_run(args, host, sc, points, plan, available, skipped_models, server_bin,
-                                 wrk_bin, out_parent, resume_dir, overrides, models_filter, total_est)
-    except OSError as exc:
-        where = resume_dir or out_parent
-        return _err(f"cannot {'resume the run in' if resume_dir else 'create a run directory under'} {where}: "
-                    f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}; nothing was run "
-                    "(a full or read-only disk? free space, or choose another --out)")
-    return _run_points(host, sc, plan, available, skipped_models, server_bin, wrk_bin, writer, done, summary)
-
-
-def _open_run(args, host, sc, points, plan, available, skipped_models, server_bin, wrk_bin,
-              out_parent, resume_dir, overrides, models_filter, total_est):
-    """The RunWriter of a new or resumed run directory, and the (point, rep) pairs already done.
-    Raises OSError if the directory cannot be created or written."""
-    s = sc.settings
-    if resume_dir:
-        writer = resultio.RunWriter(resume_dir)
-        writer.meta = resultio.read_json(writer.meta_path)
-        if writer.repair_tail():
-            print("sweep: cut a torn last line off points.jsonl", flush=True)
-        previous, bad = resultio.read_points(writer.points_path)
-        done = resultio.completed(previous)
-        writer.update_meta(ended_utc=None, interrupted=None,
-                           resumed_utc=writer.meta.get("resumed_utc", []) + [resultio.utc_now()])
-        print(f"sweep: resuming {writer.run_dir}: {len(done)} of {len(plan)} runs already recorded"
-              + (f" ({bad} unreadable lines ignored)" if bad else ""), flush=True)
-    else:
-        run_dir = resultio.new_run_dir(out_parent, s.name)
-        writer = resultio.RunWriter(run_dir)
-        done = set()
-        build_dir = os.path.dirname(os.path.realpath(server_bin))
-        writer.write_meta({
-            "schema": resultio.SCHEMA_VERSION,
-            "run_id": os.path.basename(run_dir),
-            "scenario_name": s.name,
-            "scenario_file": _rel(sc.path),
-            "scenario_text": sc.text,
-            "quick": sc.quick,
-            "started_utc": resultio.utc_now(),
-            "ended_utc": None,
-            "env": envinfo.collect(REPO, build_dir, s.server_cpus, s.client_cpus, wrk_bin),
-            "harness": {
-                "command": ["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
-                else sys.argv,
-                "host": host.name,
-                "server_bin": _rel(server_bin),
-                "available_models": sorted(available) if available is not None else None,
-                "skipped_models": skipped_models,
-                "models_filter": models_filter,
-                "overrides": overrides,
-                "order": s.order, "seed": s.seed,
-                "duration_s": s.duration_s, "warmup_s": s.warmup_s, "repetitions": s.repetitions,
-                "timeout_s": s.timeout_s, "ready_timeout_s": s.ready_timeout_s,
-                "points": len(points), "runs": len(plan),
-                "estimate_s": round(total_est, 1),
-                "verdict_thresholds": {"saturated_cpu": runner.verdict.SATURATED,
-                                       "error_fraction": runner.verdict.ERROR_FRACTION},
-            },
-            "resumed_utc": [],
-            "interrupted": None,
-        })
-    return writer, done
-
-
-def _run_points(host, sc, plan, available, skipped_models, server_bin, wrk_bin, writer, done,
-                summary) -> int:
-    s = sc.settings
-    print(summary, flush=True)
-    print(f"run directory: {writer.run_dir}", flush=True)
-    if skipped_models:
-        print(f"sweep: not in `cbench-server --list`, recorded as skipped: {', '.join(skipped_models)}",
-              flush=True)
-
-    r = runner.Runner(host, s, server_bin, wrk_bin, writer.run_dir, REPO, available)
-    todo = [(seq, rep, p) for seq, (rep, p) in enumerate(plan) if (p.id, rep) not in done]
-    est_left = sum(estimate_s(p, s, available) for _, _, p in todo)
-    est_done = 0.0
-    spent = 0.0
-    counts = {"ok": 0, "failed": 0}
-    width = len(str(len(plan)))
-    try:
-        for i, (seq, rep, p) in enumerate(todo):
-            t0 = time.monotonic()
-            record = r.run(p, rep, seq)
-            _write_results(writer.append_point, record)
-            dt = time.monotonic() - t0
-            spent += dt
-            e = estimate_s(p, s, available)
-            est_done += e
-            est_left -= e
-            # Scale what is left by how the estimate has fared so far (bounded, so one
-            # slow point cannot make the ETA absurd).
-            ratio = min(3.0, max(0.5, spent / est_done)) if est_done > 0 else 1.0
-            counts[record["status"]] = counts.get(record["status"], 0) + 1
-            print(progress_line(seq, len(plan), width, p, rep, record, dt, est_left * ratio), flush=True)
-    except SweepInterrupted as exc:
-        signum = exc.signum
-        killed = host.kill_all()
-        writer.update_meta(interrupted={"signal": signal.Signals(signum).name, "utc": resultio.utc_now()})
-        recorded = len(resultio.read_points(writer.points_path)[0])
-        print(f"\nsweep: interrupted by {signal.Signals(signum).name}; every process the sweep started "
-              f"is stopped ({len(killed)} needed killing here); {recorded} of {len(plan)} runs recorded "
-              f"in {writer.run_dir}\nsweep: continue with: scripts/cbench sweep --resume "
-              f"{writer.run_dir}", file=sys.stderr, flush=True)
-        return 128 + signum
-    except ResultsUnwritable as exc:
-        killed = host.kill_all()
-        recorded = len(resultio.read_points(writer.points_path)[0])
-        err = exc.exc
-        print(f"\nsweep: cannot write the results in {writer.run_dir}: {err.strerror or err}"
-              f"{f' ({err.filename})' if err.filename else ''}; stopped, since nothing measured from here on "
-              f"could be recorded. Every process the sweep started is stopped ({len(killed)} needed killing "
-              f"here); {recorded} of {len(plan)} runs are recorded.\nsweep: once the disk is writable again, "
-              f"continue with: scripts/cbench sweep --resume {writer.run_dir}", file=sys.stderr, flush=True)
-        return 2
-    try:
-        writer.update_meta(ended_utc=resultio.utc_now())
-    except OSError as exc:
-        print(f"sweep: warning: cannot record the end time in {writer.meta_path}: {exc.strerror or exc}",
-              file=sys.stderr, flush=True)
-    all_points, _ = resultio.read_points(writer.points_path)
-    ok = sum(1 for x in all_points if x.get("status") == "ok")
-    failed = len(all_points) - ok
-    verdicts = {}
-    for x in all_points:
-        if x.get("status") == "ok":
-            verdicts[x.get("verdict")] = verdicts.get(x.get("verdict"), 0) + 1
-    vtext = ", ".join(f"{v} {k}" for k, v in sorted(verdicts.items()))
-    print(f"sweep: done in {fmt_duration(spent)}: {ok} ok ({vtext or 'none'}), {failed} failed; "
-          f"results in {writer.run_dir}", flush=True)
-    return 0 if ok > 0 else 1
-
-
-def _print_dry_run(summary, skipped_models, list_error, points, s, available):
-    print(summary)
-    if skipped_models:
-        print(f"  not in `cbench-server --list` (would be recorded as skipped): {', '.join(skipped_models)}")
-    if list_error:
-        print(f"  note: {list_error}")
-    for p in points:
+def _print_dry_run(plan: SweepPlan):
+    print(plan.summary())
+    if plan.skipped_models:
+        print(f"  not in `cbench-server --list` (would be recorded as skipped): {', '.join(plan.skipped_models)}")
+    if plan.list_error:
+        print(f"  note: {plan.list_error}")
+    print(f"  (per repetition: duration + warm-up + {OVERHEAD_S:g} s measured overhead; "
+          "see OVERHEAD_S in scripts/cbenchlib/cli_sweep.py)")
+    for p in plan.points:
         label = f"  [{p.row.label}]" if p.row.label else ""
         print(f"  {p.row.kind:10s} {p.row.key:40s} {p.load.key:28s} "
-              f"~{estimate_s(p, s, available):.1f} s/rep{label}")
+              f"~{estimate_s(p, plan.settings, plan.available):.1f} s/rep{label}")
 
 
-def progress_line(seq, total, width, point, rep, record, dt, eta_s) -> str:
-    where = f"[{seq + 1:>{width}}/{total}] {point.row.key} | {point.load.key} | rep {rep}"
+def progress_line(slot: Slot, label: str, total: int, width: int, record, dt, eta_s) -> str:
+    point, rep = slot.point, slot.rep
+    where = (f"[{(label + ' ') if label else ''}{slot.seq + 1:>{width}}/{total}] {point.row.key} | "
+             f"{point.load.key} | rep {rep}")
     if record["status"] != "ok":
         what = ("SKIPPED" if (record.get("failure") or {}).get("skipped") else "FAILED") \
             + f": {record['failure']['reason']}"
@@ -478,7 +747,7 @@ def progress_line(seq, total, width, point, rep, record, dt, eta_s) -> str:
                 f"(server {_pct(record['derived']['server_cpu_util'])}, "
                 f"client {_pct(record['derived']['client_cpu_util'])})")
         other = (record.get("machine") or {}).get("other_cpu_util")
-        if other is not None and other > runner.verdict.DISTURBED_CPU:
+        if other is not None and other > verdict.DISTURBED_CPU:
             what += f" DISTURBED (other processes {_pct(other)} of a CPU)"
     return f"{where} | {what} | {dt:.1f} s | ETA {fmt_duration(eta_s)}"
 

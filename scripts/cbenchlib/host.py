@@ -1,9 +1,12 @@
 """Where a command runs: the one place that starts processes and reads /proc.
 
-The sweep talks to a Host only. LocalHost runs everything on this machine; a
-later RemoteHost (SSH) or NamespaceHost (ip netns) implements the same four
-things: spawn a pinned command, read a /proc file of one of its processes,
-say which address clients should connect to, and kill everything it started.
+The sweep talks to Hosts only (one per role: the server's, the load generator's). Every Host
+implements the same four things: spawn a pinned command, read a /proc file of one of its
+processes, say which address clients should connect to, and kill everything it started.
+LocalHost is this machine; NamespaceHost (`netns:NAME`) is a network namespace on it (issue
+18: the processes run under `ip netns exec NAME`, share this machine's /proc and CPUs, and
+reach each other over the namespace's own addresses, e.g. across a veth pair). `parse_host`
+turns a `--server-host` / `--client-host` value into a Host. (`ssh://` hosts: not yet.)
 
 Every process is started in its own session (so its own process group): a
 terminal's Ctrl-C reaches only the harness, and stopping a process means
@@ -18,7 +21,9 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -135,14 +140,14 @@ class LocalHost:
         self._live: dict[int, Process] = {}
 
     def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
-              cwd: str | None = None) -> Process:
+              cwd: str | None = None, prefix: list[str] | None = None) -> Process:
         """Start argv (pinned to the taskset CPU list `cpus` if given) in its own process group.
 
         stdout/stderr: a path (created or truncated), a file object, None (discarded), or
-        stderr="stdout" to merge the two.
-        Returns a Process whose pid is the command's own (taskset execs it).
+        stderr="stdout" to merge the two. `prefix`: a launcher that execs the rest (ip netns exec).
+        Returns a Process whose pid is the command's own (taskset and the prefix exec it).
         """
-        full = (["taskset", "-c", cpus] if cpus else []) + list(argv)
+        full = list(prefix or []) + (["taskset", "-c", cpus] if cpus else []) + list(argv)
         out = _open_sink(stdout)
         err = subprocess.STDOUT if stderr == "stdout" else _open_sink(stderr)
         try:
@@ -223,6 +228,131 @@ class LocalHost:
 
     def cpu_count(self) -> int:
         return os.cpu_count() or 1
+
+    # -- the network seen from this host -----------------------------------------------
+    def socket(self, family: int = socket.AF_INET, type_: int = socket.SOCK_STREAM) -> socket.socket:
+        """A socket in this host's network (the harness's probes: primer, idle connections)."""
+        return socket.socket(family, type_)
+
+    def connect(self, addr: str, port: int, timeout_s: float) -> socket.socket:
+        """A connected TCP socket from this host's network; raises OSError."""
+        s = self.socket()
+        try:
+            s.settimeout(timeout_s)
+            s.connect((addr, port))
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def free_port(self, addr: str) -> int:
+        """A port nothing listens on now at addr in this host's network (peers cannot take
+        port 0 and report it)."""
+        with self.socket() as s:
+            s.bind((addr, 0))
+            return s.getsockname()[1]
+
+    def describe(self) -> dict:
+        """This host's entry in meta.json's topology."""
+        return {"spec": self.name, "kind": "local", "address": self.client_address}
+
+
+CLONE_NEWNET = 0x40000000  # <sched.h>
+NETNS_DIR = "/run/netns"   # where `ip netns add` puts the namespaces' handles
+
+
+class HostError(Exception):
+    """A host that cannot be used (bad spec, missing namespace); the message names it."""
+
+
+class NamespaceHost(LocalHost):
+    """A network namespace on this machine (`ip netns add NAME`), given as `netns:NAME`.
+
+    Processes run under `ip netns exec NAME` (which execs the command, so the pid, the process
+    group, PR_SET_PDEATHSIG and wait4's rusage are the command's own, as on LocalHost); /proc,
+    CPUs and the clock are this machine's. The harness's own sockets (primer, post-check, idle
+    connections) are created in the namespace by a thread that joins it with setns(2), so they
+    travel the same path as the load generator's. `client_address` is the namespace's first
+    global IPv4 address unless given as `netns:NAME@ADDR`."""
+
+    def __init__(self, name: str, address: str | None = None):
+        super().__init__()
+        if not name or "/" in name:
+            raise HostError(f"netns:{name}: not a namespace name")
+        self.netns = name
+        self.name = f"netns:{name}"
+        if not os.path.exists(os.path.join(NETNS_DIR, name)):
+            raise HostError(f"{self.name}: no such network namespace ({NETNS_DIR}/{name} is missing; "
+                            f"create it with: ip netns add {name})")
+        self.client_address = address or self._first_address()
+
+    def _first_address(self) -> str:
+        out = subprocess.run(["ip", "-n", self.netns, "-4", "-o", "addr", "show", "scope", "global"],
+                             capture_output=True, text=True, timeout=10)
+        for line in out.stdout.splitlines():
+            parts = line.split()
+            if "inet" in parts:
+                return parts[parts.index("inet") + 1].split("/")[0]
+        raise HostError(f"{self.name}: the namespace has no global IPv4 address "
+                        f"(`ip -n {self.netns} addr` shows none); give one as netns:{self.netns}@ADDR")
+
+    def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
+              cwd: str | None = None) -> Process:
+        ip = shutil.which("ip") or shutil.which("ip", path=SBIN_PATH) or "ip"
+        proc = super().spawn((["taskset", "-c", cpus] if cpus else []) + list(argv),
+                             None, stdout, stderr, cwd, prefix=[ip, "netns", "exec", self.netns])
+        return proc
+
+    def socket(self, family: int = socket.AF_INET, type_: int = socket.SOCK_STREAM) -> socket.socket:
+        got: dict = {}
+
+        def in_namespace():
+            try:
+                fd = os.open(os.path.join(NETNS_DIR, self.netns), os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        err = ctypes.get_errno()
+                        raise OSError(err, f"setns({self.name}): {os.strerror(err)}")
+                finally:
+                    os.close(fd)
+                got["sock"] = socket.socket(family, type_)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                got["exc"] = exc
+
+        # A thread of its own: setns changes the calling thread's namespace for good, and that
+        # thread ends here; the socket keeps the namespace it was created in.
+        t = threading.Thread(target=in_namespace, name=f"netns-{self.netns}")
+        t.start()
+        t.join()
+        if "exc" in got:
+            raise got["exc"]
+        return got["sock"]
+
+    def describe(self) -> dict:
+        d = {"spec": self.name, "kind": "netns", "netns": self.netns, "address": self.client_address}
+        out = subprocess.run(["ip", "-n", self.netns, "-o", "link", "show"], capture_output=True,
+                             text=True, timeout=10)
+        links = {}
+        for line in out.stdout.splitlines():
+            parts = line.split()
+            if len(parts) > 4 and "mtu" in parts:
+                links[parts[1].rstrip(":").split("@")[0]] = int(parts[parts.index("mtu") + 1])
+        d["links_mtu"] = links
+        return d
+
+
+def parse_host(spec: str | None) -> LocalHost:
+    """A Host from a --server-host / --client-host value: `local` (or none), `netns:NAME`,
+    `netns:NAME@ADDR`. Raises HostError naming the value."""
+    if spec in (None, "", "local"):
+        return LocalHost()
+    if spec.startswith("netns:"):
+        name, _, addr = spec[len("netns:"):].partition("@")
+        return NamespaceHost(name, addr or None)
+    if spec.startswith("ssh://"):
+        raise HostError(f"{spec}: ssh:// hosts are not implemented yet (issue 18); use local or netns:NAME")
+    raise HostError(f"{spec}: not a host (expected local, netns:NAME or ssh://[user@]host[:port])")
 
 
 def _open_sink(target):

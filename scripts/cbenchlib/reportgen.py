@@ -77,9 +77,8 @@ def chart_links(run: Run, link_prefix: str = "") -> list[str]:
 
 
 def ensure_charts(run: Run) -> None:
-    from .charts import read_index
+    from .charts import plot_run, read_index
     if read_index(run.dir) is None:
-        from .cli_plot import plot_run
         plot_run(run)
 
 

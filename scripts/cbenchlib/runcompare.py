@@ -48,7 +48,7 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
     if forced_diffs:
         out += ["**Compared with --force although the environments differ:** "
                 + "; ".join(f"env.{f}: A {va!r}, B {vb!r}" for f, va, vb in forced_diffs) + ".", ""]
-    out += [f"Ratio: B's median req/s ÷ A's, with a {stats.interval_method_text()};"
+    out += [f"Ratio: B's req/s ÷ A's (geometric means of the repetitions), with a {stats.interval_method_text()};"
             f" \"not significant\" when the interval includes 1 or either side has fewer than"
             f" {stats.MIN_REPS_FOR_CI} repetitions. † ‡ § ✗ mark points not server-bound or failed in that run.", ""]
     ratios, n_faster, n_slower, n_ns = [], 0, 0, 0

@@ -2,18 +2,18 @@
 
 Readers only: nothing here runs a server or writes into the run directory.
 Follows results/SCHEMA.md: unknown fields are ignored, a missing optional field
-means "not measured", and a torn last line of points.jsonl is skipped.
+means "not measured". The files themselves are read by resultio (the format's one owner,
+whose torn-line rule every reader shares).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from . import stats
+from . import resultio, stats
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNS_DIR = os.path.join(REPO_ROOT, "results", "runs")
@@ -211,25 +211,11 @@ class Run:
         return best
 
     def _scenario_order(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(row key -> index, load key -> index) from the scenario text recorded in meta.json,
-        parsed by the sweep's own parser; empty maps when it cannot be parsed (an older format,
-        or a run written by another tool), and the readers fall back on other orders."""
-        if self._scen_order is not None:
-            return self._scen_order
-        rows: dict[str, int] = {}
-        loads: dict[str, int] = {}
-        text = self.meta.get("scenario_text")
-        if isinstance(text, str) and text.strip():
-            try:
-                from . import scenario as scen
-                sc = scen.parse(text, self.meta.get("scenario_file") or "meta.json scenario_text")
-                rows = {r.key: i for i, r in enumerate(sc.rows)}
-                for lds in sc.load_sets.values():
-                    for ld in lds:
-                        loads.setdefault(ld.key, len(loads))
-            except Exception:  # noqa: BLE001 - any failure of another module's parser means "no order"
-                rows, loads = {}, {}
-        self._scen_order = (rows, loads)
+        """(row key -> index, load key -> index): the scenario order the sweep recorded in
+        meta.json (`order.rows`, `order.loads`; resultio.scenario_order); empty maps for a run
+        that lacks it, and the readers fall back on where keys appear in the scenario text."""
+        if self._scen_order is None:
+            self._scen_order = resultio.scenario_order(self.meta)
         return self._scen_order
 
     def _order_rows(self, first_seen: dict[str, int]) -> None:
@@ -355,49 +341,16 @@ def resolve_run_dir(arg: str) -> str:
     raise RunError(f"{arg}: no such run directory (looked at {arg} and {os.path.join(RUNS_DIR, arg)})")
 
 
-def read_points(path: str) -> tuple[list[dict], bool]:
-    """Points in file order, and whether a torn (unparseable, unterminated) last line was skipped.
-
-    A malformed line anywhere but last is an error: the sweep appends whole lines, so only the
-    line being written when it stopped may be torn.
-    """
-    if not os.path.exists(path):
-        return [], False
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    points: list[dict] = []
-    torn = False
-    last_nonempty = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            if i == last_nonempty:
-                torn = True
-                continue
-            raise RunError(f"{path}:{i + 1}: malformed line ({exc}); only a torn last line is tolerated")
-        points.append(obj)
-    return points, torn
-
-
 def load_run(arg: str) -> Run:
-    """Read a run directory (path or run id); raises RunError with the path on any problem."""
+    """Read a run directory (path or run id); raises RunError with the path on any problem.
+    The files are read by resultio, the format's one owner (its torn-line rule applies)."""
     run_dir = resolve_run_dir(arg)
-    meta_path = os.path.join(run_dir, "meta.json")
     try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{meta_path}: cannot read ({exc})")
-    if not isinstance(meta, dict):
-        raise RunError(f"{meta_path}: not a JSON object")
-    points, torn = read_points(os.path.join(run_dir, "points.jsonl"))
-    return Run(run_dir, meta, points, torn)
+        meta = resultio.read_meta(run_dir)
+        got = resultio.read_points(os.path.join(run_dir, resultio.POINTS_FILE))
+    except resultio.ResultsFormatError as exc:
+        raise RunError(str(exc)) from None
+    return Run(run_dir, meta, got.points, got.torn)
 
 
 _LABEL_SPACE = re.compile(r"\s+")

@@ -31,9 +31,10 @@ import socket
 import string
 import time
 
-from . import procstat, servercounters, sockstat, syscount, verdict, wrk
+from . import procstat, sockstat, syscount, verdict, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
+from . import resultio  # the point record's skeleton (new_point) and the run directory's layout
 
 READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
 PRIMER_REQUESTS = 3          # enough to see a keep-alive connection answer more than once
@@ -97,13 +98,6 @@ def model_command(server_bin: str, point: Point, host_addr: str, server_args) ->
     return argv + list(row.extra_args) + list(server_args)
 
 
-def free_port(addr: str) -> int:
-    """A port nothing listens on now (peers cannot take port 0 and report it)."""
-    with socket.socket() as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
-
-
 def peer_dir(run_dir: str, model: str) -> str:
     """The run's scratch directory of a peer (pid file, temp paths): <run_dir>/peers/<model>."""
     return os.path.join(run_dir, "peers", model)
@@ -124,6 +118,7 @@ def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag
                         (a `user` directive) that only root may use
     """
     row = point.row
+    run_dir, repo = os.path.abspath(run_dir), os.path.abspath(repo)
     config_path = None
     scratch = peer_dir(run_dir, row.model)
     os.makedirs(scratch, exist_ok=True)
@@ -153,31 +148,31 @@ def _user_name() -> str:
 
 class Runner:
     def __init__(self, host, settings: Settings, server_bin: str, wrk_bin: str | None,
-                 run_dir: str, repo: str, available_models: set[str] | None):
+                 run_dir: str, repo: str, available_models: set[str] | None, client_host=None):
+        # host: where the server runs (and is sampled); client_host: where wrk runs and the
+        # harness's own probes connect from (issue 18; the same host unless given).
         self.host = host
+        self.client_host = client_host if client_host is not None else host
         self.settings = settings
         self.server_bin = server_bin
         self.wrk_bin = wrk_bin
-        self.run_dir = run_dir
-        self.logs_dir = os.path.join(run_dir, "logs")
-        self.repo = repo
+        # Absolute, so that a relative path means the same to every process started (nginx,
+        # for one, resolves a relative -c against its -p prefix).
+        self.run_dir = os.path.abspath(run_dir)
+        self.logs_dir = os.path.join(self.run_dir, resultio.LOGS_DIR)
+        self.repo = os.path.abspath(repo)
         self.available = available_models
         self.addr = host.client_address
         self.server_cpu_count = cpu_list_count(settings.server_cpus)
         self.client_cpu_count = cpu_list_count(settings.client_cpus)
 
     # -- public -----------------------------------------------------------------------
-    def run(self, point: Point, rep: int, seq: int) -> dict:
-        """One repetition of one point -> its points.jsonl record (status ok or failed)."""
+    def run(self, point: Point, rep: int, seq: int, block: int | None = None) -> dict:
+        """One repetition of one point -> its points.jsonl record (status ok or failed).
+        `block` is the round it runs in (default: rep, as in the initial blocks)."""
         tag = f"{seq:04d}-r{rep}-{_slug(point.row.key + ' ' + point.load.key)}"
-        record = {
-            "point_id": point.id, "rep": rep, "seq": seq,
-            "row": point.row.to_json(), "load": point.load.to_json(self.settings),
-            "status": "ok", "failure": None, "wrk": None, "server": None, "client": None,
-            "derived": None, "idle": None, "verdict": None, "verdict_evidence": None,
-            "commands": {"server": None, "client": None, "warmup": None},
-            "logs": {}, "started_utc": utc_now(), "ended_utc": None,
-        }
+        record = resultio.new_point(point.id, rep, seq, rep if block is None else block,
+                                    point.row.to_json(), point.load.to_json(self.settings))
         server = None
         try:
             self._check_runnable(point)
@@ -239,7 +234,8 @@ class Runner:
         if point.row.kind == "peer":
             return self._start_peer(point, tag, log_path, record)
         argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
-        counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)  # issue 14
+        from . import servercounters  # issue 14: the server's mechanism counters
+        counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)
         argv += counters_args
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
@@ -270,7 +266,7 @@ class Runner:
 
     def _start_peer(self, point: Point, tag: str, log_path: str, record: dict) -> ServerHandle:
         """Peers (nginx, h2o; issue 7) print no readiness line: they are ready when they accept."""
-        port = free_port(self.addr)
+        port = self.host.free_port(self.addr)
         try:
             argv, config = render_peer(point, self.addr, port, self.run_dir, self.repo, tag)
         except (OSError, KeyError, ValueError) as exc:
@@ -286,7 +282,7 @@ class Runner:
                 raise PointFailed(f"peer exited with status {proc.returncode} before it accepted",
                                   tail=tail(log_path))
             try:
-                with socket.create_connection((self.addr, port), timeout=0.5):
+                with self.client_host.connect(self.addr, port, 0.5):
                     return ServerHandle(proc, port, log_path, {"port": str(port), "config": config})
             except OSError:
                 time.sleep(0.05)
@@ -298,6 +294,7 @@ class Runner:
         """count GETs of path on one keep-alive connection; each must answer 200."""
         conn = http.client.HTTPConnection(self.addr, server.port, timeout=timeout_s)
         try:
+            conn.sock = self.client_host.connect(self.addr, server.port, timeout_s)
             for i in range(count):
                 conn.request("GET", path)
                 resp = conn.getresponse()
@@ -320,7 +317,7 @@ class Runner:
         argv = wrk.command(self.wrk_bin, url, load.wrk_threads, load.connections, duration_s,
                            self.settings.timeout_s, load.pipeline)
         err_path = out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
-        proc = self.host.spawn(argv, cpus=self.settings.client_cpus, stdout=out_path, stderr=err_path)
+        proc = self.client_host.spawn(argv, cpus=self.settings.client_cpus, stdout=out_path, stderr=err_path)
         try:
             if stop_after_s is not None:
                 # wrk's -d is whole seconds; a shorter warm-up is cut with SIGINT, on which
@@ -335,7 +332,7 @@ class Runner:
             if proc.returncode is None:
                 proc.stop(1.0)
             else:
-                self.host._forget(proc)
+                self.client_host._forget(proc)
         with open(out_path, encoding="utf-8", errors="replace") as f:
             stdout = f.read()
         return proc, stdout, tail(err_path, 2000)
@@ -397,6 +394,7 @@ class Runner:
         record["server"]["syscalls"] = syscalls_perf
         record["server"]["syscalls_source"] = "perf" if syscalls_perf is not None else "proc-io"
         self._derive(record)
+        from . import servercounters  # issue 14
         record["derived"]["counters_per_req"] = servercounters.per_request(
             counters_before, counters_after, result["requests"])
         if result["requests"] == 0:
@@ -408,6 +406,7 @@ class Runner:
 
     def _counters_snapshot(self, point: Point, server: ServerHandle) -> dict | None:
         """The server's mechanism counters now (servercounters.py); None for peers."""
+        from . import servercounters
         if point.row.kind == "peer":
             return None
         return servercounters.snapshot(server.pid, self._counters_path)
@@ -523,7 +522,7 @@ class Runner:
         try:
             while (held + failed < n) and time.monotonic() < deadline:
                 while started < n and started - held - failed < IDLE_CONNECT_BATCH:
-                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s = self.client_host.socket()
                     s.setblocking(False)
                     rc = s.connect_ex((self.addr, port))
                     started += 1

@@ -19,7 +19,10 @@ from typing import Any
 KINDS = ("model", "instrument", "peer")
 QUEUES = ("shared", "per-worker")
 BACKENDS = ("libev", "epoll")
-ORDERS = ("shuffled", "interleaved")
+# blocked: each round (block) runs every point once, grouped by load so that the rows compared
+# at one load run in adjacent slots; loads and rows within a load in a seeded shuffle.
+# shuffled: each round in a seeded shuffle of all points. interleaved: each round in file order.
+ORDERS = ("blocked", "shuffled", "interleaved")
 
 # Keys of a load set that may be lists (multiplied together) or appear in `explicit` entries.
 WRK_LOAD_KEYS = ("wrk_threads", "connections", "pipeline", "path")
@@ -38,8 +41,15 @@ SETTING_DEFAULTS = {
     "timeout_s": 10,         # wrk --timeout, whole seconds (wrk's scan_time is integral)
     "server_cpus": "0",
     "client_cpus": "1",
-    "order": "shuffled",
+    "order": "blocked",
     "seed": 1,
+    # Sequential design (issue 12): extra blocks for the rows a primary comparison of the
+    # published table `published` needs, until its interval is narrower than target_ci_pct
+    # or a point has max_repetitions; at most sequential_points points per extra block.
+    "target_ci_pct": None,   # None: a fixed design of `repetitions` blocks
+    "max_repetitions": None, # None: = repetitions
+    "published": None,       # results/published/<name>.json
+    "sequential_points": 16,
     "ready_timeout_s": 10.0,
     "server_args": [],
 }
@@ -176,6 +186,17 @@ class Settings:
     seed: int
     ready_timeout_s: float
     server_args: tuple[str, ...]
+    target_ci_pct: float | None = None
+    max_repetitions: int | None = None
+    published: str | None = None
+    sequential_points: int = 16
+
+    @property
+    def repetitions_cap(self) -> int:
+        """The most repetitions any point gets (the fixed design's when not sequential)."""
+        if self.target_ci_pct is None:
+            return self.repetitions
+        return max(self.repetitions, self.max_repetitions or self.repetitions)
 
 
 @dataclasses.dataclass
@@ -252,10 +273,11 @@ def parse(text: str, path: str, quick: bool = False) -> Scenario:
 
 
 def _quick(settings: Settings, rows: list[Row], load_sets: dict[str, list[Load]]):
-    """Seconds per point: 1 s runs, a 0.3 s warm-up, one repetition, long lists cut to their ends."""
+    """Seconds per point: 1 s runs, a 0.3 s warm-up, one repetition (no extra blocks), long lists
+    cut to their ends."""
     settings = dataclasses.replace(settings, duration_s=QUICK_DURATION_S,
                                    warmup_s=min(settings.warmup_s, QUICK_WARMUP_S),
-                                   repetitions=QUICK_REPETITIONS)
+                                   repetitions=QUICK_REPETITIONS, target_ci_pct=None)
     # Rows and loads were expanded from lists; keep the first and last of each group that
     # came from one list, so a sweep over 1..10000 connections still spans its range.
     trimmed_sets = {name: _ends(loads) for name, loads in load_sets.items()}
@@ -357,6 +379,14 @@ class _Validator:
             seed=self.int_("seed", s["seed"], 0, 2**63 - 1),
             ready_timeout_s=self.number("ready_timeout_s", s["ready_timeout_s"], 0.1, 600),
             server_args=self.str_list("server_args", s["server_args"]),
+            target_ci_pct=None if s["target_ci_pct"] is None
+            else self.number("target_ci_pct", s["target_ci_pct"], 0.1, 1000),
+            max_repetitions=None if s["max_repetitions"] is None
+            else self.int_("max_repetitions", s["max_repetitions"], 1, MAX_REPETITIONS),
+            published=None if s["published"] is None
+            else self.str_("published", s["published"], pattern=r"[a-z0-9][a-z0-9-]*",
+                           what="the name of a results/published/*.json table"),
+            sequential_points=self.int_("sequential_points", s["sequential_points"], 1, 100_000),
         )
 
     def load_sets(self, raw) -> dict[str, list[Load]]:

@@ -1,29 +1,27 @@
-"""Small statistics for repetitions: medians, spread, a bootstrap CI of a ratio of medians.
+"""Statistics for repetitions: medians, spread, and the effect of one row against another as a
+ratio estimated on the log scale with a 95% interval, over scipy.stats (no hand-typed tables).
 
-Pure functions on lists of floats; deterministic (the bootstrap is seeded from its inputs'
-name, so the same comparison always prints the same interval).
+Effects are ratios num/den of a per-repetition figure (req/s, CPU per request, ...):
+- paired (block-matched): when both sides carry the same block numbers (the sweep runs the
+  compared rows of one load point in adjacent slots of one block), the interval is a t
+  interval of the mean per-block log difference; pairing removes what drifts between blocks;
+- Welch: otherwise (old runs have no blocks), a Welch t interval of mean(log num) - mean(log den).
+Equivalence is two one-sided tests (TOST) against a margin; several load points of one finding
+are corrected with Holm's step-down method; rates from trials get Clopper-Pearson intervals.
+All pure functions, deterministic.
 """
 from __future__ import annotations
 
 import math
-import random
 import statistics
-import zlib
 from dataclasses import dataclass
 
-# Fewer repetitions than this on either side and a ratio is reported as "too few reps":
-# one value has no spread at all.
+from scipy import stats as sps
+
+# Fewer repetitions than this on either side and a ratio has no interval: one value has no spread.
 MIN_REPS_FOR_CI = 2
-# From this many repetitions on both sides the interval is a bootstrap of the medians; below it
-# (2 repetitions: a bootstrap of the median of 2 values can only resample 3 distinct medians)
-# it is a Welch t interval on log req/s, where the median of 2 is their mean.
-MIN_REPS_FOR_BOOTSTRAP = 3
-# Resamples per interval: enough for stable 2.5/97.5 percentiles at 2 decimals, fast enough
-# for a few hundred comparisons within the test budget.
-BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
-
-
+ALPHA = 1.0 - CONFIDENCE
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
@@ -45,29 +43,32 @@ def geometric_mean(ratios: list[float]) -> float | None:
     return math.exp(sum(math.log(r) for r in good) / len(good))
 
 
-# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (standard tables).
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042]
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile at probability p with (possibly fractional) df, from scipy."""
+    return float(sps.t.ppf(p, df))
 
 
 def t975(df: float) -> float:
-    """t quantile for a 95% two-sided interval; fractional df rounds down (wider, conservative)."""
-    d = max(1, int(math.floor(df)))
-    if d <= 30:
-        return _T975[d - 1]
-    return 2.000 if d <= 60 else (1.980 if d <= 120 else 1.960)
+    """t quantile for a 95% two-sided interval (scipy; fractional df kept as it is)."""
+    return t_quantile(0.975, max(df, 1e-9))
 
 
 @dataclass(frozen=True)
 class RatioCI:
-    """Ratio of medians num/den with a 95% interval; lo/hi are None when reps are too few."""
+    """Effect num/den on the log scale: ratio = exp(mean log difference), a two-sided interval at
+    `confidence`; lo/hi are None when repetitions are too few. `log_se`, `df` and `log_sd` (the
+    spread of one repetition on the log scale: per side for Welch, of a block difference for
+    paired) let callers test against other nulls and size further sampling."""
     ratio: float
     lo: float | None
     hi: float | None
     n_num: int
     n_den: int
-    method: str = "bootstrap"  # or "welch-t" (2 repetitions), or "none"
+    method: str = "welch-t"  # "welch-t", "paired-t" or "none"
+    log_se: float | None = None
+    df: float | None = None
+    log_sd: float | None = None
+    confidence: float = CONFIDENCE
 
     @property
     def enough_reps(self) -> bool:
@@ -75,11 +76,11 @@ class RatioCI:
 
     @property
     def significant(self) -> bool:
-        """True when the interval excludes 1 (both sides had enough repetitions)."""
+        """True when the interval excludes 1."""
         return self.lo is not None and (self.lo > 1.0 or self.hi < 1.0)
 
     def direction(self) -> int:
-        """+1 if significantly above 1, -1 if significantly below, 0 if not significant."""
+        """+1 if significantly above 1, -1 if significantly below, 0 otherwise."""
         if not self.significant:
             return 0
         return 1 if self.lo > 1.0 else -1
@@ -90,60 +91,216 @@ class RatioCI:
     def below(self, threshold: float) -> bool:
         return self.hi is not None and self.hi < threshold
 
+    @property
+    def half_width_pct(self) -> float | None:
+        """Half the interval's width relative to the ratio, in percent: (sqrt(hi/lo) - 1) * 100
+        (the interval is symmetric on the log scale, so this is exp(t * se) - 1)."""
+        if self.lo is None or self.lo <= 0:
+            return None
+        return (math.sqrt(self.hi / self.lo) - 1.0) * 100.0
+
+    def p_value(self, null_ratio: float = 1.0, alternative: str = "two-sided") -> float | None:
+        """p of the t test of log ratio against log(null_ratio): "two-sided", "greater" or "less"."""
+        if self.log_se is None or self.df is None:
+            return None
+        if self.log_se == 0:
+            d = math.log(self.ratio) - math.log(null_ratio)
+            one = 0.0 if d > 0 else (1.0 if d < 0 else 0.5)
+            if alternative == "greater":
+                return one
+            if alternative == "less":
+                return 1.0 - one if d != 0 else 0.5
+            return 0.0 if d != 0 else 1.0
+        tstat = (math.log(self.ratio) - math.log(null_ratio)) / self.log_se
+        if alternative == "greater":
+            return float(sps.t.sf(tstat, self.df))
+        if alternative == "less":
+            return float(sps.t.cdf(tstat, self.df))
+        return float(2.0 * sps.t.sf(abs(tstat), self.df))
+
+    def at_confidence(self, confidence: float) -> "RatioCI":
+        """The same estimate with an interval at another confidence level."""
+        if self.log_se is None or self.df is None:
+            return self
+        half = t_quantile(0.5 + confidence / 2.0, self.df) * self.log_se
+        return RatioCI(self.ratio, self.ratio * math.exp(-half), self.ratio * math.exp(half), self.n_num,
+                       self.n_den, self.method, self.log_se, self.df, self.log_sd, confidence)
+
+
+def _logs(values: list[float]) -> list[float] | None:
+    if not values or min(values) <= 0:
+        return None
+    return [math.log(x) for x in values]
+
+
+def welch_log_ratio(num: list[float], den: list[float], confidence: float = CONFIDENCE) -> RatioCI | None:
+    """Welch t interval of mean(log num) - mean(log den), exponentiated; None when a side is empty
+    or has a value <= 0; no interval (method "none") below MIN_REPS_FOR_CI on a side."""
+    la, lb = _logs(num), _logs(den)
+    if la is None or lb is None:
+        return None
+    ratio = math.exp(statistics.fmean(la) - statistics.fmean(lb))
+    if len(la) < MIN_REPS_FOR_CI or len(lb) < MIN_REPS_FOR_CI:
+        return RatioCI(ratio, None, None, len(la), len(lb), "none")
+    sa2, sb2 = statistics.variance(la), statistics.variance(lb)
+    va, vb = sa2 / len(la), sb2 / len(lb)
+    se = math.sqrt(va + vb)
+    denom = (va * va / (len(la) - 1)) + (vb * vb / (len(lb) - 1))
+    df = (va + vb) ** 2 / denom if denom > 0 else float(len(la) + len(lb) - 2)
+    half = t_quantile(0.5 + confidence / 2.0, df) * se
+    pooled_sd = math.sqrt((sa2 + sb2) / 2.0)
+    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), len(la), len(lb), "welch-t",
+                   se, df, pooled_sd, confidence)
+
+
+def paired_log_ratio(num: dict, den: dict, confidence: float = CONFIDENCE) -> RatioCI | None:
+    """t interval of the mean per-block log difference log num[b] - log den[b] over the blocks both
+    sides have ({block: value}; a block's several values are reduced to their mean log first).
+    None with fewer than 2 common blocks or a value <= 0 (callers then fall back to Welch)."""
+    common = sorted(set(num) & set(den))
+    if len(common) < MIN_REPS_FOR_CI:
+        return None
+    diffs = []
+    for b in common:
+        la, lb = _logs(list(num[b])), _logs(list(den[b]))
+        if la is None or lb is None:
+            return None
+        diffs.append(statistics.fmean(la) - statistics.fmean(lb))
+    n = len(diffs)
+    d = statistics.fmean(diffs)
+    sd = statistics.stdev(diffs)
+    se = sd / math.sqrt(n)
+    df = float(n - 1)
+    half = t_quantile(0.5 + confidence / 2.0, df) * se
+    ratio = math.exp(d)
+    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), n, n, "paired-t", se, df, sd,
+                   confidence)
+
 
 def ratio_ci(num: list[float], den: list[float], seed_name: str = "",
-             resamples: int = BOOTSTRAP_RESAMPLES) -> RatioCI | None:
-    """median(num)/median(den) with a percentile-bootstrap 95% interval.
+             blocks_num: list | None = None, blocks_den: list | None = None,
+             confidence: float = CONFIDENCE) -> RatioCI | None:
+    """The effect num/den with its interval: paired by block when both block lists are given, every
+    value has a block and at least 2 blocks are common; Welch otherwise. seed_name is accepted for
+    old callers (nothing is random any more)."""
+    if blocks_num is not None and blocks_den is not None and len(blocks_num) == len(num) \
+            and len(blocks_den) == len(den) and None not in blocks_num and None not in blocks_den:
+        by_a: dict = {}
+        by_b: dict = {}
+        for b, v in zip(blocks_num, num):
+            by_a.setdefault(b, []).append(v)
+        for b, v in zip(blocks_den, den):
+            by_b.setdefault(b, []).append(v)
+        paired = paired_log_ratio(by_a, by_b, confidence)
+        if paired is not None:
+            return paired
+    return welch_log_ratio(num, den, confidence)
 
-    Returns None when either side is empty or the denominator median is 0. The random
-    generator is seeded from seed_name so output is reproducible.
-    """
-    if not num or not den:
+
+def tost_equivalent(ci: RatioCI | None, margin: float, alpha: float = ALPHA) -> tuple[bool, float | None]:
+    """Two one-sided tests of 1/margin < ratio < margin (margin > 1, e.g. 1.05): (both pass at
+    alpha, the larger of the two one-sided p values). Equivalent to the (1 - 2 alpha) interval
+    lying inside (1/margin, margin)."""
+    if ci is None or ci.log_se is None or margin <= 1.0:
+        return False, None
+    p_lo = ci.p_value(1.0 / margin, "greater")
+    p_hi = ci.p_value(margin, "less")
+    p = max(p_lo, p_hi)
+    return p < alpha, p
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p values (family-wise error over the given tests), same order;
+    None entries are skipped and stay None."""
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    m = len(idx)
+    order = sorted(idx, key=lambda i: p_values[i])
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        adj = min(1.0, (m - rank) * p_values[i])
+        running = max(running, adj)
+        out[i] = running
+    return out
+
+
+def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion k/n, from scipy.stats.beta."""
+    if n <= 0:
+        return 0.0, 1.0
+    a = (1.0 - confidence) / 2.0
+    lo = 0.0 if k == 0 else float(sps.beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(sps.beta.ppf(1.0 - a, k + 1, n - k))
+    return lo, hi
+
+
+# Cap on "repetitions needed": beyond this a design change, not more sampling, is the answer.
+MAX_REPS_SEARCH = 1000
+
+
+def reps_to_decide(ci: RatioCI | None, margin: float | None = None,
+                   confidence: float = CONFIDENCE) -> int | None:
+    """Repetitions per row (blocks, when paired) that would decide the comparison if the effect
+    and the spread stayed as observed: the interval excludes 1 (or, with a margin, the
+    equivalence interval fits inside it, whichever needs fewer); None when the spread is
+    unknown; MAX_REPS_SEARCH + 1 when no count up to MAX_REPS_SEARCH would."""
+    if ci is None or ci.log_sd is None:
         return None
-    m_den = median(den)
-    if m_den == 0:
+    d = abs(math.log(ci.ratio))
+    sd = ci.log_sd
+    paired = ci.method == "paired-t"
+    for n in range(2, MAX_REPS_SEARCH + 1):
+        se = sd / math.sqrt(n) if paired else sd * math.sqrt(2.0 / n)
+        df = n - 1 if paired else 2 * n - 2
+        if se == 0:
+            return n
+        if d > t_quantile(0.5 + confidence / 2.0, df) * se:
+            return n
+        if margin is not None and margin > 1.0 and d + t_quantile(1.0 - (1.0 - confidence), df) * se < math.log(margin):
+            return n
+    return MAX_REPS_SEARCH + 1
+
+
+def reps_for_half_width(ci: RatioCI | None, target_pct: float, confidence: float = CONFIDENCE) -> int | None:
+    """Repetitions per row (blocks when paired) for the interval's half-width to be at most
+    target_pct percent at the observed spread; None when unknown."""
+    if ci is None or ci.log_sd is None or target_pct <= 0:
         return None
-    ratio = median(num) / m_den
-    if len(num) < MIN_REPS_FOR_CI or len(den) < MIN_REPS_FOR_CI:
-        return RatioCI(ratio, None, None, len(num), len(den), "none")
-    if len(num) < MIN_REPS_FOR_BOOTSTRAP or len(den) < MIN_REPS_FOR_BOOTSTRAP:
-        return _welch_log_ratio(num, den, ratio)
-    rng = random.Random(zlib.crc32(seed_name.encode("utf-8")))
-    samples = []
-    for _ in range(resamples):
-        a = statistics.median(rng.choices(num, k=len(num)))
-        b = statistics.median(rng.choices(den, k=len(den)))
-        if b > 0:
-            samples.append(a / b)
-    if not samples:
-        return RatioCI(ratio, None, None, len(num), len(den), "none")
-    samples.sort()
-    alpha = (1.0 - CONFIDENCE) / 2.0
-    lo = samples[int(math.floor(alpha * (len(samples) - 1)))]
-    hi = samples[int(math.ceil((1.0 - alpha) * (len(samples) - 1)))]
-    return RatioCI(ratio, lo, hi, len(num), len(den))
+    target = math.log(1.0 + target_pct / 100.0)
+    paired = ci.method == "paired-t"
+    for n in range(2, MAX_REPS_SEARCH + 1):
+        se = ci.log_sd / math.sqrt(n) if paired else ci.log_sd * math.sqrt(2.0 / n)
+        df = n - 1 if paired else 2 * n - 2
+        if t_quantile(0.5 + confidence / 2.0, df) * se <= target:
+            return n
+    return MAX_REPS_SEARCH + 1
 
 
-def _welch_log_ratio(num: list[float], den: list[float], ratio: float) -> RatioCI:
-    """Welch t interval of mean(log num) - mean(log den), exponentiated around the median ratio.
+def relative_differences(values: list[float]) -> list[float]:
+    """|a - b| / mean(a, b) over every pair of repetitions (the run-to-run spread of one point)."""
+    out = []
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            m = (values[i] + values[j]) / 2.0
+            if m > 0:
+                out.append(abs(values[i] - values[j]) / m)
+    return out
 
-    Used with 2 repetitions, where the median is the mean; values must be positive.
-    """
-    if min(num) <= 0 or min(den) <= 0:
-        return RatioCI(ratio, None, None, len(num), len(den), "none")
-    la, lb = [math.log(x) for x in num], [math.log(x) for x in den]
-    va, vb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
-    se = math.sqrt(va + vb)
-    denom = (va * va / (len(la) - 1) if va else 0.0) + (vb * vb / (len(lb) - 1) if vb else 0.0)
-    df = (va + vb) ** 2 / denom if denom > 0 else float(len(la) + len(lb) - 2)
-    half = t975(df) * se
-    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), len(num), len(den), "welch-t")
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated q-quantile (0..1) of values; None when empty."""
+    if not values:
+        return None
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def interval_method_text() -> str:
-    return (f"95% interval (a bootstrap of the medians, {BOOTSTRAP_RESAMPLES} seeded resamples, when both"
-            f" sides have {MIN_REPS_FOR_BOOTSTRAP} or more repetitions; a Welch t interval on log req/s when"
-            f" one has {MIN_REPS_FOR_CI})")
+    return ("95% interval of the ratio on the log scale (a paired t interval over blocks when the run"
+            " recorded blocks, else a Welch t interval; quantiles from scipy.stats.t)")
 
 
 def speed_words(ratio: float) -> str:

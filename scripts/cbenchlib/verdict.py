@@ -3,13 +3,20 @@
 Order of judgement:
 1. error-bound: errors (socket errors plus responses with status >= 400) above
    ERROR_FRACTION of all attempts; a throughput made of failures means nothing.
-2. server-bound: the server's CPUs busy (>= SATURATED of the CPUs it is pinned to).
-3. client-bound: wrk's CPUs busy while the server's were not. A table that shows
+2. both-saturated: the server's and wrk's CPUs both busy. On 2 cores either may be the bound,
+   so the req/s of such a point decides no throughput claim (findings.py).
+3. server-bound: the server's CPUs busy (>= SATURATED of the CPUs it is pinned to), wrk's not.
+4. client-bound: wrk's CPUs busy while the server's were not. A table that shows
    such a point as a server's throughput is wrong; readers mark it.
-4. unclear: neither side saturated (latency-, lock- or sleep-bound, or too short
+5. unclear: neither side saturated (latency-, lock- or sleep-bound, or too short
    to tell); the evidence string gives the figures.
 """
 from __future__ import annotations
+
+SERVER_BOUND, CLIENT_BOUND, BOTH_SATURATED = "server-bound", "client-bound", "both-saturated"
+ERROR_BOUND, UNCLEAR = "error-bound", "unclear"
+# Verdicts whose req/s may decide a throughput claim: only where the server was the bound.
+THROUGHPUT_DECIDES = (SERVER_BOUND,)
 
 # A CPU counts as saturated at 90% busy over the window. The window is the wall
 # time between the two /proc samples, which includes wrk's start-up and exit
@@ -55,9 +62,9 @@ def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | Non
 
     if fraction > ERROR_FRACTION:
         return "error-bound", evidence + f" > {ERROR_FRACTION * 100:g}% threshold"
+    if server_busy and client_busy:
+        return "both-saturated", evidence + "; server and client CPUs both saturated"
     if server_busy:
-        if client_busy:
-            evidence += "; client CPU also saturated"
         return "server-bound", evidence
     if client_busy:
         return "client-bound", evidence + "; server CPU below saturation"
@@ -76,3 +83,15 @@ def judge_idle(requested: int, held: int) -> tuple[str, str]:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.0f}%"
+
+
+def point_verdict(point: dict) -> str:
+    """A recorded point's verdict, re-read with today's rules: runs made before `both-saturated`
+    existed wrote "server-bound" where wrk's CPUs were saturated too; their figures say so."""
+    v = point.get("verdict") or UNCLEAR
+    if v == SERVER_BOUND:
+        d = point.get("derived") if isinstance(point.get("derived"), dict) else {}
+        cu = d.get("client_cpu_util")
+        if isinstance(cu, (int, float)) and cu >= SATURATED:
+            return BOTH_SATURATED
+    return v

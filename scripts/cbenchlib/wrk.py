@@ -27,7 +27,7 @@ def command(wrk_bin: str, url: str, threads: int, connections: int, duration_s: 
             timeout_s: int, pipeline: int = 1, script: str = LUA_SCRIPT) -> list[str]:
     """The wrk argv for one run. Durations are whole seconds (wrk's -d and --timeout are)."""
     return [wrk_bin, f"-t{threads}", f"-c{connections}", f"-d{int(duration_s)}s",
-            f"--timeout", f"{int(timeout_s)}s", "-s", script, url, "--", f"pipeline={pipeline}"]
+            "--timeout", f"{int(timeout_s)}s", "-s", script, url, "--", f"pipeline={pipeline}"]
 
 
 def parse(stdout: str, pipeline: int = 1) -> dict:

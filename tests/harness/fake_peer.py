@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """A stand-in for a multi-process peer (nginx's shape), for the sweep's own tests.
 
-    fake_peer.py --host H --port P --workers N [--config FILE]
+    fake_peer.py --host H --port P --workers N [--config FILE] [--prefix DIR]
 
 Like nginx with master_process on: the master binds the listener, forks N workers that each
 accept and answer every request terminator with 200 "Hello, world!" (keep-alive, pipelining),
 and then only waits. It prints no readiness line. SIGTERM: the master stops its workers and
-exits 0. With --config, the file must exist (the sweep rendered it) and is echoed to stdout.
+exits 0. With --config, the file must exist (the sweep rendered it) and is echoed to stdout; with
+--prefix, a relative --config is resolved against the prefix, as nginx's -c is against -p.
 """
 import argparse
 import os
@@ -61,7 +62,11 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--config")
+    p.add_argument("--prefix", help="like nginx -p: chdir here first, so a relative --config "
+                                    "is resolved against the prefix")
     a = p.parse_args()
+    if a.prefix:
+        os.chdir(a.prefix)
     if a.config:
         with open(a.config) as f:
             sys.stdout.write(f.read())

@@ -62,7 +62,7 @@ class EndToEnd(unittest.TestCase):
         self.assertIn("wrk", env["versions"])
         self.assertIn("python", env["versions"])
 
-        points, bad = resultio.read_points(os.path.join(run, "points.jsonl"))
+        points, bad, _ = resultio.read_points(os.path.join(run, "points.jsonl"))
         self.assertEqual(bad, 0)
         self.assertEqual(len(points), 6)  # 2 models x (2 loads + 1 idle point)
         models = {p["row"]["model"] for p in points}
@@ -131,7 +131,7 @@ model = "floor"
         meta = resultio.read_json(os.path.join(run, "meta.json"))
         self.assertIn("nginx", meta["env"]["versions"])
         self.assertIn("h2o", meta["env"]["versions"])
-        points, bad = resultio.read_points(os.path.join(run, "points.jsonl"))
+        points, bad, _ = resultio.read_points(os.path.join(run, "points.jsonl"))
         self.assertEqual((len(points), bad), (6, 0))
         for p in points:
             with self.subTest(point=p["point_id"]):

@@ -61,7 +61,7 @@ def load_single_run(out: str):
     assert len(runs) == 1, runs
     with open(os.path.join(runs[0], "meta.json")) as f:
         meta = json.load(f)
-    points, bad = resultio.read_points(os.path.join(runs[0], "points.jsonl"))
+    points, bad, _ = resultio.read_points(os.path.join(runs[0], "points.jsonl"))
     return runs[0], meta, points, bad
 
 
@@ -261,7 +261,7 @@ loads = ["idle"]
         self.assertIn(f"--resume {run}", err)
         self.assertNotIn("Traceback", err)
         # What was recorded before the disk filled is intact.
-        points, bad = resultio.read_points(os.path.join(run, "points.jsonl"))
+        points, bad, _ = resultio.read_points(os.path.join(run, "points.jsonl"))
         self.assertEqual(bad, 0)
         self.assertEqual([p["row"]["key"] for p in points], ["first"])
         self.assertEqual(points[0]["status"], "ok", points[0]["failure"])

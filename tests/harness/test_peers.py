@@ -4,15 +4,13 @@ process tree, and a sweep over a fake multi-process peer (nginx's shape) whose w
 do all the work."""
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-from common import FIXTURES, HERE, PYTHON, REPO, processes_matching, run_cbench
+from common import HERE, PYTHON, REPO, processes_matching, run_cbench
 from cbenchlib import procstat, runner, scenario
 from cbenchlib.host import LocalHost
 
@@ -154,17 +152,22 @@ class ProcessTreeSampling(unittest.TestCase):
             "    time.sleep(3600)\n"
             "print('ready', flush=True)\n"
             "time.sleep(3600)\n")
-        time.sleep(0.1)
+        # Wait (bounded) until the tree has used some CPU, however busy the machine is: the
+        # check is what is counted, not how fast the grandchild runs.
         a = procstat.sample(self.host, proc.pid)
-        time.sleep(0.5)
-        b = procstat.sample(self.host, proc.pid)
-        w = procstat.window(a, b)
+        deadline = time.monotonic() + 30
+        while True:
+            time.sleep(0.1)
+            b = procstat.sample(self.host, proc.pid)
+            w = procstat.window(a, b)
+            if w["cpu_user_s"] + w["cpu_sys_s"] >= 0.1 or time.monotonic() > deadline:
+                break
         self.assertEqual(w["processes"], 3, b["pids"])
         self.assertEqual(b["threads"], 3)
-        self.assertGreaterEqual(w["cpu_user_s"] + w["cpu_sys_s"], 0.2, w)
+        self.assertGreaterEqual(w["cpu_user_s"] + w["cpu_sys_s"], 0.1, w)
         alone = procstat.sample(self.host, proc.pid, include_descendants=False)
         self.assertEqual(alone["pids"], [proc.pid])
-        self.assertLess(alone["cpu_user_s"] + alone["cpu_sys_s"], b["cpu_user_s"] + b["cpu_sys_s"] - 0.2)
+        self.assertLess(alone["cpu_user_s"] + alone["cpu_sys_s"], b["cpu_user_s"] + b["cpu_sys_s"] - 0.1)
         proc.stop(2.0)
 
     def test_zombie_children_are_not_counted(self):
@@ -237,8 +240,10 @@ config_template = "{tpl}"
         self.assertEqual(p["row"]["kind"], "peer")
         self.assertEqual(p["server"]["processes"], 3)  # the master and two workers
         self.assertEqual(p["server"]["threads"], 3)
-        # The master only sleeps: the CPU measured is the workers', who served wrk flat out.
-        self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0.3, p["server"])
+        # The master only sleeps: the CPU measured is the workers', who served wrk (how much
+        # depends on how busy the machine is; that any is counted is the point).
+        self.assertGreater(p["wrk"]["requests"], 0)
+        self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0, p["server"])
         self.assertEqual(p["commands"]["server"][:3], ["taskset", "-c", "0"])
         self.assertEqual(p["server_exit_status"], 0)
         with open(os.path.join(run, p["logs"]["server"])) as f:
@@ -247,6 +252,62 @@ config_template = "{tpl}"
         idle = points["idle 20"]
         self.assertEqual(idle["status"], "ok", idle["failure"])
         self.assertEqual(idle["idle"]["connections_held"], 20)
+
+
+    def test_resume_given_a_relative_path_runs_the_peer_rows(self):
+        # Issue 13: `sweep --resume results/runs/<id>` (relative) made every nginx point fail,
+        # since nginx resolves a relative -c against its -p prefix. The fake peer does the same
+        # with --prefix. The sweep runs from a working directory of its own, every path given
+        # relative to it; the run is cut after its first repetition (with a torn line) and
+        # resumed by its relative path.
+        work = os.path.join(self.tmp, "work")
+        os.makedirs(os.path.join(work, "scen"))
+        with open(os.path.join(work, "scen", "peer.conf"), "w") as f:
+            f.write("workers $threads on $host:$port\n")
+        with open(os.path.join(work, "scen", "relpeer.toml"), "w") as f:
+            f.write(f"""
+duration_s = 1
+warmup_s = 0
+repetitions = 2
+timeout_s = 5
+[[loads]]
+wrk_threads = 1
+connections = 2
+[[rows]]
+kind = "peer"
+model = "fake-nginx"
+threads = 1
+command = ["{PYTHON}", "{self.peer}", "--host", "$host", "--port", "$port", "--workers", "$threads",
+           "--prefix", "$peer_dir", "--config", "$config"]
+config_template = "{os.path.join(work, 'scen', 'peer.conf')}"
+""")
+
+        def sweep(*args):
+            return subprocess.run([PYTHON, os.path.join(REPO, "scripts", "cbench"), "sweep",
+                                   "--wrk-bin", self.wrk, "--out", "runs", "--lock-timeout", "600"]
+                                  + list(args), capture_output=True, text=True, timeout=700, cwd=work)
+
+        r = sweep("scen/relpeer.toml")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (run_id,) = os.listdir(os.path.join(work, "runs"))
+        points_path = os.path.join(work, "runs", run_id, "points.jsonl")
+        with open(points_path) as f:
+            lines = f.readlines()
+        self.assertEqual(len(lines), 2)
+        with open(points_path, "w") as f:
+            f.write(lines[0] + lines[1][: len(lines[1]) // 2])  # the second repetition, torn
+        r = sweep("--resume", os.path.join("runs", run_id))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("cut a torn last line", r.stdout)
+        with open(points_path) as f:
+            points = [json.loads(line) for line in f]
+        self.assertEqual(sorted(p["rep"] for p in points), [0, 1])
+        for p in points:
+            self.assertEqual(p["status"], "ok", p["failure"])
+            self.assertEqual(p["block"], p["rep"])
+            config = p["server_ready"]["config"]
+            self.assertTrue(os.path.isabs(config), config)
+            self.assertTrue(config.startswith(os.path.join(work, "runs", run_id, "logs")), config)
 
 
 if __name__ == "__main__":

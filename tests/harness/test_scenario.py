@@ -1,4 +1,5 @@
 """Scenario files: the shipped ones, a fixture using every feature, and bad files."""
+import dataclasses
 import glob
 import os
 import unittest
@@ -45,11 +46,27 @@ class ShippedScenarios(unittest.TestCase):
             self.assertIn(m, models)
         self.assertGreaterEqual(sc.settings.timeout_s, 10)  # records latencies above 2 s
 
-    def test_ever_table_default_fits_the_15_minute_budget(self):
+    def test_ever_table_default_fits_its_budget_today_and_with_twice_the_rows(self):
+        # make reproduce: at most 30 minutes with today's rows, under 45 when the row count
+        # doubles, extra blocks of the sequential design included (their upper bound).
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
-        plan = cli_sweep.schedule(sc.points(), sc.settings.repetitions, sc.settings.order, sc.settings.seed)
-        total = sum(cli_sweep.estimate_s(p, sc.settings, None) for _, p in plan)
-        self.assertLess(total, 15 * 60, f"estimated {cli_sweep.fmt_duration(total)}")
+        s = sc.settings
+        self.assertIsNotNone(s.target_ci_pct)
+        self.assertEqual(s.published, "ever")
+
+        def total(points):
+            base = sum(cli_sweep.estimate_s(x.point, s, None)
+                       for x in cli_sweep.schedule(points, s.repetitions, s.order, s.seed))
+            return base + cli_sweep.extra_blocks_estimate_s(points, s)
+
+        today = total(sc.points())
+        doubled = sc.points() + [scenario.Point(dataclasses.replace(p.row, key=p.row.key + " twin",
+                                                                    extra_args=("--twin",)), p.load)
+                                 for p in sc.points()]
+        self.assertEqual(len(doubled), 2 * len(sc.points()))
+        self.assertLessEqual(today, 30 * 60, f"estimated {cli_sweep.fmt_duration(today)}")
+        self.assertLessEqual(total(doubled), 45 * 60, f"estimated {cli_sweep.fmt_duration(total(doubled))}")
+        self.assertGreater(cli_sweep.extra_blocks_estimate_s(sc.points(), s), 0)
 
 
 class GoodFixture(unittest.TestCase):
@@ -97,18 +114,33 @@ class GoodFixture(unittest.TestCase):
 
     def test_schedule_rounds_are_seeded_and_interleaved(self):
         points = self.sc.points()
-        a = cli_sweep.schedule(points, 3, "shuffled", 7)
-        b = cli_sweep.schedule(points, 3, "shuffled", 7)
-        self.assertEqual([(r, p.id) for r, p in a], [(r, p.id) for r, p in b])
         n = len(points)
-        for rep in range(3):
-            round_ = a[rep * n:(rep + 1) * n]
-            self.assertEqual({r for r, _ in round_}, {rep})
-            self.assertEqual(sorted(p.id for _, p in round_), sorted(p.id for p in points))
-        self.assertNotEqual([p.id for _, p in a[:n]], [p.id for p in points])
-        self.assertNotEqual([p.id for _, p in a[:n]], [p.id for _, p in a[n:2 * n]])
+        for order in ("blocked", "shuffled"):
+            with self.subTest(order):
+                a = cli_sweep.schedule(points, 3, order, 7)
+                b = cli_sweep.schedule(points, 3, order, 7)
+                self.assertEqual([(x.block, x.point.id) for x in a], [(x.block, x.point.id) for x in b])
+                self.assertEqual([x.seq for x in a], list(range(3 * n)))
+                for block in range(3):
+                    round_ = a[block * n:(block + 1) * n]
+                    self.assertEqual({(x.block, x.rep) for x in round_}, {(block, block)})
+                    self.assertEqual(sorted(x.point.id for x in round_), sorted(p.id for p in points))
+                self.assertNotEqual([x.point.id for x in a[:n]], [p.id for p in points])
+                self.assertNotEqual([x.point.id for x in a[:n]], [x.point.id for x in a[n:2 * n]])
         inter = cli_sweep.schedule(points, 2, "interleaved", 7)
-        self.assertEqual([p.id for _, p in inter[:n]], [p.id for p in points])
+        self.assertEqual([x.point.id for x in inter[:n]], [p.id for p in points])
+
+    def test_blocked_order_runs_the_rows_of_one_load_in_adjacent_slots(self):
+        points = self.sc.points()
+        loads = {p.load.id for p in points}
+        self.assertGreater(len(loads), 1)
+        for block in range(4):
+            order = [p.load.id for p in cli_sweep.block_order(points, block, "blocked", 7)]
+            # Each load's points form one contiguous run: the load changes exactly len(loads)-1 times.
+            changes = sum(1 for a, b in zip(order, order[1:]) if a != b)
+            self.assertEqual(changes, len(loads) - 1, order)
+        firsts = {tuple(p.load.id for p in cli_sweep.block_order(points, b, "blocked", 7))[:1] for b in range(8)}
+        self.assertGreater(len(firsts), 1, "the load order does not change between blocks")
 
     def test_models_filter(self):
         sc = scenario.load_file(os.path.join(SCEN, "good.toml"))

@@ -23,7 +23,7 @@ def load_run(out):
     run = runs[0]
     with open(os.path.join(run, "meta.json")) as f:
         meta = json.load(f)
-    points, bad = resultio.read_points(os.path.join(run, "points.jsonl"))
+    points, bad, _ = resultio.read_points(os.path.join(run, "points.jsonl"))
     return run, meta, points, bad
 
 
@@ -196,6 +196,53 @@ class SweepAgainstFakeServer(unittest.TestCase):
 
 
 class ResultFiles(unittest.TestCase):
+    """The torn-line rule of resultio (results/SCHEMA.md): one rule for --resume and every reader."""
+
+    A = '{"point_id": "a", "rep": 0}\n'
+    B = '{"point_id": "b", "rep": 0}\n'
+    # label, file content, records read, torn, error (None: readable)
+    CASES = [
+        ("empty", "", 0, False, None),
+        ("whole lines", A + B, 2, False, None),
+        ("blank lines skipped", A + "\n  \n" + B, 2, False, None),
+        ("torn mid-object", A + B[:10], 1, True, None),
+        ("torn after a complete object: no newline yet", A + B[:-1], 1, True, None),
+        ("torn first and only line", B[:5], 0, True, None),
+        ("torn garbage from a crash", A + "\0\0\0", 1, True, None),
+        ("malformed complete line in the middle", A + "{oops\n" + B, 0, False, r":2: malformed line"),
+        ("malformed complete last line", A + "{oops\n", 0, False, r":2: malformed line"),
+        ("a complete line that is not an object", A + "[1, 2]\n", 0, False, r":2: not a JSON object"),
+    ]
+
+    def test_the_rule_table(self):
+        from cbenchlib import runload
+        for label, text, n, torn, error in self.CASES:
+            with self.subTest(label), tempfile.TemporaryDirectory() as d:
+                w = resultio.RunWriter(d)
+                w.write_meta({"schema": 1})
+                with open(w.points_path, "w") as f:
+                    f.write(text)
+                if error:
+                    with self.assertRaisesRegex(resultio.ResultsFormatError, error):
+                        resultio.read_points(w.points_path)
+                    # Every reader has the same rule: the run cannot be loaded, and resume refuses.
+                    with self.assertRaisesRegex(runload.RunError, error):
+                        runload.load_run(d)
+                    with self.assertRaisesRegex(resultio.ResultsFormatError, error):
+                        w.repair_tail()
+                    continue
+                got = resultio.read_points(w.points_path)
+                self.assertEqual((len(got.points), got.torn), (n, torn))
+                run = runload.load_run(d)
+                self.assertEqual((len(run.points), run.torn_line), (n, torn))
+                # --resume cuts exactly the torn part; what it keeps reads back unchanged.
+                self.assertEqual(w.repair_tail(), torn)
+                self.assertFalse(w.repair_tail())
+                after = resultio.read_points(w.points_path)
+                self.assertEqual((after.points, after.torn), (got.points, False))
+                w.append_point({"point_id": "c", "rep": 0})
+                self.assertEqual(len(resultio.read_points(w.points_path).points), n + 1)
+
     def test_torn_tail_is_skipped_by_readers_and_cut_by_resume(self):
         with tempfile.TemporaryDirectory() as d:
             w = resultio.RunWriter(d)
@@ -203,14 +250,26 @@ class ResultFiles(unittest.TestCase):
             w.append_point({"point_id": "a", "rep": 1})
             with open(w.points_path, "a") as f:
                 f.write('{"point_id": "b", "re')
-            points, bad = resultio.read_points(w.points_path)
-            self.assertEqual((len(points), bad), (2, 1))
+            points, torn, _ = resultio.read_points(w.points_path)
+            self.assertEqual((len(points), torn), (2, True))
             self.assertEqual(resultio.completed(points), {("a", 0), ("a", 1)})
             self.assertTrue(w.repair_tail())
             self.assertFalse(w.repair_tail())
             w.append_point({"point_id": "b", "rep": 0})
-            points, bad = resultio.read_points(w.points_path)
-            self.assertEqual((len(points), bad), (3, 0))
+            points, torn, _ = resultio.read_points(w.points_path)
+            self.assertEqual((len(points), torn), (3, False))
+
+    def test_only_resultio_reads_points_jsonl(self):
+        # One owner of the format: no other module opens points.jsonl itself.
+        lib = os.path.join(REPO, "scripts", "cbenchlib")
+        for name in sorted(os.listdir(lib)):
+            if not name.endswith(".py") or name == "resultio.py":
+                continue
+            with open(os.path.join(lib, name)) as f:
+                text = f.read()
+            with self.subTest(name):
+                self.assertNotIn('"points.jsonl"', text)
+                self.assertNotIn("def read_points", text)
 
     def test_meta_is_replaced_atomically(self):
         with tempfile.TemporaryDirectory() as d:

@@ -13,11 +13,12 @@ def w(requests=100000, connect=0, read=0, write=0, timeout=0, status=0):
 CASES = [
     # label, wrk, server util, client util, expected verdict, evidence fragment
     ("busy server, idle client", w(), 0.99, 0.40, "server-bound", "server CPU 99% of 1 CPU"),
-    ("both busy: the server is the bound", w(), 0.97, 0.98, "server-bound", "client CPU also saturated"),
+    ("both busy: its own verdict", w(), 0.97, 0.98, "both-saturated", "server and client CPUs both saturated"),
+    ("both at saturation", w(), 0.90, 0.90, "both-saturated", "client CPU 90% of 1 CPU"),
     ("busy client, server not", w(), 0.80, 0.98, "client-bound", "server CPU below saturation"),
     ("neither busy", w(), 0.30, 0.30, "unclear", "neither side's CPU reached 90%"),
     ("just under saturation", w(), 0.899, 0.5, "unclear", "server CPU 90%"),
-    ("at saturation", w(), 0.90, 0.5, "server-bound", ""),
+    ("at saturation", w(), 0.90, 0.5, "server-bound", "server CPU 90% of 1 CPU"),
     ("errors beat CPU", w(requests=1000, timeout=50), 0.99, 0.3, "error-bound", "timeout 50"),
     ("non-2xx count as errors", w(requests=1000, status=20), 0.99, 0.3, "error-bound", "status>=400 20"),
     ("1% errors is tolerated", w(requests=990, read=10), 0.99, 0.3, "server-bound", "errors 10 of 1000 (1.00%"),
@@ -32,6 +33,7 @@ class Verdicts(unittest.TestCase):
             with self.subTest(label):
                 v, evidence = verdict.judge(wrk, su, cu, 1, 1)
                 self.assertEqual(v, expected, f"{label}: {evidence}")
+                self.assertTrue(fragment, f"{label}: every case must name a fragment of its evidence")
                 self.assertIn(fragment, evidence)
 
     def test_disturbed_points_say_so(self):

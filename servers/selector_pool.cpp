@@ -1,0 +1,384 @@
+// Model: selector-pool (nio4r's worker-thread server: "nio4r N worker threads" in the published
+// table; digital-fabric/ever examples/http_server_nio4r_worker_threads.rb).
+//
+// The loop thread runs a libev loop (NIO::Selector) and alone touches watchers. What it does per
+// readiness event, as the example's select block does:
+//   listener     accept ONE connection and register a level-triggered monitor for it;
+//   user pipe    read ONE byte, then drain the whole directive queue: for [:monitor, c, e] close
+//                c's monitor and register a new one (ev_io_stop/set/start: a rearm), for
+//                [:close, c] close it;
+//   connection   push it onto the shared job queue, and LEAVE ITS MONITOR ARMED (--rearm level,
+//                the original). Each later round that finds the fd still unread pushes the same
+//                connection again: a duplicate dispatch.
+// --threads N workers pop a connection, read (16 KiB), parse, answer and write (one NbSession
+// step), push a directive ([:monitor, c, :r|:w] or [:close, c]) on the directive queue and write
+// one byte to the user pipe. A worker that finds nothing to read (EAGAIN: the data went to the
+// other dispatch) sends [:monitor, c, :r] again, as the Ruby worker's :wait_readable branch does.
+//
+// Duplicate dispatch never corrupts a connection: each connection has an owner flag (an atomic
+// bool taken with compare-exchange). A worker that cannot take it (another worker is running
+// that connection) does not touch the socket or the session; it counts the collision
+// (duplicate_dispatches counts every push of a connection whose earlier dispatch has not come
+// back; the collisions are a subset) and sends a directive all the same, as the Ruby worker
+// would have after its empty read. The loop counts outstanding dispatches per connection
+// (`in_flight`: +1 per push, -1 per directive; every job yields exactly one directive), frees a
+// closed connection only when it reaches 0 (so no job holds a dangling pointer), and applies a
+// directive's interest only if it is newer than the last applied one (`step`, bumped by each
+// owner), because two workers' directives may arrive out of order.
+//
+// --rearm oneshot: the loop stops the monitor before it pushes the job (Ever's design: one-shot
+// watch), and the directive starts it again; no duplicate can happen. Tests the explanation.
+// --gvl: Ruby's global VM lock, emulated by backends/queue/gvl.h (shared with worker-pool), with
+// its FIFO hand-off (Handoff::fifo: a ticket lock, Ruby's ready queue). The loop thread holds it while it runs the select block (accepts, pushes jobs, drains directives)
+// and releases it around the blocking poll only (libev's release/acquire callbacks, as nio4r's
+// patched libev releases it around the epoll_wait). Workers hold it while they run a job and
+// release it while blocked on the empty job queue (Queue#pop), around the test delay (a sleep),
+// and around the one-byte pipe write (IO#write is a blocking region in Ruby).
+//   What of Ruby's hand-off (thread_pthread.c, Ruby 3.x) this models: a single lock that every
+//   thread running "Ruby code" must hold; release around blocking calls; a thread that blocks
+//   hands the lock to the longest waiter (thread_sched_to_running enqueues waiters FIFO on the
+//   ready queue; thread_sched_to_waiting wakes the head), so the loop, releasing around its poll,
+//   queues behind a waiting worker. (worker-pool still uses the unordered std::mutex variant,
+//   where a thread that releases and retakes at once usually wins again.) What it leaves out: the
+//   timer thread's
+//   100 ms time quantum (TIME_QUANTUM_MSEC) that sets the holder's interrupt flag so it yields
+//   at its next check while others wait (no forced yield here: a worker holds the lock for one
+//   whole step); the GVL release around read_nonblock/write_nonblock's own system calls (Ruby 3
+//   runs them in blocking regions: here the session step holds the lock throughout); and the
+//   interpreter's own CPU cost per request. If the published collapse needs any of those, this
+//   emulation will not show it, and the report must say so.
+// nio4r's selector mutex: NIO::Selector#select, #register and #deregister synchronise on one
+// re-entrant Mutex. Only the loop thread touches the selector, and the directive drain (register,
+// close) runs inside the select block (re-entrant: no second lock), so the model takes the mutex
+// once around each ev_run round: uncontended, as in the original.
+//
+// --threads: number of workers (the loop thread is extra). /sleep: occupies one worker (and, with
+// --gvl, releases the lock as Ruby's sleep does not: the handler is shared C++); /spin: one
+// worker's CPU time. Idle timeout: a sweep four times a second closes connections idle longer than
+// --idle-timeout-ms (a connection a worker holds is closed when its directive comes back without
+// progress). EMFILE: the listener's watcher is stopped until the next sweep.
+// Stop: ev_async breaks the loop; the job queue is closed, workers drain it and exit, the loop
+// applies what they sent, and every connection is closed.
+// --test-worker-delay-us (tests only): a worker sleeps this long after it pops a first (not
+// duplicate) dispatch and before it takes the connection, so the fd stays readable and the
+// level-triggered loop dispatches it again meanwhile (duplicates run at once, so the delay is
+// paid once per request, not once per duplicate).
+// Counters: dispatches, duplicate_dispatches, suppressed_duplicates, owner_collisions, wakeups
+// (pipe bytes read), rearms, poll_rounds, accepts, closes; empty_reads from the session.
+#include <ev.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backends/net/idle_list.h"
+#include "backends/net/nb_session.h"
+#include "backends/net/socket.h"
+#include "backends/queue/gvl.h"
+#include "backends/queue/job_queue.h"
+#include "backends/server/counters.h"
+#include "backends/server/model.h"
+#include "backends/server/threads.h"
+
+namespace {
+
+using namespace cb;
+using server::Counter;
+
+constexpr double kSweepEverySeconds = 0.25;  // idle sweeps; timeouts are seconds
+// Dispatches of one connection in flight at once (the first and one duplicate). The Ruby original
+// has no bound, but its loop runs only when it holds the GVL, and the FIFO hand-off lets a worker
+// run between two of its rounds, so a connection rarely has more than two. A C++ loop without the
+// GVL pushes the same unread connection once per poll round, far faster than a worker serves it:
+// unbounded, the job queue grew without limit (the conformance gate's SIGTERM case could not
+// drain it in 5 s). Readiness beyond the bound is counted (suppressed_duplicates), not pushed.
+constexpr int kMaxInFlightPerConn = 2;
+
+struct Conn : net::IdleNode {
+  explicit Conn(int fd) : session(fd) {}
+  ev_io watcher{};
+  net::NbSession session;
+  // Shared between workers:
+  std::atomic<bool> owned{false};  // a worker is running the session; taken with compare-exchange
+  // Owner-only (read and written only by the worker holding `owned`):
+  bool finished = false;           // the session returned want::close: nobody touches it again
+  std::uint32_t step = 0;          // bumped by every owner; orders directives
+  // Loop-only:
+  int in_flight = 0;               // dispatches pushed whose directive has not come back
+  std::uint32_t applied_step = 0;  // newest step whose interest the loop applied
+  bool watching_write = false;     // current monitor interest
+  bool armed = false;              // the monitor is started
+  bool closing = false;            // closed by a directive or the sweep: freed when in_flight == 0
+  bool timed_out = false;          // idle deadline passed while in flight: close unless progress
+};
+
+struct Job {
+  Conn* conn = nullptr;
+  bool writable = false;   // which readiness fired: on_writable or on_readable
+  bool duplicate = false;  // an earlier dispatch of the connection was still in flight
+};
+
+enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };
+
+struct DirectiveMsg {
+  Conn* conn = nullptr;
+  Directive what = Directive::none;  // none: a collision (the worker could not take the connection)
+  std::uint32_t step = 0;
+  bool progress = false;             // requests completed in this step (renews the idle deadline)
+};
+
+class Server {
+ public:
+  Server(const server::Options& opt, int listen_fd)
+      : opt_(opt), listen_fd_(listen_fd), loop_(ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)), gvl_(opt.gvl, queue::Gvl::Handoff::fifo),
+        idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
+
+  ~Server() {
+    if (loop_ != nullptr) ev_loop_destroy(loop_);
+    if (pipe_[0] >= 0) ::close(pipe_[0]);
+    if (pipe_[1] >= 0) ::close(pipe_[1]);
+  }
+
+  int run(server::Control& control, const std::shared_ptr<Server>& self) {
+    if (loop_ == nullptr || !net::set_nonblocking(listen_fd_) || pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
+      std::fprintf(stderr, "cbench-server: selector-pool: unable to start the libev loop\n");
+      return 1;
+    }
+    ev_set_userdata(loop_, this);
+    ev_io_init(&accept_w_, &Server::on_accept_cb, listen_fd_, EV_READ);
+    ev_io_start(loop_, &accept_w_);
+    ev_io_init(&pipe_w_, &Server::on_pipe_cb, pipe_[0], EV_READ);
+    ev_io_start(loop_, &pipe_w_);
+    ev_timer_init(&sweep_w_, &Server::on_sweep_cb, kSweepEverySeconds, kSweepEverySeconds);
+    ev_timer_start(loop_, &sweep_w_);
+    ev_check_init(&round_w_, [](struct ev_loop*, ev_check*, int) { server::count(Counter::poll_rounds); });
+    ev_check_start(loop_, &round_w_);
+    ev_async_init(&stop_w_, [](struct ev_loop* l, ev_async*, int) { of(l).stop_ = true; ev_break(l, EVBREAK_ALL); });
+    ev_async_start(loop_, &stop_w_);
+    // Ruby releases the GVL around libev's blocking poll only.
+    ev_set_loop_release_cb(
+        loop_, [](struct ev_loop* l) noexcept { of(l).gvl_.unlock(); }, [](struct ev_loop* l) noexcept { of(l).gvl_.lock(); });
+    control.on_stop([self] { ev_async_send(self->loop_, &self->stop_w_); });
+
+    int status = server::run_on_threads(
+        "selector-pool", opt_.threads + 1,
+        [this](int i) {
+          if (i == 0) return select_loop();
+          work();
+        },
+        [this] {
+          jobs_.close();
+          ev_async_send(loop_, &stop_w_);
+        });
+
+    // Every job produced a directive; apply them (this frees connections closed in flight).
+    DirectiveMsg d;
+    while (directives_.try_pop(d)) apply(d);
+    while (net::IdleNode* n = idle_.expired(net::Clock::time_point::max())) close(static_cast<Conn*>(n));
+    return status;
+  }
+
+ private:
+  static Server& of(struct ev_loop* l) { return *static_cast<Server*>(ev_userdata(l)); }
+  static void on_accept_cb(struct ev_loop* l, ev_io*, int) { of(l).on_accept(); }
+  static void on_pipe_cb(struct ev_loop* l, ev_io*, int) { of(l).on_pipe(); }
+  static void on_sweep_cb(struct ev_loop* l, ev_timer*, int) { of(l).on_sweep(); }
+  static void on_conn_cb(struct ev_loop* l, ev_io* w, int revents) {
+    of(l).on_ready(static_cast<Conn*>(w->data), (revents & EV_WRITE) != 0);
+  }
+
+  // The loop thread: `loop { selector.select { ... } }`, under the selector mutex and the GVL.
+  void select_loop() {
+    gvl_.lock();
+    while (!stop_) {
+      std::lock_guard selector_lock(selector_mu_);
+      ev_run(loop_, EVRUN_ONCE);
+    }
+    gvl_.unlock();
+    jobs_.close();  // workers drain what is queued, then return
+  }
+
+  // `$job_queue << monitor.value`, leaving the monitor armed (level) or stopping it first (oneshot).
+  void on_ready(Conn* c, bool writable) {
+    if (c->in_flight >= kMaxInFlightPerConn) {
+      server::count(Counter::suppressed_duplicates);
+      return;
+    }
+    server::count(Counter::dispatches);
+    bool duplicate = c->in_flight > 0;
+    if (duplicate) server::count(Counter::duplicate_dispatches);
+    if (opt_.rearm == server::Rearm::oneshot) {
+      ev_io_stop(loop_, &c->watcher);
+      c->armed = false;
+    }
+    ++c->in_flight;
+    if (!jobs_.push(Job{c, writable, duplicate})) --c->in_flight;  // closed: stopping
+  }
+
+  // `$i.read(1)`, then drain the directive queue.
+  void on_pipe() {
+    char byte;
+    if (::read(pipe_[0], &byte, 1) == 1) server::count(Counter::wakeups);
+    DirectiveMsg d;
+    while (directives_.try_pop(d)) apply(d);
+  }
+
+  void apply(const DirectiveMsg& d) {
+    Conn* c = d.conn;
+    --c->in_flight;
+    if (c->closing) {
+      if (c->in_flight == 0) free_conn(c);
+      return;
+    }
+    if (d.progress) {
+      c->timed_out = false;
+      idle_.touch(*c, net::Clock::now());
+    }
+    if (d.what == Directive::close || (c->timed_out && c->in_flight == 0)) return close(c);
+    bool fresher = d.what != Directive::none && d.step > c->applied_step;
+    if (fresher) {
+      c->applied_step = d.step;
+      c->watching_write = d.what == Directive::monitor_write;
+    }
+    // [:monitor, c, e]: close the monitor and register a new one. A collision sends one too (the
+    // Ruby worker's empty read does); in oneshot mode only the newest directive re-arms, and only
+    // once nothing else is in flight, so no second dispatch can start.
+    if (opt_.rearm == server::Rearm::oneshot && c->in_flight > 0) return;
+    monitor(c);
+  }
+
+  void monitor(Conn* c) {
+    server::count(Counter::rearms);
+    ev_io_stop(loop_, &c->watcher);
+    ev_io_set(&c->watcher, c->session.fd(), c->watching_write ? EV_WRITE : EV_READ);
+    ev_io_start(loop_, &c->watcher);
+    c->armed = true;
+  }
+
+  // A worker: `while (job = $job_queue.shift); handle_connection(job); end`.
+  void work() {
+    net::IoScratch scratch;
+    gvl_.lock();
+    Job job;
+    while (jobs_.pop(job, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
+      Conn* c = job.conn;
+      if (opt_.test_worker_delay_us > 0 && !job.duplicate) {
+        gvl_.unlock();
+        std::this_thread::sleep_for(std::chrono::microseconds(opt_.test_worker_delay_us));
+        gvl_.lock();
+      }
+      DirectiveMsg d{c, Directive::none, 0, false};
+      bool expected = false;
+      if (c->owned.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+        if (c->finished) {
+          d.what = Directive::close;
+        } else {
+          net::want w = job.writable ? c->session.on_writable(scratch) : c->session.on_readable(scratch);
+          d.what = w == net::want::read ? Directive::monitor_read
+                   : w == net::want::write ? Directive::monitor_write
+                                           : Directive::close;
+          c->finished = w == net::want::close;
+          d.progress = c->session.take_progress();
+        }
+        d.step = ++c->step;
+        c->owned.store(false, std::memory_order_release);
+      } else {
+        server::count(Counter::owner_collisions);
+      }
+      directives_.push(d);
+      gvl_.unlock();  // `$o << '.'`: IO#write runs in a blocking region
+      (void)!::write(pipe_[1], ".", 1);  // a full pipe is readable already: the byte is not needed
+      gvl_.lock();
+    }
+    gvl_.unlock();
+  }
+
+  // `server.accept` once, `conn.monitor(:r)`.
+  void on_accept() {
+    int fd = net::accept_connection(listen_fd_, /*nonblocking=*/true);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        ev_io_stop(loop_, &accept_w_);
+        accept_paused_ = true;
+      }
+      return;
+    }
+    server::count(Counter::accepts);
+    net::set_nodelay(fd);
+    auto* c = new Conn(fd);
+    c->watcher.data = c;
+    ev_io_init(&c->watcher, &Server::on_conn_cb, fd, EV_READ);
+    ev_io_start(loop_, &c->watcher);
+    c->armed = true;
+    idle_.touch(*c, net::Clock::now());
+  }
+
+  void on_sweep() {
+    auto now = net::Clock::now();
+    while (net::IdleNode* n = idle_.expired(now)) {
+      auto* c = static_cast<Conn*>(n);
+      if (c->in_flight == 0) {
+        close(c);
+        continue;
+      }
+      c->timed_out = true;  // decided when its last directive comes back
+      idle_.touch(*c, now);
+    }
+    if (accept_paused_) {
+      ev_io_start(loop_, &accept_w_);
+      accept_paused_ = false;
+    }
+  }
+
+  // `conn.close`: the monitor goes now; the memory (and fd) once no job refers to it.
+  void close(Conn* c) {
+    server::count(Counter::closes);
+    ev_io_stop(loop_, &c->watcher);
+    c->armed = false;
+    c->closing = true;
+    idle_.unlink(*c);
+    if (c->in_flight == 0) free_conn(c);
+  }
+
+  void free_conn(Conn* c) {
+    net::close_fd(c->session.fd());
+    delete c;
+  }
+
+  const server::Options& opt_;
+  int listen_fd_;
+  struct ev_loop* loop_;
+  int pipe_[2] = {-1, -1};  // the user pipe: workers write one byte per directive
+  ev_io accept_w_{};
+  ev_io pipe_w_{};
+  ev_timer sweep_w_{};
+  ev_check round_w_{};
+  ev_async stop_w_{};
+  bool stop_ = false;  // loop thread only
+  queue::Gvl gvl_;
+  std::mutex selector_mu_;  // NIO::Selector's @lock
+  queue::JobQueue<Job> jobs_;
+  queue::JobQueue<DirectiveMsg> directives_;
+  net::IdleList idle_;  // open connections (not closing ones), oldest deadline first
+  bool accept_paused_ = false;
+};
+
+int run(const server::Options& opt, server::Control& control) {
+  auto server = std::make_shared<Server>(opt, control.listeners().front());
+  return server->run(control, server);
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
+                      "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
+                      "to --threads N workers, directives back over a queue and a one-byte pipe "
+                      "(--gvl, --rearm level|oneshot) (nio4r worker threads)",
+                      server::ListenerLayout::one, &run)
