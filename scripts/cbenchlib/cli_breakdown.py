@@ -15,7 +15,7 @@ import os
 import shutil
 
 from . import benchlock, cpubreakdown
-from .cli_sweep import DEFAULT_LOCK
+
 from .runload import REPO_ROOT
 
 DEFAULT_MODELS = "io-uring,epoll-reactor,floor,floor-uring"
@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")
     p.add_argument("--json", help="also write every record to this file")
-    p.add_argument("--lock", default=DEFAULT_LOCK)
+    p.add_argument("--lock", default=benchlock.DEFAULT_PATH)
 
 
 def run(args) -> int:
