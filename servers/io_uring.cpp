@@ -7,7 +7,9 @@
 // queued and reaps what completed, usually in one io_uring_enter for all connections. An idle
 // connection has a receive waiting and owns no read buffer: the kernel picks one when data
 // arrives and the loop gives it back as soon as the pump has consumed it. The pump's own output
-// buffer (about one response, kept for the connection's life) is what a connection holds. No SQPOLL (a kernel
+// buffer (about one response, kept for the connection's life) is what a connection holds. The
+// kernel holds the waiting receive (an io_kiocb, a 256-byte slab object, and its poll entry):
+// slab memory that /proc/net/sockstat's TCP "mem" (socket buffers only) does not show. No SQPOLL (a kernel
 // polling thread would make "fewer system calls" trivial and its CPU would not show as ours).
 //
 // --threads N: N loops, N rings, N listeners (the kernel spreads connections between them).
