@@ -28,13 +28,18 @@ PACKAGES=(
   liburing-dev        # io-uring model and the floor's io-uring mode (issue 16): liburing 2.3
   nginx-light         # peer row `nginx` (issue 7): the harness writes its config and runs it per point
   h2o                 # peer row `h2o` (issue 7): likewise
+  # Issue 18 (hosts): ip netns for namespace hosts and make test-multihost; OpenSSH for ssh://
+  # hosts, and the test's own sshd inside a namespace (the system service is never started).
+  iproute2
+  openssh-client
+  openssh-server
 )
 
 # Packages that are servers: Debian starts them as system services on install (nginx on port
 # 80). The harness starts its own instances on ports it picks; a system instance would only use
 # CPU and a port behind the benchmark's back. So their services are kept from starting during
 # the install and disabled after it.
-SERVICES=(nginx h2o)
+SERVICES=(nginx h2o ssh)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -78,7 +83,7 @@ remove_policy
 # Services just installed: make sure none runs, and none starts at boot.
 for svc in "${SERVICES[@]}"; do
   case " ${missing[*]} " in
-    *" $svc "* | *" $svc-light "*) ;;
+    *" $svc "* | *" $svc-light "* | *" open$svc-server "*) ;;  # openssh-server's service is ssh
     *) continue ;;
   esac
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then

@@ -21,6 +21,9 @@ namespace {
 
 constexpr std::string_view kServerHeader = "Server: cbench\r\n";
 
+// Set once by main before serving (Codec::set_keep_alive); on unless --keepalive off.
+KeepAlive g_keep_alive = KeepAlive::on;
+
 const DateCache& current_date() {
   thread_local DateCache cache;
   timespec ts{};
@@ -305,6 +308,8 @@ void Codec::serialize_uncached(const Response& resp, bool keep_alive, bool http1
   if (!head_only) out.append(resp.body);
 }
 
+void Codec::set_keep_alive(KeepAlive policy) { g_keep_alive = policy; }
+
 void Codec::respond(std::string& out) {
   Request req;
   req.method = static_cast<http_method>(parser_.method);
@@ -314,7 +319,7 @@ void Codec::respond(std::string& out) {
   req.http_minor = parser_.http_minor;
   req.keep_alive = keep_alive_;
   Response resp = handle(req);
-  bool keep = keep_alive_ && !resp.close;
+  bool keep = keep_alive_ && !resp.close && g_keep_alive == KeepAlive::on;
   // CONNECT and Upgrade hand the connection to another protocol; this workload has none.
   if (parser_.upgrade) keep = false;
   serialize(resp, keep, keep && req.http_major == 1 && req.http_minor == 0, req.method == HTTP_HEAD, out);

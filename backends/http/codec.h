@@ -32,6 +32,10 @@ enum class feed_status : std::uint8_t {
   closing,     // a response that closes the connection was queued; ignore further input
 };
 
+// The server's keep-alive policy (issue 15): `off` answers every request with Connection: close
+// and closes after it, as Unicorn does, whatever the request asked for.
+enum class KeepAlive : std::uint8_t { on, off };
+
 struct FeedResult {
   std::size_t consumed_bytes = 0;
   feed_status status = feed_status::need_more;
@@ -66,6 +70,11 @@ class Codec {
 
   // Returns the codec to the state of a new connection.
   void reset();
+
+  // Sets the process-wide keep-alive policy used by every later response framed by feed(). Call
+  // once at start-up, before any model thread runs (a plain global: read, never changed, while
+  // serving). Responses a model frames itself with serialize() choose their own keep_alive.
+  static void set_keep_alive(KeepAlive policy);
 
   // Appends a complete response (status line, Server, Date, Content-Type, Content-Length,
   // Connection when needed, body unless `head_only`) to `out`. Shared by the codec and by

@@ -24,4 +24,10 @@ void calibrate_spin();
 // so that the work per request is the same whatever the model and however threads are scheduled.
 void spin_for_us(std::uint64_t us);
 
+// Calibration handicap (`cbench-server --handicap-ns N`, for `cbench calibrate`): every request
+// that handle() answers first burns N nanoseconds of CPU with the same calibrated loop as /spin,
+// in every model alike, so that a known extra cost per request can be detected by the judging
+// pipeline. 0 (the default) adds nothing. Set once at start-up, before any request.
+void set_handicap_ns(std::uint64_t ns);
+
 }  // namespace cb::http

@@ -14,6 +14,7 @@
 #include "backends/http/codec.h"
 #include "backends/http/handler.h"
 #include "backends/net/socket.h"
+#include "backends/server/cluster.h"
 #include "backends/server/counters.h"
 #include "backends/server/model.h"
 
@@ -24,13 +25,15 @@ using cb::server::Options;
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
     "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
-    "                     [--idle-timeout-ms MS]\n"
+    "                     [--idle-timeout-ms MS] [--handicap-ns N] [--processes N] [--keepalive on|off]\n"
     "                     [--counters-out PATH] [--response standard|published]\n"
     "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
     "       cbench-server --list\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
     "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
-    "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n";
+    "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n"
+    "--processes N forks N workers of the model after listening (cluster mode; the readiness line\n"
+    "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n";
 
 [[noreturn]] void die_usage(const std::string& msg) {
   std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
@@ -93,7 +96,20 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
     } else if (a == "--backend") {
       o.backend = value();
       if (o.backend != "libev" && o.backend != "epoll") die_usage("--backend wants libev or epoll, got '" + o.backend + "'");
-    } else die_usage("unknown argument '" + a + "'");
+    }
+    // --- calibration handicap (issue 12, `cbench calibrate`): N ns of CPU per request ---
+    else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
+    // --- end of calibration handicap ---
+    // --- cluster mode and keep-alive policy (issue 15) ---
+    else if (a == "--processes") o.processes = parse_int(a, value(), 1, 256);
+    else if (a == "--keepalive") {
+      std::string k = value();
+      if (k == "on") o.keep_alive = true;
+      else if (k == "off") o.keep_alive = false;
+      else die_usage("--keepalive wants on or off, got '" + k + "'");
+    }
+    // --- end of cluster mode ---
+    else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
   return o;
@@ -149,13 +165,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   opt.port = lr.port;
+  // Issue 15: the keep-alive policy lives in the codec's response framing, so every model
+  // applies it alike; in cluster mode the parent supervises and only the workers go on below.
+  cb::http::Codec::set_keep_alive(opt.keep_alive ? cb::http::KeepAlive::on : cb::http::KeepAlive::off);
+  if (opt.processes > 0) cb::server::run_cluster(opt, lr.fds);
   cb::server::Control control(lr.fds);
 
   std::atomic<bool> signal_taken{false};
   std::thread signal_thread([&] {
     int sig = 0;
     for (;;) {
-      sigwait(&stop_signals, &sig);
+      siginfo_t info{};
+      sig = sigwaitinfo(&stop_signals, &info);
+      if (sig < 0) continue;  // EINTR
+      // Issue 15: a cluster worker stops only when its supervisor says so (cluster.h).
+      if (sig != SIGUSR1 && !cb::server::stop_signal_accepted(info)) continue;
       if (sig != SIGUSR1) break;
       if (mo.counters_out.empty()) continue;
       std::string err = cb::server::write_counters(mo.counters_out);
@@ -165,9 +189,13 @@ int main(int argc, char** argv) {
     control.request_stop();
   });
 
-  std::printf("cbench-server ready model=%s host=%s port=%d threads=%d pid=%d\n", opt.model.c_str(),
-              opt.host.c_str(), opt.port, opt.threads, static_cast<int>(getpid()));
-  std::fflush(stdout);
+  if (opt.processes > 0) {
+    cb::server::worker_ready();  // the parent prints the readiness line once all workers are up
+  } else {
+    std::printf("cbench-server ready model=%s host=%s port=%d threads=%d pid=%d\n", opt.model.c_str(),
+                opt.host.c_str(), opt.port, opt.threads, static_cast<int>(getpid()));
+    std::fflush(stdout);
+  }
 
   int status = spec->run(opt, control);
 

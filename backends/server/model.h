@@ -29,6 +29,9 @@ struct Options {
   int stack_kb = 64;                    // fiber: stack size of each connection's fiber
   int test_worker_delay_us = 0;         // selector-pool, tests only: a worker sleeps this long before
                                         // it reads a dispatched connection (forces duplicate dispatch)
+  // Cluster mode and keep-alive policy (issue 15; backends/server/cluster.h, http/codec.h).
+  int processes = 0;                    // 0: this process serves; N: N forked workers serve
+  bool keep_alive = true;               // false: every response closes its connection (Unicorn)
 };
 
 // Stop requests and listeners, shared by main and the running model.

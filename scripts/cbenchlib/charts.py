@@ -24,6 +24,9 @@ from .tables import LATENCY_STATS  # noqa: E402
 PNG_DPI = 110  # readable at 100% in a browser without making 20-row charts huge
 HOLLOW_NOTE = "hollow marker = not server-bound (client-bound, error-bound or unclear)"
 HATCH_NOTE = "hatched bar = not server-bound (client-bound, error-bound or unclear)"
+VARIANT_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+INTERVAL_NOTE = "bars: 95% t interval of the mean over repetitions (log scale)"
 MAX_LEGEND_ROWS = 40  # a legend longer than this is unreadable; the tables name every row anyway
 
 
@@ -35,9 +38,21 @@ class ChartSet:
         self.out_dir = out_dir or os.path.join(run.dir, "charts")
         self.written: list[dict] = []
         self.skipped: list[dict] = []
-        cmap = plt.get_cmap("tab20")
-        self.colors = {key: cmap(i % 20) for i, key in enumerate(run.rows)}
-        self.styles = {key: ("-", "--", ":", "-.")[(i // 20) % 4] for i, key in enumerate(run.rows)}
+        # A colour per model family, a line style and marker per variant within the family, so
+        # no two rows of a chart look alike (issue 19 item 4).
+        fams = list(dict.fromkeys(family(r) for r in run.rows.values()))
+        # tab10 while it lasts; beyond ten families tab20's 20 distinct shades
+        cmap, n = (plt.get_cmap("tab10"), 10) if len(fams) <= 10 else (plt.get_cmap("tab20"), 20)
+        self.family_color = {f: cmap(i % n) for i, f in enumerate(fams)}
+        self.colors, self.styles, self.markers = {}, {}, {}
+        seen: dict = {}
+        for key, r in run.rows.items():
+            f = family(r)
+            i = seen.get(f, 0)
+            seen[f] = i + 1
+            self.colors[key] = self.family_color[f]
+            self.styles[key] = VARIANT_STYLES[i % len(VARIANT_STYLES)]
+            self.markers[key] = VARIANT_MARKERS[i % len(VARIANT_MARKERS)]
 
     # ---- plumbing --------------------------------------------------------
     def footer(self) -> str:
@@ -64,8 +79,8 @@ class ChartSet:
         self.skipped.append({"name": name, "reason": reason})
 
     def legend(self, ax, rows: list[Row], extra=None) -> None:
-        handles = [Line2D([0], [0], color=self.colors[r.key], linestyle=self.styles[r.key], marker="o",
-                          label=r.display()) for r in rows[:MAX_LEGEND_ROWS]]
+        handles = [Line2D([0], [0], color=self.colors[r.key], linestyle=self.styles[r.key],
+                          marker=self.markers[r.key], label=r.display()) for r in rows[:MAX_LEGEND_ROWS]]
         handles += extra or []
         handles.append(Line2D([0], [0], color="#555555", marker="o", markerfacecolor="white", linestyle="none",
                               label="hollow: not server-bound"))
@@ -89,14 +104,18 @@ class ChartSet:
         pts.sort(key=lambda t: t[0])
         return pts
 
-    def _plot_series(self, ax, row: Row, pts, scale: float = 1.0) -> None:
+    def _plot_series(self, ax, row: Row, pts, scale: float = 1.0, intervals: bool = False) -> None:
         if not pts:
             return
         color = self.colors[row.key]
         ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], color=color, linestyle=self.styles[row.key],
                 linewidth=1.2)
         for x, y, c in pts:
-            ax.plot([x], [y * scale], marker="o", color=color, markersize=5, **{
+            ci = interval_of(c.rps()) if intervals else None
+            if ci is not None:
+                ax.errorbar([x], [y * scale], yerr=[[(y - ci[0]) * scale], [(ci[1] - y) * scale]], color=color,
+                            linewidth=0.8, capsize=2, fmt="none")
+            ax.plot([x], [y * scale], marker=self.markers[row.key], color=color, markersize=5, **{
                 k: v for k, v in self.point_style(c).items() if v is not None})
 
     def rps_vs_connections(self, slug: str, group, loads: list[Load]) -> None:
@@ -111,7 +130,7 @@ class ChartSet:
         for r in rows:
             pts = self._series(loads, r, "wrk.req_per_s")
             if pts:
-                self._plot_series(ax, r, pts)
+                self._plot_series(ax, r, pts, intervals=True)
                 drawn.append(r)
         if not drawn:
             plt.close(fig)
@@ -123,7 +142,46 @@ class ChartSet:
         ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
         self.legend(ax, drawn)
-        self.save(fig, name, f"Requests per second against connections: {group_title(group)}", HOLLOW_NOTE)
+        self.save(fig, name, f"Requests per second against connections: {group_title(group)}",
+                  HOLLOW_NOTE + "; " + INTERVAL_NOTE)
+
+    def rps_by_family(self, slug: str, group, loads: list[Load]) -> None:
+        """Small multiples: one panel per model family, its variants against connections."""
+        name = f"rps-by-family-{slug}"
+        conns = {ld.connections for ld in loads if ld.connections}
+        if len(conns) < 2:
+            self.skip(name, f"{group_title(group)}: only {len(conns)} connection count(s); a line needs two")
+            return
+        rows = self.run.rows_in(loads)
+        fams = list(dict.fromkeys(family(r) for r in rows))
+        ncol = min(3, len(fams))
+        nrow = (len(fams) + ncol - 1) // ncol
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), sharex=True, sharey=True,
+                                 squeeze=False)
+        top = 0.0
+        for ax, f in zip(axes.flat, fams):
+            fam_rows = [r for r in rows if family(r) == f]
+            for r in fam_rows:
+                pts = self._series(loads, r, "wrk.req_per_s")
+                top = max([top] + [p[1] for p in pts])
+                self._plot_series(ax, r, pts, intervals=True)
+            ax.set_title(f, fontsize=9, color=self.family_color[f])
+            ax.set_xscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            handles = [Line2D([0], [0], color=self.colors[r.key], linestyle=self.styles[r.key],
+                              marker=self.markers[r.key], label=_short_variant(r)) for r in fam_rows]
+            ax.legend(handles=handles, fontsize=6, loc="upper right", frameon=False, ncol=2)
+        for ax in list(axes.flat)[len(fams):]:
+            ax.set_visible(False)
+        # Two-repetition intervals can be very wide (t = 12.7 at 1 degree of freedom); the axis
+        # shows the medians, and a bar that leaves it is cut at the edge.
+        axes[0][0].set_ylim(0, top * 1.35 if top > 0 else 1)
+        for ax in axes[-1]:
+            ax.set_xlabel("connections (log scale)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("requests/s (median)")
+        self.save(fig, name, f"Requests per second by model family: {group_title(group)}",
+                  HOLLOW_NOTE + "; " + INTERVAL_NOTE)
 
     def latency_vs_connections(self, slug: str, group, loads: list[Load]) -> None:
         name = f"latency-vs-connections-{slug}"
@@ -369,6 +427,7 @@ class ChartSet:
                 continue
             slug = group_slug(group)
             self.rps_vs_connections(slug, group, loads)
+            self.rps_by_family(slug, group, loads)
             self.latency_vs_connections(slug, group, loads)
             self.rps_vs_threads(slug, group, loads)
             self.cpu_per_request(slug, group, loads)
@@ -391,6 +450,38 @@ class ChartSet:
 
 def _flat(metric_rows):
     return [m for ms in metric_rows for m in ms]
+
+
+def family(r: Row) -> str:
+    """The model family a row belongs to (its model; peers and instruments by name)."""
+    return r.model or r.key.split()[0]
+
+
+def _short_variant(r: Row) -> str:
+    """The row within its family: threads, queues, --gvl, backend."""
+    parts = []
+    if r.threads is not None:
+        parts.append(f"t{r.threads}")
+    if r.queues:
+        parts.append(r.queues)
+    if r.gvl:
+        parts.append("gvl")
+    if r.backend:
+        parts.append(r.backend)
+    return " ".join(parts) or r.key
+
+
+def interval_of(values: list[float]) -> tuple[float, float] | None:
+    """95% t interval of the mean on the log scale (stats.t_quantile), or None below 2 values."""
+    import math
+    import statistics
+    from . import stats
+    logs = [math.log(v) for v in values if v > 0]
+    if len(logs) < 2 or len(logs) != len(values):
+        return None
+    m, se = statistics.fmean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
+    half = stats.t_quantile(0.975, len(logs) - 1) * se
+    return (math.exp(m - half), math.exp(m + half))
 
 
 def _variant_name(r: Row) -> str:

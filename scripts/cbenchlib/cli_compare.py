@@ -12,6 +12,10 @@ def add_arguments(parser) -> None:
                              " a directory or a run id under results/runs/")
     parser.add_argument("--published", metavar="NAME",
                         help="compare one run with results/published/NAME.json (e.g. ever)")
+    parser.add_argument("--replication", action="store_true",
+                        help="RUN_A RUN_B ...: the same published findings judged on each run (one machine"
+                             " each) side by side; with --published NAME, else the table whose rows the first"
+                             " run carries")
     parser.add_argument("--latency", choices=sorted(tables.LATENCY_STATS), default="max",
                         help="latency statistic shown beside req/s with --published (default: max)")
     parser.add_argument("--force", action="store_true",
@@ -21,7 +25,23 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     try:
-        if args.published:
+        if args.replication:
+            if len(args.runs) < 2:
+                print("cbench compare: --replication takes two or more runs", file=sys.stderr)
+                return 2
+            runs = [runload.load_run(x) for x in args.runs]
+            if args.published:
+                pub = published.load_published(args.published)
+            else:
+                from . import reportgen
+                pubs = reportgen.matching_published(runs[0])
+                if not pubs:
+                    print("cbench compare: the first run carries no published row labels; give --published NAME",
+                          file=sys.stderr)
+                    return 2
+                pub = pubs[0]
+            text = pubcompare.render_replication(runs, pub)
+        elif args.published:
             if len(args.runs) != 1:
                 print("cbench compare: --published takes exactly one RUN", file=sys.stderr)
                 return 2

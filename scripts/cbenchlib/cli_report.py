@@ -22,6 +22,9 @@ def add_arguments(parser) -> None:
                         help="with --root: section -> run directory map (default: results/reference-runs.toml)")
     parser.add_argument("--report", default=reportgen.DEFAULT_REPORT,
                         help="with --root: the file to regenerate (default: REPORT.md at the repo root)")
+    parser.add_argument("--template", default=None,
+                        help="with --root: the template to render (default: REPORT.md.in beside the report"
+                             " when it exists; without one, only the marked sections are regenerated)")
     parser.add_argument("--check", action="store_true",
                         help="with --root: write nothing; exit 1 if the file is out of date")
     parser.add_argument("--allow-synthetic", action="store_true",
@@ -35,18 +38,28 @@ def run_root(args) -> int:
         return 2
     try:
         config = reportgen.read_config(args.config)
-        with open(args.report, encoding="utf-8") as f:
-            text = f.read()
-        reportgen.check_markers(text, args.report)
+        template = args.template or (args.report + ".in")
         root = os.path.dirname(os.path.abspath(args.report))
-        new = reportgen.regenerate(text, config, args.allow_synthetic, root)
+        text = ""
+        if os.path.exists(args.report):
+            with open(args.report, encoding="utf-8") as f:
+                text = f.read()
+        if os.path.exists(template):
+            with open(template, encoding="utf-8") as f:
+                new, _ = reportgen.render_template(f.read(), config, args.allow_synthetic, root,
+                                                   os.path.relpath(template))
+        else:
+            with open(args.report, encoding="utf-8") as f:
+                text = f.read()
+            reportgen.check_markers(text, args.report)
+            new = reportgen.regenerate(text, config, args.allow_synthetic, root)
     except OSError as exc:
         print(f"cbench report: {args.report}: cannot read ({exc.strerror})", file=sys.stderr)
         return 1
     except reportgen.ReportError as exc:
         print(f"cbench report: {exc}", file=sys.stderr)
         return 1
-    names = reportgen.section_names(text)
+    names = reportgen.section_names(new)
     unknown = [n for n in config if n not in names]
     for n in unknown:
         print(f"cbench report: warning: {args.config} lists section {n!r} but {args.report} has no markers for it",

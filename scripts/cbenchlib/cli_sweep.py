@@ -109,6 +109,10 @@ def add_arguments(p) -> None:
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
                    help="give up if the lock is still held after S seconds (default: wait)")
+    # issue 12 (provenance, report helper): a run into results/runs/ is a reference run.
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="let a reference run (--out under results/: results/runs is the default) start from a tree with"
+                        " uncommitted changes; meta.json records the changed files and the diff's sha256")
 
 
 # -- the plan -----------------------------------------------------------------------------
@@ -144,6 +148,7 @@ class SweepPlan:
     estimate_s: float = 0.0          # the initial blocks, models not built excluded
     estimate_full_s: float = 0.0     # the initial blocks, every model
     estimate_extra_s: float = 0.0    # the most the extra blocks can add
+    allow_dirty: bool = False        # issue 12: --allow-dirty (reference runs need a clean tree)
 
     @property
     def settings(self) -> scenario.Settings:
@@ -225,6 +230,7 @@ def build_plan(args) -> SweepPlan:
         skipped_models=skipped, lock_file=os.path.abspath(args.lock_file),
         lock_timeout_s=args.lock_timeout,
         server_host=hosts[0], client_host=hosts[1],
+        allow_dirty=bool(getattr(args, "allow_dirty", False)),
         command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
         else list(sys.argv))
     plan.estimate_s = sum(estimate_s(x.point, s, available) for x in slots)
@@ -409,6 +415,13 @@ class Sweep:
     def check_tools(self) -> None:
         if self.plan.list_error:
             raise PlanError(self.plan.list_error)
+        # issue 12 hook (provenance): a reference run comes from a known, clean commit.
+        # Anything written under results/ (runs/, calibration/) is reference material.
+        results_dir = os.path.join(REPO, "results") + os.sep
+        if not self.plan.resume_dir and (os.path.abspath(self.plan.out_parent) + os.sep).startswith(results_dir):
+            refusal = envinfo.dirty_refusal(envinfo.git_info(REPO), self.plan.allow_dirty)
+            if refusal:
+                raise PlanError(f"refusing a reference run into {_rel(self.plan.out_parent)}: {refusal}")
         if self.plan.has_wrk:
             self.wrk_bin = self.client_host.which(self.plan.wrk_name)
             if self.wrk_bin is None:
@@ -477,6 +490,7 @@ class Sweep:
                 "order": s.order, "seed": s.seed,
                 "duration_s": s.duration_s, "warmup_s": s.warmup_s, "repetitions": s.repetitions,
                 "timeout_s": s.timeout_s, "ready_timeout_s": s.ready_timeout_s,
+                "response": s.response,  # issue 14: response bytes (standard | published)
                 "points": len(p.points), "runs": len(p.slots),
                 "estimate_s": round(p.estimate_s, 1),
                 "estimate_extra_s": round(p.estimate_extra_s, 1),

@@ -5,9 +5,12 @@ because a run without a field is still a run (readers treat null as unknown).
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import platform
 import re
+import resource
 import socket
 import subprocess
 
@@ -150,12 +153,161 @@ def compiler_info(build_dir: str) -> dict:
     }
 
 
+def _git(argv: list[str], repo: str) -> tuple[str | None, str | None]:
+    """(stdout, None) or (None, why git failed): a failure is recorded, never silent. (A
+    repository owned by another user makes git refuse with "dubious ownership", which used to
+    leave git_commit null with no trace of why.)"""
+    try:
+        out = subprocess.run(["git"] + argv, cwd=repo, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"git {' '.join(argv)}: {exc}"
+    if out.returncode != 0:
+        return None, f"git {' '.join(argv)}: exit {out.returncode}: {out.stderr.strip()[:300]}"
+    return out.stdout, None
+
+
 def git_info(repo: str) -> dict:
-    commit = _run(["git", "rev-parse", "HEAD"], cwd=repo)
-    # results/ is excluded: a run writes into it, and that is not a change to the code measured.
-    status = _run(["git", "status", "--porcelain", "--", ".", ":(exclude)results"], cwd=repo)
-    return {"git_commit": commit.strip() if commit else None,
+    """git_commit, git_dirty, and for a dirty tree the changed files and the sha256 of
+    `git diff HEAD` (tracked changes; untracked files are listed with "??"). results/ is
+    excluded: a run writes into it, and that is not a change to the code measured."""
+    commit, err = _git(["rev-parse", "HEAD"], repo)
+    status, err2 = _git(["status", "--porcelain", "--", ".", ":(exclude)results"], repo)
+    info = {"git_commit": commit.strip() if commit else None,
             "git_dirty": None if status is None else bool(status.strip())}
+    errors = [e for e in (err, err2) if e]
+    if info["git_dirty"]:
+        info["git_dirty_files"] = [ln[3:] for ln in status.splitlines() if ln.strip()]
+        diff, err3 = _git(["diff", "HEAD", "--binary", "--", ".", ":(exclude)results"], repo)
+        if diff is not None:
+            info["git_diff_sha256"] = hashlib.sha256(diff.encode("utf-8", "surrogateescape")).hexdigest()
+        else:
+            errors.append(err3)
+    if errors:
+        info["git_error"] = "; ".join(errors)
+    return info
+
+
+def dirty_refusal(git: dict, allow_dirty: bool) -> str | None:
+    """Why a reference run may not start from this tree, or None. --allow-dirty accepts a dirty
+    tree (its files and diff hash are recorded); an unknown commit is never accepted."""
+    if git.get("git_commit") is None:
+        return ("cannot tell which commit is measured (" + (git.get("git_error") or "git gave no commit") +
+                "); a reference run must record its commit")
+    if git.get("git_dirty") is None:
+        return "cannot tell whether the tree is clean (" + (git.get("git_error") or "git status failed") + ")"
+    if git["git_dirty"] and not allow_dirty:
+        files = git.get("git_dirty_files") or []
+        return (f"the tree has uncommitted changes ({', '.join(files[:8])}{' ...' if len(files) > 8 else ''});"
+                " a reference run must come from a clean commit: commit or stash them, or pass"
+                " --allow-dirty (the changed files and the diff's sha256 are then recorded in meta.json)")
+    return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_identity(cpuinfo_text: str | None = None) -> dict:
+    """Vendor, family, model number, stepping and microcode of the first CPU, and whether the
+    kernel runs as a guest (the "hypervisor" flag)."""
+    if cpuinfo_text is None:
+        cpuinfo_text = _read("/proc/cpuinfo") or ""
+    first = cpuinfo_text.split("\n\n", 1)[0]
+
+    def field(name):
+        m = re.search(rf"^{name}\s*:\s*(.*)$", first, re.M)
+        return m.group(1).strip() if m else None
+    flags = (field("flags") or "").split()
+    return {"cpu_vendor": field("vendor_id"), "cpu_family": field("cpu family"),
+            "cpu_model_number": field("model"), "cpu_stepping": field("stepping"),
+            "microcode": field("microcode"), "virtualized": "hypervisor" in flags}
+
+
+def smt_siblings(cpus: str | None, virtualized: bool) -> dict:
+    """{cpu: its thread_siblings_list} for the pinned CPUs, and what a guest cannot know."""
+    out = {}
+    for part in (cpus or "").split(","):
+        part = part.strip()
+        rng = range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1) if part else []
+        for c in rng:
+            out[str(c)] = _read(f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list")
+    note = ("a guest sees only its vCPUs: whether two vCPUs share a host core (SMT) is not visible"
+            " from inside" if virtualized else None)
+    return {"siblings": out, "note": note}
+
+
+def mitigations(root: str = "/sys/devices/system/cpu/vulnerabilities") -> dict:
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return {}
+    return {n: _read(os.path.join(root, n)) for n in names}
+
+
+SYSCTLS = ("net.core.somaxconn", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_max_tw_buckets",
+           "net.ipv4.ip_local_port_range")
+
+
+def sysctls() -> dict:
+    out = {}
+    for name in SYSCTLS:
+        v = _read("/proc/sys/" + name.replace(".", "/"))
+        out[name] = " ".join(v.split()) if v is not None else None
+    return out
+
+
+def kernel_config_option(option: str) -> str | None:
+    """'y', 'm', 'not set', or None when no kernel config is readable (/boot, /proc/config.gz)."""
+    text = _read(f"/boot/config-{platform.release()}")
+    if text is None:
+        try:
+            with gzip.open("/proc/config.gz", "rt", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return None
+    m = re.search(rf"^{option}=(\S+)$", text, re.M)
+    if m:
+        return m.group(1)
+    return "not set" if re.search(rf"^# {option} is not set$", text, re.M) else None
+
+
+def perf_info() -> dict:
+    """perf's version and whether hardware counters exist here (a guest often has none: then
+    `perf stat -e instructions` prints "<not supported>" and callgrind is the fallback for
+    user-space instruction counts)."""
+    version = _run(["perf", "--version"])
+    try:
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "instructions", "true"],
+                             capture_output=True, text=True, timeout=10)
+        text = out.stderr
+        hw = None if out.returncode != 0 and not text else ("not supported" not in text and "<not" not in text)
+    except (OSError, subprocess.TimeoutExpired):
+        hw = None
+    return {"perf_version": version.strip() if version else None, "hardware_counters": hw,
+            "instruction_counts": "perf" if hw else "callgrind (valgrind --tool=callgrind)"}
+
+
+def limits_and_memory() -> dict:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    thp = _read("/sys/kernel/mm/transparent_hugepage/enabled")
+    defrag = _read("/sys/kernel/mm/transparent_hugepage/defrag")
+    sel = (lambda t: (re.search(r"\[(\w+)\]", t).group(1) if t and re.search(r"\[(\w+)\]", t) else t))
+    return {"ulimit_nofile": {"soft": soft, "hard": hard}, "transparent_hugepage": sel(thp),
+            "transparent_hugepage_defrag": sel(defrag)}
+
+
+def provenance(server_cpus: str | None, client_cpus: str | None) -> dict:
+    """Issue 12's machine fingerprint and settings (all best effort)."""
+    ident = cpu_identity()
+    pinned = ",".join(c for c in (server_cpus, client_cpus) if c)
+    return {**ident, "smt": smt_siblings(pinned, ident["virtualized"]),
+            "mitigations": mitigations(), "sysctl": sysctls(), **limits_and_memory(),
+            "irq_time_accounting": kernel_config_option("CONFIG_IRQ_TIME_ACCOUNTING"),
+            **perf_info()}
 
 
 def collect(repo: str, build_dir: str, server_cpus: str, client_cpus: str,
@@ -183,5 +335,6 @@ def collect(repo: str, build_dir: str, server_cpus: str, client_cpus: str,
         "versions": upstream, "versions_debian": full,
         **git_info(repo),
         "hostname": socket.gethostname(),
+        **provenance(server_cpus, client_cpus),
     }
     return env

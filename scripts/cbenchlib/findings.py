@@ -1,132 +1,169 @@
-"""The published findings, each stated and judged from a run's numbers.
+"""The published findings, each declared in its table's data before any run, judged from a run.
 
-Every judgement is computed from ratios of medians with 95% intervals (stats.ratio_ci):
-"supported", "not supported" or "inconclusive (why)". Nothing here knows what the answer
-should be; a finding with no matching rows, too few repetitions, or differences within noise
-is inconclusive and says which.
+A finding (results/published/<name>.json, "findings") names the rows it compares (a over b),
+its primary load point (where the server, not wrk, is the bound on a 2-core machine), its
+claimed direction (a/b "greater" or "less" than a null ratio, or "equivalent" within a
+margin), the published magnitude, and the metrics it is judged on. The verdict comes from the
+first listed metric that can decide at the primary point:
+- req/s decides only where every repetition of both rows was server-bound (never at
+  client-bound, both-saturated, error-bound or unclear points);
+- CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
+  server is saturated it is about 1/throughput and adds nothing to req/s;
+- system calls and context switches per request decide wherever the point did not fail.
+Verdict words, exactly: supported (the 95% interval excludes the null in the claimed direction),
+contradicted (excludes it in the other), equivalent (both one-sided tests pass against the
+margin), undecided (with the reason: how wide the interval is, and how many repetitions would
+decide it at the observed spread). Beside it, the magnitude check against the published ratio.
+Secondary load points are shown with Holm-corrected one-sided tests. Nothing here knows what
+the answer should be.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
-from . import stats
+from . import stats, verdict
 from .published import Published
-from .runload import Cell, Load, Row, Run, canonical_label, column_label
-from .tables import verdict_mark
+from .runload import Cell, Load, LoadId, Row, Run, canonical_label, column_label
 
-# "Does not fare much better": per-worker queues count as helping much only when they are
-# faster than the shared queue by more than this factor (10%, well above the ~1-3% run-to-run
-# noise of a pinned wrk run, well below the 25% the author quotes for single vs worker threads).
-MUCH_BETTER = 1.10
-
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
+VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)
+NO_DATA = "no data"
 
 _WORKER = re.compile(r"^(?P<fam>\S+) (?P<n>\d+) worker thread(?P<sep>, separate queues?)?$")
 _SINGLE = re.compile(r"^(?P<fam>\S+) single thread$")
 
+# metric name in the JSON -> (dotted path in a point, what it is, which point verdicts let it decide)
+METRICS = {
+    "req_per_s": ("wrk.req_per_s", "req/s", (verdict.SERVER_BOUND,)),
+    "server_cpu_us_per_req": ("derived.server_cpu_us_per_req", "server CPU us/request", (verdict.CLIENT_BOUND,)),
+    "syscalls_per_req": ("derived.syscalls_per_req", "system calls/request",
+                         (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR)),
+    "ctx_switches_per_req": ("derived.ctx_switches_per_req", "context switches/request",
+                             (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR)),
+}
+
+
+def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
+    """(values, blocks) of a metric over a cell's ok repetitions; a block is None when unrecorded."""
+    path = METRICS[metric][0]
+    vals, blocks = [], []
+    for p in cell.ok_points:
+        v = _dig(p, path)
+        if v is None and metric == "req_per_s":
+            req, dur = _dig(p, "wrk.requests"), _dig(p, "wrk.duration_us")
+            v = req / (dur / 1e6) if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0 else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            vals.append(float(v))
+            b = p.get("block")
+            blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
+    return vals, blocks
+
+
+def _dig(obj, path):
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def cell_verdicts(cell: Cell) -> list[str]:
+    return [verdict.point_verdict(p) for p in cell.ok_points]
+
+
+def effect(ca: Cell, cb: Cell, metric: str) -> stats.RatioCI | None:
+    """a/b of a metric with its interval (paired by block when both cells recorded blocks)."""
+    va, ba = cell_values(ca, metric)
+    vb, bb = cell_values(cb, metric)
+    if not va or not vb:
+        return None
+    return stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb)
+
+
+def can_decide(ca: Cell, cb: Cell, metric: str) -> tuple[bool, str]:
+    """Whether this metric may decide at this point, and why not."""
+    allowed = METRICS[metric][2]
+    bad = sorted({v for c in (ca, cb) for v in cell_verdicts(c) if v not in allowed})
+    if bad:
+        return False, (f"{METRICS[metric][1]} cannot decide here: the point was {', '.join(bad)} in some"
+                       f" repetition (it decides only at {', '.join(allowed)} points)")
+    return True, ""
+
 
 @dataclass
-class Comp:
-    """One load point: claimed winner a against claimed loser b; ratio = a/b."""
-    load: Load
-    a: Cell
-    b: Cell
-    ci: stats.RatioCI | None
-    mark: int = 0  # +1 holds, -1 reversed, 0 not significant / too few reps
-
-    def marks(self) -> str:
-        out = ""
-        for c in (self.a, self.b):
-            for v in c.not_server_bound():
-                m = verdict_mark(v)
-                if m not in out:
-                    out += m
-        return out
-
-
-@dataclass
-class Judgement:
-    status: str
+class Decision:
+    word: str
     reason: str
-    kind: str = ""  # for inconclusive: "no-data", "too-few-reps", "noise", "mixed"
-    n_for: int = 0
-    n_against: int = 0
-    n_ns: int = 0
+    ci: stats.RatioCI | None = None
+    reps_needed: int | None = None
 
     def text(self) -> str:
-        return f"{self.status} ({self.reason})"
+        return f"{self.word} ({self.reason})" if self.reason else self.word
 
 
-@dataclass
-class Line:
-    """A row of a finding's evidence table: one pair of run rows over the load points."""
-    name: str
-    comps: list
-    judgement: Judgement
+def decide(ci: stats.RatioCI | None, direction: str, null_ratio: float = 1.0,
+           margin: float | None = None) -> Decision:
+    """One of the four verdict words for an effect against a declared claim."""
+    if ci is None:
+        return Decision(UNDECIDED, "no measurement", None)
+    if not ci.enough_reps:
+        return Decision(UNDECIDED, f"too few repetitions for an interval ({ci.n_num} and {ci.n_den};"
+                        f" need {stats.MIN_REPS_FOR_CI} each)", ci)
+    iv = f"{fmt_ci(ci)}, ±{ci.half_width_pct:.1f}%"
+    if direction == "equivalent":
+        ok, _p = stats.tost_equivalent(ci, margin or 1.0)
+        if ok:
+            return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
+        if ci.lo > margin or ci.hi < 1.0 / margin:
+            return Decision(CONTRADICTED, f"{iv} lies wholly outside the ±{(margin - 1) * 100:.0f}% margin", ci)
+        n = stats.reps_to_decide(ci, margin)
+        return Decision(UNDECIDED, f"{iv} too wide for the ±{(margin - 1) * 100:.0f}% margin; "
+                        + _reps_text(n), ci, n)
+    sign = 1 if direction == "greater" else -1
+    above, below = ci.lo > null_ratio, ci.hi < null_ratio
+    null_txt = f"{null_ratio:g}"
+    if (above and sign > 0) or (below and sign < 0):
+        return Decision(SUPPORTED, f"{iv} excludes {null_txt} in the claimed direction", ci)
+    if above or below:
+        return Decision(CONTRADICTED, f"{iv} excludes {null_txt} in the other direction", ci)
+    if margin is not None and stats.tost_equivalent(ci, margin)[0]:
+        return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
+    d_ci = ci if null_ratio == 1.0 else stats.RatioCI(ci.ratio / null_ratio, ci.lo / null_ratio, ci.hi / null_ratio,
+                                                      ci.n_num, ci.n_den, ci.method, ci.log_se, ci.df, ci.log_sd)
+    n = stats.reps_to_decide(d_ci, margin)
+    return Decision(UNDECIDED, f"{iv} includes {null_txt}; " + _reps_text(n), ci, n)
 
 
-@dataclass
-class Finding:
-    fid: str
-    title: str
-    claim: str
-    published_evidence: list = field(default_factory=list)
-    lines: list = field(default_factory=list)
-    overall: dict = field(default_factory=dict)  # scope ("no global lock", "--gvl") -> Judgement
-    notes: list = field(default_factory=list)
-    threshold: float | None = None
+def _reps_text(n: int | None) -> str:
+    if n is None:
+        return "the spread is unknown"
+    if n > stats.MAX_REPS_SEARCH:
+        return (f"more than {stats.MAX_REPS_SEARCH} repetitions per row would be needed at the observed"
+                " effect and spread (the effect is too close to the null)")
+    return f"about {n} repetitions per row would decide it at the observed effect and spread"
 
 
-def classify_direction(ci: stats.RatioCI | None, threshold: float | None = None) -> int:
-    """+1 when the claim holds at this point, -1 when reversed, 0 when noise or too few reps.
-
-    Without a threshold the claim is "a beats b" (interval above 1). With one, the claim is
-    "a is not much better than b": holds when the interval is wholly below the threshold,
-    reversed when wholly above it.
-    """
-    if ci is None or not ci.enough_reps:
-        return 0
-    if threshold is None:
-        return ci.direction()
-    if ci.below(threshold):
-        return 1
-    if ci.above(threshold):
-        return -1
-    return 0
+def magnitude_check(ci: stats.RatioCI | None, published: float | None) -> str:
+    if published is None:
+        return "no published magnitude"
+    if ci is None:
+        return f"published {published:.2f}; not measured"
+    if not ci.enough_reps:
+        return f"published {published:.2f}; measured {ci.ratio:.2f} (no interval)"
+    if ci.lo <= published <= ci.hi:
+        return f"published {published:.2f} lies inside the measured interval {fmt_ci(ci)}"
+    return (f"published {published:.2f} lies outside the measured interval {fmt_ci(ci)}: the measured effect"
+            f" is {ci.ratio / published:.2f}x the published one")
 
 
-def judge(comps: list[Comp]) -> Judgement:
-    """Aggregate point marks: supported when points hold and none reverse (and holds are at least
-    as many as not-significant points), not supported symmetrically, else inconclusive."""
-    usable = [c for c in comps if c.ci is not None]
-    if not usable:
-        return Judgement(INCONCLUSIVE, "no load point where both rows were measured", "no-data")
-    with_reps = [c for c in usable if c.ci.enough_reps]
-    if not with_reps:
-        n = min(min(c.ci.n_num, c.ci.n_den) for c in usable)
-        return Judgement(INCONCLUSIVE, f"too few repetitions to separate from noise (as few as {n};"
-                         f" need {stats.MIN_REPS_FOR_CI})", "too-few-reps", 0, 0, len(usable))
-    n_for = sum(1 for c in usable if c.mark > 0)
-    n_against = sum(1 for c in usable if c.mark < 0)
-    n_ns = len(usable) - n_for - n_against
-    total = len(usable)
-    counts = (n_for, n_against, n_ns)
-    if n_for and not n_against and n_for >= n_ns:
-        return Judgement(SUPPORTED, f"holds at {n_for} of {total} load points, reversed at none", "", *counts)
-    if n_against and not n_for and n_against >= n_ns:
-        return Judgement(NOT_SUPPORTED, f"reversed at {n_against} of {total} load points, holds at none", "", *counts)
-    if n_for and n_against:
-        return Judgement(INCONCLUSIVE, f"mixed: holds at {n_for}, reversed at {n_against}, within noise at"
-                         f" {n_ns} of {total} load points", "mixed", *counts)
-    few = total - len(with_reps)
-    extra = f"; {few} with too few repetitions" if few else ""
-    return Judgement(INCONCLUSIVE, f"within noise at {n_ns} of {total} load points (holds at {n_for},"
-                     f" reversed at {n_against}){extra}", "noise", *counts)
-
-
-def combine(lines: list[Line]) -> Judgement:
-    return judge([c for ln in lines for c in ln.comps])
+def fmt_ci(ci: stats.RatioCI | None) -> str:
+    if ci is None:
+        return ""
+    if not ci.enough_reps:
+        return f"{ci.ratio:.2f} (n<{stats.MIN_REPS_FOR_CI})"
+    return f"{ci.ratio:.2f} ({stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})"
 
 
 class LabelIndex:
@@ -183,401 +220,359 @@ class LabelIndex:
         return sorted(ns)
 
 
-def worker_label(fam: str, n: int, separate: bool = False) -> str:
-    return f"{fam} {n} worker thread" + (", separate queues" if separate else "")
+
+@dataclass
+class MetricSpec:
+    metric: str
+    direction: str
+    null_ratio: float = 1.0
+    margin: float | None = None
 
 
-def single_label(fam: str) -> str:
-    return f"{fam} single thread"
+@dataclass
+class Declared:
+    """A finding as declared in results/published/<name>.json (see the module docstring)."""
+    fid: str
+    title: str
+    claim: str
+    primary_path: str
+    primary_load: str
+    metrics: list
+    comparisons: list  # dicts: a, b, gvl, published_ratio
+    published_column: str | None = None
+    note: str = ""
 
 
-def compare_rows(run: Run, a: Row, b: Row, loads: list[Load], threshold: float | None = None) -> list[Comp]:
-    """Per load point where both rows have ok repetitions: a/b req/s with interval and mark."""
-    comps = []
-    for ld in loads:
+class DeclarationError(Exception):
+    pass
+
+
+def declared_findings(pub: Published) -> list[Declared]:
+    """The findings a published table declares; raises DeclarationError on a malformed one."""
+    out = []
+    for i, f in enumerate(pub.doc.get("findings") or []):
+        where = f"{pub.path}: finding {i} ({f.get('id')!r})"
+        try:
+            prim = f["primary"]
+            direction = f["direction"]
+            metrics = []
+            for m in f["metrics"]:
+                m = {"metric": m} if isinstance(m, str) else dict(m)
+                if m["metric"] not in METRICS:
+                    raise DeclarationError(f"{where}: unknown metric {m['metric']!r}")
+                d = m.get("direction", direction)
+                if d not in ("greater", "less", "equivalent"):
+                    raise DeclarationError(f"{where}: direction {d!r}")
+                margin = m.get("margin", f.get("margin"))
+                if d == "equivalent" and not margin:
+                    raise DeclarationError(f"{where}: an equivalence claim needs a margin")
+                metrics.append(MetricSpec(m["metric"], d, float(m.get("null_ratio", f.get("null_ratio", 1.0))),
+                                          float(margin) if margin else None))
+            out.append(Declared(str(f["id"]), f["title"], f["claim"], prim["path"], prim["load"], metrics,
+                                list(f["comparisons"]), f.get("published_column"), f.get("note", "")))
+        except KeyError as exc:
+            raise DeclarationError(f"{where}: missing field {exc}")
+    return out
+
+
+@dataclass
+class PointEffect:
+    load: Load
+    ci: stats.RatioCI | None
+    p_one_sided: float | None = None
+    p_other: float | None = None
+    p_adj: float | None = None
+    p_adj_other: float | None = None
+    can: bool = True
+    why_not: str = ""
+
+    def mark(self) -> str:
+        if not self.can:
+            return "·"
+        if self.p_adj is not None and self.p_adj < stats.ALPHA:
+            return "✓"
+        if self.p_adj_other is not None and self.p_adj_other < stats.ALPHA:
+            return "✗"
+        return "~"
+
+
+@dataclass
+class MetricResult:
+    spec: MetricSpec
+    primary: PointEffect | None
+    decision: Decision
+    secondary: list = field(default_factory=list)
+
+
+@dataclass
+class Line:
+    """One comparison of a finding: run row a over run row b."""
+    name: str
+    a: Row
+    b: Row
+    published: float | None
+    results: list  # MetricResult per declared metric
+    decision: Decision  # from the first metric that can decide at the primary point
+    decided_by: str | None
+    magnitude: str
+
+
+@dataclass
+class Finding:
+    decl: Declared
+    lines: list = field(default_factory=list)
+    missing: list = field(default_factory=list)  # comparison names without rows
+    overall: Decision = None
+
+    @property
+    def fid(self) -> str:
+        return self.decl.fid
+
+    @property
+    def title(self) -> str:
+        return self.decl.title
+
+
+def _rows_for(idx: "LabelIndex", spec, gvl: bool) -> list[Row]:
+    if isinstance(spec, str):
+        return list(idx.by_label.get((canonical_label(spec), gvl)) or [])
+    rows = []
+    for r in idx.run.rows.values():
+        if all(getattr(r, k, r.raw.get(k)) == v for k, v in spec.items()) and r.gvl == gvl:
+            rows.append(r)
+    return rows
+
+
+def _spec_name(spec) -> str:
+    return spec if isinstance(spec, str) else " ".join(f"{k}={v}" for k, v in spec.items())
+
+
+def published_ratio(pub: Published, comp: dict, column: str | None) -> float | None:
+    if comp.get("published_ratio") is not None:
+        return float(comp["published_ratio"])
+    if column is None or not isinstance(comp["a"], str) or not isinstance(comp["b"], str):
+        return None
+    ra, rb = pub.row(comp["a"]), pub.row(comp["b"])
+    if ra is None or rb is None or column not in pub.columns:
+        return None
+    j = pub.columns.index(column)
+    ca, cb = ra.cells[j], rb.cells[j]
+    return ca.req_per_s / cb.req_per_s if ca and cb else None
+
+
+def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | None,
+                 secondary: list[Load]) -> MetricResult:
+    """The effect of one metric at the primary point (the verdict) and at the secondary points
+    (one-sided p values in the claimed direction and against it, Holm-corrected over them)."""
+    prim = None
+    decision = Decision(UNDECIDED, "the primary load point was not measured for both rows")
+    if primary is not None:
+        ca, cb = run.cell(a.key, primary.lid), run.cell(b.key, primary.lid)
+        if ca is not None and cb is not None:
+            ci = effect(ca, cb, spec.metric)
+            ok, why = can_decide(ca, cb, spec.metric)
+            prim = PointEffect(primary, ci, can=ok, why_not=why)
+            if not ok:
+                decision = Decision(UNDECIDED, why, ci)
+            else:
+                decision = decide(ci, spec.direction, spec.null_ratio, spec.margin)
+    secs = []
+    for ld in secondary:
         ca, cb = run.cell(a.key, ld.lid), run.cell(b.key, ld.lid)
         if ca is None or cb is None:
             continue
-        va, vb = ca.rps(), cb.rps()
-        ci = stats.ratio_ci(va, vb, seed_name=f"{a.key}|{b.key}|{ld.lid.path}|{ld.lid.key}") if va and vb else None
-        comp = Comp(ld, ca, cb, ci)
-        comp.mark = classify_direction(ci, threshold)
-        comps.append(comp)
-    return comps
+        ci = effect(ca, cb, spec.metric)
+        ok, why = can_decide(ca, cb, spec.metric)
+        pe = PointEffect(ld, ci, can=ok, why_not=why)
+        if ci is not None and ci.log_se is not None and ok and spec.direction != "equivalent":
+            alt, other = ("greater", "less") if spec.direction == "greater" else ("less", "greater")
+            pe.p_one_sided, pe.p_other = ci.p_value(spec.null_ratio, alt), ci.p_value(spec.null_ratio, other)
+        secs.append(pe)
+    for attr, adj in (("p_one_sided", "p_adj"), ("p_other", "p_adj_other")):
+        for pe, p in zip(secs, stats.holm([getattr(pe, attr) for pe in secs])):
+            setattr(pe, adj, p)
+    return MetricResult(spec, prim, decision, secs)
 
 
-def fmt_ci(ci: stats.RatioCI | None) -> str:
-    if ci is None:
-        return ""
-    if not ci.enough_reps:
-        return f"{ci.ratio:.2f} (n<{stats.MIN_REPS_FOR_CI})"
-    return f"{ci.ratio:.2f} ({stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})"
-
-
-MARK_SYMBOL = {1: "✓", -1: "✗", 0: "~"}
-
-
-def published_ratios(pub: Published | None, a_label: str, b_label: str) -> str | None:
-    """"1.21, 1.08, —, —" for published a/b per column, or None when either row is absent."""
-    if pub is None:
-        return None
-    ra, rb = pub.row(a_label), pub.row(b_label)
-    if ra is None or rb is None:
-        return None
-    vals = []
-    for ca, cb in zip(ra.cells, rb.cells):
-        vals.append(f"{ca.req_per_s / cb.req_per_s:.2f}" if ca and cb else "—")
-    if all(v == "—" for v in vals):
-        return "no published numbers (empty cells)"
-    return ", ".join(vals) + f" (at {', '.join(pub.columns)})"
+def combine(lines: list[Line]) -> Decision:
+    """The finding's verdict over its comparisons: the common word when every comparison with data
+    agrees; undecided (naming the disagreement) otherwise."""
+    if not lines:
+        return Decision(NO_DATA, "the run has no rows for this finding")
+    words = [ln.decision.word for ln in lines]
+    if len(set(words)) == 1:
+        w = words[0]
+        if w == UNDECIDED:
+            needs = [ln.decision.reps_needed for ln in lines if ln.decision.reps_needed]
+            extra = (f"; the closest would need about {min(needs)} repetitions per row"
+                     if needs and min(needs) <= stats.MAX_REPS_SEARCH else "")
+            return Decision(UNDECIDED, f"undecided in all {len(lines)} comparisons{extra}")
+        return Decision(w, f"{w} in all {len(lines)} comparison{'s' if len(lines) > 1 else ''}")
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    if CONTRADICTED not in words and UNDECIDED in words and len(set(words) - {UNDECIDED}) == 1:
+        w = (set(words) - {UNDECIDED}).pop()
+        return Decision(UNDECIDED, f"{counts} of {len(lines)} comparisons ({w} where decided)")
+    return Decision(UNDECIDED, f"the comparisons disagree: {counts} of {len(lines)}")
 
 
 class Analysis:
-    """All findings for one run (and optionally the published table for context)."""
+    """All declared findings of a published table, judged from one run."""
 
     def __init__(self, run: Run, pub: Published | None = None):
         self.run = run
         self.pub = pub
         self.idx = LabelIndex(run)
-        self.main_path = "/" if "/" in self.idx.paths else (next(iter(self.idx.paths), None))
         self.findings: list[Finding] = []
-        self.gvl_paths: list[tuple[str, list[Line], dict]] = []
-        self.gvl_context: dict[str, list[Line]] = {}
-        self.explanation: list[str] = []
-        self.explanation_verdicts: dict[str, Judgement] = {}
-        if self.main_path is not None and self.idx.families():
-            self._analyse()
+        if pub is not None:
+            for d in declared_findings(pub):
+                self.findings.append(self._judge(d))
 
     @property
     def has_data(self) -> bool:
-        return bool(self.findings)
+        return any(f.lines for f in self.findings)
 
-    def _loads(self, path: str | None = None) -> list[Load]:
-        return self.idx.paths.get(path or self.main_path, [])
+    def _loads_by_key(self) -> dict[tuple[str, str], Load]:
+        """(path, load key) -> load, for pipeline-1 loads; the key both as the sweep writes it
+        ("-t4 -c64 /spin?us=10") and without its path ("-t4 -c64"), as a table column names it."""
+        out = {}
+        for ld in self.run.loads.values():
+            if not ld.lid.idle and ld.lid.pipeline == 1:
+                out.setdefault((ld.lid.path, column_label(ld)), ld)
+                out[(ld.lid.path, ld.lid.key)] = ld
+        return out
 
-    def _pair(self, a_label: str, b_label: str, a_gvl: bool, b_gvl: bool, name: str,
-              path: str | None = None, threshold: float | None = None) -> Line | None:
-        a, b = self.idx.row(a_label, a_gvl), self.idx.row(b_label, b_gvl)
-        if a is None or b is None:
-            return None
-        comps = compare_rows(self.run, a, b, self._loads(path), threshold)
-        if not comps:
-            return None
-        return Line(name, comps, judge(comps))
-
-    def _scoped(self, finding: Finding, lines_by_scope: dict[str, list[Line]]) -> None:
-        for scope, lines in lines_by_scope.items():
-            lines = [ln for ln in lines if ln]
-            finding.lines += [(scope, ln) for ln in lines]
-            finding.overall[scope] = combine(lines) if lines else Judgement(
-                INCONCLUSIVE, "the run has no rows for this comparison", "no-data")
-
-    def _analyse(self) -> None:
-        fams = self.idx.families()
-        # 1. single thread beats one worker thread
-        f1 = Finding("1", "A single thread beats one worker thread",
-                     "The single-thread design serves more requests per second than the same loop handing"
-                     " every ready connection to one worker thread.")
-        scopes = {"no global lock": [], "--gvl": []}
-        for fam in fams:
-            for gvl, scope in ((False, "no global lock"), (True, "--gvl")):
-                ln = self._pair(single_label(fam), worker_label(fam, 1), self._single_gvl(fam, gvl), gvl,
-                                f"{fam}: single thread / 1 worker" + (" --gvl" if gvl else ""))
-                scopes[scope].append(ln)
-            pe = published_ratios(self.pub, single_label(fam), worker_label(fam, 1))
-            if pe:
-                f1.published_evidence.append(f"{fam} single thread / 1 worker thread: {pe}")
-        self._scoped(f1, scopes)
-        self.findings.append(f1)
-
-        # 2. more worker threads make it slower
-        f2 = Finding("2", "More worker threads make it slower",
-                     "With the same design, fewer worker threads serve more requests per second than more.")
-        scopes = {"no global lock": [], "--gvl": []}
-        for fam in fams:
-            ns = self.idx.worker_counts(fam)
-            pairs = [(x, y) for i, x in enumerate(ns) for y in ns[i + 1:]]
-            for x, y in pairs:
-                for gvl, scope in ((False, "no global lock"), (True, "--gvl")):
-                    scopes[scope].append(self._pair(worker_label(fam, x), worker_label(fam, y), gvl, gvl,
-                                                    f"{fam}: {x} / {y} workers" + (" --gvl" if gvl else "")))
-                pe = published_ratios(self.pub, worker_label(fam, x), worker_label(fam, y))
-                if pe:
-                    f2.published_evidence.append(f"{fam} {x} / {y} worker threads: {pe}")
-        self._scoped(f2, scopes)
-        self.findings.append(f2)
-
-        # 3. per-worker queues do not help much
-        f3 = Finding("3", "Per-worker queues do not help much",
-                     f"Separate per-worker queues are not more than {MUCH_BETTER - 1:.0%} faster than the"
-                     " one shared queue with the same number of workers.", threshold=MUCH_BETTER)
-        scopes = {"no global lock": [], "--gvl": []}
-        for fam in fams:
-            for n in self.idx.worker_counts(fam, separate=True):
-                for gvl, scope in ((False, "no global lock"), (True, "--gvl")):
-                    scopes[scope].append(self._pair(worker_label(fam, n, True), worker_label(fam, n), gvl, gvl,
-                                                    f"{fam}: {n} workers, separate / shared queue"
-                                                    + (" --gvl" if gvl else ""), threshold=MUCH_BETTER))
-                pe = published_ratios(self.pub, worker_label(fam, n, True), worker_label(fam, n))
-                if pe:
-                    f3.published_evidence.append(f"{fam} {n} worker threads, separate / shared queues: {pe}")
-        f3.notes.append(f"✓ here means the interval of separate/shared lies wholly below {MUCH_BETTER:.2f};"
-                        f" ✗ wholly above {MUCH_BETTER:.2f} (they help by more than {MUCH_BETTER - 1:.0%}).")
-        self._scoped(f3, scopes)
-        self.findings.append(f3)
-
-        # 4. the libev pull loop beats the selector-style loop
-        f4 = Finding("4", "The libev pull loop beats the selector-style loop",
-                     "Ever's rows serve more requests per second than nio4r's equivalent rows.")
-        lines = []
-        if "ever" in fams and "nio4r" in fams:
-            suffixes = ["single thread"] + [f"{n} worker thread" for n in self.idx.worker_counts("ever")
-                                             if n in self.idx.worker_counts("nio4r")]
-            for suf in suffixes:
-                lines.append(self._pair(f"ever {suf}", f"nio4r {suf}", False, False, f"ever / nio4r: {suf}"))
-                pe = published_ratios(self.pub, f"ever {suf}", f"nio4r {suf}")
-                if pe:
-                    f4.published_evidence.append(f"ever / nio4r {suf}: {pe}")
-            nio_models = sorted({r.model for r in self.idx.by_label.get((single_label("nio4r"), False)) or []
-                                 if r.model})
-            ever_models = sorted({r.model for r in self.idx.by_label.get((single_label("ever"), False)) or []
-                                  if r.model})
-            if nio_models and ever_models:
-                f4.notes.append(
-                    "This run's nio4r rows are the selector-style analogue of nio4r (single-thread model "
-                    + ", ".join(f"`{m}`" for m in nio_models) + ": the "
-                    + ", ".join(f"`{m}`" for m in nio_models) + " row is the selector-style/nio4r analogue);"
-                    " its ever rows are the libev pull loop (single-thread model "
-                    + ", ".join(f"`{m}`" for m in ever_models) + ").")
-        self._scoped(f4, {"no global lock": lines})
-        self.findings.append(f4)
-
-        self._analyse_gvl()
-        self._explain()
-
-    def _analyse_gvl(self) -> None:
-        for path in self.idx.paths:
-            lines, slowdown = [], {}
-            for fam in self.idx.families():
-                lab = single_label(fam)
-                ln = self._pair(lab, lab, False, True, f"{self.idx.shown(lab)}: no lock / --gvl (uncontended;"
-                                " not counted in the judgement)", path=path)
-                if ln:
-                    self.gvl_context.setdefault(path, []).append(ln)
-                for sep in (False, True):
-                    for n in self.idx.worker_counts(fam, sep):
-                        lab = worker_label(fam, n, sep)
-                        ln = self._pair(lab, lab, False, True, f"{self.idx.shown(lab)}: no lock / --gvl",
-                                        path=path)
-                        if ln:
-                            lines.append(ln)
-                        for gvl in (False, True):
-                            g = self._fraction_of_single(fam, lab, gvl, path)
-                            if g is not None:
-                                slowdown.setdefault(self.idx.shown(lab), {})[gvl] = g
-            if lines:
-                self.gvl_paths.append((path, lines, slowdown))
-
-    def _finding(self, fid: str) -> Finding:
-        return next(f for f in self.findings if f.fid == fid)
-
-    def _explain(self) -> None:
-        """Plain statements on the published explanation (GVL + queue contention), from judgements."""
-        f1, f2 = self._finding("1"), self._finding("2")
-        main = self.main_path
-        j1, j2 = f1.overall["no global lock"], f2.overall["no global lock"]
-        out, verdicts = [], self.explanation_verdicts
-
-        # GVL part, without any lock: is there a worker-thread slowdown at all?
-        slow = SUPPORTED in (j1.status, j2.status)
-        no_slow = j1.status == NOT_SUPPORTED and j2.status != SUPPORTED
-        if slow:
-            out.append(f"Without a global lock, on GET {main}, the worker-thread slowdown is there"
-                       f" (finding 1: {j1.text()}; finding 2: {j2.text()}). C++ has no GVL, so a GVL is not"
-                       " needed to produce it.")
-            verdicts["GVL part, without a global lock"] = Judgement(
-                NOT_SUPPORTED, "the slowdown appears without any GVL")
-        elif no_slow:
-            out.append(f"Without a global lock, on GET {main}, worker threads are not slower than a single"
-                       f" thread (finding 1: {j1.text()}; finding 2: {j2.text()}), which is what the GVL"
-                       " explanation predicts for a runtime without a GVL.")
-            verdicts["GVL part, without a global lock"] = Judgement(SUPPORTED, "no slowdown without the lock")
-        else:
-            out.append(f"Without a global lock, on GET {main}, this run cannot say whether worker threads are"
-                       f" slower (finding 1: {j1.text()}; finding 2: {j2.text()}).")
-            verdicts["GVL part, without a global lock"] = Judgement(
-                INCONCLUSIVE, "the slowdown itself is not established", "noise")
-
-        # Queue-contention part: do per-worker queues (no shared queue to contend for) recover the gap?
-        q_lines, recovered = [], []
-        for fam in self.idx.families():
-            for n in self.idx.worker_counts(fam, separate=True):
-                sep, shared = worker_label(fam, n, True), worker_label(fam, n)
-                q_lines.append(self._pair(sep, shared, False, False, f"{fam} {n}: separate / shared"))
-                fr_sep = self._fraction_of_single(fam, sep, False)
-                fr_shared = self._fraction_of_single(fam, shared, False)
-                if fr_sep is not None and fr_shared is not None and fr_shared < 1.0:
-                    recovered.append((fr_sep - fr_shared) / (1.0 - fr_shared))
-        q_lines = [q for q in q_lines if q]
-        jq = combine(q_lines) if q_lines else Judgement(INCONCLUSIVE, "the run has no per-worker-queue rows", "no-data")
-        rec = sum(recovered) / len(recovered) if recovered else None
-        rec_text = (f"per-worker queues recover {rec:.0%} of the gap between shared-queue workers and a single"
-                    " thread (mean over worker counts)") if rec is not None else "gap recovered: not computable"
-        if jq.status == SUPPORTED and rec is not None and rec >= 0.5:
-            out.append(f"Per-worker queues are faster than the shared queue ({jq.reason}); {rec_text}: contention"
-                       " for the shared job queue explains most of the slowdown.")
-            verdicts["queue-contention part"] = Judgement(SUPPORTED, rec_text)
-        elif jq.status == SUPPORTED and rec is not None:
-            out.append(f"Per-worker queues are faster than the shared queue ({jq.reason}), but {rec_text}:"
-                       " contention for the shared queue is a small part; most of the cost is the hand-off of"
-                       " every ready connection to another thread and back (see system calls and context"
-                       " switches per request).")
-            verdicts["queue-contention part"] = Judgement(NOT_SUPPORTED, f"only a small part: {rec_text}")
-        elif jq.status == NOT_SUPPORTED or (jq.kind == "noise" and jq.n_ns):
-            out.append(f"Per-worker queues do not make the workers faster ({jq.text()}), so contention for"
-                       " the one shared queue does not explain the slowdown; what remains is the hand-off"
-                       " itself (see system calls and context switches per request).")
-            verdicts["queue-contention part"] = Judgement(NOT_SUPPORTED, "per-worker queues make no"
-                                                          " significant difference")
-        else:
-            out.append(f"Whether queue contention contributes cannot be told from this run ({jq.text()}).")
-            verdicts["queue-contention part"] = Judgement(INCONCLUSIVE, jq.reason, jq.kind)
-
-        gvl_v, q_v = verdicts["GVL part, without a global lock"].status, verdicts["queue-contention part"].status
-        if gvl_v == NOT_SUPPORTED and q_v == NOT_SUPPORTED:
-            plain = "does not hold: the slowdown is there without a GVL and without a shared queue to contend for"
-        elif gvl_v == NOT_SUPPORTED and q_v == SUPPORTED:
-            plain = "holds only in part: queue contention explains most of it, the GVL is not needed"
-        elif gvl_v == SUPPORTED:
-            plain = "is consistent with this run: without a lock there is no slowdown to explain"
-        else:
-            plain = "cannot be judged from this run"
-        out.append(f"**In plain words, without a global lock the published explanation {plain}.**")
-
-        # With the emulated lock: does it cost, per path, and does the slowdown grow?
-        for path, lines, slowdown in self.gvl_paths:
-            jg = combine(lines)
-            grow = []
-            for lab, by in slowdown.items():
-                if False in by and True in by:
-                    grow.append(f"{lab}: {by[False]:.2f} without, {by[True]:.2f} with")
-            detail = ("; ".join(grow)) if grow else "no single-thread row to compare with"
-            detail = f"worker req/s as a fraction of single thread: {detail}"
-            if jg.status == SUPPORTED:
-                out.append(f"With the emulated global lock on GET {path}, the worker rows are slower than"
-                           f" without it ({jg.reason}; {detail}). **With a global lock, the GVL part of the"
-                           f" explanation holds on {path}.**")
-                verdicts[f"GVL part, with --gvl, on {path}"] = Judgement(SUPPORTED, jg.reason)
-            elif jg.status == NOT_SUPPORTED or (jg.kind == "noise" and jg.n_ns):
-                out.append(f"With the emulated global lock on GET {path}, the worker rows are not slower than"
-                           f" without it ({jg.text()}; {detail}). **With a global lock, the GVL part of the"
-                           f" explanation does not hold on {path}**: the work under the lock is too small"
-                           " to matter there.")
-                verdicts[f"GVL part, with --gvl, on {path}"] = Judgement(NOT_SUPPORTED, jg.reason)
-            else:
-                out.append(f"With the emulated global lock on GET {path}, this run cannot tell whether the lock"
-                           f" costs anything ({jg.text()}).")
-                verdicts[f"GVL part, with --gvl, on {path}"] = Judgement(INCONCLUSIVE, jg.reason, jg.kind)
-        self.explanation = out
-
-    def _single_gvl(self, fam: str, gvl: bool) -> bool:
-        """The single-thread row to set a (--gvl) row against: its --gvl twin when the run has one
-        (Ruby's single thread runs under its GVL too, uncontended), else the row without a lock."""
-        return gvl and self.idx.row(single_label(fam), True) is not None
-
-    def _fraction_of_single(self, fam: str, label: str, gvl: bool, path: str | None = None) -> float | None:
-        """Geometric mean over load points of row req/s ÷ the family's single-thread req/s."""
-        ln = self._pair(label, single_label(fam), gvl, self._single_gvl(fam, gvl), "", path=path)
-        if ln is None:
-            return None
-        return stats.geometric_mean([c.ci.ratio for c in ln.comps if c.ci])
+    def _judge(self, d: Declared) -> Finding:
+        f = Finding(d)
+        loads = self._loads_by_key()
+        primary = loads.get((d.primary_path, d.primary_load))
+        secondary = []
+        for ld in loads.values():
+            if ld is not primary and ld not in secondary:
+                secondary.append(ld)
+        for comp in d.comparisons:
+            gvl = bool(comp.get("gvl"))
+            ga, gb = bool(comp.get("gvl_a", gvl)), bool(comp.get("gvl_b", gvl))
+            ras, rbs = _rows_for(self.idx, comp["a"], ga), _rows_for(self.idx, comp["b"], gb)
+            name = (f"{_spec_name(comp['a'])}{' --gvl' if ga else ''} / {_spec_name(comp['b'])}"
+                    f"{' --gvl' if gb else ''}")
+            if not ras or not rbs:
+                f.missing.append(name)
+                continue
+            pr = published_ratio(self.pub, comp, d.published_column)
+            for a in ras:
+                for b in rbs:
+                    if a.key == b.key:
+                        continue
+                    results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
+                    deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
+                    if deciding is None:
+                        dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
+                        if results and results[0].primary is not None:
+                            dec = Decision(UNDECIDED, "no declared metric can decide at the primary point: "
+                                           + "; ".join(r.primary.why_not for r in results if r.primary), None)
+                        by = None
+                    else:
+                        dec, by = deciding.decision, deciding.spec.metric
+                    # Published magnitudes are req/s ratios: checked against the measured req/s effect.
+                    rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
+                    rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
+                    mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
+                    f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag))
+        f.overall = combine(f.lines)
+        return f
 
 
 def render_findings(an: Analysis, heading_level: int = 2) -> str:
     h = "#" * heading_level
     out: list[str] = []
-    if not an.has_data:
-        out += [f"{h} Published findings", "",
-                "No rows of this run carry labels of the published table (ever/nio4r single thread,"
-                " N worker threads), so the published findings cannot be judged from it.", ""]
+    if not an.findings:
+        out += [f"{h} Published findings", "", "No published table with declared findings applies to this run.", ""]
         return "\n".join(out)
-    run = an.run
-    loads = an._loads()
-    out += [f"{h} Published findings, judged from run `{run.run_id}`", "",
-            f"On GET {an.main_path} (the published table's path). Each cell: ratio of medians (claimed winner /"
-            f" claimed loser, req/s) with its {stats.interval_method_text()}; ✓ the claim holds"
-            f" at that load point (interval excludes 1 in the claimed direction), ✗ reversed, ~ not significant"
-            f" or fewer than {stats.MIN_REPS_FOR_CI} repetitions. † ‡ § mark points that were not server-bound"
-            " (client-bound, error-bound, unclear). A judgement is *supported* when the claim holds at some"
-            " load points, is reversed at none and holds at least as often as it is within noise; *not"
-            " supported* symmetrically; otherwise *inconclusive*.", ""]
+    out += [f"{h} Published findings, judged from run `{an.run.run_id}`", "",
+            "Each finding was declared in the published table's data before any run: its primary load point"
+            " (where the server, not wrk, is the bound on a 2-core machine), its claimed direction, its margin"
+            " where it claims no real difference, its published magnitude and its metrics. Effects are ratios"
+            f" (row a / row b) with a {stats.interval_method_text()}. The verdict comes from the first"
+            " listed metric that can decide at the primary point (req/s only at server-bound points; CPU per"
+            " request only where wrk, not the server, was saturated; system calls and context switches per"
+            " request wherever the point did not fail): *supported* (the interval excludes the null in the"
+            " claimed direction), *contradicted* (in the other direction), *equivalent* (both one-sided tests"
+            " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
+            " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
+            " direction passes at 5% after Holm's correction over that comparison's secondary points, ~ neither,"
+            " · the metric cannot decide there.", ""]
     for f in an.findings:
-        out += [f"{h}# Finding {f.fid}: {f.title}", "", f"Claim: {f.claim}", ""]
-        if f.published_evidence:
-            out += ["Published ratios: " + "; ".join(f.published_evidence) + ".", ""]
-        if f.lines:
-            out.append("| Comparison | " + " | ".join(column_label(ld) for ld in loads) + " |")
-            out.append("|---" * (len(loads) + 1) + "|")
-            for scope, ln in f.lines:
-                cells = []
-                for ld in loads:
-                    c = next((c for c in ln.comps if c.load.lid == ld.lid), None)
-                    if c is None or c.ci is None:
-                        cells.append("")
-                    else:
-                        cells.append(f"{fmt_ci(c.ci)} {MARK_SYMBOL[c.mark]}{c.marks()}")
-                out.append(f"| {ln.name} | " + " | ".join(cells) + " |")
-            out.append("")
-            for scope, ln in f.lines:
-                out.append(f"- {ln.name}: {ln.judgement.text()}")
-            out.append("")
-        for n in f.notes:
-            out += [n, ""]
-        for scope, j in f.overall.items():
-            out.append(f"**Judgement ({scope}): {j.status}** ({j.reason}).")
-            out.append("")
-    if an.gvl_paths:
-        out += [f"{h}# What --gvl changes", "",
-                "Ratio no lock / --gvl of the same worker row (✓: the lock makes it slower), per path;"
-                " then worker req/s as a fraction of the single-thread row (geometric mean over load"
-                " points) without and with the lock (with the lock: against the single-thread row with"
-                " the lock when the run has one, as Ruby's single thread also holds its GVL).", ""]
-        for path, lines, slowdown in an.gvl_paths:
-            ploads = an._loads(path)
-            out += [f"On GET {path}:", ""]
-            out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
-            out.append("|---" * (len(ploads) + 1) + "|")
-            for ln in an.gvl_context.get(path, []) + lines:
-                cells = []
-                for ld in ploads:
-                    c = next((c for c in ln.comps if c.load.lid == ld.lid), None)
-                    cells.append(f"{fmt_ci(c.ci)} {MARK_SYMBOL[c.mark]}{c.marks()}" if c and c.ci else "")
-                out.append(f"| {ln.name} | " + " | ".join(cells) + " |")
-            out.append("")
-            if slowdown:
-                out.append("| Worker row | fraction of single thread, no lock | with --gvl |")
-                out.append("|---|---|---|")
-                for lab, by in slowdown.items():
-                    a = f"{by[False]:.2f}" if False in by else ""
-                    b = f"{by[True]:.2f}" if True in by else ""
-                    out.append(f"| {lab} | {a} | {b} |")
-                out.append("")
-    out += [f"{h}# Does the published explanation (GVL + queue contention) hold for C++?", ""]
-    for s in an.explanation:
-        out += [f"- {s}"]
-    out.append("")
-    for scope, j in an.explanation_verdicts.items():
-        out.append(f"**{scope}: {j.status}** ({j.reason}).")
+        d = f.decl
+        m0 = d.metrics[0]
+        claim = {"greater": f"a/b > {m0.null_ratio:g}", "less": f"a/b < {m0.null_ratio:g}",
+                 "equivalent": f"a/b within ±{((m0.margin or 1) - 1) * 100:.0f}%"}[m0.direction]
+        out += [f"{h}# Finding {d.fid}: {d.title}", "", f"Claim: {d.claim}", "",
+                f"Declared: primary load point GET {d.primary_path} `{d.primary_load}`; metrics "
+                + ", ".join(f"{METRICS[m.metric][1]} ({ {'greater': '>', 'less': '<', 'equivalent': '≈'}[m.direction]})"
+                            for m in d.metrics) + f"; claim {claim} on the first.", ""]
+        if d.note:
+            out += [d.note, ""]
+        if not f.lines:
+            out += [f"**{NO_DATA}**: the run has no rows for "
+                    + ", ".join(f"`{n}`" for n in f.missing) + ".", ""]
+            continue
+        out.append("| Comparison (a / b) | Metric | Primary point: effect (95% CI) | Verdict | Secondary points |")
+        out.append("|---|---|---|---|---|")
+        for ln in f.lines:
+            for r in ln.results:
+                prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
+                secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == d.primary_path else ' ' + pe.load.lid.path}:"
+                                f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
+                out.append(f"| {ln.name} | {METRICS[r.spec.metric][1]} | {prim} | {r.decision.text()} | {secs} |")
         out.append("")
+        for ln in f.lines:
+            by = f" (decided on {METRICS[ln.decided_by][1]})" if ln.decided_by else ""
+            out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
+        if f.missing:
+            out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
+        out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
     return "\n".join(out)
 
 
 def summary_rows(an: Analysis) -> list[tuple[str, str, str]]:
-    """(finding, scope, judgement text) for report summaries and tests."""
-    rows = []
-    for f in an.findings:
-        for scope, j in f.overall.items():
-            rows.append((f"{f.fid}. {f.title}", scope, j.text()))
-    for scope, j in an.explanation_verdicts.items():
-        rows.append(("GVL + queue contention explanation", scope, j.text()))
-    return rows
+    """(finding, scope, verdict text) for report summaries and tests."""
+    return [(f"{f.fid}. {f.title}", "primary", f.overall.text()) for f in an.findings]
+
+
+@dataclass
+class Spread:
+    """Run-to-run spread of one metric over a run: |a - b| / mean(a, b) over every pair of
+    repetitions of every point (row x load) that has at least two."""
+    metric: str
+    n_points: int
+    n_pairs: int
+    median: float | None
+    p90: float | None
+
+
+SPREAD_METRICS = ("req_per_s", "server_cpu_us_per_req", "syscalls_per_req", "ctx_switches_per_req")
+
+
+def run_spread(run: Run, metrics: tuple = SPREAD_METRICS) -> list[Spread]:
+    """Each metric's spread between repetitions (median and 90th percentile of the relative
+    differences), for REPORT.md to state from the runs rather than by hand."""
+    out = []
+    for m in metrics:
+        diffs, n_points = [], 0
+        for cell in run.cells.values():
+            if cell.load.lid.idle:
+                continue
+            vals, _blocks = cell_values(cell, m)
+            if len(vals) >= 2:
+                n_points += 1
+                diffs += stats.relative_differences(vals)
+        out.append(Spread(m, n_points, len(diffs), stats.percentile(diffs, 0.5), stats.percentile(diffs, 0.9)))
+    return out
+
+
+def render_spread(run: Run) -> str:
+    lines = ["| Metric | points | pairs of repetitions | median difference | 90th percentile |", "|---|---|---|---|---|"]
+    for s in run_spread(run):
+        fmt = (lambda x: "" if x is None else f"{x * 100:.1f}%")
+        lines.append(f"| {METRICS[s.metric][1]} | {s.n_points} | {s.n_pairs} | {fmt(s.median)} | {fmt(s.p90)} |")
+    return "\n".join(lines) + "\n"

@@ -125,21 +125,33 @@ def window(before: dict, after: dict) -> dict:
     }
 
 
-def parse_system_stat(text: str) -> dict:
-    """{'all' | '<cpu number>': (busy ticks, total ticks)} from /proc/stat's cpu lines.
+# /proc/stat's per-CPU columns, in order (proc(5)); guest time is already inside user.
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
-    busy = user + nice + system + irq + softirq + steal (guest time is inside user);
-    total = busy + idle + iowait.
-    """
+
+def parse_system_stat_fields(text: str) -> dict:
+    """{'all' | '<cpu number>': {field: ticks}} for STAT_FIELDS from /proc/stat's cpu lines."""
     out = {}
     for line in text.splitlines():
         if not line.startswith("cpu"):
             continue
         name, *values = line.split()
         v = [int(x) for x in values[:8]] + [0] * max(0, 8 - len(values))
-        user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
-        busy = user + nice + system + irq + softirq + steal
-        out["all" if name == "cpu" else name[3:]] = (busy, busy + idle + iowait)
+        out["all" if name == "cpu" else name[3:]] = dict(zip(STAT_FIELDS, v))
+    return out
+
+
+def parse_system_stat(text: str) -> dict:
+    """{'all' | '<cpu number>': (busy ticks, total ticks)} from /proc/stat's cpu lines.
+
+    busy = user + nice + system + irq + softirq. Steal (time the hypervisor ran something else
+    while this vCPU wanted to run) is not busy: it is disturbance, reported apart by
+    cpu_window. total = busy + idle + iowait + steal.
+    """
+    out = {}
+    for cpu, f in parse_system_stat_fields(text).items():
+        busy = f["user"] + f["nice"] + f["system"] + f["irq"] + f["softirq"]
+        out[cpu] = (busy, busy + f["idle"] + f["iowait"] + f["steal"])
     return out
 
 
@@ -154,3 +166,100 @@ def machine_window(before: dict, after: dict, ticks_per_s: int) -> dict:
     b0, _ = before.get("all", (0, 0))
     b1, _ = after.get("all", (0, 0))
     return {"cpu_busy": busy, "busy_cpu_s": round((b1 - b0) / ticks_per_s, 3)}
+
+
+def parse_softirqs(text: str) -> dict:
+    """{'<cpu number>': {softirq name: count}} from /proc/softirqs (counts, not time)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return {}
+    cpus = [c[3:] for c in lines[0].split()]
+    out = {c: {} for c in cpus}
+    for ln in lines[1:]:
+        name, *counts = ln.split()
+        for c, n in zip(cpus, counts):
+            out[c][name.rstrip(":")] = int(n)
+    return out
+
+
+def cpu_window(stat_before: str, stat_after: str, softirqs_before: str | None,
+               softirqs_after: str | None, server_cpus: list[str], client_cpus: list[str]) -> dict:
+    """Per-CPU time split over one measured window, from two /proc/stat (and /proc/softirqs) texts.
+
+    Returns {"cpus": {cpu: {"busy_frac", "user_frac", "system_frac", "irq_frac",
+    "softirq_frac", "steal_frac", "idle_frac", "net_rx", "net_tx"}}, "softirq_frac":
+    {"server", "client"}, "steal_frac": {"server", "client"}, "busy_frac": {...}} where each
+    fraction is of the CPU's wall time in the window and server/client average their CPUs.
+    busy excludes steal. softirq time is only what the tick sampled in softirq context: with
+    no CONFIG_IRQ_TIME_ACCOUNTING, softirq work done on the way out of a system call is charged
+    to the task as system time, so this undercounts it (method section of REPORT.md).
+    """
+    a = parse_system_stat_fields(stat_before)
+    b = parse_system_stat_fields(stat_after)
+    sa = parse_softirqs(softirqs_before) if softirqs_before else {}
+    sb = parse_softirqs(softirqs_after) if softirqs_after else {}
+    cpus = {}
+    for cpu, f1 in b.items():
+        if cpu == "all" or cpu not in a:
+            continue
+        d = {k: f1[k] - a[cpu][k] for k in STAT_FIELDS}
+        total = sum(d.values())
+        if total <= 0:
+            continue
+
+        def frac(x):
+            return round(x / total, 4)
+
+        entry = {"busy_frac": frac(d["user"] + d["nice"] + d["system"] + d["irq"] + d["softirq"]),
+                 "user_frac": frac(d["user"] + d["nice"]), "system_frac": frac(d["system"]),
+                 "irq_frac": frac(d["irq"]), "softirq_frac": frac(d["softirq"]),
+                 "steal_frac": frac(d["steal"]), "idle_frac": frac(d["idle"] + d["iowait"])}
+        if cpu in sa and cpu in sb:
+            for name, key in (("NET_RX", "net_rx"), ("NET_TX", "net_tx")):
+                if name in sa[cpu] and name in sb[cpu]:
+                    entry[key] = sb[cpu][name] - sa[cpu][name]
+        cpus[cpu] = entry
+
+    def mean_of(which, field):
+        vals = [cpus[c][field] for c in which if c in cpus]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    out = {"cpus": cpus}
+    for field in ("softirq_frac", "steal_frac", "busy_frac"):
+        out[field] = {"server": mean_of(server_cpus, field), "client": mean_of(client_cpus, field)}
+    return out
+
+
+def cpu_list(spec: str | None) -> list[str]:
+    """"0", "0-1", "0,2" -> ["0"], ["0", "1"], ["0", "2"] (taskset's list syntax)."""
+    out = []
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out += [str(i) for i in range(int(lo), int(hi) + 1)]
+        elif part:
+            out.append(part)
+    return out
+
+
+def read_softirqs() -> str | None:
+    try:
+        with open("/proc/softirqs", encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+# Steal above 5% of a pinned CPU's window: the vCPU was runnable but the hypervisor ran something
+# else for a twentieth of the window, as large as a typical run-to-run difference, so the point
+# is flagged (its CPU time is not inflated by it: steal is not charged to the task).
+STEAL_DISTURBED_FRAC = 0.05
+
+
+def steal_disturbance(machine: dict | None) -> str | None:
+    """"DISTURBED: hypervisor steal ..." when a pinned side's steal exceeds STEAL_DISTURBED_FRAC."""
+    steal = (machine or {}).get("steal_frac") or {}
+    bad = [f"{side} CPU {v * 100:.0f}%" for side, v in sorted(steal.items())
+           if isinstance(v, (int, float)) and v > STEAL_DISTURBED_FRAC]
+    return "DISTURBED: hypervisor steal " + ", ".join(bad) if bad else None

@@ -15,6 +15,7 @@ from .tables import parse_latency
 
 PUBLISHED_DIR = os.path.join(REPO_ROOT, "results", "published")
 _CELL = re.compile(r"^\s*(\d+)\s*\(\s*([0-9.]+\s*(?:us|ms|s|m|h))\s*\)\s*$")
+_BARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")  # req/s only (a table that published no latency)
 
 
 class PublishedError(Exception):
@@ -25,7 +26,7 @@ class PublishedError(Exception):
 class PubCell:
     text: str
     req_per_s: float
-    latency_text: str
+    latency_text: str | None
     latency_us: float | None
 
 
@@ -65,9 +66,13 @@ class Published:
 def parse_cell(text: str | None, where: str) -> PubCell | None:
     if text is None or text == "":
         return None
+    text = str(text)
+    bare = _BARE.match(text)
+    if bare:
+        return PubCell(text=text, req_per_s=float(bare.group(1)), latency_text=None, latency_us=None)
     m = _CELL.match(text)
     if not m:
-        raise PublishedError(f"{where}: cell {text!r} is not 'REQS (LATENCY)'")
+        raise PublishedError(f"{where}: cell {text!r} is neither 'REQS (LATENCY)' nor 'REQS'")
     return PubCell(text=text, req_per_s=float(m.group(1)), latency_text=m.group(2).replace(" ", ""),
                    latency_us=parse_latency(m.group(2).replace(" ", "")))
 

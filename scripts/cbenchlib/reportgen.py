@@ -1,9 +1,10 @@
-"""Reports: a run's report.md, and the generated sections of the root REPORT.md.
+"""Reports: a run's report.md, and the root REPORT.md.
 
-The root REPORT.md is hand-written except between `<!-- BEGIN GENERATED: name -->` and
-`<!-- END GENERATED: name -->`; those sections are regenerated from the run directory that
-results/reference-runs.toml maps each name to. Text outside the markers is never touched.
-Every generated section names the run directory its numbers come from.
+The root REPORT.md is rendered from the template REPORT.md.in (reporttpl: placeholders in the
+prose, IF REFERENCE blocks), then its sections between `<!-- BEGIN GENERATED: name -->` and
+`<!-- END GENERATED: name -->` are regenerated from the run directory that
+results/reference-runs.toml maps each name to. Every generated section names the run directory
+its numbers come from. Without a template (tests' own files) only the marked sections change.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
 DEFAULT_REPORT = os.path.join(REPO_ROOT, "REPORT.md")
+DEFAULT_TEMPLATE = os.path.join(REPO_ROOT, "REPORT.md.in")
 # A marker is a whole line of its own, so prose may quote the marker syntax inline.
 _SECTION = re.compile(r"^(<!-- BEGIN GENERATED: (?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)"
                       r"^(<!-- END GENERATED: (?P=name) -->)$", re.S | re.M)
@@ -130,6 +132,15 @@ def read_config(path: str) -> dict:
 
 def placeholder(name: str, sec: dict | None) -> str:
     what = (sec or {}).get("scenario", name)
+    kept = (sec or {}).get("kept")
+    if kept:
+        where = (sec or {}).get("kept_machine")
+        return (f"_Not yet remade on this machine._ The run of scenario `{what}` kept in `{kept}/`"
+                + (f" was made on another machine ({where})" if where else " was made on another machine")
+                + " and from another commit than this report's reference set; it is kept for"
+                f" `cbench compare --replication`, and none of its numbers is part of this report."
+                f" After remaking the sweep here from the reference commit, set"
+                f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`.\n")
     return (f"_Not yet run._ No reference run of scenario `{what}` is listed for this section in"
             f" `results/reference-runs.toml`; after the sweep on the reference machine, set"
             f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`."
@@ -142,6 +153,8 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     if not run_dir:
         return placeholder(name, sec)
     full = run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir)
+    if is_calibration_dir(full):
+        return calibration_text(full, os.path.relpath(os.path.abspath(full), os.path.abspath(root)))
     try:
         run = load_run(full)
     except RunError as exc:
@@ -149,8 +162,8 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     if run.synthetic and not allow_synthetic:
         raise ReportError(f"section {name}: {run_dir} is synthetic test data (meta.json \"synthetic\": true);"
                           " fixtures never go into REPORT.md")
-    ensure_charts(run)
     rel = os.path.relpath(os.path.abspath(run.dir), os.path.abspath(root))
+    ensure_charts(run)
     if micro.is_micro_run(run):
         return micro.section_body(run, rel, chart_links(run, link_prefix=f"{rel}/"))
     latency = (sec or {}).get("latency", "max")
@@ -163,6 +176,63 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
     out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def is_calibration_dir(path: str) -> bool:
+    """A `cbench calibrate` directory: calibration.json and the trials' sweep runs under runs/."""
+    return os.path.exists(os.path.join(path, "calibration.json"))
+
+
+def calibration_runs(path: str) -> list[str]:
+    d = os.path.join(path, "runs")
+    return sorted(os.path.join(d, n) for n in os.listdir(d)) if os.path.isdir(d) else []
+
+
+def _rate(entry: dict) -> str:
+    k, n = entry["k"], entry["n"]
+    lo, hi = entry["ci"]
+    return f"{k} of {n} ({k / n:.0%}; 95% Clopper-Pearson interval {lo:.0%} to {hi:.0%})"
+
+
+def calibration_text(cal_dir: str, rel: str) -> str:
+    """The calibration section, every figure read from CAL_DIR/calibration.json."""
+    import json
+    try:
+        with open(os.path.join(cal_dir, "calibration.json"), encoding="utf-8") as f:
+            c = json.load(f)
+        fp = c["aa_false_positive"]
+        det = {k[len("ab_detection_B"):]: v for k, v in c.items() if k.startswith("ab_detection_B")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ReportError(f"section calibration: {rel}/calibration.json unreadable ({exc})")
+    hand = c.get("handicaps_ns", {})
+    out = [f"Every number in this section comes from `{rel}/calibration.json` (regenerate with"
+           " `make report`).", "",
+           f"- The row's server CPU per request at the calibration point: {c['cpu_us_per_req']:.2f} µs;"
+           " handicaps " + ", ".join(f"{k} = {v} ns" for k, v in hand.items()) + ".",
+           f"- Design: {c['trials']} trials, {c['repetitions']} repetitions of {c['duration_s']} s per row"
+           " and trial (the sweep's default design).",
+           f"- A/A false-positive rate (any verdict but undecided on the same server twice): {_rate(fp)}."]
+    for pct in sorted(det, key=int):
+        out.append(f"- A/B detection rate at +{pct}% CPU per request (verdict supported): {_rate(det[pct])}.")
+    smallest = [int(p) for p in sorted(det, key=int) if det[p]["k"] / det[p]["n"] >= 0.8]
+    out.append("- The smallest handicap detected in at least 80% of trials: "
+               + (f"+{smallest[0]}%." if smallest else "none of those tried."))
+    return "\n".join(out) + "\n"
+
+
+def render_template(template_text: str, config: dict, allow_synthetic: bool = False,
+                    root: str = REPO_ROOT, name: str = "REPORT.md.in"):
+    """(REPORT.md text, renderer) from REPORT.md.in: the reference set checked, placeholders
+    filled, then the marked sections generated. Raises ReportError."""
+    from . import reporttpl
+    try:
+        reporttpl.check_reference_set(config, root)
+        rd = reporttpl.Renderer(config, root)
+        text = rd.render(template_text)
+    except reporttpl.TemplateError as exc:
+        raise ReportError(f"{name}: {exc}")
+    check_markers(text, name)
+    return regenerate(text, config, allow_synthetic, root), rd
 
 
 def regenerate(report_text: str, config: dict, allow_synthetic: bool = False, root: str = REPO_ROOT) -> str:

@@ -10,13 +10,17 @@ from .runload import Run, column_label, group_title
 
 # Fields of meta.env that must be equal for a comparison to mean anything.
 ENV_FIELDS = ("cpu_model", "cpu_count", "kernel", "compiler", "server_cpus", "client_cpus")
+# Issue 18 (harness hook): where the server and the load ran (env.topology: "loopback",
+# "across-namespaces", ...); runs written before it existed were all on loopback.
+ENV_DEFAULTS = {"topology": "loopback"}
+ENV_FIELDS += tuple(ENV_DEFAULTS)
 
 
 def env_differences(a: Run, b: Run) -> list[tuple[str, object, object]]:
     """(field, value in A, value in B) for each environment field that differs."""
     diffs = []
     for f in ENV_FIELDS:
-        va, vb = a.env.get(f), b.env.get(f)
+        va, vb = a.env.get(f, ENV_DEFAULTS.get(f)), b.env.get(f, ENV_DEFAULTS.get(f))
         if va != vb:
             diffs.append((f, va, vb))
     return diffs

@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import procstat, sockstat, syscount, verdict, wrk
+from . import kernelnet, procstat, sockstat, syscount, verdict, workers, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 from . import resultio  # the point record's skeleton (new_point) and the run directory's layout
@@ -95,6 +95,10 @@ def model_command(server_bin: str, point: Point, host_addr: str, server_args) ->
         argv.append("--gvl")
     if row.backend:
         argv += ["--backend", row.backend]
+    if row.processes:  # cluster mode and keep-alive policy (issue 15)
+        argv += ["--processes", str(row.processes)]
+    if not row.keepalive:
+        argv += ["--keepalive", "off"]
     return argv + list(row.extra_args) + list(server_args)
 
 
@@ -236,7 +240,7 @@ class Runner:
         argv = model_command(self.server_bin, point, self.addr, self.settings.server_args)
         from . import servercounters  # issue 14: the server's mechanism counters
         counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)
-        argv += counters_args
+        argv += counters_args + servercounters.response_args(self.settings)
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
         deadline = time.monotonic() + self.settings.ready_timeout_s
@@ -357,9 +361,12 @@ class Runner:
                                        s.client_cpus)
             counter.start()
         try:
-            machine_before = procstat.parse_system_stat(self.host.read_system_stat())
+            stat_text_before = self.host.read_system_stat()
+            softirqs_before = procstat.read_softirqs()  # issue 12: per-CPU softirq and steal
+            machine_before = procstat.parse_system_stat(stat_text_before)
             before = procstat.sample(self.host, server.pid)
             counters_before = self._counters_snapshot(point, server)
+            cluster_before = (kernelnet.sample(self.host, server.pid, server.port), workers.sample(self.host, server.pid))
         except OSError:
             if counter:
                 counter.stop()
@@ -369,9 +376,16 @@ class Runner:
         server_alive = server.proc.poll() is None
         after = procstat.sample(self.host, server.pid) if server_alive else None
         counters_after = self._counters_snapshot(point, server) if server_alive else None
+        cluster_after = (kernelnet.sample(self.host, server.pid, server.port), workers.sample(self.host, server.pid)) \
+            if server_alive else ({}, {})
         syscalls_perf = counter.stop() if counter else None
-        machine_after = procstat.parse_system_stat(self.host.read_system_stat())
+        stat_text_after = self.host.read_system_stat()
+        machine_after = procstat.parse_system_stat(stat_text_after)
         record["machine"] = procstat.machine_window(machine_before, machine_after, self.host.clock_ticks())
+        # issue 12 hook (report): per-CPU busy/softirq/steal over the window; steal is disturbance.
+        record["machine"].update(procstat.cpu_window(
+            stat_text_before, stat_text_after, softirqs_before, procstat.read_softirqs(),
+            procstat.cpu_list(s.server_cpus), procstat.cpu_list(s.client_cpus)))
 
         if proc.rusage is not None:
             cpu_user, cpu_sys = proc.rusage.ru_utime, proc.rusage.ru_stime
@@ -393,10 +407,16 @@ class Runner:
         record["server"] = procstat.window(before, after)
         record["server"]["syscalls"] = syscalls_perf
         record["server"]["syscalls_source"] = "perf" if syscalls_perf is not None else "proc-io"
+        # Issue 15: per-worker figures in cluster mode, the kernel's TCP counters, kernel-bound.
+        record["server"]["cluster"] = workers.window(cluster_before[1], cluster_after[1])
+        record["kernel"] = kernelnet.window(cluster_before[0], cluster_after[0], kernelnet.limits(),
+                                            result["requests"],
+                                            result["errors"]["connect"] + result["errors"]["timeout"])
         self._derive(record)
         from . import servercounters  # issue 14
         record["derived"]["counters_per_req"] = servercounters.per_request(
             counters_before, counters_after, result["requests"])
+        kernelnet.apply_verdict(record)
         if result["requests"] == 0:
             raise PointFailed("no response in the measured window (server stopped answering?)")
         if proc.returncode != 0:
@@ -408,6 +428,8 @@ class Runner:
         """The server's mechanism counters now (servercounters.py); None for peers."""
         from . import servercounters
         if point.row.kind == "peer":
+            return None
+        if point.row.processes:  # cluster mode: each worker counts alone; no sum yet (issue 15)
             return None
         return servercounters.snapshot(server.pid, self._counters_path)
 
@@ -452,6 +474,9 @@ class Runner:
         record["verdict"], record["verdict_evidence"] = verdict.judge(
             w, server_util, client_util, self.server_cpu_count, self.client_cpu_count,
             other_cpu_util=other_util)
+        steal_note = procstat.steal_disturbance(machine)  # issue 12 hook: steal is disturbance
+        if steal_note:
+            record["verdict_evidence"] += f"; {steal_note}"
 
     # -- idle connections ---------------------------------------------------------------
     def _measure_idle(self, point: Point, server: ServerHandle, record: dict):

@@ -30,7 +30,8 @@ IDLE_LOAD_KEYS = ("idle_connections",)
 LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
 
 # Keys of a row that may be lists (each value a variant of the row).
-ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend")
+ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend", "processes", "keepalive")
+MAX_PROCESSES = 256         # cluster-mode workers per row (cbench-server --processes)
 
 SETTING_DEFAULTS = {
     "name": None,            # defaults to the file's stem
@@ -52,9 +53,10 @@ SETTING_DEFAULTS = {
     "sequential_points": 16,
     "ready_timeout_s": 10.0,
     "server_args": [],
+    "response": "standard",  # issue 14: "published" = the Ruby examples' 49-byte bare-LF answer
 }
 ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
-            "extra_args", "loads", "command", "config_template")
+            "extra_args", "loads", "command", "config_template", "processes", "keepalive")
 LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS
 
 # Built-in peers (issue 7): a row `kind = "peer"` naming one of these needs no `command` or
@@ -105,12 +107,20 @@ class Row:
     loads: tuple[str, ...] | None        # load-set names; None = all
     command: tuple[str, ...] | None      # peer rows only
     config_template: str | None          # peer rows only
+    # Issue 15 (defaults keep the ids of earlier rows): --processes N workers (None: one process
+    # serves), and keepalive = false for --keepalive off.
+    processes: int | None = None
+    keepalive: bool = True
 
     @property
     def id(self) -> str:
         """Stable identity of the row's server command (labels and keys excluded)."""
         parts = [self.model, f"t{self.threads}", self.queues or "-",
                  f"gvl{int(self.gvl)}", self.backend or "-"]
+        if self.processes:
+            parts.append(f"p{self.processes}")
+        if not self.keepalive:
+            parts.append("keepalive-off")
         if self.extra_args:
             parts.append(" ".join(self.extra_args))
         return "|".join(parts)
@@ -118,7 +128,8 @@ class Row:
     def to_json(self) -> dict:
         return {"key": self.key, "label": self.label, "kind": self.kind, "model": self.model,
                 "threads": self.threads, "queues": self.queues, "gvl": self.gvl,
-                "backend": self.backend, "extra_args": list(self.extra_args)}
+                "backend": self.backend, "extra_args": list(self.extra_args),
+                "processes": self.processes, "keepalive": self.keepalive}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +197,7 @@ class Settings:
     seed: int
     ready_timeout_s: float
     server_args: tuple[str, ...]
+    response: str = "standard"  # issue 14: cbench-server --response (codec.h ResponseStyle); not for peers
     target_ci_pct: float | None = None
     max_repetitions: int | None = None
     published: str | None = None
@@ -379,6 +391,7 @@ class _Validator:
             seed=self.int_("seed", s["seed"], 0, 2**63 - 1),
             ready_timeout_s=self.number("ready_timeout_s", s["ready_timeout_s"], 0.1, 600),
             server_args=self.str_list("server_args", s["server_args"]),
+            response=self.str_("response", s["response"], ("standard", "published")),
             target_ci_pct=None if s["target_ci_pct"] is None
             else self.number("target_ci_pct", s["target_ci_pct"], 0.1, 1000),
             max_repetitions=None if s["max_repetitions"] is None
@@ -496,6 +509,9 @@ class _Validator:
                 "gvl": self.one_or_list(f"{where}.gvl", table.get("gvl", False), self.bool_),
                 "backend": self.one_or_list(f"{where}.backend", table.get("backend", None),
                                             lambda k, x: x if x is None else self.str_(k, x, BACKENDS)),
+                "processes": self.one_or_list(f"{where}.processes", table.get("processes", None),
+                                              lambda k, x: x if x is None else self.int_(k, x, 1, MAX_PROCESSES)),
+                "keepalive": self.one_or_list(f"{where}.keepalive", table.get("keepalive", True), self.bool_),
             }
             extra = self.str_list(f"{where}.extra_args", table.get("extra_args", []))
             label = table.get("label")
@@ -512,7 +528,7 @@ class _Validator:
                                   f"(defined: {', '.join(load_sets)})")
             command = config_template = None
             if kind == "peer":
-                for k in ("queues", "gvl", "backend"):
+                for k in ("queues", "gvl", "backend", "processes", "keepalive"):
                     if k in table:
                         self.fail(f"{where}.{k}", "a cbench-server flag; peer rows take only threads "
                                   "(and extra_args, appended to the peer's command)")
@@ -540,18 +556,21 @@ class _Validator:
                 if len(combos) > 1:
                     self.fail(f"{where}.key", "an explicit key needs a row without lists "
                               f"(this row expands to {len(combos)} variants)")
-            for threads, queues, gvl, backend in combos:
+            for threads, queues, gvl, backend, processes, keepalive in combos:
                 fmt = dict(model=model, threads=threads, queues=queues or "", gvl="gvl" if gvl else "",
-                           backend=backend or "")
+                           backend=backend or "", processes=processes or 1,
+                           keepalive="" if keepalive else "keepalive off")
                 try:
                     row_label = None if label is None else label.format(**fmt)
                 except (KeyError, IndexError, ValueError) as exc:
                     self.fail(f"{where}.label", f"bad placeholder {exc} (allowed: "
-                              "{model} {threads} {queues} {gvl} {backend})")
-                key = table.get("key") or _row_key(model, threads, queues, gvl, backend, extra)
+                              "{model} {threads} {queues} {gvl} {backend} {processes} {keepalive})")
+                key = table.get("key") or _row_key(model, threads, queues, gvl, backend, extra,
+                                                   processes, keepalive)
                 row = Row(key=key, label=row_label, kind=kind, model=model, threads=threads,
                           queues=queues, gvl=gvl, backend=backend, extra_args=extra,
-                          loads=row_loads, command=command, config_template=config_template)
+                          loads=row_loads, command=command, config_template=config_template,
+                          processes=processes, keepalive=keepalive)
                 if key in keys:
                     self.fail(f"{where}.key", f"row key {key!r} is also the key of {keys[key]}")
                 keys[key] = where
@@ -569,8 +588,12 @@ class _Validator:
         return rows
 
 
-def _row_key(model, threads, queues, gvl, backend, extra) -> str:
+def _row_key(model, threads, queues, gvl, backend, extra, processes=None, keepalive=True) -> str:
     key = f"{model} t{threads}"
+    if processes:
+        key += f" p{processes}"
+    if not keepalive:
+        key += " keepalive-off"
     if queues:
         key += f" {queues}"
     if gvl:

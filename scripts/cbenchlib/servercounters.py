@@ -3,7 +3,8 @@
 cbench-server --counters-out PATH writes cumulative counts as JSON on SIGUSR1 and at exit. The
 runner takes a snapshot just before and just after its measured window; the difference divided
 by the window's requests is recorded per point as `derived.counters_per_req`, beside system calls
-and context switches. Kept apart from runner.py so the hook there stays three lines.
+and context switches. Kept apart from runner.py so the hook there stays three lines. Also home to the other issue 14
+server argument the runner adds: the scenario setting `response` (response_args).
 """
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ def server_args(logs_dir: str, tag: str) -> tuple[list[str], str]:
     """Arguments that make cbench-server write its counters, and the file they go to."""
     path = os.path.join(logs_dir, f"{tag}-counters.json")
     return ["--counters-out", path], path
+
+
+def response_args(settings) -> list[str]:
+    """The scenario setting `response` as cbench-server arguments (none for the default)."""
+    style = getattr(settings, "response", "standard")
+    return [] if style == "standard" else ["--response", style]
 
 
 def read(path: str) -> dict | None:

@@ -12,10 +12,12 @@ All pure functions, deterministic.
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats as sps
 
 # Fewer repetitions than this on either side and a ratio has no interval: one value has no spread.
@@ -43,9 +45,16 @@ def geometric_mean(ratios: list[float]) -> float | None:
     return math.exp(sum(math.log(r) for r in good) / len(good))
 
 
+@functools.lru_cache(maxsize=4096)
 def t_quantile(p: float, df: float) -> float:
-    """Student's t quantile at probability p with (possibly fractional) df, from scipy."""
+    """Student's t quantile at probability p with (possibly fractional) df, from scipy (cached:
+    the same few quantiles are asked for thousands of times by the sequential rule)."""
     return float(sps.t.ppf(p, df))
+
+
+@functools.lru_cache(maxsize=64)
+def _t_quantiles(p: float, df: tuple) -> np.ndarray:
+    return sps.t.ppf(p, np.array(df))
 
 
 def t975(df: float) -> float:
@@ -238,27 +247,34 @@ def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
 MAX_REPS_SEARCH = 1000
 
 
+def _sizes(ci: RatioCI, start: int):
+    """Candidate repetition counts n (start..MAX_REPS_SEARCH) with the standard error and df the
+    interval would have at n if the spread stayed as observed (paired: blocks; Welch: per row)."""
+    n = np.arange(max(2, start), MAX_REPS_SEARCH + 1, dtype=float)
+    if ci.method == "paired-t":
+        return n, ci.log_sd / np.sqrt(n), n - 1.0
+    return n, ci.log_sd * np.sqrt(2.0 / n), 2.0 * n - 2.0
+
+
 def reps_to_decide(ci: RatioCI | None, margin: float | None = None,
                    confidence: float = CONFIDENCE) -> int | None:
-    """Repetitions per row (blocks, when paired) that would decide the comparison if the effect
-    and the spread stayed as observed: the interval excludes 1 (or, with a margin, the
-    equivalence interval fits inside it, whichever needs fewer); None when the spread is
-    unknown; MAX_REPS_SEARCH + 1 when no count up to MAX_REPS_SEARCH would."""
+    """Repetitions per row (blocks, when paired), more than were measured, that would decide the
+    comparison if the effect and the spread stayed as observed: the interval excludes 1 (or, with
+    a margin, both one-sided tests pass, whichever needs fewer); None when the spread is unknown;
+    MAX_REPS_SEARCH + 1 when no count up to MAX_REPS_SEARCH would."""
     if ci is None or ci.log_sd is None:
         return None
     d = abs(math.log(ci.ratio))
-    sd = ci.log_sd
-    paired = ci.method == "paired-t"
-    for n in range(2, MAX_REPS_SEARCH + 1):
-        se = sd / math.sqrt(n) if paired else sd * math.sqrt(2.0 / n)
-        df = n - 1 if paired else 2 * n - 2
-        if se == 0:
-            return n
-        if d > t_quantile(0.5 + confidence / 2.0, df) * se:
-            return n
-        if margin is not None and margin > 1.0 and d + t_quantile(1.0 - (1.0 - confidence), df) * se < math.log(margin):
-            return n
-    return MAX_REPS_SEARCH + 1
+    # Start above what was measured: the measured count did not decide it (Welch's df at the
+    # measured count can be lower than the pooled df assumed here).
+    n, se, df = _sizes(ci, min(ci.n_num, ci.n_den) + 1)
+    if ci.log_sd == 0:
+        return int(n[0])
+    ok = d > _t_quantiles(0.5 + confidence / 2.0, tuple(df)) * se
+    if margin is not None and margin > 1.0:
+        ok |= d + _t_quantiles(confidence, tuple(df)) * se < math.log(margin)
+    hits = np.nonzero(ok)[0]
+    return int(n[hits[0]]) if hits.size else MAX_REPS_SEARCH + 1
 
 
 def reps_for_half_width(ci: RatioCI | None, target_pct: float, confidence: float = CONFIDENCE) -> int | None:
@@ -266,14 +282,10 @@ def reps_for_half_width(ci: RatioCI | None, target_pct: float, confidence: float
     target_pct percent at the observed spread; None when unknown."""
     if ci is None or ci.log_sd is None or target_pct <= 0:
         return None
-    target = math.log(1.0 + target_pct / 100.0)
-    paired = ci.method == "paired-t"
-    for n in range(2, MAX_REPS_SEARCH + 1):
-        se = ci.log_sd / math.sqrt(n) if paired else ci.log_sd * math.sqrt(2.0 / n)
-        df = n - 1 if paired else 2 * n - 2
-        if t_quantile(0.5 + confidence / 2.0, df) * se <= target:
-            return n
-    return MAX_REPS_SEARCH + 1
+    n, se, df = _sizes(ci, min(ci.n_num, ci.n_den))
+    ok = _t_quantiles(0.5 + confidence / 2.0, tuple(df)) * se <= math.log(1.0 + target_pct / 100.0)
+    hits = np.nonzero(ok)[0]
+    return int(n[hits[0]]) if hits.size else MAX_REPS_SEARCH + 1
 
 
 def relative_differences(values: list[float]) -> list[float]:

@@ -12,7 +12,8 @@ from . import stats
 from .runload import Cell, Load, Run, column_label, group_title
 
 # Marks for cells whose repetitions were not all server-bound; each table's legend names them.
-VERDICT_MARKS = {"client-bound": "†", "error-bound": "‡", "unclear": "§", "both-saturated": "¤"}
+VERDICT_MARKS = {"client-bound": "†", "error-bound": "‡", "unclear": "§", "both-saturated": "¤",
+                 "kernel-bound": "♯"}  # issue 15: a kernel TCP limit, not the model (kernelnet.py)
 OTHER_VERDICT_MARK = "¶"  # a verdict this reader does not know (the schema may grow)
 FAILED_MARK = "✗"
 

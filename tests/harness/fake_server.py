@@ -41,6 +41,7 @@ def main():
     p.add_argument("--idle-timeout-ms", type=int)
     p.add_argument("--crash-after", type=int, default=200)
     p.add_argument("--counters-out")  # as cbench-server: JSON on SIGUSR1 (requests as dispatches)
+    p.add_argument("--response")      # as cbench-server (ignored: the fake answers its own bytes)
     a = p.parse_args()
     if a.list:
         for name, desc in MODELS.items():

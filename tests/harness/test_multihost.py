@@ -22,6 +22,12 @@ from common import CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
 
+def skip_if_elsewhere():
+    """harness_unit sets CBENCH_SKIP_MULTIHOST: these tests run once, as harness_multihost."""
+    if os.environ.get("CBENCH_SKIP_MULTIHOST"):
+        raise unittest.SkipTest("runs as its own ctest test (harness_multihost, make test-multihost)")
+
+
 def ip(*args, check=True):
     return subprocess.run([IP] + list(args), capture_output=True, text=True, timeout=30, check=check)
 
@@ -34,6 +40,9 @@ class Topology:
         self.server_ns, self.client_ns = tag + "s", tag + "c"
         net = 10 + os.getpid() % 240
         self.server_addr, self.client_addr = f"10.231.{net}.1", f"10.231.{net}.2"
+        # The harness's own link to the server namespace (for ssh://): 10.232.N.0/24.
+        self.root_link = tag + "r"
+        self.server_ssh_addr, self.root_addr = f"10.232.{net}.1", f"10.232.{net}.2"
         self.created: list[str] = []
 
     def create(self) -> str | None:
@@ -54,20 +63,33 @@ class Topology:
             ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
             ip("-n", ns, "link", "set", dev, "up")
             ip("-n", ns, "link", "set", "lo", "up")
+        ip("link", "add", self.root_link, "type", "veth", "peer", "name", "veth-r", "netns", self.server_ns)
+        self.created.append("link:" + self.root_link)
+        ip("addr", "add", f"{self.root_addr}/24", "dev", self.root_link)
+        ip("link", "set", self.root_link, "up")
+        ip("-n", self.server_ns, "addr", "add", f"{self.server_ssh_addr}/24", "dev", "veth-r")
+        ip("-n", self.server_ns, "link", "set", "veth-r", "up")
         return None
 
     def remove(self):
-        for ns in self.created:
-            ip("netns", "del", ns, check=False)  # deleting a namespace deletes its veth end
+        for name in reversed(self.created):
+            if name.startswith("link:"):
+                ip("link", "del", name[5:], check=False)
+            else:
+                ip("netns", "del", name, check=False)  # deleting a namespace deletes its veth ends
 
     def left(self) -> list[str]:
         names = ip("netns", "list", check=False).stdout.split()
-        return [ns for ns in (self.server_ns, self.client_ns) if ns in names]
+        left = [ns for ns in (self.server_ns, self.client_ns) if ns in names]
+        if ip("link", "show", self.root_link, check=False).returncode == 0:
+            left.append(self.root_link)
+        return left
 
 
 class AcrossNamespaces(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        skip_if_elsewhere()
         cls.topo = Topology()
         why = cls.topo.create()
         if why:
@@ -181,6 +203,154 @@ class AcrossNamespaces(unittest.TestCase):
         self.assertEqual(sorted(p["load"]["key"] for p in points), ["-t1 -c4", "idle 20"])
         self.assertTrue(all(p["status"] == "ok" for p in points), [p["failure"] for p in points])
         self.assertTrue(all(p["commands"]["server"][:3] == [IP, "netns", "exec"] for p in points))
+
+
+class OverSsh(unittest.TestCase):
+    """The server's host is ssh:// (a real sshd in the server namespace, a throwaway host key and
+    an authorized key made here), wrk in the client namespace."""
+
+    @classmethod
+    def setUpClass(cls):
+        skip_if_elsewhere()
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not os.path.exists(sshd):
+            print("test_multihost: ssh skipped: no sshd (scripts/deps.sh installs openssh-server)",
+                  file=sys.stderr, flush=True)
+            raise unittest.SkipTest("no sshd")
+        cls.topo = Topology()
+        why = cls.topo.create()
+        if why:
+            cls.topo.remove()
+            print(f"test_multihost: skipped: {why}", file=sys.stderr, flush=True)
+            raise unittest.SkipTest(why)
+        cls.keys = tempfile.mkdtemp(prefix="cbench-sshkeys-")
+        try:
+            k = cls.keys
+            for name in ("host_key", "client_key"):
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(k, name)],
+                               check=True, timeout=30)
+            shutil.copy(os.path.join(k, "client_key.pub"), os.path.join(k, "authorized_keys"))
+            with open(os.path.join(k, "sshd_config"), "w") as f:
+                f.write(f"ListenAddress {cls.topo.server_ssh_addr}\nHostKey {k}/host_key\n"
+                        f"AuthorizedKeysFile {k}/authorized_keys\nPidFile {k}/sshd.pid\n"
+                        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                        "MaxSessions 100\nMaxStartups 100\n")
+            cls.made_run_sshd = not os.path.isdir("/run/sshd")
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+            cls.sshd = subprocess.Popen([IP, "netns", "exec", cls.topo.server_ns, sshd, "-D", "-e",
+                                         "-f", os.path.join(k, "sshd_config")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+            cls.ssh_opts = (f"-i {k}/client_key -o UserKnownHostsFile=/dev/null "
+                            "-o StrictHostKeyChecking=no -o LogLevel=ERROR")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                r = subprocess.run(["ssh", "-o", "BatchMode=yes"] + cls.ssh_opts.split()
+                                   + [f"root@{cls.topo.server_ssh_addr}", "true"], capture_output=True, timeout=20)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"sshd did not answer: {r.stderr.decode(errors='replace')}")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        sshd = getattr(cls, "sshd", None)
+        if sshd is not None:
+            os.killpg(sshd.pid, signal.SIGTERM)
+            sshd.wait(10)
+        if getattr(cls, "made_run_sshd", False):
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+        shutil.rmtree(getattr(cls, "keys", "/nonexistent"), ignore_errors=True)
+        cls.topo.remove()
+        left = cls.topo.left() + [p for p in processes_matching("sshd_config") if "cbench-sshkeys" in p]
+        assert not left, f"left behind: {left}"
+
+    setUp = AcrossNamespaces.setUp
+    tearDown = AcrossNamespaces.tearDown
+
+    def env(self):
+        return dict(os.environ, CBENCH_SSH_OPTIONS=self.ssh_opts)
+
+    def spec(self):
+        return f"ssh://root@{self.topo.server_ssh_addr}?address={self.topo.server_addr}"
+
+    def argv(self):
+        return [PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                "--out", self.out, "--lock-timeout", "600", "--server-host", self.spec(),
+                "--client-host", f"netns:{self.topo.client_ns}"]
+
+    def test_a_sweep_with_the_server_over_ssh(self):
+        r = subprocess.run(self.argv(), capture_output=True, text=True, timeout=700, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (run_id,) = os.listdir(self.out)
+        with open(os.path.join(self.out, run_id, "meta.json")) as f:
+            meta = json.load(f)
+        with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
+            points = {p["load"]["key"]: p for p in map(json.loads, f)}
+        self.assertEqual(meta["topology"]["server"]["kind"], "ssh")
+        self.assertEqual(meta["topology"]["server"]["env"]["kernel"], os.uname().release)
+        self.assertEqual(meta["topology"]["server"]["address"], self.topo.server_addr)
+        p = points["-t1 -c4"]
+        self.assertEqual(p["status"], "ok", p["failure"])
+        self.assertEqual(p["commands"]["server"][:2], ["ssh", f"root@{self.topo.server_ssh_addr}"])
+        self.assertEqual(p["server_ready"]["host"], self.topo.server_addr)
+        self.assertEqual(p["server_ready"]["pid"], str(p["server_ready"]["pid"]))
+        self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0)  # read over ssh
+        self.assertEqual(p["server_exit_status"], 0)
+        self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
+
+    def test_sigkill_of_the_harness_kills_the_remote_server(self):
+        proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=self.env())
+        try:
+            deadline = time.monotonic() + 700
+            while time.monotonic() < deadline and proc.poll() is None:
+                if any("--model fake-ok" in p and "python3 -c" not in p and "ssh" not in p.split()[1]
+                       for p in processes_matching(self.tmp)):
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(proc.poll(), "the sweep ended before its server started")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        deadline = time.monotonic() + 5
+        while processes_matching(self.tmp) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(processes_matching(self.tmp), [])
+
+    def test_an_unreachable_host_is_named(self):
+        r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin",
+                            self.wrk, "--out", self.out, "--lock-timeout", "600", "--server-host",
+                            f"ssh://nobody@{self.topo.server_ssh_addr}"],
+                           capture_output=True, text=True, timeout=120, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"ssh://nobody@{self.topo.server_ssh_addr}: cannot connect over ssh", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+
+
+class TopologyIsPartOfTheEnvironment(unittest.TestCase):
+    """compare refuses to mix runs measured across namespaces with loopback runs (no namespaces
+    needed: two runs in memory)."""
+
+    def test_compare_refuses_a_different_topology(self):
+        from cbenchlib import runcompare, runload
+        env = {"cpu_model": "x", "cpu_count": 2, "kernel": "k", "compiler": "c",
+               "server_cpus": "0", "client_cpus": "1"}
+        old = runload.Run("old", {"env": dict(env)}, [], False)  # before env.topology existed
+        loop = runload.Run("loop", {"env": dict(env, topology="loopback")}, [], False)
+        ns = runload.Run("ns", {"env": dict(env, topology="across-namespaces")}, [], False)
+        self.assertEqual(runcompare.env_differences(old, loop), [])
+        self.assertEqual(runcompare.env_differences(loop, ns),
+                         [("topology", "loopback", "across-namespaces")])
+        self.assertEqual(runcompare.env_differences(old, ns),
+                         [("topology", "loopback", "across-namespaces")])
 
 
 if __name__ == "__main__":

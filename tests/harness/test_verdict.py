@@ -47,6 +47,20 @@ class Verdicts(unittest.TestCase):
         _, evidence = verdict.judge(w(), 0.5, 0.5, 2, 1)
         self.assertIn("of 2 CPUs", evidence)
 
+    def test_old_records_are_reread_with_both_saturated(self):
+        cases = [
+            ("old server-bound, client busy", {"verdict": "server-bound", "derived": {"client_cpu_util": 0.95}},
+             "both-saturated"),
+            ("server-bound, client idle", {"verdict": "server-bound", "derived": {"client_cpu_util": 0.40}},
+             "server-bound"),
+            ("no client figure", {"verdict": "server-bound"}, "server-bound"),
+            ("client-bound stays", {"verdict": "client-bound", "derived": {"client_cpu_util": 0.99}}, "client-bound"),
+            ("no verdict", {}, "unclear"),
+        ]
+        for label, p, want in cases:
+            with self.subTest(label):
+                self.assertEqual(verdict.point_verdict(p), want)
+
     def test_idle(self):
         self.assertEqual(verdict.judge_idle(100, 100)[0], "unclear")
         v, e = verdict.judge_idle(100, 90)

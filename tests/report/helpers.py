@@ -1,7 +1,9 @@
 """Shared helpers for the reader tests (tests/report): run cbench in-process, fixtures, goldens.
 
 Golden files: tests/report/golden/*.md hold the exact text of a table or comparison. A test
-fails on any difference; UPDATE_GOLDEN=1 rewrites the goldens instead (then review the diff).
+fails on any difference. Rewriting the goldens is a separate command, not a test:
+`/usr/bin/python3 tests/report/update_golden.py` (then review `git diff tests/report/golden`).
+A test run with UPDATE_GOLDEN set fails, so that no test can pass by rewriting its own answer.
 """
 import contextlib
 import importlib.machinery
@@ -46,23 +48,25 @@ def cbench(*argv):
     return rc, out.getvalue(), err.getvalue()
 
 
+def golden_path(name):
+    return os.path.join(GOLDEN, name)
+
+
 def check_golden(testcase, name, text):
-    """Compare text with golden/NAME; UPDATE_GOLDEN=1 writes it instead."""
-    path = os.path.join(GOLDEN, name)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        os.makedirs(GOLDEN, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
+    """Compare text with golden/NAME; fail on any difference (never rewrites the file)."""
+    if os.environ.get("UPDATE_GOLDEN"):
+        testcase.fail("UPDATE_GOLDEN is not honoured by the tests (a test that rewrites its golden"
+                      " passes unconditionally); run /usr/bin/python3 tests/report/update_golden.py")
+    path = golden_path(name)
     if not os.path.exists(path):
-        testcase.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
+        testcase.fail(f"golden file {path} is missing; create it with tests/report/update_golden.py and review it")
     with open(path, encoding="utf-8") as f:
         want = f.read()
     if text != want:
         import difflib
         diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
                                             f"golden/{name}", "actual", n=1))
-        testcase.fail(f"output differs from golden/{name} (UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")
+        testcase.fail(f"output differs from golden/{name} (tests/report/update_golden.py to accept):\n{diff[:6000]}")
 
 
 def write_run(dir_path, points, meta_extra=None, torn_tail=None):

@@ -52,5 +52,43 @@ class CompareRunsTest(unittest.TestCase):
         self.assertIn("nope.json", err)
 
 
+
+EPYC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "results", "runs", "20261122T063927Z-ever-table")
+
+
+class ReplicationTest(unittest.TestCase):
+    """compare --replication: each machine's verdicts side by side, numbers never mixed."""
+
+    def test_epyc_run_beside_a_machine_where_the_single_thread_was_client_bound(self):
+        import math
+        import random
+        rng = random.Random(7)
+        pts = []
+        for key, label, model, rps, verdict in (
+                ("pull-loop t1", "ever single thread", "pull-loop", 90000, "client-bound"),
+                ("worker-pool t1 shared", "ever 1 worker thread", "worker-pool", 50000, "server-bound")):
+            for rep in range(4):
+                p = point(key, rps * math.exp(rng.gauss(0, 0.05)), load_key="-t4 -c64 /spin?us=10", connections=64,
+                          label=label, model=model, rep=rep, path="/spin?us=10", verdict=verdict)
+                pts.append(p)
+        with tempfile.TemporaryDirectory() as tmp:
+            other = write_run(os.path.join(tmp, "xeon"), pts,
+                              {"scenario_name": "ever-table", "env": {"cpu_model": "Intel Xeon (fixture)",
+                                                                      "cpu_count": 2, "kernel": "6.1"}})
+            rc, out, err = cbench("compare", "--replication", EPYC, other, "--published", "ever")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Run 1: `20261122T063927Z-ever-table`", out)
+        self.assertIn("Intel Xeon (fixture)", out)
+        row = next(ln for ln in out.splitlines() if ln.startswith("| ever single thread / ever 1 worker thread |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        self.assertTrue(cells[1].startswith("**supported** 1.77 (1.70–1.84)"), cells)
+        self.assertEqual(cells[2], "**undecided**")  # client-bound req/s never decides, and is not pooled
+        self.assertNotIn("not supported", out)
+
+    def test_needs_two_runs(self):
+        self.assertEqual(cbench("compare", "--replication", RUN_A)[0], 2)
+
+
 if __name__ == "__main__":
     unittest.main()

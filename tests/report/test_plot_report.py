@@ -42,6 +42,27 @@ class PlotAndReportTest(unittest.TestCase):
             self.assertIn("<svg", text, svg)
             self.assertIn("20260101T000000Z-ever-table-synthetic", text, "footer names the run")
 
+    def test_no_two_rows_look_alike_and_families_share_a_colour(self):
+        from cbenchlib import charts, runload
+        run = runload.load_run(self.run_dir)
+        cs = charts.ChartSet(run, out_dir=os.path.join(self.tmp, "unused"))
+        looks = [(cs.colors[k], str(cs.styles[k]), cs.markers[k]) for k in run.rows]
+        self.assertEqual(len(set(looks)), len(looks), "two rows are drawn alike")
+        by_family = {}
+        for k, r in run.rows.items():
+            by_family.setdefault(charts.family(r), set()).add(cs.colors[k])
+        self.assertTrue(all(len(c) == 1 for c in by_family.values()), by_family)
+        self.assertGreater(len({next(iter(c)) for c in by_family.values()}), 1)
+        rc, out, err = self.plot
+        self.assertIn("rps-by-family-root", out)
+
+    def test_interval_of_repetitions(self):
+        from cbenchlib import charts
+        lo, hi = charts.interval_of([100.0, 110.0, 105.0])
+        self.assertLess(lo, 105.0)
+        self.assertGreater(hi, 105.0)
+        self.assertIsNone(charts.interval_of([100.0]))
+
     def test_report_md(self):
         rc, out, err = cbench("report", self.run_dir)
         self.assertEqual(rc, 0, err)
@@ -49,7 +70,7 @@ class PlotAndReportTest(unittest.TestCase):
         with open(path, encoding="utf-8") as f:
             text = f.read()
         for heading in ("# Report of run 20260101T000000Z-ever-table-synthetic", "## Tables",
-                        "## Published table `ever`", "### Finding 1:", "### What --gvl changes", "## Charts"):
+                        "## Published table `ever`", "### Finding 1:", "### Finding 5: The GVL makes worker threads slower", "## Charts"):
             self.assertIn(heading, text)
         self.assertIn("](charts/rps-vs-connections-root.png)", text)
 
@@ -150,9 +171,27 @@ class RootReportTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("'a'", err)
 
-
-if __name__ == "__main__":
-    unittest.main()
+    def test_template_is_rendered_when_present(self):
+        """REPORT.md.in beside the report: placeholders are filled, and one naming a row the run
+        lacks fails with the template line and leaves the report untouched."""
+        self.write_config(f"results/runs/{os.path.basename(RUN_A)}")
+        with open(self.report + ".in", "w") as f:
+            f.write("# T\n\nSingle thread: {{v ever-table | pull-loop t1 | -t2 -c10 | rps}} req/s.\n\n"
+                    "<!-- BEGIN GENERATED: connections -->\n<!-- END GENERATED: connections -->\n")
+        rc, out, err = self.root("--allow-synthetic")
+        self.assertEqual(rc, 0, err)
+        with open(self.report) as f:
+            text = f.read()
+        self.assertRegex(text, r"Single thread: \d+ req/s\.")
+        self.assertIn("_Not yet run._", text)
+        with open(self.report + ".in", "a") as f:
+            f.write("{{v ever-table | no-such t1 | -t2 -c10 | rps}}\n")
+        rc, out, err = self.root("--allow-synthetic")
+        self.assertEqual(rc, 1)
+        self.assertIn("template line 7", err)
+        self.assertIn("no row 'no-such t1'", err)
+        with open(self.report) as f:
+            self.assertEqual(f.read(), text)
 
 
 class CheckScriptTest(unittest.TestCase):
@@ -186,3 +225,7 @@ class CheckScriptTest(unittest.TestCase):
             res = self.run_script(empty)
             self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
             self.assertIn("FAIL: table", res.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,9 +1,13 @@
 """results/published/ever.json holds the published table exactly as published (empty stays empty)."""
+import json
+import math
 import os
+import random
+import tempfile
 import unittest
 
-from helpers import REPO
-from cbenchlib import published
+from helpers import REPO, cbench, point, write_run
+from cbenchlib import findings, published, pubcompare, runload
 
 REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference", "ever-table.md")
 
@@ -62,6 +66,88 @@ class PublishedTest(unittest.TestCase):
             published.load_published("no-such-table")
         self.assertIn("no-such-table.json", str(cm.exception))
         self.assertIn("ever", str(cm.exception))
+
+
+
+class TipiTest(unittest.TestCase):
+    def test_tipi_table_is_as_published(self):
+        pub = published.load_published("tipi")
+        self.assertEqual(pub.columns, ["-t4 -c64"])
+        got = {r.label: r.cells[0].req_per_s for r in pub.rows}
+        self.assertEqual(got, {"Tipi": 138629, "Puma": 34573, "Falcon": 40714, "Unicorn": 7438})
+        self.assertTrue(all(r.cells[0].latency_us is None for r in pub.rows))  # req/s only
+        self.assertIn("i5-8350U", pub.provenance["machine"])
+
+
+def labelled_run(dir_path, rows, load_key="-t4 -c64", path="/", reps=6, cv=0.05, seed=3):
+    """rows: (row key, label, req/s); blocks recorded; server-bound."""
+    rng = random.Random(seed)
+    pts = []
+    for key, label, rps in rows:
+        for rep in range(reps):
+            p = point(key, rps * math.exp(rng.gauss(0, cv)), load_key=load_key, connections=64, label=label,
+                      model=key.split()[0], rep=rep, path=path)
+            p["block"] = rep
+            pts.append(p)
+    return runload.load_run(write_run(dir_path, pts))
+
+
+class SameCodeForEveryTableTest(unittest.TestCase):
+    """compare --published works for any table: Tipi's, and a synthetic third one."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def test_tipi_rows_sharing_a_label_are_each_compared(self):
+        run = labelled_run(os.path.join(self.tmp.name, "tipi"),
+                           [("fiber p4", "Tipi", 60000), ("asio-coro p4", "Tipi", 58000),
+                            ("blocking-pool p4 close", "Unicorn", 9000), ("worker-pool p4", "Puma", 30000)])
+        rc, out, err = cbench("compare", run.dir, "--published", "tipi")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Normalised to the fastest row", out)
+        self.assertIn("| Tipi [fiber p4] | 1.00 / 1.00 |", out)
+        self.assertIn("| Unicorn [blocking-pool p4 close] | 0.05 / 0.15 |", out)
+        an = findings.Analysis(run, published.load_published("tipi"))
+        t1 = next(f for f in an.findings if f.fid == "T1")
+        self.assertEqual(len(t1.lines), 2)
+        self.assertTrue(all(ln.decision.word == findings.SUPPORTED for ln in t1.lines))
+        self.assertIn("published 18.64 lies outside", t1.lines[0].magnitude)
+        t2 = next(f for f in an.findings if f.fid == "T2")
+        self.assertEqual(t2.overall.word, findings.NO_DATA)  # no Falcon row
+
+    def test_a_synthetic_third_table(self):
+        doc = {"name": "third", "title": "synthetic", "provenance": {"source": "test"},
+               "normalise_to": "fastest",
+               "columns": [{"key": "-t2 -c8", "wrk_threads": 2, "connections": 8, "path": "/x", "pipeline": 1}],
+               "rows": [{"label": "Alpha", "family": "a", "cells": ["1000"]},
+                        {"label": "Beta", "family": "b", "cells": ["500"]},
+                        {"label": "Gamma", "family": "c", "cells": [None]}],
+               "findings": [
+                   {"id": "A", "title": "Alpha beats Beta", "claim": "Alpha > Beta",
+                    "primary": {"path": "/x", "load": "-t2 -c8"}, "published_column": "-t2 -c8",
+                    "direction": "greater", "metrics": ["req_per_s"], "comparisons": [{"a": "Alpha", "b": "Beta"}]},
+                   {"id": "B", "title": "Beta equals Gamma", "claim": "Beta ≈ Gamma", "margin": 1.10,
+                    "primary": {"path": "/x", "load": "-t2 -c8"}, "direction": "equivalent",
+                    "metrics": ["req_per_s"], "comparisons": [{"a": "Beta", "b": "Gamma"}]},
+                   {"id": "C", "title": "Gamma beats Alpha", "claim": "Gamma > Alpha",
+                    "primary": {"path": "/x", "load": "-t2 -c8"}, "direction": "greater",
+                    "metrics": ["req_per_s"], "comparisons": [{"a": "Gamma", "b": "Alpha"}]}]}
+        pub_path = os.path.join(self.tmp.name, "third.json")
+        with open(pub_path, "w") as f:
+            json.dump(doc, f)
+        run = labelled_run(os.path.join(self.tmp.name, "r"),
+                           [("a t1", "Alpha", 2000), ("b t1", "Beta", 1000), ("c t1", "Gamma", 1000)],
+                           load_key="-t2 -c8 /x", path="/x", reps=30, cv=0.03)
+        pub = published.load_published(pub_path)
+        text = pubcompare.render_published_comparison(run, pub)
+        self.assertIn("| Gamma: published |  |", text)  # the empty cell stays empty
+        self.assertIn("| Beta [b t1] | 0.50 / 0.50 |", text)
+        an = findings.Analysis(run, pub)
+        words = {f.fid: f.overall.word for f in an.findings}
+        self.assertEqual(words, {"A": findings.SUPPORTED, "B": findings.EQUIVALENT, "C": findings.CONTRADICTED})
+        a = next(f for f in an.findings if f.fid == "A").lines[0]
+        self.assertIn("published 2.00 lies inside", a.magnitude)
 
 
 if __name__ == "__main__":

@@ -939,3 +939,30 @@ TEST(CodecState, CodecsAreIndependent) {
 }
 
 }  // namespace
+
+// --keepalive off (issue 15): every response says Connection: close and the codec closes after
+// it, whatever the request asked for; pipelined requests after the first are not answered.
+TEST(CodecKeepAlivePolicy, OffClosesAfterEveryResponse) {
+  const std::vector<Case> t = {
+      {"1.1 default", kGet, hello(conn::close), closing, 1},
+      {"1.1 Connection: keep-alive", "GET / HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\r\n", hello(conn::close), closing, 1},
+      {"1.0 Connection: keep-alive", "GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", json(conn::close), closing, 1},
+      {"pipelined: only the first answered", kGet + kGetJson + kGet, hello(conn::close), closing, 1},
+      {"HEAD", "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", hello_head(conn::close), closing, 1},
+      {"404 closes too", "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n" + kGet, not_found(conn::close), closing, 1},
+  };
+  GuardedBuffer guard(max_input_bytes());
+  Codec::set_keep_alive(cb::http::KeepAlive::off);
+  for (const Case& c : t) {
+    SCOPED_TRACE(c.label);
+    Codec codec;
+    Fed fed;
+    feed_piece(codec, guard.place(c.input), fed);
+    EXPECT_TRUE(matches(c, codec, fed));
+  }
+  Codec::set_keep_alive(cb::http::KeepAlive::on);
+  Codec codec;  // and back: the default policy keeps the connection
+  Fed fed;
+  feed_piece(codec, guard.place(kGet), fed);
+  EXPECT_TRUE(matches(Case{"on again", kGet, hello(), more, 1}, codec, fed));
+}

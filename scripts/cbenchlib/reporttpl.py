@@ -1,0 +1,555 @@
+"""REPORT.md.in -> REPORT.md: every measured figure in the analysis prose comes from a run.
+
+The template is markdown with three constructs; nothing else in it may carry a measured number
+(tests/report/test_report_template.py checks the template for hand-typed figures):
+
+- `{{FUNC SECTION | ARG | ...}}` placeholders, filled from the run that
+  results/reference-runs.toml gives SECTION (the same map the generated tables use). Arguments
+  are separated by " | ". The functions are in FUNCS below; each one reads points.jsonl through
+  runload (medians over the ok repetitions of a cell), records which (row, load) cells it read
+  and whether it read their figures or their verdicts (the mutation test uses that), and the
+  claims it makes with "every", "all" or a range (the claims test re-checks them).
+- `<!-- IF REFERENCE: SECTION -->` ... `<!-- ELSE -->` ... `<!-- END IF -->` (no nesting): the
+  first part when SECTION has a reference run, the second otherwise.
+- The generated sections between `<!-- BEGIN GENERATED: name -->` / `<!-- END GENERATED: name -->`
+  markers, which reportgen fills after the placeholders.
+
+A placeholder that names a section without a run, a row or load point the run lacks, or a metric
+it did not record, fails the rendering with a TemplateError that names the template line.
+Comparative words come from `cmp`: the 95% interval of the ratio from stats.ratio_ci (log scale,
+paired over blocks when recorded, Welch otherwise), so a claim the data stop supporting changes
+its words.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+
+from .runload import Cell, Run, dig, load_run, RunError
+
+# metric name -> (dotted path in a point, scale, unit format)
+METRICS = {
+    "rps": ("wrk.req_per_s", 1.0, "int"),
+    "cpu": ("derived.server_cpu_us_per_req", 1.0, "us"),
+    "user": ("derived.server_user_us_per_req", 1.0, "us"),
+    "sys": ("derived.server_sys_us_per_req", 1.0, "us"),
+    "syscalls": ("derived.syscalls_per_req", 1.0, "f2"),
+    "ctx": ("derived.ctx_switches_per_req", 1.0, "f3"),
+    "p99": ("wrk.latency_us.p99", 1e-3, "ms"),
+    "max": ("wrk.latency_us.max", 1e-3, "ms"),
+    "server_util": ("derived.server_cpu_util", 100.0, "pct"),
+    "client_util": ("derived.client_cpu_util", 100.0, "pct"),
+    "rss_mb": ("server.rss_peak_kb", 1.0 / 1024, "f0"),
+    "softirq_server": ("machine.softirq_frac.server", 100.0, "pct"),
+    "steal_server": ("machine.steal_frac.server", 100.0, "pct"),
+}
+
+
+class TemplateError(Exception):
+    """A template that cannot be rendered; the message names the line and the problem."""
+
+
+@dataclass
+class Claim:
+    """A rendered quantified statement ("every ...", a range) and how to re-check it."""
+    kind: str            # "range" or "every"
+    text: str
+    section: str
+    check: object        # callable(run) -> str | None (None: holds; else what is wrong)
+
+
+@dataclass
+class Use:
+    """One rendered placeholder: its text, and the cells it read (figures or verdicts)."""
+    index: int
+    source: str
+    text: str
+    section: str
+    figures: set = field(default_factory=set)    # {(row key, load key)}
+    verdicts: set = field(default_factory=set)
+    line: int = 0
+
+
+def fmt(value: float, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if unit == "int":
+        return f"{value:.0f}"
+    if unit == "us":
+        return f"{value:.2f}"
+    if unit == "f2":
+        return f"{value:.2f}"
+    if unit == "f3":
+        return f"{value:.3f}"
+    if unit == "f0":
+        return f"{value:.0f}"
+    if unit == "pct":
+        return f"{value:.0f}%"
+    if unit == "ms":
+        return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.2f} ms"
+    return f"{value:g}"
+
+
+def _unit_suffix(unit: str) -> str:
+    return {"us": " µs"}.get(unit, "")
+
+
+# ---------------------------------------------------------------- statistics
+def effect(ca: Cell, cb: Cell, a: list[float], b: list[float]):
+    """(ratio, lo, hi, method words) from stats.ratio_ci: paired over blocks when both cells'
+    repetitions record their block (and metric values line up with them), Welch otherwise."""
+    from . import resultio, stats
+    blocks_a = [resultio.point_block(p) for p in ca.ok_points] if len(a) == len(ca.ok_points) else None
+    blocks_b = [resultio.point_block(p) for p in cb.ok_points] if len(b) == len(cb.ok_points) else None
+    ci = stats.ratio_ci(a, b, blocks_num=blocks_a, blocks_den=blocks_b)
+    if ci is None:
+        return (float("nan"), None, None, "")
+    return (ci.ratio, ci.lo, ci.hi, {"paired-t": "paired", "welch-t": "Welch"}.get(ci.method, ci.method))
+
+
+def pair_spread(run: Run, metric: str) -> tuple[float, float, int] | None:
+    """(median, 90th percentile, cells) of |a-b|/mean(a,b) over cells with 2+ ok repetitions."""
+    from . import stats
+    path, _, _ = METRICS[metric]
+    diffs, cells = [], 0
+    for cell in run.cells.values():
+        v = cell.rps() if metric == "rps" else cell.values(path)
+        d = stats.relative_differences(v)
+        if d:
+            diffs += d
+            cells += 1
+    if not diffs:
+        return None
+    return (statistics.median(diffs), stats.percentile(diffs, 0.9), cells)
+
+
+# ---------------------------------------------------------------- the renderer
+class Renderer:
+    def __init__(self, config: dict, root: str, run_loader=load_run):
+        self.config = config
+        self.root = root
+        self._runs: dict[str, Run] = {}
+        self._load = run_loader
+        self.uses: list[Use] = []
+        self.claims: list[Claim] = []
+        self.line = 0
+
+    # ---- inputs
+    def has_run(self, section: str) -> bool:
+        return bool((self.config.get(section) or {}).get("run"))
+
+    def run(self, section: str) -> Run:
+        if section in self._runs:
+            return self._runs[section]
+        sec = self.config.get(section)
+        if not sec or not sec.get("run"):
+            raise self.err(f"placeholder names section {section!r}, which has no reference run"
+                           " in results/reference-runs.toml (put it inside <!-- IF REFERENCE: ... -->)")
+        d = sec["run"]
+        full = d if os.path.isabs(d) else os.path.join(self.root, d)
+        try:
+            r = self._load(full)
+        except RunError as exc:
+            raise self.err(f"section {section}: {exc}")
+        self._runs[section] = r
+        return r
+
+    def err(self, msg: str) -> TemplateError:
+        return TemplateError(f"template line {self.line}: {msg}")
+
+    def cell(self, section: str, row: str, load: str, use: Use, what: str = "figures") -> Cell:
+        r = self.run(section)
+        if row not in r.rows:
+            raise self.err(f"run {r.run_id} (section {section}) has no row {row!r}; rows: {', '.join(r.rows)}")
+        lid = next((l for l in r.loads if l.key == load), None)
+        if lid is None:
+            raise self.err(f"run {r.run_id} (section {section}) has no load point {load!r};"
+                           f" loads: {', '.join(l.key for l in r.loads)}")
+        c = r.cell(row, lid)
+        if c is None or not c.ok_points:
+            raise self.err(f"run {r.run_id} (section {section}) has no ok repetition of {row!r} at {load!r}")
+        (use.figures if what == "figures" else use.verdicts).add((row, load))
+        return c
+
+    def metric_values(self, c: Cell, metric: str) -> list[float]:
+        if metric not in METRICS:
+            raise self.err(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
+        path, scale, _ = METRICS[metric]
+        vals = c.rps() if metric == "rps" else c.values(path)
+        if not vals:
+            raise self.err(f"{c.row.key} at {c.load.lid.key}: metric {metric} ({path}) not recorded")
+        return [v * scale for v in vals]
+
+    def median(self, c: Cell, metric: str) -> float:
+        return statistics.median(self.metric_values(c, metric))
+
+    def select(self, section: str, spec: str, use: Use, what: str = "figures") -> list[Cell]:
+        """Cells matching `key=value; key=value`: load=KEY (repeatable via comma), rows=a,b,
+        exclude=a,b, verdict=V (every ok repetition has verdict V), threads=N, kind=model,peer, pipeline=N."""
+        r = self.run(section)
+        crit = {}
+        for part in spec.split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise self.err(f"selection {spec!r}: {part!r} is not key=value")
+            k, v = part.split("=", 1)
+            crit[k.strip()] = [x.strip() for x in v.split(",")]
+        for k in crit:
+            if k not in ("load", "rows", "exclude", "verdict", "threads", "kind", "path", "pipeline"):
+                raise self.err(f"selection {spec!r}: unknown key {k!r}")
+        for key in crit.get("rows", []):
+            if key not in r.rows:
+                raise self.err(f"run {r.run_id} (section {section}) has no row {key!r}")
+        for key in crit.get("load", []):
+            if not any(l.key == key for l in r.loads):
+                raise self.err(f"run {r.run_id} (section {section}) has no load point {key!r}")
+        out = []
+        for (rk, lid), c in r.cells.items():
+            if not c.ok_points:
+                continue
+            if "load" in crit and lid.key not in crit["load"]:
+                continue
+            if "path" in crit and lid.path not in crit["path"]:
+                continue
+            if "pipeline" in crit and str(lid.pipeline) not in crit["pipeline"]:
+                continue
+            if "rows" in crit and rk not in crit["rows"]:
+                continue
+            if rk in crit.get("exclude", []):
+                continue
+            if "threads" in crit and str(c.row.threads) not in crit["threads"]:
+                continue
+            if "kind" in crit and c.row.kind not in crit["kind"]:
+                continue
+            if "verdict" in crit:  # every ok repetition has one of the verdicts
+                use.verdicts.add((rk, lid.key))
+                if any(v not in crit["verdict"] for v in c.verdicts()):
+                    continue
+            out.append(c)
+        if not out:
+            raise self.err(f"selection {spec!r} matches no point of run {r.run_id} (section {section})")
+        for c in out:
+            (use.figures if what == "figures" else use.verdicts).add((c.row.key, c.load.lid.key))
+        return out
+
+    # ---- rendering
+    def render(self, text: str) -> str:
+        text = self._conditionals(text)
+        out = []
+        for i, line in enumerate(text.split("\n"), 1):
+            self.line = self._line_of.get(i, i)
+            out.append(_PLACEHOLDER.sub(self._one, line))
+        return "\n".join(out)
+
+    def _conditionals(self, text: str) -> str:
+        """Resolve IF REFERENCE blocks, keeping a map from output lines to template lines."""
+        lines = text.split("\n")
+        keep: list[tuple[int, str]] = []
+        state = None  # None outside; (section, in_else)
+        for n, line in enumerate(lines, 1):
+            m = _IF.match(line)
+            if m:
+                if state is not None:
+                    raise TemplateError(f"template line {n}: IF blocks do not nest")
+                state = (m.group(1), False)
+                continue
+            if line.strip() == "<!-- ELSE -->" and state is not None:
+                state = (state[0], True)
+                continue
+            if line.strip() == "<!-- END IF -->":
+                if state is None:
+                    raise TemplateError(f"template line {n}: END IF without IF")
+                state = None
+                continue
+            if state is not None:
+                present = self.has_run(state[0])
+                if present == state[1]:
+                    continue
+            keep.append((n, line))
+        if state is not None:
+            raise TemplateError(f"template: IF REFERENCE: {state[0]} is never closed")
+        self._line_of = {i: n for i, (n, _) in enumerate(keep, 1)}
+        return "\n".join(line for _, line in keep)
+
+    def _one(self, m: re.Match) -> str:
+        func, body = m.group(1), m.group(2)
+        args = [a.strip() for a in body.split(" | ")] if body.strip() else []
+        if func not in FUNCS:
+            raise self.err(f"unknown placeholder function {func!r} in {m.group(0)!r}")
+        if not args:
+            raise self.err(f"{m.group(0)!r}: the first argument is the section")
+        use = Use(len(self.uses), m.group(0), "", args[0], line=self.line)
+        text = FUNCS[func](self, use, *args)
+        use.text = text
+        self.uses.append(use)
+        return text
+
+
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+) ([^{}]*)\}\}")
+_IF = re.compile(r"^<!-- IF REFERENCE: ([A-Za-z0-9_.-]+) -->$")
+
+
+# ---------------------------------------------------------------- functions
+def f_v(rd: Renderer, use: Use, section, row, load, metric, *opt):
+    """{{v SEC | ROW | LOAD | METRIC}}: the median over the cell's ok repetitions."""
+    c = rd.cell(section, row, load, use)
+    return fmt(rd.median(c, metric), METRICS[metric][2])
+
+
+def f_diff(rd: Renderer, use: Use, section, row_a, row_b, load, metric):
+    """{{diff SEC | A | B | LOAD | METRIC}}: median(A) - median(B)."""
+    a = rd.median(rd.cell(section, row_a, load, use), metric)
+    b = rd.median(rd.cell(section, row_b, load, use), metric)
+    return fmt(a - b, METRICS[metric][2])
+
+
+def f_range(rd: Renderer, use: Use, section, spec, metric):
+    """{{range SEC | SELECTION | METRIC}}: "lo to hi" over the selected cells' medians.
+
+    Every selected cell counts as read: any of them can become an extreme."""
+    cells = rd.select(section, spec, use)
+    unit = METRICS[metric][2]
+    meds = sorted(((rd.median(c, metric), c) for c in cells), key=lambda t: t[0])
+    lo, hi = meds[0][0], meds[-1][0]
+    text = f"{fmt(lo, unit)} to {fmt(hi, unit)}{_unit_suffix(unit)}"
+
+    def check(run, spec=spec, metric=metric, lo=lo, hi=hi):
+        sub = Renderer({section: {"run": run.dir}}, rd.root, lambda d: run)
+        got = [sub.median(c, metric) for c in sub.select(section, spec, Use(-1, "", "", section))]
+        if not math.isclose(min(got), lo) or not math.isclose(max(got), hi):
+            return f"range {lo}-{hi} but the run's selection spans {min(got)}-{max(got)}"
+        return None
+
+    rd.claims.append(Claim("range", text, section, check))
+    return text
+
+
+def f_bound(rd: Renderer, use: Use, section, spec, verdict="server-bound", noun="row"):
+    """{{bound SEC | SELECTION | VERDICT}}: "every row was server-bound" or "every row but X
+    (1 of 2 repetitions), Y was server-bound" or "no row was ...", from the points' verdicts."""
+    cells = rd.select(section, spec, use, what="verdicts")
+    off = []
+    for c in cells:
+        vs = c.verdicts()
+        n_ok = sum(1 for v in vs if v == verdict)
+        if n_ok < len(vs):
+            others = sorted({v for v in vs if v != verdict})
+            off.append(f"`{c.row.key}` ({len(vs) - n_ok} of {len(vs)} repetitions {'/'.join(others)})")
+    if not off:
+        text = f"every {noun} was {verdict}"
+    elif len(off) == len(cells):
+        text = f"no {noun} was {verdict} in every repetition"
+    else:
+        text = f"every {noun} was {verdict} except " + ", ".join(off)
+
+    def check(run, spec=spec, verdict=verdict, n_off=len(off), n=len(cells)):
+        sub = Renderer({section: {"run": run.dir}}, rd.root, lambda d: run)
+        cs = sub.select(section, spec, Use(-1, "", "", section), what="verdicts")
+        bad = sum(1 for c in cs if any(v != verdict for v in c.verdicts()))
+        if bad != n_off or len(cs) != n:
+            return f"claims {n_off} of {n} cells not {verdict}; the run has {bad} of {len(cs)}"
+        return None
+
+    rd.claims.append(Claim("every", text, section, check))
+    return text
+
+
+def f_cmp(rd: Renderer, use: Use, section, row_a, row_b, load, metric, lower, higher, same):
+    """{{cmp SEC | A | B | LOAD | METRIC | if lower | if higher | if undecided}}: A against B.
+
+    The words are chosen by the 95% Welch interval of the ratio A/B on the log scale (lower: the
+    interval is below 1); the ratio and its interval follow in parentheses."""
+    ca, cb = rd.cell(section, row_a, load, use), rd.cell(section, row_b, load, use)
+    a, b = rd.metric_values(ca, metric), rd.metric_values(cb, metric)
+    r, lo, hi, how = effect(ca, cb, a, b)
+    if lo is None:
+        words, why = same, f"{metric} ratio {r:.2f}, too few repetitions for an interval"
+    else:
+        words = lower if hi < 1 else higher if lo > 1 else same
+        why = f"{metric} ratio {r:.2f}, 95% {how} interval {lo:.2f} to {hi:.2f}, n={len(a)}+{len(b)}"
+    return f"{words} ({why})"
+
+
+def f_spread(rd: Renderer, use: Use, section, metric):
+    """{{spread SEC | METRIC}}: how much two repetitions of one point differ, over the run."""
+    s = pair_spread(rd.run(section), metric)
+    if s is None:
+        return "not measurable (fewer than two repetitions per point)"
+    med, q90, n = s
+    # Relative differences do not change when a row's figures are scaled, so this placeholder
+    # records no figure dependency (the mutation test scales figures).
+    return f"a median of {med * 100:.1f}% ({q90 * 100:.0f}% at the 90th percentile, over {n} points)"
+
+
+def f_design(rd: Renderer, use: Use, section, what):
+    """{{design SEC | duration_s|warmup_s|timeout_s|repetitions|points|rows}} from the points."""
+    r = rd.run(section)
+    if what == "repetitions":
+        return str(max(len(c.points) for c in r.cells.values()))
+    if what == "points":
+        return str(len(r.cells))
+    if what == "rows":
+        return str(len(r.rows))
+    vals = {dig(p, f"load.{what}") for p in r.points}
+    vals.discard(None)
+    if len(vals) != 1:
+        raise rd.err(f"design {what}: run {r.run_id} has values {sorted(vals)}; expected one")
+    return f"{vals.pop():g}"
+
+
+def f_env(rd: Renderer, use: Use, section, path):
+    """{{env SEC | dotted.path}}: a field of the run's meta.json env (e.g. versions.wrk)."""
+    v = dig(rd.run(section).env, path)
+    if v is None:
+        raise rd.err(f"run {rd.run(section).run_id} records no env.{path}")
+    return str(v)
+
+
+def f_runref(rd: Renderer, use: Use, section):
+    """{{runref SEC}}: the run directory, as a code span."""
+    return f"`{rd.run(section).rel_dir()}`"
+
+
+def f_disturbed(rd: Renderer, use: Use, section):
+    """{{disturbed SEC}}: which repetitions other processes disturbed (from verdict evidence)."""
+    r = rd.run(section)
+    hits = []
+    for p in r.points:
+        ev = p.get("verdict_evidence") or ""
+        if "DISTURBED" in ev:
+            other = dig(p, "machine.other_cpu_util")
+            share = f", {other * 100:.0f}% of a CPU used by other processes" if isinstance(other, (int, float)) else ""
+            hits.append(f"`{p['row']['key']}` at `{p['load']['key']}` repetition {p.get('rep')}{share}")
+    if not hits:
+        text = "no repetition of this run was disturbed"
+        rd.claims.append(Claim("every", text, section,
+                               lambda run: None if not any("DISTURBED" in (p.get("verdict_evidence") or "")
+                                                           for p in run.points) else "a point is disturbed"))
+        return text
+    return (f"{len(hits)} of {len(r.points)} repetitions were disturbed (" + "; ".join(hits) +
+            "); they are kept and flagged")
+
+
+def f_method(rd: Renderer, use: Use, section):
+    """{{method SEC}}: how the statistics module builds every interval (its own words)."""
+    from . import stats
+    return stats.interval_method_text()
+
+
+def f_provenance(rd: Renderer, use: Use, section):
+    """{{provenance SEC}}: the commit and tree state the run records, as recorded."""
+    env = rd.run(section).env
+    commit = env.get("git_commit") or "an unrecorded commit"
+    dirty = env.get("git_dirty")
+    if dirty is None:
+        state = "the tree state was not recorded"
+    elif dirty:
+        files = env.get("git_dirty_files")
+        state = ("from a dirty tree" + (f" (changed: {', '.join(files)}; diff sha256 {env.get('git_diff_sha256', '?')[:12]})"
+                                        if files else " (the run does not record which files differed)"))
+    else:
+        state = "from a clean tree"
+    return f"commit `{commit[:12]}`, {state}"
+
+
+def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
+    """{{softirq SEC | A | B | LOAD}}: does counting the server CPU's whole busy time (softirq
+    included) instead of the server process's CPU time change the A/B comparison?"""
+    probe = Use(-1, "", "", section)
+    ca, cb = rd.cell(section, row_a, load, probe), rd.cell(section, row_b, load, probe)
+
+    def undisturbed(c):
+        # The CPU's busy time includes other processes' work: only undisturbed points count.
+        return [p for p in c.ok_points if "DISTURBED" not in (p.get("verdict_evidence") or "")]
+
+    def per_req_busy(c):
+        out = []
+        for p in undisturbed(c):
+            busy = dig(p, "machine.busy_frac.server")
+            win, req = dig(p, "server.window_s"), dig(p, "wrk.requests")
+            if isinstance(busy, (int, float)) and win and req:
+                out.append(busy * win * 1e6 / req)
+        return out
+
+    def softirq(c):
+        v = [x for x in (dig(p, "machine.softirq_frac.server") for p in undisturbed(c)) if isinstance(x, (int, float))]
+        return statistics.median(v) * 100 if v else None
+
+    ba, bb = per_req_busy(ca), per_req_busy(cb)
+    if not any(dig(p, "machine.busy_frac.server") is not None for p in ca.ok_points + cb.ok_points):
+        return (f"The reference run predates this record (its points have no `machine.busy_frac`), so"
+                f" this report cannot yet show whether `{row_a}` against `{row_b}` at `{load}` changes with it.")
+    if not ba or not bb:
+        return (f"Every repetition of `{row_a}` or `{row_b}` at `{load}` was disturbed, so the CPU's busy"
+                " time (which includes other processes' work) cannot be compared.")
+    use.figures |= probe.figures
+    cpu_a = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(ca)]
+    cpu_b = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(cb)]
+    r, lo, hi, _ = effect(ca, cb, cpu_a, cpu_b)  # lengths differ from ok_points when disturbed: Welch
+    r2, lo2, hi2, _ = effect(ca, cb, ba, bb)
+    def side(ratio, l, h):
+        if l is None:  # one repetition a side: the direction of the point estimate
+            return 1 if ratio > 1 else -1 if ratio < 1 else 0
+        return 0 if l <= 1 <= h else (1 if l > 1 else -1)
+    same = side(r, lo, hi) == side(r2, lo2, hi2)
+    return (f"At `{load}`, softirq time was {softirq(ca):.1f}% of the server CPU for `{row_a}` and"
+            f" {softirq(cb):.1f}% for `{row_b}`; server CPU per request `{row_a}`/`{row_b}` is {r:.2f} from"
+            f" the server process's CPU time and {r2:.2f} from the server CPU's busy time (softirq"
+            f" included), over the undisturbed repetitions: the comparison"
+            f" {'does not change' if same else 'changes'} with it.")
+
+
+FUNCS = {"softirq": f_softirq, "method": f_method, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,
+         "spread": f_spread, "design": f_design, "env": f_env, "runref": f_runref,
+         "disturbed": f_disturbed, "provenance": f_provenance}
+
+
+# ---------------------------------------------------------------- provenance of the set
+FINGERPRINT_FIELDS = ("cpu_model", "cpu_count", "cpu_family", "cpu_model_number", "cpu_stepping",
+                      "microcode", "kernel")
+
+
+def check_reference_set(config: dict, root: str, run_loader=load_run) -> list[str]:
+    """Raise TemplateError unless every reference run comes from one commit and one machine.
+
+    Returns lines describing the set (for the command's output)."""
+    seen = []
+    for name, sec in sorted(config.items()):
+        d = (sec or {}).get("run")
+        if not d:
+            continue
+        full = d if os.path.isabs(d) else os.path.join(root, d)
+        from . import reportgen
+        if reportgen.is_calibration_dir(full):  # its trials' sweeps carry the env
+            runs = reportgen.calibration_runs(full)
+            if not runs:
+                raise TemplateError(f"section {name}: {d} has no sweep runs under runs/")
+            full = runs[0]
+        try:
+            r = run_loader(full)
+        except RunError as exc:
+            raise TemplateError(f"section {name}: {exc}")
+        env = r.env
+        fp = tuple((k, env.get(k)) for k in FINGERPRINT_FIELDS if k in env)
+        seen.append((name, d, env.get("git_commit"), fp))
+    if not seen:
+        return []
+    commits = {c for _, _, c, _ in seen}
+    if len(commits) > 1:
+        lines = "; ".join(f"{n}: {d} at {c}" for n, d, c, _ in seen)
+        raise TemplateError(f"reference runs come from {len(commits)} commits ({lines}); remake them from"
+                            " one commit, or move the odd ones to kept = \"...\" (shown as not yet remade)")
+    # Fields recorded by only some runs (older harness) are compared where both have them.
+    base = dict(seen[0][3])
+    for n, d, _, fp in seen[1:]:
+        for k, v in fp:
+            if k in base and base[k] != v:
+                raise TemplateError(f"reference runs come from different machines: {seen[0][0]} has"
+                                    f" {k}={base[k]!r}, {n} ({d}) has {k}={v!r}")
+    return [f"reference set: {len(seen)} runs, commit {next(iter(commits))}, " +
+            ", ".join(f"{k}={v}" for k, v in seen[0][3])]
