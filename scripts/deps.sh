@@ -26,6 +26,7 @@ PACKAGES=(
   procps              # ps, for orphan checks in tests
   util-linux          # taskset (CPU pinning)
   linux-perf          # perf stat: exact system-call counts per request (optional at run time)
+  liburing-dev        # io-uring model and the floor's io-uring mode (issue 16): liburing 2.3
   nginx-light         # peer row `nginx` (issue 7): the harness writes its config and runs it per point
   h2o                 # peer row `h2o` (issue 7): likewise
   # Issue 18 (hosts): ip netns for namespace hosts and make test-multihost; OpenSSH for ssh://

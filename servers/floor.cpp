@@ -31,6 +31,7 @@
 #include "backends/http/codec.h"
 #include "backends/http/handler.h"
 #include "backends/net/accept.h"
+#include "backends/http/terminator_counter.h"
 #include "backends/net/reactor.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
@@ -39,6 +40,7 @@
 namespace {
 
 using namespace cb;
+using http::TerminatorCounter;
 
 // One read per readiness event into this buffer: larger than any batch wrk sends to a connection
 // at pipelining depth 16 (16 x ~60 bytes), and a full buffer just leaves the socket readable.
@@ -46,40 +48,6 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;
 // Reactor tick: how stale the canned Date may get (it is re-made when the second changes), and
 // how soon a listener paused on EMFILE is watched again.
 constexpr std::chrono::milliseconds kTick{200};
-
-// Counts "\r\n\r\n" terminators, non-overlapping, in the stream whose previous bytes left
-// `tail` (at most 3 bytes that may begin a terminator). Updates tail for the next call.
-struct TerminatorCounter {
-  char tail[3] = {};
-  std::uint8_t tail_len = 0;
-
-  std::size_t count(const char* buf, std::size_t n) {
-    const std::size_t t = tail_len;
-    const std::size_t total = t + n;
-    auto at = [&](std::size_t v) { return v < t ? tail[v] : buf[v - t]; };
-    std::size_t found = 0;
-    std::size_t earliest = 0;  // first index a terminator may start at (they do not overlap)
-    const char* p = buf;
-    const char* end = buf + n;
-    while (p < end) {
-      const char* q = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-      if (q == nullptr) break;
-      const std::size_t i = t + static_cast<std::size_t>(q - buf);  // index of this '\n'
-      if (i >= earliest + 3 && at(i - 1) == '\r' && at(i - 2) == '\n' && at(i - 3) == '\r') {
-        ++found;
-        earliest = i + 1;
-      }
-      p = q + 1;
-    }
-    const std::size_t keep_from = std::max(earliest, total >= 3 ? total - 3 : 0);
-    char next[3];
-    std::size_t len = 0;
-    for (std::size_t v = keep_from; v < total; ++v) next[len++] = at(v);
-    std::memcpy(tail, next, len);
-    tail_len = static_cast<std::uint8_t>(len);
-    return found;
-  }
-};
 
 class FloorLoop;
 

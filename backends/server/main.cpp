@@ -160,6 +160,15 @@ int main(int argc, char** argv) {
   cb::http::calibrate_spin();
   cb::http::Pump::trace_writes(opt.trace_writes);
 
+  // A model that probes the kernel (io-uring) says what is missing before anything listens.
+  if (spec->probe != nullptr) {
+    std::string missing = spec->probe();
+    if (!missing.empty()) {
+      std::fprintf(stderr, "cbench-server: %s: not supported here: %s\n", opt.model.c_str(), missing.c_str());
+      return cb::server::kExitUnsupported;
+    }
+  }
+
   int count = spec->listeners == cb::server::ListenerLayout::per_thread ? opt.threads : 1;
   cb::net::ListenResult lr = cb::net::open_listeners(opt.host, static_cast<std::uint16_t>(opt.port), count, opt.listen_backlog);
   if (!lr.error.empty()) {

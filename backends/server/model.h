@@ -83,10 +83,18 @@ struct ModelSpec {
   // Serves until control.stopping(); returns the process exit status (0 after a normal stop).
   int (*run)(const Options&, Control&) = nullptr;
   ModelTraits traits{};       // e.g. CBENCH_REGISTER_MODEL(..., &run, {.bounded = true})
+  // Optional (issue 16): checks, before any listener opens, that this machine offers what the
+  // model needs. Returns "" or one line naming what is missing; main then prints it and exits
+  // kExitUnsupported.
+  std::string (*probe)() = nullptr;
 };
 
 // The traits column of --list: "bounded", "instrument", both joined by ',', or "-" for none.
 std::string traits_text(const ModelTraits& traits);
+
+// Exit status of a model this kernel cannot run (its probe failed): ctest reports the
+// conformance run as skipped (SKIP_RETURN_CODE), neither passed nor failed.
+inline constexpr int kExitUnsupported = 77;
 
 // Models register at static-initialisation time (CBENCH_REGISTER_MODEL); --list prints them
 // sorted by name, one per line: NAME <tab> TRAITS <tab> SUMMARY (traits_text; a stable format

@@ -31,7 +31,7 @@ import socket
 import string
 import time
 
-from . import kernelnet, loadgen, procstat, syscount, verdict, workers, wrk
+from . import kernelnet, loadgen, procstat, sockstat, syscount, verdict, workers, wrk
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 from . import resultio  # the point record's skeleton (new_point) and the run directory's layout
@@ -502,6 +502,7 @@ class Runner:
         if n + FD_HEADROOM > soft:
             resource.setrlimit(resource.RLIMIT_NOFILE, (n + FD_HEADROOM, hard))
         before = self._settle(server)
+        sock_before = sockstat.sample()  # issue 16: kernel socket memory beside RSS
         socks: list[socket.socket] = []
         try:
             held, failures = self._open_idle(server.port, n, socks)
@@ -509,6 +510,7 @@ class Runner:
                 raise PointFailed(f"server exited with status {server.proc.returncode} "
                                   f"while {held} idle connections were open")
             after = self._settle(server)
+            sock_after = sockstat.sample()
         finally:
             for s in socks:
                 s.close()
@@ -528,6 +530,7 @@ class Runner:
             "threads_per_conn": round((after["threads"] - before["threads"]) / held, 4) if held else None,
             # glibc's default thread stack is RLIMIT_STACK's soft value; a model may set its own.
             "stack_size_kb": stack_kb, "stack_size_source": "RLIMIT_STACK" if stack_kb else None,
+            **sockstat.idle_fields(sock_before, sock_after, held),
         }
         record["verdict"], record["verdict_evidence"] = verdict.judge_idle(n, held)
         self._primer(server, "/", 1, POST_CHECK_MIN_TIMEOUT_S, "post-check after closing the idle connections")

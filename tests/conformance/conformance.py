@@ -372,12 +372,44 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+# --- A kernel that refuses io_uring (issue 16) ---------------------------------------------------
+# Exit status of a model whose start-up probe found a feature missing (cbench-server's
+# kExitUnsupported): the run is reported as skipped with the server's line, never as passed.
+EXIT_UNSUPPORTED = 77
+IO_URING_SETUP_NR_X86_64 = 425
+
+
+def deny_io_uring() -> None:
+    """In the child before exec: a seccomp filter that fails io_uring_setup with EPERM, as a
+    container runtime's default profile does, so that the refusal path is tested on a kernel
+    that allows io_uring. x86_64 only (the syscall number); elsewhere the test skips."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+    BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
+    SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+    prog = [(BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+            (BPF_JEQ_K, 0, 1, IO_URING_SETUP_NR_X86_64),
+            (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | 1),  # EPERM
+            (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+    filt = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(filt)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(prog), ctypes.addressof(buf))
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or \
+            libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        os._exit(126)
+
+
 class Server:
     """One cbench-server process, started on port 0 and stopped by a signal."""
 
     def __init__(self, binary: str, model: str, threads: int, extra: list[str], idle_timeout_ms: int | None = None,
-                 nofile: int | None = None):
+                 nofile: int | None = None, deny_uring: bool = False):
         self.binary, self.model, self.threads = binary, model, threads
+        self.deny_uring = deny_uring  # start it under deny_io_uring()
         self.argv = [binary, "--model", model, "--host", HOST, "--port", "0", "--threads", str(threads), *extra]
         if idle_timeout_ms is not None:
             self.argv += ["--idle-timeout-ms", str(idle_timeout_ms)]
@@ -394,6 +426,8 @@ class Server:
             if self.nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
             die_with_parent()
+            if self.deny_uring:
+                deny_io_uring()
 
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self.stderr_file, preexec_fn=preexec)
@@ -2015,6 +2049,11 @@ def main() -> int:
                     help="extra server arguments, e.g. --extra='--queues per-worker' (repeatable)")
     ap.add_argument("--only", help="run only cases whose label contains this text")
     ap.add_argument("--check-list", action="store_true", help="report why cbench-server --list fails")
+    ap.add_argument("--deny-io-uring", action="store_true",
+                    help="start the server under a seccomp filter that refuses io_uring_setup (tests the skip path)")
+    ap.add_argument("--expect-skip", action="store_true",
+                    help="pass (exit 0) only if the model refuses to start with one line and exit status "
+                         f"{EXIT_UNSUPPORTED}; used with --deny-io-uring")
     # Also set by CBENCH_CONFORMANCE_SANITIZER_QUICK=1 in the environment: ctest registers the
     # command line once per build directory, and `make test-tsan` runs it through ctest.
     ap.add_argument("--sanitizer-quick", action="store_true",
@@ -2030,15 +2069,24 @@ def main() -> int:
 
     label = f"{args.model} --threads {args.threads}" + (f" {shlex.join(args.extra_args)}" if args.extra_args else "")
     print(f"conformance: {label}", flush=True)
-    server = Server(args.server, args.model, args.threads, args.extra_args)
+    server = Server(args.server, args.model, args.threads, args.extra_args, deny_uring=args.deny_io_uring)
     passed = failed = skipped = 0
     t_start = time.monotonic()
     try:
         server.start()
     except Failure as e:
         server.kill()
+        if server.exit_status() == EXIT_UNSUPPORTED:  # the model's probe: this kernel cannot run it
+            lines = [ln for ln in server.stderr_text().splitlines() if ln.strip()]
+            print(f"SKIPPED {label}: {lines[-1] if lines else '(no message)'}")
+            return 0 if args.expect_skip else EXIT_UNSUPPORTED
         print(f"FAIL server start: {e}")
         print("0 passed, 1 failed")
+        return 1
+    if args.expect_skip:
+        server.kill()
+        print(f"FAIL {label}: expected the server to refuse to start (exit {EXIT_UNSUPPORTED}, one line), "
+              f"got a readiness line {server.ready_line!r}")
         return 1
     ctx = Ctx(args, server, bounded=BOUNDED_TRAIT in model_traits(args.server, args.model),
               **variant_traits(args.extra_args))

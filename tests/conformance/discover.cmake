@@ -36,7 +36,10 @@ endif()
 function(cbench_conformance_test name model threads)
   add_test(${name} "${CBENCH_CONFORMANCE_PYTHON}" "${CBENCH_CONFORMANCE_SUITE}"
            --server "${CBENCH_SERVER}" --model "${model}" --threads ${threads} ${ARGN})
-  set_tests_properties(${name} PROPERTIES TIMEOUT ${CBENCH_CONFORMANCE_TIMEOUT_S} LABELS conformance)
+  # 77: the model's start-up probe found this kernel lacking (io-uring under io_uring_disabled=2
+  # or a seccomp filter): reported as skipped, with the server's line in the output.
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${CBENCH_CONFORMANCE_TIMEOUT_S} LABELS conformance
+                       SKIP_RETURN_CODE 77)
 endfunction()
 
 foreach(model IN LISTS models)
@@ -57,3 +60,12 @@ foreach(variant IN LISTS CBENCH_CONFORMANCE_VARIANTS)
                             "--extra=${server_args}")
   endif()
 endforeach()
+
+# The refusal path of a model that probes the kernel: started under a seccomp filter that fails
+# io_uring_setup, io-uring must exit 77 with one line (and the suite report it as SKIPPED).
+list(FIND models "io-uring" index)
+if(index GREATER_EQUAL 0)
+  add_test(conformance.io-uring.refused "${CBENCH_CONFORMANCE_PYTHON}" "${CBENCH_CONFORMANCE_SUITE}"
+           --server "${CBENCH_SERVER}" --model io-uring --deny-io-uring --expect-skip)
+  set_tests_properties(conformance.io-uring.refused PROPERTIES TIMEOUT 60 LABELS conformance)
+endif()

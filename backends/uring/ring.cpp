@@ -1,0 +1,130 @@
+#include "backends/uring/ring.h"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace cb::uring {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+}  // namespace
+
+std::string probe() {
+  Ring ring;  // declared before the buffer ring, so destroyed after it
+  std::string err = ring.init(4);
+  if (err.empty()) err = ring.enable();
+  if (!err.empty()) {
+    if (err.find("Operation not permitted") != std::string::npos || err.find("not implemented") != std::string::npos)
+      err += " (io_uring refused by this kernel: see /proc/sys/kernel/io_uring_disabled, or a seccomp filter)";
+    return err;
+  }
+  if ((ring.raw()->features & IORING_FEAT_EXT_ARG) == 0)
+    return "IORING_FEAT_EXT_ARG (a timed wait in one io_uring_enter, Linux 5.11) is missing";
+  BufferRing br;
+  return br.init(ring, 0, 1, 64);
+}
+
+Ring::~Ring() {
+  if (ready_) io_uring_queue_exit(&ring_);
+}
+
+std::string Ring::init(unsigned entries) {
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  p.cq_entries = entries * 2;  // room for a round's completions plus multishot accepts
+  int rc = io_uring_queue_init_params(entries, &ring_, &p);
+  if (rc == -EINVAL) {  // a kernel before 6.1: no DEFER_TASKRUN; plain flags work the same, later
+    p = io_uring_params{};
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED;
+    p.cq_entries = entries * 2;
+    rc = io_uring_queue_init_params(entries, &ring_, &p);
+  }
+  if (rc < 0) return "io_uring_setup failed: " + errno_text(rc);
+  ready_ = true;
+  return "";
+}
+
+std::string Ring::enable() {
+  // liburing 2.3 declares io_uring_enable_rings but does not export it: the register call itself.
+  long rc = syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+  return rc < 0 ? "io_uring_register(IORING_REGISTER_ENABLE_RINGS) failed: " + errno_text(errno) : "";
+}
+
+io_uring_sqe* Ring::sqe() {
+  io_uring_sqe* s = io_uring_get_sqe(&ring_);
+  if (s != nullptr) return s;
+  int n = io_uring_submit(&ring_);
+  server::count(server::Counter::ring_enters);
+  if (n > 0) server::count(server::Counter::sq_submissions, static_cast<std::uint64_t>(n));
+  return io_uring_get_sqe(&ring_);
+}
+
+int Ring::submit_and_wait(std::chrono::milliseconds timeout) {
+  // liburing enters the kernel only when it has SQEs to submit or no CQE is ready yet; count
+  // the system call the same way.
+  const bool enters = io_uring_sq_ready(&ring_) > 0 || io_uring_cq_ready(&ring_) == 0;
+  __kernel_timespec ts{};
+  ts.tv_sec = timeout.count() / 1000;
+  ts.tv_nsec = (timeout.count() % 1000) * 1'000'000;
+  io_uring_cqe* cqe = nullptr;
+  const unsigned queued = io_uring_sq_ready(&ring_);
+  int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  if (enters) server::count(server::Counter::ring_enters);
+  // On -ETIME the SQEs were still submitted (the timeout applies to the wait only).
+  const std::uint64_t submitted = rc >= 0 ? static_cast<std::uint64_t>(rc) : queued - io_uring_sq_ready(&ring_);
+  if (submitted > 0) server::count(server::Counter::sq_submissions, submitted);
+  return rc;
+}
+
+BufferRing::~BufferRing() {
+  if (br_ != nullptr) {
+    io_uring_unregister_buf_ring(ring_->raw(), group_id_);
+    munmap(br_, br_bytes_);
+  }
+  if (data_ != nullptr) munmap(data_, data_bytes_);
+}
+
+std::string BufferRing::init(Ring& ring, std::uint16_t group_id, unsigned count, unsigned buffer_bytes) {
+  ring_ = &ring;
+  group_id_ = group_id;
+  count_ = count;
+  buffer_bytes_ = buffer_bytes;
+  br_bytes_ = sizeof(io_uring_buf) * count;
+  void* m = mmap(nullptr, br_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (m == MAP_FAILED) return "mmap of a buffer ring failed: " + errno_text(errno);
+  br_ = static_cast<io_uring_buf_ring*>(m);
+  io_uring_buf_ring_init(br_);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uint64_t>(br_);
+  reg.ring_entries = count;
+  reg.bgid = group_id;
+  int rc = io_uring_register_buf_ring(ring.raw(), &reg, 0);
+  if (rc < 0) {
+    munmap(br_, br_bytes_);
+    br_ = nullptr;
+    return "provided-buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19) unavailable: "
+           "io_uring_register_buf_ring failed: " + errno_text(rc);
+  }
+  // The buffers themselves: separate pages, touched only when the kernel fills one.
+  data_bytes_ = static_cast<std::size_t>(count) * buffer_bytes;
+  m = mmap(nullptr, data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (m == MAP_FAILED) return "mmap of receive buffers failed: " + errno_text(errno);
+  data_ = static_cast<char*>(m);
+  const int mask = io_uring_buf_ring_mask(count);
+  for (unsigned i = 0; i < count; ++i) io_uring_buf_ring_add(br_, buffer(i), buffer_bytes, static_cast<unsigned short>(i), mask, static_cast<int>(i));
+  io_uring_buf_ring_advance(br_, static_cast<int>(count));
+  return "";
+}
+
+void BufferRing::recycle(unsigned id) {
+  io_uring_buf_ring_add(br_, buffer(id), buffer_bytes_, static_cast<unsigned short>(id), io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_advance(br_, 1);
+}
+
+}  // namespace cb::uring

@@ -1,0 +1,92 @@
+// Instrument: floor-uring (the completion floor: the io_uring interface's floor). Not a model.
+//
+// What `floor` is for epoll, this is for io_uring: the least a server can do per request through
+// this interface and still look like one to wrk. It drives the very loop the io-uring model uses
+// (backends/uring/loop.h: per thread one ring, multishot accept, receives into provided buffers,
+// one submit-and-wait per round), but its session parses nothing: it counts request terminators
+// (the same http::TerminatorCounter as floor) and answers each with the canned GET / bytes, all
+// the answers to one receive in one send. So io-uring's distance from it is the cost of the codec
+// and handler, and floor-uring's distance from floor is the cost of the interface.
+//
+// Why a model of its own and not `--model floor --backend io-uring`: --backend picks the pull
+// loop's event library (libev | epoll) and every row is named by its model, so a separate name
+// keeps the tables' rows and the option's meaning unambiguous.
+//
+// The canned response is made once per thread by the shared codec (http::handle for GET /
+// serialised by http::Codec::serialize), byte for byte a model's answer to GET /; its Date is
+// re-made when the second changes, checked on every loop tick (four times a second).
+// No idle timeout, no limits (as floor): excluded from the conformance gate by its instrument trait.
+// --threads N: N loops and rings on N SO_REUSEPORT listeners. EMFILE, probing and stop: as io-uring
+// (see servers/io_uring.cpp).
+#include <time.h>
+
+#include <string>
+#include <string_view>
+
+#include "backends/http/codec.h"
+#include "backends/http/handler.h"
+#include "backends/http/terminator_counter.h"
+#include "backends/server/model.h"
+#include "backends/server/threads.h"
+#include "backends/uring/loop.h"
+
+namespace {
+
+using namespace cb;
+
+class FloorSession {
+ public:
+  // One thread's canned answer.
+  struct Context {
+    Context() { refresh(); }
+    void refresh() {
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+      if (ts.tv_sec == second) return;
+      second = ts.tv_sec;
+      http::Request req;
+      req.method = HTTP_GET;
+      req.target = req.path = "/";
+      const http::Response resp = http::handle(req);
+      canned.clear();
+      http::Codec::serialize(resp, /*keep_alive=*/true, /*http10_keep_alive=*/false, /*head_only=*/false, canned);
+    }
+    std::string canned = std::string(512, '\0');  // capacity kept across refreshes
+    time_t second = -1;
+  };
+
+  explicit FloorSession(Context&) {}
+
+  http::pump_state feed(Context& ctx, std::string_view in) {
+    out_.clear();
+    sent_ = 0;
+    for (std::size_t n = terminators_.count(in.data(), in.size()); n > 0; --n) out_.append(ctx.canned);
+    return out_.empty() ? http::pump_state::read : http::pump_state::write;
+  }
+  std::string_view output() const { return std::string_view(out_).substr(sent_); }
+  http::pump_state consumed(std::size_t n) {
+    sent_ += n;
+    return sent_ < out_.size() ? http::pump_state::write : http::pump_state::read;
+  }
+  bool take_progress() { return false; }
+  static void on_tick(Context& ctx) { ctx.refresh(); }
+
+ private:
+  http::TerminatorCounter terminators_;
+  std::string out_;        // this receive's answers; a send in flight points into it
+  std::size_t sent_ = 0;   // bytes of out_ already sent
+};
+
+using FloorLoop = uring::Loop<FloorSession>;
+
+int run(const server::Options&, server::Control& control) {
+  return server::run_loop_per_listener<FloorLoop>("floor-uring", control, uring::LoopConfig{"floor-uring", std::chrono::milliseconds(0)});
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(floor_uring_instrument, "floor-uring",
+                      "completion floor, not a model: the io-uring loop (multishot accept, provided "
+                      "buffers, one submit-and-wait per round) counting request terminators and sending the canned "
+                      "GET / bytes for each; no parsing",
+                      server::ListenerLayout::per_thread, &run, {.instrument = true}, &uring::probe)

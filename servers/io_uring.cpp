@@ -1,0 +1,70 @@
+// Model: io-uring (completion-based: the proactor that Asio emulates over epoll, done by the kernel).
+//
+// Per thread one io_uring (backends/uring/loop.h): a multishot accept on the thread's own
+// SO_REUSEPORT listener, per connection one receive into the thread's provided-buffer ring fed to
+// the shared request pump (backends/http/pump.h), its output sent with one send (a partial send is continued from where it stopped),
+// and one io_uring_submit_and_wait per loop round that hands the kernel every SQE the round
+// queued and reaps what completed, usually in one io_uring_enter for all connections. An idle
+// connection has a receive waiting and owns no read buffer: the kernel picks one when data
+// arrives and the loop gives it back as soon as the pump has consumed it. The pump's own output
+// buffer (about one response, kept for the connection's life) is what a connection holds. The
+// kernel holds the waiting receive (an io_kiocb, a 256-byte slab object, and its poll entry):
+// slab memory that /proc/net/sockstat's TCP "mem" (socket buffers only) does not show. No SQPOLL (a kernel
+// polling thread would make "fewer system calls" trivial and its CPU would not show as ours).
+//
+// --threads N: N loops, N rings, N listeners (the kernel spreads connections between them).
+// /sleep and /spin: run on the loop's thread, so they stall that thread's connections.
+// Idle timeout: connections without a completed request for --idle-timeout-ms are closed by a
+// sweep four times a second, which cancels the connection's receive (or send) and closes the
+// socket when the cancelled operation completes.
+// EMFILE: the multishot accept ends with -EMFILE; it is re-armed by the next sweep (not at
+// once), so a full file table is neither spun on nor fatal. A kernel without multishot accept
+// (before 5.19) answers -EINVAL: the loop then arms one accept per connection (stated fallback).
+// Probing: before the readiness line, cbench-server checks that io_uring can be set up (it is
+// refused under io_uring_disabled=2 or a seccomp filter), that it waits with a timeout in one
+// call (IORING_FEAT_EXT_ARG) and that it has provided-buffer rings; if not it prints one line
+// naming what is missing and exits 77 (the conformance suite reports that as skipped).
+// Stop: Control::on_stop writes each loop's eventfd, which has a read pending in the ring; the
+// loop cancels its accept and every connection's operation, reaps their completions (bounded)
+// and closes every socket.
+#include <string>
+#include <string_view>
+
+#include "backends/http/pump.h"
+#include "backends/server/model.h"
+#include "backends/server/threads.h"
+#include "backends/uring/loop.h"
+
+namespace {
+
+using namespace cb;
+
+// The HTTP side of a connection: the shared request pump, in its own-buffer form (a send in flight
+// points into the pump's output until its completion calls consumed()).
+class HttpSession {
+ public:
+  struct Context {};
+  explicit HttpSession(Context&) {}
+
+  http::pump_state feed(Context&, std::string_view in) { return pump_.feed(in); }
+  std::string_view output() const { return pump_.output(); }
+  http::pump_state consumed(std::size_t n) { return pump_.consumed(n); }
+  bool take_progress() { return pump_.take_progress(); }
+  static void on_tick(Context&) {}
+
+ private:
+  http::Pump pump_;
+};
+
+using HttpLoop = uring::Loop<HttpSession>;
+
+int run(const server::Options& opt, server::Control& control) {
+  return server::run_loop_per_listener<HttpLoop>("io-uring", control, uring::LoopConfig{"io-uring", std::chrono::milliseconds(opt.idle_timeout_ms)});
+}
+
+}  // namespace
+
+CBENCH_REGISTER_MODEL(io_uring_model, "io-uring",
+                      "one io_uring per --threads on its own SO_REUSEPORT listener: multishot accept, receives into "
+                      "provided buffers, one submit-and-wait per round (completion-based; no SQPOLL)",
+                      server::ListenerLayout::per_thread, &run, {}, &uring::probe)
