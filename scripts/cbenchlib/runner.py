@@ -248,7 +248,10 @@ class Runner:
         argv = model_command(server_bin, point, self.addr, self.settings.server_args)
         from . import servercounters  # issue 14: the server's mechanism counters
         counters_args, self._counters_path = servercounters.server_args(self.logs_dir, tag)
-        argv += counters_args + servercounters.response_args(self.settings)
+        extra = servercounters.supported_args(server_bin, counters_args + servercounters.response_args(self.settings))
+        if "--counters-out" not in extra:
+            self._counters_path = None  # an older build: SIGUSR1 would kill it
+        argv += extra
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
         deadline = time.monotonic() + self.settings.ready_timeout_s
@@ -439,7 +442,7 @@ class Runner:
     def _counters_snapshot(self, point: Point, server: ServerHandle) -> dict | None:
         """The server's mechanism counters now (servercounters.py); None for peers."""
         from . import servercounters
-        if point.row.kind == "peer":
+        if point.row.kind == "peer" or self._counters_path is None:
             return None
         if point.row.processes:  # cluster mode: each worker counts alone; no sum yet (issue 15)
             return None

@@ -14,6 +14,30 @@ import signal
 import time
 
 SNAPSHOT_TIMEOUT_S = 2.0
+_HELP_CACHE: dict[str, str] = {}
+
+
+def _usage(server_bin: str) -> str:
+    """The binary's --help text, once per binary (an older build, e.g. a regress baseline, may
+    predate --counters-out or --response: it then gets neither)."""
+    if server_bin not in _HELP_CACHE:
+        import subprocess
+        try:
+            _HELP_CACHE[server_bin] = subprocess.run([server_bin, "--help"], capture_output=True, text=True,
+                                                     timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            _HELP_CACHE[server_bin] = ""
+    return _HELP_CACHE[server_bin]
+
+
+def supported_args(server_bin: str, argv: list[str]) -> list[str]:
+    """argv (flag, value pairs) without the flags server_bin's usage does not name."""
+    usage = _usage(server_bin)
+    out = []
+    for i in range(0, len(argv), 2):
+        if argv[i] in usage:
+            out += argv[i:i + 2]
+    return out
 
 
 def server_args(logs_dir: str, tag: str) -> tuple[list[str], str]:
