@@ -18,6 +18,7 @@ help:
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
 	@echo "make test-tsan  TSan build (build-tsan): unit tests and the conformance gate at --threads 4"
 	@echo "make fuzz       libFuzzer on the codec (clang, build-fuzz) for FUZZ_SECONDS (default 60)"
+	@echo "make ci-artifacts  a quick sweep (a few models) with its tables and charts in build/ci-artifacts (what .ci/run keeps)"
 
 deps:
 	bash scripts/deps.sh
@@ -120,3 +121,19 @@ fuzz: deps
 # What `make test` runs: the same, briefly.
 fuzz-ci:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
+
+# --- CI artifacts (issue 19): a quick sweep's tables and charts in one directory -----------------
+# Not a reference run (--quick: 1 s points, 1 repetition; --allow-dirty since CI's tree may carry
+# build outputs): a smoke view of the machine CI ran on, kept as artifacts. The path is printed last.
+CI_ARTIFACTS ?= $(if $(CBENCH_ARTIFACTS),$(CBENCH_ARTIFACTS),$(CURDIR)/build/ci-artifacts)
+CI_MODELS    ?= pull-loop,worker-pool*,epoll-reactor,selector*,io-uring,floor
+.PHONY: ci-artifacts
+ci-artifacts: build
+	rm -rf $(CI_ARTIFACTS) && mkdir -p $(CI_ARTIFACTS)/runs
+	$(CBENCH) sweep scenarios/ever-table.toml --quick --allow-dirty --models '$(CI_MODELS)' \
+	  --out $(CI_ARTIFACTS)/runs
+	@run=$$(ls -td $(CI_ARTIFACTS)/runs/*-ever-table | head -n 1); \
+	  $(CBENCH) table $$run -o run && \
+	  $(CBENCH) compare $$run --published ever -o $$run/compare-ever.md && \
+	  $(CBENCH) plot $$run && \
+	  echo "ci-artifacts: tables, comparison and charts of a quick sweep in $$run"
