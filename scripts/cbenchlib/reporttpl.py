@@ -45,6 +45,15 @@ METRICS = {
     "rss_mb": ("server.rss_peak_kb", 1.0 / 1024, "f0"),
     "softirq_server": ("machine.softirq_frac.server", 100.0, "pct"),
     "steal_server": ("machine.steal_frac.server", 100.0, "pct"),
+    # The server's mechanism counters per request (backends/server/counters.h, issue 14).
+    "dispatches": ("derived.counters_per_req.dispatches", 1.0, "f3"),
+    "dup": ("derived.counters_per_req.duplicate_dispatches", 1.0, "f3"),
+    "suppressed": ("derived.counters_per_req.suppressed_duplicates", 1.0, "f2"),
+    "empty_reads": ("derived.counters_per_req.empty_reads", 1.0, "f3"),
+    "wakeups": ("derived.counters_per_req.wakeups", 1.0, "f3"),
+    "rearms": ("derived.counters_per_req.rearms", 1.0, "f3"),
+    "poll_rounds": ("derived.counters_per_req.poll_rounds", 1.0, "f3"),
+    "ring_enters": ("derived.counters_per_req.ring_enters", 1.0, "f3"),
 }
 
 

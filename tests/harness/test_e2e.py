@@ -70,7 +70,8 @@ class EndToEnd(unittest.TestCase):
         for p in points:
             with self.subTest(point=p["point_id"]):
                 self.assertEqual(p["status"], "ok", p.get("failure"))
-                self.assertIn(p["verdict"], ("server-bound", "client-bound", "error-bound", "unclear"))
+                self.assertIn(p["verdict"], ("server-bound", "client-bound", "both-saturated", "kernel-bound",
+                                              "error-bound", "unclear"))
                 self.assertTrue(p["verdict_evidence"])
                 self.assertEqual(p["server_exit_status"], 0, "a model must exit 0 on SIGTERM")
                 if p["idle"] is None:
