@@ -210,7 +210,9 @@ def calibration_text(cal_dir: str, rel: str) -> str:
            f"- The row's server CPU per request at the calibration point: {c['cpu_us_per_req']:.2f} µs;"
            " handicaps " + ", ".join(f"{k} = {v} ns" for k, v in hand.items()) + ".",
            f"- Design: {c['trials']} trials, {c['repetitions']} repetitions of {c['duration_s']} s per row"
-           " and trial (the sweep's default design).",
+           " and trial in shuffled order, without sequential blocks (calibrate's default). This is a"
+           " smaller design than ever-table's primary comparisons get (2 s runs, up to"
+           " max_repetitions blocks), so these rates bound that design's sensitivity from below.",
            f"- A/A false-positive rate (any verdict but undecided on the same server twice): {_rate(fp)}."]
     for pct in sorted(det, key=int):
         out.append(f"- A/B detection rate at +{pct}% CPU per request (verdict supported): {_rate(det[pct])}.")

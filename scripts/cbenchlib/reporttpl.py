@@ -353,6 +353,11 @@ def f_bound(rd: Renderer, use: Use, section, spec, verdict="server-bound", noun=
         text = f"every {noun} was {verdict}"
     elif len(off) == len(cells):
         text = f"no {noun} was {verdict} in every repetition"
+    elif 2 * len(off) > len(cells):
+        # Most cells are exceptions: name the few that were, and the rest as exceptions.
+        on = [f"`{c.row.key}`" for c in cells if all(v == verdict for v in c.verdicts())]
+        text = (f"only {len(on)} of {len(cells)} {noun}s were {verdict} in every repetition ("
+                + ", ".join(on) + "); not " + verdict + ": " + ", ".join(off))
     else:
         text = f"every {noun} was {verdict} except " + ", ".join(off)
 

@@ -60,7 +60,7 @@ class SweepAgainstFakeServer(unittest.TestCase):
         ok = by[("fake-ok", "-t1 -c2")]
         self.assertEqual(ok["status"], "ok", ok["failure"])
         self.assertGreater(ok["wrk"]["req_per_s"], 0)
-        self.assertIn(ok["verdict"], ("server-bound", "client-bound", "unclear"))
+        self.assertIn(ok["verdict"], ("server-bound", "client-bound", "both-saturated", "unclear"))
         self.assertGreater(ok["server"]["cpu_user_s"] + ok["server"]["cpu_sys_s"], 0)
         self.assertEqual(ok["commands"]["client"][:3], ["taskset", "-c", "1"])
         self.assertEqual(ok["commands"]["server"][:3], ["taskset", "-c", "0"])
