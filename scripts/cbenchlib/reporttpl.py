@@ -401,10 +401,16 @@ def f_spread(rd: Renderer, use: Use, section, metric):
 
 
 def f_design(rd: Renderer, use: Use, section, what):
-    """{{design SEC | duration_s|warmup_s|timeout_s|repetitions|points|rows}} from the points."""
+    """{{design SEC | duration_s|warmup_s|timeout_s|repetitions|min_repetitions|extended_points|points|rows}}
+    from the points."""
     r = rd.run(section)
-    if what == "repetitions":
+    if what == "repetitions":  # the most any point got (the sequential design's extra blocks included)
         return str(max(len(c.points) for c in r.cells.values()))
+    if what == "min_repetitions":  # what every point got
+        return str(min(len(c.points) for c in r.cells.values()))
+    if what == "extended_points":  # points that got more than every point did
+        least = min(len(c.points) for c in r.cells.values())
+        return str(sum(1 for c in r.cells.values() if len(c.points) > least))
     if what == "points":
         return str(len(r.cells))
     if what == "rows":
