@@ -82,24 +82,16 @@ class Use:
     line: int = 0
 
 
+# unit format (the third field of METRICS) -> how a figure is printed; "ms" switches to seconds.
+_FORMATS = {"int": "{:.0f}", "us": "{:.2f}", "f2": "{:.2f}", "f3": "{:.3f}", "f0": "{:.0f}", "pct": "{:.0f}%"}
+
+
 def fmt(value: float, unit: str) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
-    if unit == "int":
-        return f"{value:.0f}"
-    if unit == "us":
-        return f"{value:.2f}"
-    if unit == "f2":
-        return f"{value:.2f}"
-    if unit == "f3":
-        return f"{value:.3f}"
-    if unit == "f0":
-        return f"{value:.0f}"
-    if unit == "pct":
-        return f"{value:.0f}%"
     if unit == "ms":
         return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.2f} ms"
-    return f"{value:g}"
+    return _FORMATS.get(unit, "{:g}").format(value)
 
 
 def _unit_suffix(unit: str) -> str:
@@ -120,19 +112,18 @@ def effect(ca: Cell, cb: Cell, a: list[float], b: list[float]):
 
 
 def pair_spread(run: Run, metric: str) -> tuple[float, float, int] | None:
-    """(median, 90th percentile, cells) of |a-b|/mean(a,b) over cells with 2+ ok repetitions."""
-    from . import stats
-    path, _, _ = METRICS[metric]
-    diffs, cells = [], 0
-    for cell in run.cells.values():
-        v = cell.rps() if metric == "rps" else cell.values(path)
-        d = stats.relative_differences(v)
-        if d:
-            diffs += d
-            cells += 1
-    if not diffs:
+    """(median, 90th percentile, points) of |a-b|/mean(a,b) between repetitions, from
+    findings.run_spread (the one computation of a run's spread) for the findings metric that reads
+    the same field as this template metric."""
+    from . import findings
+    path = METRICS[metric][0]
+    names = [name for name, spec in findings.METRICS.items() if spec[0] == path]
+    if not names:
+        raise TemplateError(f"spread: metric {metric!r} is not one findings.run_spread measures")
+    s = findings.run_spread(run, (names[0],))[0]
+    if s.median is None:
         return None
-    return (statistics.median(diffs), stats.percentile(diffs, 0.9), cells)
+    return (s.median, s.p90, s.n_points)
 
 
 # ---------------------------------------------------------------- the renderer
