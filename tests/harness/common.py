@@ -13,6 +13,20 @@ FAKE_SERVER = os.path.join(HERE, "fake_server.py")
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 
+def private_fakes(test) -> None:
+    """Gives a test a private temporary directory holding a copy of the fake server and a wrk
+    link (their paths mark this test's processes, so orphan checks cannot confuse them with anyone
+    else's), and a runs directory under it: sets test.tmp, test.server, test.wrk and test.out."""
+    import shutil
+    import tempfile
+    test.tmp = tempfile.mkdtemp(prefix="cbench-test-")
+    test.server = os.path.join(test.tmp, "fake_server.py")
+    shutil.copy(FAKE_SERVER, test.server)
+    test.wrk = os.path.join(test.tmp, "wrk")
+    os.symlink(shutil.which("wrk") or "/usr/bin/wrk", test.wrk)
+    test.out = os.path.join(test.tmp, "runs")
+
+
 def run_cbench(args, timeout=120, **kw):
     """Run scripts/cbench with args; returns CompletedProcess (text)."""
     return subprocess.run([PYTHON, CBENCH] + list(args), capture_output=True, text=True,

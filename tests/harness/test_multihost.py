@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from common import CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
+from common import private_fakes, CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
@@ -104,12 +104,7 @@ class AcrossNamespaces(unittest.TestCase):
         assert not left, f"namespaces left behind: {left}"
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="cbench-test-")
-        self.server = os.path.join(self.tmp, "fake_server.py")
-        shutil.copy(FAKE_SERVER, self.server)
-        self.wrk = os.path.join(self.tmp, "wrk")
-        os.symlink(shutil.which("wrk") or "/usr/bin/wrk", self.wrk)
-        self.out = os.path.join(self.tmp, "runs")
+        private_fakes(self)
         self.scen = os.path.join(self.tmp, "mh.toml")
         with open(self.scen, "w") as f:
             f.write("duration_s = 1\nwarmup_s = 0.3\nrepetitions = 1\ntimeout_s = 2\n"

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import unittest
 
-from common import FAKE_SERVER, processes_matching
+from common import private_fakes, FAKE_SERVER, processes_matching
 from cbenchlib import cli_sweep, resultio
 
 
@@ -49,12 +49,7 @@ threads = [1, 2]
 
 class SequentialBlocks(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="cbench-test-")
-        self.server = os.path.join(self.tmp, "fake_server.py")
-        shutil.copy(FAKE_SERVER, self.server)
-        self.wrk = os.path.join(self.tmp, "wrk")
-        os.symlink(shutil.which("wrk") or "/usr/bin/wrk", self.wrk)
-        self.out = os.path.join(self.tmp, "runs")
+        private_fakes(self)
         self.scen = os.path.join(self.tmp, "seq.toml")
         with open(self.scen, "w") as f:
             f.write(SCENARIO)

@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from common import CBENCH, FAKE_SERVER, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
+from common import private_fakes, CBENCH, FAKE_SERVER, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
 from cbenchlib import resultio
 
 SCEN = os.path.join(FIXTURES, "scenarios")
@@ -29,14 +29,7 @@ def load_run(out):
 
 class SweepAgainstFakeServer(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="cbench-test-")
-        # A private copy of the fake server and a wrk link: their paths mark this test's
-        # processes, so the orphan check cannot confuse them with anyone else's.
-        self.server = os.path.join(self.tmp, "fake_server.py")
-        shutil.copy(FAKE_SERVER, self.server)
-        self.wrk = os.path.join(self.tmp, "wrk")
-        os.symlink(shutil.which("wrk") or "/usr/bin/wrk", self.wrk)
-        self.out = os.path.join(self.tmp, "runs")
+        private_fakes(self)  # private fake server and wrk link: the orphan check knows them
         self.lock = os.path.join(self.tmp, "bench.lock")
 
     def tearDown(self):
