@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from . import stats, verdict
 from .published import Published
-from .runload import Cell, Load, LoadId, Row, Run, canonical_label, column_label
+from .runload import Cell, Load, Row, Run, canonical_label, column_label
 
 SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
 VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)

@@ -27,7 +27,7 @@ def env_differences(a: Run, b: Run) -> list[tuple[str, object, object]]:
 
 
 def refusal_message(a: Run, b: Run, diffs) -> str:
-    lines = [f"cbench compare: refusing to compare runs measured in different environments:"]
+    lines = ["cbench compare: refusing to compare runs measured in different environments:"]
     for f, va, vb in diffs:
         lines.append(f"  env.{f} differs: {a.run_id} has {va!r}, {b.run_id} has {vb!r}")
     lines.append("  (pass --force to compare anyway)")

@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from common import private_fakes, CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
+from common import private_fakes, CBENCH, PYTHON, REPO, processes_matching
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 

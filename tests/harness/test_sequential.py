@@ -10,10 +10,9 @@ import dataclasses
 import io
 import os
 import shutil
-import tempfile
 import unittest
 
-from common import private_fakes, FAKE_SERVER, processes_matching
+from common import private_fakes, processes_matching
 from cbenchlib import cli_sweep, resultio
 
 

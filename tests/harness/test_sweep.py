@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from common import private_fakes, CBENCH, FAKE_SERVER, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
+from common import private_fakes, CBENCH, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
 from cbenchlib import resultio
 
 SCEN = os.path.join(FIXTURES, "scenarios")

@@ -156,7 +156,6 @@ class TemplateTest(unittest.TestCase):
                 return p
             _, rd2 = self._mutated(half)
             self.assertEqual(len(rd2.uses), len(self.rd.uses))
-            failures = []
             for u, u2 in zip(self.rd.uses, rd2.uses):
                 depends = any(r == row for r, _ in u.figures)
                 with self.subTest(row=row, placeholder=u.source):
