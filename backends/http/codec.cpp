@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 
+#include "backends/http/fast_request.h"
 #include "backends/http/handler.h"
 
 namespace cb::http {
@@ -112,7 +113,7 @@ const http_parser_settings Codec::kSettings = [] {
   return s;
 }();
 
-Codec::Codec() { reset(); }
+Codec::Codec(ParsePath path) : path_(path) { reset(); }
 
 Codec::Codec(Codec&& o) noexcept { *this = std::move(o); }
 
@@ -129,6 +130,7 @@ Codec& Codec::operator=(Codec&& o) noexcept {
   host_fields_ = o.host_fields_;
   keep_alive_ = o.keep_alive_;
   closing_ = o.closing_;
+  path_ = o.path_;
   return *this;
 }
 
@@ -250,10 +252,14 @@ int Codec::on_message_complete(http_parser* p) {
   // instead of one per pipelined request. Pause (http_parser_execute returns right after this
   // request) only where feed() must decide: a closing response, or output at the high-water
   // mark, before the next pipelined request is parsed.
+  // With the fast path on, pause after every request, so that feed() tries the fast path again on
+  // the next one (a slow request does not make the rest of the input slow).
   c->in_message_ = false;
-  c->respond(*c->out_);
+  c->respond(Head{static_cast<http_method>(p->method), p->http_major, p->http_minor, c->keep_alive_, p->upgrade != 0},
+             c->target_, *c->out_);
   ++c->feed_responses_;
-  if (c->closing_ || c->out_->size() >= c->out_high_water_bytes_) http_parser_pause(p, 1);
+  if (c->closing_ || c->out_->size() >= c->out_high_water_bytes_ || c->path_ == ParsePath::fast_path)
+    http_parser_pause(p, 1);
   return 0;
 }
 
@@ -343,18 +349,18 @@ void Codec::serialize_uncached(const Response& resp, bool keep_alive, bool http1
 
 void Codec::set_keep_alive(KeepAlive policy) { g_keep_alive = policy; }
 
-void Codec::respond(std::string& out) {
+void Codec::respond(const Head& head, std::string_view target, std::string& out) {
   Request req;
-  req.method = static_cast<http_method>(parser_.method);
-  req.target = target_;
+  req.method = head.method;
+  req.target = target;
   split_target(req.target, req);
-  req.http_major = parser_.http_major;
-  req.http_minor = parser_.http_minor;
-  req.keep_alive = keep_alive_;
+  req.http_major = head.http_major;
+  req.http_minor = head.http_minor;
+  req.keep_alive = head.keep_alive;
   Response resp = handle(req);
-  bool keep = keep_alive_ && !resp.close && g_keep_alive == KeepAlive::on;
+  bool keep = head.keep_alive && !resp.close && g_keep_alive == KeepAlive::on;
   // CONNECT and Upgrade hand the connection to another protocol; this workload has none.
-  if (parser_.upgrade) keep = false;
+  if (head.upgrade) keep = false;
   serialize(resp, keep, keep && req.http_major == 1 && req.http_minor == 0, req.method == HTTP_HEAD, out);
   ++responses_total_;
   if (!keep) closing_ = true;
@@ -384,6 +390,17 @@ FeedResult Codec::feed(std::string_view in, std::string& out, std::size_t out_hi
     if (out.size() >= out_high_water_bytes) {
       result.status = feed_status::output_full;
       break;
+    }
+    // Between requests, try the fast path first; it consumes a whole request or nothing, in
+    // which case http_parser parses this request from its first byte (and pauses after it).
+    if (path_ == ParsePath::fast_path && !in_message_) {
+      FastRequest fast;
+      if (std::size_t n = parse_fast_request(in.substr(off), fast); n != 0) {
+        respond(Head{fast.method, 1, fast.http_minor, fast.keep_alive, false}, fast.target, out);
+        ++feed_responses_;
+        off += n;
+        continue;
+      }
     }
     off += http_parser_execute(&parser_, &kSettings, in.data() + off, in.size() - off);
     const http_errno err = HTTP_PARSER_ERRNO(&parser_);

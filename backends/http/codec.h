@@ -36,6 +36,12 @@ enum class feed_status : std::uint8_t {
 // and closes after it, as Unicorn does, whatever the request asked for.
 enum class KeepAlive : std::uint8_t { on, off };
 
+// Which parser reads requests. fast_path (the default): the common request shape is parsed by
+// parse_fast_request (fast_request.h) and everything else by http_parser, one request at a time;
+// http_parser_only: every request goes through http_parser. The answers are identical by
+// contract; the second form exists only so that tests and benchmarks can prove and measure it.
+enum class ParsePath : std::uint8_t { fast_path, http_parser_only };
+
 struct FeedResult {
   std::size_t consumed_bytes = 0;
   feed_status status = feed_status::need_more;
@@ -44,7 +50,7 @@ struct FeedResult {
 
 class Codec {
  public:
-  Codec();
+  explicit Codec(ParsePath path = ParsePath::fast_path);
   Codec(Codec&&) noexcept;
   Codec& operator=(Codec&&) noexcept;
   Codec(const Codec&) = delete;
@@ -94,7 +100,15 @@ class Codec {
   static int on_message_complete(http_parser*);
   static const http_parser_settings kSettings;
 
-  void respond(std::string& out);
+  // What respond() needs of a parsed request, from either parser.
+  struct Head {
+    http_method method;
+    unsigned short http_major;
+    unsigned short http_minor;
+    bool keep_alive;  // http_should_keep_alive
+    bool upgrade;     // CONNECT or Upgrade: the connection is not kept
+  };
+  void respond(const Head& head, std::string_view target, std::string& out);
   void respond_error(int status, std::string& out);
   int error_status_for_parser() const;
 
@@ -113,6 +127,7 @@ class Codec {
   std::uint8_t host_fields_ = 0;  // Host fields in the current request
   bool keep_alive_ = true;
   bool closing_ = false;
+  ParsePath path_ = ParsePath::fast_path;  // kept by reset()
 };
 
 }  // namespace cb::http
