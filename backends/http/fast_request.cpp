@@ -62,14 +62,24 @@ inline bool value_is(const char* s, std::size_t len, std::string_view lower) { r
 // What a field name means to http_parser and the codec.
 enum class field : std::uint8_t { other, host, connection, refuse };
 
+// True if `s` starts with `lower`, ignoring ASCII case (as equals_lower).
+inline bool starts_lower(const char* s, std::size_t len, std::string_view lower) {
+  return len >= lower.size() && equals_lower(s, lower.size(), lower);
+}
+
+// http_parser matches the names it interprets a character at a time, and a name that merely
+// STARTS with one of them can keep its meaning (differential test: "Transfer-Encodingnked:
+// chunked" is a 400 in libhttp-parser 2.9.4), so every name with such a prefix is declined,
+// except an exact "Connection".
 inline field classify(const char* name, std::size_t len) {
-  switch (len) {
-    case 4: return equals_lower(name, len, "host") ? field::host : field::other;
-    case 7: return equals_lower(name, len, "upgrade") ? field::refuse : field::other;
-    case 10: return equals_lower(name, len, "connection") ? field::connection : field::other;
-    case 14: return equals_lower(name, len, "content-length") ? field::refuse : field::other;
-    case 16: return equals_lower(name, len, "proxy-connection") ? field::refuse : field::other;
-    case 17: return equals_lower(name, len, "transfer-encoding") ? field::refuse : field::other;
+  if (len == 4) return equals_lower(name, len, "host") ? field::host : field::other;
+  switch (name[0] | 0x20) {
+    case 'c':
+      if (starts_lower(name, len, "connection")) return len == 10 ? field::connection : field::refuse;
+      return starts_lower(name, len, "content-length") ? field::refuse : field::other;
+    case 't': return starts_lower(name, len, "transfer-encoding") ? field::refuse : field::other;
+    case 'u': return starts_lower(name, len, "upgrade") ? field::refuse : field::other;
+    case 'p': return starts_lower(name, len, "proxy-connection") ? field::refuse : field::other;
     default: return field::other;
   }
 }

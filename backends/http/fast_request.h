@@ -15,8 +15,9 @@
 // more of 0x20-0x7E / HTAB not all whitespace, and the whole head is at most kFastMaxHeadBytes.
 // It declines (returns 0) on: any other method, byte, line ending (bare LF, obs-fold, CR not
 // before LF) or version; a partial request; the fields http_parser frames or interprets itself
-// (Content-Length, Transfer-Encoding, Upgrade, Proxy-Connection; Connection unless its value is
-// exactly "close" or "keep-alive", any case); a Host count the codec rejects (HTTP/1.1: exactly
+// (any name starting with Content-Length, Transfer-Encoding, Upgrade, Proxy-Connection or
+// Connection, except Connection itself with a value of exactly "close" or "keep-alive", any
+// case); a Host count the codec rejects (HTTP/1.1: exactly
 // one, HTTP/1.0: at most one). Declining is always safe: it costs only the scan.
 #pragma once
 #include <http_parser.h>
