@@ -27,7 +27,9 @@
 //   - output (Date value masked), response count and closing() are the same whatever the cut
 //     points, the high-water mark and a move in the middle;
 //   - a codec that served other input and was then reset() gives byte-identical output to a new
-//     one on the same input.
+//     one on the same input;
+//   - the fast path changes nothing: a codec with ParsePath::http_parser_only gives the same
+//     output, response count and closing() as the default codec (fast_request.h's contract).
 // Inputs naming /sleep or /spin are rejected (return -1: not added to the corpus): those routes
 // block or burn CPU by design (up to 10 s), which would only slow the fuzzer down; their query
 // parsing is the same function as /bytes', which is fuzzed.
@@ -227,5 +229,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(!used.closing() && !used.mid_request() && used.responses_total() == 0, "reset() gives a new codec's state");
   const Outcome after_reset = run(std::move(used), stream, plan);
   expect_same(cut, after_reset, "new codec vs. reset codec");
+
+  // 4. The same stream, cut the same way, through http_parser only.
+  const Outcome slow = run(Codec(cb::http::ParsePath::http_parser_only), stream, plan);
+  expect_same(cut, slow, "fast path vs. http_parser only");
   return 0;
 }

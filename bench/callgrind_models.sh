@@ -1,0 +1,46 @@
+#!/bin/bash
+# Instructions per request in user space, per model, under a bounded pipelined load (issue 13
+# item 5): each model's whole server process runs under callgrind, the counters are zeroed once
+# it is serving and dumped after cbench-load (closed loop, -c64 -p16 by default) stops, so the
+# figure covers exactly the load window. callgrind counts user space only (the kernel's share of
+# a request is not in it): this is the part the models' own loops, the pump and the codec own.
+# Deterministic enough to compare before and after on a busy machine; not a timing.
+#
+#   bench/callgrind_models.sh BUILD_DIR [SECONDS] [MODEL...]
+# BUILD_DIR holds cbench-server and cbench-load. Prints "model Ir requests Ir/request" lines and
+# keeps the dumps in $OUT (default /tmp/cbench-callgrind-models). Load on CPU 1, server on CPU 0.
+set -euo pipefail
+build=${1:?usage: callgrind_models.sh BUILD_DIR [SECONDS] [MODEL...]}
+seconds=${2:-3}
+shift $(( $# >= 2 ? 2 : 1 ))
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(floor epoll-reactor pull-loop libuv multi-reactor)
+load=${LOAD:-$build/cbench-load}
+out=${OUT:-/tmp/cbench-callgrind-models}
+mkdir -p "$out"
+for model in "${models[@]}"; do
+  log=$out/$model.log
+  dump=$out/$model.callgrind
+  rm -f "$dump"*
+  taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$dump" \
+    "$build/cbench-server" --model "$model" --port 0 --threads 1 >"$log" 2>&1 &
+  vg=$!
+  port=""
+  for _ in $(seq 600); do
+    port=$(sed -n 's/.*cbench-server ready .* port=\([0-9]*\).*/\1/p' "$log" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "$model: not ready: $(tail -3 "$log")" >&2; kill "$vg"; wait "$vg" || true; continue; }
+  callgrind_control -z "$vg" >/dev/null
+  json=$(taskset -c 1 "$load" --connections 64 --pipeline 16 --duration "$seconds" --json "http://127.0.0.1:$port/" || true)
+  callgrind_control -d "$vg" >/dev/null
+  kill -INT "$vg"
+  wait "$vg" || true
+  requests=$(printf '%s' "$json" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("requests", d.get("responses", 0)))')
+  # The dump made by -d (the load window) is the numbered one; the final one holds only the stop.
+  window=$(ls "$dump".* 2>/dev/null | head -1)
+  ir=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$window" | head -1)
+  printf '%-14s Ir %12s  requests %9s  Ir/request %6s\n' "$model" "$ir" "$requests" \
+    "$(( requests > 0 ? ir / requests : 0 ))"
+done
