@@ -217,6 +217,19 @@ class MechanismTest(unittest.TestCase):
         self.assertIn("| connections accepted per request (server's count) | — | — |", text)
         self.assertIn("| each worker's share of the CPU, % | — | — |", text)
 
+    def test_report_section_renders_from_a_tipi_run_and_says_not_yet_run_without_one(self):
+        from cbenchlib import reportgen
+        run = mechanism_run(os.path.join(self.tmp.name, "tipi-section"))
+        text = reportgen.section_text("tipi-table", {"scenario": "tipi-table", "run": run.dir},
+                                      allow_synthetic=True, root=self.tmp.name)
+        self.assertIn("Published table `tipi`", text)
+        self.assertIn("##### Mechanism of finding T1, from the counters", text)
+        self.assertIn("| TIME_WAIT sockets on the server's port at the end | 0 | 0 | 27000 |", text)
+        empty = reportgen.section_text("tipi-table", {"scenario": "tipi-table", "run": ""})
+        self.assertTrue(empty.startswith("_Not yet run._ No reference run of scenario `tipi-table`"), empty)
+        self.assertEqual(reportgen.read_config(os.path.join(REPO, "results", "reference-runs.toml"))
+                         ["tipi-table"]["run"], "")
+
     def test_an_unknown_figure_is_refused(self):
         from cbenchlib import mechanism
         with self.assertRaisesRegex(mechanism.MechanismError, "no_such"):
