@@ -22,9 +22,18 @@ from .runload import Cell, Run, canonical_label, column_label, dig
 NO_FIGURE = "—"
 
 
+def _server_counter(p: dict, name: str) -> float | None:
+    """A server counter per request, or None when the model counts none of its counters (every
+    value 0: asio-coro, worker-pool count nothing; a 0 there is not a measurement)."""
+    cp = dig(p, "derived.counters_per_req")
+    if not isinstance(cp, dict) or not any(cp.values()):
+        return None
+    return cp.get(name)
+
+
 def _counted(p: dict, name: str) -> float | None:
     """A server counter's count in the window: per request × requests (cluster workers summed)."""
-    per = dig(p, f"derived.counters_per_req.{name}")
+    per = _server_counter(p, name)
     req = dig(p, "wrk.requests")
     return per * req if isinstance(per, (int, float)) and isinstance(req, (int, float)) else None
 
@@ -65,9 +74,9 @@ def _kernel_bound(p: dict) -> float:
 # name -> (label, reader of one point, format: "f3", "f2", "f1", "f0", "us", "ms", "text", "share")
 FIGURES = {
     "accepts_per_req": ("connections accepted per request (server's count)",
-                        lambda p: dig(p, "derived.counters_per_req.accepts"), "f3"),
+                        lambda p: _server_counter(p, "accepts"), "f3"),
     "closes_per_req": ("connections closed per request (server's count)",
-                       lambda p: dig(p, "derived.counters_per_req.closes"), "f3"),
+                       lambda p: _server_counter(p, "closes"), "f3"),
     "kernel_accepts_per_req": ("connections accepted per request (kernel PassiveOpens)",
                                lambda p: dig(p, "kernel.accepts_per_req"), "f3"),
     "time_wait_per_req": ("sockets entering TIME_WAIT per request (kernel TW)",

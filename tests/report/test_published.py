@@ -217,6 +217,18 @@ class MechanismTest(unittest.TestCase):
         self.assertIn("| connections accepted per request (server's count) | — | — |", text)
         self.assertIn("| each worker's share of the CPU, % | — | — |", text)
 
+    def test_a_model_that_counts_nothing_shows_dashes_and_the_kernel_count_stands_in(self):
+        run = mechanism_run(os.path.join(self.tmp.name, "nocount"))
+        pts = [dict(p) for c in [run.cell(r.key, ld.lid) for r in run.rows.values() for ld in run.loads.values()]
+               if c is not None for p in c.ok_points]
+        for p in pts:
+            if p["row"]["model"] == "fiber":  # as asio-coro: every counter 0
+                p["derived"] = dict(p["derived"], counters_per_req={"accepts": 0.0, "closes": 0.0, "dispatches": 0.0})
+        run2 = runload.load_run(write_run(os.path.join(self.tmp.name, "nocount2"), pts))
+        text = pubcompare.render_published_comparison(run2, published.load_published("tipi"))
+        self.assertIn("| connections accepted per request (server's count) | — | 0.000 | 1.000 |", text)
+        self.assertIn("| connections accepted in the window | 64 | 4 | 90000 |", text)  # kernel PassiveOpens
+
     def test_report_section_renders_from_a_tipi_run_and_says_not_yet_run_without_one(self):
         from cbenchlib import reportgen
         run = mechanism_run(os.path.join(self.tmp.name, "tipi-section"))
