@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 
+from .findings import DeclarationError
 from .runload import Cell, Run, canonical_label, column_label, dig
 
 NO_FIGURE = "—"
@@ -95,8 +96,8 @@ FIGURES = {
 }
 
 
-class MechanismError(Exception):
-    pass
+class MechanismError(DeclarationError):
+    """A malformed "mechanism" declaration (a kind of malformed finding)."""
 
 
 def declared(finding_doc: dict) -> list[str]:
