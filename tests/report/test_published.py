@@ -116,6 +116,16 @@ class SameCodeForEveryTableTest(unittest.TestCase):
         t2 = next(f for f in an.findings if f.fid == "T2")
         self.assertEqual(t2.overall.word, findings.NO_DATA)  # no Falcon row
 
+    def test_labels_match_whatever_their_case_but_never_another_row(self):
+        run = labelled_run(os.path.join(self.tmp.name, "case"),
+                           [("fiber p4", "tipi", 60000), ("blocking-pool p4", "UNICORN", 9000),
+                            ("asio-coro p4", "Tipis", 50000)])
+        text = pubcompare.render_published_comparison(run, published.load_published("tipi"))
+        self.assertIn("| Tipi: this run [fiber p4] |", text)
+        self.assertIn("| Unicorn: this run [blocking-pool p4] |", text)
+        self.assertNotIn("[asio-coro p4] |", text.split("Rows of this run with no published counterpart")[0])
+        self.assertIn("`Tipis [asio-coro p4]`", text)  # listed as context, matched to nothing
+
     def test_a_synthetic_third_table(self):
         doc = {"name": "third", "title": "synthetic", "provenance": {"source": "test"},
                "normalise_to": "fastest",
