@@ -51,11 +51,13 @@ constexpr std::string_view kBrowserRequest =
     "\r\n";
 
 // Feeds `pipeline` copies of `request` per iteration to one codec (a keep-alive connection).
-void run_feed(benchmark::State& state, std::string_view request) {
+// `path`: the codec's fast path (the default) or http_parser alone, to weigh what it saves.
+void run_feed(benchmark::State& state, std::string_view request,
+              cb::http::ParsePath path = cb::http::ParsePath::fast_path) {
   const auto pipeline = static_cast<std::size_t>(state.range(0));
   std::string input;
   for (std::size_t i = 0; i < pipeline; ++i) input.append(request);
-  Codec codec;
+  Codec codec(path);
   std::string out;
   out.reserve(64 * 1024);  // the codec's output high-water mark: never reallocates below it
 
@@ -83,10 +85,14 @@ void run_feed(benchmark::State& state, std::string_view request) {
 
 void BM_Codec_WrkRequest(benchmark::State& state) { run_feed(state, kWrkRequest); }
 void BM_Codec_BrowserRequest(benchmark::State& state) { run_feed(state, kBrowserRequest); }
+void BM_Codec_WrkRequestHttpParserOnly(benchmark::State& state) {
+  run_feed(state, kWrkRequest, cb::http::ParsePath::http_parser_only);
+}
 
 // 16: the pipeline depth of the plaintext-pipelined scenario (wrk -p16, as TechEmpower uses).
 BENCHMARK(BM_Codec_WrkRequest)->ArgName("pipeline")->Arg(1)->Arg(16);
 BENCHMARK(BM_Codec_BrowserRequest)->ArgName("pipeline")->Arg(1)->Arg(16);
+BENCHMARK(BM_Codec_WrkRequestHttpParserOnly)->ArgName("pipeline")->Arg(1)->Arg(16);
 
 constexpr std::string_view kHello = "Hello, world!";
 constexpr std::size_t kDistinctBodies = 64;  // far more than a per-thread cache of a few entries
