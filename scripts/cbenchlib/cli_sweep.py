@@ -110,6 +110,11 @@ def add_arguments(p) -> None:
     p.add_argument("--lock-timeout", type=float, metavar="S",
                    help="give up if the lock is still held after S seconds (default: wait)")
     # issue 12 (provenance, report helper): a run into results/runs/ is a reference run.
+    # Issue 14 (profiling.py): one unmeasured repetition per point under perf, after the blocks.
+    p.add_argument("--profile", action="store_true",
+                   help="after the measured blocks, one unmeasured repetition per wrk point under `perf record"
+                        " -e cpu-clock --call-graph dwarf` on the server's CPUs; folded stacks kept in the run's"
+                        " profile/ (never in points.jsonl); print them with `cbench profile RUN`")
     p.add_argument("--allow-dirty", action="store_true",
                    help="let a reference run (--out under results/: results/runs is the default) start from a tree with"
                         " uncommitted changes; meta.json records the changed files and the diff's sha256")
@@ -149,6 +154,7 @@ class SweepPlan:
     estimate_full_s: float = 0.0     # the initial blocks, every model
     estimate_extra_s: float = 0.0    # the most the extra blocks can add
     allow_dirty: bool = False        # issue 12: --allow-dirty (reference runs need a clean tree)
+    profile: bool = False            # issue 14: --profile (profiling.py)
 
     @property
     def settings(self) -> scenario.Settings:
@@ -180,6 +186,10 @@ class SweepPlan:
                      f"{s.repetitions_cap - reps} blocks of at most {s.sequential_points} points, "
                      f"up to {fmt_duration(self.estimate_extra_s)} more (at most "
                      f"{fmt_duration(self.estimate_full_s + self.estimate_extra_s)} in all)")
+        if self.profile:  # issue 14
+            from . import profiling
+            text += (f"\nthen --profile: one unmeasured repetition per wrk point under perf, about "
+                     f"{fmt_duration(profiling.estimate_s(self.points, s))} more")
         return text
 
 
@@ -231,6 +241,7 @@ def build_plan(args) -> SweepPlan:
         lock_timeout_s=args.lock_timeout,
         server_host=hosts[0], client_host=hosts[1],
         allow_dirty=bool(getattr(args, "allow_dirty", False)),
+        profile=bool(getattr(args, "profile", False)),
         command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
         else list(sys.argv))
     plan.estimate_s = sum(estimate_s(x.point, s, available) for x in slots)
@@ -430,6 +441,11 @@ class Sweep:
             self.wrk_bin = os.path.abspath(self.wrk_bin)
         if self.host.which("taskset") is None:
             raise PlanError("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
+        if self.plan.profile:  # issue 14: refuse before anything runs, not after the blocks
+            from . import profiling
+            ok, why = profiling.perf_available()
+            if not ok:
+                raise PlanError(f"--profile needs perf record on the server's CPUs: {why}")
 
     # Step 2: the machine-wide lock; returns the open file (keep it open), or raises PlanError.
     def take_lock(self):
@@ -632,6 +648,9 @@ class Sweep:
         try:
             self.run_slots(r, p.slots, "")
             self.run_extra_blocks(r)
+            if p.profile:  # issue 14: after every measured block, so it disturbs none of them
+                from . import profiling
+                profiling.record_all(r, p.points, log=print)
         except SweepInterrupted as exc:
             return self.on_interrupt(exc.signum)
         except ResultsUnwritable as exc:
