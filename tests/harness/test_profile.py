@@ -94,9 +94,10 @@ class ProfileRepetitionIsNotMeasured(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
         (run,) = [os.path.join(self.out, d) for d in os.listdir(self.out)]
         points, bad, _ = resultio.read_points(os.path.join(run, "points.jsonl"))
-        # 3 points (2 wrk, 1 idle) x 2 measured repetitions; the profile pass adds none.
-        self.assertEqual((len(points), bad), (6, 0))
-        self.assertEqual(sorted(p["rep"] for p in points), [0, 0, 0, 1, 1, 1])
+        # 4 points (2 rows x 1 wrk and 1 idle load) x 2 measured repetitions; the profile pass adds none.
+        self.assertFalse(bad)
+        self.assertEqual(len(points), 8)
+        self.assertEqual(sorted(p["rep"] for p in points), [0] * 4 + [1] * 4)
         with open(os.path.join(run, "profile", "index.jsonl")) as f:
             prof = [json.loads(line) for line in f]
         self.assertEqual(len(prof), 2)  # one per wrk point, none for the idle point
