@@ -62,8 +62,25 @@ _HEADER = re.compile(r"^(?P<comm>\S.*?)\s+(?P<pid>\d+)/(?P<tid>\d+)\s*$")
 _FRAME = re.compile(r"^\s+[0-9a-f]+\s+(?P<sym>.*?)\s+\((?P<dso>[^()]*)\)\s*$")
 
 
+def _resolve_inlined(frames: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """perf prints a frame inlined into its caller with the DSO "(inlined)": it belongs to the
+    DSO of the next real frame out (a kernel inline frame must classify as kernel)."""
+    out, dso = [], None
+    for d, s in reversed(frames):
+        if d == "inlined":
+            d = dso or "inlined"
+        else:
+            dso = d
+        out.append((d, s))
+    return list(reversed(out))
+
+
 def parse_script(text: str, pids: set[int] | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
     """(comm, frames leaf first as (dso, symbol)) per sample; only processes in `pids` if given."""
+    return [(comm, _resolve_inlined(frames)) for comm, frames in _parse_script(text, pids)]
+
+
+def _parse_script(text: str, pids: set[int] | None):
     out, cur = [], None
     for line in text.splitlines():
         if not line.strip():
@@ -178,7 +195,11 @@ def profile_point(runner_, point, seq: int, out_dir: str) -> dict:
             raise runnermod.PointFailed("perf record did not stop")
         perf.stop(0.5)
         perf = None
-        script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,ip,sym,dso"],
+        # --pid: unwind the server's samples only (-C recorded everything on its CPUs: on a busy
+        # machine mostly compilers, whose DWARF unwinding took minutes per point); --no-inline:
+        # no addr2line per frame, the other slow part of perf script.
+        script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,ip,sym,dso", "--no-inline",
+                                 "--pid", ",".join(str(p) for p in sorted(pids))],
                                 capture_output=True, text=True, timeout=PERF_SCRIPT_TIMEOUT_S)
         folded = fold(parse_script(script.stdout, pids))
         path = os.path.join(out_dir, f"{tag}.folded")

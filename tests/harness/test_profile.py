@@ -38,6 +38,10 @@ cbench-server 4242/4243
 
 cbench-server 4242/4243
 \t        7f00005000 malloc (/usr/lib/x86_64-linux-gnu/libc.so.6)
+
+cbench-server 4242/4243
+\t    ffffffff8a000300 tcp_rcv_established (inlined)
+\t    ffffffff8a000300 tcp_v4_do_rcv ([kernel.kallsyms])
 """
 
 
@@ -51,11 +55,12 @@ class ClassifyPerfScript(unittest.TestCase):
         ("kernel epoll", 4, "epoll or libev"),
         ("kernel futex", 5, "futex and scheduler"),
         ("malloc with no caller known", 6, "other user space"),
+        ("a kernel frame inlined into a kernel caller", 7, "kernel TCP"),
     ]
 
     def test_table(self):
         samples = profiling.parse_script(SCRIPT, pids={4242})
-        self.assertEqual(len(samples), 7)  # cc1plus (pid 777) is not the server
+        self.assertEqual(len(samples), 8)  # cc1plus (pid 777) is not the server
         for label, i, group in self.CASES:
             with self.subTest(label):
                 self.assertEqual(cpubreakdown.GROUP_OF[cpubreakdown.classify_stack(samples[i][1])], group)
@@ -64,10 +69,10 @@ class ClassifyPerfScript(unittest.TestCase):
         folded = profiling.fold(profiling.parse_script(SCRIPT, pids={4242}))
         self.assertIn("cbench-server;cb::http::Pump::flush();__send;tcp_sendmsg_[k];tcp_sendmsg_locked_[k]", folded)
         s = profiling.summarize([f"{k} {n}\n" for k, n in folded.items()])
-        self.assertEqual(s["samples"], 7)
+        self.assertEqual(s["samples"], 8)
         self.assertEqual(s["groups"]["futex and scheduler"], 2)
         self.assertEqual(s["groups"]["epoll or libev"], 2)
-        self.assertEqual(s["top"]["kernel TCP"], [("tcp_sendmsg_locked", 1)])
+        self.assertEqual(s["top"]["kernel TCP"], [("tcp_rcv_established", 1), ("tcp_sendmsg_locked", 1)])
 
     def test_every_class_has_a_group(self):
         classes = [c for c, _ in cpubreakdown.CLASSES + cpubreakdown.USER_CLASSES] + \
