@@ -67,9 +67,10 @@ USER_CLASSES: list[tuple[str, re.Pattern]] = [
         r"(pthread_mutex|pthread_cond|__lll_lock|__lll_unlock|lll_lock|futex_wait|futex_wake|__futex|"
         r"pthread_spin|pthread_rwlock|sem_wait|sem_post|std::mutex|std::condition_variable|"
         r"std::unique_lock|Gvl|gvl)")),
-    # The HTTP codec, the shared pump, the handlers (/, /spin, /sleep) and the response bytes.
+    # The request path every model shares: the HTTP codec, the pump and the sessions around it
+    # (read, feed, flush), the handlers (/, /spin, /sleep) and the response bytes.
     ("codec_handler", re.compile(
-        r"(cb::http::|Codec|codec|Pump|pump|handler|Handler|handle_request|spin_for|busy_spin|"
+        r"(cb::http::|Codec|codec|Pump|pump|Session|handler|Handler|handle_request|spin_for|busy_spin|"
         r"http_parser|phr_parse|picohttp|respon|Respon|to_chars|llhttp)")),
     # The event library's own code: libev, libuv, Asio's reactor, libc's poll wrappers.
     ("event_library", re.compile(
@@ -80,8 +81,13 @@ USER_CLASSES: list[tuple[str, re.Pattern]] = [
     ("loop_queue", re.compile(
         r"(cb::|Queue|queue|deque|Selector|selector|Reactor|reactor|Worker|worker|Loop|loop|"
         r"Directive|directive|fiber|Fiber|boost::context|jump_fcontext|ontop_fcontext|make_fcontext|"
-        r"boost::asio|coroutine|std::thread|start_thread|clone3?$)")),
+        r"boost::asio|coroutine|std::thread|start_thread|clone3?$|^\(anonymous namespace\)::)")),
 ]
+# Helpers that run on behalf of whoever called them: a sample there counts for the nearest caller
+# a rule claims (classify_stack). User space: whatever no user rule claims (memcpy, malloc, the
+# libc send wrapper); kernel: the spin-lock primitives (where cpu-clock samples taken with
+# interrupts off land, at the unlock) and what no kernel rule claims (__put_user in epoll_wait).
+GENERIC_KERNEL = re.compile(r"^(_raw_spin|raw_spin|__raw_spin|native_queued_spin|queued_spin)")
 KERNEL_DSO = "[kernel.kallsyms]"
 USER_OTHER = "user_other"   # libc, the allocator, anything no user rule claims
 OTHER_KERNEL = "other_kernel"
@@ -115,18 +121,28 @@ def classify(dso: str, sym: str) -> str:
     return USER_OTHER
 
 
+def _generic(dso: str, sym: str, cls: str) -> bool:
+    return cls in (USER_OTHER, OTHER_KERNEL) or (dso == KERNEL_DSO and bool(GENERIC_KERNEL.match(sym)))
+
+
 def classify_stack(frames: list[tuple[str, str]]) -> str:
     """The class of one sample from its call chain, leaf first as (dso, symbol): the leaf's class,
-    except that a leaf no user rule claims (memcpy, malloc: shared helpers) takes the class of the
-    nearest caller that one claims, so a codec's memcpy counts as the codec."""
+    except that a generic leaf (see GENERIC_KERNEL) takes the class of the nearest caller in the
+    same space (user or kernel) that a rule claims, so a codec's memcpy counts as the codec and a
+    wake-up's spin unlock as the scheduler. System-call entry frames, at the root of every kernel
+    stack, are never borrowed."""
     if not frames:
         return USER_OTHER
-    leaf = classify(*frames[0])
-    if leaf != USER_OTHER:
+    leaf_dso, leaf_sym = frames[0]
+    leaf = classify(leaf_dso, leaf_sym)
+    if not _generic(leaf_dso, leaf_sym, leaf):
         return leaf
+    kernel = leaf_dso == KERNEL_DSO
     for dso, sym in frames[1:]:
+        if (dso == KERNEL_DSO) != kernel:
+            break
         c = classify(dso, sym)
-        if c not in (USER_OTHER, OTHER_KERNEL) and dso != KERNEL_DSO:
+        if not _generic(dso, sym, c) and c != "syscall_entry_exit":
             return c
     return leaf
 

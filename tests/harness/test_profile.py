@@ -42,6 +42,31 @@ cbench-server 4242/4243
 cbench-server 4242/4243
 \t    ffffffff8a000300 tcp_rcv_established (inlined)
 \t    ffffffff8a000300 tcp_v4_do_rcv ([kernel.kallsyms])
+
+cbench-server 4242/4244
+\t    ffffffff8a000400 _raw_spin_unlock_irqrestore ([kernel.kallsyms])
+\t    ffffffff8a000410 try_to_wake_up ([kernel.kallsyms])
+\t    ffffffff8a000420 futex_wake ([kernel.kallsyms])
+
+cbench-server 4242/4244
+\t    ffffffff8a000500 _raw_spin_unlock_bh ([kernel.kallsyms])
+\t    ffffffff8a000510 release_sock ([kernel.kallsyms])
+\t    ffffffff8a000520 tcp_sendmsg ([kernel.kallsyms])
+
+cbench-server 4242/4242
+\t    ffffffff8a000600 __put_user_nocheck_8 ([kernel.kallsyms])
+\t    ffffffff8a000610 ep_send_events ([kernel.kallsyms])
+\t    ffffffff8a000620 do_epoll_wait ([kernel.kallsyms])
+
+cbench-server 4242/4242
+\t    ffffffff8a000700 zzz_unclaimed ([kernel.kallsyms])
+\t    ffffffff8a000710 do_syscall_64 ([kernel.kallsyms])
+\t        7f00006000 __send (/usr/lib/x86_64-linux-gnu/libc.so.6)
+\t        5500006000 (anonymous namespace)::Server::work() (/work/build/cbench-server)
+
+cbench-server 4242/4244
+\t        7f00007000 __libc_write (/usr/lib/x86_64-linux-gnu/libc.so.6)
+\t        5500007000 (anonymous namespace)::Server::work() (/work/build/cbench-server)
 """
 
 
@@ -56,11 +81,16 @@ class ClassifyPerfScript(unittest.TestCase):
         ("kernel futex", 5, "futex and scheduler"),
         ("malloc with no caller known", 6, "other user space"),
         ("a kernel frame inlined into a kernel caller", 7, "kernel TCP"),
+        ("a wake-up's spin unlock counts for the scheduler", 8, "futex and scheduler"),
+        ("a socket lock's spin unlock counts for TCP", 9, "kernel TCP"),
+        ("epoll_wait copying events out", 10, "epoll or libev"),
+        ("an unclaimed kernel leaf never borrows from user space or syscall entry", 11, "other kernel"),
+        ("a libc wrapper under the model's own function", 12, "loop and queue"),
     ]
 
     def test_table(self):
         samples = profiling.parse_script(SCRIPT, pids={4242})
-        self.assertEqual(len(samples), 8)  # cc1plus (pid 777) is not the server
+        self.assertEqual(len(samples), 13)  # cc1plus (pid 777) is not the server
         for label, i, group in self.CASES:
             with self.subTest(label):
                 self.assertEqual(cpubreakdown.GROUP_OF[cpubreakdown.classify_stack(samples[i][1])], group)
@@ -69,10 +99,11 @@ class ClassifyPerfScript(unittest.TestCase):
         folded = profiling.fold(profiling.parse_script(SCRIPT, pids={4242}))
         self.assertIn("cbench-server;cb::http::Pump::flush();__send;tcp_sendmsg_[k];tcp_sendmsg_locked_[k]", folded)
         s = profiling.summarize([f"{k} {n}\n" for k, n in folded.items()])
-        self.assertEqual(s["samples"], 8)
-        self.assertEqual(s["groups"]["futex and scheduler"], 2)
-        self.assertEqual(s["groups"]["epoll or libev"], 2)
-        self.assertEqual(s["top"]["kernel TCP"], [("tcp_rcv_established", 1), ("tcp_sendmsg_locked", 1)])
+        self.assertEqual(s["samples"], 13)
+        self.assertEqual(s["groups"]["futex and scheduler"], 3)
+        self.assertEqual(s["groups"]["epoll or libev"], 3)
+        self.assertEqual(s["top"]["kernel TCP"], [("_raw_spin_unlock_bh", 1), ("tcp_rcv_established", 1),
+                                                  ("tcp_sendmsg_locked", 1)])
 
     def test_every_class_has_a_group(self):
         classes = [c for c, _ in cpubreakdown.CLASSES + cpubreakdown.USER_CLASSES] + \
