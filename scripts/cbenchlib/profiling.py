@@ -6,8 +6,9 @@ run of the scenario's duration `perf record -e cpu-clock --call-graph dwarf -C S
 (cpu-clock: hardware counters are not available on this machine). Its records go to
 profile/index.jsonl and never to points.jsonl, so no statistic, table or finding sees them.
 perf.data is reduced at once to folded stacks of the server's own samples
-(profile/<tag>.folded: "comm;root;...;leaf N" per distinct stack, kernel frames suffixed
-"_[k]") and deleted: a few tens of KiB per point instead of megabytes.
+(profile/<tag>.folded.gz: "comm;root;...;leaf N" per distinct stack, kernel frames suffixed
+"_[k]"; `zcat` gives what flame-graph tools read) and deleted: a few KiB per point instead of
+megabytes.
 
 Why DWARF unwinding and not frame pointers: DWARF is needed for the profile repetition only, so
 the measured binary stays the one every table measures (no -fno-omit-frame-pointer in any
@@ -24,6 +25,7 @@ same one `cbench breakdown` uses. One job each: record (run things) or print (re
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -202,8 +204,8 @@ def profile_point(runner_, point, seq: int, out_dir: str) -> dict:
                                  "--pid", ",".join(str(p) for p in sorted(pids))],
                                 capture_output=True, text=True, timeout=PERF_SCRIPT_TIMEOUT_S)
         folded = fold(parse_script(script.stdout, pids))
-        path = os.path.join(out_dir, f"{tag}.folded")
-        with open(path, "w") as f:
+        path = os.path.join(out_dir, f"{tag}.folded.gz")
+        with gzip.open(path, "wt", encoding="utf-8") as f:
             for k, n in sorted(folded.items(), key=lambda kv: -kv[1]):
                 f.write(f"{k} {n}\n")
         rec.update(status="ok", folded=os.path.relpath(path, runner_.run_dir), samples=sum(folded.values()),
@@ -278,7 +280,7 @@ def render(run_dir: str, top: int = 5, load_filter: str | None = None) -> str:
         if rec.get("status") != "ok":
             lines += [f"{head}: {rec.get('status')}: {rec.get('failure')}", ""]
             continue
-        with open(os.path.join(run_dir, rec["folded"])) as f:
+        with gzip.open(os.path.join(run_dir, rec["folded"]), "rt", encoding="utf-8") as f:
             summ = summarize(f, top)
         n = summ["samples"] or 1
         lines.append(f"{head}: {summ['samples']} samples: " + ", ".join(
