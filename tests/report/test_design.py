@@ -96,6 +96,16 @@ class TestBlocking(unittest.TestCase):
         self.assertEqual(res.overall.word, findings.UNDECIDED)
         self.assertIn("repetitions", res.comparisons[0].decision.reason)
 
+    def test_the_section_of_its_scenario_renders_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = [pt(k, k, v, "/sleep?ms=10", rep) for rep in range(2)
+                   for k, v in (("thread-per-connection", 6000 + rep), ("pull-loop", 99 + rep))]
+            run = run_of(tmp, "20260101T000000Z-handler-blocking", pts, "handler-blocking")
+            other = run_of(tmp, "20260101T000000Z-unit", pts, "unit")
+            self.assertIn("Design finding B1", design.render_for_run(run))
+            self.assertNotIn("Design finding C1", design.render_for_run(run))
+            self.assertEqual(design.render_for_run(other), "")
+
     def test_too_few_requests_per_connection_decide_nothing(self):
         res, text = self.judge([6100, 6200], [99, 98], reqs=64 * 2)
         self.assertEqual(res.overall.word, findings.UNDECIDED)
