@@ -195,6 +195,7 @@ class Comparison:
     bound: float | None = None
     marks: list = field(default_factory=list)
     mechanism: dict = field(default_factory=dict)  # metric -> (median a, median b)
+    a_conns: int = 1
 
 
 @dataclass
@@ -253,7 +254,8 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
                 conns = ca.load.connections or 1
                 bound = row_limit(a, conns) / row_limit(b, conns)
             mech = {m: (mechanism_median(ca, m), mechanism_median(cb, m)) for m in decl.get("mechanism") or []}
-            res.comparisons.append(Comparison(f"{a.key} / {b.key}", a, b, ci, dec, bound, marks, mech))
+            res.comparisons.append(Comparison(f"{a.key} / {b.key}", a, b, ci, dec, bound, marks, mech,
+                                              ca.load.connections or 1))
     res.overall = _combine([c.decision for c in res.comparisons])
     return res
 
@@ -362,7 +364,10 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
                 line = f"| {c.name} | {findings.fmt_ci(c.ci) if c.ci else 'no interval'} |"
                 if d.get("bound"):
                     frac = f"{c.ci.ratio / c.bound:.2f}" if c.ci and c.bound else ""
-                    line += f" {c.bound:g} | {frac} |"
+                    ms, conns = sleep_ms(d["path"]), c.a_conns
+                    rates = (f" ({row_limit(c.a, conns) * 1000 / ms:.0f} against {row_limit(c.b, conns) * 1000 / ms:.0f}"
+                             " req/s)" if ms else "")
+                    line += f" {c.bound:g}{rates} | {frac} |"
                 line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0])}; {_fmt(c.mechanism[m][1])} |" for m in mech)
                 out.append(line)
             out.append("")

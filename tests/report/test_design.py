@@ -89,7 +89,7 @@ class TestBlocking(unittest.TestCase):
                 res, text = self.judge(a, b)
                 self.assertEqual(res.comparisons[0].decision.word, want)
                 self.assertEqual(res.comparisons[0].bound, 64)
-                self.assertIn("| 64 |", text)
+                self.assertIn("| 64 (6400 against 100 req/s) |", text)
 
     def test_undecided_names_the_repetitions_needed(self):
         res, _ = self.judge([104, 97, 112, 100], [99, 106, 97, 103])
