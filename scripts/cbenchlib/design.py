@@ -275,13 +275,15 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
     paths = sorted({ld.lid.path for ld in run.loads.values() if _cost(ld.lid.path, prefix) is not None},
                    key=lambda p: _cost(p, prefix))
     rows = [r for r in run.rows.values() if r.kind == "model" and not (decl.get("exclude_gvl") and r.gvl)]
+    problems: set[str] = set()
     for path in paths:
         meds = []
         for r in rows:
             c = _cell(run, r, path)
             if c is None:
                 continue
-            v, b, _ = values(c, metric, decl)
+            v, b, probs = values(c, metric, decl)
+            problems.update(pr.split(": ", 1)[-1] for pr in probs)
             if v:
                 meds.append((stats.median(v), r, v, b))
         if len(meds) < 2:
@@ -291,6 +293,10 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
         ci = stats.ratio_ci(vb, vw, blocks_num=bb, blocks_den=bw)
         res.points.append(ConvergencePoint(_cost(path, prefix), path, best, worst, ci,
                                            findings.decide(ci, "equivalent", 1.0, margin)))
+    if not res.points and paths:
+        res.overall = findings.Decision(findings.UNDECIDED, f"at no handler cost do two rows have repetitions"
+                                        f" that may decide (they were: {', '.join(sorted(problems)) or 'unmeasured'})")
+        return res
     if not res.points:
         res.overall = findings.Decision(findings.NO_DATA, "the run has no point of this family")
         return res

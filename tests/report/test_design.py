@@ -134,7 +134,8 @@ class TestConvergence(unittest.TestCase):
                    for k in ("pull-loop", "asio") for rep in range(3)]
             run = run_of(tmp, "20260101T000000Z-handler-cpu", pts, "handler-cpu")
             res = design.judge(run, decl("C1"))
-        self.assertEqual(res.overall.word, findings.NO_DATA)
+        self.assertEqual(res.overall.word, findings.UNDECIDED)
+        self.assertIn("client-bound", res.overall.reason)
 
 
 if __name__ == "__main__":
