@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from . import findings, latencycurve, stats
+from . import design, findings, latencycurve, stats
 from .runload import Cell, Run, RunError, dig, load_run
 
 NOT_YET_RUN = "not yet run"
@@ -113,7 +113,10 @@ def _winner(run: Run, ld, metric_path: str, verdicts: tuple | None, higher: bool
         if cur is None or (m > cur[0] if higher else m < cur[0]):
             best_by_model[r.model] = (m, c, v)
     if not best_by_model:
-        return Cellout("no point may decide")
+        seen = sorted({p.get("verdict") or "unclear" for r in run.rows.values()
+                       for c in [run.cell(r.key, ld.lid)] if c is not None for p in c.ok_points})
+        return Cellout(f"no point may decide (verdicts {', '.join(seen) or 'none'}; this shape decides at"
+                       f" {', '.join(verdicts) if verdicts else 'any'} points)")
     ranked = sorted(best_by_model.values(), key=lambda t: t[0], reverse=higher)
     m1, c1, v1 = ranked[0]
     if len(ranked) == 1:
@@ -161,6 +164,20 @@ def _capacity(config: dict, root: str, shape: Shape, loader) -> str:
             f" ([run]({run.rel_dir()}/))")
 
 
+def _design_verdicts(run: Run) -> str:
+    """The verdicts of the run's design findings (results/findings/design.json), for the mechanism cell."""
+    try:
+        decls = design.for_scenario(design.scenario_of(run))
+    except (OSError, design.DeclarationError):
+        return ""
+    parts = []
+    for d in decls:
+        r = design.judge(run, d)
+        thr = f", from {r.threshold:g} {d.get('cost_unit', '')}".rstrip() if r.threshold is not None else ""
+        parts.append(f"design finding {d['id']}: {r.overall.word}{thr}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _full(d: str, root: str) -> str:
     return d if os.path.isabs(d) else os.path.join(root, d)
 
@@ -194,7 +211,7 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
         mem = (_winner(run, ld, "idle.bytes_per_conn", None, False, "bytes per idle connection", _f0) if sh.idle
                else _winner(run, ld, "server.rss_peak_kb", None, False, "MiB peak RSS", _mib))
         row.update(throughput=thr.text, memory=mem.text, capacity=_capacity(config, root, sh, loader),
-                   run=run.rel_dir(), point=where)
+                   run=run.rel_dir(), point=where, mechanism=sh.mechanism + _design_verdicts(run))
         out.append(row)
     return out
 
