@@ -2,6 +2,8 @@
 into small-multiple panels; smaller families keep one panel."""
 import unittest
 
+import helpers  # noqa: F401  (puts scripts/ on sys.path)
+
 from cbenchlib import charts
 from cbenchlib.runload import Row
 
