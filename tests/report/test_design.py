@@ -60,6 +60,12 @@ class TestDeclarations(unittest.TestCase):
                 self.assertGreaterEqual(per_conn, need)
                 self.assertGreaterEqual(sc.settings.timeout_s, 2 * wait_s)
 
+    def test_handler_blocking_fits_its_time_budget(self):
+        from cbenchlib import cli_sweep
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "handler-blocking.toml"))
+        total = sum(cli_sweep.estimate_s(p, sc.settings, None) for p in sc.points()) * sc.settings.repetitions
+        self.assertLessEqual(total, 7 * 60)
+
     def test_sizing_rejects_a_single_loop_at_100_ms(self):
         per_conn, _ = design.expected_sizing(1, 100, 64, 5)
         self.assertLess(per_conn, 1)
