@@ -28,7 +28,7 @@ NOT_YET_RUN = "not yet run"
 class Shape:
     name: str
     section: str            # results/reference-runs.toml section
-    path_prefix: str        # the load point's path (prefix; the largest parameter wins)
+    path_prefix: str        # the load point's path: exact, or a prefix when it ends in "=" (a parameter)
     pick: str               # "largest": the last path in the run's order; "first": the first
     connections: int | None  # the load point's connections (None: the run's most)
     decide_at: tuple        # point verdicts whose req/s may decide throughput
@@ -47,11 +47,15 @@ SHAPES = (
           "a sleeping request holds its thread: concurrency is the number of threads or processes"),
     Shape("many idle connections", "idle-connections", "", "largest", None, ANY_OK,
           "an idle connection costs a buffer in an event loop, a stack in a thread", idle=True),
-    Shape("pipelined", "plaintext-pipelined", "/", "first", None, ("server-bound",),
+    Shape("pipelined", "plaintext-pipelined", "/plaintext", "first", None, ("server-bound",),
           "batched reads and writes: the cost per request is what a batch amortises", pipeline=True),
     Shape("large responses", "large-responses", "/bytes?n=", "largest", None, ANY_OK,
           "copies and partial writes dominate; memory depends on buffering per connection"),
 )
+
+
+def path_matches(path: str, spec: str) -> bool:
+    return path.startswith(spec) if spec.endswith("=") else path == spec
 
 
 def _median(vals):
@@ -78,7 +82,7 @@ def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> list[float]:
 def shape_load(run: Run, shape: Shape):
     """The shape's load point in the run, or None."""
     loads = [ld for ld in run.loads.values() if ld.lid.idle == shape.idle
-             and (shape.idle or ld.lid.path.startswith(shape.path_prefix))
+             and (shape.idle or path_matches(ld.lid.path, shape.path_prefix))
              and (shape.idle or (ld.lid.pipeline > 1) == shape.pipeline)]
     if shape.connections is not None:
         loads = [ld for ld in loads if ld.connections == shape.connections] or loads
@@ -150,8 +154,7 @@ def _capacity(config: dict, root: str, shape: Shape, loader) -> str:
         run = loader(_full(sec["run"], root))
     except RunError:
         return "no latency-curve run"
-    pts = [p for p in run.points if str(dig(p, "load.path") or "").startswith(shape.path_prefix)
-           and not (shape.path_prefix == "/" and str(dig(p, "load.path")) != "/")]
+    pts = [p for p in run.points if path_matches(str(dig(p, "load.path") or ""), shape.path_prefix)]
     curves = latencycurve.curve_points(pts)
     if not curves:
         return "no open-loop point on this path"
