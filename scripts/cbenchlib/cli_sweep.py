@@ -108,11 +108,12 @@ def add_arguments(p) -> None:
                    help="with --target-ci: no point gets more than N repetitions (default: the "
                         "scenario's max_repetitions)")
     p.add_argument("--server-host", metavar="HOST", default="local",
-                   help="where the server runs: local (default) or netns:NAME[@ADDR] (a network "
-                        "namespace on this machine; issue 18)")
+                   help="where the server runs: local (default), netns:NAME[@ADDR] (a network "
+                        "namespace on this machine) or ssh://[user@]host[:port][?address=ADDR] (issue 18; "
+                        "its binary must report the local build's commit)")
     p.add_argument("--client-host", metavar="HOST", default="local",
-                   help="where wrk runs and the harness's probes connect from: local (default) or "
-                        "netns:NAME[@ADDR]")
+                   help="where wrk runs and the harness's probes connect from: local (default), "
+                        "netns:NAME[@ADDR] or ssh://...")
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
