@@ -310,7 +310,10 @@ class OverSsh(unittest.TestCase):
         self.assertEqual(meta["topology"]["kind"], "across-hosts")
         # One environment entry per host, fingerprinted on it: distinct addresses, each host's links.
         envs = [meta["topology"]["server"]["env"], meta["topology"]["clients"][0]["env"]]
-        self.assertEqual([sorted(e["addresses"]) for e in envs], [["veth-r", "veth-s"], ["veth-c"]])
+        self.assertEqual([sorted(k for k in e["addresses"] if k != "lo") for e in envs],
+                         [["veth-r", "veth-s"], ["veth-c"]])
+        self.assertEqual(envs[0]["addresses"]["veth-s"], [f"{self.topo.server_addr}/24"])
+        self.assertEqual(envs[1]["addresses"]["veth-c"], [f"{self.topo.client_addr}/24"])
         net = meta["topology"]["network"]
         self.assertEqual((net["server_address"], net["client_addresses"]),
                          (self.topo.server_addr, [self.topo.client_addr]))
