@@ -53,13 +53,7 @@ std::string Ring::init(unsigned entries) {
 std::string Ring::enable() {
   // liburing 2.3 declares io_uring_enable_rings but does not export it: the register call itself.
   long rc = syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-  if (rc < 0) return "io_uring_register(IORING_REGISTER_ENABLE_RINGS) failed: " + errno_text(errno);
-  // Registered ring fd (5.18): io_uring_enter then names the ring by its index in this thread's
-  // table, skipping the fd lookup and reference count of every enter. Registered per task, so it
-  // must be this thread (the submitter). The stated fallback when the kernel refuses: the plain
-  // fd, which works the same.
-  (void)io_uring_register_ring_fd(&ring_);
-  return "";
+  return rc < 0 ? "io_uring_register(IORING_REGISTER_ENABLE_RINGS) failed: " + errno_text(errno) : "";
 }
 
 io_uring_sqe* Ring::sqe() {
