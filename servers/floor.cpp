@@ -11,27 +11,23 @@
 // kernel, which no model can go below. A model's distance from it is the cost of its parsing,
 // handler and concurrency model.
 //
-// The canned response is made once by the shared codec (http::handle for GET / serialised by
-// http::Codec::serialize), so its bytes are exactly a model's answer to GET /; its Date is
-// re-made when the second changes, checked on every reactor tick.
+// The canned answer and the terminator counting are shared with floor-uring
+// (backends/http/canned_answer.h): this file holds only the epoll side. The canned bytes are
+// exactly a model's answer to GET /; their Date is re-made when the second changes, checked on
+// every reactor tick.
 //
 // --threads N: N reactor threads (server::run_on_threads, as multi-reactor), N listeners.
 // Stop: Control::on_stop wakes every reactor; each closes its connections and returns.
 #include <sys/socket.h>
-#include <time.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
-#include <vector>
 
-#include "backends/http/codec.h"
-#include "backends/http/handler.h"
+#include "backends/http/canned_answer.h"
 #include "backends/net/accept.h"
-#include "backends/http/terminator_counter.h"
 #include "backends/net/reactor.h"
 #include "backends/net/socket.h"
 #include "backends/server/model.h"
@@ -75,7 +71,7 @@ class Connection final : public net::Reactor::Handler {
 class FloorLoop final : public net::Reactor::Handler {
  public:
   explicit FloorLoop(int listen_fd) : listen_fd_(listen_fd), read_buf_(new char[kReadBufferBytes]) {
-    canned_.reserve(512);
+    out_.reserve(16 * 1024);  // grows to the largest batch, then stays
     ok_ = reactor_.ok() && net::set_nonblocking(listen_fd_) && reactor_.add(listen_fd_, this, true, false);
   }
   ~FloorLoop() override {
@@ -86,7 +82,7 @@ class FloorLoop final : public net::Reactor::Handler {
   void stop() { reactor_.stop(); }
 
   int run() {
-    refresh_canned();
+    canned_.refresh();
     reactor_.run(kTick, [this] { on_tick(); });
     while (head_ != nullptr) close(head_);
     return 0;
@@ -122,13 +118,12 @@ class FloorLoop final : public net::Reactor::Handler {
   }
   const char* read_buffer() const { return read_buf_.get(); }
 
-  // `count` copies of the canned response, contiguous, in the loop's output buffer.
-  const char* responses(std::size_t count, std::size_t& len) {
-    const std::size_t one = canned_.size();
-    len = one * count;
-    if (out_.size() < len) out_.resize(std::max(len, out_.size() * 2));
-    char* p = out_.data();
-    for (std::size_t i = 0; i < count; ++i, p += one) std::memcpy(p, canned_.data(), one);
+  // The canned answers to the next n bytes of a connection's stream, contiguous in the loop's output
+  // buffer (valid until the next call); len = 0 when they hold no complete request.
+  const char* answers(TerminatorCounter& terminators, const char* in, std::size_t n, std::size_t& len) {
+    out_.clear();
+    canned_.answer(terminators, in, n, out_);
+    len = out_.size();
     return out_.data();
   }
 
@@ -145,30 +140,15 @@ class FloorLoop final : public net::Reactor::Handler {
 
  private:
   void on_tick() {
-    refresh_canned();
+    canned_.refresh();
     if (accept_paused_ && reactor_.add(listen_fd_, this, true, false)) accept_paused_ = false;
-  }
-
-  // Re-makes the canned response when the second of its Date has passed.
-  void refresh_canned() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec == canned_second_) return;
-    canned_second_ = ts.tv_sec;
-    http::Request req;
-    req.method = HTTP_GET;
-    req.target = req.path = "/";
-    const http::Response resp = http::handle(req);
-    canned_.clear();
-    http::Codec::serialize(resp, /*keep_alive=*/true, /*http10_keep_alive=*/false, /*head_only=*/false, canned_);
   }
 
   int listen_fd_;
   net::Reactor reactor_;
   std::unique_ptr<char[]> read_buf_;
-  std::vector<char> out_ = std::vector<char>(16 * 1024);  // grows to the largest batch, then stays
-  std::string canned_;
-  time_t canned_second_ = -1;
+  std::string out_;  // one read's answers
+  http::CannedAnswer canned_;
   Connection* head_ = nullptr;
   bool ok_ = false;
   bool accept_paused_ = false;
@@ -181,10 +161,9 @@ bool Connection::on_readable() {
     loop_.close(this);
     return false;
   }
-  std::size_t count = terminators_.count(loop_.read_buffer(), static_cast<std::size_t>(n));
-  if (count == 0) return true;
   std::size_t len = 0;
-  const char* out = loop_.responses(count, len);
+  const char* out = loop_.answers(terminators_, loop_.read_buffer(), static_cast<std::size_t>(n), len);
+  if (len == 0) return true;
   if (!pending_.empty()) {  // woken by EPOLLRDHUP while still writing: keep the order
     pending_.append(out, len);
     return true;

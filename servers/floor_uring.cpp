@@ -4,7 +4,7 @@
 // this interface and still look like one to wrk. It drives the very loop the io-uring model uses
 // (backends/uring/loop.h: per thread one ring, multishot accept, receives into provided buffers,
 // one submit-and-wait per round), but its session parses nothing: it counts request terminators
-// (the same http::TerminatorCounter as floor) and answers each with the canned GET / bytes, all
+// (the same http::CannedAnswer as floor) and answers each with the canned GET / bytes, all
 // the answers to one receive in one send. So io-uring's distance from it is the cost of the codec
 // and handler, and floor-uring's distance from floor is the cost of the interface.
 //
@@ -12,20 +12,15 @@
 // loop's event library (libev | epoll) and every row is named by its model, so a separate name
 // keeps the tables' rows and the option's meaning unambiguous.
 //
-// The canned response is made once per thread by the shared codec (http::handle for GET /
-// serialised by http::Codec::serialize), byte for byte a model's answer to GET /; its Date is
-// re-made when the second changes, checked on every loop tick (four times a second).
+// The canned answer and the terminator counting are floor's (backends/http/canned_answer.h):
+// one per thread, its Date re-made when the second changes, checked on every loop tick.
 // No idle timeout, no limits (as floor): excluded from the conformance gate by its instrument trait.
 // --threads N: N loops and rings on N SO_REUSEPORT listeners. EMFILE, probing and stop: as io-uring
 // (see servers/io_uring.cpp).
-#include <time.h>
-
 #include <string>
 #include <string_view>
 
-#include "backends/http/codec.h"
-#include "backends/http/handler.h"
-#include "backends/http/terminator_counter.h"
+#include "backends/http/canned_answer.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 #include "backends/uring/loop.h"
@@ -34,34 +29,19 @@ namespace {
 
 using namespace cb;
 
+// The loop's session: the shared canned answering (backends/http/canned_answer.h); this file
+// holds only the io_uring side (the loop and its buffers are backends/uring/loop.h).
 class FloorSession {
  public:
   // One thread's canned answer.
-  struct Context {
-    Context() { refresh(); }
-    void refresh() {
-      timespec ts{};
-      clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-      if (ts.tv_sec == second) return;
-      second = ts.tv_sec;
-      http::Request req;
-      req.method = HTTP_GET;
-      req.target = req.path = "/";
-      const http::Response resp = http::handle(req);
-      canned.clear();
-      http::Codec::serialize(resp, /*keep_alive=*/true, /*http10_keep_alive=*/false, /*head_only=*/false, canned);
-    }
-    std::string canned = std::string(512, '\0');  // capacity kept across refreshes
-    time_t second = -1;
-  };
+  using Context = http::CannedAnswer;
 
   explicit FloorSession(Context&) {}
 
   http::pump_state feed(Context& ctx, std::string_view in) {
     out_.clear();
     sent_ = 0;
-    for (std::size_t n = terminators_.count(in.data(), in.size()); n > 0; --n) out_.append(ctx.canned);
-    return out_.empty() ? http::pump_state::read : http::pump_state::write;
+    return ctx.answer(terminators_, in.data(), in.size(), out_) == 0 ? http::pump_state::read : http::pump_state::write;
   }
   std::string_view output() const { return std::string_view(out_).substr(sent_); }
   http::pump_state consumed(std::size_t n) {

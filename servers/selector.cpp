@@ -22,14 +22,15 @@
 // Stop: Control::on_stop sends an ev_async; the loop breaks, closes every connection and returns.
 // Counters: dispatches (connection callbacks), rearms, poll_rounds (loop iterations), accepts,
 // closes; empty_reads come from the session.
+// The libev scaffolding (loop, one accept per readiness, sweep timer, stop, monitor re-registration)
+// is backends/loop/ev_selector.h, shared with selector-pool; this file is the inline model only.
 #include <ev.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 
-#include "backends/net/accept.h"
+#include "backends/loop/ev_selector.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -41,8 +42,6 @@ namespace {
 using namespace cb;
 using server::Counter;
 
-constexpr double kSweepEverySeconds = std::chrono::duration<double>(net::kSweepPeriod).count();  // libev's unit
-
 struct Conn : net::IdleNode {
   explicit Conn(int fd) : session(fd) {}
   ev_io watcher{};  // the connection's monitor; stopped and started again after every step
@@ -52,62 +51,40 @@ struct Conn : net::IdleNode {
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd)
-      : listen_fd_(listen_fd), loop_(ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)),
-        idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
-
-  ~Server() {
-    if (loop_ != nullptr) ev_loop_destroy(loop_);
-  }
+      : selector_(*this, listen_fd), idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   int run(server::Control& control, const std::shared_ptr<Server>& self) {
-    if (loop_ == nullptr || !net::set_nonblocking(listen_fd_)) {
+    if (!selector_.start()) {
       std::fprintf(stderr, "cbench-server: selector: unable to start the libev loop\n");
       return 1;
     }
-    ev_set_userdata(loop_, this);
-    ev_io_init(&accept_w_, &Server::on_accept_cb, listen_fd_, EV_READ);
-    ev_io_start(loop_, &accept_w_);
-    ev_timer_init(&sweep_w_, &Server::on_sweep_cb, kSweepEverySeconds, kSweepEverySeconds);
-    ev_timer_start(loop_, &sweep_w_);
-    ev_check_init(&round_w_, [](struct ev_loop*, ev_check*, int) { server::count(Counter::poll_rounds); });
-    ev_check_start(loop_, &round_w_);
-    ev_async_init(&stop_w_, [](struct ev_loop* l, ev_async*, int) { ev_break(l, EVBREAK_ALL); });
-    ev_async_start(loop_, &stop_w_);
     // The stop function keeps the server (and its loop) alive while it may still be sending.
-    control.on_stop([self] { ev_async_send(self->loop_, &self->stop_w_); });
+    control.on_stop([self] { self->selector_.stop(); });
 
-    ev_run(loop_, 0);
+    ev_run(selector_.loop(), 0);
 
     while (net::IdleNode* n = idle_.expired(net::Clock::time_point::max())) close(static_cast<Conn*>(n));
     return 0;
   }
 
- private:
-  static Server& of(struct ev_loop* l) { return *static_cast<Server*>(ev_userdata(l)); }
-
-  static void on_accept_cb(struct ev_loop* l, ev_io*, int) { of(l).on_accept(); }
-  static void on_sweep_cb(struct ev_loop* l, ev_timer*, int) { of(l).on_sweep(); }
-  static void on_conn_cb(struct ev_loop* l, ev_io* w, int revents) {
-    of(l).on_connection(static_cast<Conn*>(w->data), revents);
-  }
-
-  void on_accept() {
-    net::Accepted a = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-    if (a.status != net::accept_status::ok) {
-      if (a.status == net::accept_status::out_of_descriptors) {
-        ev_io_stop(loop_, &accept_w_);  // retried at the next sweep instead of spinning
-        accept_paused_ = true;
-      }
-      return;
-    }
-    const int fd = a.fd;
-    server::count(Counter::accepts);
-    net::set_nodelay(fd);
+  // -- loop::EvSelector's model contract ---------------------------------------------------
+  void on_accepted(int fd) {
     auto* c = new Conn(fd);
     c->watcher.data = c;
     ev_io_init(&c->watcher, &Server::on_conn_cb, fd, EV_READ);
-    ev_io_start(loop_, &c->watcher);
+    ev_io_start(selector_.loop(), &c->watcher);
     idle_.touch(*c, net::Clock::now());
+  }
+
+  void on_sweep(net::Clock::time_point now) {
+    while (net::IdleNode* n = idle_.expired(now)) close(static_cast<Conn*>(n));
+  }
+
+  void on_stop_requested() {}
+
+ private:
+  static void on_conn_cb(struct ev_loop* l, ev_io* w, int revents) {
+    loop::EvSelector<Server>::model_of(l).on_connection(static_cast<Conn*>(w->data), revents);
   }
 
   // handle_connection: one step of the session, then `conn.monitor(event)` or `conn.close`.
@@ -116,43 +93,20 @@ class Server {
     net::want w = (revents & EV_WRITE) ? c->session.on_writable(scratch_) : c->session.on_readable(scratch_);
     if (w == net::want::close) return close(c);
     if (c->session.take_progress()) idle_.touch(*c, net::Clock::now());
-    monitor(c, w == net::want::write ? EV_WRITE : EV_READ);
-  }
-
-  // nio4r's Connection#monitor: close the old monitor, register a new one.
-  void monitor(Conn* c, int events) {
-    server::count(Counter::rearms);
-    ev_io_stop(loop_, &c->watcher);
-    ev_io_set(&c->watcher, c->session.fd(), events);
-    ev_io_start(loop_, &c->watcher);
-  }
-
-  void on_sweep() {
-    auto now = net::Clock::now();
-    while (net::IdleNode* n = idle_.expired(now)) close(static_cast<Conn*>(n));
-    if (accept_paused_) {
-      ev_io_start(loop_, &accept_w_);
-      accept_paused_ = false;
-    }
+    selector_.monitor(c->watcher, c->session.fd(), w == net::want::write ? EV_WRITE : EV_READ);
   }
 
   void close(Conn* c) {
     server::count(Counter::closes);
-    ev_io_stop(loop_, &c->watcher);
+    ev_io_stop(selector_.loop(), &c->watcher);
     idle_.unlink(*c);
     net::close_fd(c->session.fd());
     delete c;
   }
 
-  int listen_fd_;
-  struct ev_loop* loop_;
-  ev_io accept_w_{};
-  ev_timer sweep_w_{};
-  ev_check round_w_{};
-  ev_async stop_w_{};
+  loop::EvSelector<Server> selector_;
   net::IdleList idle_;   // every open connection, oldest deadline first
   net::IoScratch scratch_;
-  bool accept_paused_ = false;
 };
 
 int run(const server::Options& opt, server::Control& control) {

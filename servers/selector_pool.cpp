@@ -65,6 +65,8 @@
 // paid once per request, not once per duplicate).
 // Counters: dispatches, duplicate_dispatches, suppressed_duplicates, owner_collisions, wakeups
 // (pipe bytes read), rearms, poll_rounds, accepts, closes; empty_reads from the session.
+// The libev scaffolding (loop, one accept per readiness, sweep timer, stop, monitor re-registration)
+// is backends/loop/ev_selector.h, shared with selector; this file is the worker model only.
 #include <ev.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -78,7 +80,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/net/accept.h"
+#include "backends/loop/ev_selector.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -93,7 +95,6 @@ namespace {
 using namespace cb;
 using server::Counter;
 
-constexpr double kSweepEverySeconds = std::chrono::duration<double>(net::kSweepPeriod).count();  // libev's unit
 // Dispatches of one connection in flight at once (the first and one duplicate). The Ruby original
 // has no bound, but its loop runs only when it holds the GVL, and the FIFO hand-off lets a worker
 // run between two of its rounds, so a connection rarely has more than two. A C++ loop without the
@@ -138,35 +139,26 @@ struct DirectiveMsg {
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd)
-      : opt_(opt), listen_fd_(listen_fd), loop_(ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)), gvl_(opt.gvl, queue::Gvl::Handoff::fifo),
+      : opt_(opt), selector_(*this, listen_fd), gvl_(opt.gvl, queue::Gvl::Handoff::fifo),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   ~Server() {
-    if (loop_ != nullptr) ev_loop_destroy(loop_);
     if (pipe_[0] >= 0) ::close(pipe_[0]);
     if (pipe_[1] >= 0) ::close(pipe_[1]);
   }
 
   int run(server::Control& control, const std::shared_ptr<Server>& self) {
-    if (loop_ == nullptr || !net::set_nonblocking(listen_fd_) || pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
+    if (!selector_.start() || pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
       std::fprintf(stderr, "cbench-server: selector-pool: unable to start the libev loop\n");
       return 1;
     }
-    ev_set_userdata(loop_, this);
-    ev_io_init(&accept_w_, &Server::on_accept_cb, listen_fd_, EV_READ);
-    ev_io_start(loop_, &accept_w_);
     ev_io_init(&pipe_w_, &Server::on_pipe_cb, pipe_[0], EV_READ);
-    ev_io_start(loop_, &pipe_w_);
-    ev_timer_init(&sweep_w_, &Server::on_sweep_cb, kSweepEverySeconds, kSweepEverySeconds);
-    ev_timer_start(loop_, &sweep_w_);
-    ev_check_init(&round_w_, [](struct ev_loop*, ev_check*, int) { server::count(Counter::poll_rounds); });
-    ev_check_start(loop_, &round_w_);
-    ev_async_init(&stop_w_, [](struct ev_loop* l, ev_async*, int) { of(l).stop_ = true; ev_break(l, EVBREAK_ALL); });
-    ev_async_start(loop_, &stop_w_);
+    ev_io_start(selector_.loop(), &pipe_w_);
     // Ruby releases the GVL around libev's blocking poll only.
     ev_set_loop_release_cb(
-        loop_, [](struct ev_loop* l) noexcept { of(l).gvl_.unlock(); }, [](struct ev_loop* l) noexcept { of(l).gvl_.lock(); });
-    control.on_stop([self] { ev_async_send(self->loop_, &self->stop_w_); });
+        selector_.loop(), [](struct ev_loop* l) noexcept { of(l).gvl_.unlock(); },
+        [](struct ev_loop* l) noexcept { of(l).gvl_.lock(); });
+    control.on_stop([self] { self->selector_.stop(); });
 
     int status = server::run_on_threads(
         "selector-pool", opt_.threads + 1,
@@ -176,7 +168,7 @@ class Server {
         },
         [this] {
           jobs_.close();
-          ev_async_send(loop_, &stop_w_);
+          selector_.stop();
         });
 
     // Every job produced a directive; apply them (this frees connections closed in flight).
@@ -186,11 +178,34 @@ class Server {
     return status;
   }
 
+  // -- loop::EvSelector's model contract ---------------------------------------------------
+  // `server.accept` once (EvSelector), then `conn.monitor(:r)`.
+  void on_accepted(int fd) {
+    auto* c = new Conn(fd);
+    c->watcher.data = c;
+    ev_io_init(&c->watcher, &Server::on_conn_cb, fd, EV_READ);
+    ev_io_start(selector_.loop(), &c->watcher);
+    c->armed = true;
+    idle_.touch(*c, net::Clock::now());
+  }
+
+  void on_sweep(net::Clock::time_point now) {
+    while (net::IdleNode* n = idle_.expired(now)) {
+      auto* c = static_cast<Conn*>(n);
+      if (c->in_flight == 0) {
+        close(c);
+        continue;
+      }
+      c->timed_out = true;  // decided when its last directive comes back
+      idle_.touch(*c, now);
+    }
+  }
+
+  void on_stop_requested() { stop_ = true; }
+
  private:
-  static Server& of(struct ev_loop* l) { return *static_cast<Server*>(ev_userdata(l)); }
-  static void on_accept_cb(struct ev_loop* l, ev_io*, int) { of(l).on_accept(); }
+  static Server& of(struct ev_loop* l) { return loop::EvSelector<Server>::model_of(l); }
   static void on_pipe_cb(struct ev_loop* l, ev_io*, int) { of(l).on_pipe(); }
-  static void on_sweep_cb(struct ev_loop* l, ev_timer*, int) { of(l).on_sweep(); }
   static void on_conn_cb(struct ev_loop* l, ev_io* w, int revents) {
     of(l).on_ready(static_cast<Conn*>(w->data), (revents & EV_WRITE) != 0);
   }
@@ -200,7 +215,7 @@ class Server {
     gvl_.lock();
     while (!stop_) {
       std::lock_guard selector_lock(selector_mu_);
-      ev_run(loop_, EVRUN_ONCE);
+      ev_run(selector_.loop(), EVRUN_ONCE);
     }
     gvl_.unlock();
     jobs_.close();  // workers drain what is queued, then return
@@ -216,7 +231,7 @@ class Server {
     bool duplicate = c->in_flight > 0;
     if (duplicate) server::count(Counter::duplicate_dispatches);
     if (opt_.rearm == server::Rearm::oneshot) {
-      ev_io_stop(loop_, &c->watcher);
+      ev_io_stop(selector_.loop(), &c->watcher);
       c->armed = false;
     }
     ++c->in_flight;
@@ -256,10 +271,7 @@ class Server {
   }
 
   void monitor(Conn* c) {
-    server::count(Counter::rearms);
-    ev_io_stop(loop_, &c->watcher);
-    ev_io_set(&c->watcher, c->session.fd(), c->watching_write ? EV_WRITE : EV_READ);
-    ev_io_start(loop_, &c->watcher);
+    selector_.monitor(c->watcher, c->session.fd(), c->watching_write ? EV_WRITE : EV_READ);
     c->armed = true;
   }
 
@@ -301,48 +313,10 @@ class Server {
     gvl_.unlock();
   }
 
-  // `server.accept` once, `conn.monitor(:r)`.
-  void on_accept() {
-    net::Accepted a = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-    if (a.status != net::accept_status::ok) {
-      if (a.status == net::accept_status::out_of_descriptors) {
-        ev_io_stop(loop_, &accept_w_);
-        accept_paused_ = true;
-      }
-      return;
-    }
-    const int fd = a.fd;
-    server::count(Counter::accepts);
-    net::set_nodelay(fd);
-    auto* c = new Conn(fd);
-    c->watcher.data = c;
-    ev_io_init(&c->watcher, &Server::on_conn_cb, fd, EV_READ);
-    ev_io_start(loop_, &c->watcher);
-    c->armed = true;
-    idle_.touch(*c, net::Clock::now());
-  }
-
-  void on_sweep() {
-    auto now = net::Clock::now();
-    while (net::IdleNode* n = idle_.expired(now)) {
-      auto* c = static_cast<Conn*>(n);
-      if (c->in_flight == 0) {
-        close(c);
-        continue;
-      }
-      c->timed_out = true;  // decided when its last directive comes back
-      idle_.touch(*c, now);
-    }
-    if (accept_paused_) {
-      ev_io_start(loop_, &accept_w_);
-      accept_paused_ = false;
-    }
-  }
-
   // `conn.close`: the monitor goes now; the memory (and fd) once no job refers to it.
   void close(Conn* c) {
     server::count(Counter::closes);
-    ev_io_stop(loop_, &c->watcher);
+    ev_io_stop(selector_.loop(), &c->watcher);
     c->armed = false;
     c->closing = true;
     idle_.unlink(*c);
@@ -355,21 +329,15 @@ class Server {
   }
 
   const server::Options& opt_;
-  int listen_fd_;
-  struct ev_loop* loop_;
+  loop::EvSelector<Server> selector_;
   int pipe_[2] = {-1, -1};  // the user pipe: workers write one byte per directive
-  ev_io accept_w_{};
   ev_io pipe_w_{};
-  ev_timer sweep_w_{};
-  ev_check round_w_{};
-  ev_async stop_w_{};
   bool stop_ = false;  // loop thread only
   queue::Gvl gvl_;
   std::mutex selector_mu_;  // NIO::Selector's @lock
   queue::JobQueue<Job> jobs_;
   queue::JobQueue<DirectiveMsg> directives_;
   net::IdleList idle_;  // open connections (not closing ones), oldest deadline first
-  bool accept_paused_ = false;
 };
 
 int run(const server::Options& opt, server::Control& control) {

@@ -1,5 +1,5 @@
-// The floor instruments' request counting (servers/floor.cpp, servers/floor_uring.cpp): no
-// parsing, only the request terminators, so that both floors answer the same requests alike.
+// The floors' request counting, used by http::CannedAnswer (backends/http/canned_answer.h) for
+// servers/floor.cpp and servers/floor_uring.cpp: no parsing, only the request terminators.
 #pragma once
 #include <algorithm>
 #include <cstddef>

@@ -13,7 +13,8 @@ the run, divided by wrk's requests) is its time per request. The mechanism count
 (--counters-out: sq_submissions, cq_completions, ring_enters) are read around the same window
 (SIGUSR1 snapshots) and given per request.
 
-The classes are rules on symbol names (CLASSES, first match wins); `top_other_kernel` lists the
+The classes are rules on symbol names (CLASSES for the kernel, USER_CLASSES for user space, first
+match wins; the same classifier groups `cbench profile`, profiling.py); `top_other_kernel` lists the
 kernel symbols no rule claimed, so a reader can see what the "other" bucket holds. One job:
 measure and print (or write JSON); it judges nothing.
 """
@@ -30,7 +31,8 @@ from pathlib import Path
 
 from . import wrk as wrkmod
 
-# (class, regex on the kernel symbol). Order matters: the first match wins.
+# The one classifier of symbols (issue 16's breakdown, issue 14's profiles): (class, regex on the
+# symbol), kernel symbols and user-space symbols apart. Order matters: the first match wins.
 CLASSES: list[tuple[str, re.Pattern]] = [
     ("syscall_entry_exit", re.compile(
         r"^(entry_SYSCALL|do_syscall_64|syscall_exit|exit_to_user_mode|syscall_return|__x64_sys_|"
@@ -38,7 +40,7 @@ CLASSES: list[tuple[str, re.Pattern]] = [
         r"__rseq|rseq_|restore_fpregs|syscall_trace|__audit|audit_)")),
     ("io_interface", re.compile(
         r"^(io_|__io_|io_uring|ep_|__ep_|do_epoll|epoll_|__fget|fget|fdget|__fdget|fput|__fput|"
-        r"sock_poll|tcp_poll|__pollwait|eventfd|task_work|__task_work)")),
+        r"sock_poll|tcp_poll|__pollwait|eventfd|task_work|__task_work|pipe_|anon_pipe)")),
     ("tcp_stack", re.compile(
         r"^(tcp|__tcp|ip_|__ip|ipv4_|inet|__inet|sk_|__sk_|sock_|__sock|skb|__skb|kfree_skb|__kfree_skb|"
         r"consume_skb|alloc_skb|__alloc_skb|net_|__net|netif|__netif|napi|__napi|process_backlog|loopback|"
@@ -49,6 +51,7 @@ CLASSES: list[tuple[str, re.Pattern]] = [
         r"__sys_recvfrom|__sys_send|__sys_recv|sys_recvfrom|sys_sendto|ksys_read|ksys_write|vfs_read|"
         r"vfs_write|new_sync|rw_verify|security_file|__x86_sys_read|import_ubuf|simple_copy|kmem_cache|"
         r"__kmem_cache|kmalloc|__kmalloc|kfree|__slab|slab_|___slab|memcg_slab|refill_obj|obj_cgroup)")),
+    ("futex", re.compile(r"^(futex_|__futex|do_futex|get_futex|hash_futex|__x64_sys_futex)")),
     ("sched_wakeup", re.compile(
         r"^(schedule|__schedule|try_to_wake_up|ttwu|finish_task_switch|pick_next|.*_task_fair|"
         r"update_curr|update_load|psi_|__wake_up|wake_up|autoremove_wake|default_wake|dequeue|enqueue|"
@@ -57,16 +60,91 @@ CLASSES: list[tuple[str, re.Pattern]] = [
         r"check_preempt|resched|prepare_task_switch|__switch_to|context_switch|__update_load|"
         r"reweight|avg_vruntime|place_entity|update_rq|__enqueue|__dequeue|rcu_)")),
 ]
+# User space (every DSO but the kernel's). Names as perf prints them (demangled C++).
+USER_CLASSES: list[tuple[str, re.Pattern]] = [
+    # Locks and condition variables: glibc's mutex and futex wrappers, std::mutex, the --gvl lock.
+    ("lock_user", re.compile(
+        r"(pthread_mutex|pthread_cond|__lll_lock|__lll_unlock|lll_lock|futex_wait|futex_wake|__futex|"
+        r"pthread_spin|pthread_rwlock|sem_wait|sem_post|std::mutex|std::condition_variable|"
+        r"std::unique_lock|Gvl|gvl)")),
+    # The request path every model shares: the HTTP codec, the pump and the sessions around it
+    # (read, feed, flush), the handlers (/, /spin, /sleep) and the response bytes.
+    ("codec_handler", re.compile(
+        r"(cb::http::|Codec|codec|Pump|pump|Session|handler|Handler|handle_request|spin_for|busy_spin|"
+        r"http_parser|phr_parse|picohttp|respon|Respon|to_chars|llhttp)")),
+    # The event library's own code: libev, libuv, Asio's reactor, libc's poll wrappers.
+    ("event_library", re.compile(
+        r"^(ev_|evpipe|fd_reify|fd_change|fd_kill|epoll_poll|epoll_modify|epoll_wait|epoll_ctl|"
+        r"__GI_epoll|__epoll|poll|ppoll|array_needsize|timers_reify|queue_events|uv_|uv__|"
+        r"boost::asio::detail::epoll_reactor|boost::asio::detail::scheduler::do_run_one|io_uring_)")),
+    # The model's own loop, its queues and directives, fibers and coroutines, threads.
+    ("loop_queue", re.compile(
+        r"(cb::|Queue|queue|deque|Selector|selector|Reactor|reactor|Worker|worker|Loop|loop|"
+        r"Directive|directive|fiber|Fiber|boost::context|jump_fcontext|ontop_fcontext|make_fcontext|"
+        r"boost::asio|coroutine|std::thread|start_thread|clone3?$|^\(anonymous namespace\)::)")),
+]
+# Helpers that run on behalf of whoever called them: a sample there counts for the nearest caller
+# a rule claims (classify_stack). User space: whatever no user rule claims (memcpy, malloc, the
+# libc send wrapper); kernel: the spin-lock primitives (where cpu-clock samples taken with
+# interrupts off land, at the unlock) and what no kernel rule claims (__put_user in epoll_wait).
+GENERIC_KERNEL = re.compile(r"^(_raw_spin|raw_spin|__raw_spin|native_queued_spin|queued_spin)")
 KERNEL_DSO = "[kernel.kallsyms]"
+USER_OTHER = "user_other"   # libc, the allocator, anything no user rule claims
+OTHER_KERNEL = "other_kernel"
+# The breakdown's columns (issue 16): user space as one class, futex with the scheduler.
+BREAKDOWN_CLASS = {"lock_user": "user", "codec_handler": "user", "event_library": "user",
+                   "loop_queue": "user", USER_OTHER: "user", "futex": "sched_wakeup"}
+# `cbench profile`'s groups (issue 14): where a request's time goes.
+GROUPS: list[tuple[str, tuple[str, ...]]] = [
+    ("codec and handler", ("codec_handler",)),
+    ("loop and queue", ("loop_queue",)),
+    ("kernel TCP", ("tcp_stack",)),
+    ("epoll or libev", ("io_interface", "event_library")),
+    ("futex and scheduler", ("futex", "sched_wakeup", "lock_user")),
+    ("syscall entry and exit", ("syscall_entry_exit",)),
+    ("other user space", (USER_OTHER,)),
+    ("other kernel", (OTHER_KERNEL,)),
+]
+GROUP_OF = {c: g for g, cs in GROUPS for c in cs}
 
 
 def classify(dso: str, sym: str) -> str:
-    if dso != KERNEL_DSO:
-        return "user"
-    for name, rx in CLASSES:
-        if rx.match(sym):
+    """The class of one symbol (a key of GROUP_OF); never raises."""
+    if dso == KERNEL_DSO:
+        for name, rx in CLASSES:
+            if rx.match(sym):
+                return name
+        return OTHER_KERNEL
+    for name, rx in USER_CLASSES:
+        if rx.search(sym):
             return name
-    return "other_kernel"
+    return USER_OTHER
+
+
+def _generic(dso: str, sym: str, cls: str) -> bool:
+    return cls in (USER_OTHER, OTHER_KERNEL) or (dso == KERNEL_DSO and bool(GENERIC_KERNEL.match(sym)))
+
+
+def classify_stack(frames: list[tuple[str, str]]) -> str:
+    """The class of one sample from its call chain, leaf first as (dso, symbol): the leaf's class,
+    except that a generic leaf (see GENERIC_KERNEL) takes the class of the nearest caller in the
+    same space (user or kernel) that a rule claims, so a codec's memcpy counts as the codec and a
+    wake-up's spin unlock as the scheduler. System-call entry frames, at the root of every kernel
+    stack, are never borrowed."""
+    if not frames:
+        return USER_OTHER
+    leaf_dso, leaf_sym = frames[0]
+    leaf = classify(leaf_dso, leaf_sym)
+    if not _generic(leaf_dso, leaf_sym, leaf):
+        return leaf
+    kernel = leaf_dso == KERNEL_DSO
+    for dso, sym in frames[1:]:
+        if (dso == KERNEL_DSO) != kernel:
+            break
+        c = classify(dso, sym)
+        if not _generic(dso, sym, c) and c != "syscall_entry_exit":
+            return c
+    return leaf
 
 
 # `perf report --stdio --no-children -n --sort comm,dso,sym` lines:
@@ -97,7 +175,7 @@ def breakdown(rows: list[tuple[str, str, str, int]], cpu_us_per_req: float) -> d
         if not is_server_comm(comm):
             other_on_cpu[comm] = other_on_cpu.get(comm, 0) + n
             continue
-        c = classify(dso, sym)
+        c = BREAKDOWN_CLASS.get(classify(dso, sym), classify(dso, sym))
         counts[c] = counts.get(c, 0) + n
         if c == "other_kernel":
             other_kernel[sym] = other_kernel.get(sym, 0) + n

@@ -109,7 +109,9 @@ class Row:
     gvl: bool
     backend: str | None
     extra_args: tuple[str, ...]
-    loads: tuple[str, ...] | None        # load-set names; None = all
+    # Load-set names, each optionally pinned to one of its loads ("spin -t4 -c64": only that load
+    # of set "spin"; see load_selected); None = every load of every set.
+    loads: tuple[str, ...] | None
     command: tuple[str, ...] | None      # peer rows only
     config_template: str | None          # peer rows only
     # Issue 15 (defaults keep the ids of earlier rows): --processes N workers (None: one process
@@ -248,10 +250,32 @@ class Scenario:
         out = []
         for row in self.rows:
             for set_name, loads in self.load_sets.items():
-                if row.loads is not None and set_name not in row.loads:
-                    continue
-                out.extend(Point(row, load) for load in loads)
+                out.extend(Point(row, load) for load in loads if load_selected(row.loads, set_name, load))
         return out
+
+
+def split_load_entry(entry: str) -> tuple[str, str | None]:
+    """A row's `loads` entry -> (set name, pinned load or None): "spin" -> ("spin", None),
+    "spin -t4 -c64" -> ("spin", "-t4 -c64")."""
+    name, _, pin = entry.partition(" ")
+    return name, (pin.strip() or None)
+
+
+def _pin_matches(load: Load, pin: str) -> bool:
+    """A pin names a load by its key, with or without the path ("-t4 -c64" or "-t4 -c64 /spin?us=10")."""
+    bare = load.key.replace(f" {load.path}", "", 1) if load.path != "/" else load.key
+    return pin in (load.key, bare)
+
+
+def load_selected(entries: tuple[str, ...] | None, set_name: str, load: Load) -> bool:
+    """Whether a row with these `loads` entries runs this load of this set (issue 14: a row may
+    run only the point a published finding needs, which keeps the budget)."""
+    if entries is None:
+        return True
+    pins = [pin for name, pin in map(split_load_entry, entries) if name == set_name]
+    if not pins:
+        return False
+    return None in pins or any(_pin_matches(load, pin) for pin in pins)
 
 
 def cpu_list_count(spec: str) -> int:
@@ -315,7 +339,12 @@ def _quick(settings: Settings, rows: list[Row], load_sets: dict[str, list[Load]]
                                    repetitions=QUICK_REPETITIONS, target_ci_pct=None)
     # Rows and loads were expanded from lists; keep the first and last of each group that
     # came from one list, so a sweep over 1..10000 connections still spans its range.
-    trimmed_sets = {name: _ends(loads) for name, loads in load_sets.items()}
+    # A load some row pins ("spin -t4 -c64") is kept too: it is there for a finding's primary point.
+    trimmed_sets = {}
+    for name, loads in load_sets.items():
+        ends = _ends(loads)
+        pins = {pin for r in rows for n, pin in map(split_load_entry, r.loads or ()) if n == name and pin}
+        trimmed_sets[name] = [ld for ld in loads if ld in ends or any(_pin_matches(ld, p) for p in pins)]
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
         groups.setdefault((row.kind, row.model, row.queues, row.gvl, row.backend,
@@ -551,10 +580,14 @@ class _Validator:
                 row_loads = self.str_list(f"{where}.loads", table["loads"])
                 if not row_loads:
                     self.fail(f"{where}.loads", "empty list (leave the key out to run on every load set)")
-                for name in row_loads:
+                for entry in row_loads:
+                    name, pin = split_load_entry(entry)
                     if name not in load_sets:
                         self.fail(f"{where}.loads", f"no load set named {name!r} "
                                   f"(defined: {', '.join(load_sets)})")
+                    if pin is not None and not any(_pin_matches(ld, pin) for ld in load_sets[name]):
+                        self.fail(f"{where}.loads", f"load set {name!r} has no load {pin!r} "
+                                  f"(its loads: {', '.join(ld.key for ld in load_sets[name])})")
             binary = None  # issue 19: a row's own cbench-server build
             if "binary" in table:
                 binary = self.str_(f"{where}.binary", table["binary"])
@@ -618,7 +651,8 @@ class _Validator:
         # distinct published labels: _alias_published_labels has given them distinct ids).
         seen: dict[tuple, str] = {}
         for row in rows:
-            names = row.loads if row.loads is not None else tuple(load_sets)
+            names = (tuple(dict.fromkeys(split_load_entry(e)[0] for e in row.loads))
+                     if row.loads is not None else tuple(load_sets))
             for name in names:
                 if (row.id, name) in seen:
                     self.fail(row_where[id(row)], f"runs the same server command ({row.id}) on load set "

@@ -22,7 +22,17 @@ REPORT = """\
 
 class Classify(unittest.TestCase):
     CASES = [
-        ("user space", "libc.so.6", "__memcpy_avx", "user"),
+        ("user space", "libc.so.6", "__memcpy_avx", "user_other"),
+        ("codec", "cbench-server", "cb::http::Codec::feed(std::basic_string_view<char>)", "codec_handler"),
+        ("spin handler", "cbench-server", "cb::http::spin_for(std::chrono::duration<long, std::ratio<1l, 1000000l> >)", "codec_handler"),
+        ("libev run", "libev.so.4.0.0", "ev_run", "event_library"),
+        ("libev backend", "libev.so.4.0.0", "epoll_poll", "event_library"),
+        ("glibc mutex", "libc.so.6", "__lll_lock_wait", "lock_user"),
+        ("std::mutex", "cbench-server", "std::mutex::lock()", "lock_user"),
+        ("selector loop", "cbench-server", "(anonymous namespace)::SelectorPool::on_ready(int)", "loop_queue"),
+        ("fiber switch", "libboost_context.so.1.74.0", "jump_fcontext", "loop_queue"),
+        ("futex", "[kernel.kallsyms]", "futex_wait_queue", "futex"),
+        ("pipe wake-up", "[kernel.kallsyms]", "pipe_write", "io_interface"),
         ("tcp", "[kernel.kallsyms]", "tcp_v4_rcv", "tcp_stack"),
         ("loopback", "[kernel.kallsyms]", "loopback_xmit", "tcp_stack"),
         ("entry", "[kernel.kallsyms]", "entry_SYSCALL_64_after_hwframe", "syscall_entry_exit"),

@@ -69,6 +69,75 @@ class ShippedScenarios(unittest.TestCase):
         self.assertGreater(cli_sweep.extra_blocks_estimate_s(sc.points(), s), 0)
 
 
+    def test_ever_table_runs_every_finding_row_at_its_primary_point(self):
+        # Issue 14: a finding whose rows miss its primary point comes out "not measured".
+        from cbenchlib import published
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
+        pub = published.load_published("ever")
+        for f in pub.doc["findings"]:
+            prim = f["primary"]
+            at = {p.row.key for p in sc.points() if p.load.path == prim["path"] and p.load.key == prim["load"]}
+            for comp in f["comparisons"]:
+                for side in ("a", "b"):
+                    spec = comp[side]
+                    gvl = bool(comp.get(f"gvl_{side}", comp.get("gvl")))
+                    rows = [r for r in sc.rows if r.gvl == gvl and (
+                        scenario_label_matches(r, spec) if isinstance(spec, str)
+                        else all(getattr(r, k) == v for k, v in spec.items()))]
+                    with self.subTest(finding=f["id"], row=spec, gvl=gvl):
+                        self.assertTrue(rows, f"no row for {spec!r}")
+                        for r in rows:
+                            self.assertIn(r.key, at, f"{r.key} does not run {prim['load']}")
+
+
+def scenario_label_matches(row, label: str) -> bool:
+    from cbenchlib.runload import canonical_label
+    return row.label is not None and canonical_label(row.label) == canonical_label(label)
+
+
+PINNED = """
+[[rows]]
+model = "selector"
+[[rows]]
+model = "fiber"
+loads = ["hello", "spin -t4 -c64"]
+[[rows]]
+model = "pull-loop"
+loads = ["spin -t2 -c10 /spin?us=10", "spin -t8 -c1024"]
+[[loads]]
+name = "hello"
+explicit = [{ wrk_threads = 2, connections = 10 }, { wrk_threads = 4, connections = 64 }]
+[[loads]]
+name = "spin"
+path = "/spin?us=10"
+explicit = [{ wrk_threads = 2, connections = 10 }, { wrk_threads = 4, connections = 64 },
+            { wrk_threads = 8, connections = 256 }, { wrk_threads = 8, connections = 1024 }]
+"""
+
+
+class PinnedLoads(unittest.TestCase):
+    """A row's `loads` entry "SET KEY" runs only that load of the set (issue 14)."""
+
+    def points(self, quick=False):
+        sc = scenario.parse(PINNED, "pinned.toml", quick=quick)
+        out = {}
+        for p in sc.points():
+            out.setdefault(p.row.model, []).append(p.load.key)
+        return out
+
+    def test_pins_select_one_load_with_or_without_the_path(self):
+        pts = self.points()
+        self.assertEqual(len(pts["selector"]), 6)
+        self.assertEqual(pts["fiber"], ["-t2 -c10", "-t4 -c64", "-t4 -c64 /spin?us=10"])
+        self.assertEqual(pts["pull-loop"], ["-t2 -c10 /spin?us=10", "-t8 -c1024 /spin?us=10"])
+
+    def test_quick_keeps_a_pinned_load_beside_the_ends(self):
+        pts = self.points(quick=True)
+        self.assertEqual(pts["selector"], ["-t2 -c10", "-t4 -c64", "-t2 -c10 /spin?us=10",
+                                           "-t4 -c64 /spin?us=10", "-t8 -c1024 /spin?us=10"])
+        self.assertEqual(pts["fiber"], ["-t2 -c10", "-t4 -c64", "-t4 -c64 /spin?us=10"])
+
+
 class GoodFixture(unittest.TestCase):
     def setUp(self):
         self.sc = scenario.load_file(os.path.join(SCEN, "good.toml"))
