@@ -11,6 +11,8 @@ which is the behaviour under test, not the machine's speed.
 """
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +71,23 @@ def count_between(data, low_us, high_us):
     return n
 
 
+_WRK_UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+
+
+def parse_wrk_latency(stdout):
+    """{max, p50, p99 (us), requests} from wrk --latency's text output."""
+    def us(text):
+        m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+        return float(m.group(1)) * _WRK_UNITS_US[m.group(2)]
+    out = {}
+    m = re.search(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)", stdout, re.M)
+    out["max"] = us(m.group(3))
+    for pct in ("50", "99"):
+        out["p" + pct] = us(re.search(rf"^\s*{pct}%\s+(\S+)", stdout, re.M).group(1))
+    out["requests"] = int(re.search(r"(\d+) requests in", stdout).group(1))
+    return out
+
+
 class StallTest(unittest.TestCase):
     def test_open_loop_shows_the_stall_in_full(self):
         with FakeServer("stall", stall_after_s=1.0, stall_s=STALL_S) as srv:
@@ -99,17 +118,47 @@ class StallTest(unittest.TestCase):
         self.assertLessEqual(count_between(data, 500e3, 1e12), 10, data["latency_us"])
         self.assertGreater(data["latency_us"]["max"], 0.8e6, "the one stalled sample per connection is kept")
 
+    def test_wrk_on_the_same_stall(self):
+        # wrk (closed loop, 10 connections) on the same 1 s stall. Each connection has one request
+        # caught in the stall, so wrk's own samples hold one slow sample per connection, and its
+        # max is that sample: about 1 s. Debian's wrk 4.1 then "corrects" its histogram after the
+        # run (stats_correct in wrk.c): for every sample above twice the mean per-connection
+        # interval e it adds synthetic samples at n - e, n - 2e, ... So its reported
+        # percentiles are NOT the raw "one slow sample per connection": the synthetic samples fill
+        # the stall, and for a stall of S s in a run of D s about (S - 0.5) / D of them lie above
+        # 500 ms whatever the rate (here about 12%), so wrk's p99 lands near the stall's length.
+        # The raw per-request samples cannot be read back (wrk's Lua `latency[i]` returns the
+        # index, not the bucket's count, in this build). The test pins both facts: max ~1 s, and a
+        # p99 that only the synthetic correction can explain (the raw histogram holds at most 10
+        # slow samples among thousands, so its p99 would be well under 500 ms).
+        wrk = shutil.which("wrk")
+        if not wrk:
+            self.skipTest("wrk not installed (Debian package wrk)")
+        with FakeServer("stall", stall_after_s=1.0, stall_s=STALL_S) as srv:
+            p = subprocess.run([wrk, "-t1", "-c10", "-d4s", "--timeout", "3s", "--latency", srv.url()],
+                               capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        stats = parse_wrk_latency(p.stdout)
+        msg = f"wrk: {stats}\n{p.stdout}"
+        self.assertTrue(0.8e6 <= stats["max"] <= 1.8e6, msg)
+        self.assertGreater(stats["requests"], 1000, msg)  # thousands of raw samples, <= 10 slow
+        self.assertGreater(stats["p99"], 500e3, msg)  # only wrk's synthetic samples put it there
+        self.assertLess(stats["p50"], 500e3, msg)
+
     def test_unstalled_control(self):
         with FakeServer("ok") as srv:
             rc, data, err = run_load("--rate", RATE, "--connections", 10, "--duration", DURATION_S,
                                      "--json", "--carry-on", srv.url())
         self.assertEqual(rc, 0, err)
         self.assertFalse(data["overloaded"])
-        # "a few milliseconds" on an idle machine; on a busy 2-core one the Python test server
-        # itself is preempted for tens of ms (56 ms seen once with 8 builds running), so the bound
-        # is 250 ms: still 4x below the stalled run's p99 (about 990 ms), so a generator that
-        # invented delays would fail it.
-        self.assertLess(data["latency_us"]["p99"], 250e3, data["latency_us"])
+        # "A few milliseconds" on an idle machine. The bound is 100 ms, not 250 and not 50: with
+        # other builds running on this 2-core machine the control's p99 was 4-8 ms (max 15 ms) in
+        # five runs at load average 7, but the Python test server and the generator are both
+        # preempted for tens of ms at worst (56 ms was once seen with 8 builds running), so 50 ms
+        # would flake under the loaded CI this runs on. 100 ms is about twice that worst case and
+        # still 10x below the stalled run's p99 (about 990 ms): a generator that invented delays,
+        # or measured the stall into the control, fails it.
+        self.assertLess(data["latency_us"]["p99"], 100e3, data["latency_us"])
         self.assertEqual(count_between(data, 500e3, 1e12), 0)
 
 
