@@ -50,7 +50,7 @@ def groups(run: Run) -> list[tuple[str, tuple, dict[str, Cell]]]:
     generators, rows in run order, points in load order."""
     by_point: dict[tuple, dict[str, Load]] = {}
     for ld in run.loads.values():
-        if ld.lid.idle or ld.raw.get("rate") is not None or ld.raw.get("rate_fraction") is not None:
+        if ld.lid.idle or any(ld.raw.get(k) is not None for k in ("rate", "rate_fraction", "read_rate")):
             continue  # idle and open-loop loads have no closed-loop twin to compare with
         by_point.setdefault(point_key(ld), {})[generator_of(ld)] = ld
     out = []
