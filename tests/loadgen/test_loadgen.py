@@ -100,12 +100,17 @@ class StallTest(unittest.TestCase):
         above_half = count_between(data, 500e3, 2e6)  # about R/2 of them waited more than 500 ms
         quarters = [count_between(data, q * 250e3, (q + 1) * 250e3) for q in range(1, 4)]
         msg = f"delayed={delayed} above_500ms={above_half} quarters(250ms..1s)={quarters} max={data['latency_us']['max']}"
-        self.assertTrue(0.7 * RATE <= delayed <= 1.3 * RATE, msg)
-        self.assertTrue(0.3 * RATE <= above_half <= 0.7 * RATE, msg)
+        self.assertTrue(0.8e6 <= data["latency_us"]["max"] <= 1.8e6, msg)
+        # The stall as it happened: the first request caught in it waited longest, so the max is
+        # the stall's real length, which a preempted test server stretches (1.3 s was seen at load
+        # average 11 under ASan). About R x that many requests were due during it, and
+        # R x (length - 0.5 s) of them waited more than 500 ms (R/2 for exactly 1 s).
+        stall_s = data["latency_us"]["max"] / 1e6
+        self.assertTrue(0.7 * RATE * stall_s <= delayed <= 1.3 * RATE * stall_s, msg)
+        self.assertTrue(0.6 * RATE * (stall_s - 0.5) <= above_half <= 1.4 * RATE * (stall_s - 0.5), msg)
         # spread evenly: each 250 ms slice of the stall holds about R/4 samples
         for q in quarters:
             self.assertTrue(0.1 * RATE <= q <= 0.45 * RATE, msg)
-        self.assertTrue(0.8e6 <= data["latency_us"]["max"] <= 1.8e6, msg)
         self.assertIn("send_lag_histogram_us", data)
         self.assertGreater(data["send_lag_us"]["count"], 0)
 
