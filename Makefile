@@ -6,13 +6,14 @@ JOBS      ?= 2
 SCENARIO  ?= scenarios/ever-table.toml
 CBENCH    := $(PY) scripts/cbench
 
-.PHONY: all deps build test reproduce report clean help test-multihost
+.PHONY: all deps build test reproduce reproduce-all report clean help test-multihost
 
 all: build
 
 help:
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
+	@echo "make reproduce-all  every scenario's reference sweep and calibrate from this clean commit (prints its expected time first), then make report"
 	@echo "make report     render REPORT.md from REPORT.md.in and the reference runs (results/reference-runs.toml)"
 	@echo "make test-multihost  server and wrk in two network namespaces (skipped where they cannot be made)"
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
@@ -51,6 +52,15 @@ reproduce:
 
 report:
 	$(CBENCH) report --root
+
+# Issue 19: the whole reference set from one clean commit: every scenario's sweep and calibrate in
+# sequence (scripts/reproduce_all.py prints the expected total first, the sum of the dry-run
+# estimates), results/reference-runs.toml pointed at the new runs, then `make report`.
+# `make reproduce-all ARGS=--dry-run` prints the plan and the time only.
+reproduce-all:
+	@$(PY) scripts/reproduce_all.py --dry-run
+	$(MAKE) build
+	$(PY) scripts/reproduce_all.py $(ARGS)
 
 # Issue 18: a sweep with the server and wrk in two network namespaces joined by a veth pair
 # (tests/harness/test_multihost.py; skipped, with the reason printed, where namespaces cannot

@@ -45,6 +45,7 @@
 #include "backends/net/accept.h"
 #include "backends/net/blocking_session.h"
 #include "backends/net/socket.h"
+#include "backends/server/counters.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 
@@ -101,6 +102,7 @@ void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& servi
       continue;
     }
     const int fd = a.fd;
+    server::count(server::Counter::accepts);  // issue 15: connects per request in cluster rows
     if (!serving.begin(worker, fd)) {
       net::close_fd(fd);
       break;
@@ -109,6 +111,7 @@ void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& servi
     net::serve_blocking(fd, idle_timeout_ms, *scratch);
     serving.end(worker);
     net::close_fd(fd);
+    server::count(server::Counter::closes);
   }
 }
 

@@ -33,6 +33,7 @@ constexpr int kReadyTimeoutMs = 20'000;
 
 int g_ready_fd = -1;  // in a worker of the first generation: the write end of the readiness pipe
 pid_t g_parent = 0;   // in a worker: the supervisor's pid; 0 outside cluster mode and in the parent
+int g_slot = -1;      // in a worker: its slot; -1 outside cluster mode and in the parent
 
 enum class Phase { serving, stopping };
 
@@ -49,6 +50,7 @@ class Supervisor {
     sigaddset(&waited_, SIGINT);
     sigaddset(&waited_, SIGTERM);
     sigaddset(&waited_, SIGCHLD);
+    sigaddset(&waited_, SIGUSR1);  // counters snapshot: forwarded to the workers (cluster.h)
     // SIGCHLD is taken with sigtimedwait like the stop signals: blocked here, before any fork.
     sigset_t chld;
     sigemptyset(&chld);
@@ -73,6 +75,7 @@ class Supervisor {
       sigprocmask(SIG_UNBLOCK, &chld, nullptr);
       g_ready_fd = ready_fd;
       g_parent = parent;
+      g_slot = static_cast<int>(slot);
       return true;
     }
     pids_[slot] = pid;
@@ -132,6 +135,11 @@ class Supervisor {
       timespec tick{1, 0};  // a periodic reap in case a SIGCHLD was merged with another
       int sig = sigtimedwait(&waited_, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) return false;
+      if (sig == SIGUSR1) {
+        for (pid_t p : pids_)
+          if (p > 0) kill(p, SIGUSR1);
+        continue;
+      }
       if (stop_pending()) return false;  // a group-wide SIGTERM: do not restart its victims
       for (;;) {
         int status = 0;
@@ -244,6 +252,8 @@ bool stop_signal_accepted(const siginfo_t& info) {
   if (g_parent == 0) return true;
   return info.si_pid == g_parent || info.si_pid == getpid();
 }
+
+int worker_slot() { return g_slot; }
 
 void worker_ready() {
   if (g_ready_fd < 0) return;

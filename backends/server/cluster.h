@@ -30,6 +30,18 @@
 // shared by the N processes, so no connection is tied to one process. SO_REUSEPORT per process
 // (each worker opening its own socket, so each has a private queue: a connection hashed to a busy
 // worker waits while another is idle) is not offered; that is what Unicorn and Puma avoid.
+//
+// Mechanism counters (--counters-out PATH, counters.h) in cluster mode: each worker counts in
+// its own address space and writes its own file, PATH.w<slot> (slot 0..N-1; a restarted worker
+// takes over its slot's file and starts again from zero, with its new pid in the JSON). The
+// parent writes nothing: on SIGUSR1 it forwards SIGUSR1 to every live worker, and each writes a
+// fresh snapshot. The harness (scripts/cbenchlib/servercounters.py) sends SIGUSR1 to the parent,
+// waits for all N files to be fresh, and sums them, keeping each worker's figures beside the
+// sum. Chosen over the parent merging the files: that would make the supervisor wait for N
+// asynchronous writes inside its loop and decide what a worker that does not answer means, which
+// the harness already does for one file; per-worker files also give the per-worker figures.
+// A worker restarted within a measured window has a new pid in its file; the harness then
+// leaves that window's sum out rather than report an undercount.
 #pragma once
 #include <signal.h>
 
@@ -57,5 +69,9 @@ bool stop_signal_accepted(const siginfo_t& info);
 // In a worker: tells the parent this worker is serving (once; later calls and calls outside a
 // worker do nothing). Main calls it where a single-process server prints its readiness line.
 void worker_ready();
+
+// In a worker: its slot (0..N-1, kept by a restarted worker); -1 outside a worker. Main appends
+// ".w<slot>" to --counters-out with it (the per-worker files above).
+int worker_slot();
 
 }  // namespace cb::server

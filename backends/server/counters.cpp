@@ -5,6 +5,8 @@
 #include <cstring>
 #include <mutex>
 
+#include <unistd.h>
+
 namespace cb::server {
 
 namespace {
@@ -41,7 +43,8 @@ std::array<std::uint64_t, kCounterCount> merged_counters() {
 
 std::string counters_json(std::uint64_t snapshot) {
   auto sum = merged_counters();
-  std::string out = "{\"snapshot\": " + std::to_string(snapshot) + ", \"counters\": {";
+  std::string out = "{\"snapshot\": " + std::to_string(snapshot) + ", \"pid\": " + std::to_string(getpid()) +
+                    ", \"counters\": {";
   for (std::size_t i = 0; i < kCounterCount; ++i) {
     if (i) out += ", ";
     out += '"';

@@ -6,9 +6,11 @@
 // allocates that thread's block once (never freed, so a merge after the thread exited still
 // reads it); nothing is allocated afterwards.
 //
-// Output (--counters-out PATH): a JSON object {"snapshot": K, "counters": {"dispatches": N, ...}},
-// written at exit and on SIGUSR1 (main's signal thread), to PATH.tmp then renamed, so a reader
-// never sees half a file. K counts writes, so a reader can tell a fresh snapshot from an old one.
+// Output (--counters-out PATH): a JSON object {"snapshot": K, "pid": P, "counters": {"dispatches":
+// N, ...}}, written at exit and on SIGUSR1 (main's signal thread), to PATH.tmp then renamed, so a
+// reader never sees half a file. K counts writes, so a reader can tell a fresh snapshot from an
+// old one; P is the writing process (in cluster mode each worker writes PATH.w<slot>, and a
+// restarted worker's new pid tells its counts from its predecessor's: cluster.h).
 // Every value is cumulative since start; the harness differences two snapshots around its
 // measured window (scripts/cbenchlib/servercounters.py).
 //

@@ -179,7 +179,11 @@ int main(int argc, char** argv) {
   // Issue 15: the keep-alive policy lives in the codec's response framing, so every model
   // applies it alike; in cluster mode the parent supervises and only the workers go on below.
   cb::http::Codec::set_keep_alive(opt.keep_alive ? cb::http::KeepAlive::on : cb::http::KeepAlive::off);
-  if (opt.processes > 0) cb::server::run_cluster(opt, lr.fds);
+  if (opt.processes > 0) {
+    cb::server::run_cluster(opt, lr.fds);
+    // A worker writes its own counters file (cluster.h: PATH.w<slot>; the harness sums them).
+    if (!mo.counters_out.empty()) mo.counters_out += ".w" + std::to_string(cb::server::worker_slot());
+  }
   cb::server::Control control(lr.fds);
 
   std::atomic<bool> signal_taken{false};

@@ -26,7 +26,10 @@ HOLLOW_NOTE = "hollow marker = not server-bound (client-bound, error-bound or un
 HATCH_NOTE = "hatched bar = not server-bound (client-bound, error-bound or unclear)"
 VARIANT_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-INTERVAL_NOTE = "bars: 95% t interval of the mean over repetitions (log scale)"
+INTERVAL_NOTE = ("bars: 95% t interval of the mean over repetitions (log scale); a bar ending in ▲ at the"
+                 " top edge runs past the axis and is cut there")
+MAX_PANEL_ROWS = 5  # a family with more variants is split by queues and --gvl into more panels
+CLIP_HEADROOM = 1.35  # the y axis ends this far above the highest median; longer bars are cut
 MAX_LEGEND_ROWS = 40  # a legend longer than this is unreadable; the tables name every row anyway
 
 
@@ -104,7 +107,9 @@ class ChartSet:
         pts.sort(key=lambda t: t[0])
         return pts
 
-    def _plot_series(self, ax, row: Row, pts, scale: float = 1.0, intervals: bool = False) -> None:
+    def _plot_series(self, ax, row: Row, pts, scale: float = 1.0, intervals: bool = False,
+                     clip_top: float | None = None) -> None:
+        """One row's line; with intervals, its 95% bars, cut at clip_top (marked ▲) when given."""
         if not pts:
             return
         color = self.colors[row.key]
@@ -113,8 +118,13 @@ class ChartSet:
         for x, y, c in pts:
             ci = interval_of(c.rps()) if intervals else None
             if ci is not None:
-                ax.errorbar([x], [y * scale], yerr=[[(y - ci[0]) * scale], [(ci[1] - y) * scale]], color=color,
-                            linewidth=0.8, capsize=2, fmt="none")
+                hi = ci[1] * scale
+                cut = clip_top is not None and hi > clip_top
+                if cut:
+                    hi = clip_top
+                    ax.plot([x], [clip_top], marker="^", color=color, markersize=4, clip_on=False)
+                ax.errorbar([x], [y * scale], yerr=[[y * scale - ci[0] * scale], [max(0.0, hi - y * scale)]],
+                            color=color, linewidth=0.8, capsize=0 if cut else 2, fmt="none")
             ax.plot([x], [y * scale], marker=self.markers[row.key], color=color, markersize=5, **{
                 k: v for k, v in self.point_style(c).items() if v is not None})
 
@@ -127,10 +137,11 @@ class ChartSet:
         rows = self.run.rows_in(loads)
         fig, ax = plt.subplots(figsize=(11, 5.5))
         drawn = []
-        for r in rows:
-            pts = self._series(loads, r, "wrk.req_per_s")
+        series = [(r, self._series(loads, r, "wrk.req_per_s")) for r in rows]
+        top = max([p[1] for _, pts in series for p in pts] + [0.0]) * CLIP_HEADROOM or None
+        for r, pts in series:
             if pts:
-                self._plot_series(ax, r, pts, intervals=True)
+                self._plot_series(ax, r, pts, intervals=True, clip_top=top)
                 drawn.append(r)
         if not drawn:
             plt.close(fig)
@@ -139,7 +150,7 @@ class ChartSet:
         ax.set_xscale("log")
         ax.set_xlabel("connections (wrk -c, log scale)")
         ax.set_ylabel("throughput (requests/s, median)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, top or 1)
         ax.grid(True, which="both", alpha=0.3)
         self.legend(ax, drawn)
         self.save(fig, name, f"Requests per second against connections: {group_title(group)}",
@@ -153,19 +164,19 @@ class ChartSet:
             self.skip(name, f"{group_title(group)}: only {len(conns)} connection count(s); a line needs two")
             return
         rows = self.run.rows_in(loads)
-        fams = list(dict.fromkeys(family(r) for r in rows))
+        panel_of = panels(rows)
+        fams = list(dict.fromkeys(panel_of[r.key] for r in rows))
         ncol = min(3, len(fams))
         nrow = (len(fams) + ncol - 1) // ncol
         fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), sharex=True, sharey=True,
                                  squeeze=False)
-        top = 0.0
+        series = {r.key: self._series(loads, r, "wrk.req_per_s") for r in rows}
+        top = max([p[1] for pts in series.values() for p in pts] + [0.0])
         for ax, f in zip(axes.flat, fams):
-            fam_rows = [r for r in rows if family(r) == f]
+            fam_rows = [r for r in rows if panel_of[r.key] == f]
             for r in fam_rows:
-                pts = self._series(loads, r, "wrk.req_per_s")
-                top = max([top] + [p[1] for p in pts])
-                self._plot_series(ax, r, pts, intervals=True)
-            ax.set_title(f, fontsize=9, color=self.family_color[f])
+                self._plot_series(ax, r, series[r.key], intervals=True, clip_top=top * CLIP_HEADROOM or None)
+            ax.set_title(f, fontsize=9, color=self.family_color[family(fam_rows[0])])
             ax.set_xscale("log")
             ax.grid(True, which="both", alpha=0.3)
             handles = [Line2D([0], [0], color=self.colors[r.key], linestyle=self.styles[r.key],
@@ -174,8 +185,8 @@ class ChartSet:
         for ax in list(axes.flat)[len(fams):]:
             ax.set_visible(False)
         # Two-repetition intervals can be very wide (t = 12.7 at 1 degree of freedom); the axis
-        # shows the medians, and a bar that leaves it is cut at the edge.
-        axes[0][0].set_ylim(0, top * 1.35 if top > 0 else 1)
+        # shows the medians, and a bar that leaves it is cut at the edge and marked ▲.
+        axes[0][0].set_ylim(0, top * CLIP_HEADROOM if top > 0 else 1)
         for ax in axes[-1]:
             ax.set_xlabel("connections (log scale)")
         for ax in axes[:, 0]:
@@ -545,6 +556,21 @@ def _flat(metric_rows):
 def family(r: Row) -> str:
     """The model family a row belongs to (its model; peers and instruments by name)."""
     return r.model or r.key.split()[0]
+
+
+def panels(rows: list[Row]) -> dict[str, str]:
+    """Row key -> small-multiple panel title: the family, split by queues and --gvl when the
+    family has more than MAX_PANEL_ROWS variants (worker-pool's ten rows would crowd one panel)."""
+    count: dict[str, int] = {}
+    for r in rows:
+        count[family(r)] = count.get(family(r), 0) + 1
+    out = {}
+    for r in rows:
+        f = family(r)
+        if count[f] > MAX_PANEL_ROWS:
+            f = " ".join(x for x in (f, r.queues, "gvl" if r.gvl else "") if x)
+        out[r.key] = f
+    return out
 
 
 def _short_variant(r: Row) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from . import findings, tables
+from . import findings, mechanism, tables
 from .published import Published
 from .runload import REPO_ROOT, Load, Row, Run, canonical_label, column_label
 
@@ -164,7 +164,9 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
         out += ["Rows of this run with no published counterpart (context): "
                 + ", ".join(f"`{r.display()}`" for r in extra) + ".", ""]
     an = findings.Analysis(run, pub)
-    out.append(findings.render_findings(an, heading_level))
+    # Issue 15: a finding's declared mechanism figures (mechanism.py), right after its verdict.
+    out.append(mechanism.insert_after_verdicts(findings.render_findings(an, heading_level), run, pub.doc,
+                                               heading_level))
     return "\n".join(out).rstrip("\n") + "\n"
 
 

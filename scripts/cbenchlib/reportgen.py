@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections import Counter
 
-from . import crosscheck, findings, micro, pubcompare, published, tables
+from . import crosscheck, decision, design, findings, micro, pubcompare, published, tables
 from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
@@ -22,6 +22,9 @@ DEFAULT_TEMPLATE = os.path.join(REPO_ROOT, "REPORT.md.in")
 # A marker is a whole line of its own, so prose may quote the marker syntax inline.
 _SECTION = re.compile(r"^(<!-- BEGIN GENERATED: (?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)"
                       r"^(<!-- END GENERATED: (?P=name) -->)$", re.S | re.M)
+
+
+DECISION_TABLE = "decision-table"  # the generated section built from all reference runs (decision.py)
 
 
 class ReportError(Exception):
@@ -177,6 +180,9 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     out.append(tables.render_run_tables(run, latency, heading_level=3, with_header=False))
     for pub in matching_published(run):
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
+    designed = design.render_for_run(run)  # issue 19: results/findings/design.json's findings
+    if designed:
+        out.append(designed)
     out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -245,6 +251,11 @@ def regenerate(report_text: str, config: dict, allow_synthetic: bool = False, ro
 
     def repl(m: re.Match) -> str:
         name = m.group("name")
+        if name == DECISION_TABLE:  # issue 19: generated from every section's run, not one
+            try:
+                return m.group(1) + decision.render(config, root, allow_synthetic=allow_synthetic) + m.group(4)
+            except RunError as exc:
+                raise ReportError(str(exc))
         return m.group(1) + section_text(name, config.get(name), allow_synthetic, root) + m.group(4)
 
     return _SECTION.sub(repl, report_text)

@@ -429,8 +429,13 @@ class Runner:
                                             result["errors"]["connect"] + result["errors"]["timeout"])
         self._derive(record)
         from . import servercounters  # issue 14
-        record["derived"]["counters_per_req"] = servercounters.per_request(
-            counters_before, counters_after, result["requests"])
+        if point.row.processes:  # issue 15: per-worker files, summed (servercounters.py)
+            record["derived"]["counters_per_req"], per_worker = servercounters.cluster_window(
+                counters_before, counters_after, result["requests"])
+            servercounters.attach_workers(record["server"]["cluster"], per_worker)
+        else:
+            record["derived"]["counters_per_req"] = servercounters.per_request(
+                counters_before, counters_after, result["requests"])
         kernelnet.apply_verdict(record)
         if result["requests"] == 0:
             raise PointFailed("no response in the measured window (server stopped answering?)")
@@ -444,8 +449,8 @@ class Runner:
         from . import servercounters
         if point.row.kind == "peer" or self._counters_path is None:
             return None
-        if point.row.processes:  # cluster mode: each worker counts alone; no sum yet (issue 15)
-            return None
+        if point.row.processes:  # cluster mode: one file per worker (issue 15)
+            return servercounters.snapshot_cluster(server.pid, self._counters_path, point.row.processes)
         return servercounters.snapshot(server.pid, self._counters_path)
 
     def _derive(self, record: dict):

@@ -119,10 +119,13 @@ class Row:
     # Issue 19 (cbench regress): another cbench-server build for this row (None: the sweep's
     # --server-bin). Part of the id, so a baseline and a candidate row of one model may meet.
     binary: str | None = None
+    # Set by the parser only when rows of one server command carry distinct published labels
+    # (the parser's _alias_published_labels): the label, made part of the id so each has its points.
+    alias: str | None = None
 
     @property
     def id(self) -> str:
-        """Stable identity of the row's server command (labels and keys excluded)."""
+        """Stable identity of the row's server command (labels and keys excluded, but for `alias`)."""
         parts = [self.model, f"t{self.threads}", self.queues or "-",
                  f"gvl{int(self.gvl)}", self.backend or "-"]
         if self.processes:
@@ -133,6 +136,8 @@ class Row:
             parts.append(" ".join(self.extra_args))
         if self.binary:
             parts.append(f"bin={self.binary}")
+        if self.alias:
+            parts.append(f"as={self.alias}")
         return "|".join(parts)
 
     def to_json(self) -> dict:
@@ -140,7 +145,8 @@ class Row:
                 "threads": self.threads, "queues": self.queues, "gvl": self.gvl,
                 "backend": self.backend, "extra_args": list(self.extra_args),
                 "processes": self.processes, "keepalive": self.keepalive,
-                **({"binary": self.binary} if self.binary else {})}
+                **({"binary": self.binary} if self.binary else {}),
+                **({"alias": self.alias} if self.alias else {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -516,6 +522,7 @@ class _Validator:
             self.fail("rows", "expected a non-empty array of tables ([[rows]])")
         rows: list[Row] = []
         keys: dict[str, str] = {}
+        explicit_keys: set[int] = set()  # rows whose key the scenario gave
         row_where: dict[int, str] = {}
         for i, table in enumerate(raw):
             where = f"rows[{i}]"
@@ -600,12 +607,17 @@ class _Validator:
                           queues=queues, gvl=gvl, backend=backend, extra_args=extra,
                           loads=row_loads, command=command, config_template=config_template,
                           processes=processes, keepalive=keepalive, binary=binary)
-                if key in keys:
-                    self.fail(f"{where}.key", f"row key {key!r} is also the key of {keys[key]}")
-                keys[key] = where
                 rows.append(row)
                 row_where[id(row)] = where
-        # Two rows may share a server command only if they never meet the same load.
+                if "key" in table:
+                    explicit_keys.add(id(row))
+        rows = self._alias_published_labels(rows, row_where, explicit_keys)
+        for row in rows:
+            if row.key in keys:
+                self.fail(f"{row_where[id(row)]}.key", f"row key {row.key!r} is also the key of {keys[row.key]}")
+            keys[row.key] = row_where[id(row)]
+        # Two rows may share a server command only if they never meet the same load (or carry
+        # distinct published labels: _alias_published_labels has given them distinct ids).
         seen: dict[tuple, str] = {}
         for row in rows:
             names = row.loads if row.loads is not None else tuple(load_sets)
@@ -615,6 +627,32 @@ class _Validator:
                               f"{name!r} as {seen[(row.id, name)]}: the points would repeat")
                 seen[(row.id, name)] = row_where[id(row)]
         return rows
+
+    def _alias_published_labels(self, rows: list, row_where: dict, explicit_keys: set) -> list:
+        """Rows that run one server command under distinct published labels (tipi-table: Tipi and
+        Falcon are both the `fiber` design here) are each the nearest design of a different
+        published row, so each gets its own points: `alias` (the label) joins their id and
+        automatic key. Labels are told apart as published rows are matched
+        (runload.canonical_label: case and spacing do not count), so "Tipi" and "tipi" are one
+        label and still refused as a repeat. Rows of one command without a label, or with one
+        label twice, are left as they are (the load check below refuses them)."""
+        from .runload import canonical_label  # runload does not import scenario: no cycle
+        groups: dict[str, list] = {}
+        for row in rows:
+            groups.setdefault(row.id, []).append(row)
+        out = []
+        for row in rows:
+            group = groups[row.id]
+            labels = [canonical_label(r.label) for r in group]
+            if len(group) > 1 and None not in labels and len(set(labels)) == len(labels):
+                key = row.key if id(row) in explicit_keys else f"{row.key} as {row.label}"
+                new = dataclasses.replace(row, alias=row.label, key=key)
+                row_where[id(new)] = row_where[id(row)]
+                if id(row) in explicit_keys:
+                    explicit_keys.add(id(new))
+                row = new
+            out.append(row)
+        return out
 
 
 def _row_key(model, threads, queues, gvl, backend, extra, processes=None, keepalive=True) -> str:

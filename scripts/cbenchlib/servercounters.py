@@ -3,7 +3,14 @@
 cbench-server --counters-out PATH writes cumulative counts as JSON on SIGUSR1 and at exit. The
 runner takes a snapshot just before and just after its measured window; the difference divided
 by the window's requests is recorded per point as `derived.counters_per_req`, beside system calls
-and context switches. Kept apart from runner.py so the hook there stays three lines. Also home to the other issue 14
+and context switches. Kept apart from runner.py so the hook there stays three lines.
+
+Cluster mode (issue 15; backends/server/cluster.h): each of the N workers writes its own file,
+PATH.w<slot>, and the supervisor forwards SIGUSR1 to them. snapshot_cluster waits for all N
+files to be fresh; cluster_window sums the workers' windows into `derived.counters_per_req` and
+keeps each worker's counts beside its CPU figures in `server.cluster.workers[*].counters`. The
+sum is left out (None) unless every slot has both snapshots from one pid: a worker missing or
+restarted within the window would make the sum an undercount that looks like a measurement. Also home to the other issue 14
 server argument the runner adds: the scenario setting `response` (response_args).
 """
 from __future__ import annotations
@@ -76,6 +83,66 @@ def snapshot(pid: int, path: str, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> dict
             return cur["counters"]
         time.sleep(0.005)
     return None
+
+
+def worker_paths(path: str, processes: int) -> list[str]:
+    """The per-worker counters files of a cluster server (cluster.h: PATH.w<slot>)."""
+    return [f"{path}.w{slot}" for slot in range(processes)]
+
+
+def snapshot_cluster(pid: int, path: str, processes: int,
+                     timeout_s: float = SNAPSHOT_TIMEOUT_S) -> list[dict | None] | None:
+    """Asks the supervisor (SIGUSR1, forwarded to every worker) for fresh snapshots; returns one
+    entry per slot, {"pid", "counters"} or None where no fresh snapshot arrived in time. A file is
+    fresh when its snapshot number grew or its pid changed (a restarted worker counts afresh)."""
+    paths = worker_paths(path, processes)
+    old = [read(p) for p in paths]
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        return None
+    out: list[dict | None] = [None] * processes
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(o is None for o in out):
+        for i, p in enumerate(paths):
+            if out[i] is not None:
+                continue
+            cur = read(p)
+            if not cur:
+                continue
+            o = old[i]
+            if o is None or cur.get("pid") != o.get("pid") or cur.get("snapshot", 0) > o.get("snapshot", 0):
+                out[i] = {"pid": cur.get("pid"), "counters": cur["counters"]}
+        time.sleep(0.005)
+    return out
+
+
+def cluster_window(before: list[dict | None] | None, after: list[dict | None] | None,
+                   requests: int) -> tuple[dict | None, dict[int, dict]]:
+    """(summed counts per request or None, {worker pid: its counts in the window}) for two
+    snapshot_cluster results. Per-worker counts are given for every slot with both snapshots
+    from one pid; the sum only when every slot has them (module docstring)."""
+    if not before or not after or len(before) != len(after):
+        return None, {}
+    per_worker: dict[int, dict] = {}
+    for b, a in zip(before, after):
+        if b is None or a is None or b.get("pid") != a.get("pid"):
+            continue
+        per_worker[a["pid"]] = {k: a["counters"][k] - b["counters"].get(k, 0) for k in sorted(a["counters"])}
+    if len(per_worker) != len(after) or requests <= 0:
+        return None, per_worker
+    names = sorted({k for w in per_worker.values() for k in w})
+    total = {k: sum(w.get(k, 0) for w in per_worker.values()) for k in names}
+    return {k: round(v / requests, 4) for k, v in total.items()}, per_worker
+
+
+def attach_workers(cluster: dict | None, per_worker: dict[int, dict]) -> None:
+    """Puts each worker's counts beside its CPU figures (server.cluster.workers[*].counters;
+    None for a worker whose counters are not in the window)."""
+    if not cluster:
+        return
+    for w in cluster.get("workers", []):
+        w["counters"] = per_worker.get(w["pid"])
 
 
 def per_request(before: dict | None, after: dict | None, requests: int) -> dict | None:

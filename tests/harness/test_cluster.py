@@ -1,11 +1,15 @@
 """Issue 15's harness hooks: scenario rows with processes/keepalive, the command line they give,
 the kernel's TCP counters (kernelnet) and their kernel-bound verdict, per-worker figures."""
+import http.client
 import os
+import re
+import subprocess
 import tempfile
+import time
 import unittest
 
 from common import REPO
-from cbenchlib import kernelnet, runner, scenario, workers
+from cbenchlib import kernelnet, runner, scenario, servercounters, workers
 
 NETSTAT = """TcpExt: SyncookiesSent ListenOverflows ListenDrops TW TWRecycled TWKilled TCPTimeWaitOverflow TCPAbortOnData
 TcpExt: 0 {lo} {ld} {tw} 0 0 {two} 0
@@ -107,14 +111,18 @@ class KernelCounters(unittest.TestCase):
         self.assertEqual(rec["verdict"], "server-bound")
 
 
+def load_text(text):
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(text)
+    try:
+        return scenario.load_file(f.name)
+    finally:
+        os.unlink(f.name)
+
+
 class ClusterRows(unittest.TestCase):
     def load(self, text):
-        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
-            f.write(text)
-        try:
-            return scenario.load_file(f.name)
-        finally:
-            os.unlink(f.name)
+        return load_text(text)
 
     def test_processes_and_keepalive_reach_the_command_line(self):
         sc = self.load('[[loads]]\nwrk_threads = 1\nconnections = 1\n'
@@ -144,6 +152,154 @@ class ClusterRows(unittest.TestCase):
         self.assertEqual(unicorn, [(False, "blocking-pool", 1), (True, "blocking-pool", 1)])
         self.assertEqual({(p.load.wrk_threads, p.load.connections, p.load.path) for p in sc.points()},
                          {(4, 64, "/")})
+
+    def test_tipi_table_rows_of_one_design_keep_their_own_points(self):
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "tipi-table.toml"))
+        ids = [p.id for p in sc.points()]
+        self.assertEqual(len(ids), len(set(ids)))
+        by_label = {(r.label, r.model) for r in sc.rows if r.alias}
+        self.assertEqual(by_label, {("Tipi", "fiber"), ("Tipi", "asio-coro"),
+                                    ("Falcon", "fiber"), ("Falcon", "asio-coro")})
+        self.assertFalse(any(r.extra_args for r in sc.rows))  # no workaround flags left
+
+
+class SharedCommands(unittest.TestCase):
+    """Rows of one command on one load: allowed only under distinct published labels."""
+    LOAD = '[[loads]]\nwrk_threads = 1\nconnections = 1\n'
+
+    def rows(self, *labels):
+        text = self.LOAD
+        for label in labels:
+            text += '[[rows]]\nmodel = "fiber"\n' + (f'label = "{label}"\n' if label is not None else "")
+        return load_text(text)
+
+    def test_cases(self):
+        cases = [  # (labels of two rows running one command, allowed?)
+            (("Tipi", "Falcon"), True),
+            (("Tipi", "Tipi"), False),
+            (("Tipi", "tipi"), False),     # one published row: labels match case-insensitively
+            (("Tipi", " tipi "), False),   # ... and whatever the spacing
+            ((None, None), False),
+            (("Tipi", None), False),
+        ]
+        for labels, allowed in cases:
+            with self.subTest(labels=labels):
+                if allowed:
+                    sc = self.rows(*labels)
+                    self.assertEqual([r.id for r in sc.rows], [f"fiber|t1|-|gvl0|-|as={labels[0]}",
+                                                               f"fiber|t1|-|gvl0|-|as={labels[1]}"])
+                    self.assertEqual([r.key for r in sc.rows], [f"fiber t1 as {labels[0]}", f"fiber t1 as {labels[1]}"])
+                    self.assertEqual(sc.rows[1].to_json()["alias"], labels[1])
+                else:
+                    with self.assertRaisesRegex(scenario.ScenarioError, "same server command|also the key"):
+                        self.rows(*labels)
+
+    def test_a_lone_labelled_row_keeps_its_id(self):
+        sc = self.rows("Tipi")
+        self.assertEqual(sc.rows[0].id, "fiber|t1|-|gvl0|-")
+        self.assertNotIn("alias", sc.rows[0].to_json())
+
+
+class ClusterCounters(unittest.TestCase):
+    """Per-worker mechanism counters (cluster.h: PATH.w<slot>) summed per point."""
+
+    @staticmethod
+    def snap(*workers_counts):
+        return [None if w is None else {"pid": w[0], "counters": {"accepts": w[1], "dispatches": w[2]}}
+                for w in workers_counts]
+
+    def test_sum_and_per_worker_figures(self):
+        before = self.snap((11, 5, 10), (12, 0, 0), (13, 7, 7))
+        after = self.snap((11, 15, 40), (12, 20, 50), (13, 7, 17))
+        per_req, per_worker = servercounters.cluster_window(before, after, 100)
+        self.assertEqual(per_req, {"accepts": 0.3, "dispatches": 0.9})
+        self.assertEqual(per_worker[12], {"accepts": 20, "dispatches": 50})
+        cluster = {"workers": [{"pid": 11}, {"pid": 13}, {"pid": 99}], "restarted": 0}
+        servercounters.attach_workers(cluster, per_worker)
+        self.assertEqual(cluster["workers"][1]["counters"], {"accepts": 0, "dispatches": 10})
+        self.assertIsNone(cluster["workers"][2]["counters"])
+
+    def test_no_sum_when_a_worker_restarted_or_did_not_answer(self):
+        before = self.snap((11, 5, 10), (12, 0, 0))
+        for after in (self.snap((11, 15, 40), (21, 3, 3)),   # slot 1 restarted: a new pid
+                      self.snap((11, 15, 40), None)):        # slot 1 sent no fresh snapshot
+            per_req, per_worker = servercounters.cluster_window(before, after, 100)
+            self.assertIsNone(per_req)
+            self.assertEqual(list(per_worker), [11])
+        self.assertEqual(servercounters.cluster_window(None, before, 100), (None, {}))
+
+
+SERVER_BIN = os.environ.get("CBENCH_SERVER_BIN") or os.path.join(REPO, "build", "cbench-server")
+
+
+@unittest.skipUnless(os.access(SERVER_BIN, os.X_OK), f"no cbench-server at {SERVER_BIN}")
+class ClusterCountersLive(unittest.TestCase):
+    """A real cluster server: the workers' summed counters match the requests served. Bounded:
+    a few dozen requests on 127.0.0.1, the server stopped with SIGTERM at the end."""
+
+    def run_server(self, args, processes):
+        tmp = tempfile.mkdtemp(prefix="cbench-cluster-counters-")
+        path = os.path.join(tmp, "counters.json")
+        proc = subprocess.Popen([SERVER_BIN, "--host", "127.0.0.1", "--port", "0", "--processes", str(processes),
+                                 "--counters-out", path, *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(self.stop, proc)
+        line = proc.stdout.readline()
+        m = re.search(r"port=(\d+).*workers=([\d,]+)", line)
+        self.assertIsNotNone(m, line)
+        return proc, path, int(m.group(1)), {int(p) for p in m.group(2).split(",")}
+
+    @staticmethod
+    def stop(proc):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+
+    def get(self, port, conn=None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        r = c.getresponse()
+        r.read()
+        self.assertEqual(r.status, 200)
+        return c
+
+    def test_connection_per_request_workers_sum_to_the_requests(self):
+        proc, path, port, pids = self.run_server(["--model", "blocking-pool", "--threads", "1",
+                                                  "--keepalive", "off"], 3)
+        self.get(port).close()  # a warm-up request before the window, as the harness's primer
+        before = servercounters.snapshot_cluster(proc.pid, path, 3, timeout_s=5)
+        n = 30
+        for _ in range(n):
+            self.get(port).close()
+        time.sleep(0.2)  # the last close is counted after the response went out
+        after = servercounters.snapshot_cluster(proc.pid, path, 3, timeout_s=5)
+        self.assertEqual({w["pid"] for w in after}, pids)
+        per_req, per_worker = servercounters.cluster_window(before, after, n)
+        self.assertEqual(per_req["accepts"], 1.0)
+        self.assertEqual(per_req["closes"], 1.0)
+        self.assertEqual(sum(w["accepts"] for w in per_worker.values()), n)
+
+    def test_keep_alive_fibers_dispatch_once_per_request(self):
+        proc, path, port, pids = self.run_server(["--model", "fiber", "--threads", "1"], 2)
+        conns = [self.get(port) for _ in range(4)]  # warm-up: connections open, one request each
+        before = servercounters.snapshot_cluster(proc.pid, path, 2, timeout_s=5)
+        n = 40
+        for i in range(n):
+            self.get(port, conns[i % 4])
+        after = servercounters.snapshot_cluster(proc.pid, path, 2, timeout_s=5)
+        for c in conns:
+            c.close()
+        per_req, per_worker = servercounters.cluster_window(before, after, n)
+        self.assertEqual(set(per_worker), pids)
+        self.assertEqual(per_req["accepts"], 0.0)
+        total = sum(w["dispatches"] for w in per_worker.values())
+        self.assertGreaterEqual(total, n)
+        self.assertLessEqual(total, n + 4)  # at most one spurious wake per connection
 
 
 class PerWorker(unittest.TestCase):

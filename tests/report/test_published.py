@@ -116,6 +116,16 @@ class SameCodeForEveryTableTest(unittest.TestCase):
         t2 = next(f for f in an.findings if f.fid == "T2")
         self.assertEqual(t2.overall.word, findings.NO_DATA)  # no Falcon row
 
+    def test_labels_match_whatever_their_case_but_never_another_row(self):
+        run = labelled_run(os.path.join(self.tmp.name, "case"),
+                           [("fiber p4", "tipi", 60000), ("blocking-pool p4", "UNICORN", 9000),
+                            ("asio-coro p4", "Tipis", 50000)])
+        text = pubcompare.render_published_comparison(run, published.load_published("tipi"))
+        self.assertIn("| Tipi: this run [fiber p4] |", text)
+        self.assertIn("| Unicorn: this run [blocking-pool p4] |", text)
+        self.assertNotIn("[asio-coro p4] |", text.split("Rows of this run with no published counterpart")[0])
+        self.assertIn("`Tipis [asio-coro p4]`", text)  # listed as context, matched to nothing
+
     def test_a_synthetic_third_table(self):
         doc = {"name": "third", "title": "synthetic", "provenance": {"source": "test"},
                "normalise_to": "fastest",
@@ -148,6 +158,105 @@ class SameCodeForEveryTableTest(unittest.TestCase):
         self.assertEqual(words, {"A": findings.SUPPORTED, "B": findings.EQUIVALENT, "C": findings.CONTRADICTED})
         a = next(f for f in an.findings if f.fid == "A").lines[0]
         self.assertIn("published 2.00 lies inside", a.magnitude)
+
+
+def mechanism_run(dir_path, reps=4):
+    """A tipi-table-like run whose points carry the counters the T1 mechanism reads:
+    (row key, label, req/s, accepts/req, closes/req, TIME_WAIT on the port, syscalls/req, CPU us/req)."""
+    rows = [("fiber t1 p4", "Tipi", 60000, 64 / 600000, 0.0, 0, 2.5, 12.0),
+            ("blocking-pool t1 p4 keepalive-off", "Unicorn", 9000, 1.0, 1.0, 27000, 9.0, 80.0),
+            ("blocking-pool t1 p4", "Unicorn", 20000, 4 / 200000, 0.0, 0, 2.0, 9.0)]
+    rng = random.Random(5)
+    pts = []
+    for key, label, rps, acc, clo, tw, sysc, cpu in rows:
+        for rep in range(reps):
+            p = point(key, rps * math.exp(rng.gauss(0, 0.03)), load_key="-t4 -c64", connections=64,
+                      label=label, model=key.split()[0], rep=rep)
+            p["block"] = rep
+            req = rps * 10
+            p["wrk"]["requests"] = req
+            p["derived"] = {"counters_per_req": {"accepts": acc, "closes": clo, "dispatches": 1.0},
+                            "syscalls_per_req": sysc, "server_cpu_us_per_req": cpu}
+            p["kernel"] = {"accepts_per_req": acc, "time_wait_per_req": clo,
+                           "deltas": {"PassiveOpens": round(acc * req)},
+                           "levels": {"port_tw": {"before": 0, "after": tw}},
+                           "bound": "TIME_WAIT table nearly full" if tw and rep == 0 else None}
+            busy = [1.0, 1.0, 1.0, 1.0] if clo or "fiber" in key else [7.0, 1.0, 1.0, 1.0]
+            p["server"] = {"cluster": {"workers": [{"pid": 100 + i, "cpu_user_s": c, "cpu_sys_s": 0.0}
+                                                   for i, c in enumerate(busy)], "restarted": 0}}
+            pts.append(p)
+    return runload.load_run(write_run(dir_path, pts))
+
+
+class MechanismTest(unittest.TestCase):
+    """Finding T1's mechanism figures, printed right after its verdict (mechanism.py)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def test_t1_mechanism_follows_its_verdict(self):
+        run = mechanism_run(os.path.join(self.tmp.name, "tipi"))
+        rc, out, err = cbench("compare", run.dir, "--published", "tipi")
+        self.assertEqual(rc, 0, err)
+        verdict = out.index("**Verdict:", out.index("### Finding T1:"))
+        mech = out.index("#### Mechanism of finding T1, from the counters")
+        self.assertLess(verdict, mech)
+        self.assertLess(mech, out.index("### Finding T2:"))
+        block = out[mech:out.index("### Finding T2:")]
+        header = ("| Figure | Tipi [fiber t1 p4] | Unicorn [blocking-pool t1 p4] |"
+                  " Unicorn [blocking-pool t1 p4 keepalive-off] |")  # by label, then as the run lists rows
+        self.assertIn(header, block)
+        for line in ("| connections accepted per request (server's count) | 0.000 | 0.000 | 1.000 |",
+                     "| connections closed per request (server's count) | 0.000 | 0.000 | 1.000 |",
+                     "| TIME_WAIT sockets on the server's port at the end | 0 | 0 | 27000 |",
+                     "| system calls per request | 2.50 | 2.00 | 9.00 |",
+                     "| server CPU per request | 12.0 us | 9.0 us | 80.0 us |",
+                     "| connections accepted in the window | 64 | 4 | 90000 |",
+                     "| accepted per connection wrk opened | 1.00 | 0.06 | 1406.25 |",
+                     "| requests per accepted connection | 9375.0 | 50000.0 | 1.0 |",
+                     "| latency p99 (completed requests) | 0.90 ms | 0.90 ms | 0.90 ms |",
+                     "| each worker's share of the CPU, % | 25/25/25/25 | 70/10/10/10 | 25/25/25/25 |",
+                     "| repetitions bounded by a kernel limit | 0 of 4 | 0 of 4 | 1 of 4 |"):
+            self.assertIn(line, block)
+
+    def test_unrecorded_figures_are_dashes_not_estimates(self):
+        run = labelled_run(os.path.join(self.tmp.name, "bare"), [("fiber p4", "Tipi", 60000),
+                                                                  ("blocking-pool p4", "Unicorn", 9000)])
+        text = pubcompare.render_published_comparison(run, published.load_published("tipi"))
+        self.assertIn("| connections accepted per request (server's count) | — | — |", text)
+        self.assertIn("| each worker's share of the CPU, % | — | — |", text)
+
+    def test_a_model_that_counts_nothing_shows_dashes_and_the_kernel_count_stands_in(self):
+        run = mechanism_run(os.path.join(self.tmp.name, "nocount"))
+        pts = [dict(p) for c in [run.cell(r.key, ld.lid) for r in run.rows.values() for ld in run.loads.values()]
+               if c is not None for p in c.ok_points]
+        for p in pts:
+            if p["row"]["model"] == "fiber":  # as asio-coro: every counter 0
+                p["derived"] = dict(p["derived"], counters_per_req={"accepts": 0.0, "closes": 0.0, "dispatches": 0.0})
+        run2 = runload.load_run(write_run(os.path.join(self.tmp.name, "nocount2"), pts))
+        text = pubcompare.render_published_comparison(run2, published.load_published("tipi"))
+        self.assertIn("| connections accepted per request (server's count) | — | 0.000 | 1.000 |", text)
+        self.assertIn("| connections accepted in the window | 64 | 4 | 90000 |", text)  # kernel PassiveOpens
+
+    def test_report_section_renders_from_a_tipi_run_and_says_not_yet_run_without_one(self):
+        from cbenchlib import reportgen
+        run = mechanism_run(os.path.join(self.tmp.name, "tipi-section"))
+        text = reportgen.section_text("tipi-table", {"scenario": "tipi-table", "run": run.dir},
+                                      allow_synthetic=True, root=self.tmp.name)
+        self.assertIn("Published table `tipi`", text)
+        self.assertIn("##### Mechanism of finding T1, from the counters", text)
+        self.assertIn("| TIME_WAIT sockets on the server's port at the end | 0 | 0 | 27000 |", text)
+        empty = reportgen.section_text("tipi-table", {"scenario": "tipi-table", "run": ""})
+        self.assertTrue(empty.startswith("_Not yet run._ No reference run of scenario `tipi-table`"), empty)
+        self.assertEqual(reportgen.read_config(os.path.join(REPO, "results", "reference-runs.toml"))
+                         ["tipi-table"]["run"], "")
+
+    def test_an_unknown_figure_is_refused(self):
+        from cbenchlib import mechanism
+        with self.assertRaisesRegex(mechanism.MechanismError, "no_such"):
+            mechanism.declared({"id": "X", "mechanism": {"figures": ["accepts_per_req", "no_such"]}})
+        self.assertEqual(mechanism.declared({"id": "Y"}), [])
 
 
 if __name__ == "__main__":

@@ -76,6 +76,11 @@ class ReadRunTest(unittest.TestCase):
             ("Ever  4 worker threads, separate queues", "ever 4 worker thread, separate queues"),
             ("ever 4 worker threads (gvl)", "ever 4 worker thread"),
             ("ever single thread", "ever single thread"),
+            # Intended: case and spacing never tell two published rows apart (the Ever table
+            # writes "nio4r" and "ever" in lower case, scenarios may not); Tipi's rows likewise.
+            ("Tipi", "tipi"),
+            (" TIPI ", "tipi"),
+            ("Unicorn", "unicorn"),
         ]
         for given, want in cases:
             with self.subTest(given=given):

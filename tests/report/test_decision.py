@@ -1,0 +1,80 @@
+"""The decision table (scripts/cbenchlib/decision.py) on synthetic fixture runs: cells of a
+section without a run say "not yet run", a cell names its winner only when the interval says so,
+every row links its run, and a change in the data changes the cell. Simulated data only."""
+import os
+import tempfile
+import unittest
+
+from helpers import point, write_run
+
+from cbenchlib import decision, reportgen
+from cbenchlib.runload import RunError
+
+
+def pt(key, model, rps, path, rep, threads=1, rss_kb=8000, verdict="server-bound", conns=64):
+    p = point(key, rps, load_key=f"-t2 -c{conns}", connections=conns, model=model, threads=threads,
+              rep=rep, verdict=verdict, path=path)
+    p["server"] = {"rss_peak_kb": rss_kb}
+    return p
+
+
+def blocking_run(tmp, tpc_rps, loop_rps, name="20260101T000000Z-handler-blocking"):
+    pts = []
+    for rep, j in enumerate((0.99, 1.0, 1.01)):
+        pts.append(pt("thread-per-connection t1", "thread-per-connection", tpc_rps * j, "/sleep?ms=10", rep,
+                      rss_kb=40000, verdict="unclear"))
+        pts.append(pt("pull-loop t1", "pull-loop", loop_rps * j, "/sleep?ms=10", rep, rss_kb=8000 * j,
+                      verdict="unclear"))
+    return write_run(os.path.join(tmp, name), pts, {"scenario_name": "handler-blocking"})
+
+
+def config(**runs):
+    return {s.section: {"run": runs.get(s.section.replace("-", "_"), "")} for s in decision.SHAPES}
+
+
+class TestDecisionTable(unittest.TestCase):
+    def test_sections_without_a_run_say_not_yet_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = decision.rows(config(), tmp)
+        self.assertEqual(len(rows), len(decision.SHAPES))
+        for r in rows:
+            with self.subTest(r["shape"]):
+                self.assertEqual((r["throughput"], r["memory"], r["capacity"]), (decision.NOT_YET_RUN,) * 3)
+
+    def test_cells_follow_the_data(self):
+        cases = [  # name, tpc req/s, loop req/s, throughput winner (None: no clear winner)
+            ("threads win", 6200, 99, "thread-per-connection t1"),
+            ("loop wins", 90, 99, "pull-loop t1"),
+            ("tie", 99, 99, None),
+        ]
+        for name, a, b, want in cases:
+            with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
+                d = blocking_run(tmp, a, b)
+                text = decision.render(config(handler_blocking=d), tmp, allow_synthetic=True)
+                row = next(r for r in decision.rows(config(handler_blocking=d), tmp, allow_synthetic=True)
+                           if r["shape"] == "blocking handler")
+                if want:
+                    self.assertIn(f"**`{want}`**", row["throughput"])
+                else:
+                    self.assertIn("no clear winner", row["throughput"])
+                self.assertIn("**`pull-loop t1`**", row["memory"])  # a fifth of the RSS
+                self.assertIn(f"]({d}/)", text)
+                self.assertIn("not yet run", text)  # the other shapes
+
+    def test_synthetic_runs_are_refused_for_the_report(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = blocking_run(tmp, 6200, 99)
+            with self.assertRaises(RunError):
+                decision.render(config(handler_blocking=d), tmp)
+
+    def test_report_renders_the_table_between_its_markers(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = blocking_run(tmp, 6200, 99)
+            text = ("x\n<!-- BEGIN GENERATED: decision-table -->\n<!-- END GENERATED: decision-table -->\n")
+            out = reportgen.regenerate(text, config(handler_blocking=d), allow_synthetic=True, root=tmp)
+        self.assertIn("| blocking handler |", out)
+        self.assertIn("**`thread-per-connection t1`**", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

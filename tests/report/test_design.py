@@ -1,0 +1,148 @@
+"""Design findings (results/findings/design.json, scripts/cbenchlib/design.py) on synthetic runs:
+the declarations parse, handler-blocking's points are sized from the expected service time, and
+each verdict word (supported, contradicted, equivalent, undecided with repetitions) comes out of
+data built to give it. Simulated data only; no timing."""
+import os
+import tempfile
+import unittest
+
+from helpers import REPO, point, write_run
+
+from cbenchlib import design, findings, scenario
+from cbenchlib.runload import load_run
+
+
+def pt(key, model, rps, path, rep, threads=1, processes=None, requests=None, conns=64, rss_kb=8000,
+       verdict="unclear", timeouts=0):
+    p = point(key, rps, load_key=f"-t2 -c{conns}", connections=conns, model=model, threads=threads,
+              rep=rep, verdict=verdict, path=path)
+    p["row"]["processes"] = processes
+    p["block"] = rep
+    p["wrk"]["requests"] = requests if requests is not None else int(rps * 5)
+    p["wrk"]["errors"] = {"timeout": timeouts}
+    p["server"] = {"rss_peak_kb": rss_kb, "threads": threads}
+    p["derived"] = {"ctx_switches_per_req": 1.0}
+    return p
+
+
+def run_of(tmp, name, points, scenario_name):
+    return load_run(write_run(os.path.join(tmp, name), points, {"scenario_name": scenario_name}))
+
+
+def decl(fid):
+    return next(d for d in design.load_declarations() if d["id"] == fid)
+
+
+class TestDeclarations(unittest.TestCase):
+    def test_every_finding_names_a_scenario_that_exists(self):
+        for d in design.load_declarations():
+            with self.subTest(d["id"]):
+                self.assertTrue(os.path.exists(os.path.join(REPO, "scenarios", d["scenario"] + ".toml")))
+
+    def test_concurrency_limit(self):
+        cases = [  # model, threads, processes, connections, limit
+            ("pull-loop", 1, None, 64, 1), ("worker-pool", 8, None, 64, 8), ("blocking-pool", 64, None, 64, 64),
+            ("thread-per-connection", 1, None, 64, 64), ("blocking-pool", 1, 8, 64, 8),
+            ("blocking-pool", 128, None, 64, 64), ("thread-per-connection", 1, None, 16, 16)]
+        for model, t, p, c, want in cases:
+            with self.subTest(model=model, t=t, p=p, c=c):
+                self.assertEqual(design.concurrency_limit(model, t, p, c), want)
+
+    def test_handler_blocking_points_are_sized_from_the_service_time(self):
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "handler-blocking.toml"))
+        need = decl("B1")["min_requests_per_connection"]
+        for p in sc.points():
+            ms = design.sleep_ms(p.load.path)
+            conns = p.load.connections
+            limit = design.concurrency_limit(p.row.model, p.row.threads, p.row.processes, conns)
+            per_conn, wait_s = design.expected_sizing(limit, ms, conns, sc.settings.duration_s)
+            with self.subTest(point=p.id):
+                self.assertGreaterEqual(per_conn, need)
+                self.assertGreaterEqual(sc.settings.timeout_s, 2 * wait_s)
+
+    def test_handler_blocking_fits_its_time_budget(self):
+        from cbenchlib import cli_sweep
+        sc = scenario.load_file(os.path.join(REPO, "scenarios", "handler-blocking.toml"))
+        total = sum(cli_sweep.estimate_s(p, sc.settings, None) for p in sc.points()) * sc.settings.repetitions
+        self.assertLessEqual(total, 7 * 60)
+
+    def test_sizing_rejects_a_single_loop_at_100_ms(self):
+        per_conn, _ = design.expected_sizing(1, 100, 64, 5)
+        self.assertLess(per_conn, 1)
+
+
+class TestBlocking(unittest.TestCase):
+    def judge(self, tpc, loop, reqs=None):
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = []
+            for rep, (a, b) in enumerate(zip(tpc, loop)):
+                pts.append(pt("thread-per-connection", "thread-per-connection", a, "/sleep?ms=10", rep, rss_kb=40000))
+                pts.append(pt("pull-loop", "pull-loop", b, "/sleep?ms=10", rep, requests=reqs))
+            run = run_of(tmp, "20260101T000000Z-handler-blocking", pts, "handler-blocking")
+            res = design.judge(run, decl("B1"))
+            text = design.render(run, [decl("B1")])
+        return res, text
+
+    def test_verdicts(self):
+        cases = [  # name, tpc req/s, loop req/s, expected word
+            ("bound reached", [6100, 6200, 6150], [99, 98, 99.5], findings.SUPPORTED),
+            ("reversed", [90, 91, 90.5], [99, 98, 99.5], findings.CONTRADICTED),
+            ("one repetition", [6100], [99], findings.UNDECIDED),
+            ("overlapping", [100, 140, 70], [99, 120, 80], findings.UNDECIDED),
+        ]
+        for name, a, b, want in cases:
+            with self.subTest(name):
+                res, text = self.judge(a, b)
+                self.assertEqual(res.comparisons[0].decision.word, want)
+                self.assertEqual(res.comparisons[0].bound, 64)
+                self.assertIn("| 64 (6400 against 100 req/s) |", text)
+
+    def test_undecided_names_the_repetitions_needed(self):
+        res, _ = self.judge([104, 97, 112, 100], [99, 106, 97, 103])
+        self.assertEqual(res.overall.word, findings.UNDECIDED)
+        self.assertIn("repetitions", res.comparisons[0].decision.reason)
+
+    def test_the_section_of_its_scenario_renders_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = [pt(k, k, v, "/sleep?ms=10", rep) for rep in range(2)
+                   for k, v in (("thread-per-connection", 6000 + rep), ("pull-loop", 99 + rep))]
+            run = run_of(tmp, "20260101T000000Z-handler-blocking", pts, "handler-blocking")
+            other = run_of(tmp, "20260101T000000Z-unit", pts, "unit")
+            self.assertIn("Design finding B1", design.render_for_run(run))
+            self.assertNotIn("Design finding C1", design.render_for_run(run))
+            self.assertEqual(design.render_for_run(other), "")
+
+    def test_too_few_requests_per_connection_decide_nothing(self):
+        res, text = self.judge([6100, 6200], [99, 98], reqs=64 * 2)
+        self.assertEqual(res.overall.word, findings.UNDECIDED)
+        self.assertIn("requests per connection", text)
+
+
+class TestConvergence(unittest.TestCase):
+    def test_threshold_is_the_cost_from_which_all_are_equivalent(self):
+        table = {1: (100000, 60000), 10: (60000, 45000), 100: (9500, 9400), 1000: (990, 985)}
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = []
+            for us, (best, worst) in table.items():
+                for rep, j in enumerate((0.995, 1.0, 1.005)):
+                    pts.append(pt("pull-loop", "pull-loop", best * j, f"/spin?us={us}", rep, verdict="server-bound"))
+                    pts.append(pt("blocking-pool t4", "blocking-pool", worst * j, f"/spin?us={us}", rep, threads=4,
+                                  verdict="server-bound"))
+            run = run_of(tmp, "20260101T000000Z-handler-cpu", pts, "handler-cpu")
+            res = design.judge(run, decl("C1"))
+        self.assertEqual(res.threshold, 100)
+        self.assertEqual(res.overall.word, findings.SUPPORTED)
+        self.assertEqual([p.decision.word for p in res.points][:2], [findings.CONTRADICTED, findings.CONTRADICTED])
+
+    def test_client_bound_points_decide_nothing(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = [pt(k, k, 1000, "/spin?us=1000", rep, verdict="client-bound")
+                   for k in ("pull-loop", "asio") for rep in range(3)]
+            run = run_of(tmp, "20260101T000000Z-handler-cpu", pts, "handler-cpu")
+            res = design.judge(run, decl("C1"))
+        self.assertEqual(res.overall.word, findings.UNDECIDED)
+        self.assertIn("client-bound", res.overall.reason)
+
+
+if __name__ == "__main__":
+    unittest.main()
