@@ -18,6 +18,7 @@
 #include "backends/loop/pull_loop.h"
 #include "backends/net/socket.h"
 #include "backends/server/cluster.h"
+#include "cbench_version.h"  // CBENCH_GIT_COMMIT (cmake/cbench_version.cmake; issue 18)
 #include "backends/server/counters.h"
 #include "backends/server/model.h"
 
@@ -32,6 +33,7 @@ constexpr const char* kUsage =
     "                     [--counters-out PATH] [--response standard|published]\n"
     "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
     "                     [--trace-writes]\n"
+    "       cbench-server --version   (prints 'cbench-server COMMIT', the git commit it was built from)\n"
     "       cbench-server --list   (one model a line: NAME<tab>TRAITS<tab>SUMMARY; TRAITS is\n"
     "                               bounded, instrument, both joined by ',', or -)\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
@@ -73,6 +75,10 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
     };
     if (a == "--list") list = true;
     else if (a == "--help" || a == "-h") { std::fputs(kUsage, stdout); std::exit(0); }
+    else if (a == "--version") {  // issue 18: the sweep checks every host runs the same commit
+      std::printf("cbench-server %s\n", CBENCH_GIT_COMMIT);
+      std::exit(0);
+    }
     else if (a == "--model") { o.model = value(); have_model = true; }
     else if (a == "--port") o.port = parse_int(a, value(), 0, 65535);
     else if (a == "--host") o.host = value();

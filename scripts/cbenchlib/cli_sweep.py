@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from . import benchlock, envinfo, resultio, runner, scenario, verdict
+from . import benchlock, envinfo, hostcheck, resultio, runner, scenario, verdict
 from .host import HostError, LocalHost, parse_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,6 +60,14 @@ class ResultsUnwritable(Exception):
     def __init__(self, exc: OSError):
         super().__init__(str(exc))
         self.exc = exc
+
+
+class HostLost(Exception):
+    """A host stopped answering mid-sweep (issue 18): the sweep stops, keeping what it recorded;
+    the point it was measuring is not recorded, so --resume measures it again."""
+    def __init__(self, host_name: str, why: str):
+        super().__init__(f"{host_name}: {why}")
+        self.host_name, self.why = host_name, why
 
 
 class SweepInterrupted(BaseException):
@@ -100,11 +108,12 @@ def add_arguments(p) -> None:
                    help="with --target-ci: no point gets more than N repetitions (default: the "
                         "scenario's max_repetitions)")
     p.add_argument("--server-host", metavar="HOST", default="local",
-                   help="where the server runs: local (default) or netns:NAME[@ADDR] (a network "
-                        "namespace on this machine; issue 18)")
+                   help="where the server runs: local (default), netns:NAME[@ADDR] (a network "
+                        "namespace on this machine) or ssh://[user@]host[:port][?address=ADDR] (issue 18; "
+                        "its binary must report the local build's commit)")
     p.add_argument("--client-host", metavar="HOST", default="local",
-                   help="where wrk runs and the harness's probes connect from: local (default) or "
-                        "netns:NAME[@ADDR]")
+                   help="where wrk runs and the harness's probes connect from: local (default), "
+                        "netns:NAME[@ADDR] or ssh://...")
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
@@ -410,6 +419,7 @@ class Sweep:
         self.recorded: list[dict] = []     # every record of the run, read at open then appended
         self.spent_s = 0.0
         self.counts = {"ok": 0, "failed": 0}
+        self._topology: dict | None = None
 
     # Step 1: tools (raises PlanError).
     def check_tools(self) -> None:
@@ -425,11 +435,16 @@ class Sweep:
         if self.plan.has_wrk:
             self.wrk_bin = self.client_host.which(self.plan.wrk_name)
             if self.wrk_bin is None:
-                raise PlanError(f"wrk not found (looked for {self.plan.wrk_name!r} on PATH): install "
-                                "the Debian package wrk (scripts/deps.sh does)")
+                raise PlanError(f"wrk not found on {self.client_host.name} (looked for {self.plan.wrk_name!r} "
+                                "on PATH): install the Debian package wrk (scripts/deps.sh does)")
             self.wrk_bin = os.path.abspath(self.wrk_bin)
         if self.host.which("taskset") is None:
             raise PlanError("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
+        # issue 18: a remote server host runs the local build's commit at the same path, or nothing.
+        if type(self.host) is not LocalHost and any(x.row.kind in ("model", "instrument") for x in self.plan.points):
+            refusal = hostcheck.check_server_binary(self.host, self.plan.server_bin)
+            if refusal:
+                raise PlanError(f"refusing the sweep: {refusal}")
 
     # Step 2: the machine-wide lock; returns the open file (keep it open), or raises PlanError.
     def take_lock(self):
@@ -506,10 +521,62 @@ class Sweep:
         }
 
     def topology(self) -> dict:
+        """Where each role runs (computed once per sweep): each host's entry carries its own
+        environment, fingerprinted on it (`env`); away from loopback, `network` records the
+        addresses, each link's MTU and the round-trip time from each client host to the server's
+        address, measured now, before the first point (hostcheck.measure_rtt)."""
+        if self._topology is not None:
+            return self._topology
         server, client = self.host.describe(), self.client_host.describe()
-        kind = "loopback" if server["kind"] == client["kind"] == "local" else \
-            ("same-namespace" if server.get("spec") == client.get("spec") else "across-namespaces")
-        return {"kind": kind, "server": server, "clients": [client]}
+        kinds = {server["kind"], client["kind"]}
+        kind = "loopback" if kinds == {"local"} else \
+            ("same-namespace" if server.get("spec") == client.get("spec") else
+             ("across-hosts" if "ssh" in kinds else "across-namespaces"))
+        topo = {"kind": kind, "server": server, "clients": [client]}
+        if kind != "loopback":
+            for entry, host in ((server, self.host), (client, self.client_host)):
+                entry["env"] = dict(entry.get("env") or {}, **hostcheck.environment(host))
+            work = os.path.join(self.writer.run_dir, resultio.LOGS_DIR)
+            os.makedirs(work, exist_ok=True)
+            rtt = hostcheck.measure_rtt(self.host, self.client_host, self.host.client_address, work)
+            topo["network"] = {"server_address": self.host.client_address,
+                               "client_addresses": [self.client_host.client_address],
+                               "mtu": {h.name: e["env"].get("links_mtu") for e, h in
+                                       ((server, self.host), (client, self.client_host))},
+                               "rtt": [rtt]}
+            if "error" in rtt:
+                print(f"sweep: warning: round-trip time not measured: {rtt['error']}", flush=True)
+            else:
+                print(f"sweep: round trip {self.client_host.name} -> {self.host.client_address}: "
+                      f"{rtt['echo_us']['median']:.0f} us (median of {rtt['samples']} TCP echoes)", flush=True)
+        self._topology = topo
+        return topo
+
+    def annotate(self, record: dict) -> None:
+        """Issue 18: a point measured away from loopback carries the network's round trip (as
+        measured before the sweep) and the CPU time of each role on its own host."""
+        if self.writer.meta.get("topology", {}).get("kind", "loopback") == "loopback":
+            return
+        topo = self.writer.meta["topology"]
+        rtt = (topo.get("network") or {}).get("rtt") or [{}]
+        record["network"] = {"rtt_us": (rtt[0].get("echo_us") or {}).get("median"),
+                             "connect_us": (rtt[0].get("connect_us") or {}).get("median"),
+                             "measured": "before the sweep"}
+
+        def cpu(d):
+            d = d or {}
+            return None if d.get("cpu_user_s") is None else round(d["cpu_user_s"] + (d.get("cpu_sys_s") or 0), 3)
+        record["hosts"] = {"server": {"host": self.host.name, "cpu_s": cpu(record.get("server")),
+                                      "util": (record.get("derived") or {}).get("server_cpu_util")},
+                           "clients": [{"host": self.client_host.name, "cpu_s": cpu(record.get("client")),
+                                        "util": (record.get("derived") or {}).get("client_cpu_util")}]}
+
+    def check_hosts(self) -> None:
+        """Raises HostLost if a host no longer answers (asked after a failed point only)."""
+        for h in ([self.host] + ([self.client_host] if self.client_host is not self.host else [])):
+            why = h.alive()
+            if why:
+                raise HostLost(h.name, why)
 
     # Step 4: run slots, one record each.
     def run_slots(self, runner_: runner.Runner, slots: list[Slot], label: str) -> None:
@@ -522,6 +589,9 @@ class Sweep:
         for x in todo:
             t0 = time.monotonic()
             record = runner_.run(x.point, x.rep, x.seq, x.block)
+            if record["status"] != "ok":
+                self.check_hosts()  # a dead host: stop, and do not record this attempt
+            self.annotate(record)
             self.append(record)
             dt = time.monotonic() - t0
             self.spent_s += dt
@@ -636,6 +706,8 @@ class Sweep:
             return self.on_interrupt(exc.signum)
         except ResultsUnwritable as exc:
             return self.on_unwritable(exc.exc)
+        except HostLost as exc:
+            return self.on_host_lost(exc)
         return self.finish()
 
     def kill_all(self) -> list:
@@ -649,6 +721,16 @@ class Sweep:
               f"in {self.writer.run_dir}\nsweep: continue with: scripts/cbench sweep --resume "
               f"{self.writer.run_dir}", file=sys.stderr, flush=True)
         return 128 + signum
+
+    def on_host_lost(self, exc: HostLost) -> int:
+        killed = self.kill_all()
+        self.writer.update_meta(interrupted={"host_lost": exc.host_name, "reason": exc.why,
+                                             "utc": resultio.utc_now()})
+        print(f"\nsweep: host {exc.host_name} lost mid-sweep: {exc.why}; stopped. Every process the sweep "
+              f"started is stopped ({len(killed)} needed killing here); {len(self.recorded)} runs are recorded "
+              f"in {self.writer.run_dir} (the point in progress is not).\nsweep: once the host answers again, "
+              f"continue with: scripts/cbench sweep --resume {self.writer.run_dir}", file=sys.stderr, flush=True)
+        return 3
 
     def on_unwritable(self, err: OSError) -> int:
         killed = self.kill_all()

@@ -257,6 +257,24 @@ class LocalHost:
             s.bind((addr, 0))
             return s.getsockname()[1]
 
+    def capture(self, argv: list[str], timeout_s: float = 30.0) -> subprocess.CompletedProcess:
+        """argv run to completion on this host (text output captured; never raises for a status:
+        a missing command is status 127). Raises OSError only on timeout."""
+        try:
+            return subprocess.run(self._capture_prefix() + list(argv), capture_output=True, text=True,
+                                  timeout=timeout_s, stdin=subprocess.DEVNULL)
+        except FileNotFoundError as exc:
+            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {exc.strerror}")
+        except subprocess.TimeoutExpired:
+            raise OSError(errno.ETIMEDOUT, f"{self.name}: {shlex.join(argv)} timed out") from None
+
+    def _capture_prefix(self) -> list[str]:
+        return []
+
+    def alive(self) -> str | None:
+        """None while the host can still run commands, else why not (a sweep stops on it)."""
+        return None
+
     def describe(self) -> dict:
         """This host's entry in meta.json's topology."""
         return {"spec": self.name, "kind": "local", "address": self.client_address}
@@ -307,6 +325,14 @@ class NamespaceHost(LocalHost):
         proc = super().spawn((["taskset", "-c", cpus] if cpus else []) + list(argv),
                              None, stdout, stderr, cwd, prefix=[ip, "netns", "exec", self.netns])
         return proc
+
+    def _capture_prefix(self) -> list[str]:
+        return [shutil.which("ip") or shutil.which("ip", path=SBIN_PATH) or "ip", "netns", "exec", self.netns]
+
+    def alive(self) -> str | None:
+        if not os.path.exists(os.path.join(NETNS_DIR, self.netns)):
+            return f"the namespace {self.netns} is gone ({NETNS_DIR}/{self.netns} is missing)"
+        return None
 
     def socket(self, family: int = socket.AF_INET, type_: int = socket.SOCK_STREAM) -> socket.socket:
         got: dict = {}
@@ -521,6 +547,21 @@ class SshHost(LocalHost):
             raise OSError(errno.ENOENT, f"{self.name}: {shlex.join(argv)}: status {r.returncode}: "
                                         f"{r.stderr.strip()[-300:]}")
         return r
+
+    def capture(self, argv: list[str], timeout_s: float = 30.0) -> subprocess.CompletedProcess:
+        return self.run(argv, check=False, timeout_s=timeout_s)
+
+    def alive(self) -> str | None:
+        """Dead when the master connection has ended or a trivial command cannot run over it."""
+        if self._master.poll() is not None:
+            return f"the ssh connection to {self.dest} ended (ssh exited with status {self._master.returncode})"
+        try:
+            r = self.run(["true"], check=False, timeout_s=SSH_CONNECT_TIMEOUT_S)
+        except OSError:
+            return f"{self.dest} does not answer over ssh within {SSH_CONNECT_TIMEOUT_S:g} s"
+        if r.returncode != 0:
+            return f"a command over ssh to {self.dest} failed with status {r.returncode}: {r.stderr.strip()[-200:]}"
+        return None
 
     def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
               cwd: str | None = None, prefix: list[str] | None = None) -> RemoteProcess:

@@ -31,6 +31,7 @@ MODELS = {
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--list", action="store_true")
+    p.add_argument("--version", action="store_true")  # as cbench-server (issue 18: the remote check)
     p.add_argument("--model")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -43,6 +44,9 @@ def main():
     p.add_argument("--counters-out")  # as cbench-server: JSON on SIGUSR1 (requests as dispatches)
     p.add_argument("--response")      # as cbench-server (ignored: the fake answers its own bytes)
     a = p.parse_args()
+    if a.version:
+        print("cbench-server fake")
+        return 0
     if a.list:
         for name, desc in MODELS.items():
             print(f"{name}\t{desc}")

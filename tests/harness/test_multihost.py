@@ -7,6 +7,7 @@ by asking for root; where it cannot, every test is skipped with the reason print
 Everything it creates (namespaces, and with them the veth pair) is removed in cleanups that
 run even when a test fails, and the test checks that they are gone. Traffic stays on the
 namespaces' own addresses (10.231.N.0/24), on this machine."""
+import glob
 import json
 import os
 import shutil
@@ -225,39 +226,57 @@ class OverSsh(unittest.TestCase):
                 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(k, name)],
                                check=True, timeout=30)
             shutil.copy(os.path.join(k, "client_key.pub"), os.path.join(k, "authorized_keys"))
-            with open(os.path.join(k, "sshd_config"), "w") as f:
-                f.write(f"ListenAddress {cls.topo.server_ssh_addr}\nHostKey {k}/host_key\n"
-                        f"AuthorizedKeysFile {k}/authorized_keys\nPidFile {k}/sshd.pid\n"
-                        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-                        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-                        "MaxSessions 100\nMaxStartups 100\n")
             cls.made_run_sshd = not os.path.isdir("/run/sshd")
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-            cls.sshd = subprocess.Popen([IP, "netns", "exec", cls.topo.server_ns, sshd, "-D", "-e",
-                                         "-f", os.path.join(k, "sshd_config")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
             cls.ssh_opts = (f"-i {k}/client_key -o UserKnownHostsFile=/dev/null "
                             "-o StrictHostKeyChecking=no -o LogLevel=ERROR")
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                r = subprocess.run(["ssh", "-o", "BatchMode=yes"] + cls.ssh_opts.split()
-                                   + [f"root@{cls.topo.server_ssh_addr}", "true"], capture_output=True, timeout=20)
-                if r.returncode == 0:
-                    break
-                time.sleep(0.2)
-            else:
-                raise RuntimeError(f"sshd did not answer: {r.stderr.decode(errors='replace')}")
+            cls.sshds = []
+            cls.sshd = cls.start_sshd(22)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
+    def start_sshd(cls, port: int, hide: str | None = None) -> subprocess.Popen:
+        """A real sshd in the server namespace on port; `hide`: a directory it sees empty (an
+        empty tmpfs over it in a mount namespace of its own: a host that lacks the binary)."""
+        k = cls.keys
+        config = os.path.join(k, f"sshd_config-{port}")
+        with open(config, "w") as f:
+            f.write(f"ListenAddress {cls.topo.server_ssh_addr}:{port}\nHostKey {k}/host_key\n"
+                    f"AuthorizedKeysFile {k}/authorized_keys\nPidFile {k}/sshd-{port}.pid\n"
+                    "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                    "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                    "MaxSessions 100\nMaxStartups 100\n")
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        argv = [sshd, "-D", "-e", "-f", config]
+        if hide:
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    'mount -t tmpfs cbench-hide "$0" && exec "$@"', hide] + argv
+        proc = subprocess.Popen([IP, "netns", "exec", cls.topo.server_ns] + argv,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cls.sshds.append(proc)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r = subprocess.run(["ssh", "-o", "BatchMode=yes", "-p", str(port)] + cls.ssh_opts.split()
+                               + [f"root@{cls.topo.server_ssh_addr}", "true"], capture_output=True, timeout=20)
+            if r.returncode == 0:
+                return proc
+            time.sleep(0.2)
+        raise RuntimeError(f"sshd did not answer: {r.stderr.decode(errors='replace')}")
+
+    @classmethod
+    def stop_sshd(cls, proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+
+    @classmethod
     def tearDownClass(cls):
-        sshd = getattr(cls, "sshd", None)
-        if sshd is not None:
-            os.killpg(sshd.pid, signal.SIGTERM)
-            sshd.wait(10)
+        for sshd in getattr(cls, "sshds", []):
+            cls.stop_sshd(sshd)
         if getattr(cls, "made_run_sshd", False):
             shutil.rmtree("/run/sshd", ignore_errors=True)
         shutil.rmtree(getattr(cls, "keys", "/nonexistent"), ignore_errors=True)
@@ -288,6 +307,18 @@ class OverSsh(unittest.TestCase):
         with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
             points = {p["load"]["key"]: p for p in map(json.loads, f)}
         self.assertEqual(meta["topology"]["server"]["kind"], "ssh")
+        self.assertEqual(meta["topology"]["kind"], "across-hosts")
+        # One environment entry per host, fingerprinted on it: distinct addresses, each host's links.
+        envs = [meta["topology"]["server"]["env"], meta["topology"]["clients"][0]["env"]]
+        self.assertEqual([sorted(k for k in e["addresses"] if k != "lo") for e in envs],
+                         [["veth-r", "veth-s"], ["veth-c"]])
+        self.assertEqual(envs[0]["addresses"]["veth-s"], [f"{self.topo.server_addr}/24"])
+        self.assertEqual(envs[1]["addresses"]["veth-c"], [f"{self.topo.client_addr}/24"])
+        net = meta["topology"]["network"]
+        self.assertEqual((net["server_address"], net["client_addresses"]),
+                         (self.topo.server_addr, [self.topo.client_addr]))
+        self.assertEqual(net["mtu"][f"netns:{self.topo.client_ns}"]["veth-c"], 1500)
+        self.assertGreater(net["rtt"][0]["echo_us"]["median"], 0, net["rtt"])
         self.assertEqual(meta["topology"]["server"]["env"]["kernel"], os.uname().release)
         self.assertEqual(meta["topology"]["server"]["address"], self.topo.server_addr)
         p = points["-t1 -c4"]
@@ -297,6 +328,10 @@ class OverSsh(unittest.TestCase):
         self.assertEqual(p["server_ready"]["pid"], str(p["server_ready"]["pid"]))
         self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0)  # read over ssh
         self.assertEqual(p["server_exit_status"], 0)
+        self.assertEqual(p["network"]["rtt_us"], net["rtt"][0]["echo_us"]["median"])
+        self.assertEqual([h["host"] for h in [p["hosts"]["server"]] + p["hosts"]["clients"]],
+                         [self.spec(), f"netns:{self.topo.client_ns}"])
+        self.assertGreater(p["hosts"]["server"]["cpu_s"], 0)
         self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
 
     def test_sigkill_of_the_harness_kills_the_remote_server(self):
@@ -319,6 +354,69 @@ class OverSsh(unittest.TestCase):
         while processes_matching(self.tmp) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.assertEqual(processes_matching(self.tmp), [])
+
+    def test_a_host_that_lacks_the_binary_is_named(self):
+        # A second sshd that sees this test's directory (the fake server's) as an empty tmpfs.
+        sshd = self.start_sshd(2222, hide=self.tmp)
+        try:
+            spec = f"ssh://root@{self.topo.server_ssh_addr}:2222?address={self.topo.server_addr}"
+            r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin",
+                                self.wrk, "--out", self.out, "--lock-timeout", "600", "--server-host", spec,
+                                "--client-host", f"netns:{self.topo.client_ns}"],
+                               capture_output=True, text=True, timeout=120, cwd=REPO, env=self.env())
+        finally:
+            self.stop_sshd(sshd)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"{spec} lacks the server binary {self.server}", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+
+    def test_a_host_that_dies_mid_sweep_is_named_and_resume_continues(self):
+        with open(self.scen, "a") as f:  # four points, so that the host dies with some still to run
+            f.write("[[loads]]\nname = \"hello8\"\nwrk_threads = 1\nconnections = 8\n"
+                    "[[loads]]\nname = \"hello2\"\nwrk_threads = 1\nconnections = 2\n")
+        proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env())
+        try:
+            deadline = time.monotonic() + 700
+            points = []
+            while time.monotonic() < deadline and proc.poll() is None:
+                points = glob.glob(os.path.join(self.out, "*", "points.jsonl"))
+                if points and os.path.getsize(points[0]) > 0:
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(proc.poll(), "the sweep ended before the host could die")
+            # The host dies: every process in the server namespace (sshd, its sessions, the
+            # wrappers, the server) is killed at once.
+            for pid in ip("netns", "pids", self.topo.server_ns).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 3, out + err)
+        self.assertIn(f"host {self.spec()} lost mid-sweep", err)
+        run_dir = os.path.dirname(points[0])
+        with open(points[0]) as f:
+            kept = [json.loads(line) for line in f]
+        self.assertGreaterEqual(len(kept), 1)
+        self.assertLess(len(kept), 4)
+        self.assertTrue(all(p["status"] == "ok" for p in kept), [p["failure"] for p in kept])
+        with open(os.path.join(run_dir, "meta.json")) as f:
+            self.assertEqual(json.load(f)["interrupted"]["host_lost"], self.spec())
+        # The host comes back: --resume measures what is left.
+        type(self).sshd = self.start_sshd(22)
+        r = subprocess.run([PYTHON, CBENCH, "sweep", "--resume", run_dir, "--server-bin", self.server,
+                            "--wrk-bin", self.wrk, "--lock-timeout", "600"],
+                           capture_output=True, text=True, timeout=700, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(points[0]) as f:
+            points = [json.loads(line) for line in f]
+        self.assertEqual(sorted(p["load"]["key"] for p in points), ["-t1 -c2", "-t1 -c4", "-t1 -c8", "idle 20"])
+        self.assertTrue(all(p["status"] == "ok" for p in points), [p["failure"] for p in points])
 
     def test_an_unreachable_host_is_named(self):
         r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin",
