@@ -42,6 +42,7 @@ const char* kUsage =
     "  --rate R          open loop: R requests/s in total, latency from the intended send time\n"
     "  --arrivals KIND   open loop schedule: constant (default) or poisson\n"
     "  --seed N          seed of the Poisson schedule (default 1)\n"
+    "  --read-rate B     slow readers: each connection reads at most B bytes/s (default: no limit)\n"
     "  --max-lag-us U    generator-bound when the send lag's p99 exceeds U us (default 1000)\n"
     "  --carry-on        exit 0 even when generator-bound\n"
     "  --json            print JSON on stdout instead of the human summary\n"
@@ -151,6 +152,9 @@ Options parse_args(int argc, char** argv) {
       else usage_error("--arrivals must be 'constant' or 'poisson'");
     } else if (a == "--seed") {
       o.load.seed = static_cast<std::uint64_t>(parse_number(a, value()));
+    } else if (a == "--read-rate") {
+      o.load.read_rate_bytes_per_s = parse_number(a, value());
+      if (o.load.read_rate_bytes_per_s < 1) usage_error("--read-rate must be >= 1 byte/s");
     } else if (a == "--max-lag-us") {
       o.max_lag_us = parse_number(a, value());
       if (o.max_lag_us <= 0) usage_error("--max-lag-us must be > 0");
@@ -236,6 +240,8 @@ void print_json(const Options& o, const LoadResult& r, const Verdict& v) {
        ", \"pipeline\": " + std::to_string(o.load.pipeline) + ",\n";
   s += "  \"duration_s\": " + json_number(r.elapsed_s) + ",\n";
   s += "  \"rate_offered\": " + (open ? json_number(o.load.rate_per_s) : std::string("null")) + ",\n";
+  s += "  \"read_rate_bytes_per_s\": " +
+       (o.load.read_rate_bytes_per_s > 0 ? json_number(o.load.read_rate_bytes_per_s) : std::string("null")) + ",\n";
   s += "  \"requests\": " + std::to_string(t.completed) + ",\n";
   s += "  \"rate_achieved\": " + json_number(v.rate_achieved) + ",\n";
   s += "  \"scheduled\": " + std::to_string(t.scheduled) + ", \"sent\": " + std::to_string(t.sent) +

@@ -8,6 +8,7 @@ import os
 import sys
 
 from . import crosscheck, latencycurve, resultio
+from .runload import RunError, load_run
 
 
 def add_arguments(parser) -> None:
@@ -28,8 +29,13 @@ def run(args) -> int:
         paths, text = latencycurve.write_run(run_dir, args.target_ms * 1000)
         print(text)
         wrote += paths
-    if any(len(gens) > 1 for gens in crosscheck.rows(points).values()):
-        path, text = crosscheck.write_run(run_dir)
+    try:
+        loaded = load_run(run_dir)
+    except RunError as exc:
+        print(f"cbench curve: {exc}", file=sys.stderr)
+        return 1
+    if crosscheck.groups(loaded):
+        path, text = crosscheck.write_run(loaded)
         print(text)
         wrote.append(path)
     if not wrote:

@@ -1,74 +1,176 @@
-"""The generator cross-check (issue 17): the same points driven by wrk, cbench-load (closed loop)
-and h2load, side by side. Reads a run's points (through resultio) only.
+"""The generator cross-check table (issue 17): per point, req/s from wrk, cbench-load (closed
+loop) and h2load --h1 side by side, each with its 95% interval, and whether the three agree
+within 10%. Reads a run only (scenario generator-crosscheck, or any run whose loads differ only
+by `generator`); never runs anything.
 
-A point's generators agree when each one's req/s is within AGREE_FRACTION of wrk's; a point is
-only evidence about the generators when the server, not the client, was the bottleneck, so
-every line shows the client's CPU share beside its rate.
+A point is one server row at one (path, pipeline, client threads, connections); its three cells
+are the loads that differ only by generator. Agreement is judged per pair of generators (wrk and
+cbench-load, wrk and h2load, cbench-load and h2load) on the ratio of their req/s, with
+stats.ratio_ci (paired over blocks when recorded, Welch otherwise):
+- "yes": every pair is equivalent within 10% (stats.tost_equivalent at margin 1.1, i.e. the
+  pair's 90% interval lies inside 1/1.1 .. 1.1);
+- "no": some pair's 95% interval lies wholly outside 1/1.1 .. 1.1;
+- "undecided": neither (too few repetitions or too much spread to tell).
+Agreement is only expected where the server, not a client, is the limit; a generator's cell that
+is not server-bound carries its verdict's mark and the legend names it, and the summary line
+counts only the points where every generator's every repetition was server-bound.
 """
 from __future__ import annotations
 
-import os
-import statistics
+import math
 
-from . import resultio
+from . import resultio, stats, tables
+from .runload import Cell, Load, Run
 
-AGREE_FRACTION = 0.10
-ORDER = ("wrk", "cbench-load", "h2load")
+GENERATOR_ORDER = ("wrk", "cbench-load", "h2load")
+MARGIN = 1.1  # "agree within 10%" (issue 17's cross-check)
+AGREE, DIFFER, UNDECIDED = "yes", "no", "undecided"
 
 
-def rows(points: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
-    """(row key, load shape) -> generator -> {req_per_s (median), client_util (median), reps}."""
-    acc: dict[tuple[str, str], dict[str, list[dict]]] = {}
-    for p in points:
-        if p.get("status") != "ok" or not p.get("wrk") or (p["wrk"].get("mode") == "open"):
-            continue
-        ld = p["load"]
-        gen = ld.get("generator", "wrk")
-        shape = f"-t{ld['wrk_threads']} -c{ld['connections']}" + (f" -p{ld['pipeline']}" if ld["pipeline"] != 1 else "") \
-            + (f" {ld['path']}" if ld["path"] != "/" else "")
-        acc.setdefault((p["row"]["key"], shape), {}).setdefault(gen, []).append(p)
-    out = {}
-    for k, gens in acc.items():
-        out[k] = {}
-        for g, reps in gens.items():
-            utils = [(r.get("derived") or {}).get("client_cpu_util") for r in reps]
-            utils = [u for u in utils if u is not None]
-            out[k][g] = {"req_per_s": statistics.median(r["wrk"]["req_per_s"] for r in reps),
-                         "client_util": statistics.median(utils) if utils else None, "reps": len(reps)}
+def generator_of(load: Load) -> str:
+    return str(load.raw.get("generator") or "wrk")
+
+
+def point_key(load: Load) -> tuple:
+    """What a load is apart from its generator (the sweep's keys add " [generator]")."""
+    return (load.lid.path, load.lid.pipeline, load.wrk_threads, load.connections)
+
+
+def point_label(load: Load) -> str:
+    label = f"-t{load.wrk_threads} -c{load.connections}"
+    if load.lid.pipeline > 1:
+        label += f" -p{load.lid.pipeline}"
+    if load.lid.path != "/":
+        label += f" {load.lid.path}"
+    return label
+
+
+def groups(run: Run) -> list[tuple[str, tuple, dict[str, Cell]]]:
+    """(row key, point key, {generator: cell}) for every point measured by at least two
+    generators, rows in run order, points in load order."""
+    by_point: dict[tuple, dict[str, Load]] = {}
+    for ld in run.loads.values():
+        if ld.lid.idle or any(ld.raw.get(k) is not None for k in ("rate", "rate_fraction", "read_rate")):
+            continue  # idle and open-loop loads have no closed-loop twin to compare with
+        by_point.setdefault(point_key(ld), {})[generator_of(ld)] = ld
+    out = []
+    for row_key in run.rows:
+        for pk, loads in by_point.items():
+            cells = {g: run.cell(row_key, ld.lid) for g, ld in loads.items()}
+            cells = {g: c for g, c in cells.items() if c is not None and c.rps()}
+            if len(cells) >= 2:
+                out.append((row_key, pk, dict(sorted(cells.items(), key=lambda kv: _gen_pos(kv[0])))))
     return out
 
 
-def table(points: list[dict]) -> str:
-    lines = ["| model | load | " + " | ".join(f"{g} req/s" for g in ORDER) + " | cbench-load / wrk | h2load / wrk | agree (10%) |",
-             "|---|---|" + "---|" * (len(ORDER) + 3)]
-    for (key, shape), gens in rows(points).items():
-        cells = []
-        for g in ORDER:
-            e = gens.get(g)
-            if e is None:
-                cells.append("")
-                continue
-            util = f" (client {e['client_util'] * 100:.0f}%)" if e["client_util"] is not None else ""
-            cells.append(f"{e['req_per_s']:.0f}{util}")
-        base = gens.get("wrk", {}).get("req_per_s")
-        ratios, agree = [], True
-        for g in ("cbench-load", "h2load"):
-            if base and g in gens:
-                r = gens[g]["req_per_s"] / base
-                ratios.append(f"{r:.2f}")
-                agree = agree and abs(r - 1) <= AGREE_FRACTION
-            else:
-                ratios.append("")
-                agree = False
-        lines.append(f"| {key} | {shape} | " + " | ".join(cells) + " | " + " | ".join(ratios) +
-                     f" | {'yes' if agree else 'no'} |")
-    return "\n".join(lines) + "\n"
+def _gen_pos(g: str) -> int:
+    return GENERATOR_ORDER.index(g) if g in GENERATOR_ORDER else len(GENERATOR_ORDER)
 
 
-def write_run(run_dir: str) -> tuple[str, str]:
-    points = resultio.read_points(os.path.join(run_dir, resultio.POINTS_FILE)).points
-    text = table(points)
-    path = os.path.join(run_dir, "generator-crosscheck.md")
+def mean_interval(values: list[float]) -> tuple[float, float | None, float | None]:
+    """(mean, lo, hi): the 95% t interval of the mean; lo/hi None below 2 values."""
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, None, None
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    half = stats.t975(len(values) - 1) * sd / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def fmt_interval(values: list[float]) -> str:
+    m, lo, hi = mean_interval(values)
+    if lo is None:
+        return f"{m:.0f} (n={len(values)})"
+    return f"{m:.0f} ({lo:.0f}–{hi:.0f})"
+
+
+def pair_ci(num: Cell, den: Cell):
+    a, b = num.rps(), den.rps()
+    blocks_a = [resultio.point_block(p) for p in num.ok_points] if len(a) == len(num.ok_points) else None
+    blocks_b = [resultio.point_block(p) for p in den.ok_points] if len(b) == len(den.ok_points) else None
+    return stats.ratio_ci(a, b, blocks_num=blocks_a, blocks_den=blocks_b)
+
+
+def pair_agreement(ci) -> str:
+    if ci is None:
+        return UNDECIDED
+    if stats.tost_equivalent(ci, MARGIN)[0]:
+        return AGREE
+    if ci.lo is not None and (ci.lo > MARGIN or ci.hi < 1.0 / MARGIN):
+        return DIFFER
+    return UNDECIDED
+
+
+def agreement(cells: dict[str, Cell]) -> str:
+    """yes / no / undecided over every pair of generators (see the module docstring)."""
+    gens = list(cells)
+    verdicts = [pair_agreement(pair_ci(cells[b], cells[a]))
+                for i, a in enumerate(gens) for b in gens[i + 1:]]
+    if DIFFER in verdicts:
+        return DIFFER
+    return AGREE if all(v == AGREE for v in verdicts) else UNDECIDED
+
+
+def fmt_ratio(ci) -> str:
+    if ci is None or not math.isfinite(ci.ratio):
+        return "n/a"
+    if ci.lo is None:
+        return f"{ci.ratio:.3f}"
+    return f"{ci.ratio:.3f} ({ci.lo:.3f}–{ci.hi:.3f})"
+
+
+def server_bound(cells: dict[str, Cell]) -> bool:
+    return all(c.ok_points and not c.not_server_bound() for c in cells.values())
+
+
+def render(run: Run, heading_level: int = 3) -> list[str]:
+    """Markdown lines of the cross-check table (empty when the run has no such points)."""
+    gs = groups(run)
+    if not gs:
+        return []
+    gens = sorted({g for _, _, cells in gs for g in cells}, key=_gen_pos)
+    others = [g for g in gens if g != gens[0]]
+    legend = tables.Legend()
+    head = (["server", "load"] + [f"{g} req/s" for g in gens]
+            + [f"{g} / {gens[0]}" for g in others] + ["agree within 10%"])
+    out = ["#" * heading_level + " Generator cross-check: req/s of each generator at the same points", "",
+           f"Mean req/s over the ok repetitions with its 95% interval (t, in parentheses); ratios to"
+           f" {gens[0]} with theirs: {stats.interval_method_text()}. \"agree\" is yes when"
+           " every pair of generators is equivalent within 10% (two one-sided tests at 5%: the"
+           " pair's 90% interval inside 0.909–1.1), no when some pair's 95% interval lies wholly"
+           " outside it, undecided otherwise. Agreement is expected only where the server is the"
+           " limit (server-bound: server CPU saturated, the client's not); other verdicts are marked.",
+           "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    counted = agreed = 0
+    for row_key, pk, cells in gs:
+        row = run.rows[row_key]
+        any_load = next(iter(cells.values())).load
+        where = f"{row.display()} {point_label(any_load)}"
+        line = [tables._md_escape(row.display()), tables._md_escape(point_label(any_load))]
+        for g in gens:
+            c = cells.get(g)
+            line.append("—" if c is None else fmt_interval(c.rps()) + legend.mark_cell(c, f"{where} [{g}]"))
+        base = cells.get(gens[0])
+        for g in others:
+            line.append(fmt_ratio(pair_ci(cells[g], base)) if g in cells and base is not None else "—")
+        verdict = agreement(cells) if len(cells) == len(gens) else UNDECIDED + " (a generator is missing)"
+        line.append(verdict)
+        if len(cells) == len(gens) and server_bound(cells):
+            counted += 1
+            agreed += verdict == AGREE
+        out.append("| " + " | ".join(line) + " |")
+    out.append("")
+    out += legend.render()
+    out += ["", f"Server-bound points (every generator's every repetition server-bound): {counted} of"
+            f" {len(gs)}; the generators agree within 10% at {agreed} of them."]
+    return out + [""]
+
+
+def write_run(run: Run) -> tuple[str, str]:
+    """Writes RUN/generator-crosscheck.md (the table, for `cbench curve`); returns (path, text)."""
+    import os
+    text = "\n".join(render(run, heading_level=2))
+    path = os.path.join(run.dir, "generator-crosscheck.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path, text

@@ -49,8 +49,15 @@ def check_load(fail, where: str, values: dict) -> dict:
     arrivals = values.get("arrivals", "constant")
     if arrivals not in ARRIVALS:
         fail(f"{where}.arrivals", f"expected one of {', '.join(ARRIVALS)}, got {arrivals!r}")
+    read_rate = values.get("read_rate")  # issue 19: slow readers, bytes/s per connection
+    if read_rate is not None:
+        if isinstance(read_rate, bool) or not isinstance(read_rate, (int, float)) or not 1 <= read_rate <= 1e12:
+            fail(f"{where}.read_rate", f"expected bytes/s per connection in [1, 1e12], got {read_rate!r}")
+        if gen != "cbench-load":
+            fail(f"{where}.generator", "read_rate (slow readers) needs generator = \"cbench-load\"")
     return {"generator": gen, "rate": None if rate is None else float(rate),
-            "rate_fraction": None if fraction is None else float(fraction), "arrivals": arrivals}
+            "rate_fraction": None if fraction is None else float(fraction), "arrivals": arrivals,
+            "read_rate": None if read_rate is None else float(read_rate)}
 
 
 def key_suffix(load) -> str:
@@ -64,6 +71,8 @@ def key_suffix(load) -> str:
         s += f" @{load.rate:g}/s"
     if load.arrivals != "constant":
         s += f" {load.arrivals}"
+    if getattr(load, "read_rate", None) is not None:
+        s += f" read {load.read_rate:.0f}B/s"
     return s
 
 
@@ -89,6 +98,8 @@ def command(binary_path: str, load, url: str, duration_s: float) -> list[str]:
             "--carry-on"]
     if load.rate is not None:
         argv += ["--rate", f"{load.rate:.3f}", "--arrivals", load.arrivals]
+    if getattr(load, "read_rate", None) is not None:
+        argv += ["--read-rate", f"{load.read_rate:g}"]
     return argv + [url]
 
 

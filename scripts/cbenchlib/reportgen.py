@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections import Counter
 
-from . import decision, design, findings, micro, pubcompare, published, tables
+from . import crosscheck, decision, design, findings, micro, pubcompare, published, tables
 from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
@@ -174,6 +174,9 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
            f" (run `{run.run_id}`; regenerate with `make report`).", ""]
     out += tables.run_header(run)[2:] + [""]
     out += verdict_summary(run) + [""]
+    # Points driven by several generators (scenario generator-crosscheck): their side-by-side
+    # table first (empty for runs with one generator per point).
+    out += crosscheck.render(run, heading_level=3)
     out.append(tables.render_run_tables(run, latency, heading_level=3, with_header=False))
     for pub in matching_published(run):
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))

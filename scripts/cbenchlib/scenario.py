@@ -32,7 +32,7 @@ IDLE_LOAD_KEYS = ("idle_connections",)
 LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
 # Issue 17 (loadgen.py): open-loop rates (lists), and per-set generator choice (scalars).
 OPEN_LOOP_KEYS = ("rate", "rate_fraction")
-GENERATOR_SET_KEYS = ("generator", "arrivals")
+GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate")  # read_rate: issue 19's slow readers
 
 # Keys of a row that may be lists (each value a variant of the row).
 ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend", "processes", "keepalive")
@@ -164,6 +164,7 @@ class Load:
     rate: float | None = None
     rate_fraction: float | None = None
     arrivals: str = "constant"
+    read_rate: float | None = None  # issue 19: cbench-load --read-rate, bytes/s per connection
 
     @property
     def is_idle(self) -> bool:
@@ -195,7 +196,8 @@ class Load:
                 "connections": self.connections, "pipeline": self.pipeline, "path": self.path,
                 "duration_s": float(settings.duration_s), "warmup_s": float(settings.warmup_s),
                 "timeout_s": float(settings.timeout_s), "generator": self.generator,
-                "rate": self.rate, "rate_fraction": self.rate_fraction, "arrivals": self.arrivals}
+                "rate": self.rate, "rate_fraction": self.rate_fraction, "arrivals": self.arrivals,
+                "read_rate": self.read_rate}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,8 @@ which is the behaviour under test, not the machine's speed.
 """
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +71,23 @@ def count_between(data, low_us, high_us):
     return n
 
 
+_WRK_UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+
+
+def parse_wrk_latency(stdout):
+    """{max, p50, p99 (us), requests} from wrk --latency's text output."""
+    def us(text):
+        m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+        return float(m.group(1)) * _WRK_UNITS_US[m.group(2)]
+    out = {}
+    m = re.search(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)", stdout, re.M)
+    out["max"] = us(m.group(3))
+    for pct in ("50", "99"):
+        out["p" + pct] = us(re.search(rf"^\s*{pct}%\s+(\S+)", stdout, re.M).group(1))
+    out["requests"] = int(re.search(r"(\d+) requests in", stdout).group(1))
+    return out
+
+
 class StallTest(unittest.TestCase):
     def test_open_loop_shows_the_stall_in_full(self):
         with FakeServer("stall", stall_after_s=1.0, stall_s=STALL_S) as srv:
@@ -81,12 +100,17 @@ class StallTest(unittest.TestCase):
         above_half = count_between(data, 500e3, 2e6)  # about R/2 of them waited more than 500 ms
         quarters = [count_between(data, q * 250e3, (q + 1) * 250e3) for q in range(1, 4)]
         msg = f"delayed={delayed} above_500ms={above_half} quarters(250ms..1s)={quarters} max={data['latency_us']['max']}"
-        self.assertTrue(0.7 * RATE <= delayed <= 1.3 * RATE, msg)
-        self.assertTrue(0.3 * RATE <= above_half <= 0.7 * RATE, msg)
+        self.assertTrue(0.8e6 <= data["latency_us"]["max"] <= 1.8e6, msg)
+        # The stall as it happened: the first request caught in it waited longest, so the max is
+        # the stall's real length, which a preempted test server stretches (1.3 s was seen at load
+        # average 11 under ASan). About R x that many requests were due during it, and
+        # R x (length - 0.5 s) of them waited more than 500 ms (R/2 for exactly 1 s).
+        stall_s = data["latency_us"]["max"] / 1e6
+        self.assertTrue(0.7 * RATE * stall_s <= delayed <= 1.3 * RATE * stall_s, msg)
+        self.assertTrue(0.6 * RATE * (stall_s - 0.5) <= above_half <= 1.4 * RATE * (stall_s - 0.5), msg)
         # spread evenly: each 250 ms slice of the stall holds about R/4 samples
         for q in quarters:
             self.assertTrue(0.1 * RATE <= q <= 0.45 * RATE, msg)
-        self.assertTrue(0.8e6 <= data["latency_us"]["max"] <= 1.8e6, msg)
         self.assertIn("send_lag_histogram_us", data)
         self.assertGreater(data["send_lag_us"]["count"], 0)
 
@@ -99,17 +123,47 @@ class StallTest(unittest.TestCase):
         self.assertLessEqual(count_between(data, 500e3, 1e12), 10, data["latency_us"])
         self.assertGreater(data["latency_us"]["max"], 0.8e6, "the one stalled sample per connection is kept")
 
+    def test_wrk_on_the_same_stall(self):
+        # wrk (closed loop, 10 connections) on the same 1 s stall. Each connection has one request
+        # caught in the stall, so wrk's own samples hold one slow sample per connection, and its
+        # max is that sample: about 1 s. Debian's wrk 4.1 then "corrects" its histogram after the
+        # run (stats_correct in wrk.c): for every sample above twice the mean per-connection
+        # interval e it adds synthetic samples at n - e, n - 2e, ... So its reported
+        # percentiles are NOT the raw "one slow sample per connection": the synthetic samples fill
+        # the stall, and for a stall of S s in a run of D s about (S - 0.5) / D of them lie above
+        # 500 ms whatever the rate (here about 12%), so wrk's p99 lands near the stall's length.
+        # The raw per-request samples cannot be read back (wrk's Lua `latency[i]` returns the
+        # index, not the bucket's count, in this build). The test pins both facts: max ~1 s, and a
+        # p99 that only the synthetic correction can explain (the raw histogram holds at most 10
+        # slow samples among thousands, so its p99 would be well under 500 ms).
+        wrk = shutil.which("wrk")
+        if not wrk:
+            self.skipTest("wrk not installed (Debian package wrk)")
+        with FakeServer("stall", stall_after_s=1.0, stall_s=STALL_S) as srv:
+            p = subprocess.run([wrk, "-t1", "-c10", "-d4s", "--timeout", "3s", "--latency", srv.url()],
+                               capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        stats = parse_wrk_latency(p.stdout)
+        msg = f"wrk: {stats}\n{p.stdout}"
+        self.assertTrue(0.8e6 <= stats["max"] <= 1.8e6, msg)
+        self.assertGreater(stats["requests"], 1000, msg)  # thousands of raw samples, <= 10 slow
+        self.assertGreater(stats["p99"], 500e3, msg)  # only wrk's synthetic samples put it there
+        self.assertLess(stats["p50"], 500e3, msg)
+
     def test_unstalled_control(self):
         with FakeServer("ok") as srv:
             rc, data, err = run_load("--rate", RATE, "--connections", 10, "--duration", DURATION_S,
                                      "--json", "--carry-on", srv.url())
         self.assertEqual(rc, 0, err)
         self.assertFalse(data["overloaded"])
-        # "a few milliseconds" on an idle machine; on a busy 2-core one the Python test server
-        # itself is preempted for tens of ms (56 ms seen once with 8 builds running), so the bound
-        # is 250 ms: still 4x below the stalled run's p99 (about 990 ms), so a generator that
-        # invented delays would fail it.
-        self.assertLess(data["latency_us"]["p99"], 250e3, data["latency_us"])
+        # "A few milliseconds" on an idle machine. The bound is 100 ms, not 250 and not 50: with
+        # other builds running on this 2-core machine the control's p99 was 4-8 ms (max 15 ms) in
+        # five runs at load average 7, but the Python test server and the generator are both
+        # preempted for tens of ms at worst (56 ms was once seen with 8 builds running), so 50 ms
+        # would flake under the loaded CI this runs on. 100 ms is about twice that worst case and
+        # still 10x below the stalled run's p99 (about 990 ms): a generator that invented delays,
+        # or measured the stall into the control, fails it.
+        self.assertLess(data["latency_us"]["p99"], 100e3, data["latency_us"])
         self.assertEqual(count_between(data, 500e3, 1e12), 0)
 
 
@@ -142,6 +196,54 @@ class OverloadTest(unittest.TestCase):
         self.assertGreater(series[-1], series[0], "latency grows over an overloaded run")
 
 
+class SlowReaderTest(unittest.TestCase):
+    """--read-rate (issue 19's slow readers) against a real model: epoll-reactor serving
+    /bytes?n=1048576 to 2 connections with 4 requests in flight each, read at 2 MB/s per
+    connection. 4 MiB outstanding per connection exceeds what the kernel buffers between them
+    (a 1 MiB response alone fits, so pipelining is what makes the buffers fill), so the server's
+    writes come back short: its --trace-writes lines show writes smaller than one response. Every
+    byte must still arrive intact: each response framed by its Content-Length (a lost or extra
+    byte would misframe the next status line, counted as malformed), and the generator reads no
+    faster than asked. (Short writes also happen with fast readers at this depth, when the
+    server outruns loopback for a moment; what the slow reader adds is that the buffers stay
+    full for the whole run. The test pins the short writes, the intact bytes and the rate.)"""
+
+    RESPONSE_BYTES = 1048576
+    RATE_BYTES_PER_S = 2_000_000
+    DURATION_S = 2
+
+    def test_partial_writes_and_intact_bytes(self):
+        if not os.path.exists(os.environ.get("CBENCH_LOADGEN_SERVER", "")):
+            self.skipTest("cbench-server not given or not built")
+        server = subprocess.Popen([os.environ["CBENCH_LOADGEN_SERVER"], "--model", "epoll-reactor", "--port", "0",
+                                   "--trace-writes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = server.stdout.readline()
+            port = int(line.split("port=")[1].split()[0])
+            rc, data, err = run_load("--connections", 2, "--pipeline", 4, "--duration", self.DURATION_S,
+                                     "--read-rate", self.RATE_BYTES_PER_S, "--json",
+                                     f"http://127.0.0.1:{port}/bytes?n={self.RESPONSE_BYTES}")
+        finally:
+            server.terminate()
+            _, server_err = server.communicate(timeout=10)
+            server.stdout.close()
+        self.assertEqual(rc, 0, err)
+        writes = [int(w) for w in re.findall(r"^cbench-server: pump write (\d+)$", server_err, re.M)]
+        msg = f"generator: {data['requests']} responses, {data['bytes_read']} bytes, errors {data['errors']}; " \
+              f"server writes: {writes[:20]}"
+        self.assertEqual(data["read_rate_bytes_per_s"], self.RATE_BYTES_PER_S, msg)
+        self.assertGreaterEqual(data["requests"], 2, msg)
+        self.assertEqual(data["errors"]["malformed"], 0, msg)
+        self.assertEqual(data["errors"]["aborted"], 0, msg)
+        self.assertEqual(data["non2xx"], 0, msg)
+        self.assertGreaterEqual(data["bytes_read"], data["requests"] * self.RESPONSE_BYTES, msg)
+        # never faster than asked: the bucket starts with 1/100 s of the rate
+        limit = 2 * self.RATE_BYTES_PER_S * (self.DURATION_S + 0.01 + 0.05)
+        self.assertLessEqual(data["bytes_read"], limit, msg)
+        self.assertTrue(writes, "no --trace-writes output: " + server_err[-500:])
+        self.assertTrue(any(w < self.RESPONSE_BYTES for w in writes), "no partial write: " + msg)
+
+
 class FramingTest(unittest.TestCase):
     def test_chunked_responses_are_framed(self):
         with FakeServer("chunked") as srv:
@@ -170,7 +272,8 @@ class BadInputTest(unittest.TestCase):
         for args, needle in [(["--rate", 0], "--rate must be > 0"), (["--rate", "-5"], "--rate must be > 0"),
                              (["--rate", "abc"], "not a number"), (["--connections", 0], "--connections"),
                              (["--threads", 4, "--connections", 2], "--threads must not exceed"),
-                             (["--duration", 0], "--duration"), (["--bogus"], "unknown option")]:
+                             (["--duration", 0], "--duration"), (["--bogus"], "unknown option"),
+                             (["--read-rate", 0], "--read-rate must be >= 1"), (["--read-rate", "x"], "not a number")]:
             with self.subTest(args=args):
                 self.assert_usage_error([*args, url], needle)
 

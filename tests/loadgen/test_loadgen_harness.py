@@ -99,6 +99,17 @@ class ScenarioTest(unittest.TestCase):
         sc = self.parse('generator = "cbench-load"\nrate = [100, 200]\narrivals = "poisson"\n')
         self.assertEqual([ld.rate for ld in sc.load_sets["load0"]], [100.0, 200.0])
 
+    def test_read_rate(self):
+        # issue 19's slow readers: a per-set scalar, in the key and id, passed as --read-rate
+        ld = self.parse('generator = "cbench-load"\nread_rate = 4000000\n').load_sets["load0"][0]
+        self.assertEqual(ld.read_rate, 4e6)
+        self.assertIn("read 4000000B/s", ld.key)
+        self.assertNotEqual(ld.id, self.parse('generator = "cbench-load"\n').load_sets["load0"][0].id)
+        argv = loadgen.command("/x/cbench-load", ld, "http://127.0.0.1:1/", 2.0)
+        self.assertEqual(argv[argv.index("--read-rate") + 1], "4e+06")
+        self.assertNotIn("--read-rate", loadgen.command("/x/cbench-load", self.parse('generator = "cbench-load"\n')
+                                                       .load_sets["load0"][0], "http://127.0.0.1:1/", 2.0))
+
     def test_default_is_wrk(self):
         ld = self.parse("").load_sets["load0"][0]
         self.assertEqual(ld.generator, "wrk")
@@ -110,14 +121,17 @@ class ScenarioTest(unittest.TestCase):
                  ('generator = "h2load"\nrate = 5\n', "needs generator"),
                  ('generator = "cbench-load"\nrate = 0\n', "rate"),
                  ('generator = "cbench-load"\nrate = 5\nrate_fraction = 0.5\n', "not both"),
-                 ('generator = "cbench-load"\nrate = 5\narrivals = "bursty"\n', "arrivals")]
+                 ('generator = "cbench-load"\nrate = 5\narrivals = "bursty"\n', "arrivals"),
+                 ('read_rate = 1000\n', "needs generator"),
+                 ('generator = "cbench-load"\nread_rate = 0\n', "read_rate"),
+                 ('generator = "cbench-load"\nread_rate = "fast"\n', "read_rate")]
         for extra, needle in cases:
             with self.subTest(extra=extra), self.assertRaises(scenario.ScenarioError) as cm:
                 self.parse(extra)
             self.assertIn(needle, str(cm.exception))
 
     def test_shipped_scenarios_parse(self):
-        for name in ("latency-curve", "generator-crosscheck"):
+        for name in ("latency-curve", "generator-crosscheck", "large-responses"):
             sc = scenario.load_file(os.path.join(REPO, "scenarios", f"{name}.toml"))
             self.assertTrue(sc.points())
 
