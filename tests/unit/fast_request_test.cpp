@@ -28,6 +28,7 @@
 
 #include "backends/http/codec.h"
 #include "backends/http/fast_request.h"
+#include "tests/unit/guarded_buffer.h"
 
 namespace {
 
@@ -39,32 +40,7 @@ using cb::http::FeedResult;
 using cb::http::ParsePath;
 using cb::http::parse_fast_request;
 
-// Memory whose readable part is followed by a PROT_NONE page (as in codec_test.cpp).
-class GuardedBuffer {
- public:
-  explicit GuardedBuffer(std::size_t capacity) {
-    page_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    readable_ = std::max<std::size_t>(1, (capacity + page_ - 1) / page_) * page_;
-    void* p = mmap(nullptr, readable_ + page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    base_ = static_cast<char*>(p);
-    if (mprotect(base_ + readable_, page_, PROT_NONE) != 0) throw std::runtime_error("mprotect failed");
-  }
-  ~GuardedBuffer() { munmap(base_, readable_ + page_); }
-  GuardedBuffer(const GuardedBuffer&) = delete;
-  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
-  std::string_view place(std::string_view s) {
-    if (s.size() > readable_) throw std::runtime_error("GuardedBuffer too small");
-    char* at = base_ + readable_ - s.size();
-    if (!s.empty()) std::memcpy(at, s.data(), s.size());
-    return {at, s.size()};
-  }
-
- private:
-  char* base_ = nullptr;
-  std::size_t page_ = 0;
-  std::size_t readable_ = 0;
-};
+using cb::test::GuardedBuffer;  // tests/unit/guarded_buffer.h
 
 std::string escape(std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
