@@ -225,6 +225,36 @@ def idle_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]
     leg = legend.render()
     if leg:
         out += [""] + leg
+    out += idle_reserved_table(run, loads, heading_level)
+    return out
+
+
+def idle_reserved_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]:
+    """Markdown lines: address space reserved (VmSize) and kernel TCP memory per idle connection.
+
+    RSS counts only touched pages, so two fiber stack sizes (or two thread stack sizes) look alike
+    in it; VmSize shows what each connection reserves. Kernel socket memory is the machine-wide
+    /proc/net/sockstat TCP figure (both ends of each loopback connection), which a completion
+    model's kernel-held buffers would move into. Empty (no lines) for runs that recorded neither."""
+    rows = run.rows_in(loads)
+    cells = [(r, ld, run.cell(r.key, ld.lid)) for r in rows for ld in loads]
+    if not any(c is not None and (c.median("idle.virtual_bytes_per_conn") is not None
+                                  or c.median("idle.kernel_socket_bytes_per_conn") is not None)
+               for _r, _ld, c in cells):
+        return []
+    out = ["", f"{'#' * heading_level} Idle connections: reserved address space (VmSize) / kernel TCP memory "
+           "per connection, median", ""]
+    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
+    out.append("|---" * (len(loads) + 1) + "|")
+    for r in rows:
+        line = [_md_escape(r.display())]
+        for ld in loads:
+            c = run.cell(r.key, ld.lid)
+            v = c.median("idle.virtual_bytes_per_conn") if c is not None else None
+            k = c.median("idle.kernel_socket_bytes_per_conn") if c is not None else None
+            line.append("" if v is None and k is None else
+                        f"{fmt_bytes(v) if v is not None else '—'} / {fmt_bytes(k) if k is not None else '—'}")
+        out.append("| " + " | ".join(line) + " |")
     return out
 
 
