@@ -149,8 +149,7 @@ def throughput_table(run: Run, loads: list[Load], latency: str = "max", heading_
     if any(c.latency_per_batch() for c in cells):
         out += [f"Pipelined: wrk times a whole batch of {group[1]} requests, so latencies are per batch,"
                 " not per request.", ""]
-    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
-    out.append("|---" * (len(loads) + 1) + "|")
+    out += _column_header(loads)
     legend = Legend()
     for r in rows:
         line = [_md_escape(r.display())]
@@ -174,12 +173,17 @@ def throughput_table(run: Run, loads: list[Load], latency: str = "max", heading_
     return out
 
 
+def _column_header(loads: list[Load]) -> list[str]:
+    """The header and rule lines of a table with one column per load after the Row column."""
+    return ["| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |",
+            "|---" * (len(loads) + 1) + "|"]
+
+
 def spread_table(run: Run, loads: list[Load], heading_level: int = 4) -> list[str]:
     """Markdown lines: req/s min–max over repetitions, with CV% and the number of repetitions."""
     rows = run.rows_in(loads)
     out = [f"{'#' * heading_level} Spread over repetitions: req/s min–max (CV %, repetitions)", ""]
-    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
-    out.append("|---" * (len(loads) + 1) + "|")
+    out += _column_header(loads)
     for r in rows:
         line = [_md_escape(r.display())]
         for ld in loads:
@@ -199,8 +203,7 @@ def idle_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]
     """Markdown lines: memory and threads per idle connection, one column per connection count."""
     rows = run.rows_in(loads)
     out = [f"{'#' * heading_level} Idle connections: memory per connection (threads per connection), median", ""]
-    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
-    out.append("|---" * (len(loads) + 1) + "|")
+    out += _column_header(loads)
     legend = Legend()
     for r in rows:
         line = [_md_escape(r.display())]
@@ -244,8 +247,7 @@ def idle_reserved_table(run: Run, loads: list[Load], heading_level: int = 3) -> 
         return []
     out = ["", f"{'#' * heading_level} Idle connections: reserved address space (VmSize) / kernel TCP memory "
            "per connection, median", ""]
-    out.append("| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |")
-    out.append("|---" * (len(loads) + 1) + "|")
+    out += _column_header(loads)
     for r in rows:
         line = [_md_escape(r.display())]
         for ld in loads:
