@@ -175,12 +175,16 @@ def _throughput(run: Run, ld, sh: Shape) -> Cellout:
     m, c = faster[0]
     verdicts = "/".join(sorted({p.get("verdict") or "unclear" for p in c.ok_points}))
     more = f" and {len(faster) - 1} more row{'s' if len(faster) > 2 else ''}" if len(faster) > 1 else ""
-    best = (f"; the fastest row that may decide, `{thr.best}`, served {_f0(thr.value)} req/s"
-            if thr.best else "")
+    if thr.best:
+        why = (f"`{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} served more than the fastest row that may"
+               f" decide, `{thr.best}` ({_f0(thr.value)} req/s), at points where the load generator may have"
+               " been the bound")
+    else:
+        why = (f"no row may decide; `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} ran at points where the"
+               " load generator may have been the bound")
     cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, False, "µs server CPU per request", _f2)
-    return Cellout(f"undecided by req/s: `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} served more at"
-                   f" points where the load generator may have been the bound{best}. Lowest server CPU"
-                   f" per request: {cpu.text}", None, findings.UNDECIDED)
+    return Cellout(f"undecided by req/s: {why}. Lowest server CPU per request: {cpu.text}", None,
+                   findings.UNDECIDED)
 
 
 def _f0(v):

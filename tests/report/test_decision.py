@@ -68,20 +68,23 @@ class TestDecisionTable(unittest.TestCase):
         generator-bound one, changes nothing."""
         cases = [  # label, the first row's verdict and req/s, texts in the throughput cell
             ("faster, both-saturated", "both-saturated", 80000,
-             ["undecided by req/s: `pull-loop t1` (80000 req/s, both-saturated) served more",
-              "the fastest row that may decide, `worker-pool t1 shared`, served 40000 req/s",
+             ["undecided by req/s: `pull-loop t1` (80000 req/s, both-saturated) served more than the fastest"
+              " row that may decide, `worker-pool t1 shared` (40000 req/s)",
               "Lowest server CPU per request: **`pull-loop t1`** (10.00 µs server CPU per request)"]),
             ("faster, client-bound", "client-bound", 80000, ["(80000 req/s, client-bound) served more"]),
+            ("no row may decide", "client-bound", 80000,
+             ["undecided by req/s: no row may decide; `pull-loop t1` (80000 req/s, client-bound) ran at points"]),
             ("faster, error-bound", "error-bound", 80000, ["**`worker-pool t1 shared`** (40000 req/s)"]),
             ("slower, both-saturated", "both-saturated", 30000, ["**`worker-pool t1 shared`** (40000 req/s)"]),
         ]
         for label, verdict, rps, want in cases:
+            others = "unclear" if label == "no row may decide" else "server-bound"
             with self.subTest(label), tempfile.TemporaryDirectory() as tmp:
                 pts = []
                 for rep, j in enumerate((0.99, 1.0, 1.01)):
                     for key, model, r, v, cpu in (("pull-loop t1", "pull-loop", rps, verdict, 10.0),
-                                                  ("worker-pool t1 shared", "worker-pool", 40000, "server-bound", 20.0),
-                                                  ("selector-pool t4", "selector-pool", 30000, "server-bound", 25.0)):
+                                                  ("worker-pool t1 shared", "worker-pool", 40000, others, 20.0),
+                                                  ("selector-pool t4", "selector-pool", 30000, others, 25.0)):
                         p = pt(key, model, r * j, "/", rep, verdict=v)
                         p["derived"] = {"server_cpu_us_per_req": cpu * j}
                         pts.append(p)
