@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from . import design, findings, latencycurve, stats
+from . import design, findings, latencycurve, reportrefs, stats
 from .runload import Cell, Run, RunError, dig, load_run
 
 NOT_YET_RUN = "not yet run"
@@ -202,11 +202,11 @@ def _mib(v):
 def _capacity(config: dict, root: str, shape: Shape, loader) -> str:
     """Capacity at the p99 target from the latency-curve section's open-loop points on this
     shape's path, or why there is none."""
-    sec = config.get("latency-curve") or {}
-    if not sec.get("run"):
+    full = reportrefs.run_dir(config, "latency-curve", root)
+    if full is None:
         return "no latency-curve run"
     try:
-        run = loader(_full(sec["run"], root))
+        run = loader(full)
     except RunError:
         return "no latency-curve run"
     pts = [p for p in run.points if path_matches(str(dig(p, "load.path") or ""), shape.path_prefix)]
@@ -236,21 +236,18 @@ def _design_verdicts(run: Run) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def _full(d: str, root: str) -> str:
-    return d if os.path.isabs(d) else os.path.join(root, d)
-
-
 def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False) -> list[dict]:
     out = []
     for sh in SHAPES:
         sec = config.get(sh.section) or {}
         row = {"shape": sh.name, "mechanism": sh.mechanism, "section": sh.section}
-        if not sec.get("run"):
+        full = reportrefs.resolve(sec, root)
+        if full is None:
             row.update(throughput=NOT_YET_RUN, memory=NOT_YET_RUN, capacity=NOT_YET_RUN, run=None)
             out.append(row)
             continue
         try:
-            run = loader(_full(sec["run"], root))
+            run = loader(full)
         except RunError as exc:
             row.update(throughput=f"unreadable run ({exc})", memory="", capacity="", run=None)
             out.append(row)

@@ -24,11 +24,11 @@ its words.
 from __future__ import annotations
 
 import math
-import os
 import re
 import statistics
 from dataclasses import dataclass, field
 
+from . import reportrefs
 from .runload import Cell, Run, dig, load_run, RunError
 
 # metric name -> (dotted path in a point, scale, unit format)
@@ -140,17 +140,15 @@ class Renderer:
 
     # ---- inputs
     def has_run(self, section: str) -> bool:
-        return bool((self.config.get(section) or {}).get("run"))
+        return reportrefs.run_dir(self.config, section, self.root) is not None
 
     def run(self, section: str) -> Run:
         if section in self._runs:
             return self._runs[section]
-        sec = self.config.get(section)
-        if not sec or not sec.get("run"):
+        full = reportrefs.run_dir(self.config, section, self.root)
+        if full is None:
             raise self.err(f"placeholder names section {section!r}, which has no reference run"
                            " in results/reference-runs.toml (put it inside <!-- IF REFERENCE: ... -->)")
-        d = sec["run"]
-        full = d if os.path.isabs(d) else os.path.join(self.root, d)
         try:
             r = self._load(full)
         except RunError as exc:
@@ -592,10 +590,10 @@ def check_reference_set(config: dict, root: str, run_loader=load_run) -> list[st
     Returns lines describing the set (for the command's output)."""
     seen = []
     for name, sec in sorted(config.items()):
-        d = (sec or {}).get("run")
-        if not d:
+        full = reportrefs.resolve(sec, root)
+        if full is None:
             continue
-        full = d if os.path.isabs(d) else os.path.join(root, d)
+        d = sec["run"]
         from . import reportgen
         if reportgen.is_calibration_dir(full):  # its trials' sweeps carry the env
             runs = reportgen.calibration_runs(full)

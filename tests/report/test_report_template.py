@@ -28,7 +28,7 @@ import unittest
 
 from helpers import REPO, point, write_run
 
-from cbenchlib import reportgen, reporttpl, runload
+from cbenchlib import reportgen, reportrefs, reporttpl, runload
 
 TEMPLATE = os.path.join(REPO, "REPORT.md.in")
 CONFIG = os.path.join(REPO, "results", "reference-runs.toml")
@@ -321,6 +321,24 @@ class TemplateTest(unittest.TestCase):
         self.assertRegex(table, r"\| large responses \|[^\n]*not yet run")
         self.assertNotIn("have not been made yet", new)
         self.assertNotIn("bootstrap interval", new)
+
+
+class ReportRefsTest(unittest.TestCase):
+    """reportrefs: the one map from a section to its run directory."""
+
+    def test_resolve(self):
+        cases = [  # label, the section's table, the directory
+            ("no section", None, None),
+            ("not yet run", {"run": ""}, None),
+            ("kept elsewhere only", {"run": "", "kept": "results/runs/old"}, None),
+            ("relative to the root", {"run": "results/runs/x"}, os.path.join("/r", "results/runs/x")),
+            ("absolute", {"run": "/tmp/x"}, "/tmp/x"),
+        ]
+        for label, sec, want in cases:
+            with self.subTest(label):
+                self.assertEqual(reportrefs.resolve(sec, "/r"), want)
+        self.assertEqual(reportrefs.run_dir({"a": {"run": "d"}, "b": {"run": ""}}, "a", "/r"), "/r/d")
+        self.assertIsNone(reportrefs.run_dir({"a": {"run": "d"}}, "b", "/r"))
 
 
 def _fails(claim, run):
