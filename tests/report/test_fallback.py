@@ -246,8 +246,18 @@ class FallbackDeclarationTest(unittest.TestCase):
                          [("req_per_s", "greater", 2.0), ("syscalls_per_req", "less", 0.5),
                           ("server_cpu_us_per_req", "less", 0.5)])
         from cbenchlib import design
-        for d in design.load_declarations():
-            self.assertNotIn("metrics", d, d["id"])
+        self.assertTrue(design.load_declarations())  # and refuses a fallback list, below
+
+    def test_a_design_finding_takes_no_fallback(self):
+        from cbenchlib import design
+        with tempfile.TemporaryDirectory() as tmp:
+            p = os.path.join(tmp, "design.json")
+            with open(p, "w") as fh:
+                json.dump({"findings": [{"id": "Z1", "title": "t", "claim": "c", "scenario": "s", "kind": "ratio",
+                                         "metric": "req_per_s", "path": "/", "comparisons": [{"a": {}, "b": {}}],
+                                         "metrics": ["req_per_s", "syscalls_per_req"]}]}, fh)
+            with self.assertRaisesRegex(design.DeclarationError, r"'Z1'.*no fallback"):
+                design.load_declarations(p)
 
 
 if __name__ == "__main__":
