@@ -186,6 +186,47 @@ class ClientHostsPlan(unittest.TestCase):
                     self.assertIn(refusal, str(cm.exception))
 
 
+class BinaryCheck(unittest.TestCase):
+    """hostcheck.check_binary for cbench-load on a client host (a scripted host answers the
+    three commands the check runs; this machine's binary is a script printing its version)."""
+
+    class Host:
+        def __init__(self, name, answers):
+            self.name, self.answers = name, answers
+
+        def capture(self, argv, timeout_s=30.0):
+            import subprocess
+            rc, out = self.answers.get(argv[0] if argv[0] in ("test", "sha256sum") else "version", (127, ""))
+            return subprocess.CompletedProcess(argv, rc, out, "")
+
+    def test_cases(self):
+        import os
+        import stat
+        import tempfile
+        from cbenchlib import hostcheck
+        with tempfile.TemporaryDirectory(prefix="cbench-hostcheck-") as tmp:
+            path = os.path.join(tmp, "cbench-load")
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\necho 'cbench-load abc123'\n")
+            os.chmod(path, stat.S_IRWXU)
+            # label, the client host's answers, refusal substring (None: accepted)
+            cases = [
+                ("the same commit", {"test": (0, ""), "version": (0, "cbench-load abc123\n")}, None),
+                ("no binary there", {"test": (1, "")}, f"netns:x lacks the load generator binary {path}"),
+                ("another commit", {"test": (0, ""), "version": (0, "cbench-load def456\n")},
+                 "reports 'cbench-load def456', this machine's reports 'cbench-load abc123'"),
+                ("a build without --version", {"test": (0, ""), "version": (1, ""), "sha256sum": (0, "ff  x\n")},
+                 "reports 'sha256 ff'"),
+            ]
+            for label, answers, refusal in cases:
+                with self.subTest(label):
+                    got = hostcheck.check_binary(self.Host("netns:x", answers), path, "cbench-load")
+                    if refusal is None:
+                        self.assertIsNone(got)
+                    else:
+                        self.assertIn(refusal, got or "")
+
+
 class StartGate(unittest.TestCase):
     """host.GATE_SCRIPT on this machine (no namespace, no ssh): a gated command does not run
     until released, reports its release on the harness's clock, and never runs if its gate
