@@ -365,6 +365,29 @@ class OverSsh(unittest.TestCase):
         self.assertGreater(p["hosts"]["server"]["cpu_s"], 0)
         self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
 
+    def test_load_from_a_namespace_and_over_ssh_at_once(self):
+        # Two client hosts, one of them ssh:// (the server's own machine, here its namespace):
+        # the ssh generator's gate is released down its connection, its CPU comes from the wrapper.
+        clients = [f"netns:{self.topo.client_ns}", self.spec()]
+        r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                            "--out", self.out, "--lock-timeout", "600", "--server-host", self.spec(),
+                            "--client-host", clients[0], "--client-host", clients[1]],
+                           capture_output=True, text=True, timeout=300, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (run_id,) = os.listdir(self.out)
+        with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
+            points = {p["load"]["key"]: p for p in map(json.loads, f)}
+        p = points["-t1 -c4"]
+        self.assertEqual(p["status"], "ok", p["failure"])
+        gens = p["clients"]["generators"]
+        self.assertEqual([g["host"] for g in gens], clients)
+        self.assertEqual([g["start_clock"] for g in gens], ["host", "harness release"])
+        self.assertTrue(all(g["requests"] > 0 and g["cpu_s"] is not None for g in gens), gens)
+        self.assertEqual(p["wrk"]["requests"], sum(g["requests"] for g in gens))
+        self.assertEqual(p["commands"]["clients"][1][:2], ["ssh", f"root@{self.topo.server_ssh_addr}"])
+        self.assertEqual(p["verdict"] == "window-unbounded", not p["clients"]["bounded"], p["verdict_evidence"])
+        self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
+
     def test_sigkill_of_the_harness_kills_the_remote_server(self):
         proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=self.env())
