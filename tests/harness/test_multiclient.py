@@ -120,10 +120,10 @@ class MergeResults(unittest.TestCase):
     MERGED = {"req_per_s": 300.0, "latency_note": "note"}
 
     def test_histograms_of_two_generators_merge_into_the_union_percentiles(self):
-        # 100 fast answers on one host, 100 slow ones on the other: the union's median is the
-        # fast side's top (10 us), its p99 the slow side's (1000 us); neither host's own p99
-        # says that, and a mean of the two p99s (505 us) would be wrong.
-        fast, slow = [10.0] * 100, [100.0] * 98 + [1000.0] * 2
+        # 100 fast answers on one host, 100 slower ones on the other: the union's median is the
+        # fast side's top (10 us), its p75 the slow side's body (100 us), its p99 the slow side's
+        # tail (1000 us); a mean of the two hosts' p99s (505 us) would be wrong.
+        fast, slow = [10.0] * 100, [100.0] * 97 + [1000.0] * 3
         r = multiclient.merge_results([loadgen_result(fast), loadgen_result(slow)], self.MERGED)
         self.assertTrue(r["latency_merged"])
         self.assertAlmostEqual(r["latency_us"]["p50"], 10.0, delta=0.2)
