@@ -565,6 +565,9 @@ class TwoClientHosts(unittest.TestCase):
             with self.subTest(p["load"]["key"]):
                 self.assertEqual(p["status"], "ok", p["failure"])
                 c = p["clients"]
+                print(f"test_multihost: {p['load']['key']}: start skew {c['skew_s'] * 1e3:.2f} ms, release "
+                      f"{c['release_spread_s'] * 1e6:.0f} us, window {c['window_s']:.3f} s, unshared "
+                      f"{c['max_unshared_fraction'] * 100:.1f}%, bounded {c['bounded']}", file=sys.stderr, flush=True)
                 self.assertEqual(c["hosts"], 2)
                 gens = c["generators"]
                 self.assertEqual([g["host"] for g in gens], clients)
