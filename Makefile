@@ -64,7 +64,7 @@ reproduce-all:
 
 # Issue 18: a sweep with the server and wrk in two network namespaces joined by a veth pair
 # (tests/harness/test_multihost.py; skipped, with the reason printed, where namespaces cannot
-# be created). Removes everything it creates. About 15 s.
+# be created). Removes everything it creates. Issue 18 also: load from two client hosts at once (TwoClientHosts, ~7 s).
 test-multihost:
 	cd tests/harness && $(PY) -m unittest -v test_multihost
 
