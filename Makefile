@@ -13,7 +13,7 @@ all: build
 help:
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
-	@echo "make reproduce-all  every scenario's reference sweep and calibrate from this clean commit (prints its expected time first), then make report"
+	@echo "make reproduce-all  every scenario's reference sweep, cbench micro and calibrate from this clean commit (prints its expected time first), then make report"
 	@echo "make report     render REPORT.md from REPORT.md.in and the reference runs (results/reference-runs.toml)"
 	@echo "make test-multihost  server and wrk in two network namespaces (skipped where they cannot be made)"
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
@@ -53,8 +53,8 @@ reproduce:
 report:
 	$(CBENCH) report --root
 
-# Issue 19: the whole reference set from one clean commit: every scenario's sweep and calibrate in
-# sequence (scripts/reproduce_all.py prints the expected total first, the sum of the dry-run
+# Issue 19: the whole reference set from one clean commit: every scenario's sweep, cbench micro and
+# calibrate in sequence (scripts/reproduce_all.py prints the expected total first, the sum of the dry-run
 # estimates), results/reference-runs.toml pointed at the new runs, then `make report`.
 # `make reproduce-all ARGS=--dry-run` prints the plan and the time only.
 reproduce-all:
@@ -64,7 +64,7 @@ reproduce-all:
 
 # Issue 18: a sweep with the server and wrk in two network namespaces joined by a veth pair
 # (tests/harness/test_multihost.py; skipped, with the reason printed, where namespaces cannot
-# be created). Removes everything it creates. About 15 s.
+# be created). Removes everything it creates. Issue 18 also: load from two client hosts at once (TwoClientHosts, ~7 s).
 test-multihost:
 	cd tests/harness && $(PY) -m unittest -v test_multihost
 

@@ -1,21 +1,27 @@
 #!/usr/bin/python3
-"""`make reproduce-all` (issue 19): every scenario's reference sweep and the calibration, in
-sequence, from the current clean commit; then results/reference-runs.toml points each section at
-its new run and `make report` renders REPORT.md from them.
+"""`make reproduce-all` (issue 19): every scenario's reference sweep, the microbenchmarks and the
+calibration, in sequence, from the current clean commit; then results/reference-runs.toml points
+each section at its new run and `make report` renders REPORT.md from them.
 
 It prints its expected total time first: the sum of each sweep's `cbench sweep --dry-run`
-estimate (the worst case where a sweep has a sequential design) and the calibration's.
-`--dry-run` prints the plan and the time and runs nothing. Each sweep takes the bench lock itself
-and refuses a dirty tree (its own rule), so a reference set made here shares one commit.
-`make reproduce` stays the ever-table run alone.
+estimate (the worst case where a sweep has a sequential design), the microbenchmarks' (from
+`cbench micro`'s defaults and the number of benchmarks the built binaries list) and the
+calibration's. `--dry-run` prints the plan and the time and runs nothing. Each sweep takes the
+bench lock itself and refuses a dirty tree (its own rule), so a reference set made here shares one
+commit. `make reproduce` stays the ever-table run alone.
+
+The plan is built first (plan(): one Step per command, with its estimate and where its run
+directory appears), then executed in order (execute()).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
@@ -25,6 +31,16 @@ EXCLUDED = {"smoke": "the harness's smoke test, not a reference sweep"}
 # cbench calibrate's default (10 A/A and A/B trials): its help says about 6-7 minutes; no dry-run.
 CALIBRATE_ESTIMATE_S = 7 * 60
 CALIBRATE_SECTION = "calibrate"
+# `cbench micro` (the [sections.micro] reference run, scenario "micro") has no dry-run either. Its
+# time is per benchmark about (repetitions + 1) x min_time (Google Benchmark calibrates the
+# iteration count before the first repetition; cli_micro's note); the run kept from the EPYC
+# machine took 88 s for 61 benchmarks against 73 s so computed (process start-up, the machine
+# sampling between binaries), hence the margin.
+MICRO_SCENARIO = "micro"
+MICRO_MARGIN = 1.25
+# The number of benchmarks at commit 888333f (63 in 5 binaries), used when the binaries are not
+# built yet (`make reproduce-all` prints the plan before `make build`).
+MICRO_BENCHMARKS_ASSUMED = 63
 
 
 def scenarios(scen_dir: str = os.path.join(REPO, "scenarios")) -> list[str]:
@@ -75,6 +91,63 @@ def set_run(config_text: str, scenario: str, run_dir: str) -> tuple[str, list[st
     return "".join(out), changed
 
 
+def micro_estimate_s(n_benchmarks: int, repetitions: int, min_time_s: float) -> int:
+    """Seconds `cbench micro` takes for N_BENCHMARKS at REPETITIONS x MIN_TIME_S (see MICRO_MARGIN)."""
+    # Rounded up; the guard keeps a product such as 94.50000000000001 from a float's last bit.
+    return math.ceil(n_benchmarks * (repetitions + 1) * min_time_s * MICRO_MARGIN - 1e-9)
+
+
+def count_micro_benchmarks() -> int | None:
+    """How many benchmarks `cbench micro` would run: the built binaries' --benchmark_list_tests
+    (cli_micro's own listing), or None when none is built or one fails to list."""
+    from cbenchlib import cli_micro
+    binaries = cli_micro.find_binaries(os.path.join(REPO, cli_micro.DEFAULT_BENCH_DIR))
+    lists = [cli_micro.list_benchmarks(b, None) for b in binaries]
+    if not binaries or any(names is None for names in lists):
+        return None
+    return sum(len(names) for names in lists)
+
+
+@dataclass
+class Step:
+    """One command of the plan: what it runs, its expected time, and where its run appears."""
+    name: str            # what the plan prints
+    argv: list[str]      # the cbench arguments
+    estimate_s: int
+    parent: str          # the directory its run directory is created in
+    suffix: str          # the run directory's name ends with this
+    scenario: str        # the reference-runs.toml scenario whose sections get the new run
+    note: str = ""
+
+
+def plan(dry_run=None, micro_count=count_micro_benchmarks) -> list[Step] | str:
+    """The steps of a reproduce-all, or a message saying why there is no plan. dry_run(name)
+    returns `cbench sweep NAME --dry-run`'s output; micro_count() the number of benchmarks (None
+    when unknown)."""
+    from cbenchlib import cli_micro
+    if dry_run is None:
+        def dry_run(name):
+            out = subprocess.run(CBENCH + ["sweep", name, "--dry-run"], cwd=REPO, capture_output=True, text=True)
+            return out.stdout + out.stderr
+    runs_dir, cal_dir = os.path.join(REPO, "results", "runs"), os.path.join(REPO, "results", "calibration")
+    steps = []
+    for name in scenarios():
+        text = dry_run(name)
+        est = estimate_from_dry_run(text)
+        if est is None:
+            return f"`cbench sweep {name} --dry-run` gave no estimate:\n{text}"
+        steps.append(Step(f"sweep {name}", ["sweep", name], est, runs_dir, f"-{name}", name))
+    n = micro_count()
+    counted = n is not None
+    n = n if counted else MICRO_BENCHMARKS_ASSUMED
+    steps.append(Step("micro", ["micro"], micro_estimate_s(n, cli_micro.DEFAULT_REPETITIONS, cli_micro.DEFAULT_MIN_TIME_S),
+                      runs_dir, f"-{MICRO_SCENARIO}", MICRO_SCENARIO,
+                      f"{n} benchmarks{'' if counted else ' (assumed: the binaries are not built yet)'} x"
+                      f" {cli_micro.DEFAULT_REPETITIONS} repetitions of at least {cli_micro.DEFAULT_MIN_TIME_S:g} s"))
+    steps.append(Step("calibrate", ["calibrate"], CALIBRATE_ESTIMATE_S, cal_dir, "-calibrate", CALIBRATE_SECTION))
+    return steps
+
+
 def newest(parent: str, before: set[str], suffix: str) -> str | None:
     if not os.path.isdir(parent):
         return None
@@ -82,50 +155,18 @@ def newest(parent: str, before: set[str], suffix: str) -> str | None:
     return os.path.join(parent, new[-1]) if new else None
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dry-run", action="store_true", help="print the plan and its expected time; run nothing")
-    args = ap.parse_args(argv)
-    plan, total = [], CALIBRATE_ESTIMATE_S
-    for name in scenarios():
-        out = subprocess.run(CBENCH + ["sweep", name, "--dry-run"], cwd=REPO, capture_output=True, text=True)
-        est = estimate_from_dry_run(out.stdout + out.stderr)
-        if est is None:
-            print(f"reproduce-all: `cbench sweep {name} --dry-run` gave no estimate:\n{out.stderr}", file=sys.stderr)
-            return 1
-        plan.append((name, est))
-        total += est
-    print(f"reproduce-all: expected time {fmt(total)} (sum of the dry-run estimates, worst case):")
-    for name, est in plan:
-        print(f"  sweep {name:24s} {fmt(est)}")
-    print(f"  calibrate {'':20s} {fmt(CALIBRATE_ESTIMATE_S)}")
-    for name, why in EXCLUDED.items():
-        print(f"  (not run: {name}: {why})")
-    if args.dry_run:
-        return 0
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
-    if dirty.strip():
-        print("reproduce-all: the tree is dirty; a reference set comes from one clean commit", file=sys.stderr)
-        return 1
-    runs_dir, cal_dir = os.path.join(REPO, "results", "runs"), os.path.join(REPO, "results", "calibration")
+def execute(steps: list[Step]) -> int:
+    """Run each step in order, point reference-runs.toml at the runs made, then `make report`."""
     made = []
-    for name, _est in plan:
-        before = set(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else set()
-        print(f"== sweep {name}", flush=True)
-        if subprocess.run(CBENCH + ["sweep", name], cwd=REPO).returncode != 0:
-            print(f"reproduce-all: sweep {name} failed; runs made so far: {made}", file=sys.stderr)
+    for st in steps:
+        before = set(os.listdir(st.parent)) if os.path.isdir(st.parent) else set()
+        print(f"== {st.name}", flush=True)
+        if subprocess.run(CBENCH + st.argv, cwd=REPO).returncode != 0:
+            print(f"reproduce-all: {st.name} failed; runs made so far: {made}", file=sys.stderr)
             return 1
-        d = newest(runs_dir, before, f"-{name}")
+        d = newest(st.parent, before, st.suffix)
         if d:
-            made.append((name, os.path.relpath(d, REPO)))
-    before = set(os.listdir(cal_dir)) if os.path.isdir(cal_dir) else set()
-    print("== calibrate", flush=True)
-    if subprocess.run(CBENCH + ["calibrate"], cwd=REPO).returncode != 0:
-        print(f"reproduce-all: calibrate failed; runs made: {made}", file=sys.stderr)
-        return 1
-    d = newest(cal_dir, before, "-calibrate")
-    if d:
-        made.append((CALIBRATE_SECTION, os.path.relpath(d, REPO)))
+            made.append((st.scenario, os.path.relpath(d, REPO)))
     with open(CONFIG, encoding="utf-8") as f:
         text = f.read()
     for scen, d in made:
@@ -135,6 +176,29 @@ def main(argv=None) -> int:
         f.write(text)
     print("== make report", flush=True)
     return subprocess.run(["make", "report"], cwd=REPO).returncode
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and its expected time; run nothing")
+    args = ap.parse_args(argv)
+    steps = plan()
+    if isinstance(steps, str):
+        print(f"reproduce-all: {steps}", file=sys.stderr)
+        return 1
+    total = sum(st.estimate_s for st in steps)
+    print(f"reproduce-all: expected time {fmt(total)} (sum of the estimates, worst case):")
+    for st in steps:
+        print(f"  {st.name:30s} {fmt(st.estimate_s)}" + (f"  ({st.note})" if st.note else ""))
+    for name, why in EXCLUDED.items():
+        print(f"  (not run: {name}: {why})")
+    if args.dry_run:
+        return 0
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
+    if dirty.strip():
+        print("reproduce-all: the tree is dirty; a reference set comes from one clean commit", file=sys.stderr)
+        return 1
+    return execute(steps)
 
 
 if __name__ == "__main__":

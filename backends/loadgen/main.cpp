@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "backends/loadgen/engine.h"
+#include "cbench_version.h"  // CBENCH_GIT_COMMIT (cmake/cbench_version.cmake; issue 18)
 
 namespace {
 
@@ -46,6 +47,7 @@ const char* kUsage =
     "  --max-lag-us U    generator-bound when the send lag's p99 exceeds U us (default 1000)\n"
     "  --carry-on        exit 0 even when generator-bound\n"
     "  --json            print JSON on stdout instead of the human summary\n"
+    "  --version         print 'cbench-load COMMIT' (the git commit it was built from) and exit\n"
     "Without --rate: closed loop (each connection sends its next request when an answer arrives).\n"
     "Latency histogram: log buckets, relative error <= 1% from 1 us to 1000 s; no sample is dropped.\n"
     "Exit: 0 ok, 1 bad arguments, 2 generator-bound (unless --carry-on), 3 no response parsed.\n";
@@ -131,6 +133,9 @@ Options parse_args(int argc, char** argv) {
     };
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
+      std::exit(kExitOk);
+    } else if (a == "--version") {  // issue 18: the sweep checks every client host runs the same commit
+      std::printf("cbench-load %s\n", CBENCH_GIT_COMMIT);
       std::exit(kExitOk);
     } else if (a == "--connections" || a == "-c") {
       o.load.connections = parse_positive_int(a, value());

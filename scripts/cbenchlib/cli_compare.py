@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from . import pubcompare, published, runcompare, runload, tables
+from . import findings, pubcompare, published, runcompare, runload, tables
 
 
 def add_arguments(parser) -> None:
@@ -58,7 +58,9 @@ def run(args) -> int:
                 print(runcompare.refusal_message(a, b, diffs), file=sys.stderr)
                 return 3
             text = runcompare.render_run_comparison(a, b, forced_diffs=diffs)
-    except (runload.RunError, published.PublishedError) as exc:
+    except (runload.RunError, published.PublishedError, findings.DeclarationError) as exc:
+        # DeclarationError: a finding declared incompletely (e.g. a fallback metric without its own
+        # direction and no-effect value) is refused with the finding named, never judged.
         print(f"cbench compare: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(text)

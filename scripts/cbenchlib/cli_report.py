@@ -25,6 +25,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--template", default=None,
                         help="with --root: the template to render (default: REPORT.md.in beside the report"
                              " when it exists; without one, only the marked sections are regenerated)")
+    parser.add_argument("--out", metavar="FILE", default=None,
+                        help="with --root: write the rendered report to FILE instead of --report (its links"
+                             " stay relative to --report's directory); for looking at a render without"
+                             " changing REPORT.md")
     parser.add_argument("--check", action="store_true",
                         help="with --root: write nothing; exit 1 if the file is out of date")
     parser.add_argument("--allow-synthetic", action="store_true",
@@ -70,7 +74,11 @@ def run_root(args) -> int:
             return 1
         print(f"{args.report}: up to date ({len(names)} generated sections)")
         return 0
-    if new != text:
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(new)
+        print(f"{args.report}: rendered to {args.out} ({args.report} not changed)")
+    elif new != text:
         with open(args.report, "w", encoding="utf-8") as f:
             f.write(new)
     for n in names:

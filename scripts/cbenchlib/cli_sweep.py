@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from . import benchlock, envinfo, hostcheck, resultio, runner, scenario, verdict
+from . import benchlock, envinfo, hostcheck, multiclient, resultio, runner, scenario, verdict
 from .host import HostError, LocalHost, parse_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -111,9 +111,12 @@ def add_arguments(p) -> None:
                    help="where the server runs: local (default), netns:NAME[@ADDR] (a network "
                         "namespace on this machine) or ssh://[user@]host[:port][?address=ADDR] (issue 18; "
                         "its binary must report the local build's commit)")
-    p.add_argument("--client-host", metavar="HOST", default="local",
+    p.add_argument("--client-host", metavar="HOST", action="append",
                    help="where wrk runs and the harness's probes connect from: local (default), "
-                        "netns:NAME[@ADDR] or ssh://...")
+                        "netns:NAME[@ADDR] or ssh://...; repeat it for several load hosts: each point's "
+                        "connections are split evenly between them, each runs the point's -t, all are "
+                        "released at the same moment and their results merged over the window they share "
+                        "(the first host also sends the harness's probes and the idle connections)")
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
@@ -158,7 +161,8 @@ class SweepPlan:
     lock_timeout_s: float | None
     command: list
     server_host: str = "local"       # host specs (host.parse_host)
-    client_host: str = "local"
+    client_host: str = "local"       # the first of client_hosts
+    client_hosts: tuple = ()         # every --client-host, in order (issue 18: several load hosts)
     estimate_s: float = 0.0          # the initial blocks, models not built excluded
     estimate_full_s: float = 0.0     # the initial blocks, every model
     estimate_extra_s: float = 0.0    # the most the extra blocks can add
@@ -177,6 +181,10 @@ class SweepPlan:
     def has_wrk(self) -> bool:
         return any(not p.load.is_idle for p in self.points)
 
+    @property
+    def clients(self) -> list[str]:
+        return list(self.client_hosts) or [self.client_host]
+
     def summary(self) -> str:
         s = self.settings
         reps = s.repetitions
@@ -185,6 +193,9 @@ class SweepPlan:
                 + (f"duration {s.duration_s} s, warm-up {s.warmup_s:g} s, " if self.has_wrk else "")
                 + f"order {s.order} (seed {s.seed}); server on CPU {s.server_cpus}"
                 + (f", wrk on CPU {s.client_cpus}" if self.has_wrk else ""))
+        if len(self.clients) > 1 and self.has_wrk:
+            text += (f"\nload from {len(self.clients)} client hosts ({', '.join(self.clients)}), released "
+                     "together: each point's connections split evenly between them, each runs its -t")
         text += f"\nestimated time: {fmt_duration(self.estimate_full_s)} with every model"
         if self.skipped_models:
             text += (f", {fmt_duration(self.estimate_s)} now ({len(self.skipped_models)} models not "
@@ -209,7 +220,8 @@ def build_plan(args) -> SweepPlan:
                  "target_ci_pct": getattr(args, "target_ci", None),
                  "max_repetitions": getattr(args, "max_repetitions", None)}
     resume_dir = None
-    hosts = (getattr(args, "server_host", None) or "local", getattr(args, "client_host", None) or "local")
+    clients = getattr(args, "client_host", None) or ["local"]
+    hosts = (getattr(args, "server_host", None) or "local", [clients] if isinstance(clients, str) else list(clients))
     if args.resume:
         resume_dir, sc, overrides, models_filter, hosts = _plan_resume(args, out_parent, overrides)
     else:
@@ -230,6 +242,7 @@ def build_plan(args) -> SweepPlan:
     if not points:
         raise PlanError(f"{sc.path}: no points to run"
                         + (f" (--models {models_filter!r} matches no row)" if models_filter else ""))
+    check_client_hosts(hosts[1], points)
     s = sc.settings
     server_bin = os.path.abspath(args.server_bin)
     available, list_error = None, None
@@ -248,7 +261,7 @@ def build_plan(args) -> SweepPlan:
         models_filter=models_filter, available=available, list_error=list_error,
         skipped_models=skipped, lock_file=os.path.abspath(args.lock_file),
         lock_timeout_s=args.lock_timeout,
-        server_host=hosts[0], client_host=hosts[1],
+        server_host=hosts[0], client_host=hosts[1][0], client_hosts=tuple(hosts[1]),
         allow_dirty=bool(getattr(args, "allow_dirty", False)),
         profile=bool(getattr(args, "profile", False)),
         command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
@@ -259,9 +272,29 @@ def build_plan(args) -> SweepPlan:
     return plan
 
 
+def check_client_hosts(clients: list[str], points: list) -> None:
+    """Several client hosts (issue 18): each named once, and every point's load divisible between
+    them (multiclient.split_connections); raises PlanError."""
+    twice = sorted({c for c in clients if clients.count(c) > 1})
+    if twice:
+        raise PlanError(f"--client-host {twice[0]} is given more than once (one generator per host)")
+    if len(clients) < 2:
+        return
+    for p in points:
+        if p.load.is_idle:
+            continue
+        if p.load.rate_fraction is not None:
+            raise PlanError(f"{p.id}: rate_fraction (an open-loop rate from a measured peak) is not supported "
+                            f"with several client hosts yet; give the rate itself (rate = N)")
+        try:
+            multiclient.split_connections(p.load.connections, len(clients))
+        except ValueError as exc:
+            raise PlanError(f"{p.id}: {exc}") from None
+
+
 def _plan_resume(args, out_parent: str, overrides: dict):
-    """(absolute run dir, scenario, overrides, models filter, (server host, client host)) of the
-    run to continue: a resumed run keeps its own settings and hosts."""
+    """(absolute run dir, scenario, overrides, models filter, (server host, [client hosts])) of
+    the run to continue: a resumed run keeps its own settings and hosts."""
     given = args.resume if os.path.isdir(args.resume) else os.path.join(out_parent, args.resume)
     resume_dir = os.path.abspath(given)
     try:
@@ -283,7 +316,7 @@ def _plan_resume(args, out_parent: str, overrides: dict):
         print("sweep: --resume uses the run's own settings; --quick/--models/--duration/--warmup/"
               "--repetitions/--target-ci/--max-repetitions are ignored", flush=True)
     return (resume_dir, sc, dict(h.get("overrides", {})), h.get("models_filter"),
-            (h.get("host") or "local", h.get("client_host") or h.get("host") or "local"))
+            (h.get("host") or "local", list(h.get("client_hosts") or [h.get("client_host") or h.get("host") or "local"])))
 
 
 def select_rows(sc: scenario.Scenario, patterns: str | None) -> None:
@@ -419,12 +452,16 @@ def points_for(wanted: list[str], points: list) -> list:
 class Sweep:
     """Executes a SweepPlan on a host; one method per step (see the module docstring)."""
 
-    def __init__(self, plan: SweepPlan, host, decide=None, client_host=None):
+    def __init__(self, plan: SweepPlan, host, decide=None, client_host=None, client_hosts=None):
         self.plan = plan
         self.host = host                  # the server's host
         self.client_host = client_host if client_host is not None else host
+        # issue 18: every load host (the first is client_host: probes and idle points use it)
+        self.client_hosts = list(client_hosts) if client_hosts else [self.client_host]
+        self.client_host = self.client_hosts[0]
         self.decide = decide if decide is not None else (load_decide() if plan.sequential else None)
         self.wrk_bin: str | None = None
+        self.wrk_bins: list = []          # wrk's path on each client host
         self.writer: resultio.RunWriter | None = None
         self.done: set = set()
         self.recorded: list[dict] = []     # every record of the run, read at open then appended
@@ -444,11 +481,13 @@ class Sweep:
             if refusal:
                 raise PlanError(f"refusing a reference run into {_rel(self.plan.out_parent)}: {refusal}")
         if self.plan.has_wrk:
-            self.wrk_bin = self.client_host.which(self.plan.wrk_name)
-            if self.wrk_bin is None:
-                raise PlanError(f"wrk not found on {self.client_host.name} (looked for {self.plan.wrk_name!r} "
-                                "on PATH): install the Debian package wrk (scripts/deps.sh does)")
-            self.wrk_bin = os.path.abspath(self.wrk_bin)
+            for h in self.client_hosts:
+                found = h.which(self.plan.wrk_name)
+                if found is None:
+                    raise PlanError(f"wrk not found on {h.name} (looked for {self.plan.wrk_name!r} "
+                                    "on PATH): install the Debian package wrk (scripts/deps.sh does)")
+                self.wrk_bins.append(os.path.abspath(found))
+            self.wrk_bin = self.wrk_bins[0]
         if self.host.which("taskset") is None:
             raise PlanError("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
         # issue 18: a remote server host runs the local build's commit at the same path, or nothing.
@@ -456,6 +495,14 @@ class Sweep:
             refusal = hostcheck.check_server_binary(self.host, self.plan.server_bin)
             if refusal:
                 raise PlanError(f"refusing the sweep: {refusal}")
+        # issue 18: so does cbench-load on every client host away from this one, when a load uses it
+        if any(not x.load.is_idle and x.load.generator == "cbench-load" for x in self.plan.points):
+            path = os.path.join(os.path.dirname(os.path.realpath(self.plan.server_bin)), "cbench-load")
+            for h in self.client_hosts:
+                if type(h) is not LocalHost:
+                    refusal = hostcheck.check_binary(h, path, "cbench-load")
+                    if refusal:
+                        raise PlanError(f"refusing the sweep: {refusal}")
         if self.plan.profile:  # issue 14: refuse before anything runs, not after the blocks
             from . import profiling
             ok, why = profiling.perf_available()
@@ -513,6 +560,7 @@ class Sweep:
                 "command": p.command,
                 "host": self.host.name,
                 "client_host": self.client_host.name,
+                "client_hosts": [h.name for h in self.client_hosts],
                 "server_bin": _rel(p.server_bin),
                 "available_models": sorted(p.available) if p.available is not None else None,
                 "skipped_models": p.skipped_models,
@@ -543,28 +591,32 @@ class Sweep:
         address, measured now, before the first point (hostcheck.measure_rtt)."""
         if self._topology is not None:
             return self._topology
-        server, client = self.host.describe(), self.client_host.describe()
-        kinds = {server["kind"], client["kind"]}
+        server = self.host.describe()
+        clients = [server if h is self.host else h.describe() for h in self.client_hosts]
+        kinds = {server["kind"]} | {c["kind"] for c in clients}
         kind = "loopback" if kinds == {"local"} else \
-            ("same-namespace" if server.get("spec") == client.get("spec") else
+            ("same-namespace" if all(server.get("spec") == c.get("spec") for c in clients) else
              ("across-hosts" if "ssh" in kinds else "across-namespaces"))
-        topo = {"kind": kind, "server": server, "clients": [client]}
+        topo = {"kind": kind, "server": server, "clients": clients}
         if kind != "loopback":
-            for entry, host in ((server, self.host), (client, self.client_host)):
+            pairs = [(server, self.host)] + [(c, h) for c, h in zip(clients, self.client_hosts) if h is not self.host]
+            for entry, host in pairs:
                 entry["env"] = dict(entry.get("env") or {}, **hostcheck.environment(host))
             work = os.path.join(self.writer.run_dir, resultio.LOGS_DIR)
             os.makedirs(work, exist_ok=True)
-            rtt = hostcheck.measure_rtt(self.host, self.client_host, self.host.client_address, work)
+            rtts = []
+            for h in self.client_hosts:  # one after the other: each probe alone on the path
+                rtt = hostcheck.measure_rtt(self.host, h, self.host.client_address, work)
+                rtts.append(rtt)
+                if "error" in rtt:
+                    print(f"sweep: warning: round-trip time from {h.name} not measured: {rtt['error']}", flush=True)
+                else:
+                    print(f"sweep: round trip {h.name} -> {self.host.client_address}: "
+                          f"{rtt['echo_us']['median']:.0f} us (median of {rtt['samples']} TCP echoes)", flush=True)
             topo["network"] = {"server_address": self.host.client_address,
-                               "client_addresses": [self.client_host.client_address],
-                               "mtu": {h.name: e["env"].get("links_mtu") for e, h in
-                                       ((server, self.host), (client, self.client_host))},
-                               "rtt": [rtt]}
-            if "error" in rtt:
-                print(f"sweep: warning: round-trip time not measured: {rtt['error']}", flush=True)
-            else:
-                print(f"sweep: round trip {self.client_host.name} -> {self.host.client_address}: "
-                      f"{rtt['echo_us']['median']:.0f} us (median of {rtt['samples']} TCP echoes)", flush=True)
+                               "client_addresses": [h.client_address for h in self.client_hosts],
+                               "mtu": {h.name: e["env"].get("links_mtu") for e, h in pairs},
+                               "rtt": rtts}
         self._topology = topo
         return topo
 
@@ -582,14 +634,30 @@ class Sweep:
         def cpu(d):
             d = d or {}
             return None if d.get("cpu_user_s") is None else round(d["cpu_user_s"] + (d.get("cpu_sys_s") or 0), 3)
-        record["hosts"] = {"server": {"host": self.host.name, "cpu_s": cpu(record.get("server")),
-                                      "util": (record.get("derived") or {}).get("server_cpu_util")},
-                           "clients": [{"host": self.client_host.name, "cpu_s": cpu(record.get("client")),
-                                        "util": (record.get("derived") or {}).get("client_cpu_util")}]}
+        server = {"host": self.host.name, "cpu_s": cpu(record.get("server")),
+                  "util": (record.get("derived") or {}).get("server_cpu_util")}
+        multi = record.get("clients")
+        if multi:  # several client hosts: each generator's own CPU, on its own host
+            rtt_of = {r.get("from"): (r.get("echo_us") or {}).get("median") for r in rtt}
+            clients = [{"host": g["host"], "cpu_s": g.get("cpu_s"), "util": g.get("cpu_util"),
+                        "client_bound": g.get("client_bound"), "rtt_us": rtt_of.get(g["host"])}
+                       for g in multi["generators"]]
+        else:
+            clients = [{"host": self.client_host.name, "cpu_s": cpu(record.get("client")),
+                        "util": (record.get("derived") or {}).get("client_cpu_util")}]
+        record["hosts"] = {"server": server, "clients": clients}
+
+    def unique_hosts(self) -> list:
+        """The server's host and every client host, each once."""
+        out = [self.host]
+        for h in self.client_hosts:
+            if all(h is not x for x in out):
+                out.append(h)
+        return out
 
     def check_hosts(self) -> None:
         """Raises HostLost if a host no longer answers (asked after a failed point only)."""
-        for h in ([self.host] + ([self.client_host] if self.client_host is not self.host else [])):
+        for h in self.unique_hosts():
             why = h.alive()
             if why:
                 raise HostLost(h.name, why)
@@ -714,7 +782,8 @@ class Sweep:
             print(f"sweep: not in `cbench-server --list`, recorded as skipped: {', '.join(p.skipped_models)}",
                   flush=True)
         r = runner.Runner(self.host, p.settings, p.server_bin, self.wrk_bin, self.writer.run_dir, REPO,
-                          p.available, client_host=self.client_host)
+                          p.available, client_host=self.client_host, client_hosts=self.client_hosts,
+                          wrk_bins=self.wrk_bins or None)
         try:
             self.run_slots(r, p.slots, "")
             self.run_extra_blocks(r)
@@ -730,7 +799,7 @@ class Sweep:
         return self.finish()
 
     def kill_all(self) -> list:
-        return self.host.kill_all() + (self.client_host.kill_all() if self.client_host is not self.host else [])
+        return [pid for h in self.unique_hosts() for pid in h.kill_all()]
 
     def on_interrupt(self, signum: int) -> int:
         killed = self.kill_all()
@@ -811,11 +880,16 @@ def run(args, decide=None) -> int:
             return 0
         try:
             server_host = parse_host(plan.server_host)
-            client_host = server_host if plan.client_host == plan.server_host else parse_host(plan.client_host)
+            hosts = [server_host]
+            client_hosts = []
+            for spec in plan.clients:
+                h = server_host if spec == plan.server_host else parse_host(spec)
+                client_hosts.append(h)
+                if h is not server_host:
+                    hosts.append(h)
         except HostError as exc:
             return _err(str(exc))
-        hosts = [server_host] + ([client_host] if client_host is not server_host else [])
-        return Sweep(plan, server_host, decide, client_host).run()
+        return Sweep(plan, server_host, decide, client_hosts[0], client_hosts).run()
     except SweepInterrupted as exc:
         # Reached only if the interruption came outside the point loop (planning, lock wait).
         for h in hosts:
@@ -861,6 +935,10 @@ def progress_line(slot: Slot, label: str, total: int, width: int, record, dt, et
         what = (f"{w['req_per_s']:.0f} req/s, max {_fmt_us(mx)} | {record['verdict']} "
                 f"(server {_pct(record['derived']['server_cpu_util'])}, "
                 f"client {_pct(record['derived']['client_cpu_util'])})")
+        c = record.get("clients")  # issue 18: several client hosts
+        if c:
+            what += (f" ({c['hosts']} client hosts, skew {c['skew_s'] * 1e3:.1f} ms"
+                     + ("" if c["bounded"] else ", WINDOW NOT BOUNDED") + ")")
         other = (record.get("machine") or {}).get("other_cpu_util")
         if other is not None and other > verdict.DISTURBED_CPU:
             what += f" DISTURBED (other processes {_pct(other)} of a CPU)"

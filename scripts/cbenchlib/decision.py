@@ -9,7 +9,10 @@ A model's entry is its best row (highest median req/s, lowest median peak RSS) a
 `kind = "model"` rows without --gvl at the shape's point; the winner is compared with the
 runner-up model's best row: "wins" when the interval of winner / runner-up excludes 1 in the
 winner's favour (findings.decide), "no clear winner" (with the runner-up and the interval)
-otherwise. Picking both from the same repetitions that estimate their ratio leans the ratio away
+otherwise. Throughput decides only at the points a shape allows (server-bound ones for a tiny
+handler): when a row whose points were bound by the load generator (client-bound or
+both-saturated, so its rate is a lower bound of the server's) served more than the best row that
+may decide, the cell says "undecided by req/s" and names the lowest server CPU per request instead. Picking both from the same repetitions that estimate their ratio leans the ratio away
 from one: a "wins" is to be read with that in mind; a "no clear winner" is conservative.
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from . import design, findings, latencycurve, stats
+from . import design, findings, latencycurve, reportrefs, stats
 from .runload import Cell, Run, RunError, dig, load_run
 
 NOT_YET_RUN = "not yet run"
@@ -37,6 +40,8 @@ class Shape:
     pipeline: bool = False
 
 
+# Verdicts at which the load generator's CPU was saturated: the rate is a lower bound of the server's.
+GENERATOR_BOUND = ("client-bound", "both-saturated")
 ANY_OK = ("server-bound", "client-bound", "both-saturated", "kernel-bound", "unclear")
 SHAPES = (
     Shape("tiny handler", "ever-table", "/", "first", 64, ("server-bound",),
@@ -97,8 +102,10 @@ def shape_load(run: Run, shape: Shape):
 @dataclass
 class Cellout:
     text: str
-    winner: str | None = None
+    winner: str | None = None   # the row key when it wins (its interval excludes 1)
     word: str | None = None
+    best: str | None = None     # the best row's key, winner or not
+    value: float | None = None  # its median
 
 
 def _winner(run: Run, ld, metric_path: str, verdicts: tuple | None, higher: bool, unit: str, fmt) -> Cellout:
@@ -124,20 +131,68 @@ def _winner(run: Run, ld, metric_path: str, verdicts: tuple | None, higher: bool
     ranked = sorted(best_by_model.values(), key=lambda t: t[0], reverse=higher)
     m1, c1, v1 = ranked[0]
     if len(ranked) == 1:
-        return Cellout(f"`{c1.row.key}` ({fmt(m1)} {unit}; no other model)", c1.row.key)
+        return Cellout(f"`{c1.row.key}` ({fmt(m1)} {unit}; no other model)", c1.row.key, best=c1.row.key, value=m1)
     m2, c2, v2 = ranked[1]
     ci = stats.ratio_ci(v1, v2) if higher else stats.ratio_ci(v2, v1)  # > 1 = the winner's advantage
     dec = findings.decide(ci, "greater")
     by = f"{findings.fmt_ci(ci)}x `{c2.row.key}`"
     if dec.word == findings.SUPPORTED:
-        return Cellout(f"**`{c1.row.key}`** ({fmt(m1)} {unit}), {by}", c1.row.key, dec.word)
+        return Cellout(f"**`{c1.row.key}`** ({fmt(m1)} {unit}), {by}", c1.row.key, dec.word, c1.row.key, m1)
     return Cellout(f"no clear winner: `{c1.row.key}` ({fmt(m1)} {unit}) against {by}"
                    + (f"; {findings._reps_text(dec.reps_needed)}" if dec.word == findings.UNDECIDED
-                      and dec.reps_needed else ""), None, dec.word)
+                      and dec.reps_needed else ""), None, dec.word, c1.row.key, m1)
+
+
+def _faster_undeciding(run: Run, ld, verdicts: tuple, than: float | None) -> list[tuple[float, Cell]]:
+    """Model rows (without --gvl) whose points may not decide throughput (a repetition's verdict
+    is outside VERDICTS) but whose median req/s is above THAN (None: any), fastest first. A
+    client-bound or both-saturated rate is a lower bound of what the server could serve, so such a
+    row may be faster than every row that may decide."""
+    out = []
+    for r in run.rows.values():
+        if r.kind != "model" or r.gvl:
+            continue
+        c = run.cell(r.key, ld.lid)
+        if c is None or _vals(c, "wrk.req_per_s", verdicts):
+            continue  # no point, or it decides
+        if any((p.get("verdict") or "unclear") not in set(verdicts) | set(GENERATOR_BOUND) for p in c.ok_points):
+            continue  # an error-bound or unclear repetition: its rate is no lower bound of the server's
+        v = _vals(c, "wrk.req_per_s")
+        if v and (than is None or _median(v) > than):
+            out.append((_median(v), c))
+    return sorted(out, key=lambda t: -t[0])
+
+
+def _throughput(run: Run, ld, sh: Shape) -> Cellout:
+    """The throughput cell. When a row that may not decide served more than the best row that
+    may, req/s names no winner: the cell says so and names the lowest server CPU per request
+    instead (over every repetition: the server's cost per request does not need the server to be
+    the bound), the figure that separates models when the load generator is the limit."""
+    thr = _winner(run, ld, "wrk.req_per_s", sh.decide_at, True, "req/s", _f0)
+    faster = _faster_undeciding(run, ld, sh.decide_at, thr.value)
+    if not faster:
+        return thr
+    m, c = faster[0]
+    verdicts = "/".join(sorted({p.get("verdict") or "unclear" for p in c.ok_points}))
+    more = f" and {len(faster) - 1} more row{'s' if len(faster) > 2 else ''}" if len(faster) > 1 else ""
+    if thr.best:
+        why = (f"`{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} served more than the fastest row that may"
+               f" decide, `{thr.best}` ({_f0(thr.value)} req/s), at points where the load generator may have"
+               " been the bound")
+    else:
+        why = (f"no row may decide; `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} ran at points where the"
+               " load generator may have been the bound")
+    cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, False, "µs server CPU per request", _f2)
+    return Cellout(f"undecided by req/s: {why}. Lowest server CPU per request: {cpu.text}", None,
+                   findings.UNDECIDED)
 
 
 def _f0(v):
     return f"{v:.0f}"
+
+
+def _f2(v):
+    return f"{v:.2f}"
 
 
 def _mib(v):
@@ -147,11 +202,11 @@ def _mib(v):
 def _capacity(config: dict, root: str, shape: Shape, loader) -> str:
     """Capacity at the p99 target from the latency-curve section's open-loop points on this
     shape's path, or why there is none."""
-    sec = config.get("latency-curve") or {}
-    if not sec.get("run"):
+    full = reportrefs.run_dir(config, "latency-curve", root)
+    if full is None:
         return "no latency-curve run"
     try:
-        run = loader(_full(sec["run"], root))
+        run = loader(full)
     except RunError:
         return "no latency-curve run"
     pts = [p for p in run.points if path_matches(str(dig(p, "load.path") or ""), shape.path_prefix)]
@@ -181,21 +236,18 @@ def _design_verdicts(run: Run) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def _full(d: str, root: str) -> str:
-    return d if os.path.isabs(d) else os.path.join(root, d)
-
-
 def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False) -> list[dict]:
     out = []
     for sh in SHAPES:
         sec = config.get(sh.section) or {}
         row = {"shape": sh.name, "mechanism": sh.mechanism, "section": sh.section}
-        if not sec.get("run"):
+        full = reportrefs.resolve(sec, root)
+        if full is None:
             row.update(throughput=NOT_YET_RUN, memory=NOT_YET_RUN, capacity=NOT_YET_RUN, run=None)
             out.append(row)
             continue
         try:
-            run = loader(_full(sec["run"], root))
+            run = loader(full)
         except RunError as exc:
             row.update(throughput=f"unreadable run ({exc})", memory="", capacity="", run=None)
             out.append(row)
@@ -209,8 +261,7 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
             out.append(row)
             continue
         where = f"`{ld.lid.key}`" + (f" GET `{ld.lid.path}`" if ld.lid.path and ld.lid.path not in ld.lid.key else "")
-        thr = (Cellout("idle connections serve no requests") if sh.idle else
-               _winner(run, ld, "wrk.req_per_s", sh.decide_at, True, "req/s", _f0))
+        thr = Cellout("idle connections serve no requests") if sh.idle else _throughput(run, ld, sh)
         mem = (_winner(run, ld, "idle.bytes_per_conn", None, False, "bytes per idle connection", _f0) if sh.idle
                else _winner(run, ld, "server.rss_peak_kb", None, False, "MiB peak RSS", _mib))
         row.update(throughput=thr.text, memory=mem.text, capacity=_capacity(config, root, sh, loader),
@@ -220,16 +271,21 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
 
 
 def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = False) -> str:
-    lines = ["Each cell is generated by `make report` from the reference run of its section (linked);"
-             " \"not yet run\" until that run is listed in `results/reference-runs.toml`. A model's entry is"
+    table = rows(config, root, loader, allow_synthetic)
+    unlisted = any(r.get("run") is None for r in table)
+    lines = ["Each cell is generated by `make report` from the reference run of its section (linked)"
+             + ("; \"not yet run\" until that run is listed in `results/reference-runs.toml`" if unlisted else "")
+             + ". A model's entry is"
              " its best row (without --gvl) at the shape's load point; **bold** = the winner's advantage over"
              " the runner-up model has a 95% interval above 1 (winner / runner-up, interval in parentheses);"
              " req/s decides only at the points the shape allows (server-bound ones, except for blocking"
-             " handlers and large responses, where the sleep or the copy is the bound). Memory is the server's"
+             " handlers and large responses, where the sleep or the copy is the bound); where a row bound by"
+             " the load generator served more than every row that may decide, the cell says so and names the"
+             " lowest server CPU per request instead. Memory is the server's"
              " peak RSS (user memory; kernel socket buffers are not in it).", "",
              "| Workload shape | Load point | Throughput | Memory | Capacity at a p99 target | Mechanism | Run |",
              "|---|---|---|---|---|---|---|"]
-    for r in rows(config, root, loader, allow_synthetic):
+    for r in table:
         link = f"[{os.path.basename(r['run'])}]({r['run']}/)" if r.get("run") else NOT_YET_RUN
         lines.append(f"| {r['shape']} | {r.get('point', '')} | {r['throughput']} | {r['memory']} | {r['capacity']}"
                      f" | {r['mechanism']} | {link} |")

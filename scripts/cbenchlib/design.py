@@ -75,6 +75,10 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
                 raise DeclarationError(f"{where}: missing field {k!r}")
         if d["kind"] not in ("ratio", "convergence"):
             raise DeclarationError(f"{where}: kind {d['kind']!r}")
+        if "metrics" in d or "fallback" in d:
+            # A design finding is judged on its one metric; a fallback would need its own direction
+            # and no-effect value (as findings.py's published findings declare them) and is not read.
+            raise DeclarationError(f"{where}: a design finding judges one \"metric\"; it takes no fallback metrics")
         for m in [d["metric"]] + list(d.get("mechanism") or []):
             if m not in METRICS:
                 raise DeclarationError(f"{where}: unknown metric {m!r}")

@@ -10,6 +10,14 @@ first listed metric that can decide at the primary point:
 - CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
   server is saturated it is about 1/throughput and adds nothing to req/s;
 - system calls and context switches per request decide wherever the point did not fail.
+The first metric carries the finding's claim (its direction, null ratio, margin). Every later
+metric is a fallback, a stand-in for the same claim where the first cannot decide, and declares
+its own direction and no-effect value beside it, with its reason: a cost per request is better
+when lower, the opposite sense of req/s, and a req/s multiple such as "more than twice" is a
+different number on another metric (or none). A fallback never inherits the claim's direction or
+null ratio; one that does not declare them, or whose direction contradicts its metric's sense, is
+refused when the finding is loaded. The verdict names the metric that decided and its no-effect
+value.
 Verdict words, exactly: supported (the 95% interval excludes the null in the claimed direction),
 contradicted (excludes it in the other), equivalent (both one-sided tests pass against the
 margin), undecided (with the reason: how wide the interval is, and how many repetitions would
@@ -34,14 +42,19 @@ NO_DATA = "no data"
 _WORKER = re.compile(r"^(?P<fam>\S+) (?P<n>\d+) worker thread(?P<sep>, separate queues?)?$")
 _SINGLE = re.compile(r"^(?P<fam>\S+) single thread$")
 
-# metric name in the JSON -> (dotted path in a point, what it is, which point verdicts let it decide)
+HIGHER, LOWER = "higher", "lower"  # which side of a metric is the better one
+
+# metric name in the JSON -> (dotted path in a point, what it is, which point verdicts let it decide,
+# which side is better: a fallback's declared direction must agree with it, see declared_findings)
 METRICS = {
-    "req_per_s": ("wrk.req_per_s", "req/s", (verdict.SERVER_BOUND,)),
-    "server_cpu_us_per_req": ("derived.server_cpu_us_per_req", "server CPU us/request", (verdict.CLIENT_BOUND,)),
+    "req_per_s": ("wrk.req_per_s", "req/s", (verdict.SERVER_BOUND,), HIGHER),
+    "server_cpu_us_per_req": ("derived.server_cpu_us_per_req", "server CPU us/request", (verdict.CLIENT_BOUND,),
+                              LOWER),
     "syscalls_per_req": ("derived.syscalls_per_req", "system calls/request",
-                         (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR)),
+                         (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR), LOWER),
     "ctx_switches_per_req": ("derived.ctx_switches_per_req", "context switches/request",
-                             (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR)),
+                             (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR),
+                             LOWER),
 }
 
 
@@ -221,12 +234,37 @@ class LabelIndex:
 
 
 
+_OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}
+_SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
+
+
 @dataclass
 class MetricSpec:
+    """How one metric judges a claim: a/b `direction` than `null_ratio` (the no-effect value), or
+    within ±`margin` for "equivalent". `fallback`: not the first metric, so the values are its own
+    (declared with `reason`), never the claim's."""
     metric: str
     direction: str
     null_ratio: float = 1.0
     margin: float | None = None
+    fallback: bool = False
+    reason: str = ""
+
+    def claim_text(self) -> str:
+        """"a/b > 2", "a/b < 0.5", "a/b within ±10%"."""
+        if self.direction == "equivalent":
+            return f"a/b within ±{((self.margin or 1.0) - 1) * 100:.0f}%"
+        return f"a/b {_SIGN[self.direction]} {self.null_ratio:g}"
+
+    def no_effect_text(self) -> str:
+        if self.direction == "equivalent":
+            return f"no-effect band ±{((self.margin or 1.0) - 1) * 100:.0f}%"
+        return f"no-effect value {self.null_ratio:g}"
+
+    def decided_text(self) -> str:
+        """What the verdict of a comparison names: the deciding metric and its no-effect value."""
+        return (f"decided on {METRICS[self.metric][1]}{', a fallback' if self.fallback else ''}:"
+                f" claim {self.claim_text()}, {self.no_effect_text()}")
 
 
 @dataclass
@@ -247,6 +285,42 @@ class DeclarationError(Exception):
     pass
 
 
+def _fallback_spec(m: dict, first: MetricSpec, where: str) -> MetricSpec:
+    """A fallback metric's own claim, as declared beside it; DeclarationError when it leans on the
+    first metric's values or points the other way than its metric's sense says."""
+    name = m["metric"]
+    what = f"{where}: fallback metric {name!r} ({METRICS[name][1]})"
+    sense, first_sense = METRICS[name][3], METRICS[first.metric][3]
+    expected = first.direction if sense == first_sense else _OPPOSITE[first.direction]
+    missing = [k for k in ("direction", "reason") if not m.get(k)]
+    d = m.get("direction")
+    if d == "equivalent" and not m.get("margin"):
+        missing.append("margin")
+    elif d != "equivalent" and m.get("null_ratio") is None:
+        missing.append("null_ratio")
+    if missing:
+        raise DeclarationError(
+            f"{what} declares no {', '.join(missing)} of its own: a fallback never inherits the claim's"
+            f" direction or no-effect value ({first.claim_text()} on {METRICS[first.metric][1]}); declare"
+            f" \"direction\" ({expected!r}: {sense} is better), \"null_ratio\" (or \"margin\" for an"
+            f" equivalence claim) and \"reason\" beside the metric")
+    if d not in _OPPOSITE:
+        raise DeclarationError(f"{what}: direction {d!r} (greater, less or equivalent)")
+    if d != expected:
+        raise DeclarationError(
+            f"{what}: direction {d!r} contradicts the claim: {first.claim_text()} on"
+            f" {METRICS[first.metric][1]} ({first_sense} is better) reads {expected!r} on a metric where"
+            f" {sense} is better")
+    try:
+        null = float(m["null_ratio"]) if d != "equivalent" else 1.0
+        margin = float(m["margin"]) if m.get("margin") else None
+    except (TypeError, ValueError):
+        raise DeclarationError(f"{what}: null_ratio and margin must be numbers")
+    if not null > 0 or (margin is not None and not margin > 1.0):
+        raise DeclarationError(f"{what}: null_ratio must be > 0 and margin > 1")
+    return MetricSpec(name, d, null, margin, fallback=True, reason=str(m["reason"]))
+
+
 def declared_findings(pub: Published) -> list[Declared]:
     """The findings a published table declares; raises DeclarationError on a malformed one."""
     out = []
@@ -260,6 +334,9 @@ def declared_findings(pub: Published) -> list[Declared]:
                 m = {"metric": m} if isinstance(m, str) else dict(m)
                 if m["metric"] not in METRICS:
                     raise DeclarationError(f"{where}: unknown metric {m['metric']!r}")
+                if metrics:
+                    metrics.append(_fallback_spec(m, metrics[0], where))
+                    continue
                 d = m.get("direction", direction)
                 if d not in ("greater", "less", "equivalent"):
                     raise DeclarationError(f"{where}: direction {d!r}")
@@ -315,6 +392,11 @@ class Line:
     decision: Decision  # from the first metric that can decide at the primary point
     decided_by: str | None
     magnitude: str
+    decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
+
+    def decided_text(self) -> str:
+        """"decided on <metric>[, a fallback]: claim a/b < 0.5, no-effect value 0.5", or ""."""
+        return self.decided_spec.decided_text() if self.decided_spec is not None else ""
 
 
 @dataclass
@@ -371,6 +453,8 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
         if ca is not None and cb is not None:
             ci = effect(ca, cb, spec.metric)
             ok, why = can_decide(ca, cb, spec.metric)
+            if ok and ci is None:  # e.g. no perf on the machine: the next declared metric may decide
+                ok, why = False, f"{METRICS[spec.metric][1]} was not recorded at the primary point for both rows"
             prim = PointEffect(primary, ci, can=ok, why_not=why)
             if not ok:
                 decision = Decision(UNDECIDED, why, ci)
@@ -394,9 +478,32 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
     return MetricResult(spec, prim, decision, secs)
 
 
+def judged_on(lines: list[Line]) -> str:
+    """Which metrics judged the comparisons, each with its no-effect value and how many it judged:
+    "judged on system calls/request, a fallback (no-effect value 0.5), in 2 of 4", or ""."""
+    groups: dict[tuple, int] = {}
+    for ln in lines:
+        s = ln.decided_spec
+        if s is not None:
+            k = (METRICS[s.metric][1] + (", a fallback" if s.fallback else ""), s.no_effect_text())
+            groups[k] = groups.get(k, 0) + 1
+    if not groups:
+        return ""
+    return "judged on " + "; ".join(f"{name} ({ne}), in {n} of {len(lines)}" for (name, ne), n in groups.items())
+
+
 def combine(lines: list[Line]) -> Decision:
     """The finding's verdict over its comparisons: the common word when every comparison with data
-    agrees; undecided (naming the disagreement) otherwise."""
+    agrees; undecided (naming the disagreement) otherwise. The reason ends with the metrics that
+    judged them (judged_on)."""
+    dec = _combine_words(lines)
+    on = judged_on(lines)
+    if on:
+        dec.reason = f"{dec.reason}; {on}"
+    return dec
+
+
+def _combine_words(lines: list[Line]) -> Decision:
     if not lines:
         return Decision(NO_DATA, "the run has no rows for this finding")
     words = [ln.decision.word for ln in lines]
@@ -470,14 +577,15 @@ class Analysis:
                         if results and results[0].primary is not None:
                             dec = Decision(UNDECIDED, "no declared metric can decide at the primary point: "
                                            + "; ".join(r.primary.why_not for r in results if r.primary), None)
-                        by = None
+                        by, by_spec = None, None
                     else:
-                        dec, by = deciding.decision, deciding.spec.metric
+                        dec, by, by_spec = deciding.decision, deciding.spec.metric, deciding.spec
                     # Published magnitudes are req/s ratios: checked against the measured req/s effect.
                     rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
                     rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
                     mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
-                    f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag))
+                    f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
+                                        decided_spec=by_spec))
         f.overall = combine(f.lines)
         return f
 
@@ -495,7 +603,10 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
             f" (row a / row b) with a {stats.interval_method_text()}. The verdict comes from the first"
             " listed metric that can decide at the primary point (req/s only at server-bound points; CPU per"
             " request only where wrk, not the server, was saturated; system calls and context switches per"
-            " request wherever the point did not fail): *supported* (the interval excludes the null in the"
+            " request wherever the point did not fail). A metric after the first is a fallback, judged against"
+            " its own declared direction and no-effect value (a cost per request is better when lower, the"
+            " opposite sense of req/s), never the first metric's; each comparison's verdict names the metric"
+            " that decided and its no-effect value: *supported* (the interval excludes the null in the"
             " claimed direction), *contradicted* (in the other direction), *equivalent* (both one-sided tests"
             " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
             " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
@@ -504,12 +615,14 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
     for f in an.findings:
         d = f.decl
         m0 = d.metrics[0]
-        claim = {"greater": f"a/b > {m0.null_ratio:g}", "less": f"a/b < {m0.null_ratio:g}",
-                 "equivalent": f"a/b within ±{((m0.margin or 1) - 1) * 100:.0f}%"}[m0.direction]
         out += [f"{h}# Finding {d.fid}: {d.title}", "", f"Claim: {d.claim}", "",
-                f"Declared: primary load point GET {d.primary_path} `{d.primary_load}`; metrics "
-                + ", ".join(f"{METRICS[m.metric][1]} ({ {'greater': '>', 'less': '<', 'equivalent': '≈'}[m.direction]})"
-                            for m in d.metrics) + f"; claim {claim} on the first.", ""]
+                f"Declared: primary load point GET {d.primary_path} `{d.primary_load}`; claim {m0.claim_text()}"
+                f" on {METRICS[m0.metric][1]} ({m0.no_effect_text()})"
+                + ("; where it cannot decide, in order:" if len(d.metrics) > 1 else "."), ""]
+        fallbacks = d.metrics[1:]
+        if fallbacks:
+            out += [f"- fallback {METRICS[m.metric][1]}: claim {m.claim_text()} ({METRICS[m.metric][3]} is"
+                    f" better; {m.no_effect_text()}): {m.reason}" for m in fallbacks] + [""]
         if d.note:
             out += [d.note, ""]
         if not f.lines:
@@ -523,10 +636,11 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
                 prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
                 secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == d.primary_path else ' ' + pe.load.lid.path}:"
                                 f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
-                out.append(f"| {ln.name} | {METRICS[r.spec.metric][1]} | {prim} | {r.decision.text()} | {secs} |")
+                metric = f"{METRICS[r.spec.metric][1]} ({r.spec.claim_text()})"
+                out.append(f"| {ln.name} | {metric} | {prim} | {r.decision.text()} | {secs} |")
         out.append("")
         for ln in f.lines:
-            by = f" (decided on {METRICS[ln.decided_by][1]})" if ln.decided_by else ""
+            by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
             out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
         if f.missing:
             out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")

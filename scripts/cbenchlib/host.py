@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,6 +41,27 @@ POLL_INTERVAL_S = 0.005
 
 # Searched after PATH by LocalHost.which.
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+
+# The start gate (spawn(gate=True); issue 18, several load generators released together): runs
+# before the command on its host, says it is armed, waits for one byte on its standard input,
+# reports the time it was released on that host's CLOCK_MONOTONIC (the harness's own clock on
+# this machine and in its namespaces) and its own CPU time so far (the command's rusage includes
+# it: exec keeps a process's CPU times, and wait4 adds those of children it reaped, such as a
+# pyenv shim's), then execs the command with /dev/null as its standard input. EOF instead of the
+# byte (the harness died or gave up): exit 125, the command never runs.
+# python3 -S: no site module, ~10 ms of start-up, all of it before the release. On this machine
+# (and its namespaces) the harness's own interpreter runs it (LocalHost._gate_argv).
+GATE_SCRIPT = ("import os,sys,time\n"
+               "os.write(2,b'cbench-gate-armed\\n')\n"
+               "if os.read(0,1)!=b'g':os._exit(125)\n"
+               "t=os.times()\n"
+               "os.write(2,b'cbench-gate-go %d %.6f %.6f\\n'%(time.monotonic_ns(),t.user+t.children_user,"
+               "t.system+t.children_system))\n"
+               "n=os.open(os.devnull,os.O_RDONLY);os.dup2(n,0);os.close(n)\n"
+               "os.execvp(sys.argv[1],sys.argv[1:])\n")
+GATE_ARGV = ["python3", "-S", "-c", GATE_SCRIPT]
+GATE_ARMED = "cbench-gate-armed"
+GATE_GO_RE = re.compile(r"^cbench-gate-go (\d+) ([0-9.]+) ([0-9.]+)$", re.M)
 
 
 def _die_with_parent():
@@ -119,6 +141,23 @@ class Process:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def release(self) -> None:
+        """Opens the start gate of a command spawned with gate=True (its byte, then EOF on its
+        standard input); a command that already died is reported by poll()/wait() as usual."""
+        stdin = self.popen.stdin
+        if stdin is None:
+            raise ValueError(f"{self.argv[0]}: not started behind a gate")
+        try:
+            stdin.write(b"g")
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
     def stop(self, grace_s: float = 5.0, sig: int = signal.SIGTERM) -> int:
         """Signal the group, wait up to grace_s, then SIGKILL the group; returns the exit code.
 
@@ -140,23 +179,32 @@ class LocalHost:
 
     name = "local"
     client_address = "127.0.0.1"  # where load generators and probes connect
+    # GATE_SCRIPT's release time is on this host's CLOCK_MONOTONIC; True where that is the
+    # harness's own clock (this machine, its namespaces), so start times of generators on such
+    # hosts compare exactly.
+    shares_clock = True
+    machine = "local"  # hosts with the same `machine` share CPUs and /proc/stat
 
     def __init__(self):
         self._live: dict[int, Process] = {}
 
     def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
-              cwd: str | None = None, prefix: list[str] | None = None) -> Process:
+              cwd: str | None = None, prefix: list[str] | None = None, gate: bool = False) -> Process:
         """Start argv (pinned to the taskset CPU list `cpus` if given) in its own process group.
 
         stdout/stderr: a path (created or truncated), a file object, None (discarded), or
         stderr="stdout" to merge the two. `prefix`: a launcher that execs the rest (ip netns exec).
-        Returns a Process whose pid is the command's own (taskset and the prefix exec it).
+        gate: argv waits behind GATE_SCRIPT until Process.release() (it prints its armed and go
+        lines on stderr). Returns a Process whose pid is the command's own (taskset, the gate
+        and the prefix exec it).
         """
-        full = list(prefix or []) + (["taskset", "-c", cpus] if cpus else []) + list(argv)
+        full = (list(prefix or []) + (["taskset", "-c", cpus] if cpus else [])
+                + (self._gate_argv() if gate else []) + list(argv))
         out = _open_sink(stdout)
         err = subprocess.STDOUT if stderr == "stdout" else _open_sink(stderr)
         try:
-            popen = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+            popen = subprocess.Popen(full, stdin=subprocess.PIPE if gate else subprocess.DEVNULL,
+                                     stdout=out, stderr=err, cwd=cwd,
                                      start_new_session=True, preexec_fn=_die_with_parent,
                                      close_fds=True)
         finally:
@@ -166,6 +214,9 @@ class LocalHost:
         proc = Process(self, popen, full)
         self._live[proc.pid] = proc
         return proc
+
+    def _gate_argv(self) -> list[str]:
+        return [sys.executable or "python3"] + GATE_ARGV[1:]
 
     def _forget(self, proc: Process):
         self._live.pop(proc.pid, None)
@@ -320,10 +371,12 @@ class NamespaceHost(LocalHost):
                         f"(`ip -n {self.netns} addr` shows none); give one as netns:{self.netns}@ADDR")
 
     def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
-              cwd: str | None = None) -> Process:
+              cwd: str | None = None, gate: bool = False) -> Process:
         ip = shutil.which("ip") or shutil.which("ip", path=SBIN_PATH) or "ip"
+        # The gate (if any) runs right after `ip netns exec`, before taskset: LocalHost.spawn
+        # puts it after the prefix and its (here empty) CPU list.
         proc = super().spawn((["taskset", "-c", cpus] if cpus else []) + list(argv),
-                             None, stdout, stderr, cwd, prefix=[ip, "netns", "exec", self.netns])
+                             None, stdout, stderr, cwd, prefix=[ip, "netns", "exec", self.netns], gate=gate)
         return proc
 
     def _capture_prefix(self) -> list[str]:
@@ -379,9 +432,13 @@ class NamespaceHost(LocalHost):
 # reaches EOF (the harness stopped it, died, or its connection dropped: sshd sends a command
 # without a terminal no SIGHUP) the whole group is killed; at exit it reports the status and the
 # command's CPU time (wait4's rusage is the local ssh client's, not the command's).
+# `--gated` first: the command (host.GATE_SCRIPT's) gets a pipe as its standard input, and the
+# first byte the wrapper reads from its own is passed on to it (RemoteProcess.release).
 REMOTE_WRAPPER = r"""
 import os, resource, signal, subprocess, sys, threading, time
-p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, start_new_session=True)
+gated = sys.argv[1] == "--gated"
+p = subprocess.Popen(sys.argv[2:] if gated else sys.argv[1:],
+                     stdin=subprocess.PIPE if gated else subprocess.DEVNULL, start_new_session=True)
 sys.stderr.write("cbench-remote-pid %d\n" % p.pid); sys.stderr.flush()
 def kill_group():
     for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 0.0)):
@@ -393,8 +450,16 @@ def kill_group():
         while p.poll() is None and time.monotonic() < end:
             time.sleep(0.05)
 def watch():
-    while os.read(0, 4096):
-        pass
+    while True:
+        b = os.read(0, 4096)
+        if not b:
+            break
+        if p.stdin is not None:
+            try:
+                p.stdin.write(b[:1]); p.stdin.close()
+            except OSError:
+                pass
+            p.stdin = None
     kill_group()
     os._exit(137)
 threading.Thread(target=watch, daemon=True).start()
@@ -462,6 +527,15 @@ class RemoteProcess:
         self.local.wait(timeout_s)
         return self.poll()
 
+    def release(self) -> None:
+        """Opens the start gate (spawn(gate=True)): one byte down the connection, which the
+        remote wrapper passes on; the lifeline itself stays open."""
+        try:
+            self.local.popen.stdin.write(b"g")
+            self.local.popen.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError, AttributeError):
+            pass
+
     def signal_group(self, sig: int) -> None:
         if self.poll() is None:
             self.host.run(["kill", f"-{int(sig)}", "--", f"-{self.pid}"], check=False)
@@ -502,6 +576,8 @@ class SshHost(LocalHost):
     (an identity file, a known-hosts file): $CBENCH_SSH_OPTIONS, split on spaces.
     `address`: where clients connect, when it is not the host name (another interface)."""
 
+    shares_clock = False  # its CLOCK_MONOTONIC is another machine's
+
     def __init__(self, spec: str):
         super().__init__()
         self.name = spec
@@ -510,6 +586,7 @@ class SshHost(LocalHost):
             raise HostError(f"{spec}: not an ssh host (expected ssh://[user@]host[:port][?address=ADDR])")
         user, hostname, port, address = m.groups()
         self.dest = f"{user}@{hostname}" if user else hostname
+        self.machine = f"ssh:{hostname}"
         self.client_address = address or hostname
         self._dir = tempfile.mkdtemp(prefix="cbench-ssh-")
         control = os.path.join(self._dir, "cm")
@@ -564,15 +641,16 @@ class SshHost(LocalHost):
         return None
 
     def spawn(self, argv: list[str], cpus: str | None = None, stdout=None, stderr=None,
-              cwd: str | None = None, prefix: list[str] | None = None) -> RemoteProcess:
+              cwd: str | None = None, prefix: list[str] | None = None, gate: bool = False) -> RemoteProcess:
         """As LocalHost.spawn, on the remote host; stdout and stderr are local files (stderr
         must be a path or "stdout": the wrapper reports the pid and exit status there)."""
-        full = list(prefix or []) + (["taskset", "-c", cpus] if cpus else []) + list(argv)
+        full = (list(prefix or []) + (["taskset", "-c", cpus] if cpus else [])
+                + (GATE_ARGV if gate else []) + list(argv))
         report = stdout if stderr == "stdout" else stderr
         if not isinstance(report, str):
             report = os.path.join(self._dir, f"stderr-{len(self._remote)}-{time.monotonic_ns()}")
             stderr = report
-        remote = ["python3", "-c", REMOTE_WRAPPER] + full
+        remote = ["python3", "-c", REMOTE_WRAPPER] + (["--gated"] if gate else []) + full
         if cwd:
             remote = ["sh", "-c", 'cd "$0" && exec "$@"', cwd] + remote
         out = _open_sink(stdout)
@@ -668,6 +746,31 @@ class SshHost(LocalHost):
             d["env"] = {"hostname": lines[0], "kernel": lines[1], "cpu_count": int(lines[2]),
                         "cpu_model": lines[3] if len(lines) > 3 else None}
         return d
+
+
+def wait_all(procs: list, timeout_s: float) -> bool:
+    """Waits until every one of procs (Process or RemoteProcess) has exited, or timeout_s has
+    passed; True if all have. Each is reaped as soon as it exits (one select over all their
+    pidfds), so each one's `ended` is its own exit time, not the time a caller got round to it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        running = [p for p in procs if p.poll() is None]
+        if not running:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        fds = [getattr(p, "local", p)._pidfd for p in running]
+        if all(fd is not None for fd in fds):
+            select.select(fds, [], [], left)
+        else:
+            time.sleep(min(POLL_INTERVAL_S, left))
+
+
+def same_machine(a, b) -> bool:
+    """True when hosts a and b share CPUs and /proc/stat (this machine and its namespaces; one
+    ssh machine)."""
+    return getattr(a, "machine", None) == getattr(b, "machine", None)
 
 
 def parse_host(spec: str | None) -> LocalHost:

@@ -1,8 +1,9 @@
 """What the sweep checks and records about its hosts before the first point (issue 18).
 
-- `binary_identity` / `check_server_binary`: the server binary on the server's host exists and
-  was built from the same commit as the local build (`cbench-server --version`); the sweep
-  refuses otherwise, with a message naming the host and the difference.
+- `binary_identity` / `check_binary`: the server binary on the server's host (and cbench-load on
+  every client host, when a load uses it) exists and was built from the same commit as the
+  local build (`cbench-server --version`, `cbench-load --version`); the sweep refuses
+  otherwise, with a message naming the host and the difference.
 - `environment`: one host's fingerprint, taken on that host (hostname, kernel, CPUs, addresses,
   MTU of each link), for meta.json's topology (one entry per host).
 - `measure_rtt`: the round-trip time from a client host to the server's address, measured
@@ -64,16 +65,21 @@ ENV_SCRIPT = ("hostname; uname -r; nproc; "
               "echo '--links'; ip -o link show 2>/dev/null; echo '--addrs'; ip -4 -o addr show 2>/dev/null")
 
 
-def binary_identity(host, path: str) -> tuple[str | None, str | None]:
+# What a binary is called in a refusal ("HOST lacks the server binary PATH").
+ROLES = {"cbench-server": "server binary", "cbench-load": "load generator binary"}
+
+
+def binary_identity(host, path: str, name: str = "cbench-server") -> tuple[str | None, str | None]:
     """(identity, None) or (None, why not): `PATH --version`'s line when it prints
-    'cbench-server COMMIT'; the file's sha256 when the build predates --version."""
+    'NAME COMMIT' (name: cbench-server or cbench-load); the file's sha256 when the build
+    predates --version."""
     try:
         r = host.capture(["test", "-x", path])
         if r.returncode != 0:
-            return None, f"lacks the server binary {path} (not an executable file there)"
+            return None, f"lacks the {ROLES.get(name, name)} {path} (not an executable file there)"
         r = host.capture([path, "--version"])
         line = r.stdout.strip().splitlines()[0] if r.stdout.strip() else ""
-        if r.returncode == 0 and line.startswith("cbench-server "):
+        if r.returncode == 0 and line.startswith(f"{name} "):
             return line, None
         r = host.capture(["sha256sum", path])
         if r.returncode == 0 and r.stdout.split():
@@ -83,19 +89,24 @@ def binary_identity(host, path: str) -> tuple[str | None, str | None]:
         return None, f"cannot run {path} --version: {exc}"
 
 
-def check_server_binary(server_host, server_bin: str) -> str | None:
-    """None when the server's host has the local build's commit of server_bin at the same path,
-    else the refusal message (naming the host and the difference)."""
-    local, err = binary_identity(LocalHost(), server_bin)
+def check_binary(host, path: str, name: str) -> str | None:
+    """None when host has the local build's commit of the binary `name` at path (the same path
+    as here), else the refusal message (naming the host and the difference)."""
+    local, err = binary_identity(LocalHost(), path, name)
     if local is None:
         return f"this machine {err}"
-    remote, err = binary_identity(server_host, server_bin)
+    remote, err = binary_identity(host, path, name)
     if remote is None:
-        return f"{server_host.name} {err}; build the same commit there at the same path"
+        return f"{host.name} {err}; build the same commit there at the same path"
     if remote != local:
-        return (f"{server_host.name} has a different build of {server_bin}: it reports '{remote}', "
+        return (f"{host.name} has a different build of {path}: it reports '{remote}', "
                 f"this machine's reports '{local}'; build the same commit on both")
     return None
+
+
+def check_server_binary(server_host, server_bin: str) -> str | None:
+    """check_binary for the server binary on the server's host."""
+    return check_binary(server_host, server_bin, "cbench-server")
 
 
 def environment(host) -> dict:

@@ -246,7 +246,8 @@ def render_replication(runs: list[Run], pub: Published, heading_level: int = 1) 
                     cells.append(findings.NO_DATA)
                     continue
                 ci = ln.decision.ci
-                by = findings.METRICS[ln.decided_by][1] if ln.decided_by else "—"
+                by = (f"{findings.METRICS[ln.decided_by][1]}, {ln.decided_spec.no_effect_text()}"
+                      if ln.decided_spec is not None else "—")
                 word = f"**{ln.decision.word}**"
                 cells.append(f"{word} {findings.fmt_ci(ci)} ({by})" if ci else word)
             out.append(f"| {nm} | " + " | ".join(cells) + " |")

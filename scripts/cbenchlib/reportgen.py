@@ -3,8 +3,8 @@
 The root REPORT.md is rendered from the template REPORT.md.in (reporttpl: placeholders in the
 prose, IF REFERENCE blocks), then its sections between `<!-- BEGIN GENERATED: name -->` and
 `<!-- END GENERATED: name -->` are regenerated from the run directory that
-results/reference-runs.toml maps each name to. Every generated section names the run directory
-its numbers come from. Without a template (tests' own files) only the marked sections change.
+results/reference-runs.toml maps each name to (reportrefs: the one place that resolves it; each
+section has its own run). Every generated section names the run directory its numbers come from. Without a template (tests' own files) only the marked sections change.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections import Counter
 
-from . import crosscheck, decision, design, findings, micro, pubcompare, published, tables
+from . import crosscheck, decision, design, findings, micro, pubcompare, published, reportrefs, tables
 from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
@@ -152,10 +152,10 @@ def placeholder(name: str, sec: dict | None) -> str:
 
 def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, root: str = REPO_ROOT) -> str:
     """Generated markdown for one REPORT.md section (between its markers)."""
-    run_dir = (sec or {}).get("run", "")
-    if not run_dir:
+    full = reportrefs.resolve(sec, root)
+    if full is None:
         return placeholder(name, sec)
-    full = run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir)
+    run_dir = sec["run"]
     if is_calibration_dir(full):
         return calibration_text(full, os.path.relpath(os.path.abspath(full), os.path.abspath(root)))
     try:

@@ -8,7 +8,8 @@ The template is markdown with three constructs; nothing else in it may carry a m
   are separated by " | ". The functions are in FUNCS below; each one reads points.jsonl through
   runload (medians over the ok repetitions of a cell), records which (row, load) cells it read
   and whether it read their figures or their verdicts (the mutation test uses that), and the
-  claims it makes with "every", "all" or a range (the claims test re-checks them).
+  claims it makes with "every", "all" or a range (the claims test re-checks each against its own
+  section's run: Renderer.check_claims; the sections of one report come from different runs).
 - `<!-- IF REFERENCE: SECTION -->` ... `<!-- ELSE -->` ... `<!-- END IF -->` (no nesting): the
   first part when SECTION has a reference run, the second otherwise.
 - The generated sections between `<!-- BEGIN GENERATED: name -->` / `<!-- END GENERATED: name -->`
@@ -23,11 +24,11 @@ its words.
 from __future__ import annotations
 
 import math
-import os
 import re
 import statistics
 from dataclasses import dataclass, field
 
+from . import reportrefs
 from .runload import Cell, Run, dig, load_run, RunError
 
 # metric name -> (dotted path in a point, scale, unit format)
@@ -64,10 +65,10 @@ class TemplateError(Exception):
 @dataclass
 class Claim:
     """A rendered quantified statement ("every ...", a range) and how to re-check it."""
-    kind: str            # "range" or "every"
+    kind: str            # "range" (f_range), "verdicts" (f_bound) or "undisturbed" (f_disturbed)
     text: str
     section: str
-    check: object        # callable(run) -> str | None (None: holds; else what is wrong)
+    check: object        # callable(run of `section`) -> str | None (None: holds; else what is wrong)
 
 
 @dataclass
@@ -139,23 +140,32 @@ class Renderer:
 
     # ---- inputs
     def has_run(self, section: str) -> bool:
-        return bool((self.config.get(section) or {}).get("run"))
+        return reportrefs.run_dir(self.config, section, self.root) is not None
 
     def run(self, section: str) -> Run:
         if section in self._runs:
             return self._runs[section]
-        sec = self.config.get(section)
-        if not sec or not sec.get("run"):
+        full = reportrefs.run_dir(self.config, section, self.root)
+        if full is None:
             raise self.err(f"placeholder names section {section!r}, which has no reference run"
                            " in results/reference-runs.toml (put it inside <!-- IF REFERENCE: ... -->)")
-        d = sec["run"]
-        full = d if os.path.isabs(d) else os.path.join(self.root, d)
         try:
             r = self._load(full)
         except RunError as exc:
             raise self.err(f"section {section}: {exc}")
         self._runs[section] = r
         return r
+
+    def check_claims(self) -> list[tuple[Claim, str]]:
+        """(claim, what is wrong) for each rendered claim that does not hold in its own section's
+        run, the run this renderer mapped that section to (each claim belongs to one section, and
+        the sections of one report may come from different runs)."""
+        out = []
+        for c in self.claims:
+            problem = c.check(self.run(c.section))
+            if problem is not None:
+                out.append((c, problem))
+        return out
 
     def err(self, msg: str) -> TemplateError:
         return TemplateError(f"template line {self.line}: {msg}")
@@ -352,15 +362,22 @@ def f_bound(rd: Renderer, use: Use, section, spec, verdict="server-bound", noun=
     else:
         text = f"every {noun} was {verdict} except " + ", ".join(off)
 
-    def check(run, spec=spec, verdict=verdict, n_off=len(off), n=len(cells)):
+    # The claim names which cells are exceptions, so the check compares the cells, not their count.
+    off_cells = {(c.row.key, c.load.lid.key) for c in cells if any(v != verdict for v in c.verdicts())}
+    all_cells = {(c.row.key, c.load.lid.key) for c in cells}
+
+    def check(run, spec=spec, verdict=verdict, off_cells=off_cells, all_cells=all_cells):
         sub = Renderer({section: {"run": run.dir}}, rd.root, lambda d: run)
         cs = sub.select(section, spec, Use(-1, "", "", section), what="verdicts")
-        bad = sum(1 for c in cs if any(v != verdict for v in c.verdicts()))
-        if bad != n_off or len(cs) != n:
-            return f"claims {n_off} of {n} cells not {verdict}; the run has {bad} of {len(cs)}"
+        bad = {(c.row.key, c.load.lid.key) for c in cs if any(v != verdict for v in c.verdicts())}
+        got = {(c.row.key, c.load.lid.key) for c in cs}
+        if bad != off_cells or got != all_cells:
+            return (f"claims {len(off_cells)} of {len(all_cells)} cells not {verdict}"
+                    f" ({', '.join(sorted(r for r, _ in off_cells)) or 'none'}); the run has {len(bad)}"
+                    f" of {len(got)} ({', '.join(sorted(r for r, _ in bad)) or 'none'})")
         return None
 
-    rd.claims.append(Claim("every", text, section, check))
+    rd.claims.append(Claim("verdicts", text, section, check))
     return text
 
 
@@ -438,7 +455,7 @@ def f_disturbed(rd: Renderer, use: Use, section):
             hits.append(f"`{p['row']['key']}` at `{p['load']['key']}` repetition {p.get('rep')}{share}")
     if not hits:
         text = "no repetition of this run was disturbed"
-        rd.claims.append(Claim("every", text, section,
+        rd.claims.append(Claim("undisturbed", text, section,
                                lambda run: None if not any("DISTURBED" in (p.get("verdict_evidence") or "")
                                                            for p in run.points) else "a point is disturbed"))
         return text
@@ -489,7 +506,7 @@ def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
 
     def softirq(c):
         v = [x for x in (dig(p, "machine.softirq_frac.server") for p in undisturbed(c)) if isinstance(x, (int, float))]
-        return statistics.median(v) * 100 if v else None
+        return f"{statistics.median(v) * 100:.1f}%" if v else "not recorded"
 
     ba, bb = per_req_busy(ca), per_req_busy(cb)
     if not any(dig(p, "machine.busy_frac.server") is not None for p in ca.ok_points + cb.ok_points):
@@ -503,16 +520,58 @@ def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
     cpu_b = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(cb)]
     r, lo, hi, _ = effect(ca, cb, cpu_a, cpu_b)  # lengths differ from ok_points when disturbed: Welch
     r2, lo2, hi2, _ = effect(ca, cb, ba, bb)
-    def side(ratio, l, h):
-        if l is None:  # one repetition a side: the direction of the point estimate
-            return 1 if ratio > 1 else -1 if ratio < 1 else 0
-        return 0 if l <= 1 <= h else (1 if l > 1 else -1)
-    same = side(r, lo, hi) == side(r2, lo2, hi2)
-    return (f"At `{load}`, softirq time was {softirq(ca):.1f}% of the server CPU for `{row_a}` and"
-            f" {softirq(cb):.1f}% for `{row_b}`; server CPU per request `{row_a}`/`{row_b}` is {r:.2f} from"
-            f" the server process's CPU time and {r2:.2f} from the server CPU's busy time (softirq"
-            f" included), over the undisturbed repetitions: the comparison"
-            f" {'does not change' if same else 'changes'} with it.")
+    return (f"At `{load}`, softirq time was {softirq(ca)} of the server CPU for `{row_a}` and"
+            f" {softirq(cb)} for `{row_b}`; server CPU per request `{row_a}`/`{row_b}` is"
+            f" {_ratio_text(r, lo, hi)} from the server process's CPU time and {_ratio_text(r2, lo2, hi2)}"
+            f" from the server CPU's busy time (softirq included), over the undisturbed repetitions: "
+            + softirq_words(row_a, row_b, (r, lo, hi), (r2, lo2, hi2)) + ".")
+
+
+def _ratio_text(r, lo, hi) -> str:
+    if lo is None:
+        return f"{r:.2f} (one repetition a side: no interval)"
+    return f"{r:.2f} (95% interval {lo:.2f} to {hi:.2f})"
+
+
+def _side(r, lo, hi) -> int:
+    """-1 / +1 when the ratio's interval lies below / above 1, 0 when it includes 1; without an
+    interval (one repetition a side), the side of the point estimate."""
+    if lo is None:
+        return (r > 1) - (r < 1)
+    return -1 if hi < 1 else 1 if lo > 1 else 0
+
+
+# The two measures of server CPU per request that f_softirq compares, in the order of its tuples.
+_MEASURES = ("the process's CPU time", "the CPU's busy time")
+
+
+def softirq_words(row_a: str, row_b: str, proc: tuple, busy: tuple) -> str:
+    """Whether counting the server CPU's busy time (softirq included) instead of the process's CPU
+    time changes the A/B comparison of CPU per request. proc and busy are (ratio A/B, lo, hi);
+    lo and hi None without an interval. Five cases, each with its own words: both measures decide
+    the same way (no change); they decide opposite ways (reverses); one decides and the other
+    shows no difference (changes); neither decides, and their point estimates do not lie on
+    opposite sides of 1 (nothing to show), or do (then this run cannot tell). Never "does not
+    change" when the two ratios lie on either side of 1."""
+    sides = (_side(*proc), _side(*busy))
+    less_more = {-1: "less", 1: "more"}
+    if sides[0] and sides[1]:
+        if sides[0] == sides[1]:
+            return (f"the comparison does not change with it (by both measures `{row_a}` uses"
+                    f" {less_more[sides[0]]} server CPU per request than `{row_b}`)")
+        return (f"the two measures disagree and the comparison reverses with it (by {_MEASURES[0]}"
+                f" `{row_a}` uses {less_more[sides[0]]} than `{row_b}`, by {_MEASURES[1]}"
+                f" {less_more[sides[1]]})")
+    if sides[0] or sides[1]:
+        i = 0 if sides[0] else 1
+        return (f"the comparison changes with it (by {_MEASURES[i]} `{row_a}` uses"
+                f" {less_more[sides[i]]} than `{row_b}`; by {_MEASURES[1 - i]} no difference shows)")
+    points = ((proc[0] > 1) - (proc[0] < 1), (busy[0] > 1) - (busy[0] < 1))
+    if points[0] * points[1] < 0:
+        return ("the two measures disagree in direction but neither shows a difference, so this run"
+                " cannot tell whether counting softirq changes the comparison")
+    return ("neither measure shows a difference, and they do not point opposite ways: counting softirq"
+            " changes nothing this run can show")
 
 
 FUNCS = {"softirq": f_softirq, "method": f_method, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,
@@ -531,10 +590,10 @@ def check_reference_set(config: dict, root: str, run_loader=load_run) -> list[st
     Returns lines describing the set (for the command's output)."""
     seen = []
     for name, sec in sorted(config.items()):
-        d = (sec or {}).get("run")
-        if not d:
+        full = reportrefs.resolve(sec, root)
+        if full is None:
             continue
-        full = d if os.path.isabs(d) else os.path.join(root, d)
+        d = sec["run"]
         from . import reportgen
         if reportgen.is_calibration_dir(full):  # its trials' sweeps carry the env
             runs = reportgen.calibration_runs(full)

@@ -20,6 +20,7 @@ which propagates after this module has stopped every process it started.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import http.client
 import math
@@ -31,7 +32,8 @@ import socket
 import string
 import time
 
-from . import kernelnet, loadgen, procstat, sockstat, syscount, verdict, workers, wrk
+from . import kernelnet, loadgen, multiclient, procstat, sockstat, syscount, verdict, workers, wrk
+from .host import GATE_ARMED, GATE_GO_RE, HostError, same_machine, wait_all
 from .resultio import utc_now
 from .scenario import Point, Settings, cpu_list_count
 from . import resultio  # the point record's skeleton (new_point) and the run directory's layout
@@ -48,6 +50,9 @@ IDLE_SETTLE_SAMPLES = 3      # equal samples (threads, RSS) that mean the server
 IDLE_SETTLE_INTERVAL_S = 0.1
 IDLE_SETTLE_MAX_S = 5.0
 FD_HEADROOM = 64             # descriptors the harness needs besides the idle connections
+# Several client hosts (issue 18): how long every generator's start gate may take to say it is
+# armed (python3 -S starts in ~10 ms here; an ssh host adds its connection's round trips).
+GATE_ARM_TIMEOUT_S = 15.0
 
 
 class PointFailed(Exception):
@@ -142,6 +147,10 @@ def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag
     return argv, config_path
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.0f}%"
+
+
 def _user_name() -> str:
     import pwd
     try:
@@ -150,13 +159,32 @@ def _user_name() -> str:
         return str(os.geteuid())
 
 
+@dataclasses.dataclass
+class ClientRun:
+    """One generator of a point measured from several client hosts: its host, its share of the
+    load, its process, its output files, and when the harness released its gate."""
+    host: object
+    load: object          # scenario.Load with this host's connections, threads and rate
+    wrk_bin: str | None
+    proc: object = None
+    out_path: str = ""
+    err_path: str = ""
+    released_s: float | None = None
+
+
 class Runner:
     def __init__(self, host, settings: Settings, server_bin: str, wrk_bin: str | None,
-                 run_dir: str, repo: str, available_models: set[str] | None, client_host=None):
+                 run_dir: str, repo: str, available_models: set[str] | None, client_host=None,
+                 client_hosts=None, wrk_bins=None):
         # host: where the server runs (and is sampled); client_host: where wrk runs and the
         # harness's own probes connect from (issue 18; the same host unless given).
+        # client_hosts: several load hosts (the first is client_host: the probes, idle points
+        # and --profile's unmeasured run use it alone); wrk_bins: wrk's path on each.
         self.host = host
         self.client_host = client_host if client_host is not None else host
+        self.client_hosts = list(client_hosts) if client_hosts else [self.client_host]
+        self.client_host = self.client_hosts[0]
+        self.wrk_bins = list(wrk_bins) if wrk_bins else [wrk_bin] * len(self.client_hosts)
         self.settings = settings
         self.server_bin = server_bin
         self.wrk_bin = wrk_bin
@@ -231,9 +259,10 @@ class Runner:
                               f"(scripts/deps.sh installs nginx-light and h2o); point skipped",
                               tail="", skipped=True)
         if not point.load.is_idle and point.load.generator != "wrk":  # issue 17
-            if not loadgen.binary(self.client_host, self.server_bin, point.load.generator):
-                raise PointFailed(f"{point.load.generator} not found (cbench-load: built beside "
-                                  "cbench-server; h2load: Debian nghttp2-client)", tail="")
+            for h in self.client_hosts:
+                if not loadgen.binary(h, self.server_bin, point.load.generator):
+                    raise PointFailed(f"{point.load.generator} not found on {h.name} (cbench-load: built "
+                                      "beside cbench-server; h2load: Debian nghttp2-client)", tail="")
         elif not point.load.is_idle and not self.wrk_bin:
             raise PointFailed("wrk not found", tail="")
 
@@ -325,15 +354,17 @@ class Runner:
         finally:
             conn.close()
 
+    def _generator_argv(self, host, load, server: ServerHandle, duration_s: int, wrk_bin: str | None) -> list[str]:
+        """The load generator's argv on host: wrk, or the row's other generator (issue 17)."""
+        url = f"http://{self.addr}:{server.port}{load.path}"
+        if load.generator != "wrk":
+            return loadgen.command(loadgen.binary(host, self.server_bin, load.generator), load, url, duration_s)
+        return wrk.command(wrk_bin, url, load.wrk_threads, load.connections, duration_s,
+                           self.settings.timeout_s, load.pipeline)
+
     def _run_wrk(self, point: Point, server: ServerHandle, duration_s: int, out_path: str,
                  stop_after_s: float | None = None):
-        load = point.load
-        url = f"http://{self.addr}:{server.port}{load.path}"
-        if load.generator != "wrk":  # issue 17
-            argv = loadgen.command(loadgen.binary(self.client_host, self.server_bin, load.generator), load, url, duration_s)
-        else:
-            argv = wrk.command(self.wrk_bin, url, load.wrk_threads, load.connections, duration_s,
-                               self.settings.timeout_s, load.pipeline)
+        argv = self._generator_argv(self.client_host, point.load, server, duration_s, self.wrk_bin)
         err_path = out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
         proc = self.client_host.spawn(argv, cpus=self.settings.client_cpus, stdout=out_path, stderr=err_path)
         try:
@@ -355,10 +386,180 @@ class Runner:
             stdout = f.read()
         return proc, stdout, tail(err_path, 2000)
 
+    # -- several client hosts (issue 18; the arithmetic is multiclient.py's) ---------------------
+    def _run_on_clients(self, point: Point, server: ServerHandle, duration_s: int, tag: str, what: str,
+                        stop_after_s: float | None = None) -> list[ClientRun]:
+        """One generator per client host, each with its share of the load (multiclient.py),
+        started behind a gate, released together once every one is armed (so neither process
+        start-up nor an ssh round trip skews the start), and waited for together (each one's
+        exit time is its own). Raises PointFailed naming the host; stops whatever still runs."""
+        load = point.load
+        shares = multiclient.split_connections(load.connections, len(self.client_hosts))
+        runs = []
+        for i, (host, conns) in enumerate(zip(self.client_hosts, shares)):
+            sub = dataclasses.replace(load, connections=conns, wrk_threads=min(load.wrk_threads, conns),
+                                      rate=None if load.rate is None else load.rate * conns / load.connections)
+            out = os.path.join(self.logs_dir, f"{tag}-{what}-c{i}.txt")
+            runs.append(ClientRun(host, sub, self.wrk_bins[i], out_path=out, err_path=out[:-4] + ".err"))
+        try:
+            for r in runs:
+                argv = self._generator_argv(r.host, r.load, server, duration_s, r.wrk_bin)
+                try:
+                    r.proc = r.host.spawn(argv, cpus=self.settings.client_cpus, stdout=r.out_path,
+                                          stderr=r.err_path, gate=True)
+                except (HostError, OSError) as exc:
+                    raise PointFailed(f"cannot start the load generator on {r.host.name}: {exc}")
+            self._await_armed(runs)
+            for r in runs:
+                r.released_s = time.monotonic()
+                r.proc.release()
+            procs = [r.proc for r in runs]
+            if stop_after_s is not None and not wait_all(procs, stop_after_s):
+                for r in runs:  # a warm-up shorter than -d: cut as in _run_wrk
+                    if r.proc.poll() is None:
+                        r.proc.signal_group(signal.SIGINT)
+            limit = duration_s + self.settings.timeout_s + WRK_GRACE_S
+            if not wait_all(procs, max(0.0, limit - (time.monotonic() - runs[0].released_s))):
+                late = ", ".join(r.host.name for r in runs if r.proc.poll() is None)
+                raise PointFailed(f"the load generator on {late} did not exit within {limit:g} s; killed")
+        finally:
+            for r in runs:
+                if r.proc is None:
+                    continue
+                if r.proc.poll() is None:
+                    r.proc.stop(1.0)
+                else:
+                    if hasattr(r.proc, "_close"):
+                        r.proc._close()  # an ssh generator: end its connection's session too
+                    r.host._forget(r.proc)
+        return runs
+
+    def _await_armed(self, runs: list[ClientRun]) -> None:
+        """Until every generator's gate has printed GATE_ARMED; PointFailed naming a host whose
+        generator exited first or did not arm within GATE_ARM_TIMEOUT_S."""
+        deadline = time.monotonic() + GATE_ARM_TIMEOUT_S
+        waiting = list(runs)
+        while waiting:
+            for r in list(waiting):
+                if GATE_ARMED in tail(r.err_path, 1 << 16):
+                    waiting.remove(r)
+                elif r.proc.poll() is not None:
+                    raise PointFailed(f"the load generator on {r.host.name} exited with status "
+                                      f"{r.proc.returncode} before its start: {tail(r.err_path, 500).strip()}")
+            if waiting and time.monotonic() >= deadline:
+                raise PointFailed(f"the load generator on {', '.join(r.host.name for r in waiting)} was not "
+                                  f"ready to start within {GATE_ARM_TIMEOUT_S:g} s")
+            if waiting:
+                time.sleep(0.005)
+
+    def _merge_clients(self, point: Point, runs: list[ClientRun], record: dict) -> tuple[dict, int, str]:
+        """(the merged "wrk" object, the first non-zero exit status or 0, that generator's stderr
+        tail) of a multi-client run; fills record["clients"] (per host, the window and its bound)
+        and record["client"] (summed CPU, the busiest host's utilisation). PointFailed naming the
+        host whose output cannot be read."""
+        results, gens, extra = [], [], []
+        for r in runs:
+            with open(r.out_path, encoding="utf-8", errors="replace") as f:
+                stdout = f.read()
+            err_text = tail(r.err_path, 1 << 16)
+            try:
+                result = (wrk.parse(stdout, r.load.pipeline) if r.load.generator == "wrk"
+                          else loadgen.parse(r.load.generator, stdout, r.load.pipeline))
+            except (wrk.WrkOutputError, loadgen.LoadgenOutputError) as exc:
+                raise PointFailed(f"the load generator on {r.host.name} exited with status {r.proc.returncode}: "
+                                  f"{exc}; stderr: {err_text.strip()[-500:]}")
+            go = GATE_GO_RE.search(err_text)
+            gate_user, gate_sys = (float(go.group(2)), float(go.group(3))) if go else (0.0, 0.0)
+            on_host_clock = go is not None and r.host.shares_clock
+            started = int(go.group(1)) / 1e9 if on_host_clock else r.released_s
+            ended = r.proc.ended if r.proc.ended is not None else time.monotonic()
+            wall = ended - started
+            user = sys_ = util = None
+            if r.proc.rusage is not None:  # minus the gate's own start-up (exec keeps CPU times)
+                user = max(0.0, r.proc.rusage.ru_utime - gate_user)
+                sys_ = max(0.0, r.proc.rusage.ru_stime - gate_sys)
+                util = round((user + sys_) / wall / self.client_cpu_count, 4) if wall > 0 else None
+            duration_s = (result.get("duration_us") or 0) / 1e6
+            results.append(result)
+            gens.append({"host": r.host.name, "started_s": started, "ended_s": ended,
+                         "requests": result["requests"], "errors": sum(result["errors"].values()),
+                         "cpu_util": util, "latency_us": result["latency_us"], "duration_s": duration_s or None})
+            extra.append({"connections": r.load.connections, "threads": r.load.wrk_threads,
+                          "rate": r.load.rate, "req_per_s": result["req_per_s"],
+                          "duration_s": round(duration_s, 6), "errors_by_kind": result["errors"],
+                          "cpu_user_s": None if user is None else round(user, 3),
+                          "cpu_sys_s": None if sys_ is None else round(sys_, 3),
+                          "cpu_s": None if user is None else round(user + sys_, 3),
+                          "exit_status": r.proc.returncode,
+                          "start_clock": "host" if on_host_clock else "harness release",
+                          "same_machine_as_server": same_machine(r.host, self.host),
+                          "log": os.path.relpath(r.out_path, self.run_dir)})
+        merged = multiclient.merge(gens)
+        for g, x in zip(merged["generators"], extra):
+            g.update(x)
+        t0 = min(r.released_s for r in runs)
+        releases = [r.released_s for r in runs]
+        record["clients"] = {
+            "hosts": len(runs), "split": "connections split evenly; each host the point's -t (at most its "
+                                         "connections); an open-loop rate split as the connections",
+            "skew_s": merged["skew_s"], "release_spread_s": round(max(releases) - min(releases), 6),
+            "window_s": merged["window_s"], "bounded": merged["bounded"],
+            "max_unshared_fraction": merged["max_unshared_fraction"],
+            "max_unshared_allowed": multiclient.MAX_UNSHARED_FRACTION,
+            "requests_sum": merged["requests_sum"], "errors_sum": merged["errors_sum"],
+            "requests_in_window": merged["requests"], "errors_in_window": merged["errors"],
+            "req_per_s": merged["req_per_s"], "client_bound_hosts": merged["client_bound_hosts"],
+            "generators": [dict(g, started_s=round(x["started_s"] - t0, 6), ended_s=round(x["ended_s"] - t0, 6))
+                           for g, x in zip(merged["generators"], gens)],
+        }
+        result = multiclient.merge_results(results, merged)
+        record["clients"]["latency_merged"] = result["latency_merged"]
+        per = record["clients"]["generators"]
+        have_cpu = all(g["cpu_s"] is not None for g in per)
+        utils = [g["cpu_util"] for g in per if g["cpu_util"] is not None]
+        record["client"] = {
+            "cpu_user_s": round(sum(g["cpu_user_s"] for g in per), 3) if have_cpu else None,
+            "cpu_sys_s": round(sum(g["cpu_sys_s"] for g in per), 3) if have_cpu else None,
+            "wall_s": round(max(g["wall_s"] for g in per), 3),
+            "exit_status": next((g["exit_status"] for g in per if g["exit_status"] != 0), 0),
+            # the busiest host's: client-bound is judged per host (multiclient.py)
+            "cpu_util": max(utils) if len(utils) == len(per) else None,
+            # what the server's machine spent on generators (its /proc/stat counts only those)
+            "cpu_same_machine_s": round(sum(g["cpu_s"] for g in per if g["same_machine_as_server"]), 3)
+            if have_cpu else None,
+            "hosts": len(per)}
+        bad = next((r for r in runs if r.proc.returncode != 0), None)
+        return result, (bad.proc.returncode if bad else 0), (tail(bad.err_path, 2000) if bad else "")
+
+    def _mark_window(self, record: dict) -> None:
+        """A multi-client point whose generators did not share enough of their runs is marked
+        (multiclient.WINDOW_UNBOUNDED), keeping the verdict it would have had in its evidence."""
+        c = record.get("clients")
+        if c is None:
+            return
+        hosts = ", ".join(f"{g['host']} {g['requests']} req {_pct(g['cpu_util'])} CPU"
+                          + (" (client-bound)" if g["client_bound"] else "") for g in c["generators"])
+        record["verdict_evidence"] += (f"; {c['hosts']} client hosts ({hosts}), start skew "
+                                       f"{c['skew_s'] * 1e3:.1f} ms, shared window {c['window_s']:.3f} s")
+        if not c["bounded"]:
+            record["verdict_evidence"] = (
+                f"window not bounded: a generator ran {c['max_unshared_fraction'] * 100:.1f}% of its run outside "
+                f"the window all generators shared (more than {multiclient.MAX_UNSHARED_FRACTION * 100:g}%), so "
+                f"the summed throughput is not trusted (was {record['verdict']}: {record['verdict_evidence']})")
+            record["verdict"] = multiclient.WINDOW_UNBOUNDED
+
     def _measure_wrk(self, point: Point, server: ServerHandle, tag: str, record: dict):
         s = self.settings
         load = point.load
-        if s.warmup_s > 0:
+        multi = len(self.client_hosts) > 1  # issue 18: several load hosts, released together
+        if s.warmup_s > 0 and multi:
+            runs = self._run_on_clients(point, server, max(1, math.ceil(s.warmup_s)), tag, "warmup",
+                                        stop_after_s=s.warmup_s)
+            record["logs"]["warmup"] = os.path.relpath(runs[0].out_path, self.run_dir)
+            record["commands"]["warmup"] = runs[0].proc.argv
+            if server.proc.poll() is not None:
+                raise PointFailed(f"server exited with status {server.proc.returncode} during the warm-up")
+        elif s.warmup_s > 0:
             path = os.path.join(self.logs_dir, f"{tag}-warmup.txt")
             record["logs"]["warmup"] = os.path.relpath(path, self.run_dir)
             proc, _, _ = self._run_wrk(point, server, max(1, math.ceil(s.warmup_s)), path,
@@ -385,8 +586,20 @@ class Runner:
             if counter:
                 counter.stop()
             raise PointFailed(f"server exited with status {server.proc.poll()} before the measured run")
-        proc, stdout, stderr_tail = self._run_wrk(point, server, s.duration_s, out_path)
-        record["commands"]["client"] = proc.argv
+        if multi:
+            try:
+                runs = self._run_on_clients(point, server, s.duration_s, tag, "wrk")
+            except PointFailed:
+                if counter:
+                    counter.stop()
+                raise
+            record["logs"]["wrk"] = os.path.relpath(runs[0].out_path, self.run_dir)
+            record["logs"]["clients"] = [os.path.relpath(r.out_path, self.run_dir) for r in runs]
+            record["commands"]["client"] = runs[0].proc.argv
+            record["commands"]["clients"] = [r.proc.argv for r in runs]
+        else:
+            proc, stdout, stderr_tail = self._run_wrk(point, server, s.duration_s, out_path)
+            record["commands"]["client"] = proc.argv
         server_alive = server.proc.poll() is None
         after = procstat.sample(self.host, server.pid) if server_alive else None
         counters_after = self._counters_snapshot(point, server) if server_alive else None
@@ -401,21 +614,31 @@ class Runner:
             stat_text_before, stat_text_after, softirqs_before, procstat.read_softirqs(),
             procstat.cpu_list(s.server_cpus), procstat.cpu_list(s.client_cpus)))
 
-        if proc.rusage is not None:
-            cpu_user, cpu_sys = proc.rusage.ru_utime, proc.rusage.ru_stime
-            wall = (proc.ended or time.monotonic()) - proc.started
-            record["client"] = {"cpu_user_s": round(cpu_user, 3), "cpu_sys_s": round(cpu_sys, 3),
-                                "wall_s": round(wall, 3), "exit_status": proc.returncode}
-        try:
-            result = (wrk.parse(stdout, load.pipeline) if load.generator == "wrk"
-                      else loadgen.parse(load.generator, stdout, load.pipeline))  # issue 17
-        except (wrk.WrkOutputError, loadgen.LoadgenOutputError) as exc:
-            reason = f"wrk exited with status {proc.returncode}: {exc}"
-            if stderr_tail.strip():
-                reason += f"; stderr: {stderr_tail.strip()[-500:]}"
-            if not server_alive:
-                reason = f"server exited with status {server.proc.returncode} during the measured run; " + reason
-            raise PointFailed(reason)
+        if multi:
+            try:
+                result, returncode, stderr_tail = self._merge_clients(point, runs, record)
+            except PointFailed as exc:
+                if not server_alive:
+                    raise PointFailed(f"server exited with status {server.proc.returncode} during the "
+                                      f"measured run; {exc.reason}")
+                raise
+        else:
+            returncode = proc.returncode
+            if proc.rusage is not None:
+                cpu_user, cpu_sys = proc.rusage.ru_utime, proc.rusage.ru_stime
+                wall = (proc.ended or time.monotonic()) - proc.started
+                record["client"] = {"cpu_user_s": round(cpu_user, 3), "cpu_sys_s": round(cpu_sys, 3),
+                                    "wall_s": round(wall, 3), "exit_status": proc.returncode}
+            try:
+                result = (wrk.parse(stdout, load.pipeline) if load.generator == "wrk"
+                          else loadgen.parse(load.generator, stdout, load.pipeline))  # issue 17
+            except (wrk.WrkOutputError, loadgen.LoadgenOutputError) as exc:
+                reason = f"wrk exited with status {proc.returncode}: {exc}"
+                if stderr_tail.strip():
+                    reason += f"; stderr: {stderr_tail.strip()[-500:]}"
+                if not server_alive:
+                    reason = f"server exited with status {server.proc.returncode} during the measured run; " + reason
+                raise PointFailed(reason)
         record["wrk"] = result
         if not server_alive:
             raise PointFailed(f"server exited with status {server.proc.returncode} during the measured run")
@@ -437,10 +660,13 @@ class Runner:
             record["derived"]["counters_per_req"] = servercounters.per_request(
                 counters_before, counters_after, result["requests"])
         kernelnet.apply_verdict(record)
+        self._mark_window(record)  # issue 18: several client hosts
         if result["requests"] == 0:
             raise PointFailed("no response in the measured window (server stopped answering?)")
-        if proc.returncode != 0:
-            raise PointFailed(f"wrk exited with status {proc.returncode}; stderr: {stderr_tail.strip()[-500:]}")
+        if returncode != 0:
+            who = "wrk" if not multi else next(f"the load generator on {g['host']}" for g in
+                                               record["clients"]["generators"] if g["exit_status"] != 0)
+            raise PointFailed(f"{who} exited with status {returncode}; stderr: {stderr_tail.strip()[-500:]}")
         self._primer(server, load.path, 1, max(POST_CHECK_MIN_TIMEOUT_S, float(s.timeout_s)),
                      "post-check after the measured run")
 
@@ -470,15 +696,19 @@ class Runner:
         ctx = None if srv["ctx_voluntary"] is None else srv["ctx_voluntary"] + srv["ctx_involuntary"]
         server_util = round(cpu / window_s / self.server_cpu_count, 4) if window_s > 0 else None
         client_util = None
-        if cli and cli["wall_s"] > 0:
+        if cli and cli.get("hosts"):  # several client hosts: the busiest host's (multiclient.py)
+            client_util = cli.get("cpu_util")
+        elif cli and cli["wall_s"] > 0:
             client_util = round((cli["cpu_user_s"] + cli["cpu_sys_s"]) / cli["wall_s"]
                                 / self.client_cpu_count, 4)
         # CPU time the rest of the machine used in the window (other processes, the harness,
         # interrupts): a benchmark sharing its CPUs is disturbed, and the evidence says so.
         other_util = None
         machine = record.get("machine")
-        if machine and cli:
-            other_s = machine["busy_cpu_s"] - cpu - cli["cpu_user_s"] - cli["cpu_sys_s"]
+        if machine and cli and cli["cpu_user_s"] is not None:
+            # Several client hosts: only the generators on the server's machine are in its /proc/stat.
+            client_here_s = cli["cpu_same_machine_s"] if cli.get("hosts") else cli["cpu_user_s"] + cli["cpu_sys_s"]
+            other_s = machine["busy_cpu_s"] - cpu - client_here_s
             machine["other_cpu_s"] = round(max(0.0, other_s), 3)
             other_util = round(max(0.0, other_s) / window_s, 4) if window_s > 0 else None
             machine["other_cpu_util"] = other_util

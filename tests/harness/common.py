@@ -27,6 +27,35 @@ def private_fakes(test) -> None:
     test.out = os.path.join(test.tmp, "runs")
 
 
+# The machine-wide benchmark lock: a test sweep runs wrk, and must neither disturb nor be disturbed
+# by a benchmark on this machine. 600 s: a reference sweep may hold it for minutes; wait, not fail.
+BENCH_LOCK = "/tmp/cbench-bench.lock"
+BENCH_LOCK_TIMEOUT_S = 600
+
+
+def fake_server_fixture(test) -> None:
+    """The one setup of a test that sweeps against the fake server: private_fakes(test), and a
+    cleanup (after tearDown) that removes test.tmp and fails the test when a process whose
+    command line names test.tmp is still alive."""
+    import shutil
+
+    private_fakes(test)
+
+    def no_process_left():
+        left = processes_matching(test.tmp)
+        shutil.rmtree(test.tmp, ignore_errors=True)
+        test.assertEqual(left, [], "processes left behind")
+    test.addCleanup(no_process_left)
+
+
+def fake_sweep_args(test, *extra, lock=None) -> list[str]:
+    """`cbench sweep` arguments for the fixture's fake server, wrk link and runs directory, under
+    the benchmark lock (BENCH_LOCK, read at the call, unless lock names another), then extra (the
+    scenario and flags)."""
+    return ["sweep", "--server-bin", test.server, "--wrk-bin", test.wrk, "--out", test.out,
+            "--lock-file", lock or BENCH_LOCK, "--lock-timeout", str(BENCH_LOCK_TIMEOUT_S)] + list(extra)
+
+
 def run_cbench(args, timeout=120, **kw):
     """Run scripts/cbench with args; returns CompletedProcess (text)."""
     return subprocess.run([PYTHON, CBENCH] + list(args), capture_output=True, text=True,

@@ -1,6 +1,6 @@
 """Issue 18 on one machine: the server in one network namespace, wrk in another, joined by a
 veth pair; a real sweep across them (against the fake server), and the harness killed with
-SIGKILL mid-point leaving nothing behind.
+SIGKILL mid-point leaving nothing behind. TwoClientHosts: load from two namespaces at once.
 
 Needs the right to create network namespaces, which it checks by trying (`ip netns add`), not
 by asking for root; where it cannot, every test is skipped with the reason printed.
@@ -34,9 +34,11 @@ def ip(*args, check=True):
 
 
 class Topology:
-    """Two namespaces, `<tag>s` (server, .1) and `<tag>c` (client, .2), one veth pair."""
+    """Two namespaces, `<tag>s` (server, .1) and `<tag>c` (client, .2), one veth pair; with
+    second_client, a third, `<tag>d`, on a veth pair of its own to the server namespace
+    (10.233.N.0/24) with a route to the server's address across it."""
 
-    def __init__(self):
+    def __init__(self, second_client: bool = False):
         tag = f"cbmh{os.getpid() % 100000}"
         self.server_ns, self.client_ns = tag + "s", tag + "c"
         net = 10 + os.getpid() % 240
@@ -44,10 +46,20 @@ class Topology:
         # The harness's own link to the server namespace (for ssh://): 10.232.N.0/24.
         self.root_link = tag + "r"
         self.server_ssh_addr, self.root_addr = f"10.232.{net}.1", f"10.232.{net}.2"
+        self.second_client = second_client
+        self.client2_ns = tag + "d"
+        self.server2_addr, self.client2_addr = f"10.233.{net}.1", f"10.233.{net}.2"
         self.created: list[str] = []
 
     def create(self) -> str | None:
         """None when made, else why it cannot be (then nothing is left behind)."""
+        try:
+            return self._create()
+        except BaseException:
+            self.remove()
+            raise
+
+    def _create(self) -> str | None:
         try:
             r = ip("netns", "add", self.server_ns, check=False)
         except OSError as exc:
@@ -70,6 +82,18 @@ class Topology:
         ip("link", "set", self.root_link, "up")
         ip("-n", self.server_ns, "addr", "add", f"{self.server_ssh_addr}/24", "dev", "veth-r")
         ip("-n", self.server_ns, "link", "set", "veth-r", "up")
+        if self.second_client:
+            ip("netns", "add", self.client2_ns)
+            self.created.append(self.client2_ns)
+            ip("link", "add", "veth-s2", "netns", self.server_ns, "type", "veth",
+               "peer", "name", "veth-d", "netns", self.client2_ns)
+            for ns, dev, addr in ((self.server_ns, "veth-s2", self.server2_addr),
+                                  (self.client2_ns, "veth-d", self.client2_addr)):
+                ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", self.client2_ns, "link", "set", "lo", "up")
+            # The server listens on its first address (veth-s's): reach it across veth-d.
+            ip("-n", self.client2_ns, "route", "add", f"{self.server_addr}/32", "via", self.server2_addr)
         return None
 
     def remove(self):
@@ -77,11 +101,18 @@ class Topology:
             if name.startswith("link:"):
                 ip("link", "del", name[5:], check=False)
             else:
+                # A process still inside would keep the namespace (and its veth ends) alive
+                # after `ip netns del`: kill what is left of this test's own namespaces first.
+                for pid in ip("netns", "pids", name, check=False).stdout.split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError):
+                        pass
                 ip("netns", "del", name, check=False)  # deleting a namespace deletes its veth ends
 
     def left(self) -> list[str]:
         names = ip("netns", "list", check=False).stdout.split()
-        left = [ns for ns in (self.server_ns, self.client_ns) if ns in names]
+        left = [ns for ns in (self.server_ns, self.client_ns, self.client2_ns) if ns in names]
         if ip("link", "show", self.root_link, check=False).returncode == 0:
             left.append(self.root_link)
         return left
@@ -334,6 +365,29 @@ class OverSsh(unittest.TestCase):
         self.assertGreater(p["hosts"]["server"]["cpu_s"], 0)
         self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
 
+    def test_load_from_a_namespace_and_over_ssh_at_once(self):
+        # Two client hosts, one of them ssh:// (the server's own machine, here its namespace):
+        # the ssh generator's gate is released down its connection, its CPU comes from the wrapper.
+        clients = [f"netns:{self.topo.client_ns}", self.spec()]
+        r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                            "--out", self.out, "--lock-timeout", "600", "--server-host", self.spec(),
+                            "--client-host", clients[0], "--client-host", clients[1]],
+                           capture_output=True, text=True, timeout=300, cwd=REPO, env=self.env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (run_id,) = os.listdir(self.out)
+        with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
+            points = {p["load"]["key"]: p for p in map(json.loads, f)}
+        p = points["-t1 -c4"]
+        self.assertEqual(p["status"], "ok", p["failure"])
+        gens = p["clients"]["generators"]
+        self.assertEqual([g["host"] for g in gens], clients)
+        self.assertEqual([g["start_clock"] for g in gens], ["host", "harness release"])
+        self.assertTrue(all(g["requests"] > 0 and g["cpu_s"] is not None for g in gens), gens)
+        self.assertEqual(p["wrk"]["requests"], sum(g["requests"] for g in gens))
+        self.assertEqual(p["commands"]["clients"][1][:2], ["ssh", f"root@{self.topo.server_ssh_addr}"])
+        self.assertEqual(p["verdict"] == "window-unbounded", not p["clients"]["bounded"], p["verdict_evidence"])
+        self.assertEqual(points["idle 20"]["status"], "ok", points["idle 20"]["failure"])
+
     def test_sigkill_of_the_harness_kills_the_remote_server(self):
         proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=self.env())
@@ -425,6 +479,131 @@ class OverSsh(unittest.TestCase):
                            capture_output=True, text=True, timeout=120, cwd=REPO, env=self.env())
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn(f"ssh://nobody@{self.topo.server_ssh_addr}: cannot connect over ssh", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+
+
+class TwoClientHosts(unittest.TestCase):
+    """The server in one namespace, load from two others at once (each on its own veth pair):
+    one generator per client host, released together, merged into one point."""
+
+    @classmethod
+    def setUpClass(cls):
+        skip_if_elsewhere()
+        cls.topo = Topology(second_client=True)
+        why = cls.topo.create()
+        if why:
+            cls.topo.remove()
+            print(f"test_multihost: skipped: {why}", file=sys.stderr, flush=True)
+            raise unittest.SkipTest(why)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.topo.remove()
+        left = cls.topo.left()
+        assert not left, f"namespaces left behind: {left}"
+
+    def setUp(self):
+        private_fakes(self)
+        self.scen = os.path.join(self.tmp, "mh2.toml")
+        loads = "[[loads]]\nname = \"hello\"\nwrk_threads = 2\nconnections = 4\n"
+        # cbench-load is found beside the server binary (here the fake's copy): link the build's.
+        self.loadgen = os.path.join(REPO, "build", "cbench-load")
+        if os.access(self.loadgen, os.X_OK):
+            os.symlink(self.loadgen, os.path.join(self.tmp, "cbench-load"))
+            loads += "[[loads]]\nname = \"own\"\nwrk_threads = 1\nconnections = 4\ngenerator = \"cbench-load\"\n"
+        else:
+            print(f"test_multihost: the cbench-load point skipped: {self.loadgen} is not built",
+                  file=sys.stderr, flush=True)
+        with open(self.scen, "w") as f:
+            f.write("duration_s = 1\nwarmup_s = 0.3\nrepetitions = 1\ntimeout_s = 2\n" + loads
+                    + "[[rows]]\nmodel = \"fake-ok\"\n")
+
+    def tearDown(self):
+        # Whatever this test started and left (a failed sweep's server, generator or gate) is
+        # named in the failure, and killed so that nothing outlives the test.
+        left = processes_matching(self.tmp)
+        for line in left:
+            try:
+                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(left, [], "processes left behind")
+
+    def test_a_sweep_with_load_from_two_namespaces(self):
+        t = self.topo
+        clients = [f"netns:{t.client_ns}", f"netns:{t.client2_ns}"]
+        r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                            "--out", self.out, "--lock-timeout", "600",
+                            "--server-host", f"netns:{t.server_ns}@{t.server_addr}",
+                            "--client-host", clients[0], "--client-host", clients[1]],
+                           capture_output=True, text=True, timeout=300, cwd=REPO)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("load from 2 client hosts", r.stdout)
+        (run_id,) = os.listdir(self.out)
+        with open(os.path.join(self.out, run_id, "meta.json")) as f:
+            meta = json.load(f)
+        with open(os.path.join(self.out, run_id, "points.jsonl")) as f:
+            points = [json.loads(line) for line in f]
+        # One environment entry per host, each read on that host: distinct addresses.
+        topo = meta["topology"]
+        self.assertEqual(topo["kind"], "across-namespaces")
+        self.assertEqual(meta["harness"]["client_hosts"], clients)
+        self.assertEqual([c["spec"] for c in topo["clients"]], clients)
+        self.assertEqual([c["address"] for c in topo["clients"]], [t.client_addr, t.client2_addr])
+        envs = [topo["server"]["env"]] + [c["env"] for c in topo["clients"]]
+        addrs = [sorted(a for link, a_list in e["addresses"].items() if link != "lo" for a in a_list) for e in envs]
+        self.assertEqual(addrs[1:], [[f"{t.client_addr}/24"], [f"{t.client2_addr}/24"]])
+        self.assertIn(f"{t.server_addr}/24", addrs[0])
+        self.assertEqual(len({tuple(a) for a in addrs}), 3, addrs)
+        net = topo["network"]
+        self.assertEqual(net["client_addresses"], [t.client_addr, t.client2_addr])
+        self.assertEqual([x.get("from") for x in net["rtt"]], clients)
+        self.assertTrue(all(x["echo_us"]["median"] > 0 for x in net["rtt"]), net["rtt"])
+        self.assertEqual(len(points), 2 if os.path.lexists(os.path.join(self.tmp, "cbench-load")) else 1)
+        for p in points:
+            with self.subTest(p["load"]["key"]):
+                self.assertEqual(p["status"], "ok", p["failure"])
+                c = p["clients"]
+                print(f"test_multihost: {p['load']['key']}: start skew {c['skew_s'] * 1e3:.2f} ms, release "
+                      f"{c['release_spread_s'] * 1e6:.0f} us, window {c['window_s']:.3f} s, unshared "
+                      f"{c['max_unshared_fraction'] * 100:.1f}%, bounded {c['bounded']}", file=sys.stderr, flush=True)
+                self.assertEqual(c["hosts"], 2)
+                gens = c["generators"]
+                self.assertEqual([g["host"] for g in gens], clients)
+                self.assertEqual([g["connections"] for g in gens], [2, 2])  # -c4 split evenly
+                self.assertTrue(all(g["requests"] > 0 for g in gens), gens)
+                self.assertEqual(p["wrk"]["requests"], sum(g["requests"] for g in gens))
+                self.assertEqual(c["requests_sum"], p["wrk"]["requests"])
+                self.assertEqual(sum(g["errors"] for g in gens), c["errors_sum"])
+                self.assertTrue(all(g["cpu_s"] is not None and g["start_clock"] == "host" for g in gens), gens)
+                self.assertGreaterEqual(c["skew_s"], 0.0)
+                self.assertGreater(c["window_s"], 0.0)
+                # An unbounded window marks the point; a bounded one keeps its CPU verdict.
+                self.assertEqual(p["verdict"] == "window-unbounded", not c["bounded"], p["verdict_evidence"])
+                self.assertEqual([x[:4] for x in p["commands"]["clients"]],
+                                 [[IP, "netns", "exec", t.client_ns], [IP, "netns", "exec", t.client2_ns]])
+                self.assertTrue(all(f"http://{t.server_addr}:" in " ".join(x) for x in p["commands"]["clients"]))
+                self.assertEqual([h["host"] for h in p["hosts"]["clients"]], clients)
+                self.assertEqual(p["client"]["hosts"], 2)
+                if p["load"]["generator"] == "cbench-load":
+                    self.assertTrue(p["wrk"]["latency_merged"])
+                    self.assertIsNotNone(p["wrk"]["latency_us"]["p99"])
+                else:
+                    self.assertFalse(p["wrk"]["latency_merged"])
+                    self.assertIsNone(p["wrk"]["latency_us"]["p99"])
+                    self.assertTrue(all("p99" in g["latency_us"] for g in gens), gens)  # kept per host
+
+    def test_a_point_with_fewer_connections_than_hosts_is_refused(self):
+        with open(self.scen, "a") as f:
+            f.write("[[loads]]\nname = \"one\"\nwrk_threads = 1\nconnections = 1\n")
+        t = self.topo
+        r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
+                            "--out", self.out, "--server-host", f"netns:{t.server_ns}@{t.server_addr}",
+                            "--client-host", f"netns:{t.client_ns}", "--client-host", f"netns:{t.client2_ns}"],
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("1 connections cannot be split between 2 client hosts", r.stderr)
         self.assertFalse(os.path.exists(self.out))
 
 

@@ -2,10 +2,9 @@
 apart from the measured points, and the classifier groups canned perf-script samples."""
 import json
 import os
-import shutil
 import unittest
 
-from common import FIXTURES, private_fakes, processes_matching, run_cbench
+from common import FIXTURES, fake_server_fixture, fake_sweep_args, run_cbench
 from cbenchlib import cpubreakdown, profiling, resultio
 
 SCRIPT = """\
@@ -116,17 +115,11 @@ class ProfileRepetitionIsNotMeasured(unittest.TestCase):
         ok, why = profiling.perf_available()
         if not ok:
             self.skipTest(f"perf cannot record here: {why}")
-        private_fakes(self)
-
-    def tearDown(self):
-        left = processes_matching(self.tmp)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(left, [], "processes left behind")
+        fake_server_fixture(self)  # private fakes; fails the test if a process outlives it
 
     def test_profile_records_apart_from_points(self):
-        r = run_cbench(["sweep", os.path.join(FIXTURES, "scenarios", "profile.toml"), "--profile",
-                        "--server-bin", self.server, "--wrk-bin", self.wrk, "--out", self.out,
-                        "--lock-file", "/tmp/cbench-bench.lock", "--lock-timeout", "600"], timeout=900)
+        r = run_cbench(fake_sweep_args(self, os.path.join(FIXTURES, "scenarios", "profile.toml"), "--profile"),
+                       timeout=900)
         self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
         (run,) = [os.path.join(self.out, d) for d in os.listdir(self.out)]
         points, bad, _ = resultio.read_points(os.path.join(run, "points.jsonl"))

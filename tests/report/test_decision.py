@@ -61,6 +61,42 @@ class TestDecisionTable(unittest.TestCase):
                 self.assertIn(f"]({d}/)", text)
                 self.assertIn("not yet run", text)  # the other shapes
 
+    def test_a_faster_row_bound_by_the_load_generator_leaves_throughput_undecided(self):
+        """Tiny handler (server-bound points decide): a row whose points were client-bound or
+        both-saturated at a higher rate may be the faster one, so req/s names no winner and the
+        lowest CPU per request is named instead; an error-bound faster row, or a slower
+        generator-bound one, changes nothing."""
+        cases = [  # label, the first row's verdict and req/s, texts in the throughput cell (undecided first)
+            ("faster, both-saturated", "both-saturated", 80000,
+             ["undecided by req/s: `pull-loop t1` (80000 req/s, both-saturated) served more than the fastest"
+              " row that may decide, `worker-pool t1 shared` (40000 req/s)",
+              "Lowest server CPU per request: **`pull-loop t1`** (10.00 µs server CPU per request)"]),
+            ("faster, client-bound", "client-bound", 80000,
+             ["undecided by req/s: `pull-loop t1` (80000 req/s, client-bound) served more"]),
+            ("no row may decide", "client-bound", 80000,
+             ["undecided by req/s: no row may decide; `pull-loop t1` (80000 req/s, client-bound) ran at points"]),
+            ("faster, error-bound", "error-bound", 80000, ["**`worker-pool t1 shared`** (40000 req/s)"]),
+            ("slower, both-saturated", "both-saturated", 30000, ["**`worker-pool t1 shared`** (40000 req/s)"]),
+        ]
+        for label, verdict, rps, want in cases:
+            others = "unclear" if label == "no row may decide" else "server-bound"
+            with self.subTest(label), tempfile.TemporaryDirectory() as tmp:
+                pts = []
+                for rep, j in enumerate((0.99, 1.0, 1.01)):
+                    for key, model, r, v, cpu in (("pull-loop t1", "pull-loop", rps, verdict, 10.0),
+                                                  ("worker-pool t1 shared", "worker-pool", 40000, others, 20.0),
+                                                  ("selector-pool t4", "selector-pool", 30000, others, 25.0)):
+                        p = pt(key, model, r * j, "/", rep, verdict=v)
+                        p["derived"] = {"server_cpu_us_per_req": cpu * j}
+                        pts.append(p)
+                d = write_run(os.path.join(tmp, "20260101T000000Z-ever-table"), pts, {"scenario_name": "ever-table"})
+                row = next(r for r in decision.rows(config(ever_table=d), tmp, allow_synthetic=True)
+                           if r["shape"] == "tiny handler")
+                for w in want:
+                    self.assertIn(w, row["throughput"])
+                if not want[0].startswith("undecided"):
+                    self.assertNotIn("undecided", row["throughput"])
+
     def test_synthetic_runs_are_refused_for_the_report(self):
         with tempfile.TemporaryDirectory() as tmp:
             d = blocking_run(tmp, 6200, 99)

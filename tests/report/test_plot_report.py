@@ -140,6 +140,16 @@ class RootReportTest(unittest.TestCase):
         rc, out, err = self.root("--allow-synthetic", "--check")
         self.assertEqual(rc, 0, err)
 
+    def test_out_renders_elsewhere_and_leaves_the_report(self):
+        self.write_config(f"results/runs/{os.path.basename(RUN_A)}")
+        out_path = os.path.join(self.tmp, "rendered.md")
+        rc, out, err = self.root("--allow-synthetic", "--out", out_path)
+        self.assertEqual(rc, 0, err)
+        with open(out_path) as f:
+            self.assertIn(f"run directory `results/runs/{os.path.basename(RUN_A)}/`", f.read())
+        with open(self.report) as f:
+            self.assertEqual(f.read(), REPORT_SKELETON)
+
     def test_refuses_synthetic_runs_without_the_test_flag(self):
         self.write_config(f"results/runs/{os.path.basename(RUN_A)}")
         rc, out, err = self.root()

@@ -1,11 +1,20 @@
 """REPORT.md.in: no hand-typed figure, claims checked against their run, and a mutation test.
 
-The mutation test copies the reference ever-table run, scales one row's figures by 0.5 (every
+The sections of one report come from different runs (results/reference-runs.toml maps each
+section to its own run), so every check here takes a placeholder's or a claim's run from its
+section as the renderer mapped it (reporttpl.Renderer.run, the map the rendering used), never from
+one run for the whole template.
+
+The mutation test copies one section's reference run, scales one row's figures by 0.5 (every
 numeric field of its points' wrk, server and derived objects), renders the template again and
-requires every placeholder that read that row's figures to change, and every other one to stay:
-so each sentence that depends on the row changes, and the dependency record is exact. A second
-mutation flips one repetition's verdict and requires every "every ... was server-bound" claim over
-that cell to change. The claims test re-checks every rendered range and "every" claim against its
+requires every placeholder of that section that read that row's figures to change, and every
+other one to stay: so each sentence that depends on the row changes, and the dependency record is
+exact. A figure printed at one unit of its last digit (0.001 at three decimals) can round back to
+itself when halved, so such placeholders are checked again with the row scaled by 0.1 (which moves
+it by more than a unit); a figure printed as zero cannot change under any scaling and is skipped
+with that reason (reported as a skipped subtest, never a silent pass). A second mutation flips one
+repetition's verdict and requires every "every ... was server-bound" claim over that cell to
+change. The claims test re-checks every rendered range and "every" claim against its section's
 run, and requires that the hand-written prose (placeholder outputs removed) holds no range and no
 quantifier over rows or points.
 """
@@ -17,9 +26,9 @@ import shutil
 import tempfile
 import unittest
 
-from helpers import REPO
+from helpers import REPO, point, write_run
 
-from cbenchlib import reportgen, reporttpl, runload
+from cbenchlib import reportgen, reportrefs, reporttpl, runload
 
 TEMPLATE = os.path.join(REPO, "REPORT.md.in")
 CONFIG = os.path.join(REPO, "results", "reference-runs.toml")
@@ -82,12 +91,27 @@ def scale(obj, factor):
     return obj
 
 
+def scaled(row, factor):
+    """A point mutation: the row's wrk, server and derived figures times factor."""
+    def mutate(p):
+        if p["row"]["key"] != row:
+            return p
+        p = copy.deepcopy(p)
+        for k in ("wrk", "server", "derived"):
+            p[k] = scale(p.get(k), factor)
+        return p
+    return mutate
+
+
 class TemplateTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.config = reportgen.read_config(CONFIG)
         cls.text, cls.rd = render(cls.config)
-        cls.run_dir = os.path.join(REPO, cls.config[SECTION]["run"])
+
+    def run_dir(self, section):
+        """The run a section's placeholders read: the renderer's own map (results/reference-runs.toml)."""
+        return self.rd.run(section).dir
 
     def test_committed_report_is_rendered_from_the_template(self):
         new, _ = reportgen.render_template(read(TEMPLATE), self.config)
@@ -104,24 +128,33 @@ class TemplateTest(unittest.TestCase):
                                    " non-measurement to NOT_MEASURED with its reason)")
 
     def test_every_claim_holds_in_its_run(self):
-        run = runload.load_run(self.run_dir)
         self.assertTrue(self.rd.claims, "the template makes no checked claim")
-        for c in self.rd.claims:
-            self.assertIsNone(c.check(run), c.text)
+        self.assertEqual([(c.section, c.text, why) for c, why in self.rd.check_claims()], [])
 
     def test_claims_check_can_fail(self):
-        """A claim rendered from the run is re-checked against a run whose verdicts changed."""
+        """Each section's verdict and range claims are re-checked against a copy of that section's
+        run in which every cell's verdicts are inverted (a cell that was server-bound in every
+        repetition becomes client-bound, every other cell server-bound): at least one of that
+        section's claims must then fail."""
         tmp = tempfile.mkdtemp(prefix="cbench-claims-")
         self.addCleanup(shutil.rmtree, tmp)
+        sections = sorted({c.section for c in self.rd.claims if c.kind in ("verdicts", "range")})
+        self.assertTrue(sections, "the template makes no verdict or range claim")
+        for section in sections:
+            run = self.rd.run(section)
+            on = {(rk, lid.key) for (rk, lid), c in run.cells.items() if c.ok_points
+                  and all(v == "server-bound" for v in c.verdicts())}
 
-        def flip(p):
-            p = copy.deepcopy(p)
-            p["verdict"] = "client-bound" if p.get("verdict") == "server-bound" else "server-bound"
-            p["verdict_evidence"] = ""
-            return p
-        other = runload.load_run(copy_run(self.run_dir, os.path.join(tmp, "r"), flip))
-        failed = [c.text for c in self.rd.claims if c.check(other) is not None]
-        self.assertTrue(failed, "no claim fails against a run with every verdict flipped")
+            def invert(p, on=on):
+                p = copy.deepcopy(p)
+                p["verdict"] = "client-bound" if (p["row"]["key"], p["load"]["key"]) in on else "server-bound"
+                p["verdict_evidence"] = ""
+                return p
+            other = runload.load_run(copy_run(run.dir, os.path.join(tmp, section), invert))
+            with self.subTest(section=section):
+                failed = [c.text for c in self.rd.claims if c.section == section and _fails(c, other)]
+                self.assertTrue(failed, f"no claim of section {section} fails against its run with"
+                                        " every verdict inverted")
 
     def test_hand_written_prose_makes_no_unchecked_range_or_quantifier(self):
         text = self.text
@@ -135,34 +168,58 @@ class TemplateTest(unittest.TestCase):
         self.assertEqual([m.group(0) for m in DATA_QUANTIFIER.finditer(text)], [],
                          "a quantifier over rows/points in hand-written prose: use {{bound ...}}")
 
-    def _mutated(self, mutate):
+    def _mutated(self, section, mutate):
+        """(text, renderer) with SECTION's run replaced by a mutated copy of it."""
         tmp = tempfile.mkdtemp(prefix="cbench-mutation-")
         self.addCleanup(shutil.rmtree, tmp)
-        d = copy_run(self.run_dir, os.path.join(tmp, os.path.basename(self.run_dir)), mutate)
+        src = self.run_dir(section)
+        d = copy_run(src, os.path.join(tmp, os.path.basename(src)), mutate)
         cfg = copy.deepcopy(self.config)
-        cfg[SECTION]["run"] = d
-        return render(cfg)
+        cfg[section]["run"] = d
+        text, rd2 = render(cfg)
+        self.assertEqual(len(rd2.uses), len(self.rd.uses))
+        return text, rd2
+
+    def _check_unchanged_elsewhere(self, section, row, rd2, why):
+        for u, u2 in zip(self.rd.uses, rd2.uses):
+            if u.section == section and any(r == row for r, _ in u.figures):
+                continue
+            if u.section == section and u.source.startswith("{{runref"):
+                continue  # the copy's directory differs
+            with self.subTest(section=section, row=row, placeholder=u.source, mutation=why):
+                self.assertEqual(u.text, u2.text, f"does not depend on {row} ({section}) but changed")
 
     def test_scaling_a_row_changes_every_sentence_that_depends_on_it(self):
-        rows = sorted({r for u in self.rd.uses for r, _ in u.figures})
-        self.assertGreater(len(rows), 5)
-        for row in rows:
-            def half(p, row=row):
-                if p["row"]["key"] != row:
-                    return p
-                p = copy.deepcopy(p)
-                for k in ("wrk", "server", "derived"):
-                    p[k] = scale(p.get(k), 0.5)
-                return p
-            _, rd2 = self._mutated(half)
-            self.assertEqual(len(rd2.uses), len(self.rd.uses))
+        pairs = sorted({(u.section, r) for u in self.rd.uses for r, _ in u.figures})
+        self.assertGreater(len(pairs), 5)
+        verified = 0
+        for section, row in pairs:
+            _, rd2 = self._mutated(section, scaled(row, 0.5))
+            self._check_unchanged_elsewhere(section, row, rd2, "x0.5")
+            finer = []  # printed at one unit of their resolution: checked again at x0.1
             for u, u2 in zip(self.rd.uses, rd2.uses):
-                depends = any(r == row for r, _ in u.figures)
-                with self.subTest(row=row, placeholder=u.source):
-                    if depends and not _zero(u.text):  # half of a true zero is still zero
-                        self.assertNotEqual(u.text, u2.text, f"depends on {row} but did not change")
-                    elif not u.source.startswith("{{runref"):  # the copy's directory differs
-                        self.assertEqual(u.text, u2.text, f"does not depend on {row} but changed")
+                if u.section != section or not any(r == row for r, _ in u.figures):
+                    continue
+                with self.subTest(section=section, row=row, placeholder=u.source):
+                    if u.text != u2.text:
+                        verified += 1
+                    elif _zero(u.text):
+                        self.skipTest(f"{u.text!r} is zero at its printed resolution: no scaling of"
+                                      " the row can change it")
+                    elif _at_resolution(u.text):
+                        finer.append(u)
+                    else:
+                        self.fail(f"depends on {row} ({section}) but did not change: {u.text!r}")
+            if not finer:
+                continue
+            _, rd3 = self._mutated(section, scaled(row, 0.1))
+            self._check_unchanged_elsewhere(section, row, rd3, "x0.1")
+            for u in finer:
+                with self.subTest(section=section, row=row, placeholder=u.source, mutation="x0.1"):
+                    self.assertNotEqual(u.text, rd3.uses[u.index].text,
+                                        f"depends on {row} ({section}) but did not change at x0.1")
+                    verified += 1
+        self.assertGreaterEqual(verified, len(pairs), "the mutation test verified almost no dependency")
 
     def test_flipping_a_verdict_changes_every_claim_over_that_cell(self):
         bound = [u for u in self.rd.uses if u.source.startswith("{{bound")]
@@ -176,30 +233,9 @@ class TemplateTest(unittest.TestCase):
                 p = copy.deepcopy(p)
                 p["verdict"] = "unclear" if p.get("verdict") == "server-bound" else "server-bound"
                 return p
-            _, rd2 = self._mutated(flip)
-            self.assertNotEqual(u.text, rd2.uses[u.index].text, f"{u.source} ignores {row} at {load}")
-
-    def test_softirq_comparison_says_whether_it_changes(self):
-        """With the CPU's busy time equal to the process's CPU time the comparison cannot change;
-        with one row's busy time tripled it must say it changes."""
-        def add_busy(factor_for):
-            def mutate(p):
-                p = copy.deepcopy(p)
-                util = p.get("derived", {}).get("server_cpu_util") or 0.0
-                f = factor_for.get(p["row"]["key"], 1.0)
-                p["machine"] = dict(p.get("machine") or {}, busy_frac={"server": util * f, "client": 0.5},
-                                    softirq_frac={"server": 0.05, "client": 0.02})
-                p["verdict_evidence"] = ""
-                return p
-            return mutate
-        tpl = "{{softirq ever-table | pull-loop t1 | worker-pool t1 shared | -t4 -c64}}"
-        for factors, want in (({}, "does not change"), ({"pull-loop t1": 3.0}, "changes with it")):
-            tmp = tempfile.mkdtemp(prefix="cbench-softirq-")
-            self.addCleanup(shutil.rmtree, tmp)
-            d = copy_run(self.run_dir, os.path.join(tmp, "r"), add_busy(factors))
-            text = reporttpl.Renderer({SECTION: {"run": d}}, REPO).render(tpl)
-            self.assertIn(want, text)
-            self.assertIn("softirq time was 5.0% of the server CPU", text)
+            _, rd2 = self._mutated(u.section, flip)
+            with self.subTest(section=u.section, placeholder=u.source):
+                self.assertNotEqual(u.text, rd2.uses[u.index].text, f"{u.source} ignores {row} at {load}")
 
     def test_placeholder_naming_a_missing_row_fails_clearly(self):
         rd = reporttpl.Renderer(self.config, REPO)
@@ -211,23 +247,27 @@ class TemplateTest(unittest.TestCase):
             rd.render("{{v ever-table | pull-loop t1 | -t9 -c9 | rps}}")
         self.assertIn("no load point '-t9 -c9'", str(cm.exception))
 
+    def _copy_with_env(self, **env):
+        """A copy of the ever-table reference run whose meta.json env differs in ENV."""
+        tmp = tempfile.mkdtemp(prefix="cbench-env-")
+        self.addCleanup(shutil.rmtree, tmp)
+        d = copy_run(self.run_dir(SECTION), os.path.join(tmp, "other"), lambda p: p)
+        meta = json.loads(read(os.path.join(d, "meta.json")))
+        meta["env"].update(env)
+        with open(os.path.join(d, "meta.json"), "w") as f:
+            json.dump(meta, f)
+        return d
+
     def test_reference_set_from_two_commits_is_refused(self):
         cfg = copy.deepcopy(self.config)
-        cfg["connections"]["run"] = cfg["connections"]["kept"]
+        cfg["zz-odd-one"] = {"run": self._copy_with_env(git_commit="0" * 40)}  # beside the listed runs
         with self.assertRaises(reporttpl.TemplateError) as cm:
             reporttpl.check_reference_set(cfg, REPO)
         self.assertIn("2 commits", str(cm.exception))
 
     def test_reference_set_from_two_machines_is_refused(self):
-        tmp = tempfile.mkdtemp(prefix="cbench-machine-")
-        self.addCleanup(shutil.rmtree, tmp)
-        d = copy_run(self.run_dir, os.path.join(tmp, "other"), lambda p: p)
-        meta = json.loads(read(os.path.join(d, "meta.json")))
-        meta["env"]["cpu_model"] = "Intel Xeon"
-        with open(os.path.join(d, "meta.json"), "w") as f:
-            json.dump(meta, f)
         cfg = copy.deepcopy(self.config)
-        cfg["connections"]["run"] = d
+        cfg["zz-odd-one"] = {"run": self._copy_with_env(cpu_model="Intel Xeon")}
         with self.assertRaises(reporttpl.TemplateError) as cm:
             reporttpl.check_reference_set(cfg, REPO)
         self.assertIn("different machines", str(cm.exception))
@@ -236,7 +276,7 @@ class TemplateTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="cbench-cal-")
         self.addCleanup(shutil.rmtree, tmp)
         cal = os.path.join(tmp, "20261201T000000Z-calibrate")
-        run = copy_run(self.run_dir, os.path.join(cal, "runs", "trial0"), lambda p: p)
+        run = copy_run(self.run_dir(SECTION), os.path.join(cal, "runs", "trial0"), lambda p: p)
         if commit:
             meta = json.loads(read(os.path.join(run, "meta.json")))
             meta["env"]["git_commit"] = commit
@@ -264,26 +304,152 @@ class TemplateTest(unittest.TestCase):
         self.assertIn("2 commits", str(cm.exception))
 
     def test_sections_without_a_run_say_so(self):
-        new, _ = reportgen.render_template(read(TEMPLATE), self.config)
+        """Whatever the live set lists: a section set to run = "" with a kept run says "not yet
+        remade" and names the kept run; one without says "not yet run"; the decision table's row
+        of that shape says so too."""
+        cfg = copy.deepcopy(self.config)
+        cfg["connections"] = {"scenario": "connections", "run": "",
+                              "kept": "results/runs/20261122T072357Z-connections", "kept_machine": "AMD EPYC"}
+        cfg["large-responses"] = {"scenario": "large-responses", "run": ""}
+        new, _ = reportgen.render_template(read(TEMPLATE), cfg)
         self.assertIn("_Not yet remade on this machine._ The run of scenario `connections` kept in"
                       " `results/runs/20261122T072357Z-connections/`", new)
+        body = new.split("<!-- BEGIN GENERATED: large-responses -->", 1)[1]
+        self.assertTrue(body.startswith("\n_Not yet run._ No reference run of scenario `large-responses`"),
+                        body[:200])
+        table = new.split("<!-- BEGIN GENERATED: decision-table -->", 1)[1].split("<!-- END GENERATED", 1)[0]
+        self.assertRegex(table, r"\| large responses \|[^\n]*not yet run")
         self.assertNotIn("have not been made yet", new)
         self.assertNotIn("bootstrap interval", new)
-        # A section whose run is "" and that keeps no run elsewhere says "not yet run".
-        empty = [name for name, sec in self.config.items()
-                 if isinstance(sec, dict) and not sec.get("run") and not sec.get("kept")]
-        self.assertTrue(empty, "the reference set has no section without a run to check")
-        for name in empty:
-            body = new.split(f"<!-- BEGIN GENERATED: {name} -->", 1)[1]
-            self.assertTrue(body.startswith("\n_Not yet run._"), f"{name}: {body[:200]}")
 
+
+class ReportRefsTest(unittest.TestCase):
+    """reportrefs: the one map from a section to its run directory."""
+
+    def test_resolve(self):
+        cases = [  # label, the section's table, the directory
+            ("no section", None, None),
+            ("not yet run", {"run": ""}, None),
+            ("kept elsewhere only", {"run": "", "kept": "results/runs/old"}, None),
+            ("relative to the root", {"run": "results/runs/x"}, os.path.join("/r", "results/runs/x")),
+            ("absolute", {"run": "/tmp/x"}, "/tmp/x"),
+        ]
+        for label, sec, want in cases:
+            with self.subTest(label):
+                self.assertEqual(reportrefs.resolve(sec, "/r"), want)
+        self.assertEqual(reportrefs.run_dir({"a": {"run": "d"}, "b": {"run": ""}}, "a", "/r"), "/r/d")
+        self.assertIsNone(reportrefs.run_dir({"a": {"run": "d"}}, "b", "/r"))
+
+
+def _fails(claim, run):
+    """True when the claim does not hold in RUN (a selection that matches nothing fails too)."""
+    try:
+        return claim.check(run) is not None
+    except reporttpl.TemplateError:
+        return True
+
+
+class SoftirqWordsTest(unittest.TestCase):
+    """The softirq sentence (reporttpl.softirq_words): one case per relation between the two
+    measures' ratios A/B, (ratio, lo, hi) by the process's CPU time and by the CPU's busy time."""
+
+    CASES = [  # label, process, busy, words that must appear
+        ("both below 1", (0.70, 0.60, 0.80), (0.75, 0.65, 0.85), "does not change with it (by both measures"),
+        ("both above 1", (1.30, 1.20, 1.40), (1.20, 1.10, 1.30), "uses more server CPU per request"),
+        ("opposite sides, both decided", (0.70, 0.60, 0.80), (1.30, 1.20, 1.40), "reverses with it"),
+        ("only the process time decides", (0.70, 0.60, 0.80), (0.90, 0.70, 1.10),
+         "changes with it (by the process's CPU time `a` uses less than `b`; by the CPU's busy time no"),
+        ("only the busy time decides", (0.95, 0.80, 1.10), (1.30, 1.20, 1.40),
+         "changes with it (by the CPU's busy time `a` uses more than `b`; by the process's CPU time no"),
+        ("neither decides, same direction", (0.90, 0.70, 1.10), (0.95, 0.80, 1.10),
+         "changes nothing this run can show"),
+        # the reference run's case that read "does not change": 0.71 and 2.13, both intervals wide
+        ("neither decides, either side of 1", (0.71, 0.20, 2.50), (2.13, 0.30, 15.0),
+         "disagree in direction but neither shows a difference, so this run cannot tell"),
+        ("one repetition, same side", (0.70, None, None), (0.80, None, None), "does not change with it"),
+        ("one repetition, either side of 1", (0.70, None, None), (1.30, None, None), "reverses with it"),
+    ]
+
+    def test_each_case_has_its_words(self):
+        for label, proc, busy, want in self.CASES:
+            with self.subTest(label):
+                text = reporttpl.softirq_words("a", "b", proc, busy)
+                self.assertIn(want, text)
+                sides = {proc[0] > 1, busy[0] > 1}
+                if len(sides) == 2:  # ratios on either side of 1 are never "does not change"
+                    self.assertNotIn("does not change", text)
+
+
+def softirq_run(dir_path, busy_per_req, cpu_per_req, disturbed=(), reps=6):
+    """Rows `a t1` and `b t1` at -t4 -c64, REPS blocks, with the given process CPU and CPU busy
+    time per request (µs) per row; 5% softirq; rows in DISTURBED carry DISTURBED evidence."""
+    pts = []
+    # Each row's figures vary by the same factors in another order, so a ratio of equal figures
+    # is exactly 1 with an interval around it, and 10 against 14 is exactly 0.71.
+    jitter = (0.99, 1.0, 1.01, 1.0, 0.995, 1.005)
+    for i, row in enumerate(("a t1", "b t1")):
+        for rep in range(reps):
+            p = point(row, 50000.0, load_key="-t4 -c64", connections=64, model=row.split()[0], rep=rep)
+            p["block"] = rep
+            req, win = 100000, 2.0
+            p["wrk"]["requests"] = req
+            p["server"] = {"window_s": win}
+            p["derived"] = {"server_cpu_us_per_req": cpu_per_req[row] * jitter[(rep + 3 * i) % len(jitter)]}
+            busy = busy_per_req.get(row)
+            p["machine"] = ({} if busy is None else
+                            {"busy_frac": {"server": busy * jitter[(rep + 1 + 2 * i) % len(jitter)] * req / (win * 1e6)},
+                             "softirq_frac": {"server": 0.05}})
+            p["verdict_evidence"] = "DISTURBED: other processes" if row in disturbed else ""
+            pts.append(p)
+    return write_run(dir_path, pts)
+
+
+class SoftirqPlaceholderTest(unittest.TestCase):
+    """{{softirq}} on synthetic runs: the sentence follows the data."""
+
+    TPL = "{{softirq s | a t1 | b t1 | -t4 -c64}}"
+
+    def render(self, **kw):
+        tmp = tempfile.mkdtemp(prefix="cbench-softirq-")
+        self.addCleanup(shutil.rmtree, tmp)
+        d = softirq_run(os.path.join(tmp, "r"), **kw)
+        return reporttpl.Renderer({"s": {"run": d}}, tmp).render(self.TPL)
+
+    def test_sentence_follows_the_data(self):
+        cpu = {"a t1": 10.0, "b t1": 14.0}
+        cases = [  # label, busy per request, words
+            ("busy time agrees", {"a t1": 11.0, "b t1": 15.4}, "does not change with it"),
+            ("busy time reverses", {"a t1": 11.0, "b t1": 4.2}, "reverses with it"),
+            ("busy time shows no difference", {"a t1": 11.0, "b t1": 11.0}, "changes with it (by the process's"),
+        ]
+        for label, busy, want in cases:
+            with self.subTest(label):
+                text = self.render(busy_per_req=busy, cpu_per_req=cpu)
+                self.assertIn(want, text)
+                self.assertIn("softirq time was 5.0% of the server CPU for `a t1`", text)
+                self.assertIn("is 0.71 (95% interval", text)
+
+    def test_runs_without_the_record_or_undisturbed_points_say_so(self):
+        cpu = {"a t1": 10.0, "b t1": 14.0}
+        self.assertIn("predates this record", self.render(busy_per_req={}, cpu_per_req=cpu))
+        self.assertIn("was disturbed", self.render(busy_per_req={"a t1": 11.0, "b t1": 15.4}, cpu_per_req=cpu,
+                                                   disturbed=("a t1",)))
 
 
 def _zero(text):
     """True when a rendered figure is a zero (0, 0.00, 0.000 with its unit): scaling leaves it."""
-    import re as _re
-    m = _re.fullmatch(r"\s*([0-9.]+)\s*\S*\s*", text)
+    m = re.fullmatch(r"\s*-?([0-9.]+)\s*\S*\s*", text)
     return bool(m) and float(m.group(1) or "nan") == 0.0
+
+
+def _at_resolution(text):
+    """True when a figure in the rendered text is one unit of its last printed digit or less
+    (0.001 at three decimals, 1 as a whole number): halving its true value can round back to it."""
+    for m in re.finditer(r"(?<![\w.])([0-9]+)(?:\.([0-9]+))?(?!\w)", text):
+        unit = 10.0 ** -len(m.group(2) or "")
+        if float(m.group(0)) <= unit * 1.000001:
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""scripts/reproduce_all.py's pure parts: the time it prints first (from dry-run outputs) and the
+"""scripts/reproduce_all.py's pure parts: the time it prints first (from dry-run outputs and the
+microbenchmarks' count), the plan (every scenario, the microbenchmarks, the calibration) and the
 rewrite of results/reference-runs.toml that points each section at its new run."""
 import importlib.util
 import os
+import sys
 import unittest
 
 from helpers import REPO
 
 _spec = importlib.util.spec_from_file_location("reproduce_all", os.path.join(REPO, "scripts", "reproduce_all.py"))
 ra = importlib.util.module_from_spec(_spec)
+sys.modules["reproduce_all"] = ra  # its dataclass looks its module up while the module executes
 _spec.loader.exec_module(ra)
 
 CONFIG = '''# comment run = "x"
@@ -19,6 +22,11 @@ kept = "results/runs/older"
 [sections.handler-blocking]
 scenario = "handler-blocking"
 run = ""
+
+[sections.micro]
+scenario = "micro"
+run = ""
+kept = "results/runs/20261122T074820Z-micro"
 '''
 
 
@@ -45,11 +53,47 @@ class TestReproduceAll(unittest.TestCase):
         text2, changed2 = ra.set_run(CONFIG, "tipi-table", "results/runs/t")
         self.assertEqual((text2, changed2), (CONFIG, []))
 
+    def test_set_run_points_the_micro_section_at_the_micro_run(self):
+        text, changed = ra.set_run(CONFIG, ra.MICRO_SCENARIO, "results/runs/20261201T150000Z-micro")
+        self.assertEqual(changed, ["micro"])
+        self.assertIn('run = "results/runs/20261201T150000Z-micro"\nkept = "results/runs/20261122T074820Z-micro"', text)
+
     def test_every_reference_scenario_is_planned(self):
         names = ra.scenarios()
         self.assertEqual(names[0], "ever-table")
         self.assertNotIn("smoke", names)
         self.assertIn("handler-blocking", names)
+
+    def test_plan_runs_every_sweep_then_micro_then_calibrate(self):
+        steps = ra.plan(dry_run=lambda name: "estimated time: 1m00s with every model", micro_count=lambda: 63)
+        self.assertEqual([st.name for st in steps],
+                         [f"sweep {n}" for n in ra.scenarios()] + ["micro", "calibrate"])
+        micro = steps[-2]
+        self.assertEqual((micro.argv, micro.suffix, micro.scenario), (["micro"], "-micro", "micro"))
+        self.assertTrue(micro.parent.endswith(os.path.join("results", "runs")))
+        self.assertEqual(micro.estimate_s, ra.micro_estimate_s(63, 3, 0.3))
+        self.assertIn("63 benchmarks x 3 repetitions of at least 0.3 s", micro.note)
+        self.assertEqual(sum(st.estimate_s for st in steps),
+                         60 * len(ra.scenarios()) + micro.estimate_s + ra.CALIBRATE_ESTIMATE_S)
+        # The microbenchmarks' section is listed in the committed config with scenario "micro",
+        # so the plan's micro run reaches it.
+        with open(ra.CONFIG, encoding="utf-8") as f:
+            _, changed = ra.set_run(f.read(), micro.scenario, "results/runs/x-micro")
+        self.assertEqual(changed, ["micro"])
+
+    def test_micro_estimate(self):
+        # 63 benchmarks x (3 + 1) x 0.3 s x 1.25 = 94.5 s, rounded up: about a minute and a half.
+        self.assertEqual(ra.micro_estimate_s(63, 3, 0.3), 95)
+        self.assertEqual(ra.micro_estimate_s(10, 1, 0.5), 13)  # 12.5
+        self.assertEqual(ra.micro_estimate_s(10, 1, 0.4), 10)  # exactly 10: not rounded up to 11
+        steps = ra.plan(dry_run=lambda name: "estimated time: 9s with every model", micro_count=lambda: None)
+        self.assertIn(f"{ra.MICRO_BENCHMARKS_ASSUMED} benchmarks (assumed", steps[-2].note)
+
+    def test_a_sweep_without_an_estimate_stops_the_plan(self):
+        msg = ra.plan(dry_run=lambda name: "error: no such model", micro_count=lambda: 63)
+        self.assertIsInstance(msg, str)
+        self.assertIn("gave no estimate", msg)
+        self.assertIn("no such model", msg)
 
 
 if __name__ == "__main__":
