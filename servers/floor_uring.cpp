@@ -16,7 +16,7 @@
 // one per thread, its Date re-made when the second changes, checked on every loop tick.
 // No idle timeout, no limits (as floor): excluded from the conformance gate by its instrument trait.
 // --threads N: N loops and rings on N SO_REUSEPORT listeners. EMFILE, probing and stop: as io-uring
-// (see servers/io_uring.cpp).
+// (see servers/io_uring.cpp). Receives are always single-shot (io-uring's --uring-recv is not offered here).
 #include <string>
 #include <string_view>
 
@@ -63,10 +63,13 @@ int run(const server::Options&, server::Control& control) {
   return server::run_loop_per_listener<FloorLoop>("floor-uring", control, uring::LoopConfig{"floor-uring", std::chrono::milliseconds(0)});
 }
 
+// The shared probe; the floor always receives single-shot (it ignores --uring-recv).
+std::string probe_kernel(const server::Options&) { return uring::probe(); }
+
 }  // namespace
 
 CBENCH_REGISTER_MODEL(floor_uring_instrument, "floor-uring",
                       "completion floor, not a model: the io-uring loop (multishot accept, provided "
                       "buffers, one submit-and-wait per round) counting request terminators and sending the canned "
                       "GET / bytes for each; no parsing",
-                      server::ListenerLayout::per_thread, &run, {.instrument = true}, &uring::probe)
+                      server::ListenerLayout::per_thread, &run, {.instrument = true}, &probe_kernel)

@@ -15,6 +15,7 @@ constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "dispatches", "duplicate_dispatches", "empty_reads", "wakeups",        "rearms",     "poll_rounds",
     "accepts",    "closes",               "sq_submissions", "cq_completions", "ring_enters",
     "suppressed_duplicates", "owner_collisions",
+    "recv_nobufs", "recv_pauses",
 };
 
 std::atomic<detail::CounterBlock*> g_blocks{nullptr};  // push-only list of every thread's block

@@ -32,7 +32,7 @@ constexpr const char* kUsage =
     "                     [--idle-timeout-ms MS] [--handicap-ns N] [--processes N] [--keepalive on|off]\n"
     "                     [--counters-out PATH] [--response standard|published]\n"
     "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
-    "                     [--trace-writes]\n"
+    "                     [--trace-writes] [--uring-recv single|multishot]\n"
     "       cbench-server --version   (prints 'cbench-server COMMIT', the git commit it was built from)\n"
     "       cbench-server --list   (one model a line: NAME<tab>TRAITS<tab>SUMMARY; TRAITS is\n"
     "                               bounded, instrument, both joined by ',', or -)\n"
@@ -41,7 +41,9 @@ constexpr const char* kUsage =
     "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n"
     "--trace-writes prints 'cbench-server: pump write N' to stderr for every write (tests).\n"
     "--processes N forks N workers of the model after listening (cluster mode; the readiness line\n"
-    "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n";
+    "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n"
+    "--uring-recv (io-uring): single (default) arms one receive per read; multishot keeps one\n"
+    "multishot receive armed per connection (Linux 6.0; refused with exit 77 where missing).\n";
 
 [[noreturn]] void die_usage(const std::string& msg) {
   std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
@@ -124,6 +126,14 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       else die_usage("--keepalive wants on or off, got '" + k + "'");
     }
     // --- end of cluster mode ---
+    // --- io-uring receive mode (issue 16) ---
+    else if (a == "--uring-recv") {
+      std::string r = value();
+      if (r == "single") o.uring_recv = cb::server::UringRecv::single;
+      else if (r == "multishot") o.uring_recv = cb::server::UringRecv::multishot;
+      else die_usage("--uring-recv wants single or multishot, got '" + r + "'");
+    }
+    // --- end of io-uring receive mode ---
     else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");
@@ -168,7 +178,7 @@ int main(int argc, char** argv) {
 
   // A model that probes the kernel (io-uring) says what is missing before anything listens.
   if (spec->probe != nullptr) {
-    std::string missing = spec->probe();
+    std::string missing = spec->probe(opt);
     if (!missing.empty()) {
       std::fprintf(stderr, "cbench-server: %s: not supported here: %s\n", opt.model.c_str(), missing.c_str());
       return cb::server::kExitUnsupported;

@@ -14,6 +14,7 @@ namespace cb::server {
 
 enum class QueueLayout { shared, per_worker };
 enum class Rearm { level, oneshot };
+enum class UringRecv { single, multishot };  // io-uring's receive mode (servers/io_uring.cpp)
 
 // Command-line options, parsed and validated by main before a model runs.
 struct Options {
@@ -35,6 +36,8 @@ struct Options {
   // Cluster mode and keep-alive policy (issue 15; backends/server/cluster.h, http/codec.h).
   int processes = 0;                    // 0: this process serves; N: N forked workers serve
   bool keep_alive = true;               // false: every response closes its connection (Unicorn)
+  // Issue 16: io-uring's receives (--uring-recv): one per read state, or one multishot kept armed.
+  UringRecv uring_recv = UringRecv::single;
 };
 
 // Stop requests and listeners, shared by main and the running model.
@@ -84,9 +87,9 @@ struct ModelSpec {
   int (*run)(const Options&, Control&) = nullptr;
   ModelTraits traits{};       // e.g. CBENCH_REGISTER_MODEL(..., &run, {.bounded = true})
   // Optional (issue 16): checks, before any listener opens, that this machine offers what the
-  // model needs. Returns "" or one line naming what is missing; main then prints it and exits
-  // kExitUnsupported.
-  std::string (*probe)() = nullptr;
+  // model needs with these options. Returns "" or one line naming what is missing; main then
+  // prints it and exits kExitUnsupported.
+  std::string (*probe)(const Options&) = nullptr;
 };
 
 // The traits column of --list: "bounded", "instrument", both joined by ',', or "-" for none.

@@ -1,6 +1,7 @@
 #include "backends/uring/ring.h"
 
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +29,44 @@ std::string probe() {
     return "IORING_FEAT_EXT_ARG (a timed wait in one io_uring_enter, Linux 5.11) is missing";
   BufferRing br;
   return br.init(ring, 0, 1, 64);
+}
+
+std::string probe_recv_multishot() {
+  Ring ring;  // declared before the buffer ring, so destroyed after it
+  std::string err = ring.init(4);
+  if (err.empty()) err = ring.enable();
+  if (!err.empty()) return err;
+  io_uring_probe* ops = io_uring_get_probe_ring(ring.raw());
+  const bool has_recv = ops != nullptr && io_uring_opcode_supported(ops, IORING_OP_RECV);
+  if (ops != nullptr) io_uring_free_probe(ops);
+  if (!has_recv) return "IORING_OP_RECV (Linux 5.6) is missing";
+  BufferRing br;
+  err = br.init(ring, 0, 2, 64);
+  if (!err.empty()) return err;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return "socketpair failed: " + errno_text(errno);
+  io_uring_sqe* s = io_uring_get_sqe(ring.raw());
+  io_uring_prep_recv_multishot(s, sv[0], nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = 0;
+  io_uring_sqe_set_data64(s, 1);
+  const char byte = 'x';
+  const ssize_t wrote = ::write(sv[1], &byte, 1);
+  __kernel_timespec ts{};
+  ts.tv_sec = 2;  // the byte is already there: the completion is immediate on any kernel
+  io_uring_cqe* cqe = nullptr;
+  const int rc = io_uring_submit_and_wait_timeout(ring.raw(), &cqe, 1, &ts, nullptr);
+  std::string missing;
+  if (wrote != 1) missing = "write to a socketpair failed";
+  else if (rc < 0 || cqe == nullptr) missing = "a multishot receive did not complete: " + errno_text(rc);
+  else if (cqe->res == -EINVAL)
+    missing = "IORING_RECV_MULTISHOT (multishot receive, Linux 6.0) is missing: the kernel refused it with EINVAL";
+  else if (cqe->res < 0) missing = "a multishot receive failed: " + errno_text(cqe->res);
+  else if ((cqe->flags & IORING_CQE_F_MORE) == 0)
+    missing = "IORING_RECV_MULTISHOT (multishot receive, Linux 6.0) is missing: the kernel completed it as a single receive";
+  ::close(sv[0]);
+  ::close(sv[1]);
+  return missing;  // the receive still armed is cancelled when the ring is torn down
 }
 
 Ring::~Ring() {

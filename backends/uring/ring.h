@@ -19,6 +19,13 @@ namespace cb::uring {
 // missing and why (ModelSpec::probe). Multishot accept is not required: see Ring::multishot_accept.
 std::string probe();
 
+// Checks, once, what the multishot receive mode (io-uring --uring-recv multishot) needs on top of
+// probe(): IORING_OP_RECV (io_uring_get_probe_ring) taking IORING_RECV_MULTISHOT with buffer
+// select (Linux 6.0). io_uring's probe lists opcodes, not flags, so it arms one on a socketpair
+// and sends a byte: a kernel without the flag answers -EINVAL, or a single-shot completion (no
+// IORING_CQE_F_MORE). Returns "" or one line naming what is missing. Counts nothing.
+std::string probe_recv_multishot();
+
 // A thread's ring. Not thread-safe: one thread submits and reaps. Counts, in the shared counters
 // (backends/server/counters.h), sq_submissions (SQEs the kernel took), cq_completions (CQEs
 // reaped) and ring_enters (io_uring_enter calls this class made).

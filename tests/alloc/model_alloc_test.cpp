@@ -204,6 +204,11 @@ std::vector<Variant> variants() {
         g.gvl = true;
         out.push_back({o.model, label + "_gvl", g});
       }
+      if (spec.name == "io-uring") {  // issue 16: its opt-in multishot receive
+        Options m = o;
+        m.uring_recv = cb::server::UringRecv::multishot;
+        out.push_back({o.model, label + "_multishot", m});
+      }
     }
   }
   return out;
