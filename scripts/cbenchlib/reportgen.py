@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections import Counter
 
-from . import crosscheck, decision, design, findings, micro, pubcompare, published, reportrefs, tables
+from . import crosscheck, decision, design, findings, latencycurve, micro, pubcompare, published, reportrefs, tables
 from .runload import REPO_ROOT, Run, canonical_label, load_run, RunError
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "results", "reference-runs.toml")
@@ -47,6 +47,21 @@ def matching_published(run: Run) -> list[published.Published]:
             continue
         if labels & {p.canonical for p in pub.rows}:
             out.append(pub)
+    return out
+
+
+def latency_curve_lines(run: Run, rel: str) -> list[str]:
+    """Markdown lines of the open-loop curve (latencycurve.table: capacity at the p99 target and
+    each offered rate's percentiles) for a run with open-loop cbench-load points, with a link to
+    the chart `cbench curve RUN` draws when it exists; empty for any other run."""
+    curves = latencycurve.curve_points(run.points)
+    if not curves:
+        return []
+    out = ["### Latency against offered load (open loop, cbench-load)", "",
+           latencycurve.table(curves, latencycurve.DEFAULT_TARGET_US)]
+    if os.path.exists(os.path.join(run.dir, "latency-curve.png")):
+        out += [f"Chart: [p50, p99 and p99.9 against offered load]({rel}/latency-curve.png)"
+                f" ([SVG]({rel}/latency-curve.svg)), drawn by `scripts/cbench curve {rel}`.", ""]
     return out
 
 
@@ -177,6 +192,7 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     # Points driven by several generators (scenario generator-crosscheck): their side-by-side
     # table first (empty for runs with one generator per point).
     out += crosscheck.render(run, heading_level=3)
+    out += latency_curve_lines(run, rel)
     out.append(tables.render_run_tables(run, latency, heading_level=3, with_header=False))
     for pub in matching_published(run):
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
