@@ -23,6 +23,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
+from cbenchlib import envinfo  # noqa: E402  (after the path it is found on)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
 CONFIG = os.path.join(REPO, "results", "reference-runs.toml")
@@ -194,9 +197,13 @@ def main(argv=None) -> int:
         print(f"  (not run: {name}: {why})")
     if args.dry_run:
         return 0
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
-    if dirty.strip():
-        print("reproduce-all: the tree is dirty; a reference set comes from one clean commit", file=sys.stderr)
+    # The sweep's own rule (envinfo.git_info: results/ is not code, so a run made a minute ago
+    # and not yet committed does not make the tree dirty); one rule for both, not a second one.
+    git = envinfo.git_info(REPO)
+    if git["git_dirty"] is not False:
+        why = ", ".join(git.get("git_dirty_files", [])) or git.get("git_error", "git status failed")
+        print(f"reproduce-all: the tree is dirty ({why}); a reference set comes from one clean commit",
+              file=sys.stderr)
         return 1
     return execute(steps)
 

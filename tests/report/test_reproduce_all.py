@@ -81,6 +81,27 @@ class TestReproduceAll(unittest.TestCase):
             _, changed = ra.set_run(f.read(), micro.scenario, "results/runs/x-micro")
         self.assertEqual(changed, ["micro"])
 
+    def test_the_tree_check_is_the_sweeps_rule(self):
+        """A run made a minute ago and not yet committed (an untracked results/ directory) does
+        not stop reproduce-all, as it does not stop a sweep (envinfo.git_info excludes results/);
+        a change to code does, and names the file. (The first reference sitting of 2026-12-01's
+        third session was refused by the old `git status --porcelain` check for exactly that.)"""
+        from unittest import mock
+        steps = ra.plan(dry_run=lambda name: "estimated time: 1m00s with every model", micro_count=lambda: 1)
+        cases = [({"git_dirty": False}, 0, True),
+                 ({"git_dirty": True, "git_dirty_files": ["servers/floor.cpp"]}, 1, False),
+                 ({"git_dirty": None, "git_error": "git: not a repository"}, 1, False)]
+        for git, rc, executed in cases:
+            with self.subTest(git=git), mock.patch.object(ra, "plan", return_value=steps), \
+                    mock.patch.object(ra.envinfo, "git_info", return_value=git), \
+                    mock.patch.object(ra, "execute", return_value=0) as execute, \
+                    mock.patch("sys.stdout"), mock.patch("sys.stderr") as err:
+                self.assertEqual(ra.main([]), rc)
+                self.assertEqual(execute.called, executed)
+                if not executed:
+                    written = "".join(c.args[0] for c in err.write.call_args_list)
+                    self.assertIn((git.get("git_dirty_files") or [git.get("git_error")])[0], written)
+
     def test_micro_estimate(self):
         # 63 benchmarks x (3 + 1) x 0.3 s x 1.25 = 94.5 s, rounded up: about a minute and a half.
         self.assertEqual(ra.micro_estimate_s(63, 3, 0.3), 95)
