@@ -44,28 +44,14 @@
 #include "backends/http/pump.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
+#include "backends/uring/http_session.h"
 #include "backends/uring/loop.h"
 
 namespace {
 
 using namespace cb;
 
-// The HTTP side of a connection: the shared request pump, in its own-buffer form (a send in flight
-// points into the pump's output until its completion calls consumed()).
-class HttpSession {
- public:
-  struct Context {};
-  explicit HttpSession(Context&) {}
-
-  http::pump_state feed(Context&, std::string_view in) { return pump_.feed(in); }
-  std::string_view output() const { return pump_.output(); }
-  http::pump_state consumed(std::size_t n) { return pump_.consumed(n); }
-  bool take_progress() { return pump_.take_progress(); }
-  static void on_tick(Context&) {}
-
- private:
-  http::Pump pump_;
-};
+using HttpSession = uring::HttpSession;  // backends/uring/http_session.h
 
 using HttpLoop = uring::Loop<HttpSession>;
 

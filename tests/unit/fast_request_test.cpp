@@ -29,8 +29,11 @@
 #include "backends/http/codec.h"
 #include "backends/http/fast_request.h"
 #include "tests/unit/guarded_buffer.h"
+#include "tests/unit/date_mask.h"
 
 namespace {
+
+using cb::test::mask_dates;
 
 using namespace std::string_literals;
 using cb::http::Codec;
@@ -176,20 +179,6 @@ TEST(FastRequestTable, TakesTheCommonShapeAndDeclinesTheRest) {
 // ---------------------------------------------------------------------------------------------
 // 2. Fast path vs. http_parser only
 
-// Replaces every Date value ("\r\nDate: " + 29 bytes) with "DATE".
-std::string mask_dates(std::string_view s) {
-  static constexpr std::string_view kDate = "\r\nDate: ";
-  std::string r;
-  std::size_t from = 0;
-  for (std::size_t at = s.find(kDate); at != std::string_view::npos; at = s.find(kDate, from)) {
-    std::size_t value = at + kDate.size();
-    r.append(s.substr(from, value - from));
-    r += "DATE";
-    from = std::min(s.size(), value + 29);
-  }
-  r.append(s.substr(from));
-  return r;
-}
 
 // Everything observable about feeding one stream.
 struct Outcome {

@@ -21,8 +21,11 @@
 #include "backends/net/blocking_session.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
+#include "tests/unit/date_mask.h"
 
 namespace {
+
+using cb::test::mask_dates;
 
 using cb::net::IoScratch;
 using cb::net::NbSession;
@@ -30,17 +33,6 @@ using cb::net::want;
 
 // Replaces every Date value (29 bytes) with "DATE", 25 bytes shorter.
 constexpr std::size_t kDateMaskedAway = 29 - 4;
-std::string mask_dates(std::string_view s) {
-  std::string r;
-  std::size_t from = 0;
-  for (std::size_t at; (at = s.find("\r\nDate: ", from)) != std::string_view::npos;) {
-    r.append(s.substr(from, at + 8 - from));
-    r += "DATE";
-    from = std::min(s.size(), at + 8 + 29);
-  }
-  r.append(s.substr(from));
-  return r;
-}
 
 std::string response(std::string_view status, std::string_view content_type, std::string_view body,
                      std::string_view connection = "") {

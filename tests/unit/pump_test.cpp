@@ -23,8 +23,11 @@
 #include "backends/http/limits.h"
 #include "backends/http/pump.h"
 #include "tests/unit/guarded_buffer.h"
+#include "tests/unit/date_mask.h"
 
 namespace {
+
+using cb::test::mask_dates;
 
 using cb::http::Codec;
 using cb::http::kOutputHighWaterBytes;
@@ -34,18 +37,6 @@ using cb::http::pump_state;
 
 constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
 
-// Replaces every Date value (29 bytes) with "DATE".
-std::string mask_dates(std::string_view s) {
-  std::string r;
-  std::size_t from = 0;
-  for (std::size_t at; (at = s.find("\r\nDate: ", from)) != std::string_view::npos;) {
-    r.append(s.substr(from, at + 8 - from));
-    r += "DATE";
-    from = std::min(s.size(), at + 8 + 29);
-  }
-  r.append(s.substr(from));
-  return r;
-}
 
 std::string repeat(std::string_view s, int n) {
   std::string r;

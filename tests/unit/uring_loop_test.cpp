@@ -24,32 +24,23 @@
 
 #include "backends/http/pump.h"
 #include "backends/net/socket.h"
+#include "backends/uring/http_session.h"
 #include "backends/uring/loop.h"
 #include "backends/uring/ring.h"
+#include "tests/unit/date_mask.h"
 
 namespace {
+
+using cb::test::mask_dates;
 
 using namespace cb;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::seconds kIoTimeout{20};  // one client step; far above an honest answer
 
-// The io-uring model's session (servers/io_uring.cpp): the shared pump in its own-buffer form.
-class PumpSession {
- public:
-  struct Context {};
-  explicit PumpSession(Context&) {}
-  http::pump_state feed(Context&, std::string_view in) { return pump_.feed(in); }
-  std::string_view output() const { return pump_.output(); }
-  http::pump_state consumed(std::size_t n) { return pump_.consumed(n); }
-  bool take_progress() { return pump_.take_progress(); }
-  static void on_tick(Context&) {}
+// The io-uring model's session (backends/uring/http_session.h), as servers/io_uring.cpp uses it.
 
- private:
-  http::Pump pump_;
-};
-
-using TestLoop = uring::Loop<PumpSession>;
+using TestLoop = uring::Loop<uring::HttpSession>;
 
 // A loop on an ephemeral port of 127.0.0.1, served on its own thread until stop().
 class RunningLoop {
@@ -131,18 +122,6 @@ std::string repeat(std::string_view s, int n) {
   return r;
 }
 
-// Replaces every Date value (29 bytes) with "DATE", so two runs' bytes compare.
-std::string mask_dates(std::string_view s) {
-  std::string r;
-  std::size_t from = 0;
-  for (std::size_t at; (at = s.find("\r\nDate: ", from)) != std::string_view::npos;) {
-    r.append(s.substr(from, at + 8 - from));
-    r += "DATE";
-    from = std::min(s.size(), at + 8 + 29);
-  }
-  r.append(s.substr(from));
-  return r;
-}
 
 struct Responses {
   int count = 0;            // whole 200 responses read
