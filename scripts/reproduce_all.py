@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
-from cbenchlib import envinfo  # noqa: E402  (after the path it is found on)
+from cbenchlib.run import envinfo  # noqa: E402  (after the path it is found on)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
@@ -103,7 +103,7 @@ def micro_estimate_s(n_benchmarks: int, repetitions: int, min_time_s: float) -> 
 def count_micro_benchmarks() -> int | None:
     """How many benchmarks `cbench micro` would run: the built binaries' --benchmark_list_tests
     (cli_micro's own listing), or None when none is built or one fails to list."""
-    from cbenchlib import cli_micro
+    from cbenchlib.cmd import micro as cli_micro
     binaries = cli_micro.find_binaries(os.path.join(REPO, cli_micro.DEFAULT_BENCH_DIR))
     lists = [cli_micro.list_benchmarks(b, None) for b in binaries]
     if not binaries or any(names is None for names in lists):
@@ -127,7 +127,7 @@ def plan(dry_run=None, micro_count=count_micro_benchmarks) -> list[Step] | str:
     """The steps of a reproduce-all, or a message saying why there is no plan. dry_run(name)
     returns `cbench sweep NAME --dry-run`'s output; micro_count() the number of benchmarks (None
     when unknown)."""
-    from cbenchlib import cli_micro
+    from cbenchlib.cmd import micro as cli_micro
     if dry_run is None:
         def dry_run(name):
             out = subprocess.run(CBENCH + ["sweep", name, "--dry-run"], cwd=REPO, capture_output=True, text=True)

@@ -49,7 +49,7 @@ def main():
         return 0
     if a.list:
         for name, desc in MODELS.items():
-            print(f"{name}\t{desc}")
+            print(f"{name}\t-\t{desc}")
         return 0
     if a.model not in MODELS:
         print(f"fake-server: unknown model {a.model!r}", file=sys.stderr)

@@ -9,7 +9,8 @@ import time
 import unittest
 
 from common import REPO
-from cbenchlib import kernelnet, runner, scenario, servercounters, workers
+from cbenchlib.run import kernelnet, runner, servercounters, workers
+from cbenchlib.format import scenario
 
 NETSTAT = """TcpExt: SyncookiesSent ListenOverflows ListenDrops TW TWRecycled TWKilled TCPTimeWaitOverflow TCPAbortOnData
 TcpExt: 0 {lo} {ld} {tw} 0 0 {two} 0

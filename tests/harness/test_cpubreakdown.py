@@ -2,7 +2,7 @@
 import unittest
 
 from common import REPO  # noqa: F401  (puts scripts/ on sys.path)
-from cbenchlib import cpubreakdown as cb
+from cbenchlib.run import cpubreakdown as cb
 
 REPORT = """\
 # Samples: 1K of event 'cpu-clock'

@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 from common import REPO, processes_matching, run_cbench
-from cbenchlib import resultio
+from cbenchlib.format import resultio
 
 SERVER_BIN = os.environ.get("CBENCH_SERVER_BIN") or os.path.join(REPO, "build", "cbench-server")
 REQUIRE = os.environ.get("CBENCH_REQUIRE_BINARY") == "1"
@@ -99,7 +99,7 @@ class EndToEnd(unittest.TestCase):
     def test_quick_peers_and_floor(self):
         """nginx and h2o (issue 7) as configured by the harness, and the floor instrument,
         answer wrk under the sweep, are summed over their processes and stop cleanly."""
-        from cbenchlib.host import LocalHost
+        from cbenchlib.run.host import LocalHost
         missing = [n for n in ("nginx", "h2o") if LocalHost().which(n) is None]
         if missing:
             self.skipTest(f"{', '.join(missing)} not installed (scripts/deps.sh installs them)")

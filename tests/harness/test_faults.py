@@ -21,7 +21,7 @@ import time
 import unittest
 
 from common import CBENCH, FAKE_SERVER, PYTHON, REPO, processes_matching
-from cbenchlib import resultio
+from cbenchlib.format import resultio
 
 # Root ignores file permissions, so a read-only directory only binds an unprivileged process:
 # when the tests run as root, the sweeps of the read-only tests run as this user.

@@ -3,7 +3,7 @@
 import unittest
 
 import common  # noqa: F401 - puts scripts/ on sys.path
-from cbenchlib import multiclient
+from cbenchlib.run import multiclient
 
 
 def gen(host, start, end, requests, errors=0, util=0.5):
@@ -165,7 +165,7 @@ class ClientHostsPlan(unittest.TestCase):
         return SimpleNamespace(id=f"p c{connections}", load=load)
 
     def test_cases(self):
-        from cbenchlib import cli_sweep
+        from cbenchlib.cmd import sweep as cli_sweep
         # label, client hosts, points, refusal substring (None: accepted)
         cases = [
             ("one host, anything goes", ["local"], [self.point(1, rate_fraction=0.5)], None),
@@ -203,7 +203,7 @@ class BinaryCheck(unittest.TestCase):
         import os
         import stat
         import tempfile
-        from cbenchlib import hostcheck
+        from cbenchlib.run import hostcheck
         with tempfile.TemporaryDirectory(prefix="cbench-hostcheck-") as tmp:
             path = os.path.join(tmp, "cbench-load")
             with open(path, "w") as f:
@@ -246,7 +246,7 @@ class StartGate(unittest.TestCase):
 
     def wait_armed(self, path):
         import time
-        from cbenchlib import host
+        from cbenchlib.run import host
         deadline = time.monotonic() + 10
         while host.GATE_ARMED not in self.err_text(path):
             self.assertLess(time.monotonic(), deadline, "the gate never armed")
@@ -255,7 +255,7 @@ class StartGate(unittest.TestCase):
     def test_a_gated_command_runs_only_when_released(self):
         import os
         import time
-        from cbenchlib import host
+        from cbenchlib.run import host
         h = host.LocalHost()
         out, err = os.path.join(self.tmp, "out"), os.path.join(self.tmp, "err")
         proc = h.spawn(["sh", "-c", "echo ran; cat"], stdout=out, stderr=err, gate=True)
@@ -278,7 +278,7 @@ class StartGate(unittest.TestCase):
 
     def test_eof_instead_of_the_release_never_runs_the_command(self):
         import os
-        from cbenchlib import host
+        from cbenchlib.run import host
         h = host.LocalHost()
         out, err = os.path.join(self.tmp, "out"), os.path.join(self.tmp, "err")
         proc = h.spawn(["sh", "-c", "echo ran"], stdout=out, stderr=err, gate=True)
@@ -295,7 +295,7 @@ class StartGate(unittest.TestCase):
         # The wrapper as an ssh host runs it, minus ssh: its stdin is the connection.
         import os
         import subprocess
-        from cbenchlib import host
+        from cbenchlib.run import host
         out, err = os.path.join(self.tmp, "out"), os.path.join(self.tmp, "err")
         with open(out, "wb") as o, open(err, "wb") as e:
             p = subprocess.Popen(["python3", "-c", host.REMOTE_WRAPPER, "--gated"] + host.GATE_ARGV

@@ -186,7 +186,7 @@ class AcrossNamespaces(unittest.TestCase):
     def test_the_harness_probes_travel_from_the_client_namespace(self):
         # A listener in the server namespace sees a probe socket of the client host arrive from
         # the client namespace's own address: across the veth pair, not from this namespace.
-        from cbenchlib.host import NamespaceHost
+        from cbenchlib.run.host import NamespaceHost
         server, client = NamespaceHost(self.topo.server_ns), NamespaceHost(self.topo.client_ns)
         self.assertEqual((server.client_address, client.client_address),
                          (self.topo.server_addr, self.topo.client_addr))
@@ -612,7 +612,8 @@ class TopologyIsPartOfTheEnvironment(unittest.TestCase):
     needed: two runs in memory)."""
 
     def test_compare_refuses_a_different_topology(self):
-        from cbenchlib import runcompare, runload
+        from cbenchlib.render import runcompare
+        from cbenchlib.analysis import runload
         env = {"cpu_model": "x", "cpu_count": 2, "kernel": "k", "compiler": "c",
                "server_cpus": "0", "client_cpus": "1"}
         old = runload.Run("old", {"env": dict(env)}, [], False)  # before env.topology existed

@@ -11,8 +11,9 @@ import time
 import unittest
 
 from common import HERE, PYTHON, REPO, processes_matching, run_cbench
-from cbenchlib import procstat, runner, scenario
-from cbenchlib.host import LocalHost
+from cbenchlib.run import procstat, runner
+from cbenchlib.format import scenario
+from cbenchlib.run.host import LocalHost
 
 FAKE_PEER = os.path.join(HERE, "fake_peer.py")
 

@@ -5,8 +5,8 @@ import time
 import unittest
 
 import common  # noqa: F401  (sys.path)
-from cbenchlib import procstat
-from cbenchlib.host import LocalHost
+from cbenchlib.run import procstat
+from cbenchlib.run.host import LocalHost
 
 
 class ProcSampling(unittest.TestCase):

@@ -5,7 +5,8 @@ import os
 import unittest
 
 from common import FIXTURES, fake_server_fixture, fake_sweep_args, run_cbench
-from cbenchlib import cpubreakdown, profiling, resultio
+from cbenchlib.run import cpubreakdown, profiling
+from cbenchlib.format import resultio
 
 SCRIPT = """\
 cbench-server 4242/4243

@@ -8,8 +8,10 @@ import tempfile
 import unittest
 
 import common  # noqa: F401  (puts scripts/ on sys.path)
-from cbenchlib import cli_regress, findings, scenario
-from cbenchlib.runload import Cell
+from cbenchlib.cmd import regress as cli_regress
+from cbenchlib.analysis import findings
+from cbenchlib.format import scenario, serverlist
+from cbenchlib.analysis.runload import Cell
 
 SCENARIO = """name = "x"
 [[loads]]
@@ -112,6 +114,35 @@ class Threshold(unittest.TestCase):
     def test_unreadable(self):
         with self.assertRaises(cli_regress.GateError):
             cli_regress.calibrated_threshold("/nonexistent-calibration")
+
+
+class DefaultModels(unittest.TestCase):
+    """Without --models the gate judges concurrency models only: the traits column of --list
+    (not the summary text) leaves out instruments and bounded models."""
+    LIST = ("epoll-reactor\t-\tone thread, level-triggered epoll\n"
+            "floor\tinstrument\tsyscall floor, not a model\n"
+            "floor-uring\tinstrument\tcompletion floor\n"
+            "blocking-pool\tbounded\tN threads, each serving one connection\n"
+            "odd\tbounded,instrument\tboth traits\n"
+            "pull-loop\t-\t[instrument] in the summary text is not a trait\n")
+
+    def test_instruments_and_bounded_models_are_left_out(self):
+        class A:
+            models = None
+        listed = serverlist.parse(self.LIST)
+        models, notes = cli_regress.choose_models(A, listed, listed)
+        self.assertEqual(models, ["epoll-reactor", "pull-loop"])
+        self.assertTrue(any("blocking-pool" in n and "floor" in n for n in notes), notes)
+
+    def test_named_models_are_judged_whatever_their_traits(self):
+        class A:
+            models = "floor,epoll-reactor"
+        listed = serverlist.parse(self.LIST)
+        self.assertEqual(cli_regress.choose_models(A, listed, listed)[0], ["floor", "epoll-reactor"])
+
+    def test_a_list_without_the_traits_column_is_refused(self):
+        with self.assertRaises(serverlist.ServerListError):
+            serverlist.parse("floor\tsyscall floor, not a model\n")
 
 
 class BinaryField(unittest.TestCase):

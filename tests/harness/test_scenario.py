@@ -5,7 +5,8 @@ import os
 import unittest
 
 from common import FIXTURES, REPO, run_cbench
-from cbenchlib import cli_sweep, scenario
+from cbenchlib.cmd import sweep as cli_sweep
+from cbenchlib.format import scenario
 
 SCEN = os.path.join(FIXTURES, "scenarios")
 
@@ -71,7 +72,7 @@ class ShippedScenarios(unittest.TestCase):
 
     def test_ever_table_runs_every_finding_row_at_its_primary_point(self):
         # Issue 14: a finding whose rows miss its primary point comes out "not measured".
-        from cbenchlib import published
+        from cbenchlib.format import published
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
         pub = published.load_published("ever")
         for f in pub.doc["findings"]:
@@ -91,7 +92,7 @@ class ShippedScenarios(unittest.TestCase):
 
 
 def scenario_label_matches(row, label: str) -> bool:
-    from cbenchlib.runload import canonical_label
+    from cbenchlib.format.loadpoint import canonical_label
     return row.label is not None and canonical_label(row.label) == canonical_label(label)
 
 

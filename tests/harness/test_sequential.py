@@ -13,7 +13,8 @@ import shutil
 import unittest
 
 from common import private_fakes, processes_matching
-from cbenchlib import cli_sweep, resultio
+from cbenchlib.cmd import sweep as cli_sweep
+from cbenchlib.format import resultio
 
 
 @dataclasses.dataclass

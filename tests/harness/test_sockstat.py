@@ -2,7 +2,7 @@
 import unittest
 
 from common import REPO  # noqa: F401  (puts scripts/ on sys.path)
-from cbenchlib import sockstat
+from cbenchlib.run import sockstat
 
 LINES = "sockets: used 18\nTCP: inuse 3 orphan 0 tw 767 alloc 5 mem 12\nUDP: inuse 0 mem 0\n"
 

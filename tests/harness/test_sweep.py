@@ -12,7 +12,7 @@ import time
 import unittest
 
 from common import private_fakes, CBENCH, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
-from cbenchlib import resultio
+from cbenchlib.format import resultio
 
 SCEN = os.path.join(FIXTURES, "scenarios")
 
@@ -208,7 +208,7 @@ class ResultFiles(unittest.TestCase):
     ]
 
     def test_the_rule_table(self):
-        from cbenchlib import runload
+        from cbenchlib.analysis import runload
         for label, text, n, torn, error in self.CASES:
             with self.subTest(label), tempfile.TemporaryDirectory() as d:
                 w = resultio.RunWriter(d)
@@ -279,7 +279,8 @@ if __name__ == "__main__":
 
 class PeerHook(unittest.TestCase):
     def test_peer_command_and_config_are_rendered(self):
-        from cbenchlib import runner, scenario
+        from cbenchlib.run import runner
+        from cbenchlib.format import scenario
         with tempfile.TemporaryDirectory() as d:
             os.mkdir(os.path.join(d, "logs"))
             tpl = os.path.join(d, "peer.conf.in")

@@ -4,8 +4,8 @@ import tempfile
 import unittest
 
 from common import REPO  # noqa: F401  (puts scripts/ on sys.path)
-from cbenchlib import host as hostmod
-from cbenchlib import syscount
+from cbenchlib.run import host as hostmod
+from cbenchlib.run import syscount
 
 
 class Parse(unittest.TestCase):

@@ -2,7 +2,7 @@
 import unittest
 
 import common  # noqa: F401
-from cbenchlib import verdict
+from cbenchlib.format import verdict
 
 
 def w(requests=100000, connect=0, read=0, write=0, timeout=0, status=0):

@@ -3,7 +3,7 @@ import os
 import unittest
 
 from common import FIXTURES
-from cbenchlib import wrk
+from cbenchlib.run import wrk
 
 W = os.path.join(FIXTURES, "wrk")
 

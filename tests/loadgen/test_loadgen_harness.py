@@ -9,7 +9,8 @@ import unittest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-from cbenchlib import latencycurve, loadgen, scenario  # noqa: E402
+from cbenchlib.analysis import latencycurve  # noqa: E402
+from cbenchlib.format import loadgen, scenario
 
 CBENCH_LOAD_JSON = """{
   "generator": "cbench-load", "mode": "open", "arrivals": "constant", "seed": 1, "url_path": "/",

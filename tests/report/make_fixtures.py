@@ -251,7 +251,7 @@ def check_against_sweep_parser():
     import sys
     sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
     try:
-        from cbenchlib import scenario
+        from cbenchlib.format import scenario
     except ImportError:
         print("note: scripts/cbenchlib/scenario.py not importable; scenario text not checked")
         return

@@ -25,7 +25,8 @@ import tempfile
 import unittest
 
 import helpers  # noqa: F401 (sets sys.path)
-from cbenchlib import findings, published, runload, sequential, stats
+from cbenchlib.analysis import findings, runload, sequential, stats
+from cbenchlib.format import published
 
 PATH = "/spin?us=10"
 LOAD = "-t4 -c64 /spin?us=10"

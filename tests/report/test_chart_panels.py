@@ -4,8 +4,8 @@ import unittest
 
 import helpers  # noqa: F401  (puts scripts/ on sys.path)
 
-from cbenchlib import charts
-from cbenchlib.runload import Row
+from cbenchlib.render import charts
+from cbenchlib.analysis.runload import Row
 
 
 def row(model, threads, queues=None, gvl=False):

@@ -9,8 +9,9 @@ import unittest
 
 from helpers import point, write_run  # noqa: E402 (helpers puts scripts/ on sys.path)
 
-from cbenchlib import crosscheck, reportgen  # noqa: E402
-from cbenchlib.runload import load_run  # noqa: E402
+from cbenchlib.analysis import crosscheck  # noqa: E402
+from cbenchlib.render import crosscheck_table, reportgen
+from cbenchlib.analysis.runload import load_run  # noqa: E402
 
 GENS = ("wrk", "cbench-load", "h2load")
 
@@ -65,7 +66,7 @@ class CrosscheckTest(unittest.TestCase):
         cls.run_dir = write_run(os.path.join(cls.tmp, "20260101T000000Z-generator-crosscheck"), fixture_points(),
                                 {"scenario_name": "generator-crosscheck"})
         cls.loaded = load_run(cls.run_dir)
-        cls.lines = crosscheck.render(cls.loaded)
+        cls.lines = crosscheck_table.render(cls.loaded)
         cls.rows = table_rows(cls.lines)
 
     @classmethod
@@ -119,7 +120,7 @@ class CrosscheckTest(unittest.TestCase):
     def test_single_generator_run_has_no_crosscheck_table(self):
         only_wrk = [p for p in fixture_points() if "generator" not in p["load"]]
         d = write_run(os.path.join(self.tmp, "20260101T000001Z-unit"), only_wrk)
-        self.assertEqual(crosscheck.render(load_run(d)), [])
+        self.assertEqual(crosscheck_table.render(load_run(d)), [])
 
 
 if __name__ == "__main__":

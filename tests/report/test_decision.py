@@ -7,8 +7,9 @@ import unittest
 
 from helpers import point, write_run
 
-from cbenchlib import decision, reportgen
-from cbenchlib.runload import RunError
+from cbenchlib.analysis import decision
+from cbenchlib.render import reportgen
+from cbenchlib.analysis.runload import RunError
 
 
 def pt(key, model, rps, path, rep, threads=1, rss_kb=8000, verdict="server-bound", conns=64):

@@ -8,8 +8,9 @@ import unittest
 
 from helpers import REPO, point, write_run
 
-from cbenchlib import design, findings, scenario
-from cbenchlib.runload import load_run
+from cbenchlib.analysis import design, findings
+from cbenchlib.format import scenario
+from cbenchlib.analysis.runload import load_run
 
 
 def pt(key, model, rps, path, rep, threads=1, processes=None, requests=None, conns=64, rss_kb=8000,
@@ -61,7 +62,7 @@ class TestDeclarations(unittest.TestCase):
                 self.assertGreaterEqual(sc.settings.timeout_s, 2 * wait_s)
 
     def test_handler_blocking_fits_its_time_budget(self):
-        from cbenchlib import cli_sweep
+        from cbenchlib.cmd import sweep as cli_sweep
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "handler-blocking.toml"))
         total = sum(cli_sweep.estimate_s(p, sc.settings, None) for p in sc.points()) * sc.settings.repetitions
         self.assertLessEqual(total, 7 * 60)

@@ -16,7 +16,8 @@ import tempfile
 import unittest
 
 from helpers import cbench, point, write_run
-from cbenchlib import findings, published, runload
+from cbenchlib.analysis import findings, runload
+from cbenchlib.format import published
 
 TIPI = published.load_published("tipi")
 EVER = published.load_published("ever")
@@ -245,11 +246,11 @@ class FallbackDeclarationTest(unittest.TestCase):
         self.assertEqual([(m.metric, m.direction, m.null_ratio) for m in t1.metrics],
                          [("req_per_s", "greater", 2.0), ("syscalls_per_req", "less", 0.5),
                           ("server_cpu_us_per_req", "less", 0.5)])
-        from cbenchlib import design
+        from cbenchlib.analysis import design
         self.assertTrue(design.load_declarations())  # and refuses a fallback list, below
 
     def test_a_design_finding_takes_no_fallback(self):
-        from cbenchlib import design
+        from cbenchlib.analysis import design
         with tempfile.TemporaryDirectory() as tmp:
             p = os.path.join(tmp, "design.json")
             with open(p, "w") as fh:

@@ -11,7 +11,8 @@ import tempfile
 import unittest
 
 from helpers import RUN_A, point, write_run
-from cbenchlib import findings, published, runload
+from cbenchlib.analysis import findings, runload
+from cbenchlib.format import published
 
 PRIMARY = ("-t4 -c64 /spin?us=10", 64, "/spin?us=10")
 OTHER = ("-t2 -c10 /spin?us=10", 10, "/spin?us=10")

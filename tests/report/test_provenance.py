@@ -8,7 +8,7 @@ import unittest
 
 import helpers  # noqa: F401  (puts scripts/ on sys.path)
 
-from cbenchlib import envinfo, procstat
+from cbenchlib.run import envinfo, procstat
 
 
 def git(repo, *argv):

@@ -7,7 +7,9 @@ import tempfile
 import unittest
 
 from helpers import REPO, cbench, point, write_run
-from cbenchlib import findings, published, pubcompare, runload
+from cbenchlib.analysis import findings, runload
+from cbenchlib.format import published
+from cbenchlib.render import pubcompare
 
 REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference", "ever-table.md")
 
@@ -267,7 +269,7 @@ class MechanismTest(TmpDirTest):
         """The tipi-table section of REPORT.md, rendered through reportgen.regenerate from a
         config that lists a (synthetic) tipi run, one that lists none, and one that keeps a run
         made elsewhere: fixtures, not the live results/reference-runs.toml."""
-        from cbenchlib import reportgen
+        from cbenchlib.render import reportgen
         run = without_drawing(mechanism_run(self.path("tipi-section")))
         skeleton = "Intro.\n<!-- BEGIN GENERATED: tipi-table -->\nold\n<!-- END GENERATED: tipi-table -->\n"
         cases = [  # label, the section's config, texts that must appear, texts that must not
@@ -294,7 +296,7 @@ class MechanismTest(TmpDirTest):
                     self.assertNotIn(w, out)
 
     def test_an_unknown_figure_is_refused(self):
-        from cbenchlib import mechanism
+        from cbenchlib.analysis import mechanism
         with self.assertRaisesRegex(mechanism.MechanismError, "no_such"):
             mechanism.declared({"id": "X", "mechanism": {"figures": ["accepts_per_req", "no_such"]}})
         self.assertEqual(mechanism.declared({"id": "Y"}), [])

@@ -28,7 +28,9 @@ import unittest
 
 from helpers import REPO, point, write_run
 
-from cbenchlib import reportgen, reportrefs, reporttpl, runload
+from cbenchlib.render import reportgen, reporttpl
+from cbenchlib.format import reportrefs
+from cbenchlib.analysis import runload
 
 TEMPLATE = os.path.join(REPO, "REPORT.md.in")
 CONFIG = os.path.join(REPO, "results", "reference-runs.toml")

@@ -4,7 +4,8 @@ import tempfile
 import unittest
 
 from helpers import RUN_A, point, write_run  # noqa: F401 (sets sys.path)
-from cbenchlib import runload
+from cbenchlib.analysis import runload
+from cbenchlib.format import loadpoint
 
 
 class ReadRunTest(unittest.TestCase):
@@ -84,7 +85,7 @@ class ReadRunTest(unittest.TestCase):
         ]
         for given, want in cases:
             with self.subTest(given=given):
-                self.assertEqual(runload.canonical_label(given), want)
+                self.assertEqual(loadpoint.canonical_label(given), want)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import tempfile
 import unittest
 
 import helpers  # noqa: F401
-from cbenchlib import sequential
+from cbenchlib.analysis import sequential
 from simulation_judging import LOAD, PUB, pt
 
 

@@ -6,7 +6,9 @@ import numpy as np
 from scipy import stats as sps
 
 import helpers  # noqa: F401 (sets sys.path)
-from cbenchlib import stats, tables
+from cbenchlib.analysis import stats
+from cbenchlib.format import units
+from cbenchlib.render import tables
 
 
 class StatsTest(unittest.TestCase):
@@ -131,7 +133,7 @@ class StatsTest(unittest.TestCase):
                 self.assertEqual(tables.fmt_latency_us(us), want)
         for text in ("4.27ms", "1.21s", "999.00us"):
             with self.subTest(text=text):
-                self.assertEqual(tables.fmt_latency_us(tables.parse_latency(text)), text)
+                self.assertEqual(tables.fmt_latency_us(units.parse_latency(text)), text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""The generator cross-check table (issue 17): per point, req/s from wrk, cbench-load (closed
+loop) and h2load --h1 side by side, each with its 95% interval, and whether the three agree
+within 10%. Reads a run only (scenario generator-crosscheck, or any run whose loads differ only
+by `generator`); never runs anything.
+
+A point is one server row at one (path, pipeline, client threads, connections); its three cells
+are the loads that differ only by generator. Agreement is judged per pair of generators (wrk and
+cbench-load, wrk and h2load, cbench-load and h2load) on the ratio of their req/s, with
+stats.ratio_ci (paired over blocks when recorded, Welch otherwise):
+- "yes": every pair is equivalent within 10% (stats.tost_equivalent at margin 1.1, i.e. the
+  pair's 90% interval lies inside 1/1.1 .. 1.1);
+- "no": some pair's 95% interval lies wholly outside 1/1.1 .. 1.1;
+- "undecided": neither (too few repetitions or too much spread to tell).
+Agreement is only expected where the server, not a client, is the limit; a generator's cell that
+is not server-bound carries its verdict's mark and the legend names it, and the summary line
+counts only the points where every generator's every repetition was server-bound.
+"""
+from __future__ import annotations
+
+import math
+
+from ..format import resultio
+from . import stats
+from .runload import Cell, Load, Run
+
+GENERATOR_ORDER = ("wrk", "cbench-load", "h2load")
+MARGIN = 1.1  # "agree within 10%" (issue 17's cross-check)
+AGREE, DIFFER, UNDECIDED = "yes", "no", "undecided"
+
+
+def generator_of(load: Load) -> str:
+    return str(load.raw.get("generator") or "wrk")
+
+
+def point_key(load: Load) -> tuple:
+    """What a load is apart from its generator (the sweep's keys add " [generator]")."""
+    return (load.lid.path, load.lid.pipeline, load.wrk_threads, load.connections)
+
+
+def point_label(load: Load) -> str:
+    label = f"-t{load.wrk_threads} -c{load.connections}"
+    if load.lid.pipeline > 1:
+        label += f" -p{load.lid.pipeline}"
+    if load.lid.path != "/":
+        label += f" {load.lid.path}"
+    return label
+
+
+def groups(run: Run) -> list[tuple[str, tuple, dict[str, Cell]]]:
+    """(row key, point key, {generator: cell}) for every point measured by at least two
+    generators, rows in run order, points in load order."""
+    by_point: dict[tuple, dict[str, Load]] = {}
+    for ld in run.loads.values():
+        if ld.lid.idle or any(ld.raw.get(k) is not None for k in ("rate", "rate_fraction", "read_rate")):
+            continue  # idle and open-loop loads have no closed-loop twin to compare with
+        by_point.setdefault(point_key(ld), {})[generator_of(ld)] = ld
+    out = []
+    for row_key in run.rows:
+        for pk, loads in by_point.items():
+            cells = {g: run.cell(row_key, ld.lid) for g, ld in loads.items()}
+            cells = {g: c for g, c in cells.items() if c is not None and c.rps()}
+            if len(cells) >= 2:
+                out.append((row_key, pk, dict(sorted(cells.items(), key=lambda kv: _gen_pos(kv[0])))))
+    return out
+
+
+def _gen_pos(g: str) -> int:
+    return GENERATOR_ORDER.index(g) if g in GENERATOR_ORDER else len(GENERATOR_ORDER)
+
+
+def mean_interval(values: list[float]) -> tuple[float, float | None, float | None]:
+    """(mean, lo, hi): the 95% t interval of the mean; lo/hi None below 2 values."""
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, None, None
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    half = stats.t975(len(values) - 1) * sd / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def fmt_interval(values: list[float]) -> str:
+    m, lo, hi = mean_interval(values)
+    if lo is None:
+        return f"{m:.0f} (n={len(values)})"
+    return f"{m:.0f} ({lo:.0f}–{hi:.0f})"
+
+
+def pair_ci(num: Cell, den: Cell):
+    a, b = num.rps(), den.rps()
+    blocks_a = [resultio.point_block(p) for p in num.ok_points] if len(a) == len(num.ok_points) else None
+    blocks_b = [resultio.point_block(p) for p in den.ok_points] if len(b) == len(den.ok_points) else None
+    return stats.ratio_ci(a, b, blocks_num=blocks_a, blocks_den=blocks_b)
+
+
+def pair_agreement(ci) -> str:
+    if ci is None:
+        return UNDECIDED
+    if stats.tost_equivalent(ci, MARGIN)[0]:
+        return AGREE
+    if ci.lo is not None and (ci.lo > MARGIN or ci.hi < 1.0 / MARGIN):
+        return DIFFER
+    return UNDECIDED
+
+
+def agreement(cells: dict[str, Cell]) -> str:
+    """yes / no / undecided over every pair of generators (see the module docstring)."""
+    gens = list(cells)
+    verdicts = [pair_agreement(pair_ci(cells[b], cells[a]))
+                for i, a in enumerate(gens) for b in gens[i + 1:]]
+    if DIFFER in verdicts:
+        return DIFFER
+    return AGREE if all(v == AGREE for v in verdicts) else UNDECIDED
+
+
+def fmt_ratio(ci) -> str:
+    if ci is None or not math.isfinite(ci.ratio):
+        return "n/a"
+    if ci.lo is None:
+        return f"{ci.ratio:.3f}"
+    return f"{ci.ratio:.3f} ({ci.lo:.3f}–{ci.hi:.3f})"
+
+
+def server_bound(cells: dict[str, Cell]) -> bool:
+    return all(c.ok_points and not c.not_server_bound() for c in cells.values())

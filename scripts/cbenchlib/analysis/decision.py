@@ -1,0 +1,294 @@
+"""The decision table at the top of REPORT.md (issue 19): for each workload shape, which model
+wins on throughput, on memory and (where an open-loop latency-curve run exists) on capacity at a
+p99 target, by how much with the 95% interval, and the mechanism, every cell generated from the
+reference run of the shape's section and linked to it. A shape whose section has no reference run
+says "not yet run". Nothing here is typed by hand except the shapes (which section, which load
+point, which points may decide) and their one-line mechanisms, which carry no number.
+
+A model's entry is its best row (highest median req/s, lowest median peak RSS) among the run's
+`kind = "model"` rows without --gvl at the shape's point; the winner is compared with the
+runner-up model's best row: "wins" when the interval of winner / runner-up excludes 1 in the
+winner's favour (findings.decide), "no clear winner" (with the runner-up and the interval)
+otherwise. Throughput decides only at the points a shape allows (server-bound ones for a tiny
+handler): when a row whose points were bound by the load generator (client-bound or
+both-saturated, so its rate is a lower bound of the server's) served more than the best row that
+may decide, the cell says "undecided by req/s" and names the lowest server CPU per request instead. Picking both from the same repetitions that estimate their ratio leans the ratio away
+from one: a "wins" is to be read with that in mind; a "no clear winner" is conservative.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from . import design, findings, latencycurve, stats
+from ..format import reportrefs
+from .runload import Cell, Run, RunError, load_run
+from ..format.loadpoint import dig
+
+NOT_YET_RUN = "not yet run"
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    section: str            # results/reference-runs.toml section
+    path_prefix: str        # the load point's path: exact, or a prefix when it ends in "=" (a parameter)
+    pick: str               # "largest": the last path in the run's order; "first": the first
+    connections: int | None  # the load point's connections (None: the run's most)
+    decide_at: tuple        # point verdicts whose req/s may decide throughput
+    mechanism: str          # one line, no number
+    idle: bool = False
+    pipeline: bool = False
+
+
+# Verdicts at which the load generator's CPU was saturated: the rate is a lower bound of the server's.
+GENERATOR_BOUND = ("client-bound", "both-saturated")
+ANY_OK = ("server-bound", "client-bound", "both-saturated", "kernel-bound", "unclear")
+SHAPES = (
+    Shape("tiny handler", "ever-table", "/", "first", 64, ("server-bound",),
+          "per-request overhead decides: fewer system calls and no hand-off between threads"),
+    Shape("CPU-bound handler", "handler-cpu", "/spin?us=", "largest", 64, ("server-bound",),
+          "the handler's CPU is the bound; the model's overhead becomes a small share of it"),
+    Shape("blocking handler", "handler-blocking", "/sleep?ms=10", "first", 64, ANY_OK,
+          "a sleeping request holds its thread: concurrency is the number of threads or processes"),
+    Shape("many idle connections", "idle-connections", "", "largest", None, ANY_OK,
+          "an idle connection costs a buffer in an event loop, a stack in a thread", idle=True),
+    Shape("pipelined", "plaintext-pipelined", "/plaintext", "first", None, ("server-bound",),
+          "batched reads and writes: the cost per request is what a batch amortises", pipeline=True),
+    Shape("large responses", "large-responses", "/bytes?n=", "largest", None, ANY_OK,
+          "copies and partial writes dominate; memory depends on buffering per connection"),
+)
+
+
+def path_matches(path: str, spec: str) -> bool:
+    return path.startswith(spec) if spec.endswith("=") else path == spec
+
+
+def _median(vals):
+    return stats.median(vals) if vals else None
+
+
+def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> list[float]:
+    out = []
+    for p in cell.ok_points:
+        held, want = dig(p, "idle.connections_held"), dig(p, "idle.connections")
+        if isinstance(held, int) and isinstance(want, int) and held < want:
+            return []  # an idle point that did not hold its connections measures something else
+        if verdicts is not None and (p.get("verdict") or "unclear") not in verdicts:
+            return []  # a point decides only when every repetition may
+        v = dig(p, path)
+        if v is None and path == "wrk.req_per_s":
+            req, dur = dig(p, "wrk.requests"), dig(p, "wrk.duration_us")
+            v = req / (dur / 1e6) if req and dur else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            out.append(float(v))
+    return out
+
+
+def shape_load(run: Run, shape: Shape):
+    """The shape's load point in the run, or None."""
+    loads = [ld for ld in run.loads.values() if ld.lid.idle == shape.idle
+             and (shape.idle or path_matches(ld.lid.path, shape.path_prefix))
+             and (shape.idle or (ld.lid.pipeline > 1) == shape.pipeline)]
+    if shape.connections is not None:
+        loads = [ld for ld in loads if ld.connections == shape.connections] or loads
+    elif not shape.idle and loads:
+        most = max(ld.connections or 0 for ld in loads)
+        loads = [ld for ld in loads if (ld.connections or 0) == most]
+    if not loads:
+        return None
+    return loads[-1] if shape.pick == "largest" else loads[0]
+
+
+@dataclass
+class Cellout:
+    text: str
+    winner: str | None = None   # the row key when it wins (its interval excludes 1)
+    word: str | None = None
+    best: str | None = None     # the best row's key, winner or not
+    value: float | None = None  # its median
+
+
+def _winner(run: Run, ld, metric_path: str, verdicts: tuple | None, higher: bool, unit: str, fmt) -> Cellout:
+    best_by_model: dict[str, tuple[float, Cell, list[float]]] = {}
+    for r in run.rows.values():
+        if r.kind != "model" or r.gvl:
+            continue
+        c = run.cell(r.key, ld.lid)
+        if c is None:
+            continue
+        v = _vals(c, metric_path, verdicts)
+        if not v:
+            continue
+        m = _median(v)
+        cur = best_by_model.get(r.model)
+        if cur is None or (m > cur[0] if higher else m < cur[0]):
+            best_by_model[r.model] = (m, c, v)
+    if not best_by_model:
+        seen = sorted({p.get("verdict") or "unclear" for r in run.rows.values()
+                       for c in [run.cell(r.key, ld.lid)] if c is not None for p in c.ok_points})
+        return Cellout(f"no point may decide (verdicts {', '.join(seen) or 'none'}; this shape decides at"
+                       f" {', '.join(verdicts) if verdicts else 'any'} points)")
+    ranked = sorted(best_by_model.values(), key=lambda t: t[0], reverse=higher)
+    m1, c1, v1 = ranked[0]
+    if len(ranked) == 1:
+        return Cellout(f"`{c1.row.key}` ({fmt(m1)} {unit}; no other model)", c1.row.key, best=c1.row.key, value=m1)
+    m2, c2, v2 = ranked[1]
+    ci = stats.ratio_ci(v1, v2) if higher else stats.ratio_ci(v2, v1)  # > 1 = the winner's advantage
+    dec = findings.decide(ci, "greater")
+    by = f"{findings.fmt_ci(ci)}x `{c2.row.key}`"
+    if dec.word == findings.SUPPORTED:
+        return Cellout(f"**`{c1.row.key}`** ({fmt(m1)} {unit}), {by}", c1.row.key, dec.word, c1.row.key, m1)
+    return Cellout(f"no clear winner: `{c1.row.key}` ({fmt(m1)} {unit}) against {by}"
+                   + (f"; {findings._reps_text(dec.reps_needed)}" if dec.word == findings.UNDECIDED
+                      and dec.reps_needed else ""), None, dec.word, c1.row.key, m1)
+
+
+def _faster_undeciding(run: Run, ld, verdicts: tuple, than: float | None) -> list[tuple[float, Cell]]:
+    """Model rows (without --gvl) whose points may not decide throughput (a repetition's verdict
+    is outside VERDICTS) but whose median req/s is above THAN (None: any), fastest first. A
+    client-bound or both-saturated rate is a lower bound of what the server could serve, so such a
+    row may be faster than every row that may decide."""
+    out = []
+    for r in run.rows.values():
+        if r.kind != "model" or r.gvl:
+            continue
+        c = run.cell(r.key, ld.lid)
+        if c is None or _vals(c, "wrk.req_per_s", verdicts):
+            continue  # no point, or it decides
+        if any((p.get("verdict") or "unclear") not in set(verdicts) | set(GENERATOR_BOUND) for p in c.ok_points):
+            continue  # an error-bound or unclear repetition: its rate is no lower bound of the server's
+        v = _vals(c, "wrk.req_per_s")
+        if v and (than is None or _median(v) > than):
+            out.append((_median(v), c))
+    return sorted(out, key=lambda t: -t[0])
+
+
+def _throughput(run: Run, ld, sh: Shape) -> Cellout:
+    """The throughput cell. When a row that may not decide served more than the best row that
+    may, req/s names no winner: the cell says so and names the lowest server CPU per request
+    instead (over every repetition: the server's cost per request does not need the server to be
+    the bound), the figure that separates models when the load generator is the limit."""
+    thr = _winner(run, ld, "wrk.req_per_s", sh.decide_at, True, "req/s", _f0)
+    faster = _faster_undeciding(run, ld, sh.decide_at, thr.value)
+    if not faster:
+        return thr
+    m, c = faster[0]
+    verdicts = "/".join(sorted({p.get("verdict") or "unclear" for p in c.ok_points}))
+    more = f" and {len(faster) - 1} more row{'s' if len(faster) > 2 else ''}" if len(faster) > 1 else ""
+    if thr.best:
+        why = (f"`{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} served more than the fastest row that may"
+               f" decide, `{thr.best}` ({_f0(thr.value)} req/s), at points where the load generator may have"
+               " been the bound")
+    else:
+        why = (f"no row may decide; `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} ran at points where the"
+               " load generator may have been the bound")
+    cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, False, "µs server CPU per request", _f2)
+    return Cellout(f"undecided by req/s: {why}. Lowest server CPU per request: {cpu.text}", None,
+                   findings.UNDECIDED)
+
+
+def _f0(v):
+    return f"{v:.0f}"
+
+
+def _f2(v):
+    return f"{v:.2f}"
+
+
+def _mib(v):
+    return f"{v / 1024:.1f}"
+
+
+def _capacity(config: dict, root: str, shape: Shape, loader) -> str:
+    """Capacity at the p99 target from the latency-curve section's open-loop points on this
+    shape's path, or why there is none."""
+    full = reportrefs.run_dir(config, "latency-curve", root)
+    if full is None:
+        return "no latency-curve run"
+    try:
+        run = loader(full)
+    except RunError:
+        return "no latency-curve run"
+    pts = [p for p in run.points if path_matches(str(dig(p, "load.path") or ""), shape.path_prefix)]
+    curves = latencycurve.curve_points(pts)
+    if not curves:
+        return "no open-loop point on this path"
+    target = latencycurve.DEFAULT_TARGET_US
+    caps = sorted(((latencycurve.capacity(e, target), k) for k, e in curves.items()),
+                  key=lambda t: t[0]["capacity"] or 0, reverse=True)
+    (c1, k1) = caps[0]
+    rest = f"; next `{caps[1][1]}` {caps[1][0]['text']}" if len(caps) > 1 else ""
+    return (f"`{k1}` {c1['text']} at p99 < {target / 1000:g} ms{rest}"
+            f" ([run]({run.rel_dir()}/))")
+
+
+def _design_verdicts(run: Run) -> str:
+    """The verdicts of the run's design findings (results/findings/design.json), for the mechanism cell."""
+    try:
+        decls = design.for_scenario(design.scenario_of(run))
+    except (OSError, design.DeclarationError):
+        return ""
+    parts = []
+    for d in decls:
+        r = design.judge(run, d)
+        thr = f", from {r.threshold:g} {d.get('cost_unit', '')}".rstrip() if r.threshold is not None else ""
+        parts.append(f"design finding {d['id']}: {r.overall.word}{thr}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False) -> list[dict]:
+    out = []
+    for sh in SHAPES:
+        sec = config.get(sh.section) or {}
+        row = {"shape": sh.name, "mechanism": sh.mechanism, "section": sh.section}
+        full = reportrefs.resolve(sec, root)
+        if full is None:
+            row.update(throughput=NOT_YET_RUN, memory=NOT_YET_RUN, capacity=NOT_YET_RUN, run=None)
+            out.append(row)
+            continue
+        try:
+            run = loader(full)
+        except RunError as exc:
+            row.update(throughput=f"unreadable run ({exc})", memory="", capacity="", run=None)
+            out.append(row)
+            continue
+        if run.synthetic and not allow_synthetic:
+            raise RunError(f"decision table, section {sh.section}: {sec['run']} is synthetic test data;"
+                           " fixtures never go into REPORT.md")
+        ld = shape_load(run, sh)
+        if ld is None:
+            row.update(throughput="the run has no point of this shape", memory="", capacity="", run=run.rel_dir())
+            out.append(row)
+            continue
+        where = f"`{ld.lid.key}`" + (f" GET `{ld.lid.path}`" if ld.lid.path and ld.lid.path not in ld.lid.key else "")
+        thr = Cellout("idle connections serve no requests") if sh.idle else _throughput(run, ld, sh)
+        mem = (_winner(run, ld, "idle.bytes_per_conn", None, False, "bytes per idle connection", _f0) if sh.idle
+               else _winner(run, ld, "server.rss_peak_kb", None, False, "MiB peak RSS", _mib))
+        row.update(throughput=thr.text, memory=mem.text, capacity=_capacity(config, root, sh, loader),
+                   run=run.rel_dir(), point=where, mechanism=sh.mechanism + _design_verdicts(run))
+        out.append(row)
+    return out
+
+
+def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = False) -> str:
+    table = rows(config, root, loader, allow_synthetic)
+    unlisted = any(r.get("run") is None for r in table)
+    lines = ["Each cell is generated by `make report` from the reference run of its section (linked)"
+             + ("; \"not yet run\" until that run is listed in `results/reference-runs.toml`" if unlisted else "")
+             + ". A model's entry is"
+             " its best row (without --gvl) at the shape's load point; **bold** = the winner's advantage over"
+             " the runner-up model has a 95% interval above 1 (winner / runner-up, interval in parentheses);"
+             " req/s decides only at the points the shape allows (server-bound ones, except for blocking"
+             " handlers and large responses, where the sleep or the copy is the bound); where a row bound by"
+             " the load generator served more than every row that may decide, the cell says so and names the"
+             " lowest server CPU per request instead. Memory is the server's"
+             " peak RSS (user memory; kernel socket buffers are not in it).", "",
+             "| Workload shape | Load point | Throughput | Memory | Capacity at a p99 target | Mechanism | Run |",
+             "|---|---|---|---|---|---|---|"]
+    for r in table:
+        link = f"[{os.path.basename(r['run'])}]({r['run']}/)" if r.get("run") else NOT_YET_RUN
+        lines.append(f"| {r['shape']} | {r.get('point', '')} | {r['throughput']} | {r['memory']} | {r['capacity']}"
+                     f" | {r['mechanism']} | {link} |")
+    return "\n".join(lines) + "\n"

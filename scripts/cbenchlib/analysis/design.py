@@ -1,0 +1,417 @@
+"""The design findings ("the other half" of threads or events, issue 19), declared before any run
+in results/findings/design.json and judged from a run by the statistics of findings.py / stats.py.
+
+Where published findings (findings.py) compare rows of a published table, these compare
+concurrency designs on the workloads where the answer may flip: blocking handlers, CPU-bound
+handlers, extra server threads on one server CPU, large responses. A finding names its
+scenario, and is one of two kinds:
+
+- "ratio": comparisons of row a over row b (rows matched by fields: model, threads, processes,
+  queues, gvl), at one load path, on one metric, with a claimed direction against a null
+  ratio (or equivalence within a margin). With "bound": "concurrency" the expected ratio of
+  a blocking handler is shown beside the measured one: a design with concurrency limit L
+  serves at most L x 1000/ms req/s (see concurrency_limit).
+- "convergence": over every model row of the run, at each load path of a family
+  (e.g. /spin?us=N), the best over the worst row's req/s with its interval, judged for
+  equivalence within the margin; the finding is the smallest handler cost from which every
+  larger measured cost is equivalent.
+
+Each finding lists mechanism metrics (memory, context switches, threads) shown beside its
+verdict. A point decides nothing when it failed, when its verdict is not one the finding's
+decide_at allows, when wrk counted timeouts, or when fewer than min_requests_per_connection
+requests per connection completed (the point is marked). Verdict words and the "undecided" reason
+with the repetitions that would decide come from findings.decide: nothing here knows the answer.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+from . import findings, stats
+from .runload import Cell, Row, Run
+from ..format.paths import REPO_ROOT
+from ..format.loadpoint import dig
+
+DESIGN_PATH = os.path.join(REPO_ROOT, "results", "findings", "design.json")
+
+# metric -> (how to get it from a point, what it is). One place for every metric a design finding
+# or its mechanism line may name.
+METRICS = {
+    "req_per_s": (lambda p: dig(p, "wrk.req_per_s"), "req/s"),
+    "rss_kib_per_conn": (lambda p: _per_conn(dig(p, "server.rss_peak_kb"), p), "peak RSS KiB per connection"),
+    "rss_mib": (lambda p: _scale(dig(p, "server.rss_peak_kb"), 1 / 1024), "peak RSS MiB"),
+    "ctx_switches_per_req": (lambda p: dig(p, "derived.ctx_switches_per_req"), "context switches/request"),
+    "server_cpu_us_per_req": (lambda p: dig(p, "derived.server_cpu_us_per_req"), "server CPU us/request"),
+    "syscalls_per_req": (lambda p: dig(p, "derived.syscalls_per_req"), "system calls/request"),
+    "server_threads": (lambda p: dig(p, "server.threads"), "server threads"),
+    "partial_writes_per_req": (lambda p: dig(p, "derived.counters_per_req.partial_writes"), "partial writes/request"),
+    "p99_ms": (lambda p: _scale(dig(p, "wrk.latency_us.p99"), 1 / 1000), "p99 latency ms"),
+}
+FAILURE_VERDICTS = ("error-bound",)
+
+
+def _scale(v, k):
+    return v * k if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _per_conn(v, p):
+    c = dig(p, "load.connections")
+    return v / c if isinstance(v, (int, float)) and isinstance(c, (int, float)) and c > 0 else None
+
+
+class DeclarationError(Exception):
+    pass
+
+
+def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    out = []
+    for i, d in enumerate(doc.get("findings") or []):
+        where = f"{path}: finding {i} ({d.get('id')!r})"
+        for k in ("id", "title", "claim", "scenario", "kind", "metric"):
+            if k not in d:
+                raise DeclarationError(f"{where}: missing field {k!r}")
+        if d["kind"] not in ("ratio", "convergence"):
+            raise DeclarationError(f"{where}: kind {d['kind']!r}")
+        if "metrics" in d or "fallback" in d:
+            # A design finding is judged on its one metric; a fallback would need its own direction
+            # and no-effect value (as findings.py's published findings declare them) and is not read.
+            raise DeclarationError(f"{where}: a design finding judges one \"metric\"; it takes no fallback metrics")
+        for m in [d["metric"]] + list(d.get("mechanism") or []):
+            if m not in METRICS:
+                raise DeclarationError(f"{where}: unknown metric {m!r}")
+        if d["kind"] == "ratio" and (not d.get("comparisons") or "path" not in d):
+            raise DeclarationError(f"{where}: a ratio finding needs a path and comparisons")
+        if d.get("direction", "greater") == "equivalent" or d["kind"] == "convergence":
+            if not d.get("margin"):
+                raise DeclarationError(f"{where}: an equivalence claim needs a margin")
+        out.append(d)
+    return out
+
+
+def for_scenario(scenario: str, path: str = DESIGN_PATH) -> list[dict]:
+    return [d for d in load_declarations(path) if d["scenario"] == scenario]
+
+
+# ---------------------------------------------------------------- the bound of a blocking handler
+def concurrency_limit(model: str | None, threads: int | None, processes: int | None, connections: int) -> int:
+    """How many sleeping requests a design serves at once: one per connection for
+    thread-per-connection, one per thread (worker-pool's workers, blocking-pool's threads, a
+    single loop's one thread) otherwise, times the processes of cluster mode; never more than
+    the connections that send them."""
+    per_process = connections if model == "thread-per-connection" else max(1, threads or 1)
+    return max(1, min(connections, per_process * max(1, processes or 1)))
+
+
+def sleep_ms(path: str) -> float | None:
+    m = re.search(r"[?&]ms=(\d+(?:\.\d+)?)", path)
+    return float(m.group(1)) if m else None
+
+
+def row_limit(row: Row, connections: int) -> int:
+    return concurrency_limit(row.model, row.threads, _as_int(row.raw.get("processes")), connections)
+
+
+def _as_int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def expected_sizing(limit: int, ms: float, connections: int, duration_s: float) -> tuple[float, float]:
+    """(requests per connection a run of duration_s completes, the longest expected wait in s)
+    for a blocking handler of ms milliseconds at concurrency limit `limit`."""
+    rate = limit * 1000.0 / ms
+    return duration_s * rate / connections, (connections / limit) * ms / 1000.0
+
+
+# ---------------------------------------------------------------- judging
+def _matches(row: Row, spec: dict) -> bool:
+    for k, v in spec.items():
+        have = getattr(row, k) if hasattr(row, k) and k != "raw" else row.raw.get(k)
+        if k == "processes":
+            have = row.raw.get("processes")
+        if have != v:
+            return False
+    return True
+
+
+def _cell(run: Run, row: Row, path: str) -> Cell | None:
+    for ld in run.loads.values():
+        if ld.lid.path == path and not ld.lid.idle and ld.lid.pipeline == 1:
+            c = run.cell(row.key, ld.lid)
+            if c is not None:
+                return c
+    return None
+
+
+def point_problem(p: dict, decl: dict) -> str | None:
+    """Why a repetition decides nothing for this finding, or None."""
+    if p.get("status", "ok") != "ok":
+        return "failed"
+    allowed = decl.get("decide_at")
+    v = p.get("verdict") or "unclear"
+    if allowed and v not in allowed:
+        return v
+    if v in FAILURE_VERDICTS:
+        return v
+    if (dig(p, "wrk.errors.timeout") or 0) > 0:
+        return "wrk timeouts"
+    need = decl.get("min_requests_per_connection")
+    req, conns = dig(p, "wrk.requests"), dig(p, "load.connections")
+    if need and isinstance(req, (int, float)) and isinstance(conns, (int, float)) and conns > 0 and req / conns < need:
+        return f"{req / conns:.1f} requests per connection (< {need})"
+    return None
+
+
+def values(cell: Cell, metric: str, decl: dict) -> tuple[list[float], list, list[str]]:
+    """(values, blocks, problems) of a metric over a cell's repetitions that may decide."""
+    get = METRICS[metric][0]
+    vals, blocks, probs = [], [], []
+    for p in cell.points:
+        why = point_problem(p, decl)
+        if why:
+            probs.append(f"repetition {p.get('rep')}: {why}")
+            continue
+        v = get(p)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            vals.append(float(v))
+            b = p.get("block")
+            blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
+    return vals, blocks, probs
+
+
+def mechanism_median(cell: Cell | None, metric: str) -> float | None:
+    if cell is None:
+        return None
+    vs = [METRICS[metric][0](p) for p in cell.ok_points]
+    vs = [float(v) for v in vs if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return stats.median(vs) if vs else None
+
+
+@dataclass
+class Comparison:
+    name: str
+    a: Row
+    b: Row
+    ci: stats.RatioCI | None
+    decision: findings.Decision
+    bound: float | None = None
+    marks: list = field(default_factory=list)
+    mechanism: dict = field(default_factory=dict)  # metric -> (median a, median b)
+    a_conns: int = 1
+
+
+@dataclass
+class ConvergencePoint:
+    cost: float
+    path: str
+    best: Row
+    worst: Row
+    ci: stats.RatioCI | None
+    decision: findings.Decision
+
+
+@dataclass
+class Result:
+    decl: dict
+    comparisons: list = field(default_factory=list)
+    points: list = field(default_factory=list)  # ConvergencePoint, for kind convergence
+    missing: list = field(default_factory=list)
+    overall: findings.Decision | None = None
+    threshold: float | None = None  # convergence: the smallest cost from which all are equivalent
+
+
+def judge(run: Run, decl: dict) -> Result:
+    return _judge_ratio(run, decl) if decl["kind"] == "ratio" else _judge_convergence(run, decl)
+
+
+def _rows(run: Run, spec: dict) -> list[Row]:
+    return [r for r in run.rows.values() if r.kind == "model" and _matches(r, spec)]
+
+
+def _judge_ratio(run: Run, decl: dict) -> Result:
+    res = Result(decl)
+    path, metric = decl["path"], decl["metric"]
+    direction = decl.get("direction", "greater")
+    for comp in decl["comparisons"]:
+        ras, rbs = _rows(run, comp["a"]), _rows(run, comp["b"])
+        name = f"{_spec(comp['a'])} / {_spec(comp['b'])}"
+        pairs = [(a, b) for a in ras for b in rbs if a.key != b.key]
+        if not pairs:
+            res.missing.append(name)
+            continue
+        for a, b in pairs:
+            ca, cb = _cell(run, a, path), _cell(run, b, path)
+            if ca is None or cb is None:
+                res.missing.append(f"{a.key} / {b.key} at {path}")
+                continue
+            va, ba, pa = values(ca, metric, decl)
+            vb, bb, pb = values(cb, metric, decl)
+            ci = stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb) if va and vb else None
+            marks = [f"{a.key} {m}" for m in pa] + [f"{b.key} {m}" for m in pb]
+            dec = findings.decide(ci, direction, float(decl.get("null_ratio", 1.0)), decl.get("margin"))
+            if ci is None:
+                dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(marks))
+            bound = None
+            if decl.get("bound") == "concurrency":
+                conns = ca.load.connections or 1
+                bound = row_limit(a, conns) / row_limit(b, conns)
+            mech = {m: (mechanism_median(ca, m), mechanism_median(cb, m)) for m in decl.get("mechanism") or []}
+            res.comparisons.append(Comparison(f"{a.key} / {b.key}", a, b, ci, dec, bound, marks, mech,
+                                              ca.load.connections or 1))
+    res.overall = _combine([c.decision for c in res.comparisons])
+    return res
+
+
+def _cost(path: str, prefix: str) -> float | None:
+    if not path.startswith(prefix):
+        return None
+    try:
+        return float(path[len(prefix):])
+    except ValueError:
+        return None
+
+
+def _judge_convergence(run: Run, decl: dict) -> Result:
+    res = Result(decl)
+    prefix, metric, margin = decl["path_prefix"], decl["metric"], float(decl["margin"])
+    paths = sorted({ld.lid.path for ld in run.loads.values() if _cost(ld.lid.path, prefix) is not None},
+                   key=lambda p: _cost(p, prefix))
+    rows = [r for r in run.rows.values() if r.kind == "model" and not (decl.get("exclude_gvl") and r.gvl)]
+    problems: set[str] = set()
+    for path in paths:
+        meds = []
+        for r in rows:
+            c = _cell(run, r, path)
+            if c is None:
+                continue
+            v, b, probs = values(c, metric, decl)
+            problems.update(pr.split(": ", 1)[-1] for pr in probs)
+            if v:
+                meds.append((stats.median(v), r, v, b))
+        if len(meds) < 2:
+            continue
+        meds.sort(key=lambda t: t[0])
+        (_, worst, vw, bw), (_, best, vb, bb) = meds[0], meds[-1]
+        ci = stats.ratio_ci(vb, vw, blocks_num=bb, blocks_den=bw)
+        res.points.append(ConvergencePoint(_cost(path, prefix), path, best, worst, ci,
+                                           findings.decide(ci, "equivalent", 1.0, margin)))
+    if not res.points and paths:
+        res.overall = findings.Decision(findings.UNDECIDED, f"at no handler cost do two rows have repetitions"
+                                        f" that may decide (they were: {', '.join(sorted(problems)) or 'unmeasured'})")
+        return res
+    if not res.points:
+        res.overall = findings.Decision(findings.NO_DATA, "the run has no point of this family")
+        return res
+    # The threshold: the smallest measured cost from which every larger measured cost is equivalent.
+    thr = None
+    for cp in reversed(res.points):
+        if cp.decision.word != findings.EQUIVALENT:
+            break
+        thr = cp.cost
+    res.threshold = thr
+    top = res.points[-1]
+    if thr is not None:
+        res.overall = findings.Decision(findings.SUPPORTED, f"best/worst within ±{(margin - 1) * 100:.0f}% from"
+                                        f" {thr:g} {decl.get('cost_unit', '')} on".replace("  ", " "))
+    elif top.decision.word == findings.UNDECIDED:
+        res.overall = findings.Decision(findings.UNDECIDED, "at the largest measured cost: " + top.decision.reason,
+                                        top.ci, top.decision.reps_needed)
+    else:
+        res.overall = findings.Decision(findings.CONTRADICTED, "the best and worst rows still differ by more than"
+                                        f" ±{(margin - 1) * 100:.0f}% at the largest measured cost", top.ci)
+    return res
+
+
+def _combine(decs: list[findings.Decision]) -> findings.Decision:
+    if not decs:
+        return findings.Decision(findings.NO_DATA, "the run has no rows for this finding")
+    words = [d.word for d in decs]
+    if len(set(words)) == 1 and words[0] != findings.UNDECIDED:
+        return findings.Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in findings.VERDICT_WORDS if w in words)
+    needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
+    extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
+    return findings.Decision(findings.UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
+                             reps_needed=min(needs) if needs else None)
+
+
+def _spec(spec: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in spec.items())
+
+
+# ---------------------------------------------------------------- rendering
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "not recorded"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
+    h = "#" * heading_level
+    out = []
+    for d in decls:
+        r = judge(run, d)
+        out += [f"{h} Design finding {d['id']}: {d['title']}", "", f"Claim (declared before the run in"
+                f" `results/findings/design.json`): {d['claim']}", ""]
+        if d.get("note"):
+            out += [d["note"], ""]
+        if d["kind"] == "ratio":
+            if not r.comparisons:
+                out += [f"**{findings.NO_DATA}**: the run has no rows for " + ", ".join(f"`{m}`" for m in r.missing), ""]
+                continue
+            mech = d.get("mechanism") or []
+            head = "| a / b | " + METRICS[d["metric"]][1] + " a/b (95% CI) |"
+            sep = "|---|---|"
+            if d.get("bound"):
+                head += " bound (limit a / limit b) | measured / bound |"
+                sep += "---|---|"
+            head += " verdict |" + "".join(f" {METRICS[m][1]} (a; b) |" for m in mech)
+            sep += "---|" + "---|" * len(mech)
+            out += [f"At GET `{d['path']}`; metric {METRICS[d['metric']][1]}.", "", head, sep]
+            for c in r.comparisons:
+                line = f"| {c.name} | {findings.fmt_ci(c.ci) if c.ci else 'no interval'} |"
+                if d.get("bound"):
+                    frac = f"{c.ci.ratio / c.bound:.2f}" if c.ci and c.bound else ""
+                    ms, conns = sleep_ms(d["path"]), c.a_conns
+                    rates = (f" ({row_limit(c.a, conns) * 1000 / ms:.0f} against {row_limit(c.b, conns) * 1000 / ms:.0f}"
+                             " req/s)" if ms else "")
+                    line += f" {c.bound:g}{rates} | {frac} |"
+                line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0])}; {_fmt(c.mechanism[m][1])} |" for m in mech)
+                out.append(line)
+            out.append("")
+            marks = [m for c in r.comparisons for m in c.marks]
+            if marks:
+                out += ["Repetitions that decide nothing (marked): " + "; ".join(sorted(set(marks))) + ".", ""]
+            if r.missing:
+                out += [f"{findings.NO_DATA} for " + ", ".join(f"`{m}`" for m in r.missing) + ".", ""]
+        else:
+            out += ["| handler cost | best row | worst row | best / worst req/s (95% CI) | within the margin? |",
+                    "|---|---|---|---|---|"]
+            for cp in r.points:
+                out.append(f"| `{cp.path}` | {cp.best.key} | {cp.worst.key} | {findings.fmt_ci(cp.ci)} | {cp.decision.text()} |")
+            out += ["", "The best and worst rows are picked from the same repetitions that estimate their ratio,"
+                    " so the ratio leans away from one: an equivalence verdict is conservative.", ""]
+        out += [f"**Verdict: {r.overall.word}** ({r.overall.reason}).", ""]
+    return "\n".join(out)
+
+
+def render_for_run(run: Run, path: str = DESIGN_PATH) -> str:
+    """The design findings of the run's scenario, or "" when it declares none."""
+    try:
+        decls = for_scenario(scenario_of(run), path)
+    except (OSError, DeclarationError):
+        return ""
+    return render(run, decls) if decls else ""
+
+
+def scenario_of(run: Run) -> str | None:
+    """The scenario a run was made from (meta.json scenario_name, else the run id's tail)."""
+    name = run.meta.get("scenario_name")
+    if name:
+        return name
+    m = re.match(r"^\d{8}T\d{6}Z-(.+)$", run.run_id)
+    return m.group(1) if m else None

@@ -1,0 +1,694 @@
+"""The published findings, each declared in its table's data before any run, judged from a run.
+
+A finding (results/published/<name>.json, "findings") names the rows it compares (a over b),
+its primary load point (where the server, not wrk, is the bound on a 2-core machine), its
+claimed direction (a/b "greater" or "less" than a null ratio, or "equivalent" within a
+margin), the published magnitude, and the metrics it is judged on. The verdict comes from the
+first listed metric that can decide at the primary point:
+- req/s decides only where every repetition of both rows was server-bound (never at
+  client-bound, both-saturated, error-bound or unclear points);
+- CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
+  server is saturated it is about 1/throughput and adds nothing to req/s;
+- system calls and context switches per request decide wherever the point did not fail.
+The first metric carries the finding's claim (its direction, null ratio, margin). Every later
+metric is a fallback, a stand-in for the same claim where the first cannot decide, and declares
+its own direction and no-effect value beside it, with its reason: a cost per request is better
+when lower, the opposite sense of req/s, and a req/s multiple such as "more than twice" is a
+different number on another metric (or none). A fallback never inherits the claim's direction or
+null ratio; one that does not declare them, or whose direction contradicts its metric's sense, is
+refused when the finding is loaded. The verdict names the metric that decided and its no-effect
+value.
+Verdict words, exactly: supported (the 95% interval excludes the null in the claimed direction),
+contradicted (excludes it in the other), equivalent (both one-sided tests pass against the
+margin), undecided (with the reason: how wide the interval is, and how many repetitions would
+decide it at the observed spread). Beside it, the magnitude check against the published ratio.
+Secondary load points are shown with Holm-corrected one-sided tests. Nothing here knows what
+the answer should be.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from . import stats
+from ..format import verdict
+from ..format.published import Published
+from .runload import Cell, Load, Row, Run, column_label
+from ..format.loadpoint import canonical_label
+
+SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
+VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)
+NO_DATA = "no data"
+
+_WORKER = re.compile(r"^(?P<fam>\S+) (?P<n>\d+) worker thread(?P<sep>, separate queues?)?$")
+_SINGLE = re.compile(r"^(?P<fam>\S+) single thread$")
+
+HIGHER, LOWER = "higher", "lower"  # which side of a metric is the better one
+
+# metric name in the JSON -> (dotted path in a point, what it is, which point verdicts let it decide,
+# which side is better: a fallback's declared direction must agree with it, see declared_findings)
+METRICS = {
+    "req_per_s": ("wrk.req_per_s", "req/s", (verdict.SERVER_BOUND,), HIGHER),
+    "server_cpu_us_per_req": ("derived.server_cpu_us_per_req", "server CPU us/request", (verdict.CLIENT_BOUND,),
+                              LOWER),
+    "syscalls_per_req": ("derived.syscalls_per_req", "system calls/request",
+                         (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR), LOWER),
+    "ctx_switches_per_req": ("derived.ctx_switches_per_req", "context switches/request",
+                             (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR),
+                             LOWER),
+}
+
+
+def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
+    """(values, blocks) of a metric over a cell's ok repetitions; a block is None when unrecorded."""
+    path = METRICS[metric][0]
+    vals, blocks = [], []
+    for p in cell.ok_points:
+        v = _dig(p, path)
+        if v is None and metric == "req_per_s":
+            req, dur = _dig(p, "wrk.requests"), _dig(p, "wrk.duration_us")
+            v = req / (dur / 1e6) if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0 else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            vals.append(float(v))
+            b = p.get("block")
+            blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
+    return vals, blocks
+
+
+def _dig(obj, path):
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def cell_verdicts(cell: Cell) -> list[str]:
+    return [verdict.point_verdict(p) for p in cell.ok_points]
+
+
+def effect(ca: Cell, cb: Cell, metric: str) -> stats.RatioCI | None:
+    """a/b of a metric with its interval (paired by block when both cells recorded blocks)."""
+    va, ba = cell_values(ca, metric)
+    vb, bb = cell_values(cb, metric)
+    if not va or not vb:
+        return None
+    return stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb)
+
+
+def can_decide(ca: Cell, cb: Cell, metric: str) -> tuple[bool, str]:
+    """Whether this metric may decide at this point, and why not."""
+    allowed = METRICS[metric][2]
+    bad = sorted({v for c in (ca, cb) for v in cell_verdicts(c) if v not in allowed})
+    if bad:
+        return False, (f"{METRICS[metric][1]} cannot decide here: the point was {', '.join(bad)} in some"
+                       f" repetition (it decides only at {', '.join(allowed)} points)")
+    return True, ""
+
+
+@dataclass
+class Decision:
+    word: str
+    reason: str
+    ci: stats.RatioCI | None = None
+    reps_needed: int | None = None
+
+    def text(self) -> str:
+        return f"{self.word} ({self.reason})" if self.reason else self.word
+
+
+def decide(ci: stats.RatioCI | None, direction: str, null_ratio: float = 1.0,
+           margin: float | None = None) -> Decision:
+    """One of the four verdict words for an effect against a declared claim."""
+    if ci is None:
+        return Decision(UNDECIDED, "no measurement", None)
+    if not ci.enough_reps:
+        return Decision(UNDECIDED, f"too few repetitions for an interval ({ci.n_num} and {ci.n_den};"
+                        f" need {stats.MIN_REPS_FOR_CI} each)", ci)
+    iv = f"{fmt_ci(ci)}, ±{ci.half_width_pct:.1f}%"
+    if direction == "equivalent":
+        ok, _p = stats.tost_equivalent(ci, margin or 1.0)
+        if ok:
+            return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
+        if ci.lo > margin or ci.hi < 1.0 / margin:
+            return Decision(CONTRADICTED, f"{iv} lies wholly outside the ±{(margin - 1) * 100:.0f}% margin", ci)
+        n = stats.reps_to_decide(ci, margin)
+        return Decision(UNDECIDED, f"{iv} too wide for the ±{(margin - 1) * 100:.0f}% margin; "
+                        + _reps_text(n), ci, n)
+    sign = 1 if direction == "greater" else -1
+    above, below = ci.lo > null_ratio, ci.hi < null_ratio
+    null_txt = f"{null_ratio:g}"
+    if (above and sign > 0) or (below and sign < 0):
+        return Decision(SUPPORTED, f"{iv} excludes {null_txt} in the claimed direction", ci)
+    if above or below:
+        return Decision(CONTRADICTED, f"{iv} excludes {null_txt} in the other direction", ci)
+    if margin is not None and stats.tost_equivalent(ci, margin)[0]:
+        return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
+    d_ci = ci if null_ratio == 1.0 else stats.RatioCI(ci.ratio / null_ratio, ci.lo / null_ratio, ci.hi / null_ratio,
+                                                      ci.n_num, ci.n_den, ci.method, ci.log_se, ci.df, ci.log_sd)
+    n = stats.reps_to_decide(d_ci, margin)
+    return Decision(UNDECIDED, f"{iv} includes {null_txt}; " + _reps_text(n), ci, n)
+
+
+def _reps_text(n: int | None) -> str:
+    if n is None:
+        return "the spread is unknown"
+    if n > stats.MAX_REPS_SEARCH:
+        return (f"more than {stats.MAX_REPS_SEARCH} repetitions per row would be needed at the observed"
+                " effect and spread (the effect is too close to the null)")
+    return f"about {n} repetitions per row would decide it at the observed effect and spread"
+
+
+def magnitude_check(ci: stats.RatioCI | None, published: float | None) -> str:
+    if published is None:
+        return "no published magnitude"
+    if ci is None:
+        return f"published {published:.2f}; not measured"
+    if not ci.enough_reps:
+        return f"published {published:.2f}; measured {ci.ratio:.2f} (no interval)"
+    if ci.lo <= published <= ci.hi:
+        return f"published {published:.2f} lies inside the measured interval {fmt_ci(ci)}"
+    return (f"published {published:.2f} lies outside the measured interval {fmt_ci(ci)}: the measured effect"
+            f" is {ci.ratio / published:.2f}x the published one")
+
+
+def fmt_ci(ci: stats.RatioCI | None) -> str:
+    if ci is None:
+        return ""
+    if not ci.enough_reps:
+        return f"{ci.ratio:.2f} (n<{stats.MIN_REPS_FOR_CI})"
+    return f"{ci.ratio:.2f} ({stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})"
+
+
+class LabelIndex:
+    """Run rows by (canonical published label, gvl), per path, for pipeline-1 loads.
+
+    A --gvl row without a label inherits the label of the non-gvl row that is identical in
+    every other field, so a scenario may label only the non-gvl rows.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.paths: dict[str, list[Load]] = {}
+        for (path, pipeline, idle), loads in run.load_groups():
+            if not idle and pipeline == 1:
+                self.paths[path] = loads
+        labelled = {(r.kind, r.model, r.threads, r.queues, r.backend, r.extra_args): r
+                    for r in run.rows.values() if r.label and not r.gvl}
+        self.by_label: dict[tuple[str, bool], list[Row]] = {}
+        for r in run.rows.values():
+            label = r.label
+            if not label and r.gvl:
+                twin = labelled.get((r.kind, r.model, r.threads, r.queues, r.backend, r.extra_args))
+                label = twin.label if twin else None
+            c = canonical_label(label)
+            if c:
+                self.by_label.setdefault((c, r.gvl), []).append(r)
+
+    def shown(self, canonical: str) -> str:
+        """The label as the run wrote it (first row with it), for display."""
+        for g in (False, True):
+            for r in self.by_label.get((canonical, g)) or []:
+                if r.label:
+                    return r.label
+        return canonical
+
+    def row(self, canonical: str, gvl: bool = False) -> Row | None:
+        rows = self.by_label.get((canonical, gvl)) or []
+        return rows[0] if rows else None
+
+    def families(self) -> list[str]:
+        fams = []
+        for (c, _gvl) in self.by_label:
+            m = _SINGLE.match(c) or _WORKER.match(c)
+            if m and m.group("fam") not in fams:
+                fams.append(m.group("fam"))
+        return fams
+
+    def worker_counts(self, fam: str, separate: bool = False) -> list[int]:
+        ns = set()
+        for (c, _gvl) in self.by_label:
+            m = _WORKER.match(c)
+            if m and m.group("fam") == fam and bool(m.group("sep")) == separate:
+                ns.add(int(m.group("n")))
+        return sorted(ns)
+
+
+
+_OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}
+_SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
+
+
+@dataclass
+class MetricSpec:
+    """How one metric judges a claim: a/b `direction` than `null_ratio` (the no-effect value), or
+    within ±`margin` for "equivalent". `fallback`: not the first metric, so the values are its own
+    (declared with `reason`), never the claim's."""
+    metric: str
+    direction: str
+    null_ratio: float = 1.0
+    margin: float | None = None
+    fallback: bool = False
+    reason: str = ""
+
+    def claim_text(self) -> str:
+        """"a/b > 2", "a/b < 0.5", "a/b within ±10%"."""
+        if self.direction == "equivalent":
+            return f"a/b within ±{((self.margin or 1.0) - 1) * 100:.0f}%"
+        return f"a/b {_SIGN[self.direction]} {self.null_ratio:g}"
+
+    def no_effect_text(self) -> str:
+        if self.direction == "equivalent":
+            return f"no-effect band ±{((self.margin or 1.0) - 1) * 100:.0f}%"
+        return f"no-effect value {self.null_ratio:g}"
+
+    def decided_text(self) -> str:
+        """What the verdict of a comparison names: the deciding metric and its no-effect value."""
+        return (f"decided on {METRICS[self.metric][1]}{', a fallback' if self.fallback else ''}:"
+                f" claim {self.claim_text()}, {self.no_effect_text()}")
+
+
+@dataclass
+class Declared:
+    """A finding as declared in results/published/<name>.json (see the module docstring)."""
+    fid: str
+    title: str
+    claim: str
+    primary_path: str
+    primary_load: str
+    metrics: list
+    comparisons: list  # dicts: a, b, gvl, published_ratio
+    published_column: str | None = None
+    note: str = ""
+
+
+class DeclarationError(Exception):
+    pass
+
+
+def _fallback_spec(m: dict, first: MetricSpec, where: str) -> MetricSpec:
+    """A fallback metric's own claim, as declared beside it; DeclarationError when it leans on the
+    first metric's values or points the other way than its metric's sense says."""
+    name = m["metric"]
+    what = f"{where}: fallback metric {name!r} ({METRICS[name][1]})"
+    sense, first_sense = METRICS[name][3], METRICS[first.metric][3]
+    expected = first.direction if sense == first_sense else _OPPOSITE[first.direction]
+    missing = [k for k in ("direction", "reason") if not m.get(k)]
+    d = m.get("direction")
+    if d == "equivalent" and not m.get("margin"):
+        missing.append("margin")
+    elif d != "equivalent" and m.get("null_ratio") is None:
+        missing.append("null_ratio")
+    if missing:
+        raise DeclarationError(
+            f"{what} declares no {', '.join(missing)} of its own: a fallback never inherits the claim's"
+            f" direction or no-effect value ({first.claim_text()} on {METRICS[first.metric][1]}); declare"
+            f" \"direction\" ({expected!r}: {sense} is better), \"null_ratio\" (or \"margin\" for an"
+            f" equivalence claim) and \"reason\" beside the metric")
+    if d not in _OPPOSITE:
+        raise DeclarationError(f"{what}: direction {d!r} (greater, less or equivalent)")
+    if d != expected:
+        raise DeclarationError(
+            f"{what}: direction {d!r} contradicts the claim: {first.claim_text()} on"
+            f" {METRICS[first.metric][1]} ({first_sense} is better) reads {expected!r} on a metric where"
+            f" {sense} is better")
+    try:
+        null = float(m["null_ratio"]) if d != "equivalent" else 1.0
+        margin = float(m["margin"]) if m.get("margin") else None
+    except (TypeError, ValueError):
+        raise DeclarationError(f"{what}: null_ratio and margin must be numbers")
+    if not null > 0 or (margin is not None and not margin > 1.0):
+        raise DeclarationError(f"{what}: null_ratio must be > 0 and margin > 1")
+    return MetricSpec(name, d, null, margin, fallback=True, reason=str(m["reason"]))
+
+
+def declared_findings(pub: Published) -> list[Declared]:
+    """The findings a published table declares; raises DeclarationError on a malformed one."""
+    out = []
+    for i, f in enumerate(pub.doc.get("findings") or []):
+        where = f"{pub.path}: finding {i} ({f.get('id')!r})"
+        try:
+            prim = f["primary"]
+            direction = f["direction"]
+            metrics = []
+            for m in f["metrics"]:
+                m = {"metric": m} if isinstance(m, str) else dict(m)
+                if m["metric"] not in METRICS:
+                    raise DeclarationError(f"{where}: unknown metric {m['metric']!r}")
+                if metrics:
+                    metrics.append(_fallback_spec(m, metrics[0], where))
+                    continue
+                d = m.get("direction", direction)
+                if d not in ("greater", "less", "equivalent"):
+                    raise DeclarationError(f"{where}: direction {d!r}")
+                margin = m.get("margin", f.get("margin"))
+                if d == "equivalent" and not margin:
+                    raise DeclarationError(f"{where}: an equivalence claim needs a margin")
+                metrics.append(MetricSpec(m["metric"], d, float(m.get("null_ratio", f.get("null_ratio", 1.0))),
+                                          float(margin) if margin else None))
+            out.append(Declared(str(f["id"]), f["title"], f["claim"], prim["path"], prim["load"], metrics,
+                                list(f["comparisons"]), f.get("published_column"), f.get("note", "")))
+        except KeyError as exc:
+            raise DeclarationError(f"{where}: missing field {exc}")
+    return out
+
+
+@dataclass
+class PointEffect:
+    load: Load
+    ci: stats.RatioCI | None
+    p_one_sided: float | None = None
+    p_other: float | None = None
+    p_adj: float | None = None
+    p_adj_other: float | None = None
+    can: bool = True
+    why_not: str = ""
+
+    def mark(self) -> str:
+        if not self.can:
+            return "·"
+        if self.p_adj is not None and self.p_adj < stats.ALPHA:
+            return "✓"
+        if self.p_adj_other is not None and self.p_adj_other < stats.ALPHA:
+            return "✗"
+        return "~"
+
+
+@dataclass
+class MetricResult:
+    spec: MetricSpec
+    primary: PointEffect | None
+    decision: Decision
+    secondary: list = field(default_factory=list)
+
+
+@dataclass
+class Line:
+    """One comparison of a finding: run row a over run row b."""
+    name: str
+    a: Row
+    b: Row
+    published: float | None
+    results: list  # MetricResult per declared metric
+    decision: Decision  # from the first metric that can decide at the primary point
+    decided_by: str | None
+    magnitude: str
+    decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
+
+    def decided_text(self) -> str:
+        """"decided on <metric>[, a fallback]: claim a/b < 0.5, no-effect value 0.5", or ""."""
+        return self.decided_spec.decided_text() if self.decided_spec is not None else ""
+
+
+@dataclass
+class Finding:
+    decl: Declared
+    lines: list = field(default_factory=list)
+    missing: list = field(default_factory=list)  # comparison names without rows
+    overall: Decision = None
+
+    @property
+    def fid(self) -> str:
+        return self.decl.fid
+
+    @property
+    def title(self) -> str:
+        return self.decl.title
+
+
+def _rows_for(idx: "LabelIndex", spec, gvl: bool) -> list[Row]:
+    if isinstance(spec, str):
+        return list(idx.by_label.get((canonical_label(spec), gvl)) or [])
+    rows = []
+    for r in idx.run.rows.values():
+        if all(getattr(r, k, r.raw.get(k)) == v for k, v in spec.items()) and r.gvl == gvl:
+            rows.append(r)
+    return rows
+
+
+def _spec_name(spec) -> str:
+    return spec if isinstance(spec, str) else " ".join(f"{k}={v}" for k, v in spec.items())
+
+
+def published_ratio(pub: Published, comp: dict, column: str | None) -> float | None:
+    if comp.get("published_ratio") is not None:
+        return float(comp["published_ratio"])
+    if column is None or not isinstance(comp["a"], str) or not isinstance(comp["b"], str):
+        return None
+    ra, rb = pub.row(comp["a"]), pub.row(comp["b"])
+    if ra is None or rb is None or column not in pub.columns:
+        return None
+    j = pub.columns.index(column)
+    ca, cb = ra.cells[j], rb.cells[j]
+    return ca.req_per_s / cb.req_per_s if ca and cb else None
+
+
+def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | None,
+                 secondary: list[Load]) -> MetricResult:
+    """The effect of one metric at the primary point (the verdict) and at the secondary points
+    (one-sided p values in the claimed direction and against it, Holm-corrected over them)."""
+    prim = None
+    decision = Decision(UNDECIDED, "the primary load point was not measured for both rows")
+    if primary is not None:
+        ca, cb = run.cell(a.key, primary.lid), run.cell(b.key, primary.lid)
+        if ca is not None and cb is not None:
+            ci = effect(ca, cb, spec.metric)
+            ok, why = can_decide(ca, cb, spec.metric)
+            if ok and ci is None:  # e.g. no perf on the machine: the next declared metric may decide
+                ok, why = False, f"{METRICS[spec.metric][1]} was not recorded at the primary point for both rows"
+            prim = PointEffect(primary, ci, can=ok, why_not=why)
+            if not ok:
+                decision = Decision(UNDECIDED, why, ci)
+            else:
+                decision = decide(ci, spec.direction, spec.null_ratio, spec.margin)
+    secs = []
+    for ld in secondary:
+        ca, cb = run.cell(a.key, ld.lid), run.cell(b.key, ld.lid)
+        if ca is None or cb is None:
+            continue
+        ci = effect(ca, cb, spec.metric)
+        ok, why = can_decide(ca, cb, spec.metric)
+        pe = PointEffect(ld, ci, can=ok, why_not=why)
+        if ci is not None and ci.log_se is not None and ok and spec.direction != "equivalent":
+            alt, other = ("greater", "less") if spec.direction == "greater" else ("less", "greater")
+            pe.p_one_sided, pe.p_other = ci.p_value(spec.null_ratio, alt), ci.p_value(spec.null_ratio, other)
+        secs.append(pe)
+    for attr, adj in (("p_one_sided", "p_adj"), ("p_other", "p_adj_other")):
+        for pe, p in zip(secs, stats.holm([getattr(pe, attr) for pe in secs])):
+            setattr(pe, adj, p)
+    return MetricResult(spec, prim, decision, secs)
+
+
+def judged_on(lines: list[Line]) -> str:
+    """Which metrics judged the comparisons, each with its no-effect value and how many it judged:
+    "judged on system calls/request, a fallback (no-effect value 0.5), in 2 of 4", or ""."""
+    groups: dict[tuple, int] = {}
+    for ln in lines:
+        s = ln.decided_spec
+        if s is not None:
+            k = (METRICS[s.metric][1] + (", a fallback" if s.fallback else ""), s.no_effect_text())
+            groups[k] = groups.get(k, 0) + 1
+    if not groups:
+        return ""
+    return "judged on " + "; ".join(f"{name} ({ne}), in {n} of {len(lines)}" for (name, ne), n in groups.items())
+
+
+def combine(lines: list[Line]) -> Decision:
+    """The finding's verdict over its comparisons: the common word when every comparison with data
+    agrees; undecided (naming the disagreement) otherwise. The reason ends with the metrics that
+    judged them (judged_on)."""
+    dec = _combine_words(lines)
+    on = judged_on(lines)
+    if on:
+        dec.reason = f"{dec.reason}; {on}"
+    return dec
+
+
+def _combine_words(lines: list[Line]) -> Decision:
+    if not lines:
+        return Decision(NO_DATA, "the run has no rows for this finding")
+    words = [ln.decision.word for ln in lines]
+    if len(set(words)) == 1:
+        w = words[0]
+        if w == UNDECIDED:
+            needs = [ln.decision.reps_needed for ln in lines if ln.decision.reps_needed]
+            extra = (f"; the closest would need about {min(needs)} repetitions per row"
+                     if needs and min(needs) <= stats.MAX_REPS_SEARCH else "")
+            return Decision(UNDECIDED, f"undecided in all {len(lines)} comparisons{extra}")
+        return Decision(w, f"{w} in all {len(lines)} comparison{'s' if len(lines) > 1 else ''}")
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    if CONTRADICTED not in words and UNDECIDED in words and len(set(words) - {UNDECIDED}) == 1:
+        w = (set(words) - {UNDECIDED}).pop()
+        return Decision(UNDECIDED, f"{counts} of {len(lines)} comparisons ({w} where decided)")
+    return Decision(UNDECIDED, f"the comparisons disagree: {counts} of {len(lines)}")
+
+
+class Analysis:
+    """All declared findings of a published table, judged from one run."""
+
+    def __init__(self, run: Run, pub: Published | None = None):
+        self.run = run
+        self.pub = pub
+        self.idx = LabelIndex(run)
+        self.findings: list[Finding] = []
+        if pub is not None:
+            for d in declared_findings(pub):
+                self.findings.append(self._judge(d))
+
+    @property
+    def has_data(self) -> bool:
+        return any(f.lines for f in self.findings)
+
+    def _loads_by_key(self) -> dict[tuple[str, str], Load]:
+        """(path, load key) -> load, for pipeline-1 loads; the key both as the sweep writes it
+        ("-t4 -c64 /spin?us=10") and without its path ("-t4 -c64"), as a table column names it."""
+        out = {}
+        for ld in self.run.loads.values():
+            if not ld.lid.idle and ld.lid.pipeline == 1:
+                out.setdefault((ld.lid.path, column_label(ld)), ld)
+                out[(ld.lid.path, ld.lid.key)] = ld
+        return out
+
+    def _judge(self, d: Declared) -> Finding:
+        f = Finding(d)
+        loads = self._loads_by_key()
+        primary = loads.get((d.primary_path, d.primary_load))
+        secondary = []
+        for ld in loads.values():
+            if ld is not primary and ld not in secondary:
+                secondary.append(ld)
+        for comp in d.comparisons:
+            gvl = bool(comp.get("gvl"))
+            ga, gb = bool(comp.get("gvl_a", gvl)), bool(comp.get("gvl_b", gvl))
+            ras, rbs = _rows_for(self.idx, comp["a"], ga), _rows_for(self.idx, comp["b"], gb)
+            name = (f"{_spec_name(comp['a'])}{' --gvl' if ga else ''} / {_spec_name(comp['b'])}"
+                    f"{' --gvl' if gb else ''}")
+            if not ras or not rbs:
+                f.missing.append(name)
+                continue
+            pr = published_ratio(self.pub, comp, d.published_column)
+            for a in ras:
+                for b in rbs:
+                    if a.key == b.key:
+                        continue
+                    results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
+                    deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
+                    if deciding is None:
+                        dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
+                        if results and results[0].primary is not None:
+                            dec = Decision(UNDECIDED, "no declared metric can decide at the primary point: "
+                                           + "; ".join(r.primary.why_not for r in results if r.primary), None)
+                        by, by_spec = None, None
+                    else:
+                        dec, by, by_spec = deciding.decision, deciding.spec.metric, deciding.spec
+                    # Published magnitudes are req/s ratios: checked against the measured req/s effect.
+                    rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
+                    rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
+                    mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
+                    f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
+                                        decided_spec=by_spec))
+        f.overall = combine(f.lines)
+        return f
+
+
+def render_findings(an: Analysis, heading_level: int = 2) -> str:
+    h = "#" * heading_level
+    out: list[str] = []
+    if not an.findings:
+        out += [f"{h} Published findings", "", "No published table with declared findings applies to this run.", ""]
+        return "\n".join(out)
+    out += [f"{h} Published findings, judged from run `{an.run.run_id}`", "",
+            "Each finding was declared in the published table's data before any run: its primary load point"
+            " (where the server, not wrk, is the bound on a 2-core machine), its claimed direction, its margin"
+            " where it claims no real difference, its published magnitude and its metrics. Effects are ratios"
+            f" (row a / row b) with a {stats.interval_method_text()}. The verdict comes from the first"
+            " listed metric that can decide at the primary point (req/s only at server-bound points; CPU per"
+            " request only where wrk, not the server, was saturated; system calls and context switches per"
+            " request wherever the point did not fail). A metric after the first is a fallback, judged against"
+            " its own declared direction and no-effect value (a cost per request is better when lower, the"
+            " opposite sense of req/s), never the first metric's; each comparison's verdict names the metric"
+            " that decided and its no-effect value: *supported* (the interval excludes the null in the"
+            " claimed direction), *contradicted* (in the other direction), *equivalent* (both one-sided tests"
+            " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
+            " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
+            " direction passes at 5% after Holm's correction over that comparison's secondary points, ~ neither,"
+            " · the metric cannot decide there.", ""]
+    for f in an.findings:
+        d = f.decl
+        m0 = d.metrics[0]
+        out += [f"{h}# Finding {d.fid}: {d.title}", "", f"Claim: {d.claim}", "",
+                f"Declared: primary load point GET {d.primary_path} `{d.primary_load}`; claim {m0.claim_text()}"
+                f" on {METRICS[m0.metric][1]} ({m0.no_effect_text()})"
+                + ("; where it cannot decide, in order:" if len(d.metrics) > 1 else "."), ""]
+        fallbacks = d.metrics[1:]
+        if fallbacks:
+            out += [f"- fallback {METRICS[m.metric][1]}: claim {m.claim_text()} ({METRICS[m.metric][3]} is"
+                    f" better; {m.no_effect_text()}): {m.reason}" for m in fallbacks] + [""]
+        if d.note:
+            out += [d.note, ""]
+        if not f.lines:
+            out += [f"**{NO_DATA}**: the run has no rows for "
+                    + ", ".join(f"`{n}`" for n in f.missing) + ".", ""]
+            continue
+        out.append("| Comparison (a / b) | Metric | Primary point: effect (95% CI) | Verdict | Secondary points |")
+        out.append("|---|---|---|---|---|")
+        for ln in f.lines:
+            for r in ln.results:
+                prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
+                secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == d.primary_path else ' ' + pe.load.lid.path}:"
+                                f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
+                metric = f"{METRICS[r.spec.metric][1]} ({r.spec.claim_text()})"
+                out.append(f"| {ln.name} | {metric} | {prim} | {r.decision.text()} | {secs} |")
+        out.append("")
+        for ln in f.lines:
+            by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
+            out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
+        if f.missing:
+            out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
+        out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
+    return "\n".join(out)
+
+
+def summary_rows(an: Analysis) -> list[tuple[str, str, str]]:
+    """(finding, scope, verdict text) for report summaries and tests."""
+    return [(f"{f.fid}. {f.title}", "primary", f.overall.text()) for f in an.findings]
+
+
+@dataclass
+class Spread:
+    """Run-to-run spread of one metric over a run: |a - b| / mean(a, b) over every pair of
+    repetitions of every point (row x load) that has at least two."""
+    metric: str
+    n_points: int
+    n_pairs: int
+    median: float | None
+    p90: float | None
+
+
+SPREAD_METRICS = ("req_per_s", "server_cpu_us_per_req", "syscalls_per_req", "ctx_switches_per_req")
+
+
+def run_spread(run: Run, metrics: tuple = SPREAD_METRICS) -> list[Spread]:
+    """Each metric's spread between repetitions (median and 90th percentile of the relative
+    differences), for REPORT.md to state from the runs rather than by hand."""
+    out = []
+    for m in metrics:
+        diffs, n_points = [], 0
+        for cell in run.cells.values():
+            if cell.load.lid.idle:
+                continue
+            vals, _blocks = cell_values(cell, m)
+            if len(vals) >= 2:
+                n_points += 1
+                diffs += stats.relative_differences(vals)
+        out.append(Spread(m, n_points, len(diffs), stats.percentile(diffs, 0.5), stats.percentile(diffs, 0.9)))
+    return out
+
+
+def render_spread(run: Run) -> str:
+    lines = ["| Metric | points | pairs of repetitions | median difference | 90th percentile |", "|---|---|---|---|---|"]
+    for s in run_spread(run):
+        fmt = (lambda x: "" if x is None else f"{x * 100:.1f}%")
+        lines.append(f"| {METRICS[s.metric][1]} | {s.n_points} | {s.n_pairs} | {fmt(s.median)} | {fmt(s.p90)} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,108 @@
+"""`cbench report RUN`: write RUN/report.md; `cbench report --root`: regenerate REPORT.md's marked sections.
+
+Reads results only (plots a run's charts first when they are missing, which also only reads).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..render import reportgen, tables
+from ..analysis import runload
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", metavar="RUN", nargs="?",
+                        help="run directory, or a run id under results/runs/ (not with --root)")
+    parser.add_argument("--latency", choices=sorted(tables.LATENCY_STATS), default="max",
+                        help="latency statistic in the tables (default: max, as published)")
+    parser.add_argument("--no-plot", action="store_true", help="do not draw missing charts")
+    parser.add_argument("--root", action="store_true",
+                        help="regenerate the marked sections of REPORT.md from results/reference-runs.toml")
+    parser.add_argument("--config", default=reportgen.DEFAULT_CONFIG,
+                        help="with --root: section -> run directory map (default: results/reference-runs.toml)")
+    parser.add_argument("--report", default=reportgen.DEFAULT_REPORT,
+                        help="with --root: the file to regenerate (default: REPORT.md at the repo root)")
+    parser.add_argument("--template", default=None,
+                        help="with --root: the template to render (default: REPORT.md.in beside the report"
+                             " when it exists; without one, only the marked sections are regenerated)")
+    parser.add_argument("--out", metavar="FILE", default=None,
+                        help="with --root: write the rendered report to FILE instead of --report (its links"
+                             " stay relative to --report's directory); for looking at a render without"
+                             " changing REPORT.md")
+    parser.add_argument("--check", action="store_true",
+                        help="with --root: write nothing; exit 1 if the file is out of date")
+    parser.add_argument("--allow-synthetic", action="store_true",
+                        help="with --root: accept synthetic fixture runs (tests only; never for REPORT.md)")
+
+
+def run_root(args) -> int:
+    if args.allow_synthetic and os.path.abspath(args.report) == os.path.abspath(reportgen.DEFAULT_REPORT):
+        print("cbench report: --allow-synthetic is for tests on another file; fixtures never go into"
+              f" {reportgen.DEFAULT_REPORT}", file=sys.stderr)
+        return 2
+    try:
+        config = reportgen.read_config(args.config)
+        template = args.template or (args.report + ".in")
+        root = os.path.dirname(os.path.abspath(args.report))
+        text = ""
+        if os.path.exists(args.report):
+            with open(args.report, encoding="utf-8") as f:
+                text = f.read()
+        if os.path.exists(template):
+            with open(template, encoding="utf-8") as f:
+                new, _ = reportgen.render_template(f.read(), config, args.allow_synthetic, root,
+                                                   os.path.relpath(template))
+        else:
+            with open(args.report, encoding="utf-8") as f:
+                text = f.read()
+            reportgen.check_markers(text, args.report)
+            new = reportgen.regenerate(text, config, args.allow_synthetic, root)
+    except OSError as exc:
+        print(f"cbench report: {args.report}: cannot read ({exc.strerror})", file=sys.stderr)
+        return 1
+    except reportgen.ReportError as exc:
+        print(f"cbench report: {exc}", file=sys.stderr)
+        return 1
+    names = reportgen.section_names(new)
+    unknown = [n for n in config if n not in names]
+    for n in unknown:
+        print(f"cbench report: warning: {args.config} lists section {n!r} but {args.report} has no markers for it",
+              file=sys.stderr)
+    if args.check:
+        if new != text:
+            print(f"cbench report: {args.report} is out of date; run `cbench report --root`", file=sys.stderr)
+            return 1
+        print(f"{args.report}: up to date ({len(names)} generated sections)")
+        return 0
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(new)
+        print(f"{args.report}: rendered to {args.out} ({args.report} not changed)")
+    elif new != text:
+        with open(args.report, "w", encoding="utf-8") as f:
+            f.write(new)
+    for n in names:
+        run_dir = ((config.get(n) or {}).get("run") or "not yet run") if n != reportgen.DECISION_TABLE \
+            else "generated from every section's reference run"
+        print(f"{args.report}: section {n}: {run_dir}")
+    return 0
+
+
+def run(args) -> int:
+    if args.root:
+        if args.run:
+            print("cbench report: --root takes no RUN (runs come from the config)", file=sys.stderr)
+            return 2
+        return run_root(args)
+    if not args.run:
+        print("cbench report: give RUN, or --root", file=sys.stderr)
+        return 2
+    try:
+        r = runload.load_run(args.run)
+    except runload.RunError as exc:
+        print(f"cbench report: {exc}", file=sys.stderr)
+        return 1
+    path = reportgen.write_run_report(r, args.latency, plot=not args.no_plot)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,264 @@
+"""`cbench compare RUN --published NAME`: a published table beside a run, raw and normalised.
+
+Rows are matched by label (loadpoint.canonical_label); columns by load key on the published
+table's path and pipeline. Each row is also divided by a base row at the same column, for the
+published and the measured numbers alike, so that the shapes can be compared across machines
+and languages: its family's single-thread row (Ever's table), or, when the table says
+"normalise_to": "fastest" (Tipi's), the table's fastest row (measured: the fastest measured row
+matching a published one). Then the declared findings (findings.py). One code path for every
+published table: nothing here knows a table by name.
+"""
+from __future__ import annotations
+
+import os
+
+from ..analysis import findings, mechanism
+from . import tables
+from ..format.published import Published
+from ..analysis.runload import Load, Row, Run, column_label
+from ..format.paths import REPO_ROOT
+from ..format.loadpoint import canonical_label
+
+
+def _run_loads(run: Run, pub: Published, path: str = "/") -> list[Load | None]:
+    """The run's load for each published column on this path (pipeline 1), or None."""
+    by_key = {}
+    for (p, pipe, idle), loads in run.load_groups():
+        if p == path and pipe == 1 and not idle:
+            for ld in loads:
+                by_key[column_label(ld)] = ld  # "-t2 -c10 /spin?us=10" is column "-t2 -c10" there
+    return [by_key.get(c) for c in pub.columns]
+
+
+def _pub_path(pub: Published) -> str:
+    """The path of the published columns (the first column's, default /)."""
+    cols = pub.doc.get("columns") or []
+    return (cols[0].get("path") if cols and isinstance(cols[0], dict) else None) or "/"
+
+
+def _measured_cell(run: Run, row: Row, ld: Load | None, lat_path: str) -> str:
+    if ld is None:
+        return ""
+    c = run.cell(row.key, ld.lid)
+    if c is None:
+        return ""
+    rps = c.median("wrk.req_per_s")
+    marks = "".join(tables.verdict_mark(v) for v in c.not_server_bound())
+    if c.failed_points:
+        marks += tables.FAILED_MARK
+    if rps is None:
+        return ("failed " + marks).strip()
+    lat = c.median(lat_path)
+    text = f"{tables.fmt_rps(rps)} ({tables.fmt_latency_us(lat)})" if lat is not None else tables.fmt_rps(rps)
+    return text + (f" {marks}" if marks else "")
+
+
+def _median_rps(run: Run, row: Row | None, ld: Load | None) -> float | None:
+    if row is None or ld is None:
+        return None
+    c = run.cell(row.key, ld.lid)
+    return c.median("wrk.req_per_s") if c else None
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else ""
+
+
+def render_published_comparison(run: Run, pub: Published, latency: str = "max", heading_level: int = 2) -> str:
+    h = "#" * heading_level
+    lat_path, lat_name = tables.LATENCY_STATS[latency]
+    idx = findings.LabelIndex(run)
+    loads = _run_loads(run, pub, _pub_path(pub))
+    out = [f"{h} Published table `{pub.name}` beside run `{run.run_id}`", ""]
+    prov = pub.provenance
+    out.append(f"Published data: `{_rel(pub.path)}`. Source: {prov.get('source', 'not recorded')}.")
+    for k in ("machine", "load_generator", "latency_statistic", "empty_cells"):
+        if prov.get(k):
+            out.append(f"{k.replace('_', ' ').capitalize()}: {prov[k]}.")
+    out.append("")
+    missing = [c for c, ld in zip(pub.columns, loads) if ld is None]
+    if missing:
+        out += [f"Columns this run did not measure on GET {_pub_path(pub)} (pipeline 1): {', '.join(missing)}.", ""]
+
+    matched: list[tuple] = []  # (published row, run row or None, gvl)
+    for prow in pub.rows:
+        for gvl in (False, True):
+            rows = idx.by_label.get((prow.canonical, gvl)) or []
+            if not rows and not gvl:
+                matched.append((prow, None, gvl))
+            for r in rows:  # several measured rows may share a published label
+                matched.append((prow, r, gvl))
+    n_matched = sum(1 for _, r, _ in matched if r is not None)
+    if n_matched == 0:
+        out += ["No row of this run carries the label of a published row, so there is nothing to set"
+                " beside the published numbers. The published table, as published:", ""]
+    pub_labels = {p.canonical for p in pub.rows}
+    matched_keys = {r.key for (lab, _g), rows in idx.by_label.items() if lab in pub_labels for r in rows}
+    extra = [r for r in run.rows.values() if r.key not in matched_keys]
+
+    has_latency = any(c is not None and c.latency_text for p in pub.rows for c in p.cells)
+    out += [f"{h}# req/s ({lat_name}): published, and this run on the same columns" if has_latency else
+            f"{h}# req/s: published (no latency published), and this run on the same columns", ""]
+    if latency != "max":
+        out += [f"The published cells keep their own latency (believed to be wrk's maximum); this run's"
+                f" cells show the {latency}.", ""]
+    out.append("| Row | " + " | ".join(pub.columns) + " |")
+    out.append("|---" * (len(pub.columns) + 1) + "|")
+    shown_pub = set()
+    for prow, r, gvl in matched:
+        if prow.label not in shown_pub:
+            shown_pub.add(prow.label)
+            out.append(f"| {prow.label}: published | " + " | ".join(c.text if c else "" for c in prow.cells) + " |")
+        if r is not None:
+            name = f"{prow.label}: this run{' --gvl' if gvl else ''} [{r.key}]"
+            out.append(f"| {name} | " + " | ".join(_measured_cell(run, r, ld, lat_path) for ld in loads) + " |")
+    out.append("")
+    if n_matched:
+        out += ["Measured cells: median over repetitions; † client-bound, ‡ error-bound, § unclear in at least"
+                " one repetition; ✗ failed in at least one repetition (see `cbench table`).", ""]
+
+    if n_matched and pub.doc.get("normalise_to") == "fastest":
+        out += _normalised_to_fastest(run, pub, matched, loads, h)
+    elif n_matched:
+        fams = pub.families()
+        out += [f"{h}# Normalised to the family's single-thread row (req/s ÷ single thread, same column)", "",
+                "Published and measured alike; --gvl rows are divided by the single-thread --gvl row when the"
+                " run has one (Ruby's single thread also holds its GVL, uncontended), else by the row without"
+                " a lock. 1.00 means as fast as a single thread.", ""]
+        out.append("| Row | " + " | ".join(f"{c} published / this run" for c in pub.columns) + " |")
+        out.append("|---" * (len(pub.columns) + 1) + "|")
+        for prow, r, gvl in matched:
+            base_label = fams.get(prow.family) or f"{prow.family} single thread"
+            pbase = pub.row(base_label)
+            rbase = idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
+            cells = []
+            for j, ld in enumerate(loads):
+                pc = prow.cells[j]
+                pb = pbase.cells[j] if pbase else None
+                ptxt = _ratio(pc.req_per_s if pc else None, pb.req_per_s if pb else None) or "—"
+                mtxt = _ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) or "—"
+                if gvl:
+                    ptxt = "·"
+                cells.append(f"{ptxt} / {mtxt}")
+            name = f"{prow.label}{' (this run --gvl)' if gvl else ''}"
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out += ["", "— no number (empty published cell, or not measured); · the published table has no --gvl"
+                " row (Ruby always runs under its GVL).", ""]
+
+        # The same shape on other pipeline-1 paths (not in the published table).
+        for path, ploads in idx.paths.items():
+            if path == "/":
+                continue
+            rows = [(p, idx.row(p.canonical, g), g) for p in pub.rows for g in (False, True)]
+            rows = [t for t in rows if t[1] is not None
+                    and any(run.cell(t[1].key, ld.lid) for ld in ploads)]
+            if not rows:
+                continue
+            out += [f"{h}# GET {path} (not in the published table): this run normalised to single thread", ""]
+            out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
+            out.append("|---" * (len(ploads) + 1) + "|")
+            for prow, r, gvl in rows:
+                base_label = fams.get(prow.family) or f"{prow.family} single thread"
+                rbase = idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
+                cells = [_ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) for ld in ploads]
+                out.append(f"| {prow.label}{' --gvl' if gvl else ''} [{r.key}] | " + " | ".join(cells) + " |")
+            out.append("")
+    if extra:
+        out += ["Rows of this run with no published counterpart (context): "
+                + ", ".join(f"`{r.display()}`" for r in extra) + ".", ""]
+    an = findings.Analysis(run, pub)
+    # Issue 15: a finding's declared mechanism figures (mechanism.py), right after its verdict.
+    out.append(mechanism.insert_after_verdicts(findings.render_findings(an, heading_level), run, pub.doc,
+                                               heading_level))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _normalised_to_fastest(run: Run, pub: Published, matched: list, loads: list, h: str) -> list[str]:
+    out = [f"{h}# Normalised to the fastest row (req/s ÷ the fastest row's, same column)", "",
+           "Published: each row ÷ the table's fastest row in that column; measured: each row ÷ the fastest"
+           " measured row that matches a published one (median req/s). 1.00 is the fastest.", ""]
+    pub_best, run_best = [], []
+    for j, ld in enumerate(loads):
+        vals = [pr.cells[j].req_per_s for pr in pub.rows if pr.cells[j]]
+        pub_best.append(max(vals) if vals else None)
+        mvals = [v for _p, r, _g in matched if r is not None for v in [_median_rps(run, r, ld)] if v]
+        run_best.append(max(mvals) if mvals else None)
+    out.append("| Row | " + " | ".join(f"{c} published / this run" for c in pub.columns) + " |")
+    out.append("|---" * (len(pub.columns) + 1) + "|")
+    for prow, r, gvl in matched:
+        if r is None and gvl:
+            continue
+        cells = []
+        for j, ld in enumerate(loads):
+            pc = prow.cells[j]
+            ptxt = _ratio(pc.req_per_s if pc else None, pub_best[j]) or "—"
+            mtxt = _ratio(_median_rps(run, r, ld), run_best[j]) or "—" if r is not None else "—"
+            cells.append(f"{ptxt} / {mtxt}")
+        name = prow.label + (f" [{r.key}]" if r is not None else " (not measured)")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out += ["", "— no number (empty published cell, or not measured).", ""]
+    return out
+
+
+def _rel(path: str) -> str:
+    absd = os.path.abspath(path)
+    return os.path.relpath(absd, REPO_ROOT) if absd.startswith(REPO_ROOT + os.sep) else path
+
+
+def _line_name(ln) -> str:
+    """A comparison named by its rows' labels (the same on every machine), not their keys."""
+    def side(r):
+        return f"{r.label or r.key}{' --gvl' if r.gvl else ''}"
+    return f"{side(ln.a)} / {side(ln.b)}"
+
+
+def render_replication(runs: list[Run], pub: Published, heading_level: int = 1) -> str:
+    """The same published findings judged separately on each run (one machine each), side by side:
+    verdict, effect and interval per machine at the primary point. Numbers are never pooled: each
+    run is analysed alone and only its verdicts and intervals are set next to the others'."""
+    h = "#" * heading_level
+    analyses = [(r, findings.Analysis(r, pub)) for r in runs]
+    out = [f"{h} Replication: the findings of `{pub.name}` on {len(runs)} runs", ""]
+    for i, r in enumerate(runs):
+        env = r.env
+        out.append(f"- Run {i + 1}: `{r.run_id}` (`{r.rel_dir()}`), scenario `{r.meta.get('scenario_name', '?')}`,"
+                   f" {r.machine_line()}, commit {str(env.get('git_commit') or '?')[:12]}"
+                   + (", synthetic" if r.synthetic else ""))
+    scen = {r.meta.get("scenario_name") for r in runs}
+    out.append("")
+    if len(scen) > 1:
+        out += [f"**The runs come from different scenarios ({', '.join(sorted(str(s) for s in scen))})**: their"
+                " rows may differ; each is judged on its own rows.", ""]
+    out += ["Each run is judged alone (findings.py, the same code as `compare --published`); nothing is pooled"
+            " across runs. A verdict that differs between machines is itself a result.", ""]
+    for k, f0 in enumerate(analyses[0][1].findings):
+        out += [f"{h}# Finding {f0.fid}: {f0.title}", "",
+                f"Primary load point GET {f0.decl.primary_path} `{f0.decl.primary_load}`.", ""]
+        out.append("| Comparison | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |")
+        out.append("|---" * (len(runs) + 1) + "|")
+        names = []
+        for _r, an in analyses:
+            for ln in an.findings[k].lines:
+                if _line_name(ln) not in names:
+                    names.append(_line_name(ln))
+        for nm in names:
+            cells = []
+            for _r, an in analyses:
+                ln = next((x for x in an.findings[k].lines if _line_name(x) == nm), None)
+                if ln is None:
+                    cells.append(findings.NO_DATA)
+                    continue
+                ci = ln.decision.ci
+                by = (f"{findings.METRICS[ln.decided_by][1]}, {ln.decided_spec.no_effect_text()}"
+                      if ln.decided_spec is not None else "—")
+                word = f"**{ln.decision.word}**"
+                cells.append(f"{word} {findings.fmt_ci(ci)} ({by})" if ci else word)
+            out.append(f"| {nm} | " + " | ".join(cells) + " |")
+        out.append("")
+        out.append("Verdict per run: " + "; ".join(f"run {i + 1}: {an.findings[k].overall.word}"
+                                                  for i, (_r, an) in enumerate(analyses)) + ".")
+        words = {an.findings[k].overall.word for _r, an in analyses}
+        if len(words) > 1:
+            out.append("**The verdict differs between the runs.**")
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -1,0 +1,275 @@
+"""Markdown tables of a run in the published format: `63775 (4.27ms)`.
+
+One table per (path, pipeline) group of loads, one row per row key, one column per load key;
+a companion table gives the spread over repetitions. Cells that were not server-bound, and
+failed points, are marked with a legend. Pure text: no I/O beyond what the caller passes in.
+"""
+from __future__ import annotations
+
+import math
+
+from ..analysis import stats
+from ..analysis.runload import Cell, Load, Run, column_label, group_title
+
+# Marks for cells whose repetitions were not all server-bound; each table's legend names them.
+VERDICT_MARKS = {"client-bound": "†", "error-bound": "‡", "unclear": "§", "both-saturated": "¤",
+                 "kernel-bound": "♯"}  # issue 15: a kernel TCP limit, not the model (kernelnet.py)
+OTHER_VERDICT_MARK = "¶"  # a verdict this reader does not know (the schema may grow)
+FAILED_MARK = "✗"
+
+LATENCY_STATS = {
+    "max": ("wrk.latency_us.max", "wrk max latency"),
+    "p50": ("wrk.latency_us.p50", "wrk p50 latency"),
+    "p99": ("wrk.latency_us.p99", "wrk p99 latency"),
+    "mean": ("wrk.latency_us.mean", "wrk mean latency"),
+}
+
+
+def fmt_latency_us(us: float | None) -> str:
+    """Latency as wrk prints it (units.c format_time_us): 2 decimals in us, ms, s, m or h."""
+    if us is None or not math.isfinite(us):
+        return "?"
+    n = float(us)
+    if n >= 1_000_000.0:
+        n /= 1_000_000.0
+        units, scale = ["s", "m", "h"], 60.0
+    else:
+        units, scale = ["us", "ms", "s"], 1000.0
+    i = 0
+    while i + 1 < len(units) and n >= scale:
+        n /= scale
+        i += 1
+    return f"{n:.2f}{units[i]}"
+
+
+def fmt_rps(v: float | None) -> str:
+    return "?" if v is None else f"{v:.0f}"
+
+
+def verdict_mark(verdict: str) -> str:
+    return VERDICT_MARKS.get(verdict, OTHER_VERDICT_MARK)
+
+
+class Legend:
+    """Collects the marks used in one table so the legend names only those."""
+
+    def __init__(self):
+        self.verdicts: dict[str, list[str]] = {}
+        self.failures: list[str] = []
+
+    def mark_cell(self, cell: Cell, where: str, ignore: tuple = ()) -> str:
+        marks = ""
+        n_ok = len(cell.ok_points)
+        for v in cell.not_server_bound():
+            if v in ignore:
+                continue
+            count = cell.verdicts().count(v)
+            marks += verdict_mark(v)
+            self.verdicts.setdefault(v, []).append(f"{where} ({count}/{n_ok})")
+        failed = cell.failed_points
+        if failed:
+            marks += FAILED_MARK
+            reasons = []
+            for p in failed:
+                r = (p.get("failure") or {}).get("reason") if isinstance(p.get("failure"), dict) else None
+                r = r or "no reason recorded"
+                if r not in reasons:
+                    reasons.append(r)
+            self.failures.append(f"{where}: {len(failed)} of {len(cell.points)} repetitions failed"
+                                 f" ({'; '.join(reasons)})")
+        return marks
+
+    def render(self) -> list[str]:
+        out = []
+        for v, where in self.verdicts.items():
+            out.append(f"- {verdict_mark(v)} {v}, not server-bound (repetitions with that verdict / ok"
+                       f" repetitions): {', '.join(where)}")
+        for f in self.failures:
+            out.append(f"- {FAILED_MARK} failed: {f}")
+        return out
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def run_header(run: Run) -> list[str]:
+    """The lines that name a run and its machine (shared by table, compare and report)."""
+    m = run.meta
+    out = [f"Run `{run.run_id}` (scenario `{m.get('scenario_name', '?')}`), directory `{run.rel_dir()}`.",
+           "",
+           f"Machine: {run.machine_line()}."]
+    env = run.env
+    if env.get("compiler"):
+        out[-1] += f" Compiler: {env['compiler']}" + (f" {env['cxx_flags']}" if env.get("cxx_flags") else "") + "."
+    if run.synthetic:
+        out += ["", "**Synthetic data** (meta.json says `\"synthetic\": true`): a test fixture, not a measurement."]
+    if m.get("quick"):
+        out += ["", "Quick run (`--quick`): points last seconds; numbers are for smoke tests, not conclusions."]
+    notes = []
+    if m.get("ended_utc") in (None, ""):
+        notes.append("the run has no end time (still running or interrupted)")
+    if run.torn_line:
+        notes.append("a torn last line of points.jsonl was ignored")
+    if notes:
+        out += ["", "Note: " + "; ".join(notes) + "."]
+    return out
+
+
+def rep_count_text(cells: list[Cell]) -> str:
+    counts = sorted({len(c.rps()) for c in cells if c.rps()})
+    if not counts:
+        return "no successful repetitions"
+    if len(counts) == 1:
+        n = counts[0]
+        return f"median of {n} repetition{'s' if n != 1 else ''}"
+    return f"median of {counts[0]}–{counts[-1]} repetitions"
+
+
+def throughput_table(run: Run, loads: list[Load], latency: str = "max", heading_level: int = 3) -> list[str]:
+    """Markdown lines: the main table of one load group plus its legend."""
+    lat_path, lat_name = LATENCY_STATS[latency]
+    rows = run.rows_in(loads)
+    cells = [c for r in rows for ld in loads if (c := run.cell(r.key, ld.lid))]
+    group = (loads[0].lid.path, loads[0].lid.pipeline, loads[0].lid.idle)
+    title = f"{'#' * heading_level} {group_title(group)}: req/s ({lat_name}), {rep_count_text(cells)}"
+    out = [title, ""]
+    if any(c.latency_per_batch() for c in cells):
+        out += [f"Pipelined: wrk times a whole batch of {group[1]} requests, so latencies are per batch,"
+                " not per request.", ""]
+    out += _column_header(loads)
+    legend = Legend()
+    for r in rows:
+        line = [_md_escape(r.display())]
+        for ld in loads:
+            c = run.cell(r.key, ld.lid)
+            if c is None:
+                line.append("")
+                continue
+            marks = legend.mark_cell(c, f"{r.key} at {column_label(ld)}")
+            rps = c.median("wrk.req_per_s")
+            if rps is None:
+                line.append(f"failed {marks}".strip() if c.failed_points else marks)
+                continue
+            lat = c.median(lat_path)
+            text = f"{fmt_rps(rps)} ({fmt_latency_us(lat)})" if lat is not None else fmt_rps(rps)
+            line.append(text + (f" {marks}" if marks else ""))
+        out.append("| " + " | ".join(line) + " |")
+    leg = legend.render()
+    if leg:
+        out += [""] + leg
+    return out
+
+
+def _column_header(loads: list[Load]) -> list[str]:
+    """The header and rule lines of a table with one column per load after the Row column."""
+    return ["| Row | " + " | ".join(_md_escape(column_label(ld)) for ld in loads) + " |",
+            "|---" * (len(loads) + 1) + "|"]
+
+
+def spread_table(run: Run, loads: list[Load], heading_level: int = 4) -> list[str]:
+    """Markdown lines: req/s min–max over repetitions, with CV% and the number of repetitions."""
+    rows = run.rows_in(loads)
+    out = [f"{'#' * heading_level} Spread over repetitions: req/s min–max (CV %, repetitions)", ""]
+    out += _column_header(loads)
+    for r in rows:
+        line = [_md_escape(r.display())]
+        for ld in loads:
+            c = run.cell(r.key, ld.lid)
+            vals = c.rps() if c else []
+            if not vals:
+                line.append("")
+                continue
+            cv = stats.cv_percent(vals)
+            cv_text = f"{cv:.1f}%" if cv is not None else "CV n/a"
+            line.append(f"{min(vals):.0f}–{max(vals):.0f} ({cv_text}, n={len(vals)})")
+        out.append("| " + " | ".join(line) + " |")
+    return out
+
+
+def idle_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]:
+    """Markdown lines: memory and threads per idle connection, one column per connection count."""
+    rows = run.rows_in(loads)
+    out = [f"{'#' * heading_level} Idle connections: memory per connection (threads per connection), median", ""]
+    out += _column_header(loads)
+    legend = Legend()
+    for r in rows:
+        line = [_md_escape(r.display())]
+        for ld in loads:
+            c = run.cell(r.key, ld.lid)
+            if c is None:
+                line.append("")
+                continue
+            # Idle points carry "unclear" by design (no throughput verdict applies); only an
+            # error-bound one (fewer connections held than asked for) or a failure is marked.
+            marks = legend.mark_cell(c, f"{r.key} at {column_label(ld)}", ignore=("unclear",))
+            b = c.median("idle.bytes_per_conn")
+            t = c.median("idle.threads_per_conn")
+            if b is None:
+                line.append(f"failed {marks}".strip() if c.failed_points else "")
+                continue
+            text = fmt_bytes(b) + "/conn"
+            if t is not None:
+                text += f" ({t:.2f} threads/conn)"
+            line.append(text + (f" {marks}" if marks else ""))
+        out.append("| " + " | ".join(line) + " |")
+    leg = legend.render()
+    if leg:
+        out += [""] + leg
+    out += idle_reserved_table(run, loads, heading_level)
+    return out
+
+
+def idle_reserved_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]:
+    """Markdown lines: address space reserved (VmSize) and kernel TCP memory per idle connection.
+
+    RSS counts only touched pages, so two fiber stack sizes (or two thread stack sizes) look alike
+    in it; VmSize shows what each connection reserves. Kernel socket memory is the machine-wide
+    /proc/net/sockstat TCP figure (both ends of each loopback connection), which a completion
+    model's kernel-held buffers would move into. Empty (no lines) for runs that recorded neither."""
+    rows = run.rows_in(loads)
+    cells = [(r, ld, run.cell(r.key, ld.lid)) for r in rows for ld in loads]
+    if not any(c is not None and (c.median("idle.virtual_bytes_per_conn") is not None
+                                  or c.median("idle.kernel_socket_bytes_per_conn") is not None)
+               for _r, _ld, c in cells):
+        return []
+    out = ["", f"{'#' * heading_level} Idle connections: reserved address space (VmSize) / kernel TCP memory "
+           "per connection, median", ""]
+    out += _column_header(loads)
+    for r in rows:
+        line = [_md_escape(r.display())]
+        for ld in loads:
+            c = run.cell(r.key, ld.lid)
+            v = c.median("idle.virtual_bytes_per_conn") if c is not None else None
+            k = c.median("idle.kernel_socket_bytes_per_conn") if c is not None else None
+            line.append("" if v is None and k is None else
+                        f"{fmt_bytes(v) if v is not None else '—'} / {fmt_bytes(k) if k is not None else '—'}")
+        out.append("| " + " | ".join(line) + " |")
+    return out
+
+
+def fmt_bytes(b: float) -> str:
+    if abs(b) >= 1024 * 1024:
+        return f"{b / (1024 * 1024):.2f} MiB"
+    if abs(b) >= 1024:
+        return f"{b / 1024:.1f} KiB"
+    return f"{b:.0f} B"
+
+
+def render_run_tables(run: Run, latency: str = "max", heading_level: int = 2,
+                      with_header: bool = True) -> str:
+    """All tables of a run as one markdown document (what `cbench table` prints)."""
+    out: list[str] = []
+    if with_header:
+        out += [f"{'#' * (heading_level - 1)} Tables of run {run.run_id}", ""] if heading_level > 1 else []
+        out += run_header(run) + [""]
+    groups = run.load_groups()
+    if not groups:
+        out += ["No points recorded in this run.", ""]
+    for group, loads in groups:
+        if group[2]:
+            out += idle_table(run, loads, heading_level) + [""]
+        else:
+            out += throughput_table(run, loads, latency, heading_level) + [""]
+            out += spread_table(run, loads, heading_level + 1) + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
