@@ -30,7 +30,7 @@ build: deps
 
 # Every test is a ctest test (unit, conformance per model, harness, report); ctest's exit status
 # fails the target when any test fails.
-# The sanitizer and fuzzer runs (issue 8) come first, in their own build directories; the main
+# The sanitizer and fuzzer runs come first, in their own build directories; the main
 # ctest runs last, so its summary is the last thing printed. Their timing-sensitive tests must
 # not run beside each other, hence .NOTPARALLEL below: `make -j` runs prerequisites one at a time.
 test: build test-asan test-tsan fuzz-ci
@@ -53,7 +53,7 @@ reproduce:
 report:
 	$(CBENCH) report --root
 
-# Issue 19: the whole reference set from one clean commit: every scenario's sweep, cbench micro and
+# The whole reference set from one clean commit: every scenario's sweep, cbench micro and
 # calibrate in sequence (scripts/reproduce_all.py prints the expected total first, the sum of the dry-run
 # estimates), results/reference-runs.toml pointed at the new runs, then `make report`.
 # `make reproduce-all ARGS=--dry-run` prints the plan and the time only.
@@ -62,9 +62,9 @@ reproduce-all:
 	$(MAKE) build
 	$(PY) scripts/reproduce_all.py $(ARGS)
 
-# Issue 18: a sweep with the server and wrk in two network namespaces joined by a veth pair
+# A sweep with the server and wrk in two network namespaces joined by a veth pair
 # (tests/harness/test_multihost.py; skipped, with the reason printed, where namespaces cannot
-# be created). Removes everything it creates. Issue 18 also: load from two client hosts at once (TwoClientHosts, ~7 s).
+# be created). Removes everything it creates. Also: load from two client hosts at once (TwoClientHosts, ~7 s).
 test-multihost:
 	cd tests/harness && $(PY) -m unittest -v test_multihost
 
@@ -77,7 +77,7 @@ clean:
 micro: build
 	$(CBENCH) micro
 
-# --- Sanitizers and the codec fuzzer (issue 8) ---------------------------------------------------
+# --- Sanitizers and the codec fuzzer -------------------------------------------------------------
 # Each has its own build directory, so the Release build in $(BUILD) is never rebuilt for them,
 # and builds only what it runs: cbench-server and the unit tests (tests/unit/*_test.cpp).
 # RelWithDebInfo: -O2 keeps the conformance runs' timing close to a real build; -g names lines.
@@ -85,7 +85,7 @@ micro: build
 .NOTPARALLEL:
 SAN_BUILD_TYPE := RelWithDebInfo
 UNIT_TESTS     := $(basename $(notdir $(wildcard tests/unit/*_test.cpp)))
-# cbench-load (issue 17) and its tests: label loadgen, run under ASan/UBSan too.
+# cbench-load and its tests: label loadgen, run under ASan/UBSan too.
 LOADGEN_TESTS  := cbench-load $(basename $(notdir $(wildcard tests/loadgen/*_test.cpp)))
 # halt_on_error: the first report ends the process, so the test that caused it fails (UBSan
 # would otherwise print and carry on); a leak found by LeakSanitizer at exit makes the exit status
@@ -132,7 +132,7 @@ fuzz: deps
 fuzz-ci:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 
-# --- CI artifacts (issue 19): a quick sweep's tables and charts in one directory -----------------
+# --- CI artifacts: a quick sweep's tables and charts in one directory ----------------------------
 # Not a reference run (--quick: 1 s points, 1 repetition; --allow-dirty since CI's tree may carry
 # build outputs): a smoke view of the machine CI ran on, kept as artifacts. The path is printed last.
 CI_ARTIFACTS ?= $(if $(CBENCH_ARTIFACTS),$(CBENCH_ARTIFACTS),$(CURDIR)/build/ci-artifacts)

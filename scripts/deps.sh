@@ -15,21 +15,21 @@ PACKAGES=(
   libev-dev           # pull loop backend (Ever's own loop)
   libuv1-dev          # libuv model
   libboost-dev        # Boost.Asio models (header-only parts)
-  libboost-context-dev  # fiber model (issue 14): boost::context::fiber, stackful, one per connection
+  libboost-context-dev  # fiber model: boost::context::fiber, stackful, one per connection
   libhttp-parser-dev  # the shared codec's parser (what http_parser.rb wraps)
   libbenchmark-dev    # microbenchmarks
   libgtest-dev        # unit tests
   wrk                 # load generator
-  nghttp2-client      # h2load --h1: third load generator, cross-checks wrk and cbench-load (issue 17)
+  nghttp2-client      # h2load --h1: third load generator, cross-checks wrk and cbench-load
   python3             # /usr/bin/python3 runs the harness scripts
   python3-matplotlib  # charts
   procps              # ps, for orphan checks in tests
   util-linux          # taskset (CPU pinning)
   linux-perf          # perf stat: exact system-call counts per request (optional at run time)
-  liburing-dev        # io-uring model and the floor's io-uring mode (issue 16): liburing 2.3
-  nginx-light         # peer row `nginx` (issue 7): the harness writes its config and runs it per point
-  h2o                 # peer row `h2o` (issue 7): likewise
-  # Issue 18 (hosts): ip netns for namespace hosts and make test-multihost; OpenSSH for ssh://
+  liburing-dev        # io-uring model and the floor's io-uring mode: liburing 2.3
+  nginx-light         # peer row `nginx`: the harness writes its config and runs it per point
+  h2o                 # peer row `h2o`: likewise
+  # Separate hosts: ip netns for namespace hosts and make test-multihost; OpenSSH for ssh://
   # hosts, and the test's own sshd inside a namespace (the system service is never started).
   iproute2
   openssh-client

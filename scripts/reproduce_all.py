@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make reproduce-all` (issue 19): every scenario's reference sweep, the microbenchmarks and the
+"""`make reproduce-all`: every scenario's reference sweep, the microbenchmarks and the
 calibration, in sequence, from the current clean commit; then results/reference-runs.toml points
 each section at its new run and `make report` renders REPORT.md from them.
 

@@ -19,7 +19,7 @@ byte; golden_hello.txt holds the exact bytes of GET / with the Date value masked
 kept by .gitattributes). Every network operation has a timeout and every loop a bound. Time limits are generous on
 purpose: CI is a loaded 2-core machine, and these tests check behaviour, never speed.
 
-Hostile clients (issue 8) start instances of their own where they need other settings: the
+Hostile clients start instances of their own where they need other settings: the
 slowloris case uses the short-idle-timeout instance, the file-limit case one started under a
 low RLIMIT_NOFILE, the SIGTERM-under-load case one it stops itself. --sanitizer-quick (make
 test-tsan) skips the cases that measure capacity rather than correctness (see SANITIZER_SKIPS).
@@ -76,7 +76,7 @@ MAX_BYTES_BODY = 4 * 1024 * 1024   # /bytes?n=N cap
 MAX_SPIN_US = 1_000_000
 MAX_SLEEP_MS = 10_000
 
-# --- Load shapes from issue 2 ----------------------------------------------------------------
+# --- Load shapes every model must serve correctly ----------------------------------------------
 SEQUENTIAL_REQUESTS = 200
 PIPELINED_REQUESTS = 64
 SHORT_CONNECTIONS = 1000
@@ -94,7 +94,7 @@ NON_READER_OTHER_CLIENTS = 5     # served one after another while the non-reader
 RSS_GROWTH_LIMIT_BYTES = 64 << 20
 NOFILE_WANTED = 8192             # our own soft limit: IDLE_CONNECTIONS plus headroom
 
-# --- Hostile clients and shutdown (issue 8) ---------------------------------------------------
+# --- Hostile clients and shutdown -------------------------------------------------------------
 SLOWLORIS_CONNECTIONS = 200      # each sends its header a byte at a time
 SLOWLORIS_DRIP_S = 0.1           # one byte per connection this often
 SLOWLORIS_CLOSE_S = 5.0          # all closed by the 300 ms idle timeout within this (a trickle is
@@ -128,7 +128,7 @@ SANITIZER_SKIPS = {
     "too slow to create under ThreadSanitizer (the normal build runs it)",
 }
 
-# Cases skipped under --keepalive off (issue 15), by label prefix: each reads more than one response
+# Cases skipped under --keepalive off, by label prefix: each reads more than one response
 # on one connection, which that policy forbids. What the policy itself must do (every response
 # closes, pipelined requests after the first are not answered, keep-alive requests are overridden,
 # concurrent clients on fresh connections) is checked by the cases that adapt to ctx.keepalive_off.
@@ -372,7 +372,7 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-# --- A kernel that refuses io_uring (issue 16) ---------------------------------------------------
+# --- A kernel that refuses io_uring --------------------------------------------------------------
 # Exit status of a model whose start-up probe found a feature missing (cbench-server's
 # kExitUnsupported): the run is reported as skipped with the server's line, never as passed.
 EXIT_UNSUPPORTED = 77
@@ -485,8 +485,8 @@ class Server:
             return text[at:at + limit] + ("\n...(report cut)" if len(text) - at > limit else "")
         return text[-limit:]
 
-    # The figures below cover the server's whole process tree: in cluster mode (--processes N,
-    # issue 15) the pid of the readiness line is the supervisor and the workers are its children.
+    # The figures below cover the server's whole process tree: in cluster mode (--processes N)
+    # the pid of the readiness line is the supervisor and the workers are its children.
     def tree_pids(self) -> list[int]:
         """The server's pid and its live descendants (workers), parents first."""
         out, todo = [], [self.pid]
@@ -587,7 +587,7 @@ class Ctx:
     start_fds: int | None = None      # the server's open files and threads right after it was ready
     start_threads: int | None = None
     start_fd_targets: list[str] = dataclasses.field(default_factory=list)
-    # Cluster mode and keep-alive policy of the variant (issue 15), read from its extra arguments.
+    # Cluster mode and keep-alive policy of the variant, read from its extra arguments.
     processes: int = 1                # --processes N: N workers share the listener
     keepalive_off: bool = False       # --keepalive off: every response closes its connection
 
@@ -1323,7 +1323,7 @@ def _(ctx: Ctx) -> None:
             c.sock.close()
 
 
-# --- Cluster mode and --keepalive off (issue 15) ----------------------------------------------
+# --- Cluster mode and --keepalive off ---------------------------------------------------------
 
 BOUNDED_SLEEP_MS = 1500  # holds every slot of a bounded model while a further client waits
 
@@ -1601,7 +1601,7 @@ def settle_fd_count(srv: Server) -> int:
     return last
 
 
-# === Hostile clients (issue 8) ===================================================================
+# === Hostile clients ==============================================================================
 # Also hostile, and covered above: a client that never reads (load: ... without reading), resets
 # in the middle of a large response (load: clients that reset), NUL bytes and invalid header
 # characters, and a 10^15 Content-Length (limit: ...).

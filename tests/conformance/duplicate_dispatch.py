@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""selector-pool's duplicate dispatch, forced and checked (issue 14).
+"""selector-pool's duplicate dispatch, forced and checked.
 
 Starts cbench-server --model selector-pool with --test-worker-delay-us: a worker sleeps after it
 pops a first dispatch and before it reads, so the connection's fd stays readable and the

@@ -31,7 +31,7 @@ MODELS = {
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--list", action="store_true")
-    p.add_argument("--version", action="store_true")  # as cbench-server (issue 18: the remote check)
+    p.add_argument("--version", action="store_true")  # as cbench-server (the remote host check)
     p.add_argument("--model")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)

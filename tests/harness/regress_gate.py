@@ -1,4 +1,4 @@
-"""The regression gate end to end (issue 19 item 5; ctest harness_regress): `cbench regress
+"""The regression gate end to end (ctest harness_regress): `cbench regress
 --baseline HEAD` passes A/A against the real cbench-server, and fails when the candidate is
 made slower by a large known amount (--handicap-ns 20000: +20 us of CPU per request, about
 twice epoll-reactor's cost at GET /spin?us=10, so the verdict is never marginal). No timing

@@ -1,4 +1,4 @@
-"""Issue 15's harness hooks: scenario rows with processes/keepalive, the command line they give,
+"""Cluster mode's harness hooks: scenario rows with processes/keepalive, the command line they give,
 the kernel's TCP counters (kernelnet) and their kernel-bound verdict, per-worker figures."""
 import http.client
 import os

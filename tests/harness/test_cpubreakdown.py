@@ -1,4 +1,4 @@
-"""cpubreakdown: perf report parsing, symbol classes and the per-request split (issue 16)."""
+"""cpubreakdown: perf report parsing, symbol classes and the per-request split."""
 import unittest
 
 from common import REPO  # noqa: F401  (puts scripts/ on sys.path)

@@ -89,7 +89,7 @@ class EndToEnd(unittest.TestCase):
         self.assertGreaterEqual(idle["thread-per-connection"]["threads_per_conn"], 0.9)
         self.assertLess(idle["epoll-reactor"]["threads_per_conn"], 0.1)
 
-        # The readers on this real run (issue 5's CI check): table, compare --published ever,
+        # The readers on this real run (CI checks their outputs): table, compare --published ever,
         # plot and report, each output checked for form (PNG signature, non-empty tables).
         import subprocess
         check = os.path.join(REPO, "tests", "report", "check_run_outputs.sh")
@@ -97,7 +97,7 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(r.returncode, 0, f"check_run_outputs.sh failed:\n{r.stdout}\n{r.stderr}")
 
     def test_quick_peers_and_floor(self):
-        """nginx and h2o (issue 7) as configured by the harness, and the floor instrument,
+        """nginx and h2o as configured by the harness, and the floor instrument,
         answer wrk under the sweep, are summed over their processes and stop cleanly."""
         from cbenchlib.run.host import LocalHost
         missing = [n for n in ("nginx", "h2o") if LocalHost().which(n) is None]

@@ -1,4 +1,4 @@
-"""The sweep under the faults that test_sweep.py does not cover (issue 8): a port already taken,
+"""The sweep under the faults that test_sweep.py does not cover: a port already taken,
 wrk failing (an error exit, a crash, a hang), and a full results disk simulated by a read-only
 directory, before the run and in the middle of it. Each test checks the message, the points
 recorded, whether the sweep went on where that makes sense, and the process table afterwards

@@ -1,4 +1,4 @@
-"""Issue 18 on one machine: the server in one network namespace, wrk in another, joined by a
+"""Separate hosts on one machine: the server in one network namespace, wrk in another, joined by a
 veth pair; a real sweep across them (against the fake server), and the harness killed with
 SIGKILL mid-point leaving nothing behind. TwoClientHosts: load from two namespaces at once.
 

@@ -258,8 +258,8 @@ config_template = "{tpl}"
 
 
     def test_resume_given_a_relative_path_runs_the_peer_rows(self):
-        # Issue 13: `sweep --resume results/runs/<id>` (relative) made every nginx point fail,
-        # since nginx resolves a relative -c against its -p prefix. The fake peer does the same
+        # `sweep --resume results/runs/<id>` (relative) must not make every nginx point fail,
+        # though nginx resolves a relative -c against its -p prefix. The fake peer does the same
         # with --prefix. The sweep runs from a working directory of its own, every path given
         # relative to it; the run is cut after its first repetition (with a torn line) and
         # resumed by its relative path.

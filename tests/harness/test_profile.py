@@ -1,4 +1,4 @@
-"""`cbench sweep --profile` and `cbench profile` (issue 14): the profile repetition is recorded
+"""`cbench sweep --profile` and `cbench profile`: the profile repetition is recorded
 apart from the measured points, and the classifier groups canned perf-script samples."""
 import json
 import os

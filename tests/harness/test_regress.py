@@ -1,4 +1,4 @@
-"""`cbench regress` (issue 19 item 5) on simulated data: the gate's rule, its threshold from a
+"""`cbench regress` on simulated data: the gate's rule, its threshold from a
 calibration, and the scenario field `binary` it relies on. Fast; the real A/A and handicapped
 runs are tests/harness/regress_gate.py (ctest harness_regress)."""
 import json

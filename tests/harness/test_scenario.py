@@ -71,7 +71,7 @@ class ShippedScenarios(unittest.TestCase):
 
 
     def test_ever_table_runs_every_finding_row_at_its_primary_point(self):
-        # Issue 14: a finding whose rows miss its primary point comes out "not measured".
+        # A finding whose rows miss its primary point comes out "not measured".
         from cbenchlib.format import published
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
         pub = published.load_published("ever")
@@ -117,7 +117,7 @@ explicit = [{ wrk_threads = 2, connections = 10 }, { wrk_threads = 4, connection
 
 
 class PinnedLoads(unittest.TestCase):
-    """A row's `loads` entry "SET KEY" runs only that load of the set (issue 14)."""
+    """A row's `loads` entry "SET KEY" runs only that load of the set."""
 
     def points(self, quick=False):
         sc = scenario.parse(PINNED, "pinned.toml", quick=quick)

@@ -1,4 +1,4 @@
-"""The sweep's sequential design (issue 12 item 2): extra whole blocks for the rows the stopping
+"""The sweep's sequential design: extra whole blocks for the rows the stopping
 rule names, `block` on every record, and why it stopped in meta.json.
 
 The rule itself (scripts/cbenchlib/sequential.py) belongs to the statistics; here a scripted

@@ -1,4 +1,4 @@
-"""sockstat: kernel TCP memory from /proc/net/sockstat for the idle point (issue 16)."""
+"""sockstat: kernel TCP memory from /proc/net/sockstat for the idle point."""
 import unittest
 
 from common import REPO  # noqa: F401  (puts scripts/ on sys.path)

@@ -168,7 +168,7 @@ class StallTest(unittest.TestCase):
 
 
 class OverloadTest(unittest.TestCase):
-    """The issue's done-when check: epoll-reactor on /sleep?ms=10 serves about 100 req/s (its one
+    """Open loop past capacity: epoll-reactor on /sleep?ms=10 serves about 100 req/s (its one
     thread sleeps in every request); offered 200 req/s for 5 s, the queue grows all run long, so
     the median from the intended send time is above 1 s (about 1.25 s ideally; a slower, busier
     machine only makes it larger), and the point is marked overloaded."""
@@ -197,7 +197,7 @@ class OverloadTest(unittest.TestCase):
 
 
 class SlowReaderTest(unittest.TestCase):
-    """--read-rate (issue 19's slow readers) against a real model: epoll-reactor serving
+    """--read-rate (slow readers) against a real model: epoll-reactor serving
     /bytes?n=1048576 to 2 connections with 4 requests in flight each, read at 2 MB/s per
     connection. 4 MiB outstanding per connection exceeds what the kernel buffers between them
     (a 1 MiB response alone fits, so pipelining is what makes the buffers fill), so the server's

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The harness side of issue 17 (scripts/cbenchlib/loadgen.py, latencycurve.py, the scenario
+"""The harness side of the generators (scripts/cbenchlib/loadgen.py, latencycurve.py, the scenario
 keys): parsing of cbench-load and h2load output, scenario validation, and the capacity rule on
 simulated curves. Reads fixtures only; runs no load."""
 import os
@@ -101,7 +101,7 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual([ld.rate for ld in sc.load_sets["load0"]], [100.0, 200.0])
 
     def test_read_rate(self):
-        # issue 19's slow readers: a per-set scalar, in the key and id, passed as --read-rate
+        # slow readers: a per-set scalar, in the key and id, passed as --read-rate
         ld = self.parse('generator = "cbench-load"\nread_rate = 4000000\n').load_sets["load0"][0]
         self.assertEqual(ld.read_rate, 4e6)
         self.assertIn("read 4000000B/s", ld.key)

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End to end for the harness hooks of issue 17: a --quick sweep of a tiny scenario against the
+"""End to end for the generators' harness hooks: a --quick sweep of a tiny scenario against the
 real cbench-server (epoll-reactor): cbench-load closed loop, open loop at a fraction of the
 measured peak, and h2load (if installed); then `cbench curve` on the run. Checks that points are
 recorded with their generator, the peak and the resolved rate, and that the chart is written;

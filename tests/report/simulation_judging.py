@@ -1,4 +1,4 @@
-"""The whole judging pipeline on seeded simulated runs with a known answer (issue 12, item 4).
+"""The whole judging pipeline on seeded simulated runs with a known answer.
 
 Each trial writes a run directory (points.jsonl with blocks, as the sweep writes it), then runs
 the sequential stopping rule (sequential.decide) between blocks as the sweep executor does, adding

@@ -1,4 +1,4 @@
-"""Fallback metrics of the declared findings (issue 15): where the first metric (req/s, or CPU per
+"""Fallback metrics of the declared findings: where the first metric (req/s, or CPU per
 request) cannot decide at the primary point, a later one decides against its OWN declared direction
 and no-effect value, never the claim's.
 

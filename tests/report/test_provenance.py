@@ -1,4 +1,4 @@
-"""Provenance (issue 12 item 6): git state recorded and checked, machine fingerprint, and the
+"""Provenance: git state recorded and checked, machine fingerprint, and the
 per-CPU busy/softirq/steal split of a measured window (procstat.cpu_window)."""
 import os
 import shutil
