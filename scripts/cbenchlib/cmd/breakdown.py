@@ -1,4 +1,4 @@
-"""`cbench breakdown`: where a request's server CPU goes (issue 16), for a few models.
+"""`cbench breakdown`: where a request's server CPU goes, for a few models.
 
     scripts/cbench breakdown                          # io-uring, epoll-reactor, floor, floor-uring
     scripts/cbench breakdown --models io-uring,floor-uring --pipeline 16 --path /plaintext

@@ -185,7 +185,7 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     out.append(tables.render_run_tables(run, latency, heading_level=3, with_header=False))
     for pub in matching_published(run):
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
-    designed = design.render_for_run(run)  # issue 19: results/findings/design.json's findings
+    designed = design.render_for_run(run)  # results/findings/design.json's findings
     if designed:
         out.append(designed)
     out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
@@ -243,7 +243,7 @@ def regenerate(report_text: str, config: dict, allow_synthetic: bool = False, ro
 
     def repl(m: re.Match) -> str:
         name = m.group("name")
-        if name == DECISION_TABLE:  # issue 19: generated from every section's run, not one
+        if name == DECISION_TABLE:  # generated from every section's run, not one
             try:
                 return m.group(1) + decision.render(config, root, allow_synthetic=allow_synthetic) + m.group(4)
             except RunError as exc:

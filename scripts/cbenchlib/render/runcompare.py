@@ -11,7 +11,7 @@ from ..analysis.runload import Run, column_label, group_title
 
 # Fields of meta.env that must be equal for a comparison to mean anything.
 ENV_FIELDS = ("cpu_model", "cpu_count", "kernel", "compiler", "server_cpus", "client_cpus")
-# Issue 18 (harness hook): where the server and the load ran (env.topology: "loopback",
+# Where the server and the load ran (env.topology: "loopback",
 # "across-namespaces", ...); runs written before it existed were all on loopback.
 ENV_DEFAULTS = {"topology": "loopback"}
 ENV_FIELDS += tuple(ENV_DEFAULTS)

@@ -64,7 +64,7 @@ def package_versions() -> tuple[dict, dict]:
     return upstream, full
 
 
-# Peers (issue 7): the version the binary itself reports, which is what ran (a Debian package
+# Peers: the version the binary itself reports, which is what ran (a Debian package
 # version says what dpkg installed, and nginx-light's would not name a locally built nginx).
 PEER_VERSION_PROBES = {
     "nginx": (["nginx", "-v"], r"nginx/(\S+)"),        # "nginx version: nginx/1.22.1" (stderr)
@@ -301,7 +301,7 @@ def limits_and_memory() -> dict:
 
 
 def provenance(server_cpus: str | None, client_cpus: str | None) -> dict:
-    """Issue 12's machine fingerprint and settings (all best effort)."""
+    """The machine's fingerprint and settings that change timings (all best effort)."""
     ident = cpu_identity()
     pinned = ",".join(c for c in (server_cpus, client_cpus) if c)
     return {**ident, "smt": smt_siblings(pinned, ident["virtualized"]),

@@ -1,4 +1,4 @@
-"""What the sweep checks and records about its hosts before the first point (issue 18).
+"""What the sweep checks and records about its hosts before the first point.
 
 - `binary_identity` / `check_binary`: the server binary on the server's host (and cbench-load on
   every client host, when a load uses it) exists and was built from the same commit as the

@@ -1,4 +1,4 @@
-"""The kernel's TCP counters around a measured window (issue 15), and whether a kernel limit,
+"""The kernel's TCP counters around a measured window, and whether a kernel limit,
 not the model, bounded the point.
 
 Closing after every response (`--keepalive off`, Unicorn) at tens of thousands of requests per

@@ -5,12 +5,12 @@ runner takes a snapshot just before and just after its measured window; the diff
 by the window's requests is recorded per point as `derived.counters_per_req`, beside system calls
 and context switches. Kept apart from runner.py so the hook there stays three lines.
 
-Cluster mode (issue 15; backends/server/cluster.h): each of the N workers writes its own file,
+Cluster mode (backends/server/cluster.h): each of the N workers writes its own file,
 PATH.w<slot>, and the supervisor forwards SIGUSR1 to them. snapshot_cluster waits for all N
 files to be fresh; cluster_window sums the workers' windows into `derived.counters_per_req` and
 keeps each worker's counts beside its CPU figures in `server.cluster.workers[*].counters`. The
 sum is left out (None) unless every slot has both snapshots from one pid: a worker missing or
-restarted within the window would make the sum an undercount that looks like a measurement. Also home to the other issue 14
+restarted within the window would make the sum an undercount that looks like a measurement. Also home to the other
 server argument the runner adds: the scenario setting `response` (response_args).
 """
 from __future__ import annotations

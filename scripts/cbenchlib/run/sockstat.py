@@ -1,4 +1,4 @@
-"""Kernel socket memory from /proc/net/sockstat, for the idle-connections point (issue 16).
+"""Kernel socket memory from /proc/net/sockstat, for the idle-connections point.
 
 Io_uring moves buffering from user space into the kernel (provided buffers, requests waiting in
 the ring), so a model's idle cost is user-space RSS *and* kernel socket memory. The kernel's

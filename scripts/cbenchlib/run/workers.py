@@ -1,4 +1,4 @@
-"""Per-worker figures of a cluster-mode server (`--processes N`, issue 15).
+"""Per-worker figures of a cluster-mode server (`--processes N`).
 
 procstat.sample already sums the whole process tree (the supervisor and its workers, as for
 nginx), so the record's `server` figures are the cluster's totals. This module adds one entry per
