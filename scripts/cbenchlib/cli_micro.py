@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from . import benchlock, envinfo, procstat, resultio
+from . import benchlock, envinfo, procstat, resultio, runlogs
 from .runload import REPO_ROOT
 from .verdict import DISTURBED_CPU
 
@@ -260,12 +260,13 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         writer.update_meta(interrupted={"signal": signal.Signals(exc.signum).name, "utc": resultio.utc_now()})
         raise
     writer.update_meta(ended_utc=resultio.utc_now())
+    runlogs.pack(run_dir)  # the binaries' console output into logs.tar.xz
     from . import micro, runload
     run = runload.load_run(run_dir)
     sys.stdout.write("\n" + micro.tables_text(run, heading_level=2))
     print(f"\nmicro: wrote {_rel(run_dir)} (report: scripts/cbench report {_rel(run_dir)})", flush=True)
     if failed:
-        print(f"micro: {failed} binary(ies) failed; see {_rel(os.path.join(run_dir, 'logs'))}", file=sys.stderr)
+        print(f"micro: {failed} binary(ies) failed; see {_rel(runlogs.describe(run_dir))}", file=sys.stderr)
         return 1
     return 0
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from . import benchlock, envinfo, hostcheck, multiclient, resultio, runner, scenario, verdict
+from . import benchlock, envinfo, hostcheck, multiclient, resultio, runlogs, runner, scenario, verdict
 from .host import HostError, LocalHost, parse_host
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -524,6 +524,7 @@ class Sweep:
         if p.resume_dir:
             self.writer = resultio.RunWriter(p.resume_dir)
             self.writer.load_meta()
+            runlogs.unpack(self.writer.run_dir)  # a finished run's logs.tar.xz back to loose files
             if self.writer.repair_tail():
                 print("sweep: cut a torn last line off points.jsonl", flush=True)
             self.recorded = self.writer.read_points().points
@@ -753,6 +754,10 @@ class Sweep:
         except OSError as exc:
             print(f"sweep: warning: cannot record the end time in {self.writer.meta_path}: "
                   f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        try:  # the per-repetition logs into one archive (results/SCHEMA.md, "Logs of a run")
+            runlogs.pack(self.writer.run_dir)
+        except (OSError, ValueError) as exc:
+            print(f"sweep: warning: logs left loose, not archived: {exc}", file=sys.stderr, flush=True)
         ok = sum(1 for x in self.recorded if x.get("status") == "ok")
         failed = len(self.recorded) - ok
         verdicts: dict = {}

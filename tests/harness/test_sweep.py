@@ -12,7 +12,7 @@ import time
 import unittest
 
 from common import private_fakes, CBENCH, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
-from cbenchlib import resultio
+from cbenchlib import resultio, runlogs
 
 SCEN = os.path.join(FIXTURES, "scenarios")
 
@@ -57,7 +57,7 @@ class SweepAgainstFakeServer(unittest.TestCase):
         self.assertGreater(ok["server"]["cpu_user_s"] + ok["server"]["cpu_sys_s"], 0)
         self.assertEqual(ok["commands"]["client"][:3], ["taskset", "-c", "1"])
         self.assertEqual(ok["commands"]["server"][:3], ["taskset", "-c", "0"])
-        self.assertTrue(os.path.exists(os.path.join(run, ok["logs"]["wrk"])))
+        self.assertTrue(runlogs.exists(run, ok["logs"]["wrk"]))  # in the run's logs.tar.xz
         idle = by[("fake-forks", "idle 20")]
         self.assertEqual(idle["status"], "ok", idle["failure"])
         self.assertEqual(idle["idle"]["connections_held"], 20)
