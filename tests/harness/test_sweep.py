@@ -113,6 +113,9 @@ class SweepAgainstFakeServer(unittest.TestCase):
         recorded = len(points)
         self.assertGreaterEqual(recorded, 2)
         self.assertLess(recorded, 9)
+        # an interrupted run keeps its logs loose; only a finished one is archived (runlogs)
+        self.assertTrue(os.path.isdir(os.path.join(run, "logs")))
+        self.assertFalse(os.path.exists(os.path.join(run, runlogs.ARCHIVE)))
 
         # A crash can leave half a line; resume cuts it off and runs only what is missing.
         with open(os.path.join(run, "points.jsonl"), "a") as f:
@@ -127,6 +130,20 @@ class SweepAgainstFakeServer(unittest.TestCase):
         self.assertEqual(len(set(pairs)), 9)
         self.assertEqual(len(meta["resumed_utc"]), 1)
         self.assertIsNotNone(meta["ended_utc"])
+        # finished: every point's logs, from before and after the interruption, in one archive
+        self.assertFalse(os.path.exists(os.path.join(run, "logs")))
+        logs = [rel for p in points for rel in p["logs"].values() if isinstance(rel, str)]
+        self.assertGreaterEqual(len(logs), 9)
+        for rel in logs:
+            self.assertTrue(runlogs.exists(run, rel), rel)
+        with open(os.path.join(run, runlogs.ARCHIVE), "rb") as f:
+            archived = f.read()
+        # resuming a finished run unpacks its archive and packs it again: the same bytes
+        r = run_cbench(self.args("--resume", run), timeout=700)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(run, runlogs.ARCHIVE), "rb") as f:
+            self.assertEqual(f.read(), archived)
+        self.assertEqual(len(load_run(self.out)[2]), 9)
         # Repetitions are spread: no point's repetitions all in one stretch of the order.
         seqs = sorted((p["seq"], p["point_id"]) for p in points)
         first_round = {pid for s, pid in seqs[:3]}
