@@ -260,7 +260,10 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         writer.update_meta(interrupted={"signal": signal.Signals(exc.signum).name, "utc": resultio.utc_now()})
         raise
     writer.update_meta(ended_utc=resultio.utc_now())
-    runlogs.pack(run_dir)  # the binaries' console output into logs.tar.xz
+    try:
+        runlogs.pack(run_dir)  # the binaries' console output into logs.tar.xz
+    except (OSError, ValueError) as exc:
+        print(f"micro: warning: logs left loose, not archived: {exc}", file=sys.stderr)
     from . import micro, runload
     run = runload.load_run(run_dir)
     sys.stdout.write("\n" + micro.tables_text(run, heading_level=2))

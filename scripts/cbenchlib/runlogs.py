@@ -184,9 +184,9 @@ def unpack(run_dir: str) -> int:
 
 
 def describe(run_dir: str) -> str:
-    """Where a human finds the run's logs (for messages)."""
+    """Where a human finds the run's logs (for messages): its archive once packed, else logs/."""
     if os.path.exists(archive_path(run_dir)) and not _loose(run_dir):
-        return f"{archive_path(run_dir)} (tar -xJf it, or python3 -m cbenchlib.runlogs ls)"
+        return archive_path(run_dir)
     return os.path.join(run_dir, "logs")
 
 
