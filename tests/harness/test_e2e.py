@@ -12,6 +12,7 @@ import unittest
 
 from common import REPO, processes_matching, run_cbench
 from cbenchlib.format import resultio
+from cbenchlib.format import runlogs
 
 SERVER_BIN = os.environ.get("CBENCH_SERVER_BIN") or os.path.join(REPO, "build", "cbench-server")
 REQUIRE = os.environ.get("CBENCH_REQUIRE_BINARY") == "1"
@@ -80,7 +81,7 @@ class EndToEnd(unittest.TestCase):
                     self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0)
                     self.assertGreater(p["derived"]["server_cpu_us_per_req"], 0)
                     self.assertGreater(p["client"]["cpu_user_s"] + p["client"]["cpu_sys_s"], 0)
-                    self.assertTrue(os.path.exists(os.path.join(run, p["logs"]["wrk"])))
+                    self.assertTrue(runlogs.exists(run, p["logs"]["wrk"]))  # in the run's logs.tar.xz
                     self.assertIn("0", p["machine"]["cpu_busy"])
                     self.assertEqual(p["commands"]["server"][:3], ["taskset", "-c", "0"])
                     self.assertIn("--model", p["commands"]["server"])

@@ -14,6 +14,7 @@ from common import HERE, PYTHON, REPO, processes_matching, run_cbench
 from cbenchlib.run import procstat, runner
 from cbenchlib.format import scenario
 from cbenchlib.run.host import LocalHost
+from cbenchlib.format import runlogs
 
 FAKE_PEER = os.path.join(HERE, "fake_peer.py")
 
@@ -249,9 +250,9 @@ config_template = "{tpl}"
         self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0, p["server"])
         self.assertEqual(p["commands"]["server"][:3], ["taskset", "-c", "0"])
         self.assertEqual(p["server_exit_status"], 0)
-        with open(os.path.join(run, p["logs"]["server"])) as f:
-            port = p["server_ready"]["port"]
-            self.assertIn(f"workers 2 on 127.0.0.1:{port}, scratch {run}/peers/fake-nginx", f.read())
+        port = p["server_ready"]["port"]  # the server log is in the run's logs.tar.xz
+        self.assertIn(f"workers 2 on 127.0.0.1:{port}, scratch {run}/peers/fake-nginx",
+                      runlogs.read_text(run, p["logs"]["server"]))
         idle = points["idle 20"]
         self.assertEqual(idle["status"], "ok", idle["failure"])
         self.assertEqual(idle["idle"]["connections_held"], 20)

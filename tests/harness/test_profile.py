@@ -7,6 +7,7 @@ import unittest
 from common import FIXTURES, fake_server_fixture, fake_sweep_args, run_cbench
 from cbenchlib.run import cpubreakdown, profiling
 from cbenchlib.format import resultio
+from cbenchlib.format import runlogs
 
 SCRIPT = """\
 cbench-server 4242/4243
@@ -128,15 +129,15 @@ class ProfileRepetitionIsNotMeasured(unittest.TestCase):
         self.assertFalse(bad)
         self.assertEqual(len(points), 8)
         self.assertEqual(sorted(p["rep"] for p in points), [0] * 4 + [1] * 4)
-        with open(os.path.join(run, "profile", "index.jsonl")) as f:
-            prof = [json.loads(line) for line in f]
+        # profile/ is in the run's logs.tar.xz once the sweep has finished (runlogs)
+        prof = [json.loads(line) for line in runlogs.read_text(run, "profile/index.jsonl").splitlines()]
         self.assertEqual(len(prof), 2)  # one per wrk point, none for the idle point
         self.assertEqual({p["point_id"] for p in prof},
                          {p["point_id"] for p in points if "idle" not in p["point_id"]})
         for p in prof:
             self.assertEqual(p["status"], "ok", p)
-            self.assertTrue(os.path.exists(os.path.join(run, p["folded"])))
-        self.assertEqual([f for f in os.listdir(os.path.join(run, "profile")) if f.endswith(".data")], [])
+            self.assertTrue(runlogs.exists(run, p["folded"]))
+        self.assertEqual([f for f in runlogs.names(run, "profile/") if f.endswith(".data")], [])
         out = run_cbench(["profile", run], timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("fake-ok t1", out.stdout)

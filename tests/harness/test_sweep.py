@@ -13,6 +13,7 @@ import unittest
 
 from common import private_fakes, CBENCH, FIXTURES, PYTHON, REPO, processes_matching, run_cbench
 from cbenchlib.format import resultio
+from cbenchlib.format import runlogs
 
 SCEN = os.path.join(FIXTURES, "scenarios")
 
@@ -57,7 +58,7 @@ class SweepAgainstFakeServer(unittest.TestCase):
         self.assertGreater(ok["server"]["cpu_user_s"] + ok["server"]["cpu_sys_s"], 0)
         self.assertEqual(ok["commands"]["client"][:3], ["taskset", "-c", "1"])
         self.assertEqual(ok["commands"]["server"][:3], ["taskset", "-c", "0"])
-        self.assertTrue(os.path.exists(os.path.join(run, ok["logs"]["wrk"])))
+        self.assertTrue(runlogs.exists(run, ok["logs"]["wrk"]))  # in the run's logs.tar.xz
         idle = by[("fake-forks", "idle 20")]
         self.assertEqual(idle["status"], "ok", idle["failure"])
         self.assertEqual(idle["idle"]["connections_held"], 20)
@@ -113,6 +114,9 @@ class SweepAgainstFakeServer(unittest.TestCase):
         recorded = len(points)
         self.assertGreaterEqual(recorded, 2)
         self.assertLess(recorded, 9)
+        # an interrupted run keeps its logs loose; only a finished one is archived (runlogs)
+        self.assertTrue(os.path.isdir(os.path.join(run, "logs")))
+        self.assertFalse(os.path.exists(os.path.join(run, runlogs.ARCHIVE)))
 
         # A crash can leave half a line; resume cuts it off and runs only what is missing.
         with open(os.path.join(run, "points.jsonl"), "a") as f:
@@ -127,6 +131,20 @@ class SweepAgainstFakeServer(unittest.TestCase):
         self.assertEqual(len(set(pairs)), 9)
         self.assertEqual(len(meta["resumed_utc"]), 1)
         self.assertIsNotNone(meta["ended_utc"])
+        # finished: every point's logs, from before and after the interruption, in one archive
+        self.assertFalse(os.path.exists(os.path.join(run, "logs")))
+        logs = [rel for p in points for rel in p["logs"].values() if isinstance(rel, str)]
+        self.assertGreaterEqual(len(logs), 9)
+        for rel in logs:
+            self.assertTrue(runlogs.exists(run, rel), rel)
+        with open(os.path.join(run, runlogs.ARCHIVE), "rb") as f:
+            archived = f.read()
+        # resuming a finished run unpacks its archive and packs it again: the same bytes
+        r = run_cbench(self.args("--resume", run), timeout=700)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(run, runlogs.ARCHIVE), "rb") as f:
+            self.assertEqual(f.read(), archived)
+        self.assertEqual(len(load_run(self.out)[2]), 9)
         # Repetitions are spread: no point's repetitions all in one stretch of the order.
         seqs = sorted((p["seq"], p["point_id"]) for p in points)
         first_round = {pid for s, pid in seqs[:3]}

@@ -30,6 +30,7 @@ from ..format.paths import REPO_ROOT
 from ..format.verdict import DISTURBED_CPU
 from ..analysis import runload
 from ..render import microreport
+from ..format import runlogs
 
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
@@ -264,11 +265,15 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         writer.update_meta(interrupted={"signal": signal.Signals(exc.signum).name, "utc": resultio.utc_now()})
         raise
     writer.update_meta(ended_utc=resultio.utc_now())
+    try:
+        runlogs.pack(run_dir)  # the binaries' console output into logs.tar.xz
+    except (OSError, ValueError) as exc:
+        print(f"micro: warning: logs left loose, not archived: {exc}", file=sys.stderr)
     run = runload.load_run(run_dir)
     sys.stdout.write("\n" + microreport.tables_text(run, heading_level=2))
     print(f"\nmicro: wrote {_rel(run_dir)} (report: scripts/cbench report {_rel(run_dir)})", flush=True)
     if failed:
-        print(f"micro: {failed} binary(ies) failed; see {_rel(os.path.join(run_dir, 'logs'))}", file=sys.stderr)
+        print(f"micro: {failed} binary(ies) failed; see {_rel(runlogs.describe(run_dir))}", file=sys.stderr)
         return 1
     return 0
 

@@ -12,6 +12,7 @@ import os
 
 from ..run import profiling
 from ..format.paths import REPO_ROOT
+from ..format import runlogs
 
 
 def add_arguments(p) -> None:
@@ -22,7 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     run_dir = args.run if os.path.isdir(args.run) else os.path.join(REPO_ROOT, "results", "runs", args.run)
-    if not os.path.exists(os.path.join(run_dir, profiling.PROFILE_DIR, profiling.INDEX_NAME)):
+    if not runlogs.exists(run_dir, f"{profiling.PROFILE_DIR}/{profiling.INDEX_NAME}"):
         print(f"profile: {run_dir} has no {profiling.PROFILE_DIR}/{profiling.INDEX_NAME} "
               "(record one with `scripts/cbench sweep SCENARIO --profile`)")
         return 1

@@ -33,6 +33,7 @@ from ..format.paths import REPO_ROOT
 from ..analysis import sequential
 from ..run import profiling
 from ..run.host import HostError, LocalHost, parse_host
+from ..format import runlogs
 
 REPO = REPO_ROOT
 SCENARIOS_DIR = os.path.join(REPO, "scenarios")
@@ -515,6 +516,7 @@ class Sweep:
         if p.resume_dir:
             self.writer = resultio.RunWriter(p.resume_dir)
             self.writer.load_meta()
+            runlogs.unpack(self.writer.run_dir)  # a finished run's logs.tar.xz back to loose files
             if self.writer.repair_tail():
                 print("sweep: cut a torn last line off points.jsonl", flush=True)
             self.recorded = self.writer.read_points().points
@@ -744,6 +746,10 @@ class Sweep:
         except OSError as exc:
             print(f"sweep: warning: cannot record the end time in {self.writer.meta_path}: "
                   f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        try:  # the per-repetition logs into one archive (results/SCHEMA.md, "Logs of a run")
+            runlogs.pack(self.writer.run_dir)
+        except (OSError, ValueError) as exc:
+            print(f"sweep: warning: logs left loose, not archived: {exc}", file=sys.stderr, flush=True)
         ok = sum(1 for x in self.recorded if x.get("status") == "ok")
         failed = len(self.recorded) - ok
         verdicts: dict = {}

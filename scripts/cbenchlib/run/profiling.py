@@ -26,6 +26,7 @@ same one `cbench breakdown` uses. One job each: record (run things) or print (re
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
@@ -35,6 +36,7 @@ import time
 from . import cpubreakdown
 from . import runner as runnermod
 from ..format import resultio
+from ..format import runlogs
 
 PROFILE_DIR = "profile"
 INDEX_NAME = "index.jsonl"
@@ -256,16 +258,14 @@ def estimate_s(points, settings) -> float:
 
 # -- printing (reads files only) -----------------------------------------------------------------
 def load_index(run_dir: str) -> list[dict]:
-    path = os.path.join(run_dir, PROFILE_DIR, INDEX_NAME)
-    out = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue  # a torn last line of an interrupted sweep
+    out = []  # the file, or its member of the run's logs.tar.xz (runlogs)
+    for line in runlogs.read_text(run_dir, f"{PROFILE_DIR}/{INDEX_NAME}").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line of an interrupted sweep
     return out
 
 
@@ -281,8 +281,7 @@ def render(run_dir: str, top: int = 5, load_filter: str | None = None) -> str:
         if rec.get("status") != "ok":
             lines += [f"{head}: {rec.get('status')}: {rec.get('failure')}", ""]
             continue
-        with gzip.open(os.path.join(run_dir, rec["folded"]), "rt", encoding="utf-8") as f:
-            summ = summarize(f, top)
+        summ = summarize(io.StringIO(gzip.decompress(runlogs.read_bytes(run_dir, rec["folded"])).decode("utf-8")), top)
         n = summ["samples"] or 1
         lines.append(f"{head}: {summ['samples']} samples: " + ", ".join(
             f"{g} {100 * c / n:.0f}%" for g, c in summ["groups"].items() if c))
