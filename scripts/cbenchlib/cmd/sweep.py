@@ -23,18 +23,18 @@ import sys
 from ..analysis import sequential
 from ..format.paths import REPO_ROOT
 from ..plan import sweepplan
-from ..plan.estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
-from ..plan.schedule import Slot, block_order, schedule
+from ..plan.estimate import estimate_s, extra_blocks_estimate_s, fmt_duration
+from ..plan.schedule import block_order, schedule
 from ..plan.sweepplan import PlanError, SweepPlan, build_plan, select_rows
 from ..run import benchlock, envinfo, multiclient, profiling
 from ..run.host import HostError, LocalHost, parse_host
 from ..run.sweepexec import Sweep, SweepInterrupted
 from .common import err
 
-# The planning names `cbench sweep` offers its callers (tests, design checks) besides run.
-__all__ = ["add_arguments", "run", "PlanError", "SweepPlan", "Slot", "OVERHEAD_S", "estimate_s",
-           "extra_blocks_estimate_s", "fmt_duration", "block_order", "schedule", "select_rows",
-           "check_client_hosts", "machine"]
+# Besides the verb, the planning names `cbench sweep` has always offered its callers (the
+# scenario, design and multi-client tests); they live in plan/.
+__all__ = ["add_arguments", "run", "machine", "check_client_hosts", "PlanError", "select_rows",
+           "block_order", "schedule", "estimate_s", "extra_blocks_estimate_s", "fmt_duration"]
 
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
 DEFAULT_SERVER_BIN = os.path.join(REPO_ROOT, "build", "cbench-server")
