@@ -31,6 +31,7 @@ from ..format.verdict import DISTURBED_CPU
 from ..analysis import runload
 from ..render import microreport
 from ..format import runlogs
+from .common import err, repo_relative
 
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
@@ -78,13 +79,7 @@ def add_arguments(p) -> None:
 
 
 def _err(msg: str) -> int:
-    print(f"micro: {msg}", file=sys.stderr, flush=True)
-    return 2
-
-
-def _rel(path: str) -> str:
-    ap = os.path.abspath(path)
-    return os.path.relpath(ap, REPO_ROOT) if ap.startswith(REPO_ROOT + os.sep) else ap
+    return err("micro", msg)
 
 
 def find_binaries(bench_dir: str) -> list[str]:
@@ -163,7 +158,7 @@ def _run(args) -> int:
     bench_dir = args.bench_dir if os.path.isabs(args.bench_dir) else os.path.join(REPO_ROOT, args.bench_dir)
     binaries = find_binaries(bench_dir)
     if not binaries:
-        return _err(f"no *_bench binaries in {_rel(bench_dir)} (build them: cmake -S . -B build "
+        return _err(f"no *_bench binaries in {repo_relative(bench_dir)} (build them: cmake -S . -B build "
                     "-DCMAKE_BUILD_TYPE=Release && cmake --build build; they need libbenchmark-dev)")
     cpus = None if args.cpus in ("", "none") else args.cpus
     if cpus and shutil.which("taskset") is None:
@@ -173,7 +168,7 @@ def _run(args) -> int:
     for path in binaries:
         names = list_benchmarks(path, args.filter)
         if names is None:
-            return _err(f"{_rel(path)} --benchmark_list_tests failed (run it by hand to see why)")
+            return _err(f"{repo_relative(path)} --benchmark_list_tests failed (run it by hand to see why)")
         if names:
             plan.append((path, names))
     if not plan:
@@ -206,7 +201,7 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
     env["python_executable"] = sys.executable
     env["platform"] = platform.platform()
     micro_meta = {
-        "bench_dir": _rel(bench_dir), "cpus": cpus, "repetitions": repetitions, "min_time_s": min_time_s,
+        "bench_dir": repo_relative(bench_dir), "cpus": cpus, "repetitions": repetitions, "min_time_s": min_time_s,
         "filter": args.filter, "binaries": [],
     }
     writer.write_meta({
@@ -217,7 +212,7 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         "env": env, "micro": micro_meta,
         "harness": {"command": ["cbench"] + sys.argv[1:], "host": "local"},
     })
-    print(f"micro: run directory {_rel(run_dir)}", flush=True)
+    print(f"micro: run directory {repo_relative(run_dir)}", flush=True)
     failed = 0
     proc = None
     try:
@@ -271,9 +266,9 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         print(f"micro: warning: logs left loose, not archived: {exc}", file=sys.stderr)
     run = runload.load_run(run_dir)
     sys.stdout.write("\n" + microreport.tables_text(run, heading_level=2))
-    print(f"\nmicro: wrote {_rel(run_dir)} (report: scripts/cbench report {_rel(run_dir)})", flush=True)
+    print(f"\nmicro: wrote {repo_relative(run_dir)} (report: scripts/cbench report {repo_relative(run_dir)})", flush=True)
     if failed:
-        print(f"micro: {failed} binary(ies) failed; see {_rel(runlogs.describe(run_dir))}", file=sys.stderr)
+        print(f"micro: {failed} binary(ies) failed; see {repo_relative(runlogs.describe(run_dir))}", file=sys.stderr)
         return 1
     return 0
 

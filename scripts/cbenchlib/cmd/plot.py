@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from ..analysis import runload
 from ..render import charts
+from .common import load_run
 
 
 def add_arguments(parser) -> None:
@@ -18,10 +18,8 @@ def plot_run(r, out_dir=None):
 
 
 def run(args) -> int:
-    try:
-        r = runload.load_run(args.run)
-    except runload.RunError as exc:
-        print(f"cbench plot: {exc}", file=sys.stderr)
+    r = load_run("plot", args.run)
+    if r is None:
         return 1
     try:
         cs = plot_run(r, args.out)

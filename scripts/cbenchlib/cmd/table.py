@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..analysis import runload
 from ..render import tables
+from .common import load_run
 
 
 def add_arguments(parser) -> None:
@@ -17,10 +17,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        r = runload.load_run(args.run)
-    except runload.RunError as exc:
-        print(f"cbench table: {exc}", file=sys.stderr)
+    r = load_run("table", args.run)
+    if r is None:
         return 1
     text = tables.render_run_tables(r, latency=args.latency)
     sys.stdout.write(text)

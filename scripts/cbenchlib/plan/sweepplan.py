@@ -1,0 +1,270 @@
+"""A sweep's plan: the scenario and the command line (or a resumed run's meta.json) resolved,
+before anything runs, into what to run and in which order, with every path made absolute once,
+so a relative run directory, scenario or binary means the same to the harness, the server and
+every peer (nginx resolves relative paths against its own prefix). Nothing runs if the
+scenario is bad: build_plan raises PlanError.
+
+plan imports only format: what planning must ask of the machine (the tree's commit, how a
+load splits between client hosts, the profile pass's length) comes in as a `Machine`."""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import sys
+from typing import Callable
+
+from ..format import resultio, scenario, serverlist
+from ..format.paths import REPO_ROOT, SCENARIOS_DIR
+from .estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
+from .schedule import schedule
+
+# The flags that override a scenario setting: (settings key, flag, least value).
+OVERRIDES = (("duration_s", "--duration", 1), ("warmup_s", "--warmup", 0),
+             ("repetitions", "--repetitions", 1), ("target_ci_pct", "--target-ci", 0),
+             ("max_repetitions", "--max-repetitions", 1))
+
+
+class PlanError(Exception):
+    """The command line or scenario cannot be planned; nothing has run. str() is the message."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What planning asks of the layers above format, supplied by the caller."""
+    git_commit: Callable[[], str | None]                # the tree's commit now (asked on --resume)
+    split_connections: Callable[[int, int], list]       # raises ValueError if a load cannot split
+    profile_estimate_s: Callable[[list, scenario.Settings], float]  # the --profile pass
+    log: Callable[[str], None] = lambda text: print(text, flush=True)
+
+
+def repo_relative(path: str) -> str:
+    """path as results record it: relative to the repository when inside it, else absolute."""
+    ap = os.path.abspath(path)
+    return os.path.relpath(ap, REPO_ROOT) if ap.startswith(REPO_ROOT + os.sep) else ap
+
+
+@dataclasses.dataclass
+class SweepPlan:
+    """Everything the executor needs, resolved once. Every path is absolute."""
+    sc: scenario.Scenario
+    points: list                     # scenario.Point, in file order
+    slots: list                      # schedule.Slot: the initial blocks, in run order
+    server_bin: str
+    wrk_name: str                    # as given; the executor finds it on the host
+    out_parent: str
+    resume_dir: str | None           # an existing run directory to continue
+    overrides: dict                  # duration_s / warmup_s / repetitions / target_ci_pct / max_repetitions
+    models_filter: str | None
+    available: set | None            # `cbench-server --list`, None if unknown
+    list_error: str | None
+    skipped_models: list
+    lock_file: str
+    lock_timeout_s: float | None
+    command: list
+    server_host: str = "local"       # host specs (host.parse_host)
+    client_host: str = "local"       # the first of client_hosts
+    client_hosts: tuple = ()         # every --client-host, in order (several load hosts)
+    estimate_s: float = 0.0          # the initial blocks, models not built excluded
+    estimate_full_s: float = 0.0     # the initial blocks, every model
+    estimate_extra_s: float = 0.0    # the most the extra blocks can add
+    allow_dirty: bool = False        # --allow-dirty (reference runs need a clean tree)
+    profile: bool = False            # --profile: one unmeasured repetition per wrk point under perf
+    profile_estimate_s: float = 0.0  # how long that pass takes
+
+    @property
+    def settings(self) -> scenario.Settings:
+        return self.sc.settings
+
+    @property
+    def sequential(self) -> bool:
+        return self.settings.target_ci_pct is not None
+
+    @property
+    def has_wrk(self) -> bool:
+        return any(not p.load.is_idle for p in self.points)
+
+    @property
+    def clients(self) -> list[str]:
+        return list(self.client_hosts) or [self.client_host]
+
+    def summary(self) -> str:
+        """What the sweep will do and how long it may take; printed before it starts."""
+        s = self.settings
+        reps = s.repetitions
+        text = (f"{s.name}{' (quick)' if self.sc.quick else ''}: {len(self.points)} points x "
+                f"{reps} repetition{'s' if reps != 1 else ''} = {len(self.slots)} runs; "
+                + (f"duration {s.duration_s} s, warm-up {s.warmup_s:g} s, " if self.has_wrk else "")
+                + f"order {s.order} (seed {s.seed}); server on CPU {s.server_cpus}"
+                + (f", wrk on CPU {s.client_cpus}" if self.has_wrk else ""))
+        if len(self.clients) > 1 and self.has_wrk:
+            text += (f"\nload from {len(self.clients)} client hosts ({', '.join(self.clients)}), released "
+                     "together: each point's connections split evenly between them, each runs its -t")
+        text += f"\nestimated time: {fmt_duration(self.estimate_full_s)} with every model"
+        if self.skipped_models:
+            text += (f", {fmt_duration(self.estimate_s)} now ({len(self.skipped_models)} models not "
+                     "built: their points are recorded as skipped)")
+        if self.sequential:
+            text += (f"; then extra blocks until the primary comparisons of "
+                     f"'{s.published or '?'}' are narrower than {s.target_ci_pct:g}%: at most "
+                     f"{s.repetitions_cap - reps} blocks of at most {s.sequential_points} points, "
+                     f"up to {fmt_duration(self.estimate_extra_s)} more (at most "
+                     f"{fmt_duration(self.estimate_full_s + self.estimate_extra_s)} in all)")
+        if self.profile:
+            text += (f"\nthen --profile: one unmeasured repetition per wrk point under perf, about "
+                     f"{fmt_duration(self.profile_estimate_s)} more")
+        return text
+
+    def dry_run_lines(self) -> list[str]:
+        """What `cbench sweep --dry-run` prints: the summary, then one line per point."""
+        lines = [self.summary()]
+        if self.skipped_models:
+            lines.append(f"  not in `cbench-server --list` (would be recorded as skipped): "
+                         f"{', '.join(self.skipped_models)}")
+        if self.list_error:
+            lines.append(f"  note: {self.list_error}")
+        lines.append(f"  (per repetition: duration + warm-up + {OVERHEAD_S:g} s measured overhead; "
+                     "see OVERHEAD_S in scripts/cbenchlib/cli_sweep.py)")
+        for p in self.points:
+            label = f"  [{p.row.label}]" if p.row.label else ""
+            lines.append(f"  {p.row.kind:10s} {p.row.key:40s} {p.load.key:28s} "
+                         f"~{estimate_s(p, self.settings, self.available):.1f} s/rep{label}")
+        return lines
+
+
+def build_plan(args, machine: Machine) -> SweepPlan:
+    """The plan of a new or resumed sweep; raises PlanError (nothing has run)."""
+    out_parent = os.path.abspath(args.out)
+    overrides = {"duration_s": args.duration, "warmup_s": args.warmup, "repetitions": args.repetitions,
+                 "target_ci_pct": getattr(args, "target_ci", None),
+                 "max_repetitions": getattr(args, "max_repetitions", None)}
+    resume_dir = None
+    clients = getattr(args, "client_host", None) or ["local"]
+    hosts = (getattr(args, "server_host", None) or "local", [clients] if isinstance(clients, str) else list(clients))
+    if args.resume:
+        resume_dir, sc, overrides, models_filter, hosts = _plan_resume(args, out_parent, overrides, machine)
+    else:
+        sc = _load_scenario(args.scenario, args.quick)
+        models_filter = args.models
+    for key, flag, lo in OVERRIDES:
+        if overrides.get(key) is not None and overrides[key] < lo:
+            raise PlanError(f"{flag} must be at least {lo}, got {overrides[key]:g}")
+    apply_overrides(sc, overrides)
+    select_rows(sc, models_filter)
+    points = sc.points()
+    if not points:
+        raise PlanError(f"{sc.path}: no points to run"
+                        + (f" (--models {models_filter!r} matches no row)" if models_filter else ""))
+    check_client_hosts(hosts[1], points, machine.split_connections)
+    s = sc.settings
+    server_bin = os.path.abspath(args.server_bin)
+    available, list_error = _available_models(server_bin, points)
+    skipped = sorted({p.row.model for p in points if available is not None
+                      and p.row.kind in ("model", "instrument") and p.row.model not in available})
+    slots = schedule(points, s.repetitions, s.order, s.seed)
+    profile = bool(getattr(args, "profile", False))
+    return SweepPlan(
+        sc=sc, points=points, slots=slots, server_bin=server_bin, wrk_name=args.wrk_bin,
+        out_parent=out_parent, resume_dir=resume_dir, overrides=overrides,
+        models_filter=models_filter, available=available, list_error=list_error,
+        skipped_models=skipped, lock_file=os.path.abspath(args.lock_file),
+        lock_timeout_s=args.lock_timeout,
+        server_host=hosts[0], client_host=hosts[1][0], client_hosts=tuple(hosts[1]),
+        allow_dirty=bool(getattr(args, "allow_dirty", False)), profile=profile,
+        command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
+        else list(sys.argv),
+        estimate_s=sum(estimate_s(x.point, s, available) for x in slots),
+        estimate_full_s=sum(estimate_s(x.point, s, None) for x in slots),
+        estimate_extra_s=extra_blocks_estimate_s(points, s),
+        profile_estimate_s=machine.profile_estimate_s(points, s) if profile else 0.0)
+
+
+def _load_scenario(name: str, quick: bool) -> scenario.Scenario:
+    path = os.path.abspath(scenario.resolve_path(name, SCENARIOS_DIR))
+    try:
+        return scenario.load_file(path, quick=quick)
+    except scenario.ScenarioError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def _available_models(server_bin: str, points: list) -> tuple[set[str] | None, str | None]:
+    """(the models the binary has, why that is unknown); (None, None) when no point runs it."""
+    if not any(p.row.kind in ("model", "instrument") for p in points):
+        return None, None
+    if not os.path.exists(server_bin):
+        return None, (f"server binary not found: {server_bin} (build it: cmake -S . -B build "
+                      "-DCMAKE_BUILD_TYPE=Release && cmake --build build)")
+    return list_models(server_bin)
+
+
+def check_client_hosts(clients: list[str], points: list, split_connections) -> None:
+    """Several client hosts: each named once, and every point's load divisible between them
+    (split_connections(connections, hosts) raises ValueError otherwise); raises PlanError."""
+    twice = sorted({c for c in clients if clients.count(c) > 1})
+    if twice:
+        raise PlanError(f"--client-host {twice[0]} is given more than once (one generator per host)")
+    if len(clients) < 2:
+        return
+    for p in points:
+        if p.load.is_idle:
+            continue
+        if p.load.rate_fraction is not None:
+            raise PlanError(f"{p.id}: rate_fraction (an open-loop rate from a measured peak) is not supported "
+                            f"with several client hosts yet; give the rate itself (rate = N)")
+        try:
+            split_connections(p.load.connections, len(clients))
+        except ValueError as exc:
+            raise PlanError(f"{p.id}: {exc}") from None
+
+
+def _plan_resume(args, out_parent: str, overrides: dict, machine: Machine):
+    """(absolute run dir, scenario, overrides, models filter, (server host, [client hosts])) of
+    the run to continue: a resumed run keeps its own settings and hosts."""
+    given = args.resume if os.path.isdir(args.resume) else os.path.join(out_parent, args.resume)
+    resume_dir = os.path.abspath(given)
+    try:
+        meta = resultio.read_meta(resume_dir)
+    except resultio.ResultsFormatError as exc:
+        raise PlanError(f"--resume {args.resume}: {exc}") from None
+    h = meta.get("harness", {})
+    try:
+        sc = scenario.parse(meta["scenario_text"], meta.get("scenario_file", "meta.json"),
+                            quick=bool(meta.get("quick")))
+    except (KeyError, scenario.ScenarioError) as exc:
+        raise PlanError(f"--resume: the recorded scenario is unusable: {exc}") from None
+    recorded_commit = meta.get("env", {}).get("git_commit")
+    now_commit = machine.git_commit()
+    if recorded_commit != now_commit:
+        machine.log(f"sweep: warning: the run was started at commit {recorded_commit}, the tree is now "
+                    f"at {now_commit}; the resumed points measure the current build")
+    if any(v is not None for v in overrides.values()) or args.models or args.quick:
+        machine.log("sweep: --resume uses the run's own settings; --quick/--models/--duration/--warmup/"
+                    "--repetitions/--target-ci/--max-repetitions are ignored")
+    return (resume_dir, sc, dict(h.get("overrides", {})), h.get("models_filter"),
+            (h.get("host") or "local", list(h.get("client_hosts") or [h.get("client_host") or h.get("host") or "local"])))
+
+
+def select_rows(sc: scenario.Scenario, patterns: str | None) -> None:
+    """Keep the rows whose model or key matches one of the comma-separated fnmatch patterns."""
+    if not patterns:
+        return
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    sc.rows = [r for r in sc.rows
+               if any(fnmatch.fnmatchcase(r.model, p) or fnmatch.fnmatchcase(r.key, p) for p in pats)]
+
+
+def apply_overrides(sc: scenario.Scenario, overrides: dict) -> None:
+    s = sc.settings
+    for key in ("duration_s", "warmup_s", "repetitions", "max_repetitions"):
+        if overrides.get(key) is not None:
+            setattr(s, key, overrides[key])
+    if overrides.get("target_ci_pct") is not None:
+        s.target_ci_pct = overrides["target_ci_pct"] or None  # 0 turns the sequential design off
+
+
+def list_models(server_bin: str) -> tuple[set[str] | None, str | None]:
+    """(model names from `cbench-server --list`, error message)."""
+    try:
+        return set(serverlist.query(server_bin)), None
+    except serverlist.ServerListError as exc:
+        return None, str(exc)
