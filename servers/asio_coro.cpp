@@ -31,6 +31,8 @@
 //   on each completed request (a store, no timer operation per request); at the deadline it
 //   closes the socket, which ends serve()'s pending read with operation_aborted.
 // EMFILE: listen() gets no_descriptors and waits net::kAcceptRetryDelay before accepting again.
+//   Asio accepts, not net::Acceptor: listen() counts accepts and a Connection's destructor closes
+//   (net::count_accepted, net::count_closed).
 // Stop: Control::on_stop calls io_context::stop(); every run() returns after the handler in hand
 //   (at worst a /sleep of kMaxSleepMs); run() joins the threads, and destroying the io_context
 //   destroys the suspended coroutine frames, which closes their sockets.
@@ -88,6 +90,9 @@ struct Connection {
   Connection(Socket s, std::chrono::milliseconds timeout)
       : socket(std::move(s)), idle_timer(socket.get_executor()), idle_timeout(timeout),
         deadline(Clock::now() + timeout) {}
+  // The socket closes with the Connection (when serve() and watch_idle() have both ended, or
+  // their frames are destroyed at the stop), once per accepted connection: counted here.
+  ~Connection() { net::count_closed(); }
 
   // Closes the socket (a pending read completes with operation_aborted) and wakes watch_idle().
   void close() {
@@ -140,6 +145,7 @@ awaitable<void> listen(asio::io_context& io, tcp::acceptor& acceptor, std::chron
     Socket socket = co_await acceptor.async_accept(asio::make_strand(io),
                                                         redirect_error(use_awaitable, ec));
     if (!ec) {
+      net::count_accepted();
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       auto c = std::make_shared<Connection>(std::move(socket), idle_timeout);
@@ -167,9 +173,7 @@ int run(const server::Options& opt, server::Control& control) {
     return 1;
   }
   asio::co_spawn(io, listen(io, acceptor, std::chrono::milliseconds(opt.idle_timeout_ms)), asio::detached);
-  control.on_stop([io_owner] { io_owner->stop(); });
-
-  return server::run_on_threads("asio-coro", opt.threads, [&io](int) { io.run(); }, [&io] { io.stop(); });
+  return asio_common::run_io_context("asio-coro", opt.threads, io_owner, control);
 }
 
 }  // namespace

@@ -31,7 +31,9 @@
 //   waits again until the new deadline: one wake-up per idle-timeout period per connection,
 //   instead of a cancel and a re-arm per request.
 // EMFILE: the accept handler gets no_descriptors and waits net::kAcceptRetryDelay on a timer before
-//   accepting again; no spin, no exit.
+//   accepting again; no spin, no exit. Asio accepts (one at a time), not net::Acceptor: accepts are
+//   counted in the accept handler and closes when a Connection is destroyed (net::count_accepted,
+//   net::count_closed).
 // Stop: Control::on_stop calls io_context::stop() (thread-safe, non-blocking); every run()
 //   returns after the handler in hand (at worst a /sleep of kMaxSleepMs); run() joins the threads,
 //   and destroying the io_context destroys the pending handlers and with them every Connection,
@@ -80,6 +82,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Socket socket, std::chrono::milliseconds idle_timeout)
       : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), idle_timeout_(idle_timeout) {}
+  // The socket closes with its Connection, once per accepted connection: counted here.
+  ~Connection() { net::count_closed(); }
 
   // Called by the acceptor's handler, which is not on this connection's strand: the first steps
   // go through the strand like every later one. Run directly, the idle timer armed here could
@@ -181,6 +185,7 @@ class Server {
 
   void on_accept(const error_code& ec, Socket socket) {
     if (!ec) {
+      net::count_accepted();
       std::make_shared<Connection>(std::move(socket), idle_timeout_)->start();
       return start_accept();
     }
@@ -210,9 +215,7 @@ int run(const server::Options& opt, server::Control& control) {
     std::fprintf(stderr, "cbench-server: asio: %s\n", err.c_str());
     return 1;
   }
-  control.on_stop([io_owner] { io_owner->stop(); });
-
-  return server::run_on_threads("asio", opt.threads, [&io](int) { io.run(); }, [&io] { io.stop(); });
+  return asio_common::run_io_context("asio", opt.threads, io_owner, control);
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 // EMFILE: the multishot accept ends with -EMFILE; it is re-armed by the next sweep (not at
 // once), so a full file table is neither spun on nor fatal. A kernel without multishot accept
 // (before 5.19) answers -EINVAL: the loop then arms one accept per connection (stated fallback).
+// The kernel accepts (an accept SQE), not net::Acceptor, so this pause is the loop's own; the
+// loop counts accepts and closes through net::count_accepted and net::close_connection.
 // Probing: before the readiness line, cbench-server checks that io_uring can be set up (it is
 // refused under io_uring_disabled=2 or a seccomp filter), that it waits with a timeout in one
 // call (IORING_FEAT_EXT_ARG) and that it has provided-buffer rings; if not it prints one line

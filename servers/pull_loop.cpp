@@ -47,7 +47,7 @@ class Server {
 
   int run(server::Control& control) {
     if (!net::set_nonblocking(listen_fd_) ||
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) != loop::WatchStatus::ok ||
+        !watch_listener() ||
         loop_->watch_timer(kSweepKey, net::kSweepPeriod, net::kSweepPeriod) != loop::WatchStatus::ok) {
       std::fprintf(stderr, "cbench-server: pull-loop: unable to watch the listener\n");
       return 1;
@@ -63,18 +63,16 @@ class Server {
   }
 
  private:
+  // The acceptor takes a bounded batch; out of descriptors, the listener is unwatched until the
+  // next sweep.
   void on_accept() {
-    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
-      net::set_nodelay(fd);
-      auto* c = new Conn(fd);
-      idle_.touch(*c, net::Clock::now());
-      arm(c, net::want::read);
-    });
-    if (end == net::accept_status::out_of_descriptors) {
-      // The listener stays readable: stop watching it until the next sweep instead of spinning.
-      (void)loop_->unwatch(kAcceptKey);
-      accept_paused_ = true;
-    }
+    acceptor_.on_readable(
+        [this](int fd) {
+          auto* c = new Conn(fd);
+          idle_.touch(*c, net::Clock::now());
+          arm(c, net::want::read);
+        },
+        [this] { (void)loop_->unwatch(kAcceptKey); });
   }
 
   // A connection's one-shot watch fired: one step of its protocol, then re-arm or close.
@@ -111,16 +109,17 @@ class Server {
       c->timed_out = true;
       idle_.touch(*c, now);
     }
-    if (accept_paused_ &&
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) == loop::WatchStatus::ok) {
-      accept_paused_ = false;
-    }
+    acceptor_.on_sweep([this] { return watch_listener(); });
+  }
+
+  bool watch_listener() {
+    return loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, /*oneshot=*/false) == loop::WatchStatus::ok;
   }
 
   void close(Conn* c) {
     (void)loop_->unwatch(key_of(c));  // false when its one-shot watch already fired
     idle_.unlink(*c);
-    net::close_fd(c->session.fd());
+    net::close_connection(c->session.fd());
     delete c;
   }
 
@@ -133,7 +132,7 @@ class Server {
   std::shared_ptr<loop::PullLoop> loop_;
   net::IdleList idle_;
   net::IoScratch scratch_;
-  bool accept_paused_ = false;
+  net::Acceptor acceptor_{listen_fd_};
 };
 
 int run(const server::Options& opt, server::Control& control) {

@@ -77,16 +77,10 @@ int run(const server::Options& opt, server::Control& control) {
   const int idle_timeout_ms = opt.idle_timeout_ms;
 
   while (!control.stopping()) {
-    net::Accepted a = net::accept_connection(listen_fd, /*nonblocking=*/false);
-    if (a.status == net::accept_status::stopped) break;
-    if (a.status != net::accept_status::ok) {
-      net::accept_back_off(a.status);  // sleeps only when out of descriptors
-      continue;                        // that client left: the next accept may succeed
-    }
-    const int fd = a.fd;
-    net::set_nodelay(fd);
+    const int fd = net::accept_blocking(listen_fd);  // counted; backs off when out of descriptors
+    if (fd < 0) break;  // the stop's shutdown of the listener
     if (!conns->add(fd)) {
-      net::close_fd(fd);
+      net::close_connection(fd);
       break;
     }
     try {
@@ -97,12 +91,12 @@ int run(const server::Options& opt, server::Control& control) {
         std::unique_ptr<http::PumpScratch> scratch(new http::PumpScratch);
         net::serve_blocking(fd, idle_timeout_ms, *scratch);
         conns->remove(fd);
-        net::close_fd(fd);
+        net::close_connection(fd);
       }).detach();
     } catch (const std::system_error&) {
       // Out of threads (EAGAIN): refuse this connection rather than die.
       conns->remove(fd);
-      net::close_fd(fd);
+      net::close_connection(fd);
       std::this_thread::sleep_for(net::kAcceptRetryDelay);
     }
   }

@@ -67,7 +67,7 @@ class Server {
 
   int run(server::Control& control) {
     if (!net::set_nonblocking(listen_fd_) ||
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) != loop::WatchStatus::ok ||
+        !watch_listener() ||
         loop_->watch_timer(kSweepKey, net::kSweepPeriod, net::kSweepPeriod) != loop::WatchStatus::ok) {
       std::fprintf(stderr, "cbench-server: worker-pool: unable to watch the listener\n");
       return 1;
@@ -146,17 +146,16 @@ class Server {
     return *queues_[rng_ % queues_.size()];
   }
 
+  // The acceptor takes a bounded batch; out of descriptors, the listener is unwatched until the
+  // next sweep.
   void on_accept() {
-    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
-      net::set_nodelay(fd);
-      auto* c = new Conn(fd);
-      idle_.touch(*c, net::Clock::now());
-      arm(c);
-    });
-    if (end == net::accept_status::out_of_descriptors) {
-      (void)loop_->unwatch(kAcceptKey);  // retried at the next sweep instead of spinning
-      accept_paused_ = true;
-    }
+    acceptor_.on_readable(
+        [this](int fd) {
+          auto* c = new Conn(fd);
+          idle_.touch(*c, net::Clock::now());
+          arm(c);
+        },
+        [this] { (void)loop_->unwatch(kAcceptKey); });
   }
 
   void arm(Conn* c) {
@@ -181,16 +180,17 @@ class Server {
       c->timed_out = true;
       idle_.touch(*c, now);
     }
-    if (accept_paused_ &&
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) == loop::WatchStatus::ok) {
-      accept_paused_ = false;
-    }
+    acceptor_.on_sweep([this] { return watch_listener(); });
+  }
+
+  bool watch_listener() {
+    return loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, /*oneshot=*/false) == loop::WatchStatus::ok;
   }
 
   void close(Conn* c) {
     (void)loop_->unwatch(reinterpret_cast<loop::Key>(c));
     idle_.unlink(*c);
-    net::close_fd(c->session.fd());
+    net::close_connection(c->session.fd());
     delete c;
   }
 
@@ -204,7 +204,7 @@ class Server {
   std::vector<std::unique_ptr<Queue>> queues_;
   std::vector<std::thread> workers_;
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;
-  bool accept_paused_ = false;
+  net::Acceptor acceptor_{listen_fd_};
 };
 
 int run(const server::Options& opt, server::Control& control) {

@@ -1,5 +1,7 @@
-// What the asio and asio-coro models share: their executor types and the adoption of main's
-// listener. Header-only (the models are the only users, and Asio is header-only).
+// What the asio and asio-coro models share: their executor types, the adoption of main's
+// listener, and running the io_context on --threads threads until the stop. Header-only (the
+// models are the only users, and Asio is header-only). A helper of this family of models only:
+// it sits above backends/server (it runs a model), below servers/.
 #pragma once
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,7 +13,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <string_view>
+
+#include "backends/server/model.h"
+#include "backends/server/threads.h"
 
 namespace cb::asio_common {
 
@@ -41,6 +48,17 @@ inline std::string adopt_listener(tcp::acceptor& acceptor, int listen_fd) {
     return "unable to adopt the listener: " + ec.message();
   }
   return {};
+}
+
+// Runs io on `threads` threads (server::run_on_threads) until the stop, which Control::on_stop
+// turns into io_context::stop() (thread-safe, non-blocking): every run() returns after the handler
+// in hand. io is shared with that stop function, which may still be returning from stop() when the
+// threads have seen the stop and been joined. Returns the model's exit status.
+inline int run_io_context(std::string_view model, int threads, const std::shared_ptr<asio::io_context>& io,
+                          server::Control& control) {
+  control.on_stop([io] { io->stop(); });
+  asio::io_context& ctx = *io;
+  return server::run_on_threads(model, threads, [&ctx](int) { ctx.run(); }, [&ctx] { ctx.stop(); });
 }
 
 }  // namespace cb::asio_common

@@ -6,6 +6,7 @@
 #pragma once
 #include <chrono>
 
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/reactor.h"
@@ -31,7 +32,7 @@ class ReactorServer final : public Reactor::Handler {
   // Makes run() return soon. Thread-safe and non-blocking (an eventfd write).
   void stop() { reactor_.stop(); }
 
-  // The listener is readable: accepts a bounded batch (net::accept_batch).
+  // The listener is readable: the acceptor takes a bounded batch (net::Acceptor).
   bool on_readable() override;
 
  private:
@@ -46,8 +47,8 @@ class ReactorServer final : public Reactor::Handler {
   Reactor reactor_;
   IdleList idle_;      // every open connection, oldest deadline first
   IoScratch scratch_;  // read buffer and response staging, shared by this reactor's connections
+  Acceptor acceptor_;  // the listener's accepts, EMFILE pause and counts
   bool ok_ = false;
-  bool accept_paused_ = false;
 };
 
 }  // namespace cb::net

@@ -19,7 +19,7 @@
 #include "backends/net/socket.h"
 #include "backends/server/cluster.h"
 #include "cbench_version.h"  // CBENCH_GIT_COMMIT (cmake/cbench_version.cmake; issue 18)
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 #include "backends/server/model.h"
 
 namespace {
@@ -38,7 +38,7 @@ constexpr const char* kUsage =
     "                               bounded, instrument, both joined by ',', or -)\n"
     "Prints 'cbench-server ready model=NAME host=H port=P threads=N pid=PID' once listening.\n"
     "Port 0 picks a free port. SIGINT or SIGTERM stops it (exit 0).\n"
-    "--counters-out writes the mechanism counters (backends/server/counters.h) as JSON at exit and on SIGUSR1.\n"
+    "--counters-out writes the mechanism counters (backends/stats/counters.h) as JSON at exit and on SIGUSR1.\n"
     "--trace-writes prints 'cbench-server: pump write N' to stderr for every write (tests).\n"
     "--processes N forks N workers of the model after listening (cluster mode; the readiness line\n"
     "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n"
@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
       if (sig != SIGUSR1 && !cb::server::stop_signal_accepted(info)) continue;
       if (sig != SIGUSR1) break;
       if (mo.counters_out.empty()) continue;
-      std::string err = cb::server::write_counters(mo.counters_out);
+      std::string err = cb::stats::write_counters(mo.counters_out);
       if (!err.empty()) std::fprintf(stderr, "cbench-server: %s\n", err.c_str());
     }
     signal_taken.store(true);
@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
   signal_thread.join();
   for (int fd : control.listeners()) cb::net::close_fd(fd);
   if (!mo.counters_out.empty()) {
-    std::string err = cb::server::write_counters(mo.counters_out);
+    std::string err = cb::stats::write_counters(mo.counters_out);
     if (!err.empty()) std::fprintf(stderr, "cbench-server: %s\n", err.c_str());
   }
   std::fprintf(stderr, "cbench-server: stopped (status %d)\n", status);

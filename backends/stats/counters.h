@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-namespace cb::server {
+namespace cb::stats {
 
 enum class Counter : std::uint8_t {
   dispatches,            // a ready connection handed to the code that serves it (inline or a worker)
@@ -79,4 +79,4 @@ std::string counters_json(std::uint64_t snapshot);
 // Thread-safe (serialised internally); called from main's signal thread and at exit.
 std::string write_counters(const std::string& path);
 
-}  // namespace cb::server
+}  // namespace cb::stats
