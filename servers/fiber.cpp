@@ -83,10 +83,14 @@ struct RecordingStack {
   void deallocate(ctx::stack_context& sc) noexcept { inner.deallocate(sc); }
 };
 
+constexpr server::ModelOption kStackKb{"--stack-kb", server::ArgKind::integer, "64", "", 16, 64 * 1024,
+                                       "stack size of each connection's fiber in KiB (default 64)"};
+constexpr server::ModelOption kOptions[] = {kStackKb};
+
 class Scheduler {
  public:
   Scheduler(const server::Options& opt, int listen_fd)
-      : listen_fd_(listen_fd), stack_bytes_(static_cast<std::size_t>(opt.stack_kb) * 1024),
+      : listen_fd_(listen_fd), stack_bytes_(static_cast<std::size_t>(opt.int_value(kStackKb)) * 1024),
         epfd_(epoll_create1(EPOLL_CLOEXEC)), stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
@@ -290,4 +294,4 @@ int run(const server::Options& opt, server::Control& control) {
 CBENCH_REGISTER_MODEL(fiber, "fiber",
                       "one stackful fiber per connection (Boost.Context, --stack-kb), written forward, resumed by an "
                       "edge-triggered epoll loop; --threads N schedulers on SO_REUSEPORT listeners",
-                      server::ListenerLayout::per_thread, &run)
+                      server::ListenerLayout::per_thread, &run, {}, nullptr, kOptions)

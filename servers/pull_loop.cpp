@@ -28,6 +28,11 @@ namespace {
 
 using namespace cb;
 
+// --backend: which pull-loop implementation runs (backends/loop).
+constexpr server::ModelOption kBackend{"--backend", server::ArgKind::word, "libev", "libev|epoll", 0, 0,
+                                       "the pull loop's implementation: libev (default) or raw epoll"};
+constexpr server::ModelOption kOptions[] = {kBackend};
+
 // Keys: connections use their (8-byte aligned) address; small odd constants cannot collide.
 constexpr loop::Key kAcceptKey = 1;
 constexpr loop::Key kSweepKey = 3;
@@ -136,7 +141,8 @@ class Server {
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(opt.backend)));
+  const loop::Backend backend = loop::parse_backend(opt.value(kBackend)).value_or(loop::Backend::libev);
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(backend)));
   return server->run(control);
 }
 
@@ -144,4 +150,4 @@ int run(const server::Options& opt, server::Control& control) {
 
 CBENCH_REGISTER_MODEL(pull_loop, "pull-loop",
                       "one thread, callback-less pull loop (libev or --backend epoll), inline handling, one-shot re-arm (Ever single thread)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)

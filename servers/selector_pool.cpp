@@ -129,6 +129,15 @@ struct Job {
   bool duplicate = false;  // an earlier dispatch of the connection was still in flight
 };
 
+constexpr server::ModelOption kGvl{"--gvl", server::ArgKind::flag, "", "", 0, 0,
+                                   "emulate Ruby's global VM lock (held except while blocked)"};
+constexpr server::ModelOption kRearm{"--rearm", server::ArgKind::word, "level", "level|oneshot", 0, 0,
+                                     "a dispatched connection's monitor left armed (nio4r, default) or disarmed"};
+constexpr server::ModelOption kTestWorkerDelayUs{
+    "--test-worker-delay-us", server::ArgKind::integer, "0", "", 0, 1'000'000,
+    "tests only: a worker sleeps this long before it reads a dispatched connection (forces duplicate dispatch)"};
+constexpr server::ModelOption kOptions[] = {kGvl, kRearm, kTestWorkerDelayUs};
+
 enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };
 
 struct DirectiveMsg {
@@ -141,7 +150,8 @@ struct DirectiveMsg {
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd)
-      : opt_(opt), selector_(*this, listen_fd), gvl_(opt.gvl, queue::Gvl::Handoff::fifo),
+      : opt_(opt), oneshot_(opt.value(kRearm) == "oneshot"), worker_delay_(opt.int_value(kTestWorkerDelayUs)),
+        selector_(*this, listen_fd), gvl_(opt.is_set(kGvl), queue::Gvl::Handoff::fifo),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   ~Server() {
@@ -232,7 +242,7 @@ class Server {
     stats::count(Counter::dispatches);
     bool duplicate = c->in_flight > 0;
     if (duplicate) stats::count(Counter::duplicate_dispatches);
-    if (opt_.rearm == server::Rearm::oneshot) {
+    if (oneshot_) {
       ev_io_stop(selector_.loop(), &c->watcher);
       c->armed = false;
     }
@@ -268,7 +278,7 @@ class Server {
     // [:monitor, c, e]: close the monitor and register a new one. A collision sends one too (the
     // Ruby worker's empty read does); in oneshot mode only the newest directive re-arms, and only
     // once nothing else is in flight, so no second dispatch can start.
-    if (opt_.rearm == server::Rearm::oneshot && c->in_flight > 0) return;
+    if (oneshot_ && c->in_flight > 0) return;
     monitor(c);
   }
 
@@ -284,9 +294,9 @@ class Server {
     Job job;
     while (jobs_.pop(job, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
       Conn* c = job.conn;
-      if (opt_.test_worker_delay_us > 0 && !job.duplicate) {
+      if (worker_delay_.count() > 0 && !job.duplicate) {
         gvl_.unlock();
-        std::this_thread::sleep_for(std::chrono::microseconds(opt_.test_worker_delay_us));
+        std::this_thread::sleep_for(worker_delay_);
         gvl_.lock();
       }
       DirectiveMsg d{c, Directive::none, 0, false};
@@ -330,6 +340,8 @@ class Server {
   }
 
   const server::Options& opt_;
+  const bool oneshot_;                        // --rearm oneshot: disarm a monitor before dispatch
+  const std::chrono::microseconds worker_delay_;  // --test-worker-delay-us
   selector::EvSelector<Server> selector_;
   int pipe_[2] = {-1, -1};  // the user pipe: workers write one byte per directive
   ev_io pipe_w_{};
@@ -352,4 +364,4 @@ CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
                       "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
                       "to --threads N workers, directives back over a queue and a one-byte pipe "
                       "(--gvl, --rearm level|oneshot) (nio4r worker threads)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)

@@ -37,6 +37,15 @@ namespace {
 
 using namespace cb;
 
+// --backend: which pull-loop implementation runs (backends/loop).
+constexpr server::ModelOption kBackend{"--backend", server::ArgKind::word, "libev", "libev|epoll", 0, 0,
+                                       "the pull loop's implementation: libev (default) or raw epoll"};
+constexpr server::ModelOption kQueues{"--queues", server::ArgKind::word, "shared", "shared|per-worker", 0, 0,
+                                      "one job queue shared by every worker (default), or one per worker"};
+constexpr server::ModelOption kGvl{"--gvl", server::ArgKind::flag, "", "", 0, 0,
+                                   "emulate Ruby's global VM lock (held except while blocked)"};
+constexpr server::ModelOption kOptions[] = {kQueues, kGvl, kBackend};
+
 // Keys. Connections are 8-byte aligned objects: the address is the watch key, and the address
 // plus a command in the low bits is an emitted command. Keys below 8 are the loop's own.
 constexpr loop::Key kAcceptKey = 1;
@@ -59,9 +68,9 @@ using Queue = queue::JobQueue<Conn*>;
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd, std::shared_ptr<loop::PullLoop> loop)
-      : opt_(opt), listen_fd_(listen_fd), loop_(std::move(loop)), gvl_(opt.gvl),
+      : opt_(opt), listen_fd_(listen_fd), loop_(std::move(loop)), gvl_(opt.is_set(kGvl)),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {
-    int nqueues = opt.queues == server::QueueLayout::per_worker ? opt.threads : 1;
+    int nqueues = opt.value(kQueues) == "per-worker" ? opt.threads : 1;
     for (int i = 0; i < nqueues; ++i) queues_.push_back(std::make_unique<Queue>());
   }
 
@@ -208,7 +217,8 @@ class Server {
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(opt.backend)));
+  const loop::Backend backend = loop::parse_backend(opt.value(kBackend)).value_or(loop::Backend::libev);
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(backend)));
   return server->run(control);
 }
 
@@ -217,4 +227,4 @@ int run(const server::Options& opt, server::Control& control) {
 CBENCH_REGISTER_MODEL(worker_pool, "worker-pool",
                       "pull-loop thread accepts and watches; --threads N workers take ready connections from a job queue "
                       "(--queues shared|per-worker, --gvl) (Ever worker threads)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)

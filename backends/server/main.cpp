@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
@@ -11,11 +12,12 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "backends/http/codec.h"
 #include "backends/http/handler.h"
 #include "backends/http/pump.h"
-#include "backends/loop/pull_loop.h"
 #include "backends/net/socket.h"
 #include "backends/server/cluster.h"
 #include "cbench_version.h"  // CBENCH_GIT_COMMIT (cmake/cbench_version.cmake; issue 18)
@@ -28,11 +30,9 @@ using cb::server::Options;
 
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
-    "                     [--queues shared|per-worker] [--gvl] [--backend libev|epoll]\n"
     "                     [--idle-timeout-ms MS] [--handicap-ns N] [--processes N] [--keepalive on|off]\n"
-    "                     [--counters-out PATH] [--response standard|published]\n"
-    "                     [--rearm level|oneshot] [--stack-kb KB] [--test-worker-delay-us US]\n"
-    "                     [--trace-writes] [--uring-recv single|multishot]\n"
+    "                     [--counters-out PATH] [--response standard|published] [--trace-writes]\n"
+    "                     [MODEL OPTIONS: see below]\n"
     "       cbench-server --version   (prints 'cbench-server COMMIT', the git commit it was built from)\n"
     "       cbench-server --list   (one model a line: NAME<tab>TRAITS<tab>SUMMARY; TRAITS is\n"
     "                               bounded, instrument, both joined by ',', or -)\n"
@@ -41,12 +41,34 @@ constexpr const char* kUsage =
     "--counters-out writes the mechanism counters (backends/stats/counters.h) as JSON at exit and on SIGUSR1.\n"
     "--trace-writes prints 'cbench-server: pump write N' to stderr for every write (tests).\n"
     "--processes N forks N workers of the model after listening (cluster mode; the readiness line\n"
-    "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n"
-    "--uring-recv (io-uring): single (default) arms one receive per read; multishot keeps one\n"
-    "multishot receive armed per connection (Linux 6.0; refused with exit 77 where missing).\n";
+    "adds processes=N workers=PIDS). --keepalive off answers every request with Connection: close.\n";
+
+// The usage, then every model's own options (ModelSpec::options), one line each with the models
+// that read it; any model accepts them (and ignores those it does not declare).
+std::string usage() {
+  std::string text = kUsage;
+  text += "Model options (read by the models named in brackets):\n";
+  std::vector<std::pair<std::string_view, std::string>> lines;  // flag, its line
+  for (const auto& spec : cb::server::Registry::all()) {
+    for (const auto& o : spec.options) {
+      auto it = std::find_if(lines.begin(), lines.end(), [&](const auto& l) { return l.first == o.flag; });
+      if (it != lines.end()) {
+        it->second.insert(it->second.find(']'), ", " + std::string(spec.name));
+        continue;
+      }
+      std::string arg = o.kind == cb::server::ArgKind::word      ? " " + std::string(o.words)
+                        : o.kind == cb::server::ArgKind::integer ? " N"
+                                                                 : "";
+      lines.emplace_back(o.flag, "  " + std::string(o.flag) + arg + " [" + std::string(spec.name) + "] " +
+                                     std::string(o.help) + "\n");
+    }
+  }
+  for (const auto& l : lines) text += l.second;
+  return text;
+}
 
 [[noreturn]] void die_usage(const std::string& msg) {
-  std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), kUsage);
+  std::fprintf(stderr, "cbench-server: %s\n%s", msg.c_str(), usage().c_str());
   std::exit(2);
 }
 
@@ -66,9 +88,24 @@ struct MainOptions {
   std::string counters_out;  // empty: no counters file
 };
 
+// The option named flag of the model named model_name, else of the first model (by name) that
+// declares it; nullptr if none does. A flag of another model is checked and then ignored by this
+// one, as every flag was before models declared their own.
+const cb::server::ModelOption* model_option(std::string_view model_name, std::string_view flag) {
+  if (const auto* spec = cb::server::Registry::find(model_name))
+    if (const auto* o = cb::server::find_option(*spec, flag)) return o;
+  for (const auto& spec : cb::server::Registry::all())
+    if (cb::server::find_option(spec, flag) != nullptr) return cb::server::find_option(*cb::server::Registry::find(spec.name), flag);
+  return nullptr;
+}
+
 Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
   Options o;
   bool have_model = false;
+  // The model's options are parsed with its table, wherever --model stands.
+  std::string_view model_name;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string_view(argv[i]) == "--model") model_name = argv[i + 1];
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](void) -> const char* {
@@ -76,7 +113,7 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       return argv[++i];
     };
     if (a == "--list") list = true;
-    else if (a == "--help" || a == "-h") { std::fputs(kUsage, stdout); std::exit(0); }
+    else if (a == "--help" || a == "-h") { std::fputs(usage().c_str(), stdout); std::exit(0); }
     else if (a == "--version") {  // issue 18: the sweep checks every host runs the same commit
       std::printf("cbench-server %s\n", CBENCH_GIT_COMMIT);
       std::exit(0);
@@ -86,33 +123,13 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
     else if (a == "--host") o.host = value();
     else if (a == "--threads") o.threads = parse_int(a, value(), 1, 1024);
     else if (a == "--idle-timeout-ms") o.idle_timeout_ms = parse_int(a, value(), 1, 24 * 3600 * 1000);
-    else if (a == "--gvl") o.gvl = true;
     else if (a == "--trace-writes") o.trace_writes = true;  // the conformance suite's shared-pump case
     else if (a == "--counters-out") mo.counters_out = value();
-    else if (a == "--stack-kb") o.stack_kb = parse_int(a, value(), 16, 64 * 1024);
-    else if (a == "--test-worker-delay-us") o.test_worker_delay_us = parse_int(a, value(), 0, 1'000'000);
-    else if (a == "--rearm") {
-      std::string r = value();
-      if (r == "level") o.rearm = cb::server::Rearm::level;
-      else if (r == "oneshot") o.rearm = cb::server::Rearm::oneshot;
-      else die_usage("--rearm wants level or oneshot, got '" + r + "'");
-    }
     else if (a == "--response") {  // codec.h: ResponseStyle
       std::string r = value();
       if (r == "standard") cb::http::set_response_style(cb::http::ResponseStyle::standard);
       else if (r == "published") cb::http::set_response_style(cb::http::ResponseStyle::published);
       else die_usage("--response wants standard or published, got '" + r + "'");
-    }
-    else if (a == "--queues") {
-      std::string q = value();
-      if (q == "shared") o.queues = cb::server::QueueLayout::shared;
-      else if (q == "per-worker") o.queues = cb::server::QueueLayout::per_worker;
-      else die_usage("--queues wants shared or per-worker, got '" + q + "'");
-    } else if (a == "--backend") {
-      std::string b = value();
-      std::optional<cb::loop::Backend> backend = cb::loop::parse_backend(b);
-      if (!backend) die_usage("--backend wants libev or epoll, got '" + b + "'");
-      o.backend = *backend;
     }
     // --- calibration handicap (issue 12, `cbench calibrate`): N ns of CPU per request ---
     else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
@@ -126,14 +143,12 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       else die_usage("--keepalive wants on or off, got '" + k + "'");
     }
     // --- end of cluster mode ---
-    // --- io-uring receive mode (issue 16) ---
-    else if (a == "--uring-recv") {
-      std::string r = value();
-      if (r == "single") o.uring_recv = cb::server::UringRecv::single;
-      else if (r == "multishot") o.uring_recv = cb::server::UringRecv::multishot;
-      else die_usage("--uring-recv wants single or multishot, got '" + r + "'");
+    else if (const cb::server::ModelOption* mo_ = model_option(model_name, a)) {
+      std::string v = mo_->kind == cb::server::ArgKind::flag ? "on" : value();
+      std::string refused = cb::server::check_option(*mo_, v);
+      if (!refused.empty()) die_usage(refused);
+      o.set(mo_->flag, std::move(v));
     }
-    // --- end of io-uring receive mode ---
     else die_usage("unknown argument '" + a + "'");
   }
   if (!list && !have_model) die_usage("--model is required (see --list)");

@@ -193,20 +193,20 @@ std::vector<Variant> variants() {
       out.push_back({o.model, label, o});
       if (spec.name == "pull-loop") {
         Options e = o;
-        e.backend = cb::loop::Backend::epoll;
+        e.set("--backend", "epoll");
         out.push_back({o.model, label + "_epoll", e});
       }
       if (spec.name == "worker-pool") {
         Options q = o;
-        q.queues = cb::server::QueueLayout::per_worker;
+        q.set("--queues", "per-worker");
         out.push_back({o.model, label + "_per_worker", q});
         Options g = o;
-        g.gvl = true;
+        g.set("--gvl", "on");
         out.push_back({o.model, label + "_gvl", g});
       }
-      if (spec.name == "io-uring") {  // issue 16: its opt-in multishot receive
+      if (spec.name == "io-uring") {  // its opt-in multishot receive
         Options m = o;
-        m.uring_recv = cb::server::UringRecv::multishot;
+        m.set("--uring-recv", "multishot");
         out.push_back({o.model, label + "_multishot", m});
       }
     }

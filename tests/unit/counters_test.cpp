@@ -33,13 +33,13 @@ TEST(Counters, JsonNamesEveryCounterInOrder) {
   EXPECT_EQ(j.rfind("{\"snapshot\": 3, \"pid\": " + std::to_string(getpid()) + ", \"counters\": {\"dispatches\": ", 0), 0u)
       << j;
   std::size_t pos = 0;
-  for (std::size_t i = 0; i < cb::server::kCounterCount; ++i) {
-    std::string key = "\"" + std::string(cb::server::counter_name(Counter(i))) + "\": ";
+  for (std::size_t i = 0; i < cb::stats::kCounterCount; ++i) {
+    std::string key = "\"" + std::string(cb::stats::counter_name(Counter(i))) + "\": ";
     std::size_t at = j.find(key, pos);
     ASSERT_NE(at, std::string::npos) << key << " missing or out of order in " << j;
     pos = at;
   }
-  EXPECT_EQ(cb::server::counter_name(Counter::ring_enters), "ring_enters");
+  EXPECT_EQ(cb::stats::counter_name(Counter::ring_enters), "ring_enters");
 }
 
 TEST(Counters, WriteReplacesTheFileWithANewerSnapshot) {
