@@ -40,7 +40,7 @@ enum class Counter : std::uint8_t {
                          // bound of dispatches in flight already
   owner_collisions,      // selector-pool: a worker found the connection owned by another worker
                          // and left it alone (the duplicate that would have raced)
-  // io-uring --uring-recv multishot (issue 16; re-arms of its receive count as `rearms`):
+  // io-uring --uring-recv multishot (re-arms of its receive count as `rearms`):
   recv_nobufs,           // a multishot receive ended because the buffer ring ran dry (ENOBUFS)
   recv_pauses,           // a multishot receive cancelled because its held queue was full
   count_

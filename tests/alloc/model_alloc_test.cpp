@@ -1,4 +1,4 @@
-// Heap allocations per request of every model, in steady state (issue 7's bar: the event-driven
+// Heap allocations per request of every model, in steady state (the bar: the event-driven
 // models allocate nothing per request on an established connection).
 //
 // Every model registered in this binary (the same servers/*.cpp as cbench-server) is started
@@ -344,7 +344,7 @@ std::string describe_stacks() {
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.label; }
 
 // Variants that allocate in steady state and are reported (figures and stacks) instead of
-// failing, until the models change. Each says where and why; issue 7 has the details.
+// failing, until the models change. Each says where the allocation is and why it stays.
 struct Known {
   std::string_view model;
   int threads;
