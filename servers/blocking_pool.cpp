@@ -23,7 +23,7 @@
 //   that stops reading holds a worker for at most about two timeouts, not forever (a blocked send
 //   returns what it sent when the timeout expires, and the next one fails).
 // EMFILE: the worker sleeps net::kAcceptRetryDelay (net::accept_blocking) and accepts again; no spin,
-//   no exit.
+//   no exit. accept_blocking counts accepts, net::close_connection closes.
 // Stop: the listener is shut down (every blocked accept returns EINVAL) and so is every connection
 //   being served (their reads return 0, their writes EPIPE); the workers finish the request in
 //   hand, at worst a /sleep of kMaxSleepMs, and run() joins them. Connections still waiting in the

@@ -14,7 +14,8 @@
 // /sleep and /spin: run on the only thread, so they stall every connection for their duration.
 // Idle timeout: connections without a completed request for --idle-timeout-ms are closed by a
 // sweep four times a second.
-// EMFILE: the listener is unwatched until the next sweep, so accept neither spins nor dies.
+// EMFILE: the listener is unwatched until the next sweep, so accept neither spins nor dies
+//   (net::Acceptor, which also counts accepts; closes are counted as connections close).
 // Stop: Control::on_stop wakes the reactor (eventfd); run() closes every connection and returns.
 #include <chrono>
 #include <memory>

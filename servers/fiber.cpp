@@ -23,7 +23,8 @@
 // scheduler cannot preempt). /spin: likewise for its CPU time.
 // Idle timeout: a sweep four times a second cancels fibers without a completed request for
 // --idle-timeout-ms (the fiber's wait returns false, it returns, the loop frees it).
-// EMFILE: the listener leaves the epoll set until the next sweep.
+// EMFILE: the listener leaves the epoll set until the next sweep (net::Acceptor, which also
+// counts accepts; net::close_connection counts closes).
 // Stop: an eventfd per scheduler; the loop cancels every fiber, lets each return, and exits.
 // Sanitizers: the same fcontext binary, with every switch annotated for ASan and TSan
 // (backends/fiber/sanitizer_switch.h).

@@ -17,6 +17,8 @@
 // every reactor tick.
 //
 // --threads N: N reactor threads (server::run_on_threads, as multi-reactor), N listeners.
+// EMFILE: net::Acceptor unwatches the listener until the next tick; accepts and closes are
+// counted as in every model (net::Acceptor, net::close_connection).
 // Stop: Control::on_stop wakes every reactor; each closes its connections and returns.
 #include <sys/socket.h>
 

@@ -8,6 +8,8 @@
 // --threads: ignored (the thread count follows the connection count).
 // /sleep: blocks only its own connection's thread; others are unaffected.
 // /spin: the kernel time-slices the busy threads of all connections on the server's CPUs.
+// EMFILE: net::accept_blocking sleeps net::kAcceptRetryDelay and accepts again (no spin, no exit);
+// it counts accepts, and net::close_connection counts closes.
 // Stop: the listener and every open connection are shut down; threads finish within a bounded
 // wait (kStopWait) and the process exits.
 #include <sys/socket.h>

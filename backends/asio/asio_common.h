@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "backends/net/accept.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 
@@ -31,6 +32,37 @@ using boost::system::error_code;
 using Strand = asio::strand<asio::io_context::executor_type>;
 using Socket = tcp::socket::rebind_executor<Strand>::other;
 using Timer = asio::steady_timer::rebind_executor<Strand>::other;
+
+using Clock = std::chrono::steady_clock;
+
+// A connection's socket and its idle deadline, as both models keep them. The timer sleeps until
+// `deadline`, which a completed request moves forward (renew: a store, no timer operation per
+// request); when it fires with the deadline passed, the model closes the connection. Used on the
+// connection's strand only. One per accepted connection: its destruction, which closes the socket
+// if it is still open, is counted as the connection's close (net::count_closed).
+struct IdleSocket {
+  IdleSocket(Socket s, std::chrono::milliseconds timeout)
+      : socket(std::move(s)), idle_timer(socket.get_executor()), idle_timeout(timeout),
+        deadline(Clock::now() + timeout) {}
+  ~IdleSocket() { net::count_closed(); }
+  IdleSocket(const IdleSocket&) = delete;
+  IdleSocket& operator=(const IdleSocket&) = delete;
+
+  void renew() { deadline = Clock::now() + idle_timeout; }
+
+  // Closes the socket (a pending read or write completes with operation_aborted) and cancels the
+  // idle timer (its wait completes with operation_aborted).
+  void close() {
+    error_code ignored;
+    socket.close(ignored);
+    idle_timer.cancel();
+  }
+
+  Socket socket;  // its executor is this connection's strand
+  Timer idle_timer;
+  const std::chrono::milliseconds idle_timeout;
+  Clock::time_point deadline;  // no completed request since deadline - idle_timeout
+};
 
 // Adopts a dup of main's listener into `acceptor` (the acceptor closes the descriptor it owns;
 // main closes its own). Returns an empty string or the failure with its context.
