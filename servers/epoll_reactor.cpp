@@ -7,7 +7,7 @@
 // calls lives in the connection object ("writing backwards"). This is also the selector-style
 // loop of nio4r, the published table's other family.
 //
-// The acceptor and connection handlers are net::ReactorServer (backends/net/reactor_server.h),
+// The acceptor and connection handlers are reactor::ReactorServer (backends/reactor/reactor_server.h),
 // shared with multi-reactor so that the two models differ only in how many reactors run.
 //
 // --threads: ignored (always one thread; see multi-reactor for one reactor per thread).
@@ -20,7 +20,7 @@
 #include <chrono>
 #include <memory>
 
-#include "backends/net/reactor_server.h"
+#include "backends/reactor/reactor_server.h"
 #include "backends/server/model.h"
 
 namespace {
@@ -30,7 +30,7 @@ using namespace cb;
 int run(const server::Options& opt, server::Control& control) {
   // Shared with the stop function, which may still be returning from its eventfd write when the
   // reactor has seen the stop and returned.
-  auto reactor = std::make_shared<net::ReactorServer>(control.listeners().front(),
+  auto reactor = std::make_shared<reactor::ReactorServer>(control.listeners().front(),
                                                       std::chrono::milliseconds(opt.idle_timeout_ms));
   if (!reactor->ok()) return 1;
   control.on_stop([reactor] { reactor->stop(); });

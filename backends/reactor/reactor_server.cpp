@@ -1,8 +1,10 @@
-#include "backends/net/reactor_server.h"
+#include "backends/reactor/reactor_server.h"
 
 #include "backends/net/socket.h"
 
-namespace cb::net {
+namespace cb::reactor {
+
+using namespace cb::net;
 
 // A connection: the NbSession pump plus its current epoll interest. State between callbacks lives
 // here and in the session ("writing backwards").
@@ -86,4 +88,4 @@ void ReactorServer::close(Connection* c) {
   delete c;
 }
 
-}  // namespace cb::net
+}  // namespace cb::reactor
