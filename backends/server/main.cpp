@@ -131,7 +131,7 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       else if (r == "published") cb::http::set_response_style(cb::http::ResponseStyle::published);
       else die_usage("--response wants standard or published, got '" + r + "'");
     }
-    // --- calibration handicap (`cbench calibrate`, the regression gate's known slow-down): N ns of CPU per request ---
+    // --- calibration handicap (`cbench calibrate`, the regression gate): N ns of CPU per request ---
     else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
     // --- end of calibration handicap ---
     // --- cluster mode and keep-alive policy (cluster.h, http/codec.h) ---
@@ -143,11 +143,11 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       else die_usage("--keepalive wants on or off, got '" + k + "'");
     }
     // --- end of cluster mode ---
-    else if (const cb::server::ModelOption* mo_ = model_option(model_name, a)) {
-      std::string v = mo_->kind == cb::server::ArgKind::flag ? "on" : value();
-      std::string refused = cb::server::check_option(*mo_, v);
+    else if (const cb::server::ModelOption* own = model_option(model_name, a)) {
+      std::string v = own->kind == cb::server::ArgKind::flag ? "on" : value();
+      std::string refused = cb::server::check_option(*own, v);
       if (!refused.empty()) die_usage(refused);
-      o.set(mo_->flag, std::move(v));
+      o.set(own->flag, std::move(v));
     }
     else die_usage("unknown argument '" + a + "'");
   }

@@ -4,13 +4,12 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <span>
-#include <utility>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
-
 
 namespace cb::server {
 
