@@ -1,6 +1,6 @@
 #!/bin/bash
-# Instructions per request in user space, per model, under a bounded pipelined load (issue 13
-# item 5): each model's whole server process runs under callgrind, the counters are zeroed once
+# Instructions per request in user space, per model, under a bounded pipelined load:
+# each model's whole server process runs under callgrind, the counters are zeroed once
 # it is serving and dumped after wrk (-t1 -c64, depth 16 with scripts/lua/cbench.lua: the bytes
 # of the table's pipelined runs) stops, so the figure covers the load window (plus at most the
 # 1,024 requests still in flight when wrk stops, which wrk does not count: under 2%). callgrind counts user space only (the kernel's share of

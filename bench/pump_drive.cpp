@@ -1,4 +1,4 @@
-// cbench-pump-drive: a deterministic driver for callgrind (issue 13 item 5). It serves one
+// cbench-pump-drive: a deterministic driver for callgrind's instruction counts. It serves one
 // socketpair connection with net::NbSession (the readiness models' step: read into the thread's
 // scratch, pump and codec, send) and feeds it BATCHES batches of 16 wrk-style pipelined requests
 // (the bytes wrk's pipeline script sends at -p16), draining the responses after each batch.

@@ -1,7 +1,7 @@
 # Run at every build (cmake -P, from the cbench-version target): writes cbench_version.h with the
 # git commit the tree is at (and "-dirty" when it has uncommitted changes), rewriting it only when
 # that changes, so an unchanged tree recompiles nothing. `cbench-server --version` prints it; the
-# sweep compares it with the server host's binary (issue 18: same commit on every host).
+# sweep compares it with the server host's binary (a sweep runs one commit on every host).
 execute_process(COMMAND git -C ${SRC} rev-parse HEAD OUTPUT_VARIABLE commit
                 OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0 OR commit STREQUAL "")

@@ -31,6 +31,8 @@
 //   on each completed request (a store, no timer operation per request); at the deadline it
 //   closes the socket, which ends serve()'s pending read with operation_aborted.
 // EMFILE: listen() gets no_descriptors and waits net::kAcceptRetryDelay before accepting again.
+//   Asio accepts, not net::Acceptor: listen() counts accepts (net::count_accepted), and a
+//   Connection counts its close when it is destroyed (asio_common::IdleSocket).
 // Stop: Control::on_stop calls io_context::stop(); every run() returns after the handler in hand
 //   (at worst a /sleep of kMaxSleepMs); run() joins the threads, and destroying the io_context
 //   destroys the suspended coroutine frames, which closes their sockets.
@@ -76,31 +78,16 @@ using asio::redirect_error;
 using asio::use_awaitable;
 using asio::ip::tcp;
 using boost::system::error_code;
-using Clock = std::chrono::steady_clock;
+using asio_common::Clock;
 
 using asio_common::Socket;
 using asio_common::Strand;
-using asio_common::Timer;
 constexpr asio::use_awaitable_t<Strand> on_strand;
 
-// What serve() and watch_idle() share. Both run on the socket's strand.
-struct Connection {
-  Connection(Socket s, std::chrono::milliseconds timeout)
-      : socket(std::move(s)), idle_timer(socket.get_executor()), idle_timeout(timeout),
-        deadline(Clock::now() + timeout) {}
-
-  // Closes the socket (a pending read completes with operation_aborted) and wakes watch_idle().
-  void close() {
-    error_code ignored;
-    socket.close(ignored);
-    idle_timer.cancel();
-  }
-
-  Socket socket;  // its executor is this connection's strand
-  Timer idle_timer;
-  const std::chrono::milliseconds idle_timeout;
-  Clock::time_point deadline;  // no completed request since deadline - idle_timeout
-};
+// What serve() and watch_idle() share (the socket, its idle timer and deadline). Both run on the
+// socket's strand. Destroyed, and counted as closed, when both have ended or their frames are
+// destroyed at the stop.
+using Connection = asio_common::IdleSocket;
 
 awaitable<void, Strand> serve(std::shared_ptr<Connection> c) {
   std::array<char, http::kReadBufferBytes> buffer;  // in the frame: one per connection
@@ -112,14 +99,14 @@ awaitable<void, Strand> serve(std::shared_ptr<Connection> c) {
     pump.feed({buffer.data(), n});
     // Writes the output; consuming it lets the pump parse what the high-water mark held back.
     while (pump.state() == http::pump_state::write) {
-      if (pump.take_progress()) c->deadline = Clock::now() + c->idle_timeout;
+      if (pump.take_progress()) c->renew();
       std::string_view out = pump.output();
       co_await asio::async_write(c->socket, asio::buffer(out.data(), out.size()), redirect_error(on_strand, ec));
       if (ec) break;
       pump.consumed(out.size());
     }
     if (ec) break;
-    if (pump.take_progress()) c->deadline = Clock::now() + c->idle_timeout;
+    if (pump.take_progress()) c->renew();
   }
   c->close();
 }
@@ -140,6 +127,7 @@ awaitable<void> listen(asio::io_context& io, tcp::acceptor& acceptor, std::chron
     Socket socket = co_await acceptor.async_accept(asio::make_strand(io),
                                                         redirect_error(use_awaitable, ec));
     if (!ec) {
+      net::count_accepted();
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       auto c = std::make_shared<Connection>(std::move(socket), idle_timeout);
@@ -167,9 +155,7 @@ int run(const server::Options& opt, server::Control& control) {
     return 1;
   }
   asio::co_spawn(io, listen(io, acceptor, std::chrono::milliseconds(opt.idle_timeout_ms)), asio::detached);
-  control.on_stop([io_owner] { io_owner->stop(); });
-
-  return server::run_on_threads("asio-coro", opt.threads, [&io](int) { io.run(); }, [&io] { io.stop(); });
+  return asio_common::run_io_context("asio-coro", opt.threads, io_owner, control);
 }
 
 }  // namespace

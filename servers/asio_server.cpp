@@ -26,12 +26,14 @@
 //   other connection. N concurrent sleepers stall the server.
 // /spin: the same for CPU; with N >= cores the kernel time-slices the busy threads.
 // Idle timeout: one steady_timer per connection (Asio's idiom), sharing the connection's strand.
-//   A completed request only moves `deadline_` forward (a store, no timer operation per request);
+//   A completed request only moves the deadline forward (a store, no timer operation per request);
 //   the timer, when it fires, closes the connection if the deadline has passed and otherwise
 //   waits again until the new deadline: one wake-up per idle-timeout period per connection,
 //   instead of a cancel and a re-arm per request.
 // EMFILE: the accept handler gets no_descriptors and waits net::kAcceptRetryDelay on a timer before
-//   accepting again; no spin, no exit.
+//   accepting again; no spin, no exit. Asio accepts (one at a time), not net::Acceptor: the accept
+//   handler counts accepts (net::count_accepted), and a Connection counts its close when it is
+//   destroyed (asio_common::IdleSocket).
 // Stop: Control::on_stop calls io_context::stop() (thread-safe, non-blocking); every run()
 //   returns after the handler in hand (at worst a /sleep of kMaxSleepMs); run() joins the threads,
 //   and destroying the io_context destroys the pending handlers and with them every Connection,
@@ -70,36 +72,34 @@ using namespace cb;
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
-using Clock = std::chrono::steady_clock;
+using asio_common::Clock;
 
 using asio_common::Socket;
-using asio_common::Strand;
-using asio_common::Timer;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Socket socket, std::chrono::milliseconds idle_timeout)
-      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), idle_timeout_(idle_timeout) {}
+      : sock_(std::move(socket), idle_timeout) {}
 
   // Called by the acceptor's handler, which is not on this connection's strand: the first steps
   // go through the strand like every later one. Run directly, the idle timer armed here could
   // fire (on another thread, on the strand) and close the socket while this thread was still
   // starting the first read: ThreadSanitizer reported that race with --idle-timeout-ms 1.
   void start() {
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->begin(); });
+    asio::dispatch(sock_.socket.get_executor(), [self = shared_from_this()] { self->begin(); });
   }
 
  private:
   void begin() {
     error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
-    deadline_ = Clock::now() + idle_timeout_;
+    sock_.socket.set_option(tcp::no_delay(true), ignored);
+    sock_.renew();
     wait_idle();
     do_read();
   }
 
   void do_read() {
-    socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    sock_.socket.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
       self->on_read(ec, n);
     });
   }
@@ -112,7 +112,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Follows the pump: write its output, read more, or close after a closing response.
   void next() {
-    if (pump_.take_progress()) deadline_ = Clock::now() + idle_timeout_;
+    if (pump_.take_progress()) sock_.renew();
     switch (pump_.state()) {
       case http::pump_state::write: return do_write();
       case http::pump_state::read: return do_read();
@@ -123,7 +123,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // output() stays unchanged until consumed(), so async_write may send from it.
   void do_write() {
     std::string_view out = pump_.output();
-    asio::async_write(socket_, asio::buffer(out.data(), out.size()),
+    asio::async_write(sock_.socket, asio::buffer(out.data(), out.size()),
                       [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_write(ec, n); });
   }
 
@@ -133,28 +133,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     next();
   }
 
-  // Sleeps until deadline_; closes the connection if it has not moved since, else sleeps again.
+  // Sleeps until sock_.deadline; closes the connection if it has not moved since, else sleeps again.
   void wait_idle() {
-    idle_timer_.expires_at(deadline_);
-    idle_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-      if (ec || !self->socket_.is_open()) return;  // cancelled by stop()
-      if (self->deadline_ <= Clock::now()) self->stop();
+    sock_.idle_timer.expires_at(sock_.deadline);
+    sock_.idle_timer.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (ec || !self->sock_.socket.is_open()) return;  // cancelled by stop()
+      if (self->sock_.deadline <= Clock::now()) self->stop();
       else self->wait_idle();
     });
   }
 
   // Closes the socket (a pending read completes with operation_aborted) and cancels the timer;
-  // the last handler to finish releases the Connection.
-  void stop() {
-    error_code ignored;
-    socket_.close(ignored);
-    idle_timer_.cancel();
-  }
+  // the last handler to finish releases the Connection (and counts its close: IdleSocket).
+  void stop() { sock_.close(); }
 
-  Socket socket_;  // its executor is this connection's strand
-  Timer idle_timer_;
-  const std::chrono::milliseconds idle_timeout_;
-  Clock::time_point deadline_{};  // no completed request since deadline_ - idle_timeout_
+  asio_common::IdleSocket sock_;  // the socket, its idle timer and deadline
   std::array<char, http::kReadBufferBytes> buffer_;  // owned by the read in flight (see Memory)
   http::Pump pump_;  // its own output buffer: async_write sends from it
 };
@@ -181,6 +174,7 @@ class Server {
 
   void on_accept(const error_code& ec, Socket socket) {
     if (!ec) {
+      net::count_accepted();
       std::make_shared<Connection>(std::move(socket), idle_timeout_)->start();
       return start_accept();
     }
@@ -210,9 +204,7 @@ int run(const server::Options& opt, server::Control& control) {
     std::fprintf(stderr, "cbench-server: asio: %s\n", err.c_str());
     return 1;
   }
-  control.on_stop([io_owner] { io_owner->stop(); });
-
-  return server::run_on_threads("asio", opt.threads, [&io](int) { io.run(); }, [&io] { io.stop(); });
+  return asio_common::run_io_context("asio", opt.threads, io_owner, control);
 }
 
 }  // namespace

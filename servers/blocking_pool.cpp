@@ -22,8 +22,8 @@
 //   one that trickles a request within two) and SO_SNDTIMEO there too, so a client
 //   that stops reading holds a worker for at most about two timeouts, not forever (a blocked send
 //   returns what it sent when the timeout expires, and the next one fails).
-// EMFILE: the worker sleeps net::kAcceptRetryDelay (accept_back_off) and accepts again; no spin,
-//   no exit.
+// EMFILE: the worker sleeps net::kAcceptRetryDelay (net::accept_blocking) and accepts again; no spin,
+//   no exit. accept_blocking counts accepts, net::close_connection closes.
 // Stop: the listener is shut down (every blocked accept returns EINVAL) and so is every connection
 //   being served (their reads return 0, their writes EPIPE); the workers finish the request in
 //   hand, at worst a /sleep of kMaxSleepMs, and run() joins them. Connections still waiting in the
@@ -45,7 +45,7 @@
 #include "backends/net/accept.h"
 #include "backends/net/blocking_session.h"
 #include "backends/net/socket.h"
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 
@@ -95,23 +95,15 @@ void work(std::size_t worker, int listen_fd, int idle_timeout_ms, Serving& servi
   // Per-thread buffers: one connection at a time, so this is also per connection.
   auto scratch = std::make_unique<http::PumpScratch>();
   while (!serving.stopping()) {
-    net::Accepted a = net::accept_connection(listen_fd, /*nonblocking=*/false);
-    if (a.status == net::accept_status::stopped) break;  // the stop's shutdown of the listener
-    if (a.status != net::accept_status::ok) {
-      net::accept_back_off(a.status);  // sleeps only when out of descriptors; else that client left
-      continue;
-    }
-    const int fd = a.fd;
-    server::count(server::Counter::accepts);  // issue 15: connects per request in cluster rows
+    const int fd = net::accept_blocking(listen_fd);  // counted; backs off when out of descriptors
+    if (fd < 0) break;  // the stop's shutdown of the listener
     if (!serving.begin(worker, fd)) {
-      net::close_fd(fd);
+      net::close_connection(fd);
       break;
     }
-    net::set_nodelay(fd);
     net::serve_blocking(fd, idle_timeout_ms, *scratch);
     serving.end(worker);
-    net::close_fd(fd);
-    server::count(server::Counter::closes);
+    net::close_connection(fd);
   }
 }
 

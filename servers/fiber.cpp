@@ -23,7 +23,8 @@
 // scheduler cannot preempt). /spin: likewise for its CPU time.
 // Idle timeout: a sweep four times a second cancels fibers without a completed request for
 // --idle-timeout-ms (the fiber's wait returns false, it returns, the loop frees it).
-// EMFILE: the listener leaves the epoll set until the next sweep.
+// EMFILE: the listener leaves the epoll set until the next sweep (net::Acceptor, which also
+// counts accepts; net::close_connection counts closes).
 // Stop: an eventfd per scheduler; the loop cancels every fiber, lets each return, and exits.
 // Sanitizers: the same fcontext binary, with every switch annotated for ASan and TSan
 // (backends/fiber/sanitizer_switch.h).
@@ -47,7 +48,7 @@
 #include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/socket.h"
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 
@@ -55,7 +56,7 @@ namespace {
 
 using namespace cb;
 namespace ctx = boost::context;
-using server::Counter;
+using stats::Counter;
 
 constexpr int kMaxEvents = 256;           // per epoll_wait; the rest come back in the next round
 
@@ -83,10 +84,14 @@ struct RecordingStack {
   void deallocate(ctx::stack_context& sc) noexcept { inner.deallocate(sc); }
 };
 
+constexpr server::ModelOption kStackKb{"--stack-kb", server::ArgKind::integer, "64", "", 16, 64 * 1024,
+                                       "stack size of each connection's fiber in KiB (default 64)"};
+constexpr server::ModelOption kOptions[] = {kStackKb};
+
 class Scheduler {
  public:
   Scheduler(const server::Options& opt, int listen_fd)
-      : listen_fd_(listen_fd), stack_bytes_(static_cast<std::size_t>(opt.stack_kb) * 1024),
+      : listen_fd_(listen_fd), stack_bytes_(static_cast<std::size_t>(opt.int_value(kStackKb)) * 1024),
         epfd_(epoll_create1(EPOLL_CLOEXEC)), stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
@@ -113,13 +118,13 @@ class Scheduler {
     bool stopping = false;
     while (!stopping) {
       int n = epoll_wait(epfd_, events, kMaxEvents, static_cast<int>(net::kSweepPeriod.count()));
-      server::count(Counter::poll_rounds);
+      stats::count(Counter::poll_rounds);
       for (int i = 0; i < n; ++i) {
         void* tag = events[i].data.ptr;
         if (tag == &listen_fd_) on_accept();
         else if (tag == &stop_fd_) stopping = true;
         else {
-          server::count(Counter::dispatches);
+          stats::count(Counter::dispatches);
           resume(static_cast<Conn*>(tag));
         }
       }
@@ -141,16 +146,11 @@ class Scheduler {
   }
   bool watch_listener() { return add(listen_fd_, EPOLLIN, &listen_fd_); }
 
+  // The acceptor takes a bounded batch; out of descriptors, the listener leaves the epoll set until
+  // the next sweep.
   void on_accept() {
-    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
-      server::count(Counter::accepts);
-      net::set_nodelay(fd);
-      start(new Conn(fd));
-    });
-    if (end == net::accept_status::out_of_descriptors) {
-      (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);  // retried at the next sweep
-      accept_paused_ = true;
-    }
+    acceptor_.on_readable([this](int fd) { start(new Conn(fd)); },
+                          [this] { (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr); });
   }
 
   // Creates the connection's fiber and runs it to its first wait.
@@ -200,7 +200,7 @@ class Scheduler {
       if (n >= 0) return n;
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      server::count(Counter::empty_reads);
+      stats::count(Counter::empty_reads);
       if (!wait(c)) return -1;
     }
   }
@@ -226,7 +226,7 @@ class Scheduler {
   }
 
   bool interest(Conn& c, std::uint32_t events) {
-    server::count(Counter::rearms);
+    stats::count(Counter::rearms);
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = &c;
@@ -258,16 +258,15 @@ class Scheduler {
   }
 
   void finish(Conn* c) {
-    server::count(Counter::closes);
     fiber::on_destroy(c->side);
     idle_.unlink(*c);
-    net::close_fd(c->fd);  // also leaves the epoll set
+    net::close_connection(c->fd);  // counted; also leaves the epoll set
     delete c;
   }
 
   void on_sweep(net::Clock::time_point now) {
     while (net::IdleNode* n = idle_.expired(now)) cancel(static_cast<Conn*>(n));
-    if (accept_paused_ && watch_listener()) accept_paused_ = false;
+    acceptor_.on_sweep([this] { return watch_listener(); });
   }
 
   int listen_fd_;
@@ -277,7 +276,7 @@ class Scheduler {
   net::IdleList idle_;      // every live fiber's connection, oldest deadline first
   http::PumpScratch scratch_;  // shared by this thread's fibers (read_buf never held across a wait;
                                // out is lent to a pump only until it drains)
-  bool accept_paused_ = false;
+  net::Acceptor acceptor_{listen_fd_};
 };
 
 int run(const server::Options& opt, server::Control& control) {
@@ -296,4 +295,4 @@ int run(const server::Options& opt, server::Control& control) {
 CBENCH_REGISTER_MODEL(fiber, "fiber",
                       "one stackful fiber per connection (Boost.Context, --stack-kb), written forward, resumed by an "
                       "edge-triggered epoll loop; --threads N schedulers on SO_REUSEPORT listeners",
-                      server::ListenerLayout::per_thread, &run)
+                      server::ListenerLayout::per_thread, &run, {}, nullptr, kOptions)

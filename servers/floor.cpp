@@ -17,6 +17,8 @@
 // every reactor tick.
 //
 // --threads N: N reactor threads (server::run_on_threads, as multi-reactor), N listeners.
+// EMFILE: net::Acceptor unwatches the listener until the next tick; accepts and closes are
+// counted as in every model (net::Acceptor, net::close_connection).
 // Stop: Control::on_stop wakes every reactor; each closes its connections and returns.
 #include <sys/socket.h>
 
@@ -88,24 +90,22 @@ class FloorLoop final : public net::Reactor::Handler {
     return 0;
   }
 
-  // The listener is readable: accept a bounded batch.
+  // The listener is readable: the acceptor takes a bounded batch; out of descriptors, the listener
+  // is unwatched until the next tick.
   bool on_readable() override {
-    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
-      net::set_nodelay(fd);
-      auto* c = new Connection(*this, fd);
-      if (!reactor_.add(fd, c, true, false)) {
-        net::close_fd(fd);
-        delete c;
-        return;
-      }
-      c->next = head_;
-      if (head_ != nullptr) head_->prev = c;
-      head_ = c;
-    });
-    if (end == net::accept_status::out_of_descriptors) {
-      reactor_.remove(listen_fd_);  // stop spinning on a readable listener until the next tick
-      accept_paused_ = true;
-    }
+    acceptor_.on_readable(
+        [this](int fd) {
+          auto* c = new Connection(*this, fd);
+          if (!reactor_.add(fd, c, true, false)) {
+            net::close_connection(fd);
+            delete c;
+            return;
+          }
+          c->next = head_;
+          if (head_ != nullptr) head_->prev = c;
+          head_ = c;
+        },
+        [this] { reactor_.remove(listen_fd_); });
     return true;
   }
 
@@ -131,7 +131,7 @@ class FloorLoop final : public net::Reactor::Handler {
 
   void close(Connection* c) {
     reactor_.remove(c->fd());
-    net::close_fd(c->fd());
+    net::close_connection(c->fd());
     if (c->prev != nullptr) c->prev->next = c->next;
     else head_ = c->next;
     if (c->next != nullptr) c->next->prev = c->prev;
@@ -141,7 +141,7 @@ class FloorLoop final : public net::Reactor::Handler {
  private:
   void on_tick() {
     canned_.refresh();
-    if (accept_paused_ && reactor_.add(listen_fd_, this, true, false)) accept_paused_ = false;
+    acceptor_.on_sweep([this] { return reactor_.add(listen_fd_, this, true, false); });
   }
 
   int listen_fd_;
@@ -150,8 +150,8 @@ class FloorLoop final : public net::Reactor::Handler {
   std::string out_;  // one read's answers
   http::CannedAnswer canned_;
   Connection* head_ = nullptr;
+  net::Acceptor acceptor_{listen_fd_};
   bool ok_ = false;
-  bool accept_paused_ = false;
 };
 
 bool Connection::on_readable() {

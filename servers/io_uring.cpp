@@ -20,6 +20,8 @@
 // EMFILE: the multishot accept ends with -EMFILE; it is re-armed by the next sweep (not at
 // once), so a full file table is neither spun on nor fatal. A kernel without multishot accept
 // (before 5.19) answers -EINVAL: the loop then arms one accept per connection (stated fallback).
+// The kernel accepts (an accept SQE), not net::Acceptor, so this pause is the loop's own; the
+// loop counts accepts and closes through net::count_accepted and net::close_connection.
 // Probing: before the readiness line, cbench-server checks that io_uring can be set up (it is
 // refused under io_uring_disabled=2 or a seccomp filter), that it waits with a timeout in one
 // call (IORING_FEAT_EXT_ARG) and that it has provided-buffer rings; if not it prints one line
@@ -55,16 +57,22 @@ using HttpSession = uring::HttpSession;  // backends/uring/http_session.h
 
 using HttpLoop = uring::Loop<HttpSession>;
 
+constexpr server::ModelOption kUringRecv{
+    "--uring-recv", server::ArgKind::word, "single", "single|multishot", 0, 0,
+    "single (default) arms one receive per read; multishot keeps one multishot receive armed per connection "
+    "(Linux 6.0; refused with exit 77 where missing)"};
+constexpr server::ModelOption kOptions[] = {kUringRecv};
+
 int run(const server::Options& opt, server::Control& control) {
   uring::LoopConfig config{"io-uring", std::chrono::milliseconds(opt.idle_timeout_ms)};
-  config.recv = opt.uring_recv == server::UringRecv::multishot ? uring::RecvMode::multishot : uring::RecvMode::single;
+  config.recv = opt.value(kUringRecv) == "multishot" ? uring::RecvMode::multishot : uring::RecvMode::single;
   return server::run_loop_per_listener<HttpLoop>("io-uring", control, config);
 }
 
 // What every io_uring loop needs, and with --uring-recv multishot the multishot receive.
 std::string probe_kernel(const server::Options& opt) {
   std::string missing = uring::probe();
-  if (missing.empty() && opt.uring_recv == server::UringRecv::multishot) {
+  if (missing.empty() && opt.value(kUringRecv) == "multishot") {
     missing = uring::probe_recv_multishot();
     if (!missing.empty()) missing = "--uring-recv multishot: " + missing;
   }
@@ -76,4 +84,4 @@ std::string probe_kernel(const server::Options& opt) {
 CBENCH_REGISTER_MODEL(io_uring_model, "io-uring",
                       "one io_uring per --threads on its own SO_REUSEPORT listener: multishot accept, receives into "
                       "provided buffers, one submit-and-wait per round (completion-based; no SQPOLL)",
-                      server::ListenerLayout::per_thread, &run, {}, &probe_kernel)
+                      server::ListenerLayout::per_thread, &run, {}, &probe_kernel, kOptions)

@@ -28,6 +28,8 @@
 // EMFILE: libuv's own answer first (uv__emfile_trick: it releases a reserved descriptor, accepts
 //   and closes the waiting connections); if even that fails, on_connection gets an error, and the
 //   listener handle is closed and reopened on the next tick, so the loop neither spins nor dies.
+//   libuv accepts, not net::Acceptor (uv__server_io: its own batch, bounded by the backlog):
+//   on_connection counts accepts and close() closes (net::count_accepted, net::count_closed).
 // Stop: Control::on_stop calls Loop::stop, a uv_async_send on every loop; on_stop_async closes
 //   the listener, the timer, every connection and the async handle itself, so uv_run returns
 //   once the close callbacks have run; the threads end and are joined.
@@ -158,6 +160,7 @@ class Loop {
       uv_close(reinterpret_cast<uv_handle_t*>(&c->handle), on_closed);
       return;
     }
+    net::count_accepted();
     uv_tcp_nodelay(&c->handle, 1);
     self.idle_.touch(*c, net::Clock::now());
     self.start_reading(*c);
@@ -235,6 +238,7 @@ class Loop {
     if (c.closing) return;
     c.closing = true;
     idle_.unlink(c);
+    net::count_closed();  // once per accepted connection (closing is set once)
     uv_close(reinterpret_cast<uv_handle_t*>(&c.handle), on_closed);
   }
 

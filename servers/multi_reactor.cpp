@@ -4,7 +4,7 @@
 // same port with SO_REUSEPORT: the kernel hashes every new connection to one listener, and that
 // connection lives on that reactor's thread for its whole life. The reactors share nothing (no
 // lock, no queue, no handoff between threads); each is exactly the epoll-reactor model
-// (net::ReactorServer: the same acceptor and connection handlers), so multi-reactor at
+// (reactor::ReactorServer: the same acceptor and connection handlers), so multi-reactor at
 // --threads 1 is epoll-reactor, and the rows differ only in the number of reactors. This is the
 // modern baseline that every other model should be compared with.
 //
@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/net/reactor_server.h"
+#include "backends/reactor/reactor_server.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 
@@ -33,7 +33,7 @@ namespace {
 using namespace cb;
 
 int run(const server::Options& opt, server::Control& control) {
-  return server::run_loop_per_listener<net::ReactorServer>("multi-reactor", control,
+  return server::run_loop_per_listener<reactor::ReactorServer>("multi-reactor", control,
                                                           std::chrono::milliseconds(opt.idle_timeout_ms));
 }
 

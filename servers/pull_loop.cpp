@@ -12,132 +12,67 @@
 // --threads: ignored (one thread). --gvl: accepted, no effect (one thread never contends).
 // /sleep and /spin: run on the loop thread, stalling every connection for their duration.
 // Idle timeout: a repeating timer key sweeps connections with no completed request.
-#include <cerrno>
+// EMFILE: net::Acceptor unwatches the listener until the next sweep. Accepts and closes are
+// counted there and in the close (backends/ever/served.h, shared with worker-pool).
 #include <chrono>
-#include <cstdio>
 #include <memory>
 
+#include "backends/ever/served.h"
 #include "backends/loop/pull_loop.h"
-#include "backends/net/accept.h"
-#include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
-#include "backends/net/socket.h"
 #include "backends/server/model.h"
 
 namespace {
 
 using namespace cb;
+using ever::Conn;
 
-// Keys: connections use their (8-byte aligned) address; small odd constants cannot collide.
-constexpr loop::Key kAcceptKey = 1;
-constexpr loop::Key kSweepKey = 3;
-
-struct Conn : net::IdleNode {
-  explicit Conn(int fd) : session(fd) {}
-  net::NbSession session;
-  bool writing = false;    // the current one-shot watch is for writability
-  bool timed_out = false;  // the idle deadline passed while its readiness was already in the
-                           // current batch: on_ready closes it unless that step completes a request
-};
+constexpr server::ModelOption kOptions[] = {ever::kBackend};
 
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd, std::shared_ptr<loop::PullLoop> loop)
-      : listen_fd_(listen_fd), loop_(std::move(loop)), idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
+      : loop_(std::move(loop)), served_(listen_fd, loop_, std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   int run(server::Control& control) {
-    if (!net::set_nonblocking(listen_fd_) ||
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) != loop::WatchStatus::ok ||
-        loop_->watch_timer(kSweepKey, net::kSweepPeriod, net::kSweepPeriod) != loop::WatchStatus::ok) {
-      std::fprintf(stderr, "cbench-server: pull-loop: unable to watch the listener\n");
-      return 1;
-    }
+    if (!served_.start("pull-loop")) return 1;
     control.on_stop([loop = loop_] { loop->stop(); });
     loop_->each([this](loop::Key key) {
-      if (key == kAcceptKey) on_accept();
-      else if (key == kSweepKey) on_sweep();
+      if (key == ever::kAcceptKey) served_.on_accept([this](Conn* c) { arm(c, net::want::read); });
+      else if (key == ever::kSweepKey) served_.on_sweep();
       else on_ready(reinterpret_cast<Conn*>(key));
     });
-    while (net::IdleNode* n = idle_.expired(net::Clock::time_point::max())) close(static_cast<Conn*>(n));
+    served_.close_all();
     return 0;
   }
 
  private:
-  void on_accept() {
-    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
-      net::set_nodelay(fd);
-      auto* c = new Conn(fd);
-      idle_.touch(*c, net::Clock::now());
-      arm(c, net::want::read);
-    });
-    if (end == net::accept_status::out_of_descriptors) {
-      // The listener stays readable: stop watching it until the next sweep instead of spinning.
-      (void)loop_->unwatch(kAcceptKey);
-      accept_paused_ = true;
-    }
-  }
-
-  // A connection's one-shot watch fired: one step of its protocol, then re-arm or close.
+  // A connection's one-shot watch fired: one step of its protocol, then re-arm or close (also when
+  // the idle sweep found it timed out and this step completed no request).
   void on_ready(Conn* c) {
-    net::want w = waiting_write(c) ? c->session.on_writable(scratch_) : c->session.on_readable(scratch_);
-    if (c->session.take_progress()) {
-      c->timed_out = false;
-      idle_.touch(*c, net::Clock::now());
-    } else if (c->timed_out) {
-      w = net::want::close;
-    }
+    net::want w = c->writing ? c->session.on_writable(scratch_) : c->session.on_readable(scratch_);
+    if (!served_.keep_after_step(c)) w = net::want::close;
     arm(c, w);
   }
 
   void arm(Conn* c, net::want w) {
-    if (w == net::want::close) return close(c);
+    if (w == net::want::close) return served_.close(c);
     c->writing = (w == net::want::write);
     auto interest = c->writing ? loop::Interest::writable : loop::Interest::readable;
-    if (loop_->watch_io(key_of(c), c->session.fd(), interest, /*oneshot=*/true) != loop::WatchStatus::ok) close(c);
-  }
-
-  void on_sweep() {
-    auto now = net::Clock::now();
-    while (net::IdleNode* n = idle_.expired(now)) {
-      auto* c = static_cast<Conn*>(n);
-      if (loop_->unwatch(key_of(c))) {
-        close(c);
-        continue;
-      }
-      // Its one-shot watch has fired: its key is in the current batch, handed out after this
-      // sweep. Deleting it here would give on_ready a dangling pointer (or a connection accepted
-      // later in this batch at the same address: ASan and TSan caught both, conformance's
-      // 1 ms idle-timeout churn case). on_ready decides instead.
-      c->timed_out = true;
-      idle_.touch(*c, now);
-    }
-    if (accept_paused_ &&
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) == loop::WatchStatus::ok) {
-      accept_paused_ = false;
+    if (loop_->watch_io(ever::key_of(c), c->session.fd(), interest, /*oneshot=*/true) != loop::WatchStatus::ok) {
+      served_.close(c);
     }
   }
 
-  void close(Conn* c) {
-    (void)loop_->unwatch(key_of(c));  // false when its one-shot watch already fired
-    idle_.unlink(*c);
-    net::close_fd(c->session.fd());
-    delete c;
-  }
-
-  static loop::Key key_of(Conn* c) { return reinterpret_cast<loop::Key>(c); }
-  static bool waiting_write(Conn* c) { return c->writing; }
-
-  int listen_fd_;
   // Shared with the stop callback: the signal thread may still be inside loop->stop() (writing
   // its wake-up) after run() has returned, so the loop must outlive this object.
   std::shared_ptr<loop::PullLoop> loop_;
-  net::IdleList idle_;
+  ever::Served served_;  // the listener, the idle sweep and closes (backends/ever/served.h)
   net::IoScratch scratch_;
-  bool accept_paused_ = false;
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(opt.backend)));
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), ever::make_loop(opt));
   return server->run(control);
 }
 
@@ -145,4 +80,4 @@ int run(const server::Options& opt, server::Control& control) {
 
 CBENCH_REGISTER_MODEL(pull_loop, "pull-loop",
                       "one thread, callback-less pull loop (libev or --backend epoll), inline handling, one-shot re-arm (Ever single thread)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)

@@ -4,8 +4,9 @@
 // One thread runs a libev loop, as NIO::Selector does underneath. Every watcher is
 // level-triggered (a plain ev_io, nio4r's monitor). Handlers run inline, inside the loop's
 // callbacks, as the example's `selector.select do |monitor| ... end` block runs them: the
-// listener's callback accepts ONE connection per readiness (the example calls server.accept once
-// per event; level-triggering brings it back for the rest), a connection's callback reads, parses,
+// listener's callback accepts a bounded batch (net::Acceptor, as every model that polls its
+// listener; the example calls server.accept once per event and level-triggering brings it back
+// for the rest, the same batch spread over loop rounds), a connection's callback reads, parses,
 // answers and writes. After every step the connection's monitor is closed and a new one
 // registered (`conn.monitor(:r)` / `(:w)`): here ev_io_stop + ev_io_set + ev_io_start on the
 // connection's one ev_io, counted as `rearms`. What this model adds over epoll-reactor (the
@@ -18,29 +19,30 @@
 // /sleep and /spin: run on the only thread, so they stall every connection for their duration.
 // Idle timeout: connections without a completed request for --idle-timeout-ms are closed by a
 // sweep four times a second.
-// EMFILE: the listener's watcher is stopped until the next sweep, so accept neither spins nor dies.
+// EMFILE: the acceptor stops the listener's watcher until the next sweep, so accept neither spins
+// nor dies.
 // Stop: Control::on_stop sends an ev_async; the loop breaks, closes every connection and returns.
-// Counters: dispatches (connection callbacks), rearms, poll_rounds (loop iterations), accepts,
-// closes; empty_reads come from the session.
-// The libev scaffolding (loop, one accept per readiness, sweep timer, stop, monitor re-registration)
-// is backends/loop/ev_selector.h, shared with selector-pool; this file is the inline model only.
+// Counters: dispatches (connection callbacks), rearms, poll_rounds (loop iterations), accepts
+// (net::Acceptor), closes (net::close_connection); empty_reads come from the session.
+// The libev scaffolding (loop, the acceptor, sweep timer, stop, monitor re-registration)
+// is backends/selector/ev_selector.h, shared with selector-pool; this file is the inline model only.
 #include <ev.h>
 
 #include <chrono>
 #include <cstdio>
 #include <memory>
 
-#include "backends/loop/ev_selector.h"
+#include "backends/selector/ev_selector.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 #include "backends/server/model.h"
 
 namespace {
 
 using namespace cb;
-using server::Counter;
+using stats::Counter;
 
 struct Conn : net::IdleNode {
   explicit Conn(int fd) : session(fd) {}
@@ -67,7 +69,7 @@ class Server {
     return 0;
   }
 
-  // -- loop::EvSelector's model contract ---------------------------------------------------
+  // -- selector::EvSelector's model contract ---------------------------------------------------
   void on_accepted(int fd) {
     auto* c = new Conn(fd);
     c->watcher.data = c;
@@ -84,12 +86,12 @@ class Server {
 
  private:
   static void on_conn_cb(struct ev_loop* l, ev_io* w, int revents) {
-    loop::EvSelector<Server>::model_of(l).on_connection(static_cast<Conn*>(w->data), revents);
+    selector::EvSelector<Server>::model_of(l).on_connection(static_cast<Conn*>(w->data), revents);
   }
 
   // handle_connection: one step of the session, then `conn.monitor(event)` or `conn.close`.
   void on_connection(Conn* c, int revents) {
-    server::count(Counter::dispatches);
+    stats::count(Counter::dispatches);
     net::want w = (revents & EV_WRITE) ? c->session.on_writable(scratch_) : c->session.on_readable(scratch_);
     if (w == net::want::close) return close(c);
     if (c->session.take_progress()) idle_.touch(*c, net::Clock::now());
@@ -97,14 +99,13 @@ class Server {
   }
 
   void close(Conn* c) {
-    server::count(Counter::closes);
     ev_io_stop(selector_.loop(), &c->watcher);
     idle_.unlink(*c);
-    net::close_fd(c->session.fd());
+    net::close_connection(c->session.fd());
     delete c;
   }
 
-  loop::EvSelector<Server> selector_;
+  selector::EvSelector<Server> selector_;
   net::IdleList idle_;   // every open connection, oldest deadline first
   net::IoScratch scratch_;
 };

@@ -3,7 +3,8 @@
 //
 // The loop thread runs a libev loop (NIO::Selector) and alone touches watchers. What it does per
 // readiness event, as the example's select block does:
-//   listener     accept ONE connection and register a level-triggered monitor for it;
+//   listener     accept a batch (net::Acceptor, as every polling model: at most
+//                net::kMaxAcceptsPerEvent) and register a level-triggered monitor for each;
 //   user pipe    read ONE byte, then drain the whole directive queue: for [:monitor, c, e] close
 //                c's monitor and register a new one (ev_io_stop/set/start: a rearm), for
 //                [:close, c] close it;
@@ -56,7 +57,7 @@
 // --gvl, releases the lock as Ruby's sleep does not: the handler is shared C++); /spin: one
 // worker's CPU time. Idle timeout: a sweep four times a second closes connections idle longer than
 // --idle-timeout-ms (a connection a worker holds is closed when its directive comes back without
-// progress). EMFILE: the listener's watcher is stopped until the next sweep.
+// progress). EMFILE: the acceptor stops the listener's watcher until the next sweep.
 // Stop: ev_async breaks the loop; the job queue is closed, workers drain it and exit, the loop
 // applies what they sent, and every connection is closed.
 // --test-worker-delay-us (tests only): a worker sleeps this long after it pops a first (not
@@ -64,9 +65,10 @@
 // level-triggered loop dispatches it again meanwhile (duplicates run at once, so the delay is
 // paid once per request, not once per duplicate).
 // Counters: dispatches, duplicate_dispatches, suppressed_duplicates, owner_collisions, wakeups
-// (pipe bytes read), rearms, poll_rounds, accepts, closes; empty_reads from the session.
-// The libev scaffolding (loop, one accept per readiness, sweep timer, stop, monitor re-registration)
-// is backends/loop/ev_selector.h, shared with selector; this file is the worker model only.
+// (pipe bytes read), rearms, poll_rounds, accepts (net::Acceptor), closes (when the fd is closed,
+// net::close_connection); empty_reads from the session.
+// The libev scaffolding (loop, the acceptor, sweep timer, stop, monitor re-registration)
+// is backends/selector/ev_selector.h, shared with selector; this file is the worker model only.
 #include <ev.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -80,20 +82,20 @@
 #include <thread>
 #include <vector>
 
-#include "backends/loop/ev_selector.h"
+#include "backends/selector/ev_selector.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
 #include "backends/queue/gvl.h"
 #include "backends/queue/job_queue.h"
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 #include "backends/server/model.h"
 #include "backends/server/threads.h"
 
 namespace {
 
 using namespace cb;
-using server::Counter;
+using stats::Counter;
 
 // Dispatches of one connection in flight at once (the first and one duplicate). The Ruby original
 // has no bound, but its loop runs only when it holds the GVL, and the FIFO hand-off lets a worker
@@ -127,6 +129,15 @@ struct Job {
   bool duplicate = false;  // an earlier dispatch of the connection was still in flight
 };
 
+constexpr server::ModelOption kGvl{"--gvl", server::ArgKind::flag, "", "", 0, 0,
+                                   "emulate Ruby's global VM lock (held except while blocked)"};
+constexpr server::ModelOption kRearm{"--rearm", server::ArgKind::word, "level", "level|oneshot", 0, 0,
+                                     "a dispatched connection's monitor left armed (nio4r, default) or disarmed"};
+constexpr server::ModelOption kTestWorkerDelayUs{
+    "--test-worker-delay-us", server::ArgKind::integer, "0", "", 0, 1'000'000,
+    "tests only: a worker sleeps this long before it reads a dispatched connection (forces duplicate dispatch)"};
+constexpr server::ModelOption kOptions[] = {kGvl, kRearm, kTestWorkerDelayUs};
+
 enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };
 
 struct DirectiveMsg {
@@ -139,7 +150,8 @@ struct DirectiveMsg {
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd)
-      : opt_(opt), selector_(*this, listen_fd), gvl_(opt.gvl, queue::Gvl::Handoff::fifo),
+      : opt_(opt), oneshot_(opt.value(kRearm) == "oneshot"), worker_delay_(opt.int_value(kTestWorkerDelayUs)),
+        selector_(*this, listen_fd), gvl_(opt.is_set(kGvl), queue::Gvl::Handoff::fifo),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   ~Server() {
@@ -178,8 +190,8 @@ class Server {
     return status;
   }
 
-  // -- loop::EvSelector's model contract ---------------------------------------------------
-  // `server.accept` once (EvSelector), then `conn.monitor(:r)`.
+  // -- selector::EvSelector's model contract ---------------------------------------------------
+  // `server.accept` (EvSelector's acceptor), then `conn.monitor(:r)`.
   void on_accepted(int fd) {
     auto* c = new Conn(fd);
     c->watcher.data = c;
@@ -204,7 +216,7 @@ class Server {
   void on_stop_requested() { stop_ = true; }
 
  private:
-  static Server& of(struct ev_loop* l) { return loop::EvSelector<Server>::model_of(l); }
+  static Server& of(struct ev_loop* l) { return selector::EvSelector<Server>::model_of(l); }
   static void on_pipe_cb(struct ev_loop* l, ev_io*, int) { of(l).on_pipe(); }
   static void on_conn_cb(struct ev_loop* l, ev_io* w, int revents) {
     of(l).on_ready(static_cast<Conn*>(w->data), (revents & EV_WRITE) != 0);
@@ -224,13 +236,13 @@ class Server {
   // `$job_queue << monitor.value`, leaving the monitor armed (level) or stopping it first (oneshot).
   void on_ready(Conn* c, bool writable) {
     if (c->in_flight >= kMaxInFlightPerConn) {
-      server::count(Counter::suppressed_duplicates);
+      stats::count(Counter::suppressed_duplicates);
       return;
     }
-    server::count(Counter::dispatches);
+    stats::count(Counter::dispatches);
     bool duplicate = c->in_flight > 0;
-    if (duplicate) server::count(Counter::duplicate_dispatches);
-    if (opt_.rearm == server::Rearm::oneshot) {
+    if (duplicate) stats::count(Counter::duplicate_dispatches);
+    if (oneshot_) {
       ev_io_stop(selector_.loop(), &c->watcher);
       c->armed = false;
     }
@@ -241,7 +253,7 @@ class Server {
   // `$i.read(1)`, then drain the directive queue.
   void on_pipe() {
     char byte;
-    if (::read(pipe_[0], &byte, 1) == 1) server::count(Counter::wakeups);
+    if (::read(pipe_[0], &byte, 1) == 1) stats::count(Counter::wakeups);
     DirectiveMsg d;
     while (directives_.try_pop(d)) apply(d);
   }
@@ -266,7 +278,7 @@ class Server {
     // [:monitor, c, e]: close the monitor and register a new one. A collision sends one too (the
     // Ruby worker's empty read does); in oneshot mode only the newest directive re-arms, and only
     // once nothing else is in flight, so no second dispatch can start.
-    if (opt_.rearm == server::Rearm::oneshot && c->in_flight > 0) return;
+    if (oneshot_ && c->in_flight > 0) return;
     monitor(c);
   }
 
@@ -282,9 +294,9 @@ class Server {
     Job job;
     while (jobs_.pop(job, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
       Conn* c = job.conn;
-      if (opt_.test_worker_delay_us > 0 && !job.duplicate) {
+      if (worker_delay_.count() > 0 && !job.duplicate) {
         gvl_.unlock();
-        std::this_thread::sleep_for(std::chrono::microseconds(opt_.test_worker_delay_us));
+        std::this_thread::sleep_for(worker_delay_);
         gvl_.lock();
       }
       DirectiveMsg d{c, Directive::none, 0, false};
@@ -303,7 +315,7 @@ class Server {
         d.step = ++c->step;
         c->owned.store(false, std::memory_order_release);
       } else {
-        server::count(Counter::owner_collisions);
+        stats::count(Counter::owner_collisions);
       }
       directives_.push(d);
       gvl_.unlock();  // `$o << '.'`: IO#write runs in a blocking region
@@ -315,7 +327,6 @@ class Server {
 
   // `conn.close`: the monitor goes now; the memory (and fd) once no job refers to it.
   void close(Conn* c) {
-    server::count(Counter::closes);
     ev_io_stop(selector_.loop(), &c->watcher);
     c->armed = false;
     c->closing = true;
@@ -324,12 +335,14 @@ class Server {
   }
 
   void free_conn(Conn* c) {
-    net::close_fd(c->session.fd());
+    net::close_connection(c->session.fd());
     delete c;
   }
 
   const server::Options& opt_;
-  loop::EvSelector<Server> selector_;
+  const bool oneshot_;                        // --rearm oneshot: disarm a monitor before dispatch
+  const std::chrono::microseconds worker_delay_;  // --test-worker-delay-us
+  selector::EvSelector<Server> selector_;
   int pipe_[2] = {-1, -1};  // the user pipe: workers write one byte per directive
   ev_io pipe_w_{};
   bool stop_ = false;  // loop thread only
@@ -351,4 +364,4 @@ CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
                       "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
                       "to --threads N workers, directives back over a queue and a one-byte pipe "
                       "(--gvl, --rearm level|oneshot) (nio4r worker threads)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)

@@ -8,6 +8,8 @@
 // --threads: ignored (the thread count follows the connection count).
 // /sleep: blocks only its own connection's thread; others are unaffected.
 // /spin: the kernel time-slices the busy threads of all connections on the server's CPUs.
+// EMFILE: net::accept_blocking sleeps net::kAcceptRetryDelay and accepts again (no spin, no exit);
+// it counts accepts, and net::close_connection counts closes.
 // Stop: the listener and every open connection are shut down; threads finish within a bounded
 // wait (kStopWait) and the process exits.
 #include <sys/socket.h>
@@ -77,16 +79,10 @@ int run(const server::Options& opt, server::Control& control) {
   const int idle_timeout_ms = opt.idle_timeout_ms;
 
   while (!control.stopping()) {
-    net::Accepted a = net::accept_connection(listen_fd, /*nonblocking=*/false);
-    if (a.status == net::accept_status::stopped) break;
-    if (a.status != net::accept_status::ok) {
-      net::accept_back_off(a.status);  // sleeps only when out of descriptors
-      continue;                        // that client left: the next accept may succeed
-    }
-    const int fd = a.fd;
-    net::set_nodelay(fd);
+    const int fd = net::accept_blocking(listen_fd);  // counted; backs off when out of descriptors
+    if (fd < 0) break;  // the stop's shutdown of the listener
     if (!conns->add(fd)) {
-      net::close_fd(fd);
+      net::close_connection(fd);
       break;
     }
     try {
@@ -97,12 +93,12 @@ int run(const server::Options& opt, server::Control& control) {
         std::unique_ptr<http::PumpScratch> scratch(new http::PumpScratch);
         net::serve_blocking(fd, idle_timeout_ms, *scratch);
         conns->remove(fd);
-        net::close_fd(fd);
+        net::close_connection(fd);
       }).detach();
     } catch (const std::system_error&) {
       // Out of threads (EAGAIN): refuse this connection rather than die.
       conns->remove(fd);
-      net::close_fd(fd);
+      net::close_connection(fd);
       std::this_thread::sleep_for(net::kAcceptRetryDelay);
     }
   }

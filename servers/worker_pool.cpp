@@ -17,6 +17,9 @@
 // --threads: number of workers (the loop thread is extra).
 // /sleep: occupies one worker; other workers keep serving. /spin: occupies one worker's CPU time;
 // with the server pinned to one CPU, workers and the loop thread share that CPU.
+// Idle timeout and EMFILE: as pull-loop (backends/ever/served.h, shared with it): a sweep four times a
+// second, a connection held by a worker decided when its command comes back; net::Acceptor
+// unwatches the listener until the next sweep. Accepts and closes are counted there.
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -24,11 +27,9 @@
 #include <thread>
 #include <vector>
 
+#include "backends/ever/served.h"
 #include "backends/loop/pull_loop.h"
-#include "backends/net/accept.h"
-#include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
-#include "backends/net/socket.h"
 #include "backends/queue/gvl.h"
 #include "backends/queue/job_queue.h"
 #include "backends/server/model.h"
@@ -36,42 +37,32 @@
 namespace {
 
 using namespace cb;
+using ever::Conn;
 
-// Keys. Connections are 8-byte aligned objects: the address is the watch key, and the address
-// plus a command in the low bits is an emitted command. Keys below 8 are the loop's own.
-constexpr loop::Key kAcceptKey = 1;
-constexpr loop::Key kSweepKey = 2;
+constexpr server::ModelOption kQueues{"--queues", server::ArgKind::word, "shared", "shared|per-worker", 0, 0,
+                                      "one job queue shared by every worker (default), or one per worker"};
+constexpr server::ModelOption kGvl{"--gvl", server::ArgKind::flag, "", "", 0, 0,
+                                   "emulate Ruby's global VM lock (held except while blocked)"};
+constexpr server::ModelOption kOptions[] = {kQueues, kGvl, ever::kBackend};
+
+// A connection's key plus a command in its low bits is an emitted command (ever::key_of: the
+// address of an 8-byte aligned Conn; the loop's own keys are below 8).
 constexpr loop::Key kCmdMask = 7;
 enum Cmd : loop::Key { kReady = 0, kWatchRead = 1, kWatchWrite = 2, kClose = 3 };
-
-
-struct Conn : net::IdleNode {
-  explicit Conn(int fd) : session(fd) {}
-  net::NbSession session;
-  bool writing = false;    // the step a worker runs next: on_writable (true) or on_readable
-  bool busy = false;       // loop thread's view: in a queue or a worker (not watched)
-  bool timed_out = false;  // the idle deadline passed while busy or with its kReady key pending:
-                           // close when its command comes back unless it made progress
-};
 
 using Queue = queue::JobQueue<Conn*>;
 
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd, std::shared_ptr<loop::PullLoop> loop)
-      : opt_(opt), listen_fd_(listen_fd), loop_(std::move(loop)), gvl_(opt.gvl),
-        idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {
-    int nqueues = opt.queues == server::QueueLayout::per_worker ? opt.threads : 1;
+      : opt_(opt), loop_(std::move(loop)), served_(listen_fd, loop_, std::chrono::milliseconds(opt.idle_timeout_ms)),
+        gvl_(opt.is_set(kGvl)) {
+    int nqueues = opt.value(kQueues) == "per-worker" ? opt.threads : 1;
     for (int i = 0; i < nqueues; ++i) queues_.push_back(std::make_unique<Queue>());
   }
 
   int run(server::Control& control) {
-    if (!net::set_nonblocking(listen_fd_) ||
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) != loop::WatchStatus::ok ||
-        loop_->watch_timer(kSweepKey, net::kSweepPeriod, net::kSweepPeriod) != loop::WatchStatus::ok) {
-      std::fprintf(stderr, "cbench-server: worker-pool: unable to watch the listener\n");
-      return 1;
-    }
+    if (!served_.start("worker-pool")) return 1;
     control.on_stop([loop = loop_] { loop->stop(); });
     for (int i = 0; i < opt_.threads; ++i) {
       Queue& q = *queues_[queues_.size() == 1 ? 0 : static_cast<std::size_t>(i)];
@@ -94,14 +85,14 @@ class Server {
 
     for (auto& q : queues_) q->close();
     for (auto& t : workers_) t.join();
-    while (net::IdleNode* n = idle_.expired(net::Clock::time_point::max())) close(static_cast<Conn*>(n));
+    served_.close_all();
     return 0;
   }
 
  private:
   void dispatch(loop::Key key) {
-    if (key == kAcceptKey) return on_accept();
-    if (key == kSweepKey) return on_sweep();
+    if (key == ever::kAcceptKey) return served_.on_accept([this](Conn* c) { arm(c); });
+    if (key == ever::kSweepKey) return served_.on_sweep();
     auto* c = reinterpret_cast<Conn*>(key & ~kCmdMask);
     switch (static_cast<Cmd>(key & kCmdMask)) {
       case kReady:
@@ -111,16 +102,11 @@ class Server {
       case kWatchRead:
       case kWatchWrite:
         c->busy = false;
-        if (c->session.take_progress()) {
-          c->timed_out = false;
-          idle_.touch(*c, net::Clock::now());
-        } else if (c->timed_out) {
-          return close(c);
-        }
+        if (!served_.keep_after_step(c)) return served_.close(c);  // timed out while busy
         c->writing = (key & kCmdMask) == kWatchWrite;
         return arm(c);
       case kClose:
-        return close(c);
+        return served_.close(c);
     }
   }
 
@@ -132,7 +118,7 @@ class Server {
     while (q.pop(c, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
       net::want w = c->writing ? c->session.on_writable(scratch) : c->session.on_readable(scratch);
       Cmd cmd = w == net::want::read ? kWatchRead : w == net::want::write ? kWatchWrite : kClose;
-      loop_->emit(reinterpret_cast<loop::Key>(c) | cmd);
+      loop_->emit(ever::key_of(c) | cmd);
     }
     gvl_.unlock();
   }
@@ -146,69 +132,26 @@ class Server {
     return *queues_[rng_ % queues_.size()];
   }
 
-  void on_accept() {
-    net::accept_status end = net::accept_batch(listen_fd_, [this](int fd) {
-      net::set_nodelay(fd);
-      auto* c = new Conn(fd);
-      idle_.touch(*c, net::Clock::now());
-      arm(c);
-    });
-    if (end == net::accept_status::out_of_descriptors) {
-      (void)loop_->unwatch(kAcceptKey);  // retried at the next sweep instead of spinning
-      accept_paused_ = true;
-    }
-  }
-
   void arm(Conn* c) {
     auto interest = c->writing ? loop::Interest::writable : loop::Interest::readable;
-    if (loop_->watch_io(reinterpret_cast<loop::Key>(c), c->session.fd(), interest, true) != loop::WatchStatus::ok) {
-      close(c);
+    if (loop_->watch_io(ever::key_of(c), c->session.fd(), interest, /*oneshot=*/true) != loop::WatchStatus::ok) {
+      served_.close(c);
     }
-  }
-
-  void on_sweep() {
-    auto now = net::Clock::now();
-    while (net::IdleNode* n = idle_.expired(now)) {
-      auto* c = static_cast<Conn*>(n);
-      if (!c->busy && loop_->unwatch(reinterpret_cast<loop::Key>(c))) {
-        close(c);
-        continue;
-      }
-      // A worker owns it, or its one-shot watch has fired and its kReady key is in the current
-      // batch, handed out after this sweep (deleting it here left that key dangling: ASan and TSan
-      // caught it, conformance's 1 ms idle-timeout churn case). Decide when the key or the
-      // worker's command comes back.
-      c->timed_out = true;
-      idle_.touch(*c, now);
-    }
-    if (accept_paused_ &&
-        loop_->watch_io(kAcceptKey, listen_fd_, loop::Interest::readable, false) == loop::WatchStatus::ok) {
-      accept_paused_ = false;
-    }
-  }
-
-  void close(Conn* c) {
-    (void)loop_->unwatch(reinterpret_cast<loop::Key>(c));
-    idle_.unlink(*c);
-    net::close_fd(c->session.fd());
-    delete c;
   }
 
   const server::Options& opt_;
-  int listen_fd_;
   // Shared with the stop callback: the signal thread may still be inside loop->stop() (writing
   // its wake-up) after run() has returned, so the loop must outlive this object.
   std::shared_ptr<loop::PullLoop> loop_;
+  ever::Served served_;  // the listener, the idle sweep and closes (backends/ever/served.h)
   queue::Gvl gvl_;
-  net::IdleList idle_;
   std::vector<std::unique_ptr<Queue>> queues_;
   std::vector<std::thread> workers_;
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;
-  bool accept_paused_ = false;
 };
 
 int run(const server::Options& opt, server::Control& control) {
-  auto server = std::make_unique<Server>(opt, control.listeners().front(), std::shared_ptr<loop::PullLoop>(loop::make_pull_loop(opt.backend)));
+  auto server = std::make_unique<Server>(opt, control.listeners().front(), ever::make_loop(opt));
   return server->run(control);
 }
 
@@ -217,4 +160,4 @@ int run(const server::Options& opt, server::Control& control) {
 CBENCH_REGISTER_MODEL(worker_pool, "worker-pool",
                       "pull-loop thread accepts and watches; --threads N workers take ready connections from a job queue "
                       "(--queues shared|per-worker, --gvl) (Ever worker threads)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)

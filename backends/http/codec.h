@@ -32,7 +32,7 @@ enum class feed_status : std::uint8_t {
   closing,     // a response that closes the connection was queued; ignore further input
 };
 
-// The server's keep-alive policy (issue 15): `off` answers every request with Connection: close
+// The server's keep-alive policy (--keepalive): `off` answers every request with Connection: close
 // and closes after it, as Unicorn does, whatever the request asked for.
 enum class KeepAlive : std::uint8_t { on, off };
 

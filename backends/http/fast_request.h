@@ -1,4 +1,4 @@
-// The codec's fast path (issue 13 item 5): one tight pass over the common request shape, in the
+// The codec's fast path: one tight pass over the common request shape, in the
 // manner of picohttpparser, so that a pipelined GET costs a few hundred instructions instead of
 // http_parser's byte-at-a-time state machine (~1,150 of the ~1,640 instructions per request that
 // callgrind counted through pump and codec).

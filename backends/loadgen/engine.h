@@ -32,7 +32,7 @@ struct LoadConfig {
   int pipeline = 1;
   double duration_s = 10.0;
   double rate_per_s = 0.0;  // open loop only: total offered rate over all threads
-  // Slow readers (issue 19): each connection reads at most this many bytes per second (a token
+  // Slow readers: each connection reads at most this many bytes per second (a token
   // bucket, see engine.cpp), so a large response fills the kernel's buffers and the server has to
   // handle partial writes. 0: read as fast as the data arrives.
   double read_rate_bytes_per_s = 0.0;

@@ -1,5 +1,6 @@
-// Which pull-loop implementation runs (cbench-server --backend libev|epoll), as its own small
-// header so that server Options can hold the parsed value without the loop's API.
+// Which pull-loop implementation runs (the --backend libev|epoll option of the models built on
+// the pull loop, backends/ever/served.h), as its own small header for callers that name an
+// implementation without needing the loop's API (benchmarks, tests).
 #pragma once
 #include <cstdint>
 

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <thread>
 
+#include "backends/net/socket.h"
+
 namespace cb::net {
 
 Accepted accept_connection(int listen_fd, bool nonblocking) {
@@ -26,8 +28,29 @@ Accepted accept_connection(int listen_fd, bool nonblocking) {
   }
 }
 
-void accept_back_off(accept_status status) {
-  if (status == accept_status::out_of_descriptors) std::this_thread::sleep_for(kAcceptRetryDelay);
+int accept_blocking(int listen_fd) {
+  for (;;) {
+    Accepted a = accept_connection(listen_fd, /*nonblocking=*/false);
+    switch (a.status) {
+      case accept_status::ok:
+        set_nodelay(a.fd);
+        count_accepted();
+        return a.fd;
+      case accept_status::stopped: return -1;
+      case accept_status::out_of_descriptors: std::this_thread::sleep_for(kAcceptRetryDelay); break;
+      case accept_status::again: break;  // that client left: the next accept may succeed
+    }
+  }
+}
+
+void close_connection(int fd) {
+  close_fd(fd);
+  count_closed();
+}
+
+void Acceptor::adopt(int fd) {
+  set_nodelay(fd);
+  count_accepted();
 }
 
 }  // namespace cb::net

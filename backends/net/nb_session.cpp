@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 
 namespace cb::net {
 
@@ -24,7 +24,7 @@ want NbSession::on_readable(IoScratch& scratch) {
     if (n == 0) return want::close;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      server::count(server::Counter::empty_reads);  // issue 14 mechanism counter
+      stats::count(stats::Counter::empty_reads);  // readiness that found nothing: a wasted wake-up
       return want::read;
     }
     return want::close;

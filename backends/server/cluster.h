@@ -1,4 +1,4 @@
-// Cluster mode (issue 15): `cbench-server --processes N` runs N forked copies of one model, each
+// Cluster mode: `cbench-server --processes N` runs N forked copies of one model, each
 // with its own --threads, sharing the listeners main opened before the fork (one accept queue,
 // as Unicorn, Puma's and Falcon's cluster modes and Apache prefork have it). The parent process
 // serves nothing: it supervises.

@@ -2,42 +2,63 @@
 // HTTP on listeners it is given until it is told to stop; it registers itself by name.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
-
-#include "backends/loop/backend.h"
 
 namespace cb::server {
 
-enum class QueueLayout { shared, per_worker };
-enum class Rearm { level, oneshot };
-enum class UringRecv { single, multishot };  // io-uring's receive mode (servers/io_uring.cpp)
+// How a model's own option takes its value on the command line.
+enum class ArgKind : std::uint8_t {
+  flag,     // a switch without a value (--gvl): "on" when given, else the fallback ("")
+  word,     // one of a few words ("level|oneshot")
+  integer,  // a decimal integer within [min, max]
+};
 
-// Command-line options, parsed and validated by main before a model runs.
+// One command-line option that belongs to a model, declared in the model's registration
+// (ModelSpec::options) so that main parses it by the table, never by name, and Options carries
+// only what every model shares. A model reads the value with Options::value(option).
+struct ModelOption {
+  std::string_view flag;      // "--rearm"
+  ArgKind kind = ArgKind::flag;
+  std::string_view fallback;  // the value when not given ("level", "64"; "" for a switch)
+  std::string_view words;     // ArgKind::word: the accepted values, joined by '|'
+  int min = 0;                // ArgKind::integer: the accepted range
+  int max = 0;
+  std::string_view help;      // one line for --help, after the flag
+};
+
+// Command-line options every model shares, parsed and validated by main before a model runs,
+// plus the values of the running model's own options (ModelOption) as text.
 struct Options {
   std::string model;
   std::string host = "127.0.0.1";
   int port = 8080;
   int threads = 1;                      // meaning is per model; each model's file header says it
-  QueueLayout queues = QueueLayout::shared;
-  bool gvl = false;                     // emulate Ruby's global VM lock (worker-pool)
-  loop::Backend backend = loop::Backend::libev;  // pull loop implementation (--backend libev|epoll)
   int idle_timeout_ms = 30'000;         // close connections without a completed request this long
   int listen_backlog = 4096;            // above wrk's largest burst of connects in the scenarios
   bool trace_writes = false;            // --trace-writes: http::Pump prints every write size (tests)
-  // Issue 14 (selector-pool, fiber):
-  Rearm rearm = Rearm::level;           // selector-pool: monitor left armed (nio4r) or disarmed before dispatch
-  int stack_kb = 64;                    // fiber: stack size of each connection's fiber
-  int test_worker_delay_us = 0;         // selector-pool, tests only: a worker sleeps this long before
-                                        // it reads a dispatched connection (forces duplicate dispatch)
-  // Cluster mode and keep-alive policy (issue 15; backends/server/cluster.h, http/codec.h).
+  // Cluster mode and keep-alive policy (backends/server/cluster.h, http/codec.h).
   int processes = 0;                    // 0: this process serves; N: N forked workers serve
   bool keep_alive = true;               // false: every response closes its connection (Unicorn)
-  // Issue 16: io-uring's receives (--uring-recv): one per read state, or one multishot kept armed.
-  UringRecv uring_recv = UringRecv::single;
+
+  // The value of one of the model's own options: as given on the command line (checked by main
+  // against the option), else the option's fallback.
+  std::string_view value(const ModelOption& option) const;
+  // value() of an ArgKind::integer option, as a number (the fallback if the text is not one).
+  int int_value(const ModelOption& option) const;
+  // True if an ArgKind::flag option was given.
+  bool is_set(const ModelOption& option) const { return value(option) == "on"; }
+  // Records the value given for flag (main, and tests that build Options by hand).
+  void set(std::string_view flag, std::string value);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> model_args_;  // flag, value; few, so a vector
 };
 
 // Stop requests and listeners, shared by main and the running model.
@@ -86,11 +107,20 @@ struct ModelSpec {
   // Serves until control.stopping(); returns the process exit status (0 after a normal stop).
   int (*run)(const Options&, Control&) = nullptr;
   ModelTraits traits{};       // e.g. CBENCH_REGISTER_MODEL(..., &run, {.bounded = true})
-  // Optional (issue 16): checks, before any listener opens, that this machine offers what the
-  // model needs with these options. Returns "" or one line naming what is missing; main then
-  // prints it and exits kExitUnsupported.
+  // Optional: checks, before any listener opens, that this machine offers what the model needs
+  // with these options (io-uring: the ring's features). Returns "" or one line naming what is
+  // missing; main then prints it and exits kExitUnsupported.
   std::string (*probe)(const Options&) = nullptr;
+  // The model's own command-line options (none for most). main accepts each flag for any model,
+  // as every flag always was, checks its value, and passes it only to the models that declare it.
+  std::span<const ModelOption> options{};
 };
+
+// The option of spec's table named flag, or nullptr.
+const ModelOption* find_option(const ModelSpec& spec, std::string_view flag);
+
+// Checks value against option. Returns "" or the refusal ("--rearm wants level or oneshot, got 'x'").
+std::string check_option(const ModelOption& option, std::string_view value);
 
 // The traits column of --list: "bounded", "instrument", both joined by ',', or "-" for none.
 std::string traits_text(const ModelTraits& traits);

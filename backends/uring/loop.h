@@ -70,6 +70,7 @@
 
 #include "backends/http/limits.h"
 #include "backends/http/pump.h"
+#include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/socket.h"
 #include "backends/uring/ring.h"
@@ -318,7 +319,7 @@ class Loop {
     if (res >= 0 && stopping_) {
       net::close_fd(res);
     } else if (res >= 0) {
-      server::count(server::Counter::accepts);
+      net::count_accepted();  // the kernel accepts here (an SQE), not net::Acceptor
       net::set_nodelay(res);
       Conn* c = multishot() ? new MsConn(context_, res) : new Conn(context_, res);
       c->next = head_;
@@ -397,12 +398,11 @@ class Loop {
   // Precondition: nothing of c's is in the kernel. Returns a multishot connection's held buffers.
   void close(Conn& c) {
     if (multishot()) release_held(ms(c));
-    server::count(server::Counter::closes);
     idle_.unlink(c.idle);
     if (c.prev != nullptr) c.prev->next = c.next;
     else head_ = c.next;
     if (c.next != nullptr) c.next->prev = c.prev;
-    net::close_fd(c.fd);
+    net::close_connection(c.fd);
     destroy(&c);
   }
 
@@ -474,7 +474,7 @@ class Loop {
     io_uring_sqe_set_data64(s, data_of(static_cast<Conn*>(&c), kRecv));
     c.recv = recv_state::armed;
     ++stats_.recv_arms;
-    if (rearm) server::count(server::Counter::rearms);
+    if (rearm) stats::count(stats::Counter::rearms);
   }
 
   void post_send_multishot(MsConn& c) {
@@ -498,7 +498,7 @@ class Loop {
       c.peer_closed = true;
     } else if (res == -ENOBUFS) {
       ++stats_.recv_nobufs;
-      server::count(server::Counter::recv_nobufs);
+      stats::count(stats::Counter::recv_nobufs);
       if (last && !c.closing && !c.paused) {  // re-armed after a round that frees a buffer
         c.recv = recv_state::starved;
         starved_.push_back(&c);
@@ -642,7 +642,7 @@ class Loop {
         post_cancel(data_of(static_cast<Conn*>(&c), kRecv));
         c.recv = recv_state::cancelling;
         ++stats_.recv_pauses;
-        server::count(server::Counter::recv_pauses);
+        stats::count(stats::Counter::recv_pauses);
       } else if (!c.paused && !c.peer_closed && c.recv == recv_state::off) {
         arm_recv_multishot(c, /*rearm=*/true);
       }

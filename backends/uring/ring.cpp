@@ -99,8 +99,8 @@ io_uring_sqe* Ring::sqe() {
   io_uring_sqe* s = io_uring_get_sqe(&ring_);
   if (s != nullptr) return s;
   int n = io_uring_submit(&ring_);
-  server::count(server::Counter::ring_enters);
-  if (n > 0) server::count(server::Counter::sq_submissions, static_cast<std::uint64_t>(n));
+  stats::count(stats::Counter::ring_enters);
+  if (n > 0) stats::count(stats::Counter::sq_submissions, static_cast<std::uint64_t>(n));
   return io_uring_get_sqe(&ring_);
 }
 
@@ -114,10 +114,10 @@ int Ring::submit_and_wait(std::chrono::milliseconds timeout) {
   io_uring_cqe* cqe = nullptr;
   const unsigned queued = io_uring_sq_ready(&ring_);
   int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-  if (enters) server::count(server::Counter::ring_enters);
+  if (enters) stats::count(stats::Counter::ring_enters);
   // On -ETIME the SQEs were still submitted (the timeout applies to the wait only).
   const std::uint64_t submitted = rc >= 0 ? static_cast<std::uint64_t>(rc) : queued - io_uring_sq_ready(&ring_);
-  if (submitted > 0) server::count(server::Counter::sq_submissions, submitted);
+  if (submitted > 0) stats::count(stats::Counter::sq_submissions, submitted);
   return rc;
 }
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 
 namespace cb::uring {
 
@@ -27,7 +27,7 @@ std::string probe();
 std::string probe_recv_multishot();
 
 // A thread's ring. Not thread-safe: one thread submits and reaps. Counts, in the shared counters
-// (backends/server/counters.h), sq_submissions (SQEs the kernel took), cq_completions (CQEs
+// (backends/stats/counters.h), sq_submissions (SQEs the kernel took), cq_completions (CQEs
 // reaped) and ring_enters (io_uring_enter calls this class made).
 class Ring {
  public:
@@ -64,7 +64,7 @@ class Ring {
       ++n;
     }
     io_uring_cq_advance(&ring_, n);
-    if (n > 0) server::count(server::Counter::cq_completions, n);
+    if (n > 0) stats::count(stats::Counter::cq_completions, n);
     return n;
   }
 

@@ -1,4 +1,4 @@
-// Heap allocations per request of every model, in steady state (issue 7's bar: the event-driven
+// Heap allocations per request of every model, in steady state (the bar: the event-driven
 // models allocate nothing per request on an established connection).
 //
 // Every model registered in this binary (the same servers/*.cpp as cbench-server) is started
@@ -193,20 +193,20 @@ std::vector<Variant> variants() {
       out.push_back({o.model, label, o});
       if (spec.name == "pull-loop") {
         Options e = o;
-        e.backend = cb::loop::Backend::epoll;
+        e.set("--backend", "epoll");
         out.push_back({o.model, label + "_epoll", e});
       }
       if (spec.name == "worker-pool") {
         Options q = o;
-        q.queues = cb::server::QueueLayout::per_worker;
+        q.set("--queues", "per-worker");
         out.push_back({o.model, label + "_per_worker", q});
         Options g = o;
-        g.gvl = true;
+        g.set("--gvl", "on");
         out.push_back({o.model, label + "_gvl", g});
       }
-      if (spec.name == "io-uring") {  // issue 16: its opt-in multishot receive
+      if (spec.name == "io-uring") {  // its opt-in multishot receive
         Options m = o;
-        m.uring_recv = cb::server::UringRecv::multishot;
+        m.set("--uring-recv", "multishot");
         out.push_back({o.model, label + "_multishot", m});
       }
     }
@@ -344,7 +344,7 @@ std::string describe_stacks() {
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.label; }
 
 // Variants that allocate in steady state and are reported (figures and stacks) instead of
-// failing, until the models change. Each says where and why; issue 7 has the details.
+// failing, until the models change. Each says where the allocation is and why it stays.
 struct Known {
   std::string_view model;
   int threads;

@@ -32,6 +32,7 @@ import ctypes
 import dataclasses
 import functools
 import itertools
+import json
 import os
 import random
 import re
@@ -1976,6 +1977,60 @@ def _(ctx: Ctx) -> None:
                       f"(at start), got {fds}; new since the start: {extra[:10]}")
     expect(threads <= ctx.start_threads, f"server threads {LEAK_SETTLE_S:g} s after the last case",
            f"<= {ctx.start_threads} (at start)", threads)
+
+
+# === Mechanism counters ========================================================================
+
+COUNTED_CONNECTIONS = 8  # connections made, one request each, against a fresh instance
+
+
+def read_counters(path: str, processes: int) -> dict[str, int]:
+    """The counters file (--counters-out) summed over the processes that wrote one: PATH, or in
+    cluster mode PATH.w<slot> per worker. Missing files count as empty."""
+    paths = [f"{path}.w{slot}" for slot in range(processes)] if processes > 1 else [path]
+    total: dict[str, int] = {}
+    for p in paths:
+        try:
+            with open(p) as f:
+                counters = json.load(f)["counters"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for name, value in counters.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+@case("counters: every connection is counted once as accepted and once as closed (--counters-out accepts, closes)")
+def _(ctx: Ctx) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "counters.json")
+        srv = Server(ctx.args.server, ctx.args.model, ctx.args.threads, [*ctx.args.extra_args, "--counters-out", path])
+        srv.start()
+        try:
+            for _ in range(COUNTED_CONNECTIONS):
+                with Conn(srv.port) as c:
+                    c.send(request("/"))
+                    c.read_response()
+            # The server sees each client's close a little later: snapshot (SIGUSR1) until it has.
+            got: dict[str, int] = {}
+            deadline = time.monotonic() + FD_SETTLE_S
+            while time.monotonic() < deadline:
+                os.kill(srv.pid, signal.SIGUSR1)  # a cluster's supervisor forwards it to its workers
+                time.sleep(0.2)
+                got = read_counters(path, ctx.processes)
+                if got.get("closes", 0) >= COUNTED_CONNECTIONS:
+                    break
+            status, _ = srv.stop(signal.SIGTERM)
+            expect_eq(status, 0, f"exit status after SIGTERM (stderr {srv.stderr_report(2000)!r})")
+        finally:
+            srv.kill()
+        final = read_counters(path, ctx.processes)
+    print(f"     counters: accepts={final.get('accepts')} closes={final.get('closes')} "
+          f"(before the stop: accepts={got.get('accepts')} closes={got.get('closes')})", flush=True)
+    expect_eq(got.get("accepts"), COUNTED_CONNECTIONS, "accepts after the clients closed")
+    expect_eq(got.get("closes"), COUNTED_CONNECTIONS, "closes after the clients closed")
+    expect_eq(final.get("accepts"), COUNTED_CONNECTIONS, "accepts at exit")
+    expect_eq(final.get("closes"), COUNTED_CONNECTIONS, "closes at exit")
 
 
 # === Stop ======================================================================================

@@ -914,7 +914,7 @@ TEST(CodecState, CodecsAreIndependent) {
 
 }  // namespace
 
-// --keepalive off (issue 15): every response says Connection: close and the codec closes after
+// --keepalive off: every response says Connection: close and the codec closes after
 // it, whatever the request asked for; pipelined requests after the first are not answered.
 TEST(CodecKeepAlivePolicy, OffClosesAfterEveryResponse) {
   const std::vector<Case> t = {

@@ -1,6 +1,6 @@
 // The mechanism counters: per-thread counts merge to their sum (threads that exited included),
 // and the JSON names every counter in enum order.
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,47 +10,47 @@
 #include <thread>
 #include <vector>
 
-using cb::server::Counter;
+using cb::stats::Counter;
 
 TEST(Counters, MergeSumsThreadsIncludingExitedOnes) {
-  auto before = cb::server::merged_counters();
+  auto before = cb::stats::merged_counters();
   constexpr int kThreads = 4, kEach = 10000;
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t)
     ts.emplace_back([] {
-      for (int i = 0; i < kEach; ++i) cb::server::count(Counter::dispatches);
-      cb::server::count(Counter::ring_enters, 7);
+      for (int i = 0; i < kEach; ++i) cb::stats::count(Counter::dispatches);
+      cb::stats::count(Counter::ring_enters, 7);
     });
   for (auto& t : ts) t.join();
-  auto after = cb::server::merged_counters();
+  auto after = cb::stats::merged_counters();
   EXPECT_EQ(after[size_t(Counter::dispatches)] - before[size_t(Counter::dispatches)], uint64_t(kThreads * kEach));
   EXPECT_EQ(after[size_t(Counter::ring_enters)] - before[size_t(Counter::ring_enters)], uint64_t(kThreads * 7));
   EXPECT_EQ(after[size_t(Counter::empty_reads)], before[size_t(Counter::empty_reads)]);
 }
 
 TEST(Counters, JsonNamesEveryCounterInOrder) {
-  std::string j = cb::server::counters_json(3);
+  std::string j = cb::stats::counters_json(3);
   EXPECT_EQ(j.rfind("{\"snapshot\": 3, \"pid\": " + std::to_string(getpid()) + ", \"counters\": {\"dispatches\": ", 0), 0u)
       << j;
   std::size_t pos = 0;
-  for (std::size_t i = 0; i < cb::server::kCounterCount; ++i) {
-    std::string key = "\"" + std::string(cb::server::counter_name(Counter(i))) + "\": ";
+  for (std::size_t i = 0; i < cb::stats::kCounterCount; ++i) {
+    std::string key = "\"" + std::string(cb::stats::counter_name(Counter(i))) + "\": ";
     std::size_t at = j.find(key, pos);
     ASSERT_NE(at, std::string::npos) << key << " missing or out of order in " << j;
     pos = at;
   }
-  EXPECT_EQ(cb::server::counter_name(Counter::ring_enters), "ring_enters");
+  EXPECT_EQ(cb::stats::counter_name(Counter::ring_enters), "ring_enters");
 }
 
 TEST(Counters, WriteReplacesTheFileWithANewerSnapshot) {
   std::string path = testing::TempDir() + "/counters_test_" + std::to_string(getpid()) + ".json";
-  ASSERT_EQ(cb::server::write_counters(path), "");
-  cb::server::count(Counter::closes, 5);
-  ASSERT_EQ(cb::server::write_counters(path), "");
+  ASSERT_EQ(cb::stats::write_counters(path), "");
+  cb::stats::count(Counter::closes, 5);
+  ASSERT_EQ(cb::stats::write_counters(path), "");
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   EXPECT_NE(ss.str().find("\"snapshot\": 2"), std::string::npos) << ss.str();
-  EXPECT_NE(cb::server::write_counters("/nonexistent-dir/x.json"), "");
+  EXPECT_NE(cb::stats::write_counters("/nonexistent-dir/x.json"), "");
   std::remove(path.c_str());
 }

@@ -1,4 +1,4 @@
-// Tests of the codec's fast path (backends/http/fast_request.*, issue 13 item 5).
+// Tests of the codec's fast path (backends/http/fast_request.*).
 //  1. FastRequestTable: parse_fast_request on its own, one line per case: what it accepts (and
 //     the method, target, version and keep-alive it reports) and what it declines. Every proper
 //     prefix of an accepted request must be declined (a partial request is never taken), and

@@ -1,4 +1,4 @@
-"""The server's mechanism counters (backends/server/counters.h) for one measured window.
+"""The server's mechanism counters (backends/stats/counters.h) for one measured window.
 
 cbench-server --counters-out PATH writes cumulative counts as JSON on SIGUSR1 and at exit. The
 runner takes a snapshot just before and just after its measured window; the difference divided

@@ -2,11 +2,16 @@
 // (servers/selector.cpp: handlers inline; servers/selector_pool.cpp: worker threads), so that each
 // model file holds only its concurrency model and the two rows differ in nothing else.
 //
+// A helper of this one family of models, hence its folder: the pull loop (backends/loop) knows no
+// sessions and no acceptor; this does.
+//
 // What it owns: one libev loop (EVFLAG_NOSIGMASK: the server's signal handling is main.cpp's),
-// the listener's level-triggered watcher, which accepts ONE connection per readiness (the Ruby
-// examples call server.accept once per event; level-triggering brings the loop back for the
-// rest), the idle sweep timer (every net::kSweepPeriod), the poll-round counter (an ev_check: one
-// per loop iteration), and the ev_async that stop() sends from any thread.
+// the listener's level-triggered watcher, whose readiness hands the listener to net::Acceptor (a
+// bounded batch per readiness, as in every model that polls its listener, so that rows differ in
+// their concurrency model and not in how they accept; the Ruby examples call server.accept once
+// per event, which level-triggering turns into the same batch spread over loop rounds), the idle
+// sweep timer (every net::kSweepPeriod), the poll-round counter (an ev_check: one per loop
+// iteration), and the ev_async that stop() sends from any thread.
 // What it leaves to the model: what a connection is, its watcher's callback, what the sweep
 // closes, and what a stop does beyond breaking the loop.
 //
@@ -15,8 +20,8 @@
 //                                                the model owns fd from here on
 //   void on_sweep(net::Clock::time_point now);   the idle sweep (the listener is resumed after it)
 //   void on_stop_requested();                    stop() arrived; the loop is broken right after
-// EMFILE/ENFILE: the listener's watcher is stopped until the next sweep, so accept neither spins
-// nor dies. Counters: accepts, poll_rounds, rearms (monitor()).
+// EMFILE/ENFILE: the acceptor stops the listener's watcher until the next sweep, so accept neither
+// spins nor dies. Counters: accepts (the acceptor's), poll_rounds, rearms (monitor()).
 #pragma once
 
 #include <ev.h>
@@ -26,15 +31,15 @@
 #include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/socket.h"
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 
-namespace cb::loop {
+namespace cb::selector {
 
 template <class Model>
 class EvSelector {
  public:
   EvSelector(Model& model, int listen_fd)
-      : model_(model), listen_fd_(listen_fd), loop_(ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)) {}
+      : model_(model), listen_fd_(listen_fd), acceptor_(listen_fd), loop_(ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)) {}
   ~EvSelector() {
     if (loop_ != nullptr) ev_loop_destroy(loop_);
   }
@@ -50,7 +55,7 @@ class EvSelector {
     ev_io_start(loop_, &accept_w_);
     ev_timer_init(&sweep_w_, &EvSelector::on_sweep_cb, kSweepEverySeconds, kSweepEverySeconds);
     ev_timer_start(loop_, &sweep_w_);
-    ev_check_init(&round_w_, [](struct ev_loop*, ev_check*, int) { server::count(server::Counter::poll_rounds); });
+    ev_check_init(&round_w_, [](struct ev_loop*, ev_check*, int) { stats::count(stats::Counter::poll_rounds); });
     ev_check_start(loop_, &round_w_);
     ev_async_init(&stop_w_, &EvSelector::on_stop_cb);
     ev_async_start(loop_, &stop_w_);
@@ -68,7 +73,7 @@ class EvSelector {
   // nio4r's Connection#monitor: close the old monitor and register a new one (ev_io_stop + set +
   // start on the connection's one ev_io: no allocation), counted as a rearm.
   void monitor(ev_io& w, int fd, int events) {
-    server::count(server::Counter::rearms);
+    stats::count(stats::Counter::rearms);
     ev_io_stop(loop_, &w);
     ev_io_set(&w, fd, events);
     ev_io_start(loop_, &w);
@@ -86,35 +91,24 @@ class EvSelector {
   static void on_sweep_cb(struct ev_loop* l, ev_timer*, int) {
     EvSelector& s = of(l);
     s.model_.on_sweep(net::Clock::now());
-    if (s.accept_paused_) {
-      ev_io_start(l, &s.accept_w_);
-      s.accept_paused_ = false;
-    }
+    s.acceptor_.on_sweep([&s] {
+      ev_io_start(s.loop_, &s.accept_w_);
+      return true;
+    });
   }
 
-  // `server.accept` once per readiness.
   void on_accept() {
-    net::Accepted a = net::accept_connection(listen_fd_, /*nonblocking=*/true);
-    if (a.status != net::accept_status::ok) {
-      if (a.status == net::accept_status::out_of_descriptors) {
-        ev_io_stop(loop_, &accept_w_);  // retried at the next sweep instead of spinning
-        accept_paused_ = true;
-      }
-      return;
-    }
-    server::count(server::Counter::accepts);
-    net::set_nodelay(a.fd);
-    model_.on_accepted(a.fd);
+    acceptor_.on_readable([this](int fd) { model_.on_accepted(fd); }, [this] { ev_io_stop(loop_, &accept_w_); });
   }
 
   Model& model_;
   int listen_fd_;
+  net::Acceptor acceptor_;
   struct ev_loop* loop_;
   ev_io accept_w_{};
   ev_timer sweep_w_{};
   ev_check round_w_{};
   ev_async stop_w_{};
-  bool accept_paused_ = false;
 };
 
-}  // namespace cb::loop
+}  // namespace cb::selector

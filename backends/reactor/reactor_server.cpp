@@ -1,9 +1,10 @@
-#include "backends/net/reactor_server.h"
+#include "backends/reactor/reactor_server.h"
 
-#include "backends/net/accept.h"
 #include "backends/net/socket.h"
 
-namespace cb::net {
+namespace cb::reactor {
+
+using namespace cb::net;
 
 // A connection: the NbSession pump plus its current epoll interest. State between callbacks lives
 // here and in the session ("writing backwards").
@@ -40,7 +41,7 @@ class ReactorServer::Connection final : public Reactor::Handler, public IdleNode
 };
 
 ReactorServer::ReactorServer(int listen_fd, std::chrono::milliseconds idle_timeout)
-    : listen_fd_(listen_fd), idle_(idle_timeout) {
+    : listen_fd_(listen_fd), idle_(idle_timeout), acceptor_(listen_fd) {
   ok_ = reactor_.ok() && set_nonblocking(listen_fd_) && reactor_.add(listen_fd_, this, true, false);
 }
 
@@ -56,28 +57,24 @@ int ReactorServer::run() {
 }
 
 bool ReactorServer::on_readable() {
-  accept_status end = accept_batch(listen_fd_, [this](int fd) {
-    set_nodelay(fd);
-    auto* c = new Connection(*this, fd);
-    if (!reactor_.add(fd, c, true, false)) {
-      delete c;
-      close_fd(fd);
-      return;
-    }
-    idle_.touch(*c, Clock::now());
-  });
-  if (end == accept_status::out_of_descriptors) {
-    // The listener stays readable: stop watching it until the next sweep instead of spinning.
-    reactor_.remove(listen_fd_);
-    accept_paused_ = true;
-  }
+  acceptor_.on_readable(
+      [this](int fd) {
+        auto* c = new Connection(*this, fd);
+        if (!reactor_.add(fd, c, true, false)) {
+          delete c;
+          close_connection(fd);
+          return;
+        }
+        idle_.touch(*c, Clock::now());
+      },
+      [this] { reactor_.remove(listen_fd_); });
   return true;
 }
 
 void ReactorServer::on_tick() {
   auto now = Clock::now();
   while (IdleNode* n = idle_.expired(now)) close(static_cast<Connection*>(n));
-  if (accept_paused_ && reactor_.add(listen_fd_, this, true, false)) accept_paused_ = false;
+  acceptor_.on_sweep([this] { return reactor_.add(listen_fd_, this, true, false); });
 }
 
 void ReactorServer::set_interest(Connection& c, bool writable) { reactor_.modify(c.fd(), &c, !writable, writable); }
@@ -87,8 +84,8 @@ void ReactorServer::touch(Connection& c) { idle_.touch(c, Clock::now()); }
 void ReactorServer::close(Connection* c) {
   idle_.unlink(*c);
   reactor_.remove(c->fd());
-  close_fd(c->fd());
+  close_connection(c->fd());
   delete c;
 }
 
-}  // namespace cb::net
+}  // namespace cb::reactor

@@ -1,4 +1,4 @@
-#include "backends/server/counters.h"
+#include "backends/stats/counters.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-namespace cb::server {
+namespace cb::stats {
 
 namespace {
 
@@ -69,4 +69,4 @@ std::string write_counters(const std::string& path) {
   return {};
 }
 
-}  // namespace cb::server
+}  // namespace cb::stats

@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-namespace cb::server {
+namespace cb::stats {
 
 enum class Counter : std::uint8_t {
   dispatches,            // a ready connection handed to the code that serves it (inline or a worker)
@@ -40,7 +40,7 @@ enum class Counter : std::uint8_t {
                          // bound of dispatches in flight already
   owner_collisions,      // selector-pool: a worker found the connection owned by another worker
                          // and left it alone (the duplicate that would have raced)
-  // io-uring --uring-recv multishot (issue 16; re-arms of its receive count as `rearms`):
+  // io-uring --uring-recv multishot (re-arms of its receive count as `rearms`):
   recv_nobufs,           // a multishot receive ended because the buffer ring ran dry (ENOBUFS)
   recv_pauses,           // a multishot receive cancelled because its held queue was full
   count_
@@ -79,4 +79,4 @@ std::string counters_json(std::uint64_t snapshot);
 // Thread-safe (serialised internally); called from main's signal thread and at exit.
 std::string write_counters(const std::string& path);
 
-}  // namespace cb::server
+}  // namespace cb::stats
