@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from . import stats
 from ..format import metrics as registry, verdict
 from ..format.published import Published
-from .findingdecl import METRICS, Declared, DeclarationError, MetricSpec, declared_findings
+from . import findingdecl
+from .findingdecl import METRICS, Declared, MetricSpec, declared_findings
 from .labelindex import LabelIndex
 from .runload import Cell, Load, Row, Run, column_label
 from ..format.loadpoint import canonical_label
@@ -41,8 +42,8 @@ from ..format.loadpoint import canonical_label
 SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
 VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)
 NO_DATA = "no data"
-# Declared here for the readers of findings (compare, mechanism, tests) that catch it as findings'.
-DeclarationError = DeclarationError
+# A malformed declaration, under the name the readers of findings (compare, tests) catch it by.
+DeclarationError = findingdecl.DeclarationError
 
 
 def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 
-from .findings import DeclarationError
+from .findingdecl import DeclarationError
 from ..format import metrics as registry
 from .runload import Cell, Run, column_label
 from ..format.loadpoint import canonical_label, dig

@@ -8,7 +8,7 @@ latency statistics of the tables) are views of this list, so a path is spelled o
 - `path`: where it sits in a points.jsonl record (results/SCHEMA.md);
 - `unit`: the unit of the recorded value;
 - `label`: what it is, as tables and verdicts name it;
-- `fmt`: how the report prints it (render/reporttpl.fmt: int, us, f0, f2, f3, pct, ms);
+- `fmt`: how the report prints it (render/tplbase.fmt: int, us, f0, f2, f3, pct, ms, or text);
 - `better`: HIGHER or LOWER (None: neither side is better, e.g. a count of threads);
 - `decide_at`: the point verdicts at which it may decide a published finding (empty: it decides
   none; findings.py documents why each one decides where it does);
