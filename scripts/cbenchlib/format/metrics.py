@@ -49,7 +49,7 @@ class Metric:
 
 _WRK = "run.wrk: parse"
 _DERIVE = "run.runner: Runner._derive"
-_COUNTERS = "run.servercounters: per_request (counter names from backends/server/counters.cpp)"
+_COUNTERS = "run.servercounters: per_request (counter names from backends/stats/counters.cpp)"
 _PROC = "run.procstat: window"
 _CPU = "run.procstat: cpu_window"
 _KERNEL = "run.kernelnet: window"
@@ -116,7 +116,7 @@ BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS}
 # name a declaration may use -> (label, why no producer writes it)
 NOT_MEASURED = {
     "partial_writes_per_req": ("partial writes/request",
-                               "cbench-server counts no partial writes: backends/server/counters.h has no"
+                               "cbench-server counts no partial writes: backends/stats/counters.h has no"
                                " such counter and no points.jsonl field records one"),
 }
 

@@ -21,7 +21,7 @@ _PATHS = {"rps": "wrk.req_per_s", "cpu": "derived.server_cpu_us_per_req", "user"
           "server_util": "derived.server_cpu_util", "client_util": "derived.client_cpu_util",
           "rss_mb": "server.rss_peak_kb", "softirq_server": "machine.softirq_frac.server",
           "steal_server": "machine.steal_frac.server"}
-# The server's mechanism counters per request (backends/server/counters.h).
+# The server's mechanism counters per request (backends/stats/counters.h).
 _PATHS.update({name: f"derived.counters_per_req.{counter}" for name, counter in (
     ("dispatches", "dispatches"), ("dup", "duplicate_dispatches"), ("suppressed", "suppressed_duplicates"),
     ("empty_reads", "empty_reads"), ("wakeups", "wakeups"), ("rearms", "rearms"), ("poll_rounds", "poll_rounds"),
