@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..analysis.runload import Load, column_label, group_title  # noqa: E402
+from ..format.loadpoint import measured  # noqa: E402
 from .chartset import HATCH_NOTE, ChartSet  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def syscalls_ctx_per_request(cs: ChartSet, slug: str, group, loads: list[Load]) 
     # The sweep counts every system call with perf when it can ("perf"), else only the
     # read/write family from /proc/PID/io ("proc-io"); the label says which this run has.
     sources = {(p.get("server") or {}).get("syscalls_source", "proc-io") for p in cs.run.points
-               if p.get("status", "ok") == "ok" and not p.get("idle")}
+               if measured(p) and not p.get("idle")}
     label = ("system calls per request (all, perf)" if sources == {"perf"}
              else "read+write system calls per request" if sources <= {"proc-io"}
              else "system calls per request (perf or read+write only: mixed run)")
