@@ -149,7 +149,7 @@ class Validator:
 
     def one_load_set(self, where, name, table) -> list[Load]:
         lists = {}
-        for field in OPEN_LOOP_KEYS:  # issue 17: checked per value by loadgen.check_load
+        for field in OPEN_LOOP_KEYS:  # checked per value by loadgen.check_load
             if field in table:
                 lists[field] = table[field] if isinstance(table[field], list) else [table[field]]
         for field in LOAD_VALUE_KEYS:

@@ -22,9 +22,9 @@ ORDERS = ("blocked", "shuffled", "interleaved")
 WRK_LOAD_KEYS = ("wrk_threads", "connections", "pipeline", "path")
 IDLE_LOAD_KEYS = ("idle_connections",)
 LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
-# Issue 17 (loadgen.py): open-loop rates (lists), and per-set generator choice (scalars).
+# loadgen.py: open-loop rates (lists), and per-set generator choice (scalars).
 OPEN_LOOP_KEYS = ("rate", "rate_fraction")
-GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate")  # read_rate: issue 19's slow readers
+GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate")  # read_rate: slow readers
 
 # Keys of a row that may be lists (each value a variant of the row).
 ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend", "processes", "keepalive")
@@ -41,7 +41,7 @@ SETTING_DEFAULTS = {
     "client_cpus": "1",
     "order": "blocked",
     "seed": 1,
-    # Sequential design (issue 12): extra blocks for the rows a primary comparison of the
+    # Sequential design: extra blocks for the rows a primary comparison of the
     # published table `published` needs, until its interval is narrower than target_ci_pct
     # or a point has max_repetitions; at most sequential_points points per extra block.
     "target_ci_pct": None,   # None: a fixed design of `repetitions` blocks
@@ -50,13 +50,13 @@ SETTING_DEFAULTS = {
     "sequential_points": 16,
     "ready_timeout_s": 10.0,
     "server_args": [],
-    "response": "standard",  # issue 14: "published" = the Ruby examples' 49-byte bare-LF answer
+    "response": "standard",  # "published" = the Ruby examples' 49-byte bare-LF answer
 }
 ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
             "extra_args", "loads", "command", "config_template", "processes", "keepalive", "binary")
 LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS + OPEN_LOOP_KEYS + GENERATOR_SET_KEYS
 
-# Built-in peers (issue 7): a row `kind = "peer"` naming one of these needs no `command` or
+# Built-in peers: a row `kind = "peer"` naming one of these needs no `command` or
 # `config_template` (a row may still give either, to run another build or configuration).
 # Templates are rendered by runner.render_peer; their placeholders are listed there.
 PEERS = {
@@ -106,11 +106,11 @@ class Row:
     loads: tuple[str, ...] | None
     command: tuple[str, ...] | None      # peer rows only
     config_template: str | None          # peer rows only
-    # Issue 15 (defaults keep the ids of earlier rows): --processes N workers (None: one process
+    # Defaults keep the ids of rows without them: --processes N workers (None: one process
     # serves), and keepalive = false for --keepalive off.
     processes: int | None = None
     keepalive: bool = True
-    # Issue 19 (cbench regress): another cbench-server build for this row (None: the sweep's
+    # cbench regress: another cbench-server build for this row (None: the sweep's
     # --server-bin). Part of the id, so a baseline and a candidate row of one model may meet.
     binary: str | None = None
     # Set by the parser only when rows of one server command carry distinct published labels
@@ -151,12 +151,12 @@ class Load:
     pipeline: int = 1
     path: str = "/"
     idle_connections: int | None = None
-    # Issue 17 (loadgen.py): which generator; open loop at a rate or a fraction of the peak.
+    # loadgen.py: which generator; open loop at a rate or a fraction of the peak.
     generator: str = "wrk"
     rate: float | None = None
     rate_fraction: float | None = None
     arrivals: str = "constant"
-    read_rate: float | None = None  # issue 19: cbench-load --read-rate, bytes/s per connection
+    read_rate: float | None = None  # cbench-load --read-rate, bytes/s per connection
 
     @property
     def is_idle(self) -> bool:
@@ -216,7 +216,7 @@ class Settings:
     seed: int
     ready_timeout_s: float
     server_args: tuple[str, ...]
-    response: str = "standard"  # issue 14: cbench-server --response (codec.h ResponseStyle); not for peers
+    response: str = "standard"  # cbench-server --response (codec.h ResponseStyle); not for peers
     target_ci_pct: float | None = None
     max_repetitions: int | None = None
     published: str | None = None
@@ -262,7 +262,7 @@ def pin_matches(load: Load, pin: str) -> bool:
 
 
 def load_selected(entries: tuple[str, ...] | None, set_name: str, load: Load) -> bool:
-    """Whether a row with these `loads` entries runs this load of this set (issue 14: a row may
+    """Whether a row with these `loads` entries runs this load of this set (a row may
     run only the point a published finding needs, which keeps the budget)."""
     if entries is None:
         return True
