@@ -170,6 +170,17 @@ class CapacityTest(unittest.TestCase):
         self.assertEqual([e["rate"] for e in c["a"]], [100, 200])
         self.assertEqual(c["a"][0]["p99"], 2e3)  # median over repetitions
 
+    def test_curve_points_group_by_the_shared_load_identity(self):
+        # loadpoint.load_id and loadpoint.measured: repetitions of one load are one entry at its
+        # rounded offered rate, and a record without a status (older records) is measured.
+        def rec(rate, p99, key="-t1 -c4 [cbench-load] @0.5xpeak", **extra):
+            w = {"mode": "open", "overloaded": False, "req_per_s": rate,
+                 "latency_us": {"p50": p99, "p99": p99, "p99.9": p99}}
+            return {"row": {"key": "a"}, "load": {"key": key, "rate": rate, "rate_fraction": 0.5}, "wrk": w, **extra}
+        c = latencycurve.curve_points([rec(100.0001, 1e3), rec(100.0002, 3e3, status="ok"),
+                                       rec(50, 1e3, key="-t1 -c4 [cbench-load] @0.25xpeak", status="failed")])
+        self.assertEqual([(e["rate"], e["reps"]) for e in c["a"]], [(100.0, 2)])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
