@@ -1,4 +1,4 @@
-# concurrency-bench front door. `make test` and `make reproduce` work on a fresh Debian 12 machine:
+# concurrency-bench front door. `make quick`, `make test` and `make reproduce` work on a fresh Debian 12 machine:
 # both install missing Debian packages first (scripts/deps.sh), then build.
 PY        := /usr/bin/python3
 BUILD     := build
@@ -6,11 +6,13 @@ JOBS      ?= 2
 SCENARIO  ?= scenarios/ever-table.toml
 CBENCH    := $(PY) scripts/cbench
 
-.PHONY: all deps build test reproduce reproduce-all report clean help test-multihost
+.PHONY: all deps build quick test reproduce reproduce-all report clean help test-multihost
 
 all: build
 
 help:
+	@echo "make quick      a first result within three minutes: build cbench-server, a 1 s-point sweep of four models (scenarios/quick.toml) in build/quick/, its table and a chart"
+	@echo "make build      install deps, configure and build everything (Release) in $(BUILD)/"
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
 	@echo "make reproduce-all  every scenario's reference sweep, cbench micro and calibrate from this clean commit (prints its expected time first), then make report"
@@ -27,6 +29,25 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD) -j$(JOBS)
+
+# A first result on this machine: only what the sweep needs (cbench-server; the quick scenario
+# drives wrk), built on every core, then a sweep of scenarios/quick.toml with --quick (1 s points,
+# one repetition; --allow-dirty, since it is not a reference run), its table and one chart. The run
+# goes to $(QUICK_DIR), never results/runs/, so it cannot pass for a reference run; each make quick
+# replaces the last. Configures $(BUILD) only when it has no CMake cache yet.
+QUICK_DIR ?= $(abspath $(BUILD))/quick
+quick: deps
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j$$(nproc) --target cbench-server
+	rm -rf $(QUICK_DIR) && mkdir -p $(QUICK_DIR)
+	$(CBENCH) sweep quick --quick --allow-dirty --server-bin $(BUILD)/cbench-server --out $(QUICK_DIR)
+	@run=$$(ls -td $(QUICK_DIR)/*-quick | head -n 1); \
+	  $(CBENCH) table $$run -o run && \
+	  $(CBENCH) plot $$run > $$run/charts.log && \
+	  echo && echo "quick: run       $$run  (not a reference run)" && \
+	  echo "quick: table     $$run/tables.md" && \
+	  chart=$$( (ls $$run/charts/rps-vs-connections-*.png; ls $$run/charts/*.png) 2>/dev/null | head -n 1); \
+	  echo "quick: chart     $$chart  (all charts: $$run/charts/)"
 
 # Every test is a ctest test (unit, conformance per model, harness, report); ctest's exit status
 # fails the target when any test fails.
