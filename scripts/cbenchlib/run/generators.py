@@ -134,7 +134,7 @@ class Generators:
             if proc.returncode is None:
                 proc.stop(1.0)
             else:
-                self.client_host._forget(proc)
+                self.client_host.forget(proc)
         with open(out_path, encoding="utf-8", errors="replace") as f:
             stdout = f.read()
         return proc, stdout, tail(err_path, ERR_TAIL_CHARS)
@@ -271,9 +271,9 @@ def _finish(runs: list[ClientRun]) -> None:
         if r.proc.poll() is None:
             r.proc.stop(1.0)
         else:
-            if hasattr(r.proc, "_close"):
-                r.proc._close()  # an ssh generator: end its connection's session too
-            r.host._forget(r.proc)
+            if hasattr(r.proc, "close_session"):
+                r.proc.close_session()  # an ssh generator: end its connection's session too
+            r.host.forget(r.proc)
 
 
 def _clients_object(runs: list[ClientRun], gens: list[dict], merged: dict) -> dict:

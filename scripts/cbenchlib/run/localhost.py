@@ -140,7 +140,7 @@ class Process:
                 self.signal_group(signal.SIGKILL)
                 self.wait()
         self.signal_group(signal.SIGKILL)
-        self.host._forget(self)
+        self.host.forget(self)
         return self.returncode
 
 
@@ -188,7 +188,8 @@ class LocalHost:
     def _gate_argv(self) -> list[str]:
         return [sys.executable or "python3"] + GATE_ARGV[1:]
 
-    def _forget(self, proc: Process):
+    def forget(self, proc: Process):
+        """Stops tracking proc (it has exited and been reaped): kill_all will not touch it."""
         self._live.pop(proc.pid, None)
 
     def kill_all(self, grace_s: float = 2.0) -> list[int]:
@@ -204,7 +205,7 @@ class LocalHost:
             p.signal_group(signal.SIGKILL)
             if p.poll() is None:
                 p.wait(2.0)
-            self._forget(p)
+            self.forget(p)
         return [p.pid for p in procs]
 
     # -- /proc ------------------------------------------------------------------------

@@ -137,11 +137,11 @@ class RemoteProcess:
             if self.wait(grace_s) is None:
                 self.signal_group(signal.SIGKILL)
                 self.wait(5.0)
-        self._close()
-        self.host._forget(self)
+        self.close_session()
+        self.host.forget(self)
         return self.poll()
 
-    def _close(self) -> None:
+    def close_session(self) -> None:
         """Close the lifeline: the wrapper kills the group if it still runs; ssh then ends."""
         try:
             if self.local.popen.stdin:
@@ -150,7 +150,7 @@ class RemoteProcess:
             pass
         if self.local.wait(5.0) is None:
             self.local.stop(1.0)
-        self.local.host._forget(self.local)
+        self.local.host.forget(self.local)
 
 
 class _Rusage:
@@ -260,7 +260,7 @@ class SshHost(LocalHost):
         self._remote[proc.pid] = proc
         return proc
 
-    def _forget(self, proc):
+    def forget(self, proc):
         if isinstance(proc, RemoteProcess):
             self._remote.pop(proc.pid, None)
             if proc.local.returncode is not None:
@@ -276,7 +276,7 @@ class SshHost(LocalHost):
             try:
                 proc.stop(grace_s)
             except OSError:
-                proc._close()
+                proc.close_session()
         pids += super().kill_all(grace_s)  # ssh clients left, and the master
         return pids
 
