@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 from cbenchlib.analysis import latencycurve  # noqa: E402
 from cbenchlib.format import loadgen, scenario
+from cbenchlib.run import generators  # noqa: E402
 
 CBENCH_LOAD_JSON = """{
   "generator": "cbench-load", "mode": "open", "arrivals": "constant", "seed": 1, "url_path": "/",
@@ -106,10 +107,10 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual(ld.read_rate, 4e6)
         self.assertIn("read 4000000B/s", ld.key)
         self.assertNotEqual(ld.id, self.parse('generator = "cbench-load"\n').load_sets["load0"][0].id)
-        argv = loadgen.command("/x/cbench-load", ld, "http://127.0.0.1:1/", 2.0)
+        argv = generators.command("/x/cbench-load", ld, "http://127.0.0.1:1/", 2.0)
         self.assertEqual(argv[argv.index("--read-rate") + 1], "4e+06")
-        self.assertNotIn("--read-rate", loadgen.command("/x/cbench-load", self.parse('generator = "cbench-load"\n')
-                                                       .load_sets["load0"][0], "http://127.0.0.1:1/", 2.0))
+        self.assertNotIn("--read-rate", generators.command("/x/cbench-load", self.parse('generator = "cbench-load"\n')
+                                                          .load_sets["load0"][0], "http://127.0.0.1:1/", 2.0))
 
     def test_default_is_wrk(self):
         ld = self.parse("").load_sets["load0"][0]
