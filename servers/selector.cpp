@@ -33,6 +33,7 @@
 #include <memory>
 
 #include "backends/selector/ev_selector.h"
+#include "backends/selector/run_model.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -110,14 +111,9 @@ class Server {
   net::IoScratch scratch_;
 };
 
-int run(const server::Options& opt, server::Control& control) {
-  auto server = std::make_shared<Server>(opt, control.listeners().front());
-  return server->run(control, server);
-}
-
 }  // namespace
 
 CBENCH_REGISTER_MODEL(selector, "selector",
                       "one thread, libev level-triggered monitors, handlers inline, monitor closed and re-registered "
                       "after every request (nio4r single thread)",
-                      server::ListenerLayout::one, &run)
+                      server::ListenerLayout::one, &selector::run_on_listener<Server>)

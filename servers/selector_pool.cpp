@@ -83,6 +83,7 @@
 #include <vector>
 
 #include "backends/selector/ev_selector.h"
+#include "backends/selector/run_model.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/nb_session.h"
 #include "backends/net/socket.h"
@@ -353,15 +354,10 @@ class Server {
   net::IdleList idle_;  // open connections (not closing ones), oldest deadline first
 };
 
-int run(const server::Options& opt, server::Control& control) {
-  auto server = std::make_shared<Server>(opt, control.listeners().front());
-  return server->run(control, server);
-}
-
 }  // namespace
 
 CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
                       "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
                       "to --threads N workers, directives back over a queue and a one-byte pipe "
                       "(--gvl, --rearm level|oneshot) (nio4r worker threads)",
-                      server::ListenerLayout::one, &run, {}, nullptr, kOptions)
+                      server::ListenerLayout::one, &selector::run_on_listener<Server>, {}, nullptr, kOptions)

@@ -84,7 +84,7 @@ class RegistryTest(unittest.TestCase):
             with self.subTest(name=name):
                 self.assertFalse([p for p in recorded if stem in p])
                 self.assertNotIn(name, metrics.BY_PATH)
-                for f in glob.glob(os.path.join(PKG, "run", "*.py")) + [os.path.join(REPO, "backends", "server",
+                for f in glob.glob(os.path.join(PKG, "run", "*.py")) + [os.path.join(REPO, "backends", "stats",
                                                                                        "counters.cpp")]:
                     self.assertNotIn(f'"{stem}"', _read(f), f)
 

@@ -48,12 +48,12 @@ class Metric:
 
 
 _WRK = "run.wrk: parse"
-_DERIVE = "run.runner: Runner._derive"
+_DERIVE = "run.runner: derive"
 _COUNTERS = "run.servercounters: per_request (counter names from backends/stats/counters.cpp)"
 _PROC = "run.procstat: window"
 _CPU = "run.procstat: cpu_window"
 _KERNEL = "run.kernelnet: window"
-_IDLE = "run.runner: Runner._measure_idle"
+_IDLE = "run.idle: measure_idle"
 
 
 def _m(path, unit, label, fmt, better=None, decide_at=(), producer=_DERIVE) -> Metric:
