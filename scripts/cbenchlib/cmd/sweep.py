@@ -16,6 +16,7 @@ sweep started, leave meta.json and points.jsonl readable, and exit 128+signal (1
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ from ..plan import sweepplan
 from ..plan.estimate import estimate_s, extra_blocks_estimate_s, fmt_duration
 from ..plan.schedule import block_order, schedule
 from ..plan.sweepplan import PlanError, SweepPlan, build_plan, select_rows
-from ..run import benchlock, envinfo, multiclient, profiling
+from ..run import benchlock, cputopo, envinfo, multiclient, profiling
 from ..run.host import HostError, LocalHost, parse_host
 from ..run.sweepexec import Sweep, SweepInterrupted
 from .common import err
@@ -79,6 +80,7 @@ def add_arguments(p) -> None:
                         "connections are split evenly between them, each runs the point's -t, all are "
                         "released at the same moment and their results merged over the window they share "
                         "(the first host also sends the harness's probes and the idle connections)")
+    add_cpu_arguments(p)
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
@@ -94,12 +96,22 @@ def add_arguments(p) -> None:
                         " uncommitted changes; meta.json records the changed files and the diff's sha256")
 
 
+def add_cpu_arguments(p) -> None:
+    """--server-cpus / --client-cpus, for every verb that runs a server."""
+    auto = ("default: the scenario's, else whole physical cores from the topology (two CPUs: "
+            "server 0, wrk 1); the dry run prints the layout and its reason")
+    p.add_argument("--server-cpus", metavar="LIST", help=f"taskset CPU list for the server ({auto})")
+    p.add_argument("--client-cpus", metavar="LIST", help="taskset CPU list for wrk (default: as --server-cpus)")
+    # Another machine's sysfs tree (a copy, as the tests' fixtures) for the automatic layout.
+    p.add_argument("--sysfs-root", help=argparse.SUPPRESS)
 
-def machine() -> sweepplan.Machine:
+
+def machine(sysfs_root: str | None = None) -> sweepplan.Machine:
     """What planning asks of this machine and the run layer."""
     return sweepplan.Machine(git_commit=lambda: envinfo.git_info(REPO_ROOT)["git_commit"],
                              split_connections=multiclient.split_connections,
-                             profile_estimate_s=profiling.estimate_s)
+                             profile_estimate_s=profiling.estimate_s,
+                             topology=lambda: cputopo.read(sysfs_root))
 
 
 def check_client_hosts(clients: list[str], points: list) -> None:
@@ -124,7 +136,7 @@ def run(args, decide=None) -> int:
     hosts: list = [LocalHost()]
     try:
         try:
-            plan = build_plan(args, machine())
+            plan = build_plan(args, machine(getattr(args, "sysfs_root", None)))
         except PlanError as exc:
             return _err(str(exc))
         if args.dry_run:
