@@ -23,7 +23,8 @@ import sys
 
 from ..analysis import sequential
 from ..format.paths import REPO_ROOT
-from ..plan import sweepplan
+from ..format.scenario import cpu_list
+from ..plan import cpulayout, sweepplan
 from ..plan.estimate import estimate_s, extra_blocks_estimate_s, fmt_duration
 from ..plan.schedule import block_order, schedule
 from ..plan.sweepplan import PlanError, SweepPlan, build_plan, select_rows
@@ -106,6 +107,31 @@ def add_cpu_arguments(p) -> None:
     p.add_argument("--sysfs-root", help=argparse.SUPPRESS)
 
 
+def choose_cpus(args, verb: str) -> str | None:
+    """For a verb that generates its scenario (regress, calibrate): resolves --server-cpus /
+    --client-cpus against the topology's layout into args.server_cpus / args.client_cpus and
+    prints it; returns an error message for a list that cannot run, else None."""
+    topo = cputopo.read(getattr(args, "sysfs_root", None))
+    flags = {k: getattr(args, k, None) for k in ("server_cpus", "client_cpus")}
+    layout = cpulayout.resolve(cpulayout.automatic(topo), {}, flags)
+    try:
+        warnings = cpulayout.check(layout, topo)
+    except cpulayout.LayoutError as exc:
+        return str(exc)
+    args.server_cpus, args.client_cpus = layout.server_cpus, layout.client_cpus
+    print(f"{verb}: CPU layout: server {layout.server_cpus}, wrk {layout.client_cpus} "
+          f"({layout.source}: {layout.reason})", flush=True)
+    for w in warnings:
+        print(f"{verb}: {w}", flush=True)
+    return None
+
+
+def generated_cpus(args) -> dict:
+    """The server_cpus / client_cpus keys of a generated scenario: choose_cpus's choice (none
+    when it has not run: the sweep then takes the topology's layout itself)."""
+    return {k: getattr(args, k) for k in ("server_cpus", "client_cpus") if getattr(args, k, None)}
+
+
 def machine(sysfs_root: str | None = None) -> sweepplan.Machine:
     """What planning asks of this machine and the run layer."""
     return sweepplan.Machine(git_commit=lambda: envinfo.git_info(REPO_ROOT)["git_commit"],
@@ -139,6 +165,7 @@ def run(args, decide=None) -> int:
             plan = build_plan(args, machine(getattr(args, "sysfs_root", None)))
         except PlanError as exc:
             return _err(str(exc))
+        _system_warnings(plan, getattr(args, "sysfs_root", None))
         if args.dry_run:
             return _dry_run(plan)
         try:
@@ -169,6 +196,17 @@ def run(args, decide=None) -> int:
             h.kill_all()
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _system_warnings(plan: SweepPlan, sysfs_root: str | None) -> None:
+    """What pyperf's system check would say about this machine's CPUs the sweep uses (frequency
+    governor, turbo, isolated CPUs); nothing for a sweep whose server runs on another machine."""
+    if plan.server_host.startswith("ssh://"):
+        return
+    s = plan.settings
+    used = sorted(set(cpu_list(s.server_cpus)) | set(cpu_list(s.client_cpus)))
+    for w in cputopo.describe(used, sysfs_root)["warnings"]:
+        print(f"sweep: warning: {w}", flush=True)
 
 
 def _dry_run(plan: SweepPlan) -> int:

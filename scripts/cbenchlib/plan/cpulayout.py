@@ -144,25 +144,28 @@ class LayoutError(ValueError):
     """A CPU list that cannot be used; str() names it."""
 
 
+def check_list(spec: str, what: str, topo: Topology | None) -> list[int]:
+    """The CPUs of a taskset list; raises LayoutError naming WHAT and the list if it is not one,
+    or names a CPU the topology does not have (offline, absent, or outside this process's
+    allowed set)."""
+    try:
+        cpus = scenario.cpu_list(spec)
+    except ValueError as exc:
+        raise LayoutError(f"{what}: {exc}") from None
+    missing = [c for c in cpus if topo is not None and topo.cpus and c not in topo.cpus]
+    if missing:
+        raise LayoutError(f"{what} \"{spec}\": CPU {format_cpu_list(missing)} "
+                          f"{'does' if len(missing) == 1 else 'do'} not exist or may not be used here "
+                          f"(usable CPUs: {format_cpu_list(topo.cpus)})")
+    return cpus
+
+
 def check(layout: Layout, topo: Topology | None, rows: list = (), wrk_threads: int = 0) -> list[str]:
     """Lines ("warning: ..." or "note: ...") about a usable layout; raises LayoutError for one that cannot run (a bad list,
     a CPU that does not exist or that this process may not use). rows: (row id, server
     threads); wrk_threads: the most any point's wrk runs."""
-    sets = {}
-    for key, flag in (("server_cpus", "--server-cpus"), ("client_cpus", "--client-cpus")):
-        spec = getattr(layout, key)
-        try:
-            sets[key] = scenario.cpu_list(spec)
-        except ValueError as exc:
-            raise LayoutError(f"{key} ({flag}): {exc}") from None
-        if topo is not None and topo.cpus:
-            missing = [c for c in sets[key] if c not in topo.cpus]
-            if missing:
-                raise LayoutError(
-                    f"{key} = \"{spec}\" ({flag}): CPU {format_cpu_list(missing)} "
-                    f"{'does' if len(missing) == 1 else 'do'} not exist or may not be used here "
-                    f"(usable CPUs: {format_cpu_list(topo.cpus)})")
-    server, client = sets["server_cpus"], sets["client_cpus"]
+    server = check_list(layout.server_cpus, "server_cpus (--server-cpus)", topo)
+    client = check_list(layout.client_cpus, "client_cpus (--client-cpus)", topo)
     warnings = []
     both = sorted(set(server) & set(client))
     if both:

@@ -104,11 +104,11 @@ def frequency(topo: Topology, root: str | None = None) -> dict:
 def system_warnings(topo: Topology, freq: dict, used: list[int]) -> list[str]:
     """What pyperf's system check would say about the CPUs a run uses."""
     out = []
-    slow = {g: cs for g, cs in freq["governors"].items() if g != "performance"
-            and set(scenario.cpu_list(cs)) & set(used)}
-    for g, cs in slow.items():
-        out.append(f"CPU {cs}: frequency governor {g!r}, not 'performance': timings follow the load "
-                   "(cpupower frequency-set -g performance)")
+    for g, cs in freq["governors"].items():
+        slow = sorted(set(scenario.cpu_list(cs)) & set(used)) if g != "performance" else []
+        if slow:
+                out.append(f"CPU {format_cpu_list(slow)}: frequency governor {g!r}, not 'performance': timings "
+                       "follow the load (cpupower frequency-set -g performance)")
     if freq["turbo"]:
         out.append(f"turbo / boost is on ({freq['turbo_source']}): the clock depends on temperature and "
                    "on how many cores are busy")
