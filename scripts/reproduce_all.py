@@ -30,7 +30,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
 CONFIG = os.path.join(REPO, "results", "reference-runs.toml")
 # Scenarios that are not reference sweeps, and why.
-EXCLUDED = {"smoke": "the harness's smoke test, not a reference sweep"}
+EXCLUDED = {"smoke": "the harness's smoke test, not a reference sweep",
+            "quick": "make quick's first look at a machine, not a reference sweep"}
 # cbench calibrate's default (10 A/A and A/B trials): its help says about 6-7 minutes; no dry-run.
 CALIBRATE_ESTIMATE_S = 7 * 60
 CALIBRATE_SECTION = "calibrate"

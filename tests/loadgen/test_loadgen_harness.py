@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 from cbenchlib.analysis import latencycurve  # noqa: E402
 from cbenchlib.format import loadgen, scenario
+from cbenchlib.run import generators  # noqa: E402
 
 CBENCH_LOAD_JSON = """{
   "generator": "cbench-load", "mode": "open", "arrivals": "constant", "seed": 1, "url_path": "/",
@@ -106,10 +107,10 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual(ld.read_rate, 4e6)
         self.assertIn("read 4000000B/s", ld.key)
         self.assertNotEqual(ld.id, self.parse('generator = "cbench-load"\n').load_sets["load0"][0].id)
-        argv = loadgen.command("/x/cbench-load", ld, "http://127.0.0.1:1/", 2.0)
+        argv = generators.command("/x/cbench-load", ld, "http://127.0.0.1:1/", 2.0)
         self.assertEqual(argv[argv.index("--read-rate") + 1], "4e+06")
-        self.assertNotIn("--read-rate", loadgen.command("/x/cbench-load", self.parse('generator = "cbench-load"\n')
-                                                       .load_sets["load0"][0], "http://127.0.0.1:1/", 2.0))
+        self.assertNotIn("--read-rate", generators.command("/x/cbench-load", self.parse('generator = "cbench-load"\n')
+                                                          .load_sets["load0"][0], "http://127.0.0.1:1/", 2.0))
 
     def test_default_is_wrk(self):
         ld = self.parse("").load_sets["load0"][0]
@@ -169,6 +170,17 @@ class CapacityTest(unittest.TestCase):
         self.assertEqual(list(c), ["a"])
         self.assertEqual([e["rate"] for e in c["a"]], [100, 200])
         self.assertEqual(c["a"][0]["p99"], 2e3)  # median over repetitions
+
+    def test_curve_points_group_by_the_shared_load_identity(self):
+        # loadpoint.load_id and loadpoint.measured: repetitions of one load are one entry at its
+        # rounded offered rate, and a record without a status (older records) is measured.
+        def rec(rate, p99, key="-t1 -c4 [cbench-load] @0.5xpeak", **extra):
+            w = {"mode": "open", "overloaded": False, "req_per_s": rate,
+                 "latency_us": {"p50": p99, "p99": p99, "p99.9": p99}}
+            return {"row": {"key": "a"}, "load": {"key": key, "rate": rate, "rate_fraction": 0.5}, "wrk": w, **extra}
+        c = latencycurve.curve_points([rec(100.0001, 1e3), rec(100.0002, 3e3, status="ok"),
+                                       rec(50, 1e3, key="-t1 -c4 [cbench-load] @0.25xpeak", status="failed")])
+        self.assertEqual([(e["rate"], e["reps"]) for e in c["a"]], [(100.0, 2)])
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""charts.panels: a family with more variants than MAX_PANEL_ROWS is split by queues and --gvl
+"""chartset.panels: a family with more variants than MAX_PANEL_ROWS is split by queues and --gvl
 into small-multiple panels; smaller families keep one panel."""
 import unittest
 
 import helpers  # noqa: F401  (puts scripts/ on sys.path)
 
-from cbenchlib.render import charts
+from cbenchlib.render import chartset as charts
 from cbenchlib.analysis.runload import Row
 
 

@@ -18,6 +18,7 @@ import unittest
 from helpers import cbench, point, write_run
 from cbenchlib.analysis import findings, runload
 from cbenchlib.format import published
+from cbenchlib.render import findingstext
 
 TIPI = published.load_published("tipi")
 EVER = published.load_published("ever")
@@ -148,7 +149,7 @@ class FallbackJudgedOnItsOwnClaimTest(unittest.TestCase):
 
     def test_the_verdict_prints_the_deciding_metric_and_its_no_effect_value(self):
         an, _f, _ln = self.judged(300, TIPI, TIPI_POINT, tipi(2.52, 2.0), {}, "T1")
-        text = findings.render_findings(an)
+        text = findingstext.render_findings(an)
         self.assertIn("**contradicted** (decided on system calls/request, a fallback: claim a/b < 0.5,"
                       " no-effect value 0.5):", text)
         self.assertIn("excludes 0.5 in the other direction", text)

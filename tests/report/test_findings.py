@@ -13,6 +13,7 @@ import unittest
 from helpers import RUN_A, point, write_run
 from cbenchlib.analysis import findings, runload
 from cbenchlib.format import published
+from cbenchlib.render import findingstext
 
 PRIMARY = ("-t4 -c64 /spin?us=10", 64, "/spin?us=10")
 OTHER = ("-t2 -c10 /spin?us=10", 10, "/spin?us=10")
@@ -128,21 +129,21 @@ class JudgeFromNumbersTest(unittest.TestCase):
         sec = self.line(an, "1").results[0].secondary
         self.assertEqual([pe.load.lid.key for pe in sec], [OTHER[0]])
         self.assertEqual(sec[0].mark(), "✓")
-        text = findings.render_findings(an)
+        text = findingstext.render_findings(an)
         self.assertIn("Holm", text)
 
     def test_missing_rows_say_no_data(self):
         an = self.analysis({"ever single thread": 100000})
         f1 = next(f for f in an.findings if f.fid == "1")
         self.assertEqual(f1.overall.word, findings.NO_DATA)
-        text = findings.render_findings(an)
+        text = findingstext.render_findings(an)
         for fid in ("6", "7"):
             self.assertIn(f"Finding {fid}", text)
         self.assertIn("**no data**", text)
 
     def test_never_prints_not_supported(self):
         for label, rows, kw, _fid, _want in self.CASES:
-            text = findings.render_findings(self.analysis(rows, **kw))
+            text = findingstext.render_findings(self.analysis(rows, **kw))
             for banned in ("not supported", "does not hold", "inconclusive"):
                 self.assertNotIn(banned, text, label)
 

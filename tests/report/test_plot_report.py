@@ -43,7 +43,7 @@ class PlotAndReportTest(unittest.TestCase):
             self.assertIn("20260101T000000Z-ever-table-synthetic", text, "footer names the run")
 
     def test_no_two_rows_look_alike_and_families_share_a_colour(self):
-        from cbenchlib.render import charts
+        from cbenchlib.render import chartset as charts
         from cbenchlib.analysis import runload
         run = runload.load_run(self.run_dir)
         cs = charts.ChartSet(run, out_dir=os.path.join(self.tmp, "unused"))
@@ -59,7 +59,7 @@ class PlotAndReportTest(unittest.TestCase):
         self.assertIn("reproduction-ever", out)
 
     def test_interval_of_repetitions(self):
-        from cbenchlib.render import charts
+        from cbenchlib.render import chartset as charts
         lo, hi = charts.interval_of([100.0, 110.0, 105.0])
         self.assertLess(lo, 105.0)
         self.assertGreater(hi, 105.0)

@@ -28,7 +28,7 @@ import unittest
 
 from helpers import REPO, point, write_run
 
-from cbenchlib.render import reportgen, reporttpl
+from cbenchlib.render import reportgen, reporttpl, tplsoftirq
 from cbenchlib.format import reportrefs
 from cbenchlib.analysis import runload
 
@@ -352,7 +352,7 @@ def _fails(claim, run):
 
 
 class SoftirqWordsTest(unittest.TestCase):
-    """The softirq sentence (reporttpl.softirq_words): one case per relation between the two
+    """The softirq sentence (tplsoftirq.softirq_words): one case per relation between the two
     measures' ratios A/B, (ratio, lo, hi) by the process's CPU time and by the CPU's busy time."""
 
     CASES = [  # label, process, busy, words that must appear
@@ -375,7 +375,7 @@ class SoftirqWordsTest(unittest.TestCase):
     def test_each_case_has_its_words(self):
         for label, proc, busy, want in self.CASES:
             with self.subTest(label):
-                text = reporttpl.softirq_words("a", "b", proc, busy)
+                text = tplsoftirq.softirq_words("a", "b", proc, busy)
                 self.assertIn(want, text)
                 sides = {proc[0] > 1, busy[0] > 1}
                 if len(sides) == 2:  # ratios on either side of 1 are never "does not change"

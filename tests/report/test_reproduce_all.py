@@ -62,6 +62,7 @@ class TestReproduceAll(unittest.TestCase):
         names = ra.scenarios()
         self.assertEqual(names[0], "ever-table")
         self.assertNotIn("smoke", names)
+        self.assertNotIn("quick", names)
         self.assertIn("handler-blocking", names)
 
     def test_plan_runs_every_sweep_then_micro_then_calibrate(self):

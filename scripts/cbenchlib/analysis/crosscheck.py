@@ -1,4 +1,4 @@
-"""The generator cross-check table (issue 17): per point, req/s from wrk, cbench-load (closed
+"""The generator cross-check table: per point, req/s from wrk, cbench-load (closed
 loop) and h2load --h1 side by side, each with its 95% interval, and whether the three agree
 within 10%. Reads a run only (scenario generator-crosscheck, or any run whose loads differ only
 by `generator`); never runs anything.
@@ -24,17 +24,17 @@ from . import stats
 from .runload import Cell, Load, Run
 
 GENERATOR_ORDER = ("wrk", "cbench-load", "h2load")
-MARGIN = 1.1  # "agree within 10%" (issue 17's cross-check)
+MARGIN = 1.1  # "agree within 10%"
 AGREE, DIFFER, UNDECIDED = "yes", "no", "undecided"
 
 
 def generator_of(load: Load) -> str:
-    return str(load.raw.get("generator") or "wrk")
+    return load.lid.generator
 
 
 def point_key(load: Load) -> tuple:
-    """What a load is apart from its generator (the sweep's keys add " [generator]")."""
-    return (load.lid.path, load.lid.pipeline, load.wrk_threads, load.connections)
+    """What a load is apart from its generator (loadpoint.LoadId.apart_from_generator)."""
+    return load.lid.apart_from_generator()
 
 
 def point_label(load: Load) -> str:
@@ -51,8 +51,8 @@ def groups(run: Run) -> list[tuple[str, tuple, dict[str, Cell]]]:
     generators, rows in run order, points in load order."""
     by_point: dict[tuple, dict[str, Load]] = {}
     for ld in run.loads.values():
-        if ld.lid.idle or any(ld.raw.get(k) is not None for k in ("rate", "rate_fraction", "read_rate")):
-            continue  # idle and open-loop loads have no closed-loop twin to compare with
+        if ld.lid.idle or ld.lid.open_loop or ld.lid.read_rate_bps is not None:
+            continue  # idle, open-loop and slow-reader loads have no closed-loop twin to compare with
         by_point.setdefault(point_key(ld), {})[generator_of(ld)] = ld
     out = []
     for row_key in run.rows:

@@ -1,4 +1,4 @@
-"""The decision table at the top of REPORT.md (issue 19): for each workload shape, which model
+"""The decision table at the top of REPORT.md: for each workload shape, which model
 wins on throughput, on memory and (where an open-loop latency-curve run exists) on capacity at a
 p99 target, by how much with the 95% interval, and the mechanism, every cell generated from the
 reference run of the shape's section and linked to it. A shape whose section has no reference run
@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 
 from . import design, findings, latencycurve, stats
-from ..format import reportrefs
+from ..format import metrics as registry, reportrefs
 from .runload import Cell, Run, RunError, load_run
 from ..format.loadpoint import dig
 
@@ -72,14 +72,14 @@ def _median(vals):
 def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> list[float]:
     out = []
     for p in cell.ok_points:
-        held, want = dig(p, "idle.connections_held"), dig(p, "idle.connections")
+        held, want = registry.dig(p, "idle.connections_held"), registry.dig(p, "idle.connections")
         if isinstance(held, int) and isinstance(want, int) and held < want:
             return []  # an idle point that did not hold its connections measures something else
         if verdicts is not None and (p.get("verdict") or "unclear") not in verdicts:
             return []  # a point decides only when every repetition may
-        v = dig(p, path)
+        v = registry.dig(p, path)
         if v is None and path == "wrk.req_per_s":
-            req, dur = dig(p, "wrk.requests"), dig(p, "wrk.duration_us")
+            req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")
             v = req / (dur / 1e6) if req and dur else None
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
             out.append(float(v))

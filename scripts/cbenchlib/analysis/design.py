@@ -1,4 +1,4 @@
-"""The design findings ("the other half" of threads or events, issue 19), declared before any run
+"""The design findings ("the other half" of threads or events), declared before any run
 in results/findings/design.json and judged from a run by the statistics of findings.py / stats.py.
 
 Where published findings (findings.py) compare rows of a published table, these compare
@@ -17,7 +17,8 @@ scenario, and is one of two kinds:
   larger measured cost is equivalent.
 
 Each finding lists mechanism metrics (memory, context switches, threads) shown beside its
-verdict. A point decides nothing when it failed, when its verdict is not one the finding's
+verdict; one that no producer writes (format/metrics.py NOT_MEASURED, e.g. partial writes, which
+cbench-server does not count) shows "not measured", one a point did not record "not recorded". A point decides nothing when it failed, when its verdict is not one the finding's
 decide_at allows, when wrk counted timeouts, or when fewer than min_requests_per_connection
 requests per connection completed (the point is marked). Verdict words and the "undecided" reason
 with the repetitions that would decide come from findings.decide: nothing here knows the answer.
@@ -32,24 +33,32 @@ from dataclasses import dataclass, field
 
 from . import findings, stats
 from .runload import Cell, Row, Run
+from ..format import metrics as registry
 from ..format.paths import REPO_ROOT
 from ..format.loadpoint import dig
 
 DESIGN_PATH = os.path.join(REPO_ROOT, "results", "findings", "design.json")
 
-# metric -> (how to get it from a point, what it is). One place for every metric a design finding
-# or its mechanism line may name.
+# metric -> (how to get it from a point, what it is): the names a design finding or its mechanism
+# line may use, each reading registered metrics (format/metrics.py) and, for a registered one,
+# named by the registry's label. A name in registry.NOT_MEASURED reads nothing and shows "not
+# measured" (no producer writes it).
+def _direct(path: str) -> tuple:
+    m = registry.get(path)
+    return (lambda p: registry.dig(p, m.path), m.label)
+
+
 METRICS = {
-    "req_per_s": (lambda p: dig(p, "wrk.req_per_s"), "req/s"),
-    "rss_kib_per_conn": (lambda p: _per_conn(dig(p, "server.rss_peak_kb"), p), "peak RSS KiB per connection"),
-    "rss_mib": (lambda p: _scale(dig(p, "server.rss_peak_kb"), 1 / 1024), "peak RSS MiB"),
-    "ctx_switches_per_req": (lambda p: dig(p, "derived.ctx_switches_per_req"), "context switches/request"),
-    "server_cpu_us_per_req": (lambda p: dig(p, "derived.server_cpu_us_per_req"), "server CPU us/request"),
-    "syscalls_per_req": (lambda p: dig(p, "derived.syscalls_per_req"), "system calls/request"),
-    "server_threads": (lambda p: dig(p, "server.threads"), "server threads"),
-    "partial_writes_per_req": (lambda p: dig(p, "derived.counters_per_req.partial_writes"), "partial writes/request"),
-    "p99_ms": (lambda p: _scale(dig(p, "wrk.latency_us.p99"), 1 / 1000), "p99 latency ms"),
+    "req_per_s": _direct("wrk.req_per_s"),
+    "rss_kib_per_conn": (lambda p: _per_conn(registry.dig(p, "server.rss_peak_kb"), p), "peak RSS KiB per connection"),
+    "rss_mib": (lambda p: _scale(registry.dig(p, "server.rss_peak_kb"), 1 / 1024), "peak RSS MiB"),
+    "ctx_switches_per_req": _direct("derived.ctx_switches_per_req"),
+    "server_cpu_us_per_req": _direct("derived.server_cpu_us_per_req"),
+    "syscalls_per_req": _direct("derived.syscalls_per_req"),
+    "server_threads": _direct("server.threads"),
+    "p99_ms": (lambda p: _scale(registry.dig(p, "wrk.latency_us.p99"), 1 / 1000), "p99 latency ms"),
 }
+METRICS.update({name: (lambda p: None, label) for name, (label, _why) in registry.NOT_MEASURED.items()})
 FAILURE_VERDICTS = ("error-bound",)
 
 
@@ -344,7 +353,9 @@ def _spec(spec: dict) -> str:
 
 
 # ---------------------------------------------------------------- rendering
-def _fmt(v: float | None) -> str:
+def _fmt(v: float | None, metric: str = "") -> str:
+    if metric in registry.NOT_MEASURED:
+        return "not measured"
     if v is None:
         return "not recorded"
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
@@ -380,7 +391,7 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
                     rates = (f" ({row_limit(c.a, conns) * 1000 / ms:.0f} against {row_limit(c.b, conns) * 1000 / ms:.0f}"
                              " req/s)" if ms else "")
                     line += f" {c.bound:g}{rates} | {frac} |"
-                line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0])}; {_fmt(c.mechanism[m][1])} |" for m in mech)
+                line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0], m)}; {_fmt(c.mechanism[m][1], m)} |" for m in mech)
                 out.append(line)
             out.append("")
             marks = [m for c in r.comparisons for m in c.marks]

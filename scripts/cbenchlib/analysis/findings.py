@@ -28,36 +28,22 @@ the answer should be.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from . import stats
-from ..format import verdict
+from ..format import metrics as registry, verdict
 from ..format.published import Published
+from . import findingdecl
+from .findingdecl import METRICS, Declared, MetricSpec, declared_findings
+from .labelindex import LabelIndex
 from .runload import Cell, Load, Row, Run, column_label
 from ..format.loadpoint import canonical_label
 
 SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
 VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)
 NO_DATA = "no data"
-
-_WORKER = re.compile(r"^(?P<fam>\S+) (?P<n>\d+) worker thread(?P<sep>, separate queues?)?$")
-_SINGLE = re.compile(r"^(?P<fam>\S+) single thread$")
-
-HIGHER, LOWER = "higher", "lower"  # which side of a metric is the better one
-
-# metric name in the JSON -> (dotted path in a point, what it is, which point verdicts let it decide,
-# which side is better: a fallback's declared direction must agree with it, see declared_findings)
-METRICS = {
-    "req_per_s": ("wrk.req_per_s", "req/s", (verdict.SERVER_BOUND,), HIGHER),
-    "server_cpu_us_per_req": ("derived.server_cpu_us_per_req", "server CPU us/request", (verdict.CLIENT_BOUND,),
-                              LOWER),
-    "syscalls_per_req": ("derived.syscalls_per_req", "system calls/request",
-                         (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR), LOWER),
-    "ctx_switches_per_req": ("derived.ctx_switches_per_req", "context switches/request",
-                             (verdict.SERVER_BOUND, verdict.CLIENT_BOUND, verdict.BOTH_SATURATED, verdict.UNCLEAR),
-                             LOWER),
-}
+# A malformed declaration, under the name the readers of findings (compare, tests) catch it by.
+DeclarationError = findingdecl.DeclarationError
 
 
 def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
@@ -65,23 +51,15 @@ def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
     path = METRICS[metric][0]
     vals, blocks = [], []
     for p in cell.ok_points:
-        v = _dig(p, path)
+        v = registry.dig(p, path)
         if v is None and metric == "req_per_s":
-            req, dur = _dig(p, "wrk.requests"), _dig(p, "wrk.duration_us")
+            req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")
             v = req / (dur / 1e6) if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0 else None
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
             vals.append(float(v))
             b = p.get("block")
             blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
     return vals, blocks
-
-
-def _dig(obj, path):
-    for part in path.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return None
-        obj = obj[part]
-    return obj
 
 
 def cell_verdicts(cell: Cell) -> list[str]:
@@ -179,179 +157,6 @@ def fmt_ci(ci: stats.RatioCI | None) -> str:
     if not ci.enough_reps:
         return f"{ci.ratio:.2f} (n<{stats.MIN_REPS_FOR_CI})"
     return f"{ci.ratio:.2f} ({stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})"
-
-
-class LabelIndex:
-    """Run rows by (canonical published label, gvl), per path, for pipeline-1 loads.
-
-    A --gvl row without a label inherits the label of the non-gvl row that is identical in
-    every other field, so a scenario may label only the non-gvl rows.
-    """
-
-    def __init__(self, run: Run):
-        self.run = run
-        self.paths: dict[str, list[Load]] = {}
-        for (path, pipeline, idle), loads in run.load_groups():
-            if not idle and pipeline == 1:
-                self.paths[path] = loads
-        labelled = {(r.kind, r.model, r.threads, r.queues, r.backend, r.extra_args): r
-                    for r in run.rows.values() if r.label and not r.gvl}
-        self.by_label: dict[tuple[str, bool], list[Row]] = {}
-        for r in run.rows.values():
-            label = r.label
-            if not label and r.gvl:
-                twin = labelled.get((r.kind, r.model, r.threads, r.queues, r.backend, r.extra_args))
-                label = twin.label if twin else None
-            c = canonical_label(label)
-            if c:
-                self.by_label.setdefault((c, r.gvl), []).append(r)
-
-    def shown(self, canonical: str) -> str:
-        """The label as the run wrote it (first row with it), for display."""
-        for g in (False, True):
-            for r in self.by_label.get((canonical, g)) or []:
-                if r.label:
-                    return r.label
-        return canonical
-
-    def row(self, canonical: str, gvl: bool = False) -> Row | None:
-        rows = self.by_label.get((canonical, gvl)) or []
-        return rows[0] if rows else None
-
-    def families(self) -> list[str]:
-        fams = []
-        for (c, _gvl) in self.by_label:
-            m = _SINGLE.match(c) or _WORKER.match(c)
-            if m and m.group("fam") not in fams:
-                fams.append(m.group("fam"))
-        return fams
-
-    def worker_counts(self, fam: str, separate: bool = False) -> list[int]:
-        ns = set()
-        for (c, _gvl) in self.by_label:
-            m = _WORKER.match(c)
-            if m and m.group("fam") == fam and bool(m.group("sep")) == separate:
-                ns.add(int(m.group("n")))
-        return sorted(ns)
-
-
-
-_OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}
-_SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
-
-
-@dataclass
-class MetricSpec:
-    """How one metric judges a claim: a/b `direction` than `null_ratio` (the no-effect value), or
-    within ±`margin` for "equivalent". `fallback`: not the first metric, so the values are its own
-    (declared with `reason`), never the claim's."""
-    metric: str
-    direction: str
-    null_ratio: float = 1.0
-    margin: float | None = None
-    fallback: bool = False
-    reason: str = ""
-
-    def claim_text(self) -> str:
-        """"a/b > 2", "a/b < 0.5", "a/b within ±10%"."""
-        if self.direction == "equivalent":
-            return f"a/b within ±{((self.margin or 1.0) - 1) * 100:.0f}%"
-        return f"a/b {_SIGN[self.direction]} {self.null_ratio:g}"
-
-    def no_effect_text(self) -> str:
-        if self.direction == "equivalent":
-            return f"no-effect band ±{((self.margin or 1.0) - 1) * 100:.0f}%"
-        return f"no-effect value {self.null_ratio:g}"
-
-    def decided_text(self) -> str:
-        """What the verdict of a comparison names: the deciding metric and its no-effect value."""
-        return (f"decided on {METRICS[self.metric][1]}{', a fallback' if self.fallback else ''}:"
-                f" claim {self.claim_text()}, {self.no_effect_text()}")
-
-
-@dataclass
-class Declared:
-    """A finding as declared in results/published/<name>.json (see the module docstring)."""
-    fid: str
-    title: str
-    claim: str
-    primary_path: str
-    primary_load: str
-    metrics: list
-    comparisons: list  # dicts: a, b, gvl, published_ratio
-    published_column: str | None = None
-    note: str = ""
-
-
-class DeclarationError(Exception):
-    pass
-
-
-def _fallback_spec(m: dict, first: MetricSpec, where: str) -> MetricSpec:
-    """A fallback metric's own claim, as declared beside it; DeclarationError when it leans on the
-    first metric's values or points the other way than its metric's sense says."""
-    name = m["metric"]
-    what = f"{where}: fallback metric {name!r} ({METRICS[name][1]})"
-    sense, first_sense = METRICS[name][3], METRICS[first.metric][3]
-    expected = first.direction if sense == first_sense else _OPPOSITE[first.direction]
-    missing = [k for k in ("direction", "reason") if not m.get(k)]
-    d = m.get("direction")
-    if d == "equivalent" and not m.get("margin"):
-        missing.append("margin")
-    elif d != "equivalent" and m.get("null_ratio") is None:
-        missing.append("null_ratio")
-    if missing:
-        raise DeclarationError(
-            f"{what} declares no {', '.join(missing)} of its own: a fallback never inherits the claim's"
-            f" direction or no-effect value ({first.claim_text()} on {METRICS[first.metric][1]}); declare"
-            f" \"direction\" ({expected!r}: {sense} is better), \"null_ratio\" (or \"margin\" for an"
-            f" equivalence claim) and \"reason\" beside the metric")
-    if d not in _OPPOSITE:
-        raise DeclarationError(f"{what}: direction {d!r} (greater, less or equivalent)")
-    if d != expected:
-        raise DeclarationError(
-            f"{what}: direction {d!r} contradicts the claim: {first.claim_text()} on"
-            f" {METRICS[first.metric][1]} ({first_sense} is better) reads {expected!r} on a metric where"
-            f" {sense} is better")
-    try:
-        null = float(m["null_ratio"]) if d != "equivalent" else 1.0
-        margin = float(m["margin"]) if m.get("margin") else None
-    except (TypeError, ValueError):
-        raise DeclarationError(f"{what}: null_ratio and margin must be numbers")
-    if not null > 0 or (margin is not None and not margin > 1.0):
-        raise DeclarationError(f"{what}: null_ratio must be > 0 and margin > 1")
-    return MetricSpec(name, d, null, margin, fallback=True, reason=str(m["reason"]))
-
-
-def declared_findings(pub: Published) -> list[Declared]:
-    """The findings a published table declares; raises DeclarationError on a malformed one."""
-    out = []
-    for i, f in enumerate(pub.doc.get("findings") or []):
-        where = f"{pub.path}: finding {i} ({f.get('id')!r})"
-        try:
-            prim = f["primary"]
-            direction = f["direction"]
-            metrics = []
-            for m in f["metrics"]:
-                m = {"metric": m} if isinstance(m, str) else dict(m)
-                if m["metric"] not in METRICS:
-                    raise DeclarationError(f"{where}: unknown metric {m['metric']!r}")
-                if metrics:
-                    metrics.append(_fallback_spec(m, metrics[0], where))
-                    continue
-                d = m.get("direction", direction)
-                if d not in ("greater", "less", "equivalent"):
-                    raise DeclarationError(f"{where}: direction {d!r}")
-                margin = m.get("margin", f.get("margin"))
-                if d == "equivalent" and not margin:
-                    raise DeclarationError(f"{where}: an equivalence claim needs a margin")
-                metrics.append(MetricSpec(m["metric"], d, float(m.get("null_ratio", f.get("null_ratio", 1.0))),
-                                          float(margin) if margin else None))
-            out.append(Declared(str(f["id"]), f["title"], f["claim"], prim["path"], prim["load"], metrics,
-                                list(f["comparisons"]), f.get("published_column"), f.get("note", "")))
-        except KeyError as exc:
-            raise DeclarationError(f"{where}: missing field {exc}")
-    return out
 
 
 @dataclass
@@ -592,64 +397,6 @@ class Analysis:
         return f
 
 
-def render_findings(an: Analysis, heading_level: int = 2) -> str:
-    h = "#" * heading_level
-    out: list[str] = []
-    if not an.findings:
-        out += [f"{h} Published findings", "", "No published table with declared findings applies to this run.", ""]
-        return "\n".join(out)
-    out += [f"{h} Published findings, judged from run `{an.run.run_id}`", "",
-            "Each finding was declared in the published table's data before any run: its primary load point"
-            " (where the server, not wrk, is the bound on a 2-core machine), its claimed direction, its margin"
-            " where it claims no real difference, its published magnitude and its metrics. Effects are ratios"
-            f" (row a / row b) with a {stats.interval_method_text()}. The verdict comes from the first"
-            " listed metric that can decide at the primary point (req/s only at server-bound points; CPU per"
-            " request only where wrk, not the server, was saturated; system calls and context switches per"
-            " request wherever the point did not fail). A metric after the first is a fallback, judged against"
-            " its own declared direction and no-effect value (a cost per request is better when lower, the"
-            " opposite sense of req/s), never the first metric's; each comparison's verdict names the metric"
-            " that decided and its no-effect value: *supported* (the interval excludes the null in the"
-            " claimed direction), *contradicted* (in the other direction), *equivalent* (both one-sided tests"
-            " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
-            " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
-            " direction passes at 5% after Holm's correction over that comparison's secondary points, ~ neither,"
-            " · the metric cannot decide there.", ""]
-    for f in an.findings:
-        d = f.decl
-        m0 = d.metrics[0]
-        out += [f"{h}# Finding {d.fid}: {d.title}", "", f"Claim: {d.claim}", "",
-                f"Declared: primary load point GET {d.primary_path} `{d.primary_load}`; claim {m0.claim_text()}"
-                f" on {METRICS[m0.metric][1]} ({m0.no_effect_text()})"
-                + ("; where it cannot decide, in order:" if len(d.metrics) > 1 else "."), ""]
-        fallbacks = d.metrics[1:]
-        if fallbacks:
-            out += [f"- fallback {METRICS[m.metric][1]}: claim {m.claim_text()} ({METRICS[m.metric][3]} is"
-                    f" better; {m.no_effect_text()}): {m.reason}" for m in fallbacks] + [""]
-        if d.note:
-            out += [d.note, ""]
-        if not f.lines:
-            out += [f"**{NO_DATA}**: the run has no rows for "
-                    + ", ".join(f"`{n}`" for n in f.missing) + ".", ""]
-            continue
-        out.append("| Comparison (a / b) | Metric | Primary point: effect (95% CI) | Verdict | Secondary points |")
-        out.append("|---|---|---|---|---|")
-        for ln in f.lines:
-            for r in ln.results:
-                prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
-                secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == d.primary_path else ' ' + pe.load.lid.path}:"
-                                f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
-                metric = f"{METRICS[r.spec.metric][1]} ({r.spec.claim_text()})"
-                out.append(f"| {ln.name} | {metric} | {prim} | {r.decision.text()} | {secs} |")
-        out.append("")
-        for ln in f.lines:
-            by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
-            out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
-        if f.missing:
-            out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
-        out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
-    return "\n".join(out)
-
-
 def summary_rows(an: Analysis) -> list[tuple[str, str, str]]:
     """(finding, scope, verdict text) for report summaries and tests."""
     return [(f"{f.fid}. {f.title}", "primary", f.overall.text()) for f in an.findings]
@@ -684,11 +431,3 @@ def run_spread(run: Run, metrics: tuple = SPREAD_METRICS) -> list[Spread]:
                 diffs += stats.relative_differences(vals)
         out.append(Spread(m, n_points, len(diffs), stats.percentile(diffs, 0.5), stats.percentile(diffs, 0.9)))
     return out
-
-
-def render_spread(run: Run) -> str:
-    lines = ["| Metric | points | pairs of repetitions | median difference | 90th percentile |", "|---|---|---|---|---|"]
-    for s in run_spread(run):
-        fmt = (lambda x: "" if x is None else f"{x * 100:.1f}%")
-        lines.append(f"| {METRICS[s.metric][1]} | {s.n_points} | {s.n_pairs} | {fmt(s.median)} | {fmt(s.p90)} |")
-    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Latency against offered load (issue 17): reads a run's open-loop cbench-load points (only
+"""Latency against offered load: reads a run's open-loop cbench-load points (only
 reads; runs nothing), draws p50/p99/p99.9 per model against the offered rate on a log scale,
 and derives each model's capacity at a p99 target.
 
@@ -13,26 +13,28 @@ import os
 import statistics
 
 from ..format import resultio
+from ..format.loadpoint import LoadId, load_id, measured
 
 DEFAULT_TARGET_US = 10_000.0
 PERCENTILES = (("p50", "-", "o"), ("p99", "--", "s"), ("p99.9", ":", "^"))
 
 
 def curve_points(points: list[dict]) -> dict[str, list[dict]]:
-    """Per row key, one entry per offered rate (sorted): rate, fraction, the median of each
-    percentile over ok repetitions, and flags (overloaded, generator_bound) if any rep had them."""
-    by_row: dict[str, dict[float, list[dict]]] = {}
+    """Per row key, one entry per open-loop load (loadpoint.load_id, sorted by its offered rate):
+    rate, fraction, the median of each percentile over the measured repetitions
+    (loadpoint.measured), and flags (overloaded, generator_bound) if any rep had them."""
+    by_row: dict[str, dict[LoadId, list[dict]]] = {}
     for p in points:
-        w, ld = p.get("wrk") or {}, p.get("load") or {}
-        if p.get("status") != "ok" or w.get("mode") != "open" or ld.get("rate") is None:
+        lid = load_id(p)
+        if not measured(p) or (p.get("wrk") or {}).get("mode") != "open" or lid.rate_per_s is None:
             continue
-        by_row.setdefault(p["row"]["key"], {}).setdefault(round(ld["rate"], 3), []).append(p)
+        by_row.setdefault(p["row"]["key"], {}).setdefault(lid, []).append(p)
     out = {}
-    for key, rates in by_row.items():
+    for key, loads in by_row.items():
         entries = []
-        for rate in sorted(rates):
-            reps = rates[rate]
-            e = {"rate": rate, "fraction": reps[0]["load"].get("rate_fraction"), "reps": len(reps),
+        for lid in sorted(loads, key=lambda lid: lid.rate_per_s):
+            reps = loads[lid]
+            e = {"rate": lid.rate_per_s, "fraction": reps[0]["load"].get("rate_fraction"), "reps": len(reps),
                  "overloaded": any(r["wrk"]["overloaded"] for r in reps),
                  "generator_bound": any(r["wrk"].get("generator_bound") for r in reps),
                  "achieved": statistics.median(r["wrk"]["req_per_s"] for r in reps)}

@@ -1,4 +1,4 @@
-"""The mechanism behind a published finding, from a run's counters (issue 15).
+"""The mechanism behind a published finding, from a run's counters.
 
 A finding in results/published/<name>.json may declare
     "mechanism": {"figures": [NAME, ...], "note": "..."}
@@ -17,37 +17,42 @@ from __future__ import annotations
 
 import statistics
 
-from .findings import DeclarationError
+from .findingdecl import DeclarationError
+from ..format import metrics as registry
 from .runload import Cell, Run, column_label
 from ..format.loadpoint import canonical_label, dig
 
 NO_FIGURE = "—"
 
 
-def _server_counter(p: dict, name: str) -> float | None:
+_ACCEPTS = registry.get("derived.counters_per_req.accepts")
+_CLOSES = registry.get("derived.counters_per_req.closes")
+
+
+def _server_counter(p: dict, counter: registry.Metric) -> float | None:
     """A server counter per request, or None when the model counts none of its counters (every
     value 0: asio-coro, worker-pool count nothing; a 0 there is not a measurement)."""
-    cp = dig(p, "derived.counters_per_req")
+    cp = dig(p, counter.path.rsplit(".", 1)[0])  # all the counters, to tell "counts none" from 0
     if not isinstance(cp, dict) or not any(cp.values()):
         return None
-    return cp.get(name)
+    return cp.get(counter.name)
 
 
-def _counted(p: dict, name: str) -> float | None:
+def _counted(p: dict, counter: registry.Metric) -> float | None:
     """A server counter's count in the window: per request × requests (cluster workers summed)."""
-    per = _server_counter(p, name)
-    req = dig(p, "wrk.requests")
+    per = _server_counter(p, counter)
+    req = registry.dig(p, "wrk.requests")
     return per * req if isinstance(per, (int, float)) and isinstance(req, (int, float)) else None
 
 
 def _accepted(p: dict) -> float | None:
     """Connections accepted in the window: the server's own count, else the kernel's PassiveOpens."""
-    n = _counted(p, "accepts")
-    return n if n is not None else dig(p, "kernel.deltas.PassiveOpens")
+    n = _counted(p, _ACCEPTS)
+    return n if n is not None else registry.dig(p, "kernel.deltas.PassiveOpens")
 
 
 def _requests_per_connection(p: dict) -> float | None:
-    n, req = _accepted(p), dig(p, "wrk.requests")
+    n, req = _accepted(p), registry.dig(p, "wrk.requests")
     return req / n if n and isinstance(req, (int, float)) else None
 
 
@@ -70,28 +75,30 @@ def _worker_cpu_shares(p: dict) -> str | None:
 
 
 def _kernel_bound(p: dict) -> float:
-    return 1.0 if dig(p, "kernel.bound") else 0.0
+    return 1.0 if registry.dig(p, "kernel.bound") else 0.0
 
 
-# name -> (label, reader of one point, format: "f3", "f2", "f1", "f0", "us", "ms", "text", "share")
+# name -> (label, reader of one point, format: "f3", "f2", "f1", "f0", "us", "ms", "text", "share").
+# Every figure reads registered metrics (format/metrics.py); the labels and formats are this
+# table's own (a figure line says more than the metric's label, and prints us with one decimal).
 FIGURES = {
     "accepts_per_req": ("connections accepted per request (server's count)",
-                        lambda p: _server_counter(p, "accepts"), "f3"),
+                        lambda p: _server_counter(p, _ACCEPTS), "f3"),
     "closes_per_req": ("connections closed per request (server's count)",
-                       lambda p: _server_counter(p, "closes"), "f3"),
+                       lambda p: _server_counter(p, _CLOSES), "f3"),
     "kernel_accepts_per_req": ("connections accepted per request (kernel PassiveOpens)",
-                               lambda p: dig(p, "kernel.accepts_per_req"), "f3"),
+                               lambda p: registry.dig(p, "kernel.accepts_per_req"), "f3"),
     "time_wait_per_req": ("sockets entering TIME_WAIT per request (kernel TW)",
-                          lambda p: dig(p, "kernel.time_wait_per_req"), "f3"),
+                          lambda p: registry.dig(p, "kernel.time_wait_per_req"), "f3"),
     "port_time_wait": ("TIME_WAIT sockets on the server's port at the end",
-                       lambda p: dig(p, "kernel.levels.port_tw.after"), "f0"),
-    "syscalls_per_req": ("system calls per request", lambda p: dig(p, "derived.syscalls_per_req"), "f2"),
-    "server_cpu_us_per_req": ("server CPU per request", lambda p: dig(p, "derived.server_cpu_us_per_req"), "us"),
+                       lambda p: registry.dig(p, "kernel.levels.port_tw.after"), "f0"),
+    "syscalls_per_req": ("system calls per request", lambda p: registry.dig(p, "derived.syscalls_per_req"), "f2"),
+    "server_cpu_us_per_req": ("server CPU per request", lambda p: registry.dig(p, "derived.server_cpu_us_per_req"), "us"),
     "connections_accepted": ("connections accepted in the window", _accepted, "f0"),
     "accepted_per_offered": ("accepted per connection wrk opened", _accepted_share, "f2"),
     "requests_per_connection": ("requests per accepted connection", _requests_per_connection, "f1"),
-    "latency_p50": ("latency p50 (completed requests)", lambda p: dig(p, "wrk.latency_us.p50"), "ms"),
-    "latency_p99": ("latency p99 (completed requests)", lambda p: dig(p, "wrk.latency_us.p99"), "ms"),
+    "latency_p50": ("latency p50 (completed requests)", lambda p: registry.dig(p, "wrk.latency_us.p50"), "ms"),
+    "latency_p99": ("latency p99 (completed requests)", lambda p: registry.dig(p, "wrk.latency_us.p99"), "ms"),
     "worker_cpu_shares": ("each worker's share of the CPU, %", _worker_cpu_shares, "text"),
     "kernel_bound": ("repetitions bounded by a kernel limit", _kernel_bound, "share"),
 }

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..format import resultio
-from ..format.loadpoint import LoadId, dig
+from ..format.loadpoint import LoadId, as_int, dig, load_id, measured
 from ..format.paths import REPO_ROOT, RUNS_DIR
 from . import stats
 
@@ -69,11 +69,11 @@ class Cell:
 
     @property
     def ok_points(self) -> list:
-        return [p for p in self.points if p.get("status", "ok") == "ok"]
+        return [p for p in self.points if measured(p)]
 
     @property
     def failed_points(self) -> list:
-        return [p for p in self.points if p.get("status", "ok") != "ok"]
+        return [p for p in self.points if not measured(p)]
 
     def values(self, path: str) -> list[float]:
         """Numbers at a dotted path (e.g. "wrk.req_per_s") over the ok repetitions; missing ones skipped."""
@@ -274,40 +274,20 @@ def group_title(group: tuple[str, int, bool]) -> str:
     return title
 
 
-def _as_int(v) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
-
-
 def _row_of(p: dict) -> Row:
     r = p.get("row") if isinstance(p.get("row"), dict) else {}
     key = r.get("key") or str(p.get("point_id", "?")).split(" / ")[0]
     label = r.get("label") or None
     return Row(key=str(key), label=str(label) if label else None, kind=r.get("kind") or "model",
-               model=r.get("model"), threads=_as_int(r.get("threads")), queues=r.get("queues"),
+               model=r.get("model"), threads=as_int(r.get("threads")), queues=r.get("queues"),
                gvl=bool(r.get("gvl")), backend=r.get("backend"),
                extra_args=tuple(r.get("extra_args") or ()), raw=r)
 
 
 def _load_of(p: dict) -> Load:
-    ld = p.get("load") if isinstance(p.get("load"), dict) else {}
-    idle_n = _as_int(ld.get("idle_connections"))
-    if idle_n is None and isinstance(p.get("idle"), dict):
-        idle_n = _as_int(p["idle"].get("connections"))
-    idle = idle_n is not None
-    key = ld.get("key")
-    if not key:
-        key = f"idle {idle_n}" if idle else f"-t{ld.get('wrk_threads')} -c{ld.get('connections')}"
-    pipeline = _as_int(ld.get("pipeline")) or 1
-    path = "" if idle else str(ld.get("path") or "/")
-    return Load(lid=LoadId(path=path, pipeline=1 if idle else pipeline, key=str(key), idle=idle),
-                wrk_threads=_as_int(ld.get("wrk_threads")), connections=_as_int(ld.get("connections")),
-                idle_connections=idle_n, raw=ld)
+    lid = load_id(p)
+    return Load(lid=lid, wrk_threads=lid.wrk_threads, connections=lid.connections,
+                idle_connections=lid.idle_connections, raw=p["load"] if isinstance(p.get("load"), dict) else {})
 
 
 def resolve_run_dir(arg: str) -> str:

@@ -203,6 +203,15 @@ def micro_cpus(given: str | None, topo: cpulayout.Topology) -> tuple[str | None,
     return cpus, None
 
 
+def pack_logs(run_dir: str) -> None:
+    """The binaries' console output into the run's logs.tar.xz; a failure leaves them loose and
+    says so (the run itself is complete either way)."""
+    try:
+        runlogs.pack(run_dir)
+    except (OSError, ValueError) as exc:
+        print(f"micro: warning: logs left loose, not archived: {exc}", file=sys.stderr)
+
+
 def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
     out_parent = os.path.abspath(args.out)
     run_dir = resultio.new_run_dir(out_parent, "micro")
@@ -275,10 +284,7 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         writer.update_meta(interrupted={"signal": signal.Signals(exc.signum).name, "utc": resultio.utc_now()})
         raise
     writer.update_meta(ended_utc=resultio.utc_now())
-    try:
-        runlogs.pack(run_dir)  # the binaries' console output into logs.tar.xz
-    except (OSError, ValueError) as exc:
-        print(f"micro: warning: logs left loose, not archived: {exc}", file=sys.stderr)
+    pack_logs(run_dir)
     run = runload.load_run(run_dir)
     sys.stdout.write("\n" + microreport.tables_text(run, heading_level=2))
     print(f"\nmicro: wrote {repo_relative(run_dir)} (report: scripts/cbench report {repo_relative(run_dir)})", flush=True)

@@ -73,7 +73,7 @@ def add_arguments(p) -> None:
                         "scenario's max_repetitions)")
     p.add_argument("--server-host", metavar="HOST", default="local",
                    help="where the server runs: local (default), netns:NAME[@ADDR] (a network "
-                        "namespace on this machine) or ssh://[user@]host[:port][?address=ADDR] (issue 18; "
+                        "namespace on this machine) or ssh://[user@]host[:port][?address=ADDR] ("
                         "its binary must report the local build's commit)")
     p.add_argument("--client-host", metavar="HOST", action="append",
                    help="where wrk runs and the harness's probes connect from: local (default), "

@@ -1,7 +1,8 @@
 """Load generators other than wrk: cbench-load (the project's own, closed and open loop) and
-h2load (nghttp2-client, --h1), behind the same two calls the runner makes for wrk (a command,
-then parsing its output into SCHEMA.md's "wrk" object), plus open-loop rates given as fractions
-of a closed-loop peak that is measured first.
+h2load (nghttp2-client, --h1): their vocabulary, scenario keys, key suffixes, the parsers of their
+output into SCHEMA.md's "wrk" object, and which points share the closed-loop peak an open-loop
+rate_fraction is a fraction of. Running them (argv, binaries, the peak's measurement) is
+run/generators.py's.
 
 The record's "wrk" object keeps its name whichever generator filled it, so tables and readers
 need no change; its "generator" field says which one did. Extra fields from cbench-load:
@@ -15,10 +16,7 @@ says how latency grew; percentile tables then skip them as they skip any null.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import os
 import re
 
 GENERATORS = ("wrk", "cbench-load", "h2load")
@@ -74,33 +72,6 @@ def key_suffix(load) -> str:
     if getattr(load, "read_rate", None) is not None:
         s += f" read {load.read_rate:.0f}B/s"
     return s
-
-
-# -- commands -------------------------------------------------------------------------------------
-def binary(host, server_bin: str, generator: str) -> str | None:
-    """The generator's executable, or None: cbench-load is built beside cbench-server."""
-    if generator == "cbench-load":
-        path = os.path.join(os.path.dirname(os.path.realpath(server_bin)), "cbench-load")
-        return path if os.access(path, os.X_OK) else None
-    return host.which(generator)
-
-
-def command(binary_path: str, load, url: str, duration_s: float) -> list[str]:
-    """argv of one run of a non-wrk generator."""
-    if load.generator == "h2load":
-        # --h1: HTTP/1.1; -m is then the pipelining depth; -D the duration in whole seconds.
-        return [binary_path, "--h1", "-c", str(load.connections), "-t", str(load.wrk_threads),
-                "-m", str(load.pipeline), "-D", str(max(1, math.ceil(duration_s))), url]
-    argv = [binary_path, "--connections", str(load.connections), "--threads", str(load.wrk_threads),
-            "--pipeline", str(load.pipeline), "--duration", f"{duration_s:g}", "--json",
-            # generator-bound points are recorded (generator_bound: true), not failed: the
-            # reader decides; the machine in CI is often busier than the lag bound allows.
-            "--carry-on"]
-    if load.rate is not None:
-        argv += ["--rate", f"{load.rate:.3f}", "--arrivals", load.arrivals]
-    if getattr(load, "read_rate", None) is not None:
-        argv += ["--read-rate", f"{load.read_rate:g}"]
-    return argv + [url]
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -179,34 +150,8 @@ def _parse_h2load(stdout: str, pipeline: int) -> dict:
     }
 
 
-# -- open loop at a fraction of the peak ----------------------------------------------------------
+# -- open loop at a fraction of the peak (measured by run/generators.Peaks) ----------------------
 def peak_key(point) -> str:
     """Points that share a peak: the same server row, path, connections and threads."""
     ld = point.load
     return f"{point.row.id} / t{ld.wrk_threads}c{ld.connections}p{ld.pipeline} {ld.path}"
-
-
-def resolve_rate(runner, point, server, tag: str, record: dict):
-    """The point to run: itself, or for rate_fraction a copy whose rate is fraction x peak,
-    the peak being a closed-loop cbench-load run at the same connections on this server,
-    measured once per peak_key in this sweep (runner.loadgen_peaks caches it)."""
-    load = point.load
-    if load.rate_fraction is None:
-        return point
-    peaks = runner.__dict__.setdefault("loadgen_peaks", {})
-    key = peak_key(point)
-    if key not in peaks:
-        closed = dataclasses.replace(load, rate=None, rate_fraction=None)
-        out_path = os.path.join(runner.logs_dir, f"{tag}-peak.txt")
-        proc, stdout, err = runner._run_wrk(dataclasses.replace(point, load=closed), server,
-                                            runner.settings.duration_s, out_path)
-        result = parse("cbench-load", stdout, load.pipeline)
-        if result["requests"] == 0:
-            raise LoadgenOutputError(f"peak run answered nothing (exit {proc.returncode}): {err.strip()[-300:]}")
-        peaks[key] = {"req_per_s": result["req_per_s"], "log": os.path.relpath(out_path, runner.run_dir),
-                      "measured_in": tag}
-    peak = peaks[key]
-    record["peak"] = dict(peak)
-    resolved = dataclasses.replace(point, load=dataclasses.replace(load, rate=load.rate_fraction * peak["req_per_s"]))
-    record["load"]["rate"] = resolved.load.rate
-    return resolved

@@ -133,7 +133,7 @@ class SweepPlan:
         if self.list_error:
             lines.append(f"  note: {self.list_error}")
         lines.append(f"  (per repetition: duration + warm-up + {OVERHEAD_S:g} s measured overhead; "
-                     "see OVERHEAD_S in scripts/cbenchlib/cli_sweep.py)")
+                     "see OVERHEAD_S in scripts/cbenchlib/plan/estimate.py)")
         for p in self.points:
             label = f"  [{p.row.label}]" if p.row.label else ""
             lines.append(f"  {p.row.kind:10s} {p.row.key:40s} {p.load.key:28s} "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from ..analysis import findings, mechanism
-from . import tables
+from . import findingstext, tables
 from ..format.published import Published
 from ..analysis.runload import Load, Row, Run, column_label
 from ..format.paths import REPO_ROOT
@@ -69,25 +69,8 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     lat_path, lat_name = tables.LATENCY_STATS[latency]
     idx = findings.LabelIndex(run)
     loads = _run_loads(run, pub, _pub_path(pub))
-    out = [f"{h} Published table `{pub.name}` beside run `{run.run_id}`", ""]
-    prov = pub.provenance
-    out.append(f"Published data: `{_rel(pub.path)}`. Source: {prov.get('source', 'not recorded')}.")
-    for k in ("machine", "load_generator", "latency_statistic", "empty_cells"):
-        if prov.get(k):
-            out.append(f"{k.replace('_', ' ').capitalize()}: {prov[k]}.")
-    out.append("")
-    missing = [c for c, ld in zip(pub.columns, loads) if ld is None]
-    if missing:
-        out += [f"Columns this run did not measure on GET {_pub_path(pub)} (pipeline 1): {', '.join(missing)}.", ""]
-
-    matched: list[tuple] = []  # (published row, run row or None, gvl)
-    for prow in pub.rows:
-        for gvl in (False, True):
-            rows = idx.by_label.get((prow.canonical, gvl)) or []
-            if not rows and not gvl:
-                matched.append((prow, None, gvl))
-            for r in rows:  # several measured rows may share a published label
-                matched.append((prow, r, gvl))
+    out = _provenance_lines(run, pub, loads, h)
+    matched = _matched_rows(pub, idx)
     n_matched = sum(1 for _, r, _ in matched if r is not None)
     if n_matched == 0:
         out += ["No row of this run carries the label of a published row, so there is nothing to set"
@@ -120,57 +103,99 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     if n_matched and pub.doc.get("normalise_to") == "fastest":
         out += _normalised_to_fastest(run, pub, matched, loads, h)
     elif n_matched:
-        fams = pub.families()
-        out += [f"{h}# Normalised to the family's single-thread row (req/s ÷ single thread, same column)", "",
-                "Published and measured alike; --gvl rows are divided by the single-thread --gvl row when the"
-                " run has one (Ruby's single thread also holds its GVL, uncontended), else by the row without"
-                " a lock. 1.00 means as fast as a single thread.", ""]
-        out.append("| Row | " + " | ".join(f"{c} published / this run" for c in pub.columns) + " |")
-        out.append("|---" * (len(pub.columns) + 1) + "|")
-        for prow, r, gvl in matched:
-            base_label = fams.get(prow.family) or f"{prow.family} single thread"
-            pbase = pub.row(base_label)
-            rbase = idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
-            cells = []
-            for j, ld in enumerate(loads):
-                pc = prow.cells[j]
-                pb = pbase.cells[j] if pbase else None
-                ptxt = _ratio(pc.req_per_s if pc else None, pb.req_per_s if pb else None) or "—"
-                mtxt = _ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) or "—"
-                if gvl:
-                    ptxt = "·"
-                cells.append(f"{ptxt} / {mtxt}")
-            name = f"{prow.label}{' (this run --gvl)' if gvl else ''}"
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
-        out += ["", "— no number (empty published cell, or not measured); · the published table has no --gvl"
-                " row (Ruby always runs under its GVL).", ""]
-
-        # The same shape on other pipeline-1 paths (not in the published table).
-        for path, ploads in idx.paths.items():
-            if path == "/":
-                continue
-            rows = [(p, idx.row(p.canonical, g), g) for p in pub.rows for g in (False, True)]
-            rows = [t for t in rows if t[1] is not None
-                    and any(run.cell(t[1].key, ld.lid) for ld in ploads)]
-            if not rows:
-                continue
-            out += [f"{h}# GET {path} (not in the published table): this run normalised to single thread", ""]
-            out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
-            out.append("|---" * (len(ploads) + 1) + "|")
-            for prow, r, gvl in rows:
-                base_label = fams.get(prow.family) or f"{prow.family} single thread"
-                rbase = idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
-                cells = [_ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) for ld in ploads]
-                out.append(f"| {prow.label}{' --gvl' if gvl else ''} [{r.key}] | " + " | ".join(cells) + " |")
-            out.append("")
+        out += _normalised_to_single(run, pub, idx, matched, loads, h)
+        out += _other_paths(run, pub, idx, h)
     if extra:
         out += ["Rows of this run with no published counterpart (context): "
                 + ", ".join(f"`{r.display()}`" for r in extra) + ".", ""]
     an = findings.Analysis(run, pub)
-    # Issue 15: a finding's declared mechanism figures (mechanism.py), right after its verdict.
-    out.append(mechanism.insert_after_verdicts(findings.render_findings(an, heading_level), run, pub.doc,
+    # A finding's declared mechanism figures (mechanism.py), right after its verdict.
+    out.append(mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level), run, pub.doc,
                                                heading_level))
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _provenance_lines(run: Run, pub: Published, loads: list, h: str) -> list[str]:
+    """The heading, where the published data come from, and the columns the run did not measure."""
+    out = [f"{h} Published table `{pub.name}` beside run `{run.run_id}`", ""]
+    prov = pub.provenance
+    out.append(f"Published data: `{_rel(pub.path)}`. Source: {prov.get('source', 'not recorded')}.")
+    for k in ("machine", "load_generator", "latency_statistic", "empty_cells"):
+        if prov.get(k):
+            out.append(f"{k.replace('_', ' ').capitalize()}: {prov[k]}.")
+    out.append("")
+    missing = [c for c, ld in zip(pub.columns, loads) if ld is None]
+    if missing:
+        out += [f"Columns this run did not measure on GET {_pub_path(pub)} (pipeline 1): {', '.join(missing)}.", ""]
+    return out
+
+
+def _matched_rows(pub: Published, idx) -> list[tuple]:
+    """(published row, run row or None, gvl): each published row with every measured row carrying
+    its label (several may share one), and once with None when no non-gvl row does."""
+    matched = []
+    for prow in pub.rows:
+        for gvl in (False, True):
+            rows = idx.by_label.get((prow.canonical, gvl)) or []
+            if not rows and not gvl:
+                matched.append((prow, None, gvl))
+            for r in rows:
+                matched.append((prow, r, gvl))
+    return matched
+
+
+def _single_base(pub: Published, idx, prow, gvl: bool):
+    """(the family's published single-thread row label, the run's row for it: the --gvl one when
+    gvl and the run has it, else the row without a lock)."""
+    base_label = pub.families().get(prow.family) or f"{prow.family} single thread"
+    return base_label, idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
+
+
+def _normalised_to_single(run: Run, pub: Published, idx, matched: list, loads: list, h: str) -> list[str]:
+    out = [f"{h}# Normalised to the family's single-thread row (req/s ÷ single thread, same column)", "",
+           "Published and measured alike; --gvl rows are divided by the single-thread --gvl row when the"
+           " run has one (Ruby's single thread also holds its GVL, uncontended), else by the row without"
+           " a lock. 1.00 means as fast as a single thread.", ""]
+    out.append("| Row | " + " | ".join(f"{c} published / this run" for c in pub.columns) + " |")
+    out.append("|---" * (len(pub.columns) + 1) + "|")
+    for prow, r, gvl in matched:
+        base_label, rbase = _single_base(pub, idx, prow, gvl)
+        pbase = pub.row(base_label)
+        cells = []
+        for j, ld in enumerate(loads):
+            pc = prow.cells[j]
+            pb = pbase.cells[j] if pbase else None
+            ptxt = _ratio(pc.req_per_s if pc else None, pb.req_per_s if pb else None) or "—"
+            mtxt = _ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) or "—"
+            if gvl:
+                ptxt = "·"
+            cells.append(f"{ptxt} / {mtxt}")
+        name = f"{prow.label}{' (this run --gvl)' if gvl else ''}"
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out + ["", "— no number (empty published cell, or not measured); · the published table has no --gvl"
+                  " row (Ruby always runs under its GVL).", ""]
+
+
+def _other_paths(run: Run, pub: Published, idx, h: str) -> list[str]:
+    """The same shape on other pipeline-1 paths (not in the published table)."""
+    out = []
+    for path, ploads in idx.paths.items():
+        if path == "/":
+            continue
+        rows = [(p, idx.row(p.canonical, g), g) for p in pub.rows for g in (False, True)]
+        rows = [t for t in rows if t[1] is not None
+                and any(run.cell(t[1].key, ld.lid) for ld in ploads)]
+        if not rows:
+            continue
+        out += [f"{h}# GET {path} (not in the published table): this run normalised to single thread", ""]
+        out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
+        out.append("|---" * (len(ploads) + 1) + "|")
+        for prow, r, gvl in rows:
+            _label, rbase = _single_base(pub, idx, prow, gvl)
+            cells = [_ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) for ld in ploads]
+            out.append(f"| {prow.label}{' --gvl' if gvl else ''} [{r.key}] | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 def _normalised_to_fastest(run: Run, pub: Published, matched: list, loads: list, h: str) -> list[str]:

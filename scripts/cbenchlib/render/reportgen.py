@@ -14,7 +14,7 @@ import tomllib
 from collections import Counter
 
 from ..analysis import decision, design, findings, latencycurve, micro
-from . import crosscheck_table, microreport, pubcompare, reporttpl, tables
+from . import crosscheck_table, findingstext, microreport, pubcompare, reporttpl, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
 from ..analysis.runload import Run, load_run, RunError
@@ -104,7 +104,7 @@ def run_report(run: Run, latency: str = "max") -> str:
     if not pubs:
         an = findings.Analysis(run)
         if an.has_data:
-            out.append(findings.render_findings(an, 2))
+            out.append(findingstext.render_findings(an, 2))
     out += ["## Charts", ""] + chart_links(run) + [""]
     return "\n".join(out).rstrip("\n") + "\n"
 

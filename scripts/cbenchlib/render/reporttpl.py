@@ -26,91 +26,13 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from dataclasses import dataclass, field
 
-from ..analysis import findings, stats
-from ..format import calibration, reportrefs, resultio
+from ..analysis import findings
+from ..format import calibration, reportrefs
 from ..analysis.runload import Cell, Run, load_run, RunError
-from ..format.loadpoint import dig
-
-# metric name -> (dotted path in a point, scale, unit format)
-METRICS = {
-    "rps": ("wrk.req_per_s", 1.0, "int"),
-    "cpu": ("derived.server_cpu_us_per_req", 1.0, "us"),
-    "user": ("derived.server_user_us_per_req", 1.0, "us"),
-    "sys": ("derived.server_sys_us_per_req", 1.0, "us"),
-    "syscalls": ("derived.syscalls_per_req", 1.0, "f2"),
-    "ctx": ("derived.ctx_switches_per_req", 1.0, "f3"),
-    "p99": ("wrk.latency_us.p99", 1e-3, "ms"),
-    "max": ("wrk.latency_us.max", 1e-3, "ms"),
-    "server_util": ("derived.server_cpu_util", 100.0, "pct"),
-    "client_util": ("derived.client_cpu_util", 100.0, "pct"),
-    "rss_mb": ("server.rss_peak_kb", 1.0 / 1024, "f0"),
-    "softirq_server": ("machine.softirq_frac.server", 100.0, "pct"),
-    "steal_server": ("machine.steal_frac.server", 100.0, "pct"),
-    # The server's mechanism counters per request (backends/server/counters.h, issue 14).
-    "dispatches": ("derived.counters_per_req.dispatches", 1.0, "f3"),
-    "dup": ("derived.counters_per_req.duplicate_dispatches", 1.0, "f3"),
-    "suppressed": ("derived.counters_per_req.suppressed_duplicates", 1.0, "f2"),
-    "empty_reads": ("derived.counters_per_req.empty_reads", 1.0, "f3"),
-    "wakeups": ("derived.counters_per_req.wakeups", 1.0, "f3"),
-    "rearms": ("derived.counters_per_req.rearms", 1.0, "f3"),
-    "poll_rounds": ("derived.counters_per_req.poll_rounds", 1.0, "f3"),
-    "ring_enters": ("derived.counters_per_req.ring_enters", 1.0, "f3"),
-}
-
-
-class TemplateError(Exception):
-    """A template that cannot be rendered; the message names the line and the problem."""
-
-
-@dataclass
-class Claim:
-    """A rendered quantified statement ("every ...", a range) and how to re-check it."""
-    kind: str            # "range" (f_range), "verdicts" (f_bound) or "undisturbed" (f_disturbed)
-    text: str
-    section: str
-    check: object        # callable(run of `section`) -> str | None (None: holds; else what is wrong)
-
-
-@dataclass
-class Use:
-    """One rendered placeholder: its text, and the cells it read (figures or verdicts)."""
-    index: int
-    source: str
-    text: str
-    section: str
-    figures: set = field(default_factory=set)    # {(row key, load key)}
-    verdicts: set = field(default_factory=set)
-    line: int = 0
-
-
-# unit format (the third field of METRICS) -> how a figure is printed; "ms" switches to seconds.
-_FORMATS = {"int": "{:.0f}", "us": "{:.2f}", "f2": "{:.2f}", "f3": "{:.3f}", "f0": "{:.0f}", "pct": "{:.0f}%"}
-
-
-def fmt(value: float, unit: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if unit == "ms":
-        return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.2f} ms"
-    return _FORMATS.get(unit, "{:g}").format(value)
-
-
-def _unit_suffix(unit: str) -> str:
-    return {"us": " µs"}.get(unit, "")
-
-
-# ---------------------------------------------------------------- statistics
-def effect(ca: Cell, cb: Cell, a: list[float], b: list[float]):
-    """(ratio, lo, hi, method words) from stats.ratio_ci: paired over blocks when both cells'
-    repetitions record their block (and metric values line up with them), Welch otherwise."""
-    blocks_a = [resultio.point_block(p) for p in ca.ok_points] if len(a) == len(ca.ok_points) else None
-    blocks_b = [resultio.point_block(p) for p in cb.ok_points] if len(b) == len(cb.ok_points) else None
-    ci = stats.ratio_ci(a, b, blocks_num=blocks_a, blocks_den=blocks_b)
-    if ci is None:
-        return (float("nan"), None, None, "")
-    return (ci.ratio, ci.lo, ci.hi, {"paired-t": "paired", "welch-t": "Welch"}.get(ci.method, ci.method))
+from .tplbase import METRICS, Claim, TemplateError, Use, unit_suffix, effect, fmt
+from .tplfacts import f_design, f_disturbed, f_env, f_method, f_provenance, f_runref
+from .tplsoftirq import f_softirq
 
 
 def pair_spread(run: Run, metric: str) -> tuple[float, float, int] | None:
@@ -125,6 +47,7 @@ def pair_spread(run: Run, metric: str) -> tuple[float, float, int] | None:
     if s.median is None:
         return None
     return (s.median, s.p90, s.n_points)
+
 
 
 # ---------------------------------------------------------------- the renderer
@@ -326,7 +249,7 @@ def f_range(rd: Renderer, use: Use, section, spec, metric):
     unit = METRICS[metric][2]
     meds = sorted(((rd.median(c, metric), c) for c in cells), key=lambda t: t[0])
     lo, hi = meds[0][0], meds[-1][0]
-    text = f"{fmt(lo, unit)} to {fmt(hi, unit)}{_unit_suffix(unit)}"
+    text = f"{fmt(lo, unit)} to {fmt(hi, unit)}{unit_suffix(unit)}"
 
     def check(run, spec=spec, metric=metric, lo=lo, hi=hi):
         sub = Renderer({section: {"run": run.dir}}, rd.root, lambda d: run)
@@ -406,171 +329,6 @@ def f_spread(rd: Renderer, use: Use, section, metric):
     # Relative differences do not change when a row's figures are scaled, so this placeholder
     # records no figure dependency (the mutation test scales figures).
     return f"a median of {med * 100:.1f}% ({q90 * 100:.0f}% at the 90th percentile, over {n} points)"
-
-
-def f_design(rd: Renderer, use: Use, section, what):
-    """{{design SEC | duration_s|warmup_s|timeout_s|repetitions|min_repetitions|extended_points|points|rows}}
-    from the points."""
-    r = rd.run(section)
-    if what == "repetitions":  # the most any point got (the sequential design's extra blocks included)
-        return str(max(len(c.points) for c in r.cells.values()))
-    if what == "min_repetitions":  # what every point got
-        return str(min(len(c.points) for c in r.cells.values()))
-    if what == "extended_points":  # points that got more than every point did
-        least = min(len(c.points) for c in r.cells.values())
-        return str(sum(1 for c in r.cells.values() if len(c.points) > least))
-    if what == "points":
-        return str(len(r.cells))
-    if what == "rows":
-        return str(len(r.rows))
-    vals = {dig(p, f"load.{what}") for p in r.points}
-    vals.discard(None)
-    if len(vals) != 1:
-        raise rd.err(f"design {what}: run {r.run_id} has values {sorted(vals)}; expected one")
-    return f"{vals.pop():g}"
-
-
-def f_env(rd: Renderer, use: Use, section, path):
-    """{{env SEC | dotted.path}}: a field of the run's meta.json env (e.g. versions.wrk)."""
-    v = dig(rd.run(section).env, path)
-    if v is None:
-        raise rd.err(f"run {rd.run(section).run_id} records no env.{path}")
-    return str(v)
-
-
-def f_runref(rd: Renderer, use: Use, section):
-    """{{runref SEC}}: the run directory, as a code span."""
-    return f"`{rd.run(section).rel_dir()}`"
-
-
-def f_disturbed(rd: Renderer, use: Use, section):
-    """{{disturbed SEC}}: which repetitions other processes disturbed (from verdict evidence)."""
-    r = rd.run(section)
-    hits = []
-    for p in r.points:
-        ev = p.get("verdict_evidence") or ""
-        if "DISTURBED" in ev:
-            other = dig(p, "machine.other_cpu_util")
-            share = f", {other * 100:.0f}% of a CPU used by other processes" if isinstance(other, (int, float)) else ""
-            hits.append(f"`{p['row']['key']}` at `{p['load']['key']}` repetition {p.get('rep')}{share}")
-    if not hits:
-        text = "no repetition of this run was disturbed"
-        rd.claims.append(Claim("undisturbed", text, section,
-                               lambda run: None if not any("DISTURBED" in (p.get("verdict_evidence") or "")
-                                                           for p in run.points) else "a point is disturbed"))
-        return text
-    return (f"{len(hits)} of {len(r.points)} repetitions were disturbed (" + "; ".join(hits) +
-            "); they are kept and flagged")
-
-
-def f_method(rd: Renderer, use: Use, section):
-    """{{method SEC}}: how the statistics module builds every interval (its own words)."""
-    return stats.interval_method_text()
-
-
-def f_provenance(rd: Renderer, use: Use, section):
-    """{{provenance SEC}}: the commit and tree state the run records, as recorded."""
-    env = rd.run(section).env
-    commit = env.get("git_commit") or "an unrecorded commit"
-    dirty = env.get("git_dirty")
-    if dirty is None:
-        state = "the tree state was not recorded"
-    elif dirty:
-        files = env.get("git_dirty_files")
-        state = ("from a dirty tree" + (f" (changed: {', '.join(files)}; diff sha256 {env.get('git_diff_sha256', '?')[:12]})"
-                                        if files else " (the run does not record which files differed)"))
-    else:
-        state = "from a clean tree"
-    return f"commit `{commit[:12]}`, {state}"
-
-
-def f_softirq(rd: Renderer, use: Use, section, row_a, row_b, load):
-    """{{softirq SEC | A | B | LOAD}}: does counting the server CPU's whole busy time (softirq
-    included) instead of the server process's CPU time change the A/B comparison?"""
-    probe = Use(-1, "", "", section)
-    ca, cb = rd.cell(section, row_a, load, probe), rd.cell(section, row_b, load, probe)
-
-    def undisturbed(c):
-        # The CPU's busy time includes other processes' work: only undisturbed points count.
-        return [p for p in c.ok_points if "DISTURBED" not in (p.get("verdict_evidence") or "")]
-
-    def per_req_busy(c):
-        out = []
-        for p in undisturbed(c):
-            busy = dig(p, "machine.busy_frac.server")
-            win, req = dig(p, "server.window_s"), dig(p, "wrk.requests")
-            if isinstance(busy, (int, float)) and win and req:
-                out.append(busy * win * 1e6 / req)
-        return out
-
-    def softirq(c):
-        v = [x for x in (dig(p, "machine.softirq_frac.server") for p in undisturbed(c)) if isinstance(x, (int, float))]
-        return f"{statistics.median(v) * 100:.1f}%" if v else "not recorded"
-
-    ba, bb = per_req_busy(ca), per_req_busy(cb)
-    if not any(dig(p, "machine.busy_frac.server") is not None for p in ca.ok_points + cb.ok_points):
-        return (f"The reference run predates this record (its points have no `machine.busy_frac`), so"
-                f" this report cannot yet show whether `{row_a}` against `{row_b}` at `{load}` changes with it.")
-    if not ba or not bb:
-        return (f"Every repetition of `{row_a}` or `{row_b}` at `{load}` was disturbed, so the CPU's busy"
-                " time (which includes other processes' work) cannot be compared.")
-    use.figures |= probe.figures
-    cpu_a = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(ca)]
-    cpu_b = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(cb)]
-    r, lo, hi, _ = effect(ca, cb, cpu_a, cpu_b)  # lengths differ from ok_points when disturbed: Welch
-    r2, lo2, hi2, _ = effect(ca, cb, ba, bb)
-    return (f"At `{load}`, softirq time was {softirq(ca)} of the server CPU for `{row_a}` and"
-            f" {softirq(cb)} for `{row_b}`; server CPU per request `{row_a}`/`{row_b}` is"
-            f" {_ratio_text(r, lo, hi)} from the server process's CPU time and {_ratio_text(r2, lo2, hi2)}"
-            f" from the server CPU's busy time (softirq included), over the undisturbed repetitions: "
-            + softirq_words(row_a, row_b, (r, lo, hi), (r2, lo2, hi2)) + ".")
-
-
-def _ratio_text(r, lo, hi) -> str:
-    if lo is None:
-        return f"{r:.2f} (one repetition a side: no interval)"
-    return f"{r:.2f} (95% interval {lo:.2f} to {hi:.2f})"
-
-
-def _side(r, lo, hi) -> int:
-    """-1 / +1 when the ratio's interval lies below / above 1, 0 when it includes 1; without an
-    interval (one repetition a side), the side of the point estimate."""
-    if lo is None:
-        return (r > 1) - (r < 1)
-    return -1 if hi < 1 else 1 if lo > 1 else 0
-
-
-# The two measures of server CPU per request that f_softirq compares, in the order of its tuples.
-_MEASURES = ("the process's CPU time", "the CPU's busy time")
-
-
-def softirq_words(row_a: str, row_b: str, proc: tuple, busy: tuple) -> str:
-    """Whether counting the server CPU's busy time (softirq included) instead of the process's CPU
-    time changes the A/B comparison of CPU per request. proc and busy are (ratio A/B, lo, hi);
-    lo and hi None without an interval. Five cases, each with its own words: both measures decide
-    the same way (no change); they decide opposite ways (reverses); one decides and the other
-    shows no difference (changes); neither decides, and their point estimates do not lie on
-    opposite sides of 1 (nothing to show), or do (then this run cannot tell). Never "does not
-    change" when the two ratios lie on either side of 1."""
-    sides = (_side(*proc), _side(*busy))
-    less_more = {-1: "less", 1: "more"}
-    if sides[0] and sides[1]:
-        if sides[0] == sides[1]:
-            return (f"the comparison does not change with it (by both measures `{row_a}` uses"
-                    f" {less_more[sides[0]]} server CPU per request than `{row_b}`)")
-        return (f"the two measures disagree and the comparison reverses with it (by {_MEASURES[0]}"
-                f" `{row_a}` uses {less_more[sides[0]]} than `{row_b}`, by {_MEASURES[1]}"
-                f" {less_more[sides[1]]})")
-    if sides[0] or sides[1]:
-        i = 0 if sides[0] else 1
-        return (f"the comparison changes with it (by {_MEASURES[i]} `{row_a}` uses"
-                f" {less_more[sides[i]]} than `{row_b}`; by {_MEASURES[1 - i]} no difference shows)")
-    points = ((proc[0] > 1) - (proc[0] < 1), (busy[0] > 1) - (busy[0] < 1))
-    if points[0] * points[1] < 0:
-        return ("the two measures disagree in direction but neither shows a difference, so this run"
-                " cannot tell whether counting softirq changes the comparison")
-    return ("neither measure shows a difference, and they do not point opposite ways: counting softirq"
-            " changes nothing this run can show")
 
 
 FUNCS = {"softirq": f_softirq, "method": f_method, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,

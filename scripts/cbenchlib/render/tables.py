@@ -9,20 +9,19 @@ from __future__ import annotations
 import math
 
 from ..analysis import stats
+from ..format import metrics as registry
 from ..analysis.runload import Cell, Load, Run, column_label, group_title
 
 # Marks for cells whose repetitions were not all server-bound; each table's legend names them.
 VERDICT_MARKS = {"client-bound": "†", "error-bound": "‡", "unclear": "§", "both-saturated": "¤",
-                 "kernel-bound": "♯"}  # issue 15: a kernel TCP limit, not the model (kernelnet.py)
+                 "kernel-bound": "♯"}  # a kernel TCP limit, not the model (kernelnet.py)
 OTHER_VERDICT_MARK = "¶"  # a verdict this reader does not know (the schema may grow)
 FAILED_MARK = "✗"
 
-LATENCY_STATS = {
-    "max": ("wrk.latency_us.max", "wrk max latency"),
-    "p50": ("wrk.latency_us.p50", "wrk p50 latency"),
-    "p99": ("wrk.latency_us.p99", "wrk p99 latency"),
-    "mean": ("wrk.latency_us.mean", "wrk mean latency"),
-}
+# latency statistic -> (dotted path in a point, what it is): a view of the registry (format/metrics.py).
+LATENCY_STATS = {stat: (m.path, m.label) for stat, m in (
+    ("max", registry.get("wrk.latency_us.max")), ("p50", registry.get("wrk.latency_us.p50")),
+    ("p99", registry.get("wrk.latency_us.p99")), ("mean", registry.get("wrk.latency_us.mean")))}
 
 
 def fmt_latency_us(us: float | None) -> str:
@@ -138,22 +137,27 @@ def throughput_table(run: Run, loads: list[Load], latency: str = "max", heading_
         out += [f"Pipelined: wrk times a whole batch of {group[1]} requests, so latencies are per batch,"
                 " not per request.", ""]
     out += _column_header(loads)
+
+    def text(c: Cell, marks: str) -> str:
+        rps = c.median("wrk.req_per_s")
+        if rps is None:
+            return f"failed {marks}".strip() if c.failed_points else marks
+        lat = c.median(lat_path)
+        t = f"{fmt_rps(rps)} ({fmt_latency_us(lat)})" if lat is not None else fmt_rps(rps)
+        return t + (f" {marks}" if marks else "")
+    return out + _marked_rows(run, rows, loads, text)
+
+
+def _marked_rows(run: Run, rows: list, loads: list[Load], text, ignore: tuple = ()) -> list[str]:
+    """One table line per row, one cell per load: text(cell, its marks) ("" where the row has no
+    cell there), then the legend of the marks used (verdicts in `ignore` are not marked)."""
+    out = []
     legend = Legend()
     for r in rows:
         line = [_md_escape(r.display())]
         for ld in loads:
             c = run.cell(r.key, ld.lid)
-            if c is None:
-                line.append("")
-                continue
-            marks = legend.mark_cell(c, f"{r.key} at {column_label(ld)}")
-            rps = c.median("wrk.req_per_s")
-            if rps is None:
-                line.append(f"failed {marks}".strip() if c.failed_points else marks)
-                continue
-            lat = c.median(lat_path)
-            text = f"{fmt_rps(rps)} ({fmt_latency_us(lat)})" if lat is not None else fmt_rps(rps)
-            line.append(text + (f" {marks}" if marks else ""))
+            line.append("" if c is None else text(c, legend.mark_cell(c, f"{r.key} at {column_label(ld)}", ignore)))
         out.append("| " + " | ".join(line) + " |")
     leg = legend.render()
     if leg:
@@ -192,30 +196,19 @@ def idle_table(run: Run, loads: list[Load], heading_level: int = 3) -> list[str]
     rows = run.rows_in(loads)
     out = [f"{'#' * heading_level} Idle connections: memory per connection (threads per connection), median", ""]
     out += _column_header(loads)
-    legend = Legend()
-    for r in rows:
-        line = [_md_escape(r.display())]
-        for ld in loads:
-            c = run.cell(r.key, ld.lid)
-            if c is None:
-                line.append("")
-                continue
-            # Idle points carry "unclear" by design (no throughput verdict applies); only an
-            # error-bound one (fewer connections held than asked for) or a failure is marked.
-            marks = legend.mark_cell(c, f"{r.key} at {column_label(ld)}", ignore=("unclear",))
-            b = c.median("idle.bytes_per_conn")
-            t = c.median("idle.threads_per_conn")
-            if b is None:
-                line.append(f"failed {marks}".strip() if c.failed_points else "")
-                continue
-            text = fmt_bytes(b) + "/conn"
-            if t is not None:
-                text += f" ({t:.2f} threads/conn)"
-            line.append(text + (f" {marks}" if marks else ""))
-        out.append("| " + " | ".join(line) + " |")
-    leg = legend.render()
-    if leg:
-        out += [""] + leg
+
+    def text(c: Cell, marks: str) -> str:
+        b = c.median("idle.bytes_per_conn")
+        t = c.median("idle.threads_per_conn")
+        if b is None:
+            return f"failed {marks}".strip() if c.failed_points else ""
+        txt = fmt_bytes(b) + "/conn"
+        if t is not None:
+            txt += f" ({t:.2f} threads/conn)"
+        return txt + (f" {marks}" if marks else "")
+    # Idle points carry "unclear" by design (no throughput verdict applies); only an
+    # error-bound one (fewer connections held than asked for) or a failure is marked.
+    out += _marked_rows(run, rows, loads, text, ignore=("unclear",))
     out += idle_reserved_table(run, loads, heading_level)
     return out
 

@@ -1,8 +1,7 @@
-"""Several load generators against one server (issue 18, item "several load hosts"): how a
-point's load is divided between the client hosts, and the arithmetic that turns each
-generator's own result into one point. The runner (runner.Runner._run_on_clients) starts one
-generator per client host behind a start gate (host.GATE_SCRIPT), releases them together, and
-calls `merge` and `merge_results`.
+"""Several load generators against one server: how a point's load is divided between the client
+hosts, and the arithmetic that turns each generator's own result into one point.
+generators.Generators.run_on_clients starts one generator per client host behind a start gate
+(gate.GATE_SCRIPT), releases them together, and merge_clients calls `merge` and `merge_results`.
 
 Division of the load. The point's -c is the number of connections the server sees, the variable
 of every table, whichever machines open them: it is split evenly between the client hosts
@@ -22,7 +21,7 @@ steady over its run (the warm-up is over before the measured run starts), a gene
 is its own rate (requests over its own measured duration, else over its wall time) times the
 window, at most its total. The error of that assumption is confined to the unshared part of
 each run, `unshared_fraction` = 1 - window / wall; `bounded` is False when any generator's
-exceeds MAX_UNSHARED_FRACTION (then the sum is not trusted: the runner marks the point's verdict
+exceeds MAX_UNSHARED_FRACTION (then the sum is not trusted: generators.mark_window marks the point's verdict
 WINDOW_UNBOUNDED, so no table or claim uses it as a throughput).
 
 Latency: wrk prints percentiles, not its histogram, and percentiles of different generators

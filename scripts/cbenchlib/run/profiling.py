@@ -30,11 +30,14 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
 from . import cpubreakdown
 from . import runner as runnermod
+from .failure import PointFailed
+from .server import PRIMER_REQUESTS, PRIMER_TIMEOUT_S
 from ..format import resultio
 from ..format import runlogs
 
@@ -176,28 +179,27 @@ def _process_tree(pid: int) -> set[int]:
 def profile_point(runner_, point, seq: int, out_dir: str) -> dict:
     """One unmeasured, profiled repetition of one point -> its profile/index.jsonl record."""
     s = runner_.settings
-    tag = f"{seq:04d}-{runnermod._slug(point.row.key + ' ' + point.load.key)}"
+    tag = f"{seq:04d}-{runnermod.slug(point.row.key + ' ' + point.load.key)}"
     rec = {"point_id": point.id, "row": point.row.to_json(), "load": point.load.to_json(s),
            "started_utc": resultio.utc_now(), "status": "failed"}
     scratch = {"logs": {}, "commands": {}}
     server = perf = None
     data = os.path.join(out_dir, f"{tag}.data")
     try:
-        runner_._check_runnable(point)
-        server = runner_._start_server(point, "profile-" + tag, scratch)
-        runner_._primer(server, point.load.path, runnermod.PRIMER_REQUESTS, runnermod.PRIMER_TIMEOUT_S, "primer")
+        runner_.check_runnable(point)
+        server = runner_.server_session.start(point, "profile-" + tag, scratch)
+        runner_.server_session.primer(server, point.load.path, PRIMER_REQUESTS, PRIMER_TIMEOUT_S, "primer")
         pids = _process_tree(server.pid)
         argv = ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(SAMPLE_HZ),
                 "--call-graph", f"dwarf,{DWARF_STACK_BYTES}", "-C", s.server_cpus, "-o", data]
         perf = runner_.host.spawn(argv, cpus=s.client_cpus)
         time.sleep(PERF_SETTLE_S)
         wrk_out = os.path.join(out_dir, f"{tag}-wrk.txt")
-        proc, _stdout, _err = runner_._run_wrk(point, server, s.duration_s, wrk_out)
+        proc, _stdout, _err = runner_.generators.run_one(point, server, s.duration_s, wrk_out)
         pids |= _process_tree(server.pid)
-        import signal
         perf.signal_group(signal.SIGINT)
         if perf.wait(PERF_STOP_TIMEOUT_S) is None:
-            raise runnermod.PointFailed("perf record did not stop")
+            raise PointFailed("perf record did not stop")
         perf.stop(0.5)
         perf = None
         # --pid: unwind the server's samples only (-C recorded everything on its CPUs: on a busy
@@ -214,7 +216,7 @@ def profile_point(runner_, point, seq: int, out_dir: str) -> dict:
         rec.update(status="ok", folded=os.path.relpath(path, runner_.run_dir), samples=sum(folded.values()),
                    wrk_exit_status=proc.returncode, sample_hz=SAMPLE_HZ,
                    call_graph=f"dwarf,{DWARF_STACK_BYTES}", event="cpu-clock")
-    except runnermod.PointFailed as exc:
+    except PointFailed as exc:
         rec["failure"] = exc.reason
         if exc.partial.get("skipped"):
             rec["status"] = "skipped"
@@ -224,7 +226,7 @@ def profile_point(runner_, point, seq: int, out_dir: str) -> dict:
         if perf is not None:
             perf.stop(0.5)
         if server is not None:
-            server.proc.stop(runnermod.STOP_GRACE_S)
+            runner_.server_session.stop(server)
         if os.path.exists(data):
             os.unlink(data)  # keep the run directory small: the folded stacks are the record
     rec["ended_utc"] = resultio.utc_now()

@@ -1,0 +1,137 @@
+"""A published finding as its table's data declares it (results/published/<name>.json, "findings"):
+the rows it compares, its primary load point, its claim on its first metric and each fallback
+metric's own claim. findings.py's docstring states the rules; this module reads and checks the
+declarations (DeclarationError on a malformed one) and judges nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..format import metrics
+from ..format.published import Published
+
+HIGHER, LOWER = metrics.HIGHER, metrics.LOWER  # which side of a metric is the better one
+
+# metric name in the JSON -> (dotted path in a point, what it is, which point verdicts let it decide,
+# which side is better: a fallback's declared direction must agree with it, see declared_findings).
+# A view of the registry (format/metrics.py), which says why each decides where it does.
+METRICS = {m.name: (m.path, m.label, m.decide_at, m.better) for m in (
+    metrics.get("wrk.req_per_s"), metrics.get("derived.server_cpu_us_per_req"),
+    metrics.get("derived.syscalls_per_req"), metrics.get("derived.ctx_switches_per_req"))}
+
+_OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}
+_SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
+
+
+@dataclass
+class MetricSpec:
+    """How one metric judges a claim: a/b `direction` than `null_ratio` (the no-effect value), or
+    within ±`margin` for "equivalent". `fallback`: not the first metric, so the values are its own
+    (declared with `reason`), never the claim's."""
+    metric: str
+    direction: str
+    null_ratio: float = 1.0
+    margin: float | None = None
+    fallback: bool = False
+    reason: str = ""
+
+    def claim_text(self) -> str:
+        """"a/b > 2", "a/b < 0.5", "a/b within ±10%"."""
+        if self.direction == "equivalent":
+            return f"a/b within ±{((self.margin or 1.0) - 1) * 100:.0f}%"
+        return f"a/b {_SIGN[self.direction]} {self.null_ratio:g}"
+
+    def no_effect_text(self) -> str:
+        if self.direction == "equivalent":
+            return f"no-effect band ±{((self.margin or 1.0) - 1) * 100:.0f}%"
+        return f"no-effect value {self.null_ratio:g}"
+
+    def decided_text(self) -> str:
+        """What the verdict of a comparison names: the deciding metric and its no-effect value."""
+        return (f"decided on {METRICS[self.metric][1]}{', a fallback' if self.fallback else ''}:"
+                f" claim {self.claim_text()}, {self.no_effect_text()}")
+
+
+@dataclass
+class Declared:
+    """A finding as declared in results/published/<name>.json (see the module docstring)."""
+    fid: str
+    title: str
+    claim: str
+    primary_path: str
+    primary_load: str
+    metrics: list
+    comparisons: list  # dicts: a, b, gvl, published_ratio
+    published_column: str | None = None
+    note: str = ""
+
+
+class DeclarationError(Exception):
+    pass
+
+
+def _fallback_spec(m: dict, first: MetricSpec, where: str) -> MetricSpec:
+    """A fallback metric's own claim, as declared beside it; DeclarationError when it leans on the
+    first metric's values or points the other way than its metric's sense says."""
+    name = m["metric"]
+    what = f"{where}: fallback metric {name!r} ({METRICS[name][1]})"
+    sense, first_sense = METRICS[name][3], METRICS[first.metric][3]
+    expected = first.direction if sense == first_sense else _OPPOSITE[first.direction]
+    missing = [k for k in ("direction", "reason") if not m.get(k)]
+    d = m.get("direction")
+    if d == "equivalent" and not m.get("margin"):
+        missing.append("margin")
+    elif d != "equivalent" and m.get("null_ratio") is None:
+        missing.append("null_ratio")
+    if missing:
+        raise DeclarationError(
+            f"{what} declares no {', '.join(missing)} of its own: a fallback never inherits the claim's"
+            f" direction or no-effect value ({first.claim_text()} on {METRICS[first.metric][1]}); declare"
+            f" \"direction\" ({expected!r}: {sense} is better), \"null_ratio\" (or \"margin\" for an"
+            f" equivalence claim) and \"reason\" beside the metric")
+    if d not in _OPPOSITE:
+        raise DeclarationError(f"{what}: direction {d!r} (greater, less or equivalent)")
+    if d != expected:
+        raise DeclarationError(
+            f"{what}: direction {d!r} contradicts the claim: {first.claim_text()} on"
+            f" {METRICS[first.metric][1]} ({first_sense} is better) reads {expected!r} on a metric where"
+            f" {sense} is better")
+    try:
+        null = float(m["null_ratio"]) if d != "equivalent" else 1.0
+        margin = float(m["margin"]) if m.get("margin") else None
+    except (TypeError, ValueError):
+        raise DeclarationError(f"{what}: null_ratio and margin must be numbers")
+    if not null > 0 or (margin is not None and not margin > 1.0):
+        raise DeclarationError(f"{what}: null_ratio must be > 0 and margin > 1")
+    return MetricSpec(name, d, null, margin, fallback=True, reason=str(m["reason"]))
+
+
+def declared_findings(pub: Published) -> list[Declared]:
+    """The findings a published table declares; raises DeclarationError on a malformed one."""
+    out = []
+    for i, f in enumerate(pub.doc.get("findings") or []):
+        where = f"{pub.path}: finding {i} ({f.get('id')!r})"
+        try:
+            prim = f["primary"]
+            direction = f["direction"]
+            metrics = []
+            for m in f["metrics"]:
+                m = {"metric": m} if isinstance(m, str) else dict(m)
+                if m["metric"] not in METRICS:
+                    raise DeclarationError(f"{where}: unknown metric {m['metric']!r}")
+                if metrics:
+                    metrics.append(_fallback_spec(m, metrics[0], where))
+                    continue
+                d = m.get("direction", direction)
+                if d not in ("greater", "less", "equivalent"):
+                    raise DeclarationError(f"{where}: direction {d!r}")
+                margin = m.get("margin", f.get("margin"))
+                if d == "equivalent" and not margin:
+                    raise DeclarationError(f"{where}: an equivalence claim needs a margin")
+                metrics.append(MetricSpec(m["metric"], d, float(m.get("null_ratio", f.get("null_ratio", 1.0))),
+                                          float(margin) if margin else None))
+            out.append(Declared(str(f["id"]), f["title"], f["claim"], prim["path"], prim["load"], metrics,
+                                list(f["comparisons"]), f.get("published_column"), f.get("note", "")))
+        except KeyError as exc:
+            raise DeclarationError(f"{where}: missing field {exc}")
+    return out

@@ -1,0 +1,140 @@
+"""The one list of the metrics a points.jsonl record carries, and who writes each.
+
+Every table, finding, chart and report placeholder that reads a measured figure from a point
+looks its dotted path up here (`get`); the name tables of the readers (the report template's
+placeholder names, the published and design findings' metric names, the mechanism figures, the
+latency statistics of the tables) are views of this list, so a path is spelled once. A metric is
+
+- `path`: where it sits in a points.jsonl record (results/SCHEMA.md);
+- `unit`: the unit of the recorded value;
+- `label`: what it is, as tables and verdicts name it;
+- `fmt`: how the report prints it (render/tplbase.fmt: int, us, f0, f2, f3, pct, ms, or text);
+- `better`: HIGHER or LOWER (None: neither side is better, e.g. a count of threads);
+- `decide_at`: the point verdicts at which it may decide a published finding (empty: it decides
+  none; findings.py documents why each one decides where it does);
+- `producer`: the harness module (and function) that writes it, so a reader can find where a
+  figure comes from; tests/report/test_metrics.py checks that the producer writes it and that a
+  recorded run carries it.
+
+NOT_MEASURED lists the names a declaration may use for a figure no producer writes: readers show
+"not measured" for them (with the reason here) rather than a figure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .verdict import BOTH_SATURATED, CLIENT_BOUND, SERVER_BOUND, UNCLEAR
+
+HIGHER, LOWER = "higher", "lower"  # which side of a metric is the better one
+
+# A cost per request decides wherever the point did not fail (the verdict is not error-bound).
+_NOT_FAILED = (SERVER_BOUND, CLIENT_BOUND, BOTH_SATURATED, UNCLEAR)
+
+
+@dataclass(frozen=True)
+class Metric:
+    path: str
+    unit: str
+    label: str
+    fmt: str
+    better: str | None
+    decide_at: tuple
+    producer: str
+
+    @property
+    def name(self) -> str:
+        """The last part of the path: the name findings and design declarations use."""
+        return self.path.rsplit(".", 1)[-1]
+
+
+_WRK = "run.wrk: parse"
+_DERIVE = "run.runner: Runner._derive"
+_COUNTERS = "run.servercounters: per_request (counter names from backends/stats/counters.cpp)"
+_PROC = "run.procstat: window"
+_CPU = "run.procstat: cpu_window"
+_KERNEL = "run.kernelnet: window"
+_IDLE = "run.runner: Runner._measure_idle"
+
+
+def _m(path, unit, label, fmt, better=None, decide_at=(), producer=_DERIVE) -> Metric:
+    return Metric(path, unit, label, fmt, better, tuple(decide_at), producer)
+
+
+def _counter(name: str, fmt: str = "f3") -> Metric:
+    return _m(f"derived.counters_per_req.{name}", "count/request", f"server {name.replace('_', ' ')} per request",
+              fmt, LOWER, producer=_COUNTERS)
+
+
+METRICS: tuple[Metric, ...] = (
+    _m("wrk.req_per_s", "req/s", "req/s", "int", HIGHER, (SERVER_BOUND,), _WRK),
+    _m("wrk.requests", "requests", "requests completed", "f0", producer=_WRK),
+    _m("wrk.duration_us", "us", "wrk's measured duration", "f0", producer=_WRK),
+    _m("wrk.errors.timeout", "requests", "wrk timeouts", "f0", LOWER, producer=_WRK),
+    _m("wrk.latency_is_per_batch", "bool", "latency is per pipelined batch", "text", producer=_WRK),
+    _m("wrk.latency_us.p50", "us", "wrk p50 latency", "us", LOWER, producer=_WRK),
+    _m("wrk.latency_us.p99", "us", "wrk p99 latency", "us", LOWER, producer=_WRK),
+    _m("wrk.latency_us.max", "us", "wrk max latency", "us", LOWER, producer=_WRK),
+    _m("wrk.latency_us.mean", "us", "wrk mean latency", "us", LOWER, producer=_WRK),
+    _m("derived.server_cpu_us_per_req", "us/request", "server CPU us/request", "us", LOWER, (CLIENT_BOUND,)),
+    _m("derived.server_user_us_per_req", "us/request", "server user CPU us/request", "us", LOWER),
+    _m("derived.server_sys_us_per_req", "us/request", "server system CPU us/request", "us", LOWER),
+    _m("derived.syscalls_per_req", "count/request", "system calls/request", "f2", LOWER, _NOT_FAILED),
+    _m("derived.ctx_switches_per_req", "count/request", "context switches/request", "f3", LOWER, _NOT_FAILED),
+    _m("derived.server_cpu_util", "fraction of the server's CPUs", "server CPU utilisation", "pct"),
+    _m("derived.client_cpu_util", "fraction of the client's CPUs", "client CPU utilisation", "pct"),
+    _m("server.rss_peak_kb", "KiB", "peak RSS", "f0", LOWER, producer=_PROC),
+    _m("server.threads", "threads", "server threads", "f0", producer=_PROC),
+    _m("server.window_s", "s", "measured window", "f2", producer=_PROC),
+    _m("server.cluster.workers", "per-worker records", "cluster workers' windows", "text", producer="run.workers: window"),
+    _m("machine.other_cpu_util", "fraction of a CPU", "CPU used by other processes", "pct"),
+    _m("machine.softirq_frac.server", "fraction of the server CPU", "softirq share of the server CPU", "pct",
+       producer=_CPU),
+    _m("machine.steal_frac.server", "fraction of the server CPU", "steal share of the server CPU", "pct",
+       producer=_CPU),
+    _m("machine.busy_frac.server", "fraction of the server CPU", "busy share of the server CPU", "pct",
+       producer=_CPU),
+    _m("kernel.accepts_per_req", "count/request", "kernel PassiveOpens per request", "f3", producer=_KERNEL),
+    _m("kernel.time_wait_per_req", "count/request", "kernel TIME_WAIT entries per request", "f3", producer=_KERNEL),
+    _m("kernel.levels.port_tw.after", "sockets", "TIME_WAIT sockets on the server's port", "f0", producer=_KERNEL),
+    _m("kernel.deltas.PassiveOpens", "connections", "kernel PassiveOpens in the window", "f0", producer=_KERNEL),
+    _m("kernel.bound", "reason or null", "kernel limit that bounded the point", "text", producer=_KERNEL),
+    _m("idle.connections", "connections", "idle connections asked for", "f0", producer=_IDLE),
+    _m("idle.connections_held", "connections", "idle connections held", "f0", producer=_IDLE),
+    _m("idle.bytes_per_conn", "bytes/connection", "RSS per idle connection", "f0", LOWER, producer=_IDLE),
+    _m("idle.virtual_bytes_per_conn", "bytes/connection", "address space per idle connection", "f0", LOWER,
+       producer=_IDLE),
+    _m("idle.threads_per_conn", "threads/connection", "threads per idle connection", "f2", LOWER, producer=_IDLE),
+    _m("idle.kernel_socket_bytes_per_conn", "bytes/connection", "kernel TCP memory per idle connection", "f0", LOWER,
+       producer="run.sockstat: idle_fields"),
+    _counter("accepts"), _counter("closes"), _counter("dispatches"), _counter("duplicate_dispatches"),
+    _counter("suppressed_duplicates", "f2"), _counter("empty_reads"), _counter("wakeups"), _counter("rearms"),
+    _counter("poll_rounds"), _counter("ring_enters"),
+)
+
+BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS}
+
+# name a declaration may use -> (label, why no producer writes it)
+NOT_MEASURED = {
+    "partial_writes_per_req": ("partial writes/request",
+                               "cbench-server counts no partial writes: backends/stats/counters.h has no"
+                               " such counter and no points.jsonl field records one"),
+}
+
+
+def get(path: str) -> Metric:
+    """The registered metric at this dotted path; KeyError names the path when it is not registered
+    (a reader may not read a figure nobody is known to write)."""
+    try:
+        return BY_PATH[path]
+    except KeyError:
+        raise KeyError(f"metric {path!r} is not registered in format/metrics.py") from None
+
+
+def dig(point: dict, path: str):
+    """The value of a registered metric in one point, or None when the point did not record it."""
+    obj = point
+    for part in get(path).path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj

@@ -1,0 +1,293 @@
+"""The scenario format's vocabulary: its value types (Row, Load, Point, Settings, Scenario), the
+allowed values and limits of its keys, and the small rules every reader of a parsed scenario
+shares (which loads a row runs, taskset CPU lists). scenario.py parses and writes the files;
+scenario_rules.py checks them against these.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from . import loadgen
+
+KINDS = ("model", "instrument", "peer")
+QUEUES = ("shared", "per-worker")
+BACKENDS = ("libev", "epoll")
+# blocked: each round (block) runs every point once, grouped by load so that the rows compared
+# at one load run in adjacent slots; loads and rows within a load in a seeded shuffle.
+# shuffled: each round in a seeded shuffle of all points. interleaved: each round in file order.
+ORDERS = ("blocked", "shuffled", "interleaved")
+
+# Keys of a load set that may be lists (multiplied together) or appear in `explicit` entries.
+WRK_LOAD_KEYS = ("wrk_threads", "connections", "pipeline", "path")
+IDLE_LOAD_KEYS = ("idle_connections",)
+LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
+# loadgen.py: open-loop rates (lists), and per-set generator choice (scalars).
+OPEN_LOOP_KEYS = ("rate", "rate_fraction")
+GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate")  # read_rate: slow readers
+
+# Keys of a row that may be lists (each value a variant of the row).
+ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend", "processes", "keepalive")
+MAX_PROCESSES = 256         # cluster-mode workers per row (cbench-server --processes)
+
+SETTING_DEFAULTS = {
+    "name": None,            # defaults to the file's stem
+    "description": "",
+    "duration_s": 10,        # whole seconds: wrk's -d takes whole seconds
+    "warmup_s": 2.0,
+    "repetitions": 3,
+    "timeout_s": 10,         # wrk --timeout, whole seconds (wrk's scan_time is integral)
+    "server_cpus": "0",
+    "client_cpus": "1",
+    "order": "blocked",
+    "seed": 1,
+    # Sequential design: extra blocks for the rows a primary comparison of the
+    # published table `published` needs, until its interval is narrower than target_ci_pct
+    # or a point has max_repetitions; at most sequential_points points per extra block.
+    "target_ci_pct": None,   # None: a fixed design of `repetitions` blocks
+    "max_repetitions": None, # None: = repetitions
+    "published": None,       # results/published/<name>.json
+    "sequential_points": 16,
+    "ready_timeout_s": 10.0,
+    "server_args": [],
+    "response": "standard",  # "published" = the Ruby examples' 49-byte bare-LF answer
+}
+ROW_KEYS = ("key", "label", "kind", "model", "threads", "queues", "gvl", "backend",
+            "extra_args", "loads", "command", "config_template", "processes", "keepalive", "binary")
+LOAD_SET_KEYS = ("name", "explicit") + LOAD_VALUE_KEYS + OPEN_LOOP_KEYS + GENERATOR_SET_KEYS
+
+# Built-in peers: a row `kind = "peer"` naming one of these needs no `command` or
+# `config_template` (a row may still give either, to run another build or configuration).
+# Templates are rendered by runner.render_peer; their placeholders are listed there.
+PEERS = {
+    "nginx": {
+        # -e stderr: errors before the configuration is read go to the point's server log too
+        # (not to Debian's /var/log/nginx); -p: the prefix for relative paths, in the run dir.
+        "command": ("nginx", "-e", "stderr", "-p", "$peer_dir", "-c", "$config"),
+        "config_template": "scenarios/peers/nginx.conf",
+    },
+    "h2o": {
+        "command": ("h2o", "-c", "$config"),
+        "config_template": "scenarios/peers/h2o.conf",
+    },
+}
+
+# Sanity bounds; each keeps a typo from turning into an hour-long or impossible run.
+MAX_DURATION_S = 3600
+MAX_REPETITIONS = 100
+MAX_THREADS = 1024          # server threads per row
+MAX_CONNECTIONS = 100_000   # wrk connections or idle connections per point
+MAX_PIPELINE = 1024         # requests per batch; wrk sends the batch in one buffer
+MAX_WRK_THREADS = 256
+
+# --quick: seconds per point, for CI and smoke tests.
+QUICK_DURATION_S = 1        # wrk's minimum (-d takes whole seconds)
+QUICK_WARMUP_S = 0.3        # the warm-up wrk is stopped early with SIGINT
+QUICK_REPETITIONS = 1
+
+
+class ScenarioError(Exception):
+    """A bad scenario file: str() is 'FILE: KEY: problem'."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    key: str
+    label: str | None
+    kind: str
+    model: str
+    threads: int
+    queues: str | None
+    gvl: bool
+    backend: str | None
+    extra_args: tuple[str, ...]
+    # Load-set names, each optionally pinned to one of its loads ("spin -t4 -c64": only that load
+    # of set "spin"; see load_selected); None = every load of every set.
+    loads: tuple[str, ...] | None
+    command: tuple[str, ...] | None      # peer rows only
+    config_template: str | None          # peer rows only
+    # Defaults keep the ids of rows without them: --processes N workers (None: one process
+    # serves), and keepalive = false for --keepalive off.
+    processes: int | None = None
+    keepalive: bool = True
+    # cbench regress: another cbench-server build for this row (None: the sweep's
+    # --server-bin). Part of the id, so a baseline and a candidate row of one model may meet.
+    binary: str | None = None
+    # Set by the parser only when rows of one server command carry distinct published labels
+    # (the parser's _alias_published_labels): the label, made part of the id so each has its points.
+    alias: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Stable identity of the row's server command (labels and keys excluded, but for `alias`)."""
+        parts = [self.model, f"t{self.threads}", self.queues or "-",
+                 f"gvl{int(self.gvl)}", self.backend or "-"]
+        if self.processes:
+            parts.append(f"p{self.processes}")
+        if not self.keepalive:
+            parts.append("keepalive-off")
+        if self.extra_args:
+            parts.append(" ".join(self.extra_args))
+        if self.binary:
+            parts.append(f"bin={self.binary}")
+        if self.alias:
+            parts.append(f"as={self.alias}")
+        return "|".join(parts)
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "label": self.label, "kind": self.kind, "model": self.model,
+                "threads": self.threads, "queues": self.queues, "gvl": self.gvl,
+                "backend": self.backend, "extra_args": list(self.extra_args),
+                "processes": self.processes, "keepalive": self.keepalive,
+                **({"binary": self.binary} if self.binary else {}),
+                **({"alias": self.alias} if self.alias else {})}
+
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    set_name: str
+    wrk_threads: int | None = None
+    connections: int | None = None
+    pipeline: int = 1
+    path: str = "/"
+    idle_connections: int | None = None
+    # loadgen.py: which generator; open loop at a rate or a fraction of the peak.
+    generator: str = "wrk"
+    rate: float | None = None
+    rate_fraction: float | None = None
+    arrivals: str = "constant"
+    read_rate: float | None = None  # cbench-load --read-rate, bytes/s per connection
+
+    @property
+    def is_idle(self) -> bool:
+        return self.idle_connections is not None
+
+    @property
+    def key(self) -> str:
+        """Column label: '-t2 -c10' as in the published table, plus pipeline and path if not default."""
+        if self.is_idle:
+            return f"idle {self.idle_connections}"
+        key = f"-t{self.wrk_threads} -c{self.connections}"
+        if self.pipeline != 1:
+            key += f" -p{self.pipeline}"
+        if self.path != "/":
+            key += f" {self.path}"
+        return key + loadgen.key_suffix(self)
+
+    @property
+    def id(self) -> str:
+        if self.is_idle:
+            return f"idle{self.idle_connections}"
+        return f"t{self.wrk_threads}c{self.connections}p{self.pipeline} GET {self.path}" + loadgen.key_suffix(self)
+
+    def to_json(self, settings: "Settings") -> dict:
+        if self.is_idle:
+            return {"key": self.key, "set": self.set_name,
+                    "idle_connections": self.idle_connections}
+        return {"key": self.key, "set": self.set_name, "wrk_threads": self.wrk_threads,
+                "connections": self.connections, "pipeline": self.pipeline, "path": self.path,
+                "duration_s": float(settings.duration_s), "warmup_s": float(settings.warmup_s),
+                "timeout_s": float(settings.timeout_s), "generator": self.generator,
+                "rate": self.rate, "rate_fraction": self.rate_fraction, "arrivals": self.arrivals,
+                "read_rate": self.read_rate}
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    row: Row
+    load: Load
+
+    @property
+    def id(self) -> str:
+        return f"{self.row.id} / {self.load.id}"
+
+
+@dataclasses.dataclass
+class Settings:
+    name: str
+    description: str
+    duration_s: int
+    warmup_s: float
+    repetitions: int
+    timeout_s: int
+    server_cpus: str
+    client_cpus: str
+    order: str
+    seed: int
+    ready_timeout_s: float
+    server_args: tuple[str, ...]
+    response: str = "standard"  # cbench-server --response (codec.h ResponseStyle); not for peers
+    target_ci_pct: float | None = None
+    max_repetitions: int | None = None
+    published: str | None = None
+    sequential_points: int = 16
+
+    @property
+    def repetitions_cap(self) -> int:
+        """The most repetitions any point gets (the fixed design's when not sequential)."""
+        if self.target_ci_pct is None:
+            return self.repetitions
+        return max(self.repetitions, self.max_repetitions or self.repetitions)
+
+
+@dataclasses.dataclass
+class Scenario:
+    path: str
+    text: str
+    settings: Settings
+    rows: list[Row]
+    load_sets: dict[str, list[Load]]
+    quick: bool = False
+
+    def points(self) -> list[Point]:
+        """Every (row, load) in file order: rows outer, then load sets, then loads."""
+        out = []
+        for row in self.rows:
+            for set_name, loads in self.load_sets.items():
+                out.extend(Point(row, load) for load in loads if load_selected(row.loads, set_name, load))
+        return out
+
+
+def split_load_entry(entry: str) -> tuple[str, str | None]:
+    """A row's `loads` entry -> (set name, pinned load or None): "spin" -> ("spin", None),
+    "spin -t4 -c64" -> ("spin", "-t4 -c64")."""
+    name, _, pin = entry.partition(" ")
+    return name, (pin.strip() or None)
+
+
+def pin_matches(load: Load, pin: str) -> bool:
+    """A pin names a load by its key, with or without the path ("-t4 -c64" or "-t4 -c64 /spin?us=10")."""
+    bare = load.key.replace(f" {load.path}", "", 1) if load.path != "/" else load.key
+    return pin in (load.key, bare)
+
+
+def load_selected(entries: tuple[str, ...] | None, set_name: str, load: Load) -> bool:
+    """Whether a row with these `loads` entries runs this load of this set (a row may
+    run only the point a published finding needs, which keeps the budget)."""
+    if entries is None:
+        return True
+    pins = [pin for name, pin in map(split_load_entry, entries) if name == set_name]
+    if not pins:
+        return False
+    return None in pins or any(pin_matches(load, pin) for pin in pins)
+
+
+def cpu_list_count(spec: str) -> int:
+    """Number of CPUs in a taskset list such as '0', '0-3' or '0,2-3'; raises ValueError."""
+    return len(cpu_list(spec))
+
+
+def cpu_list(spec: str) -> list[int]:
+    """The CPUs of a taskset list such as '0,2-3' -> [0, 2, 3]; raises ValueError."""
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ValueError(f"not a CPU list: {spec!r} (expected e.g. \"0\", \"0-3\" or \"0,2\")")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ValueError(f"not a CPU list: {spec!r} (range {part} runs backwards)")
+        cpus.update(range(lo, hi + 1))
+    return sorted(cpus)

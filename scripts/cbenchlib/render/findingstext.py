@@ -1,0 +1,64 @@
+"""The published findings of a run as markdown: what analysis/findings.py judged, in words."""
+from __future__ import annotations
+
+from ..analysis import stats
+from ..analysis.findings import METRICS, NO_DATA, Analysis, fmt_ci
+from ..analysis.runload import column_label
+
+
+def render_findings(an: Analysis, heading_level: int = 2) -> str:
+    h = "#" * heading_level
+    out: list[str] = []
+    if not an.findings:
+        out += [f"{h} Published findings", "", "No published table with declared findings applies to this run.", ""]
+        return "\n".join(out)
+    out += [f"{h} Published findings, judged from run `{an.run.run_id}`", "",
+            "Each finding was declared in the published table's data before any run: its primary load point"
+            " (where the server, not wrk, is the bound on a 2-core machine), its claimed direction, its margin"
+            " where it claims no real difference, its published magnitude and its metrics. Effects are ratios"
+            f" (row a / row b) with a {stats.interval_method_text()}. The verdict comes from the first"
+            " listed metric that can decide at the primary point (req/s only at server-bound points; CPU per"
+            " request only where wrk, not the server, was saturated; system calls and context switches per"
+            " request wherever the point did not fail). A metric after the first is a fallback, judged against"
+            " its own declared direction and no-effect value (a cost per request is better when lower, the"
+            " opposite sense of req/s), never the first metric's; each comparison's verdict names the metric"
+            " that decided and its no-effect value: *supported* (the interval excludes the null in the"
+            " claimed direction), *contradicted* (in the other direction), *equivalent* (both one-sided tests"
+            " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
+            " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
+            " direction passes at 5% after Holm's correction over that comparison's secondary points, ~ neither,"
+            " · the metric cannot decide there.", ""]
+    for f in an.findings:
+        d = f.decl
+        m0 = d.metrics[0]
+        out += [f"{h}# Finding {d.fid}: {d.title}", "", f"Claim: {d.claim}", "",
+                f"Declared: primary load point GET {d.primary_path} `{d.primary_load}`; claim {m0.claim_text()}"
+                f" on {METRICS[m0.metric][1]} ({m0.no_effect_text()})"
+                + ("; where it cannot decide, in order:" if len(d.metrics) > 1 else "."), ""]
+        fallbacks = d.metrics[1:]
+        if fallbacks:
+            out += [f"- fallback {METRICS[m.metric][1]}: claim {m.claim_text()} ({METRICS[m.metric][3]} is"
+                    f" better; {m.no_effect_text()}): {m.reason}" for m in fallbacks] + [""]
+        if d.note:
+            out += [d.note, ""]
+        if not f.lines:
+            out += [f"**{NO_DATA}**: the run has no rows for "
+                    + ", ".join(f"`{n}`" for n in f.missing) + ".", ""]
+            continue
+        out.append("| Comparison (a / b) | Metric | Primary point: effect (95% CI) | Verdict | Secondary points |")
+        out.append("|---|---|---|---|---|")
+        for ln in f.lines:
+            for r in ln.results:
+                prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
+                secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == d.primary_path else ' ' + pe.load.lid.path}:"
+                                f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
+                metric = f"{METRICS[r.spec.metric][1]} ({r.spec.claim_text()})"
+                out.append(f"| {ln.name} | {metric} | {prim} | {r.decision.text()} | {secs} |")
+        out.append("")
+        for ln in f.lines:
+            by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
+            out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
+        if f.missing:
+            out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
+        out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
+    return "\n".join(out)
