@@ -5,6 +5,8 @@ depends on the machine the tests run on."""
 import contextlib
 import io
 import os
+import re
+import tempfile
 import types
 import unittest
 
@@ -161,7 +163,7 @@ class Planning(unittest.TestCase):
                                     profile_estimate_s=lambda p, s: 0.0,
                                     topology=lambda: cputopo.read(root(DESKTOP)))
         args = types.SimpleNamespace(server_cpus=flags.get("server"), client_cpus=flags.get("client"))
-        layout, _ = sweepplan.plan_layout(sc, args, hosts, recorded, machine)
+        sc, layout, _ = sweepplan.plan_layout(sc, args, hosts, recorded, machine)
         self.assertEqual((sc.settings.server_cpus, sc.settings.client_cpus),
                          (layout.server_cpus, layout.client_cpus))
         return layout
@@ -183,6 +185,49 @@ class Planning(unittest.TestCase):
         with self.assertRaises(sweepplan.PlanError) as cm:
             self.plan(server="0-31")
         self.assertIn('"0-31": CPU 16-31 do not exist', str(cm.exception))
+
+
+class CpuRelativeCounts(unittest.TestCase):
+    """threads and wrk_threads written relative to the CPUs given ("cpus", "2*cpus", "cpus/2")."""
+    TEXT = ('name = "x"\n[[loads]]\nwrk_threads = {wrk}\nconnections = [4, 64]\n'
+            '[[rows]]\nmodel = "pull-loop"\nthreads = {threads}\n')
+
+    def parse(self, threads, wrk="2", counts=None):
+        return scenario.parse(self.TEXT.format(threads=threads, wrk=wrk), "x.toml", cpu_counts=counts)
+
+    def test_counts(self):
+        cases = [  # (threads, wrk_threads, server CPUs, client CPUs, row threads, wrk -t per connections)
+            ('["1", "cpus", "2*cpus"]', '"cpus"', 8, 4, [1, 8, 16], [4, 4]),
+            ('["1", "cpus", "2*cpus"]', '"cpus"', 1, 1, [1, 2], [1, 1]),
+            ('"cpus/2"', '"2*cpus"', 1, 64, [1], [4, 64]),
+            ('["cpus/2", 4]', "2", 16, 1, [8, 4], [2, 2]),
+            ('" cpus "', '"cpus"', 3, 3, [3], [3, 3]),
+        ]
+        for threads, wrk, server, client, rows, wrks in cases:
+            with self.subTest(threads=threads, server=server):
+                sc = self.parse(threads, wrk, {"server": server, "client": client})
+                self.assertEqual([r.threads for r in sc.rows], rows)
+                self.assertEqual([ld.wrk_threads for ld in sc.load_sets["load0"]], wrks)
+
+    def test_without_counts_the_files_own_lists_count(self):
+        text = 'server_cpus = "0-5"\n' + self.TEXT.format(threads='"cpus"', wrk="1")
+        self.assertEqual(scenario.parse(text, "x.toml").rows[0].threads, 6)
+        self.assertEqual(self.parse('"cpus"').rows[0].threads, 1)  # the default "0"
+
+    def test_explicit_loads(self):
+        text = ('name = "x"\n[[loads]]\nexplicit = [{ wrk_threads = "cpus", connections = 64 }]\n'
+                '[[rows]]\nmodel = "pull-loop"\n')
+        sc = scenario.parse(text, "x.toml", cpu_counts={"server": 1, "client": 6})
+        self.assertEqual(sc.load_sets["load0"][0].key, "-t6 -c64")
+
+    def test_bad_values_name_the_key(self):
+        cases = [('"3*cpu"', "rows[0].threads: expected an integer, got a string '3*cpu'"),
+                 ('["cpus", "cpus"]', "rows[0].threads: repeated value"),
+                 ('"2048*cpus"', "rows[0].threads: must be between 1 and 1024, got 2048")]
+        for threads, words in cases:
+            with self.subTest(threads), self.assertRaises(scenario.ScenarioError) as cm:
+                self.parse(threads)
+            self.assertIn(words, str(cm.exception))
 
 
 class DryRunOnFixtures(unittest.TestCase):
@@ -208,6 +253,22 @@ class DryRunOnFixtures(unittest.TestCase):
         r = self.dry_run(SERVER)
         self.assertNotIn("governor", r.stdout)
         self.assertIn("turbo / boost is on (cpufreq/boost)", r.stdout)
+
+    def test_relative_threads_follow_the_layout(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "rel.toml")
+            with open(path, "w") as f:
+                f.write('name = "rel"\n[[loads]]\nwrk_threads = "cpus"\nconnections = 64\n'
+                        '[[rows]]\nmodel = "pull-loop"\nthreads = ["1", "cpus", "2*cpus"]\n')
+            for name, rows, wrk in [(GUEST, ["t1", "t2"], "-t1 -c64"), (DESKTOP, ["t1", "t8", "t16"], "-t8 -c64"),
+                                    (SERVER, ["t1", "t64", "t128"], "-t64 -c64")]:
+                with self.subTest(name):
+                    r = run_cbench(["sweep", path, "--dry-run", "--server-bin", "/nonexistent/cbench-server"],
+                                   timeout=60, env=dict(os.environ, CBENCH_SYSFS_ROOT=root(name)))
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    keys = re.findall(r"pull-loop (t\d+)\s+(-t\d+ -c64)", r.stdout)
+                    self.assertEqual([k for k, _ in keys], rows)
+                    self.assertEqual({w for _, w in keys}, {wrk})
 
     def test_bad_list_fails_naming_it(self):
         r = self.dry_run(GUEST, "--server-cpus", "0-7")

@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..format import resultio, scenario, serverlist
 from ..format.paths import REPO_ROOT, SCENARIOS_DIR
-from .cpulayout import Layout, LayoutError, Topology, automatic, check, explicit_cpus, resolve
+from .cpulayout import Layout, LayoutError, Topology, automatic, check, check_list, explicit_cpus, resolve
 from .estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
 from .schedule import schedule
 
@@ -155,6 +155,7 @@ def build_plan(args, machine: Machine) -> SweepPlan:
     else:
         sc = _load_scenario(args.scenario, args.quick)
         models_filter = args.models
+    sc, layout, topo = plan_layout(sc, args, hosts, recorded, machine)
     for key, flag, lo in OVERRIDES:
         if overrides.get(key) is not None and overrides[key] < lo:
             raise PlanError(f"{flag} must be at least {lo}, got {overrides[key]:g}")
@@ -165,7 +166,7 @@ def build_plan(args, machine: Machine) -> SweepPlan:
         raise PlanError(f"{sc.path}: no points to run"
                         + (f" (--models {models_filter!r} matches no row)" if models_filter else ""))
     check_client_hosts(hosts[1], points, machine.split_connections)
-    layout, cpu_warnings = plan_layout(sc, args, hosts, recorded, machine)
+    cpu_warnings = layout_notes(layout, topo, sc, points)
     s = sc.settings
     server_bin = os.path.abspath(args.server_bin)
     available, list_error = _available_models(server_bin, points)
@@ -191,11 +192,12 @@ def build_plan(args, machine: Machine) -> SweepPlan:
 
 
 def plan_layout(sc: scenario.Scenario, args, hosts: tuple, recorded: dict | None,
-                machine: Machine) -> tuple[Layout, list[str]]:
-    """The CPU layout (flags, else the scenario's or the resumed run's lists, else the
-    topology's), written into sc.settings, and its warnings; raises PlanError for CPU lists that
-    cannot run. A host reached over ssh is another machine: this one's topology says nothing
-    about it, so its lists are taken as given."""
+                machine: Machine) -> tuple[scenario.Scenario, Layout, Topology | None]:
+    """(the scenario read again with CPU-relative thread counts counting the chosen CPUs, the
+    CPU layout, this machine's topology or None). The layout: the flags, else the scenario's
+    lists (a resumed run's recorded ones), else the topology's; raises PlanError for a CPU list
+    that cannot run. A host reached over ssh is another machine: this one's topology says
+    nothing about it, so its lists are taken as given."""
     remote = any(str(h).startswith("ssh://") for h in [hosts[0], *hosts[1]])
     topo = None if remote else machine.topology()
     auto = automatic(topo) if topo is not None else Layout(
@@ -205,14 +207,23 @@ def plan_layout(sc: scenario.Scenario, args, hosts: tuple, recorded: dict | None
         flags = {}  # a resumed run keeps its own layout
     layout = resolve(auto, recorded if recorded is not None else explicit_cpus(sc.text), flags,
                      recorded=recorded is not None)
-    rows = [(r.key, r.threads * (r.processes or 1)) for r in sc.rows if r.threads]
-    wrk = max((p.load.wrk_threads or 0 for p in sc.points() if not p.load.is_idle), default=0)
     try:
-        warnings = check(layout, topo, rows, wrk)
+        counts = {"server": len(check_list(layout.server_cpus, "server_cpus (--server-cpus)", topo)),
+                  "client": len(check_list(layout.client_cpus, "client_cpus (--client-cpus)", topo))}
+        sc = scenario.parse(sc.text, sc.path, quick=sc.quick, cpu_counts=counts)
     except LayoutError as exc:
         raise PlanError(str(exc)) from None
+    except scenario.ScenarioError as exc:
+        raise PlanError(str(exc)) from None
     sc.settings.server_cpus, sc.settings.client_cpus = layout.server_cpus, layout.client_cpus
-    return layout, warnings
+    return sc, layout, topo
+
+
+def layout_notes(layout: Layout, topo: Topology | None, sc: scenario.Scenario, points: list) -> list[str]:
+    """What is legal but doubtful about the layout for the rows and loads that will run."""
+    rows = [(r.key, r.threads * (r.processes or 1)) for r in sc.rows if r.threads]
+    wrk = max((p.load.wrk_threads or 0 for p in points if not p.load.is_idle), default=0)
+    return check(layout, topo, rows, wrk)
 
 
 def _load_scenario(name: str, quick: bool) -> scenario.Scenario:
