@@ -102,7 +102,8 @@ def add_cpu_arguments(p) -> None:
     auto = ("default: the scenario's, else whole physical cores from the topology (two CPUs: "
             "server 0, wrk 1); the dry run prints the layout and its reason")
     p.add_argument("--server-cpus", metavar="LIST", help=f"taskset CPU list for the server ({auto})")
-    p.add_argument("--client-cpus", metavar="LIST", help="taskset CPU list for wrk (default: the scenario's, else the other half of the cores)")
+    p.add_argument("--client-cpus", metavar="LIST",
+                   help="taskset CPU list for wrk (default: the scenario's, else the other half of the cores)")
     # Another machine's sysfs tree (a copy, as the tests' fixtures) for the automatic layout.
     p.add_argument("--sysfs-root", help=argparse.SUPPRESS)
 
