@@ -2,7 +2,7 @@
 # both install missing Debian packages first (scripts/deps.sh), then build.
 PY        := /usr/bin/python3
 BUILD     := build
-JOBS      ?= 2
+JOBS      ?= $(shell nproc)
 SCENARIO  ?= scenarios/ever-table.toml
 CBENCH    := $(PY) scripts/cbench
 

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import time
 
-from ..run import benchlock, envinfo, procstat
-from ..format import resultio
+from ..run import benchlock, cputopo, envinfo, procstat
+from ..format import resultio, scenario
+from ..plan import cpulayout
 from ..format.paths import REPO_ROOT
 from ..format.verdict import DISTURBED_CPU
 from ..analysis import runload
@@ -36,7 +37,6 @@ from .common import err, repo_relative
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
 DEFAULT_LOCK = benchlock.DEFAULT_PATH  # the lock cbench sweep takes: one benchmark at a time
-DEFAULT_CPUS = "0"  # the server's CPU in every scenario (server_cpus), so figures compare with the sweep's
 # Repetitions and seconds per repetition: 3 x 0.3 s keeps the default run of the ~60 benchmarks
 # near 1.5 minutes on the reference machine (each benchmark takes about (repetitions + 1) x
 # min_time: the library calibrates its iteration count before the first repetition; 0.2 s took
@@ -59,9 +59,10 @@ def add_arguments(p) -> None:
     p.add_argument("--bench-dir", default=DEFAULT_BENCH_DIR,
                    help=f"directory of the *_bench binaries (default: {DEFAULT_BENCH_DIR}; build it with"
                         " cmake --build build)")
-    p.add_argument("--cpus", default=DEFAULT_CPUS,
-                   help=f"taskset CPU list for every binary (default: {DEFAULT_CPUS}, the server's CPU;"
-                        " 'none' to run unpinned)")
+    p.add_argument("--cpus", "--server-cpus", dest="cpus", metavar="LIST",
+                   help="taskset CPU list for every binary (default: the first CPU of the server's automatic"
+                        " layout, as the sweep chooses it: 0 on a two-CPU machine, so figures compare with"
+                        " the sweep's; 'none' to run unpinned)")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_REPETITIONS} repetition of {QUICK_MIN_TIME_S:g} s per benchmark: a few"
                         " seconds in all, for smoke tests")
@@ -160,7 +161,9 @@ def _run(args) -> int:
     if not binaries:
         return _err(f"no *_bench binaries in {repo_relative(bench_dir)} (build them: cmake -S . -B build "
                     "-DCMAKE_BUILD_TYPE=Release && cmake --build build; they need libbenchmark-dev)")
-    cpus = None if args.cpus in ("", "none") else args.cpus
+    cpus, bad = micro_cpus(args.cpus, cputopo.read())
+    if bad:
+        return _err(bad)
     if cpus and shutil.which("taskset") is None:
         return _err("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
 
@@ -186,6 +189,18 @@ def _run(args) -> int:
         return _measure(args, bench_dir, plan, cpus, repetitions, min_time_s)
     finally:
         lock.close()
+
+
+def micro_cpus(given: str | None, topo: cpulayout.Topology) -> tuple[str | None, str | None]:
+    """(the CPU list to pin every binary to, None: unpinned; an error naming a list that cannot run)."""
+    if given in ("", "none"):
+        return None, None
+    cpus = given or str(scenario.cpu_list(cpulayout.automatic(topo).server_cpus)[0])
+    try:
+        cpulayout.check_list(cpus, "--cpus", topo)
+    except cpulayout.LayoutError as exc:
+        return None, str(exc)
+    return cpus, None
 
 
 def pack_logs(run_dir: str) -> None:

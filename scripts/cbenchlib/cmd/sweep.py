@@ -16,17 +16,19 @@ sweep started, leave meta.json and points.jsonl readable, and exit 128+signal (1
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 
 from ..analysis import sequential
 from ..format.paths import REPO_ROOT
-from ..plan import sweepplan
+from ..format.scenario import cpu_list
+from ..plan import cpulayout, sweepplan
 from ..plan.estimate import estimate_s, extra_blocks_estimate_s, fmt_duration
 from ..plan.schedule import block_order, schedule
 from ..plan.sweepplan import PlanError, SweepPlan, build_plan, select_rows
-from ..run import benchlock, envinfo, multiclient, profiling
+from ..run import benchlock, cputopo, envinfo, multiclient, profiling
 from ..run.host import HostError, LocalHost, parse_host
 from ..run.sweepexec import Sweep, SweepInterrupted
 from .common import err
@@ -79,6 +81,7 @@ def add_arguments(p) -> None:
                         "connections are split evenly between them, each runs the point's -t, all are "
                         "released at the same moment and their results merged over the window they share "
                         "(the first host also sends the harness's probes and the idle connections)")
+    add_cpu_arguments(p)
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock (default: {benchlock.DEFAULT_PATH})")
     p.add_argument("--lock-timeout", type=float, metavar="S",
@@ -94,12 +97,48 @@ def add_arguments(p) -> None:
                         " uncommitted changes; meta.json records the changed files and the diff's sha256")
 
 
+def add_cpu_arguments(p) -> None:
+    """--server-cpus / --client-cpus, for every verb that runs a server."""
+    auto = ("default: the scenario's, else whole physical cores from the topology (two CPUs: "
+            "server 0, wrk 1); the dry run prints the layout and its reason")
+    p.add_argument("--server-cpus", metavar="LIST", help=f"taskset CPU list for the server ({auto})")
+    p.add_argument("--client-cpus", metavar="LIST",
+                   help="taskset CPU list for wrk (default: the scenario's, else the other half of the cores)")
+    # Another machine's sysfs tree (a copy, as the tests' fixtures) for the automatic layout.
+    p.add_argument("--sysfs-root", help=argparse.SUPPRESS)
 
-def machine() -> sweepplan.Machine:
+
+def choose_cpus(args, verb: str) -> str | None:
+    """For a verb that generates its scenario (regress, calibrate): resolves --server-cpus /
+    --client-cpus against the topology's layout into args.server_cpus / args.client_cpus and
+    prints it; returns an error message for a list that cannot run, else None."""
+    topo = cputopo.read(getattr(args, "sysfs_root", None))
+    flags = {k: getattr(args, k, None) for k in ("server_cpus", "client_cpus")}
+    layout = cpulayout.resolve(cpulayout.automatic(topo), {}, flags)
+    try:
+        warnings = cpulayout.check(layout, topo)
+    except cpulayout.LayoutError as exc:
+        return str(exc)
+    args.server_cpus, args.client_cpus = layout.server_cpus, layout.client_cpus
+    print(f"{verb}: CPU layout: server {layout.server_cpus}, wrk {layout.client_cpus} "
+          f"({layout.source}: {layout.reason})", flush=True)
+    for w in warnings:
+        print(f"{verb}: {w}", flush=True)
+    return None
+
+
+def generated_cpus(args) -> dict:
+    """The server_cpus / client_cpus keys of a generated scenario: choose_cpus's choice (none
+    when it has not run: the sweep then takes the topology's layout itself)."""
+    return {k: getattr(args, k) for k in ("server_cpus", "client_cpus") if getattr(args, k, None)}
+
+
+def machine(sysfs_root: str | None = None) -> sweepplan.Machine:
     """What planning asks of this machine and the run layer."""
     return sweepplan.Machine(git_commit=lambda: envinfo.git_info(REPO_ROOT)["git_commit"],
                              split_connections=multiclient.split_connections,
-                             profile_estimate_s=profiling.estimate_s)
+                             profile_estimate_s=profiling.estimate_s,
+                             topology=lambda: cputopo.read(sysfs_root))
 
 
 def check_client_hosts(clients: list[str], points: list) -> None:
@@ -124,9 +163,10 @@ def run(args, decide=None) -> int:
     hosts: list = [LocalHost()]
     try:
         try:
-            plan = build_plan(args, machine())
+            plan = build_plan(args, machine(getattr(args, "sysfs_root", None)))
         except PlanError as exc:
             return _err(str(exc))
+        _system_warnings(plan, getattr(args, "sysfs_root", None))
         if args.dry_run:
             return _dry_run(plan)
         try:
@@ -157,6 +197,17 @@ def run(args, decide=None) -> int:
             h.kill_all()
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _system_warnings(plan: SweepPlan, sysfs_root: str | None) -> None:
+    """What pyperf's system check would say about this machine's CPUs the sweep uses (frequency
+    governor, turbo, isolated CPUs); nothing for a sweep whose server runs on another machine."""
+    if plan.server_host.startswith("ssh://"):
+        return
+    s = plan.settings
+    used = sorted(set(cpu_list(s.server_cpus)) | set(cpu_list(s.client_cpus)))
+    for w in cputopo.describe(used, sysfs_root)["warnings"]:
+        print(f"sweep: warning: {w}", flush=True)
 
 
 def _dry_run(plan: SweepPlan) -> int:

@@ -50,14 +50,19 @@ def load_file(path: str, quick: bool = False) -> Scenario:
     return parse(raw.decode("utf-8", errors="replace"), path, quick=quick)
 
 
-def parse(text: str, path: str, quick: bool = False) -> Scenario:
-    """Parse and validate a scenario's TOML text; `path` names it in messages."""
+def parse(text: str, path: str, quick: bool = False, cpu_counts: dict | None = None) -> Scenario:
+    """Parse and validate a scenario's TOML text; `path` names it in messages. cpu_counts
+    ({"server": n, "client": m}, the CPU layout the plan chose) is what a CPU-relative thread
+    count ("cpus", "2*cpus") counts; without it, the lengths of the file's own server_cpus and
+    client_cpus (one each by default)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     v = Validator(path)
     settings = v.settings(doc)
+    v.cpu_counts = cpu_counts or {"server": cpu_list_count(settings.server_cpus),
+                                  "client": cpu_list_count(settings.client_cpus)}
     load_sets = v.load_sets(doc.get("loads"))
     rows = v.rows(doc.get("rows"), load_sets)
     if quick:

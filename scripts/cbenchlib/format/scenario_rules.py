@@ -21,9 +21,17 @@ from .scenario_types import (
     Load, Row, ScenarioError, Settings, cpu_list_count, pin_matches, split_load_entry)
 
 
+# A count relative to the CPUs a role runs on: "cpus", "2*cpus", "cpus/2" (rounded down, at
+# least 1); a row's threads count the server's CPUs, a load's wrk_threads the client's.
+CPU_RELATIVE = re.compile(r"(?:(\d+)\s*\*\s*)?cpus(?:\s*/\s*(\d+))?")
+
+
 class Validator:
-    def __init__(self, path: str):
+    def __init__(self, path: str, cpu_counts: dict | None = None):
         self.path = path
+        # {"server": n, "client": m}: what "cpus" means; set by scenario.parse once the
+        # settings (or the caller's CPU layout) say how many each role has.
+        self.cpu_counts = cpu_counts or {"server": 1, "client": 1}
 
     def fail(self, key: str, problem: str):
         raise ScenarioError(f"{self.path}: {key}: {problem}")
@@ -35,6 +43,19 @@ class Validator:
         if not lo <= value <= hi:
             self.fail(key, f"must be between {lo} and {hi}, got {value}")
         return value
+
+    def count(self, key, value, lo, hi, role):
+        """An integer, or a string: digits, or a count of the role's CPUs (CPU_RELATIVE)."""
+        if isinstance(value, str):
+            m = CPU_RELATIVE.fullmatch(value.strip())
+            if value.strip().isdigit():
+                value = int(value)
+            elif m:
+                value = max(1, self.cpu_counts[role] * int(m.group(1) or 1) // int(m.group(2) or 1))
+            else:
+                self.fail(key, f"expected an integer, got {show_value(value)} (or a count of the {role} "
+                          "CPUs: \"cpus\", \"2*cpus\", \"cpus/2\")")
+        return self.int_(key, value, lo, hi)
 
     def number(self, key, value, lo, hi):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -69,7 +90,9 @@ class Validator:
                 self.fail(key, "empty list")
             out = [check(f"{key}[{i}]", item) for i, item in enumerate(value)]
             if len(set(out)) != len(out):
-                self.fail(key, f"repeated value in {value}")
+                if len({repr(x) for x in value}) != len(value):
+                    self.fail(key, f"repeated value in {value}")
+                out = list(dict.fromkeys(out))  # CPU-relative counts that meet here ("1", "cpus" on one CPU)
             return out
         return [check(key, value)]
 
@@ -137,7 +160,7 @@ class Validator:
 
     def load_value(self, key, field, value):
         if field == "wrk_threads":
-            return self.int_(key, value, 1, MAX_WRK_THREADS)
+            return self.count(key, value, 1, MAX_WRK_THREADS, "client")
         if field in ("connections", "idle_connections"):
             return self.int_(key, value, 1, MAX_CONNECTIONS)
         if field == "pipeline":
@@ -170,8 +193,8 @@ class Validator:
                 for field, value in entry.items():
                     if field in lists:
                         self.fail(f"{ekey}.{field}", f"also given as {where}.{field}; give it in one place")
-                    self.load_value(f"{ekey}.{field}", field, value)
-                entries.append(entry)
+                entries.append({field: self.load_value(f"{ekey}.{field}", field, value)
+                                for field, value in entry.items()})
         fields = list(lists)
         loads: list[Load] = []
         seen = set()
@@ -271,7 +294,7 @@ class Validator:
         """ROW_VARIANT_KEYS -> the values the row lists (one value when it gives a scalar)."""
         return {
             "threads": self.one_or_list(f"{where}.threads", table.get("threads", 1),
-                                        lambda k, x: self.int_(k, x, 1, MAX_THREADS)),
+                                        lambda k, x: self.count(k, x, 1, MAX_THREADS, "server")),
             "queues": self.one_or_list(f"{where}.queues", table.get("queues", None),
                                        lambda k, x: x if x is None else self.str_(k, x, QUEUES)),
             "gvl": self.one_or_list(f"{where}.gvl", table.get("gvl", False), self.bool_),

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..format import resultio, scenario, serverlist
 from ..format.paths import REPO_ROOT, SCENARIOS_DIR
+from .cpulayout import Layout, LayoutError, Topology, automatic, check, check_list, explicit_cpus, resolve
 from .estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
 from .schedule import schedule
 
@@ -36,6 +37,8 @@ class Machine:
     split_connections: Callable[[int, int], list]       # raises ValueError if a load cannot split
     profile_estimate_s: Callable[[list, scenario.Settings], float]  # the --profile pass
     log: Callable[[str], None] = lambda text: print(text, flush=True)
+    # This machine's CPUs (None: unknown; the scenario's lists are then used unchecked).
+    topology: Callable[[], Topology | None] = lambda: None
 
 
 def repo_relative(path: str) -> str:
@@ -71,6 +74,8 @@ class SweepPlan:
     allow_dirty: bool = False        # --allow-dirty (reference runs need a clean tree)
     profile: bool = False            # --profile: one unmeasured repetition per wrk point under perf
     profile_estimate_s: float = 0.0  # how long that pass takes
+    cpu_layout: Layout | None = None  # where the server and wrk run, and why (settings hold the lists)
+    cpu_warnings: tuple = ()         # what is legal but doubtful about that layout
 
     @property
     def settings(self) -> scenario.Settings:
@@ -97,6 +102,10 @@ class SweepPlan:
                 + (f"duration {s.duration_s} s, warm-up {s.warmup_s:g} s, " if self.has_wrk else "")
                 + f"order {s.order} (seed {s.seed}); server on CPU {s.server_cpus}"
                 + (f", wrk on CPU {s.client_cpus}" if self.has_wrk else ""))
+        if self.cpu_layout is not None:
+            text += (f"\nCPU layout: server {self.cpu_layout.server_cpus}, wrk {self.cpu_layout.client_cpus} "
+                     f"({self.cpu_layout.source}: {self.cpu_layout.reason})")
+        text += "".join(f"\n{w}" for w in self.cpu_warnings)
         if len(self.clients) > 1 and self.has_wrk:
             text += (f"\nload from {len(self.clients)} client hosts ({', '.join(self.clients)}), released "
                      "together: each point's connections split evenly between them, each runs its -t")
@@ -138,14 +147,15 @@ def build_plan(args, machine: Machine) -> SweepPlan:
     overrides = {"duration_s": args.duration, "warmup_s": args.warmup, "repetitions": args.repetitions,
                  "target_ci_pct": getattr(args, "target_ci", None),
                  "max_repetitions": getattr(args, "max_repetitions", None)}
-    resume_dir = None
+    resume_dir, recorded = None, None
     clients = getattr(args, "client_host", None) or ["local"]
     hosts = (getattr(args, "server_host", None) or "local", [clients] if isinstance(clients, str) else list(clients))
     if args.resume:
-        resume_dir, sc, overrides, models_filter, hosts = _plan_resume(args, out_parent, overrides, machine)
+        resume_dir, sc, overrides, models_filter, hosts, recorded = _plan_resume(args, out_parent, overrides, machine)
     else:
         sc = _load_scenario(args.scenario, args.quick)
         models_filter = args.models
+    sc, layout, topo = plan_layout(sc, args, hosts, recorded, machine)
     for key, flag, lo in OVERRIDES:
         if overrides.get(key) is not None and overrides[key] < lo:
             raise PlanError(f"{flag} must be at least {lo}, got {overrides[key]:g}")
@@ -156,6 +166,7 @@ def build_plan(args, machine: Machine) -> SweepPlan:
         raise PlanError(f"{sc.path}: no points to run"
                         + (f" (--models {models_filter!r} matches no row)" if models_filter else ""))
     check_client_hosts(hosts[1], points, machine.split_connections)
+    cpu_warnings = layout_notes(layout, topo, sc, points)
     s = sc.settings
     server_bin = os.path.abspath(args.server_bin)
     available, list_error = _available_models(server_bin, points)
@@ -176,7 +187,43 @@ def build_plan(args, machine: Machine) -> SweepPlan:
         estimate_s=sum(estimate_s(x.point, s, available) for x in slots),
         estimate_full_s=sum(estimate_s(x.point, s, None) for x in slots),
         estimate_extra_s=extra_blocks_estimate_s(points, s),
-        profile_estimate_s=machine.profile_estimate_s(points, s) if profile else 0.0)
+        profile_estimate_s=machine.profile_estimate_s(points, s) if profile else 0.0,
+        cpu_layout=layout, cpu_warnings=tuple(cpu_warnings))
+
+
+def plan_layout(sc: scenario.Scenario, args, hosts: tuple, recorded: dict | None,
+                machine: Machine) -> tuple[scenario.Scenario, Layout, Topology | None]:
+    """(the scenario read again with CPU-relative thread counts counting the chosen CPUs, the
+    CPU layout, this machine's topology or None). The layout: the flags, else the scenario's
+    lists (a resumed run's recorded ones), else the topology's; raises PlanError for a CPU list
+    that cannot run. A host reached over ssh is another machine: this one's topology says
+    nothing about it, so its lists are taken as given."""
+    remote = any(str(h).startswith("ssh://") for h in [hosts[0], *hosts[1]])
+    topo = None if remote else machine.topology()
+    auto = automatic(topo) if topo is not None else Layout(
+        "0", "1", "automatic", "the two-CPU default" + (" (a remote host)" if remote else " (topology unknown)"))
+    flags = {"server_cpus": getattr(args, "server_cpus", None), "client_cpus": getattr(args, "client_cpus", None)}
+    if recorded is not None:
+        flags = {}  # a resumed run keeps its own layout
+    layout = resolve(auto, recorded if recorded is not None else explicit_cpus(sc.text), flags,
+                     recorded=recorded is not None)
+    try:
+        counts = {"server": len(check_list(layout.server_cpus, "server_cpus (--server-cpus)", topo)),
+                  "client": len(check_list(layout.client_cpus, "client_cpus (--client-cpus)", topo))}
+        sc = scenario.parse(sc.text, sc.path, quick=sc.quick, cpu_counts=counts)
+    except LayoutError as exc:
+        raise PlanError(str(exc)) from None
+    except scenario.ScenarioError as exc:
+        raise PlanError(str(exc)) from None
+    sc.settings.server_cpus, sc.settings.client_cpus = layout.server_cpus, layout.client_cpus
+    return sc, layout, topo
+
+
+def layout_notes(layout: Layout, topo: Topology | None, sc: scenario.Scenario, points: list) -> list[str]:
+    """What is legal but doubtful about the layout for the rows and loads that will run."""
+    rows = [(r.key, r.threads * (r.processes or 1)) for r in sc.rows if r.threads]
+    wrk = max((p.load.wrk_threads or 0 for p in points if not p.load.is_idle), default=0)
+    return check(layout, topo, rows, wrk)
 
 
 def _load_scenario(name: str, quick: bool) -> scenario.Scenario:
@@ -240,8 +287,11 @@ def _plan_resume(args, out_parent: str, overrides: dict, machine: Machine):
     if any(v is not None for v in overrides.values()) or args.models or args.quick:
         machine.log("sweep: --resume uses the run's own settings; --quick/--models/--duration/--warmup/"
                     "--repetitions/--target-ci/--max-repetitions are ignored")
+    env = meta.get("env", {})
+    recorded = {k: env[k] for k in ("server_cpus", "client_cpus") if isinstance(env.get(k), str)}
     return (resume_dir, sc, dict(h.get("overrides", {})), h.get("models_filter"),
-            (h.get("host") or "local", list(h.get("client_hosts") or [h.get("client_host") or h.get("host") or "local"])))
+            (h.get("host") or "local", list(h.get("client_hosts") or [h.get("client_host") or h.get("host") or "local"])),
+            recorded)
 
 
 def select_rows(sc: scenario.Scenario, patterns: str | None) -> None:

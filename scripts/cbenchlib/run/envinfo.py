@@ -14,6 +14,10 @@ import resource
 import socket
 import subprocess
 
+from ..format import scenario
+from ..plan import cpulayout
+from . import cputopo
+
 # Debian package whose version stands for each component.
 DEBIAN_PACKAGES = {
     "libev": "libev-dev",
@@ -336,5 +340,24 @@ def collect(repo: str, build_dir: str, server_cpus: str, client_cpus: str,
         **git_info(repo),
         "hostname": socket.gethostname(),
         **provenance(server_cpus, client_cpus),
+        "cpu": cpu_settings(server_cpus, client_cpus),
     }
     return env
+
+
+def cpu_settings(server_cpus: str | None, client_cpus: str | None) -> dict:
+    """env.cpu: the topology and frequency settings of the CPUs the run may use, what pyperf's
+    system check would warn about, and the layout the topology gives (its reason; whether the
+    run used it or CPU lists given by the scenario or a flag)."""
+    used: list[int] = []
+    for spec in (server_cpus, client_cpus):
+        try:
+            used += scenario.cpu_list(spec) if spec else []
+        except ValueError:
+            pass
+    out = cputopo.describe(sorted(set(used)))
+    auto = cpulayout.automatic(cputopo.read(out["sysfs_root"]))
+    out["layout"] = {"server_cpus": server_cpus, "client_cpus": client_cpus,
+                     "automatic": auto.to_json(),
+                     "is_automatic": (server_cpus, client_cpus) == (auto.server_cpus, auto.client_cpus)}
+    return out
