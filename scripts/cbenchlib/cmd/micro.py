@@ -31,7 +31,7 @@ from ..format.verdict import DISTURBED_CPU
 from ..analysis import runload
 from ..render import microreport
 from ..format import runlogs
-from .common import err, repo_relative
+from .common import REPETITIONS, err, repo_relative
 
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
@@ -65,7 +65,7 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_REPETITIONS} repetition of {QUICK_MIN_TIME_S:g} s per benchmark: a few"
                         " seconds in all, for smoke tests")
-    p.add_argument("--repetitions", type=int, metavar="N",
+    p.add_argument("--repetitions", type=REPETITIONS, metavar="N",
                    help=f"repetitions per benchmark (default: {DEFAULT_REPETITIONS})")
     p.add_argument("--min-time", type=float, metavar="S",
                    help=f"minimum seconds per repetition (default: {DEFAULT_MIN_TIME_S:g})")
