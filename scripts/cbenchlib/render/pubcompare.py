@@ -79,7 +79,7 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     # A finding's declared mechanism figures (mechanism.py), right after its verdict.
     verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level), run, pub.doc,
                                                 heading_level)]
-    out = head + (verdicts + [""] + body if findings_first else body + verdicts)
+    out = head + ([verdicts[0].rstrip("\n"), ""] + body if findings_first else body + verdicts)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
