@@ -2,6 +2,7 @@
 committed run), the comparisons export their verdicts and intervals, and SCHEMA.md's pandas
 example runs (when pandas is installed)."""
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -115,9 +116,7 @@ class ComparisonExportTest(unittest.TestCase):
 
 class PandasExampleTest(unittest.TestCase):
     def test_schema_example_runs(self):
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("pandas") is None:
             self.skipTest("pandas is not installed")
         with open(os.path.join(REPO, "results", "SCHEMA.md"), encoding="utf-8") as f:
             text = f.read()
