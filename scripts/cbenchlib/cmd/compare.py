@@ -52,13 +52,13 @@ def _published(args) -> tuple[int, str]:
         return err("compare", "--published takes exactly one RUN"), ""
     r = runload.load_run(args.runs[0])
     pub = published.load_published(args.published)
+    an = findings.Analysis(r, pub)  # first: a badly declared finding is refused before anything else
     why = pubcompare.unmatched_message(r, pub)
     if why:
         print(f"cbench compare: {why}", file=sys.stderr)
         return 1, ""
     if args.format == "md":
         return 0, pubcompare.render_published_comparison(r, pub, latency=args.latency, findings_first=True)
-    an = findings.Analysis(r, pub)
     return 0, export.dump(export.finding_records(an) + export.published_records(r, pub, pubcompare.published_cells(r, pub)),
                           export.run_identity(r), args.format, kind="published-comparison", published=pub.name)
 
