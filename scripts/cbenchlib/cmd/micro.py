@@ -188,6 +188,20 @@ def _run(args) -> int:
         lock.close()
 
 
+def _bench_argv(path: str, json_path: str, cpus: str | None, repetitions: int, min_time_s: float,
+                filter_re: str | None) -> list[str]:
+    """One benchmark binary's command line: pinned with taskset when cpus, JSON to json_path."""
+    argv = (["taskset", "-c", cpus] if cpus else []) + [
+        path, f"--benchmark_out={json_path}", "--benchmark_out_format=json",
+        f"--benchmark_repetitions={repetitions}", f"--benchmark_min_time={min_time_s:g}",
+        "--benchmark_color=false"]
+    if repetitions > 1:
+        argv.append("--benchmark_display_aggregates_only=true")  # the file keeps every repetition
+    if filter_re:
+        argv.append(f"--benchmark_filter={filter_re}")
+    return argv
+
+
 def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
     out_parent = os.path.abspath(args.out)
     run_dir = resultio.new_run_dir(out_parent, "micro")
@@ -219,14 +233,7 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         for path, names in plan:
             name = os.path.basename(path)
             json_rel = f"{name}.json"
-            argv = (["taskset", "-c", cpus] if cpus else []) + [
-                path, f"--benchmark_out={os.path.join(run_dir, json_rel)}", "--benchmark_out_format=json",
-                f"--benchmark_repetitions={repetitions}", f"--benchmark_min_time={min_time_s:g}",
-                "--benchmark_color=false"]
-            if repetitions > 1:
-                argv.append("--benchmark_display_aggregates_only=true")  # the file keeps every repetition
-            if args.filter:
-                argv.append(f"--benchmark_filter={args.filter}")
+            argv = _bench_argv(path, os.path.join(run_dir, json_rel), cpus, repetitions, min_time_s, args.filter)
             log_rel = os.path.join("logs", f"{name}.txt")
             started = resultio.utc_now()
             before = machine_sample()
