@@ -29,6 +29,7 @@ from ..analysis import findings, runload, stats
 from ..format import calibration, scenario
 from ..format.paths import REPO_ROOT
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
+from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
 
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "calibration")
 CBENCH = os.path.join(REPO_ROOT, "scripts", "cbench")
@@ -37,18 +38,19 @@ HANDICAP_FRACTIONS = (0.05, 0.10)
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default="pull-loop", help="the row's model (default: pull-loop)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=THREADS, default=1, help="the row's server --threads (default 1)")
     p.add_argument("--path", default="/spin?us=10", help="a server-bound path (default: /spin?us=10)")
-    p.add_argument("--wrk-threads", type=int, default=4)
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--trials", type=int, default=10, help="A/A and A/B trials (default 10: ~6-7 minutes)")
-    p.add_argument("--repetitions", type=int, default=3, help="repetitions per row and trial (default 3)")
-    p.add_argument("--duration", type=int, default=1, help="seconds per repetition (default 1)")
-    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--wrk-threads", type=WRK_THREADS, default=4, help="wrk -t (default 4)")
+    p.add_argument("--connections", type=CONNECTIONS, default=64, help="wrk -c (default 64)")
+    p.add_argument("--trials", type=bounded_int(1, 1000), default=10, help="A/A and A/B trials (default 10: ~6-7 minutes)")
+    p.add_argument("--repetitions", type=REPETITIONS, default=3, help="repetitions per row and trial (default 3)")
+    p.add_argument("--duration", type=DURATION_S, default=1, help="seconds per repetition (default 1)")
+    p.add_argument("--warmup", type=WARMUP_S, default=0.5, help="warm-up seconds per repetition (default 0.5)")
     p.add_argument("--cpu-us-per-req", type=float, metavar="US",
                    help="skip stage 1 and use this CPU per request")
-    p.add_argument("--out", default=DEFAULT_OUT, help="parent of the calibration directory")
-    p.add_argument("--server-bin", help="passed to cbench sweep")
+    p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                   help="parent of the calibration directory (default: results/calibration)")
+    p.add_argument("--server-bin", help="the cbench-server binary, passed to cbench sweep (default: sweep's)")
     add_cpu_arguments(p)
 
 

@@ -1,12 +1,14 @@
-"""`cbench compare`: a run against a published table, or run B against run A (reads results only)."""
+"""`cbench compare`: a run against a published table, or run B against run A (reads results only).
+--format csv|json exports the same comparison's numbers (render/export.py). Exit status 3: two
+runs' environments differ (without --force)."""
 from __future__ import annotations
 
 import sys
 
 from ..analysis import findings, runload
-from ..render import pubcompare, runcompare, tables
 from ..format import published
-from ..render import reportgen
+from ..render import export, pubcompare, reportgen, runcompare, tables
+from .common import err, write_output
 
 
 def add_arguments(parser) -> None:
@@ -23,50 +25,73 @@ def add_arguments(parser) -> None:
                         help="latency statistic shown beside req/s with --published (default: max)")
     parser.add_argument("--force", action="store_true",
                         help="compare two runs even if their environments differ (the output says how)")
+    parser.add_argument("--format", choices=export.FORMATS, default="md",
+                        help="md: Markdown (default); csv or json: the numbers, intervals and verdicts with"
+                             " the run's identity (results/SCHEMA.md); not with --replication")
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the comparison to FILE")
+
+
+def _replication(args) -> tuple[int, str]:
+    if len(args.runs) < 2:
+        return err("compare", "--replication takes two or more runs"), ""
+    if args.format != "md":
+        return err("compare", "--replication prints Markdown only (--format md)"), ""
+    runs = [runload.load_run(x) for x in args.runs]
+    if args.published:
+        pub = published.load_published(args.published)
+    else:
+        pubs = reportgen.matching_published(runs[0])
+        if not pubs:
+            return err("compare", "the first run carries no published row labels; give --published NAME"), ""
+        pub = pubs[0]
+    return 0, pubcompare.render_replication(runs, pub)
+
+
+def _published(args) -> tuple[int, str]:
+    if len(args.runs) != 1:
+        return err("compare", "--published takes exactly one RUN"), ""
+    r = runload.load_run(args.runs[0])
+    pub = published.load_published(args.published)
+    an = findings.Analysis(r, pub)  # first: a badly declared finding is refused before anything else
+    why = pubcompare.unmatched_message(r, pub)
+    if why:
+        print(f"cbench compare: {why}", file=sys.stderr)
+        return 1, ""
+    if args.format == "md":
+        return 0, pubcompare.render_published_comparison(r, pub, latency=args.latency, findings_first=True)
+    return 0, export.dump(export.finding_records(an) + export.published_records(r, pub, pubcompare.published_cells(r, pub)),
+                          export.run_identity(r), args.format, kind="published-comparison", published=pub.name)
+
+
+def _two_runs(args) -> tuple[int, str]:
+    if len(args.runs) != 2:
+        return err("compare", "give two runs (A B), or one run with --published NAME"), ""
+    a, b = (runload.load_run(x) for x in args.runs)
+    diffs = runcompare.env_differences(a, b)
+    if diffs and not args.force:
+        print(runcompare.refusal_message(a, b, diffs), file=sys.stderr)
+        return 3, ""
+    if args.format == "md":
+        return 0, runcompare.render_run_comparison(a, b, forced_diffs=diffs)
+    return 0, export.dump(export.run_comparison_records(runcompare.point_comparisons(a, b)), export.run_identity(b),
+                          args.format, kind="run-comparison", baseline=export.run_identity(a),
+                          forced_env_differences=[list(map(str, d)) for d in diffs or []])
 
 
 def run(args) -> int:
     try:
         if args.replication:
-            if len(args.runs) < 2:
-                print("cbench compare: --replication takes two or more runs", file=sys.stderr)
-                return 2
-            runs = [runload.load_run(x) for x in args.runs]
-            if args.published:
-                pub = published.load_published(args.published)
-            else:
-                pubs = reportgen.matching_published(runs[0])
-                if not pubs:
-                    print("cbench compare: the first run carries no published row labels; give --published NAME",
-                          file=sys.stderr)
-                    return 2
-                pub = pubs[0]
-            text = pubcompare.render_replication(runs, pub)
+            rc, text = _replication(args)
         elif args.published:
-            if len(args.runs) != 1:
-                print("cbench compare: --published takes exactly one RUN", file=sys.stderr)
-                return 2
-            r = runload.load_run(args.runs[0])
-            pub = published.load_published(args.published)
-            text = pubcompare.render_published_comparison(r, pub, latency=args.latency)
+            rc, text = _published(args)
         else:
-            if len(args.runs) != 2:
-                print("cbench compare: give two runs (A B), or one run with --published NAME", file=sys.stderr)
-                return 2
-            a, b = (runload.load_run(x) for x in args.runs)
-            diffs = runcompare.env_differences(a, b)
-            if diffs and not args.force:
-                print(runcompare.refusal_message(a, b, diffs), file=sys.stderr)
-                return 3
-            text = runcompare.render_run_comparison(a, b, forced_diffs=diffs)
+            rc, text = _two_runs(args)
     except (runload.RunError, published.PublishedError, findings.DeclarationError) as exc:
         # DeclarationError: a finding declared incompletely (e.g. a fallback metric without its own
         # direction and no-effect value) is refused with the finding named, never judged.
         print(f"cbench compare: {exc}", file=sys.stderr)
         return 1
+    if rc:
+        return rc
     sys.stdout.write(text)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-    return 0
+    return write_output("compare", args.output, text) if args.output else 0

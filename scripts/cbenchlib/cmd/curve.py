@@ -10,7 +10,7 @@ import sys
 from ..analysis import crosscheck, latencycurve
 from ..render import crosscheck_table
 from ..format import resultio
-from ..analysis.runload import RunError, load_run
+from .common import load_run, run_dir as resolve_run_dir
 
 
 def add_arguments(parser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    run_dir = args.run if os.path.isdir(args.run) else os.path.join("results", "runs", args.run)
+    run_dir = resolve_run_dir(args.run)
     try:
         points = resultio.read_points(os.path.join(run_dir, resultio.POINTS_FILE)).points
     except (OSError, resultio.ResultsFormatError) as exc:
@@ -28,13 +28,15 @@ def run(args) -> int:
         return 1
     wrote = []
     if latencycurve.curve_points(points):
-        paths, text = latencycurve.write_run(run_dir, args.target_ms * 1000)
+        try:
+            paths, text = latencycurve.write_run(run_dir, args.target_ms * 1000)
+        except OSError as exc:
+            print(f"cbench curve: cannot write in {run_dir}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(text)
         wrote += paths
-    try:
-        loaded = load_run(run_dir)
-    except RunError as exc:
-        print(f"cbench curve: {exc}", file=sys.stderr)
+    loaded = load_run("curve", run_dir)
+    if loaded is None:
         return 1
     if crosscheck.groups(loaded):
         path, text = crosscheck_table.write_run(loaded)

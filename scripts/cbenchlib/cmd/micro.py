@@ -32,7 +32,7 @@ from ..format.verdict import DISTURBED_CPU
 from ..analysis import runload
 from ..render import microreport
 from ..format import runlogs
-from .common import err, repo_relative
+from .common import REPETITIONS, err, repo_relative
 
 DEFAULT_BENCH_DIR = os.path.join("build", "bench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "runs")
@@ -66,7 +66,7 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK_REPETITIONS} repetition of {QUICK_MIN_TIME_S:g} s per benchmark: a few"
                         " seconds in all, for smoke tests")
-    p.add_argument("--repetitions", type=int, metavar="N",
+    p.add_argument("--repetitions", type=REPETITIONS, metavar="N",
                    help=f"repetitions per benchmark (default: {DEFAULT_REPETITIONS})")
     p.add_argument("--min-time", type=float, metavar="S",
                    help=f"minimum seconds per repetition (default: {DEFAULT_MIN_TIME_S:g})")
@@ -212,6 +212,20 @@ def pack_logs(run_dir: str) -> None:
         print(f"micro: warning: logs left loose, not archived: {exc}", file=sys.stderr)
 
 
+def _bench_argv(path: str, json_path: str, cpus: str | None, repetitions: int, min_time_s: float,
+                filter_re: str | None) -> list[str]:
+    """One benchmark binary's command line: pinned with taskset when cpus, JSON to json_path."""
+    argv = (["taskset", "-c", cpus] if cpus else []) + [
+        path, f"--benchmark_out={json_path}", "--benchmark_out_format=json",
+        f"--benchmark_repetitions={repetitions}", f"--benchmark_min_time={min_time_s:g}",
+        "--benchmark_color=false"]
+    if repetitions > 1:
+        argv.append("--benchmark_display_aggregates_only=true")  # the file keeps every repetition
+    if filter_re:
+        argv.append(f"--benchmark_filter={filter_re}")
+    return argv
+
+
 def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
     out_parent = os.path.abspath(args.out)
     run_dir = resultio.new_run_dir(out_parent, "micro")
@@ -243,14 +257,7 @@ def _measure(args, bench_dir, plan, cpus, repetitions, min_time_s) -> int:
         for path, names in plan:
             name = os.path.basename(path)
             json_rel = f"{name}.json"
-            argv = (["taskset", "-c", cpus] if cpus else []) + [
-                path, f"--benchmark_out={os.path.join(run_dir, json_rel)}", "--benchmark_out_format=json",
-                f"--benchmark_repetitions={repetitions}", f"--benchmark_min_time={min_time_s:g}",
-                "--benchmark_color=false"]
-            if repetitions > 1:
-                argv.append("--benchmark_display_aggregates_only=true")  # the file keeps every repetition
-            if args.filter:
-                argv.append(f"--benchmark_filter={args.filter}")
+            argv = _bench_argv(path, os.path.join(run_dir, json_rel), cpus, repetitions, min_time_s, args.filter)
             log_rel = os.path.join("logs", f"{name}.txt")
             started = resultio.utc_now()
             before = machine_sample()

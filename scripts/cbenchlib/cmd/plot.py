@@ -23,6 +23,10 @@ def run(args) -> int:
         return 1
     try:
         cs = plot_run(r, args.out)
+    except OSError as exc:
+        print(f"cbench plot: cannot write {exc.filename or args.out or 'charts'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     except ImportError as exc:
         print(f"cbench plot: matplotlib is missing ({exc}); install Debian's python3-matplotlib"
               " (scripts/deps.sh) and run with /usr/bin/python3", file=sys.stderr)

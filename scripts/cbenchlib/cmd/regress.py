@@ -42,6 +42,7 @@ from ..analysis import findings, runload, stats
 from ..format import calibration, scenario, serverlist
 from ..format.paths import REPO_ROOT
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
+from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
 
 CBENCH = os.path.join(REPO_ROOT, "scripts", "cbench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "build-regress")
@@ -62,14 +63,14 @@ def add_arguments(p) -> None:
     p.add_argument("--models", metavar="LIST",
                    help="comma-separated models (default: every model both builds list, except"
                         " [instrument] and [bounded] ones)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=THREADS, default=1, help="server --threads of every row (default 1)")
     p.add_argument("--path", default="/spin?us=10",
                    help="request path (default /spin?us=10: server-bound here, as in cbench calibrate)")
-    p.add_argument("--wrk-threads", type=int, default=4)
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--repetitions", type=int, help="blocks (default: the calibration's, else 3)")
-    p.add_argument("--duration", type=int, help="seconds per repetition (default: the calibration's, else 1)")
-    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--wrk-threads", type=WRK_THREADS, default=4, help="wrk -t (default 4)")
+    p.add_argument("--connections", type=CONNECTIONS, default=64, help="wrk -c (default 64)")
+    p.add_argument("--repetitions", type=REPETITIONS, help="blocks (default: the calibration's, else 3)")
+    p.add_argument("--duration", type=DURATION_S, help="seconds per repetition (default: the calibration's, else 1)")
+    p.add_argument("--warmup", type=WARMUP_S, default=0.5, help="warm-up seconds per repetition (default 0.5)")
     p.add_argument("--threshold", type=float, metavar="PCT",
                    help=f"fail above this CPU-per-request increase (default: from --calibration, else"
                         f" {DEFAULT_THRESHOLD_PCT:g})")
@@ -81,9 +82,9 @@ def add_arguments(p) -> None:
     p.add_argument("--server-bin", default=os.environ.get("CBENCH_SERVER_BIN", DEFAULT_SERVER_BIN),
                    help="the candidate's cbench-server (default: $CBENCH_SERVER_BIN or build/cbench-server);"
                         " its directory is rebuilt first when it is a CMake build directory")
-    p.add_argument("--out", default=DEFAULT_OUT,
+    p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help="holds the baseline builds (<commit>/) and the gate's runs (runs/); default build-regress")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
+    p.add_argument("--jobs", type=bounded_int(1, 256), default=os.cpu_count() or 2,
                    help="parallel compile jobs (default: the number of CPUs)")
     add_cpu_arguments(p)
 

@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..render import reportgen, tables
-from ..analysis import runload
+from .common import alias, load_run, write_output
 
 
 def add_arguments(parser) -> None:
@@ -26,10 +26,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--template", default=None,
                         help="with --root: the template to render (default: REPORT.md.in beside the report"
                              " when it exists; without one, only the marked sections are regenerated)")
-    parser.add_argument("--out", metavar="FILE", default=None,
+    parser.add_argument("-o", "--output", metavar="FILE", dest="out", default=None,
                         help="with --root: write the rendered report to FILE instead of --report (its links"
                              " stay relative to --report's directory); for looking at a render without"
                              " changing REPORT.md")
+    alias(parser, "--out", "out")  # the old spelling: --out names a directory in every other verb
     parser.add_argument("--check", action="store_true",
                         help="with --root: write nothing; exit 1 if the file is out of date")
     parser.add_argument("--allow-synthetic", action="store_true",
@@ -76,12 +77,11 @@ def run_root(args) -> int:
         print(f"{args.report}: up to date ({len(names)} generated sections)")
         return 0
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(new)
+        if write_output("report", args.out, new):
+            return 1
         print(f"{args.report}: rendered to {args.out} ({args.report} not changed)")
-    elif new != text:
-        with open(args.report, "w", encoding="utf-8") as f:
-            f.write(new)
+    elif new != text and write_output("report", args.report, new):
+        return 1
     for n in names:
         run_dir = ((config.get(n) or {}).get("run") or "not yet run") if n != reportgen.DECISION_TABLE \
             else "generated from every section's reference run"
@@ -98,10 +98,8 @@ def run(args) -> int:
     if not args.run:
         print("cbench report: give RUN, or --root", file=sys.stderr)
         return 2
-    try:
-        r = runload.load_run(args.run)
-    except runload.RunError as exc:
-        print(f"cbench report: {exc}", file=sys.stderr)
+    r = load_run("report", args.run)
+    if r is None:
         return 1
     path = reportgen.write_run_report(r, args.latency, plot=not args.no_plot)
     print(f"wrote {path}")

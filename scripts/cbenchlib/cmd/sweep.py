@@ -31,7 +31,7 @@ from ..plan.sweepplan import PlanError, SweepPlan, build_plan, select_rows
 from ..run import benchlock, cputopo, envinfo, multiclient, profiling
 from ..run.host import HostError, LocalHost, parse_host
 from ..run.sweepexec import Sweep, SweepInterrupted
-from .common import err
+from .common import DURATION_S, REPETITIONS, WARMUP_S, err
 
 # Besides the verb, the planning names `cbench sweep` has always offered its callers (the
 # scenario, design and multi-client tests); they live in plan/.
@@ -43,8 +43,9 @@ DEFAULT_SERVER_BIN = os.path.join(REPO_ROOT, "build", "cbench-server")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("scenario", nargs="?", default="ever-table",
-                   help="scenario name (scenarios/NAME.toml) or path to a .toml file (default: ever-table)")
+    p.add_argument("scenario", nargs="?",
+                   help="scenario name (scenarios/NAME.toml) or path to a .toml file; required unless --resume"
+                        " (`cbench list scenarios` lists them; ever-table is the published table, ~20 minutes)")
     p.add_argument("--quick", action="store_true",
                    help="seconds per point: 1 s runs, 0.3 s warm-up, 1 repetition, long lists cut to their ends")
     p.add_argument("--dry-run", action="store_true", help="list the points and the time estimate; run nothing")
@@ -60,15 +61,15 @@ def add_arguments(p) -> None:
                    help="the cbench-server binary (default: $CBENCH_SERVER_BIN or build/cbench-server "
                         "in the repository; a relative path is relative to the current directory)")
     p.add_argument("--wrk-bin", default="wrk", help="the wrk binary (default: wrk on PATH)")
-    p.add_argument("--duration", type=int, metavar="S", help="override the scenario's duration_s")
-    p.add_argument("--warmup", type=float, metavar="S", help="override the scenario's warmup_s")
-    p.add_argument("--repetitions", type=int, metavar="N",
+    p.add_argument("--duration", type=DURATION_S, metavar="S", help="override the scenario's duration_s")
+    p.add_argument("--warmup", type=WARMUP_S, metavar="S", help="override the scenario's warmup_s")
+    p.add_argument("--repetitions", type=REPETITIONS, metavar="N",
                    help="override the scenario's repetitions (the initial blocks)")
     p.add_argument("--target-ci", type=float, metavar="PCT",
                    help="sequential design: add whole blocks for the rows a primary comparison needs "
                         "until its 95%% interval is narrower than PCT percent (default: the scenario's "
                         "target_ci_pct; 0 turns it off)")
-    p.add_argument("--max-repetitions", type=int, metavar="N",
+    p.add_argument("--max-repetitions", type=REPETITIONS, metavar="N",
                    help="with --target-ci: no point gets more than N repetitions (default: the "
                         "scenario's max_repetitions)")
     p.add_argument("--server-host", metavar="HOST", default="local",
@@ -152,6 +153,10 @@ def _err(msg: str) -> int:
 
 def run(args, decide=None) -> int:
     """`cbench sweep`; decide replaces analysis.sequential.decide (tests)."""
+    if not args.scenario and not args.resume:
+        return _err("give a SCENARIO (`cbench list scenarios` lists them), or --resume RUN")
+    if args.resume and os.sep in args.resume:
+        args.resume = os.path.abspath(args.resume)  # a path as given, not an id under --out
     interrupted = {"signum": None}
 
     def on_signal(signum, _frame):

@@ -64,12 +64,52 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else ""
 
 
-def render_published_comparison(run: Run, pub: Published, latency: str = "max", heading_level: int = 2) -> str:
+def render_published_comparison(run: Run, pub: Published, latency: str = "max", heading_level: int = 2,
+                                findings_first: bool = False) -> str:
+    """The comparison as Markdown: provenance, the tables (published beside measured, then
+    normalised), the rows without a counterpart, then the judged findings; with findings_first
+    (what `cbench compare` prints) the findings, whose verdicts are the summary, come right after
+    the provenance. REPORT.md and RUN/report.md keep the tables-first order."""
     h = "#" * heading_level
-    lat_path, lat_name = tables.LATENCY_STATS[latency]
     idx = findings.LabelIndex(run)
     loads = _run_loads(run, pub, _pub_path(pub))
-    out = _provenance_lines(run, pub, loads, h)
+    head = _provenance_lines(run, pub, loads, h)
+    body = _comparison_tables(run, pub, idx, loads, latency, h)
+    an = findings.Analysis(run, pub)
+    # A finding's declared mechanism figures (mechanism.py), right after its verdict.
+    verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level), run, pub.doc,
+                                                heading_level)]
+    out = head + ([verdicts[0].rstrip("\n"), ""] + body if findings_first else body + verdicts)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def unmatched_message(run: Run, pub: Published) -> str | None:
+    """None when a row of the run carries a published row's label; else what each side has."""
+    idx = findings.LabelIndex(run)
+    if any(r is not None for _p, r, _g in _matched_rows(pub, idx)):
+        return None
+    has = sorted({r.label or r.key for r in run.rows.values()})
+    return (f"no row of run {run.run_id} matches a row of the published table {pub.name!r}: the table has "
+            + ", ".join(p.label for p in pub.rows) + "; the run has " + (", ".join(has) or "no rows"))
+
+
+def published_cells(run: Run, pub: Published) -> list[tuple]:
+    """(published row, run row or None, gvl, [(column, published cell, run Cell or None)]) for
+    every published row and each run row carrying its label (render/export.py's records)."""
+    idx = findings.LabelIndex(run)
+    loads = _run_loads(run, pub, _pub_path(pub))
+    out = []
+    for prow, r, gvl in _matched_rows(pub, idx):
+        cols = [(col, prow.cells[j], run.cell(r.key, ld.lid) if r is not None and ld is not None else None)
+                for j, (col, ld) in enumerate(zip(pub.columns, loads))]
+        out.append((prow, r, gvl, cols))
+    return out
+
+
+def _comparison_tables(run: Run, pub: Published, idx, loads: list, latency: str, h: str) -> list[str]:
+    """The published table beside the run's medians, the normalised tables, the unmatched rows."""
+    lat_path, lat_name = tables.LATENCY_STATS[latency]
+    out = []
     matched = _matched_rows(pub, idx)
     n_matched = sum(1 for _, r, _ in matched if r is not None)
     if n_matched == 0:
@@ -108,11 +148,7 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     if extra:
         out += ["Rows of this run with no published counterpart (context): "
                 + ", ".join(f"`{r.display()}`" for r in extra) + ".", ""]
-    an = findings.Analysis(run, pub)
-    # A finding's declared mechanism figures (mechanism.py), right after its verdict.
-    out.append(mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level), run, pub.doc,
-                                               heading_level))
-    return "\n".join(out).rstrip("\n") + "\n"
+    return out
 
 
 def _provenance_lines(run: Run, pub: Published, loads: list, h: str) -> list[str]:

@@ -60,40 +60,23 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
     only_a = [k for k in a.cells if k not in b.cells]
     only_b = [k for k in b.cells if k not in a.cells]
     any_table = False
-    for group, loads in a.load_groups():
-        if group[2]:
-            continue  # idle points have no req/s
+    for group, points in point_comparisons(a, b):
         lines = []
-        for row in a.rows.values():
-            for ld in loads:
-                ca = a.cell(row.key, ld.lid)
-                cb = b.cell(row.key, ld.lid)
-                if ca is None or cb is None:
-                    continue
-                va, vb = ca.rps(), cb.rps()
-                ma = f"{stats.median(va):.0f}" if va else "failed"
-                mb = f"{stats.median(vb):.0f}" if vb else "failed"
-                ci = stats.ratio_ci(vb, va, seed_name=f"{row.key}|{ld.lid.path}|{ld.lid.pipeline}|{ld.lid.key}") \
-                    if va and vb else None
-                if ci is None:
-                    verdict, ci_text, words = "no data", "", ""
-                else:
-                    words = stats.speed_words(ci.ratio)
-                    ratios.append(ci.ratio)
-                    if not ci.enough_reps:
-                        verdict, ci_text = f"not significant (too few reps: {ci.n_den} and {ci.n_num})", ""
-                        n_ns += 1
-                    else:
-                        ci_text = f"{stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)}"
-                        if ci.significant:
-                            verdict = "significant"
-                            n_faster += ci.lo > 1
-                            n_slower += ci.hi < 1
-                        else:
-                            verdict = "not significant"
-                            n_ns += 1
-                lines.append(f"| {row.display()} | {column_label(ld)} | {ma}{_marks(ca)} | {mb}{_marks(cb)} | {words}"
-                             f" | {ci_text} | {verdict} |")
+        for pc in points:
+            row, ld, ca, cb, ci = pc["row"], pc["load"], pc["a"], pc["b"], pc["ci"]
+            va, vb = ca.rps(), cb.rps()
+            ma = f"{stats.median(va):.0f}" if va else "failed"
+            mb = f"{stats.median(vb):.0f}" if vb else "failed"
+            words = stats.speed_words(ci.ratio) if ci is not None else ""
+            ci_text = f"{stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)}" if ci is not None and ci.enough_reps else ""
+            verdict = pc["verdict"]
+            if ci is not None:
+                ratios.append(ci.ratio)
+                n_ns += verdict.startswith("not significant")
+                n_faster += verdict == "significant" and ci.lo > 1
+                n_slower += verdict == "significant" and ci.hi < 1
+            lines.append(f"| {row.display()} | {column_label(ld)} | {ma}{_marks(ca)} | {mb}{_marks(cb)} | {words}"
+                         f" | {ci_text} | {verdict} |")
         if lines:
             any_table = True
             out += [f"{h}# {group_title(group)}", "",
@@ -111,3 +94,32 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
         out.append(f"Points only in A: {len(only_a)}; only in B: {len(only_b)} (not compared).")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def point_comparisons(a: Run, b: Run) -> list[tuple]:
+    """(group, [point]) per non-idle load group of A: each point measured in both runs as a dict
+    with row, load, a and b (the Cells), ci (B's req/s over A's, stats.ratio_ci, or None without
+    successful repetitions on a side) and verdict ("significant", "not significant[ (too few
+    reps: ...)]" or "no data"); render/export.py exports the same list."""
+    out = []
+    for group, loads in a.load_groups():
+        if group[2]:
+            continue  # idle points have no req/s
+        points = []
+        for row in a.rows.values():
+            for ld in loads:
+                ca, cb = a.cell(row.key, ld.lid), b.cell(row.key, ld.lid)
+                if ca is None or cb is None:
+                    continue
+                va, vb = ca.rps(), cb.rps()
+                ci = stats.ratio_ci(vb, va, seed_name=f"{row.key}|{ld.lid.path}|{ld.lid.pipeline}|{ld.lid.key}") \
+                    if va and vb else None
+                if ci is None:
+                    verdict = "no data"
+                elif not ci.enough_reps:
+                    verdict = f"not significant (too few reps: {ci.n_den} and {ci.n_num})"
+                else:
+                    verdict = "significant" if ci.significant else "not significant"
+                points.append({"row": row, "load": ld, "a": ca, "b": cb, "ci": ci, "verdict": verdict})
+        out.append((group, points))
+    return out
