@@ -4,7 +4,6 @@
 
 #include <bit>
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <climits>
 #include <cstring>
@@ -100,6 +99,7 @@ constexpr TcharTable kTchar;
 static_assert(std::endian::native == std::endian::little, "kHostWord assumes a little-endian machine");
 constexpr std::uint32_t kHostWord = 'h' | ('o' << 8) | ('s' << 16) | (static_cast<std::uint32_t>('t') << 24);
 inline bool is_tchar(unsigned char ch) { return kTchar.is[ch]; }
+inline bool is_hex(unsigned char ch) { return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f'); }
 
 }  // namespace
 
@@ -203,6 +203,13 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
   // A field name may arrive in pieces; count the ": " and CRLF once per field, and match "Host"
   // (RFC 9112 3.2: a request must have exactly one) a character at a time.
   if (!c->in_header_field_) {
+    // A field line starts right after the LF that ends the line before it. http_parser takes
+    // any byte after a CR that ends an empty value ("X:\rHost: t" gives a field "ost"); RFC 9112
+    // 2.2 makes that bare CR invalid.
+    if ((at > c->in_begin_ ? at[-1] : c->prev_tail_) != '\n') {
+      c->error_status_ = 400;
+      return -1;
+    }
     c->header_bytes_ += 4;
     c->host_match_ = 0;
     c->te_match_ = 0;
@@ -317,12 +324,12 @@ int Codec::on_headers_complete(http_parser* p) {
     return -1;
   }
   c->keep_alive_ = http_should_keep_alive(p) != 0;
-  if (p->flags & F_CHUNKED) {
-    // Check the chunked framing from the byte that ends the head: pause here so that feed()
-    // knows where that byte is (http_parser returns with it not yet consumed).
-    c->chunk_check_.st = ChunkCheck::state::head_lf;
-    http_parser_pause(p, 1);
-  }
+  // Check the byte that ends the head (http_parser takes any byte after its CR) and, for a chunked
+  // body, the framing after it: pause here so that feed() knows where that byte is (http_parser
+  // returns with it not yet consumed). Only requests the fast path declined get here.
+  c->chunk_check_.st = ChunkCheck::state::head_lf;
+  c->chunk_check_.chunked = (p->flags & F_CHUNKED) != 0;
+  http_parser_pause(p, 1);
   return 0;
 }
 
@@ -340,15 +347,21 @@ Codec::ChunkCheck::Scan Codec::ChunkCheck::scan(const char* in, std::size_t n) {
       case state::idle: r.bytes = i; r.done = true; return r;
       case state::head_lf:  // the head's last line end must be CRLF or LF (RFC 9112 2.2), not a bare CR
         if (ch != '\n') return fail();
+        if (!chunked) {  // a Content-Length body or none: http_parser frames it exactly
+          st = state::idle;
+          r.bytes = n;
+          r.done = true;
+          return r;
+        }
         st = state::size_start;
         break;
       case state::size_start:
         size = 0;
-        if (!std::isxdigit(ch)) return fail();
+        if (!is_hex(ch)) return fail();
         st = state::size;
         [[fallthrough]];
       case state::size:
-        if (std::isxdigit(ch)) {
+        if (is_hex(ch)) {
           if (size > (UINT64_MAX >> 4)) return fail();  // over 64 bits
           size = size << 4 | static_cast<std::uint64_t>(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
         } else if (ch == ';') {

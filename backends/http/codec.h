@@ -113,11 +113,12 @@ class Codec {
   void respond_error(int status, std::string& out);
   int error_status_for_parser() const;
 
-  // Strict chunked framing (RFC 9112 7.1), checked on the bytes of a chunked request from the
-  // end of its head to the end of its trailer section BEFORE http_parser sees them: Debian's
-  // non-strict http_parser takes any two bytes after chunk data, any byte after a chunk-size CR
-  // and anything up to a CR after "5 ", so without this the two could disagree with a proxy on
-  // where a request ends. Allocation-free; a few states carried across feeds.
+  // Strict framing, checked on a request's bytes BEFORE http_parser sees them, from the byte
+  // that ends its head (a bare CR there is invalid, RFC 9112 2.2) and, for a chunked body, to the
+  // end of its trailer section (RFC 9112 7.1): Debian's non-strict http_parser takes any byte
+  // after the head's last CR, any two bytes after chunk data, any byte after a chunk-size CR and
+  // anything up to a CR after "5 ", so without this the two could disagree with a proxy on where
+  // a request ends. Allocation-free; a few states carried across feeds.
   struct ChunkCheck {
     enum class state : std::uint8_t {
       idle, head_lf, size_start, size, bws, ext, size_lf, data, data_cr, data_lf,
@@ -133,6 +134,7 @@ class Codec {
     Scan scan(const char* in, std::size_t n);
     state st = state::idle;
     std::uint64_t size = 0;  // the chunk size being read, then the data bytes still to come
+    bool chunked = false;    // the body is chunked: check it after the head
   };
 
   http_parser parser_{};

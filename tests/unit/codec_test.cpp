@@ -616,6 +616,10 @@ TEST(CodecFraming, Rfc9112SmugglingShapes) {
       {"2.2 bare LF line ends in the head: accepted", "GET / HTTP/1.1\nHost: t\n\n" + kGet, hello() + hello(), more, 2},
       {"2.2 bare CR in a field value: 400", "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n" + kGet, bad_request(), closing, 1},
       {"2.2 bare CR ending the request line: 400", "GET / HTTP/1.1\rHost: t\r\n\r\n" + kGet, bad_request(), closing, 1},
+      {"2.2 bare CR ending the head: 400", "GET / HTTP/1.1\r\nHost: t\r\n\rX" + kGet, bad_request(), closing, 1},
+      {"2.2 bare CR ending the head of a Content-Length request: 400", post + "Content-Length: 1\r\n\rXa" + kGet, bad_request(), closing, 1},
+      {"2.2 bare CR after an empty field value: 400", "GET / HTTP/1.1\r\nHost: t\r\nX-A:\rYX-B: b\r\n\r\n" + kGet, bad_request(), closing, 1},
+      {"2.2 bare CR after OWS of an empty value: 400", "GET / HTTP/1.1\r\nHost: t\r\nX-A: \rYX-B: b\r\n\r\n" + kGet, bad_request(), closing, 1},
       {"2.2 bare CR ending the head of a chunked request: 400", post + "Transfer-Encoding: chunked\r\n\rX0\r\n\r\n" + kGet, bad_request(), closing, 1},
       // 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF, exactly.
       {"7.1 chunk data not followed by CRLF: 400", chunked + "5\r\nhelloXY0\r\n\r\n" + kGet, bad_request(), closing, 1},
