@@ -135,7 +135,7 @@ Codec& Codec::operator=(Codec&& o) noexcept {
   te_in_value_ = o.te_in_value_;
   te_chunked_ = o.te_chunked_;
   te_other_ = o.te_other_;
-  chunk_check_ = o.chunk_check_;
+  framing_check_ = o.framing_check_;
   prev_tail_ = o.prev_tail_;
   keep_alive_ = o.keep_alive_;
   closing_ = o.closing_;
@@ -159,7 +159,7 @@ void Codec::reset() {
   te_in_value_ = false;
   te_chunked_ = 0;
   te_other_ = 0;
-  chunk_check_ = ChunkCheck{};
+  framing_check_ = FramingCheck{};
   prev_tail_ = '\n';
   keep_alive_ = true;
   closing_ = false;
@@ -176,7 +176,7 @@ int Codec::on_message_begin(http_parser* p) {
   c->te_in_value_ = false;
   c->te_chunked_ = 0;
   c->te_other_ = 0;
-  c->chunk_check_.st = ChunkCheck::state::idle;
+  c->framing_check_.st = FramingCheck::state::idle;
   return 0;
 }
 
@@ -247,7 +247,7 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
 
 // Ends the Transfer-Encoding coding being read, if any, and counts it.
 void Codec::end_te_coding() {
-  if (te_token_ == 7) ++te_chunked_;
+  if (te_token_ == 7 || te_token_ == 8) ++te_chunked_;
   else if (te_token_ != 0) ++te_other_;
   te_token_ = 0;
 }
@@ -279,7 +279,8 @@ int Codec::on_header_value(http_parser* p, const char* at, std::size_t len) {
       if (ch == ',') {
         c->end_te_coding();
       } else if (ch == ' ' || ch == '\t') {
-        if (c->te_token_ != 0) c->te_token_ = c->te_token_ == 7 ? static_cast<std::int8_t>(8) : static_cast<std::int8_t>(-1);
+        // OWS may follow a coding (8: "chunked" and OWS); anything after it makes another coding.
+        if (c->te_token_ != 0) c->te_token_ = c->te_token_ >= 7 ? static_cast<std::int8_t>(8) : static_cast<std::int8_t>(-1);
       } else {
         ch = static_cast<char>(ch | 0x20);
         c->te_token_ = (c->te_token_ >= 0 && c->te_token_ < 7 && ch == kChunked[c->te_token_])
@@ -327,13 +328,13 @@ int Codec::on_headers_complete(http_parser* p) {
   // Check the byte that ends the head (http_parser takes any byte after its CR) and, for a chunked
   // body, the framing after it: pause here so that feed() knows where that byte is (http_parser
   // returns with it not yet consumed). Only requests the fast path declined get here.
-  c->chunk_check_.st = ChunkCheck::state::head_lf;
-  c->chunk_check_.chunked = (p->flags & F_CHUNKED) != 0;
+  c->framing_check_.st = FramingCheck::state::head_lf;
+  c->framing_check_.chunked = (p->flags & F_CHUNKED) != 0;
   http_parser_pause(p, 1);
   return 0;
 }
 
-Codec::ChunkCheck::Scan Codec::ChunkCheck::scan(const char* in, std::size_t n) {
+Codec::FramingCheck::Scan Codec::FramingCheck::scan(const char* in, std::size_t n) {
   Scan r;
   std::size_t i = 0;
   auto fail = [&] {
@@ -600,8 +601,8 @@ FeedResult Codec::feed(std::string_view in, std::string& out, std::size_t out_hi
     // before that byte (a 413) still wins, so the answer does not depend on how input was split.
     std::size_t limit = in.size();
     bool framing_error = false;
-    if (chunk_check_.st != ChunkCheck::state::idle) {
-      const ChunkCheck::Scan s = chunk_check_.scan(in.data() + off, in.size() - off);
+    if (framing_check_.st != FramingCheck::state::idle) {
+      const FramingCheck::Scan s = framing_check_.scan(in.data() + off, in.size() - off);
       limit = off + s.bytes;
       framing_error = s.error;
     }

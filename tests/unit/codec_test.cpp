@@ -600,6 +600,10 @@ TEST(CodecFraming, Rfc9112SmugglingShapes) {
       {"7 two Transfer-Encoding: chunked fields: 400", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + kGet, bad_request(), closing, 1},
       {"6.1 Transfer-Encoding: gzip, chunked: 501", post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + kGet, not_implemented(), closing, 1},
       {"6.1 Transfer-Encoding: gzip, then chunked: 501", post + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + kGet, not_implemented(), closing, 1},
+      {"7 Transfer-Encoding: chunked and SP: accepted", post + "Transfer-Encoding:  chunked \r\n\r\n0\r\n\r\n" + kGet, not_allowed() + hello(), more, 2},
+      // http_parser does not find chunked in "chunked" + HTAB and refuses it; refusing cannot be misread.
+      {"6.3 Transfer-Encoding: chunked and HTAB: 400", post + "Transfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n" + kGet, bad_request(), closing, 1},
+      {"6.1 Transfer-Encoding: gzip , chunked (OWS): 501", post + "Transfer-Encoding: gzip , chunked \r\n\r\n0\r\n\r\n" + kGet, not_implemented(), closing, 1},
       {"7 Transfer-Encoding: CHUNKED (case-insensitive): accepted", post + "Transfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n" + kGet, not_allowed() + hello(), more, 2},
       // RFC 9110 5.6.1 asks recipients to ignore empty list elements; http_parser does not find
       // chunked last in this one and refuses it, which cannot be misread: 400 stays.
