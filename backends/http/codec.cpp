@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <bit>
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cstring>
@@ -98,6 +99,7 @@ constexpr TcharTable kTchar;
 static_assert(std::endian::native == std::endian::little, "kHostWord assumes a little-endian machine");
 constexpr std::uint32_t kHostWord = 'h' | ('o' << 8) | ('s' << 16) | (static_cast<std::uint32_t>('t') << 24);
 inline bool is_tchar(unsigned char ch) { return kTchar.is[ch]; }
+inline bool is_hex(unsigned char ch) { return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f'); }
 
 }  // namespace
 
@@ -128,6 +130,13 @@ Codec& Codec::operator=(Codec&& o) noexcept {
   in_header_field_ = o.in_header_field_;
   host_match_ = o.host_match_;
   host_fields_ = o.host_fields_;
+  te_match_ = o.te_match_;
+  te_token_ = o.te_token_;
+  te_in_value_ = o.te_in_value_;
+  te_chunked_ = o.te_chunked_;
+  te_other_ = o.te_other_;
+  framing_check_ = o.framing_check_;
+  prev_tail_ = o.prev_tail_;
   keep_alive_ = o.keep_alive_;
   closing_ = o.closing_;
   path_ = o.path_;
@@ -145,6 +154,13 @@ void Codec::reset() {
   in_header_field_ = false;
   host_match_ = 0;
   host_fields_ = 0;
+  te_match_ = 0;
+  te_token_ = 0;
+  te_in_value_ = false;
+  te_chunked_ = 0;
+  te_other_ = 0;
+  framing_check_ = FramingCheck{};
+  prev_tail_ = '\n';
   keep_alive_ = true;
   closing_ = false;
 }
@@ -157,6 +173,10 @@ int Codec::on_message_begin(http_parser* p) {
   c->header_bytes_ = 0;
   c->in_header_field_ = false;
   c->host_fields_ = 0;
+  c->te_in_value_ = false;
+  c->te_chunked_ = 0;
+  c->te_other_ = 0;
+  c->framing_check_.st = FramingCheck::state::idle;
   return 0;
 }
 
@@ -183,8 +203,17 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
   // A field name may arrive in pieces; count the ": " and CRLF once per field, and match "Host"
   // (RFC 9112 3.2: a request must have exactly one) a character at a time.
   if (!c->in_header_field_) {
+    // A field line starts right after the LF that ends the line before it. http_parser takes
+    // any byte after a CR that ends an empty value ("X:\rHost: t" gives a field "ost"); RFC 9112
+    // 2.2 makes that bare CR invalid.
+    if ((at > c->in_begin_ ? at[-1] : c->prev_tail_) != '\n') {
+      c->error_status_ = 400;
+      return -1;
+    }
     c->header_bytes_ += 4;
     c->host_match_ = 0;
+    c->te_match_ = 0;
+    if (c->te_in_value_) c->end_te_coding();
   }
   c->in_header_field_ = true;
   if (c->host_match_ == 0 && len >= 4) {
@@ -200,6 +229,14 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
       c->host_match_ = (c->host_match_ < 4 && ch == kHost[c->host_match_]) ? c->host_match_ + 1 : -1;
     }
   }
+  // Transfer-Encoding, whose codings the codec checks itself (on_headers_complete). Most names
+  // differ at the first character, so this loop is one comparison for them.
+  static constexpr std::string_view kTe = "transfer-encoding";
+  for (std::size_t i = 0; i < len && c->te_match_ >= 0; ++i) {
+    char ch = static_cast<char>(at[i] | 0x20);
+    c->te_match_ = (static_cast<std::size_t>(c->te_match_) < kTe.size() && ch == kTe[c->te_match_])
+                       ? static_cast<std::int8_t>(c->te_match_ + 1) : -1;
+  }
   c->header_bytes_ += static_cast<std::uint32_t>(len);
   if (c->header_bytes_ > kMaxHeaderBytes) {
     c->error_status_ = 431;
@@ -208,8 +245,49 @@ int Codec::on_header_field(http_parser* p, const char* at, std::size_t len) {
   return 0;
 }
 
-int Codec::on_header_value(http_parser* p, const char*, std::size_t len) {
+// Ends the Transfer-Encoding coding being read, if any, and counts it.
+void Codec::end_te_coding() {
+  if (te_token_ == 7 || te_token_ == 8) ++te_chunked_;
+  else if (te_token_ != 0) ++te_other_;
+  te_token_ = 0;
+}
+
+int Codec::on_header_value(http_parser* p, const char* at, std::size_t len) {
   auto* c = static_cast<Codec*>(p->data);
+  // RFC 9112 5.2: obs-fold (a field line continued on a line that starts with SP or HTAB) MUST be
+  // rejected or replaced; http_parser joins it silently. A piece of a value starts after ':' and
+  // OWS, or mid-value where a read ended; only a folded line puts it right after a line's LF (a
+  // piece of length 0 after a value's own piece is a fold of nothing but whitespace).
+  if (len > 0 || !c->in_header_field_) {
+    const char* q = at;
+    while (q > c->in_begin_ && (q[-1] == ' ' || q[-1] == '\t')) --q;
+    if ((q > c->in_begin_ ? q[-1] : c->prev_tail_) == '\n') {
+      c->error_status_ = 400;
+      return -1;
+    }
+  }
+  if (c->in_header_field_) {
+    if (c->te_in_value_) c->end_te_coding();
+    c->te_in_value_ = c->te_match_ == static_cast<std::int8_t>(17);
+  }
+  if (c->te_in_value_) {
+    // The codings, a comma-separated list (RFC 9110 5.6.1), case-insensitive; "chunked" matched a
+    // character at a time, as a value may arrive in pieces.
+    static constexpr char kChunked[] = "chunked";
+    for (std::size_t i = 0; i < len; ++i) {
+      char ch = at[i];
+      if (ch == ',') {
+        c->end_te_coding();
+      } else if (ch == ' ' || ch == '\t') {
+        // OWS may follow a coding (8: "chunked" and OWS); anything after it makes another coding.
+        if (c->te_token_ != 0) c->te_token_ = c->te_token_ >= 7 ? static_cast<std::int8_t>(8) : static_cast<std::int8_t>(-1);
+      } else {
+        ch = static_cast<char>(ch | 0x20);
+        c->te_token_ = (c->te_token_ >= 0 && c->te_token_ < 7 && ch == kChunked[c->te_token_])
+                           ? static_cast<std::int8_t>(c->te_token_ + 1) : static_cast<std::int8_t>(-1);
+      }
+    }
+  }
   if (c->in_header_field_ && c->host_match_ == 4) ++c->host_fields_;
   c->in_header_field_ = false;
   c->header_bytes_ += static_cast<std::uint32_t>(len);
@@ -232,8 +310,122 @@ int Codec::on_headers_complete(http_parser* p) {
     c->error_status_ = 400;
     return -1;
   }
+  // RFC 9112 6.1 and 7: the codings are exactly one "chunked", last. http_parser refuses a list
+  // that does not end in chunked (6.3: 400) and a Content-Length beside Transfer-Encoding; the
+  // rest it takes silently: chunked twice (7 forbids it: 400) and other codings before chunked,
+  // which this server does not implement (6.1: 501, then close, as for every codec error).
+  if (c->te_in_value_) c->end_te_coding();
+  c->te_in_value_ = false;
+  if (c->te_chunked_ > 1) {
+    c->error_status_ = 400;
+    return -1;
+  }
+  if (c->te_chunked_ == 1 && c->te_other_ > 0 && (p->flags & F_CHUNKED)) {
+    c->error_status_ = 501;
+    return -1;
+  }
   c->keep_alive_ = http_should_keep_alive(p) != 0;
+  // Check the byte that ends the head (http_parser takes any byte after its CR) and, for a chunked
+  // body, the framing after it: pause here so that feed() knows where that byte is (http_parser
+  // returns with it not yet consumed). Only requests the fast path declined get here.
+  c->framing_check_.st = FramingCheck::state::head_lf;
+  c->framing_check_.chunked = (p->flags & F_CHUNKED) != 0;
+  http_parser_pause(p, 1);
   return 0;
+}
+
+Codec::FramingCheck::Scan Codec::FramingCheck::scan(const char* in, std::size_t n) {
+  Scan r;
+  std::size_t i = 0;
+  auto fail = [&] {
+    r.bytes = i;
+    r.error = true;
+    return r;
+  };
+  while (i < n) {
+    const unsigned char ch = static_cast<unsigned char>(in[i]);
+    switch (st) {
+      case state::idle: r.bytes = i; r.done = true; return r;
+      case state::head_lf:  // the head's last line end must be CRLF or LF (RFC 9112 2.2), not a bare CR
+        if (ch != '\n') return fail();
+        if (!chunked) {  // a Content-Length body or none: http_parser frames it exactly
+          st = state::idle;
+          r.bytes = n;
+          r.done = true;
+          return r;
+        }
+        st = state::size_start;
+        break;
+      case state::size_start:
+        size = 0;
+        if (!is_hex(ch)) return fail();
+        st = state::size;
+        [[fallthrough]];
+      case state::size:
+        if (is_hex(ch)) {
+          if (size > (UINT64_MAX >> 4)) return fail();  // over 64 bits
+          size = size << 4 | static_cast<std::uint64_t>(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+        } else if (ch == ';') {
+          st = state::ext;
+        } else if (ch == ' ' || ch == '\t') {
+          st = state::bws;  // RFC 9112 7.1.1: BWS, allowed only before ';'
+        } else if (ch == '\r') {
+          st = state::size_lf;
+        } else {
+          return fail();
+        }
+        break;
+      case state::bws:
+        if (ch == ';') st = state::ext;
+        else if (ch != ' ' && ch != '\t') return fail();
+        break;
+      case state::ext:  // names, values, quoted strings: any visible byte, SP or HTAB; no CTL or DEL
+        if (ch == '\r') st = state::size_lf;
+        else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return fail();
+        break;
+      case state::size_lf:
+        if (ch != '\n') return fail();
+        st = size == 0 ? state::trailer_start : state::data;
+        break;
+      case state::data: {
+        const std::uint64_t take = std::min<std::uint64_t>(size, n - i);
+        size -= take;
+        i += static_cast<std::size_t>(take);
+        if (size == 0) st = state::data_cr;
+        continue;
+      }
+      case state::data_cr:
+        if (ch != '\r') return fail();
+        st = state::data_lf;
+        break;
+      case state::data_lf:
+        if (ch != '\n') return fail();
+        st = state::size_start;
+        break;
+      case state::trailer_start:  // a field line, or the CRLF that ends the message (7.1.2)
+        if (ch == '\r') st = state::end_lf;
+        else if (ch == ' ' || ch == '\t' || ch == '\n') return fail();  // obs-fold (5.2), bare LF
+        else st = state::trailer;
+        break;
+      case state::trailer:  // the field itself is checked by the header callbacks
+        if (ch == '\r') st = state::trailer_lf;
+        else if (ch == '\n') return fail();
+        break;
+      case state::trailer_lf:
+        if (ch != '\n') return fail();
+        st = state::trailer_start;
+        break;
+      case state::end_lf:
+        if (ch != '\n') return fail();
+        st = state::idle;
+        r.bytes = i + 1;
+        r.done = true;
+        return r;
+    }
+    ++i;
+  }
+  r.bytes = n;
+  return r;
 }
 
 int Codec::on_body(http_parser* p, const char*, std::size_t len) {
@@ -372,6 +564,7 @@ void Codec::respond_error(int status, std::string& out) {
     case 413: body = "413 Content Too Large\n"; break;
     case 414: body = "414 URI Too Long\n"; break;
     case 431: body = "431 Request Header Fields Too Large\n"; break;
+    case 501: body = "501 Not Implemented\n"; break;
     default: body = "400 Bad Request\n"; break;
   }
   serialize(Response{status, "text/plain", body, true}, false, false, false, out);
@@ -385,6 +578,7 @@ FeedResult Codec::feed(std::string_view in, std::string& out, std::size_t out_hi
   out_ = &out;
   out_high_water_bytes_ = out_high_water_bytes;
   feed_responses_ = 0;
+  in_begin_ = in.data();
   std::size_t off = 0;
   while (!closing_ && off < in.size()) {
     if (out.size() >= out_high_water_bytes) {
@@ -402,7 +596,17 @@ FeedResult Codec::feed(std::string_view in, std::string& out, std::size_t out_hi
         continue;
       }
     }
-    off += http_parser_execute(&parser_, &kSettings, in.data() + off, in.size() - off);
+    // In a chunked body, the strict check runs first and http_parser gets only the bytes it
+    // passed: up to the end of the message, or up to an invalid byte. An error http_parser finds
+    // before that byte (a 413) still wins, so the answer does not depend on how input was split.
+    std::size_t limit = in.size();
+    bool framing_error = false;
+    if (framing_check_.st != FramingCheck::state::idle) {
+      const FramingCheck::Scan s = framing_check_.scan(in.data() + off, in.size() - off);
+      limit = off + s.bytes;
+      framing_error = s.error;
+    }
+    if (limit > off) off += http_parser_execute(&parser_, &kSettings, in.data() + off, limit - off);
     const http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (err == HPE_PAUSED) {
       // Paused by on_message_complete after answering (a close or a full output): resume, and let
@@ -410,13 +614,19 @@ FeedResult Codec::feed(std::string_view in, std::string& out, std::size_t out_hi
       http_parser_pause(&parser_, 0);
       continue;
     }
-    if (err != HPE_OK) {
-      respond_error(error_status_for_parser(), out);
+    if (err != HPE_OK || framing_error) {
+      respond_error(err != HPE_OK ? error_status_for_parser() : 400, out);
       ++feed_responses_;
       break;
     }
     // No error and no pause: the parser consumed everything it was given.
-    off = in.size();
+    off = limit;
+  }
+  for (std::size_t i = std::min(off, in.size()); i > 0; --i) {
+    if (in[i - 1] != ' ' && in[i - 1] != '\t') {
+      prev_tail_ = in[i - 1];
+      break;
+    }
   }
   out_ = nullptr;
   result.responses = feed_responses_;

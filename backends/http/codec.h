@@ -58,7 +58,7 @@ class Codec {
 
   // Parses `in`; for each complete request calls handle() and appends the response to `out`.
   // Stops when `in` is used up, when a response closes the connection (malformed input gets a
-  // 4xx and a close), or before parsing another request once out.size() >= out_high_water_bytes.
+  // 4xx, or a 501 for a transfer coding other than chunked, and a close), or before parsing another request once out.size() >= out_high_water_bytes.
   // Partial requests are kept inside the codec, so consumed bytes are never fed again; bytes not
   // consumed (status output_full) must be fed again later. Never reads outside `in`; allocates
   // nothing when `out` has capacity and request targets fit the small-string buffer (15 bytes).
@@ -98,6 +98,7 @@ class Codec {
   static int on_headers_complete(http_parser*);
   static int on_body(http_parser*, const char*, std::size_t);
   static int on_message_complete(http_parser*);
+  void end_te_coding();
   static const http_parser_settings kSettings;
 
   // What respond() needs of a parsed request, from either parser.
@@ -112,7 +113,35 @@ class Codec {
   void respond_error(int status, std::string& out);
   int error_status_for_parser() const;
 
+  // Strict framing, checked on a request's bytes BEFORE http_parser sees them, from the byte
+  // that ends its head (a bare CR there is invalid, RFC 9112 2.2) and, for a chunked body, to the
+  // end of its trailer section (RFC 9112 7.1): Debian's non-strict http_parser takes any byte
+  // after the head's last CR, any two bytes after chunk data, any byte after a chunk-size CR and
+  // anything up to a CR after "5 ", so without this the two could disagree with a proxy on where
+  // a request ends. Allocation-free; a few states carried across feeds.
+  struct FramingCheck {
+    enum class state : std::uint8_t {
+      idle, head_lf, size_start, size, bws, ext, size_lf, data, data_cr, data_lf,
+      trailer_start, trailer, trailer_lf, end_lf,
+    };
+    struct Scan {
+      std::size_t bytes = 0;  // bytes of the input that belong to the message and are valid
+      bool done = false;      // the message ends after `bytes`
+      bool error = false;     // the byte at `bytes` breaks RFC 9112 2.2 or 7.1
+    };
+    // Checks `in`, the next bytes of the request (state head_lf: starting with the byte that ends
+    // the head); stops after the message's last byte or at the first invalid one. A request
+    // without a chunked body is done after that first byte (`bytes` is then all of `in`).
+    Scan scan(const char* in, std::size_t n);
+    state st = state::idle;
+    std::uint64_t size = 0;  // the chunk size being read, then the data bytes still to come
+    bool chunked = false;    // the body is chunked: check it after the head
+  };
+
   http_parser parser_{};
+  FramingCheck framing_check_;
+  const char* in_begin_ = nullptr;  // during feed(): the input, so callbacks can look behind a value
+  char prev_tail_ = '\n';           // last byte other than SP/HTAB of the input before this feed
   std::string* out_ = nullptr;            // during feed(): where on_message_complete answers
   std::size_t out_high_water_bytes_ = 0;  // during feed(): pause once out_ reaches it
   std::uint32_t feed_responses_ = 0;      // during feed(): responses appended
@@ -125,6 +154,11 @@ class Codec {
   bool in_header_field_ = false;  // the last header callback was for a field name
   std::int8_t host_match_ = 0;    // chars of "host" matched in the current field name; -1: not Host
   std::uint8_t host_fields_ = 0;  // Host fields in the current request
+  std::int8_t te_match_ = 0;      // chars of "transfer-encoding" matched in the current field name; -1: not it
+  std::int8_t te_token_ = 0;      // chars of "chunked" matched in the current coding (8: and OWS); -1: another coding; 0: none yet
+  bool te_in_value_ = false;      // the last value callback was for a Transfer-Encoding field
+  std::uint8_t te_chunked_ = 0;   // "chunked" codings in the current request's Transfer-Encoding fields
+  std::uint8_t te_other_ = 0;     // other codings in them
   bool keep_alive_ = true;
   bool closing_ = false;
   ParsePath path_ = ParsePath::fast_path;  // kept by reset()

@@ -64,6 +64,28 @@ SEEDS = {
     "bad-chunk-size": header() + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     "conflicting-lengths": header()
     + b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    # Request-smuggling shapes (RFC 9112 5.2, 6.1, 7.1): each is a 400 (or 501) and a close.
+    "chunk-data-no-crlf": header(cuts=(60,))
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n"
+      b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "chunk-size-space": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 3\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-lf": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-overflow": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nhello\r\n0\r\n\r\n",
+    "chunked-trailer-fold": header(cuts=(70,))
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n 2\r\n\r\n",
+    "cl-and-te": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te-chunked-twice": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te-gzip-chunked": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "obs-fold": header(cuts=(35,))
+    + b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "equal-lengths": header()
+    + b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
     # An Upgrade request (closes after the answer) and an absolute-form target.
     "upgrade": header() + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     "absolute-form": header() + b"GET http://127.0.0.1:8080/json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
