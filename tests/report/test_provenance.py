@@ -87,7 +87,7 @@ class MachineTest(unittest.TestCase):
         self.assertIn("not visible", envinfo.smt_siblings("0", True)["note"])
         self.assertIsNone(envinfo.smt_siblings("0", False)["note"])
 
-    def test_collect_records_the_fields_of_issue_12(self):
+    def test_collect_records_the_machine_fingerprint_fields(self):
         env = envinfo.provenance("0", "1")
         for key in ("cpu_family", "cpu_model_number", "cpu_stepping", "microcode", "smt", "mitigations",
                     "sysctl", "ulimit_nofile", "transparent_hugepage", "perf_version",

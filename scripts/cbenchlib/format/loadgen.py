@@ -47,7 +47,7 @@ def check_load(fail, where: str, values: dict) -> dict:
     arrivals = values.get("arrivals", "constant")
     if arrivals not in ARRIVALS:
         fail(f"{where}.arrivals", f"expected one of {', '.join(ARRIVALS)}, got {arrivals!r}")
-    read_rate = values.get("read_rate")  # issue 19: slow readers, bytes/s per connection
+    read_rate = values.get("read_rate")  # slow readers: bytes/s per connection
     if read_rate is not None:
         if isinstance(read_rate, bool) or not isinstance(read_rate, (int, float)) or not 1 <= read_rate <= 1e12:
             fail(f"{where}.read_rate", f"expected bytes/s per connection in [1, 1e12], got {read_rate!r}")

@@ -1,4 +1,4 @@
-"""Where a request's server CPU goes (issue 16): user space, system-call entry and exit, the I/O
+"""Where a request's server CPU goes: user space, system-call entry and exit, the I/O
 interface (epoll or io_uring), the TCP stack, scheduling, and the rest of the kernel.
 
 For each model, interleaved over repetitions: the server pinned to SERVER_CPU, wrk pinned to
@@ -32,7 +32,7 @@ from pathlib import Path
 from . import syscount
 from . import wrk as wrkmod
 
-# The one classifier of symbols (issue 16's breakdown, issue 14's profiles): (class, regex on the
+# The one classifier of symbols (the CPU breakdown's and the profiles'): (class, regex on the
 # symbol), kernel symbols and user-space symbols apart. Order matters: the first match wins.
 CLASSES: list[tuple[str, re.Pattern]] = [
     ("syscall_entry_exit", re.compile(
@@ -92,10 +92,10 @@ GENERIC_KERNEL = re.compile(r"^(_raw_spin|raw_spin|__raw_spin|native_queued_spin
 KERNEL_DSO = "[kernel.kallsyms]"
 USER_OTHER = "user_other"   # libc, the allocator, anything no user rule claims
 OTHER_KERNEL = "other_kernel"
-# The breakdown's columns (issue 16): user space as one class, futex with the scheduler.
+# The breakdown's columns: user space as one class, futex with the scheduler.
 BREAKDOWN_CLASS = {"lock_user": "user", "codec_handler": "user", "event_library": "user",
                    "loop_queue": "user", USER_OTHER: "user", "futex": "sched_wakeup"}
-# `cbench profile`'s groups (issue 14): where a request's time goes.
+# `cbench profile`'s groups: where a request's time goes.
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("codec and handler", ("codec_handler",)),
     ("loop and queue", ("loop_queue",)),

@@ -1,4 +1,4 @@
-"""Profiles of a sweep's points (issue 14): `cbench sweep --profile` records, `cbench profile RUN` prints.
+"""Profiles of a sweep's points: `cbench sweep --profile` records, `cbench profile RUN` prints.
 
 Recording (the sweep, after its measured blocks): for every wrk point one extra repetition that
 is never measured: the server started as for a measured repetition, primed, then over one wrk
