@@ -1,0 +1,1 @@
+"""Judging results: statistics (scipy.stats), loaded runs, published and design findings, the sequential rule, the decision table, cross-checks, latency curves. Reads only what format reads; imports nothing from plan, run or render."""

@@ -1,0 +1,1 @@
+"""A scenario and the command-line flags resolved into a plan before anything runs: the points in order with their blocks, the CPU layout, the estimate and dry run, what a resumed run still has to run. Imports only format."""
