@@ -124,9 +124,10 @@ def _model_rows(run: Run, ld):
 
 
 def _entries(run: Run, ld, path: str, verdicts: tuple | None, higher: bool, only=None) -> list[families.Entry]:
-    """Each model's best row (by median) at the point that may decide, as ranking entries; ONLY:
-    the row keys allowed (None: every row)."""
-    best: dict[str, families.Entry] = {}
+    """Each model's best row (by median) at the point that may decide, as ranking entries (a model
+    run with --processes is another family's, so its best row is apart); ONLY: the row keys
+    allowed (None: every row)."""
+    best: dict[tuple, families.Entry] = {}
     for fam, c in _model_rows(run, ld):
         if only is not None and c.row.key not in only:
             continue
@@ -134,9 +135,9 @@ def _entries(run: Run, ld, path: str, verdicts: tuple | None, higher: bool, only
         if not v:
             continue
         e = families.Entry(c.row.key, fam, tuple(v), tuple(b))
-        cur = best.get(c.row.model)
+        cur = best.get((fam, c.row.model))
         if cur is None or (e.median > cur.median if higher else e.median < cur.median):
-            best[c.row.model] = e
+            best[(fam, c.row.model)] = e
     return list(best.values())
 
 
