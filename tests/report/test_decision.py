@@ -1,6 +1,8 @@
-"""The decision table (scripts/cbenchlib/decision.py) on synthetic fixture runs: cells of a
-section without a run say "not yet run", a cell names its winner only when the interval says so,
-every row links its run, and a change in the data changes the cell. Simulated data only."""
+"""The decision table (scripts/cbenchlib/analysis/decision.py) on synthetic fixture runs: cells of
+a section without a run say "not yet run", a cell names its winning family only when the interval
+says so and a tie within the margin as equivalence, every row links its run, and a change in the
+data changes the cell. Simulated data only (test_decision_verdicts.py: margins, pairing, families,
+memory among the rows that reach the throughput, capacity)."""
 import os
 import tempfile
 import unittest
@@ -43,22 +45,22 @@ class TestDecisionTable(unittest.TestCase):
                 self.assertEqual((r["throughput"], r["memory"], r["capacity"]), (decision.NOT_YET_RUN,) * 3)
 
     def test_cells_follow_the_data(self):
-        cases = [  # name, tpc req/s, loop req/s, throughput winner (None: no clear winner)
-            ("threads win", 6200, 99, "thread-per-connection t1"),
-            ("loop wins", 90, 99, "pull-loop t1"),
-            ("tie", 99, 99, None),
+        cases = [  # name, tpc req/s, loop req/s, the throughput cell's start, judged for memory
+            ("threads win", 6200, 99, "**thread per connection wins**: `thread-per-connection t1`",
+             "thread per connection only: `thread-per-connection t1`"),
+            ("loop wins", 90, 99, "**event loop wins**: `pull-loop t1`", "event loop only: `pull-loop t1`"),
+            ("tie", 99, 99, "thread per connection and event loop equivalent within 5%:",
+             "**event loop wins**: `pull-loop t1`"),
         ]
-        for name, a, b, want in cases:
+        for name, a, b, want, want_mem in cases:
             with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
                 d = blocking_run(tmp, a, b)
                 text = decision.render(config(handler_blocking=d), tmp, allow_synthetic=True)
                 row = next(r for r in decision.rows(config(handler_blocking=d), tmp, allow_synthetic=True)
                            if r["shape"] == "blocking handler")
-                if want:
-                    self.assertIn(f"**`{want}`**", row["throughput"])
-                else:
-                    self.assertIn("no clear winner", row["throughput"])
-                self.assertIn("**`pull-loop t1`**", row["memory"])  # a fifth of the RSS
+                self.assertTrue(row["throughput"].startswith(want), row["throughput"])
+                # A fifth of the RSS wins only where both rows serve the shape's throughput.
+                self.assertTrue(row["memory"].startswith(want_mem), row["memory"])
                 self.assertIn(f"]({d}/)", text)
                 self.assertIn("not yet run", text)  # the other shapes
 
@@ -71,13 +73,14 @@ class TestDecisionTable(unittest.TestCase):
             ("faster, both-saturated", "both-saturated", 80000,
              ["undecided by req/s: `pull-loop t1` (80000 req/s, both-saturated) served more than the fastest"
               " row that may decide, `worker-pool t1 shared` (40000 req/s)",
-              "Lowest server CPU per request: **`pull-loop t1`** (10.00 µs server CPU per request)"]),
+              "By server CPU per request: **event loop wins**: `pull-loop t1` (10.00 µs server CPU per request)"]),
             ("faster, client-bound", "client-bound", 80000,
              ["undecided by req/s: `pull-loop t1` (80000 req/s, client-bound) served more"]),
             ("no row may decide", "client-bound", 80000,
              ["undecided by req/s: no row may decide; `pull-loop t1` (80000 req/s, client-bound) ran at points"]),
-            ("faster, error-bound", "error-bound", 80000, ["**`worker-pool t1 shared`** (40000 req/s)"]),
-            ("slower, both-saturated", "both-saturated", 30000, ["**`worker-pool t1 shared`** (40000 req/s)"]),
+            ("faster, error-bound", "error-bound", 80000, ["worker pool only: `worker-pool t1 shared` (40000 req/s)"]),
+            ("slower, both-saturated", "both-saturated", 30000,
+             ["worker pool only: `worker-pool t1 shared` (40000 req/s)"]),
         ]
         for label, verdict, rps, want in cases:
             others = "unclear" if label == "no row may decide" else "server-bound"
@@ -110,7 +113,7 @@ class TestDecisionTable(unittest.TestCase):
             text = ("x\n<!-- BEGIN GENERATED: decision-table -->\n<!-- END GENERATED: decision-table -->\n")
             out = reportgen.regenerate(text, config(handler_blocking=d), allow_synthetic=True, root=tmp)
         self.assertIn("| blocking handler |", out)
-        self.assertIn("**`thread-per-connection t1`**", out)
+        self.assertIn("**thread per connection wins**: `thread-per-connection t1`", out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The decision table at the top of REPORT.md: for each workload shape, which model
+"""The decision table at the top of REPORT.md: for each workload shape, which family of models
 wins on throughput, on memory and (where an open-loop latency-curve run exists) on capacity at a
 p99 target, by how much with the 95% interval, and the mechanism, every cell generated from the
 reference run of the shape's section and linked to it. A shape whose section has no reference run
@@ -6,14 +6,15 @@ says "not yet run". Nothing here is typed by hand except the shapes (which secti
 point, which points may decide) and their one-line mechanisms, which carry no number.
 
 A model's entry is its best row (highest median req/s, lowest median peak RSS) among the run's
-`kind = "model"` rows without --gvl at the shape's point; the winner is compared with the
-runner-up model's best row: "wins" when the interval of winner / runner-up excludes 1 in the
-winner's favour (findings.decide), "no clear winner" (with the runner-up and the interval)
-otherwise. Throughput decides only at the points a shape allows (server-bound ones for a tiny
-handler): when a row whose points were bound by the load generator (client-bound or
-both-saturated, so its rate is a lower bound of the server's) served more than the best row that
-may decide, the cell says "undecided by req/s" and names the lowest server CPU per request instead. Picking both from the same repetitions that estimate their ratio leans the ratio away
-from one: a "wins" is to be read with that in mind; a "no clear winner" is conservative.
+ranked rows (families.family_of: `kind = "model"`, without --gvl, no instrument) at the shape's
+point; families are ranked by their best entry and the verdict is families.compare's against the
+metric's declared margin (format/metrics.py). Throughput decides only at the points a shape
+allows (server-bound ones for a tiny handler): when a row whose points were bound by the load
+generator (client-bound or both-saturated, so its rate is a lower bound of the server's) served
+more than the best row that may decide, the cell says "undecided by req/s" and ranks by server CPU
+per request instead. Memory is judged among the rows that reach the shape's throughput. Picking
+both from the same repetitions that estimate their ratio leans the ratio away from one: a "wins"
+is to be read with that in mind; an "undecided" is conservative.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from . import design, findings, latencycurve, stats
+from . import design, families, latencycurve, stats
 from ..format import metrics as registry, reportrefs
 from .runload import Cell, Run, RunError, load_run
 from ..format.loadpoint import dig
@@ -69,21 +70,24 @@ def _median(vals):
     return stats.median(vals) if vals else None
 
 
-def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> list[float]:
-    out = []
+def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> tuple[list[float], list]:
+    """(values, blocks) of a metric over the cell's ok repetitions; a block is None when unrecorded."""
+    out, blocks = [], []
     for p in cell.ok_points:
         held, want = registry.dig(p, "idle.connections_held"), registry.dig(p, "idle.connections")
         if isinstance(held, int) and isinstance(want, int) and held < want:
-            return []  # an idle point that did not hold its connections measures something else
+            return [], []  # an idle point that did not hold its connections measures something else
         if verdicts is not None and (p.get("verdict") or "unclear") not in verdicts:
-            return []  # a point decides only when every repetition may
+            return [], []  # a point decides only when every repetition may
         v = registry.dig(p, path)
         if v is None and path == "wrk.req_per_s":
             req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")
             v = req / (dur / 1e6) if req and dur else None
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
             out.append(float(v))
-    return out
+            b = p.get("block")
+            blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
+    return out, blocks
 
 
 def shape_load(run: Run, shape: Shape):
@@ -104,62 +108,64 @@ def shape_load(run: Run, shape: Shape):
 @dataclass
 class Cellout:
     text: str
-    winner: str | None = None   # the row key when it wins (its interval excludes 1)
-    word: str | None = None
+    word: str | None = None     # families.WINS, EQUIVALENT or UNDECIDED (None: nothing compared)
     best: str | None = None     # the best row's key, winner or not
     value: float | None = None  # its median
 
 
-def _winner(run: Run, ld, metric_path: str, verdicts: tuple | None, higher: bool, unit: str, fmt) -> Cellout:
-    best_by_model: dict[str, tuple[float, Cell, list[float]]] = {}
+def _model_rows(run: Run, ld):
+    """(row, cell) of the ranked rows at the load point: model rows without --gvl whose model has
+    a family (instruments are never ranked)."""
     for r in run.rows.values():
-        if r.kind != "model" or r.gvl:
+        fam = families.family_of(r.model, r.raw.get("processes")) if r.kind == "model" and not r.gvl else None
+        c = run.cell(r.key, ld.lid) if fam else None
+        if c is not None:
+            yield fam, c
+
+
+def _entries(run: Run, ld, path: str, verdicts: tuple | None, higher: bool, only=None) -> list[families.Entry]:
+    """Each model's best row (by median) at the point that may decide, as ranking entries (a model
+    run with --processes is another family's, so its best row is apart); ONLY: the row keys
+    allowed (None: every row)."""
+    best: dict[tuple, families.Entry] = {}
+    for fam, c in _model_rows(run, ld):
+        if only is not None and c.row.key not in only:
             continue
-        c = run.cell(r.key, ld.lid)
-        if c is None:
-            continue
-        v = _vals(c, metric_path, verdicts)
+        v, b = _vals(c, path, verdicts)
         if not v:
             continue
-        m = _median(v)
-        cur = best_by_model.get(r.model)
-        if cur is None or (m > cur[0] if higher else m < cur[0]):
-            best_by_model[r.model] = (m, c, v)
-    if not best_by_model:
-        seen = sorted({p.get("verdict") or "unclear" for r in run.rows.values()
-                       for c in [run.cell(r.key, ld.lid)] if c is not None for p in c.ok_points})
+        e = families.Entry(c.row.key, fam, tuple(v), tuple(b))
+        cur = best.get((fam, c.row.model))
+        if cur is None or (e.median > cur.median if higher else e.median < cur.median):
+            best[(fam, c.row.model)] = e
+    return list(best.values())
+
+
+def _winner(run: Run, ld, path: str, verdicts: tuple | None, unit: str, fmt, only=None) -> Cellout:
+    higher = registry.get(path).better == registry.HIGHER
+    entries = _entries(run, ld, path, verdicts, higher, only)
+    if not entries:
+        seen = sorted({p.get("verdict") or "unclear" for _f, c in _model_rows(run, ld) for p in c.ok_points})
         return Cellout(f"no point may decide (verdicts {', '.join(seen) or 'none'}; this shape decides at"
                        f" {', '.join(verdicts) if verdicts else 'any'} points)")
-    ranked = sorted(best_by_model.values(), key=lambda t: t[0], reverse=higher)
-    m1, c1, v1 = ranked[0]
-    if len(ranked) == 1:
-        return Cellout(f"`{c1.row.key}` ({fmt(m1)} {unit}; no other model)", c1.row.key, best=c1.row.key, value=m1)
-    m2, c2, v2 = ranked[1]
-    ci = stats.ratio_ci(v1, v2) if higher else stats.ratio_ci(v2, v1)  # > 1 = the winner's advantage
-    dec = findings.decide(ci, "greater")
-    by = f"{findings.fmt_ci(ci)}x `{c2.row.key}`"
-    if dec.word == findings.SUPPORTED:
-        return Cellout(f"**`{c1.row.key}`** ({fmt(m1)} {unit}), {by}", c1.row.key, dec.word, c1.row.key, m1)
-    return Cellout(f"no clear winner: `{c1.row.key}` ({fmt(m1)} {unit}) against {by}"
-                   + (f"; {findings._reps_text(dec.reps_needed)}" if dec.word == findings.UNDECIDED
-                      and dec.reps_needed else ""), None, dec.word, c1.row.key, m1)
+    top = (max if higher else min)(entries, key=lambda e: e.median)
+    margin, margin_text = registry.equivalence_margin(path, top.median, ld.connections)
+    ranking = families.rank(entries, higher, margin)
+    return Cellout(families.cell_text(ranking, unit, fmt, margin_text), ranking.word, top.key, top.median)
 
 
 def _faster_undeciding(run: Run, ld, verdicts: tuple, than: float | None) -> list[tuple[float, Cell]]:
-    """Model rows (without --gvl) whose points may not decide throughput (a repetition's verdict
-    is outside VERDICTS) but whose median req/s is above THAN (None: any), fastest first. A
-    client-bound or both-saturated rate is a lower bound of what the server could serve, so such a
-    row may be faster than every row that may decide."""
+    """Ranked rows whose points may not decide throughput (a repetition's verdict is outside
+    VERDICTS) but whose median req/s is above THAN (None: any), fastest first. A client-bound or
+    both-saturated rate is a lower bound of what the server could serve, so such a row may be
+    faster than every row that may decide."""
     out = []
-    for r in run.rows.values():
-        if r.kind != "model" or r.gvl:
-            continue
-        c = run.cell(r.key, ld.lid)
-        if c is None or _vals(c, "wrk.req_per_s", verdicts):
-            continue  # no point, or it decides
+    for _fam, c in _model_rows(run, ld):
+        if _vals(c, "wrk.req_per_s", verdicts)[0]:
+            continue  # it decides
         if any((p.get("verdict") or "unclear") not in set(verdicts) | set(GENERATOR_BOUND) for p in c.ok_points):
             continue  # an error-bound or unclear repetition: its rate is no lower bound of the server's
-        v = _vals(c, "wrk.req_per_s")
+        v = _vals(c, "wrk.req_per_s")[0]
         if v and (than is None or _median(v) > than):
             out.append((_median(v), c))
     return sorted(out, key=lambda t: -t[0])
@@ -167,10 +173,11 @@ def _faster_undeciding(run: Run, ld, verdicts: tuple, than: float | None) -> lis
 
 def _throughput(run: Run, ld, sh: Shape) -> Cellout:
     """The throughput cell. When a row that may not decide served more than the best row that
-    may, req/s names no winner: the cell says so and names the lowest server CPU per request
+    may, req/s names no winner: the cell says so and ranks the families by server CPU per request
     instead (over every repetition: the server's cost per request does not need the server to be
-    the bound), the figure that separates models when the load generator is the limit."""
-    thr = _winner(run, ld, "wrk.req_per_s", sh.decide_at, True, "req/s", _f0)
+    the bound), the figure that separates models when the load generator is the limit; the cell's
+    word is then that ranking's."""
+    thr = _winner(run, ld, "wrk.req_per_s", sh.decide_at, "req/s", _f0)
     faster = _faster_undeciding(run, ld, sh.decide_at, thr.value)
     if not faster:
         return thr
@@ -184,9 +191,32 @@ def _throughput(run: Run, ld, sh: Shape) -> Cellout:
     else:
         why = (f"no row may decide; `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} ran at points where the"
                " load generator may have been the bound")
-    cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, False, "µs server CPU per request", _f2)
-    return Cellout(f"undecided by req/s: {why}. Lowest server CPU per request: {cpu.text}", None,
-                   findings.UNDECIDED)
+    cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, "µs server CPU per request", _f2)
+    return Cellout(f"undecided by req/s: {why}. By server CPU per request: {cpu.text}", cpu.word)
+
+
+def _memory(run: Run, ld, sh: Shape) -> Cellout:
+    """The memory cell, judged only among the rows that reach the shape's throughput: a row the
+    fastest one (highest median req/s) beats on req/s (families.compare says "wins": beyond the
+    req/s margin, the interval above 1) is not judged, since serving less it holds fewer requests
+    in flight and its smaller memory answers nothing. Idle connections serve nothing: every row
+    that held them is judged."""
+    if sh.idle:
+        return _winner(run, ld, "idle.bytes_per_conn", None, "bytes per idle connection", _f0)
+    served = [families.Entry(c.row.key, fam, tuple(v), tuple(b)) for fam, c in _model_rows(run, ld)
+              for v, b in [_vals(c, "wrk.req_per_s")] if v]
+    if not served:
+        return Cellout("no row served requests")
+    fastest = max(served, key=lambda e: e.median)
+    margin, _text = registry.equivalence_margin("wrk.req_per_s", fastest.median)
+    only = {e.key for e in served if e is fastest or families.compare(fastest, e, True, margin).word != families.WINS}
+    mem = _winner(run, ld, "server.rss_peak_kb", None, "MiB peak RSS", _mib, only)
+    left = len(served) - len(only)
+    rows_reach = "rows that reach" if len(only) != 1 else "row that reaches"
+    among = (f" (judged among the {len(only)} {rows_reach} the highest req/s,"
+             f" {_f0(fastest.median)} of `{fastest.key}`; {left} slower row{'s' if left != 1 else ''} not judged)"
+             if left else "")
+    return Cellout(mem.text + among, mem.word, mem.best, mem.value)
 
 
 def _f0(v):
@@ -264,9 +294,8 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
             continue
         where = f"`{ld.lid.key}`" + (f" GET `{ld.lid.path}`" if ld.lid.path and ld.lid.path not in ld.lid.key else "")
         thr = Cellout("idle connections serve no requests") if sh.idle else _throughput(run, ld, sh)
-        mem = (_winner(run, ld, "idle.bytes_per_conn", None, False, "bytes per idle connection", _f0) if sh.idle
-               else _winner(run, ld, "server.rss_peak_kb", None, False, "MiB peak RSS", _mib))
-        row.update(throughput=thr.text, memory=mem.text, capacity=_capacity(config, root, sh, loader),
+        mem = _memory(run, ld, sh)
+        row.update(throughput=thr.text, memory=mem.text, words=(thr.word, mem.word), capacity=_capacity(config, root, sh, loader),
                    run=run.rel_dir(), point=where, mechanism=sh.mechanism + _design_verdicts(run))
         out.append(row)
     return out
@@ -277,14 +306,22 @@ def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = Fal
     unlisted = any(r.get("run") is None for r in table)
     lines = ["Each cell is generated by `make report` from the reference run of its section (linked)"
              + ("; \"not yet run\" until that run is listed in `results/reference-runs.toml`" if unlisted else "")
-             + ". A model's entry is"
-             " its best row (without --gvl) at the shape's load point; **bold** = the winner's advantage over"
-             " the runner-up model has a 95% interval above 1 (winner / runner-up, interval in parentheses);"
-             " req/s decides only at the points the shape allows (server-bound ones, except for blocking"
-             " handlers and large responses, where the sleep or the copy is the bound); where a row bound by"
-             " the load generator served more than every row that may decide, the cell says so and names the"
-             " lowest server CPU per request instead. Memory is the server's"
-             " peak RSS (user memory; kernel socket buffers are not in it).", "",
+             + ". The families (event loop, thread per connection, worker pool, processes, fibers, completion;"
+             " analysis/families.py names each model's) are ranked by their best row (without --gvl; the"
+             " floors are instruments, never ranked) at the shape's load point. The best family's best row is"
+             " compared with the next family's and the worst family's: ratio best / other (> 1 = the best"
+             " row's advantage) with its 95% interval, paired by block. A cell's verdict comes first:"
+             " \"equivalent within\" the metric's margin when the 90% interval lies inside it (two one-sided"
+             " tests; the margins are declared in format/metrics.py: 5% for req/s and CPU per request; for"
+             " memory 5% or one 4 KiB page per connection, whichever is larger), else **wins** when the 95%"
+             " interval is above 1, else \"undecided\" with the reason; rows equivalent to the best one are"
+             " named. req/s decides only at the points the shape allows (server-bound ones, except for"
+             " blocking handlers and large responses, where the sleep or the copy is the bound); where a row"
+             " bound by the load generator served more than every row that may decide, the cell says so and"
+             " ranks by server CPU per request instead. Memory is the server's peak RSS (user memory; kernel"
+             " socket buffers are not in it), judged only among the rows that reach the shape's throughput"
+             " (not beaten on req/s by the fastest row beyond the req/s margin). Capacity is the highest"
+             " offered rate with p99 under the target below the first breach the next rates confirm.", "",
              "| Workload shape | Load point | Throughput | Memory | Capacity at a p99 target | Mechanism | Run |",
              "|---|---|---|---|---|---|---|"]
     for r in table:

@@ -2,10 +2,13 @@
 reads; runs nothing), draws p50/p99/p99.9 per model against the offered rate on a log scale,
 and derives each model's capacity at a p99 target.
 
-Capacity at a target: the highest offered rate r such that every tested rate up to r had a
-median (over repetitions) p99 under the target and was not overloaded. The true capacity lies in
-[r, next tested rate): that bracket is its interval (the grid's resolution, which more
-fractions narrow); "< lowest" when even the lowest rate failed, ">= highest" when none did.
+Capacity at a target: a rate passes when its median (over repetitions) p99 is under the target
+and it was not overloaded. The curve ends at the first breach (a rate that does not pass) that the
+next rates confirm: a breach followed by two passing rates is discounted (named in the text), a
+breach followed by a failing rate, by one passing rate only, or by nothing ends it. The capacity is
+the rate just below that breach, and the true capacity lies in [capacity, breach): that bracket is
+its interval (the grid's resolution, which more fractions narrow); "< lowest" when the curve ends
+at the lowest rate, ">= highest" when it never ends.
 """
 from __future__ import annotations
 
@@ -47,20 +50,30 @@ def curve_points(points: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def _passes(e: dict, target_us: float) -> bool:
+    return not e["overloaded"] and e["p99"] is not None and e["p99"] < target_us
+
+
 def capacity(entries: list[dict], target_us: float) -> dict:
     """The capacity bracket of one model's curve (see the module's docstring)."""
-    passed = None
-    for i, e in enumerate(entries):
-        ok = not e["overloaded"] and e["p99"] is not None and e["p99"] < target_us
-        if not ok:
-            return {"capacity": passed["rate"] if passed else None, "low": passed["rate"] if passed else 0.0,
-                    "high": e["rate"], "text": (f"{passed['rate']:.0f} req/s (in [{passed['rate']:.0f}, {e['rate']:.0f}))"
-                                                if passed else f"< {e['rate']:.0f} req/s (lowest tested rate failed)")}
-        passed = e
-    if passed is None:
+    ok = [_passes(e, target_us) for e in entries]
+    if not entries:
         return {"capacity": None, "low": None, "high": None, "text": "no open-loop points"}
-    return {"capacity": passed["rate"], "low": passed["rate"], "high": None,
-            "text": f">= {passed['rate']:.0f} req/s (every tested rate passed)"}
+    # The first breach the next rates confirm: a breach is discounted only when the next two
+    # rates both pass (one breach against two later passes is the noise of one repetition).
+    end = next((i for i in range(len(ok)) if not ok[i] and not (ok[i + 1:i + 3] == [True, True])), None)
+    skipped = [entries[i]["rate"] for i in range(end if end is not None else len(ok)) if not ok[i]]
+    note = (f"; a single breach at {', '.join(f'{r:.0f}' for r in skipped)} req/s discounted: the next two rates"
+            " passed") if skipped else ""
+    if end == 0:
+        return {"capacity": None, "low": 0.0, "high": entries[0]["rate"],
+                "text": f"< {entries[0]['rate']:.0f} req/s (lowest tested rate failed)"}
+    last = entries[(end if end is not None else len(ok)) - 1]["rate"]
+    if end is None:
+        return {"capacity": last, "low": last, "high": None,
+                "text": f">= {last:.0f} req/s ({'no breach confirmed' + note if skipped else 'every tested rate passed'})"}
+    high = entries[end]["rate"]
+    return {"capacity": last, "low": last, "high": high, "text": f"{last:.0f} req/s (in [{last:.0f}, {high:.0f}){note})"}
 
 
 def table(curves: dict[str, list[dict]], target_us: float) -> str:

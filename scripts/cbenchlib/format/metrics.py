@@ -14,7 +14,13 @@ latency statistics of the tables) are views of this list, so a path is spelled o
   none; findings.py documents why each one decides where it does);
 - `producer`: the harness module (and function) that writes it, so a reader can find where a
   figure comes from; tests/report/test_metrics.py checks that the producer writes it and that a
-  recorded run carries it.
+  recorded run carries it;
+- `margin_pct` (with `margin_page`, `margin_why`): the equivalence margin, the practical
+  difference below which two rows are the same for a user choosing between them (None: the metric
+  is never compared for equivalence). `margin_page` is one 4 KiB page in the metric's unit: a
+  memory metric's margin is the larger of margin_pct and one page per connection (`equivalence_margin`),
+  because the kernel hands out memory by the page and an allocator's rounding moves a row by
+  that much without any difference in design. `margin_why` says why the margin is that size.
 
 NOT_MEASURED lists the names a declaration may use for a figure no producer writes: readers show
 "not measured" for them (with the reason here) rather than a figure.
@@ -40,6 +46,9 @@ class Metric:
     better: str | None
     decide_at: tuple
     producer: str
+    margin_pct: float | None = None
+    margin_page: float | None = None
+    margin_why: str = ""
 
     @property
     def name(self) -> str:
@@ -56,8 +65,21 @@ _KERNEL = "run.kernelnet: window"
 _IDLE = "run.idle: measure_idle"
 
 
-def _m(path, unit, label, fmt, better=None, decide_at=(), producer=_DERIVE) -> Metric:
-    return Metric(path, unit, label, fmt, better, tuple(decide_at), producer)
+def _m(path, unit, label, fmt, better=None, decide_at=(), producer=_DERIVE, margin=None) -> Metric:
+    pct, page, why = margin or (None, None, "")
+    return Metric(path, unit, label, fmt, better, tuple(decide_at), producer, pct, page, why)
+
+
+PAGE_BYTES = 4096
+# The equivalence margins: (percent, one page in the metric's unit or None, why).
+_RATE_MARGIN = (5.0, None, "rates of one row drift by a few percent between repetitions on a shared machine,"
+                " and a user does not choose a concurrency model for less than 5% of throughput")
+_CPU_MARGIN = (5.0, None, "a cost per request below 5% apart is inside the drift of CPU accounting between"
+               " repetitions and buys no user a measurable difference")
+_MEMORY_MARGIN_KIB = (5.0, PAGE_BYTES / 1024, "memory is handed out by the 4 KiB page: a page per connection"
+                      " (or 5% of a few MiB, the binary and its libraries) moves with allocator rounding, not"
+                      " with the design")
+_MEMORY_MARGIN_BYTES = (5.0, float(PAGE_BYTES), _MEMORY_MARGIN_KIB[2])
 
 
 def _counter(name: str, fmt: str = "f3") -> Metric:
@@ -66,7 +88,7 @@ def _counter(name: str, fmt: str = "f3") -> Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    _m("wrk.req_per_s", "req/s", "req/s", "int", HIGHER, (SERVER_BOUND,), _WRK),
+    _m("wrk.req_per_s", "req/s", "req/s", "int", HIGHER, (SERVER_BOUND,), _WRK, _RATE_MARGIN),
     _m("wrk.requests", "requests", "requests completed", "f0", producer=_WRK),
     _m("wrk.duration_us", "us", "wrk's measured duration", "f0", producer=_WRK),
     _m("wrk.errors.timeout", "requests", "wrk timeouts", "f0", LOWER, producer=_WRK),
@@ -75,14 +97,15 @@ METRICS: tuple[Metric, ...] = (
     _m("wrk.latency_us.p99", "us", "wrk p99 latency", "us", LOWER, producer=_WRK),
     _m("wrk.latency_us.max", "us", "wrk max latency", "us", LOWER, producer=_WRK),
     _m("wrk.latency_us.mean", "us", "wrk mean latency", "us", LOWER, producer=_WRK),
-    _m("derived.server_cpu_us_per_req", "us/request", "server CPU us/request", "us", LOWER, (CLIENT_BOUND,)),
+    _m("derived.server_cpu_us_per_req", "us/request", "server CPU us/request", "us", LOWER, (CLIENT_BOUND,),
+       margin=_CPU_MARGIN),
     _m("derived.server_user_us_per_req", "us/request", "server user CPU us/request", "us", LOWER),
     _m("derived.server_sys_us_per_req", "us/request", "server system CPU us/request", "us", LOWER),
     _m("derived.syscalls_per_req", "count/request", "system calls/request", "f2", LOWER, _NOT_FAILED),
     _m("derived.ctx_switches_per_req", "count/request", "context switches/request", "f3", LOWER, _NOT_FAILED),
     _m("derived.server_cpu_util", "fraction of the server's CPUs", "server CPU utilisation", "pct"),
     _m("derived.client_cpu_util", "fraction of the client's CPUs", "client CPU utilisation", "pct"),
-    _m("server.rss_peak_kb", "KiB", "peak RSS", "f0", LOWER, producer=_PROC),
+    _m("server.rss_peak_kb", "KiB", "peak RSS", "f0", LOWER, producer=_PROC, margin=_MEMORY_MARGIN_KIB),
     _m("server.threads", "threads", "server threads", "f0", producer=_PROC),
     _m("server.window_s", "s", "measured window", "f2", producer=_PROC),
     _m("server.cluster.workers", "per-worker records", "cluster workers' windows", "text", producer="run.workers: window"),
@@ -100,7 +123,8 @@ METRICS: tuple[Metric, ...] = (
     _m("kernel.bound", "reason or null", "kernel limit that bounded the point", "text", producer=_KERNEL),
     _m("idle.connections", "connections", "idle connections asked for", "f0", producer=_IDLE),
     _m("idle.connections_held", "connections", "idle connections held", "f0", producer=_IDLE),
-    _m("idle.bytes_per_conn", "bytes/connection", "RSS per idle connection", "f0", LOWER, producer=_IDLE),
+    _m("idle.bytes_per_conn", "bytes/connection", "RSS per idle connection", "f0", LOWER, producer=_IDLE,
+       margin=_MEMORY_MARGIN_BYTES),
     _m("idle.virtual_bytes_per_conn", "bytes/connection", "address space per idle connection", "f0", LOWER,
        producer=_IDLE),
     _m("idle.threads_per_conn", "threads/connection", "threads per idle connection", "f2", LOWER, producer=_IDLE),
@@ -138,3 +162,22 @@ def dig(point: dict, path: str):
             return None
         obj = obj[part]
     return obj
+
+
+def equivalence_margin(path: str, value: float, connections: int | None = None) -> tuple[float, str]:
+    """(margin as a ratio > 1, how to say it) for comparing rows around VALUE (in the metric's
+    unit): 1 + margin_pct/100, or, for a memory metric, one page per connection relative to VALUE
+    when that is larger (a per-connection unit is already per connection; a whole-server figure
+    counts one page for each of CONNECTIONS). ValueError when the metric declares no margin."""
+    m = get(path)
+    if m.margin_pct is None:
+        raise ValueError(f"metric {path!r} declares no equivalence margin in format/metrics.py")
+    ratio, text = 1.0 + m.margin_pct / 100.0, f"{m.margin_pct:g}%"
+    if m.margin_page is not None and value > 0:
+        per_conn = m.unit.endswith("/connection")
+        page = m.margin_page * (1 if per_conn else (connections or 0))
+        if 1.0 + page / value > ratio:
+            where = "" if per_conn else f", {page:g} {m.unit} at {connections} connections"
+            ratio = 1.0 + page / value
+            text = f"one 4 KiB page per connection ({(ratio - 1) * 100:.0f}%{where})"
+    return ratio, text
