@@ -51,6 +51,9 @@ struct Conn {
   bool in_free_list = false;
   bool dirty = false;      // has bytes in `out` to flush this turn
   std::uint64_t responses = 0;  // answered on this connection since it connected
+  // Over the whole run on this slot (reconnects included): requests queued, responses parsed.
+  std::uint64_t requests_ever = 0;
+  std::uint64_t responses_ever = 0;
   std::uint32_t watched = 0;    // the epoll mask last set, so unchanged masks cost no syscall
   // --read-rate: the token bucket (bytes this connection may read now) and its last refill;
   // while read_paused, EPOLLIN is off until resume_at_ns (the kernel buffers meanwhile fill).
@@ -175,6 +178,7 @@ class Worker {
     Conn& c = conns_[i];
     c.inflight_start_ns.push_back(start);
     c.out += request_;
+    ++c.requests_ever;
     ++result_.sent;
     if (!c.dirty) {
       c.dirty = true;
@@ -436,6 +440,7 @@ class Worker {
       c.inflight_start_ns.pop_front();
       record_response(now, start, status);
       ++c.responses;
+      ++c.responses_ever;
       answered = true;
     }
     if (off > 0) c.in.erase(0, off);
@@ -463,6 +468,7 @@ class Worker {
     std::uint64_t unfinished = backlog_.size();
     for (Conn& c : conns_) {
       unfinished += c.inflight_start_ns.size();
+      if (c.requests_ever > 0 && c.responses_ever == 0) ++result_.connections_unserved;
       if (c.fd >= 0) ::close(c.fd);
       c.fd = -1;
     }
@@ -516,6 +522,7 @@ void merge_into(ThreadResult& total, ThreadResult& part) {
   total.non2xx += part.non2xx;
   total.unfinished += part.unfinished;
   total.reconnects += part.reconnects;
+  total.connections_unserved += part.connections_unserved;
   total.bytes_read += part.bytes_read;
 }
 

@@ -74,6 +74,10 @@ struct ThreadResult {
   std::uint64_t non2xx = 0;
   std::uint64_t unfinished = 0;  // at the end: queued in the generator or in flight
   std::uint64_t reconnects = 0;
+  // Connections (slots, whatever their reconnects) that sent a request and got no response in the
+  // whole run (an open-loop slot never offered a request is not one): a
+  // server that serves some connections and starves the rest shows it here, not in the errors.
+  std::uint64_t connections_unserved = 0;
   std::uint64_t bytes_read = 0;
 };
 

@@ -252,6 +252,7 @@ void print_json(const Options& o, const LoadResult& r, const Verdict& v) {
   s += "  \"scheduled\": " + std::to_string(t.scheduled) + ", \"sent\": " + std::to_string(t.sent) +
        ", \"unfinished\": " + std::to_string(t.unfinished) + ", \"non2xx\": " + std::to_string(t.non2xx) +
        ", \"reconnects\": " + std::to_string(t.reconnects) + ", \"bytes_read\": " + std::to_string(t.bytes_read) + ",\n";
+  s += "  \"connections_unserved\": " + std::to_string(t.connections_unserved) + ",\n";
   s += "  \"errors\": {\"connect\": " + std::to_string(e.connect) + ", \"read\": " + std::to_string(e.read) +
        ", \"closed\": " + std::to_string(e.closed) + ", \"malformed\": " + std::to_string(e.malformed) +
        ", \"aborted\": " + std::to_string(e.aborted) + ", \"backlog_overflow\": " + std::to_string(e.backlog_overflow) + "},\n";
@@ -294,6 +295,9 @@ void print_human(const Options& o, const LoadResult& r, const Verdict& v) {
   std::printf("\n  %llu responses, %.1f req/s achieved, %llu unfinished, %llu non-2xx\n",
               static_cast<unsigned long long>(t.completed), v.rate_achieved, static_cast<unsigned long long>(t.unfinished),
               static_cast<unsigned long long>(t.non2xx));
+  if (t.connections_unserved)
+    std::printf("  UNSERVED: %llu of %d connections got no response\n", static_cast<unsigned long long>(t.connections_unserved),
+                o.load.connections);
   std::printf("  errors: connect %llu, read %llu, closed %llu, malformed %llu, aborted %llu, backlog_overflow %llu\n",
               static_cast<unsigned long long>(e.connect), static_cast<unsigned long long>(e.read),
               static_cast<unsigned long long>(e.closed), static_cast<unsigned long long>(e.malformed),

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace cb::stats {
@@ -21,6 +22,18 @@ constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
 std::atomic<detail::CounterBlock*> g_blocks{nullptr};  // push-only list of every thread's block
 std::mutex g_write_mu;
 std::uint64_t g_snapshots = 0;  // guarded by g_write_mu
+
+// getrusage(RUSAGE_SELF) as the "rusage" object of the header's format (times in microseconds).
+std::string rusage_json() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return "null";
+  auto us = [](const timeval& tv) {
+    return std::to_string(static_cast<std::uint64_t>(tv.tv_sec) * 1000000u + static_cast<std::uint64_t>(tv.tv_usec));
+  };
+  return "{\"utime_us\": " + us(ru.ru_utime) + ", \"stime_us\": " + us(ru.ru_stime) +
+         ", \"nvcsw\": " + std::to_string(ru.ru_nvcsw) + ", \"nivcsw\": " + std::to_string(ru.ru_nivcsw) +
+         ", \"minflt\": " + std::to_string(ru.ru_minflt) + ", \"majflt\": " + std::to_string(ru.ru_majflt) + "}";
+}
 
 }  // namespace
 
@@ -52,7 +65,7 @@ std::string counters_json(std::uint64_t snapshot) {
     out += kCounterNames[i];
     out += "\": " + std::to_string(sum[i]);
   }
-  out += "}}\n";
+  out += "}, \"rusage\": " + rusage_json() + "}\n";
   return out;
 }
 

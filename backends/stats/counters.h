@@ -7,10 +7,14 @@
 // reads it); nothing is allocated afterwards.
 //
 // Output (--counters-out PATH): a JSON object {"snapshot": K, "pid": P, "counters": {"dispatches":
-// N, ...}}, written at exit and on SIGUSR1 (main's signal thread), to PATH.tmp then renamed, so a
+// N, ...}, "rusage": {"utime_us": U, "stime_us": S, "nvcsw": V, "nivcsw": I, "minflt": F,
+// "majflt": J}}, written at exit and on SIGUSR1 (main's signal thread), to PATH.tmp then renamed, so a
 // reader never sees half a file. K counts writes, so a reader can tell a fresh snapshot from an
 // old one; P is the writing process (in cluster mode each worker writes PATH.w<slot>, and a
 // restarted worker's new pid tells its counts from its predecessor's: cluster.h).
+// "rusage" is getrusage(RUSAGE_SELF): the whole thread group, threads that already exited included
+// (the kernel folds an exiting thread's counts into its process), which a sum over the live threads
+// in /proc/PID/task cannot give (thread-per-connection's threads exit with their switches).
 // Every value is cumulative since start; the harness differences two snapshots around its
 // measured window (scripts/cbenchlib/servercounters.py).
 //

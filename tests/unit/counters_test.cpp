@@ -54,3 +54,26 @@ TEST(Counters, WriteReplacesTheFileWithANewerSnapshot) {
   EXPECT_NE(cb::stats::write_counters("/nonexistent-dir/x.json"), "");
   std::remove(path.c_str());
 }
+
+// The "rusage" object's value for key (a non-negative integer), or -1 when absent.
+static long long rusage_field(const std::string& json, const std::string& key) {
+  std::size_t obj = json.find("\"rusage\": {");
+  if (obj == std::string::npos) return -1;
+  std::size_t at = json.find("\"" + key + "\": ", obj);
+  if (at == std::string::npos) return -1;
+  return std::stoll(json.substr(at + key.size() + 4));
+}
+
+TEST(Counters, RusageKeepsTheSwitchesOfThreadsThatExited) {
+  long long before = rusage_field(cb::stats::counters_json(1), "nvcsw");
+  ASSERT_GE(before, 0);
+  // Each thread sleeps (a voluntary switch) a few times, then exits: its switches must stay counted.
+  constexpr int kThreads = 8, kSleeps = 5;
+  for (int t = 0; t < kThreads; ++t)
+    std::thread([] {
+      for (int i = 0; i < kSleeps; ++i) usleep(200);
+    }).join();
+  std::string j = cb::stats::counters_json(2);
+  EXPECT_GE(rusage_field(j, "nvcsw") - before, kThreads * kSleeps) << j;
+  for (const char* key : {"utime_us", "stime_us", "nivcsw", "minflt", "majflt"}) EXPECT_GE(rusage_field(j, key), 0) << key;
+}

@@ -7,7 +7,10 @@ run/generators.py's.
 The record's "wrk" object keeps its name whichever generator filled it, so tables and readers
 need no change; its "generator" field says which one did. Extra fields from cbench-load:
 mode, rate_offered, overloaded, latency_series (per-second p50/p99), send_lag_us,
-generator_bound, cpu_us_per_request, unfinished, errors_detail.
+generator_bound, cpu_us_per_request, unfinished, errors_detail, connections (asked for) and
+connections_unserved (connections that sent a request and got no response in the whole run: a
+server that serves a few connections and starves the rest shows it here, not in the errors;
+absent from older cbench-load output).
 
 Overloaded points (open loop, offered more than served: cbench-load completes < 90% of the
 offered rate) have no steady state: their headline percentiles measure the run's length, so
@@ -107,6 +110,7 @@ def _parse_cbench_load(stdout: str, pipeline: int) -> dict:
         "send_lag_bound_us": d["send_lag_bound_us"], "generator_bound": d["generator_bound"],
         "cpu_us_per_request": d["cpu_us_per_request"], "latency_series": d["latency_series"],
         "latency_histogram_us": d["latency_histogram_us"],
+        "connections": d.get("connections"), "connections_unserved": d.get("connections_unserved"),
     }
     if d["overloaded"]:
         out["latency_us_overloaded"] = dict(lat)

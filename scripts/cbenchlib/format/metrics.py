@@ -135,7 +135,20 @@ METRICS: tuple[Metric, ...] = (
     _counter("poll_rounds"), _counter("ring_enters"),
 )
 
-BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS}
+# Registered, written by their producers, but carried by no reference run yet (their producers
+# are newer than results/reference-runs.toml's runs): readers may `get` them; they join METRICS
+# once a reference run records them (tests/report/test_metrics.py checks METRICS against those runs).
+METRICS_NEWER_THAN_REFERENCE_RUNS: tuple[Metric, ...] = (
+    _m("wrk.connections_unserved", "connections", "connections never answered", "f0", LOWER,
+       producer="format.loadgen: _parse_cbench_load"),
+    _m("derived.ctx_switches_per_req_proc", "count/request",
+       "context switches/request of the live threads (/proc cross-check)", "f3"),
+    _m("derived.server_counts_source", "rusage or proc", "source of the server's CPU and switches", "text"),
+    _m("server.rusage", "object", "the server's getrusage over the window", "text",
+       producer="run.servercounters: rusage_window"),
+)
+
+BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS + METRICS_NEWER_THAN_REFERENCE_RUNS}
 
 # name a declaration may use -> (label, why no producer writes it)
 NOT_MEASURED = {

@@ -2,7 +2,10 @@
 
 Order of judgement:
 1. error-bound: errors (socket errors plus responses with status >= 400) above
-   ERROR_FRACTION of all attempts; a throughput made of failures means nothing.
+   ERROR_FRACTION of all attempts; a throughput made of failures means nothing. Also a point
+   where more than ERROR_FRACTION of the connections never got a response (cbench-load's
+   connections_unserved): the server served some connections and starved the rest, so its
+   req/s and latency describe the served few, not the load asked for.
 2. both-saturated: the server's and wrk's CPUs both busy. On 2 cores either may be the bound,
    so the req/s of such a point decides no throughput claim (findings.py).
 3. server-bound: the server's CPUs busy (>= SATURATED of the CPUs it is pinned to), wrk's not.
@@ -10,6 +13,10 @@ Order of judgement:
    such a point as a server's throughput is wrong; readers mark it.
 5. unclear: neither side saturated (latency-, lock- or sleep-bound, or too short
    to tell); the evidence string gives the figures.
+
+Whatever the verdict, the evidence marks a point whose maximum latency reaches CAPPED_FRACTION of
+its duration: no request can wait longer than the run, so its latency is capped by the run's
+length and a longer run would report more (the verdict itself is unchanged).
 """
 from __future__ import annotations
 
@@ -27,6 +34,10 @@ SATURATED = 0.90
 # More than 1% of attempts failing (socket errors or status >= 400) makes the
 # point error-bound: the published table's 2 s cells are this case.
 ERROR_FRACTION = 0.01
+
+
+# A maximum latency at 90% of the run's duration or more: the run, not the server, set it.
+CAPPED_FRACTION = 0.90
 
 
 # Other processes using more than a fifth of a CPU during the window disturb a
@@ -54,6 +65,13 @@ def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | Non
         + (f": connect {errors['connect']}, read {errors['read']}, write {errors['write']}, "
            f"timeout {errors['timeout']}, status>=400 {errors['status']}" if failed else "") + ")",
     ]
+    unserved, conns = wrk.get("connections_unserved"), wrk.get("connections")
+    starved = bool(unserved) and bool(conns) and unserved / conns > ERROR_FRACTION
+    if unserved:
+        parts.append(f"{unserved} of {conns if conns else '?'} connections never answered")
+    capped = _capped_note(wrk)
+    if capped:
+        parts.append(capped)
     if other_cpu_util is not None and other_cpu_util > DISTURBED_CPU:
         parts.append(f"DISTURBED: other processes used {other_cpu_util * 100:.0f}% of a CPU")
     evidence = "; ".join(parts)
@@ -62,6 +80,8 @@ def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | Non
 
     if fraction > ERROR_FRACTION:
         return "error-bound", evidence + f" > {ERROR_FRACTION * 100:g}% threshold"
+    if starved:
+        return "error-bound", evidence + f" > {ERROR_FRACTION * 100:g}% of connections threshold"
     if server_busy and client_busy:
         return "both-saturated", evidence + "; server and client CPUs both saturated"
     if server_busy:
@@ -71,6 +91,17 @@ def judge(wrk: dict, server_cpu_util: float | None, client_cpu_util: float | Non
     if server_cpu_util is None or client_cpu_util is None:
         return "unclear", evidence + "; CPU figures missing"
     return "unclear", evidence + f"; neither side's CPU reached {SATURATED * 100:g}%"
+
+
+def _capped_note(wrk: dict) -> str | None:
+    """"latency capped by the run's duration ..." when the maximum latency reaches CAPPED_FRACTION
+    of the run's duration, else None."""
+    max_us = (wrk.get("latency_us") or {}).get("max")
+    duration_us = wrk.get("duration_us")
+    if not isinstance(max_us, (int, float)) or not duration_us or max_us < CAPPED_FRACTION * duration_us:
+        return None
+    return (f"latency capped by the run's duration (max {max_us / 1e6:.2f} s of a {duration_us / 1e6:.2f} s run: "
+            "a longer run would report more)")
 
 
 def judge_idle(requested: int, held: int) -> tuple[str, str]:

@@ -244,7 +244,13 @@ def derive(record: dict, server_cpu_count: int, client_cpu_count: int) -> None:
     machine's other CPU use, and the verdict with its evidence."""
     w, srv, cli = record["wrk"], record["server"], record["client"]
     req = w["requests"]
-    cpu = srv["cpu_user_s"] + srv["cpu_sys_s"]
+    # CPU and switches from the server's own getrusage when it wrote one (the whole thread group,
+    # exited threads included: servercounters.rusage_window); else from /proc, whose switches are
+    # the live threads' only (peers, older builds). The /proc switches stay as a cross-check.
+    ru = srv.get("rusage")
+    counts = ru or srv
+    cpu_user_s, cpu_sys_s = counts["cpu_user_s"], counts["cpu_sys_s"]
+    cpu = cpu_user_s + cpu_sys_s
     window_s = srv["window_s"]
 
     def per_req(x, scale=1.0):
@@ -255,7 +261,8 @@ def derive(record: dict, server_cpu_count: int, client_cpu_count: int) -> None:
         syscalls = srv["syscalls"]
     else:
         syscalls = None if srv["syscr"] is None else srv["syscr"] + srv["syscw"]
-    ctx = None if srv["ctx_voluntary"] is None else srv["ctx_voluntary"] + srv["ctx_involuntary"]
+    proc_ctx = None if srv["ctx_voluntary"] is None else srv["ctx_voluntary"] + srv["ctx_involuntary"]
+    ctx = ru["ctx_voluntary"] + ru["ctx_involuntary"] if ru else proc_ctx
     server_util = round(cpu / window_s / server_cpu_count, 4) if window_s > 0 else None
     client_util = None
     if cli and cli.get("hosts"):  # several client hosts: the busiest host's (multiclient.py)
@@ -276,10 +283,12 @@ def derive(record: dict, server_cpu_count: int, client_cpu_count: int) -> None:
         machine["other_cpu_util"] = other_util
     record["derived"] = {
         "server_cpu_us_per_req": per_req(cpu, 1e6),
-        "server_user_us_per_req": per_req(srv["cpu_user_s"], 1e6),
-        "server_sys_us_per_req": per_req(srv["cpu_sys_s"], 1e6),
+        "server_user_us_per_req": per_req(cpu_user_s, 1e6),
+        "server_sys_us_per_req": per_req(cpu_sys_s, 1e6),
         "syscalls_per_req": per_req(syscalls),
         "ctx_switches_per_req": per_req(ctx),
+        "ctx_switches_per_req_proc": per_req(proc_ctx),
+        "server_counts_source": "rusage" if ru else "proc",
         "server_cpu_util": server_util,
         "client_cpu_util": client_util,
     }

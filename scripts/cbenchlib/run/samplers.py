@@ -81,6 +81,7 @@ class WindowSamplers:
         record["server"]["syscalls"] = self.syscalls_perf
         record["server"]["syscalls_source"] = "perf" if self.syscalls_perf is not None else "proc-io"
         record["server"]["cluster"] = workers.window(self.cluster_before[1], self.cluster_after[1])
+        record["server"]["rusage"] = servercounters.rusage_window(self.counters_before, self.counters_after)
         record["kernel"] = kernelnet.window(self.cluster_before[0], self.cluster_after[0], kernelnet.limits(),
                                             result["requests"],
                                             result["errors"]["connect"] + result["errors"]["timeout"])

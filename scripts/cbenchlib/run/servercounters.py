@@ -12,6 +12,13 @@ keeps each worker's counts beside its CPU figures in `server.cluster.workers[*].
 sum is left out (None) unless every slot has both snapshots from one pid: a worker missing or
 restarted within the window would make the sum an undercount that looks like a measurement. Also home to the other
 server argument the runner adds: the scenario setting `response` (response_args).
+
+The process's own getrusage(RUSAGE_SELF) rides in each snapshot (counters.h: the whole thread
+group, threads that exited included) and is kept under RUSAGE_KEY beside the counters;
+rusage_window turns two snapshots into `server.rusage` (CPU seconds, context switches, page
+faults over the window; cluster mode: summed over the workers, the supervisor left out), which
+derive() prefers to the /proc sample's sum over live threads. Peers write no counters: they keep
+the /proc figures.
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ import signal
 import time
 
 SNAPSHOT_TIMEOUT_S = 2.0
+# The key a snapshot's getrusage object is kept under, beside the counter names (never a counter).
+RUSAGE_KEY = "rusage"
 _HELP_CACHE: dict[str, str] = {}
 
 
@@ -59,6 +68,14 @@ def response_args(settings) -> list[str]:
     return [] if style == "standard" else ["--response", style]
 
 
+def _with_rusage(snap: dict) -> dict:
+    """A snapshot file's counters, with its rusage object (if any) under RUSAGE_KEY."""
+    out = dict(snap["counters"])
+    if isinstance(snap.get("rusage"), dict):
+        out[RUSAGE_KEY] = snap["rusage"]
+    return out
+
+
 def read(path: str) -> dict | None:
     try:
         with open(path) as f:
@@ -80,7 +97,7 @@ def snapshot(pid: int, path: str, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> dict
     while time.monotonic() < deadline:
         cur = read(path)
         if cur and cur.get("snapshot", 0) > old_k:
-            return cur["counters"]
+            return _with_rusage(cur)
         time.sleep(0.005)
     return None
 
@@ -112,7 +129,7 @@ def snapshot_cluster(pid: int, path: str, processes: int,
                 continue
             o = old[i]
             if o is None or cur.get("pid") != o.get("pid") or cur.get("snapshot", 0) > o.get("snapshot", 0):
-                out[i] = {"pid": cur.get("pid"), "counters": cur["counters"]}
+                out[i] = {"pid": cur.get("pid"), "counters": _with_rusage(cur)}
         time.sleep(0.005)
     return out
 
@@ -128,7 +145,8 @@ def cluster_window(before: list[dict | None] | None, after: list[dict | None] | 
     for b, a in zip(before, after):
         if b is None or a is None or b.get("pid") != a.get("pid"):
             continue
-        per_worker[a["pid"]] = {k: a["counters"][k] - b["counters"].get(k, 0) for k in sorted(a["counters"])}
+        per_worker[a["pid"]] = {k: a["counters"][k] - b["counters"].get(k, 0) for k in sorted(a["counters"])
+                                if k != RUSAGE_KEY}
     if len(per_worker) != len(after) or requests <= 0:
         return None, per_worker
     names = sorted({k for w in per_worker.values() for k in w})
@@ -149,4 +167,39 @@ def per_request(before: dict | None, after: dict | None, requests: int) -> dict 
     """Counts in the window per request ({name: float}), or None without both snapshots."""
     if before is None or after is None or requests <= 0:
         return None
-    return {k: round((after[k] - before.get(k, 0)) / requests, 4) for k in sorted(after)}
+    return {k: round((after[k] - before.get(k, 0)) / requests, 4) for k in sorted(after) if k != RUSAGE_KEY}
+
+
+def _rusage_delta(before: dict | None, after: dict | None) -> dict | None:
+    """after's rusage minus before's ({field: count}), or None unless both snapshots carry one."""
+    b = (before or {}).get(RUSAGE_KEY)
+    a = (after or {}).get(RUSAGE_KEY)
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None
+    return {k: a[k] - b.get(k, 0) for k in a}
+
+
+def rusage_window(before, after) -> dict | None:
+    """`server.rusage` for two snapshots (snapshot's dicts, or snapshot_cluster's lists): cpu_user_s,
+    cpu_sys_s, ctx_voluntary, ctx_involuntary, minflt, majflt over the window and the processes
+    summed. None unless every process has both snapshots with rusage (and, in cluster mode, from
+    one pid): a partial sum would be an undercount that looks like a measurement."""
+    if isinstance(before, list) or isinstance(after, list):
+        if not before or not after or len(before) != len(after):
+            return None
+        deltas = []
+        for b, a in zip(before, after):
+            if b is None or a is None or b.get("pid") != a.get("pid"):
+                return None
+            deltas.append(_rusage_delta(b["counters"], a["counters"]))
+    else:
+        deltas = [_rusage_delta(before, after)]
+    if any(d is None for d in deltas):
+        return None
+
+    def total(key):
+        return sum(d.get(key, 0) for d in deltas)
+
+    return {"cpu_user_s": round(total("utime_us") / 1e6, 6), "cpu_sys_s": round(total("stime_us") / 1e6, 6),
+            "ctx_voluntary": total("nvcsw"), "ctx_involuntary": total("nivcsw"),
+            "minflt": total("minflt"), "majflt": total("majflt"), "processes": len(deltas)}
