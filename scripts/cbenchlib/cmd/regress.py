@@ -207,7 +207,7 @@ def choose_metrics(cal_dir: str | None, threshold_pct: float) -> tuple[list[str]
     """(metrics to judge on, why, calibration.json or None): the metrics a calibration shows catch
     the threshold; server CPU per request when none is given or it shows none."""
     if not cal_dir:
-        return [gate.DEFAULT_METRIC], "server CPU per request; its sensitivity is unknown (no --calibration)", None
+        return [gate.DEFAULT_METRIC], "server CPU per request; its sensitivity is unknown without --calibration", None
     try:
         cal = calibration.read(cal_dir)
     except calibration.CalibrationError as exc:
