@@ -1,7 +1,9 @@
-"""`cbench regress` on simulated data: the gate's rule, its threshold from a
-calibration, and the scenario field `binary` it relies on. Fast; the real A/A and handicapped
+"""`cbench regress` on simulated data: the gate's rule (pass, fail, undecided with the blocks that
+would decide it), its exit statuses, its metrics from a calibration, and the scenario field
+`binary` it relies on. Fast; the real A/A and handicapped
 runs are tests/harness/regress_gate.py (ctest harness_regress)."""
 import json
+import math
 import os
 import random
 import tempfile
@@ -9,7 +11,7 @@ import unittest
 
 import common  # noqa: F401  (puts scripts/ on sys.path)
 from cbenchlib.cmd import regress as cli_regress
-from cbenchlib.analysis import findings
+from cbenchlib.analysis import findings, gate, stats
 from cbenchlib.format import scenario, serverlist
 from cbenchlib.analysis.runload import Cell
 
@@ -50,70 +52,150 @@ def simulate(rng: random.Random, ratio: float, cv: float, n: int = 3) -> FakeRun
     return FakeRun(cell(base), cell(cand))
 
 
+P, F, U = cli_regress.PASS, cli_regress.FAIL, cli_regress.UNDECIDED
+
+
 class GateRule(unittest.TestCase):
-    # (label, true ratio cand/base, noise cv, threshold %, expected gate)
+    """Non-inferiority: pass only when the whole interval lies below 1 + threshold, fail only when
+    it lies above, undecided (which does not pass) otherwise."""
+    # (label, true ratio cand/base, noise cv, blocks, threshold %, expected gate)
     CASES = [
-        ("A/A, tight", 1.00, 0.002, 10, cli_regress.PASS),
-        ("5% slower, under a 10% threshold", 1.05, 0.002, 10, cli_regress.PASS),
-        ("20% slower, over a 10% threshold", 1.20, 0.002, 10, cli_regress.FAIL),
-        ("twice as slow (the test's handicap)", 2.00, 0.02, 10, cli_regress.FAIL),
-        ("20% slower, over a 5% threshold", 1.20, 0.002, 5, cli_regress.FAIL),
-        ("20% slower, under a 30% threshold", 1.20, 0.002, 30, cli_regress.PASS),
+        ("A/A, tight", 1.00, 0.002, 3, 10, P),
+        ("5% slower, under a 10% threshold", 1.05, 0.002, 3, 10, P),
+        ("20% slower, over a 10% threshold", 1.20, 0.002, 3, 10, F),
+        ("twice as slow", 2.00, 0.02, 3, 10, F),
+        ("20% slower, over a 5% threshold", 1.20, 0.002, 3, 5, F),
+        ("20% slower, under a 30% threshold", 1.20, 0.002, 3, 30, P),
+        ("A/A, noisy: undecided, not passed", 1.00, 0.10, 3, 10, U),
+        ("10% slower, at the threshold", 1.10, 0.01, 5, 10, U),
+        ("15% slower, noisy: undecided, not failed", 1.15, 0.30, 3, 10, U),
+        ("one block: no interval", 1.00, 0.002, 1, 10, U),
     ]
 
     def test_cases(self):
-        for label, ratio, cv, thr, want in self.CASES:
+        for label, ratio, cv, n, thr, want in self.CASES:
             with self.subTest(label):
-                r = cli_regress.judge(simulate(random.Random(1), ratio, cv), "m", thr)
+                r = cli_regress.judge(simulate(random.Random(1), ratio, cv, n), "m", thr)
                 self.assertEqual(r["gate"], want, f"{label}: {r}")
+                self.assertEqual(cli_regress.exit_status([r]), {P: 0, F: 1, U: 3}[want])
 
-    def test_noise_never_fails(self):
-        """A/A with noisy rows (cv 10%, 3 blocks): no failure in 400 simulated gates."""
+    def test_noise_never_fails_and_a_regression_never_passes(self):
+        """400 simulated gates each, 5 blocks: an A/A with noisy rows (cv 10%) fails, and a 20%
+        regression with the same noise passes, in at most 1% of them (each is a one-sided 2.5%
+        error at the threshold itself, and rarer the farther the truth lies from it)."""
         rng = random.Random(7)
-        fails = [i for i in range(400)
-                 if cli_regress.judge(simulate(rng, 1.0, 0.10), "m", 10)["gate"] == cli_regress.FAIL]
-        self.assertEqual(fails, [], "A/A gates that failed")
+        for label, ratio, never in [("A/A", 1.0, F), ("+20%", 1.2, P)]:
+            with self.subTest(label):
+                got = [cli_regress.judge(simulate(rng, ratio, 0.10, 5), "m", 10)["gate"] for _ in range(400)]
+                self.assertLessEqual(got.count(never), 4, f"{label}: {got.count(never)} of 400 {never}")
+                self.assertGreater(got.count(U), 0)
 
-    def test_noisy_regression_is_undecided_not_failed(self):
-        r = cli_regress.judge(simulate(random.Random(3), 1.15, 0.30), "m", 10)
-        self.assertEqual((r["gate"], r["word"]), (cli_regress.PASS, findings.UNDECIDED), r)
+    def test_undecided_says_how_many_blocks_would_decide(self):
+        r = cli_regress.judge(simulate(random.Random(1), 1.00, 0.05, 3), "m", 10)
+        self.assertEqual(r["gate"], U, r)
+        n = r["blocks_needed"]
+        self.assertGreater(n, 3)
+        self.assertIn(f"--repetitions {n}", r["reason"])
+        ci = r["metrics"]["server_cpu_us_per_req"]["slowdown"]
+        # The rule it comes from: the smallest n with t(0.975, n-1) * sd / sqrt(n) below the
+        # distance from the observed ratio to the threshold, on the log scale.
+        run = simulate(random.Random(1), 1.00, 0.05, 3)
+        sd = findings.effect(run.cells[("candidate m", "l")], run.cells[("baseline m", "l")],
+                             "server_cpu_us_per_req").log_sd
+        dist = math.log(1.1) - math.log(ci["ratio"])
+        half = lambda k: stats.t975(k - 1) * sd / math.sqrt(k)  # noqa: E731
+        self.assertLess(half(n), dist)
+        self.assertGreaterEqual(half(n - 1), dist)
+
+    def test_blocks_estimate_cap_and_unknown(self):
+        # (label, ci, expected): on the threshold no count decides; without a spread none is known
+        for label, ci, want in [
+                ("on the threshold", stats.RatioCI(1.1, 1.0, 1.2, 3, 3, "paired-t", 0.02, 2.0, 0.035),
+                 gate.MAX_BLOCKS + 1),
+                ("no spread known", stats.RatioCI(1.0, None, None, 1, 1, "none"), None)]:
+            with self.subTest(label):
+                self.assertEqual(gate.blocks_to_decide(ci, 1.1), want)
+                self.assertIn("blocks" if want else "unknown", gate.blocks_text(want))
 
     def test_candidate_failures_fail(self):
         run = FakeRun(cell([10, 10, 10]), cell([10, 10, 10], status=["ok", "failed", "ok"]))
         r = cli_regress.judge(run, "m", 10)
-        self.assertEqual(r["gate"], cli_regress.FAIL, r)
+        self.assertEqual(r["gate"], F, r)
 
-    def test_error_bound_points_are_not_judged(self):
-        run = FakeRun(cell([10, 10.1, 10]), cell([30, 30.2, 30], verdict="error-bound"))
-        r = cli_regress.judge(run, "m", 10)
-        self.assertEqual((r["gate"], r["word"]), (cli_regress.PASS, findings.UNDECIDED), r)
+    def test_error_bound_points(self):
+        # (label, baseline verdict, candidate verdict, expected gate)
+        for label, vb, vc, want in [("candidate error-bound: fails", "server-bound", "error-bound", F),
+                                    ("both error-bound: the candidate still fails", "error-bound", "error-bound", F),
+                                    ("baseline error-bound only: not judged", "error-bound", "server-bound", U)]:
+            with self.subTest(label):
+                run = FakeRun(cell([10, 10.1, 10], verdict=vb), cell([10, 10.2, 10], verdict=vc))
+                self.assertEqual(cli_regress.judge(run, "m", 10)["gate"], want)
 
     def test_missing_model(self):
         r = cli_regress.judge(FakeRun(cell([1, 1]), cell([1, 1]), model="other"), "m", 10)
-        self.assertEqual(r["word"], findings.NO_DATA)
+        self.assertEqual((r["gate"], r["word"]), (U, cli_regress.NO_DATA))
+
+    def test_req_per_s_is_judged_as_a_throughput(self):
+        """req/s falls when the candidate is slower: the gate judges base/cand on it."""
+        for label, ratio, want in [("20% slower", 1.2, F), ("same", 1.0, P)]:
+            with self.subTest(label):
+                r = cli_regress.judge(simulate(random.Random(1), ratio, 0.002), "m", 10, ("req_per_s",))
+                self.assertEqual(r["gate"], want, r)
+
+    def test_every_metric_must_pass(self):
+        # CPU per request passes; req/s is not judged at client-bound points: undecided.
+        run = FakeRun(cell([10, 10.1, 10], verdict="client-bound"), cell([10, 10.1, 10], verdict="client-bound"))
+        r = cli_regress.judge(run, "m", 10, ("server_cpu_us_per_req", "req_per_s"))
+        self.assertEqual(r["gate"], U, r)
+        self.assertEqual(r["metrics"]["server_cpu_us_per_req"]["gate"], P)
 
 
-class Threshold(unittest.TestCase):
-    def calib(self, det: dict) -> str:
+class ExitStatus(unittest.TestCase):
+    def test_table(self):
+        def r(g, word=None):
+            return {"model": "m", "gate": g, "word": word or g, "reason": ""}
+        # (label, model results, exit status)
+        for label, results, want in [
+                ("all pass", [r(P), r(P)], 0), ("one fails", [r(P), r(F), r(U)], 1),
+                ("one undecided", [r(P), r(U)], 3), ("one not measured", [r(P), r(U, cli_regress.NO_DATA)], 3),
+                ("nothing measured", [r(U, cli_regress.NO_DATA)], 2)]:
+            with self.subTest(label):
+                self.assertEqual(cli_regress.exit_status(results), want)
+
+
+class Metrics(unittest.TestCase):
+    def calib(self, det: dict, metric: str | None = None) -> str:
         d = tempfile.mkdtemp(prefix="cbench-regress-cal-")
         self.addCleanup(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
         body = {"trials": 10, "repetitions": 3, "duration_s": 1,
                 **{f"ab_detection_B{k}": {"k": v, "n": 10, "ci": [0, 1]} for k, v in det.items()}}
+        if metric:
+            body["metric"] = metric
         with open(os.path.join(d, "calibration.json"), "w") as f:
             json.dump(body, f)
         return d
 
-    def test_smallest_detected_at_80_percent(self):
-        # (label, detections of 10 per handicap %, expected threshold)
-        for label, det, want in [("5% missed, 10% caught", {"5": 4, "10": 9}, 10.0),
-                                 ("both caught", {"5": 8, "10": 10}, 5.0),
-                                 ("none caught", {"5": 1, "10": 7}, None)]:
+    def test_metrics_that_catch_the_threshold(self):
+        # (label, detections of 10 per handicap %, calibration's metric, threshold, expected metrics)
+        for label, det, metric, thr, want in [
+                ("10% caught on req/s (calibrate's metric)", {"5": 4, "10": 9}, None, 10, ["req_per_s"]),
+                ("5% caught catches 10% too", {"5": 8, "10": 7}, None, 10, ["req_per_s"]),
+                ("10% caught, threshold 5%", {"5": 4, "10": 9}, None, 5, ["server_cpu_us_per_req"]),
+                ("none caught: CPU per request", {"5": 1, "10": 7}, None, 10, ["server_cpu_us_per_req"]),
+                ("caught on CPU per request", {"10": 10}, "server_cpu_us_per_req", 10, ["server_cpu_us_per_req"])]:
             with self.subTest(label):
-                self.assertEqual(cli_regress.calibrated_threshold(self.calib(det))[0], want)
+                metrics, why, _cal = cli_regress.choose_metrics(self.calib(det, metric), thr)
+                self.assertEqual(metrics, want, why)
+                self.assertEqual("sensitivity unknown" in why, want == ["server_cpu_us_per_req"] and not metric, why)
+
+    def test_without_calibration(self):
+        metrics, why, cal = cli_regress.choose_metrics(None, 10)
+        self.assertEqual((metrics, cal), (["server_cpu_us_per_req"], None))
+        self.assertIn("sensitivity is unknown", why)
 
     def test_unreadable(self):
         with self.assertRaises(cli_regress.GateError):
-            cli_regress.calibrated_threshold("/nonexistent-calibration")
+            cli_regress.choose_metrics("/nonexistent-calibration", 10)
 
 
 class DefaultModels(unittest.TestCase):

@@ -12,18 +12,17 @@ environments), so the gate measures both sides here and now:
    the machine-wide benchmark lock). order = "blocked": every block runs both rows of a model at
    the point in adjacent slots, so the analysis pairs them by block and slow drifts of a busy
    machine cancel.
-3. Judges each model on the server's CPU per request (what a slower request path costs
-   whatever bounds the point), candidate over baseline, with the project's ratio interval
-   (findings.effect) and verdict words (findings.decide): a model FAILS only when the claim
-   "candidate/baseline > 1 + threshold" is supported, i.e. the whole 95% interval lies above
-   the threshold. Undecided never fails: noise cannot fail the gate, it can only let a small
-   regression through (the calibration says how small a one it catches).
-The threshold: --threshold PCT, else the smallest handicap that the calibration run given with
---calibration detected in at least 80% of its trials (the rule REPORT.md's calibration section
-states), else DEFAULT_THRESHOLD_PCT.
+3. Judges each model by analysis/gate.py's rule: candidate/baseline of the server's CPU per request
+   (what a slower request path costs whatever bounds the point), or of the metrics a calibration
+   given with --calibration shows catch the threshold in >= 80% of its trials; the ratio's 95%
+   paired interval wholly below 1 + threshold passes (non-inferiority established), wholly above
+   fails, and anything else is undecided, which does not pass: the gate fails closed and says how
+   many blocks would decide it at the observed spread. Candidate failures and error-bound
+   candidate points fail.
+The threshold: --threshold PCT, else DEFAULT_THRESHOLD_PCT.
 
-Exit status: 0 no model slower by more than the threshold; 1 at least one model is (or its
-candidate failed points its baseline did not); 2 the gate could not run or judged nothing.
+Exit status (EXIT_*): 0 every model passed; 1 at least one failed; 3 none failed but at least one
+is undecided (or was not measured); 2 the gate could not run or judged nothing.
 Everything lands in one directory (printed; default build-regress/runs/<stamp>-regress):
 the scenario, the sweep's log and run, regress.json and regress.md.
 """
@@ -38,7 +37,7 @@ import sys
 import time
 
 from ..run import envinfo
-from ..analysis import findings, runload, stats
+from ..analysis import findings, gate, runload, stats
 from ..format import calibration, scenario, serverlist
 from ..format.paths import REPO_ROOT
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
@@ -47,17 +46,20 @@ from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK
 CBENCH = os.path.join(REPO_ROOT, "scripts", "cbench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "build-regress")
 DEFAULT_SERVER_BIN = os.path.join(REPO_ROOT, "build", "cbench-server")
-# Without a calibration run: a 10% CPU-per-request regression, the larger of the two handicaps
-# `cbench calibrate` tries (5% and 10%), and the size a hello-world model comparison must not hide.
+# A 10% regression: the larger of the two handicaps `cbench calibrate` tries (5% and 10%), and the
+# size a hello-world model comparison must not hide.
 DEFAULT_THRESHOLD_PCT = 10.0
-DETECTION_RATE = calibration.ESTABLISHED_RATE  # a handicap "established" by the calibration: detected in >= 80% of trials
-METRIC = "server_cpu_us_per_req"
-# Point verdicts at which CPU per request means the server's cost (not error handling).
-JUDGEABLE = ("server-bound", "client-bound", "both-saturated", "unclear")
-PASS, FAIL = "pass", "FAIL"
+PASS, FAIL, UNDECIDED = gate.PASS, gate.FAIL, gate.UNDECIDED
+NO_DATA = "no data"
+EXIT_PASS, EXIT_FAIL, EXIT_NOT_RUN, EXIT_UNDECIDED = 0, 1, 2, 3
+EXIT_HELP = ("exit status: 0 every model passed (its candidate/baseline interval lies below 1 + threshold);"
+             " 1 a model failed (its interval lies above, its candidate failed repetitions or had"
+             " error-bound points); 3 no model failed but one is undecided (the blocks that would"
+             " decide it are printed); 2 the gate could not run")
 
 
 def add_arguments(p) -> None:
+    p.epilog = EXIT_HELP
     p.add_argument("--baseline", required=True, metavar="REV",
                    help="the commit to compare against (anything git rev-parse takes: HEAD, origin/main, a sha)")
     p.add_argument("--models", metavar="LIST",
@@ -72,10 +74,11 @@ def add_arguments(p) -> None:
     p.add_argument("--duration", type=DURATION_S, help="seconds per repetition (default: the calibration's, else 1)")
     p.add_argument("--warmup", type=WARMUP_S, default=0.5, help="warm-up seconds per repetition (default 0.5)")
     p.add_argument("--threshold", type=float, metavar="PCT",
-                   help=f"fail above this CPU-per-request increase (default: from --calibration, else"
-                        f" {DEFAULT_THRESHOLD_PCT:g})")
+                   help=f"the slowdown a model must be shown to stay under to pass, and shown to exceed to"
+                        f" fail (default {DEFAULT_THRESHOLD_PCT:g})")
     p.add_argument("--calibration", metavar="DIR",
-                   help="a `cbench calibrate` directory (its calibration.json sets the threshold)")
+                   help="a `cbench calibrate` directory: the gate judges on the metrics its calibration.json"
+                        " shows catch the threshold in >= 80%% of trials (default: server CPU per request)")
     p.add_argument("--candidate-args", default="", metavar="ARGS",
                    help="extra cbench-server arguments for the candidate rows only, e.g."
                         " \"--handicap-ns 20000\" (tests of the gate itself)")
@@ -199,16 +202,20 @@ def choose_models(args, cand: dict[str, serverlist.ModelInfo],
     return models, notes
 
 
-# -- the threshold ---------------------------------------------------------------------------
-def calibrated_threshold(cal_dir: str) -> tuple[float | None, dict]:
-    """(threshold %, calibration.json) from a `cbench calibrate` directory: the smallest handicap
-    detected in at least DETECTION_RATE of its trials; None if none was."""
+# -- the metrics -----------------------------------------------------------------------------
+def choose_metrics(cal_dir: str | None, threshold_pct: float) -> tuple[list[str], str, dict | None]:
+    """(metrics to judge on, why, calibration.json or None): the metrics a calibration shows catch
+    the threshold; server CPU per request when none is given or it shows none."""
+    if not cal_dir:
+        return [gate.DEFAULT_METRIC], "server CPU per request; its sensitivity is unknown without --calibration", None
     try:
         cal = calibration.read(cal_dir)
     except calibration.CalibrationError as exc:
         raise GateError(f"--calibration {cal_dir}: calibration.json unreadable ({exc})")
-    pct = calibration.smallest_detected(cal, DETECTION_RATE)
-    return (float(pct) if pct is not None else None), cal
+    metrics, why = gate.calibrated_metrics(cal, threshold_pct)
+    if not metrics:
+        return [gate.DEFAULT_METRIC], f"server CPU per request, sensitivity unknown: {why}", cal
+    return metrics, why, cal
 
 
 # -- the scenario and the sweep --------------------------------------------------------------
@@ -253,30 +260,25 @@ def run_sweep(gate_dir: str, toml: str, server_bin: str) -> runload.Run:
 
 
 # -- judging ---------------------------------------------------------------------------------
-def judge(run: runload.Run, model: str, threshold_pct: float) -> dict:
-    """The gate's verdict for one model: candidate/baseline server CPU per request."""
+def judge(run: runload.Run, model: str, threshold_pct: float,
+          metrics: tuple[str, ...] = (gate.DEFAULT_METRIC,)) -> dict:
+    """The gate's verdict for one model (analysis/gate.py's rule), as regress.json records it."""
     cells = {k: c for (k, _lid), c in run.cells.items()}
     base, cand = cells.get(f"baseline {model}"), cells.get(f"candidate {model}")
-    res = {"model": model, "gate": PASS, "word": findings.UNDECIDED, "reason": ""}
     if base is None or cand is None:
-        return dict(res, word=findings.NO_DATA, reason="not measured")
-    nb, nc = len(base.ok_points), len(cand.ok_points)
-    tb, tc = len(base.points), len(cand.points)
-    res.update(baseline_ok=f"{nb}/{tb}", candidate_ok=f"{nc}/{tc}")
-    if nc < tc and nb == tb:
-        return dict(res, gate=FAIL, word="failed",
-                    reason=f"the candidate failed {tc - nc} of {tc} repetitions, the baseline none")
-    bad = sorted({v for c in (base, cand) for v in findings.cell_verdicts(c) if v not in JUDGEABLE})
-    ci = findings.effect(cand, base, METRIC)
-    rps = findings.effect(cand, base, "req_per_s")
-    res.update(cpu_ratio=_ci_json(ci), rps_ratio=_ci_json(rps),
-               verdicts=sorted({v for c in (base, cand) for v in findings.cell_verdicts(c)}))
-    if bad:
-        return dict(res, word=findings.UNDECIDED, reason=f"CPU per request not judged: points were {', '.join(bad)}")
-    d = findings.decide(ci, "greater", null_ratio=1 + threshold_pct / 100)
-    res.update(word=d.word, reason=d.reason)
-    if d.word == findings.SUPPORTED:
-        res["gate"] = FAIL
+        return {"model": model, "gate": UNDECIDED, "word": NO_DATA, "reason": "not measured"}
+    verdict, reason, per = gate.judge_model(base, cand, tuple(metrics), threshold_pct)
+    cpu = base.values("derived.server_cpu_us_per_req")
+    res = {"model": model, "gate": verdict, "word": verdict, "reason": reason,
+           "baseline_ok": f"{len(base.ok_points)}/{len(base.points)}",
+           "candidate_ok": f"{len(cand.ok_points)}/{len(cand.points)}",
+           "baseline_cpu_us_per_req": stats.median(cpu) if cpu else None,
+           "cpu_ratio": _ci_json(findings.effect(cand, base, "server_cpu_us_per_req")),
+           "rps_ratio": _ci_json(findings.effect(cand, base, "req_per_s")),
+           "metrics": {v.metric: {"gate": v.gate, "reason": v.reason, "slowdown": _ci_json(v.ci),
+                                  "blocks_needed": v.blocks_needed} for v in per}}
+    if verdict == UNDECIDED:
+        res["blocks_needed"] = gate.blocks_needed(per)
     return res
 
 
@@ -293,15 +295,16 @@ def render(results: list[dict], meta: dict) -> str:
            + (f", extra arguments `{meta['candidate_args']}`" if meta["candidate_args"] else ""),
            f"- point: GET {meta['path']} -t{meta['wrk_threads']} -c{meta['connections']}, --threads {meta['threads']};"
            f" {meta['repetitions']} blocks of {meta['duration_s']} s (order blocked, paired by block)",
-           f"- threshold: +{meta['threshold_pct']:g}% server CPU per request ({meta['threshold_source']});"
-           " a model fails only when the whole 95% interval of candidate/baseline lies above it",
-           "", "| model | gate | CPU/request cand./base (95% interval) | req/s cand./base | verdict |",
+           f"- threshold: +{meta['threshold_pct']:g}% ({meta['threshold_source']}); a model passes when the whole"
+           " 95% interval of its slowdown lies below 1 + threshold, fails when it lies above, and is"
+           " undecided (not passed) otherwise",
+           f"- judged on: {', '.join(meta['metrics'])} ({meta['metrics_source']})",
+           "", "| model | gate | CPU/request cand./base (95% interval) | req/s cand./base | why |",
            "|---|---|---|---|---|"]
     for r in results:
         cpu = _fmt(r.get("cpu_ratio"))
         rps = _fmt(r.get("rps_ratio"))
-        out.append(f"| {r['model']} | {r['gate']} | {cpu} | {rps} | {r['word']}"
-                   + (f": {r['reason']}" if r["reason"] else "") + " |")
+        out.append(f"| {r['model']} | {r['gate']} | {cpu} | {rps} | {r['reason']} |")
     out += [""] + [f"- {n}" for n in meta["notes"]]
     return "\n".join(out) + "\n"
 
@@ -330,19 +333,11 @@ def _run(args) -> int:
     print(f"regress: results in {gate_dir}", flush=True)
     sha = _git(["rev-parse", "--verify", f"{args.baseline}^{{commit}}"])
     git = envinfo.git_info(REPO_ROOT)  # the candidate's source, before anything can change it
-    threshold, source = args.threshold, "--threshold"
-    cal = None
-    if threshold is None and args.calibration:
-        threshold, cal = calibrated_threshold(args.calibration)
-        source = (f"the smallest handicap {args.calibration} detected in >= {DETECTION_RATE:.0%} of trials"
-                  if threshold is not None else None)
-        if threshold is None:
-            threshold = DEFAULT_THRESHOLD_PCT
-            source = f"default: {args.calibration} detected none of its handicaps in >= {DETECTION_RATE:.0%} of trials"
-    if threshold is None:
-        threshold, source = DEFAULT_THRESHOLD_PCT, "default"
+    threshold, source = (args.threshold, "--threshold") if args.threshold is not None \
+        else (DEFAULT_THRESHOLD_PCT, "default")
     if threshold <= 0:
         raise GateError("--threshold must be above 0")
+    metrics, metrics_source, cal = choose_metrics(args.calibration, threshold)
     repetitions = args.repetitions or (cal or {}).get("repetitions") or 3
     duration_s = args.duration or (cal or {}).get("duration_s") or 1
     server_bin = os.path.abspath(args.server_bin)
@@ -355,18 +350,16 @@ def _run(args) -> int:
     extra = shlex.split(args.candidate_args)
     r = run_sweep(gate_dir, scenario_toml(args, models, baseline_bin, extra, repetitions, duration_s,
                                           seed=int(sha[:8], 16)), server_bin)
-    results = [judge(r, m, threshold) for m in models]
+    results = [judge(r, m, threshold, tuple(metrics)) for m in models]
     meta = {"baseline_rev": args.baseline, "baseline_commit": sha, "baseline_how": how,
             "baseline_bin": baseline_bin, "candidate_bin": server_bin,
             "candidate_commit": git.get("git_commit"), "candidate_dirty": bool(git.get("git_dirty")),
             "candidate_args": args.candidate_args, "path": args.path, "wrk_threads": args.wrk_threads,
             "connections": args.connections, "threads": args.threads, "repetitions": repetitions,
             "duration_s": duration_s, "threshold_pct": threshold, "threshold_source": source,
-            "metric": METRIC, "run": os.path.relpath(r.dir, gate_dir),
+            "metrics": metrics, "metrics_source": metrics_source, "run": os.path.relpath(r.dir, gate_dir),
             "notes": notes, "elapsed_s": round(time.monotonic() - t0, 1)}
-    failed = [x["model"] for x in results if x["gate"] == FAIL]
-    judged = [x for x in results if x["word"] not in (findings.NO_DATA,)]
-    status = 1 if failed else (0 if judged else 2)
+    status = exit_status(results)
     meta["exit_status"] = status
     with open(os.path.join(gate_dir, "regress.json"), "w", encoding="utf-8") as f:
         json.dump({"meta": meta, "models": results}, f, indent=2)
@@ -374,8 +367,30 @@ def _run(args) -> int:
     with open(os.path.join(gate_dir, "regress.md"), "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
-    verdict = (f"FAIL: slower than the baseline by more than {threshold:g}%: {', '.join(failed)}" if failed
-               else "pass: no model is slower than the baseline by more than the threshold" if judged
-               else "no model could be judged")
-    print(f"regress: {verdict} ({meta['elapsed_s']:.0f} s; everything in {gate_dir})")
+    print("\n".join(summary_lines(results, threshold)))
+    print(f"regress: exit status {status} ({meta['elapsed_s']:.0f} s; everything in {gate_dir})")
     return status
+
+
+def exit_status(results: list[dict]) -> int:
+    """EXIT_FAIL if a model failed, else EXIT_UNDECIDED if one is undecided or not measured, else
+    EXIT_PASS; EXIT_NOT_RUN when no model was measured at all."""
+    gates = [r["gate"] for r in results]
+    if all(r["word"] == NO_DATA for r in results):
+        return EXIT_NOT_RUN
+    return EXIT_FAIL if FAIL in gates else EXIT_UNDECIDED if UNDECIDED in gates else EXIT_PASS
+
+
+def summary_lines(results: list[dict], threshold_pct: float) -> list[str]:
+    """The verdict lines: failed models, then each undecided one with the blocks that would decide it."""
+    failed = [r["model"] for r in results if r["gate"] == FAIL]
+    undecided = [r for r in results if r["gate"] == UNDECIDED]
+    out = []
+    if failed:
+        out.append(f"regress: FAIL: slower than the baseline by more than {threshold_pct:g}% (or failing):"
+                   f" {', '.join(failed)}")
+    for r in undecided:  # the reason names the blocks that would decide an interval that straddles
+        out.append(f"regress: UNDECIDED: {r['model']}: {r['reason']}")
+    if not failed and not undecided:
+        out.append(f"regress: pass: every model is shown to be at most {threshold_pct:g}% slower than the baseline")
+    return out

@@ -1,0 +1,149 @@
+"""The regression gate's rule: one model's candidate against its baseline, measured side by side
+in paired blocks, judged as a non-inferiority test against 1 + threshold; and which metrics a
+calibration shows can catch that threshold.
+
+Per metric, the slowdown is candidate/baseline of a cost (CPU per request), or baseline/candidate
+of a throughput (req/s), with its 95% interval paired by block (findings.effect). The verdict:
+- pass: the whole interval lies below 1 + threshold: the candidate is shown to be at most
+  threshold slower (non-inferiority established, not merely "no difference seen");
+- fail: the whole interval lies above 1 + threshold; or the candidate failed repetitions its
+  baseline did not; or a candidate point was error-bound (its cost is error handling, and a
+  candidate that errors where it should serve is not a pass);
+- undecided: anything else: the interval straddles 1 + threshold, too few blocks, or points the
+  metric cannot judge. Undecided is not a pass (the gate fails closed); it comes with the number of
+  blocks that would decide it at the observed ratio and spread.
+A model is judged on every chosen metric: it fails when one fails, passes when all pass, and is
+undecided otherwise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import findings, stats
+from .runload import Cell
+from ..format import calibration
+
+PASS, FAIL, UNDECIDED = "pass", "FAIL", "undecided"
+DEFAULT_METRIC = "server_cpu_us_per_req"
+# Each metric the gate can judge: its sense (+1 a higher value is a slower candidate: a cost per
+# request; -1 a lower one is: a throughput) and the point verdicts at which it measures the
+# server's cost. CPU per request is the server's cost whatever bounds the point (error-bound
+# points excepted); req/s is only where the server is the bound.
+METRICS = {
+    "server_cpu_us_per_req": (+1, ("server-bound", "client-bound", "both-saturated", "unclear")),
+    "req_per_s": (-1, ("server-bound",)),
+}
+ERROR_BOUND = "error-bound"
+# The blocks estimate searches up to this many; beyond it the observed ratio is too close to
+# 1 + threshold for any practical run to decide.
+MAX_BLOCKS = stats.MAX_REPS_SEARCH
+# calibration.json's detection rates are of the metric its "metric" field names; without the
+# field they are of req/s, the metric `cbench calibrate` judges its trials on.
+CALIBRATION_DEFAULT_METRIC = "req_per_s"
+
+
+@dataclass
+class MetricVerdict:
+    metric: str
+    gate: str
+    reason: str
+    ci: stats.RatioCI | None = None
+    blocks_needed: int | None = None  # undecided only: blocks per row that would decide it
+
+
+def slowdown(base: Cell, cand: Cell, metric: str) -> stats.RatioCI | None:
+    """The candidate's slowdown on METRIC with its interval: > 1 is slower, whatever the metric's sense."""
+    sense = METRICS[metric][0]
+    return findings.effect(cand, base, metric) if sense > 0 else findings.effect(base, cand, metric)
+
+
+def blocks_to_decide(ci: stats.RatioCI | None, limit: float) -> int | None:
+    """Blocks per row (more than were measured) at which the 95% interval would lie wholly on one
+    side of LIMIT if the ratio and the spread stayed as observed: the smallest n with
+    t(0.975, n-1) * sd / sqrt(n) < |log(limit) - log(ratio)| (sd of a block's log difference;
+    Welch's per-side sd counts twice). None when the spread is unknown; MAX_BLOCKS + 1 when no
+    count up to MAX_BLOCKS would."""
+    if ci is None or ci.log_sd is None:
+        return None
+    distance = abs(math.log(limit) - math.log(ci.ratio))
+    sd = ci.log_sd * (1.0 if ci.method == "paired-t" else math.sqrt(2.0))
+    for n in range(max(2, min(ci.n_num, ci.n_den) + 1), MAX_BLOCKS + 1):
+        if stats.t975(n - 1) * sd / math.sqrt(n) < distance:
+            return n
+    return MAX_BLOCKS + 1
+
+
+def blocks_text(n: int | None) -> str:
+    if n is None:
+        return "the spread is unknown (fewer than 2 blocks): rerun with more --repetitions"
+    if n > MAX_BLOCKS:
+        return (f"more than {MAX_BLOCKS} blocks would be needed: the observed ratio is too close to"
+                " the threshold to decide")
+    return f"about {n} blocks (--repetitions {n}) would decide it at the observed ratio and spread"
+
+
+def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float) -> MetricVerdict:
+    """One metric's verdict for a model whose cells both exist."""
+    limit = 1.0 + threshold_pct / 100.0
+    verdicts = {v for c in (base, cand) for v in findings.cell_verdicts(c)}
+    allowed = METRICS[metric][1]
+    ci = slowdown(base, cand, metric)
+    bad = sorted(v for v in verdicts if v not in allowed)
+    if bad:
+        return MetricVerdict(metric, UNDECIDED, f"not judged: points were {', '.join(bad)}"
+                             f" (it judges only at {', '.join(allowed)} points)", ci)
+    if ci is None or not ci.enough_reps:
+        n = ci.n_num if ci else 0
+        return MetricVerdict(metric, UNDECIDED, f"{n} block(s) measured: no interval; rerun with"
+                             f" --repetitions {stats.MIN_REPS_FOR_CI} or more", ci)
+    iv = findings.fmt_ci(ci)
+    if ci.hi < limit:
+        return MetricVerdict(metric, PASS, f"{iv} lies below {limit:g}", ci)
+    if ci.lo > limit:
+        return MetricVerdict(metric, FAIL, f"{iv} lies above {limit:g}", ci)
+    n = blocks_to_decide(ci, limit)
+    return MetricVerdict(metric, UNDECIDED, f"{iv} includes {limit:g}; {blocks_text(n)}", ci, n)
+
+
+def judge_model(base: Cell, cand: Cell, metrics: tuple[str, ...], threshold_pct: float) -> tuple[str, str, list]:
+    """(gate, reason, [MetricVerdict]) of one model: failures and error-bound candidate points
+    first, then every metric."""
+    nb, nc = len(base.ok_points), len(cand.ok_points)
+    tb, tc = len(base.points), len(cand.points)
+    if nc < tc and nb == tb:
+        return FAIL, f"the candidate failed {tc - nc} of {tc} repetitions, the baseline none", []
+    errs = findings.cell_verdicts(cand).count(ERROR_BOUND)
+    if errs:
+        base_errs = findings.cell_verdicts(base).count(ERROR_BOUND)
+        return FAIL, (f"{errs} of {nc} candidate points were error-bound (the baseline's: {base_errs}"
+                      f" of {nb})"), []
+    per = [judge_metric(base, cand, m, threshold_pct) for m in metrics]
+    gates = [v.gate for v in per]
+    gate = FAIL if FAIL in gates else PASS if all(g == PASS for g in gates) else UNDECIDED
+    reason = "; ".join(f"{findings.METRICS[v.metric][1]}: {v.reason}" for v in per if v.gate == gate)
+    return gate, reason, per
+
+
+def blocks_needed(per: list) -> int | None:
+    """The blocks an undecided model needs: the most any of its undecided metrics needs (None when
+    one's spread is unknown)."""
+    ns = [v.blocks_needed for v in per if v.gate == UNDECIDED]
+    return None if not ns or None in ns else max(ns)
+
+
+def calibrated_metrics(cal: dict, threshold_pct: float) -> tuple[list[str], str]:
+    """(metrics the calibration shows catch a regression of THRESHOLD_PCT, a sentence saying so):
+    a metric whose detection rate at some handicap <= the threshold is at least the calibration's
+    established rate (80%). Only metrics the gate can judge are returned."""
+    metric = cal.get("metric") or CALIBRATION_DEFAULT_METRIC
+    rates = calibration.detections(cal)
+    hits = [pct for pct, v in rates.items()
+            if pct <= threshold_pct and v["n"] and v["k"] / v["n"] >= calibration.ESTABLISHED_RATE]
+    name = findings.METRICS[metric][1] if metric in findings.METRICS else metric
+    rate_txt = ", ".join(f"+{pct}%: {v['k']}/{v['n']}" for pct, v in rates.items()) or "no handicap"
+    if hits and metric in METRICS:
+        return [metric], (f"{name}: the calibration detected +{min(hits)}% in >= "
+                          f"{calibration.ESTABLISHED_RATE:.0%} of its trials ({rate_txt})")
+    return [], (f"the calibration shows no metric the gate judges catching +{threshold_pct:g}% in >= "
+                f"{calibration.ESTABLISHED_RATE:.0%} of its trials ({name}: {rate_txt})")
