@@ -39,13 +39,51 @@ std::string rusage_json() {
 
 std::string_view counter_name(Counter c) { return kCounterNames[static_cast<std::size_t>(c)]; }
 
-detail::CounterBlock& detail::this_thread_block() {
-  auto* b = new detail::CounterBlock();  // never freed: merged after its thread exits
-  b->next = g_blocks.load(std::memory_order_relaxed);
-  while (!g_blocks.compare_exchange_weak(b->next, b, std::memory_order_release, std::memory_order_relaxed)) {
+namespace {
+
+// Releases the calling thread's block when the thread exits: its counts stay in the block (and in
+// every later merge), and the next thread to need a block takes this one. The release store pairs
+// with the acquiring exchange in take_free_block, so the new owner continues from the last counts.
+struct BlockLease {
+  detail::CounterBlock* block = nullptr;
+  ~BlockLease() {
+    if (block == nullptr) return;
+    detail::tl_block = nullptr;
+    block->owned.store(false, std::memory_order_release);
   }
+};
+thread_local BlockLease tl_lease;
+
+detail::CounterBlock* take_free_block() {
+  for (auto* b = g_blocks.load(std::memory_order_acquire); b != nullptr; b = b->next) {
+    bool expected = false;
+    if (!b->owned.load(std::memory_order_relaxed) &&
+        b->owned.compare_exchange_strong(expected, true, std::memory_order_acquire, std::memory_order_relaxed))
+      return b;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+detail::CounterBlock& detail::this_thread_block() {
+  detail::CounterBlock* b = take_free_block();
+  if (b == nullptr) {
+    b = new detail::CounterBlock();  // never freed: a merge after its thread exits still reads it
+    b->owned.store(true, std::memory_order_relaxed);
+    b->next = g_blocks.load(std::memory_order_relaxed);
+    while (!g_blocks.compare_exchange_weak(b->next, b, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+  }
+  tl_lease.block = b;
   tl_block = b;
   return *b;
+}
+
+std::size_t detail::block_count() {
+  std::size_t n = 0;
+  for (auto* b = g_blocks.load(std::memory_order_acquire); b != nullptr; b = b->next) ++n;
+  return n;
 }
 
 std::array<std::uint64_t, kCounterCount> merged_counters() {

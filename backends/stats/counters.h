@@ -3,8 +3,10 @@
 //
 // Cost: count() is a load and a store to a thread_local slot (relaxed atomics, so a merge from
 // another thread is race-free; on x86 it compiles to a plain add). The first count() on a thread
-// allocates that thread's block once (never freed, so a merge after the thread exited still
-// reads it); nothing is allocated afterwards.
+// takes a block: a free one left by a thread that exited, else a new one. A block is never freed
+// and keeps its counts when its thread exits (a merge after the exit still reads them); the next
+// thread that takes it adds to them. So a model that starts a thread per connection holds as many
+// blocks as it ever had threads at once, not one per connection it served.
 //
 // Output (--counters-out PATH): a JSON object {"snapshot": K, "pid": P, "counters": {"dispatches":
 // N, ...}, "rusage": {"utime_us": U, "stime_us": S, "nvcsw": V, "nivcsw": I, "minflt": F,
@@ -58,9 +60,11 @@ std::string_view counter_name(Counter c);
 namespace detail {
 struct CounterBlock {
   std::array<std::atomic<std::uint64_t>, kCounterCount> v{};
-  CounterBlock* next = nullptr;  // registry list, push-only
+  CounterBlock* next = nullptr;     // registry list, push-only
+  std::atomic<bool> owned{false};   // a live thread counts into it; released at that thread's exit
 };
-CounterBlock& this_thread_block();  // registers the block on first use
+CounterBlock& this_thread_block();  // takes a free block, or registers a new one, on first use
+std::size_t block_count();          // blocks ever registered (tests: reuse keeps this bounded)
 inline thread_local CounterBlock* tl_block = nullptr;
 }  // namespace detail
 

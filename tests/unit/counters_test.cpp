@@ -28,6 +28,20 @@ TEST(Counters, MergeSumsThreadsIncludingExitedOnes) {
   EXPECT_EQ(after[size_t(Counter::empty_reads)], before[size_t(Counter::empty_reads)]);
 }
 
+// A model that starts a thread per connection (thread-per-connection) must not hold a block per
+// connection it ever served: an exited thread's block is taken by the next thread, its counts kept.
+TEST(Counters, ThreadsOneAfterAnotherReuseOneBlockAndKeepEveryCount) {
+  std::thread([] { cb::stats::count(Counter::accepts); }).join();  // at least one free block now
+  auto before = cb::stats::merged_counters();
+  const std::size_t blocks_before = cb::stats::detail::block_count();
+  constexpr int kSequentialThreads = 1000;
+  for (int i = 0; i < kSequentialThreads; ++i)
+    std::thread([] { cb::stats::count(Counter::closes, 3); }).join();
+  auto after = cb::stats::merged_counters();
+  EXPECT_EQ(after[size_t(Counter::closes)] - before[size_t(Counter::closes)], uint64_t(3 * kSequentialThreads));
+  EXPECT_EQ(cb::stats::detail::block_count(), blocks_before) << "each exited thread's block is reused";
+}
+
 TEST(Counters, JsonNamesEveryCounterInOrder) {
   std::string j = cb::stats::counters_json(3);
   EXPECT_EQ(j.rfind("{\"snapshot\": 3, \"pid\": " + std::to_string(getpid()) + ", \"counters\": {\"dispatches\": ", 0), 0u)
