@@ -93,6 +93,18 @@ class Judging(unittest.TestCase):
         self.assertLess(s.per_s, s.high)
         self.assertAlmostEqual(s.per_s, 9.9)
 
+    def test_the_bound_is_the_step_over_a_short_window_and_the_rate_over_a_long_one(self):
+        b = soak.BOUNDS["rss_bytes"]
+        self.assertAlmostEqual(b.allowed_per_s(6.0), b.step / 6.0)
+        self.assertEqual(b.allowed_per_s(540.0), b.per_s)
+        settling = 3 * 1024 * 1024 / 60.0  # 3 MiB/min: a bounded model's arenas settling
+        times = [float(t) for t in range(6, 13)]
+        short = soak.slope("rss_bytes", times, [settling * t + (t % 2) * 2048 for t in times])
+        self.assertIs(short.growth, soak.Growth.WITHIN_BOUND, short)
+        times = [float(t) for t in range(60, 601, 10)]
+        long = soak.slope("rss_bytes", times, [settling * t + (t % 20) * 100 for t in times])
+        self.assertIs(long.growth, soak.Growth.GROWS, long)
+
     def test_every_bound_states_its_reason(self):
         for metric, bound in soak.BOUNDS.items():
             with self.subTest(metric):

@@ -32,8 +32,10 @@ def row(v: Verdict, churn: dict, load: dict | None) -> str:
 def summary(results: list[tuple[Verdict, dict, dict | None]], duration_s: float, warmup_s: float) -> str:
     """The whole soak: the bounds it judged against, the table, then each failure's reasons."""
     lines = [f"soak: {len(results)} models, {duration_s:g} s each, slopes after a {warmup_s:g} s warm-up",
-             "bounds: " + "; ".join(f"{b.metric} {b.per_s * PER_MIN:.3g} {b.unit.replace('/s', '')}/min"
-                                    for b in BOUNDS.values()),
+             "bounds (per minute, or a step over the judged window when that is more): " + "; ".join(
+                 f"{name} {b.per_s * PER_MIN / scale:.3g}/min or {b.step / scale:.3g}"
+                 for name, scale, b in (("RSS KiB", 1024.0, BOUNDS["rss_bytes"]), ("fds", 1.0, BOUNDS["fds"]),
+                                        ("threads", 1.0, BOUNDS["threads"]))),
              "", HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     lines += [row(v, churn, load) for v, churn, load in results]
     failed = [v for v, _, _ in results if not v.ok]
