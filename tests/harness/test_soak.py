@@ -62,6 +62,8 @@ CASES = [
     ("descriptors not back to the baseline", samples(after_fds=BASE_FDS + soak.FD_TOLERANCE + 1), {}, False,
      {"fds": soak.Growth.FLAT}, "descriptors not back to the baseline"),
     ("descriptors within the tolerance pass", samples(after_fds=BASE_FDS + soak.FD_TOLERANCE), {}, True, {}, None),
+    ("falling descriptors are no growth", samples(fds=lambda t: -0.6 * t + step_noise(t)), {}, True,
+     {"fds": soak.Growth.FALLS}, None),
     ("thread leak is detected", samples(threads=lambda t: 0.5 * t), {}, False,
      {"threads": soak.Growth.GROWS}, "threads grows"),
     ("a model that died fails", samples(), {"died": "exited with status -11"}, False, {}, "died: exited"),

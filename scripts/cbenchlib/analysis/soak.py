@@ -3,8 +3,8 @@ sustained churn, and are its descriptors back to the baseline once the load stop
 
 Growth: a least-squares line (scipy.stats.linregress) through the samples of the load phase
 after the warm-up, with a 95% interval on its slope (t quantile on n-2 degrees of freedom).
-A metric does not grow when its interval includes zero, or when the whole interval lies within
-the metric's declared practical bound (BOUNDS). On a short soak (the 10 s per model of `make
+A metric does not grow when its interval includes zero, lies below zero, or lies within the
+metric's declared practical bound (BOUNDS). On a short soak (the 12 s per model of `make
 test`) the intervals are narrow enough that allocator noise can make a tiny slope significant,
 and there the bound is what decides: a slope that is real but below the bound is no leak worth
 failing a build for. The bound over a window is max(rate, step / window) (Bound): a few seconds
@@ -70,6 +70,8 @@ FIELDS = {"rss_kb": ("rss_bytes", KIB), "fds": ("fds", 1), "threads": ("threads"
 class Growth(enum.Enum):
     FLAT = "flat"                    # the interval includes zero
     WITHIN_BOUND = "within bound"    # significant, but the whole interval is inside the bound
+    FALLS = "falls"                  # significant and negative: no growth (connections in flight
+                                     # at the samples, or memory returned)
     GROWS = "grows"
     TOO_FEW = "too few samples"
 
@@ -100,7 +102,9 @@ def slope(metric: str, times_s: list[float], values: list[float]) -> Slope:
     bound = BOUNDS[metric].allowed_per_s(max(times_s) - min(times_s))
     if low <= 0.0 <= high:
         growth = Growth.FLAT
-    elif -bound <= low and high <= bound:
+    elif high < 0.0:
+        growth = Growth.FALLS
+    elif high <= bound:
         growth = Growth.WITHIN_BOUND
     else:
         growth = Growth.GROWS

@@ -9,7 +9,7 @@ judges; the exit status is 1 when any model grows, dies or stops answering.
 
 The run directory (default results/soak/<UTC time>-soak/): meta.json (the settings and each
 model's verdict), samples.jsonl (every sample), summary.md (the table printed), logs/.
-The reference soak is `cbench soak --duration-s 600`; `make test` runs `--duration-s 10`.
+The reference soak is `cbench soak --duration-s 600` (the default); `make test` runs `--short`.
 """
 from __future__ import annotations
 
