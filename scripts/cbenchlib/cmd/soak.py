@@ -113,7 +113,7 @@ def _soak_all(args, models: list, warmup_s: float) -> int:
                      "threads": args.threads, "server_bin": common.repo_relative(os.path.abspath(args.server_bin)),
                      "load_bin": load_bin and common.repo_relative(os.path.abspath(load_bin)),
                      "churn_roles": list(soakrun.CHURN_ROLES), "load_connections": soakrun.LOAD_CONNECTIONS,
-                     "bounds": {k: {"per_s": b.per_s, "unit": b.unit, "reason": b.reason}
+                     "bounds": {k: {"per_s": b.per_s, "step": b.step, "unit": b.unit, "reason": b.reason}
                                 for k, b in judging.BOUNDS.items()},
                      "fd_tolerance": judging.FD_TOLERANCE},
             "models": []}
