@@ -48,7 +48,7 @@ def step_noise(t):
 CASES = [
     # label, samples, judge keywords, expected ok, {metric: expected growth}, reason fragment
     ("flat passes", samples(), {}, True, {"rss_bytes": soak.Growth.FLAT, "fds": soak.Growth.FLAT}, None),
-    ("growth is detected", samples(rss=lambda t: 100.0 * t), {}, False,
+    ("growth is detected", samples(rss=lambda t: 200.0 * t), {}, False,
      {"rss_bytes": soak.Growth.GROWS}, "rss_bytes grows"),
     ("noisy flat passes", samples(noise_kb=300.0), {}, True, {"rss_bytes": soak.Growth.FLAT}, None),
     ("a tiny but significant slope is within the bound",
