@@ -6,7 +6,7 @@ JOBS      ?= $(shell nproc)
 SCENARIO  ?= scenarios/ever-table.toml
 CBENCH    := $(PY) scripts/cbench
 
-.PHONY: all deps build quick test reproduce reproduce-all report clean help test-multihost
+.PHONY: all deps build quick test reproduce reproduce-all report clean help test-multihost soak
 
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
 	@echo "make test-tsan  TSan build (build-tsan): unit tests and the conformance gate, every variant"
 	@echo "make fuzz       libFuzzer on the codec (clang, build-fuzz) for FUZZ_SECONDS (default 60)"
+	@echo "make soak       the short soak of every model (cbench soak --short, ~3 min; also part of make test); SOAK_ARGS=\"--duration-s 600\" for the reference soak"
 	@echo "make ci-artifacts  a quick sweep (a few models) with its tables and charts in build/ci-artifacts (what .ci/run keeps)"
 
 deps:
@@ -49,7 +50,8 @@ quick: deps
 	  chart=$$( (ls $$run/charts/rps-vs-connections-*.png; ls $$run/charts/*.png) 2>/dev/null | head -n 1); \
 	  echo "quick: chart     $$chart  (all charts: $$run/charts/)"
 
-# Every test is a ctest test (unit, conformance per model, harness, report); ctest's exit status
+# Every test is a ctest test (unit, conformance per model, harness, report, the short soak:
+# harness_soak, label soak, registered in tests/harness/CMakeLists.txt); ctest's exit status
 # fails the target when any test fails.
 # The sanitizer and fuzzer runs come first, in their own build directories; the main
 # ctest runs last, so its summary is the last thing printed. Their timing-sensitive tests must
@@ -92,6 +94,14 @@ test-multihost: build
 
 clean:
 	rm -rf $(BUILD) build-*
+
+# The soak: every model but the instruments at saturation with connection churn, judged for RSS,
+# descriptor and thread growth (scripts/cbenchlib/cmd/soak.py). Without SOAK_ARGS the short soak
+# that `make test` runs as ctest's harness_soak; SOAK_ARGS="--duration-s 600" is the reference soak
+# (results/soak/). Builds first: it needs cbench-server and cbench-load.
+SOAK_ARGS ?= --short --out $(BUILD)/soak
+soak: build
+	$(CBENCH) soak --server-bin $(BUILD)/cbench-server --load-bin $(BUILD)/cbench-load $(SOAK_ARGS)
 
 # Microbenchmarks (bench/, Google Benchmark): builds, then runs every build/bench/*_bench pinned to
 # the server's CPU under the machine-wide benchmark lock, storing a run in results/runs/<UTC>-micro/.
