@@ -48,6 +48,8 @@ CASES = [
     ("profile", [RUN, "--top", "0"], 2, "outside 1..1000"),
     ("curve", [NO_RUN], 1, NO_RUN),
     ("curve", [RUN, "--target-ms", "soon"], 2, "invalid float"),
+    ("soak", ["--models", "no-such-model", "--server-bin", "/nonexistent/cbench-server"], 2, "/nonexistent/cbench-server"),
+    ("soak", ["--duration-s", "soon"], 2, "invalid float"),
 ]
 
 
