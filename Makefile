@@ -11,7 +11,7 @@ CBENCH    := $(PY) scripts/cbench
 all: build
 
 help:
-	@echo "make quick      a first result within three minutes: build cbench-server, a 1 s-point sweep of four models (scenarios/quick.toml) in build/quick/, its table and a chart"
+	@echo "make quick      a first result within two minutes: build cbench-server, a 1 s-point sweep of four models (scenarios/quick.toml) in build/quick/, its table and a chart"
 	@echo "make build      install deps, configure and build everything (Release) in $(BUILD)/"
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
