@@ -14,7 +14,7 @@ from typing import Iterable
 
 from ..format import resultio
 from ..format.loadpoint import LoadId, as_int, dig, load_id, measured
-from ..format.paths import REPO_ROOT, RUNS_DIR
+from ..format.paths import RUNS_DIR, repo_relative
 from . import stats
 
 
@@ -172,10 +172,8 @@ class Run:
 
     def rel_dir(self) -> str:
         """The run directory relative to the repo root when inside it (for citing), else as given."""
-        absd = os.path.abspath(self.dir)
-        if absd.startswith(REPO_ROOT + os.sep):
-            return os.path.relpath(absd, REPO_ROOT)
-        return self.dir
+        rel = repo_relative(self.dir)
+        return rel if not os.path.isabs(rel) else self.dir
 
     # ---- ordering -------------------------------------------------------
     def _scenario_pos(self, *names: str | None) -> int | None:

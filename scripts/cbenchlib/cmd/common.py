@@ -10,7 +10,7 @@ import sys
 
 from ..analysis import runload
 from ..format import scenario_types
-from ..plan.sweepplan import repo_relative
+from ..format.paths import repo_relative
 
 __all__ = ["err", "load_run", "repo_relative", "run_dir", "write_output", "alias", "bounded_int",
            "bounded_float", "DURATION_S", "WARMUP_S", "REPETITIONS", "THREADS", "CONNECTIONS",

@@ -11,3 +11,9 @@ RUNS_DIR = os.path.join(RESULTS_DIR, "runs")
 PUBLISHED_DIR = os.path.join(RESULTS_DIR, "published")
 FINDINGS_DIR = os.path.join(RESULTS_DIR, "findings")
 SCENARIOS_DIR = os.path.join(REPO_ROOT, "scenarios")
+
+
+def repo_relative(path: str) -> str:
+    """path as results record it: relative to the repository when inside it, else absolute."""
+    ap = os.path.abspath(path)
+    return os.path.relpath(ap, REPO_ROOT) if ap.startswith(REPO_ROOT + os.sep) else ap

@@ -15,7 +15,7 @@ import sys
 from typing import Callable
 
 from ..format import resultio, scenario, serverlist
-from ..format.paths import REPO_ROOT, SCENARIOS_DIR
+from ..format.paths import SCENARIOS_DIR
 from .cpulayout import Layout, LayoutError, Topology, automatic, check, check_list, explicit_cpus, resolve
 from .estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
 from .schedule import schedule
@@ -39,12 +39,6 @@ class Machine:
     log: Callable[[str], None] = lambda text: print(text, flush=True)
     # This machine's CPUs (None: unknown; the scenario's lists are then used unchecked).
     topology: Callable[[], Topology | None] = lambda: None
-
-
-def repo_relative(path: str) -> str:
-    """path as results record it: relative to the repository when inside it, else absolute."""
-    ap = os.path.abspath(path)
-    return os.path.relpath(ap, REPO_ROOT) if ap.startswith(REPO_ROOT + os.sep) else ap
 
 
 @dataclasses.dataclass

@@ -20,7 +20,8 @@ from ..format.paths import RESULTS_DIR, REPO_ROOT
 from ..plan.estimate import Eta, fmt_duration
 from ..plan.ledger import Ledger
 from ..plan.schedule import extra_block
-from ..plan.sweepplan import PlanError, SweepPlan, repo_relative
+from ..format.paths import repo_relative
+from ..plan.sweepplan import PlanError, SweepPlan
 from . import benchlock, envinfo, hostcheck, profiling, runner, sweeprecord
 from .host import LocalHost
 

@@ -8,7 +8,8 @@ import os
 from ..format import resultio, verdict
 from ..format.paths import REPO_ROOT
 from ..plan.estimate import OVERHEAD_S, fmt_duration
-from ..plan.sweepplan import SweepPlan, repo_relative
+from ..format.paths import repo_relative
+from ..plan.sweepplan import SweepPlan
 from . import envinfo, hostcheck
 
 
