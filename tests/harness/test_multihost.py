@@ -10,6 +10,7 @@ namespaces' own addresses (10.231.N.0/24), on this machine."""
 import glob
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -280,10 +281,16 @@ class OverSsh(unittest.TestCase):
                     "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                     "MaxSessions 100\nMaxStartups 100\n")
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-        argv = [sshd, "-D", "-e", "-f", config]
+        # sshd runs every command through root's shell, and bash sources ~/.bashrc when started
+        # by sshd: this machine's account setup (a pyenv rehash waiting 60 s on a stale lock was
+        # seen) is not what the test is about, so the test's host is an account with an empty one.
+        # The sshd gets a mount namespace of its own with /dev/null bound over ~/.bashrc.
+        bashrc = os.path.join(pwd.getpwuid(0).pw_dir, ".bashrc")
+        setup = ['if [ -e "$0" ]; then mount --bind /dev/null "$0" || exit 1; fi']
         if hide:
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    'mount -t tmpfs cbench-hide "$0" && exec "$@"', hide] + argv
+            setup.append('mount -t tmpfs cbench-hide "$1" || exit 1')
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                "; ".join(setup) + '; shift; exec "$@"', bashrc, hide or "-", sshd, "-D", "-e", "-f", config]
         proc = subprocess.Popen([IP, "netns", "exec", cls.topo.server_ns] + argv,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         cls.sshds.append(proc)
