@@ -210,7 +210,9 @@ class SshHost(LocalHost):
             r = subprocess.run(self._base + ["-o", "ControlMaster=no", self.dest, "--", shlex.join(argv)],
                                capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise OSError(errno.ETIMEDOUT, f"{self.name}: {shlex.join(argv)} timed out") from None
+            raise OSError(errno.ETIMEDOUT, f"{self.name}: {shlex.join(argv)} timed out after {timeout_s:g} s "
+                          "(sshd runs it through the account's shell: check that its startup files, "
+                          "such as ~/.bashrc, return at once without a terminal)") from None
         if check and r.returncode != 0:
             raise OSError(errno.ENOENT, f"{self.name}: {shlex.join(argv)}: status {r.returncode}: "
                                         f"{r.stderr.strip()[-300:]}")
