@@ -147,10 +147,15 @@ class ClusterRows(unittest.TestCase):
 
     def test_tipi_table_maps_every_published_label(self):
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "tipi-table.toml"))
-        self.assertEqual({r.label for r in sc.rows}, {"Tipi", "Puma", "Falcon", "Unicorn"})
-        self.assertTrue(all(r.processes == 4 for r in sc.rows))
-        unicorn = sorted((r.keepalive, r.model, r.threads) for r in sc.rows if r.label == "Unicorn")
+        models = [r for r in sc.rows if r.kind == "model"]
+        self.assertEqual({r.label for r in models}, {"Tipi", "Puma", "Falcon", "Unicorn"})
+        self.assertTrue(all(r.processes == 4 for r in models))
+        unicorn = sorted((r.keepalive, r.model, r.threads) for r in models if r.label == "Unicorn")
         self.assertEqual(unicorn, [(False, "blocking-pool", 1), (True, "blocking-pool", 1)])
+        # The real Ruby servers beside them (their 4 processes are their own configuration's).
+        self.assertEqual(sorted((r.label or "", r.model) for r in sc.rows if r.kind == "peer"),
+                         [("", "thin"), ("Falcon", "async-http"), ("Puma", "puma"),
+                          ("Tipi", "async-http"), ("Unicorn", "unicorn")])
         self.assertEqual({(p.load.wrk_threads, p.load.connections, p.load.path) for p in sc.points()},
                          {(4, 64, "/")})
 
@@ -160,7 +165,8 @@ class ClusterRows(unittest.TestCase):
         self.assertEqual(len(ids), len(set(ids)))
         by_label = {(r.label, r.model) for r in sc.rows if r.alias}
         self.assertEqual(by_label, {("Tipi", "fiber"), ("Tipi", "asio-coro"),
-                                    ("Falcon", "fiber"), ("Falcon", "asio-coro")})
+                                    ("Falcon", "fiber"), ("Falcon", "asio-coro"),
+                                    ("Tipi", "async-http"), ("Falcon", "async-http")})
         self.assertFalse(any(r.extra_args for r in sc.rows))  # no workaround flags left
 
 

@@ -205,3 +205,50 @@ class SpreadTest(unittest.TestCase):
         self.assertAlmostEqual(sp["syscalls_per_req"].median, 0.02 / 2.01)
         self.assertEqual(sp["ctx_switches_per_req"].n_pairs, 0)
         self.assertIsNone(sp["ctx_switches_per_req"].median)
+
+
+class LikeWithLikeTest(unittest.TestCase):
+    """A published comparison pairs rows of one kind: the C++ stand-ins (models) with each other
+    and the real Ruby servers (peers) with each other, side by side in one finding; a kind with
+    rows on one side only is named as missing, never paired across."""
+
+    TIPI = published.load_published("tipi")
+    ROWS = {  # name: (key, label, kind, model, req/s)
+        "tipi-cpp": ("fiber t1 p4", "Tipi", "model", "fiber", 90000),
+        "unicorn-cpp": ("blocking-pool t1 p4 ka=off", "Unicorn", "model", "blocking-pool", 20000),
+        "falcon-cpp": ("fiber t1 p4 as=Falcon", "Falcon", "model", "fiber", 90000),
+        "puma-cpp": ("worker-pool t5 p4 shared", "Puma", "model", "worker-pool", 50000),
+        "tipi-ruby": ("async-http t1 as Tipi", "Tipi", "peer", "async-http", 9000),
+        "unicorn-ruby": ("unicorn t1", "Unicorn", "peer", "unicorn", 3000),
+        "falcon-ruby": ("async-http t1 as Falcon", "Falcon", "peer", "async-http", 9000),
+        "puma-ruby": ("puma t5", "Puma", "peer", "puma", 7000),
+    }
+    CASES = (  # (label, rows in the run, finding, its comparison lines as (a key, b key), missing)
+        ("both kinds, each judged with its own", ("tipi-cpp", "unicorn-cpp", "tipi-ruby", "unicorn-ruby"), "T1",
+         {("fiber t1 p4", "blocking-pool t1 p4 ka=off"), ("async-http t1 as Tipi", "unicorn t1")}, []),
+        ("T2 the same way", ("falcon-cpp", "puma-cpp", "falcon-ruby", "puma-ruby"), "T2",
+         {("fiber t1 p4 as=Falcon", "worker-pool t5 p4 shared"), ("async-http t1 as Falcon", "puma t5")}, []),
+        ("a real Unicorn without a real Tipi is named, not paired with the C++ Tipi",
+         ("tipi-cpp", "unicorn-cpp", "unicorn-ruby"), "T1",
+         {("fiber t1 p4", "blocking-pool t1 p4 ka=off")}, ["Tipi / Unicorn (peer rows on one side only)"]),
+        ("real servers only", ("falcon-ruby", "puma-ruby"), "T2", {("async-http t1 as Falcon", "puma t5")}, []),
+    )
+
+    def run_of(self, tmp, names):
+        pts = []
+        for name in names:
+            key, label, kind, model, rps = self.ROWS[name]
+            for rep in range(3):
+                p = point(key, rps * (1 + 0.01 * rep), load_key="-t4 -c64", connections=64, label=label,
+                          model=model, kind=kind, rep=rep, threads=1)
+                p["block"] = rep
+                pts.append(p)
+        return runload.load_run(write_run(os.path.join(tmp, "run"), pts))
+
+    def test_pairs(self):
+        for label, names, fid, lines, missing in self.CASES:
+            with self.subTest(label), tempfile.TemporaryDirectory() as tmp:
+                an = findings.Analysis(self.run_of(tmp, names), self.TIPI)
+                f = next(f for f in an.findings if f.fid == fid)
+                self.assertEqual({(ln.a.key, ln.b.key) for ln in f.lines}, lines)
+                self.assertEqual(f.missing, missing)

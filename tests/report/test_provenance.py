@@ -137,5 +137,37 @@ class CpuWindowTest(unittest.TestCase):
         self.assertIn("cpus", w)
 
 
+class RubyPeerVersionTest(unittest.TestCase):
+    """peer_versions reads each Ruby server's version from what its probe prints: every probe is
+    run as a stub that prints a recorded output (on stdout or stderr), never the real server."""
+
+    CASES = (  # (peer, stream, what the probe printed, version recorded)
+        ("puma", "stdout", "puma version 5.6.5\n", "5.6.5"),
+        ("unicorn", "stdout", "unicorn v6.0.0\n", "6.0.0"),
+        ("thin", "stdout", "thin 1.8.1 codename Infinite Smoothie\n", "1.8.1"),
+        ("async-http", "stdout", "0.59.5", "0.59.5"),
+        ("async-http", "stdout", "<internal:x>: warning: y\n", None),   # no version: not recorded
+        ("puma", "stderr", "puma version 6.4.2\n", "6.4.2"),
+    )
+
+    def stub(self, directory: str, stream: str, text: str) -> str:
+        path = os.path.join(directory, "probe")
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\nprintf '%s' '{text}'{' >&2' if stream == 'stderr' else ''}\n")
+        os.chmod(path, 0o755)
+        return path
+
+    def test_versions_from_probe_output(self):
+        for peer, stream, text, expected in self.CASES:
+            with self.subTest(peer=peer, output=text), tempfile.TemporaryDirectory() as d:
+                probe = self.stub(d, stream, text)
+                argv0 = envinfo.PEER_VERSION_PROBES[peer][0][0]
+                found = envinfo.peer_versions(which=lambda name: probe if name == argv0 else None)
+                self.assertEqual(found.get(peer), expected, found)
+
+    def test_a_missing_server_is_left_out(self):
+        self.assertEqual(envinfo.peer_versions(which=lambda name: None), {})
+
+
 if __name__ == "__main__":
     unittest.main()

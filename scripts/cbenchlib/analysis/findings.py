@@ -232,6 +232,18 @@ def _rows_for(idx: "LabelIndex", spec, gvl: bool) -> list[Row]:
     return rows
 
 
+def comparison_pairs(ras: list[Row], rbs: list[Row]) -> tuple[list, list[str]]:
+    """([(a, b)] rows to judge, [kinds with rows but no pair]) of one declared comparison.
+
+    Rows are paired like with like: a model (this project's C++ stand-in for a published server)
+    with a model, a peer (a real server as it ships: Puma, Unicorn, async-http) with a peer, so
+    that a pair differs in the design the finding names, not in the language and runtime. A
+    declaration that names rows by their fields picks the kind with them (`kind = "peer"`)."""
+    pairs = [(a, b) for a in ras for b in rbs if a.key != b.key and a.kind == b.kind]
+    paired = {r.kind for pair in pairs for r in pair}
+    return pairs, sorted({r.kind for r in ras + rbs} - paired)
+
+
 def _spec_name(spec) -> str:
     return spec if isinstance(spec, str) else " ".join(f"{k}={v}" for k, v in spec.items())
 
@@ -372,27 +384,26 @@ class Analysis:
             if not ras or not rbs:
                 f.missing.append(name)
                 continue
+            pairs, unpaired = comparison_pairs(ras, rbs)
+            f.missing += [f"{name} ({kind} rows on one side only)" for kind in unpaired]
             pr = published_ratio(self.pub, comp, d.published_column)
-            for a in ras:
-                for b in rbs:
-                    if a.key == b.key:
-                        continue
-                    results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
-                    deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
-                    if deciding is None:
-                        dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
-                        if results and results[0].primary is not None:
-                            dec = Decision(UNDECIDED, "no declared metric can decide at the primary point: "
-                                           + "; ".join(r.primary.why_not for r in results if r.primary), None)
-                        by, by_spec = None, None
-                    else:
-                        dec, by, by_spec = deciding.decision, deciding.spec.metric, deciding.spec
-                    # Published magnitudes are req/s ratios: checked against the measured req/s effect.
-                    rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
-                    rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
-                    mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
-                    f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
-                                        decided_spec=by_spec))
+            for a, b in pairs:
+                results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
+                deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
+                if deciding is None:
+                    dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
+                    if results and results[0].primary is not None:
+                        dec = Decision(UNDECIDED, "no declared metric can decide at the primary point: "
+                                       + "; ".join(r.primary.why_not for r in results if r.primary), None)
+                    by, by_spec = None, None
+                else:
+                    dec, by, by_spec = deciding.decision, deciding.spec.metric, deciding.spec
+                # Published magnitudes are req/s ratios: checked against the measured req/s effect.
+                rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
+                rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
+                mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
+                f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
+                                    decided_spec=by_spec))
         f.overall = combine(f.lines)
         return f
 

@@ -70,6 +70,30 @@ PEERS = {
         "command": ("h2o", "-c", "$config"),
         "config_template": "scenarios/peers/h2o.conf",
     },
+
+    # Ruby servers (the Tipi table's and the seeds' frameworks). Each runs 4 processes (the
+    # Tipi table's "4 workers each"; Thin: one process, its model) whatever the row's threads;
+    # only puma uses $threads (its pool per worker). The master of a multi-process one only
+    # supervises; the harness's SIGTERM to the group stops every worker, and its CPU sample sums
+    # the master and all its descendants.
+    "puma": {
+        "command": ("puma", "-C", "$config"),
+        "config_template": "scenarios/peers/puma.rb",
+    },
+    "unicorn": {
+        # -E none: no development middleware (no access-log line per request).
+        "command": ("unicorn", "-E", "none", "-c", "$config", "$repo/scenarios/peers/config.ru"),
+        "config_template": "scenarios/peers/unicorn.rb",
+    },
+    "async-http": {
+        # Falcon's server library, not Falcon (no Rack adapter): see the script's header.
+        "command": ("ruby", "$repo/scenarios/peers/async_http_server.rb",
+                    "--host", "$host", "--port", "$port", "--processes", "4"),
+    },
+    "thin": {
+        "command": ("thin", "-C", "$config", "start"),
+        "config_template": "scenarios/peers/thin.yml",
+    },
 }
 
 # Sanity bounds; each keeps a typo from turning into an hour-long or impossible run.

@@ -73,6 +73,13 @@ def package_versions() -> tuple[dict, dict]:
 PEER_VERSION_PROBES = {
     "nginx": (["nginx", "-v"], r"nginx/(\S+)"),        # "nginx version: nginx/1.22.1" (stderr)
     "h2o": (["h2o", "--version"], r"h2o version (\S+)"),  # "h2o version 2.2.5"
+    # Ruby server peers (scenario_types.py PEERS): the server's own report where it has one; the
+    # async-http library has no command, so Ruby prints its VERSION constant.
+    "puma": (["puma", "--version"], r"puma version (\S+)"),        # "puma version 5.6.5"
+    "unicorn": (["unicorn", "-v"], r"unicorn v(\S+)"),             # "unicorn v6.0.0"
+    "thin": (["thin", "--version"], r"thin (\S+) codename"),       # "thin 1.8.1 codename Infinite Smoothie"
+    "async-http": (["ruby", "-e", 'require "async/http/version"; print Async::HTTP::VERSION'],
+                   r"^(\d+\.\d+\S*)"),                              # "0.59.5"
 }
 
 
