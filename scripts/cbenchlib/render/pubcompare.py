@@ -14,7 +14,7 @@ import os
 
 from ..analysis import findings, mechanism
 from . import findingstext, tables
-from ..format.published import Published
+from ..format.published import STACK_RUBY, Published
 from ..analysis.runload import Load, Row, Run, column_label
 from ..format.paths import REPO_ROOT
 from ..format.loadpoint import canonical_label
@@ -76,9 +76,10 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     head = _provenance_lines(run, pub, loads, h)
     body = _comparison_tables(run, pub, idx, loads, latency, h)
     an = findings.Analysis(run, pub)
+    ruby = findings.Analysis(run, pub, stack=STACK_RUBY)
     # A finding's declared mechanism figures (mechanism.py), right after its verdict.
-    verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level), run, pub.doc,
-                                                heading_level)]
+    verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level, ruby), run,
+                                                pub.doc, heading_level)]
     out = head + ([verdicts[0].rstrip("\n"), ""] + body if findings_first else body + verdicts)
     return "\n".join(out).rstrip("\n") + "\n"
 
