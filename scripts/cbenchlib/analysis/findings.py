@@ -239,7 +239,7 @@ def stack_of(r: Row) -> str:
     return row_stack(r.kind, r.model)
 
 
-def _rows_for(idx: "LabelIndex", spec, gvl: bool, stack: str = STACK_CPP) -> list[Row]:
+def rows_for(idx: "LabelIndex", spec, gvl: bool, stack: str = STACK_CPP) -> list[Row]:
     """The run rows a comparison side names, on one stack only: by label (or by fields) and gvl;
     a Ruby row is taken whatever its gvl flag, as Ruby always holds its GVL."""
     gvls = (False, True) if stack == STACK_RUBY else (gvl,)
@@ -397,7 +397,7 @@ class Analysis:
         for comp in sd.comparisons:
             gvl = bool(comp.get("gvl"))
             ga, gb = bool(comp.get("gvl_a", gvl)), bool(comp.get("gvl_b", gvl))
-            ras, rbs = _rows_for(self.idx, comp["a"], ga, self.stack), _rows_for(self.idx, comp["b"], gb, self.stack)
+            ras, rbs = rows_for(self.idx, comp["a"], ga, self.stack), rows_for(self.idx, comp["b"], gb, self.stack)
             name = (f"{_spec_name(comp['a'])}{' --gvl' if ga else ''} / {_spec_name(comp['b'])}"
                     f"{' --gvl' if gb else ''}")
             if not ras or not rbs:
