@@ -166,6 +166,44 @@ class ScorecardOnRunsTest(unittest.TestCase):
         self.assertIn("| nio4r 4 worker threads ÷ nio4r single thread | -t4 -c64 | 0.22 | 0.25 (", text)
 
 
+class CompareCommandTest(unittest.TestCase):
+    """`cbench compare RUN --published ever` on a run with both stacks: the scorecard first, the
+    verdicts of both stacks per finding, the fidelity claim, and the same in --format json."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        fam = ("nio4r single thread", "nio4r 4 worker threads")
+        rows = {(lab, "ruby"): scaled(lab) for lab in fam}
+        cpp = {(lab, "cpp", True): [80000.0, 20000.0][i] for i, lab in enumerate(fam)}
+        self.run_dir = tmp_run(self, "both", rows, user_us={(lab, "ruby"): 9.0 for lab in fam},
+                               extra_paths=[("/spin?us=10", cpp)]).dir
+
+    def test_markdown(self):
+        from helpers import cbench
+        rc, out, err = cbench("compare", self.run_dir, "--published", "ever")
+        self.assertEqual(rc, 0, err)
+        self.assertLess(out.index("### Reproduction scorecard"), out.index("## Published findings"))
+        self.assertIn("| 6. nio4r's worker threads collapse as connections grow | Ruby rows (original stack) |"
+                      " **supported** |", out)
+        self.assertIn("**Verdict on the Ruby rows: supported**", out)
+        self.assertIn("C++ 'nio4r 4 worker threads' --gvl / 'nio4r single thread' --gvl at -t4 -c64 GET /spin?us=10"
+                      " (handler 10 µs", out)
+        self.assertIn("nio4r 4 worker threads: this run, Ruby [ruby-nio4r-workers t4 shared]", out)
+
+    def test_json(self):
+        import json
+        from helpers import cbench
+        rc, out, err = cbench("compare", self.run_dir, "--published", "ever", "--format", "json")
+        self.assertEqual(rc, 0, err)
+        recs = json.loads(out)["records"]
+        card = [r for r in recs if r.get("scorecard_effect") == "C" and r["stack"] == "ruby"]
+        self.assertEqual([(r["direction"], r["trend"]) for r in card], [(YES, YES)])
+        fid = [r for r in recs if r.get("fidelity") == "F1" and r["row"] == "nio4r 4 worker threads"]
+        self.assertEqual(fid[0]["spin_us"], 10)
+        self.assertTrue({"ruby", "cpp"} <= {r["stack"] for r in recs if r.get("finding")})
+
+
 class FidelityTest(unittest.TestCase):
     FAMILY = ("nio4r single thread", "nio4r 4 worker threads")
 

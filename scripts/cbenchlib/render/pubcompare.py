@@ -142,7 +142,8 @@ def _comparison_tables(run: Run, pub: Published, idx, loads: list, latency: str,
             shown_pub.add(prow.label)
             out.append(f"| {prow.label}: published | " + " | ".join(c.text if c else "" for c in prow.cells) + " |")
         if r is not None:
-            name = f"{prow.label}: this run{' --gvl' if gvl else ''} [{r.key}]"
+            ruby = findings.stack_of(r) == STACK_RUBY  # the Ruby replica of the row, not a C++ model
+            name = f"{prow.label}: this run{', Ruby' if ruby else ''}{' --gvl' if gvl and not ruby else ''} [{r.key}]"
             out.append(f"| {name} | " + " | ".join(_measured_cell(run, r, ld, lat_path) for ld in loads) + " |")
     out.append("")
     if n_matched:
