@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..format import metrics
-from ..format.published import Published
+from ..format.published import STACK_RUBY, Published
 
 HIGHER, LOWER = metrics.HIGHER, metrics.LOWER  # which side of a metric is the better one
 
@@ -64,6 +64,26 @@ class Declared:
     comparisons: list  # dicts: a, b, gvl, published_ratio
     published_column: str | None = None
     note: str = ""
+    ruby: "StackDecl | None" = None  # the same claim on the Ruby rows (the original stack)
+    not_modelled: str = ""  # what the C++ stand-ins leave out of this effect (declared, for the scorecard)
+
+    def on_stack(self, stack: str) -> "StackDecl":
+        """The primary point and comparisons this finding is judged on for a stack's rows: the
+        C++ rows use the finding's own; the Ruby rows their declared "ruby" block, or a StackDecl
+        that says why they are not measured."""
+        if stack != STACK_RUBY:
+            return StackDecl(self.primary_path, self.primary_load, self.comparisons)
+        return self.ruby or StackDecl("", "", [], "no primary point on the Ruby rows is declared for this finding")
+
+
+@dataclass
+class StackDecl:
+    """Where and on which rows a finding is judged for one stack; `why_not` (with no comparisons)
+    when the finding cannot be judged on that stack at all (e.g. a GVL-off row Ruby cannot have)."""
+    primary_path: str
+    primary_load: str
+    comparisons: list
+    why_not: str = ""
 
 
 class DeclarationError(Exception):
@@ -131,7 +151,25 @@ def declared_findings(pub: Published) -> list[Declared]:
                 metrics.append(MetricSpec(m["metric"], d, float(m.get("null_ratio", f.get("null_ratio", 1.0))),
                                           float(margin) if margin else None))
             out.append(Declared(str(f["id"]), f["title"], f["claim"], prim["path"], prim["load"], metrics,
-                                list(f["comparisons"]), f.get("published_column"), f.get("note", "")))
+                                list(f["comparisons"]), f.get("published_column"), f.get("note", ""),
+                                _ruby_decl(f.get("ruby"), where), str(f.get("not_modelled") or "")))
         except KeyError as exc:
             raise DeclarationError(f"{where}: missing field {exc}")
     return out
+
+
+def _ruby_decl(r, where: str) -> StackDecl | None:
+    """A finding's "ruby" block: {"primary": {"path", "load"}, "comparisons": [...]} (rows chosen by
+    label on the Ruby stack, whatever their gvl flag: Ruby always holds its GVL), or
+    {"not_measurable": "why"}; None when absent. DeclarationError on anything else."""
+    if r is None:
+        return None
+    if not isinstance(r, dict):
+        raise DeclarationError(f"{where}: \"ruby\" must be an object")
+    if r.get("not_measurable"):
+        return StackDecl("", "", [], str(r["not_measurable"]))
+    prim, comps = r.get("primary"), r.get("comparisons")
+    if not isinstance(prim, dict) or not prim.get("path") or not prim.get("load") or not comps:
+        raise DeclarationError(f"{where}: \"ruby\" declares neither \"not_measurable\" nor a \"primary\""
+                               " point (path, load) with \"comparisons\"")
+    return StackDecl(str(prim["path"]), str(prim["load"]), list(comps))

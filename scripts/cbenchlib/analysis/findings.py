@@ -24,6 +24,12 @@ margin), undecided (with the reason: how wide the interval is, and how many repe
 decide it at the observed spread). Beside it, the magnitude check against the published ratio.
 Secondary load points are shown with Holm-corrected one-sided tests. Nothing here knows what
 the answer should be.
+Stacks: a finding is judged on one stack's rows at a time (format/published.row_stack), never on
+a mix: the C++ rows (cbench-server's stand-ins) at the finding's primary point, the Ruby rows
+(the original stack: Ruby 3.1, its GVL, nio4r / Ever / the Ruby servers) at the point its "ruby"
+block declares, chosen by label on that stack whatever their gvl flag. A finding with no Ruby
+rows to judge reads "not measured" with the reason (no Ruby rows in the run, none for its
+comparisons, or declared not measurable on Ruby), never an error.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from dataclasses import dataclass, field
 
 from . import stats
 from ..format import metrics as registry, verdict
-from ..format.published import Published
+from ..format.published import STACK_CPP, STACK_RUBY, Published, row_stack
 from . import findingdecl
 from .findingdecl import METRICS, Declared, MetricSpec, declared_findings
 from .labelindex import LabelIndex
@@ -42,6 +48,11 @@ from ..format.loadpoint import canonical_label
 SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
 VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)
 NO_DATA = "no data"
+# The Ruby rows' word where a finding cannot be judged on them (no Ruby rows, none for its
+# comparisons, or declared not measurable on Ruby); the reason says which and what would measure it.
+NOT_MEASURED = "not measured"
+NO_RUBY_ROWS = "no Ruby rows in this run"
+STACK_NAMES = {STACK_RUBY: "Ruby rows", STACK_CPP: "C++ rows"}
 # A malformed declaration, under the name the readers of findings (compare, tests) catch it by.
 DeclarationError = findingdecl.DeclarationError
 
@@ -200,6 +211,7 @@ class Line:
     decided_by: str | None
     magnitude: str
     decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
+    comp: dict | None = None  # the declared comparison this line judges
 
     def decided_text(self) -> str:
         """"decided on <metric>[, a fallback]: claim a/b < 0.5, no-effect value 0.5", or ""."""
@@ -222,14 +234,21 @@ class Finding:
         return self.decl.title
 
 
-def _rows_for(idx: "LabelIndex", spec, gvl: bool) -> list[Row]:
+def stack_of(r: Row) -> str:
+    """The stack a run row runs on (format/published.row_stack)."""
+    return row_stack(r.kind, r.model)
+
+
+def rows_for(idx: "LabelIndex", spec, gvl: bool, stack: str = STACK_CPP) -> list[Row]:
+    """The run rows a comparison side names, on one stack only: by label (or by fields) and gvl;
+    a Ruby row is taken whatever its gvl flag, as Ruby always holds its GVL."""
+    gvls = (False, True) if stack == STACK_RUBY else (gvl,)
     if isinstance(spec, str):
-        return list(idx.by_label.get((canonical_label(spec), gvl)) or [])
-    rows = []
-    for r in idx.run.rows.values():
-        if all(getattr(r, k, r.raw.get(k)) == v for k, v in spec.items()) and r.gvl == gvl:
-            rows.append(r)
-    return rows
+        rows = [r for g in gvls for r in idx.by_label.get((canonical_label(spec), g)) or []]
+    else:
+        rows = [r for r in idx.run.rows.values()
+                if all(getattr(r, k, r.raw.get(k)) == v for k, v in spec.items()) and r.gvl in gvls]
+    return [r for r in rows if stack_of(r) == stack]
 
 
 def comparison_pairs(ras: list[Row], rbs: list[Row]) -> tuple[list, list[str]]:
@@ -342,16 +361,24 @@ def _combine_words(lines: list[Line]) -> Decision:
 
 
 class Analysis:
-    """All declared findings of a published table, judged from one run."""
+    """All declared findings of a published table, judged from one run on one stack's rows:
+    the C++ rows (default) at each finding's primary point, or the Ruby rows at its declared
+    "ruby" primary point. A finding that cannot be judged on the Ruby rows reads NOT_MEASURED
+    with the reason (never an error)."""
 
-    def __init__(self, run: Run, pub: Published | None = None):
+    def __init__(self, run: Run, pub: Published | None = None, stack: str = STACK_CPP):
         self.run = run
         self.pub = pub
+        self.stack = stack
         self.idx = LabelIndex(run)
         self.findings: list[Finding] = []
+        has_rows = any(stack_of(r) == stack for r in run.rows.values())
         if pub is not None:
             for d in declared_findings(pub):
-                self.findings.append(self._judge(d))
+                if stack == STACK_RUBY and not has_rows:
+                    self.findings.append(Finding(d, overall=Decision(NOT_MEASURED, NO_RUBY_ROWS)))
+                else:
+                    self.findings.append(self._judge(d))
 
     @property
     def has_data(self) -> bool:
@@ -369,16 +396,20 @@ class Analysis:
 
     def _judge(self, d: Declared) -> Finding:
         f = Finding(d)
+        sd = d.on_stack(self.stack)
+        if sd.why_not:
+            f.overall = Decision(NOT_MEASURED, sd.why_not)
+            return f
         loads = self._loads_by_key()
-        primary = loads.get((d.primary_path, d.primary_load))
+        primary = loads.get((sd.primary_path, sd.primary_load))
         secondary = []
         for ld in loads.values():
             if ld is not primary and ld not in secondary:
                 secondary.append(ld)
-        for comp in d.comparisons:
+        for comp in sd.comparisons:
             gvl = bool(comp.get("gvl"))
             ga, gb = bool(comp.get("gvl_a", gvl)), bool(comp.get("gvl_b", gvl))
-            ras, rbs = _rows_for(self.idx, comp["a"], ga), _rows_for(self.idx, comp["b"], gb)
+            ras, rbs = rows_for(self.idx, comp["a"], ga, self.stack), rows_for(self.idx, comp["b"], gb, self.stack)
             name = (f"{_spec_name(comp['a'])}{' --gvl' if ga else ''} / {_spec_name(comp['b'])}"
                     f"{' --gvl' if gb else ''}")
             if not ras or not rbs:
@@ -403,8 +434,10 @@ class Analysis:
                 rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
                 mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
                 f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
-                                    decided_spec=by_spec))
+                                    decided_spec=by_spec, comp=comp))
         f.overall = combine(f.lines)
+        if self.stack == STACK_RUBY and not f.lines:
+            f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))
         return f
 
 

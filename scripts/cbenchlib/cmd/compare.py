@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from ..analysis import findings, runload
+from ..analysis import findings, replicas, runload, scorecard
 from ..format import published
+from ..format.published import STACK_CPP, STACK_RUBY
 from ..render import export, pubcompare, reportgen, runcompare, tables
 from .common import err, write_output
 
@@ -59,8 +60,12 @@ def _published(args) -> tuple[int, str]:
         return 1, ""
     if args.format == "md":
         return 0, pubcompare.render_published_comparison(r, pub, latency=args.latency, findings_first=True)
-    return 0, export.dump(export.finding_records(an) + export.published_records(r, pub, pubcompare.published_cells(r, pub)),
-                          export.run_identity(r), args.format, kind="published-comparison", published=pub.name)
+    ruby = findings.Analysis(r, pub, stack=STACK_RUBY)
+    scores = scorecard.scorecard(r, pub, {STACK_CPP: an, STACK_RUBY: ruby})
+    records = (export.scorecard_records(scores, replicas.fidelity(r, pub)) + export.finding_records(an)
+               + export.finding_records(ruby) + export.published_records(r, pub, pubcompare.published_cells(r, pub)))
+    return 0, export.dump(records, export.run_identity(r), args.format, kind="published-comparison",
+                          published=pub.name)
 
 
 def _two_runs(args) -> tuple[int, str]:

@@ -20,6 +20,26 @@ _CELL = re.compile(r"^\s*(\d+)\s*\(\s*([0-9.]+\s*(?:us|ms|s|m|h))\s*\)\s*$")
 _BARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")  # req/s only (a table that published no latency)
 
 
+# The stack a row runs on. Published tables were measured on the ORIGINAL STACK (Ruby 3.1, its
+# GVL, nio4r / Ever / the Ruby servers): the "ruby" rows replicate it; the "cpp" rows are
+# cbench-server's models (kind "model" or "instrument"), stand-ins built to explain it; "peer" is
+# any other server (nginx, h2o). Findings judge each stack on its own rows, never mixed.
+STACK_RUBY, STACK_CPP, STACK_PEER = "ruby", "cpp", "peer"
+STACKS = (STACK_RUBY, STACK_CPP, STACK_PEER)
+RUBY_MODEL_PREFIX = "ruby-"  # the Ruby replicas of the published examples (ruby-nio4r, ruby-ever, ...)
+RUBY_SERVERS = ("puma", "unicorn", "async-http", "thin")  # real Ruby servers (Tipi's table)
+
+
+def row_stack(kind: str | None, model: str | None) -> str:
+    """"ruby" for a peer row whose model starts with "ruby-" or is a Ruby server, "cpp" for a
+    cbench-server row (kind "model" or "instrument", also when the kind is unrecorded), "peer"
+    for every other peer."""
+    if kind == "peer":
+        m = model or ""
+        return STACK_RUBY if m.startswith(RUBY_MODEL_PREFIX) or m in RUBY_SERVERS else STACK_PEER
+    return STACK_CPP
+
+
 class PublishedError(Exception):
     """A published table that is missing or malformed; the message names the file."""
 

@@ -15,7 +15,7 @@ import io
 import json
 import math
 
-from ..analysis import findings, stats
+from ..analysis import findings, replicas, scorecard, stats
 from ..analysis.runload import Cell, Run, column_label
 from ..format.published import Published
 from . import tables
@@ -97,7 +97,8 @@ def finding_records(an: findings.Analysis) -> list[dict]:
     the finding's overall verdict."""
     out = []
     for f in an.findings:
-        base = {"finding": f.fid, "title": f.title, "finding_verdict": f.overall.word if f.overall else None,
+        base = {"finding": f.fid, "title": f.title, "stack": an.stack,
+                "finding_verdict": f.overall.word if f.overall else None,
                 "finding_reason": f.overall.reason if f.overall else None}
         if not f.lines:
             out.append({**base, "comparison": None, "verdict": findings.NO_DATA, "missing": list(f.missing)})
@@ -106,6 +107,27 @@ def finding_records(an: findings.Analysis) -> list[dict]:
                         "verdict": ln.decision.word, "reason": ln.decision.reason, "decided_by": ln.decided_by,
                         **ci_fields("effect", ln.decision.ci), "published_effect": _num(ln.published),
                         "magnitude": ln.magnitude})
+    return out
+
+
+def scorecard_records(scores: list[scorecard.EffectScore], fids: list[replicas.Fidelity]) -> list[dict]:
+    """The reproduction scorecard, one record per (effect, stack): the verdict and each aspect's
+    word and reason; then the fidelity claims, one record per (Ruby row, column)."""
+    out = []
+    for es in scores:
+        for st, cells in es.scores.items():
+            rec = {"scorecard_effect": es.eid, "title": es.title, "stack": st, "verdict": es.verdicts.get(st) or None,
+                   "not_modelled": es.not_modelled}
+            for aspect, sc in cells.items():
+                rec.update({aspect: sc.word, f"{aspect}_why": sc.why or None})
+            out.append(rec)
+    for fi in fids:
+        for ln in fi.lines:
+            out.append({"fidelity": fi.decl.get("id"), "title": fi.decl.get("title"), "row": ln.row,
+                        "column": ln.column, "verdict": ln.decision.word, "reason": ln.decision.reason,
+                        "ruby_user_us_per_req": _num(ln.ruby_user_us), "spin_us": ln.spin_us,
+                        "cpp_point": ln.cpp_point or None, **ci_fields("ruby_ratio", ln.ruby_ci),
+                        **ci_fields("cpp_ratio", ln.cpp_ci), **ci_fields("cpp_over_ruby", ln.decision.ci)})
     return out
 
 

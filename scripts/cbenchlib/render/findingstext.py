@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from ..analysis import stats
-from ..analysis.findings import METRICS, NO_DATA, Analysis, fmt_ci
+from ..analysis.findings import METRICS, NO_DATA, NOT_MEASURED, Analysis, fmt_ci
+from ..format.published import STACK_RUBY
 from ..analysis.runload import column_label
 
 
-def render_findings(an: Analysis, heading_level: int = 2) -> str:
+def render_findings(an: Analysis, heading_level: int = 2, ruby: Analysis | None = None) -> str:
+    """Each finding's claim, declaration, comparisons and verdict on the C++ rows (`an`), then,
+    given `ruby` (the same table judged on the Ruby rows), its verdict on the Ruby rows."""
     h = "#" * heading_level
     out: list[str] = []
     if not an.findings:
@@ -44,21 +47,39 @@ def render_findings(an: Analysis, heading_level: int = 2) -> str:
         if not f.lines:
             out += [f"**{NO_DATA}**: the run has no rows for "
                     + ", ".join(f"`{n}`" for n in f.missing) + ".", ""]
-            continue
-        out.append("| Comparison (a / b) | Metric | Primary point: effect (95% CI) | Verdict | Secondary points |")
-        out.append("|---|---|---|---|---|")
-        for ln in f.lines:
-            for r in ln.results:
-                prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
-                secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == d.primary_path else ' ' + pe.load.lid.path}:"
-                                f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
-                metric = f"{METRICS[r.spec.metric][1]} ({r.spec.claim_text()})"
-                out.append(f"| {ln.name} | {metric} | {prim} | {r.decision.text()} | {secs} |")
-        out.append("")
-        for ln in f.lines:
-            by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
-            out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
-        if f.missing:
-            out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
-        out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
+        else:
+            out += _lines_table(f, d.primary_path)
+            out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
+        if ruby is not None:
+            out += _ruby_verdict(next(g for g in ruby.findings if g.fid == d.fid))
     return "\n".join(out)
+
+
+def _lines_table(f, primary_path: str) -> list[str]:
+    """A finding's comparisons: one table line per metric, then one verdict line per comparison."""
+    out = ["| Comparison (a / b) | Metric | Primary point: effect (95% CI) | Verdict | Secondary points |",
+           "|---|---|---|---|---|"]
+    for ln in f.lines:
+        for r in ln.results:
+            prim = fmt_ci(r.primary.ci) if r.primary and r.primary.ci else "not measured"
+            secs = " ".join(f"{column_label(pe.load)}{'' if pe.load.lid.path == primary_path else ' ' + pe.load.lid.path}:"
+                            f" {fmt_ci(pe.ci)} {pe.mark()}" for pe in r.secondary if pe.ci)
+            metric = f"{METRICS[r.spec.metric][1]} ({r.spec.claim_text()})"
+            out.append(f"| {ln.name} | {metric} | {prim} | {r.decision.text()} | {secs} |")
+    out.append("")
+    for ln in f.lines:
+        by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
+        out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
+    if f.missing:
+        out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
+    return out
+
+
+def _ruby_verdict(g) -> list[str]:
+    """The finding judged on the Ruby rows: one line when not measured, else its comparisons too."""
+    if g.overall.word == NOT_MEASURED:
+        return [f"**Verdict on the Ruby rows: {NOT_MEASURED}** ({g.overall.reason}).", ""]
+    sd = g.decl.on_stack(STACK_RUBY)
+    return ([f"On the Ruby rows (the original stack), primary load point GET {sd.primary_path} `{sd.primary_load}`:", ""]
+            + _lines_table(g, sd.primary_path)
+            + ["", f"**Verdict on the Ruby rows: {g.overall.word}** ({g.overall.reason}).", ""])

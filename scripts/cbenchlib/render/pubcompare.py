@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 
-from ..analysis import findings, mechanism
-from . import findingstext, tables
-from ..format.published import Published
+from ..analysis import findings, mechanism, replicas, scorecard
+from . import findingstext, scoretext, tables
+from ..format.published import STACK_CPP, STACK_RUBY, Published
 from ..analysis.runload import Load, Row, Run, column_label
 from ..format.paths import REPO_ROOT
-from ..format.loadpoint import canonical_label
 
 
 def _run_loads(run: Run, pub: Published, path: str = "/") -> list[Load | None]:
@@ -76,10 +75,20 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     head = _provenance_lines(run, pub, loads, h)
     body = _comparison_tables(run, pub, idx, loads, latency, h)
     an = findings.Analysis(run, pub)
+    ruby = findings.Analysis(run, pub, stack=STACK_RUBY)
     # A finding's declared mechanism figures (mechanism.py), right after its verdict.
-    verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level), run, pub.doc,
-                                                heading_level)]
-    out = head + ([verdicts[0].rstrip("\n"), ""] + body if findings_first else body + verdicts)
+    verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level, ruby), run,
+                                                pub.doc, heading_level)]
+    if findings_first:
+        # `cbench compare`: the scorecard (the verdicts of every effect on both stacks) first, then the
+        # findings in detail, the fidelity claims, the tables, the replicas beside the published rows.
+        scores = scorecard.scorecard(run, pub, {STACK_CPP: an, STACK_RUBY: ruby})
+        out = (head + scoretext.render_scorecard(scores, h) + [verdicts[0].rstrip("\n"), ""]
+               + scoretext.render_fidelity(replicas.fidelity(run, pub), h) + body
+               + (scoretext.render_normalised(replicas.normalised(run, pub), pub, h)
+                  if pub.doc.get("normalise_to") != "fastest" else []))
+    else:
+        out = head + body + verdicts
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -133,7 +142,8 @@ def _comparison_tables(run: Run, pub: Published, idx, loads: list, latency: str,
             shown_pub.add(prow.label)
             out.append(f"| {prow.label}: published | " + " | ".join(c.text if c else "" for c in prow.cells) + " |")
         if r is not None:
-            name = f"{prow.label}: this run{' --gvl' if gvl else ''} [{r.key}]"
+            ruby = findings.stack_of(r) == STACK_RUBY  # the Ruby replica of the row, not a C++ model
+            name = f"{prow.label}: this run{', Ruby' if ruby else ''}{' --gvl' if gvl and not ruby else ''} [{r.key}]"
             out.append(f"| {name} | " + " | ".join(_measured_cell(run, r, ld, lat_path) for ld in loads) + " |")
     out.append("")
     if n_matched:
@@ -180,11 +190,13 @@ def _matched_rows(pub: Published, idx) -> list[tuple]:
     return matched
 
 
-def _single_base(pub: Published, idx, prow, gvl: bool):
-    """(the family's published single-thread row label, the run's row for it: the --gvl one when
-    gvl and the run has it, else the row without a lock)."""
+def _single_base(pub: Published, idx, prow, gvl: bool, row=None):
+    """(the family's published single-thread row label, the run's row for it on the same stack as
+    `row` (C++ when None): the --gvl one when gvl and the run has it, else the row without a lock)."""
     base_label = pub.families().get(prow.family) or f"{prow.family} single thread"
-    return base_label, idx.row(canonical_label(base_label), gvl) or idx.row(canonical_label(base_label), False)
+    stack = findings.stack_of(row) if row is not None else STACK_CPP
+    rows = findings.rows_for(idx, base_label, gvl, stack) or findings.rows_for(idx, base_label, False, stack)
+    return base_label, rows[0] if rows else None
 
 
 def _normalised_to_single(run: Run, pub: Published, idx, matched: list, loads: list, h: str) -> list[str]:
@@ -195,7 +207,7 @@ def _normalised_to_single(run: Run, pub: Published, idx, matched: list, loads: l
     out.append("| Row | " + " | ".join(f"{c} published / this run" for c in pub.columns) + " |")
     out.append("|---" * (len(pub.columns) + 1) + "|")
     for prow, r, gvl in matched:
-        base_label, rbase = _single_base(pub, idx, prow, gvl)
+        base_label, rbase = _single_base(pub, idx, prow, gvl, r)
         pbase = pub.row(base_label)
         cells = []
         for j, ld in enumerate(loads):
@@ -218,16 +230,15 @@ def _other_paths(run: Run, pub: Published, idx, h: str) -> list[str]:
     for path, ploads in idx.paths.items():
         if path == "/":
             continue
-        rows = [(p, idx.row(p.canonical, g), g) for p in pub.rows for g in (False, True)]
-        rows = [t for t in rows if t[1] is not None
-                and any(run.cell(t[1].key, ld.lid) for ld in ploads)]
+        rows = [(p, r, g) for p in pub.rows for g in (False, True) for r in idx.by_label.get((p.canonical, g)) or []]
+        rows = [t for t in rows if any(run.cell(t[1].key, ld.lid) for ld in ploads)]
         if not rows:
             continue
         out += [f"{h}# GET {path} (not in the published table): this run normalised to single thread", ""]
         out.append("| Row | " + " | ".join(column_label(ld) for ld in ploads) + " |")
         out.append("|---" * (len(ploads) + 1) + "|")
         for prow, r, gvl in rows:
-            _label, rbase = _single_base(pub, idx, prow, gvl)
+            _label, rbase = _single_base(pub, idx, prow, gvl, r)
             cells = [_ratio(_median_rps(run, r, ld), _median_rps(run, rbase, ld)) for ld in ploads]
             out.append(f"| {prow.label}{' --gvl' if gvl else ''} [{r.key}] | " + " | ".join(cells) + " |")
         out.append("")

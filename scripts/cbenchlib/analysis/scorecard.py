@@ -1,0 +1,288 @@
+"""The reproduction scorecard: does each published effect reproduce on the Ruby rows (the original
+stack) and on the C++ models (the stand-ins)?
+
+Effects: every declared finding (findings.py judges it per stack) and every effect declared under
+"scorecard" in the published table's data (e.g. nio4r's worker collapse across the columns). Each
+effect gets, per stack, three cells, each yes / no / undecided (with why) / not measured, or n/a
+where the published table gives nothing to check:
+- DIRECTION. A finding: its verdict on that stack (supported, or equivalent for an equivalence
+  claim: yes; contradicted, or equivalent for a directional claim: no; undecided: undecided; no
+  rows: not measured). A scorecard effect: at every published column, the 95% interval of a/b
+  excludes 1 on the claimed side (yes), one excludes it on the other side (no), else undecided.
+- MAGNITUDE: the published ratio lies inside the measured 95% interval (yes) wherever a published
+  value exists; outside at any (no). A finding is checked at its primary point on that stack (as
+  findings.magnitude_check); a scorecard effect at every published column.
+- TREND across the published columns (GET / at each column, as published). The rule: take the
+  published ratio a/b at successive columns with both cells published; a step whose published
+  change exceeds the declared tolerance (scorecard.trend_tolerance, a factor, e.g. 1.1) up or down
+  is a claimed rise or fall, any smaller step a claimed flat step. The measured step is the ratio
+  of the two columns' ratios with its 95% interval (ratio_of_ratios). A rise or fall is reproduced
+  when the interval excludes 1 on the same side, contradicted when it excludes 1 on the other or
+  lies inside the tolerance band (measured flat); a flat step is reproduced when the interval lies
+  inside the tolerance band, contradicted when it lies wholly outside. TREND is yes when every step is reproduced, no when any is contradicted,
+  undecided otherwise (each step is a 95% interval, uncorrected for the number of steps: a "yes"
+  over three steps is the weaker claim, a "no" is named by its step).
+Intervals and the rule for whether req/s may decide at a point are findings.py's (req/s only at
+server-bound points). Several comparisons of one effect combine as findings do: yes when all are
+yes, no when any is no, not measured when none was measured, else undecided.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import findings, stats
+from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, rows_for, stack_of
+from .labelindex import LabelIndex
+from .runload import Load, Row, Run, column_label
+from ..format.published import STACK_CPP, STACK_RUBY, Published
+
+YES, NO, UNSURE, UNMEASURED, NOT_APPLICABLE = "yes", "no", "undecided", "not measured", "n/a"
+ASPECTS = ("direction", "magnitude", "trend")
+STACK_ORDER = (STACK_RUBY, STACK_CPP)
+DEFAULT_TREND_TOLERANCE = 1.1
+
+
+@dataclass
+class Score:
+    """One cell of the scorecard: a word and why (empty for a plain yes)."""
+    word: str
+    why: str = ""
+
+    def text(self) -> str:
+        return f"{self.word} ({self.why})" if self.why else self.word
+
+
+@dataclass
+class ColumnEffect:
+    """a/b at one published column on the published path: published ratio, measured interval,
+    and whether req/s may decide there."""
+    column: str
+    published: float | None
+    ci: stats.RatioCI | None
+    can: bool = False
+    why: str = "not measured"
+
+
+@dataclass
+class EffectScore:
+    eid: str
+    title: str
+    not_modelled: str
+    scores: dict = field(default_factory=dict)  # stack -> {aspect: Score}
+    verdicts: dict = field(default_factory=dict)  # stack -> verdict text (findings) or ""
+
+
+def ratio_of_ratios(num: stats.RatioCI | None, den: stats.RatioCI | None) -> stats.RatioCI | None:
+    """num/den of two independently estimated ratios, on the log scale: the standard errors add in
+    quadrature and the degrees of freedom are Welch-Satterthwaite's; None without both intervals."""
+    if num is None or den is None or num.log_se is None or den.log_se is None or not num.df or not den.df:
+        return None
+    se = math.sqrt(num.log_se ** 2 + den.log_se ** 2)
+    quart = num.log_se ** 4 / num.df + den.log_se ** 4 / den.df
+    df = (se ** 4) / quart if quart > 0 else num.df + den.df
+    ratio = num.ratio / den.ratio
+    half = stats.t975(df) * se
+    sd = math.sqrt((num.log_sd or 0.0) ** 2 + (den.log_sd or 0.0) ** 2)
+    return stats.RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), min(num.n_num, den.n_num),
+                         min(num.n_den, den.n_den), "ratio-of-ratios", se, df, sd)
+
+
+def published_loads(run: Run, pub: Published, path: str) -> list[Load | None]:
+    """The run's pipeline-1 load for each published column on `path`, or None."""
+    by_col = {}
+    for ld in run.loads.values():
+        if not ld.lid.idle and ld.lid.pipeline == 1 and ld.lid.path == path:
+            by_col.setdefault(column_label(ld), ld)
+    return [by_col.get(c) for c in pub.columns]
+
+
+def published_path(pub: Published) -> str:
+    cols = pub.doc.get("columns") or []
+    return (cols[0].get("path") if cols and isinstance(cols[0], dict) else None) or "/"
+
+
+def column_effects(run: Run, pub: Published, a: Row, b: Row, comp: dict | None) -> list[ColumnEffect]:
+    """a/b of req/s at every published column, with the published ratio of the comparison's
+    labels there: None where a published cell is empty, the sides are not published labels, or
+    the sides differ only in a lock the table never published (gvl_a / gvl_b)."""
+    out = []
+    published = bool(comp) and "gvl_a" not in comp and "gvl_b" not in comp and comp.get("a") != comp.get("b")
+    for col, ld in zip(pub.columns, published_loads(run, pub, published_path(pub))):
+        pr = findings.published_ratio(pub, {k: v for k, v in comp.items() if k != "published_ratio"},
+                                      col) if published else None
+        ca = run.cell(a.key, ld.lid) if ld is not None else None
+        cb = run.cell(b.key, ld.lid) if ld is not None else None
+        if ca is None or cb is None:
+            out.append(ColumnEffect(col, pr, None, False, f"{col} not measured for both rows"))
+            continue
+        ok, why = findings.can_decide(ca, cb, "req_per_s")
+        out.append(ColumnEffect(col, pr, findings.effect(ca, cb, "req_per_s"), ok, f"{col}: {why}" if why else ""))
+    return out
+
+
+def combine(scores: list[Score]) -> Score:
+    """Several comparisons' (or steps', or columns') cells as one: n/a and not-measured cells are
+    left out while any other remains; then any no is no, all yes is yes, else undecided."""
+    if not scores:
+        return Score(UNMEASURED, "no comparison")
+    judged = [s for s in scores if s.word not in (UNMEASURED, NOT_APPLICABLE)]
+    if not judged:
+        return next((s for s in scores if s.word == UNMEASURED), scores[0])
+    for s in judged:
+        if s.word == NO:
+            return s
+    if all(s.word == YES for s in judged):
+        return Score(YES, "" if len(judged) == len(scores) else f"in the {len(judged)} of {len(scores)} measured")
+    return next(s for s in judged if s.word == UNSURE)
+
+
+def direction_from_verdict(word: str, reason: str, claim: str) -> Score:
+    """A finding's verdict on one stack as the DIRECTION cell (module docstring)."""
+    if word == SUPPORTED or (word == EQUIVALENT and claim == "equivalent"):
+        return Score(YES)
+    if word in (CONTRADICTED, EQUIVALENT):
+        return Score(NO, f"{word}: {reason}")
+    if word == UNDECIDED:
+        return Score(UNSURE, reason)
+    return Score(UNMEASURED, reason)
+
+
+def direction_by_column(effects: list[ColumnEffect], direction: str) -> Score:
+    """DIRECTION of a scorecard effect: a/b on the claimed side of 1 at every published column."""
+    scores = []
+    for e in effects:
+        if e.ci is None:
+            scores.append(Score(UNMEASURED, e.why))
+        elif not e.can or not e.ci.enough_reps:
+            scores.append(Score(UNSURE, e.why or f"{e.column}: too few repetitions for an interval"))
+        elif (e.ci.lo > 1.0 and direction == "greater") or (e.ci.hi < 1.0 and direction == "less"):
+            scores.append(Score(YES))
+        elif e.ci.lo > 1.0 or e.ci.hi < 1.0:
+            scores.append(Score(NO, f"{e.column}: {findings.fmt_ci(e.ci)} on the other side of 1"))
+        else:
+            scores.append(Score(UNSURE, f"{e.column}: {findings.fmt_ci(e.ci)} includes 1"))
+    return combine(scores)
+
+
+def magnitude(effects: list[ColumnEffect]) -> Score:
+    """MAGNITUDE: the published ratio inside the measured interval at every column that has one."""
+    pairs = [e for e in effects if e.published is not None]
+    if not pairs:
+        return Score(NOT_APPLICABLE, "no published magnitude")
+    scores = []
+    for e in pairs:
+        if e.ci is None:
+            scores.append(Score(UNMEASURED, e.why))
+        elif not e.can or not e.ci.enough_reps:
+            scores.append(Score(UNSURE, e.why or f"{e.column}: too few repetitions for an interval"))
+        elif e.ci.lo <= e.published <= e.ci.hi:
+            scores.append(Score(YES))
+        else:
+            scores.append(Score(NO, f"{e.column}: published {e.published:.2f} outside {findings.fmt_ci(e.ci)}"))
+    return combine(scores)
+
+
+def _step_score(e1: ColumnEffect, e2: ColumnEffect, tol: float) -> Score:
+    step_pub = e2.published / e1.published
+    claim = 1 if step_pub > tol else (-1 if step_pub < 1.0 / tol else 0)
+    name = f"{e1.column} → {e2.column} (published ×{step_pub:.2f})"
+    if e1.ci is None or e2.ci is None:
+        return Score(UNMEASURED, f"{name}: {e1.why if e1.ci is None else e2.why}")
+    if not (e1.can and e2.can):
+        return Score(UNSURE, f"{name}: {e1.why if not e1.can else e2.why}")
+    ci = ratio_of_ratios(e2.ci, e1.ci)
+    if ci is None:
+        return Score(UNSURE, f"{name}: too few repetitions for an interval")
+    got = f"{name}, measured ×{findings.fmt_ci(ci)}"
+    if claim == 0:
+        if 1.0 / tol < ci.lo and ci.hi < tol:
+            return Score(YES)
+        if ci.lo > tol or ci.hi < 1.0 / tol:
+            return Score(NO, f"{got}: not flat")
+        return Score(UNSURE, f"{got}: too wide for the ±{(tol - 1) * 100:.0f}% band")
+    if (claim > 0 and ci.lo > 1.0) or (claim < 0 and ci.hi < 1.0):
+        return Score(YES)
+    if ci.lo > 1.0 or ci.hi < 1.0:
+        return Score(NO, f"{got}: the other way")
+    if 1.0 / tol < ci.lo and ci.hi < tol:
+        return Score(NO, f"{got}: flat within ±{(tol - 1) * 100:.0f}%")
+    return Score(UNSURE, f"{got}: includes 1")
+
+
+def trend(effects: list[ColumnEffect], tol: float = DEFAULT_TREND_TOLERANCE) -> Score:
+    """TREND across successive published columns (the rule in the module docstring)."""
+    pub = [e for e in effects if e.published is not None]
+    if len(pub) < 2:
+        return Score(NOT_APPLICABLE, "fewer than two published columns")
+    return combine([_step_score(e1, e2, tol) for e1, e2 in zip(pub, pub[1:])])
+
+
+def _finding_scores(run: Run, pub: Published, f: findings.Finding, tol: float) -> dict:
+    if not f.lines:
+        why = f.overall.reason if f.overall else "no rows"
+        return {a: Score(UNMEASURED, why) for a in ASPECTS}
+    mags, trends = [], []
+    for ln in f.lines:
+        rps = next((r for r in ln.results if r.spec.metric == "req_per_s"), None)
+        prim = rps.primary if rps is not None else None
+        mags.append(magnitude([ColumnEffect(f.decl.published_column or "primary point", ln.published,
+                                            prim.ci if prim else None, bool(prim and prim.can),
+                                            (prim.why_not if prim else "") or "the primary point was not measured")]))
+        trends.append(trend(column_effects(run, pub, ln.a, ln.b, ln.comp), tol))
+    word = f.overall.word if f.overall else NO_DATA
+    reason = f.overall.reason
+    if word == UNDECIDED and len(f.lines) == 1:
+        reason = f.lines[0].decision.reason  # one comparison: its own reason says more than the count
+    return {"direction": direction_from_verdict(word, reason, f.decl.metrics[0].direction),
+            "magnitude": combine(mags), "trend": combine(trends)}
+
+
+def _effect_lines(run: Run, idx: LabelIndex, eff: dict, stack: str) -> list[tuple[Row, Row, dict]]:
+    out = []
+    for comp in eff.get("comparisons") or []:
+        gvl = bool(comp.get("gvl"))
+        for a in rows_for(idx, comp["a"], gvl, stack):
+            for b in rows_for(idx, comp["b"], gvl, stack):
+                if a.key != b.key and (a.key, b.key) not in {(x.key, y.key) for x, y, _c in out}:
+                    out.append((a, b, comp))
+    return out
+
+
+def _declared_effect_scores(run: Run, pub: Published, eff: dict, stack: str, tol: float) -> dict:
+    lines = _effect_lines(run, LabelIndex(run), eff, stack)
+    if not lines:
+        why = findings.NO_RUBY_ROWS if stack == STACK_RUBY and not any(
+            stack_of(r) == STACK_RUBY for r in run.rows.values()) else "the run has no rows for this effect"
+        return {a: Score(UNMEASURED, why) for a in ASPECTS}
+    per = [column_effects(run, pub, a, b, comp) for a, b, comp in lines]
+    return {"direction": combine([direction_by_column(e, eff.get("direction", "less")) for e in per]),
+            "magnitude": combine([magnitude(e) for e in per]), "trend": combine([trend(e, tol) for e in per])}
+
+
+def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[EffectScore]:
+    """Every effect of a published table scored on the Ruby rows and on the C++ rows.
+    analyses: {stack: findings.Analysis} when the caller has judged them already."""
+    analyses = analyses or {s: findings.Analysis(run, pub, stack=s) for s in STACK_ORDER}
+    decl = pub.doc.get("scorecard") or {}
+    tol = float(decl.get("trend_tolerance") or DEFAULT_TREND_TOLERANCE)
+    out = []
+    for k, f0 in enumerate(analyses[STACK_CPP].findings):
+        es = EffectScore(f"{f0.fid}", f0.title, f0.decl.not_modelled)
+        for s in STACK_ORDER:
+            f = analyses[s].findings[k]
+            es.scores[s] = _finding_scores(run, pub, f, tol)
+            es.verdicts[s] = f.overall.word if f.overall else NO_DATA
+        out.append(es)
+    for eff in decl.get("effects") or []:
+        es = EffectScore(str(eff["id"]), eff["title"], str(eff.get("not_modelled") or ""))
+        for s in STACK_ORDER:
+            es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol)
+            es.verdicts[s] = ""
+        out.append(es)
+    return out
+
+
+def not_measured_everywhere(scores: list[EffectScore], stack: str) -> bool:
+    return all(es.scores[stack][a].word == UNMEASURED for es in scores for a in ASPECTS)
+

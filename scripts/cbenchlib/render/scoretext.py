@@ -1,0 +1,75 @@
+"""The reproduction scorecard, the fidelity claims and the replicas beside the published table, as
+Markdown for `cbench compare RUN --published NAME` (analysis/scorecard.py and analysis/replicas.py
+judge; this module only words it)."""
+from __future__ import annotations
+
+from ..analysis import findings, replicas, scorecard
+from ..analysis.scorecard import ASPECTS, STACK_ORDER
+from ..format.published import STACK_RUBY, Published
+
+STACK_TITLE = {STACK_RUBY: "Ruby rows (original stack)", "cpp": "C++ models (stand-ins)"}
+
+
+def render_scorecard(scores: list[scorecard.EffectScore], h: str) -> list[str]:
+    """The scorecard table (verdicts first), then what each effect's C++ models leave out."""
+    out = [f"{h}# Reproduction scorecard", "",
+           "Each published effect, on the Ruby rows (Ruby 3.1, its GVL, the published examples' replicas) and on"
+           " the C++ models: DIRECTION (the finding's verdict; for a scorecard effect, a/b on the claimed side"
+           " of 1 at every column), MAGNITUDE (the published ratio inside the measured 95% interval), TREND"
+           " (successive published columns, rises and falls beyond the declared tolerance reproduced by"
+           " intervals on the same side; analysis/scorecard.py states the rule). Each cell: yes, no, undecided"
+           " or not measured (with why), n/a where the published table gives nothing to check.", "",
+           "| Effect | Rows | Verdict | Direction | Magnitude | Trend |", "|---|---|---|---|---|---|"]
+    for es in scores:
+        for s in STACK_ORDER:
+            cells = [_cell(es.scores[s][a]) for a in ASPECTS]
+            verdict = f"**{es.verdicts[s]}**" if es.verdicts[s] else "—"
+            out.append(f"| {es.eid}. {es.title} | {STACK_TITLE[s]} | {verdict} | " + " | ".join(cells) + " |")
+    out += ["", "What the C++ models do not model, per effect:", ""]
+    out += [f"- {es.eid}. {es.title}: {es.not_modelled or 'not declared'}" for es in scores]
+    return out + [""]
+
+
+def _cell(sc: scorecard.Score) -> str:
+    """A cell word in bold with its reason after it (table pipes escaped)."""
+    return (f"**{sc.word}**" + (f" ({sc.why})" if sc.why else "")).replace("|", "\\|")
+
+
+def render_fidelity(fids: list[replicas.Fidelity], h: str) -> list[str]:
+    out = []
+    for fi in fids:
+        d = fi.decl
+        out += [f"{h}# Fidelity {d.get('id', '')}: {d.get('title', '')}", "", f"Claim: {d.get('claim', '')}", ""]
+        if d.get("note"):
+            out += [d["note"], ""]
+        out += ["| Ruby row | Column | Ruby / single (95% CI) | C++ point used | C++ / single (95% CI) | Judgement |",
+                "|---|---|---|---|---|---|"]
+        for ln in fi.lines:
+            out.append(f"| {ln.row} | {ln.column} | {findings.fmt_ci(ln.ruby_ci) or '—'} | {ln.cpp_point or '—'} |"
+                       f" {findings.fmt_ci(ln.cpp_ci) or '—'} | **{ln.decision.word}**"
+                       + (f" ({ln.decision.reason})" if ln.decision.reason else "") + " |")
+        out += ["", f"**Fidelity: {fi.overall.word}** ({fi.overall.reason}).", ""]
+    return out
+
+
+def render_normalised(rows: list[replicas.NormRow], pub: Published, h: str) -> list[str]:
+    """Each published row beside its replica and its model, all divided by their family's single
+    thread at the same column, with 95% intervals."""
+    out = [f"{h}# Published, Ruby replica and C++ model, each ÷ its family's single thread", "",
+           "Per published row and column: the published ratio; the Ruby replica's and the C++ model's ratio"
+           " (without and with the emulated GVL) to their own stack's single-thread row at the same column, a"
+           " 95% interval (paired by block where recorded). § req/s may not decide at that point (not"
+           " server-bound in some repetition); — no such row or point.", "",
+           "| Row | Column | Published | Ruby replica | C++ | C++ --gvl |", "|---|---|---|---|---|---|"]
+    for nr in rows:
+        for j, col in enumerate(pub.columns):
+            pubtxt = f"{nr.published[j]:.2f}" if nr.published[j] is not None else "—"
+            cells = [_norm_cell(side, j) for side in (nr.ruby, nr.cpp, nr.cpp_gvl)]
+            out.append(f"| {nr.label} ÷ {nr.base} | {col} | {pubtxt} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _norm_cell(side: list | None, j: int) -> str:
+    if side is None or side[j].ci is None:
+        return "—"
+    return findings.fmt_ci(side[j].ci) + ("" if side[j].can else " §")
