@@ -208,9 +208,9 @@ class SpreadTest(unittest.TestCase):
 
 
 class LikeWithLikeTest(unittest.TestCase):
-    """A published comparison pairs rows of one kind: the C++ stand-ins (models) with each other
-    and the real Ruby servers (peers) with each other, side by side in one finding; a kind with
-    rows on one side only is named as missing, never paired across."""
+    """A published comparison is judged on one stack at a time: the C++ stand-ins with each other,
+    the real Ruby servers with each other, side by side in one report; a side with no row of a
+    stack leaves that stack's verdict "not measured", never paired across stacks."""
 
     TIPI = published.load_published("tipi")
     ROWS = {  # name: (key, label, kind, model, req/s)
@@ -223,15 +223,18 @@ class LikeWithLikeTest(unittest.TestCase):
         "falcon-ruby": ("async-http t1 as Falcon", "Falcon", "peer", "async-http", 9000),
         "puma-ruby": ("puma t5", "Puma", "peer", "puma", 7000),
     }
-    CASES = (  # (label, rows in the run, finding, its comparison lines as (a key, b key), missing)
-        ("both kinds, each judged with its own", ("tipi-cpp", "unicorn-cpp", "tipi-ruby", "unicorn-ruby"), "T1",
-         {("fiber t1 p4", "blocking-pool t1 p4 ka=off"), ("async-http t1 as Tipi", "unicorn t1")}, []),
+    CPP_T1 = ("fiber t1 p4", "blocking-pool t1 p4 ka=off")
+    CPP_T2 = ("fiber t1 p4 as=Falcon", "worker-pool t5 p4 shared")
+    CASES = (  # (label, rows in the run, finding, {stack: (lines as (a key, b key), overall verdict)})
+        ("both stacks, each judged with its own", ("tipi-cpp", "unicorn-cpp", "tipi-ruby", "unicorn-ruby"), "T1",
+         {"cpp": ({CPP_T1}, "supported"), "ruby": ({("async-http t1 as Tipi", "unicorn t1")}, "supported")}),
         ("T2 the same way", ("falcon-cpp", "puma-cpp", "falcon-ruby", "puma-ruby"), "T2",
-         {("fiber t1 p4 as=Falcon", "worker-pool t5 p4 shared"), ("async-http t1 as Falcon", "puma t5")}, []),
-        ("a real Unicorn without a real Tipi is named, not paired with the C++ Tipi",
+         {"cpp": ({CPP_T2}, "supported"), "ruby": ({("async-http t1 as Falcon", "puma t5")}, "supported")}),
+        ("a real Unicorn without a real Tipi is not measured, not paired with the C++ Tipi",
          ("tipi-cpp", "unicorn-cpp", "unicorn-ruby"), "T1",
-         {("fiber t1 p4", "blocking-pool t1 p4 ka=off")}, ["Tipi / Unicorn (peer rows on one side only)"]),
-        ("real servers only", ("falcon-ruby", "puma-ruby"), "T2", {("async-http t1 as Falcon", "puma t5")}, []),
+         {"cpp": ({CPP_T1}, "supported"), "ruby": (set(), "not measured")}),
+        ("real servers only", ("falcon-ruby", "puma-ruby"), "T2",
+         {"cpp": (set(), "no data"), "ruby": ({("async-http t1 as Falcon", "puma t5")}, "supported")}),
     )
 
     def run_of(self, tmp, names):
@@ -246,9 +249,10 @@ class LikeWithLikeTest(unittest.TestCase):
         return runload.load_run(write_run(os.path.join(tmp, "run"), pts))
 
     def test_pairs(self):
-        for label, names, fid, lines, missing in self.CASES:
+        for label, names, fid, expected in self.CASES:
             with self.subTest(label), tempfile.TemporaryDirectory() as tmp:
-                an = findings.Analysis(self.run_of(tmp, names), self.TIPI)
-                f = next(f for f in an.findings if f.fid == fid)
-                self.assertEqual({(ln.a.key, ln.b.key) for ln in f.lines}, lines)
-                self.assertEqual(f.missing, missing)
+                run = self.run_of(tmp, names)
+                for stack, (lines, verdict) in expected.items():
+                    f = next(f for f in findings.Analysis(run, self.TIPI, stack=stack).findings if f.fid == fid)
+                    self.assertEqual({(ln.a.key, ln.b.key) for ln in f.lines}, lines, stack)
+                    self.assertEqual(f.overall.word, verdict, (stack, f.overall))

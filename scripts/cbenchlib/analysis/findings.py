@@ -251,18 +251,6 @@ def rows_for(idx: "LabelIndex", spec, gvl: bool, stack: str = STACK_CPP) -> list
     return [r for r in rows if stack_of(r) == stack]
 
 
-def comparison_pairs(ras: list[Row], rbs: list[Row]) -> tuple[list, list[str]]:
-    """([(a, b)] rows to judge, [kinds with rows but no pair]) of one declared comparison.
-
-    Rows are paired like with like: a model (this project's C++ stand-in for a published server)
-    with a model, a peer (a real server as it ships: Puma, Unicorn, async-http) with a peer, so
-    that a pair differs in the design the finding names, not in the language and runtime. A
-    declaration that names rows by their fields picks the kind with them (`kind = "peer"`)."""
-    pairs = [(a, b) for a in ras for b in rbs if a.key != b.key and a.kind == b.kind]
-    paired = {r.kind for pair in pairs for r in pair}
-    return pairs, sorted({r.kind for r in ras + rbs} - paired)
-
-
 def _spec_name(spec) -> str:
     return spec if isinstance(spec, str) else " ".join(f"{k}={v}" for k, v in spec.items())
 
@@ -415,8 +403,9 @@ class Analysis:
             if not ras or not rbs:
                 f.missing.append(name)
                 continue
-            pairs, unpaired = comparison_pairs(ras, rbs)
-            f.missing += [f"{name} ({kind} rows on one side only)" for kind in unpaired]
+            # One stack's rows only (rows_for): a pair differs in the design the finding names,
+            # never in the language and runtime.
+            pairs = [(a, b) for a in ras for b in rbs if a.key != b.key]
             pr = published_ratio(self.pub, comp, d.published_column)
             for a, b in pairs:
                 results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
