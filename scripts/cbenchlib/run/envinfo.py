@@ -73,7 +73,34 @@ def package_versions() -> tuple[dict, dict]:
 PEER_VERSION_PROBES = {
     "nginx": (["nginx", "-v"], r"nginx/(\S+)"),        # "nginx version: nginx/1.22.1" (stderr)
     "h2o": (["h2o", "--version"], r"h2o version (\S+)"),  # "h2o version 2.2.5"
+    # "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu]": the Ruby peers' interpreter
+    "ruby": (["ruby", "-v"], r"ruby (\S+)"),
 }
+
+# Gems the Ruby peers load (servers/ruby/ replicas: nio4r, http_parser.rb, eventmachine; the
+# real Ruby servers: the rest), each at the version RubyGems resolves, which is what `require`
+# loads. http_parser.rb defines no version constant, so the gem specification is asked for all.
+RUBY_GEMS = ("nio4r", "http_parser.rb", "eventmachine", "rack", "puma", "thin", "unicorn", "async-http")
+# Prints "NAME VERSION" for each gem of ARGV that is installed, nothing for the others.
+RUBY_GEM_SCRIPT = ('ARGV.each { |n| begin; puts "#{n} #{Gem::Specification.find_by_name(n).version}"; '
+                   'rescue Gem::MissingSpecError; end }')
+
+
+def parse_gem_versions(text: str) -> dict:
+    """{gem: version} from RUBY_GEM_SCRIPT's "NAME VERSION" lines; other lines and gems not in
+    RUBY_GEMS are ignored."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in RUBY_GEMS:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def ruby_gem_versions(ruby_path: str) -> dict:
+    """{gem: version} of the RUBY_GEMS installed for this interpreter ({} if it cannot tell)."""
+    out = _run([ruby_path, "-e", RUBY_GEM_SCRIPT, *RUBY_GEMS], timeout_s=20.0)
+    return parse_gem_versions(out) if out else {}
 
 
 def peer_versions(which=None) -> dict:
@@ -92,6 +119,8 @@ def peer_versions(which=None) -> dict:
         m = re.search(pattern, proc.stdout + proc.stderr)
         if m:
             out[name] = m.group(1)
+            if name == "ruby":
+                out.update(ruby_gem_versions(path))
     return out
 
 
