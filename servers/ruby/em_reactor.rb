@@ -35,6 +35,8 @@ end
 opts = Replica.parse_options(ARGV, PROGRAM)
 EM.epoll
 EM.run do
+  # Before the listener exists, so that a stop signal is never met by the default action.
+  %w[TERM INT].each { |sig| trap(sig) { EM.stop } }
   begin
     signature = EM.start_server(opts.host, opts.port, ReplicaConnection)
   rescue RuntimeError => e # "no acceptor (port is in use or requires root privileges)"
@@ -44,5 +46,4 @@ EM.run do
   port, = Socket.unpack_sockaddr_in(EM.get_sockname(signature))
   $stdout.puts "#{PROGRAM}: listening on #{opts.host}:#{port}"
   $stdout.flush
-  %w[TERM INT].each { |sig| trap(sig) { EM.stop } }
 end

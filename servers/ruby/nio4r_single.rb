@@ -72,8 +72,8 @@ class Connection
 end
 
 opts = Replica.parse_options(ARGV, PROGRAM)
-server = Replica.listen(opts, PROGRAM)
 Replica.exit_on_stop_signals
+server = Replica.listen(opts, PROGRAM)
 selector = NIO::Selector.new
 selector.register(server, :r)
 loop do

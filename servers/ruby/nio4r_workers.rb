@@ -93,8 +93,8 @@ class Connection
 end
 
 opts = Replica.parse_options(ARGV, PROGRAM)
-server = Replica.listen(opts, PROGRAM)
 Replica.exit_on_stop_signals
+server = Replica.listen(opts, PROGRAM)
 selector = NIO::Selector.new
 wake_in, wake_out = IO.pipe
 selector.register(server, :r)

@@ -69,6 +69,8 @@ module Replica
   end
 
   # SIGTERM and SIGINT raise SystemExit(0) in the main thread, which ends every other thread.
+  # Call it before listen: a signal sent once the server accepts then never meets the default
+  # action (death by the signal).
   def self.exit_on_stop_signals
     %w[TERM INT].each { |sig| trap(sig) { exit 0 } }
   end

@@ -35,8 +35,8 @@ ensure
 end
 
 opts = Replica.parse_options(ARGV, PROGRAM)
-server = Replica.listen(opts, PROGRAM)
 Replica.exit_on_stop_signals
+server = Replica.listen(opts, PROGRAM)
 loop do
   conn = server.accept
   Thread.new(conn) { |io| serve(io) }

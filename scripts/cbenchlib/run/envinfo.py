@@ -104,7 +104,8 @@ def ruby_gem_versions(ruby_path: str) -> dict:
 
 
 def peer_versions(which=None) -> dict:
-    """{peer: version} of the peer binaries found (PATH, then the sbin directories)."""
+    """{peer: version} of the peer binaries found (PATH, then the sbin directories); with ruby,
+    also {gem: version} of the RUBY_GEMS installed for it."""
     import shutil
     which = which or (lambda n: shutil.which(n) or shutil.which(n, path="/usr/local/sbin:/usr/sbin:/sbin"))
     out = {}
