@@ -20,6 +20,7 @@ import time
 import unittest
 
 from common import REPO
+from cbenchlib.analysis import runload
 from cbenchlib.format import scenario
 from cbenchlib.run import envinfo
 
@@ -168,6 +169,10 @@ class ReplicaConformance(unittest.TestCase):
                 proc.send_signal(signal.SIGTERM)
                 self.assertEqual(proc.wait(STOP_TIMEOUT_S), 0, f"{model}: exit status after SIGTERM")
 
+
+class ReplicaRows(unittest.TestCase):
+    """The peer rows of the replicas say they are not hardened: in each point's row and in tables."""
+
     def test_replica_rows_say_they_are_not_hardened(self):
         sc = scenario.parse('[[rows]]\nkind = "peer"\nmodel = "ruby-nio4r-workers"\nthreads = 4\n'
                             '[[rows]]\nkind = "peer"\nmodel = "nginx"\n'
@@ -176,6 +181,14 @@ class ReplicaConformance(unittest.TestCase):
         self.assertEqual(by["ruby-nio4r-workers"]["hardening"], "replica: not hardened")
         self.assertNotIn("hardening", by["nginx"])
         self.assertEqual(sc.rows[0].command[-2:], ("--workers", "$threads"))
+
+    def test_tables_name_the_hardening_beside_the_row(self):
+        def row(model, raw):
+            return runload.Row(key=f"{model} t1", label=None, kind="peer", model=model, threads=1,
+                               queues=None, gvl=False, backend=None, extra_args=(), raw=raw)
+        self.assertEqual(row("ruby-em", {"hardening": "replica: not hardened"}).display(),
+                         "ruby-em t1 (peer; replica: not hardened)")
+        self.assertEqual(row("nginx", {}).display(), "nginx t1 (peer)")
 
 
 class RubyVersions(unittest.TestCase):
