@@ -29,6 +29,19 @@ PACKAGES=(
   liburing-dev        # io-uring model and the floor's io-uring mode: liburing 2.3
   nginx-light         # peer row `nginx`: the harness writes its config and runs it per point
   h2o                 # peer row `h2o`: likewise
+  # The Ruby stack: the replicas of the published servers (servers/ruby/, peer rows ruby-*)
+  # and the real Ruby servers run as peers.
+  ruby                # Ruby 3.1: runs servers/ruby/*.rb
+  ruby3.1-dev         # headers for Ruby C extensions
+  ruby-nio4r          # NIO::Selector: the published nio4r rows (2.5.8, as Ever's Gemfile.lock)
+  ruby-http-parser.rb # Http::Parser: the published servers' request parser
+  ruby-eventmachine   # EventMachine: the ruby-em replica
+  ruby-minitest       # Ruby-side tests
+  ruby-rack           # the Rack interface the real Ruby servers serve
+  thin                # real Ruby servers run as peers
+  puma
+  unicorn
+  ruby-async-http     # Falcon's HTTP layer
   # Separate hosts: ip netns for namespace hosts and make test-multihost; OpenSSH for ssh://
   # hosts, and the test's own sshd inside a namespace (the system service is never started).
   iproute2

@@ -40,10 +40,13 @@ class Row:
     raw: dict
 
     def display(self) -> str:
-        """Row name for tables: the label (published row) when present, then the row key."""
+        """Row name for tables: the label (published row) when present, then the row key, then
+        the kind of a peer or instrument with what a peer says of its hardening (the Ruby
+        replicas: "(peer; replica: not hardened)")."""
         name = f"{self.label} [{self.key}]" if self.label else self.key
         if self.kind in ("peer", "instrument"):
-            name += f" ({self.kind})"
+            hardening = self.raw.get("hardening")
+            name += f" ({self.kind}{'; ' + str(hardening) if hardening else ''})"
         return name
 
     def variant_fields(self) -> tuple:

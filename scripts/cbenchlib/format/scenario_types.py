@@ -71,6 +71,27 @@ PEERS = {
         "config_template": "scenarios/peers/h2o.conf",
     },
 
+    # Ruby replicas of the published servers (servers/ruby/): faithful to the published designs,
+    # not hardened (no idle timeout, no limits, an accept error ends them). `hardening` says so
+    # in every point's row and beside the row's name in tables (Row.hardening).
+    "ruby-nio4r": {
+        "command": ("ruby", "$repo/servers/ruby/nio4r_single.rb", "--host", "$host", "--port", "$port"),
+        "hardening": "replica: not hardened",
+    },
+    "ruby-nio4r-workers": {
+        "command": ("ruby", "$repo/servers/ruby/nio4r_workers.rb", "--host", "$host", "--port", "$port",
+                    "--workers", "$threads"),
+        "hardening": "replica: not hardened",
+    },
+    "ruby-threads": {
+        "command": ("ruby", "$repo/servers/ruby/threads.rb", "--host", "$host", "--port", "$port"),
+        "hardening": "replica: not hardened",
+    },
+    "ruby-em": {
+        "command": ("ruby", "$repo/servers/ruby/em_reactor.rb", "--host", "$host", "--port", "$port"),
+        "hardening": "replica: not hardened",
+    },
+
     # Ruby servers (the Tipi table's and the seeds' frameworks). Each runs 4 processes (the
     # Tipi table's "4 workers each"; Thin: one process, its model) whatever the row's threads;
     # only puma uses $threads (its pool per worker). The master of a multi-process one only
@@ -142,6 +163,12 @@ class Row:
     alias: str | None = None
 
     @property
+    def hardening(self) -> str | None:
+        """What a built-in peer says of its own robustness ("replica: not hardened" for the Ruby
+        replicas); None for models and for peers that say nothing (nginx, h2o)."""
+        return PEERS.get(self.model, {}).get("hardening") if self.kind == "peer" else None
+
+    @property
     def id(self) -> str:
         """Stable identity of the row's server command (labels and keys excluded, but for `alias`)."""
         parts = [self.model, f"t{self.threads}", self.queues or "-",
@@ -164,6 +191,7 @@ class Row:
                 "backend": self.backend, "extra_args": list(self.extra_args),
                 "processes": self.processes, "keepalive": self.keepalive,
                 **({"binary": self.binary} if self.binary else {}),
+                **({"hardening": self.hardening} if self.hardening else {}),
                 **({"alias": self.alias} if self.alias else {})}
 
 

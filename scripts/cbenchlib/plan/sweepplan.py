@@ -129,7 +129,8 @@ class SweepPlan:
         lines.append(f"  (per repetition: duration + warm-up + {OVERHEAD_S:g} s measured overhead; "
                      "see OVERHEAD_S in scripts/cbenchlib/plan/estimate.py)")
         for p in self.points:
-            label = f"  [{p.row.label}]" if p.row.label else ""
+            label = (f"  [{p.row.label}]" if p.row.label else "") + \
+                (f"  ({p.row.hardening})" if p.row.hardening else "")
             lines.append(f"  {p.row.kind:10s} {p.row.key:40s} {p.load.key:28s} "
                          f"~{estimate_s(p, self.settings, self.available):.1f} s/rep{label}")
         return lines

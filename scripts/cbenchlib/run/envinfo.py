@@ -73,6 +73,8 @@ def package_versions() -> tuple[dict, dict]:
 PEER_VERSION_PROBES = {
     "nginx": (["nginx", "-v"], r"nginx/(\S+)"),        # "nginx version: nginx/1.22.1" (stderr)
     "h2o": (["h2o", "--version"], r"h2o version (\S+)"),  # "h2o version 2.2.5"
+    # "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu]": the Ruby peers' interpreter
+    "ruby": (["ruby", "-v"], r"ruby (\S+)"),
     # Ruby server peers (scenario_types.py PEERS): the server's own report where it has one; the
     # async-http library has no command, so Ruby prints its VERSION constant.
     "puma": (["puma", "--version"], r"puma version (\S+)"),        # "puma version 5.6.5"
@@ -82,9 +84,36 @@ PEER_VERSION_PROBES = {
                    r"^(\d+\.\d+\S*)"),                              # "0.59.5"
 }
 
+# Libraries the Ruby peers load (servers/ruby/ replicas: nio4r, http_parser.rb, eventmachine; the
+# Rack servers: rack), each at the version RubyGems resolves, which is what `require` loads.
+# http_parser.rb defines no version constant, so the gem specification is asked for all. The
+# servers themselves (puma, unicorn, thin, async-http) report theirs in PEER_VERSION_PROBES.
+RUBY_GEMS = ("nio4r", "http_parser.rb", "eventmachine", "rack")
+# Prints "NAME VERSION" for each gem of ARGV that is installed, nothing for the others.
+RUBY_GEM_SCRIPT = ('ARGV.each { |n| begin; puts "#{n} #{Gem::Specification.find_by_name(n).version}"; '
+                   'rescue Gem::MissingSpecError; end }')
+
+
+def parse_gem_versions(text: str) -> dict:
+    """{gem: version} from RUBY_GEM_SCRIPT's "NAME VERSION" lines; other lines and gems not in
+    RUBY_GEMS are ignored."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in RUBY_GEMS:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def ruby_gem_versions(ruby_path: str) -> dict:
+    """{gem: version} of the RUBY_GEMS installed for this interpreter ({} if it cannot tell)."""
+    out = _run([ruby_path, "-e", RUBY_GEM_SCRIPT, *RUBY_GEMS], timeout_s=20.0)
+    return parse_gem_versions(out) if out else {}
+
 
 def peer_versions(which=None) -> dict:
-    """{peer: version} of the peer binaries found (PATH, then the sbin directories)."""
+    """{peer: version} of the peer binaries found (PATH, then the sbin directories); with ruby,
+    also {gem: version} of the RUBY_GEMS installed for it."""
     import shutil
     which = which or (lambda n: shutil.which(n) or shutil.which(n, path="/usr/local/sbin:/usr/sbin:/sbin"))
     out = {}
@@ -99,6 +128,8 @@ def peer_versions(which=None) -> dict:
         m = re.search(pattern, proc.stdout + proc.stderr)
         if m:
             out[name] = m.group(1)
+            if name == "ruby":
+                out.update(ruby_gem_versions(path))
     return out
 
 
