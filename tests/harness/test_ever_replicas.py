@@ -13,10 +13,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 
 from common import REPO
+from cbenchlib.format import scenario
+from cbenchlib.run import server as run_server
 
 EXT_DIR = os.environ.get("CBENCH_RUBY_EXT_DIR") or os.path.join(REPO, "build", "ruby")
 RUBY = shutil.which("ruby")
@@ -200,6 +203,58 @@ class EverReplicaArguments(unittest.TestCase):
         self.assertEqual(proc.returncode, 1, proc.stderr)
         self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
         self.assertTrue(proc.stderr.startswith("ever_single.rb: cannot load such file -- ever"), proc.stderr)
+
+
+class EverPeerRows(unittest.TestCase):
+    """The built-in peers run the replicas with ruby -I $ruby_ext_dir; render_peer finds the
+    extension beside the sweep's server binary or fails in one line. Needs no build."""
+
+    ROWS = [
+        # model, threads, script, workers argument
+        ("ruby-ever", 1, "ever_single.rb", None),
+        ("ruby-ever-workers", 4, "ever_workers.rb", "4"),
+        ("ruby-ever-queues", 8, "ever_queues.rb", "8"),
+    ]
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cbench-ever-peer-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        os.mkdir(os.path.join(self.tmp, "logs"))
+        self.server_bin = os.path.join(self.tmp, "build", "cbench-server")
+        os.makedirs(os.path.dirname(self.server_bin))
+
+    def point(self, model: str, threads: int):
+        text = f'[[rows]]\nkind = "peer"\nmodel = "{model}"\nthreads = {threads}\n' \
+               '[[loads]]\nwrk_threads = 1\nconnections = 1\n'
+        return scenario.parse(text, "ever.toml").points()[0]
+
+    def test_commands_name_the_extension_directory_and_the_script(self):
+        ext_dir = os.path.join(self.tmp, "build", "ruby")
+        os.mkdir(ext_dir)
+        open(os.path.join(ext_dir, "ever.so"), "w").close()
+        for model, threads, script, workers in self.ROWS:
+            with self.subTest(model):
+                argv, config = run_server.render_peer(self.point(model, threads), "127.0.0.1", 18123,
+                                                      self.tmp, REPO, "0001", self.server_bin)
+                self.assertIsNone(config)
+                expected = ["ruby", "-I", ext_dir, os.path.join(REPO, "servers", "ruby", script),
+                            "--host", "127.0.0.1", "--port", "18123"]
+                if workers:
+                    expected += ["--workers", workers]
+                self.assertEqual(argv, expected)
+                self.assertTrue(os.path.isfile(expected[3]), expected[3])
+
+    def test_missing_extension_is_a_one_line_error(self):
+        for model, threads, _script, _workers in self.ROWS:
+            with self.subTest(model), self.assertRaises(ValueError) as caught:
+                run_server.render_peer(self.point(model, threads), "127.0.0.1", 18123, self.tmp, REPO,
+                                       "0001", self.server_bin)
+            self.assertEqual(str(caught.exception), "the Ever extension is not built: "
+                             + os.path.join(self.tmp, "build", "ruby", "ever.so"))
+
+    def test_without_a_server_binary_the_placeholder_is_refused(self):
+        with self.assertRaisesRegex(ValueError, r"\$ruby_ext_dir needs the sweep's server binary"):
+            run_server.render_peer(self.point("ruby-ever", 1), "127.0.0.1", 18123, self.tmp, REPO, "0001")
 
 
 if __name__ == "__main__":
