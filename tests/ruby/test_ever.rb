@@ -290,6 +290,35 @@ module EverLoopTests
     assert_equal :done, @threads.last.value
   end
 
+  def test_an_io_closed_while_watched_is_no_crash
+    r, = pipe
+    old_fd = r.fileno
+    @loop.watch_io(:old, r, false, false)
+    r.close # misuse: closed before unwatch
+    r2, w2 = pipe
+    if r2.fileno == old_fd # the number is reused: the old key still holds it
+      assert_raises(RuntimeError) { @loop.watch_io(:new, r2, false, true) }
+    end
+    @loop.unwatch(:old)
+    @loop.watch_io(:new, r2, false, true)
+    w2 << "x"
+    keys = keys_until_marker
+    assert_includes keys, :new
+    assert_empty keys - [:new, :old]
+  end
+
+  def test_a_regular_file
+    File.open(__FILE__) do |file|
+      if self.class::BACKEND == :epoll
+        assert_raises(Errno::EPERM) { @loop.watch_io(:file, file, false, true) } # epoll refuses files
+      else
+        @loop.watch_io(:file, file, false, true) # libev: always ready
+        watchdog
+        assert_equal :file, @loop.next_event
+      end
+    end
+  end
+
   BAD_ARGUMENTS = [
     # label, exception, call
     ["watch_io of a non-IO", TypeError, ->(l) { l.watch_io(:k, 42, false, true) }],
