@@ -115,6 +115,22 @@ PEERS = {
         "command": ("thin", "-C", "$config", "start"),
         "config_template": "scenarios/peers/thin.yml",
     },
+
+    # Ever replicas (the project's Ever-compatible extension): the Ever gem's example servers as
+    # Ruby scripts (servers/ruby/ever_*.rb) on ever.so (backends/ever/ruby), which the build puts
+    # in $ruby_ext_dir; workers = the row's threads.
+    "ruby-ever": {
+        "command": ("ruby", "-I", "$ruby_ext_dir", "$repo/servers/ruby/ever_single.rb",
+                    "--host", "$host", "--port", "$port"),
+    },
+    "ruby-ever-workers": {
+        "command": ("ruby", "-I", "$ruby_ext_dir", "$repo/servers/ruby/ever_workers.rb",
+                    "--host", "$host", "--port", "$port", "--workers", "$threads"),
+    },
+    "ruby-ever-queues": {
+        "command": ("ruby", "-I", "$ruby_ext_dir", "$repo/servers/ruby/ever_queues.rb",
+                    "--host", "$host", "--port", "$port", "--workers", "$threads"),
+    },
 }
 
 # Sanity bounds; each keeps a typo from turning into an hour-long or impossible run.

@@ -70,8 +70,16 @@ def peer_dir(run_dir: str, model: str) -> str:
     return os.path.join(run_dir, "peers", model)
 
 
-def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag: str) -> tuple[list[str], str | None]:
+def ruby_ext_dir(server_bin: str) -> str:
+    """<directory of the real cbench-server>/ruby: where the build puts the Ever extension, ever.so
+    (backends/ever/ruby/CMakeLists.txt)."""
+    return os.path.join(os.path.dirname(os.path.realpath(server_bin)), "ruby")
+
+
+def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag: str,
+                server_bin: str | None = None) -> tuple[list[str], str | None]:
     """(argv, config path) of a peer row, with the row's extra_args appended to its command.
+    ValueError (one line) when the command needs the Ever extension and it is not built.
 
     Placeholders in the command and the config template ($$ is a literal $):
       $port, $host      where to listen (a free port the harness picked; peers cannot report one)
@@ -83,6 +91,8 @@ def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag
       $user             the user the harness runs as (a peer started as root stays root)
       $root_only        "" when the harness runs as root, "# " otherwise: comments out a line
                         (a `user` directive) that only root may use
+      $ruby_ext_dir     ruby_ext_dir(server_bin): the directory holding ever.so, for `ruby -I`
+                        (the Ever replicas); a command naming it fails unless ever.so is there
     """
     row = point.row
     run_dir, repo = os.path.abspath(run_dir), os.path.abspath(repo)
@@ -92,6 +102,13 @@ def render_peer(point: Point, addr: str, port: int, run_dir: str, repo: str, tag
     values = {"port": str(port), "host": addr, "threads": str(row.threads), "run_dir": run_dir,
               "peer_dir": scratch, "repo": repo, "user": _user_name(),
               "root_only": "" if os.geteuid() == 0 else "# "}
+    if any("ruby_ext_dir" in a for a in row.command + row.extra_args):
+        if server_bin is None:
+            raise ValueError("$ruby_ext_dir needs the sweep's server binary")
+        values["ruby_ext_dir"] = ruby_ext_dir(server_bin)
+        extension = os.path.join(values["ruby_ext_dir"], "ever.so")
+        if not os.path.isfile(extension):
+            raise ValueError(f"the Ever extension is not built: {extension}")
     if row.config_template:
         template_path = row.config_template if os.path.isabs(row.config_template) \
             else os.path.join(repo, row.config_template)
@@ -181,7 +198,8 @@ class ServerSession:
         """Peers (nginx, h2o) print no readiness line: they are ready when they accept."""
         port = self.host.free_port(self.addr)
         try:
-            argv, config = render_peer(point, self.addr, port, self.ctx.run_dir, self.ctx.repo, tag)
+            argv, config = render_peer(point, self.addr, port, self.ctx.run_dir, self.ctx.repo, tag,
+                                       self.ctx.server_bin)
         except (OSError, KeyError, ValueError) as exc:
             raise PointFailed(f"cannot prepare peer {point.row.model!r}: {exc}", tail="")
         if os.sep not in argv[0]:
