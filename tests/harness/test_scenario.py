@@ -51,7 +51,7 @@ class ShippedScenarios(unittest.TestCase):
         self.assertGreaterEqual(sc.settings.timeout_s, 10)  # records latencies above 2 s
 
     def test_ever_table_default_fits_its_budget_today_and_with_twice_the_rows(self):
-        # make reproduce: at most 30 minutes with today's rows, under 50 when the row count
+        # make reproduce: at most 30 minutes with today's rows, under 55 when the row count
         # doubles, extra blocks of the sequential design included (their upper bound).
         sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
         s = sc.settings
@@ -69,7 +69,7 @@ class ShippedScenarios(unittest.TestCase):
                                  for p in sc.points()]
         self.assertEqual(len(doubled), 2 * len(sc.points()))
         self.assertLessEqual(today, 30 * 60, f"estimated {cli_sweep.fmt_duration(today)}")
-        self.assertLessEqual(total(doubled), 50 * 60, f"estimated {cli_sweep.fmt_duration(total(doubled))}")
+        self.assertLessEqual(total(doubled), 55 * 60, f"estimated {cli_sweep.fmt_duration(total(doubled))}")
         self.assertGreater(cli_sweep.extra_blocks_estimate_s(sc.points(), s), 0)
 
 
