@@ -21,7 +21,8 @@ the Ruby rows (the original stack) at the point the finding's "ruby" block decla
 row both carry the label "Unicorn", but their counters come from different programs: one table
 over both would set them side by side as if they were one row's variants, and a reader of the
 C++ mechanism would read a Ruby figure as a C++ one. Rows of any other peer (nginx) are in
-neither table, as no verdict judges them. A finding whose "ruby" block declares it not
+neither table, as no verdict judges them. The declared "note" explains the C++ rows (it names
+their models and flags), so only the C++ table carries it. A finding whose "ruby" block declares it not
 measurable, or a run without Ruby rows for its labels, has no Ruby table (its Ruby verdict
 already says why).
 """
