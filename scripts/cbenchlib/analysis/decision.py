@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from . import design, families, latencycurve, stats
 from ..format import metrics as registry, reportrefs
+from ..format.published import STACK_RUBY, row_stack
 from .runload import Cell, Run, RunError, load_run
 from ..format.loadpoint import dig
 
@@ -114,10 +115,11 @@ class Cellout:
 
 
 def _model_rows(run: Run, ld):
-    """(row, cell) of the ranked rows at the load point: model rows without --gvl whose model has
-    a family (instruments are never ranked)."""
+    """(family, cell) of the ranked rows at the load point: cbench-server model rows without --gvl
+    whose model has a family (families.row_family: instruments, Ruby rows and other peers are
+    never ranked)."""
     for r in run.rows.values():
-        fam = families.family_of(r.model, r.raw.get("processes")) if r.kind == "model" and not r.gvl else None
+        fam = families.row_family(r.kind, r.model, r.raw.get("processes")) if not r.gvl else None
         c = run.cell(r.key, ld.lid) if fam else None
         if c is not None:
             yield fam, c
@@ -268,6 +270,23 @@ def _design_verdicts(run: Run) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+def ruby_rows(run: Run) -> list[str]:
+    """The keys of the run's Ruby rows, which are never ranked (families.row_family)."""
+    return [r.key for r in run.rows.values() if row_stack(r.kind, r.model) == STACK_RUBY]
+
+
+def not_ranked_lines(table: list[dict]) -> list[str]:
+    """One note line per shape whose run has Ruby rows: they are left out of its ranking, and why."""
+    out = []
+    for r in table:
+        if r.get("not_ranked"):
+            out.append(f"Not ranked in \"{r['shape']}\": the Ruby rows of {os.path.basename(r['run'])} ("
+                       + ", ".join(f"`{k}`" for k in r["not_ranked"]) + "): a different runtime (Ruby's"
+                       " interpreter and its GVL) is not a concurrency model, so they are never ranked"
+                       " against the C++ models; the findings judge them on their own.")
+    return out
+
+
 def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False) -> list[dict]:
     out = []
     for sh in SHAPES:
@@ -287,6 +306,7 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
         if run.synthetic and not allow_synthetic:
             raise RunError(f"decision table, section {sh.section}: {sec['run']} is synthetic test data;"
                            " fixtures never go into REPORT.md")
+        row["not_ranked"] = ruby_rows(run)
         ld = shape_load(run, sh)
         if ld is None:
             row.update(throughput="the run has no point of this shape", memory="", capacity="", run=run.rel_dir())
@@ -328,4 +348,7 @@ def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = Fal
         link = f"[{os.path.basename(r['run'])}]({r['run']}/)" if r.get("run") else NOT_YET_RUN
         lines.append(f"| {r['shape']} | {r.get('point', '')} | {r['throughput']} | {r['memory']} | {r['capacity']}"
                      f" | {r['mechanism']} | {link} |")
+    notes = not_ranked_lines(table)
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"

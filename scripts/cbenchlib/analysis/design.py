@@ -22,6 +22,10 @@ cbench-server does not count) shows "not measured", one a point did not record "
 decide_at allows, when wrk counted timeouts, or when fewer than min_requests_per_connection
 requests per connection completed (the point is marked). Verdict words and the "undecided" reason
 with the repetitions that would decide come from findings.decide: nothing here knows the answer.
+Rows: only cbench-server's model rows (`kind` "model", the C++ stack of format/published.row_stack)
+are compared, matched by fields, never by label: a Ruby row (a peer) carrying the same published
+label as a C++ row is never one of a comparison's sides nor a convergence row, as these findings
+are about the C++ designs, and a label never merges rows.
 """
 from __future__ import annotations
 

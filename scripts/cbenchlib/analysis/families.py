@@ -6,6 +6,11 @@ A family is what a user chooses between (event loop, thread per connection, work
 processes, fibers, completion); a model is one implementation of it. MODEL_FAMILY declares each
 model's family (cbench-server --list names the models); a row run with --processes N > 1 is in
 the processes family whatever its model; instruments (the floors) are never ranked.
+Only cbench-server's model rows (the C++ stack, format/published.row_stack) are ranked: a Ruby
+row (a replica or a Ruby server) differs from them in its runtime (an interpreter, its GVL, its
+own parser), not only in its concurrency model, so ranking it beside them would credit the
+runtime to a family; the other peers (nginx, h2o) are whole servers, not models, for the same
+reason. row_family says which rows are ranked.
 
 Every comparison is a ratio with a 95% interval, paired by block when both rows recorded blocks
 (stats.ratio_ci), oriented so that > 1 is the better row's advantage, and gets one verdict:
@@ -21,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import findings, stats
+from ..format.published import STACK_CPP, row_stack
 
 EVENT_LOOP, THREAD_PER_CONNECTION, WORKER_POOL = "event loop", "thread per connection", "worker pool"
 PROCESSES, FIBERS, COMPLETION = "processes", "fibers", "completion"
@@ -58,6 +64,14 @@ def family_of(model: str | None, processes) -> str | None:
     if isinstance(processes, int) and not isinstance(processes, bool) and processes > 1:
         return PROCESSES
     return MODEL_FAMILY.get(model, UNCLASSIFIED)
+
+
+def row_family(kind: str | None, model: str | None, processes) -> str | None:
+    """The family of a run row, or None when it is never ranked: not a cbench-server model (a Ruby
+    row, another peer) or an instrument."""
+    if kind != "model" or row_stack(kind, model) != STACK_CPP:
+        return None
+    return family_of(model, processes)
 
 
 @dataclass(frozen=True)

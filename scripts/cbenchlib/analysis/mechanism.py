@@ -12,6 +12,19 @@ keep-alive row how many connections were served at all).
 FIGURES below: name -> (what it is, how it is read from one point, format). A figure a point did
 not record is "—" (a model that counts no accepts, a run without kernel counters); nothing is
 estimated in its place.
+
+Stacks: the figures explain a verdict, and a verdict is judged on one stack's rows
+(format/published.row_stack), so each stack gets its own table, right after its own verdict:
+the C++ rows (cbench-server's stand-ins) at the finding's primary point, after "**Verdict:";
+the Ruby rows (the original stack) at the point the finding's "ruby" block declares, after
+"**Verdict on the Ruby rows:", headed as the Ruby rows'. A Ruby Unicorn and a C++ blocking-pool
+row both carry the label "Unicorn", but their counters come from different programs: one table
+over both would set them side by side as if they were one row's variants, and a reader of the
+C++ mechanism would read a Ruby figure as a C++ one. Rows of any other peer (nginx) are in
+neither table, as no verdict judges them. The declared "note" explains the C++ rows (it names
+their models and flags), so only the C++ table carries it. A finding whose "ruby" block declares it not
+measurable, or a run without Ruby rows for its labels, has no Ruby table (its Ruby verdict
+already says why).
 """
 from __future__ import annotations
 
@@ -21,6 +34,7 @@ from .findingdecl import DeclarationError
 from ..format import metrics as registry
 from .runload import Cell, Run, column_label
 from ..format.loadpoint import canonical_label, dig
+from ..format.published import STACK_CPP, STACK_RUBY, row_stack
 
 NO_FIGURE = "—"
 
@@ -152,8 +166,9 @@ def _primary_load(run: Run, path: str, key: str):
     return None
 
 
-def _rows(run: Run, comparisons: list) -> list:
-    """Measured rows carrying a label of the comparisons, in the comparisons' order (a, b, ...)."""
+def _rows(run: Run, comparisons: list, stack: str) -> list:
+    """Measured rows of one stack carrying a label of the comparisons, in the comparisons' order
+    (a, b, ...)."""
     labels = []
     for comp in comparisons:
         for side in ("a", "b"):
@@ -162,23 +177,41 @@ def _rows(run: Run, comparisons: list) -> list:
                 labels.append(canonical_label(lab))
     rows = []
     for lab in labels:
-        rows += [r for r in run.rows.values() if r.label and canonical_label(r.label) == lab]
+        rows += [r for r in run.rows.values() if r.label and canonical_label(r.label) == lab
+                 and row_stack(r.kind, r.model) == stack]
     return rows
 
 
-def render(run: Run, finding_doc: dict, heading_level: int = 3) -> list[str]:
-    """The mechanism block of one finding (markdown lines; [] when it declares none)."""
+def _stack_decl(finding_doc: dict, stack: str) -> tuple[dict, list] | None:
+    """(primary point, comparisons) the finding declares on a stack; None where it is not measured
+    on it (no "ruby" block with comparisons)."""
+    if stack == STACK_CPP:
+        return finding_doc.get("primary") or {}, finding_doc.get("comparisons") or []
+    rb = finding_doc.get("ruby") or {}
+    if not rb.get("comparisons") or rb.get("not_measurable"):
+        return None
+    return rb.get("primary") or {}, rb["comparisons"]
+
+
+def render(run: Run, finding_doc: dict, heading_level: int = 3, stack: str = STACK_CPP) -> list[str]:
+    """The mechanism block of one finding on one stack's rows (markdown lines; [] when it declares
+    none, and on the Ruby stack also when the finding is not measured there or the run has no Ruby
+    rows for it)."""
     names = declared(finding_doc)
-    if not names:
+    decl = _stack_decl(finding_doc, stack)
+    if not names or decl is None:
+        return []
+    prim, comparisons = decl
+    rows = _rows(run, comparisons, stack)
+    if stack == STACK_RUBY and not rows:
         return []
     h = "#" * heading_level
-    prim = finding_doc.get("primary") or {}
-    out = [f"{h} Mechanism of finding {finding_doc.get('id')}, from the counters", ""]
+    on = " on the Ruby rows (the original stack)" if stack == STACK_RUBY else ""
+    out = [f"{h} Mechanism of finding {finding_doc.get('id')}{on}, from the counters", ""]
     note = (finding_doc.get("mechanism") or {}).get("note")
-    if note:
+    if note and stack == STACK_CPP:
         out += [note, ""]
     ld = _primary_load(run, prim.get("path", "/"), prim.get("load", ""))
-    rows = _rows(run, finding_doc.get("comparisons") or [])
     if ld is None or not rows:
         return out + [f"Not measured: the run has no {'rows for this finding' if ld else 'primary load point'}"
                       f" (GET {prim.get('path')} `{prim.get('load')}`).", ""]
@@ -195,23 +228,33 @@ def render(run: Run, finding_doc: dict, heading_level: int = 3) -> list[str]:
     return out
 
 
+# The verdict line each stack's block follows (render/findingstext.py writes them).
+VERDICT_LINE = {STACK_CPP: "**Verdict:", STACK_RUBY: "**Verdict on the Ruby rows:"}
+
+
+def _insert(lines: list[str], head: int, h: str, block: list[str], verdict_line: str) -> None:
+    """Put block right after the finding's verdict line (and its blank line) on the block's stack,
+    or at the end of the finding's section when that verdict is not in the text."""
+    end = next((i for i in range(head + 1, len(lines)) if lines[i].startswith(f"{h} Finding ")), len(lines))
+    at = next((i for i in range(head + 1, end) if lines[i].startswith(verdict_line)), None)
+    if at is None:
+        lines[end:end] = block
+    else:
+        lines[at + 2:at + 2] = block  # after the verdict and its blank line
+
+
 def insert_after_verdicts(findings_text: str, run: Run, pub_doc: dict, heading_level: int) -> str:
-    """findings.render_findings' text with each finding's mechanism block right after its
-    "**Verdict: ...**" line (findings without a declared mechanism are left as they are)."""
+    """findings.render_findings' text with each finding's mechanism block on the C++ rows right
+    after its "**Verdict: ...**" line and its block on the Ruby rows right after its "**Verdict on
+    the Ruby rows: ...**" line (findings without a declared mechanism are left as they are)."""
     lines = findings_text.split("\n")
     h = "#" * (heading_level + 1)
     for f in pub_doc.get("findings") or []:
-        block = render(run, f, heading_level + 2)
-        if not block:
-            continue
         head = next((i for i, ln in enumerate(lines) if ln.startswith(f"{h} Finding {f.get('id')}:")), None)
         if head is None:
             continue
-        at = next((i for i in range(head + 1, len(lines))
-                   if lines[i].startswith("**Verdict:") or lines[i].startswith(f"{h} Finding ")), None)
-        if at is None or not lines[at].startswith("**Verdict:"):
-            at = next((i for i in range(head + 1, len(lines)) if lines[i].startswith(f"{h} Finding ")), len(lines))
-            lines[at:at] = block
-        else:
-            lines[at + 2:at + 2] = block  # after the verdict and its blank line
+        for stack in (STACK_CPP, STACK_RUBY):
+            block = render(run, f, heading_level + 2, stack)
+            if block:
+                _insert(lines, head, h, block, VERDICT_LINE[stack])
     return "\n".join(lines)

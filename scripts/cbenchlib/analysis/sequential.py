@@ -18,7 +18,10 @@ count fixed by the pilot does not chase the noise. The simulation test
 (tests/report/simulation_judging.py, ctest report_simulation) checks the resulting error rates and coverage.
 
 Which intervals: with a published table, each declared finding's comparisons at their primary
-load point, on the metric that decides there (findings.py); a comparison where no declared metric
+load point, on the metric that decides there (findings.py), on each stack the findings judge: the
+C++ rows at the finding's primary point and the Ruby rows at its "ruby" block's (a finding not
+measured on Ruby adds nothing there); the two stacks' comparisons are sized alike and apart, as
+their rows are different rows. A comparison where no declared metric
 can decide (e.g. req/s at a client-bound point) asks for nothing, since more blocks cannot help.
 Without one, every row's own req/s at every load point (the interval of its mean on the log scale).
 """
@@ -38,6 +41,11 @@ class Decision:
     reason: str
     rows: list[str] = field(default_factory=list)
 
+
+# The stacks whose findings' comparisons are sized, and how a comparison's name says its stack
+# (the C++ rows' names stay as they were before Ruby rows existed).
+STACKS = (published.STACK_CPP, published.STACK_RUBY)
+STACK_SUFFIX = {published.STACK_CPP: "", published.STACK_RUBY: " on the Ruby rows"}
 
 # Blocks of the pilot stage: 4 gives a spread estimate with 3 degrees of freedom, enough to size
 # the second stage to within a factor of about 2, at the cost of 4 rounds every comparison needs.
@@ -104,21 +112,21 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
     pilot = _pilot(run)
     if published_name:
         pub = published.load_published(published_name)
-        an = findings.Analysis(pilot, pub)
-        for f in an.findings:
-            for ln in f.lines:
-                res = next((r for r in ln.results if r.primary is not None and r.primary.can), None)
-                if res is None:
-                    notes.append(f"finding {f.fid} {ln.name}: no declared metric can decide at the primary point;"
-                                 " more blocks would not help")
-                    continue
-                ci = res.primary.ci
-                pilot_done = ci is not None and min(ci.n_num, ci.n_den) >= PILOT_BLOCKS
-                needed = stats.reps_for_half_width(ci, target_ci_pct) if pilot_done else None
-                lid = res.primary.load.lid
-                what = f"finding {f.fid} {ln.name} ({findings.METRICS[res.spec.metric][1]})"
-                for key in (ln.a.key, ln.b.key):
-                    want(key, lid, what, needed)
+        for stack in STACKS:
+            for f in findings.Analysis(pilot, pub, stack=stack).findings:
+                for ln in f.lines:
+                    res = next((r for r in ln.results if r.primary is not None and r.primary.can), None)
+                    name = f"finding {f.fid} {ln.name}{STACK_SUFFIX[stack]}"
+                    if res is None:
+                        notes.append(f"{name}: no declared metric can decide at the primary point;"
+                                     " more blocks would not help")
+                        continue
+                    ci = res.primary.ci
+                    pilot_done = ci is not None and min(ci.n_num, ci.n_den) >= PILOT_BLOCKS
+                    needed = stats.reps_for_half_width(ci, target_ci_pct) if pilot_done else None
+                    what = f"{name} ({findings.METRICS[res.spec.metric][1]})"
+                    for key in (ln.a.key, ln.b.key):
+                        want(key, res.primary.load.lid, what, needed)
     else:
         for (key, lid), c in run.cells.items():
             if lid.idle:

@@ -8,7 +8,7 @@ import sys
 from ..analysis import findings, replicas, runload, scorecard
 from ..format import published
 from ..format.published import STACK_CPP, STACK_RUBY
-from ..render import export, pubcompare, reportgen, runcompare, tables
+from ..render import export, pubcompare, replication, reportgen, runcompare, tables
 from .common import err, write_output
 
 
@@ -45,7 +45,7 @@ def _replication(args) -> tuple[int, str]:
         if not pubs:
             return err("compare", "the first run carries no published row labels; give --published NAME"), ""
         pub = pubs[0]
-    return 0, pubcompare.render_replication(runs, pub)
+    return 0, replication.render_replication(runs, pub)
 
 
 def _published(args) -> tuple[int, str]:

@@ -1,87 +1,108 @@
 """The reproduction charts: per published table the run matches, its rows' req/s normalised by
-each family's single-thread row, published against measured.
+each family's single-thread row, published against measured on each stack.
+
+The numbers are analysis/replicas.normalised's, the same as the normalised table beside the
+published one: per stack, a row over that stack's own single-thread row (a Ruby row over the Ruby
+single thread, a C++ row over the C++ one, both without --gvl), never a row of one stack over a
+row of the other. Each stack is its own series: published (dashed, open circles), the Ruby rows
+(the original stack: dash-dot, triangles) and the C++ rows (cbench-server's stand-ins: solid,
+squares), one colour per published row.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..analysis import stats  # noqa: E402
-from ..format import published, resultio  # noqa: E402
-from ..format.loadpoint import canonical_label  # noqa: E402
+from ..analysis import replicas  # noqa: E402
+from ..format import published  # noqa: E402
+from ..format.published import STACK_CPP, STACK_RUBY  # noqa: E402
 from . import pubcompare  # noqa: E402
 from .chartset import ChartSet  # noqa: E402
 
+# stack -> (legend name, line style, marker, offset from the column in x units, so intervals stay apart)
+SERIES_STYLE = {
+    STACK_RUBY: ("Ruby", "-.", "^", -0.05),
+    STACK_CPP: ("C++", "-", "s", 0.05),
+}
+
+
+@dataclass
+class Series:
+    """One published row of a panel: its published ratios and, per stack, the measured ones
+    (replicas.NormRow: a ColumnEffect per column, or None where the stack lacks the row or its base)."""
+    label: str
+    published: list
+    measured: dict  # stack -> [ColumnEffect] | None
+
+
+def panels(run, pub) -> list[tuple[str, str, list[Series]]]:
+    """(family, its single-thread label, series) per family of which some stack measured a row
+    against its single thread; families without such a row are left out."""
+    fams = pub.families()
+    by_fam: dict[str, list[Series]] = {}
+    for nr in replicas.normalised(run, pub):
+        prow = pub.row(nr.label)
+        s = Series(nr.label, nr.published, {STACK_RUBY: nr.ruby, STACK_CPP: nr.cpp})
+        by_fam.setdefault(prow.family, []).append(s)
+    out = []
+    for fam, series in by_fam.items():
+        if any(m for s in series for m in s.measured.values()):
+            out.append((fam, fams.get(fam) or f"{fam} single thread", series))
+    return out
+
+
+def _draw_measured(ax, xs, effects, color, dx: float, style: str, marker: str, name: str) -> list[float]:
+    """One stack's series of one row: estimates with their 95% intervals (hollow where a side was
+    not server-bound), joined by a line; returns the plotted ratios."""
+    ys = []
+    for x, ce in zip(xs, effects):
+        ci = ce.ci
+        if ci is None:
+            continue
+        if ci.lo is not None:
+            ax.errorbar([x + dx], [ci.ratio], yerr=[[ci.ratio - ci.lo], [ci.hi - ci.ratio]],
+                        color=color, capsize=2, linewidth=0.8, fmt="none")
+        ax.plot([x + dx], [ci.ratio], marker=marker, color=color,
+                markerfacecolor=color if ce.can else "white", linestyle="none")
+        ys.append((x + dx, ci.ratio))
+    if ys:
+        ax.plot([p[0] for p in ys], [p[1] for p in ys], color=color, linestyle=style, linewidth=1.2, label=name)
+    return [p[1] for p in ys]
+
 
 def reproduction(cs: ChartSet) -> None:
-    """Per published table the run matches: one panel per family, each row's req/s divided
-    by its family's single-thread row, published (dashed, open) against measured (solid,
-    95% interval of the ratio from stats.ratio_ci, paired over blocks when recorded)."""
+    """Per published table the run matches: one panel per family (see the module docstring)."""
     for pub in published.matching(r.label for r in cs.run.rows.values()):
         name = f"reproduction-{pub.name}"
         path = pubcompare._pub_path(pub)
-        loads = pubcompare._run_loads(cs.run, pub, path)
-        fams = pub.families()
-        panels = []
-        for fam, base_label in fams.items():
-            base_pub = pub.row(base_label) if base_label else None
-            base_row = _row_for(cs, base_label)
-            if base_pub is None or base_row is None:
-                continue
-            rows = [r for r in pub.rows if r.family == fam and r.canonical != base_pub.canonical]
-            if rows:
-                panels.append((fam, base_pub, base_row, rows))
-        if not panels:
+        pans = panels(cs.run, pub)
+        if not pans:
             cs.skip(name, f"published table {pub.name}: no family with its single-thread row in this run")
             continue
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(pans), figsize=(5.5 * len(pans), 4.2), squeeze=False)
         xs = list(range(len(pub.columns)))
-        for ax, (fam, base_pub, base_row, rows) in zip(axes[0], panels):
+        for ax, (fam, base_label, series) in zip(axes[0], pans):
             seen_y = []
-            for i, prow in enumerate(rows):
+            for i, s in enumerate(series):
                 color = plt.get_cmap("tab10")(i % 10)
-                dx = 0.07 * (i - (len(rows) - 1) / 2)  # side by side, so intervals stay apart
-                pub_y = [(c.req_per_s / b.req_per_s) if c and b else None
-                         for c, b in zip(prow.cells, base_pub.cells)]
+                pub_y = s.published
                 seen_y += [y for y in pub_y if y]
                 ax.plot([x for x, y in zip(xs, pub_y) if y], [y for y in pub_y if y], color=color,
                         linestyle="--", marker="o", markerfacecolor="white", linewidth=1.0)
-                mrow = _row_for(cs, prow.label)
-                if mrow is None:
-                    continue
-                for x, ld in zip(xs, loads):
-                    ca = cs.run.cell(mrow.key, ld.lid) if ld else None
-                    cb = cs.run.cell(base_row.key, ld.lid) if ld else None
-                    if not ca or not cb or not ca.rps() or not cb.rps():
-                        continue
-                    ci = stats.ratio_ci(ca.rps(), cb.rps(),
-                                        blocks_num=[resultio.point_block(p) for p in ca.ok_points],
-                                        blocks_den=[resultio.point_block(p) for p in cb.ok_points])
-                    if ci is None:
-                        continue
-                    if ci.lo is not None:
-                        ax.errorbar([x + dx], [ci.ratio], yerr=[[ci.ratio - ci.lo], [ci.hi - ci.ratio]],
-                                    color=color, capsize=2, linewidth=0.8, fmt="none")
-                    hollow = ca.not_server_bound() or cb.not_server_bound()
-                    seen_y.append(ci.ratio)
-                    ax.plot([x + dx], [ci.ratio], marker="s", color=color,
-                            markerfacecolor="white" if hollow else color, linestyle="none")
-                ys = []
-                for x, ld in zip(xs, loads):
-                    ca = cs.run.cell(mrow.key, ld.lid) if ld else None
-                    cb = cs.run.cell(base_row.key, ld.lid) if ld else None
-                    if ca and cb and ca.median("wrk.req_per_s") and cb.median("wrk.req_per_s"):
-                        ys.append((x + dx, ca.median("wrk.req_per_s") / cb.median("wrk.req_per_s")))
-                if ys:
-                    ax.plot([p[0] for p in ys], [p[1] for p in ys], color=color, linewidth=1.2,
-                            label=canonical_label(prow.label) or prow.label)
+                for stack, effects in s.measured.items():
+                    if effects:
+                        sname, style, marker, dx = SERIES_STYLE[stack]
+                        seen_y += _draw_measured(ax, xs, effects, color, dx + 0.03 * (i - (len(series) - 1) / 2), style, marker,
+                                                 f"{s.label} ({sname})")
             ax.axhline(1.0, color="#888888", linewidth=0.8)
             ax.set_xticks(xs)
             ax.set_xticklabels(pub.columns, fontsize=7)
-            ax.set_title(f"{fam}: / {base_pub.label}", fontsize=9)
-            ax.set_ylabel("req/s / family's single thread (log)")
+            ax.set_title(f"{fam}: / {base_label}", fontsize=9)
+            ax.set_ylabel("req/s / the stack's single thread (log)")
             ax.set_yscale("log")
             # Two-repetition intervals can span orders of magnitude; the axis fits the
             # estimates and the published values, and longer bars are cut at its edge.
@@ -90,13 +111,6 @@ def reproduction(cs: ChartSet) -> None:
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=6, frameon=False, loc="best")
         cs.save(fig, name, f"Reproduction of the published table `{pub.name}`: GET {path}",
-                "dashed, open circles: published; solid, squares: this run with 95% interval bars"
-                " (hollow square: a side not server-bound)")
-
-
-def _row_for(cs: ChartSet, label: str | None):
-    """The run's row with that published label, without --gvl (the published rows had no
-    emulated lock), or None."""
-    c = canonical_label(label)
-    rows = [r for r in cs.run.rows.values() if r.label and canonical_label(r.label) == c]
-    return next((r for r in rows if not r.gvl), rows[0] if rows else None)
+                "dashed, open circles: published; dash-dot, triangles: the Ruby rows over the Ruby single"
+                " thread; solid, squares: the C++ rows over the C++ single thread; 95% interval bars"
+                " (hollow marker: a side not server-bound)")

@@ -1,7 +1,8 @@
 """Markdown tables of a run in the published format: `63775 (4.27ms)`.
 
-One table per (path, pipeline) group of loads, one row per row key, one column per load key;
-a companion table gives the spread over repetitions. Cells that were not server-bound, and
+One table per (path, pipeline) group of loads, one row per row key (rows of two stacks that carry
+one label are two rows, each named with its stack: labelindex.stack_display), one column per load
+key; a companion table gives the spread over repetitions. Cells that were not server-bound, and
 failed points, are marked with a legend. Pure text: no I/O beyond what the caller passes in.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 
 from ..analysis import stats
+from ..analysis.labelindex import stack_display
 from ..format import metrics as registry
 from ..analysis.runload import Cell, Load, Run, column_label, group_title
 
@@ -153,8 +155,9 @@ def _marked_rows(run: Run, rows: list, loads: list[Load], text, ignore: tuple = 
     cell there), then the legend of the marks used (verdicts in `ignore` are not marked)."""
     out = []
     legend = Legend()
+    names = stack_display(rows)
     for r in rows:
-        line = [_md_escape(r.display())]
+        line = [_md_escape(names[r.key])]
         for ld in loads:
             c = run.cell(r.key, ld.lid)
             line.append("" if c is None else text(c, legend.mark_cell(c, f"{r.key} at {column_label(ld)}", ignore)))
@@ -176,8 +179,9 @@ def spread_table(run: Run, loads: list[Load], heading_level: int = 4) -> list[st
     rows = run.rows_in(loads)
     out = [f"{'#' * heading_level} Spread over repetitions: req/s min–max (CV %, repetitions)", ""]
     out += _column_header(loads)
+    names = stack_display(rows)
     for r in rows:
-        line = [_md_escape(r.display())]
+        line = [_md_escape(names[r.key])]
         for ld in loads:
             c = run.cell(r.key, ld.lid)
             vals = c.rps() if c else []
@@ -229,8 +233,9 @@ def idle_reserved_table(run: Run, loads: list[Load], heading_level: int = 3) -> 
     out = ["", f"{'#' * heading_level} Idle connections: reserved address space (VmSize) / kernel TCP memory "
            "per connection, median", ""]
     out += _column_header(loads)
+    names = stack_display(rows)
     for r in rows:
-        line = [_md_escape(r.display())]
+        line = [_md_escape(names[r.key])]
         for ld in loads:
             c = run.cell(r.key, ld.lid)
             v = c.median("idle.virtual_bytes_per_conn") if c is not None else None
