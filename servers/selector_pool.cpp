@@ -27,24 +27,33 @@
 // directive's interest only if it is newer than the last applied one (`step`, bumped by each
 // owner), because two workers' directives may arrive out of order.
 //
-// --dispatch (how the two halves meet):
-//   unbounded (default, the original): every readiness of a still-registered monitor is pushed
-//     as a job, however many dispatches of that connection are in flight; and a worker's
-//     wake-up byte is a blocking write (`$o << '.'`: Ruby 3 pipes are non-blocking underneath,
-//     and IO#write waits for writability and retries, the GVL released), so a worker that finds
-//     the pipe full waits until the loop has read a byte (counted: pipe_full_writes).
-//     Why this cannot deadlock: a worker writes its byte after it has pushed its directive and
-//     released the connection and the GVL, and the loop never waits for a worker: its job push
-//     never blocks (the queue grows), the GVL is never held by a writer, and a full pipe is
-//     readable, so the loop's next poll returns at once and its `$i.read(1)` frees room for one
-//     writer per round. At stop the loop stops reading; a waiting writer polls with a timeout
-//     and gives up once the loop has finished (run() applies every directive after the join, so
-//     the byte is not needed then).
-//   capped (the first C++ stand-in, kept to reproduce runs made with it): at most
-//     kCappedInFlightPerConn dispatches of a connection in flight (readiness beyond it counted as
-//     suppressed_duplicates, not pushed), and the wake-up byte written non-blocking, dropped when
-//     the pipe is full (counted: pipe_full_writes; the pipe is readable then, so the loop wakes).
-//
+// How the two halves meet, two options:
+// --dispatch unbounded (default, the original): every readiness of a still-registered monitor is
+//   pushed as a job, however many dispatches of that connection are in flight, so a connection
+//   whose first job waits in a long queue is pushed again every round: the queue feeds itself.
+//   nio4r's own example does the same: Ruby 3.1.2 with nio4r 2.5.8 and one worker under wrk -c4
+//   grew its job queue past 300,000 jobs in 3 s, and under -c50 served nothing while it passed
+//   3 million. The queue, and the memory it holds, grows with the load (duplicate_dispatches).
+// --dispatch capped (the first C++ stand-in, kept to reproduce runs made with it): at most
+//   kCappedInFlightPerConn dispatches of a connection in flight; readiness beyond that is counted
+//   (suppressed_duplicates), not pushed.
+// --wakeup-write blocking (the original's `$o << '.'`: Ruby 3 pipes are non-blocking underneath
+//   and IO#write waits for writability and retries, the GVL released): a worker that finds the
+//   user pipe full waits until it has room. The loop reads one byte per round, and a pipe frees
+//   room a page (4096 bytes) at a time, so once full, workers serve about one job per loop round
+//   while the loop pushes one per readable connection per round: the server stops answering
+//   under load (the conformance gate's load cases fail, with or without --gvl), as the Ruby
+//   example did under -c50 (its worker stuck in that write). Hence not the default.
+//   Why it cannot deadlock all the same: a worker writes its byte after it has pushed its
+//   directive and released the connection and the GVL, and the loop never waits for a worker:
+//   its job push never blocks (the queue grows), the GVL is never held by a writer, and a full
+//   pipe is readable, so the loop's next poll returns at once and its `$i.read(1)` drains the
+//   pipe towards the next free page. At stop the loop stops reading; a waiting writer polls with
+//   a timeout and gives up once the loop has finished (run() applies every directive after the
+//   join, so the byte is not needed then).
+// --wakeup-write drop (default): a worker that finds the pipe full drops its byte (a full pipe is
+//   readable, so the loop wakes anyway and drains every directive). Differs from the original
+//   only once the pipe is full. Both count the full pipe (pipe_full_writes).
 // --rearm oneshot: the loop stops the monitor before it pushes the job (Ever's design: one-shot
 // watch), and the directive starts it again; no duplicate can happen. Tests the explanation.
 // --gvl: Ruby's global VM lock, emulated by backends/queue/gvl.h (shared with worker-pool, which
@@ -71,8 +80,9 @@
 // C++ with no blocking region); /spin: one worker's CPU time. Idle timeout: a sweep four times a second closes connections idle longer than
 // --idle-timeout-ms (a connection a worker holds is closed when its directive comes back without
 // progress). EMFILE: the acceptor stops the listener's watcher until the next sweep.
-// Stop: ev_async breaks the loop; the job queue is closed, workers drain it and exit, the loop
-// applies what they sent, and every connection is closed.
+// Stop: ev_async breaks the loop; the job queue is closed and what is still queued is dropped,
+// workers finish the job they hold and exit, the loop applies what they sent, and every
+// connection is closed.
 // --test-worker-delay-us (tests only): a worker sleeps this long after it pops a first (not
 // duplicate) dispatch and before it takes the connection, so the fd stays readable and the
 // level-triggered loop dispatches it again meanwhile (duplicates run at once, so the delay is
@@ -159,9 +169,12 @@ constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::
                                             "with --gvl: Ruby 3.1's GVL (FIFO, released around I/O, 100 ms slice; "
                                             "default) or the first emulation (an unfair mutex held through a job)"};
 constexpr server::ModelOption kDispatch{"--dispatch", server::ArgKind::word, "unbounded", "unbounded|capped", 0, 0,
-                                        "every readiness pushed and a blocking wake-up write (nio4r, default), or at "
-                                        "most 2 dispatches per connection and a wake-up byte dropped on a full pipe"};
-constexpr server::ModelOption kOptions[] = {kGvl, kGvlEmulation, kRearm, kDispatch, kTestWorkerDelayUs};
+                                        "every level-triggered readiness pushed as a job (nio4r, default), or at most 2 "
+                                        "dispatches of a connection in flight (the first stand-in)"};
+constexpr server::ModelOption kWakeupWrite{"--wakeup-write", server::ArgKind::word, "drop", "drop|blocking", 0, 0,
+                                           "a worker's wake-up byte on a full pipe: dropped (default) or waited for "
+                                           "as Ruby's IO#write does (the original; it collapses under load, as nio4r's does)"};
+constexpr server::ModelOption kOptions[] = {kGvl, kGvlEmulation, kRearm, kDispatch, kWakeupWrite, kTestWorkerDelayUs};
 
 enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };
 
@@ -176,6 +189,7 @@ class Server {
  public:
   Server(const server::Options& opt, int listen_fd)
       : opt_(opt), oneshot_(opt.value(kRearm) == "oneshot"), capped_(opt.value(kDispatch) == "capped"),
+        drop_wakeup_(opt.value(kWakeupWrite) == "drop"),
         worker_delay_(opt.int_value(kTestWorkerDelayUs)), selector_(*this, listen_fd),
         gvl_(opt.is_set(kGvl), queue::Gvl::kind_named(opt.value(kGvlEmulation)).value_or(queue::Gvl::Kind::ruby31)),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
@@ -258,7 +272,15 @@ class Server {
     }
     gvl_.unlock();
     loop_done_.store(true, std::memory_order_release);  // nobody reads the pipe from here on
-    jobs_.close();  // workers drain what is queued, then return
+    jobs_.close();  // workers finish the jobs they hold, then return
+    // Jobs still queued are not served (stopping: their connections are about to close). With
+    // --dispatch unbounded the queue may hold millions of duplicates; dropping them here keeps
+    // the stop prompt. Each dropped job counts as come back, as its directive would have.
+    Job job;
+    while (jobs_.try_pop(job)) {
+      Conn* c = job.conn;
+      if (--c->in_flight == 0 && c->closing) free_conn(c);
+    }
   }
 
   // `$job_queue << monitor.value`, leaving the monitor armed (level) or stopping it first (oneshot).
@@ -353,8 +375,8 @@ class Server {
     gvl_.unlock();
   }
 
-  // `$o << '.'`, without the GVL. Unbounded: waits while the pipe is full (the contract at the top
-  // of this file says why that cannot deadlock). Capped: a full pipe drops the byte.
+  // `$o << '.'`, without the GVL. --wakeup-write blocking: waits while the pipe is full (the
+  // contract at the top of this file says why that cannot deadlock); drop: a full pipe drops it.
   void wake_loop() {
     bool counted = false;
     for (;;) {
@@ -363,7 +385,7 @@ class Server {
       if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // no reader left: nothing to wake
       if (!counted) stats::count(Counter::pipe_full_writes);
       counted = true;
-      if (capped_ || loop_done_.load(std::memory_order_acquire)) return;
+      if (drop_wakeup_ || loop_done_.load(std::memory_order_acquire)) return;
       pollfd p{pipe_[1], POLLOUT, 0};
       ::poll(&p, 1, kPipeWaitSliceMs);
     }
@@ -385,7 +407,8 @@ class Server {
 
   const server::Options& opt_;
   const bool oneshot_;                        // --rearm oneshot: disarm a monitor before dispatch
-  const bool capped_;                         // --dispatch capped: bounded in flight, byte dropped if full
+  const bool capped_;                         // --dispatch capped: at most 2 dispatches in flight
+  const bool drop_wakeup_;                    // --wakeup-write drop: a full pipe drops the byte
   const std::chrono::microseconds worker_delay_;  // --test-worker-delay-us
   selector::EvSelector<Server> selector_;
   int pipe_[2] = {-1, -1};  // the user pipe: workers write one byte per directive
@@ -404,6 +427,7 @@ class Server {
 CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
                       "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
                       "to --threads N workers, directives back over a queue and a one-byte pipe "
-                      "(--gvl, --gvl-emulation ruby31|mutex, --rearm level|oneshot, --dispatch unbounded|capped) "
+                      "(--gvl, --gvl-emulation ruby31|mutex, --rearm level|oneshot, --dispatch unbounded|capped, "
+                      "--wakeup-write drop|blocking) "
                       "(nio4r worker threads)",
                       server::ListenerLayout::one, &selector::run_on_listener<Server>, {}, nullptr, kOptions)
