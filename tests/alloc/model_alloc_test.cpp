@@ -190,10 +190,6 @@ std::vector<Variant> variants() {
       o.port = 0;
       o.threads = threads;
       const std::string label = o.model + "_t" + std::to_string(threads);
-      // selector-pool's default (--dispatch unbounded, nio4r's) pushes every readiness, so its job
-      // queue grows with the load and its ring keeps doubling: no steady state to hold to the bar.
-      // The bar applies to the bounded first stand-in.
-      if (spec.name == "selector-pool") o.set("--dispatch", "capped");
       out.push_back({o.model, label, o});
       if (spec.name == "pull-loop") {
         Options e = o;
