@@ -10,7 +10,7 @@
 //                [:close, c] close it;
 //   connection   push it onto the shared job queue, and LEAVE ITS MONITOR ARMED (--rearm level,
 //                the original). Each later round that finds the fd still unread pushes the same
-//                connection again: a duplicate dispatch.
+//                connection again: a duplicate dispatch (bounded by --dispatch, below).
 // --threads N workers pop a connection, read (16 KiB), parse, answer and write (one NbSession
 // step), push a directive ([:monitor, c, :r|:w] or [:close, c]) on the directive queue and write
 // one byte to the user pipe. A worker that finds nothing to read (EAGAIN: the data went to the
@@ -27,50 +27,83 @@
 // directive's interest only if it is newer than the last applied one (`step`, bumped by each
 // owner), because two workers' directives may arrive out of order.
 //
+// How the two halves meet, two options. The original's mechanism is each option's second value;
+// the defaults bound it, because the original, run as it is, stops serving under load:
+// --dispatch unbounded (the original): every readiness of a still-registered monitor is pushed as
+//   a job, however many dispatches of that connection are in flight, so a connection whose first
+//   job waits in a long queue is pushed again every round: the queue feeds itself, and once it
+//   is long enough the readable connections (and with them the queue) never drain. nio4r's own
+//   example does this: Ruby 3.1.2 with nio4r 2.5.8 and one worker under wrk -c4 grew its job
+//   queue past 300,000 jobs in 3 s, and under -c50 right after served nothing while the queue
+//   passed 3 million. Here, without and with --gvl, it passes the conformance gate on an idle
+//   machine and fails its slowloris and idle-timeout cases (the server stops answering for good)
+//   on a loaded one or under a sanitizer: it cannot be the default that every scenario and the
+//   gate run. Counted: duplicate_dispatches.
+// --dispatch capped (default; the first C++ stand-in): at most kCappedInFlightPerConn dispatches
+//   of a connection in flight; readiness beyond that is counted (suppressed_duplicates), not
+//   pushed, so suppressed_duplicates per request says how often the original would have pushed.
+// --wakeup-write blocking (the original's `$o << '.'`: Ruby 3 pipes are non-blocking underneath
+//   and IO#write waits for writability and retries, the GVL released): a worker that finds the
+//   user pipe full waits until it has room. The loop reads one byte per round, and a pipe frees
+//   room a page (4096 bytes) at a time, so once full, workers serve about one job per loop round
+//   while the loop pushes one per readable connection per round: with --dispatch unbounded the
+//   server stops answering under the gate's load cases (with or without --gvl).
+//   Why it cannot deadlock all the same: a worker writes its byte after it has pushed its
+//   directive and released the connection and the GVL, and the loop never waits for a worker:
+//   its job push never blocks (the queue grows), the GVL is never held by a writer, and a full
+//   pipe is readable, so the loop's next poll returns at once and its `$i.read(1)` drains the
+//   pipe towards the next free page. At stop the loop stops reading; a waiting writer polls with
+//   a timeout and gives up once the loop has finished (run() applies every directive after the
+//   join, so the byte is not needed then).
+// --wakeup-write drop (default): a worker that finds the pipe full drops its byte (a full pipe is
+//   readable, so the loop wakes anyway and drains every directive). Differs from the original
+//   only once the pipe is full. Both count the full pipe (pipe_full_writes).
 // --rearm oneshot: the loop stops the monitor before it pushes the job (Ever's design: one-shot
 // watch), and the directive starts it again; no duplicate can happen. Tests the explanation.
-// --gvl: Ruby's global VM lock, emulated by backends/queue/gvl.h (shared with worker-pool), with
-// its FIFO hand-off (Handoff::fifo: a ticket lock, Ruby's ready queue). The loop thread holds it while it runs the select block (accepts, pushes jobs, drains directives)
-// and releases it around the blocking poll only (libev's release/acquire callbacks, as nio4r's
-// patched libev releases it around the epoll_wait). Workers hold it while they run a job and
-// release it while blocked on the empty job queue (Queue#pop), around the test delay (a sleep),
-// and around the one-byte pipe write (IO#write is a blocking region in Ruby).
-//   What of Ruby's hand-off (thread_pthread.c, Ruby 3.x) this models: a single lock that every
-//   thread running "Ruby code" must hold; release around blocking calls; a thread that blocks
-//   hands the lock to the longest waiter (thread_sched_to_running enqueues waiters FIFO on the
-//   ready queue; thread_sched_to_waiting wakes the head), so the loop, releasing around its poll,
-//   queues behind a waiting worker. (worker-pool still uses the unordered std::mutex variant,
-//   where a thread that releases and retakes at once usually wins again.) What it leaves out: the
-//   timer thread's
-//   100 ms time quantum (TIME_QUANTUM_MSEC) that sets the holder's interrupt flag so it yields
-//   at its next check while others wait (no forced yield here: a worker holds the lock for one
-//   whole step); the GVL release around read_nonblock/write_nonblock's own system calls (Ruby 3
-//   runs them in blocking regions: here the session step holds the lock throughout); and the
-//   interpreter's own CPU cost per request. If the published collapse needs any of those, this
-//   emulation will not show it, and the report must say so.
+// --gvl: Ruby's global VM lock, emulated by backends/queue/gvl.h (shared with worker-pool, which
+// says what it models and leaves out), of the kind --gvl-emulation names:
+//   ruby31 (default): FIFO hand-off, released around every blocking region, 100 ms time slice.
+//   mutex: the unfair std::mutex of the first emulation, held through a worker's read and write.
+// The loop thread holds it while it runs the select block (accepts, pushes jobs, drains
+// directives; a check point after each event) and releases it around the blocking poll only
+// (libev's release/acquire callbacks, as nio4r's libev releases it around the epoll_wait).
+// Workers hold it while they run a job and release it while blocked on the empty job queue
+// (Queue#pop), around the test delay (a sleep), around the one-byte pipe write (IO#write is a
+// blocking region in Ruby) and, with ruby31, around the session's read and write system calls
+// (read_nonblock and write_nonblock run in blocking regions in Ruby 3). What it leaves out: the
+// interpreter's own CPU cost per request, and check points inside a handler (/spin holds the
+// lock throughout). If the published collapse needs any of those, this emulation will not show
+// it, and the report must say so.
 // nio4r's selector mutex: NIO::Selector#select, #register and #deregister synchronise on one
 // re-entrant Mutex. Only the loop thread touches the selector, and the directive drain (register,
-// close) runs inside the select block (re-entrant: no second lock), so the model takes the mutex
-// once around each ev_run round: uncontended, as in the original.
-//
-// --threads: number of workers (the loop thread is extra). /sleep: occupies one worker (and, with
-// --gvl, releases the lock as Ruby's sleep does not: the handler is shared C++); /spin: one
-// worker's CPU time. Idle timeout: a sweep four times a second closes connections idle longer than
+// close) runs inside the select block (re-entrant: no second lock), so it is never contended. The
+// loop thread takes it once for its whole life, before the GVL, so the two are always taken in
+// one order (the GVL is retaken inside ev_run, after the poll); taking it again each round would
+// add only an uncontended lock and unlock per round.
+// --threads: number of workers (the loop thread is extra). /sleep: occupies one worker (with
+// --gvl it holds the lock throughout, where Ruby's sleep would release it: the handler is shared
+// C++ with no blocking region); /spin: one worker's CPU time. Idle timeout: a sweep four times a
+// second closes connections idle longer than
 // --idle-timeout-ms (a connection a worker holds is closed when its directive comes back without
 // progress). EMFILE: the acceptor stops the listener's watcher until the next sweep.
-// Stop: ev_async breaks the loop; the job queue is closed, workers drain it and exit, the loop
-// applies what they sent, and every connection is closed.
+// Stop: ev_async breaks the loop; the job queue is closed and what is still queued is dropped,
+// workers finish the job they hold and exit, the loop applies what they sent, and every
+// connection is closed.
 // --test-worker-delay-us (tests only): a worker sleeps this long after it pops a first (not
 // duplicate) dispatch and before it takes the connection, so the fd stays readable and the
 // level-triggered loop dispatches it again meanwhile (duplicates run at once, so the delay is
 // paid once per request, not once per duplicate).
-// Counters: dispatches, duplicate_dispatches, suppressed_duplicates, owner_collisions, wakeups
-// (pipe bytes read), rearms, poll_rounds, accepts (net::Acceptor), closes (when the fd is closed,
-// net::close_connection); empty_reads from the session.
+// Counters (which mechanism occurred; the harness divides them by the requests served): dispatches
+// (jobs pushed), duplicate_dispatches (pushes of a connection already in flight: the repeated
+// level-triggered readiness), suppressed_duplicates (capped only), owner_collisions, empty_reads
+// (a worker's read found nothing: EAGAIN, from the session), wakeups (pipe bytes read),
+// pipe_full_writes, rearms, poll_rounds, accepts (net::Acceptor), closes (when the fd is closed,
+// net::close_connection), gvl_timeslice_yields.
 // The libev scaffolding (loop, the acceptor, sweep timer, stop, monitor re-registration)
 // is backends/selector/ev_selector.h, shared with selector; this file is the worker model only.
 #include <ev.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -98,13 +131,14 @@ namespace {
 using namespace cb;
 using stats::Counter;
 
-// Dispatches of one connection in flight at once (the first and one duplicate). The Ruby original
-// has no bound, but its loop runs only when it holds the GVL, and the FIFO hand-off lets a worker
-// run between two of its rounds, so a connection rarely has more than two. A C++ loop without the
-// GVL pushes the same unread connection once per poll round, far faster than a worker serves it:
-// unbounded, the job queue grew without limit (the conformance gate's SIGTERM case could not
-// drain it in 5 s). Readiness beyond the bound is counted (suppressed_duplicates), not pushed.
-constexpr int kMaxInFlightPerConn = 2;
+// --dispatch capped: dispatches of one connection in flight at once (the first and one
+// duplicate): enough to keep the duplicate-dispatch race (and its owner collisions) alive, while
+// the queue holds at most two jobs per connection.
+constexpr int kCappedInFlightPerConn = 2;
+
+// How long a worker waiting to write its wake-up byte sleeps before it checks whether the loop
+// has finished (stop only; while the loop runs, a full pipe drains one byte per round).
+constexpr int kPipeWaitSliceMs = 50;
 
 struct Conn : net::IdleNode {
   explicit Conn(int fd) : session(fd) {}
@@ -137,7 +171,16 @@ constexpr server::ModelOption kRearm{"--rearm", server::ArgKind::word, "level", 
 constexpr server::ModelOption kTestWorkerDelayUs{
     "--test-worker-delay-us", server::ArgKind::integer, "0", "", 0, 1'000'000,
     "tests only: a worker sleeps this long before it reads a dispatched connection (forces duplicate dispatch)"};
-constexpr server::ModelOption kOptions[] = {kGvl, kRearm, kTestWorkerDelayUs};
+constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|mutex", 0, 0,
+                                            "with --gvl: Ruby 3.1's GVL (FIFO, released around I/O, 100 ms slice; "
+                                            "default) or the first emulation (an unfair mutex held through a job)"};
+constexpr server::ModelOption kDispatch{"--dispatch", server::ArgKind::word, "capped", "capped|unbounded", 0, 0,
+                                        "at most 2 dispatches of a connection in flight (default), or every "
+                                        "level-triggered readiness pushed as a job (nio4r's; collapses under load)"};
+constexpr server::ModelOption kWakeupWrite{"--wakeup-write", server::ArgKind::word, "drop", "drop|blocking", 0, 0,
+                                           "a worker's wake-up byte on a full pipe: dropped (default) or waited for "
+                                           "as Ruby's IO#write does (nio4r's; collapses under load)"};
+constexpr server::ModelOption kOptions[] = {kGvl, kGvlEmulation, kRearm, kDispatch, kWakeupWrite, kTestWorkerDelayUs};
 
 enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };
 
@@ -151,8 +194,10 @@ struct DirectiveMsg {
 class Server {
  public:
   Server(const server::Options& opt, int listen_fd)
-      : opt_(opt), oneshot_(opt.value(kRearm) == "oneshot"), worker_delay_(opt.int_value(kTestWorkerDelayUs)),
-        selector_(*this, listen_fd), gvl_(opt.is_set(kGvl), queue::Gvl::Handoff::fifo),
+      : opt_(opt), oneshot_(opt.value(kRearm) == "oneshot"), capped_(opt.value(kDispatch) == "capped"),
+        drop_wakeup_(opt.value(kWakeupWrite) == "drop"),
+        worker_delay_(opt.int_value(kTestWorkerDelayUs)), selector_(*this, listen_fd),
+        gvl_(opt.is_set(kGvl), queue::Gvl::kind_named(opt.value(kGvlEmulation)).value_or(queue::Gvl::Kind::ruby31)),
         idle_(std::chrono::milliseconds(opt.idle_timeout_ms)) {}
 
   ~Server() {
@@ -161,6 +206,7 @@ class Server {
   }
 
   int run(server::Control& control, const std::shared_ptr<Server>& self) {
+    // Both ends non-blocking, as Ruby 3's IO.pipe: a blocking write is wake_loop's wait and retry.
     if (!selector_.start() || pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
       std::fprintf(stderr, "cbench-server: selector-pool: unable to start the libev loop\n");
       return 1;
@@ -225,18 +271,28 @@ class Server {
 
   // The loop thread: `loop { selector.select { ... } }`, under the selector mutex and the GVL.
   void select_loop() {
-    gvl_.lock();
-    while (!stop_) {
+    {
       std::lock_guard selector_lock(selector_mu_);
-      ev_run(selector_.loop(), EVRUN_ONCE);
+      gvl_.lock();
+      while (!stop_) ev_run(selector_.loop(), EVRUN_ONCE);
+      gvl_.unlock();
     }
-    gvl_.unlock();
-    jobs_.close();  // workers drain what is queued, then return
+    loop_done_.store(true, std::memory_order_release);  // nobody reads the pipe from here on
+    jobs_.close();  // workers finish the jobs they hold, then return
+    // Jobs still queued are not served (stopping: their connections are about to close). With
+    // --dispatch unbounded the queue may hold millions of duplicates; dropping them here keeps
+    // the stop prompt. Each dropped job counts as come back, as its directive would have.
+    Job job;
+    while (jobs_.try_pop(job)) {
+      Conn* c = job.conn;
+      if (--c->in_flight == 0 && c->closing) free_conn(c);
+    }
   }
 
   // `$job_queue << monitor.value`, leaving the monitor armed (level) or stopping it first (oneshot).
   void on_ready(Conn* c, bool writable) {
-    if (c->in_flight >= kMaxInFlightPerConn) {
+    gvl_.check_interrupts();
+    if (capped_ && c->in_flight >= kCappedInFlightPerConn) {
       stats::count(Counter::suppressed_duplicates);
       return;
     }
@@ -253,6 +309,7 @@ class Server {
 
   // `$i.read(1)`, then drain the directive queue.
   void on_pipe() {
+    gvl_.check_interrupts();
     char byte;
     if (::read(pipe_[0], &byte, 1) == 1) stats::count(Counter::wakeups);
     DirectiveMsg d;
@@ -291,14 +348,13 @@ class Server {
   // A worker: `while (job = $job_queue.shift); handle_connection(job); end`.
   void work() {
     net::IoScratch scratch;
+    net::BlockingRegion* around = gvl_.enabled() ? &gvl_ : nullptr;  // the session's read and write
     gvl_.lock();
     Job job;
     while (jobs_.pop(job, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
       Conn* c = job.conn;
       if (worker_delay_.count() > 0 && !job.duplicate) {
-        gvl_.unlock();
-        std::this_thread::sleep_for(worker_delay_);
-        gvl_.lock();
+        gvl_.blocking_region([this] { std::this_thread::sleep_for(worker_delay_); });
       }
       DirectiveMsg d{c, Directive::none, 0, false};
       bool expected = false;
@@ -306,7 +362,8 @@ class Server {
         if (c->finished) {
           d.what = Directive::close;
         } else {
-          net::want w = job.writable ? c->session.on_writable(scratch) : c->session.on_readable(scratch);
+          net::want w = job.writable ? c->session.on_writable(scratch, around)
+                                     : c->session.on_readable(scratch, around);
           d.what = w == net::want::read ? Directive::monitor_read
                    : w == net::want::write ? Directive::monitor_write
                                            : Directive::close;
@@ -319,11 +376,25 @@ class Server {
         stats::count(Counter::owner_collisions);
       }
       directives_.push(d);
-      gvl_.unlock();  // `$o << '.'`: IO#write runs in a blocking region
-      (void)!::write(pipe_[1], ".", 1);  // a full pipe is readable already: the byte is not needed
-      gvl_.lock();
+      gvl_.blocking_region([this] { wake_loop(); });  // `$o << '.'`: IO#write runs in a blocking region
     }
     gvl_.unlock();
+  }
+
+  // `$o << '.'`, without the GVL. --wakeup-write blocking: waits while the pipe is full (the
+  // contract at the top of this file says why that cannot deadlock); drop: a full pipe drops it.
+  void wake_loop() {
+    bool counted = false;
+    for (;;) {
+      if (::write(pipe_[1], ".", 1) == 1) return;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // no reader left: nothing to wake
+      if (!counted) stats::count(Counter::pipe_full_writes);
+      counted = true;
+      if (drop_wakeup_ || loop_done_.load(std::memory_order_acquire)) return;
+      pollfd p{pipe_[1], POLLOUT, 0};
+      ::poll(&p, 1, kPipeWaitSliceMs);
+    }
   }
 
   // `conn.close`: the monitor goes now; the memory (and fd) once no job refers to it.
@@ -342,11 +413,14 @@ class Server {
 
   const server::Options& opt_;
   const bool oneshot_;                        // --rearm oneshot: disarm a monitor before dispatch
+  const bool capped_;                         // --dispatch capped: at most 2 dispatches in flight
+  const bool drop_wakeup_;                    // --wakeup-write drop: a full pipe drops the byte
   const std::chrono::microseconds worker_delay_;  // --test-worker-delay-us
   selector::EvSelector<Server> selector_;
   int pipe_[2] = {-1, -1};  // the user pipe: workers write one byte per directive
   ev_io pipe_w_{};
   bool stop_ = false;  // loop thread only
+  std::atomic<bool> loop_done_{false};  // the select loop has returned: the pipe is no longer read
   queue::Gvl gvl_;
   std::mutex selector_mu_;  // NIO::Selector's @lock
   queue::JobQueue<Job> jobs_;
@@ -359,5 +433,7 @@ class Server {
 CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
                       "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
                       "to --threads N workers, directives back over a queue and a one-byte pipe "
-                      "(--gvl, --rearm level|oneshot) (nio4r worker threads)",
+                      "(--gvl, --gvl-emulation ruby31|mutex, --rearm level|oneshot, --dispatch capped|unbounded, "
+                      "--wakeup-write drop|blocking) "
+                      "(nio4r worker threads)",
                       server::ListenerLayout::one, &selector::run_on_listener<Server>, {}, nullptr, kOptions)

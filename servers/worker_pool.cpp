@@ -11,9 +11,15 @@
 // --queues shared: one queue for all workers (the table's worker rows). --queues per-worker: one
 // queue per worker; the loop picks a random worker for every readiness event, so a connection is
 // not sticky to a worker (the table's "separate queues" rows).
-// --gvl: emulate Ruby's global VM lock (backends/queue/gvl.h says what it covers): workers hold
-// it while running a job and release it only while blocked on an empty queue; the loop thread
-// holds it while dispatching events and releases it around each poll round.
+// --gvl: emulate Ruby's global VM lock (backends/queue/gvl.h says what it covers). Workers hold
+// it while running a job and release it while blocked on an empty queue (Queue#pop); the loop
+// thread holds it while dispatching events and releases it around each poll round (Ruby
+// releases it around libev's blocking poll). --gvl-emulation picks the kind:
+//   ruby31 (default): Ruby 3.1's GVL: FIFO hand-off, also released around a worker's read and
+//     write system calls (blocking regions), and a 100 ms time slice checked after every
+//     dispatched event, every job and every blocking region;
+//   mutex: the first emulation (an unfair std::mutex held through a whole job, no time slice),
+//     kept to reproduce runs made with it.
 // --threads: number of workers (the loop thread is extra).
 // /sleep: occupies one worker; other workers keep serving. /spin: occupies one worker's CPU time;
 // with the server pinned to one CPU, workers and the loop thread share that CPU.
@@ -43,7 +49,10 @@ constexpr server::ModelOption kQueues{"--queues", server::ArgKind::word, "shared
                                       "one job queue shared by every worker (default), or one per worker"};
 constexpr server::ModelOption kGvl{"--gvl", server::ArgKind::flag, "", "", 0, 0,
                                    "emulate Ruby's global VM lock (held except while blocked)"};
-constexpr server::ModelOption kOptions[] = {kQueues, kGvl, ever::kBackend};
+constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|mutex", 0, 0,
+                                            "with --gvl: Ruby 3.1's GVL (FIFO, released around I/O, 100 ms slice; "
+                                            "default) or the first emulation (an unfair mutex held through a job)"};
+constexpr server::ModelOption kOptions[] = {kQueues, kGvl, kGvlEmulation, ever::kBackend};
 
 // A connection's key plus a command in its low bits is an emitted command (ever::key_of: the
 // address of an 8-byte aligned Conn; the loop's own keys are below 8).
@@ -56,7 +65,7 @@ class Server {
  public:
   Server(const server::Options& opt, int listen_fd, std::shared_ptr<loop::PullLoop> loop)
       : opt_(opt), loop_(std::move(loop)), served_(listen_fd, loop_, std::chrono::milliseconds(opt.idle_timeout_ms)),
-        gvl_(opt.is_set(kGvl)) {
+        gvl_(opt.is_set(kGvl), queue::Gvl::kind_named(opt.value(kGvlEmulation)).value_or(queue::Gvl::Kind::ruby31)) {
     int nqueues = opt.value(kQueues) == "per-worker" ? opt.threads : 1;
     for (int i = 0; i < nqueues; ++i) queues_.push_back(std::make_unique<Queue>());
   }
@@ -80,6 +89,7 @@ class Server {
         key = loop_->next_event();
       }
       if (key) dispatch(*key);
+      gvl_.check_interrupts();
     }
     gvl_.unlock();
 
@@ -113,12 +123,14 @@ class Server {
   // Worker thread: pop, step, send the command back. Holds the GVL except while blocked.
   void work(Queue& q) {
     net::IoScratch scratch;
+    net::BlockingRegion* around = gvl_.enabled() ? &gvl_ : nullptr;  // the session's read and write
     gvl_.lock();
     Conn* c = nullptr;
     while (q.pop(c, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
-      net::want w = c->writing ? c->session.on_writable(scratch) : c->session.on_readable(scratch);
+      net::want w = c->writing ? c->session.on_writable(scratch, around) : c->session.on_readable(scratch, around);
       Cmd cmd = w == net::want::read ? kWatchRead : w == net::want::write ? kWatchWrite : kClose;
       loop_->emit(ever::key_of(c) | cmd);
+      gvl_.check_interrupts();
     }
     gvl_.unlock();
   }
@@ -159,5 +171,5 @@ int run(const server::Options& opt, server::Control& control) {
 
 CBENCH_REGISTER_MODEL(worker_pool, "worker-pool",
                       "pull-loop thread accepts and watches; --threads N workers take ready connections from a job queue "
-                      "(--queues shared|per-worker, --gvl) (Ever worker threads)",
+                      "(--queues shared|per-worker, --gvl, --gvl-emulation ruby31|mutex) (Ever worker threads)",
                       server::ListenerLayout::one, &run, {}, nullptr, kOptions)

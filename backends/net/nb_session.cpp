@@ -9,13 +9,17 @@
 
 namespace cb::net {
 
-want NbSession::on_readable(IoScratch& scratch) {
+want NbSession::on_readable(IoScratch& scratch, BlockingRegion* around) {
   if (pump_.state() == http::pump_state::write) return want::write;  // spurious: waiting for writability
   for (int i = 0; i < http::kMaxReadsPerEvent; ++i) {
+    if (around != nullptr) around->begin_blocking();
     ssize_t n = ::read(fd_, scratch.read_buf, sizeof scratch.read_buf);
+    const int read_errno = errno;
+    if (around != nullptr) around->end_blocking();
+    errno = read_errno;
     if (n > 0) {
       pump_.feed({scratch.read_buf, static_cast<std::size_t>(n)}, scratch.out);
-      want w = flush(scratch);
+      want w = flush(scratch, around);
       if (w != want::read) return w;
       // A short read means the socket is drained: skip the read that would return EAGAIN.
       if (static_cast<std::size_t>(n) < sizeof scratch.read_buf) return want::read;
@@ -32,13 +36,17 @@ want NbSession::on_readable(IoScratch& scratch) {
   return want::read;  // bound reached: let other connections run; level-triggered readiness returns
 }
 
-want NbSession::on_writable(IoScratch& scratch) { return flush(scratch); }
+want NbSession::on_writable(IoScratch& scratch, BlockingRegion* around) { return flush(scratch, around); }
 
-want NbSession::flush(IoScratch& scratch) {
+want NbSession::flush(IoScratch& scratch, BlockingRegion* around) {
   for (;;) {
     std::string_view out = pump_.output();
     if (out.empty()) break;
+    if (around != nullptr) around->begin_blocking();
     ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
+    const int send_errno = errno;
+    if (around != nullptr) around->end_blocking();
+    errno = send_errno;
     if (n > 0) {
       pump_.consumed(static_cast<std::size_t>(n));
       continue;

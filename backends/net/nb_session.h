@@ -9,6 +9,7 @@
 
 #include "backends/http/limits.h"
 #include "backends/http/pump.h"
+#include "backends/net/blocking_region.h"
 
 namespace cb::net {
 
@@ -26,12 +27,13 @@ class NbSession {
   // Reads (at most kMaxReadsPerEvent times), answers every complete request and writes the
   // answers. Returns want::write when output is pending (reading stops until it drains: a
   // client that does not read cannot make the server buffer without bound), want::close on EOF,
-  // error or a closing response fully written, else want::read.
-  want on_readable(IoScratch& scratch);
+  // error or a closing response fully written, else want::read. `around`, if given, brackets
+  // every read and send (blocking_region.h); parsing and answering run outside it.
+  want on_readable(IoScratch& scratch, BlockingRegion* around = nullptr);
 
   // Writes pending output (and whatever the pump parses from its backlog once it drains).
   // Returns as on_readable.
-  want on_writable(IoScratch& scratch);
+  want on_writable(IoScratch& scratch, BlockingRegion* around = nullptr);
 
   int fd() const { return fd_; }
 
@@ -42,7 +44,7 @@ class NbSession {
   std::size_t held_bytes() const { return pump_.held_bytes(); }
 
  private:
-  want flush(IoScratch& scratch);  // sends output() until drained or the socket is full
+  want flush(IoScratch& scratch, BlockingRegion* around);  // sends output() until drained or the socket is full
 
   int fd_;
   http::Pump pump_;

@@ -17,6 +17,7 @@ constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "accepts",    "closes",               "sq_submissions", "cq_completions", "ring_enters",
     "suppressed_duplicates", "owner_collisions",
     "recv_nobufs", "recv_pauses",
+    "gvl_timeslice_yields", "pipe_full_writes",
 };
 
 std::atomic<detail::CounterBlock*> g_blocks{nullptr};  // push-only list of every thread's block

@@ -49,6 +49,10 @@ enum class Counter : std::uint8_t {
   // io-uring --uring-recv multishot (re-arms of its receive count as `rearms`):
   recv_nobufs,           // a multishot receive ended because the buffer ring ran dry (ENOBUFS)
   recv_pauses,           // a multishot receive cancelled because its held queue was full
+  // The GVL emulation and selector-pool's wake-up pipe:
+  gvl_timeslice_yields,  // a GVL holder asked by the timer (100 ms slice) yielded to a waiter
+  pipe_full_writes,      // selector-pool: a worker's wake-up byte found the user pipe full (the
+                         // default waits until it is writable; --dispatch capped drops the byte)
   count_
 };
 

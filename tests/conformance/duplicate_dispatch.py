@@ -7,8 +7,12 @@ level-triggered loop dispatches it again meanwhile. Sends REQUESTS sequential ke
 on each of CONNECTIONS connections (some pipelined in pairs), checks every response byte for byte,
 then stops the server and reads its counters (--counters-out):
   --rearm level:   duplicate_dispatches > 0 (the race happened) and every response correct;
-  --rearm oneshot: duplicate_dispatches == 0 (the monitor is disarmed before dispatch).
-Exit 0 if both hold, 1 with the counters and the first wrong response otherwise.
+  --rearm oneshot: duplicate_dispatches == 0 (the monitor is disarmed before dispatch);
+  --rearm level, --dispatch capped (the default): the bound held readiness back
+                   (suppressed_duplicates > 0);
+  --rearm level --dispatch unbounded (nio4r's mechanism): nothing held back
+                   (suppressed_duplicates == 0), duplicates > 0 and every response correct.
+Exit 0 if all hold, 1 with the counters and the first wrong response otherwise.
 
     duplicate_dispatch.py --server build/cbench-server [--threads 4]
 """
@@ -71,17 +75,23 @@ def client(port, errors, i):
         errors.append(f"connection {i}: {exc}")
 
 
-def run(server, threads, rearm):
+# (label, --rearm, --dispatch): each mode's server arguments.
+MODES = (("level", "level", "capped"), ("oneshot", "oneshot", "capped"), ("unbounded", "level", "unbounded"))
+
+
+def run(server, threads, mode):
+    label, rearm, dispatch = mode
     with tempfile.TemporaryDirectory() as tmp:
         counters = os.path.join(tmp, "counters.json")
         argv = [server, "--model", "selector-pool", "--host", HOST, "--port", "0", "--threads", str(threads),
-                "--rearm", rearm, "--test-worker-delay-us", str(DELAY_US), "--counters-out", counters]
+                "--rearm", rearm, "--dispatch", dispatch, "--test-worker-delay-us", str(DELAY_US),
+                "--counters-out", counters]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = proc.stdout.readline()
             m = re.search(r" port=(\d+) ", line)
             if not m:
-                return [f"{rearm}: no readiness line: {line!r} {proc.stderr.read()!r}"], None
+                return [f"{label}: no readiness line: {line!r} {proc.stderr.read()!r}"], None
             port = int(m.group(1))
             errors = []
             ts = [threading.Thread(target=client, args=(port, errors, i)) for i in range(CONNECTIONS)]
@@ -99,12 +109,12 @@ def run(server, threads, rearm):
                 proc.kill()
                 status = "killed"
         if status != 0:
-            errors.append(f"{rearm}: server exit status {status}; stderr {proc.stderr.read()[-2000:]!r}")
+            errors.append(f"{label}: server exit status {status}; stderr {proc.stderr.read()[-2000:]!r}")
         try:
             with open(counters) as f:
                 c = json.load(f)["counters"]
         except (OSError, ValueError) as exc:
-            errors.append(f"{rearm}: no counters file: {exc}")
+            errors.append(f"{label}: no counters file: {exc}")
             c = None
         return errors, c
 
@@ -115,20 +125,25 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     a = ap.parse_args()
     failures = []
-    for rearm in ("level", "oneshot"):
-        errors, c = run(a.server, a.threads, rearm)
+    for mode in MODES:
+        label = mode[0]
+        errors, c = run(a.server, a.threads, mode)
         failures += errors
         if c is None:
             continue
         total = CONNECTIONS * REQUESTS
-        print(f"{rearm}: {total} requests, counters {json.dumps(c)}")
-        dup = c["duplicate_dispatches"]
-        if rearm == "level" and dup <= 0:
-            failures.append(f"level: duplicate_dispatches: expected > 0 (the forced race), got {dup}")
-        if rearm == "oneshot" and dup != 0:
+        print(f"{label}: {total} requests, counters {json.dumps(c)}")
+        dup, held = c["duplicate_dispatches"], c["suppressed_duplicates"]
+        if label in ("level", "unbounded") and dup <= 0:
+            failures.append(f"{label}: duplicate_dispatches: expected > 0 (the forced race), got {dup}")
+        if label == "oneshot" and dup != 0:
             failures.append(f"oneshot: duplicate_dispatches: expected 0, got {dup}")
+        if label == "level" and held <= 0:
+            failures.append(f"level: suppressed_duplicates: expected > 0 (the cap held readiness back), got {held}")
+        if label == "unbounded" and held != 0:
+            failures.append(f"unbounded: suppressed_duplicates: expected 0 (every readiness pushed), got {held}")
         if c["dispatches"] < total // 2:
-            failures.append(f"{rearm}: dispatches: expected >= {total // 2}, got {c['dispatches']}")
+            failures.append(f"{label}: dispatches: expected >= {total // 2}, got {c['dispatches']}")
     for f in failures:
         print("FAIL", f)
     print("ok" if not failures else f"{len(failures)} failure(s)")
