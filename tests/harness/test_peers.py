@@ -314,5 +314,73 @@ config_template = "{os.path.join(work, 'scen', 'peer.conf')}"
             self.assertTrue(config.startswith(os.path.join(work, "runs", run_id, "logs")), config)
 
 
+
+
+class ReplicaRowsAreMeasuredAsPublished(unittest.TestCase):
+    """A replica row (a peer whose PEERS entry says "replica: not hardened") runs with no warm-up,
+    and a post-check that finds it no longer answering is recorded beside its window; any other
+    row keeps its warm-up and fails on the same post-check. The fake peer stands in for the
+    server under a built-in replica's name (a row may give its own command)."""
+
+    # (model name, hardening recorded, point status, warm-up skipped, post-check failure kept,
+    #  failure reason): the hardened row's warm-up takes the 200 answers, so its window has none.
+    CASES = (
+        ("ruby-nio4r-workers", "replica: not hardened", "ok", True, True, None),
+        ("fake-hardened", None, "failed", False, False, "no response in the measured window"),
+    )
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cbench-test-")
+        self.peer = os.path.join(self.tmp, "fake_peer.py")
+        shutil.copy(FAKE_PEER, self.peer)
+        self.wrk = os.path.join(self.tmp, "wrk")
+        os.symlink(shutil.which("wrk") or "/usr/bin/wrk", self.wrk)
+
+    def tearDown(self):
+        left = processes_matching(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(left, [], "processes left behind")
+
+    def sweep(self, model: str) -> dict:
+        out = os.path.join(self.tmp, "runs-" + model)
+        path = os.path.join(self.tmp, model + ".toml")
+        with open(path, "w") as f:  # deaf after 200 requests: the primer's and part of the window's
+            f.write(f"""
+duration_s = 1
+warmup_s = 0.3
+repetitions = 1
+timeout_s = 2
+[[loads]]
+name = "hello"
+wrk_threads = 1
+connections = 2
+[[rows]]
+kind = "peer"
+model = "{model}"
+threads = 1
+command = ["{PYTHON}", "{self.peer}", "--host", "$host", "--port", "$port", "--workers", "1",
+           "--deaf-after-requests", "200"]
+""")
+        r = run_cbench(["sweep", path, "--wrk-bin", self.wrk, "--out", out, "--lock-timeout", "600"],
+                       timeout=300)
+        with open(os.path.join(out, os.listdir(out)[0], "points.jsonl")) as f:
+            (point,) = [json.loads(line) for line in f]
+        return point | {"_sweep_rc": r.returncode}
+
+    def test_warm_up_and_post_check(self):
+        for model, hardening, status, warmup_skipped, post_check_kept, failure in self.CASES:
+            with self.subTest(model):
+                p = self.sweep(model)
+                self.assertEqual(p["row"].get("hardening"), hardening)
+                self.assertEqual(p["status"], status, p.get("failure"))
+                self.assertEqual("skipped" in p.get("warmup", {}), warmup_skipped)
+                self.assertEqual(p["commands"]["warmup"] is None, warmup_skipped)
+                self.assertEqual("post_check" in p, post_check_kept)
+                if post_check_kept:
+                    self.assertIn("post-check after the measured run", p["post_check"]["failed"])
+                    self.assertGreater(p["wrk"]["requests"], 0)
+                else:
+                    self.assertIn(failure, p["failure"]["reason"])
+
 if __name__ == "__main__":
     unittest.main()

@@ -122,14 +122,17 @@ PEERS = {
     "ruby-ever": {
         "command": ("ruby", "-I", "$ruby_ext_dir", "$repo/servers/ruby/ever_single.rb",
                     "--host", "$host", "--port", "$port"),
+        "hardening": "replica: not hardened",
     },
     "ruby-ever-workers": {
         "command": ("ruby", "-I", "$ruby_ext_dir", "$repo/servers/ruby/ever_workers.rb",
                     "--host", "$host", "--port", "$port", "--workers", "$threads"),
+        "hardening": "replica: not hardened",
     },
     "ruby-ever-queues": {
         "command": ("ruby", "-I", "$ruby_ext_dir", "$repo/servers/ruby/ever_queues.rb",
                     "--host", "$host", "--port", "$port", "--workers", "$threads"),
+        "hardening": "replica: not hardened",
     },
 }
 
