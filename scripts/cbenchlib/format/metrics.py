@@ -146,6 +146,7 @@ METRICS_NEWER_THAN_REFERENCE_RUNS: tuple[Metric, ...] = (
     _m("derived.server_counts_source", "rusage or proc", "source of the server's CPU and switches", "text"),
     _m("server.rusage", "object", "the server's getrusage over the window", "text",
        producer="run.servercounters: rusage_window"),
+    _counter("gvl_timeslice_yields", "f3"), _counter("pipe_full_writes", "f3"),
 )
 
 BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS + METRICS_NEWER_THAN_REFERENCE_RUNS}

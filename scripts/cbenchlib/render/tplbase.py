@@ -25,7 +25,7 @@ _PATHS = {"rps": "wrk.req_per_s", "cpu": "derived.server_cpu_us_per_req", "user"
 _PATHS.update({name: f"derived.counters_per_req.{counter}" for name, counter in (
     ("dispatches", "dispatches"), ("dup", "duplicate_dispatches"), ("suppressed", "suppressed_duplicates"),
     ("empty_reads", "empty_reads"), ("wakeups", "wakeups"), ("rearms", "rearms"), ("poll_rounds", "poll_rounds"),
-    ("ring_enters", "ring_enters"))})
+    ("ring_enters", "ring_enters"), ("gvl_yields", "gvl_timeslice_yields"), ("pipe_full", "pipe_full_writes"))})
 _RESCALED = {"p99": (1e-3, "ms"), "max": (1e-3, "ms"), "rss_mb": (1.0 / 1024, "f0")}
 METRICS = {name: (m.path,) + _RESCALED.get(name, (100.0 if m.fmt == "pct" else 1.0, m.fmt))
            for name, m in ((name, registry.get(path)) for name, path in _PATHS.items())}
