@@ -148,14 +148,21 @@ def direction_from_verdict(word: str, reason: str, claim: str) -> Score:
     return Score(UNMEASURED, reason)
 
 
+def _unjudged(e: ColumnEffect) -> Score | None:
+    """Why a column's effect cannot be judged (not measured, or no usable interval), else None."""
+    if e.ci is None:
+        return Score(UNMEASURED, e.why)
+    if not e.can or not e.ci.enough_reps:
+        return Score(UNSURE, e.why or f"{e.column}: too few repetitions for an interval")
+    return None
+
+
 def direction_by_column(effects: list[ColumnEffect], direction: str) -> Score:
     """DIRECTION of a scorecard effect: a/b on the claimed side of 1 at every published column."""
     scores = []
     for e in effects:
-        if e.ci is None:
-            scores.append(Score(UNMEASURED, e.why))
-        elif not e.can or not e.ci.enough_reps:
-            scores.append(Score(UNSURE, e.why or f"{e.column}: too few repetitions for an interval"))
+        if _unjudged(e) is not None:
+            scores.append(_unjudged(e))
         elif (e.ci.lo > 1.0 and direction == "greater") or (e.ci.hi < 1.0 and direction == "less"):
             scores.append(Score(YES))
         elif e.ci.lo > 1.0 or e.ci.hi < 1.0:
@@ -172,10 +179,8 @@ def magnitude(effects: list[ColumnEffect]) -> Score:
         return Score(NOT_APPLICABLE, "no published magnitude")
     scores = []
     for e in pairs:
-        if e.ci is None:
-            scores.append(Score(UNMEASURED, e.why))
-        elif not e.can or not e.ci.enough_reps:
-            scores.append(Score(UNSURE, e.why or f"{e.column}: too few repetitions for an interval"))
+        if _unjudged(e) is not None:
+            scores.append(_unjudged(e))
         elif e.ci.lo <= e.published <= e.ci.hi:
             scores.append(Score(YES))
         else:
