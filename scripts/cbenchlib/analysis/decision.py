@@ -29,6 +29,8 @@ from .runload import Cell, Run, RunError, load_run
 from ..format.loadpoint import dig
 
 NOT_YET_RUN = "not yet run"
+# The mechanism column explains a decided comparison; a row that decided nothing explains nothing.
+UNDECIDED_MECHANISM = "— (no cell of this shape decided)"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Cellout:
     word: str | None = None     # families.WINS, EQUIVALENT or UNDECIDED (None: nothing compared)
     best: str | None = None     # the best row's key, winner or not
     value: float | None = None  # its median
+    short: str = ""             # the verdict in one clause with its citation (families.short_text)
 
 
 def _model_rows(run: Run, ld):
@@ -153,7 +156,8 @@ def _winner(run: Run, ld, path: str, verdicts: tuple | None, unit: str, fmt, onl
     top = (max if higher else min)(entries, key=lambda e: e.median)
     margin, margin_text = registry.equivalence_margin(path, top.median, ld.connections)
     ranking = families.rank(entries, higher, margin)
-    return Cellout(families.cell_text(ranking, unit, fmt, margin_text), ranking.word, top.key, top.median)
+    return Cellout(families.cell_text(ranking, unit, fmt, margin_text), ranking.word, top.key, top.median,
+                   families.short_text(ranking, margin_text))
 
 
 def _faster_undeciding(run: Run, ld, verdicts: tuple, than: float | None) -> list[tuple[float, Cell]]:
@@ -194,7 +198,9 @@ def _throughput(run: Run, ld, sh: Shape) -> Cellout:
         why = (f"no row may decide; `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} ran at points where the"
                " load generator may have been the bound")
     cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, "µs server CPU per request", _f2)
-    return Cellout(f"undecided by req/s: {why}. By server CPU per request: {cpu.text}", cpu.word)
+    return Cellout(f"undecided by req/s: {why}. By server CPU per request: {cpu.text}", cpu.word,
+                   short=f"req/s undecided (the load generator may have been the bound); by server CPU per"
+                         f" request: {cpu.short or cpu.text}")
 
 
 def _memory(run: Run, ld, sh: Shape) -> Cellout:
@@ -218,7 +224,7 @@ def _memory(run: Run, ld, sh: Shape) -> Cellout:
     among = (f" (judged among the {len(only)} {rows_reach} the highest req/s,"
              f" {_f0(fastest.median)} of `{fastest.key}`; {left} slower row{'s' if left != 1 else ''} not judged)"
              if left else "")
-    return Cellout(mem.text + among, mem.word, mem.best, mem.value)
+    return Cellout(mem.text + among, mem.word, mem.best, mem.value, mem.short)
 
 
 def _f0(v):
@@ -315,8 +321,10 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
         where = f"`{ld.lid.key}`" + (f" GET `{ld.lid.path}`" if ld.lid.path and ld.lid.path not in ld.lid.key else "")
         thr = Cellout("idle connections serve no requests") if sh.idle else _throughput(run, ld, sh)
         mem = _memory(run, ld, sh)
+        decided = any(w in (families.WINS, families.EQUIVALENT) for w in (thr.word, mem.word))
         row.update(throughput=thr.text, memory=mem.text, words=(thr.word, mem.word), capacity=_capacity(config, root, sh, loader),
-                   run=run.rel_dir(), point=where, mechanism=sh.mechanism + _design_verdicts(run))
+                   run=run.rel_dir(), point=where, shorts=(thr.short or thr.text, mem.short or mem.text),
+                   mechanism=(sh.mechanism if decided else UNDECIDED_MECHANISM) + _design_verdicts(run))
         out.append(row)
     return out
 

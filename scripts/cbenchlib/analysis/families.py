@@ -160,3 +160,28 @@ def cell_text(r: Ranking, unit: str, fmt, margin_text: str) -> str:
     if r.next.word == WINS:
         return f"**{top.family} wins**: {fig}, {vs}{worst}{eq}"
     return f"undecided ({r.next.why}): {top.family} {fig}, {vs}{worst}{eq}"
+
+
+def cite(word: str, ci: stats.RatioCI | None) -> str:
+    """The verdict a comparative sentence rests on, as it cites it: "(wins; 1.12, 95% CI 1.004–1.26)";
+    the interval's confidence is its own (90% for an equivalence)."""
+    if ci is None or ci.lo is None or ci.hi is None:
+        return f"({word}; too few repetitions for an interval)"
+    return (f"({word}; {ci.ratio:.2f}, {ci.confidence * 100:.0f}% CI"
+            f" {stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})")
+
+
+def short_text(r: Ranking, margin_text: str) -> str:
+    """The cell in one clause for the summary: the verdict's words, the rows, and the citation."""
+    top = r.families[0]
+    if r.next is None:
+        return f"{top.family} only (`{top.key}`)"
+    second = r.families[1]
+    if r.next.word == EQUIVALENT:
+        ci = r.next.ci.at_confidence(1.0 - 2.0 * stats.ALPHA)
+        return (f"{top.family} (`{top.key}`) and {second.family} (`{second.key}`) equivalent within"
+                f" {margin_text} {cite(EQUIVALENT, ci)}")
+    if r.next.word == WINS:
+        return f"**{top.family} wins** (`{top.key}`) over {second.family} (`{second.key}`) {cite(WINS, r.next.ci)}"
+    return (f"undecided between {top.family} (`{top.key}`) and {second.family} (`{second.key}`)"
+            f" {cite(UNDECIDED, r.next.ci)}")

@@ -42,9 +42,11 @@ def run_root(args) -> int:
         print("cbench report: --allow-synthetic is for tests on another file; fixtures never go into"
               f" {reportgen.DEFAULT_REPORT}", file=sys.stderr)
         return 2
+    template = args.template or (args.report + ".in")
+    if os.path.exists(template) and not args.out:
+        return run_pages(args, template)
     try:
         config = reportgen.read_config(args.config)
-        template = args.template or (args.report + ".in")
         root = os.path.dirname(os.path.abspath(args.report))
         text = ""
         if os.path.exists(args.report):
@@ -87,6 +89,43 @@ def run_root(args) -> int:
             else "generated from every section's reference run"
         print(f"{args.report}: section {n}: {run_dir}")
     return 0
+
+
+def run_pages(args, template: str) -> int:
+    """REPORT.md (the summary) and its pages under report/, written beside --report; with
+    --check, exit 1 when any of them differs from what would be written."""
+    root = os.path.dirname(os.path.abspath(args.report))
+    try:
+        config = reportgen.read_config(args.config)
+        with open(template, encoding="utf-8") as f:
+            pages = reportgen.render_pages(f.read(), config, args.allow_synthetic, root, os.path.relpath(template))
+    except OSError as exc:
+        print(f"cbench report: {template}: cannot read ({exc.strerror})", file=sys.stderr)
+        return 1
+    except reportgen.ReportError as exc:
+        print(f"cbench report: {exc}", file=sys.stderr)
+        return 1
+    pages[os.path.basename(args.report)] = pages.pop("REPORT.md")
+    stale = [p for p, text in pages.items() if _read(os.path.join(root, p)) != text]
+    if args.check:
+        for p in stale:
+            print(f"cbench report: {p} is out of date; run `cbench report --root`", file=sys.stderr)
+        print(f"{args.report}: {len(pages) - len(stale)} of {len(pages)} pages up to date")
+        return 1 if stale else 0
+    for p in stale:
+        os.makedirs(os.path.dirname(os.path.join(root, p)), exist_ok=True)
+        if write_output("report", os.path.join(root, p), pages[p]):
+            return 1
+    print(f"{args.report}: {len(stale)} of {len(pages)} pages rewritten ({', '.join(stale) or 'none'})")
+    return 0
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def run(args) -> int:

@@ -14,7 +14,7 @@ import tomllib
 from collections import Counter
 
 from ..analysis import decision, design, findings, latencycurve, micro
-from . import crosscheck_table, findingstext, microreport, pubcompare, reporttpl, tables
+from . import crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
 from ..analysis.runload import Run, load_run, RunError
@@ -236,6 +236,21 @@ def render_template(template_text: str, config: dict, allow_synthetic: bool = Fa
         raise ReportError(f"{name}: {exc}")
     check_markers(text, name)
     return regenerate(text, config, allow_synthetic, root), rd
+
+
+def render_pages(template_text: str, config: dict, allow_synthetic: bool = False,
+                 root: str = REPO_ROOT, name: str = "REPORT.md.in") -> dict[str, str]:
+    """{path relative to ROOT: text}: REPORT.md (the summary) and every page under report/, from
+    the full rendering of the template (render_template). Raises ReportError."""
+    full, _ = render_template(template_text, config, allow_synthetic, root, name)
+    pages = reportpages.split(full)
+    pages[f"{reportpages.PAGES_DIR}/replication.md"] = summary.replication_page(root)
+    titles = {p: reportpages.page_title(pages, p) for p in pages}
+    try:
+        head = summary.render(config, root, pages, titles)
+    except RunError as exc:
+        raise ReportError(str(exc))
+    return {"REPORT.md": head, **pages}
 
 
 def regenerate(report_text: str, config: dict, allow_synthetic: bool = False, root: str = REPO_ROOT) -> str:

@@ -31,7 +31,7 @@ from ..analysis import findings
 from ..format import calibration, reportrefs
 from ..analysis.runload import Cell, Run, load_run, RunError
 from .tplbase import METRICS, Claim, TemplateError, Use, unit_suffix, effect, fmt
-from .tplfacts import f_design, f_disturbed, f_env, f_method, f_provenance, f_runref
+from .tplfacts import f_design, f_disturbed, f_disturbed_list, f_env, f_finding, f_method, f_provenance, f_runref
 from .tplsoftirq import f_softirq
 
 
@@ -333,7 +333,8 @@ def f_spread(rd: Renderer, use: Use, section, metric):
 
 FUNCS = {"softirq": f_softirq, "method": f_method, "v": f_v, "diff": f_diff, "range": f_range, "bound": f_bound, "cmp": f_cmp,
          "spread": f_spread, "design": f_design, "env": f_env, "runref": f_runref,
-         "disturbed": f_disturbed, "provenance": f_provenance}
+         "disturbed": f_disturbed, "disturbed_list": f_disturbed_list, "finding": f_finding,
+         "provenance": f_provenance}
 
 
 # ---------------------------------------------------------------- provenance of the set

@@ -4,7 +4,8 @@ Each takes the Renderer (rd), the placeholder's Use and its arguments (reporttpl
 """
 from __future__ import annotations
 
-from ..analysis import stats
+from ..analysis import families, findings, stats
+from ..format import published
 from ..format import metrics as registry
 from ..format.loadpoint import dig
 from .tplbase import Claim, Use
@@ -61,8 +62,32 @@ def f_disturbed(rd, use: Use, section):
                                lambda run: None if not any("DISTURBED" in (p.get("verdict_evidence") or "")
                                                            for p in run.points) else "a point is disturbed"))
         return text
-    return (f"{len(hits)} of {len(r.points)} repetitions were disturbed (" + "; ".join(hits) +
-            "); they are kept and flagged")
+    return (f"{len(hits)} of {len(r.points)} repetitions were disturbed ([list](#disturbed)); they are kept"
+            " and flagged")
+
+
+def f_disturbed_list(rd, use: Use, section):
+    """{{disturbed_list SEC}}: the disturbed repetitions, one line each, under the anchor `disturbed`."""
+    r = rd.run(section)
+    out = ['<a id="disturbed"></a>Disturbed repetitions of the run:', ""]
+    for p in r.points:
+        if "DISTURBED" in (p.get("verdict_evidence") or ""):
+            other = registry.dig(p, "machine.other_cpu_util")
+            share = f", {other * 100:.0f}% of a CPU used by other processes" if isinstance(other, (int, float)) else ""
+            out.append(f"- `{p['row']['key']}` at `{p['load']['key']}` repetition {p.get('rep')}{share}")
+    return "\n".join(out) if len(out) > 2 else "No repetition of the run was disturbed."
+
+
+def f_finding(rd, use: Use, section, table, fid):
+    """{{finding SEC | TABLE | ID}}: a published finding's verdict in the run, with the comparison
+    it rests on (the first decided one, else the first), cited as families.cite does."""
+    an = findings.Analysis(rd.run(section), published.load_published(table))
+    f = next((x for x in an.findings if str(x.fid) == fid), None)
+    if f is None:
+        raise rd.err(f"finding {fid!r} is not declared in results/published/{table}.json")
+    ln = next((x for x in f.lines if x.decision.word != findings.UNDECIDED), f.lines[0] if f.lines else None)
+    cite = families.cite(f.overall.word, ln.decision.ci) if ln is not None else f"({f.overall.word})"
+    return f"finding {f.fid} (\"{f.title}\") is **{f.overall.word}** in this run {cite}"
 
 
 def f_method(rd, use: Use, section):

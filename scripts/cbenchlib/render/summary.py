@@ -1,0 +1,182 @@
+"""REPORT.md as the answer: a summary generated from the reference set, every detail on its own
+page under report/ (reportpages.py).
+
+What was asked; the family-level decision table (analysis/decision.py) with its intervals; the
+reproduction scorecard of the published effects (analysis/scorecard.py) on the Ruby rows and the
+C++ models; each published finding across every run of the scenario the project holds
+(render/replication.py's judging, one run at a time); four charts drawn by `cbench plot` under
+report/charts/; and what this machine cannot answer, from the runs' own verdicts. Every
+comparative clause cites the verdict it rests on (families.cite), and prosecheck.py tests that
+its words agree with it.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from collections import Counter
+
+from ..analysis import decision, families, findings, scorecard
+from ..analysis.runload import Run, load_run
+from ..format import published, reportrefs
+from ..format.published import STACK_CPP, STACK_RUBY
+from . import replication
+from .reportpages import PAGES_DIR
+
+CHARTS = (("decision", "Decision table: the winning family per workload shape, with intervals"),
+          ("reproduction", "Reproduction: each published effect against the measured interval"),
+          ("cost-account", "Cost account: server CPU, system calls and switches per request, per model"),
+          ("latency-load", "Latency against offered load (open loop)"))
+FINDINGS_SECTION = "ever-table"
+PUBLISHED = "ever"
+GENERATOR_BOUND = ("client-bound", "both-saturated")
+
+
+def chart(name: str, title: str) -> str:
+    """An inline image of a chart `cbench plot` draws into report/charts/."""
+    return f"![{title}]({PAGES_DIR}/charts/{name}.png)"
+
+
+def _asked(config: dict, root: str, runs: dict[str, Run]) -> list[str]:
+    envs = {(r.env.get("git_commit") or "?")[:12] for r in runs.values()}
+    machines = {r.machine_line() for r in runs.values()}
+    return ["## What was asked", "",
+            "For the same HTTP workload, how do server concurrency models compare, and why? First: why did"
+            " worker threads make the Ruby servers slower than a single-threaded event loop in the table of"
+            " the Ever gem's README? Every model shares one codec, one handler and byte-identical responses,"
+            " so only the concurrency model differs between rows.", "",
+            f"The reference set: {len(runs)} runs listed in `results/reference-runs.toml`, from commit"
+            f" {', '.join(f'`{e}`' for e in sorted(envs))} on {'; '.join(sorted(machines))}"
+            f" ({len([s for s in config if reportrefs.resolve(config[s], root) is None])} sections not run).", ""]
+
+
+def _decision(config: dict, root: str) -> list[str]:
+    out = ["## Which model for which workload", "",
+           "Families ranked by their best row at each shape's load point; each verdict cites the ratio best / next"
+           " family and its interval (95%; 90% for an equivalence). The mechanism is given only where a cell decided.", ""]
+    for r in decision.rows(config, root):
+        if not r.get("shorts"):
+            out.append(f"- **{r['shape']}**: {r['throughput']}")
+            continue
+        thr, mem = r["shorts"]
+        out += [f"- **{r['shape']}** at {r['point']}:", f"  - Throughput: {thr}.", f"  - Memory: {mem}."]
+        if r["mechanism"] != decision.UNDECIDED_MECHANISM:
+            out.append(f"  - Why: {r['mechanism']}.")
+    return out + ["", chart(*CHARTS[0]), "",
+                  f"Every cell in full, with its rows and runs: [decision table]({PAGES_DIR}/decision.md).", ""]
+
+
+def _score_word(sc: scorecard.Score) -> str:
+    return sc.word if sc.word != scorecard.UNMEASURED else "not measured"
+
+
+def _scorecard(run: Run, pub: published.Published) -> list[str]:
+    scores = scorecard.scorecard(run, pub)
+    out = ["## Reproduction of the published effects", "",
+           f"Each effect of the `{pub.name}` table in the reference run `{run.run_id}`, judged at the published"
+           " table's own path and columns: verdict, then DIRECTION, MAGNITUDE (the published ratio inside the"
+           " measured interval) and TREND.", ""]
+    for s in scorecard.STACK_ORDER:
+        if scorecard.not_measured_everywhere(scores, s):
+            why = next((es.scores[s]["direction"].why for es in scores if es.scores[s]["direction"].why), "")
+            out += [f"On the {findings.STACK_NAMES[s]}: not measured in the reference set ({why}).", ""]
+            continue
+        out += [f"On the {findings.STACK_NAMES[s]}:", "", "| Effect | Verdict | Direction | Magnitude | Trend |",
+                "|---|---|---|---|---|"]
+        for es in scores:
+            cells = [_score_word(es.scores[s][a]) for a in scorecard.ASPECTS]
+            out.append(f"| {es.eid}. {es.title} | {es.verdicts[s] or '—'} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out + [chart(*CHARTS[1]), "",
+                  f"Each cell's reason, what the C++ models do not model, and the published and measured tables:"
+                  f" [findings]({PAGES_DIR}/findings.md).", ""]
+
+
+def replication_runs(root: str, scenario: str = FINDINGS_SECTION) -> list[Run]:
+    """Every non-synthetic run of SCENARIO the project holds under results/runs/, oldest first."""
+    runs = [load_run(d) for d in sorted(glob.glob(os.path.join(root, "results", "runs", f"*-{scenario}")))]
+    return [r for r in runs if not r.synthetic]
+
+
+def _replication(runs: list[Run], pub: published.Published) -> list[str]:
+    analyses = [findings.Analysis(r, pub) for r in runs]
+    out = ["## Replication across the runs the project holds", "",
+           f"Each finding judged alone on each of the {len(runs)} `{FINDINGS_SECTION}` runs (C++ rows, nothing pooled);"
+           " a cell cites the first decided comparison, else the first.", "",
+           "| Finding | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |",
+           "|---" * (len(runs) + 1) + "|"]
+    for k, f0 in enumerate(analyses[0].findings):
+        cells = [_finding_cell(an.findings[k]) for an in analyses]
+        out.append(f"| {f0.fid}. {f0.title} | " + " | ".join(cells) + " |")
+    out += [""] + [f"Run {i + 1}: `{r.run_id}`, {r.machine_line()}." for i, r in enumerate(runs)]
+    return out + ["", f"Every comparison of every run: [replication]({PAGES_DIR}/replication.md).", ""]
+
+
+def _finding_cell(f) -> str:
+    ln = next((x for x in f.lines if x.decision.word != findings.UNDECIDED), f.lines[0] if f.lines else None)
+    if ln is None or ln.decision.ci is None:
+        return f"**{f.overall.word}**"
+    if ln.decision.word == f.overall.word:
+        return f"**{f.overall.word}** {families.cite(ln.decision.word, ln.decision.ci)}"
+    return f"**{f.overall.word}** overall; one comparison {families.cite(ln.decision.word, ln.decision.ci)}"
+
+
+def _costs() -> list[str]:
+    return ["## What each model pays per request, and how latency grows with load", "",
+            chart(*CHARTS[2]), "", chart(*CHARTS[3]), "",
+            f"The figures: [findings]({PAGES_DIR}/findings.md), [latency curve]({PAGES_DIR}/latency-curve.md),"
+            f" [microbenchmarks]({PAGES_DIR}/micro.md).", ""]
+
+
+def _bounds(runs: dict[str, Run], config: dict, root: str) -> list[str]:
+    out = ["## What this machine cannot answer, and why", "",
+           "A req/s figure speaks for the server only where the server was the bound. Share of each reference"
+           " run's repetitions where the load generator's CPU was saturated (client-bound or both-saturated):", ""]
+    for name, r in runs.items():
+        v = Counter(p.get("verdict") or "unclear" for p in r.points if p.get("status", "ok") == "ok")
+        n = sum(v.values())
+        if n:
+            gen = sum(v[x] for x in GENERATOR_BOUND)
+            out.append(f"- `{name}`: {gen} of {n} ({gen / n:.0%}) generator-bound, {v['unclear']} unclear,"
+                       f" {v['server-bound']} server-bound.")
+    undecided = [(r["shape"], w) for r in decision.rows(config, root) for w in r.get("words", ())
+                 if w == families.UNDECIDED]
+    out += ["", f"Decision cells left undecided: {len(undecided)}"
+            + (" (" + "; ".join(sorted({s for s, _ in undecided})) + "); each cell's reason and the repetitions that"
+               f" would decide it are on the [decision page]({PAGES_DIR}/decision.md)." if undecided else "."), ""]
+    return out
+
+
+def reference_runs(config: dict, root: str) -> dict[str, Run]:
+    """{section: Run} of the sections whose run is a run directory (not calibration)."""
+    out = {}
+    for name, sec in config.items():
+        full = reportrefs.resolve(sec, root)
+        if full is not None and os.path.exists(os.path.join(full, "points.jsonl")):
+            out[name] = load_run(full)
+    return out
+
+
+def render(config: dict, root: str, pages: dict[str, str], page_titles: dict[str, str]) -> str:
+    """REPORT.md: the summary, then the list of pages."""
+    runs = reference_runs(config, root)
+    pub = published.load_published(PUBLISHED)
+    out = ["# concurrency-bench: the answer", "",
+           "Generated by `make report` from the reference set (`results/reference-runs.toml`) and `REPORT.md.in`;"
+           " no number in it is typed by hand. Each section's detail is on its own page under `report/`.", ""]
+    out += _asked(config, root, runs)
+    out += _decision(config, root)
+    if FINDINGS_SECTION in runs:
+        out += _scorecard(runs[FINDINGS_SECTION], pub)
+    out += _replication(replication_runs(root), pub)
+    out += _costs()
+    out += _bounds(runs, config, root)
+    out += ["## Every page", ""] + [f"- [{page_titles[p]}]({p})" for p in pages]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def replication_page(root: str) -> str:
+    """report/replication.md: render/replication.py's report over every run of the scenario."""
+    pub = published.load_published(PUBLISHED)
+    body = replication.render_replication(replication_runs(root), pub, heading_level=2)
+    return ("# concurrency-bench report: replication\n\nGenerated by `make report` from every"
+            f" `{FINDINGS_SECTION}` run under `results/runs/`. [Back to the summary](../REPORT.md).\n\n" + body)
