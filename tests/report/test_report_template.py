@@ -116,9 +116,11 @@ class TemplateTest(unittest.TestCase):
         return self.rd.run(section).dir
 
     def test_committed_report_is_rendered_from_the_template(self):
-        new, _ = reportgen.render_template(read(TEMPLATE), self.config)
-        self.assertEqual(new, read(os.path.join(REPO, "REPORT.md")),
-                         "REPORT.md differs from what `make report` renders; run `make report`")
+        pages = reportgen.render_pages(read(TEMPLATE), self.config)
+        for path, text in pages.items():
+            with self.subTest(page=path):
+                self.assertEqual(text, read(os.path.join(REPO, path)),
+                                 f"{path} differs from what `make report` renders; run `make report`")
 
     def test_template_has_no_hand_typed_figure(self):
         text = prose_only(read(TEMPLATE))
