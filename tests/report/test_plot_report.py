@@ -192,8 +192,7 @@ class RootReportTest(unittest.TestCase):
                     "<!-- BEGIN GENERATED: connections -->\n<!-- END GENERATED: connections -->\n")
         rc, out, err = self.root("--allow-synthetic")
         self.assertEqual(rc, 0, err)
-        with open(self.report) as f:
-            text = f.read()
+        text = self.report_pages()  # the summary and its pages under report/
         self.assertRegex(text, r"Single thread: \d+ req/s\.")
         self.assertIn("_Not yet run._", text)
         with open(self.report + ".in", "a") as f:
@@ -202,8 +201,17 @@ class RootReportTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("template line 7", err)
         self.assertIn("no row 'no-such t1'", err)
-        with open(self.report) as f:
-            self.assertEqual(f.read(), text)
+        self.assertEqual(self.report_pages(), text)
+
+    def report_pages(self) -> str:
+        """REPORT.md and every page under report/ beside it, concatenated in name order."""
+        import glob
+        paths = [self.report] + sorted(glob.glob(os.path.join(os.path.dirname(self.report), "report", "*.md")))
+        out = []
+        for p in paths:
+            with open(p, encoding="utf-8") as f:
+                out.append(f.read())
+        return "\n".join(out)
 
 
 class CheckScriptTest(unittest.TestCase):

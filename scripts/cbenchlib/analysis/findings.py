@@ -149,6 +149,12 @@ def _reps_text(n: int | None) -> str:
     return f"about {n} repetitions per row would decide it at the observed effect and spread"
 
 
+def published_path(pub) -> str:
+    """The path of a published table's columns (the first column's; default /)."""
+    cols = (pub.doc.get("columns") or []) if pub is not None else []
+    return (cols[0].get("path") if cols and isinstance(cols[0], dict) else None) or "/"
+
+
 def magnitude_check(ci: stats.RatioCI | None, published: float | None) -> str:
     if published is None:
         return "no published magnitude"
@@ -422,6 +428,10 @@ class Analysis:
                 rps = next((r for r in results if r.spec.metric == "req_per_s"), None)
                 rps_ci = rps.primary.ci if rps is not None and rps.primary is not None else None
                 mag = magnitude_check(rps_ci, pr) if rps is not None else "no published magnitude for these metrics"
+                if pr is not None and sd.primary_path != published_path(self.pub):
+                    mag = (f"published {pr:.2f} is for GET {published_path(self.pub)}, the primary point is GET"
+                           f" {sd.primary_path}: magnitudes are compared only at matching points (the"
+                           " reproduction scorecard compares them on the published path)")
                 f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
                                     decided_spec=by_spec, comp=comp))
         f.overall = combine(f.lines)

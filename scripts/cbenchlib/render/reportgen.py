@@ -247,7 +247,7 @@ def render_pages(template_text: str, config: dict, allow_synthetic: bool = False
     pages[f"{reportpages.PAGES_DIR}/replication.md"] = summary.replication_page(root)
     titles = {p: reportpages.page_title(pages, p) for p in pages}
     try:
-        head = summary.render(config, root, pages, titles)
+        head = summary.render(config, root, pages, titles, allow_synthetic)
     except RunError as exc:
         raise ReportError(str(exc))
     return {"REPORT.md": head, **pages}

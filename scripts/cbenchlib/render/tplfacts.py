@@ -79,15 +79,18 @@ def f_disturbed_list(rd, use: Use, section):
 
 
 def f_finding(rd, use: Use, section, table, fid):
-    """{{finding SEC | TABLE | ID}}: a published finding's verdict in the run, with the comparison
-    it rests on (the first decided one, else the first), cited as families.cite does."""
+    """{{finding SEC | TABLE | ID}}: a published finding's verdict in the run, with each comparison
+    it rests on, cited as families.cite does."""
     an = findings.Analysis(rd.run(section), published.load_published(table))
     f = next((x for x in an.findings if str(x.fid) == fid), None)
     if f is None:
         raise rd.err(f"finding {fid!r} is not declared in results/published/{table}.json")
-    ln = next((x for x in f.lines if x.decision.word != findings.UNDECIDED), f.lines[0] if f.lines else None)
-    cite = families.cite(f.overall.word, ln.decision.ci) if ln is not None else f"({f.overall.word})"
-    return f"finding {f.fid} (\"{f.title}\") is **{f.overall.word}** in this run {cite}"
+    load = f.decl.on_stack(an.stack).primary_load
+    for ln in f.lines:  # every comparison's ratio is printed: each row's figures change the text
+        use.figures.update({(ln.a.key, load), (ln.b.key, load)})
+    each = "; ".join(f"`{ln.a.key}` / `{ln.b.key}` {families.cite(ln.decision.word, ln.decision.ci)}"
+                     for ln in f.lines)
+    return f"finding {f.fid} (\"{f.title}\") is **{f.overall.word}** in this run" + (f", by comparison: {each}" if each else "")
 
 
 def f_method(rd, use: Use, section):
