@@ -147,6 +147,20 @@ class CommittedPagesTest(unittest.TestCase):
             self.assertRegex(head, r"!\[[^\]]*\]\(" + re.escape(c) + r"\)", f"{c} is not shown inline")
         self.assertIn("](report/", text, "REPORT.md links none of its pages")
 
+    def test_mechanism_only_where_the_comparison_decided(self):
+        """report/decision.md: a mechanism is given only beside a cell that decided (a win or an
+        equivalence; memory for idle connections, else throughput), and every such row gives one."""
+        rows = [ln.split(" | ") for ln in _read(os.path.join(REPO, "report", "decision.md")).split("\n")
+                if ln.startswith("| ") and not ln.startswith("| Workload") and ln.count(" | ") >= 6]
+        self.assertTrue(rows, "no decision table rows found")
+        for cols in rows:
+            shape, thr, mem, mech = cols[0][2:], cols[2], cols[3], cols[5]
+            cell = mem if thr.startswith("idle connections") else thr
+            final = cell.split("By server CPU per request:")[-1]
+            decided = "wins**" in final or final.lstrip().split(":")[0].find("equivalent within") >= 0
+            with self.subTest(shape=shape):
+                self.assertEqual(not mech.startswith("—"), decided, f"{shape}: mechanism {mech!r} beside {final[:120]!r}")
+
     def test_every_linked_page_exists(self):
         text = _read(os.path.join(REPO, "REPORT.md"))
         for target in re.findall(r"(?<!!)\[[^\]]*\]\((report/[^)#]+)", text):

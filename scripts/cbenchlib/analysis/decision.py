@@ -30,7 +30,7 @@ from ..format.loadpoint import dig
 
 NOT_YET_RUN = "not yet run"
 # The mechanism column explains a decided comparison; a row that decided nothing explains nothing.
-UNDECIDED_MECHANISM = "— (no cell of this shape decided)"
+UNDECIDED_MECHANISM = "— (the comparison it would explain did not decide)"
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,8 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
         where = f"`{ld.lid.key}`" + (f" GET `{ld.lid.path}`" if ld.lid.path and ld.lid.path not in ld.lid.key else "")
         thr = Cellout("idle connections serve no requests") if sh.idle else _throughput(run, ld, sh)
         mem = _memory(run, ld, sh)
-        decided = any(w in (families.WINS, families.EQUIVALENT) for w in (thr.word, mem.word))
+        # The mechanism explains what the shape is about: throughput, or memory for idle connections.
+        decided = (mem.word if sh.idle else thr.word) in (families.WINS, families.EQUIVALENT)
         row.update(throughput=thr.text, memory=mem.text, words=(thr.word, mem.word), capacity=_capacity(config, root, sh, loader),
                    run=run.rel_dir(), point=where, shorts=(thr.short or thr.text, mem.short or mem.text),
                    mechanism=(sh.mechanism if decided else UNDECIDED_MECHANISM) + _design_verdicts(run))

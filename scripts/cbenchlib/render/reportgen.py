@@ -81,8 +81,9 @@ def chart_links(run: Run, link_prefix: str = "") -> list[str]:
         svg = next((f for f in w["files"] if f.endswith(".svg")), None)
         if png:
             out.append(f"- [{w['title']}]({link_prefix}{png})" + (f" ([SVG]({link_prefix}{svg}))" if svg else ""))
-    for s in idx.get("skipped", []):
-        out.append(f"- not drawn: {s['name']}: {s['reason']}")
+    skipped = idx.get("skipped", [])
+    if skipped:  # one line, however many: why a chart is missing is detail, not a list to scroll
+        out.append(f"- not drawn ({len(skipped)}): " + "; ".join(f"`{s['name']}` ({s['reason']})" for s in skipped) + ".")
     return out
 
 

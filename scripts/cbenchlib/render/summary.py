@@ -39,6 +39,7 @@ def chart(name: str, title: str) -> str:
 def _asked(config: dict, root: str, runs: dict[str, Run]) -> list[str]:
     envs = {(r.env.get("git_commit") or "?")[:12] for r in runs.values()}
     machines = {r.machine_line() for r in runs.values()}
+    missing = [s for s in config if reportrefs.resolve(config[s], root) is None]
     return ["## What was asked", "",
             "For the same HTTP workload, how do server concurrency models compare, and why? First: why did"
             " worker threads make the Ruby servers slower than a single-threaded event loop in the table of"
@@ -46,7 +47,7 @@ def _asked(config: dict, root: str, runs: dict[str, Run]) -> list[str]:
             " so only the concurrency model differs between rows.", "",
             f"The reference set: {len(runs)} runs listed in `results/reference-runs.toml`, from commit"
             f" {', '.join(f'`{e}`' for e in sorted(envs))} on {'; '.join(sorted(machines))}"
-            f" ({len([s for s in config if reportrefs.resolve(config[s], root) is None])} sections not run).", ""]
+            + (f"; not run: {', '.join(f'`{s}`' for s in missing)}." if missing else "."), ""]
 
 
 def _decision(config: dict, root: str, allow_synthetic: bool) -> list[str]:
@@ -59,7 +60,7 @@ def _decision(config: dict, root: str, allow_synthetic: bool) -> list[str]:
             continue
         thr, mem = r["shorts"]
         out += [f"- **{r['shape']}** at {r['point']}:", f"  - Throughput: {thr}.", f"  - Memory: {mem}."]
-        if r["mechanism"] != decision.UNDECIDED_MECHANISM:
+        if not r["mechanism"].startswith(decision.UNDECIDED_MECHANISM):
             out.append(f"  - Why: {r['mechanism']}.")
     return out + ["", f"Every cell in full, with its rows and runs: [decision table]({PAGES_DIR}/decision.md).", ""]
 
