@@ -16,7 +16,7 @@ help:
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
 	@echo "make reproduce-all  every scenario's reference sweep, cbench micro and calibrate from this clean commit (prints its expected time first), then make report"
-	@echo "make report     render REPORT.md from REPORT.md.in and the reference runs (results/reference-runs.toml)"
+	@echo "make report     render REPORT.md (the summary) and its pages under report/ from REPORT.md.in and the reference runs (results/reference-runs.toml)"
 	@echo "make test-multihost  server and wrk in two network namespaces (skipped where they cannot be made)"
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
 	@echo "make test-tsan  TSan build (build-tsan): unit tests and the conformance gate, every variant"

@@ -1,4 +1,5 @@
-"""`cbench report RUN`: write RUN/report.md; `cbench report --root`: regenerate REPORT.md's marked sections.
+"""`cbench report RUN`: write RUN/report.md; `cbench report --root`: regenerate REPORT.md (the summary)
+and its pages under report/ from REPORT.md.in (without a template, only REPORT.md's marked sections).
 
 Reads results only (plots a run's charts first when they are missing, which also only reads).
 """
@@ -18,7 +19,7 @@ def add_arguments(parser) -> None:
                         help="latency statistic in the tables (default: max, as published)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw missing charts")
     parser.add_argument("--root", action="store_true",
-                        help="regenerate the marked sections of REPORT.md from results/reference-runs.toml")
+                        help="regenerate REPORT.md and report/*.md from REPORT.md.in and results/reference-runs.toml")
     parser.add_argument("--config", default=reportgen.DEFAULT_CONFIG,
                         help="with --root: section -> run directory map (default: results/reference-runs.toml)")
     parser.add_argument("--report", default=reportgen.DEFAULT_REPORT,
@@ -27,7 +28,7 @@ def add_arguments(parser) -> None:
                         help="with --root: the template to render (default: REPORT.md.in beside the report"
                              " when it exists; without one, only the marked sections are regenerated)")
     parser.add_argument("-o", "--output", metavar="FILE", dest="out", default=None,
-                        help="with --root: write the rendered report to FILE instead of --report (its links"
+                        help="with --root: write the whole rendering, as one file, to FILE instead of the pages (its links"
                              " stay relative to --report's directory); for looking at a render without"
                              " changing REPORT.md")
     alias(parser, "--out", "out")  # the old spelling: --out names a directory in every other verb
