@@ -12,8 +12,12 @@ were taken at (-t1 -c1: one connection, one request at a time, as `cbench costs`
 
 The prices of system calls and switches come from the microbenchmarks (`micro_prices`, from a
 `cbench micro` run); the instruction price is the least-squares fit (scipy.optimize.lsq_linear,
-non-negative, no intercept) of what the rows' CPU leaves once their system calls and switches
-are paid. A second fit (`free_fit`) lets all three prices float, as a check of the micro prices:
+non-negative) of what the rows' CPU leaves once their system calls and switches are paid. By
+default the fit has a second term, a base cost per request common to every row: the kernel work
+a request costs beyond the micro prices (the micro prices a system call on a socket pair, not
+TCP over loopback with the peer's wake-up on the other CPU), which would otherwise be charged to
+instructions and make their price meaningless. `with_base=False` fits the instruction price
+alone. A second fit (`free_fit`) lets all three prices float, as a check of the micro prices:
 where it disagrees, the residuals say which rows pull it.
 """
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Prices:
     syscall_us: dict
     switch_us: float
     instr_us: float | None = None
+    base_us: float | None = None   # per request, every row alike; None: fitted (0.0: none)
     sources: dict = field(default_factory=dict)
 
     def syscall(self, name: str) -> float:
@@ -62,11 +67,12 @@ class Line:
     instr_part_us: float | None = None
     syscall_part_us: float | None = None
     switch_part_us: float | None = None
+    base_part_us: float = 0.0
 
     @property
     def account_us(self) -> float | None:
         parts = (self.instr_part_us, self.syscall_part_us, self.switch_part_us)
-        return None if None in parts else sum(parts)
+        return None if None in parts else sum(parts) + self.base_part_us
 
     @property
     def residual_us(self) -> float | None:
@@ -120,15 +126,17 @@ def _fixed_part(line: Line, prices: Prices) -> tuple[float, float]:
     return sys_us, line.switches * prices.switch_us
 
 
-def fit_instruction_price(rows: list[Line], prices: Prices) -> float:
-    """The non-negative instruction price (us) minimising the squared residuals of the complete
-    rows, with system calls and switches at their micro prices. ValueError with no complete row."""
+def fit_instruction_price(rows: list[Line], prices: Prices, with_base: bool = True) -> tuple[float, float]:
+    """(instruction price, base per request) in us, non-negative, minimising the squared residuals
+    of the complete rows with system calls and switches at PRICES; the base is 0.0 unless
+    WITH_BASE. ValueError with too few complete rows."""
     ok = [ln for ln in rows if ln.complete]
-    if not ok:
-        raise ValueError("no row has both its counts and a measured CPU per request")
-    a = np.array([[ln.instructions] for ln in ok], dtype=float)
+    if len(ok) < (2 if with_base else 1):
+        raise ValueError(f"{len(ok)} rows have both their counts and a measured CPU per request: too few to fit")
+    a = np.array([[ln.instructions] + ([1.0] if with_base else []) for ln in ok], dtype=float)
     b = np.array([ln.measured_us - sum(_fixed_part(ln, prices)) for ln in ok], dtype=float)
-    return float(lsq_linear(a, b, bounds=(0.0, np.inf)).x[0])
+    x = lsq_linear(a, b, bounds=(0.0, np.inf)).x
+    return float(x[0]), float(x[1]) if with_base else 0.0
 
 
 def free_fit(rows: list[Line]) -> tuple[float, float, float]:
@@ -144,12 +152,19 @@ def free_fit(rows: list[Line]) -> tuple[float, float, float]:
 
 
 def account(records: list[dict], measured: dict[str, float], prices: Prices) -> tuple[list[Line], Prices]:
-    """The lines priced, and PRICES with the fitted instruction price (unless PRICES has one)."""
+    """The lines priced, and PRICES with the fitted instruction price and base (those it lacks:
+    instr_us None is fitted; base_us None is fitted with it, 0.0 means no base)."""
     rows = lines(records, measured)
     if prices.instr_us is None:
-        prices.instr_us = fit_instruction_price(rows, prices)
-        prices.sources["instruction"] = f"least-squares fit over {sum(ln.complete for ln in rows)} rows"
+        n = sum(ln.complete for ln in rows)
+        prices.instr_us, base = fit_instruction_price(rows, prices, with_base=prices.base_us is None)
+        what = "instruction price and base per request" if prices.base_us is None else "instruction price"
+        prices.sources["instruction"] = f"least-squares fit of the {what} over {n} rows"
+        if prices.base_us is None:
+            prices.base_us = base
+            prices.sources["base"] = prices.sources["instruction"]
     for ln in rows:
+        ln.base_part_us = prices.base_us or 0.0
         if ln.instructions is not None:
             ln.instr_part_us = ln.instructions * prices.instr_us
         if ln.syscalls and ln.switches is not None:
