@@ -153,15 +153,27 @@ def _models(noise=None):
 
 
 class Account(unittest.TestCase):
-    def test_fit_recovers_the_instruction_price_and_leaves_no_residual(self):
+    def test_fit_recovers_the_instruction_price_and_the_base(self):
+        for base in (0.0, 12.0):
+            with self.subTest(base=base):
+                recs, measured = _models()
+                measured = {k: v + base for k, v in measured.items()}
+                rows, prices = costaccount.account(recs, measured, costaccount.Prices(dict(TRUE.syscall_us),
+                                                                                      TRUE.switch_us))
+                self.assertAlmostEqual(prices.instr_us / TRUE_INSTR_US, 1.0, places=5)
+                self.assertAlmostEqual(prices.base_us, base, places=5)
+                for ln in rows:
+                    self.assertAlmostEqual(ln.residual_us, 0.0, places=5)
+                    self.assertAlmostEqual(ln.instr_part_us + ln.syscall_part_us + ln.switch_part_us + ln.base_part_us,
+                                           ln.account_us)
+
+    def test_fit_without_a_base(self):
         recs, measured = _models()
-        prices = costaccount.Prices(dict(TRUE.syscall_us), TRUE.switch_us)
+        prices = costaccount.Prices(dict(TRUE.syscall_us), TRUE.switch_us, base_us=0.0)
         rows, prices = costaccount.account(recs, measured, prices)
-        self.assertAlmostEqual(prices.instr_us, TRUE_INSTR_US, places=10)
-        for ln in rows:
-            with self.subTest(ln.key):
-                self.assertAlmostEqual(ln.residual_us, 0.0, places=9)
-                self.assertAlmostEqual(ln.instr_part_us + ln.syscall_part_us + ln.switch_part_us, measured[ln.key])
+        self.assertAlmostEqual(prices.instr_us / TRUE_INSTR_US, 1.0, places=6)
+        self.assertEqual(prices.base_us, 0.0)
+        self.assertTrue(all(ln.base_part_us == 0.0 for ln in rows))
 
     def test_arithmetic_of_one_line(self):
         recs, measured = _models()
@@ -176,10 +188,11 @@ class Account(unittest.TestCase):
     def test_noise_lands_in_the_residuals_of_a_least_squares_fit(self):
         noise = [0.3, -0.2, 0.1, -0.4, 0.2]
         recs, measured = _models(noise)
-        rows, prices = costaccount.account(recs, measured, costaccount.Prices(dict(TRUE.syscall_us), TRUE.switch_us))
+        rows, prices = costaccount.account(recs, measured,
+                                           costaccount.Prices(dict(TRUE.syscall_us), TRUE.switch_us, base_us=0.0))
         instr = np.array([m[1] for m in MODELS], dtype=float)
         want = TRUE_INSTR_US + float(instr @ np.array(noise)) / float(instr @ instr)  # normal equation, one price
-        self.assertAlmostEqual(prices.instr_us, want, places=10)
+        self.assertAlmostEqual(prices.instr_us / want, 1.0, places=6)
         self.assertAlmostEqual(sum(ln.residual_us * ln.instructions for ln in rows), 0.0, places=6)
 
     def test_free_fit_recovers_all_three_prices(self):
@@ -198,14 +211,15 @@ class Account(unittest.TestCase):
         del measured["uring t1"]
         recs[0]["derived"]["instructions_per_req"] = None
         rows, prices = costaccount.account(recs, measured, costaccount.Prices(dict(TRUE.syscall_us), TRUE.switch_us))
-        self.assertAlmostEqual(prices.instr_us, TRUE_INSTR_US, places=10)
+        self.assertAlmostEqual(prices.instr_us / TRUE_INSTR_US, 1.0, places=5)
         by = {ln.key: ln for ln in rows}
         self.assertIsNone(by["uring t1"].residual_us)
         self.assertIsNone(by["reactor t1"].account_us)
         text = account_text.account_table(rows)
         self.assertIn("| uring t1 | n/a |", text)
-        with self.assertRaisesRegex(ValueError, "no row"):
-            costaccount.fit_instruction_price([], TRUE)
+        for with_base, rows_given in ((False, []), (True, rows[1:2])):
+            with self.assertRaisesRegex(ValueError, "too few"):
+                costaccount.fit_instruction_price(rows_given, TRUE, with_base)
 
     def test_micro_prices(self):
         ns = {costaccount.WRITE_READ: 3000.0, costaccount.EPOLL_ROUND: 4000.0, costaccount.FUTEX_ROUND_TRIP: 5000.0}

@@ -31,7 +31,7 @@ from ..format import resultio, runlogs, serverlist
 from ..format.paths import REPO_ROOT
 from ..render import costaccount as account_text
 from ..run import benchlock, costs, envinfo
-from .common import err, repo_relative, write_output
+from .common import CONNECTIONS, THREADS, err, repo_relative, write_output
 
 DEFAULT_LOAD = "-t1 -c1"  # the load the counts are taken at: one connection, one request at a time
 
@@ -40,11 +40,11 @@ def add_arguments(p) -> None:
     p.add_argument("--server-bin", default=os.path.join(REPO_ROOT, "build", "cbench-server"),
                    help="the cbench-server binary (default: build/cbench-server)")
     p.add_argument("--models", metavar="LIST", help="comma-separated models (default: every one in --list)")
-    p.add_argument("--threads", type=int, default=1, help="server --threads for --models (default 1)")
+    p.add_argument("--threads", type=THREADS, default=1, help="server --threads for --models (default 1)")
     p.add_argument("--rows-from", metavar="RUN", help="also measure the model and instrument rows of this run")
     p.add_argument("--requests", default=",".join(map(str, costs_format.DEFAULT_REQUESTS)), metavar="N1,N2",
                    help="the two request counts differenced (default %(default)s)")
-    p.add_argument("--connections", type=int, default=1, help="keep-alive connections, used in turn (default 1)")
+    p.add_argument("--connections", type=CONNECTIONS, default=1, help="keep-alive connections, used in turn (default 1)")
     p.add_argument("--repeat", action="store_true", help="count instructions twice, to show their repeatability")
     p.add_argument("--cpus", default="0", help="CPU list of the plain run that counts switches (default 0)")
     p.add_argument("--out", metavar="DIR", default=os.path.join(REPO_ROOT, "results", "runs"),

@@ -43,18 +43,22 @@ def prices_text(prices: costaccount.Prices) -> str:
         label = "any other system call" if name == costaccount.DEFAULT_PRICE else name
         out.append(f"- {label}: {us:.3f} us ({prices.sources.get(name, 'given')})")
     out.append(f"- context switch: {prices.switch_us:.3f} us ({prices.sources.get('switch', 'given')})")
+    if prices.base_us:
+        out.append(f"- base, every request of every row: {prices.base_us:.3f} us ({prices.sources.get('base', 'given')}):"
+                   " the kernel work of a request over TCP loopback that a socket pair's system calls do not price")
     return "\n".join(out) + "\n"
 
 
 def account_table(rows: list[costaccount.Line]) -> str:
     """measured = instructions + system calls + switches + residual, in us per request, per row."""
-    out = ["| Row | measured CPU us/req | instructions | system calls | switches | account | residual "
-           "| residual % |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| Row | measured CPU us/req | instructions | system calls | switches | base | account | residual "
+           "| residual % |", "|---|---|---|---|---|---|---|---|---|"]
     for ln in rows:
         res_pct = (None if ln.residual_us is None or not ln.measured_us
                    else 100.0 * ln.residual_us / ln.measured_us)
         out.append(f"| {ln.key} | {_f(ln.measured_us, '.2f')} | {_f(ln.instr_part_us, '.2f')} "
-                   f"| {_f(ln.syscall_part_us, '.2f')} | {_f(ln.switch_part_us, '.2f')} | {_f(ln.account_us, '.2f')} "
+                   f"| {_f(ln.syscall_part_us, '.2f')} | {_f(ln.switch_part_us, '.2f')} | {ln.base_part_us:.2f} "
+                   f"| {_f(ln.account_us, '.2f')} "
                    f"| {_f(ln.residual_us, '+.2f')} | {_f(res_pct, '+.0f')} |")
     return "\n".join(out) + "\n"
 
@@ -76,7 +80,8 @@ def report(records: list[dict], rows: list[costaccount.Line] | None, prices: cos
     if rows is None or prices is None:
         return text
     text += (f"\n## Cost account{(' of ' + source) if source else ''}\n\n"
-             "Each row's measured server CPU per request as instructions, system calls (by type) and "
-             "context switches at the prices below; the residual is what the three do not explain.\n\n"
+             "Each row's measured server CPU per request (the median over its repetitions) as instructions, "
+             "system calls (by type) and context switches, each count per request times its price below, plus "
+             "the base; the residual is what they do not explain. Every figure is in us per request.\n\n"
              + prices_text(prices) + "\n" + account_table(rows) + "\n" + free_fit_text(rows))
     return text
