@@ -221,6 +221,18 @@ class Account(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, "too few"):
                 costaccount.fit_instruction_price(rows_given, TRUE, with_base)
 
+    def test_counts_from_points_scale_the_type_mix(self):
+        recs, measured = _models()
+        counts = {"pool t1": (5.0, 0.5)}  # half the costs run's 10 calls; 0.5 switches
+        rows = {ln.key: ln for ln in costaccount.lines(recs, measured, counts)}
+        pool = rows["pool t1"]
+        self.assertEqual(pool.syscalls, {"epoll_wait": 1.5, "futex": 1.5, "epoll_ctl": 1.0, "read": 1.0})
+        self.assertEqual(pool.switches, 0.5)
+        self.assertFalse(rows["reactor t1"].complete)  # no point counts: not fitted, shown n/a
+        pts = [{"row": {"key": "a"}, "load": {"key": "L"}, "status": "ok",
+                "derived": {"syscalls_per_req": v, "ctx_switches_per_req": v / 10}} for v in (2.0, 4.0, 3.0)]
+        self.assertEqual(costaccount.measured_counts(pts, "L"), {"a": (3.0, 0.3)})
+
     def test_micro_prices(self):
         ns = {costaccount.WRITE_READ: 3000.0, costaccount.EPOLL_ROUND: 4000.0, costaccount.FUTEX_ROUND_TRIP: 5000.0}
         p = costaccount.micro_prices(ns)

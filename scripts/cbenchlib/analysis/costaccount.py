@@ -111,13 +111,37 @@ def measured_cpu(points: list[dict], load_key: str) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in by.items()}
 
 
-def lines(records: list[dict], measured: dict[str, float]) -> list[Line]:
-    """One Line per costs record, in record order, with the measured CPU of its row key (None if absent)."""
+def measured_counts(points: list[dict], load_key: str) -> dict[str, tuple[float, float]]:
+    """{row key: (system calls, context switches) per request}, medians over the ok points of
+    LOAD_KEY that recorded both: the counts at a load other than the costs run's."""
+    by: dict[str, list[tuple[float, float]]] = {}
+    for p in points:
+        if (p.get("load") or {}).get("key") != load_key or p.get("status") != "ok":
+            continue
+        sc, sw = metrics.dig(p, "derived.syscalls_per_req"), metrics.dig(p, SWITCHES_PATH)
+        if isinstance(sc, (int, float)) and isinstance(sw, (int, float)):
+            by.setdefault(p["row"]["key"], []).append((float(sc), float(sw)))
+    return {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in by.items()}
+
+
+def lines(records: list[dict], measured: dict[str, float],
+          counts: dict[str, tuple[float, float]] | None = None) -> list[Line]:
+    """One Line per costs record, in record order, with the measured CPU of its row key (None if
+    absent). With COUNTS (measured_counts), a row's system calls and switches are those of the
+    measured points, the calls split by type in the costs run's proportions."""
     out = []
     for r in records:
         key = r["row"]["key"]
-        out.append(Line(key, measured.get(key), metrics.dig(r, INSTR_PATH),
-                        metrics.dig(r, SYSCALLS_BY_TYPE_PATH) or {}, metrics.dig(r, SWITCHES_PATH)))
+        by_type = dict(metrics.dig(r, SYSCALLS_BY_TYPE_PATH) or {})
+        switches = metrics.dig(r, SWITCHES_PATH)
+        if counts is not None:
+            total = sum(by_type.values())
+            if key in counts and total > 0:
+                by_type = {name: n * counts[key][0] / total for name, n in by_type.items()}
+                switches = counts[key][1]
+            else:
+                by_type, switches = {}, None
+        out.append(Line(key, measured.get(key), metrics.dig(r, INSTR_PATH), by_type, switches))
     return out
 
 
@@ -151,10 +175,11 @@ def free_fit(rows: list[Line]) -> tuple[float, float, float]:
     return float(x[0]), float(x[1]), float(x[2])
 
 
-def account(records: list[dict], measured: dict[str, float], prices: Prices) -> tuple[list[Line], Prices]:
+def account(records: list[dict], measured: dict[str, float], prices: Prices,
+            counts: dict[str, tuple[float, float]] | None = None) -> tuple[list[Line], Prices]:
     """The lines priced, and PRICES with the fitted instruction price and base (those it lacks:
-    instr_us None is fitted; base_us None is fitted with it, 0.0 means no base)."""
-    rows = lines(records, measured)
+    instr_us None is fitted; base_us None is fitted with it, 0.0 means no base). COUNTS: as lines."""
+    rows = lines(records, measured, counts)
     if prices.instr_us is None:
         n = sum(ln.complete for ln in rows)
         prices.instr_us, base = fit_instruction_price(rows, prices, with_base=prices.base_us is None)

@@ -55,6 +55,9 @@ def add_arguments(p) -> None:
     p.add_argument("--cpu-from", metavar="RUN", help="the sweep run whose server CPU per request is accounted for")
     p.add_argument("--micro", metavar="RUN", help="the `cbench micro` run that prices system calls and switches")
     p.add_argument("--load", default=DEFAULT_LOAD, help=f"the load column of --cpu-from (default {DEFAULT_LOAD!r})")
+    p.add_argument("--counts-from-points", action="store_true",
+                   help="system calls and switches per request from --cpu-from's points at --load (the calls split by"
+                        " type as the costs run found them), for a load other than the costs run's one connection")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the text to FILE")
 
 
@@ -93,7 +96,8 @@ def _tool_version(argv: list[str]) -> str | None:
     return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else None
 
 
-def _account(records: list[dict], cpu_run: str, micro_run: str, load: str) -> tuple[list, object, str]:
+def _account(records: list[dict], cpu_run: str, micro_run: str, load: str,
+             counts_from_points: bool = False) -> tuple[list, object, str]:
     run = runload.load_run(cpu_run)
     measured = costaccount.measured_cpu(run.points, load)
     if not measured:
@@ -103,8 +107,10 @@ def _account(records: list[dict], cpu_run: str, micro_run: str, load: str) -> tu
         mmeta = json.load(f)
     ns = {b.run_name: b.ns_per_op for s in micro.load_subjects(mdir, mmeta) for b in s.benches}
     prices = costaccount.micro_prices(ns)
-    rows, prices = costaccount.account(records, measured, prices)
-    source = f"{run.run_id} at {load}, priced by {os.path.basename(mdir)}"
+    counts = costaccount.measured_counts(run.points, load) if counts_from_points else None
+    rows, prices = costaccount.account(records, measured, prices, counts)
+    source = (f"{run.run_id} at {load}, priced by {os.path.basename(mdir)}"
+              + (f"; system calls and switches from {run.run_id}'s points" if counts_from_points else ""))
     return rows, prices, source
 
 
@@ -168,7 +174,8 @@ def _measure(args, rows: list[dict], counts: tuple[int, int]) -> int:
     text = account_text.report(records, None, None)
     if args.cpu_from:
         try:
-            lines, prices, source = _account(records, args.cpu_from, args.micro, args.load)
+            lines, prices, source = _account(records, args.cpu_from, args.micro, args.load,
+                                             args.counts_from_points)
         except (OSError, ValueError, KeyError, runload.RunError) as exc:
             print(f"cbench costs: no account: {exc}", file=sys.stderr)
             lines, prices, source = None, None, ""
@@ -195,7 +202,7 @@ def _print_account(args) -> int:
         return _err("--account needs --cpu-from RUN and --micro RUN")
     try:
         _meta, records = costs_format.read_run(runload.resolve_run_dir(args.account))
-        lines, prices, source = _account(records, args.cpu_from, args.micro, args.load)
+        lines, prices, source = _account(records, args.cpu_from, args.micro, args.load, args.counts_from_points)
     except (OSError, ValueError, KeyError, runload.RunError) as exc:
         print(f"cbench costs: {exc}", file=sys.stderr)
         return 1

@@ -37,8 +37,10 @@ def counts_table(records: list[dict]) -> str:
 
 def prices_text(prices: costaccount.Prices) -> str:
     """The prices and where each came from, one bullet each."""
-    out = [f"- instruction: {_f(prices.instr_us and prices.instr_us * 1000, '.4f')} ns "
-           f"({prices.sources.get('instruction', 'given')})"]
+    instr_ns = None if prices.instr_us is None else prices.instr_us * 1000
+    out = [f"- instruction: {_f(instr_ns, '.4f')} ns ({prices.sources.get('instruction', 'given')})"
+           + (": at its bound; the rows' CPU does not rise with their instruction counts at this load, so"
+              " instructions explain none of it here" if instr_ns == 0 else "")]
     for name, us in sorted(prices.syscall_us.items()):
         label = "any other system call" if name == costaccount.DEFAULT_PRICE else name
         out.append(f"- {label}: {us:.3f} us ({prices.sources.get(name, 'given')})")
