@@ -73,7 +73,7 @@ def _rows(args) -> list[dict]:
         names = sorted(serverlist.query(args.server_bin))
     rows = [{"model": m, "threads": args.threads, "kind": "model"} for m in names]
     if args.rows_from:
-        run = runload.load_run(args.rows_from)
+        run = runload.load_run(_run_dir(args.rows_from))
         for p in run.points:
             r = p["row"]
             if r.get("kind") in ("model", "instrument") and not r.get("binary") and not r.get("processes"):
@@ -96,13 +96,20 @@ def _tool_version(argv: list[str]) -> str | None:
     return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else None
 
 
+def _run_dir(arg: str) -> str:
+    """A run directory: a path (with a directory part) only as given, else a run id under results/runs."""
+    if os.sep in arg and not os.path.isdir(arg):
+        raise runload.RunError(f"{arg}: no such run directory")
+    return runload.resolve_run_dir(arg)
+
+
 def _account(records: list[dict], cpu_run: str, micro_run: str, load: str,
              counts_from_points: bool = False) -> tuple[list, object, str]:
-    run = runload.load_run(cpu_run)
+    run = runload.load_run(_run_dir(cpu_run))
     measured = costaccount.measured_cpu(run.points, load)
     if not measured:
         raise ValueError(f"{cpu_run} has no ok point at load {load!r}")
-    mdir = runload.resolve_run_dir(micro_run)
+    mdir = _run_dir(micro_run)
     with open(os.path.join(mdir, "meta.json"), encoding="utf-8") as f:
         mmeta = json.load(f)
     ns = {b.run_name: b.ns_per_op for s in micro.load_subjects(mdir, mmeta) for b in s.benches}
@@ -201,7 +208,7 @@ def _print_account(args) -> int:
     if not (args.cpu_from and args.micro):
         return _err("--account needs --cpu-from RUN and --micro RUN")
     try:
-        _meta, records = costs_format.read_run(runload.resolve_run_dir(args.account))
+        _meta, records = costs_format.read_run(_run_dir(args.account))
         lines, prices, source = _account(records, args.cpu_from, args.micro, args.load, args.counts_from_points)
     except (OSError, ValueError, KeyError, runload.RunError) as exc:
         print(f"cbench costs: {exc}", file=sys.stderr)
