@@ -26,6 +26,8 @@ PACKAGES=(
   procps              # ps, for orphan checks in tests
   util-linux          # taskset (CPU pinning)
   linux-perf          # perf stat: exact system-call counts per request (optional at run time)
+  valgrind            # cbench costs: user instructions per request (callgrind), deterministic
+  strace              # cbench costs: system calls per request by type (strace -f -c)
   liburing-dev        # io-uring model and the floor's io-uring mode: liburing 2.3
   nginx-light         # peer row `nginx`: the harness writes its config and runs it per point
   h2o                 # peer row `h2o`: likewise

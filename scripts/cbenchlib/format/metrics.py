@@ -149,7 +149,21 @@ METRICS_NEWER_THAN_REFERENCE_RUNS: tuple[Metric, ...] = (
     _counter("gvl_timeslice_yields", "f3"), _counter("pipe_full_writes", "f3"),
 )
 
-BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS + METRICS_NEWER_THAN_REFERENCE_RUNS}
+# Deterministic costs per request, in the records of a costs run (format/costs.py, `cbench costs`),
+# not in points: counted under callgrind and strace over a fixed number of requests, they repeat
+# within a fraction of a percent, so a regression gate can judge a 1% change on them where wall time
+# cannot. `dig` reads them from a costs record as from a point. derived.syscalls_per_req and
+# derived.ctx_switches_per_req keep the points' paths (same meaning and unit, counted exactly).
+_COSTS = "format.costs: derive"
+COSTS_METRICS: tuple[Metric, ...] = (
+    _m("derived.instructions_per_req", "instructions/request", "user instructions/request (callgrind)", "f0",
+       LOWER, producer=_COSTS, margin=(1.0, None, "callgrind counts repeat within 0.1%: a 1% change is real,"
+                                       " though a user would not feel it")),
+    _m("derived.syscalls_by_type_per_req", "count/request by system call", "system calls/request by type",
+       "text", producer=_COSTS),
+)
+
+BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS + METRICS_NEWER_THAN_REFERENCE_RUNS + COSTS_METRICS}
 
 # name a declaration may use -> (label, why no producer writes it)
 NOT_MEASURED = {
