@@ -177,6 +177,20 @@ class ScorecardOnRunsTest(unittest.TestCase):
                 self.assertIn("jobs popped 2.0, 2.0, 2.0, 2.0", line)
                 self.assertNotIn("\n", line)
 
+    def test_counters_line_says_whether_the_pipe_filled(self):
+        """4 workers at 8000 req/s for 2 s: 16000 requests; 1 byte left unread per request fills no
+        64 KiB pipe, 5 bytes (80000) fill it at every column."""
+        for unread, want in [(1.0, "did not fill within any measured window (at most 16,"),
+                             (5.0, "filled within the window at -t2 -c10, -t4 -c64, -t8 -c256, -t8 -c1024")]:
+            with self.subTest(unread=unread):
+                rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000}
+                counters = {("nio4r 4 worker threads", "ruby"): [
+                    {"dispatches": v, "pipe_writes": 1.0 + unread, "wakeups": 1.0} for v in (5, 20, 60, 200)]}
+                sc, _run = self.scores(rows, reps=3, cv=0.0, counters=counters)
+                line = sc["C"].counters_line
+                self.assertIn(want, line, line)
+                self.assertIn(f"wake-up bytes left unread {unread:.1f}, {unread:.1f}", line)
+
     def test_no_counters_no_line(self):
         sc, run = self.scores({("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000})
         self.assertEqual(sc["C"].counters_line, "")

@@ -28,8 +28,10 @@ median over a cell's ok repetitions) that the published mechanism predicts grows
 published ratio falls. The line gives the Ruby row's figures at each published column beside the
 base row's driver, and says whether the mechanism occurs (the driver above the base's by more than
 the trend tolerance at some column) and, at each published step that falls beyond the tolerance,
-whether the driver rises beyond it; it names the steps where it does not. Generated from the run's
-counters only; empty when the run's Ruby rows recorded none.
+whether the driver rises beyond it; it names the steps where it does not. With "pipe" {written,
+read, capacity_bytes, if_full} it also says whether the wake-up pipe filled within the measured
+windows (bytes written minus read per request, times the window's requests, against the capacity).
+Generated from the run's counters only; empty when the run's Ruby rows recorded none.
 Intervals and the rule for whether req/s may decide at a point are findings.py's (req/s only at
 server-bound points). Several comparisons of one effect combine as findings do: yes when all are
 yes, no when any is no, not measured when none was measured, else undecided.
@@ -43,6 +45,7 @@ from . import findings, stats
 from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, rows_for, stack_of
 from .labelindex import LabelIndex
 from .runload import Load, Row, Run, column_label
+from ..format.loadpoint import dig
 from ..format.published import STACK_CPP, STACK_RUBY, Published
 
 YES, NO, UNSURE, UNMEASURED, NOT_APPLICABLE = "yes", "no", "undecided", "not measured", "n/a"
@@ -308,11 +311,39 @@ CTX_PATH = "derived.ctx_switches_per_req"
 
 
 def _figure(run: Run, row: Row | None, ld: Load | None, path: str) -> float | None:
-    """The median of `path` over the ok repetitions of a row at a load, or None."""
+    """The median of `path` over the ok repetitions of a row at a load, or None. A counter path
+    "derived.counters_per_req.A-B" is counter A minus counter B, per repetition."""
     if row is None or ld is None:
         return None
     cell = run.cell(row.key, ld.lid)
-    return cell.median(path) if cell is not None else None
+    if cell is None:
+        return None
+    if path.startswith(COUNTERS_PATH + ".") and "-" in path:
+        a, b = path[len(COUNTERS_PATH) + 1:].split("-", 1)
+        diffs = [x - y for x, y in ((dig(p, f"{COUNTERS_PATH}.{a}"), dig(p, f"{COUNTERS_PATH}.{b}"))
+                                    for p in cell.ok_points) if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+        return stats.median(diffs) if diffs else None
+    return cell.median(path)
+
+
+def _pipe_sentence(run: Run, row: Row | None, loads: list, columns: list[str], pipe: dict) -> str:
+    """Whether the wake-up pipe filled within the measured windows: bytes written minus bytes read
+    per request times the window's requests (a fresh server per repetition starts with it empty)."""
+    cap = int(pipe.get("capacity_bytes") or 65536)
+    left = []
+    for ld in loads:
+        per_req = _figure(run, row, ld, f"{COUNTERS_PATH}.{pipe['written']}-{pipe['read']}")
+        reqs = _figure(run, row, ld, "wrk.requests")
+        left.append(per_req * reqs if per_req is not None and reqs is not None else None)
+    if all(v is None for v in left):
+        return ""
+    full = [c for c, v in zip(columns, left) if v is not None and v >= cap]
+    most = max(v for v in left if v is not None)
+    if not full:
+        return (f" The wake-up pipe ({cap // 1024} KiB) did not fill within any measured window (at most"
+                f" {most:,.0f} bytes, {100 * most / cap:.0f}% of it, left unread):"
+                f" {pipe.get('if_full') or 'what follows a full pipe'} is not in this run's windows.")
+    return f" The wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}."
 
 
 def _fmt_values(vals: list[float | None]) -> str:
@@ -367,7 +398,8 @@ def counters_line(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREN
             missing.append(f"{pub.columns[j]} → {pub.columns[j + 1]} (×{v2 / v1:.2f} where the published ratio "
                            f"falls ×{p2 / p1:.2f})")
     where = "at every column" if all(occurs) else "at " + ", ".join(c for c, o in zip(pub.columns, occurs) if o)
+    pipe = _pipe_sentence(run, row, loads, pub.columns, decl["pipe"]) if decl.get("pipe") else ""
     if not missing:
-        return head + f"{mech} occurs {where} and grows at every step where the published ratio falls."
+        return head + f"{mech} occurs {where} and grows at every step where the published ratio falls." + pipe
     return (head + f"{mech} occurs {where} but does not grow at {len(missing)} of the {falls} steps where the "
-            f"published ratio falls: " + "; ".join(missing) + ".")
+            f"published ratio falls: " + "; ".join(missing) + "." + pipe)
