@@ -47,8 +47,9 @@ PROGRAM = "nio4r_workers"
 C = ReplicaCounters.declare(
   %i[poll_rounds empty_polls accepts dispatches wakeups directive_drains empty_drains directives
      rearms closes jobs duplicate_dispatches empty_reads partial_reads answers closed_jobs pipe_writes],
-  %i[job_queue_max directive_queue_max]
+  %i[directive_queue_max]
 )
+DISPATCHES = C[:dispatches] # the per-dispatch count's index, looked up once (the hottest count)
 
 # One client connection. monitor and close run on the loop thread only; on_job runs on
 # worker threads (possibly two at once for one connection, as published).
@@ -153,6 +154,8 @@ opts.workers.times do
 end
 
 counts = ReplicaCounters.block
+job_queue_max = 0
+ReplicaCounters.gauge_from(:job_queue_max) { job_queue_max }
 loop do
   ready = selector.select do |monitor|
     if monitor.io.equal?(server)
@@ -171,8 +174,9 @@ loop do
       end
     else
       jobs << monitor.value
-      counts[C[:dispatches]] += 1
-      ReplicaCounters.gauge(:job_queue_max, jobs.size)
+      counts[DISPATCHES] += 1
+      waiting = jobs.size
+      job_queue_max = waiting if waiting > job_queue_max
     end
   end
   counts[C[:poll_rounds]] += 1
