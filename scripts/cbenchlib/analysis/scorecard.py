@@ -46,6 +46,7 @@ from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, r
 from .labelindex import LabelIndex
 from .runload import Load, Row, Run, column_label
 from ..format.loadpoint import dig
+from ..format.metrics import COUNTERS_PREFIX
 from ..format.published import STACK_CPP, STACK_RUBY, Published
 
 YES, NO, UNSURE, UNMEASURED, NOT_APPLICABLE = "yes", "no", "undecided", "not measured", "n/a"
@@ -306,7 +307,7 @@ def not_measured_everywhere(scores: list[EffectScore], stack: str) -> bool:
 
 
 
-COUNTERS_PATH = "derived.counters_per_req"
+COUNTERS_PATH = COUNTERS_PREFIX
 CTX_PATH = "derived.ctx_switches_per_req"
 
 
