@@ -9,6 +9,8 @@
 #                 the replicas bind only what they are given)
 #   --port N      the port (default 1234, the published one; 0 picks a free port)
 #   --workers N   worker threads, for the designs that have them (default 1)
+#   --counters-out PATH   the replica's mechanism counters as JSON, on SIGUSR1 and at exit, for
+#                 the replicas that count (ReplicaCounters below); others ignore it
 # A bad option or value prints one line, "PROGRAM: problem", and exits 2; a listener that
 # cannot be bound prints "PROGRAM: unable to bind HOST:PORT: reason" and exits 1. Once bound,
 # one line "PROGRAM: listening on HOST:PORT" goes to stdout (the harness does not need it: a
@@ -30,16 +32,17 @@ module Replica
   DEFAULT_PORT = 1234
   MAX_WORKERS = 1024
 
-  Options = Struct.new(:host, :port, :workers)
+  Options = Struct.new(:host, :port, :workers, :counters_out)
 
   # Options from argv; on bad input prints one line and exits 2.
   def self.parse_options(argv, program)
     opts = Options.new(DEFAULT_HOST, DEFAULT_PORT, 1)
     parser = OptionParser.new do |o|
-      o.banner = "usage: #{program} [--host ADDR] [--port N] [--workers N]"
+      o.banner = "usage: #{program} [--host ADDR] [--port N] [--workers N] [--counters-out PATH]"
       o.on("--host ADDR", String) { |v| opts.host = v }
       o.on("--port N", Integer) { |v| opts.port = v }
       o.on("--workers N", Integer) { |v| opts.workers = v }
+      o.on("--counters-out PATH", String) { |v| opts.counters_out = v }
     end
     rest = parser.parse(argv)
     fail_usage(program, "unexpected argument #{rest.first.inspect}") unless rest.empty?
@@ -73,5 +76,90 @@ module Replica
   # action (death by the signal).
   def self.exit_on_stop_signals
     %w[TERM INT].each { |sig| trap(sig) { exit 0 } }
+  end
+end
+
+# Mechanism counters of a replica, in cbench-server's --counters-out format
+# (backends/stats/counters.h), so that the harness snapshots a replica around its measured window
+# as it does a model (scripts/cbenchlib/run/servercounters.py): a JSON object {"snapshot": K,
+# "pid": P, "counters": {NAME: N, ...}, "gauges": {NAME: N, ...}}, written to PATH.tmp and renamed
+# to PATH on SIGUSR1 and at exit. Counters are cumulative since start (the harness differences two
+# snapshots); gauges are high-water marks since start (not differenced: a maximum, not a count).
+# Every replica that counts also reports the interpreter's garbage collector (GC.stat, read when a
+# snapshot is written): counters gc_runs, gc_major_runs, gc_time_ms; gauge heap_live_slots (now).
+#
+# Cost: each thread counts into its own Array (block), taken once when the thread starts; a count
+# is one Array element increment. Blocks are summed only when a snapshot is written. No lock on the
+# hot path: the blocks list is appended to under a Mutex at thread start and only read otherwise
+# (a trap handler may not take a Mutex).
+#
+# Counting does not change a replica's design: no extra system call, wake-up or lock per request.
+module ReplicaCounters
+  @names = []
+  @blocks = []
+  @gauges = {}
+  @register = Mutex.new
+  @snapshots = 0
+
+  class << self
+    attr_reader :names
+
+    # Declares the counter names of this replica (their order is the block's index order) and the
+    # gauges it keeps; returns a Hash name -> index.
+    def declare(names, gauges = [])
+      @names = names.freeze
+      gauges.each { |g| @gauges[g] = 0 }
+      names.each_with_index.to_h
+    end
+
+    # A new zeroed block for the calling thread, registered for snapshots.
+    def block
+      b = Array.new(@names.size, 0)
+      @register.synchronize { @blocks << b }
+      b
+    end
+
+    # Raises gauge `name` to `value` if that is higher.
+    def gauge(name, value)
+      @gauges[name] = value if value > @gauges[name]
+    end
+
+    # Gauge `name` is read from the block when a snapshot is written (for a high-water mark kept
+    # in a local variable of a hot loop, where a method call per event would cost more).
+    def gauge_from(name, &read)
+      (@gauge_readers ||= {})[name] = read
+    end
+
+    def json
+      sums = Array.new(@names.size, 0)
+      @blocks.each { |b| b.each_with_index { |v, i| sums[i] += v } }
+      gc = GC.stat
+      pairs = @names.each_with_index.map { |n, i| [n, sums[i]] } +
+              [[:gc_runs, gc[:count]], [:gc_major_runs, gc[:major_gc_count]], [:gc_time_ms, gc[:time] || 0]]
+      counters = pairs.map { |n, v| "\"#{n}\": #{v}" }.join(", ")
+      read = (@gauge_readers || {}).map { |n, r| [n, r.call] }
+      gauges = (@gauges.to_a + read + [[:heap_live_slots, gc[:heap_live_slots]]]).map { |n, v| "\"#{n}\": #{v}" }.join(", ")
+      @snapshots += 1
+      "{\"snapshot\": #{@snapshots}, \"pid\": #{Process.pid}, \"counters\": {#{counters}}, " \
+        "\"gauges\": {#{gauges}}}\n"
+    end
+
+    # Writes a snapshot to path (atomically: PATH.tmp renamed); a failure prints one line.
+    def write(path)
+      File.write("#{path}.tmp", json)
+      File.rename("#{path}.tmp", path)
+    rescue SystemCallError => e
+      warn "replica counters: unable to write #{path}: #{e.message}"
+    end
+
+    # With a path: a snapshot on every SIGUSR1 and one at exit. Call before listen (as
+    # Replica.exit_on_stop_signals), so that the harness's first SIGUSR1 never meets the default
+    # action (death by the signal).
+    def serve(path)
+      return if path.nil?
+
+      trap("USR1") { write(path) }
+      at_exit { write(path) }
+    end
   end
 end

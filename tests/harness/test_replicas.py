@@ -187,6 +187,59 @@ class ReplicaConformance(unittest.TestCase):
                 self.assertEqual(proc.wait(STOP_TIMEOUT_S), 0, f"{model}: exit status after SIGTERM")
 
 
+class ReplicaCounters(ReplicaConformance):
+    """The replicas that declare `counters` in PEERS take --counters-out PATH (as the sweep adds
+    it: run/server.peer_counts) and write cbench-server's counters file on SIGUSR1: a snapshot
+    number that grows, the pid, and counts that match what the test sent."""
+
+    test_every_replica_passes_every_check = None  # the parent's start and tearDown only, not its test
+
+    def test_counting_replicas_write_snapshots(self):
+        import json
+        from cbenchlib.run import server as run_server, servercounters
+        tmp = tempfile.mkdtemp(prefix="cbench-counters-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        for model, threads in (("ruby-nio4r", 1), ("ruby-nio4r-workers", 4)):
+            with self.subTest(replica=model):
+                self.assertTrue(scenario.PEERS[model].get("counters"))
+                path = os.path.join(tmp, f"{model}.json")
+                saved = scenario.PEERS[model]["command"]
+                scenario.PEERS[model] = dict(scenario.PEERS[model], command=tuple(saved) + ("--counters-out", path))
+                try:
+                    proc, port = self.start(model, threads)
+                finally:
+                    scenario.PEERS[model] = dict(scenario.PEERS[model], command=saved)
+                before = servercounters.snapshot(proc.pid, path)
+                self.assertIsNotNone(before, f"{model}: no snapshot on SIGUSR1")
+                with socket.create_connection((HOST, port), timeout=SOCKET_TIMEOUT_S) as conn:
+                    for _ in range(3):
+                        conn.sendall(REQUEST)
+                        got = b""
+                        while len(got) < len(PUBLISHED_RESPONSE):
+                            got += conn.recv(4096)
+                # A worker counts an answer just after its write returns: the client may read the
+                # bytes first, so the last count can come a moment after the last answer.
+                deadline = time.monotonic() + STOP_TIMEOUT_S
+                while True:
+                    per = servercounters.per_request(before, servercounters.snapshot(proc.pid, path), 3)
+                    if per["answers"] >= 1.0 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(per["answers"], 1.0, per)
+                self.assertGreaterEqual(per["dispatches"], 1.0, per)
+                with open(path) as f:
+                    self.assertEqual(json.load(f)["pid"], proc.pid)
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(STOP_TIMEOUT_S), 0)
+        rows = scenario.parse('[[rows]]\nkind = "peer"\nmodel = "ruby-nio4r-workers"\nthreads = 4\n'
+                              '[[rows]]\nkind = "peer"\nmodel = "ruby-nio4r-workers"\nthreads = 2\n'
+                              'command = ["my-ruby", "x.rb"]\n'
+                              '[[rows]]\nkind = "peer"\nmodel = "nginx"\n'
+                              '[[loads]]\nwrk_threads = 1\nconnections = 1\n', "counters.toml").rows
+        got = [run_server.peer_counts(type("P", (), {"row": r})()) for r in rows]
+        self.assertEqual(got, [True, False, False])  # its own command may not take the flag
+
+
 class ReplicaRows(unittest.TestCase):
     """The peer rows of the replicas say they are not hardened: in each point's row and in tables."""
 

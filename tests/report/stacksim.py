@@ -32,8 +32,9 @@ def row_fields(label, stack, gvl=False):
 
 
 def stack_run(dir_path, rows, reps=6, cv=0.03, seed=1, columns=COLUMNS, path="/", verdicts=None,
-              user_us=None, extra_paths=()):
+              user_us=None, extra_paths=(), counters=None):
     """rows: {(label, stack[, gvl]): req/s or [req/s per column]}; user_us: {(label, stack): us/request};
+    counters: {(label, stack): [{counter: per request} per column]} (derived.counters_per_req);
     verdicts: {(label, stack): verdict}; extra_paths: [(path, {(label, stack[, gvl]): req/s per column})]."""
     rng = random.Random(seed)
     pts = []
@@ -55,6 +56,10 @@ def stack_run(dir_path, rows, reps=6, cv=0.03, seed=1, columns=COLUMNS, path="/"
                     p["block"] = rep
                     u = (user_us or {}).get((label, stack))
                     p["derived"] = {"server_user_us_per_req": u * math.exp(rng.gauss(0, 0.02)) if u else None}
+                    per_col_counters = (counters or {}).get((label, stack))
+                    if per_col_counters:
+                        p["derived"]["counters_per_req"] = per_col_counters[[c for c, _n in columns].index(lk)]
+                        p["wrk"]["requests"] = round(p["wrk"]["req_per_s"] * 2)  # a 2 s window
                     pts.append(p)
     return runload.load_run(write_run(dir_path, pts))
 

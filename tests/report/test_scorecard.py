@@ -152,6 +152,50 @@ class ScorecardOnRunsTest(unittest.TestCase):
         self.assertEqual(sc["5"].scores["cpp"]["magnitude"].word, NOT_APPLICABLE)
         self.assertEqual(sc["5"].scores["cpp"]["trend"].word, NOT_APPLICABLE)
 
+    # The mechanism line (scorecard.counters_line) on constructed counters: label, jobs pushed per
+    # request by column for the 4-worker row, for the single thread, and the words the line must hold.
+    COUNTERS = [
+        ("grows at every falling step", [5, 20, 60, 200], [1, 1, 1, 1],
+         ["jobs pushed 5.0, 20, 60, 200 (nio4r single thread: 1.0, 1.0, 1.0, 1.0)",
+          "occurs at every column and grows at every step"]),
+        ("stops growing after the third column", [13.2, 53.9, 79.7, 57.1], [1, 1, 1, 1.01],
+         ["occurs at every column but does not grow at 1 of the 3 steps",
+          "-t8 -c256 → -t8 -c1024 (×0.72 where the published ratio falls ×0.45)"]),
+        ("does not occur", [1.0, 1.02, 1.0, 1.01], [1, 1, 1, 1], ["does not occur on this stack"]),
+    ]
+
+    def test_counters_line(self):
+        for label, workers, single, want in self.COUNTERS:
+            with self.subTest(label):
+                rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000}
+                counters = {("nio4r 4 worker threads", "ruby"): [{"dispatches": v, "jobs": 2.0} for v in workers],
+                            ("nio4r single thread", "ruby"): [{"dispatches": v} for v in single]}
+                sc, _run = self.scores(rows, reps=3, counters=counters, seed=len(label))
+                line = sc["C"].counters_line
+                for w in want:
+                    self.assertIn(w, line, f"{label}: {line}")
+                self.assertIn("jobs popped 2.0, 2.0, 2.0, 2.0", line)
+                self.assertNotIn("\n", line)
+
+    def test_counters_line_says_whether_the_pipe_filled(self):
+        """4 workers at 8000 req/s for 2 s: 16000 requests; 1 byte left unread per request fills no
+        64 KiB pipe, 5 bytes (80000) fill it at every column."""
+        for unread, want in [(1.0, "did not fill within any measured window (at most 16,"),
+                             (5.0, "filled within the window at -t2 -c10, -t4 -c64, -t8 -c256, -t8 -c1024")]:
+            with self.subTest(unread=unread):
+                rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000}
+                counters = {("nio4r 4 worker threads", "ruby"): [
+                    {"dispatches": v, "pipe_writes": 1.0 + unread, "wakeups": 1.0} for v in (5, 20, 60, 200)]}
+                sc, _run = self.scores(rows, reps=3, cv=0.0, counters=counters)
+                line = sc["C"].counters_line
+                self.assertIn(want, line, line)
+                self.assertIn(f"wake-up bytes left unread {unread:.1f}, {unread:.1f}", line)
+
+    def test_no_counters_no_line(self):
+        sc, run = self.scores({("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000})
+        self.assertEqual(sc["C"].counters_line, "")
+        self.assertNotIn("mechanism counters say", pubcompare.render_published_comparison(run, EVER))
+
     def test_normalised_rows_divide_by_their_own_stack(self):
         rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 5000,
                 ("nio4r single thread", "cpp"): 80000, ("nio4r 4 worker threads", "cpp"): 40000}

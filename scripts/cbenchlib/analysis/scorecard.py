@@ -22,6 +22,16 @@ where the published table gives nothing to check:
   inside the tolerance band, contradicted when it lies wholly outside. TREND is yes when every step is reproduced, no when any is contradicted,
   undecided otherwise (each step is a 95% interval, uncorrected for the number of steps: a "yes"
   over three steps is the weaker claim, a "no" is named by its step).
+MECHANISM LINE (counters_line): a scorecard effect may declare "counters" {row, base, driver,
+driver_text, mechanism, figures}: the counter (per answered request, derived.counters_per_req,
+median over a cell's ok repetitions) that the published mechanism predicts grows where the
+published ratio falls. The line gives the Ruby row's figures at each published column beside the
+base row's driver, and says whether the mechanism occurs (the driver above the base's by more than
+the trend tolerance at some column) and, at each published step that falls beyond the tolerance,
+whether the driver rises beyond it; it names the steps where it does not. With "pipe" {written,
+read, capacity_bytes, if_full} it also says whether the wake-up pipe filled within the measured
+windows (bytes written minus read per request, times the window's requests, against the capacity).
+Generated from the run's counters only; empty when the run's Ruby rows recorded none.
 Intervals and the rule for whether req/s may decide at a point are findings.py's (req/s only at
 server-bound points). Several comparisons of one effect combine as findings do: yes when all are
 yes, no when any is no, not measured when none was measured, else undecided.
@@ -35,6 +45,8 @@ from . import findings, stats
 from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, rows_for, stack_of
 from .labelindex import LabelIndex
 from .runload import Load, Row, Run, column_label
+from ..format.loadpoint import dig
+from ..format.metrics import COUNTERS_PREFIX
 from ..format.published import STACK_CPP, STACK_RUBY, Published
 
 YES, NO, UNSURE, UNMEASURED, NOT_APPLICABLE = "yes", "no", "undecided", "not measured", "n/a"
@@ -71,6 +83,7 @@ class EffectScore:
     not_modelled: str
     scores: dict = field(default_factory=dict)  # stack -> {aspect: Score}
     verdicts: dict = field(default_factory=dict)  # stack -> verdict text (findings) or ""
+    counters_line: str = ""  # the mechanism line from the Ruby rows' counters (module docstring)
 
 
 def ratio_of_ratios(num: stats.RatioCI | None, den: stats.RatioCI | None) -> stats.RatioCI | None:
@@ -280,7 +293,8 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[Ef
             es.verdicts[s] = f.overall.word if f.overall else NO_DATA
         out.append(es)
     for eff in decl.get("effects") or []:
-        es = EffectScore(str(eff["id"]), eff["title"], str(eff.get("not_modelled") or ""))
+        es = EffectScore(str(eff["id"]), eff["title"], str(eff.get("not_modelled") or ""),
+                         counters_line=counters_line(run, pub, eff, tol))
         for s in STACK_ORDER:
             es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol)
             es.verdicts[s] = ""
@@ -291,3 +305,102 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[Ef
 def not_measured_everywhere(scores: list[EffectScore], stack: str) -> bool:
     return all(es.scores[stack][a].word == UNMEASURED for es in scores for a in ASPECTS)
 
+
+
+COUNTERS_PATH = COUNTERS_PREFIX
+CTX_PATH = "derived.ctx_switches_per_req"
+
+
+def _figure(run: Run, row: Row | None, ld: Load | None, path: str) -> float | None:
+    """The median of `path` over the ok repetitions of a row at a load, or None. A counter path
+    "derived.counters_per_req.A-B" is counter A minus counter B, per repetition."""
+    if row is None or ld is None:
+        return None
+    cell = run.cell(row.key, ld.lid)
+    if cell is None:
+        return None
+    if path.startswith(COUNTERS_PATH + ".") and "-" in path:
+        a, b = path[len(COUNTERS_PATH) + 1:].split("-", 1)
+        diffs = [x - y for x, y in ((dig(p, f"{COUNTERS_PATH}.{a}"), dig(p, f"{COUNTERS_PATH}.{b}"))
+                                    for p in cell.ok_points) if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+        return stats.median(diffs) if diffs else None
+    return cell.median(path)
+
+
+def _pipe_sentence(run: Run, row: Row | None, loads: list, columns: list[str], pipe: dict) -> str:
+    """Whether the wake-up pipe filled within the measured windows: bytes written minus bytes read
+    per request times the window's requests (a fresh server per repetition starts with it empty)."""
+    cap = int(pipe.get("capacity_bytes") or 65536)
+    left = []
+    for ld in loads:
+        per_req = _figure(run, row, ld, f"{COUNTERS_PATH}.{pipe['written']}-{pipe['read']}")
+        reqs = _figure(run, row, ld, "wrk.requests")
+        left.append(per_req * reqs if per_req is not None and reqs is not None else None)
+    if all(v is None for v in left):
+        return ""
+    full = [c for c, v in zip(columns, left) if v is not None and v >= cap]
+    most = max(v for v in left if v is not None)
+    if not full:
+        return (f" The wake-up pipe ({cap // 1024} KiB) did not fill within any measured window (at most"
+                f" {most:,.0f} bytes, {100 * most / cap:.0f}% of it, left unread):"
+                f" {pipe.get('if_full') or 'what follows a full pipe'} is not in this run's windows.")
+    return f" The wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}."
+
+
+def _fmt_values(vals: list[float | None]) -> str:
+    def one(v):
+        if v is None:
+            return "—"
+        return f"{v:.0f}" if abs(v) >= 10 else (f"{v:.2f}" if abs(v) < 1 else f"{v:.1f}")
+    return ", ".join(one(v) for v in vals)
+
+
+def counters_line(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREND_TOLERANCE) -> str:
+    """One line from the Ruby rows' mechanism counters: does the declared mechanism of a scorecard
+    effect occur, and does it grow where the published ratio falls? (The rule in the module
+    docstring.) "" without a "counters" declaration or without counters in the run's Ruby rows."""
+    decl = eff.get("counters")
+    if not decl:
+        return ""
+    idx = LabelIndex(run)
+    row = next(iter(rows_for(idx, decl["row"], False, STACK_RUBY)), None)
+    base = next(iter(rows_for(idx, decl["base"], False, STACK_RUBY)), None)
+    loads = published_loads(run, pub, eff.get("path") or published_path(pub))
+    driver = decl["driver"]
+    vals = [_figure(run, row, ld, f"{COUNTERS_PATH}.{driver}") for ld in loads]
+    if all(v is None for v in vals):
+        return ""
+    base_vals = [_figure(run, base, ld, f"{COUNTERS_PATH}.{driver}") for ld in loads]
+    parts = [f"{decl.get('driver_text') or driver} {_fmt_values(vals)}"]
+    if any(v is not None for v in base_vals):
+        parts[0] += f" ({decl['base']}: {_fmt_values(base_vals)})"
+    figures = [(text, [_figure(run, row, ld, f"{COUNTERS_PATH}.{name}") for ld in loads])
+               for name, text in decl.get("figures") or []]
+    figures.append(("context switches", [_figure(run, row, ld, CTX_PATH) for ld in loads]))
+    parts += [f"{text} {_fmt_values(v)}" for text, v in figures if any(x is not None for x in v)]
+    head = (f"Ruby counters per answered request, {decl['row']} at {', '.join(pub.columns)}: "
+            + "; ".join(parts) + ". ")
+    mech = decl.get("mechanism") or driver
+    mech = mech[:1].upper() + mech[1:]
+    ref = [b if b is not None else 1.0 for b in base_vals]
+    occurs = [v is not None and v > r * tol for v, r in zip(vals, ref)]
+    if not any(occurs):
+        return head + f"{mech} does not occur on this stack ({driver} within ×{tol:g} of the base at every column)."
+    pub_ratio = [findings.published_ratio(pub, {"a": decl["row"], "b": decl["base"]}, c) for c in pub.columns]
+    missing, falls = [], 0
+    for j in range(len(pub.columns) - 1):
+        p1, p2, v1, v2 = pub_ratio[j], pub_ratio[j + 1], vals[j], vals[j + 1]
+        if p1 is None or p2 is None or p2 / p1 >= 1.0 / tol:
+            continue
+        falls += 1
+        if v1 is None or v2 is None:
+            missing.append(f"{pub.columns[j]} → {pub.columns[j + 1]} (not measured)")
+        elif v2 / v1 <= tol:
+            missing.append(f"{pub.columns[j]} → {pub.columns[j + 1]} (×{v2 / v1:.2f} where the published ratio "
+                           f"falls ×{p2 / p1:.2f})")
+    where = "at every column" if all(occurs) else "at " + ", ".join(c for c, o in zip(pub.columns, occurs) if o)
+    pipe = _pipe_sentence(run, row, loads, pub.columns, decl["pipe"]) if decl.get("pipe") else ""
+    if not missing:
+        return head + f"{mech} occurs {where} and grows at every step where the published ratio falls." + pipe
+    return (head + f"{mech} occurs {where} but does not grow at {len(missing)} of the {falls} steps where the "
+            f"published ratio falls: " + "; ".join(missing) + "." + pipe)

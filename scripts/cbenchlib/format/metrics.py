@@ -82,6 +82,12 @@ _MEMORY_MARGIN_KIB = (5.0, PAGE_BYTES / 1024, "memory is handed out by the 4 KiB
 _MEMORY_MARGIN_BYTES = (5.0, float(PAGE_BYTES), _MEMORY_MARGIN_KIB[2])
 
 
+# The parent of the per-request counters. cbench-server's names are registered below (_counter); a
+# Ruby replica's (servers/ruby/replica.rb: jobs, answers, pipe_writes, ...) are read only by the
+# names a published declaration gives (analysis/scorecard.py: counters_line), not registered.
+COUNTERS_PREFIX = "derived.counters_per_req"
+
+
 def _counter(name: str, fmt: str = "f3") -> Metric:
     return _m(f"derived.counters_per_req.{name}", "count/request", f"server {name.replace('_', ' ')} per request",
               fmt, LOWER, producer=_COUNTERS)

@@ -73,15 +73,19 @@ PEERS = {
 
     # Ruby replicas of the published servers (servers/ruby/): faithful to the published designs,
     # not hardened (no idle timeout, no limits, an accept error ends them). `hardening` says so
-    # in every point's row and beside the row's name in tables (Row.hardening).
+    # in every point's row and beside the row's name in tables (Row.hardening). `counters`: the
+    # replica takes --counters-out PATH and writes cbench-server's counters file on SIGUSR1
+    # (servers/ruby/replica.rb), so the sweep records its derived.counters_per_req as a model's.
     "ruby-nio4r": {
         "command": ("ruby", "$repo/servers/ruby/nio4r_single.rb", "--host", "$host", "--port", "$port"),
         "hardening": "replica: not hardened",
+        "counters": True,
     },
     "ruby-nio4r-workers": {
         "command": ("ruby", "$repo/servers/ruby/nio4r_workers.rb", "--host", "$host", "--port", "$port",
                     "--workers", "$threads"),
         "hardening": "replica: not hardened",
+        "counters": True,
     },
     "ruby-threads": {
         "command": ("ruby", "$repo/servers/ruby/threads.rb", "--host", "$host", "--port", "$port"),

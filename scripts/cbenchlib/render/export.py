@@ -117,7 +117,7 @@ def scorecard_records(scores: list[scorecard.EffectScore], fids: list[replicas.F
     for es in scores:
         for st, cells in es.scores.items():
             rec = {"scorecard_effect": es.eid, "title": es.title, "stack": st, "verdict": es.verdicts.get(st) or None,
-                   "not_modelled": es.not_modelled}
+                   "not_modelled": es.not_modelled, "counters_line": es.counters_line or None}
             for aspect, sc in cells.items():
                 rec.update({aspect: sc.word, f"{aspect}_why": sc.why or None})
             out.append(rec)

@@ -27,6 +27,11 @@ def render_scorecard(scores: list[scorecard.EffectScore], h: str) -> list[str]:
             out.append(f"| {es.eid}. {es.title} | {STACK_TITLE[s]} | {verdict} | " + " | ".join(cells) + " |")
     out += ["", "What the C++ models do not model, per effect:", ""]
     out += [f"- {es.eid}. {es.title}: {es.not_modelled or 'not declared'}" for es in scores]
+    lines = [es for es in scores if es.counters_line]
+    if lines:
+        out += ["", "What the Ruby rows' mechanism counters say, per effect (analysis/scorecard.py:"
+                " counters_line):", ""]
+        out += [f"- {es.eid}. {es.title}: {es.counters_line}" for es in lines]
     return out + [""]
 
 

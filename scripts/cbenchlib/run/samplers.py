@@ -98,9 +98,10 @@ class WindowSamplers:
                 self.counters_before, self.counters_after, result["requests"])
 
     def _counters_snapshot(self) -> dict | list | None:
-        """The server's mechanism counters now (servercounters.py); None for peers."""
+        """The server's mechanism counters now (servercounters.py); None for a server without a
+        counters file (peers but the counting replicas)."""
         point, server = self.point, self.server
-        if point.row.kind == "peer" or server.counters_path is None:
+        if server.counters_path is None:
             return None
         if point.row.processes:  # cluster mode: one file per worker
             return servercounters.snapshot_cluster(server.pid, server.counters_path, point.row.processes)

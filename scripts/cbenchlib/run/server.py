@@ -21,6 +21,7 @@ from . import servercounters
 from .context import RunContext
 from .failure import PointFailed, tail
 from ..format.scenario import Point
+from ..format.scenario_types import PEERS
 
 READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
 PRIMER_REQUESTS = 3          # enough to see a keep-alive connection answer more than once
@@ -33,7 +34,8 @@ PEER_CONNECT_RETRY_S = 0.05  # between connection attempts to a peer that is not
 
 class ServerHandle:
     """A started, ready server: its process, port, log, readiness fields and the path of its
-    mechanism counters (servercounters.py; None for peers and builds without --counters-out)."""
+    mechanism counters (servercounters.py; None for builds without --counters-out and for peers
+    but the replicas that declare `counters` in PEERS)."""
 
     def __init__(self, proc, port: int, log_path: str, ready: dict, counters_path: str | None = None):
         self.proc = proc
@@ -63,6 +65,13 @@ def model_command(server_bin: str, point: Point, host_addr: str, server_args) ->
     if not row.keepalive:
         argv += ["--keepalive", "off"]
     return argv + list(row.extra_args) + list(server_args)
+
+
+def peer_counts(point: Point) -> bool:
+    """Whether a peer row's server takes --counters-out PATH (a built-in peer declaring `counters`,
+    run with its own command: another command may not take the flag)."""
+    spec = PEERS.get(point.row.model, {})
+    return bool(spec.get("counters")) and tuple(point.row.command or ()) in ((), tuple(spec["command"]))
 
 
 def peer_dir(run_dir: str, model: str) -> str:
@@ -204,6 +213,10 @@ class ServerSession:
             raise PointFailed(f"cannot prepare peer {point.row.model!r}: {exc}", tail="")
         if os.sep not in argv[0]:
             argv[0] = self.host.which(argv[0]) or argv[0]
+        counters_path = None
+        if peer_counts(point):  # a replica that writes cbench-server's counters file
+            counters_args, counters_path = servercounters.server_args(self.ctx.logs_dir, tag)
+            argv += counters_args
         proc = self.host.spawn(argv, cpus=self.settings.server_cpus, stdout=log_path, stderr="stdout")
         record["commands"]["server"] = proc.argv
         deadline = time.monotonic() + self.settings.ready_timeout_s
@@ -214,7 +227,8 @@ class ServerSession:
                                   tail=tail(log_path))
             try:
                 with self.client_host.connect(self.addr, port, 0.5):
-                    return ServerHandle(proc, port, log_path, {"port": str(port), "config": config})
+                    return ServerHandle(proc, port, log_path, {"port": str(port), "config": config},
+                                        counters_path)
             except OSError:
                 time.sleep(PEER_CONNECT_RETRY_S)
         proc.stop(STOP_GRACE_S)

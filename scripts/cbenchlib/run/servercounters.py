@@ -17,8 +17,9 @@ The process's own getrusage(RUSAGE_SELF) rides in each snapshot (counters.h: the
 group, threads that exited included) and is kept under RUSAGE_KEY beside the counters;
 rusage_window turns two snapshots into `server.rusage` (CPU seconds, context switches, page
 faults over the window; cluster mode: summed over the workers, the supervisor left out), which
-derive() prefers to the /proc sample's sum over live threads. Peers write no counters: they keep
-the /proc figures.
+derive() prefers to the /proc sample's sum over live threads. Peers write no counters and keep
+the /proc figures, but the Ruby replicas that declare `counters` in PEERS (servers/ruby/replica.rb:
+the same file, without rusage).
 """
 from __future__ import annotations
 
