@@ -14,6 +14,11 @@ import statistics
 import matplotlib
 
 matplotlib.use("Agg")
+# Plotting an unchanged run must change no file, so that a chart's diff means its data changed:
+# a fixed salt makes the SVG's clip-path and glyph ids a function of the figure alone (matplotlib
+# otherwise salts them with a random UUID), and save_figure drops the timestamps (SVG_METADATA,
+# PNG_METADATA). tests/report/test_chart_determinism.py plots a run twice and compares bytes.
+matplotlib.rcParams["svg.hashsalt"] = "concurrency-bench"
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
@@ -30,6 +35,8 @@ INTERVAL_NOTE = ("bars: 95% t interval of the mean over repetitions (log scale);
 MAX_PANEL_ROWS = 5  # a family with more variants is split by queues and --gvl into more panels
 CLIP_HEADROOM = 1.35  # the y axis ends this far above the highest median; longer bars are cut
 MAX_LEGEND_ROWS = 40  # a legend longer than this is unreadable; the tables name every row anyway
+SVG_METADATA = {"Date": None}  # no timestamp in the SVG (matplotlib's version stays: it names the tool)
+PNG_METADATA = {"Software": None}  # a PNG has no date; its "Software" text names matplotlib's version
 INDEX_FILE = "charts.json"  # RUN/charts/charts.json: run_id, written and skipped charts
 
 
@@ -69,12 +76,7 @@ class ChartSet:
         foot = self.footer() + (f"\n{note}" if note else "")
         fig.text(0.01, 0.005, foot, fontsize=7.5, color="#444444", ha="left", va="bottom")
         fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-        files = []
-        for ext in ("png", "svg"):
-            path = os.path.join(self.out_dir, f"{name}.{ext}")
-            fig.savefig(path, dpi=PNG_DPI, bbox_inches="tight", metadata=None if ext == "png" else {"Date": None})
-            files.append(os.path.relpath(path, self.run.dir))
-        plt.close(fig)
+        files = [os.path.relpath(p, self.run.dir) for p in save_figure(fig, os.path.join(self.out_dir, name))]
         self.written.append({"name": name, "title": title, "files": files})
 
     def skip(self, name: str, reason: str) -> None:
@@ -107,6 +109,18 @@ class ChartSet:
         with open(os.path.join(self.out_dir, INDEX_FILE), "w", encoding="utf-8") as f:
             json.dump({"run_id": self.run.run_id, "written": self.written, "skipped": self.skipped}, f, indent=2)
             f.write("\n")
+
+
+def save_figure(fig, base: str, dpi: int = PNG_DPI) -> list[str]:
+    """Write BASE.png and BASE.svg byte-for-byte the same for the same figure (no timestamp,
+    fixed ids), close the figure, and return the two paths."""
+    paths = []
+    for ext, meta in (("png", PNG_METADATA), ("svg", SVG_METADATA)):
+        path = f"{base}.{ext}"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
+        paths.append(path)
+    plt.close(fig)
+    return paths
 
 
 def family(r: Row) -> str:
