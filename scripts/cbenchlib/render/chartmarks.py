@@ -43,7 +43,7 @@ def row_family(row) -> str:
 
 
 def interval(ax, pos: float, est: float, lo: float | None, hi: float | None, color, vertical: bool = True,
-             linewidth: float = 0.9) -> None:
+             linewidth: float = 0.9, alpha: float = 1.0) -> None:
     """An interval bar [lo, hi] around est at POS (x when vertical, y otherwise), cut at the
     axes' current limits of the value axis; a cut end gets a triangle pointing off the axis.
     Call after the value axis's limits are set."""
@@ -55,9 +55,9 @@ def interval(ax, pos: float, est: float, lo: float | None, hi: float | None, col
     if a > b:
         return
     if vertical:
-        ax.plot([pos, pos], [a, b], color=color, linewidth=linewidth, solid_capstyle="butt")
+        ax.plot([pos, pos], [a, b], color=color, linewidth=linewidth, solid_capstyle="butt", alpha=alpha)
     else:
-        ax.plot([a, b], [pos, pos], color=color, linewidth=linewidth, solid_capstyle="butt")
+        ax.plot([a, b], [pos, pos], color=color, linewidth=linewidth, solid_capstyle="butt", alpha=alpha)
     for cut, edge, marker in ((lo < vmin, vmin, "v" if vertical else "<"), (hi > vmax, vmax, "^" if vertical else ">")):
         if cut:
             xy = ([pos], [edge]) if vertical else ([edge], [pos])

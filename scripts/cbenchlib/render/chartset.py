@@ -24,14 +24,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from ..analysis import stats  # noqa: E402
 from ..analysis.runload import Row, Run  # noqa: E402
+from .chartmarks import FAMILY_COLOR, VARIANT_MARKERS, VARIANT_STYLES, row_family  # noqa: E402
 
 PNG_DPI = 110  # readable at 100% in a browser without making 20-row charts huge
 HOLLOW_NOTE = "hollow marker = not server-bound (client-bound, error-bound or unclear)"
 HATCH_NOTE = "hatched bar = not server-bound (client-bound, error-bound or unclear)"
-VARIANT_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
-VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-INTERVAL_NOTE = ("bars: 95% t interval of the mean over repetitions (log scale); a bar ending in ▲ at the"
-                 " top edge runs past the axis and is cut there")
+INTERVAL_NOTE = ("bars: 95% t interval of the mean over repetitions (log scale); a bar ending in a triangle"
+                 " at an edge runs past the axis and is cut there")
 MAX_PANEL_ROWS = 5  # a family with more variants is split by queues and --gvl into more panels
 CLIP_HEADROOM = 1.35  # the y axis ends this far above the highest median; longer bars are cut
 MAX_LEGEND_ROWS = 40  # a legend longer than this is unreadable; the tables name every row anyway
@@ -48,19 +47,16 @@ class ChartSet:
         self.out_dir = out_dir or os.path.join(run.dir, "charts")
         self.written: list[dict] = []
         self.skipped: list[dict] = []
-        # A colour per model family, a line style and marker per variant within the family, so
-        # no two rows of a chart look alike.
-        fams = list(dict.fromkeys(family(r) for r in run.rows.values()))
-        # tab10 while it lasts; beyond ten families tab20's 20 distinct shades
-        cmap, n = (plt.get_cmap("tab10"), 10) if len(fams) <= 10 else (plt.get_cmap("tab20"), 20)
-        self.family_color = {f: cmap(i % n) for i, f in enumerate(fams)}
+        # A colour per family (chartmarks.FAMILY_COLOR: the same in every chart and run), a line
+        # style and marker per variant within the family, so no two rows of a family look alike.
+        self.family_color = {family(r): FAMILY_COLOR[row_family(r)] for r in run.rows.values()}
         self.colors, self.styles, self.markers = {}, {}, {}
         seen: dict = {}
         for key, r in run.rows.items():
-            f = family(r)
+            f = row_family(r)
             i = seen.get(f, 0)
             seen[f] = i + 1
-            self.colors[key] = self.family_color[f]
+            self.colors[key] = FAMILY_COLOR[f]
             self.styles[key] = VARIANT_STYLES[i % len(VARIANT_STYLES)]
             self.markers[key] = VARIANT_MARKERS[i % len(VARIANT_MARKERS)]
 
