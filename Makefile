@@ -182,6 +182,6 @@ ci-artifacts: build
 	  $(CBENCH) compare $$run --published ever -o $$run/compare-ever.md && \
 	  $(CBENCH) plot $$run && \
 	  echo "ci-artifacts: tables, comparison and charts of a quick sweep in $$run"
-	$(CBENCH) html --charts $(CI_ARTIFACTS)/charts --out $(CI_ARTIFACTS)/index.html
+	$(CBENCH) html --charts $(CI_ARTIFACTS)/charts -o $(CI_ARTIFACTS)/index.html
 	$(PY) tests/report/cdp.py $(CI_ARTIFACTS)/index.html $(CI_ARTIFACTS)/index.png --min-charts 4
 	@echo "ci-artifacts: report page $(CI_ARTIFACTS)/index.html, its screenshot $(CI_ARTIFACTS)/index.png"

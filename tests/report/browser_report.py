@@ -25,7 +25,7 @@ class TestReportInBrowser(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="cbench-browser-")
         cls.page = os.path.join(cls.tmp, "report", "index.html")
         rc, out, err = cbench("html", "--report", os.path.join(REPO, "REPORT.md"),
-                              "--charts", os.path.join(cls.tmp, "report", "charts"), "--out", cls.page)
+                              "--charts", os.path.join(cls.tmp, "report", "charts"), "-o", cls.page)
         assert rc == 0, f"cbench html failed: {err}{out}"
 
     @classmethod

@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
                         help="the overview charts' folder (default report/charts/)")
     parser.add_argument("--config", metavar="TOML", default=REFERENCE_RUNS,
                         help="the reference set, to draw missing overview charts (default results/reference-runs.toml)")
-    parser.add_argument("--out", metavar="FILE", default=INDEX_HTML, help="the page to write (default report/index.html)")
+    parser.add_argument("-o", "--output", metavar="FILE", default=INDEX_HTML,
+                        help="the page to write (default report/index.html)")
 
 
 def _ensure_overview(args) -> None:
@@ -41,6 +42,6 @@ def run(args) -> int:
     except reportgen.ReportError as exc:
         print(f"cbench html: {exc}", file=sys.stderr)
         return 1
-    path = htmlview.write(args.report, args.charts, args.out)
+    path = htmlview.write(args.report, args.charts, args.output)
     print(f"wrote {path} ({os.path.getsize(path) // 1024} KiB, self-contained)")
     return 0
