@@ -58,7 +58,9 @@ class ChartSet:
             seen[f] = i + 1
             self.colors[key] = FAMILY_COLOR[f]
             self.styles[key] = VARIANT_STYLES[i % len(VARIANT_STYLES)]
-            self.markers[key] = VARIANT_MARKERS[i % len(VARIANT_MARKERS)]
+            # the marker steps once more each time the styles wrap, so (style, marker) stays unique
+            # for up to len(VARIANT_STYLES) * len(VARIANT_MARKERS) rows of one family
+            self.markers[key] = VARIANT_MARKERS[(i + i // len(VARIANT_STYLES)) % len(VARIANT_MARKERS)]
 
     def footer(self) -> str:
         text = f"machine: {self.run.machine_line()}  ·  run: {self.run.run_id}"
