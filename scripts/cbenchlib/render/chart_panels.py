@@ -126,10 +126,20 @@ def rps_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], rows: 
             f"{HOLLOW_NOTE}; bars: 95% t interval of the mean over repetitions; {CLIP_NOTE}")
 
 
+# The latency statistic drawn against connections: p99 where the run recorded it, else the next
+# one it has (a pipelined run records wrk's p50 and max per batch but no p99).
+LATENCY_ORDER = ("p99", "p50", "max")
+
+
 def latency_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], rows: list[Row]) -> None:
-    """wrk's p99 latency against connections, one panel per family (p50 and max are in the tables)."""
+    """wrk's p99 latency (LATENCY_ORDER) against connections, one panel per family; the other
+    statistics are in the tables."""
     name = f"latency-vs-connections-{slug}"
-    series = {r.key: [(x, y / 1e3, c) for x, y, c in _series(cs, loads, r, "wrk.latency_us.p99")] for r in rows}
+    for stat in LATENCY_ORDER:
+        series = {r.key: [(x, y / 1e3, c) for x, y, c in _series(cs, loads, r, f"wrk.latency_us.{stat}")]
+                  for r in rows}
+        if any(series.values()):
+            break
     rows = [r for r in rows if series[r.key]]
     if not rows:
         cs.skip(name, f"{group_title(group)}: no latency recorded")
@@ -146,12 +156,12 @@ def latency_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], ro
                 cs.mark(ax, x, y, c, color, VARIANT_MARKERS[i % len(VARIANT_MARKERS)])
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _style(ax, title, color, "connections (wrk -c, log)", "wrk p99 latency (ms, log)")
+        _style(ax, title, color, "connections (wrk -c, log)", f"wrk {stat} latency (ms, log)")
         _legend(ax, prow, color)
-    note = HOLLOW_NOTE + "; p50 and max latency are in the run's tables"
+    note = HOLLOW_NOTE + "; the other latency statistics are in the run's tables"
     if group[1] > 1:
         note += f"; pipelined: wrk times a whole batch of {group[1]} requests"
-    cs.save(fig, name, f"p99 latency against connections, by family: {group_title(group)}", note)
+    cs.save(fig, name, f"{stat} latency against connections, by family: {group_title(group)}", note)
 
 
 def throughput_vs_latency(cs: ChartSet, slug: str, group, loads: list[Load]) -> None:
