@@ -16,7 +16,7 @@ help:
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
 	@echo "make reproduce-all  every scenario's reference sweep, cbench micro and calibrate from this clean commit (prints its expected time first), then make report"
-	@echo "make report     render REPORT.md (the summary) and its pages under report/ from REPORT.md.in and the reference runs (results/reference-runs.toml)"
+	@echo "make report     render REPORT.md (the summary), its pages under report/, the overview charts (report/charts/) and report/index.html from REPORT.md.in and the reference runs (results/reference-runs.toml)"
 	@echo "make test-multihost  server and wrk in two network namespaces (skipped where they cannot be made)"
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
 	@echo "make test-tsan  TSan build (build-tsan): unit tests and the conformance gate, every variant"
@@ -75,6 +75,7 @@ reproduce:
 
 report:
 	$(CBENCH) report --root
+	$(CBENCH) html
 
 # The whole reference set from one clean commit: every scenario's sweep, cbench micro and
 # calibrate in sequence (scripts/reproduce_all.py prints the expected total first, the sum of the dry-run
@@ -165,6 +166,8 @@ fuzz-ci:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 
 # --- CI artifacts: a quick sweep's tables and charts in one directory ----------------------------
+# Also REPORT.md as one page (index.html, the overview charts drawn from the reference set into
+# charts/) and the browser's screenshot of its top (index.png, tests/report/cdp.py).
 # Not a reference run (--quick: 1 s points, 1 repetition; --allow-dirty since CI's tree may carry
 # build outputs): a smoke view of the machine CI ran on, kept as artifacts. The path is printed last.
 CI_ARTIFACTS ?= $(if $(CBENCH_ARTIFACTS),$(CBENCH_ARTIFACTS),$(CURDIR)/build/ci-artifacts)
@@ -179,3 +182,6 @@ ci-artifacts: build
 	  $(CBENCH) compare $$run --published ever -o $$run/compare-ever.md && \
 	  $(CBENCH) plot $$run && \
 	  echo "ci-artifacts: tables, comparison and charts of a quick sweep in $$run"
+	$(CBENCH) html --charts $(CI_ARTIFACTS)/charts -o $(CI_ARTIFACTS)/index.html
+	$(PY) tests/report/cdp.py $(CI_ARTIFACTS)/index.html $(CI_ARTIFACTS)/index.png --min-charts 4
+	@echo "ci-artifacts: report page $(CI_ARTIFACTS)/index.html, its screenshot $(CI_ARTIFACTS)/index.png"

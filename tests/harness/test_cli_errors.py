@@ -33,6 +33,8 @@ CASES = [
     ("compare", [RUN, RUN, "--replication", "--format", "json"], 2, "Markdown only"),
     ("plot", [NO_RUN], 1, "no such run directory"),
     ("plot", [RUN, "--out", "/proc/nope"], 1, "cannot write /proc/nope"),
+    ("plot", [RUN, "--overview"], 2, "give no RUN"),
+    ("html", ["--report", "/nonexistent/R.md"], 1, "/nonexistent/R.md: no such file"),
     ("report", [], 2, "give RUN, or --root"),
     ("report", [NO_RUN], 1, "no such run directory"),
     ("report", ["--root", "--report", "/nonexistent/R.md"], 1, "/nonexistent/R.md"),

@@ -28,5 +28,22 @@ class TestPanels(unittest.TestCase):
             self.assertLessEqual(sum(1 for k in wp if p[k.key] == p[r.key]), charts.MAX_PANEL_ROWS)
 
 
+class TestFamilyPanels(unittest.TestCase):
+    """chart_panels.family_panels: one panel per family in the fixed family order, never more than
+    MAX_SERIES rows in a panel (worker pool's 12 rows split by model, then by --gvl)."""
+
+    def test_no_panel_over_the_limit_and_families_in_order(self):
+        from cbenchlib.render import chart_panels
+        wp = [row("worker-pool", t, q, g) for t in (1, 4, 8) for q in ("shared", "per-worker") for g in (False, True)]
+        sp = [row("selector-pool", t, None, g) for t in (1, 4, 8) for g in (False, True)]
+        loop = [row("pull-loop", 1), row("epoll-reactor", 1)]
+        pans = chart_panels.family_panels(sp + wp + loop)
+        self.assertEqual(pans[0][1], "event loop")
+        self.assertTrue(all(len(rows) <= chart_panels.MAX_SERIES for _t, _f, rows in pans), [(t, len(r)) for t, _f, r in pans])
+        self.assertEqual(sum(len(rows) for _t, _f, rows in pans), len(wp) + len(sp) + len(loop))
+        self.assertEqual([t for t, _f, _r in pans], ["event loop", "worker pool: selector-pool", "worker pool: worker-pool",
+                                                    "worker pool: worker-pool --gvl"])
+
+
 if __name__ == "__main__":
     unittest.main()

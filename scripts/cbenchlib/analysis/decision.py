@@ -361,3 +361,38 @@ def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = Fal
     if notes:
         lines += [""] + notes
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ShapeRanking:
+    """What a shape's decision cell ranks, for a chart: the load point, the metric that decided
+    (req/s, or server CPU per request when a generator-bound row served more), which side is
+    better, the margin and the families' best entries ranked (families.rank)."""
+    load: object
+    metric: str
+    higher: bool
+    margin: float
+    ranking: families.Ranking | None
+
+
+def shape_ranking(run: Run, sh: Shape) -> ShapeRanking | None:
+    """The ranking behind the shape's first decided cell (throughput; memory per idle connection
+    for the idle shape), with the same fallback as _throughput; None without a load point."""
+    ld = shape_load(run, sh)
+    if ld is None:
+        return None
+    if sh.idle:
+        path, verdicts = "idle.bytes_per_conn", None
+    else:
+        path, verdicts = "wrk.req_per_s", sh.decide_at
+        best = _entries(run, ld, path, verdicts, True)
+        top = max((e.median for e in best), default=None)
+        if _faster_undeciding(run, ld, sh.decide_at, top):
+            path, verdicts = "derived.server_cpu_us_per_req", None
+    higher = registry.get(path).better == registry.HIGHER
+    entries = _entries(run, ld, path, verdicts, higher)
+    if not entries:
+        return ShapeRanking(ld, path, higher, 0.0, None)
+    top = (max if higher else min)(entries, key=lambda e: e.median)
+    margin, _text = registry.equivalence_margin(path, top.median, ld.connections)
+    return ShapeRanking(ld, path, higher, margin, families.rank(entries, higher, margin))

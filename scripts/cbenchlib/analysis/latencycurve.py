@@ -105,6 +105,7 @@ def draw(curves: dict[str, list[dict]], target_us: float, out_base: str) -> list
     """Writes out_base.png and out_base.svg; returns their paths."""
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "concurrency-bench"  # fixed SVG ids: a redraw changes no byte
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -138,7 +139,7 @@ def draw(curves: dict[str, list[dict]], target_us: float, out_base: str) -> list
     paths = []
     for ext in ("png", "svg"):
         path = f"{out_base}.{ext}"
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, metadata={"Date": None} if ext == "svg" else {"Software": None})
         paths.append(path)
     plt.close(fig)
     return paths

@@ -1,6 +1,7 @@
 """The charts of a run's points under load, against connections and server threads (charts.py
-draws them per path and pipeline group): requests per second with 95% interval bars, by model
-family in small multiples, latency percentiles, throughput against p99 latency.
+draws them per path and pipeline group): requests per second by model in small multiples and
+against server threads. The charts by family (requests per second and p99 latency against
+connections, p99 latency against throughput) are chart_panels.py's.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ..analysis.runload import Load, Row, column_label, group_title  # noqa: E402
+from . import chart_panels  # noqa: E402
 from .chartset import CLIP_HEADROOM, HOLLOW_NOTE, INTERVAL_NOTE, ChartSet, family, interval_of, panels  # noqa: E402
-from .tables import LATENCY_STATS  # noqa: E402
 
 
 def _series(cs: ChartSet, loads: list[Load], row: Row, metric: str):
@@ -63,29 +64,9 @@ def against_connections(cs: ChartSet, slug: str, group, loads: list[Load]) -> No
                     f"{group_title(group)}: only {len(conns)} connection count(s); a line needs two")
         return
     rows = cs.run.rows_in(loads)
-    rps_vs_connections(cs, slug, group, loads, rows)
+    chart_panels.rps_vs_connections(cs, slug, group, loads, rows)
     rps_by_family(cs, slug, group, loads, rows)
-    latency_vs_connections(cs, slug, group, loads, rows)
-
-
-def rps_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], rows: list[Row]) -> None:
-    name = f"rps-vs-connections-{slug}"
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    drawn = []
-    series = [(r, _series(cs, loads, r, "wrk.req_per_s")) for r in rows]
-    top = max([p[1] for _, pts in series for p in pts] + [0.0]) * CLIP_HEADROOM or None
-    for r, pts in series:
-        if pts:
-            _plot_series(cs, ax, r, pts, intervals=True, clip_top=top)
-            drawn.append(r)
-    if not drawn:
-        cs.drop(fig, name, f"{group_title(group)}: no successful points")
-        return
-    _axes(ax, "connections (wrk -c, log scale)", "throughput (requests/s, median)", log="x")
-    ax.set_ylim(0, top or 1)
-    cs.legend(ax, drawn)
-    cs.save(fig, name, f"Requests per second against connections: {group_title(group)}",
-            HOLLOW_NOTE + "; " + INTERVAL_NOTE)
+    chart_panels.latency_vs_connections(cs, slug, group, loads, rows)
 
 
 def rps_by_family(cs: ChartSet, slug: str, group, loads: list[Load], rows: list[Row]) -> None:
@@ -120,61 +101,6 @@ def rps_by_family(cs: ChartSet, slug: str, group, loads: list[Load], rows: list[
         ax.set_ylabel("requests/s (median)")
     cs.save(fig, name, f"Requests per second by model family: {group_title(group)}",
             HOLLOW_NOTE + "; " + INTERVAL_NOTE)
-
-
-def latency_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], rows: list[Row]) -> None:
-    name = f"latency-vs-connections-{slug}"
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.5), sharey=True)
-    drawn = set()
-    for ax, stat in zip(axes, ("p50", "p99", "max")):
-        for r in rows:
-            pts = _series(cs, loads, r, LATENCY_STATS[stat][0])
-            if pts:
-                _plot_series(cs, ax, r, pts, scale=1e-3)
-                drawn.add(r.key)
-        ax.set_title(f"wrk {stat} latency", fontsize=10)
-        _axes(ax, "connections (log scale)", None, log="xy")
-    if not drawn:
-        cs.drop(fig, name, f"{group_title(group)}: no latency recorded")
-        return
-    axes[0].set_ylabel("latency (ms, log scale)")
-    cs.legend(axes[-1], [r for r in rows if r.key in drawn])
-    note = HOLLOW_NOTE
-    if group[1] > 1:
-        note += f"; pipelined: wrk times a whole batch of {group[1]} requests"
-    cs.save(fig, name, f"Latency (p50, p99, max) against connections: {group_title(group)}", note)
-
-
-def throughput_vs_latency(cs: ChartSet, slug: str, group, loads: list[Load]) -> None:
-    name = f"throughput-vs-latency-{slug}"
-    rows = cs.run.rows_in(loads)
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    drawn = []
-    for r in rows:
-        pts = []
-        for ld in loads:
-            c = cs.run.cell(r.key, ld.lid)
-            if c is None:
-                continue
-            x, y = c.median("wrk.req_per_s"), c.median("wrk.latency_us.p99")
-            if x is not None and y is not None:
-                pts.append((ld.connections or 0, x, y / 1e3, c))
-        if not pts:
-            continue
-        pts.sort(key=lambda t: t[0])
-        color = cs.colors[r.key]
-        ax.plot([p[1] for p in pts], [p[2] for p in pts], color=color, linestyle=cs.styles[r.key],
-                linewidth=1.0)
-        for _, x, y, c in pts:
-            cs.mark(ax, x, y, c, color)
-        drawn.append(r)
-    if not drawn:
-        cs.drop(fig, name, f"{group_title(group)}: no point with both req/s and p99 latency")
-        return
-    _axes(ax, "throughput (requests/s, median)", "wrk p99 latency (ms, log scale)", log="y")
-    cs.legend(ax, drawn)
-    cs.save(fig, name, f"Throughput against p99 latency (one point per load, connections rising):"
-            f" {group_title(group)}", HOLLOW_NOTE)
 
 
 def rps_vs_threads(cs: ChartSet, slug: str, group, loads: list[Load]) -> None:
@@ -226,18 +152,6 @@ def rps_vs_threads(cs: ChartSet, slug: str, group, loads: list[Load]) -> None:
     axes[0][cols - 1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                              frameon=False)
     cs.save(fig, name, f"Requests per second against server threads: {group_title(group)}", HOLLOW_NOTE)
-
-
-def _axes(ax, xlabel: str, ylabel: str | None, log: str) -> None:
-    """Axis labels, the axes named in `log` ("x", "y" or "xy") on a log scale, a light grid."""
-    if "x" in log:
-        ax.set_xscale("log")
-    if "y" in log:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    if ylabel is not None:
-        ax.set_ylabel(ylabel)
-    ax.grid(True, which="both", alpha=0.3)
 
 
 def _short_variant(r: Row) -> str:

@@ -16,12 +16,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from ..analysis import replicas  # noqa: E402
 from ..format import published  # noqa: E402
 from ..format.published import STACK_CPP, STACK_RUBY  # noqa: E402
 from . import pubcompare  # noqa: E402
+from .chartmarks import CLIP_NOTE, interval  # noqa: E402
 from .chartset import ChartSet  # noqa: E402
+
+PLAIN = FuncFormatter(lambda v, _pos: f"{v:g}")  # 0.5 rather than 5x10^-1 on the log axis
 
 # stack -> (legend name, line style, marker, offset from the column in x units, so intervals stay apart)
 SERIES_STYLE = {
@@ -55,17 +59,16 @@ def panels(run, pub) -> list[tuple[str, str, list[Series]]]:
     return out
 
 
-def _draw_measured(ax, xs, effects, color, dx: float, style: str, marker: str, name: str) -> list[float]:
-    """One stack's series of one row: estimates with their 95% intervals (hollow where a side was
-    not server-bound), joined by a line; returns the plotted ratios."""
+def _draw_measured(ax, xs, effects, color, dx: float, style: str, marker: str, name: str, bars: list) -> list[float]:
+    """One stack's series of one row: estimates (hollow where a side was not server-bound) joined
+    by a line; their 95% intervals are appended to BARS, drawn once the axis is fixed (so they are
+    cut at its edges and marked); returns the plotted ratios."""
     ys = []
     for x, ce in zip(xs, effects):
         ci = ce.ci
         if ci is None:
             continue
-        if ci.lo is not None:
-            ax.errorbar([x + dx], [ci.ratio], yerr=[[ci.ratio - ci.lo], [ci.hi - ci.ratio]],
-                        color=color, capsize=2, linewidth=0.8, fmt="none")
+        bars.append((x + dx, ci.ratio, ci.lo, ci.hi, color))
         ax.plot([x + dx], [ci.ratio], marker=marker, color=color,
                 markerfacecolor=color if ce.can else "white", linestyle="none")
         ys.append((x + dx, ci.ratio))
@@ -83,10 +86,10 @@ def reproduction(cs: ChartSet) -> None:
         if not pans:
             cs.skip(name, f"published table {pub.name}: no family with its single-thread row in this run")
             continue
-        fig, axes = plt.subplots(1, len(pans), figsize=(5.5 * len(pans), 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(pans), figsize=(5.5 * len(pans), 5.4), squeeze=False)
         xs = list(range(len(pub.columns)))
         for ax, (fam, base_label, series) in zip(axes[0], pans):
-            seen_y = []
+            seen_y, bars = [], []
             for i, s in enumerate(series):
                 color = plt.get_cmap("tab10")(i % 10)
                 pub_y = s.published
@@ -96,8 +99,8 @@ def reproduction(cs: ChartSet) -> None:
                 for stack, effects in s.measured.items():
                     if effects:
                         sname, style, marker, dx = SERIES_STYLE[stack]
-                        seen_y += _draw_measured(ax, xs, effects, color, dx + 0.03 * (i - (len(series) - 1) / 2), style, marker,
-                                                 f"{s.label} ({sname})")
+                        seen_y += _draw_measured(ax, xs, effects, color, dx + 0.03 * (i - (len(series) - 1) / 2), style,
+                                                 marker, f"{s.label} ({sname})", bars)
             ax.axhline(1.0, color="#888888", linewidth=0.8)
             ax.set_xticks(xs)
             ax.set_xticklabels(pub.columns, fontsize=7)
@@ -108,9 +111,16 @@ def reproduction(cs: ChartSet) -> None:
             # estimates and the published values, and longer bars are cut at its edge.
             if seen_y:
                 ax.set_ylim(min(seen_y + [1.0]) / 1.6, max(seen_y + [1.0]) * 1.6)
+            for x, y, lo, hi, color in bars:
+                interval(ax, x, y, lo, hi, color, vertical=True, linewidth=0.8)
+            ax.yaxis.set_major_formatter(PLAIN)
+            lo_y, hi_y = ax.get_ylim()
+            if hi_y / lo_y < 10:  # within a decade the minor ticks are the only labels; across decades they crowd
+                ax.yaxis.set_minor_formatter(PLAIN)
+            ax.tick_params(axis="y", which="minor", labelsize=6.5)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=6, frameon=False, loc="best")
+            ax.legend(fontsize=6.5, frameon=False, loc="upper left", bbox_to_anchor=(0.0, -0.1))
         cs.save(fig, name, f"Reproduction of the published table `{pub.name}`: GET {path}",
                 "dashed, open circles: published; dash-dot, triangles: the Ruby rows over the Ruby single"
-                " thread; solid, squares: the C++ rows over the C++ single thread; 95% interval bars"
-                " (hollow marker: a side not server-bound)")
+                " thread;\nsolid, squares: the C++ rows over the C++ single thread; 95% interval bars"
+                f" (hollow marker: a side not server-bound); {CLIP_NOTE}")

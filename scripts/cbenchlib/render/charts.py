@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ..analysis import micro
-from . import chart_costs, chart_load, chart_repro, microreport
+from . import chart_costs, chart_load, chart_panels, chart_repro, microreport
 from .chartset import ChartSet, read_index
 
 __all__ = ["ChartSet", "draw_all", "group_slug", "plot_run", "read_index"]
@@ -34,7 +34,7 @@ def draw_all(cs: ChartSet) -> None:
         chart_load.rps_vs_threads(cs, slug, group, loads)
         chart_costs.cpu_per_request(cs, slug, group, loads)
         chart_costs.syscalls_ctx_per_request(cs, slug, group, loads)
-        chart_load.throughput_vs_latency(cs, slug, group, loads)
+        chart_panels.throughput_vs_latency(cs, slug, group, loads)
     chart_repro.reproduction(cs)
     if idle_loads:
         chart_costs.idle_memory(cs, idle_loads)

@@ -14,22 +14,28 @@ import statistics
 import matplotlib
 
 matplotlib.use("Agg")
+# Plotting an unchanged run must change no file, so that a chart's diff means its data changed:
+# a fixed salt makes the SVG's clip-path and glyph ids a function of the figure alone (matplotlib
+# otherwise salts them with a random UUID), and save_figure drops the timestamps (SVG_METADATA,
+# PNG_METADATA). tests/report/test_chart_determinism.py plots a run twice and compares bytes.
+matplotlib.rcParams["svg.hashsalt"] = "concurrency-bench"
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ..analysis import stats  # noqa: E402
 from ..analysis.runload import Row, Run  # noqa: E402
+from .chartmarks import FAMILY_COLOR, VARIANT_MARKERS, VARIANT_STYLES, row_family  # noqa: E402
 
 PNG_DPI = 110  # readable at 100% in a browser without making 20-row charts huge
 HOLLOW_NOTE = "hollow marker = not server-bound (client-bound, error-bound or unclear)"
 HATCH_NOTE = "hatched bar = not server-bound (client-bound, error-bound or unclear)"
-VARIANT_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
-VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-INTERVAL_NOTE = ("bars: 95% t interval of the mean over repetitions (log scale); a bar ending in ▲ at the"
-                 " top edge runs past the axis and is cut there")
+INTERVAL_NOTE = ("bars: 95% t interval of the mean over repetitions (log scale); a bar ending in a triangle"
+                 " at an edge runs past the axis and is cut there")
 MAX_PANEL_ROWS = 5  # a family with more variants is split by queues and --gvl into more panels
 CLIP_HEADROOM = 1.35  # the y axis ends this far above the highest median; longer bars are cut
 MAX_LEGEND_ROWS = 40  # a legend longer than this is unreadable; the tables name every row anyway
+SVG_METADATA = {"Date": None}  # no timestamp in the SVG (matplotlib's version stays: it names the tool)
+PNG_METADATA = {"Software": None}  # a PNG has no date; its "Software" text names matplotlib's version
 INDEX_FILE = "charts.json"  # RUN/charts/charts.json: run_id, written and skipped charts
 
 
@@ -41,21 +47,20 @@ class ChartSet:
         self.out_dir = out_dir or os.path.join(run.dir, "charts")
         self.written: list[dict] = []
         self.skipped: list[dict] = []
-        # A colour per model family, a line style and marker per variant within the family, so
-        # no two rows of a chart look alike.
-        fams = list(dict.fromkeys(family(r) for r in run.rows.values()))
-        # tab10 while it lasts; beyond ten families tab20's 20 distinct shades
-        cmap, n = (plt.get_cmap("tab10"), 10) if len(fams) <= 10 else (plt.get_cmap("tab20"), 20)
-        self.family_color = {f: cmap(i % n) for i, f in enumerate(fams)}
+        # A colour per family (chartmarks.FAMILY_COLOR: the same in every chart and run), a line
+        # style and marker per variant within the family, so no two rows of a family look alike.
+        self.family_color = {family(r): FAMILY_COLOR[row_family(r)] for r in run.rows.values()}
         self.colors, self.styles, self.markers = {}, {}, {}
         seen: dict = {}
         for key, r in run.rows.items():
-            f = family(r)
+            f = row_family(r)
             i = seen.get(f, 0)
             seen[f] = i + 1
-            self.colors[key] = self.family_color[f]
+            self.colors[key] = FAMILY_COLOR[f]
             self.styles[key] = VARIANT_STYLES[i % len(VARIANT_STYLES)]
-            self.markers[key] = VARIANT_MARKERS[i % len(VARIANT_MARKERS)]
+            # the marker steps once more each time the styles wrap, so (style, marker) stays unique
+            # for up to len(VARIANT_STYLES) * len(VARIANT_MARKERS) rows of one family
+            self.markers[key] = VARIANT_MARKERS[(i + i // len(VARIANT_STYLES)) % len(VARIANT_MARKERS)]
 
     def footer(self) -> str:
         text = f"machine: {self.run.machine_line()}  ·  run: {self.run.run_id}"
@@ -69,12 +74,7 @@ class ChartSet:
         foot = self.footer() + (f"\n{note}" if note else "")
         fig.text(0.01, 0.005, foot, fontsize=7.5, color="#444444", ha="left", va="bottom")
         fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-        files = []
-        for ext in ("png", "svg"):
-            path = os.path.join(self.out_dir, f"{name}.{ext}")
-            fig.savefig(path, dpi=PNG_DPI, bbox_inches="tight", metadata=None if ext == "png" else {"Date": None})
-            files.append(os.path.relpath(path, self.run.dir))
-        plt.close(fig)
+        files = [os.path.relpath(p, self.run.dir) for p in save_figure(fig, os.path.join(self.out_dir, name))]
         self.written.append({"name": name, "title": title, "files": files})
 
     def skip(self, name: str, reason: str) -> None:
@@ -107,6 +107,18 @@ class ChartSet:
         with open(os.path.join(self.out_dir, INDEX_FILE), "w", encoding="utf-8") as f:
             json.dump({"run_id": self.run.run_id, "written": self.written, "skipped": self.skipped}, f, indent=2)
             f.write("\n")
+
+
+def save_figure(fig, base: str, dpi: int = PNG_DPI) -> list[str]:
+    """Write BASE.png and BASE.svg byte-for-byte the same for the same figure (no timestamp,
+    fixed ids), close the figure, and return the two paths."""
+    paths = []
+    for ext, meta in (("png", PNG_METADATA), ("svg", SVG_METADATA)):
+        path = f"{base}.{ext}"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
+        paths.append(path)
+    plt.close(fig)
+    return paths
 
 
 def family(r: Row) -> str:
