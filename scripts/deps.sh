@@ -23,6 +23,7 @@ PACKAGES=(
   nghttp2-client      # h2load --h1: third load generator, cross-checks wrk and cbench-load
   python3             # /usr/bin/python3 runs the harness scripts
   python3-matplotlib  # charts
+  chromium            # headless browser: the report_browser test opens report/index.html
   procps              # ps, for orphan checks in tests
   util-linux          # taskset (CPU pinning)
   linux-perf          # perf stat: exact system-call counts per request (optional at run time)

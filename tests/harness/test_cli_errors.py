@@ -36,6 +36,8 @@ CASES = [
     ("report", [], 2, "give RUN, or --root"),
     ("report", [NO_RUN], 1, "no such run directory"),
     ("report", ["--root", "--report", "/nonexistent/R.md"], 1, "/nonexistent/R.md"),
+    ("html", ["--root", "/nonexistent"], 1, "no REPORT.md"),
+    ("html", ["--output", "/nonexistent/index.html"], 1, "cannot write /nonexistent/index.html"),
     ("micro", ["--repetitions", "0"], 2, "outside 1..100"),
     ("micro", ["--bench-dir", "/nonexistent"], 2, "no *_bench binaries"),
     ("breakdown", ["--duration", "0"], 2, "outside 1..3600"),
