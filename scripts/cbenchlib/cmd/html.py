@@ -1,47 +1,40 @@
-"""`cbench html`: REPORT.md as one self-contained page, report/index.html (render/htmlview.py):
-the generated text, its tables, and the charts inlined, with no network resource. Draws the
-overview charts into report/charts/ first when they are missing there (from the reference set,
-results/reference-runs.toml), so the page always shows them. Reads result files only."""
+"""`cbench html`: write report/index.html, the report as one self-contained page (REPORT.md and the
+generated pages under report/, with their charts inlined; render/htmlview.py). Reads files only.
+
+Exit status 1 when a page embeds an image that does not exist (the page is still written, with
+the gap marked, so it can be looked at) or when the output cannot be written."""
 from __future__ import annotations
 
 import os
 import sys
 
 from ..format.paths import REPO_ROOT
-from ..render import htmlview, overview, reportgen
-from .plot import OVERVIEW_OUT, REFERENCE_RUNS
+from ..render import htmlview
+from .common import EXIT_FAILED, write_output
 
-REPORT_MD = os.path.join(REPO_ROOT, "REPORT.md")
-INDEX_HTML = os.path.join(REPO_ROOT, "report", "index.html")
+VERB = "html"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--report", metavar="MD", default=REPORT_MD, help="the Markdown to convert (default REPORT.md)")
-    parser.add_argument("--charts", metavar="DIR", default=OVERVIEW_OUT,
-                        help="the overview charts' folder (default report/charts/)")
-    parser.add_argument("--config", metavar="TOML", default=REFERENCE_RUNS,
-                        help="the reference set, to draw missing overview charts (default results/reference-runs.toml)")
-    parser.add_argument("-o", "--output", metavar="FILE", default=INDEX_HTML,
-                        help="the page to write (default report/index.html)")
-
-
-def _ensure_overview(args) -> None:
-    if all(os.path.isfile(os.path.join(args.charts, f"{name}.png")) for name, *_ in overview.OVERVIEW):
-        return
-    config = reportgen.read_config(args.config)
-    for c in overview.write_overview(overview.reference_runs(config, REPO_ROOT), args.charts):
-        print(f"wrote {c['png']}, .svg: {c['title']}")
+    parser.add_argument("--root", default=REPO_ROOT,
+                        help="the directory holding REPORT.md and report/ (default: the repository)")
+    parser.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="the HTML file to write (default: ROOT/report/index.html)")
 
 
 def run(args) -> int:
-    if not os.path.isfile(args.report):
-        print(f"cbench html: {args.report}: no such file (make report writes REPORT.md)", file=sys.stderr)
-        return 1
-    try:
-        _ensure_overview(args)
-    except reportgen.ReportError as exc:
-        print(f"cbench html: {exc}", file=sys.stderr)
-        return 1
-    path = htmlview.write(args.report, args.charts, args.output)
-    print(f"wrote {path} ({os.path.getsize(path) // 1024} KiB, self-contained)")
-    return 0
+    report = os.path.join(args.root, htmlview.REPORT_NAME)
+    if not os.path.isfile(report):
+        print(f"cbench {VERB}: {report}: no REPORT.md to convert (make report writes it)", file=sys.stderr)
+        return EXIT_FAILED
+    out = args.output or os.path.join(args.root, htmlview.DEFAULT_OUTPUT)
+    if not args.output:
+        os.makedirs(os.path.dirname(out), exist_ok=True)  # report/ before the detail pages exist
+    view = htmlview.build(args.root, out)
+    status = write_output(VERB, out, view.html)
+    if status:
+        return status
+    print(f"cbench {VERB}: {out}: {len(view.charts)} charts inlined from {len(htmlview.pages(args.root))} pages")
+    for rel in view.missing:
+        print(f"cbench {VERB}: {rel}: embedded in the report but missing", file=sys.stderr)
+    return EXIT_FAILED if view.missing else 0
