@@ -49,6 +49,7 @@ class FloorSession {
     return sent_ < out_.size() ? http::pump_state::write : http::pump_state::read;
   }
   bool take_progress() { return false; }
+  bool reads_after_output() const { return true; }  // canned answers: nothing held back, never a close
   static void on_tick(Context& ctx) { ctx.refresh(); }
 
  private:

@@ -98,6 +98,11 @@ class Pump {
     return codec_.closing() ? pump_state::close : pump_state::read;
   }
 
+  // True if state() will be read once output() has all been consumed: no input held back by the
+  // high-water mark and no closing response (a completion model may then queue its next read
+  // behind the write).
+  bool reads_after_output() const { return backlog_.empty() && !codec_.closing(); }
+
   // True (once) if requests completed since the last call: models renew idle deadlines on it.
   bool take_progress() {
     bool p = progress_;

@@ -20,6 +20,7 @@ class HttpSession {
   std::string_view output() const { return pump_.output(); }
   http::pump_state consumed(std::size_t n) { return pump_.consumed(n); }
   bool take_progress() { return pump_.take_progress(); }
+  bool reads_after_output() const { return pump_.reads_after_output(); }
   static void on_tick(Context&) {}
 
  private:

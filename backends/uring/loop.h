@@ -7,7 +7,18 @@
 // Two receive modes (LoopConfig::recv), chosen once at start-up:
 //
 // single (the default). Per connection at most one operation is in flight: a receive while it
-// waits for input, a send while it has output. A receive is armed only in the session's read
+// waits for input, a send while it has output, or a send linked to the next receive. When the
+// session says its output is all there is before it reads again (Session::reads_after_output: no
+// held-back input, no closing response), the send goes in with MSG_WAITALL (the kernel finishes a
+// partial send itself), IOSQE_CQE_SKIP_SUCCESS and IOSQE_IO_LINK to the connection's next receive:
+// a send that goes out whole posts no completion, so the request costs one CQE (the next
+// receive's) and the round that reaped each send's CQE before arming the receive is gone. That
+// round was one io_uring_enter per request (the send completes inside the submitting enter, and
+// its CQE satisfied that enter's wait), so a request cost two enters wherever rounds do not batch
+// (a server faster than its client). Exactly one CQE ends the pair: the receive's (the send went
+// out whole: the loop reports it consumed first), or the send's alone, when it failed or was
+// cancelled (a failed CQE_SKIP_SUCCESS request posts its CQE and suppresses its links' -ECANCELED
+// CQEs, REQ_F_SKIP_LINK_CQES). A receive is armed only in the session's read
 // state (no output, no held-back input), so a client that pipelines without reading cannot make
 // the server buffer without bound (the pump's back-pressure, as in every other model). A waiting
 // receive holds no buffer: the kernel picks one from the buffer ring when data arrives, and the
@@ -48,6 +59,9 @@
 //        in flight points into it
 //   http::pump_state consumed(std::size_t n)   n bytes of output() went out; as feed
 //   bool take_progress()                       requests completed since the last call (idle timer)
+//   bool reads_after_output() const            true if, once output() has all gone out, the
+//        state will be read (no held-back input, no closing response): single mode then links
+//        the send to the next receive
 //   static void on_tick(Context&)              once per tick (e.g. to renew a cached Date)
 // In multishot mode feed() is called only in the read state as well (the loop tracks the state
 // from the values feed and consumed return), so the session sees exactly the calls of single mode.
@@ -201,7 +215,7 @@ class Loop {
   }
 
  private:
-  enum class op : std::uint8_t { none, recv, send };
+  enum class op : std::uint8_t { none, recv, send, send_recv };
   // user_data: a pointer (8-byte aligned) with its operation in the low 3 bits.
   enum tag : std::uint64_t { kIgnore = 0, kAccept = 1, kRecv = 2, kSend = 3, kWake = 4 };
 
@@ -291,6 +305,19 @@ class Loop {
     c.inflight = op::send;
   }
 
+  // The whole output, then the next receive, as one link (see the file comment). Both SQEs go
+  // into one submission: a submit between them would end the link at the send.
+  void post_send_then_recv(Conn& c) {
+    ring_.reserve(2);
+    io_uring_sqe* s = ring_.sqe();
+    const std::string_view out = c.session.output();
+    io_uring_prep_send(s, c.fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_WAITALL);
+    s->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(s, data_of(&c, kSend));
+    post_recv(c);
+    c.inflight = op::send_recv;
+  }
+
   void post_cancel(std::uint64_t user_data) {
     io_uring_sqe* s = ring_.sqe();
     io_uring_prep_cancel64(s, user_data, 0);
@@ -341,6 +368,8 @@ class Loop {
   }
 
   void on_recv(Conn& c, int res, unsigned flags) {
+    // The receive of a send-and-receive pair runs only after the send went out whole.
+    if (c.inflight == op::send_recv && !c.closing) c.session.consumed(c.session.output().size());
     c.inflight = op::none;
     if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) {
       const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
@@ -360,6 +389,8 @@ class Loop {
     close(c);  // EOF, an error, or the cancel of an idle or stopping connection
   }
 
+  // A single send's completion, or the only CQE of a send-and-receive pair whose send failed, was
+  // cancelled or came up short (its receive never ran and posts nothing).
   void on_send(Conn& c, int res) {
     c.inflight = op::none;
     if (c.closing || res < 0) return close(c);
@@ -372,7 +403,8 @@ class Loop {
   void next(Conn& c, http::pump_state st) {
     switch (st) {
       case http::pump_state::read: return post_recv(c);
-      case http::pump_state::write: return post_send(c);
+      case http::pump_state::write:
+        return c.session.reads_after_output() ? post_send_then_recv(c) : post_send(c);
       case http::pump_state::close: return close(c);
     }
   }
@@ -392,7 +424,10 @@ class Loop {
     c.closing = true;
     if (c.inflight == op::recv) post_cancel(data_of(&c, kRecv));
     else if (c.inflight == op::send) post_cancel(data_of(&c, kSend));
-    else close(c);
+    else if (c.inflight == op::send_recv) {  // whichever of the pair is in the kernel
+      post_cancel(data_of(&c, kSend));
+      post_cancel(data_of(&c, kRecv));
+    } else close(c);
   }
 
   // Precondition: nothing of c's is in the kernel. Returns a multishot connection's held buffers.

@@ -104,6 +104,13 @@ io_uring_sqe* Ring::sqe() {
   return io_uring_get_sqe(&ring_);
 }
 
+void Ring::reserve(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) >= n) return;
+  int submitted = io_uring_submit(&ring_);
+  stats::count(stats::Counter::ring_enters);
+  if (submitted > 0) stats::count(stats::Counter::sq_submissions, static_cast<std::uint64_t>(submitted));
+}
+
 int Ring::submit_and_wait(std::chrono::milliseconds timeout) {
   // liburing enters the kernel only when it has SQEs to submit or no CQE is ready yet; count
   // the system call the same way.

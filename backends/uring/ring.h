@@ -50,6 +50,10 @@ class Ring {
   // succeeded (the SQ is empty after a submit).
   io_uring_sqe* sqe();
 
+  // Makes room for n SQEs (n <= the SQ size), submitting what is queued if fewer are free (counted
+  // as sqe() does), so that the next n sqe() calls go into one submission (a link).
+  void reserve(unsigned n);
+
   // Submits the queued SQEs and waits for at least one CQE or the timeout, in one io_uring_enter.
   // Returns the number of SQEs submitted or a negative errno (-ETIME on timeout is not an error).
   int submit_and_wait(std::chrono::milliseconds timeout);

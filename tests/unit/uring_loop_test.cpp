@@ -1,5 +1,6 @@
-// Tests of the io_uring loop's multishot receive mode (backends/uring/loop.h, io-uring
-// --uring-recv multishot): the held queue, the ENOBUFS re-arm, the back-pressure cancel, and that
+// Tests of the io_uring loop (backends/uring/loop.h): single mode's send linked to the next receive
+// (one CQE and one io_uring_enter per sequential request), and the multishot receive mode
+// (io-uring --uring-recv multishot): the held queue, the ENOBUFS re-arm, the back-pressure cancel, and that
 // every provided buffer goes back to the ring exactly once (LoopStats counts both sides and every
 // double return). A loop runs on its own thread on 127.0.0.1 with a small buffer ring, so that the
 // paths which a 256-buffer ring reaches only under load are taken on every run; clients are plain
@@ -24,6 +25,7 @@
 
 #include "backends/http/pump.h"
 #include "backends/net/socket.h"
+#include "backends/stats/counters.h"
 #include "backends/uring/http_session.h"
 #include "backends/uring/loop.h"
 #include "backends/uring/ring.h"
@@ -314,3 +316,60 @@ TEST(UringMultishot, SlowReaderPausesItsReceiveAndOthersAreServed) {
 }
 
 }  // namespace
+
+// Single mode links a keep-alive response's send to the connection's next receive, the send
+// posting no CQE when it goes out whole (backends/uring/loop.h): one client asking 200 requests one
+// at a time then costs about one CQE and one io_uring_enter per request, where reaping each send's
+// CQE in a round of its own cost two of each (the send completes inside the submitting enter and
+// satisfies its wait). Deterministic: with one client no round can gather two requests. Then a
+// "Connection: close" request (no link: the state after the send is close) must still be answered
+// and closed, and a 4 MiB response to a client that reads it slowly must arrive whole (the send
+// waits with MSG_WAITALL, the linked receive after it).
+TEST(UringSingle, LinkedSendCostsOneEnterAndOneCompletionPerRequest) {
+  const std::string missing = uring::probe();
+  if (!missing.empty()) GTEST_SKIP() << "io_uring: " << missing;
+  constexpr int kRequests = 200;
+  uring::LoopConfig single;
+  single.model = "uring_loop_test";
+  RunningLoop loop(single);
+  ASSERT_EQ(loop.error(), "");
+  const int fd = connect_to(loop.port());
+  ASSERT_GE(fd, 0);
+  const std::string get = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_EQ(send(fd, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+  ASSERT_EQ(read_responses(fd, 1, false).error, "");  // connected and served: counts start here
+  const auto before = stats::merged_counters();
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(send(fd, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+    const Responses r = read_responses(fd, 1, false);
+    ASSERT_EQ(r.error, "") << "request " << i;
+  }
+  const auto after = stats::merged_counters();
+  const auto delta = [&](stats::Counter c) {
+    return after[static_cast<std::size_t>(c)] - before[static_cast<std::size_t>(c)];
+  };
+  // The loop's thread may be a few events behind the merge: the bounds leave room for that and for
+  // a tick (the idle sweep's round) or two.
+  EXPECT_LE(delta(stats::Counter::ring_enters), std::uint64_t(kRequests + kRequests / 10))
+      << "io_uring_enter calls for " << kRequests << " sequential requests (2 per request without the link)";
+  EXPECT_LE(delta(stats::Counter::cq_completions), std::uint64_t(kRequests + kRequests / 10))
+      << "CQEs for " << kRequests << " sequential requests (a successful linked send posts none)";
+  EXPECT_GE(delta(stats::Counter::cq_completions), std::uint64_t(kRequests - kRequests / 10));
+
+  const std::string big = "GET /bytes?n=4194304 HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_EQ(send(fd, big.data(), big.size(), MSG_NOSIGNAL), static_cast<ssize_t>(big.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the send fills the socket and waits
+  Responses r = read_responses(fd, 1, false);
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.body_bytes, 4194304u);
+
+  const std::string close_req = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(send(fd, close_req.data(), close_req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(close_req.size()));
+  r = read_responses(fd, 1, false);
+  ASSERT_EQ(r.error, "");
+  char byte;
+  EXPECT_EQ(recv(fd, &byte, 1, 0), 0) << "the connection was not closed after Connection: close";
+  ::close(fd);
+  loop.stop();
+  EXPECT_EQ(loop.status(), 0);
+}
