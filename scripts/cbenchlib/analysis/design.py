@@ -453,8 +453,8 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
             sep += "---|" + "---|" * len(mech)
             if d["kind"] == "threshold":
                 head = head.replace("| a / b |", "| row / declared value |").replace(" a/b ", " row/value ")
-            out += [f"At GET `{d['path']}` ({_load_text(d.get('load'))}); metric {METRICS[d['metric']][1]}.", "",
-                    head, sep]
+            at = f" ({_load_text(d['load'])})" if d.get("load") else ""
+            out += [f"At GET `{d['path']}`{at}; metric {METRICS[d['metric']][1]}.", "", head, sep]
             for c in r.comparisons:
                 line = f"| {c.name} | {findings.fmt_ci(c.ci) if c.ci else 'no interval'} |"
                 if d.get("bound"):
