@@ -11,6 +11,21 @@
 // kernel, which no model can go below. A model's distance from it is the cost of its parsing,
 // handler and concurrency model.
 //
+// Why a readiness model can read below it, and why that is no cheaper path: per request the floor
+// makes one recv and one send, and one epoll_wait per batch of ready connections, with no
+// epoll_ctl (the watch never changes while the answers fit the socket). libuv makes exactly the
+// same calls (read and write instead of recv and send, one read per readiness event because a read
+// shorter than its buffer ends libuv's read loop, uv_try_write, no epoll_ctl: strace and perf's
+// syscalls:sys_enter_* per request, GET / at -t2 -c64: floor 1 recvfrom + 1 sendto + 0.07-0.47
+// epoll_wait, libuv 1 read + 1 write + 0.06-0.34 epoll_wait), and spends twice the floor's user
+// CPU per request (0.54-0.61 us against 0.24-0.29, `cbench breakdown`). About two thirds of either
+// row's CPU per request is the kernel's TCP path, and the rest falls as the batch (requests per
+// epoll_wait) grows and the wake-ups per request fall: the batch is set by how fast the generator
+// answers and by whatever else runs on the server's CPU, not by the model, and it moved by 7x
+// between repetitions of one row on the shared machine. A row below the floor is that batch
+// effect: read it beside its system calls and context switches per request (scenarios/
+// floor-costs.toml, design finding FC1, shows them with each comparison).
+//
 // The canned answer and the terminator counting are shared with floor-uring
 // (backends/http/canned_answer.h): this file holds only the epoll side. The canned bytes are
 // exactly a model's answer to GET /; their Date is re-made when the second changes, checked on

@@ -80,7 +80,9 @@ class PullLoop {
   // triggered), or only the first time if oneshot, after which the watcher is gone and the key
   // free to re-watch. Error and hang-up conditions wake both interests. At most one active key
   // per (fd, interest) (fd_busy otherwise). Does not own fd, which must be open: unwatch armed
-  // watchers before closing their fd (a one-shot watcher that has fired needs nothing); a closed
+  // watchers before closing their fd; a one-shot watcher that has fired needs nothing, unless its
+  // key will watch again (libev re-arms a fired one-shot of the same key, fd and interest without
+  // re-registering the fd, so unwatch the key before its fd closes if it may come back); a closed
   // fd gives system_error (EBADF) on epoll but trips an assertion inside libev. A regular file
   // (which epoll refuses) gives system_error (EPERM) on epoll; libev treats it as always ready.
   virtual WatchStatus watch_io(Key key, int fd, Interest interest, bool oneshot) = 0;

@@ -3,6 +3,16 @@
 // list; an ev_async to wake a blocked ev_run from any thread; one ev_run(EVRUN_ONCE) per round.
 // One-shot means what it means in Ever: the callback stops the watcher and frees its key.
 //
+// Re-arming a one-shot watch costs no system call: a fired one-shot watcher is parked (stopped,
+// its key free to watch again, still holding its fd and interest) and, when the same key watches
+// the same fd and interest again, restarted with ev_io_start alone. ev_io_init would mark the fd
+// as possibly a new file (EV__IOFDSET), which makes libev re-register it with epoll_ctl on every
+// re-arm: one system call per request, a third of pull-loop's system calls when pipelined. libev
+// keeps the fd registered while its watcher is stopped (it disarms lazily, on the next event), so
+// the restart is a user-space flag. A parked watch ends on unwatch(key) (every close goes through
+// it: Served::close), or when another watch takes its watcher; a key that watches another fd or
+// interest gets a freshly initialised watcher.
+//
 // Differences from Ever, and why:
 // - the ev_async stays referenced, so a round with no active watchers blocks until an emit,
 //   signal or stop (Ever unreferences it, and its next_event returns nil at once instead);
@@ -33,7 +43,7 @@ class LibevPullLoop final : public PullLoop {
   WatchStatus watch_timer(Key key, std::chrono::microseconds after,
                           std::chrono::microseconds repeat) override;
   bool unwatch(Key key) override;
-  std::size_t watcher_count() const noexcept override { return active_.size(); }
+  std::size_t watcher_count() const noexcept override { return active_.size() - parked_; }
 
  private:
   enum class Kind : std::uint8_t { io, timer };
@@ -49,6 +59,7 @@ class LibevPullLoop final : public PullLoop {
     Kind kind;
     Interest interest;
     bool oneshot;
+    bool parked;  // a fired one-shot io watch kept under its key for a cheap re-arm (not active)
   };
 
   void poll_readiness() override;
@@ -57,6 +68,8 @@ class LibevPullLoop final : public PullLoop {
   Watcher* take_watcher();
   // Forgets w's key and fd interest and returns w to the pool; w must already be stopped.
   void release(Watcher* w) noexcept;
+  // A fired one-shot io watcher (stopped): frees its key for watch_io and its fd interest, keeps it.
+  void park(Watcher* w) noexcept;
   static std::uint8_t interest_bit(Interest interest) noexcept {
     return interest == Interest::readable ? 1 : 2;
   }
@@ -73,6 +86,13 @@ class LibevPullLoop final : public PullLoop {
   // Per fd, the interests (interest_bit) held by an active watcher: enforces one key per
   // (fd, interest), as the epoll backend must.
   std::vector<std::uint8_t> fd_interests_;
+  std::size_t parked_ = 0;  // watchers in active_ that are parked
+  // Per (fd, interest), the watcher parked there, if any: at most one, so watches under fresh keys
+  // (the Ruby extension's) park a bounded number of watchers, one per descriptor and interest.
+  std::vector<Watcher*> parked_at_;
+  std::size_t park_slot(const Watcher* w) const noexcept {
+    return static_cast<std::size_t>(w->fd) * 2 + (w->interest == Interest::readable ? 0 : 1);
+  }
 };
 
 LibevPullLoop::LibevPullLoop() {
@@ -109,18 +129,46 @@ LibevPullLoop::Watcher* LibevPullLoop::take_watcher() {
 
 void LibevPullLoop::release(Watcher* w) noexcept {
   active_.erase(w->key);
-  if (w->kind == Kind::io) {
+  if (w->parked) {  // its fd interest was given up when it was parked
+    w->parked = false;
+    --parked_;
+    parked_at_[park_slot(w)] = nullptr;
+  } else if (w->kind == Kind::io) {
     fd_interests_[static_cast<std::size_t>(w->fd)] &= static_cast<std::uint8_t>(~interest_bit(w->interest));
   }
   free_.push_back(w);  // within the capacity take_watcher reserved: no allocation
 }
 
+void LibevPullLoop::park(Watcher* w) noexcept {
+  fd_interests_[static_cast<std::size_t>(w->fd)] &= static_cast<std::uint8_t>(~interest_bit(w->interest));
+  const std::size_t slot = park_slot(w);
+  if (slot >= parked_at_.size()) parked_at_.resize(std::max(slot + 1, parked_at_.size() * 2), nullptr);
+  if (parked_at_[slot] != nullptr) release(parked_at_[slot]);  // one parked watcher per slot
+  parked_at_[slot] = w;
+  w->parked = true;
+  ++parked_;
+}
+
 WatchStatus LibevPullLoop::watch_io(Key key, int fd, Interest interest, bool oneshot) {
   if (fd < 0) return WatchStatus::invalid_argument;
-  if (active_.find(key) != nullptr) return WatchStatus::duplicate_key;
+  Watcher** found = active_.find(key);
+  if (found != nullptr && !(*found)->parked) return WatchStatus::duplicate_key;
   const auto index = static_cast<std::size_t>(fd);
   if (index >= fd_interests_.size()) fd_interests_.resize(std::max(index + 1, fd_interests_.size() * 2));
   if ((fd_interests_[index] & interest_bit(interest)) != 0) return WatchStatus::fd_busy;
+  if (found != nullptr) {
+    Watcher* p = *found;
+    if (p->fd == fd && p->interest == interest) {  // the re-arm of a fired one-shot: no epoll_ctl
+      p->parked = false;
+      --parked_;
+      parked_at_[park_slot(p)] = nullptr;
+      p->oneshot = oneshot;
+      ev_io_start(loop_, &p->io);
+      fd_interests_[index] |= interest_bit(interest);
+      return WatchStatus::ok;
+    }
+    release(p);  // another fd or interest under this key: a fresh watcher below
+  }
 
   Watcher* w = take_watcher();
   w->key = key;
@@ -128,6 +176,7 @@ WatchStatus LibevPullLoop::watch_io(Key key, int fd, Interest interest, bool one
   w->kind = Kind::io;
   w->interest = interest;
   w->oneshot = oneshot;
+  w->parked = false;
   ev_io_init(&w->io, on_io, fd, interest == Interest::readable ? EV_READ : EV_WRITE);
   w->io.data = w;
   ev_io_start(loop_, &w->io);
@@ -139,7 +188,10 @@ WatchStatus LibevPullLoop::watch_io(Key key, int fd, Interest interest, bool one
 WatchStatus LibevPullLoop::watch_timer(Key key, std::chrono::microseconds after,
                                        std::chrono::microseconds repeat) {
   if (after.count() < 0 || repeat.count() < 0) return WatchStatus::invalid_argument;
-  if (active_.find(key) != nullptr) return WatchStatus::duplicate_key;
+  if (Watcher** found = active_.find(key); found != nullptr) {
+    if (!(*found)->parked) return WatchStatus::duplicate_key;
+    release(*found);
+  }
 
   Watcher* w = take_watcher();
   w->key = key;
@@ -147,6 +199,7 @@ WatchStatus LibevPullLoop::watch_timer(Key key, std::chrono::microseconds after,
   w->kind = Kind::timer;
   w->interest = Interest::readable;
   w->oneshot = repeat.count() == 0;
+  w->parked = false;
   // libev measures `after` from its cached loop time; refresh it so `after` counts from now.
   // One clock read, and timers are not on the per-event path.
   ev_now_update(loop_);
@@ -162,6 +215,10 @@ bool LibevPullLoop::unwatch(Key key) {
   Watcher** found = active_.find(key);
   if (found == nullptr) return false;
   Watcher* w = *found;
+  if (w->parked) {  // its one-shot already fired: forget it, and say so
+    release(w);
+    return false;
+  }
   if (w->kind == Kind::io) {
     ev_io_stop(loop_, &w->io);
   } else {
@@ -179,7 +236,8 @@ void LibevPullLoop::on_io(struct ev_loop* loop, ev_io* io, int revents) {
   // reported once so that the application meets the error in its I/O.
   if (w->oneshot || (revents & EV_ERROR) != 0) {
     ev_io_stop(loop, io);  // no-op if libev already stopped it
-    self.release(w);
+    if ((revents & EV_ERROR) != 0) self.release(w);
+    else self.park(w);
   }
 }
 

@@ -147,3 +147,69 @@ class TestConvergence(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestFloorCosts(unittest.TestCase):
+    """floor-costs's findings: an instrument row as a side, loads chosen by pipeline and generator,
+    a threshold against a declared value, and one row compared with itself under two generators."""
+
+    @staticmethod
+    def cost_pt(key, model, rep, cpu, kind="model", pipeline=1, generator="wrk", syscalls=2.0, client_s=None):
+        wrk_threads = 1 if pipeline > 1 else 2
+        lk = f"-t{wrk_threads} -c64" + (f" -p{pipeline}" if pipeline > 1 else "") + \
+            (" [cbench-load]" if generator != "wrk" else "")
+        p = point(key, 80000, load_key=lk, connections=64, model=model, rep=rep, kind=kind)
+        p["load"].update(pipeline=pipeline, wrk_threads=wrk_threads, generator=generator)
+        p["block"] = rep
+        p["wrk"]["requests"] = 240000
+        p["derived"] = {"server_cpu_us_per_req": cpu, "syscalls_per_req": syscalls, "ctx_switches_per_req": 0.01}
+        if client_s is not None:
+            p["client"] = {"cpu_user_s": client_s * 0.1, "cpu_sys_s": client_s * 0.9}
+        return p
+
+    def run_of(self, tmp, pts):
+        return run_of(tmp, "20260101T000000Z-floor-costs", pts, "floor-costs")
+
+    def test_model_against_the_floor_instrument_at_each_load(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = []
+            for rep in range(4):
+                j = 0.05 * (rep % 2)
+                pts += [self.cost_pt("floor t1", "floor", rep, 9.0 + j, kind="instrument"),
+                        self.cost_pt("floor t1", "floor", rep, 3.0 + j, kind="instrument", pipeline=16),
+                        self.cost_pt("libuv t1", "libuv", rep, 7.0 + j),              # below the floor
+                        self.cost_pt("libuv t1", "libuv", rep, 3.9 + j, pipeline=16)]  # 1.3x the floor
+            run = self.run_of(tmp, pts)
+            fc1, fc2 = design.judge(run, decl("FC1")), design.judge(run, decl("FC2"))
+            self.assertEqual([c.name for c in fc1.comparisons], ["libuv t1 / floor t1"])
+            self.assertEqual(fc1.comparisons[0].decision.word, findings.CONTRADICTED)
+            self.assertAlmostEqual(fc2.comparisons[0].ci.ratio, 1.3, places=1)
+            self.assertEqual(fc2.comparisons[0].decision.word, findings.CONTRADICTED)
+            self.assertIn("pipeline 16", design.render(run, [decl("FC2")]))
+
+    def test_threshold_against_a_declared_value(self):
+        cases = [("below", [0.40, 0.42, 0.41, 0.43], findings.SUPPORTED),
+                 ("above", [0.64, 0.66, 0.65, 0.63], findings.CONTRADICTED),
+                 ("straddles", [0.40, 0.60, 0.45, 0.58], findings.UNDECIDED)]
+        for name, vals, want in cases:
+            with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
+                pts = [self.cost_pt("io-uring t1", "io-uring", rep, 8.0, syscalls=v) for rep, v in enumerate(vals)]
+                run = self.run_of(tmp, pts)
+                res = design.judge(run, decl("FC3"))
+                self.assertEqual(res.overall.word, want)
+                self.assertIn("| row / declared value |", design.render(run, [decl("FC3")]))
+
+    def test_one_row_under_two_generators(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = []
+            for rep in range(4):
+                j = 0.01 * rep
+                pts += [self.cost_pt("epoll-reactor t1", "epoll-reactor", rep, 9.0, client_s=2.9 + j),
+                        self.cost_pt("epoll-reactor t1", "epoll-reactor", rep, 9.0, generator="cbench-load",
+                                     client_s=1.45 + j)]
+            run = self.run_of(tmp, pts)
+            res = design.judge(run, decl("FC5"))
+            self.assertEqual(len(res.comparisons), 1)
+            self.assertAlmostEqual(res.comparisons[0].ci.ratio, 0.5, places=2)
+            self.assertEqual(res.overall.word, findings.SUPPORTED)
+            self.assertIn("generator cbench-load", res.comparisons[0].name)

@@ -11,6 +11,9 @@ scenario, and is one of two kinds:
   ratio (or equivalence within a margin). With "bound": "concurrency" the expected ratio of
   a blocking handler is shown beside the measured one: a design with concurrency limit L
   serves at most L x 1000/ms req/s (see concurrency_limit).
+- "threshold": each row matched by a spec in "rows", at one load, against a declared value of the
+  metric (e.g. at most 0.5 system calls per request): the interval of the row's values over the
+  value (a one-sample Welch interval on the logs) judged against 1 in the claimed direction.
 - "convergence": over every model row of the run, at each load path of a family
   (e.g. /spin?us=N), the best over the worst row's req/s with its interval, judged for
   equivalence within the margin; the finding is the smallest handler cost from which every
@@ -22,8 +25,10 @@ cbench-server does not count) shows "not measured", one a point did not record "
 decide_at allows, when wrk counted timeouts, or when fewer than min_requests_per_connection
 requests per connection completed (the point is marked). Verdict words and the "undecided" reason
 with the repetitions that would decide come from findings.decide: nothing here knows the answer.
+A finding's "load" picks its path's load by fields (LOAD_FIELDS; default pipeline 1); a comparison's
+"load_a"/"load_b" replace it per side, so a row may face itself under another generator.
 Rows: only cbench-server's model rows (`kind` "model", the C++ stack of format/published.row_stack)
-are compared, matched by fields, never by label: a Ruby row (a peer) carrying the same published
+are compared unless a spec names a "kind" (the floors are "instrument" rows), matched by fields, never by label: a Ruby row (a peer) carrying the same published
 label as a C++ row is never one of a comparison's sides nor a convergence row, as these findings
 are about the C++ designs, and a label never merges rows.
 """
@@ -60,6 +65,7 @@ METRICS = {
     "server_cpu_us_per_req": _direct("derived.server_cpu_us_per_req"),
     "syscalls_per_req": _direct("derived.syscalls_per_req"),
     "server_threads": _direct("server.threads"),
+    "client_cpu_us_per_req": (lambda p: _client_cpu_us_per_req(p), "client CPU us/request"),
     "p99_ms": (lambda p: _scale(registry.dig(p, "wrk.latency_us.p99"), 1 / 1000), "p99 latency ms"),
 }
 METRICS.update({name: (lambda p: None, label) for name, (label, _why) in registry.NOT_MEASURED.items()})
@@ -68,6 +74,13 @@ FAILURE_VERDICTS = ("error-bound",)
 
 def _scale(v, k):
     return v * k if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _client_cpu_us_per_req(p):
+    u, s, req = dig(p, "client.cpu_user_s"), dig(p, "client.cpu_sys_s"), dig(p, "wrk.requests")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (u, s, req)) or req <= 0:
+        return None
+    return (u + s) * 1e6 / req
 
 
 def _per_conn(v, p):
@@ -88,7 +101,7 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
         for k in ("id", "title", "claim", "scenario", "kind", "metric"):
             if k not in d:
                 raise DeclarationError(f"{where}: missing field {k!r}")
-        if d["kind"] not in ("ratio", "convergence"):
+        if d["kind"] not in ("ratio", "convergence", "threshold"):
             raise DeclarationError(f"{where}: kind {d['kind']!r}")
         if "metrics" in d or "fallback" in d:
             # A design finding is judged on its one metric; a fallback would need its own direction
@@ -99,6 +112,12 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
                 raise DeclarationError(f"{where}: unknown metric {m!r}")
         if d["kind"] == "ratio" and (not d.get("comparisons") or "path" not in d):
             raise DeclarationError(f"{where}: a ratio finding needs a path and comparisons")
+        if d["kind"] == "threshold" and (not d.get("rows") or "path" not in d
+                                         or not isinstance(d.get("value"), (int, float)) or d["value"] <= 0):
+            raise DeclarationError(f"{where}: a threshold finding needs rows, a path and a value > 0")
+        for sel in [d.get("load")] + [c.get(k) for c in d.get("comparisons") or [] for k in ("load_a", "load_b")]:
+            if sel is not None and (not isinstance(sel, dict) or set(sel) - set(LOAD_FIELDS)):
+                raise DeclarationError(f"{where}: a load selector takes only {', '.join(LOAD_FIELDS)}")
         if d.get("direction", "greater") == "equivalent" or d["kind"] == "convergence":
             if not d.get("margin"):
                 raise DeclarationError(f"{where}: an equivalence claim needs a margin")
@@ -151,9 +170,23 @@ def _matches(row: Row, spec: dict) -> bool:
     return True
 
 
-def _cell(run: Run, row: Row, path: str) -> Cell | None:
+LOAD_FIELDS = ("pipeline", "wrk_threads", "connections", "generator")
+
+
+def _load_matches(lid, sel: dict | None) -> bool:
+    sel = {"pipeline": 1, **(sel or {})}
+    return all(getattr(lid, k) == v for k, v in sel.items())
+
+
+def _load_text(sel: dict | None) -> str:
+    sel = {"pipeline": 1, **(sel or {})}
+    return ", ".join(f"{k} {v}" for k, v in sel.items())
+
+
+def _cell(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
+    """The cell of row at the load of this path whose fields match sel (default: pipeline 1)."""
     for ld in run.loads.values():
-        if ld.lid.path == path and not ld.lid.idle and ld.lid.pipeline == 1:
+        if ld.lid.path == path and not ld.lid.idle and _load_matches(ld.lid, sel):
             c = run.cell(row.key, ld.lid)
             if c is not None:
                 return c
@@ -238,11 +271,40 @@ class Result:
 
 
 def judge(run: Run, decl: dict) -> Result:
+    if decl["kind"] == "threshold":
+        return _judge_threshold(run, decl)
     return _judge_ratio(run, decl) if decl["kind"] == "ratio" else _judge_convergence(run, decl)
 
 
 def _rows(run: Run, spec: dict) -> list[Row]:
-    return [r for r in run.rows.values() if r.kind == "model" and _matches(r, spec)]
+    return [r for r in run.rows.values() if (r.kind == "model" or "kind" in spec) and _matches(r, spec)]
+
+
+def _judge_threshold(run: Run, decl: dict) -> Result:
+    """Each matched row's values over the declared value, judged against 1 (a one-sample interval:
+    the value side has no spread)."""
+    res = Result(decl)
+    path, metric, value = decl["path"], decl["metric"], float(decl["value"])
+    direction = decl.get("direction", "less")
+    for spec in decl["rows"]:
+        rows = _rows(run, spec)
+        if not rows:
+            res.missing.append(_spec(spec))
+        for a in rows:
+            ca = _cell(run, a, path, decl.get("load"))
+            if ca is None:
+                res.missing.append(f"{a.key} at {path} ({_load_text(decl.get('load'))})")
+                continue
+            va, _ba, pa = values(ca, metric, decl)
+            ci = stats.ratio_ci(va, [value] * len(va)) if va else None
+            dec = findings.decide(ci, direction, 1.0)
+            if ci is None:
+                dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(pa))
+            mech = {m: (mechanism_median(ca, m), None) for m in decl.get("mechanism") or []}
+            res.comparisons.append(Comparison(f"{a.key} / {value:g}", a, a, ci, dec, None,
+                                              [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1))
+    res.overall = _combine([c.decision for c in res.comparisons])
+    return res
 
 
 def _judge_ratio(run: Run, decl: dict) -> Result:
@@ -252,14 +314,15 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
     for comp in decl["comparisons"]:
         ras, rbs = _rows(run, comp["a"]), _rows(run, comp["b"])
         name = f"{_spec(comp['a'])} / {_spec(comp['b'])}"
-        pairs = [(a, b) for a in ras for b in rbs if a.key != b.key]
+        sel_a, sel_b = comp.get("load_a", decl.get("load")), comp.get("load_b", decl.get("load"))
+        pairs = [(a, b) for a in ras for b in rbs if a.key != b.key or sel_a != sel_b]
         if not pairs:
             res.missing.append(name)
             continue
         for a, b in pairs:
-            ca, cb = _cell(run, a, path), _cell(run, b, path)
+            ca, cb = _cell(run, a, path, sel_a), _cell(run, b, path, sel_b)
             if ca is None or cb is None:
-                res.missing.append(f"{a.key} / {b.key} at {path}")
+                res.missing.append(f"{a.key} / {b.key} at {path} ({_load_text(sel_a)}; {_load_text(sel_b)})")
                 continue
             va, ba, pa = values(ca, metric, decl)
             vb, bb, pb = values(cb, metric, decl)
@@ -273,7 +336,9 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
                 conns = ca.load.connections or 1
                 bound = row_limit(a, conns) / row_limit(b, conns)
             mech = {m: (mechanism_median(ca, m), mechanism_median(cb, m)) for m in decl.get("mechanism") or []}
-            res.comparisons.append(Comparison(f"{a.key} / {b.key}", a, b, ci, dec, bound, marks, mech,
+            cname = f"{a.key} / {b.key}" if sel_a == sel_b else \
+                f"{a.key} ({_load_text(sel_a)}) / {b.key} ({_load_text(sel_b)})"
+            res.comparisons.append(Comparison(cname, a, b, ci, dec, bound, marks, mech,
                                               ca.load.connections or 1))
     res.overall = _combine([c.decision for c in res.comparisons])
     return res
@@ -374,7 +439,7 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
                 f" `results/findings/design.json`): {d['claim']}", ""]
         if d.get("note"):
             out += [d["note"], ""]
-        if d["kind"] == "ratio":
+        if d["kind"] in ("ratio", "threshold"):
             if not r.comparisons:
                 out += [f"**{findings.NO_DATA}**: the run has no rows for " + ", ".join(f"`{m}`" for m in r.missing), ""]
                 continue
@@ -386,7 +451,10 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
                 sep += "---|---|"
             head += " verdict |" + "".join(f" {METRICS[m][1]} (a; b) |" for m in mech)
             sep += "---|" + "---|" * len(mech)
-            out += [f"At GET `{d['path']}`; metric {METRICS[d['metric']][1]}.", "", head, sep]
+            if d["kind"] == "threshold":
+                head = head.replace("| a / b |", "| row / declared value |").replace(" a/b ", " row/value ")
+            at = f" ({_load_text(d['load'])})" if d.get("load") else ""
+            out += [f"At GET `{d['path']}`{at}; metric {METRICS[d['metric']][1]}.", "", head, sep]
             for c in r.comparisons:
                 line = f"| {c.name} | {findings.fmt_ci(c.ci) if c.ci else 'no interval'} |"
                 if d.get("bound"):
