@@ -1,6 +1,7 @@
 """The Markdown-to-HTML converter (render/mdhtml.py), one line per case, and the report's one-page
 view (render/htmlview.py): links between pages become anchors, images become data, a missing image
 is named, raw HTML never passes through. The browser test (report_browser.py) opens the result."""
+import glob
 import os
 import shutil
 import tempfile
@@ -51,12 +52,22 @@ class Converter(unittest.TestCase):
         self.assertEqual(out, '<h1 id="p--a">A</h1>\n<h1 id="p--a-1">A</h1>')
 
     def test_the_report_converts(self):
-        """REPORT.md converts without leaving Markdown table syntax or a raw tag behind."""
-        with open(os.path.join(helpers.REPO, "REPORT.md"), encoding="utf-8") as f:
-            out = mdhtml.to_html(f.read())
-        self.assertNotIn("\n|---", out)
-        self.assertNotIn("<script", out)
-        self.assertGreater(out.count("<table>"), 10)
+        """REPORT.md and every page under report/ convert without leaving Markdown table syntax or
+        a raw tag behind, and the tables they hold come out as tables."""
+        paths = [os.path.join(helpers.REPO, "REPORT.md")]
+        paths += sorted(glob.glob(os.path.join(helpers.REPO, "report", "*.md")))
+        tables_md = tables_html = 0
+        for path in paths:
+            with self.subTest(os.path.basename(path)):
+                with open(path, encoding="utf-8") as f:
+                    md = f.read()
+                out = mdhtml.to_html(md)
+                self.assertNotIn("\n|---", out)
+                self.assertNotIn("<script", out)
+                tables_md += sum(1 for line in md.splitlines() if line.startswith("|---") or line.startswith("| ---"))
+                tables_html += out.count("<table>")
+        self.assertGreater(tables_md, 10)
+        self.assertEqual(tables_html, tables_md)
 
 
 class View(unittest.TestCase):
