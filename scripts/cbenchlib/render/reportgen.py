@@ -106,6 +106,9 @@ def run_report(run: Run, latency: str = "max") -> str:
         an = findings.Analysis(run)
         if an.has_data:
             out.append(findingstext.render_findings(an, 2))
+    designed = design.render_for_run(run)  # the scenario's findings in results/findings/design.json
+    if designed:
+        out += ["## Design findings", "", designed]
     out += ["## Charts", ""] + chart_links(run) + [""]
     return "\n".join(out).rstrip("\n") + "\n"
 
