@@ -15,7 +15,8 @@ import re
 PAGES_DIR = "report"
 # Generated section -> page name; any other generated section's page is tables-<name>.
 _PAGE_OF = {"decision-table": "decision", "ever-table": "findings", "calibration": "calibration",
-            "micro": "micro", "generator-crosscheck": "crosscheck", "latency-curve": "latency-curve"}
+            "micro": "micro", "generator-crosscheck": "crosscheck", "latency-curve": "latency-curve",
+            "costs": "costs", "soak": "soak"}
 METHOD = "method"
 _GENERATED = re.compile(r"^<!-- BEGIN GENERATED: ([A-Za-z0-9_.-]+) -->$", re.M)
 # A relative link target (not a URL, an anchor or an absolute path) in markdown link syntax.
