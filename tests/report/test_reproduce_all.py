@@ -3,7 +3,7 @@ count, the costs' rows and the soak's models), the plan (every scenario, the mic
 costs, the calibration, the soak), --only/--skip, the budget, the preflight (a clean tree, no
 other busy process), the rewrite of results/reference-runs.toml after each step (on a temporary
 copy, with a fake command runner: nothing is measured), and the report's costs and soak sections."""
-import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -313,10 +313,11 @@ class TestPreflight(unittest.TestCase):
 
 class FakeRunner:
     """subprocess.run for execute(): each cbench command makes a run directory under its step's
-    parent (as the real commands do) unless told to fail; records every argv."""
+    parent (as the real commands do) and exits 0, unless EXITS gives it (status, makes its run
+    directory); records every argv."""
 
-    def __init__(self, parents: dict, fail: set = frozenset()):
-        self.parents, self.fail, self.calls = parents, fail, []
+    def __init__(self, parents: dict, exits: dict | None = None):
+        self.parents, self.exits, self.calls = parents, exits or {}, []
 
     def __call__(self, argv, cwd=None):
         self.calls.append(argv)
@@ -324,11 +325,10 @@ class FakeRunner:
             return subprocess.CompletedProcess(argv, 0)
         verb = argv[2]
         name = argv[3] if verb == "sweep" else verb
-        if name in self.fail:
-            return subprocess.CompletedProcess(argv, 1)
-        parent = self.parents[name]
-        os.makedirs(os.path.join(parent, f"20261205T{len(self.calls):06d}Z-{name}"))
-        return subprocess.CompletedProcess(argv, 0)
+        rc, makes_dir = self.exits.get(name, (0, True))
+        if makes_dir:
+            os.makedirs(os.path.join(self.parents[name], f"20261205T{len(self.calls):06d}Z-{name}"))
+        return subprocess.CompletedProcess(argv, rc)
 
 
 class TestExecute(unittest.TestCase):
@@ -350,7 +350,7 @@ class TestExecute(unittest.TestCase):
             st = by_key[k]
             parent = os.path.join(self.tmp.name, os.path.basename(st.parent))
             self.parents[k] = parent
-            out.append(ra.Step(st.name, st.argv, st.estimate_s, parent, st.suffix, st.scenario, st.note, st.key))
+            out.append(dataclasses.replace(st, parent=parent))
         return out
 
     def _listed(self, scenario):
@@ -360,20 +360,25 @@ class TestExecute(unittest.TestCase):
     def test_each_step_is_recorded_as_it_completes(self):
         """The config lists each run as soon as its step ends: a sitting interrupted at the third
         step keeps the first two, and `make report` is not run on a partial set."""
-        cases = [  # (steps, the step that fails, sections listing a new run, make report run)
-            (["connections", "micro", "costs"], None, ["connections", "micro", "costs"], True),
-            (["connections", "micro", "costs", "soak"], "costs", ["connections", "micro"], False),
-            (["soak"], None, ["soak"], True),
-            (["fidelity"], None, ["fidelity"], True),  # no section yet: one is appended
+        cases = [  # (steps, {step: (exit status, makes its run)}, sections listing a new run, exit, make report run)
+            (["connections", "micro", "costs"], {}, ["connections", "micro", "costs"], 0, True),
+            (["connections", "micro", "costs", "soak"], {"costs": (1, False)}, ["connections", "micro"], 1, False),
+            # a sweep that made its directory and then failed is not listed
+            (["connections", "micro"], {"connections": (1, True)}, [], 1, False),
+            (["soak"], {}, ["soak"], 0, True),
+            # the soak's exit 1 is its verdict (a model grew): its run is listed and the sitting goes on
+            (["micro", "soak"], {"soak": (1, True)}, ["micro", "soak"], 0, True),
+            (["soak"], {"soak": (1, False)}, [], 1, False),
+            (["fidelity"], {}, ["fidelity"], 0, True),  # no section yet: one is appended
         ]
-        for keys, fail, recorded, reported in cases:
-            with self.subTest(keys=keys, fail=fail):
+        for keys, exits, recorded, want_rc, reported in cases:
+            with self.subTest(keys=keys, exits=exits):
                 self.setUp()
-                runner = FakeRunner(self.parents, {fail} if fail else set())
+                runner = FakeRunner(self.parents, exits)
                 steps = self._steps(keys)
                 with mock.patch("sys.stdout"), mock.patch("sys.stderr"):
                     rc = ra.execute(steps, self.config, run=runner)
-                self.assertEqual(rc, 1 if fail else 0)
+                self.assertEqual(rc, want_rc)
                 for k in keys:
                     scen = {st.key: st.scenario for st in steps}[k]
                     listed = self._listed(scen) or ""
