@@ -153,12 +153,17 @@ def count_costs_rows(rows_from: str | None) -> int | None:
         return None
 
 
+def costs_runs_per_row(repeat: bool, requests: tuple[int, int]) -> int:
+    """Server runs `cbench costs` makes per row: per request count callgrind (twice with REPEAT), strace, plain."""
+    return len(requests) * (3 + int(repeat))
+
+
 def costs_estimate_s(rows: int, repeat: bool, requests: tuple[int, int]) -> int:
     """Seconds `cbench costs` takes for ROWS rows: per request count one callgrind run (two with
     REPEAT), one strace run and one plain run, each COSTS_RUN_S at the default request counts and
     in proportion to the requests beyond them (a worst case: start-up does not grow with them)."""
     from cbenchlib.format import costs as costs_format
-    runs = rows * len(requests) * (3 + int(repeat))
+    runs = rows * costs_runs_per_row(repeat, requests)
     scale = max(1.0, sum(requests) / sum(costs_format.DEFAULT_REQUESTS))
     return math.ceil(runs * COSTS_RUN_S * scale - 1e-9)
 
@@ -232,7 +237,8 @@ def plan(dry_run=None, micro_count=count_micro_benchmarks, costs_rows=None, soak
     n, what = _counted(costs_rows(), COSTS_ROWS_ASSUMED, "rows")
     steps.append(Step("costs", list(COSTS_ARGV), costs_estimate_s(n, True, costs_format.DEFAULT_REQUESTS),
                       runs_dir, f"-{COSTS_SCENARIO}", COSTS_SCENARIO,
-                      f"{what} x {2 * 4} server runs of about {COSTS_RUN_S:g} s"))
+                      f"{what} x {costs_runs_per_row(True, costs_format.DEFAULT_REQUESTS)} server runs"
+                      f" of about {COSTS_RUN_S:g} s"))
     steps.append(Step("calibrate", ["calibrate"], CALIBRATE_ESTIMATE_S, cal_dir, "-calibrate", CALIBRATE_SECTION))
     n, what = _counted(soak_models(), SOAK_MODELS_ASSUMED, "models")
     # The soak exits 1 when a model grows, dies or stops answering: a finding its run records.
