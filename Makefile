@@ -84,7 +84,8 @@ report:
 # costs, calibrate and the reference soak in sequence (scripts/reproduce_all.py prints each step's
 # worst case and their sum first), results/reference-runs.toml pointed at each new run as it is
 # made, then `make report`. ARGS select and bound it: `--skip soak --budget-min 150` for a sitting
-# of the sweeps, `--only soak` for the soak's own; `ARGS=--dry-run` prints the plan and the time only.
+# of the sweeps (a plan over budget stops at the first dry run, before the build), `--only soak`
+# for the soak's own; `ARGS=--dry-run` prints the plan and the time only.
 reproduce-all:
 	@$(PY) scripts/reproduce_all.py --dry-run $(ARGS)
 	$(MAKE) build

@@ -383,7 +383,7 @@ def main(argv=None) -> int:
                     help=f"run only these steps (comma-separated: a scenario, micro, costs, calibrate, soak, {SWEEPS})")
     ap.add_argument("--skip", type=_names, metavar="LIST", help="run every step but these (the same names)")
     ap.add_argument("--budget-min", type=float, metavar="N",
-                    help="refuse to start when the worst case of the selected steps exceeds N minutes")
+                    help="refuse to start (with --dry-run: exit 1) when the worst case of the selected steps exceeds N minutes")
     ap.add_argument("--allow-busy", action="store_true",
                     help="start although other processes are busy (the runs will be marked disturbed)")
     args = ap.parse_args(argv)
@@ -412,12 +412,13 @@ def main(argv=None) -> int:
     over = args.budget_min is not None and total > args.budget_min * 60
     if args.budget_min is not None:
         print(f"  budget {args.budget_min:g} min: " + (f"exceeded by {fmt(total - args.budget_min * 60)}" if over else "fits"))
-    if args.dry_run:
-        return 0
+    # A dry run over the budget fails too, so that `make reproduce-all` stops before its build.
     if over:
         print(f"reproduce-all: the worst case {fmt(total)} exceeds --budget-min {args.budget_min:g};"
               " select fewer steps with --only or --skip", file=sys.stderr)
         return 1
+    if args.dry_run:
+        return 0
     problems = preflight(envinfo.git_info(REPO), [] if args.allow_busy else hostcheck.busy_processes(),
                          os.getloadavg()[0], args.allow_busy)
     if problems:

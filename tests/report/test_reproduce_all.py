@@ -165,13 +165,14 @@ class TestReproduceAll(unittest.TestCase):
                 self.assertIn("no step named", written)
 
     def test_budget(self):
-        """The dry run prints the budget's verdict and runs nothing; the real run refuses a worst
-        case over the budget before its preflight (one line, exit 1)."""
+        """The dry run prints the budget's verdict and runs nothing; a worst case over the budget
+        is refused before the preflight (one line, exit 1), by the dry run too (so that `make
+        reproduce-all` stops before it builds)."""
         steps = _plan(est="estimated time: 10m00s with every model")  # 15 sweeps of 10 min and the rest
         total_min = sum(st.estimate_s for st in steps) / 60
         only_soak = [st for st in steps if st.key == "soak"][0].estimate_s / 60
         cases = [  # (argv, exit status, preflight reached, words printed)
-            (["--dry-run", "--budget-min", "60"], 0, False, "exceeded by"),
+            (["--dry-run", "--budget-min", "60"], 1, False, "exceeded by"),
             (["--dry-run", "--budget-min", str(total_min + 1)], 0, False, "fits"),
             (["--budget-min", "60"], 1, False, "exceeds --budget-min 60"),
             (["--budget-min", str(total_min + 1)], 0, True, "fits"),
