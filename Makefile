@@ -83,9 +83,10 @@ report:
 # The whole reference set from one clean commit: every scenario's sweep, cbench micro, cbench
 # costs, calibrate and the reference soak in sequence (scripts/reproduce_all.py prints each step's
 # worst case and their sum first), results/reference-runs.toml pointed at each new run as it is
-# made, then `make report`. ARGS select and bound it: `--skip soak --budget-min 150` for a sitting
-# of the sweeps (a plan over budget stops at the first dry run, before the build), `--only soak`
-# for the soak's own; `ARGS=--dry-run` prints the plan and the time only.
+# made, then `make report`. ARGS select and bound it: `--skip soak --no-report --budget-min 150` for
+# a sitting of the sweeps (a plan over budget stops at the first dry run, before the build), then
+# `--only soak` from the same commit for the soak's own, which renders the whole set;
+# `ARGS=--dry-run` prints the plan and the time only.
 reproduce-all:
 	@$(PY) scripts/reproduce_all.py --dry-run $(ARGS)
 	$(MAKE) build

@@ -12,7 +12,8 @@ list, the costs' from the rows it measures and its server runs per row, the soak
 models and its duration per model, the calibration's from its help. `--dry-run` prints the plan
 and runs nothing; `--only`/`--skip` select steps (a scenario's name, or micro, costs, calibrate,
 soak, or sweeps for every sweep); `--budget-min N` refuses a sitting whose worst case exceeds N
-minutes. Before the first step a preflight refuses a dirty tree (the sweep's own rule) and a
+minutes. A set made in two sittings shares one commit: `--skip soak --no-report`, then
+`--only soak` (which renders the whole set); nothing but results/ may change in between. Before the first step a preflight refuses a dirty tree (the sweep's own rule) and a
 machine where other processes are busy (a sitting beside them would be marked disturbed).
 Each measuring command takes the bench lock itself. `make reproduce` stays the ever-table run alone.
 
@@ -340,10 +341,10 @@ def preflight(git: dict, busy: list[tuple[int, str, float]], load1: float, allow
     return problems
 
 
-def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run) -> int:
+def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run, report: bool = True) -> int:
     """Run each step in order; after each, point reference-runs.toml at the run it made (written
-    at once, so an interrupted sitting keeps what it measured); at the end `make report`.
-    RUN is subprocess.run (tests pass a fake)."""
+    at once, so an interrupted sitting keeps what it measured); at the end `make report` unless
+    not REPORT. RUN is subprocess.run (tests pass a fake)."""
     made: dict[str, str] = {}
     for st in steps:
         argv = resolve_argv(st.argv, made, _read(config_path))
@@ -368,6 +369,9 @@ def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run) ->
         with open(config_path, "w", encoding="utf-8") as f:
             f.write(text)
         print(f"reference-runs.toml: {', '.join(changed)} -> {made[st.scenario]}", flush=True)
+    if not report:
+        print("reproduce-all: not rendered (--no-report); `make report` renders the set", flush=True)
+        return 0
     print("== make report", flush=True)
     return run(["make", "report"], cwd=REPO).returncode
 
@@ -384,6 +388,10 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", type=_names, metavar="LIST", help="run every step but these (the same names)")
     ap.add_argument("--budget-min", type=float, metavar="N",
                     help="refuse to start (with --dry-run: exit 1) when the worst case of the selected steps exceeds N minutes")
+    # A set made in two sittings (the soak apart) must share one commit: rendering after the first
+    # would change REPORT.md, and committing it would start the second sitting from another commit.
+    ap.add_argument("--no-report", action="store_true",
+                    help="do not run `make report` at the end (the first of two sittings of one commit)")
     ap.add_argument("--allow-busy", action="store_true",
                     help="start although other processes are busy (the runs will be marked disturbed)")
     args = ap.parse_args(argv)
@@ -424,7 +432,7 @@ def main(argv=None) -> int:
     if problems:
         print(f"reproduce-all: not starting: {'; '.join(problems)}", file=sys.stderr)
         return 1
-    return execute(steps)
+    return execute(steps, report=not args.no_report)
 
 
 if __name__ == "__main__":

@@ -214,6 +214,15 @@ class TestReproduceAll(unittest.TestCase):
                     written = "".join(c.args[0] for c in err.write.call_args_list)
                     self.assertIn((git.get("git_dirty_files") or [git.get("git_error")])[0], written)
 
+    def test_no_report_reaches_execute(self):
+        for argv, report in (([], True), (["--no-report"], False)):
+            with self.subTest(argv=argv), mock.patch.object(ra, "plan", return_value=_plan()), \
+                    mock.patch.object(ra, "preflight", return_value=[]), \
+                    mock.patch.object(ra.hostcheck, "busy_processes", return_value=[]), \
+                    mock.patch.object(ra, "execute", return_value=0) as execute, mock.patch("sys.stdout"):
+                self.assertEqual(ra.main(argv), 0)
+                self.assertEqual(execute.call_args.kwargs, {"report": report})
+
     def test_micro_estimate(self):
         # 63 benchmarks x (3 + 1) x 0.3 s x 1.25 = 94.5 s, rounded up: about a minute and a half.
         self.assertEqual(ra.micro_estimate_s(63, 3, 0.3), 95)
@@ -372,7 +381,7 @@ class TestExecute(unittest.TestCase):
             # the soak's exit 1 is its verdict (a model grew): its run is listed and the sitting goes on
             (["micro", "soak"], {"soak": (1, True)}, ["micro", "soak"], 0, True),
             (["soak"], {"soak": (1, False)}, [], 1, False),
-            (["fidelity"], {}, ["fidelity"], 0, True),  # no section yet: one is appended
+            (["fidelity"], {}, ["fidelity"], 0, True),
         ]
         for keys, exits, recorded, want_rc, reported in cases:
             with self.subTest(keys=keys, exits=exits):
@@ -388,8 +397,13 @@ class TestExecute(unittest.TestCase):
                     self.assertEqual(self.tmp.name in os.path.abspath(os.path.join(ra.REPO, listed)) and
                                      listed.endswith(f"-{scen}"), k in recorded, (k, listed))
                 self.assertEqual(runner.calls[-1][:2] == ["make", "report"], reported)
-        with open(self.config, encoding="utf-8") as f:
-            self.assertIn("[sections.fidelity]", f.read())
+        # --no-report: the first of two sittings of one commit leaves REPORT.md as it is.
+        self.setUp()
+        runner = FakeRunner(self.parents)
+        with mock.patch("sys.stdout"), mock.patch("sys.stderr"):
+            self.assertEqual(ra.execute(self._steps(["micro"]), self.config, run=runner, report=False), 0)
+        self.assertNotIn(["make", "report"], runner.calls)
+        self.assertEqual(len(runner.calls), 1)
 
     def test_costs_uses_the_sittings_runs_else_the_listed_ones(self):
         runner = FakeRunner(self.parents)
