@@ -15,7 +15,7 @@ help:
 	@echo "make build      install deps, configure and build everything (Release) in $(BUILD)/"
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
-	@echo "make reproduce-all  the reference set from this clean commit: every scenario's sweep, micro, costs, calibrate, soak (prints each step's worst case first; ARGS=\"--skip soak --budget-min 150\"), then make report"
+	@echo "make reproduce-all  the reference set from this clean commit: every scenario's sweep, micro, costs, calibrate, soak (prints each step's worst case first; ARGS=\"--skip soak --no-report --budget-min 150\", then ARGS=\"--only soak\"), then make report"
 	@echo "make report     render REPORT.md (the summary), its pages under report/, the overview charts (report/charts/) and report/index.html from REPORT.md.in and the reference runs (results/reference-runs.toml)"
 	@echo "make test-multihost  server and wrk in two network namespaces (skipped where they cannot be made)"
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
