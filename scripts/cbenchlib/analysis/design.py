@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from . import findings, stats
 from .runload import Cell, Row, Run
-from ..format import metrics as registry
+from ..format import metrics as registry, verdict
 from ..format.paths import REPO_ROOT
 from ..format.loadpoint import dig
 
@@ -55,6 +55,32 @@ DESIGN_PATH = os.path.join(REPO_ROOT, "results", "findings", "design.json")
 def _direct(path: str) -> tuple:
     m = registry.get(path)
     return (lambda p: registry.dig(p, m.path), m.label)
+
+
+# The registered metric behind a design metric name, for its equivalence margin (format/metrics.py).
+REGISTERED = {"req_per_s": "wrk.req_per_s", "server_cpu_us_per_req": "derived.server_cpu_us_per_req",
+              "syscalls_per_req": "derived.syscalls_per_req", "ctx_switches_per_req": "derived.ctx_switches_per_req"}
+
+
+def registry_margin(metric: str) -> float | None:
+    """The metric's registered equivalence margin as a ratio > 1, or None (not registered, or none)."""
+    path = REGISTERED.get(metric)
+    pct = registry.get(path).margin_pct if path else None
+    return 1.0 + pct / 100.0 if pct is not None else None
+
+
+def claim_of(decl: dict, comp: dict | None = None) -> tuple[str, float, float | None]:
+    """(direction, null ratio, margin) one comparison is judged on: an equivalence sub-claim's
+    (comparison "direction": "equivalent", its "margin" or the metric's registered one), else the
+    finding's, whose margin defaults to the metric's registered one when its null ratio is 1 (a
+    tie within it is then an answer, not "undecided")."""
+    if comp is not None and comp.get("direction") == "equivalent":
+        return "equivalent", 1.0, float(comp.get("margin") or registry_margin(decl["metric"]) or 0) or None
+    direction, null = decl.get("direction", "greater"), float(decl.get("null_ratio", 1.0))
+    margin = decl.get("margin")
+    if margin is None and null == 1.0:
+        margin = registry_margin(decl["metric"])
+    return direction, null, margin
 
 
 METRICS = {
@@ -112,6 +138,12 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
                 raise DeclarationError(f"{where}: unknown metric {m!r}")
         if d["kind"] == "ratio" and (not d.get("comparisons") or "path" not in d):
             raise DeclarationError(f"{where}: a ratio finding needs a path and comparisons")
+        for c in d.get("comparisons") or []:
+            if "direction" in c and (c["direction"] != "equivalent" or not c.get("reason")
+                                     or not (c.get("margin") or registry_margin(d["metric"]))):
+                raise DeclarationError(f"{where}: a comparison may declare only \"direction\": \"equivalent\""
+                                       " (a tie expected), with its \"reason\" and a \"margin\" unless the"
+                                       " metric registers one")
         if d["kind"] == "threshold" and (not d.get("rows") or "path" not in d
                                          or not isinstance(d.get("value"), (int, float)) or d["value"] <= 0):
             raise DeclarationError(f"{where}: a threshold finding needs rows, a path and a value > 0")
@@ -195,12 +227,11 @@ def _cell(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None
 
 def point_problem(p: dict, decl: dict) -> str | None:
     """Why a repetition decides nothing for this finding, or None."""
-    if p.get("status", "ok") != "ok":
-        return "failed"
     allowed = decl.get("decide_at")
+    why = verdict.repetition_problem(p, tuple(allowed) if allowed else None)
+    if why is not None:
+        return why
     v = p.get("verdict") or "unclear"
-    if allowed and v not in allowed:
-        return v
     if v in FAILURE_VERDICTS:
         return v
     if (dig(p, "wrk.errors.timeout") or 0) > 0:
@@ -248,6 +279,7 @@ class Comparison:
     marks: list = field(default_factory=list)
     mechanism: dict = field(default_factory=dict)  # metric -> (median a, median b)
     a_conns: int = 1
+    tie: bool = False  # an equivalence sub-claim (claim_of): "equivalent" is its success
 
 
 @dataclass
@@ -303,15 +335,15 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
             mech = {m: (mechanism_median(ca, m), None) for m in decl.get("mechanism") or []}
             res.comparisons.append(Comparison(f"{a.key} / {value:g}", a, a, ci, dec, None,
                                               [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1))
-    res.overall = _combine([c.decision for c in res.comparisons])
+    res.overall = _combine(res.comparisons)
     return res
 
 
 def _judge_ratio(run: Run, decl: dict) -> Result:
     res = Result(decl)
     path, metric = decl["path"], decl["metric"]
-    direction = decl.get("direction", "greater")
     for comp in decl["comparisons"]:
+        direction, null, margin = claim_of(decl, comp)
         ras, rbs = _rows(run, comp["a"]), _rows(run, comp["b"])
         name = f"{_spec(comp['a'])} / {_spec(comp['b'])}"
         sel_a, sel_b = comp.get("load_a", decl.get("load")), comp.get("load_b", decl.get("load"))
@@ -328,7 +360,7 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             vb, bb, pb = values(cb, metric, decl)
             ci = stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb) if va and vb else None
             marks = [f"{a.key} {m}" for m in pa] + [f"{b.key} {m}" for m in pb]
-            dec = findings.decide(ci, direction, float(decl.get("null_ratio", 1.0)), decl.get("margin"))
+            dec = findings.decide(ci, direction, null, margin)
             if ci is None:
                 dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(marks))
             bound = None
@@ -338,9 +370,11 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             mech = {m: (mechanism_median(ca, m), mechanism_median(cb, m)) for m in decl.get("mechanism") or []}
             cname = f"{a.key} / {b.key}" if sel_a == sel_b else \
                 f"{a.key} ({_load_text(sel_a)}) / {b.key} ({_load_text(sel_b)})"
+            if direction == "equivalent" and decl.get("direction", "greater") != "equivalent":
+                cname += " (tie expected)"
             res.comparisons.append(Comparison(cname, a, b, ci, dec, bound, marks, mech,
-                                              ca.load.connections or 1))
-    res.overall = _combine([c.decision for c in res.comparisons])
+                                              ca.load.connections or 1, comp.get("direction") == "equivalent"))
+    res.overall = _combine(res.comparisons)
     return res
 
 
@@ -404,10 +438,15 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
     return res
 
 
-def _combine(decs: list[findings.Decision]) -> findings.Decision:
-    if not decs:
+def _combine(comps: list) -> findings.Decision:
+    """The finding's verdict over its comparisons (findings.combine_claims: the directional ones
+    and the equivalence sub-claims). Undecided names the closest repetitions that would decide."""
+    if not comps:
         return findings.Decision(findings.NO_DATA, "the run has no rows for this finding")
+    decs = [c.decision for c in comps]
     words = [d.word for d in decs]
+    if any(c.tie for c in comps) and not all(c.tie for c in comps):
+        return findings.combine_claims(comps)
     if len(set(words)) == 1 and words[0] != findings.UNDECIDED:
         return findings.Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
     counts = ", ".join(f"{w} in {words.count(w)}" for w in findings.VERDICT_WORDS if w in words)

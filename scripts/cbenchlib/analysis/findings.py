@@ -57,11 +57,15 @@ STACK_NAMES = {STACK_RUBY: "Ruby rows", STACK_CPP: "C++ rows"}
 DeclarationError = findingdecl.DeclarationError
 
 
-def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
-    """(values, blocks) of a metric over a cell's ok repetitions; a block is None when unrecorded."""
+def cell_values(cell: Cell, metric: str, decide_at: tuple | None = None) -> tuple[list[float], list]:
+    """(values, blocks) of a metric over a cell's repetitions that may enter a comparison (judged
+    one by one, verdict.repetition_problem: not failed, not disturbed, and, with DECIDE_AT, a
+    verdict it lists); a block is None when unrecorded."""
     path = METRICS[metric][0]
     vals, blocks = [], []
-    for p in cell.ok_points:
+    for p in cell.points:
+        if verdict.repetition_problem(p, decide_at) is not None:
+            continue
         v = registry.dig(p, path)
         if v is None and metric == "req_per_s":
             req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")
@@ -73,26 +77,44 @@ def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
     return vals, blocks
 
 
+def excluded(cell: Cell, decide_at: tuple | None = None) -> list[str]:
+    """"<row> repetition N: why" for each repetition of the cell that may not enter a comparison
+    (verdict.repetition_problem), in record order."""
+    out = []
+    for p in cell.points:
+        why = verdict.repetition_problem(p, decide_at)
+        if why is not None:
+            out.append(f"{cell.row.key} repetition {p.get('rep')}: {why}")
+    return out
+
+
 def cell_verdicts(cell: Cell) -> list[str]:
     return [verdict.point_verdict(p) for p in cell.ok_points]
 
 
-def effect(ca: Cell, cb: Cell, metric: str) -> stats.RatioCI | None:
-    """a/b of a metric with its interval (paired by block when both cells recorded blocks)."""
-    va, ba = cell_values(ca, metric)
-    vb, bb = cell_values(cb, metric)
+def effect(ca: Cell, cb: Cell, metric: str, decide_only: bool = False) -> stats.RatioCI | None:
+    """a/b of a metric with its interval (paired by block when both cells recorded blocks), over the
+    repetitions that may enter a comparison: never a failed or disturbed one; with DECIDE_ONLY, only
+    those whose verdict lets the metric decide (what can_decide counts)."""
+    allowed = METRICS[metric][2] if decide_only else None
+    va, ba = cell_values(ca, metric, allowed)
+    vb, bb = cell_values(cb, metric, allowed)
     if not va or not vb:
         return None
     return stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb)
 
 
 def can_decide(ca: Cell, cb: Cell, metric: str) -> tuple[bool, str]:
-    """Whether this metric may decide at this point, and why not."""
+    """Whether this metric may decide at this point, and why not. Each repetition is judged on its
+    own (verdict.repetition_problem against the metric's decide_at): the ones that may not decide
+    are left out, never the point; the metric decides when each row keeps MIN_REPS_FOR_CI."""
     allowed = METRICS[metric][2]
-    bad = sorted({v for c in (ca, cb) for v in cell_verdicts(c) if v not in allowed})
-    if bad:
-        return False, (f"{METRICS[metric][1]} cannot decide here: the point was {', '.join(bad)} in some"
-                       f" repetition (it decides only at {', '.join(allowed)} points)")
+    short = [c.row.key for c in (ca, cb) if len(cell_values(c, metric, allowed)[0]) < stats.MIN_REPS_FOR_CI]
+    if short:
+        bad = excluded(ca, allowed) + excluded(cb, allowed)
+        return False, (f"{METRICS[metric][1]} cannot decide here: fewer than {stats.MIN_REPS_FOR_CI} repetitions"
+                       f" of {' and '.join(short)} may decide (it decides only at {', '.join(allowed)} points"
+                       f" of undisturbed repetitions{'; left out: ' + '; '.join(bad) if bad else ''})")
     return True, ""
 
 
@@ -186,6 +208,7 @@ class PointEffect:
     p_adj_other: float | None = None
     can: bool = True
     why_not: str = ""
+    excluded: list = field(default_factory=list)  # "<row> repetition N: why" left out of ci
 
     def mark(self) -> str:
         if not self.can:
@@ -218,6 +241,7 @@ class Line:
     magnitude: str
     decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
     comp: dict | None = None  # the declared comparison this line judges
+    tie: bool = False  # an equivalence sub-claim (findingdecl.is_tie): "equivalent" is its success
 
     def decided_text(self) -> str:
         """"decided on <metric>[, a fallback]: claim a/b < 0.5, no-effect value 0.5", or ""."""
@@ -283,11 +307,12 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
     if primary is not None:
         ca, cb = run.cell(a.key, primary.lid), run.cell(b.key, primary.lid)
         if ca is not None and cb is not None:
-            ci = effect(ca, cb, spec.metric)
+            ci = effect(ca, cb, spec.metric, decide_only=True)
             ok, why = can_decide(ca, cb, spec.metric)
             if ok and ci is None:  # e.g. no perf on the machine: the next declared metric may decide
                 ok, why = False, f"{METRICS[spec.metric][1]} was not recorded at the primary point for both rows"
-            prim = PointEffect(primary, ci, can=ok, why_not=why)
+            allowed = METRICS[spec.metric][2]
+            prim = PointEffect(primary, ci, can=ok, why_not=why, excluded=excluded(ca, allowed) + excluded(cb, allowed))
             if not ok:
                 decision = Decision(UNDECIDED, why, ci)
             else:
@@ -297,7 +322,7 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
         ca, cb = run.cell(a.key, ld.lid), run.cell(b.key, ld.lid)
         if ca is None or cb is None:
             continue
-        ci = effect(ca, cb, spec.metric)
+        ci = effect(ca, cb, spec.metric, decide_only=True)
         ok, why = can_decide(ca, cb, spec.metric)
         pe = PointEffect(ld, ci, can=ok, why_not=why)
         if ci is not None and ci.log_se is not None and ok and spec.direction != "equivalent":
@@ -325,14 +350,36 @@ def judged_on(lines: list[Line]) -> str:
 
 
 def combine(lines: list[Line]) -> Decision:
-    """The finding's verdict over its comparisons: the common word when every comparison with data
-    agrees; undecided (naming the disagreement) otherwise. The reason ends with the metrics that
-    judged them (judged_on)."""
-    dec = _combine_words(lines)
+    """The finding's verdict over its comparisons (combine_claims), the reason ending with the
+    metrics that judged them (judged_on)."""
+    dec = combine_claims(lines)
     on = judged_on(lines)
     if on:
         dec.reason = f"{dec.reason}; {on}"
     return dec
+
+
+def combine_claims(lines: list) -> Decision:
+    """A verdict over comparisons of two kinds (each with .decision and .tie): the directional ones
+    (the finding's claim) and the equivalence sub-claims (a tie expected, e.g. two designs with the
+    same concurrency bound). The directional ones combine as before (_combine_words: the common
+    word when they agree, undecided naming the disagreement). A sub-claim holds when it reads
+    "equivalent"; the finding keeps the directional word only when every sub-claim holds, else it
+    is undecided with the sub-claims' counts (a finding of sub-claims alone combines them as one)."""
+    dirs = [ln for ln in lines if not ln.tie]
+    ties = [ln for ln in lines if ln.tie]
+    if not ties or not dirs:
+        return _combine_words(lines)
+    main = _combine_words(dirs)
+    words = [ln.decision.word for ln in ties]
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    if all(w == EQUIVALENT for w in words):
+        return Decision(main.word, f"{main.reason}; the {len(ties)} equivalence sub-claim{'s' if len(ties) > 1 else ''}"
+                        " (a tie expected) hold", reps_needed=main.reps_needed)
+    needs = [x for x in [main.reps_needed] + [ln.decision.reps_needed for ln in ties]
+             if x and x <= stats.MAX_REPS_SEARCH]
+    return Decision(UNDECIDED, f"{main.reason}; the equivalence sub-claims (a tie expected) read {counts}"
+                    f" of {len(ties)}", reps_needed=min(needs) if needs else None)
 
 
 def _combine_words(lines: list[Line]) -> Decision:
@@ -413,8 +460,9 @@ class Analysis:
             # never in the language and runtime.
             pairs = [(a, b) for a in ras for b in rbs if a.key != b.key]
             pr = published_ratio(self.pub, comp, d.published_column)
+            specs = findingdecl.comparison_specs(d, comp)
             for a, b in pairs:
-                results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
+                results = [judge_metric(self.run, a, b, m, primary, secondary) for m in specs]
                 deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
                 if deciding is None:
                     dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
@@ -433,7 +481,7 @@ class Analysis:
                            f" {sd.primary_path}: magnitudes are compared only at matching points (the"
                            " reproduction scorecard compares them on the published path)")
                 f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
-                                    decided_spec=by_spec, comp=comp))
+                                    decided_spec=by_spec, comp=comp, tie=findingdecl.is_tie(comp)))
         f.overall = combine(f.lines)
         if self.stack == STACK_RUBY and not f.lines:
             f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))
