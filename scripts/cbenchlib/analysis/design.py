@@ -215,6 +215,11 @@ def _load_text(sel: dict | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in sel.items())
 
 
+def cell_at(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
+    """The cell of row at the load of this path whose fields match sel (default: pipeline 1)."""
+    return _cell(run, row, path, sel)
+
+
 def _cell(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
     """The cell of row at the load of this path whose fields match sel (default: pipeline 1)."""
     for ld in run.loads.values():
@@ -280,6 +285,8 @@ class Comparison:
     mechanism: dict = field(default_factory=dict)  # metric -> (median a, median b)
     a_conns: int = 1
     tie: bool = False  # an equivalence sub-claim (claim_of): "equivalent" is its success
+    cells: tuple | None = None  # (cell a, cell b) judged (a threshold's b is a's cell)
+    claim: tuple = ("greater", 1.0, None)  # (direction, null ratio, margin) it was judged on
 
 
 @dataclass
@@ -334,7 +341,8 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
                 dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(pa))
             mech = {m: (mechanism_median(ca, m), None) for m in decl.get("mechanism") or []}
             res.comparisons.append(Comparison(f"{a.key} / {value:g}", a, a, ci, dec, None,
-                                              [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1))
+                                              [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1,
+                                              cells=(ca, ca), claim=(direction, 1.0, None)))
     res.overall = _combine(res.comparisons)
     return res
 
@@ -373,7 +381,8 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             if direction == "equivalent" and decl.get("direction", "greater") != "equivalent":
                 cname += " (tie expected)"
             res.comparisons.append(Comparison(cname, a, b, ci, dec, bound, marks, mech,
-                                              ca.load.connections or 1, comp.get("direction") == "equivalent"))
+                                              ca.load.connections or 1, comp.get("direction") == "equivalent",
+                                              (ca, cb), (direction, null, margin)))
     res.overall = _combine(res.comparisons)
     return res
 
