@@ -40,7 +40,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from . import findings, stats
+from . import findingdecl, findings, stats
 from .runload import Cell, Row, Run
 from ..format import metrics as registry, verdict
 from ..format.paths import REPO_ROOT
@@ -55,32 +55,6 @@ DESIGN_PATH = os.path.join(REPO_ROOT, "results", "findings", "design.json")
 def _direct(path: str) -> tuple:
     m = registry.get(path)
     return (lambda p: registry.dig(p, m.path), m.label)
-
-
-# The registered metric behind a design metric name, for its equivalence margin (format/metrics.py).
-REGISTERED = {"req_per_s": "wrk.req_per_s", "server_cpu_us_per_req": "derived.server_cpu_us_per_req",
-              "syscalls_per_req": "derived.syscalls_per_req", "ctx_switches_per_req": "derived.ctx_switches_per_req"}
-
-
-def registry_margin(metric: str) -> float | None:
-    """The metric's registered equivalence margin as a ratio > 1, or None (not registered, or none)."""
-    path = REGISTERED.get(metric)
-    pct = registry.get(path).margin_pct if path else None
-    return 1.0 + pct / 100.0 if pct is not None else None
-
-
-def claim_of(decl: dict, comp: dict | None = None) -> tuple[str, float, float | None]:
-    """(direction, null ratio, margin) one comparison is judged on: an equivalence sub-claim's
-    (comparison "direction": "equivalent", its "margin" or the metric's registered one), else the
-    finding's, whose margin defaults to the metric's registered one when its null ratio is 1 (a
-    tie within it is then an answer, not "undecided")."""
-    if comp is not None and comp.get("direction") == "equivalent":
-        return "equivalent", 1.0, float(comp.get("margin") or registry_margin(decl["metric"]) or 0) or None
-    direction, null = decl.get("direction", "greater"), float(decl.get("null_ratio", 1.0))
-    margin = decl.get("margin")
-    if margin is None and null == 1.0:
-        margin = registry_margin(decl["metric"])
-    return direction, null, margin
 
 
 METRICS = {
@@ -140,7 +114,7 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
             raise DeclarationError(f"{where}: a ratio finding needs a path and comparisons")
         for c in d.get("comparisons") or []:
             if "direction" in c and (c["direction"] != "equivalent" or not c.get("reason")
-                                     or not (c.get("margin") or registry_margin(d["metric"]))):
+                                     or not (c.get("margin") or findingdecl.registry_margin(d["metric"]))):
                 raise DeclarationError(f"{where}: a comparison may declare only \"direction\": \"equivalent\""
                                        " (a tie expected), with its \"reason\" and a \"margin\" unless the"
                                        " metric registers one")
@@ -217,11 +191,6 @@ def _load_text(sel: dict | None) -> str:
 
 def cell_at(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
     """The cell of row at the load of this path whose fields match sel (default: pipeline 1)."""
-    return _cell(run, row, path, sel)
-
-
-def _cell(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
-    """The cell of row at the load of this path whose fields match sel (default: pipeline 1)."""
     for ld in run.loads.values():
         if ld.lid.path == path and not ld.lid.idle and _load_matches(ld.lid, sel):
             c = run.cell(row.key, ld.lid)
@@ -284,7 +253,7 @@ class Comparison:
     marks: list = field(default_factory=list)
     mechanism: dict = field(default_factory=dict)  # metric -> (median a, median b)
     a_conns: int = 1
-    tie: bool = False  # an equivalence sub-claim (claim_of): "equivalent" is its success
+    tie: bool = False  # an equivalence sub-claim (findingdecl.design_claim): "equivalent" is its success
     cells: tuple | None = None  # (cell a, cell b) judged (a threshold's b is a's cell)
     claim: tuple = ("greater", 1.0, None)  # (direction, null ratio, margin) it was judged on
 
@@ -330,7 +299,7 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
         if not rows:
             res.missing.append(_spec(spec))
         for a in rows:
-            ca = _cell(run, a, path, decl.get("load"))
+            ca = cell_at(run, a, path, decl.get("load"))
             if ca is None:
                 res.missing.append(f"{a.key} at {path} ({_load_text(decl.get('load'))})")
                 continue
@@ -343,7 +312,7 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
             res.comparisons.append(Comparison(f"{a.key} / {value:g}", a, a, ci, dec, None,
                                               [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1,
                                               cells=(ca, ca), claim=(direction, 1.0, None)))
-    res.overall = _combine(res.comparisons)
+    res.overall = findings.combine_comparisons(res.comparisons)
     return res
 
 
@@ -351,7 +320,7 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
     res = Result(decl)
     path, metric = decl["path"], decl["metric"]
     for comp in decl["comparisons"]:
-        direction, null, margin = claim_of(decl, comp)
+        direction, null, margin = findingdecl.design_claim(decl, comp)
         ras, rbs = _rows(run, comp["a"]), _rows(run, comp["b"])
         name = f"{_spec(comp['a'])} / {_spec(comp['b'])}"
         sel_a, sel_b = comp.get("load_a", decl.get("load")), comp.get("load_b", decl.get("load"))
@@ -360,7 +329,7 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             res.missing.append(name)
             continue
         for a, b in pairs:
-            ca, cb = _cell(run, a, path, sel_a), _cell(run, b, path, sel_b)
+            ca, cb = cell_at(run, a, path, sel_a), cell_at(run, b, path, sel_b)
             if ca is None or cb is None:
                 res.missing.append(f"{a.key} / {b.key} at {path} ({_load_text(sel_a)}; {_load_text(sel_b)})")
                 continue
@@ -383,7 +352,7 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             res.comparisons.append(Comparison(cname, a, b, ci, dec, bound, marks, mech,
                                               ca.load.connections or 1, comp.get("direction") == "equivalent",
                                               (ca, cb), (direction, null, margin)))
-    res.overall = _combine(res.comparisons)
+    res.overall = findings.combine_comparisons(res.comparisons)
     return res
 
 
@@ -406,7 +375,7 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
     for path in paths:
         meds = []
         for r in rows:
-            c = _cell(run, r, path)
+            c = cell_at(run, r, path)
             if c is None:
                 continue
             v, b, probs = values(c, metric, decl)
@@ -445,24 +414,6 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
         res.overall = findings.Decision(findings.CONTRADICTED, "the best and worst rows still differ by more than"
                                         f" ±{(margin - 1) * 100:.0f}% at the largest measured cost", top.ci)
     return res
-
-
-def _combine(comps: list) -> findings.Decision:
-    """The finding's verdict over its comparisons (findings.combine_claims: the directional ones
-    and the equivalence sub-claims). Undecided names the closest repetitions that would decide."""
-    if not comps:
-        return findings.Decision(findings.NO_DATA, "the run has no rows for this finding")
-    decs = [c.decision for c in comps]
-    words = [d.word for d in decs]
-    if any(c.tie for c in comps) and not all(c.tie for c in comps):
-        return findings.combine_claims(comps)
-    if len(set(words)) == 1 and words[0] != findings.UNDECIDED:
-        return findings.Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in findings.VERDICT_WORDS if w in words)
-    needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
-    extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
-    return findings.Decision(findings.UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
-                             reps_needed=min(needs) if needs else None)
 
 
 def _spec(spec: dict) -> str:

@@ -91,9 +91,24 @@ class DeclarationError(Exception):
 
 
 def registry_margin(metric: str) -> float | None:
-    """The metric's declared equivalence margin (format/metrics.py) as a ratio > 1, or None."""
-    pct = metrics.get(METRICS[metric][0]).margin_pct
+    """A metric name's registered equivalence margin (format/metrics.py) as a ratio > 1, or None
+    (a name outside METRICS, e.g. a design finding's memory per connection, or no margin)."""
+    pct = metrics.get(METRICS[metric][0]).margin_pct if metric in METRICS else None
     return 1.0 + pct / 100.0 if pct is not None else None
+
+
+def design_claim(decl: dict, comp: dict | None = None) -> tuple[str, float, float | None]:
+    """(direction, null ratio, margin) a design finding's comparison (results/findings/design.json)
+    is judged on: an equivalence sub-claim's (comparison "direction": "equivalent", its "margin" or
+    the metric's registered one), else the finding's, whose margin defaults to the metric's
+    registered one when its null ratio is 1 (a tie within it is then an answer, not "undecided")."""
+    if comp is not None and comp.get("direction") == "equivalent":
+        return "equivalent", 1.0, float(comp.get("margin") or registry_margin(decl["metric"]) or 0) or None
+    direction, null = decl.get("direction", "greater"), float(decl.get("null_ratio", 1.0))
+    margin = decl.get("margin")
+    if margin is None and null == 1.0:
+        margin = registry_margin(decl["metric"])
+    return direction, null, margin
 
 
 def with_margin(spec: MetricSpec) -> MetricSpec:

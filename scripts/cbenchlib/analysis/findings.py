@@ -33,14 +33,13 @@ comparisons, or declared not measurable on Ruby), never an error.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from . import stats
-from ..format import metrics as registry, verdict
 from ..format.published import STACK_CPP, STACK_RUBY, Published, row_stack
 from . import findingdecl
 from .findingdecl import METRICS, Declared, MetricSpec, declared_findings
+from .repetitions import can_decide, cell_values, cell_verdicts, effect, excluded  # noqa: F401 (their readers import them from here)
 from .labelindex import LabelIndex
 from .runload import Cell, Load, Row, Run, column_label
 from ..format.loadpoint import canonical_label
@@ -55,67 +54,6 @@ NO_RUBY_ROWS = "no Ruby rows in this run"
 STACK_NAMES = {STACK_RUBY: "Ruby rows", STACK_CPP: "C++ rows"}
 # A malformed declaration, under the name the readers of findings (compare, tests) catch it by.
 DeclarationError = findingdecl.DeclarationError
-
-
-def cell_values(cell: Cell, metric: str, decide_at: tuple | None = None) -> tuple[list[float], list]:
-    """(values, blocks) of a metric over a cell's repetitions that may enter a comparison (judged
-    one by one, verdict.repetition_problem: not failed, not disturbed, and, with DECIDE_AT, a
-    verdict it lists); a block is None when unrecorded."""
-    path = METRICS[metric][0]
-    vals, blocks = [], []
-    for p in cell.points:
-        if verdict.repetition_problem(p, decide_at) is not None:
-            continue
-        v = registry.dig(p, path)
-        if v is None and metric == "req_per_s":
-            req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")
-            v = req / (dur / 1e6) if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0 else None
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
-            vals.append(float(v))
-            b = p.get("block")
-            blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
-    return vals, blocks
-
-
-def excluded(cell: Cell, decide_at: tuple | None = None) -> list[str]:
-    """"<row> repetition N: why" for each repetition of the cell that may not enter a comparison
-    (verdict.repetition_problem), in record order."""
-    out = []
-    for p in cell.points:
-        why = verdict.repetition_problem(p, decide_at)
-        if why is not None:
-            out.append(f"{cell.row.key} repetition {p.get('rep')}: {why}")
-    return out
-
-
-def cell_verdicts(cell: Cell) -> list[str]:
-    return [verdict.point_verdict(p) for p in cell.ok_points]
-
-
-def effect(ca: Cell, cb: Cell, metric: str, decide_only: bool = False) -> stats.RatioCI | None:
-    """a/b of a metric with its interval (paired by block when both cells recorded blocks), over the
-    repetitions that may enter a comparison: never a failed or disturbed one; with DECIDE_ONLY, only
-    those whose verdict lets the metric decide (what can_decide counts)."""
-    allowed = METRICS[metric][2] if decide_only else None
-    va, ba = cell_values(ca, metric, allowed)
-    vb, bb = cell_values(cb, metric, allowed)
-    if not va or not vb:
-        return None
-    return stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb)
-
-
-def can_decide(ca: Cell, cb: Cell, metric: str) -> tuple[bool, str]:
-    """Whether this metric may decide at this point, and why not. Each repetition is judged on its
-    own (verdict.repetition_problem against the metric's decide_at): the ones that may not decide
-    are left out, never the point; the metric decides when each row keeps MIN_REPS_FOR_CI."""
-    allowed = METRICS[metric][2]
-    short = [c.row.key for c in (ca, cb) if len(cell_values(c, metric, allowed)[0]) < stats.MIN_REPS_FOR_CI]
-    if short:
-        bad = excluded(ca, allowed) + excluded(cb, allowed)
-        return False, (f"{METRICS[metric][1]} cannot decide here: fewer than {stats.MIN_REPS_FOR_CI} repetitions"
-                       f" of {' and '.join(short)} may decide (it decides only at {', '.join(allowed)} points"
-                       f" of undisturbed repetitions{'; left out: ' + '; '.join(bad) if bad else ''})")
-    return True, ""
 
 
 @dataclass
@@ -399,6 +337,25 @@ def _combine_words(lines: list[Line]) -> Decision:
         w = (set(words) - {UNDECIDED}).pop()
         return Decision(UNDECIDED, f"{counts} of {len(lines)} comparisons ({w} where decided)")
     return Decision(UNDECIDED, f"the comparisons disagree: {counts} of {len(lines)}")
+
+
+def combine_comparisons(comps: list) -> Decision:
+    """A design finding's verdict over its comparisons (design.py; each with .decision and .tie):
+    combine_claims when it has both directional ones and equivalence sub-claims, else the common
+    word, or undecided with the counts and the closest repetitions that would decide."""
+    if not comps:
+        return Decision(NO_DATA, "the run has no rows for this finding")
+    decs = [c.decision for c in comps]
+    words = [d.word for d in decs]
+    if any(c.tie for c in comps) and not all(c.tie for c in comps):
+        return combine_claims(comps)
+    if len(set(words)) == 1 and words[0] != UNDECIDED:
+        return Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
+    extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
+    return Decision(UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
+                    reps_needed=min(needs) if needs else None)
 
 
 class Analysis:
