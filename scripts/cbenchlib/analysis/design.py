@@ -8,9 +8,10 @@ scenario, and is one of two kinds:
 
 - "ratio": comparisons of row a over row b (rows matched by fields: model, threads, processes,
   queues, gvl), at one load path, on one metric, with a claimed direction against a null
-  ratio (or equivalence within a margin). With "bound": "concurrency" the expected ratio of
-  a blocking handler is shown beside the measured one: a design with concurrency limit L
-  serves at most L x 1000/ms req/s (see concurrency_limit).
+  ratio (or equivalence within a margin; a comparison declaring "direction": "equivalent" is an
+  equivalence sub-claim, a tie expected: findingdecl.design_claim). With "bound": "concurrency" the
+  expected ratio of a blocking handler is shown beside the measured one: a design with
+  concurrency limit L serves at most L x 1000/ms req/s (see concurrency_limit).
 - "threshold": each row matched by a spec in "rows", at one load, against a declared value of the
   metric (e.g. at most 0.5 system calls per request): the interval of the row's values over the
   value (a one-sample Welch interval on the logs) judged against 1 in the claimed direction.
@@ -21,9 +22,9 @@ scenario, and is one of two kinds:
 
 Each finding lists mechanism metrics (memory, context switches, threads) shown beside its
 verdict; one that no producer writes (format/metrics.py NOT_MEASURED, e.g. partial writes, which
-cbench-server does not count) shows "not measured", one a point did not record "not recorded". A point decides nothing when it failed, when its verdict is not one the finding's
-decide_at allows, when wrk counted timeouts, or when fewer than min_requests_per_connection
-requests per connection completed (the point is marked). Verdict words and the "undecided" reason
+cbench-server does not count) shows "not measured", one a point did not record "not recorded". A repetition decides nothing (it is left out on its own, and marked) when it failed
+or was disturbed, when its verdict is not one decide_at allows, when wrk counted timeouts, or when
+fewer than min_requests_per_connection requests per connection completed. Verdict words and the "undecided" reason
 with the repetitions that would decide come from findings.decide: nothing here knows the answer.
 A finding's "load" picks its path's load by fields (LOAD_FIELDS; default pipeline 1); a comparison's
 "load_a"/"load_b" replace it per side, so a row may face itself under another generator.

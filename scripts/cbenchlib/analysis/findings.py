@@ -4,12 +4,14 @@ A finding (results/published/<name>.json, "findings") names the rows it compares
 its primary load point (where the server, not wrk, is the bound on a 2-core machine), its
 claimed direction (a/b "greater" or "less" than a null ratio, or "equivalent" within a
 margin), the published magnitude, and the metrics it is judged on. The verdict comes from the
-first listed metric that can decide at the primary point:
-- req/s decides only where every repetition of both rows was server-bound (never at
-  client-bound, both-saturated, error-bound or unclear points);
+first listed metric that can decide at the primary point, on the repetitions that may decide,
+each judged on its own (repetitions.py: a failed or disturbed repetition, or one whose verdict the
+metric may not decide at, is left out with its reason; the metric decides when each row keeps two):
+- req/s decides only on server-bound repetitions (never client-bound, both-saturated,
+  error-bound or unclear ones);
 - CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
   server is saturated it is about 1/throughput and adds nothing to req/s;
-- system calls and context switches per request decide wherever the point did not fail.
+- system calls and context switches per request decide wherever the repetition did not fail.
 The first metric carries the finding's claim (its direction, null ratio, margin). Every later
 metric is a fallback, a stand-in for the same claim where the first cannot decide, and declares
 its own direction and no-effect value beside it, with its reason: a cost per request is better
@@ -18,6 +20,11 @@ different number on another metric (or none). A fallback never inherits the clai
 null ratio; one that does not declare them, or whose direction contradicts its metric's sense, is
 refused when the finding is loaded. The verdict names the metric that decided and its no-effect
 value.
+A comparison may be an equivalence sub-claim ("direction": "equivalent" beside it, with its reason:
+a tie is expected, e.g. two designs with the same bound), judged for equivalence within its margin
+or its metric's registered one; a directional claim against 1 takes its metric's registered margin
+too, so a tie within it reads "equivalent", an answer. The finding's verdict combines its
+directional comparisons and its sub-claims (combine_claims).
 Verdict words, exactly: supported (the 95% interval excludes the null in the claimed direction),
 contradicted (excludes it in the other), equivalent (both one-sided tests pass against the
 margin), undecided (with the reason: how wide the interval is, and how many repetitions would
