@@ -134,7 +134,7 @@ def run(args) -> int:
             line = []
             for key in tallies:
                 cb = only_cell(r, key)
-                ci = findings.effect(cb, ca, "req_per_s") if ca and cb else None
+                ci = findings.effect(cb, ca, "req_per_s", decide_only=True) if ca and cb else None
                 ok, why = findings.can_decide(cb, ca, "req_per_s") if ca and cb else (False, "not measured")
                 # The same rule as the findings: req/s decides only where the server was the bound.
                 d = findings.decide(ci, "less") if ok else findings.Decision(findings.UNDECIDED, why, ci)
