@@ -417,7 +417,11 @@ def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = Fal
              " named. req/s decides only at the points the shape allows (server-bound ones, except for"
              " blocking handlers and large responses, where the sleep or the copy is the bound); where a row"
              " bound by the load generator served more than every row that may decide, the cell says so and"
-             " ranks by server CPU per request instead. Memory is the server's peak RSS (user memory; kernel"
+             " ranks by server CPU per request instead; where the run has a fixed-rate load of the shape (every"
+             " row offered one open-loop rate, a declared fraction of the lowest closed-loop peak among them,"
+             " so that neither the server nor the load generator is saturated), that CPU figure is the"
+             " fixed-rate one, which also decides where req/s is undecided, shown with its spread beside the"
+             " saturated figure's; a row overloaded at the fixed rate is not judged. Memory is the server's peak RSS (user memory; kernel"
              " socket buffers are not in it), judged only among the rows that reach the shape's throughput"
              " (not beaten on req/s by the fastest row beyond the req/s margin). Capacity is the highest"
              " offered rate with p99 under the target below the first breach the next rates confirm.", "",
