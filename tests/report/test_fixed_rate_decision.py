@@ -9,7 +9,7 @@ import unittest
 
 from helpers import point, write_run
 
-from cbenchlib.analysis import decision
+from cbenchlib.analysis import decision, latencycurve
 from cbenchlib.analysis.runload import load_run
 from cbenchlib.format import metrics
 
@@ -111,6 +111,13 @@ class FixedRateDecides(unittest.TestCase):
         fix, sat = (float(x.split("%")[0]) for x in thr.split("spread (median CV of a row's repetitions): ")[1]
                     .split(" at the fixed rate against "))
         self.assertLess(fix * 10, sat)
+
+    def test_a_fixed_rate_load_is_no_latency_curve(self):
+        # One rate below every row's capacity bounds no capacity: the run's curve table skips it.
+        pts = run_points()
+        for p in pts:
+            p["wrk"]["latency_us"]["p99"] = 900.0
+        self.assertEqual(latencycurve.curve_points(pts), {})
 
 
 if __name__ == "__main__":
