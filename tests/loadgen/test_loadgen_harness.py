@@ -122,7 +122,7 @@ class ScenarioTest(unittest.TestCase):
                  ("rate = [100]\n", "needs generator"),
                  ('generator = "h2load"\nrate = 5\n', "needs generator"),
                  ('generator = "cbench-load"\nrate = 0\n', "rate"),
-                 ('generator = "cbench-load"\nrate = 5\nrate_fraction = 0.5\n', "not both"),
+                 ('generator = "cbench-load"\nrate = 5\nrate_fraction = 0.5\n', "not several"),
                  ('generator = "cbench-load"\nrate = 5\narrivals = "bursty"\n', "arrivals"),
                  ('read_rate = 1000\n', "needs generator"),
                  ('generator = "cbench-load"\nread_rate = 0\n', "read_rate"),

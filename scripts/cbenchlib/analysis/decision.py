@@ -12,7 +12,11 @@ metric's declared margin (format/metrics.py). Throughput decides only at the poi
 allows (server-bound ones for a tiny handler): when a row whose points were bound by the load
 generator (client-bound or both-saturated, so its rate is a lower bound of the server's) served
 more than the best row that may decide, the cell says "undecided by req/s" and ranks by server CPU
-per request instead. Memory is judged among the rows that reach the shape's throughput. Picking
+per request instead. That CPU figure is the fixed-rate one when the run has a fixed-rate load of
+the shape (the same path, connections and threads, every row offered one open-loop rate below all
+their capacities: format/loadgen.py), which then also decides where req/s is merely undecided;
+the cell shows its spread beside the saturated figure's, and a row overloaded at the fixed rate is
+not judged. Without a fixed-rate load the saturated CPU per request ranks. Memory is judged among the rows that reach the shape's throughput. Picking
 both from the same repetitions that estimate their ratio leans the ratio away from one: a "wins"
 is to be read with that in mind; an "undecided" is conservative.
 """
@@ -21,9 +25,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import Callable
+
+from scipy import stats as sps
 
 from . import design, families, latencycurve, stats
-from ..format import metrics as registry, reportrefs, verdict
+from ..format import loadgen, metrics as registry, reportrefs, verdict
 from ..format.published import STACK_RUBY, row_stack
 from .runload import Cell, Run, RunError, load_run
 from ..format.loadpoint import dig
@@ -73,12 +80,18 @@ def _median(vals):
     return stats.median(vals) if vals else None
 
 
-def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> tuple[list[float], list]:
+def _vals(cell: Cell, path: str, verdicts: tuple | None = None,
+          refusal: Callable[[dict], str | None] | None = None) -> tuple[list[float], list]:
     """(values, blocks) of a metric over the cell's repetitions that may decide, each judged on its
     own (verdict.repetition_problem: not failed, not disturbed, a verdict VERDICTS lists; an idle
     repetition that did not hold its connections measured something else); a block is None when
-    unrecorded. A repetition that may not decide is left out, never its point."""
+    unrecorded. A repetition that may not decide is left out, never its point. REFUSAL(point) says
+    why a repetition may not decide the cell at all (None: it may): a fixed-rate repetition that
+    was overloaded shows the common rate at or above this row's capacity, so leaving it out would
+    keep only the lucky repetitions; one refused repetition keeps the whole cell from deciding."""
     out, blocks = [], []
+    if refusal is not None and any(refusal(p) for p in cell.ok_points):
+        return [], []
     for p in cell.points:
         if verdict.repetition_problem(p, verdicts) is not None:
             continue
@@ -98,7 +111,7 @@ def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> tuple[list[fl
 
 def shape_load(run: Run, shape: Shape):
     """The shape's load point in the run, or None."""
-    loads = [ld for ld in run.loads.values() if ld.lid.idle == shape.idle
+    loads = [ld for ld in run.loads.values() if ld.lid.idle == shape.idle and not ld.lid.open_loop
              and (shape.idle or path_matches(ld.lid.path, shape.path_prefix))
              and (shape.idle or (ld.lid.pipeline > 1) == shape.pipeline)]
     if shape.connections is not None:
@@ -131,15 +144,16 @@ def _model_rows(run: Run, ld):
             yield fam, c
 
 
-def _entries(run: Run, ld, path: str, verdicts: tuple | None, higher: bool, only=None) -> list[families.Entry]:
+def _entries(run: Run, ld, path: str, verdicts: tuple | None, higher: bool, only=None,
+             refusal=None) -> list[families.Entry]:
     """Each model's best row (by median) at the point that may decide, as ranking entries (a model
     run with --processes is another family's, so its best row is apart); ONLY: the row keys
-    allowed (None: every row)."""
+    allowed (None: every row); REFUSAL: as _vals."""
     best: dict[tuple, families.Entry] = {}
     for fam, c in _model_rows(run, ld):
         if only is not None and c.row.key not in only:
             continue
-        v, b = _vals(c, path, verdicts)
+        v, b = _vals(c, path, verdicts, refusal)
         if not v:
             continue
         e = families.Entry(c.row.key, fam, tuple(v), tuple(b))
@@ -149,9 +163,9 @@ def _entries(run: Run, ld, path: str, verdicts: tuple | None, higher: bool, only
     return list(best.values())
 
 
-def _winner(run: Run, ld, path: str, verdicts: tuple | None, unit: str, fmt, only=None) -> Cellout:
+def _winner(run: Run, ld, path: str, verdicts: tuple | None, unit: str, fmt, only=None, refusal=None) -> Cellout:
     higher = registry.get(path).better == registry.HIGHER
-    entries = _entries(run, ld, path, verdicts, higher, only)
+    entries = _entries(run, ld, path, verdicts, higher, only, refusal)
     if not entries:
         seen = sorted({p.get("verdict") or "unclear" for _f, c in _model_rows(run, ld) for p in c.ok_points})
         return Cellout(f"no point may decide (verdicts {', '.join(seen) or 'none'}; this shape decides at"
@@ -188,8 +202,13 @@ def _throughput(run: Run, ld, sh: Shape) -> Cellout:
     word is then that ranking's."""
     thr = _winner(run, ld, "wrk.req_per_s", sh.decide_at, "req/s", _f0)
     faster = _faster_undeciding(run, ld, sh.decide_at, thr.value)
+    fixed = fixed_rate_load(run, ld)
     if not faster:
-        return thr
+        if fixed is None or thr.word in (families.WINS, families.EQUIVALENT):
+            return thr
+        cpu = _fixed_rate_cpu(run, ld, fixed)
+        return Cellout(f"undecided by req/s ({thr.text}). {cpu.text}", cpu.word,
+                       short=f"req/s undecided; by server CPU per request at a fixed rate: {cpu.short or cpu.text}")
     m, c = faster[0]
     verdicts = "/".join(sorted({p.get("verdict") or "unclear" for p in c.ok_points}))
     more = f" and {len(faster) - 1} more row{'s' if len(faster) > 2 else ''}" if len(faster) > 1 else ""
@@ -200,10 +219,62 @@ def _throughput(run: Run, ld, sh: Shape) -> Cellout:
     else:
         why = (f"no row may decide; `{c.row.key}` ({_f0(m)} req/s, {verdicts}){more} ran at points where the"
                " load generator may have been the bound")
+    if fixed is not None:
+        cpu = _fixed_rate_cpu(run, ld, fixed)
+        return Cellout(f"undecided by req/s: {why}. {cpu.text}", cpu.word,
+                       short=f"req/s undecided (the load generator may have been the bound); by server CPU per"
+                             f" request at a fixed rate: {cpu.short or cpu.text}")
     cpu = _winner(run, ld, "derived.server_cpu_us_per_req", None, "µs server CPU per request", _f2)
     return Cellout(f"undecided by req/s: {why}. By server CPU per request: {cpu.text}", cpu.word,
                    short=f"req/s undecided (the load generator may have been the bound); by server CPU per"
                          f" request: {cpu.short or cpu.text}")
+
+
+def fixed_rate_load(run: Run, ld):
+    """The run's fixed-rate load of the same shape as LD (path, pipeline depth, connections and
+    generator threads equal; loadgen.is_fixed_rate), the lowest fraction when there are several;
+    None when the run has none."""
+    same = [x for x in run.loads.values() if x.lid.rate_common_fraction is not None
+            and x.lid.path == ld.lid.path and x.lid.pipeline == ld.lid.pipeline
+            and x.connections == ld.connections and x.wrk_threads == ld.wrk_threads]
+    return min(same, key=lambda x: x.lid.rate_common_fraction) if same else None
+
+
+def _spread_pct(run: Run, ld, refusal=None) -> float | None:
+    """The median over the ranked rows at LD of each row's coefficient of variation (sample
+    standard deviation / mean) of server CPU per request across its repetitions, in percent."""
+    cvs = []
+    for _fam, c in _model_rows(run, ld):
+        v, _b = _vals(c, registry.FIXED_RATE_CPU, None, refusal)
+        if len(v) >= 2:
+            cvs.append(float(sps.variation(v, ddof=1)) * 100.0)
+    return stats.median(cvs) if cvs else None
+
+
+def _fixed_rate_cpu(run: Run, ld, fixed) -> Cellout:
+    """The CPU cell decided at the fixed-rate load FIXED: families ranked by server CPU per
+    request over the repetitions loadgen.fixed_rate_refusal lets decide, with the offered rate
+    (and where it came from), the rows not judged (overloaded, error-bound) and the spread of the
+    fixed-rate figure beside the saturated one's at LD."""
+    refusal = loadgen.fixed_rate_refusal
+    cpu = _winner(run, fixed, registry.FIXED_RATE_CPU, None, "µs server CPU per request", _f2, refusal=refusal)
+    rates = sorted({r for _f, c in _model_rows(run, fixed) for p in c.ok_points
+                    for r in [dig(p, "common_rate.rate_per_s") or dig(p, "load.rate")] if isinstance(r, (int, float))})
+    lowest = next((dig(p, "common_rate.lowest_row") for _f, c in _model_rows(run, fixed) for p in c.ok_points
+                   if dig(p, "common_rate.lowest_row")), None)
+    frac = fixed.lid.rate_common_fraction
+    rate = (f"{_f0(rates[0])} req/s offered to every row" if len(rates) == 1 else
+            f"{_f0(rates[0])}-{_f0(rates[-1])} req/s offered" if rates else "offered rate unrecorded")
+    source = f", {frac:g} x the lowest pilot peak" + (f" (`{lowest}`)" if lowest else "")
+    refused = [f"`{c.row.key}` ({why})" for _f, c in _model_rows(run, fixed)
+               for why in [next((w for w in map(refusal, c.ok_points) if w), None)] if why]
+    not_judged = f"; not judged: {', '.join(refused)}" if refused else ""
+    sat, fix = _spread_pct(run, ld), _spread_pct(run, fixed, refusal)
+    spread = ("; spread (median CV of a row's repetitions): "
+              + (f"{fix:.1f}%" if fix is not None else "n/a") + " at the fixed rate against "
+              + (f"{sat:.1f}%" if sat is not None else "n/a") + " saturated")
+    return Cellout(f"By server CPU per request at a fixed rate ({rate}{source}; `{fixed.lid.key}`): "
+                   f"{cpu.text}{not_judged}{spread}", cpu.word, cpu.best, cpu.value, cpu.short)
 
 
 def _memory(run: Run, ld, sh: Shape) -> Cellout:
@@ -350,7 +421,11 @@ def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = Fal
              " named. req/s decides only at the points the shape allows (server-bound ones, except for"
              " blocking handlers and large responses, where the sleep or the copy is the bound); where a row"
              " bound by the load generator served more than every row that may decide, the cell says so and"
-             " ranks by server CPU per request instead. Memory is the server's peak RSS (user memory; kernel"
+             " ranks by server CPU per request instead; where the run has a fixed-rate load of the shape (every"
+             " row offered one open-loop rate, a declared fraction of the lowest closed-loop peak among them,"
+             " so that neither the server nor the load generator is saturated), that CPU figure is the"
+             " fixed-rate one, which also decides where req/s is undecided, shown with its spread beside the"
+             " saturated figure's; a row overloaded at the fixed rate is not judged. Memory is the server's peak RSS (user memory; kernel"
              " socket buffers are not in it), judged only among the rows that reach the shape's throughput"
              " (not beaten on req/s by the fastest row beyond the req/s margin). Capacity is the highest"
              " offered rate with p99 under the target below the first breach the next rates confirm.", "",
@@ -384,16 +459,22 @@ def shape_ranking(run: Run, sh: Shape) -> ShapeRanking | None:
     ld = shape_load(run, sh)
     if ld is None:
         return None
+    refusal = None
     if sh.idle:
         path, verdicts = "idle.bytes_per_conn", None
     else:
         path, verdicts = "wrk.req_per_s", sh.decide_at
         best = _entries(run, ld, path, verdicts, True)
         top = max((e.median for e in best), default=None)
-        if _faster_undeciding(run, ld, sh.decide_at, top):
+        fixed = fixed_rate_load(run, ld)
+        faster = _faster_undeciding(run, ld, sh.decide_at, top)
+        if fixed is not None and (faster or _winner(run, ld, path, verdicts, "", _f0).word
+                                  not in (families.WINS, families.EQUIVALENT)):
+            ld, path, verdicts, refusal = fixed, registry.FIXED_RATE_CPU, None, loadgen.fixed_rate_refusal
+        elif faster:
             path, verdicts = "derived.server_cpu_us_per_req", None
     higher = registry.get(path).better == registry.HIGHER
-    entries = _entries(run, ld, path, verdicts, higher)
+    entries = _entries(run, ld, path, verdicts, higher, refusal=refusal)
     if not entries:
         return ShapeRanking(ld, path, higher, 0.0, None)
     top = (max if higher else min)(entries, key=lambda e: e.median)

@@ -25,11 +25,14 @@ PERCENTILES = (("p50", "-", "o"), ("p99", "--", "s"), ("p99.9", ":", "^"))
 def curve_points(points: list[dict]) -> dict[str, list[dict]]:
     """Per row key, one entry per open-loop load (loadpoint.load_id, sorted by its offered rate):
     rate, fraction, the median of each percentile over the measured repetitions
-    (loadpoint.measured), and flags (overloaded, generator_bound) if any rep had them."""
+    (loadpoint.measured), and flags (overloaded, generator_bound) if any rep had them. A fixed-rate
+    load (rate_common_fraction: one rate below every row's capacity, for CPU per request) is no
+    point of a curve: alone it would bound no capacity."""
     by_row: dict[str, dict[LoadId, list[dict]]] = {}
     for p in points:
         lid = load_id(p)
-        if not measured(p) or (p.get("wrk") or {}).get("mode") != "open" or lid.rate_per_s is None:
+        if not measured(p) or (p.get("wrk") or {}).get("mode") != "open" or lid.rate_per_s is None \
+                or lid.rate_common_fraction is not None:
             continue
         by_row.setdefault(p["row"]["key"], {}).setdefault(lid, []).append(p)
     out = {}

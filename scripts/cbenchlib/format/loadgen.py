@@ -1,8 +1,10 @@
 """Load generators other than wrk: cbench-load (the project's own, closed and open loop) and
 h2load (nghttp2-client, --h1): their vocabulary, scenario keys, key suffixes, the parsers of their
 output into SCHEMA.md's "wrk" object, and which points share the closed-loop peak an open-loop
-rate_fraction is a fraction of. Running them (argv, binaries, the peak's measurement) is
-run/generators.py's.
+rate_fraction is a fraction of; and the fixed-rate loads (rate_common_fraction): one offered rate
+common to every row compared at the load, resolved from a closed-loop pilot of each row as a
+fraction of the lowest peak, and how that resolution is recorded. Running them (argv, binaries,
+the peak's and the pilots' measurement) is run/generators.py's.
 
 The record's "wrk" object keeps its name whichever generator filled it, so tables and readers
 need no change; its "generator" field says which one did. Extra fields from cbench-load:
@@ -19,6 +21,7 @@ says how latency grew; percentile tables then skip them as they skip any null.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -33,20 +36,25 @@ class LoadgenOutputError(ValueError):
 
 # -- scenario keys ----------------------------------------------------------------------------
 def check_load(fail, where: str, values: dict) -> dict:
-    """Validates a load's generator keys (generator, arrivals, rate, rate_fraction); returns the
-    Load fields they set. fail(key, problem) raises the scenario error."""
+    """Validates a load's generator keys (generator, arrivals, rate, rate_fraction,
+    rate_common_fraction); returns the Load fields they set. fail(key, problem) raises the
+    scenario error."""
     gen = values.get("generator", "wrk")
     if gen not in GENERATORS:
         fail(f"{where}.generator", f"expected one of {', '.join(GENERATORS)}, got {gen!r}")
     rate, fraction = values.get("rate"), values.get("rate_fraction")
-    for key, v, lo, hi in (("rate", rate, 1e-3, 1e8), ("rate_fraction", fraction, 1e-3, 100.0)):
+    common = values.get("rate_common_fraction")
+    # A common fraction below 1 only: the point of a fixed rate is that no compared row is saturated.
+    for key, v, lo, hi in (("rate", rate, 1e-3, 1e8), ("rate_fraction", fraction, 1e-3, 100.0),
+                           ("rate_common_fraction", common, 1e-3, COMMON_FRACTION_MAX)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi):
             fail(f"{where}.{key}", f"expected a number in [{lo:g}, {hi:g}], got {v!r}")
-    if rate is not None and fraction is not None:
-        fail(where, "give rate or rate_fraction, not both")
-    if (rate is not None or fraction is not None) and gen != "cbench-load":
-        fail(f"{where}.generator", "open loop (rate, rate_fraction) needs generator = \"cbench-load\" "
-             "(wrk and h2load stamp requests at submission: they are not coordinated-omission-free)")
+    if sum(v is not None for v in (rate, fraction, common)) > 1:
+        fail(where, "give one of rate, rate_fraction and rate_common_fraction, not several")
+    if (rate is not None or fraction is not None or common is not None) and gen != "cbench-load":
+        fail(f"{where}.generator", "open loop (rate, rate_fraction, rate_common_fraction) needs generator = "
+             "\"cbench-load\" (wrk and h2load stamp requests at submission: they are not "
+             "coordinated-omission-free)")
     arrivals = values.get("arrivals", "constant")
     if arrivals not in ARRIVALS:
         fail(f"{where}.arrivals", f"expected one of {', '.join(ARRIVALS)}, got {arrivals!r}")
@@ -57,7 +65,8 @@ def check_load(fail, where: str, values: dict) -> dict:
         if gen != "cbench-load":
             fail(f"{where}.generator", "read_rate (slow readers) needs generator = \"cbench-load\"")
     return {"generator": gen, "rate": None if rate is None else float(rate),
-            "rate_fraction": None if fraction is None else float(fraction), "arrivals": arrivals,
+            "rate_fraction": None if fraction is None else float(fraction),
+            "rate_common_fraction": None if common is None else float(common), "arrivals": arrivals,
             "read_rate": None if read_rate is None else float(read_rate)}
 
 
@@ -68,6 +77,8 @@ def key_suffix(load) -> str:
         s += f" [{load.generator}]"
     if load.rate_fraction is not None:
         s += f" @{load.rate_fraction:g}xpeak"
+    elif getattr(load, "rate_common_fraction", None) is not None:
+        s += f" @{load.rate_common_fraction:g}xmin-peak"
     elif load.rate is not None:
         s += f" @{load.rate:g}/s"
     if load.arrivals != "constant":
@@ -159,3 +170,75 @@ def peak_key(point) -> str:
     """Points that share a peak: the same server row, path, connections and threads."""
     ld = point.load
     return f"{point.row.id} / t{ld.wrk_threads}c{ld.connections}p{ld.pipeline} {ld.path}"
+
+
+# -- fixed rate: one offered rate for every row compared at a load (run/generators.Pilots) -------
+# A fixed-rate load (rate_common_fraction = F) offers every row that runs it the same open-loop
+# rate: F x the lowest closed-loop peak among those rows, each peak measured by a pilot run before
+# the first block. Below every compared row's capacity neither the server nor the generator is
+# saturated, so the server's CPU per request is its own cost at that rate, not confounded with how
+# cheaply the generator drives it. F is at most COMMON_FRACTION_MAX: at the lowest row's peak that
+# row would be saturated again.
+COMMON_FRACTION_MAX = 0.9
+# meta.json's key for the resolutions, {load id: resolution}; a point at a fixed-rate load carries
+# its load's resolution as `common_rate` and the resolved rate as load.rate.
+COMMON_RATES_META_KEY = "common_rates"
+
+
+def is_fixed_rate(load_record: dict | None) -> bool:
+    """Whether a points.jsonl `load` object is a fixed-rate load (rate_common_fraction given)."""
+    return isinstance(load_record, dict) and load_record.get("rate_common_fraction") is not None
+
+
+def fixed_rate_refusal(point: dict) -> str | None:
+    """Why a fixed-rate point's record cannot decide a comparison, or None when it may: it failed,
+    it was not an open-loop run, or it was overloaded (completed less than 90% of the offered rate:
+    the rate was not fixed, the server was saturated) or error-bound (more than 1% errors)."""
+    if point.get("status", "ok") != "ok":
+        return "failed"
+    w = point.get("wrk") if isinstance(point.get("wrk"), dict) else {}
+    if w.get("mode") != "open":
+        return "not an open-loop run"
+    if w.get("overloaded"):
+        return (f"overloaded: {w.get('req_per_s') or 0:.0f} of {w.get('rate_offered') or 0:.0f} req/s offered"
+                " completed")
+    if point.get("verdict") == "error-bound":
+        return "error-bound"
+    return None
+
+
+def common_rate_key(point) -> str:
+    """Points that share one common rate: the same load (every row that runs it is compared)."""
+    return point.load.id
+
+
+def pilot_point(point):
+    """The closed-loop run a fixed-rate point's pilot measures: its row on its load's shape
+    (generator, threads, connections, pipeline, path), with no rate."""
+    return dataclasses.replace(point, load=dataclasses.replace(point.load, rate=None, rate_fraction=None,
+                                                               rate_common_fraction=None))
+
+
+def fixed_rate_groups(points) -> dict:
+    """{common_rate_key: (fraction, [points in file order])} of the fixed-rate points."""
+    out: dict = {}
+    for p in points:
+        if not p.load.is_idle and p.load.rate_common_fraction is not None:
+            out.setdefault(common_rate_key(p), (p.load.rate_common_fraction, []))[1].append(p)
+    return out
+
+
+def resolve_common_rate(fraction: float, pilots: dict, resolved_utc: str) -> dict:
+    """The resolution of one fixed-rate load: FRACTION x the lowest pilot peak. PILOTS maps each
+    compared row's key to its pilot ({"req_per_s": ..., ...}, or {"failed": reason} for a row whose
+    pilot could not run: it is left out of the minimum, and its fixed-rate points are judged by
+    their own `overloaded` flag). Raises ValueError when no pilot measured a peak."""
+    peaks = {k: v["req_per_s"] for k, v in pilots.items()
+             if isinstance(v.get("req_per_s"), (int, float)) and v["req_per_s"] > 0}
+    if not peaks:
+        raise ValueError("no compared row's pilot measured a peak")
+    lowest = min(peaks, key=lambda k: (peaks[k], k))
+    return {"fraction": fraction, "rate_per_s": round(fraction * peaks[lowest], 3),
+            "lowest_row": lowest, "lowest_req_per_s": peaks[lowest],
+            "rows_measured": len(peaks), "rows_failed": sorted(k for k in pilots if k not in peaks),
+            "pilots": dict(pilots), "resolved_utc": resolved_utc}

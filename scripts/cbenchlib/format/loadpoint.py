@@ -31,12 +31,14 @@ class LoadId:
     key: str
     idle: bool = False
     generator: str = field(default="wrk", compare=False)
-    open_loop: bool = field(default=False, compare=False)  # rate or rate_fraction given
+    open_loop: bool = field(default=False, compare=False)  # rate, rate_fraction or rate_common_fraction given
     rate_per_s: float | None = field(default=None, compare=False)  # rounded to RATE_DECIMALS
     connections: int | None = field(default=None, compare=False)  # wrk -c (None when idle)
     wrk_threads: int | None = field(default=None, compare=False)
     idle_connections: int | None = field(default=None, compare=False)
     read_rate_bps: float | None = field(default=None, compare=False)  # slow readers, bytes/s per connection
+    # A fixed-rate load's declared fraction of the lowest peak among its rows (loadgen.py), else None.
+    rate_common_fraction: float | None = field(default=None, compare=False)
 
     def apart_from_generator(self) -> tuple:
         """What the load is whichever generator drove it: loads equal here and closed-loop are
@@ -57,6 +59,8 @@ def load_id(point: dict) -> LoadId:
     rate = round(float(rate), RATE_DECIMALS) if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
     generator = str(ld.get("generator") or "wrk")
     read_rate = ld.get("read_rate")
+    common = ld.get("rate_common_fraction")
+    common = float(common) if isinstance(common, (int, float)) and not isinstance(common, bool) else None
     key = ld.get("key")
     if not key:
         named = types.SimpleNamespace(generator=generator, rate=rate, rate_fraction=None,
@@ -65,10 +69,11 @@ def load_id(point: dict) -> LoadId:
                else f"-t{ld.get('wrk_threads')} -c{ld.get('connections')}" + loadgen.key_suffix(named))
     return LoadId(path="" if idle else str(ld.get("path") or "/"),
                   pipeline=1 if idle else (as_int(ld.get("pipeline")) or 1), key=str(key), idle=idle,
-                  generator=generator, open_loop=rate is not None or ld.get("rate_fraction") is not None,
+                  generator=generator,
+                  open_loop=rate is not None or ld.get("rate_fraction") is not None or common is not None,
                   rate_per_s=rate, connections=as_int(ld.get("connections")),
                   wrk_threads=as_int(ld.get("wrk_threads")), idle_connections=idle_n,
-                  read_rate_bps=read_rate)
+                  read_rate_bps=read_rate, rate_common_fraction=common)
 
 
 def measured(point: dict) -> bool:

@@ -169,6 +169,14 @@ COSTS_METRICS: tuple[Metric, ...] = (
        "text", producer=_COSTS),
 )
 
+# The fixed-rate CPU metric: derived.server_cpu_us_per_req read at a fixed-rate load (a load with
+# rate_common_fraction, key suffix "@<F>xmin-peak": every row compared at it offered one open-loop
+# rate below all their capacities; format/loadgen.py). At saturation the same figure is confounded
+# with how cheaply the load generator drives each server; at the fixed rate it is the server's own
+# cost. Its points are selected by loadgen.is_fixed_rate(point["load"]) and may decide only where
+# loadgen.fixed_rate_refusal(point) is None (not overloaded, not error-bound).
+FIXED_RATE_CPU = "derived.server_cpu_us_per_req"
+
 BY_PATH: dict[str, Metric] = {m.path: m for m in METRICS + METRICS_NEWER_THAN_REFERENCE_RUNS + COSTS_METRICS}
 
 # name a declaration may use -> (label, why no producer writes it)

@@ -23,7 +23,8 @@ WRK_LOAD_KEYS = ("wrk_threads", "connections", "pipeline", "path")
 IDLE_LOAD_KEYS = ("idle_connections",)
 LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
 # loadgen.py: open-loop rates (lists), and per-set generator choice (scalars).
-OPEN_LOOP_KEYS = ("rate", "rate_fraction")
+# rate_common_fraction: one rate for every row of the load (a fixed-rate load; loadgen.py).
+OPEN_LOOP_KEYS = ("rate", "rate_fraction", "rate_common_fraction")
 GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate")  # read_rate: slow readers
 
 # Keys of a row that may be lists (each value a variant of the row).
@@ -227,10 +228,12 @@ class Load:
     pipeline: int = 1
     path: str = "/"
     idle_connections: int | None = None
-    # loadgen.py: which generator; open loop at a rate or a fraction of the peak.
+    # loadgen.py: which generator; open loop at a rate, a fraction of the row's own peak, or a
+    # fraction of the lowest peak among the rows that run the load (one rate for all of them).
     generator: str = "wrk"
     rate: float | None = None
     rate_fraction: float | None = None
+    rate_common_fraction: float | None = None
     arrivals: str = "constant"
     read_rate: float | None = None  # cbench-load --read-rate, bytes/s per connection
 
@@ -265,7 +268,9 @@ class Load:
                 "duration_s": float(settings.duration_s), "warmup_s": float(settings.warmup_s),
                 "timeout_s": float(settings.timeout_s), "generator": self.generator,
                 "rate": self.rate, "rate_fraction": self.rate_fraction, "arrivals": self.arrivals,
-                "read_rate": self.read_rate}
+                "read_rate": self.read_rate,
+                **({"rate_common_fraction": self.rate_common_fraction}
+                   if self.rate_common_fraction is not None else {})}
 
 
 @dataclasses.dataclass(frozen=True)

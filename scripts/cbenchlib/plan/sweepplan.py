@@ -18,6 +18,7 @@ from ..format import resultio, scenario, serverlist
 from ..format.paths import SCENARIOS_DIR
 from .cpulayout import Layout, LayoutError, Topology, automatic, check, check_list, explicit_cpus, resolve
 from .estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
+from .pilots import PilotPlan, plan_pilots
 from .schedule import schedule
 
 # The flags that override a scenario setting: (settings key, flag, least value).
@@ -70,6 +71,9 @@ class SweepPlan:
     profile_estimate_s: float = 0.0  # how long that pass takes
     cpu_layout: Layout | None = None  # where the server and wrk run, and why (settings hold the lists)
     cpu_warnings: tuple = ()         # what is legal but doubtful about that layout
+    # Fixed-rate loads: the closed-loop pilots that resolve their common rate before the first
+    # block (plan/pilots.py); their time is in estimate_s and estimate_full_s.
+    pilots: PilotPlan = dataclasses.field(default_factory=lambda: PilotPlan([], {}))
 
     @property
     def settings(self) -> scenario.Settings:
@@ -103,6 +107,8 @@ class SweepPlan:
         if len(self.clients) > 1 and self.has_wrk:
             text += (f"\nload from {len(self.clients)} client hosts ({', '.join(self.clients)}), released "
                      "together: each point's connections split evenly between them, each runs its -t")
+        if self.pilots:
+            text += "\n" + self.pilots.summary(s, None, fmt_duration)
         text += f"\nestimated time: {fmt_duration(self.estimate_full_s)} with every model"
         if self.skipped_models:
             text += (f", {fmt_duration(self.estimate_s)} now ({len(self.skipped_models)} models not "
@@ -142,6 +148,9 @@ class SweepPlan:
                 (f"  ({p.row.hardening})" if p.row.hardening else "")
             lines.append(f"  {p.row.kind:10s} {p.row.key:40s} {p.load.key:28s} "
                          f"~{estimate_s(p, self.settings, self.available):.1f} s/rep{label}")
+        for p in self.pilots.pilots.values():
+            lines.append(f"  {'pilot':10s} {p.row.key:40s} {p.load.key:28s} "
+                         f"~{estimate_s(p, self.settings, self.available):.1f} s once (closed-loop peak)")
         return lines
 
 
@@ -177,6 +186,7 @@ def build_plan(args, machine: Machine) -> SweepPlan:
     skipped = sorted({p.row.model for p in points if available is not None
                       and p.row.kind in ("model", "instrument") and p.row.model not in available})
     slots = schedule(points, s.repetitions, s.order, s.seed)
+    pilots = plan_pilots(points)
     profile = bool(getattr(args, "profile", False))
     return SweepPlan(
         sc=sc, points=points, slots=slots, server_bin=server_bin, wrk_name=args.wrk_bin,
@@ -188,11 +198,11 @@ def build_plan(args, machine: Machine) -> SweepPlan:
         allow_dirty=bool(getattr(args, "allow_dirty", False)), profile=profile,
         command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
         else list(sys.argv),
-        estimate_s=sum(estimate_s(x.point, s, available) for x in slots),
-        estimate_full_s=sum(estimate_s(x.point, s, None) for x in slots),
+        estimate_s=sum(estimate_s(x.point, s, available) for x in slots) + pilots.estimate_s(s, available),
+        estimate_full_s=sum(estimate_s(x.point, s, None) for x in slots) + pilots.estimate_s(s, None),
         estimate_extra_s=extra_blocks_estimate_s(points, s),
         profile_estimate_s=machine.profile_estimate_s(points, s) if profile else 0.0,
-        cpu_layout=layout, cpu_warnings=tuple(cpu_warnings))
+        cpu_layout=layout, cpu_warnings=tuple(cpu_warnings), pilots=pilots)
 
 
 def plan_layout(sc: scenario.Scenario, args, hosts: tuple, recorded: dict | None,
@@ -259,8 +269,10 @@ def check_client_hosts(clients: list[str], points: list, split_connections) -> N
     for p in points:
         if p.load.is_idle:
             continue
-        if p.load.rate_fraction is not None:
-            raise PlanError(f"{p.id}: rate_fraction (an open-loop rate from a measured peak) is not supported "
+        common = getattr(p.load, "rate_common_fraction", None)
+        if p.load.rate_fraction is not None or common is not None:
+            key = "rate_fraction" if p.load.rate_fraction is not None else "rate_common_fraction"
+            raise PlanError(f"{p.id}: {key} (an open-loop rate from a measured peak) is not supported "
                             f"with several client hosts yet; give the rate itself (rate = N)")
         try:
             split_connections(p.load.connections, len(clients))

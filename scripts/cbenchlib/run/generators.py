@@ -337,22 +337,40 @@ def mark_window(record: dict) -> None:
 
 class Peaks:
     """Closed-loop peaks measured in one sweep, one per loadgen.peak_key (the same server row,
-    path, connections and threads), so the open-loop points of a rate_fraction sweep share it."""
+    path, connections and threads), so the open-loop points of a rate_fraction sweep share it;
+    and the common rates of the fixed-rate loads (rate_common_fraction), resolved from their
+    pilots before the first block (run/sweepexec.py) and handed in with set_common."""
 
     def __init__(self):
         self._by_key: dict[str, dict] = {}
+        self._common: dict[str, dict] = {}  # loadgen.common_rate_key -> loadgen.resolve_common_rate's
+
+    def set_common(self, key: str, resolution: dict) -> None:
+        self._common[key] = resolution
 
     def resolve(self, generators: Generators, point: Point, server, tag: str, record: dict) -> Point:
-        """The point to run: itself, or for rate_fraction a copy whose rate is fraction x peak,
+        """The point to run: itself; for rate_fraction a copy whose rate is fraction x peak,
         the peak being a closed-loop cbench-load run at the same connections on this server,
-        measured the first time its key is asked for. Fills record["peak"] and
-        record["load"]["rate"]; raises loadgen.LoadgenOutputError if the peak run answered nothing."""
+        measured the first time its key is asked for (fills record["peak"]); for
+        rate_common_fraction a copy at its load's common rate (fills record["common_rate"]).
+        Fills record["load"]["rate"]. Raises loadgen.LoadgenOutputError if the peak run answered
+        nothing, PointFailed if a fixed-rate load has no resolved rate (every pilot failed)."""
         load = point.load
+        if load.rate_common_fraction is not None:
+            common = self._common.get(loadgen.common_rate_key(point))
+            if common is None:
+                raise PointFailed("fixed-rate load without a common rate: no pilot of its rows measured a "
+                                  "peak (meta.json common_rates)", tail="")
+            record["common_rate"] = {k: v for k, v in common.items() if k != "pilots"}
+            record["common_rate"]["own_pilot"] = common["pilots"].get(point.row.key)
+            resolved = dataclasses.replace(point, load=dataclasses.replace(load, rate=common["rate_per_s"]))
+            record["load"]["rate"] = resolved.load.rate
+            return resolved
         if load.rate_fraction is None:
             return point
         key = loadgen.peak_key(point)
         if key not in self._by_key:
-            self._by_key[key] = self._measure(generators, point, server, tag)
+            self._by_key[key] = self.measure(generators, point, server, tag)
         peak = self._by_key[key]
         record["peak"] = dict(peak)
         resolved = dataclasses.replace(point, load=dataclasses.replace(load, rate=load.rate_fraction * peak["req_per_s"]))
@@ -360,9 +378,12 @@ class Peaks:
         return resolved
 
     @staticmethod
-    def _measure(generators: Generators, point: Point, server, tag: str) -> dict:
+    def measure(generators: Generators, point: Point, server, tag: str) -> dict:
+        """The closed-loop peak of POINT's row and load shape on SERVER (a cbench-load run of
+        duration_s, its output in logs/TAG-peak.txt): {"req_per_s", "log", "measured_in"}.
+        Raises loadgen.LoadgenOutputError if the run answered nothing."""
         load = point.load
-        closed = dataclasses.replace(load, rate=None, rate_fraction=None)
+        closed = dataclasses.replace(load, rate=None, rate_fraction=None, rate_common_fraction=None)
         out_path = os.path.join(generators.ctx.logs_dir, f"{tag}-peak.txt")
         proc, stdout, err = generators.run_one(dataclasses.replace(point, load=closed), server,
                                                generators.settings.duration_s, out_path)

@@ -4,10 +4,14 @@ and the idle-connections measurement (idle.py).
 
 wrk point:  start the server pinned (fresh per repetition) -> wait for its
 readiness line (deadline) -> primer (a few requests must answer 200) ->
-a rate_fraction point's peak (once per sweep) -> discarded warm-up run of the
+a rate_fraction point's peak (once per sweep), or a fixed-rate point's common
+rate (resolved by the pilots before the first block) -> discarded warm-up run of the
 same shape -> samples -> measured run pinned to the client CPUs -> samples ->
 the server must still be alive and answer -> stop the server (SIGTERM its
 group, SIGKILL after a grace).
+
+pilot of a fixed-rate load (`pilot`): start -> ready -> primer -> warm-up ->
+closed-loop cbench-load run (the row's peak on the load's shape) -> stop.
 
 idle point: start -> ready -> primer -> sample -> open N idle connections ->
 let the server settle -> sample -> close them -> post-check -> stop.
@@ -82,7 +86,9 @@ class Runner:
         ctx = RunContext(host, tuple(self.client_hosts), settings, server_bin, self.run_dir, self.logs_dir, self.repo)
         self.server_session = ServerSession(ctx)
         self.generators = Generators(ctx, self.wrk_bins, wrk_bin, self.client_cpu_count)
-        self.peaks = Peaks()  # a rate_fraction point's peak, measured once per Runner (one sweep)
+        # a rate_fraction point's peak, measured once per Runner (one sweep); the fixed-rate
+        # loads' common rates (Peaks.set_common)
+        self.peaks = Peaks()
 
     def run(self, point: Point, rep: int, seq: int, block: int | None = None) -> dict:
         """One repetition of one point -> its points.jsonl record (status ok or failed).
@@ -118,6 +124,29 @@ class Runner:
                 record["server_exit_status"] = self.server_session.stop(server)
         record["ended_utc"] = utc_now()
         return record
+
+    def pilot(self, point: Point, tag: str) -> dict:
+        """A fixed-rate load's pilot (plan/pilots.py): POINT is a row's closed-loop point on the
+        load's shape, run on a fresh server after the primer and the warm-up (none for a replica,
+        as in run). Returns Peaks.measure's {"req_per_s", "log", "measured_in"} with "utc", or
+        {"failed": reason}: a pilot that cannot run leaves its row out of the common rate's
+        minimum and never stops the sweep (an interruption still propagates)."""
+        record = resultio.new_point(point.id, 0, -1, -1, point.row.to_json(), point.load.to_json(self.settings))
+        server = None
+        try:
+            self.check_runnable(point)
+            server = self.server_session.start(point, tag, record)
+            self.server_session.primer(server, point.load.path, PRIMER_REQUESTS, PRIMER_TIMEOUT_S, "primer")
+            if not point.row.hardening:
+                self._warmup(point, server, tag, record)
+            return {**Peaks.measure(self.generators, point, server, tag), "utc": utc_now()}
+        except PointFailed as exc:
+            return {"failed": exc.reason}
+        except Exception as exc:  # noqa: BLE001 - a harness bug costs one pilot, not the sweep
+            return {"failed": f"{exc.__class__.__name__}: {exc}"}
+        finally:
+            if server is not None:
+                self.server_session.stop(server)
 
     def check_runnable(self, point: Point) -> None:
         """PointFailed (skipped for a model not built or a peer not installed) if the point

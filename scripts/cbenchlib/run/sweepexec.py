@@ -1,7 +1,9 @@
 """Executes a sweep's plan (plan.sweepplan.SweepPlan) on its hosts, one method per step: check
 the tools -> take the machine-wide benchmark lock -> create (or resume) the run directory ->
-run the initial blocks (one fresh server per repetition, through runner.Runner), appending one
-line per repetition -> with a target interval, extra blocks for the points the declared
+resolve the fixed-rate loads' common rates from their pilots (recorded in meta.json, so a resumed
+run keeps them) -> run the initial blocks (one fresh server per repetition, through
+runner.Runner), appending one line per repetition -> with a target interval, extra blocks for the
+points the declared
 comparisons need, for as long as the stopping rule `decide` says -> finish meta.json.
 
 The stopping rule is passed in (analysis.sequential.decide; run does not import analysis).
@@ -15,7 +17,7 @@ import signal
 import sys
 import time
 
-from ..format import resultio, runlogs
+from ..format import loadgen, resultio, runlogs
 from ..format.paths import RESULTS_DIR, REPO_ROOT
 from ..plan.estimate import Eta, fmt_duration
 from ..plan.ledger import Ledger
@@ -180,6 +182,44 @@ class Sweep:
             if why:
                 raise HostLost(h.name, why)
 
+    # Step 3b: the fixed-rate loads' common rates, from one closed-loop pilot per row and load
+    # shape, before any block (every row of a load must run at the same rate).
+    def resolve_common_rates(self, runner_: runner.Runner) -> None:
+        p = self.plan
+        if not p.pilots:
+            return
+        key = loadgen.COMMON_RATES_META_KEY
+        recorded = dict(self.writer.meta.get(key) or {})
+        todo = [ld for ld in p.pilots.loads if (recorded.get(ld.key) or {}).get("rate_per_s") is None]
+        need = [(k, pt) for k, pt in p.pilots.pilots.items() if any(k == pk for ld in todo for _r, pk in ld.rows)]
+        measured = {}
+        for i, (pkey, point) in enumerate(need):
+            t0 = time.monotonic()
+            measured[pkey] = runner_.pilot(point, f"pilot{i:03d}-{runner.slug(point.row.key + ' ' + point.load.key)}")
+            self.spent_s += time.monotonic() - t0
+            got = measured[pkey]
+            print(f"[pilot {i + 1}/{len(need)}] {point.row.key} {point.load.key}: "
+                  + (f"{got['req_per_s']:.0f} req/s" if "req_per_s" in got else f"failed: {got['failed']}"), flush=True)
+        for ld in todo:
+            pilots = {row: measured[pk] for row, pk in ld.rows}
+            try:
+                recorded[ld.key] = loadgen.resolve_common_rate(ld.fraction, pilots, resultio.utc_now())
+            except ValueError as exc:
+                recorded[ld.key] = {"fraction": ld.fraction, "failed": str(exc), "pilots": pilots}
+                print(f"sweep: fixed-rate load {ld.key}: {exc}; its points are recorded as failed", flush=True)
+                continue
+            r = recorded[ld.key]
+            print(f"sweep: fixed rate for {ld.key}: {r['fraction']:g} x {r['lowest_req_per_s']:.0f} req/s "
+                  f"(the lowest pilot peak, {r['lowest_row']}) = {r['rate_per_s']:.0f} req/s for "
+                  f"{len(ld.rows)} rows", flush=True)
+        try:
+            self.writer.update_meta(**{key: recorded})
+        except OSError as exc:
+            raise ResultsUnwritable(exc) from exc
+        for k, r in recorded.items():
+            if r.get("rate_per_s") is not None:
+                runner_.peaks.set_common(k, r)
+
     # Step 4: run slots, one record each.
     def run_slots(self, runner_: runner.Runner, slots: list, label: str) -> None:
         todo = self.ledger.todo(slots)
@@ -284,6 +324,7 @@ class Sweep:
                           p.available, client_host=self.client_host, client_hosts=self.client_hosts,
                           wrk_bins=self.wrk_bins or None)
         try:
+            self.resolve_common_rates(r)
             self.run_slots(r, p.slots, "")
             self.run_extra_blocks(r)
             if p.profile:  # after every measured block, so it disturbs none of them
