@@ -34,7 +34,8 @@
 //     calls the poll through rb_thread_call_without_gvl). Not released: IO#write_nonblock (io.c
 //     io_write_nonblock calls write(2) with the lock held: begin_blocking(SysCall::write) does
 //     nothing), Queue#push and a pop that finds a job.
-//   The models call blocking_region() (or unlock/lock) around the calls of the last group but one.
+//   A session's read and write reach the lock through begin_blocking/end_blocking; the models
+//   bracket the others themselves (blocking_region, or unlock and lock then check_interrupts).
 // Kind::fifo (the second emulation, kept to reproduce runs made with it): unlock() hands the lock
 //   to the longest waiter (ownership passes without the lock ever being free, so a thread that
 //   releases and at once retakes goes behind every waiter: a switch at every blocking call under
