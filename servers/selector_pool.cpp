@@ -27,9 +27,11 @@
 // directive's interest only if it is newer than the last applied one (`step`, bumped by each
 // owner), because two workers' directives may arrive out of order.
 //
-// How the two halves meet, two options. The original's mechanism is each option's second value;
-// the defaults bound it, because the original, run as it is, stops serving under load:
-// --dispatch unbounded (the original): every readiness of a still-registered monitor is pushed as
+// How the two halves meet, two options. The defaults are the original's mechanism, as the Ruby
+// replica (servers/ruby/nio4r_workers.rb) counts it: 9.5-209 jobs pushed per answered request and
+// a wake-up write that waits. The bounded values are kept as named variants: the original, run as
+// it is, may stop serving under load, and the conformance gate's hostile cases run on them.
+// --dispatch unbounded (default, the original): every readiness of a still-registered monitor is pushed as
 //   a job, however many dispatches of that connection are in flight, so a connection whose first
 //   job waits in a long queue is pushed again every round: the queue feeds itself, and once it
 //   is long enough the readable connections (and with them the queue) never drain. nio4r's own
@@ -37,12 +39,11 @@
 //   queue past 300,000 jobs in 3 s, and under -c50 right after served nothing while the queue
 //   passed 3 million. Here, without and with --gvl, it passes the conformance gate on an idle
 //   machine and fails its slowloris and idle-timeout cases (the server stops answering for good)
-//   on a loaded one or under a sanitizer: it cannot be the default that every scenario and the
-//   gate run. Counted: duplicate_dispatches.
-// --dispatch capped (default; the first C++ stand-in): at most kCappedInFlightPerConn dispatches
+//   on a loaded one or under a sanitizer. Counted: dispatches, duplicate_dispatches.
+// --dispatch capped (the first C++ stand-in): at most kCappedInFlightPerConn dispatches
 //   of a connection in flight; readiness beyond that is counted (suppressed_duplicates), not
 //   pushed, so suppressed_duplicates per request says how often the original would have pushed.
-// --wakeup-write blocking (the original's `$o << '.'`: Ruby 3 pipes are non-blocking underneath
+// --wakeup-write blocking (default, the original's `$o << '.'`: Ruby 3 pipes are non-blocking underneath
 //   and IO#write waits for writability and retries, the GVL released): a worker that finds the
 //   user pipe full waits until it has room. The loop reads one byte per round, and a pipe frees
 //   room a page (4096 bytes) at a time, so once full, workers serve about one job per loop round
@@ -55,22 +56,27 @@
 //   pipe towards the next free page. At stop the loop stops reading; a waiting writer polls with
 //   a timeout and gives up once the loop has finished (run() applies every directive after the
 //   join, so the byte is not needed then).
-// --wakeup-write drop (default): a worker that finds the pipe full drops its byte (a full pipe is
+// --wakeup-write drop: a worker that finds the pipe full drops its byte (a full pipe is
 //   readable, so the loop wakes anyway and drains every directive). Differs from the original
 //   only once the pipe is full. Both count the full pipe (pipe_full_writes).
 // --rearm oneshot: the loop stops the monitor before it pushes the job (Ever's design: one-shot
 // watch), and the directive starts it again; no duplicate can happen. Tests the explanation.
 // --gvl: Ruby's global VM lock, emulated by backends/queue/gvl.h (shared with worker-pool, which
 // says what it models and leaves out), of the kind --gvl-emulation names:
-//   ruby31 (default): FIFO hand-off, released around every blocking region, 100 ms time slice.
+//   ruby31 (default): Ruby 3.1's rules: a release wakes a waiter without handing over (the
+//     releaser may take it back first), released around blocking regions only, 100 ms timer.
+//   fifo: the second emulation: hand-off to the longest waiter at every release.
 //   mutex: the unfair std::mutex of the first emulation, held through a worker's read and write.
 // The loop thread holds it while it runs the select block (accepts, pushes jobs, drains
-// directives; a check point after each event) and releases it around the blocking poll only
-// (libev's release/acquire callbacks, as nio4r's libev releases it around the epoll_wait).
-// Workers hold it while they run a job and release it while blocked on the empty job queue
-// (Queue#pop), around the test delay (a sleep), around the one-byte pipe write (IO#write is a
-// blocking region in Ruby) and, with ruby31, around the session's read and write system calls
-// (read_nonblock and write_nonblock run in blocking regions in Ruby 3). What it leaves out: the
+// directives; a check point after each event) and releases it around the poll (libev's
+// release/acquire callbacks, as nio4r's libev calls epoll_wait through
+// rb_thread_call_without_gvl, then a check point) and around the one-byte `$i.read(1)` (IO#read's
+// read(2) is a blocking region). Workers hold it while they run a job (a check point before each)
+// and release it while blocked on the empty job queue (Queue#pop), around the test delay (a
+// sleep), around the one-byte pipe write and its wait on a full pipe (IO#write is a blocking
+// region) and, with ruby31, around the session's read (read_nonblock) but not its write
+// (write_nonblock calls write(2) holding the lock); fifo releases around both. The loop's accept
+// is not bracketed (net::Acceptor is shared; Ruby's accept releases the lock). What it leaves out: the
 // interpreter's own CPU cost per request, and check points inside a handler (/spin holds the
 // lock throughout). If the published collapse needs any of those, this emulation will not show
 // it, and the report must say so.
@@ -171,15 +177,15 @@ constexpr server::ModelOption kRearm{"--rearm", server::ArgKind::word, "level", 
 constexpr server::ModelOption kTestWorkerDelayUs{
     "--test-worker-delay-us", server::ArgKind::integer, "0", "", 0, 1'000'000,
     "tests only: a worker sleeps this long before it reads a dispatched connection (forces duplicate dispatch)"};
-constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|mutex", 0, 0,
-                                            "with --gvl: Ruby 3.1's GVL (FIFO, released around I/O, 100 ms slice; "
-                                            "default) or the first emulation (an unfair mutex held through a job)"};
-constexpr server::ModelOption kDispatch{"--dispatch", server::ArgKind::word, "capped", "capped|unbounded", 0, 0,
-                                        "at most 2 dispatches of a connection in flight (default), or every "
-                                        "level-triggered readiness pushed as a job (nio4r's; collapses under load)"};
-constexpr server::ModelOption kWakeupWrite{"--wakeup-write", server::ArgKind::word, "drop", "drop|blocking", 0, 0,
-                                           "a worker's wake-up byte on a full pipe: dropped (default) or waited for "
-                                           "as Ruby's IO#write does (nio4r's; collapses under load)"};
+constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|fifo|mutex", 0, 0,
+                                            "with --gvl: Ruby 3.1's GVL rules (default), the FIFO hand-off at every "
+                                            "release (second emulation) or an unfair mutex held through a job (first)"};
+constexpr server::ModelOption kDispatch{"--dispatch", server::ArgKind::word, "unbounded", "unbounded|capped", 0, 0,
+                                        "every level-triggered readiness pushed as a job (nio4r's, default; may stop "
+                                        "serving under load), or at most 2 dispatches of a connection in flight"};
+constexpr server::ModelOption kWakeupWrite{"--wakeup-write", server::ArgKind::word, "blocking", "blocking|drop", 0, 0,
+                                           "a worker's wake-up byte on a full pipe: waited for as Ruby's IO#write does "
+                                           "(nio4r's, default) or dropped"};
 constexpr server::ModelOption kOptions[] = {kGvl, kGvlEmulation, kRearm, kDispatch, kWakeupWrite, kTestWorkerDelayUs};
 
 enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };
@@ -216,7 +222,10 @@ class Server {
     // Ruby releases the GVL around libev's blocking poll only.
     ev_set_loop_release_cb(
         selector_.loop(), [](struct ev_loop* l) noexcept { of(l).gvl_.unlock(); },
-        [](struct ev_loop* l) noexcept { of(l).gvl_.lock(); });
+        [](struct ev_loop* l) noexcept {
+          of(l).gvl_.lock();
+          of(l).gvl_.check_interrupts();  // rb_thread_call_without_gvl ends with a check point
+        });
     control.on_stop([self] { self->selector_.stop(); });
 
     int status = server::run_on_threads(
@@ -311,7 +320,9 @@ class Server {
   void on_pipe() {
     gvl_.check_interrupts();
     char byte;
-    if (::read(pipe_[0], &byte, 1) == 1) stats::count(Counter::wakeups);
+    ssize_t n = 0;
+    gvl_.blocking_region([&] { n = ::read(pipe_[0], &byte, 1); });  // IO#read: a blocking region
+    if (n == 1) stats::count(Counter::wakeups);
     DirectiveMsg d;
     while (directives_.try_pop(d)) apply(d);
   }
@@ -351,7 +362,13 @@ class Server {
     net::BlockingRegion* around = gvl_.enabled() ? &gvl_ : nullptr;  // the session's read and write
     gvl_.lock();
     Job job;
-    while (jobs_.pop(job, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
+    // Queue#pop: an empty queue releases the lock while it sleeps (native_sleep) and checks for
+    // interrupts once it has it back.
+    while (jobs_.pop(job, [this] { gvl_.unlock(); }, [this] {
+      gvl_.lock();
+      gvl_.check_interrupts();
+    })) {
+      gvl_.check_interrupts();  // the worker's Ruby code between jobs (method calls check)
       Conn* c = job.conn;
       if (worker_delay_.count() > 0 && !job.duplicate) {
         gvl_.blocking_region([this] { std::this_thread::sleep_for(worker_delay_); });
@@ -413,7 +430,7 @@ class Server {
 
   const server::Options& opt_;
   const bool oneshot_;                        // --rearm oneshot: disarm a monitor before dispatch
-  const bool capped_;                         // --dispatch capped: at most 2 dispatches in flight
+  const bool capped_;                         // --dispatch capped: at most 2 dispatches in flight (else unbounded)
   const bool drop_wakeup_;                    // --wakeup-write drop: a full pipe drops the byte
   const std::chrono::microseconds worker_delay_;  // --test-worker-delay-us
   selector::EvSelector<Server> selector_;
@@ -433,7 +450,7 @@ class Server {
 CBENCH_REGISTER_MODEL(selector_pool, "selector-pool",
                       "libev select loop accepts and pushes ready connections (monitor left armed: duplicate dispatch) "
                       "to --threads N workers, directives back over a queue and a one-byte pipe "
-                      "(--gvl, --gvl-emulation ruby31|mutex, --rearm level|oneshot, --dispatch capped|unbounded, "
-                      "--wakeup-write drop|blocking) "
+                      "(--gvl, --gvl-emulation ruby31|fifo|mutex, --rearm level|oneshot, --dispatch unbounded|capped, "
+                      "--wakeup-write blocking|drop) "
                       "(nio4r worker threads)",
                       server::ListenerLayout::one, &selector::run_on_listener<Server>, {}, nullptr, kOptions)

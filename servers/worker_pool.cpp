@@ -15,9 +15,12 @@
 // it while running a job and release it while blocked on an empty queue (Queue#pop); the loop
 // thread holds it while dispatching events and releases it around each poll round (Ruby
 // releases it around libev's blocking poll). --gvl-emulation picks the kind:
-//   ruby31 (default): Ruby 3.1's GVL: FIFO hand-off, also released around a worker's read and
-//     write system calls (blocking regions), and a 100 ms time slice checked after every
-//     dispatched event, every job and every blocking region;
+//   ruby31 (default): Ruby 3.1's rules: a release wakes the longest waiter without handing the
+//     lock over, also released around a worker's read (read_nonblock) but held through its write
+//     (write_nonblock), and a 100 ms timer checked after every dispatched event, every job and
+//     every blocking region;
+//   fifo: the second emulation: hand-off to the longest waiter at every release, released around
+//     the read and the write;
 //   mutex: the first emulation (an unfair std::mutex held through a whole job, no time slice),
 //     kept to reproduce runs made with it.
 // --threads: number of workers (the loop thread is extra).
@@ -49,9 +52,9 @@ constexpr server::ModelOption kQueues{"--queues", server::ArgKind::word, "shared
                                       "one job queue shared by every worker (default), or one per worker"};
 constexpr server::ModelOption kGvl{"--gvl", server::ArgKind::flag, "", "", 0, 0,
                                    "emulate Ruby's global VM lock (held except while blocked)"};
-constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|mutex", 0, 0,
-                                            "with --gvl: Ruby 3.1's GVL (FIFO, released around I/O, 100 ms slice; "
-                                            "default) or the first emulation (an unfair mutex held through a job)"};
+constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|fifo|mutex", 0, 0,
+                                            "with --gvl: Ruby 3.1's GVL rules (default), the FIFO hand-off at every "
+                                            "release (second emulation) or an unfair mutex held through a job (first)"};
 constexpr server::ModelOption kOptions[] = {kQueues, kGvl, kGvlEmulation, ever::kBackend};
 
 // A connection's key plus a command in its low bits is an emitted command (ever::key_of: the
@@ -85,6 +88,7 @@ class Server {
         gvl_.unlock();  // Ruby releases its lock around the blocking ev_run
         key = loop_->next_event();
         gvl_.lock();
+        gvl_.check_interrupts();
       } else {
         key = loop_->next_event();
       }
@@ -126,7 +130,10 @@ class Server {
     net::BlockingRegion* around = gvl_.enabled() ? &gvl_ : nullptr;  // the session's read and write
     gvl_.lock();
     Conn* c = nullptr;
-    while (q.pop(c, [this] { gvl_.unlock(); }, [this] { gvl_.lock(); })) {
+    while (q.pop(c, [this] { gvl_.unlock(); }, [this] {
+      gvl_.lock();
+      gvl_.check_interrupts();  // Queue#pop's sleep ends with a check point
+    })) {
       net::want w = c->writing ? c->session.on_writable(scratch, around) : c->session.on_readable(scratch, around);
       Cmd cmd = w == net::want::read ? kWatchRead : w == net::want::write ? kWatchWrite : kClose;
       loop_->emit(ever::key_of(c) | cmd);
@@ -171,5 +178,5 @@ int run(const server::Options& opt, server::Control& control) {
 
 CBENCH_REGISTER_MODEL(worker_pool, "worker-pool",
                       "pull-loop thread accepts and watches; --threads N workers take ready connections from a job queue "
-                      "(--queues shared|per-worker, --gvl, --gvl-emulation ruby31|mutex) (Ever worker threads)",
+                      "(--queues shared|per-worker, --gvl, --gvl-emulation ruby31|fifo|mutex) (Ever worker threads)",
                       server::ListenerLayout::one, &run, {}, nullptr, kOptions)

@@ -12,10 +12,10 @@ namespace cb::net {
 want NbSession::on_readable(IoScratch& scratch, BlockingRegion* around) {
   if (pump_.state() == http::pump_state::write) return want::write;  // spurious: waiting for writability
   for (int i = 0; i < http::kMaxReadsPerEvent; ++i) {
-    if (around != nullptr) around->begin_blocking();
+    if (around != nullptr) around->begin_blocking(SysCall::read);
     ssize_t n = ::read(fd_, scratch.read_buf, sizeof scratch.read_buf);
     const int read_errno = errno;
-    if (around != nullptr) around->end_blocking();
+    if (around != nullptr) around->end_blocking(SysCall::read);
     errno = read_errno;
     if (n > 0) {
       pump_.feed({scratch.read_buf, static_cast<std::size_t>(n)}, scratch.out);
@@ -42,10 +42,10 @@ want NbSession::flush(IoScratch& scratch, BlockingRegion* around) {
   for (;;) {
     std::string_view out = pump_.output();
     if (out.empty()) break;
-    if (around != nullptr) around->begin_blocking();
+    if (around != nullptr) around->begin_blocking(SysCall::write);
     ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
     const int send_errno = errno;
-    if (around != nullptr) around->end_blocking();
+    if (around != nullptr) around->end_blocking(SysCall::write);
     errno = send_errno;
     if (n > 0) {
       pump_.consumed(static_cast<std::size_t>(n));

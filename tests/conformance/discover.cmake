@@ -3,7 +3,8 @@
 # If --list fails, registers one failing test, conformance.list, that repeats the failure.
 #
 # Inputs (set by the wrapper): CBENCH_SERVER, CBENCH_CONFORMANCE_PYTHON, CBENCH_CONFORMANCE_SUITE,
-# CBENCH_CONFORMANCE_THREADS, CBENCH_CONFORMANCE_VARIANTS, CBENCH_CONFORMANCE_TIMEOUT_S.
+# CBENCH_CONFORMANCE_THREADS, CBENCH_CONFORMANCE_VARIANTS, CBENCH_CONFORMANCE_GATE_ARGS,
+# CBENCH_CONFORMANCE_TIMEOUT_S.
 
 execute_process(COMMAND "${CBENCH_SERVER}" --list
                 RESULT_VARIABLE list_status OUTPUT_VARIABLE list_out ERROR_VARIABLE list_err
@@ -42,9 +43,27 @@ function(cbench_conformance_test name model threads)
                        SKIP_RETURN_CODE 77)
 endfunction()
 
+# The server arguments a model's per-thread-count runs get ("model|arguments"; most get none).
+function(cbench_gate_args model out)
+  set(args "")
+  foreach(entry IN LISTS CBENCH_CONFORMANCE_GATE_ARGS)
+    string(REPLACE "|" ";" fields "${entry}")
+    list(GET fields 0 name)
+    if(name STREQUAL model)
+      list(GET fields 1 args)
+    endif()
+  endforeach()
+  set(${out} "${args}" PARENT_SCOPE)
+endfunction()
+
 foreach(model IN LISTS models)
+  cbench_gate_args(${model} gate_args)
   foreach(threads IN LISTS CBENCH_CONFORMANCE_THREADS)
-    cbench_conformance_test(conformance.${model}.threads${threads} ${model} ${threads})
+    if(gate_args)
+      cbench_conformance_test(conformance.${model}.threads${threads} ${model} ${threads} "--extra=${gate_args}")
+    else()
+      cbench_conformance_test(conformance.${model}.threads${threads} ${model} ${threads})
+    endif()
   endforeach()
 endforeach()
 

@@ -8,10 +8,12 @@ on each of CONNECTIONS connections (some pipelined in pairs), checks every respo
 then stops the server and reads its counters (--counters-out):
   --rearm level:   duplicate_dispatches > 0 (the race happened) and every response correct;
   --rearm oneshot: duplicate_dispatches == 0 (the monitor is disarmed before dispatch);
-  --rearm level, --dispatch capped (the default): the bound held readiness back
-                   (suppressed_duplicates > 0);
+  --rearm level, --dispatch capped: the bound held readiness back (suppressed_duplicates > 0);
   --rearm level --dispatch unbounded (nio4r's mechanism): nothing held back
-                   (suppressed_duplicates == 0), duplicates > 0 and every response correct.
+                   (suppressed_duplicates == 0), duplicates > 0 and every response correct;
+  the defaults (no --rearm, --dispatch, --wakeup-write: nio4r's level-triggered re-dispatch):
+                   as unbounded, and the counters show the re-dispatch: more jobs pushed than
+                   requests answered (dispatches > requests).
 Exit 0 if all hold, 1 with the counters and the first wrong response otherwise.
 
     duplicate_dispatch.py --server build/cbench-server [--threads 4]
@@ -75,8 +77,9 @@ def client(port, errors, i):
         errors.append(f"connection {i}: {exc}")
 
 
-# (label, --rearm, --dispatch): each mode's server arguments.
-MODES = (("level", "level", "capped"), ("oneshot", "oneshot", "capped"), ("unbounded", "level", "unbounded"))
+# (label, --rearm, --dispatch): each mode's server arguments; None leaves the option at its default.
+MODES = (("level", "level", "capped"), ("oneshot", "oneshot", "capped"), ("unbounded", "level", "unbounded"),
+         ("default", None, None))
 
 
 def run(server, threads, mode):
@@ -84,8 +87,11 @@ def run(server, threads, mode):
     with tempfile.TemporaryDirectory() as tmp:
         counters = os.path.join(tmp, "counters.json")
         argv = [server, "--model", "selector-pool", "--host", HOST, "--port", "0", "--threads", str(threads),
-                "--rearm", rearm, "--dispatch", dispatch, "--test-worker-delay-us", str(DELAY_US),
-                "--counters-out", counters]
+                "--test-worker-delay-us", str(DELAY_US), "--counters-out", counters]
+        if rearm is not None:
+            argv += ["--rearm", rearm]
+        if dispatch is not None:
+            argv += ["--dispatch", dispatch]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = proc.stdout.readline()
@@ -134,14 +140,17 @@ def main():
         total = CONNECTIONS * REQUESTS
         print(f"{label}: {total} requests, counters {json.dumps(c)}")
         dup, held = c["duplicate_dispatches"], c["suppressed_duplicates"]
-        if label in ("level", "unbounded") and dup <= 0:
+        if label in ("level", "unbounded", "default") and dup <= 0:
             failures.append(f"{label}: duplicate_dispatches: expected > 0 (the forced race), got {dup}")
         if label == "oneshot" and dup != 0:
             failures.append(f"oneshot: duplicate_dispatches: expected 0, got {dup}")
         if label == "level" and held <= 0:
             failures.append(f"level: suppressed_duplicates: expected > 0 (the cap held readiness back), got {held}")
-        if label == "unbounded" and held != 0:
-            failures.append(f"unbounded: suppressed_duplicates: expected 0 (every readiness pushed), got {held}")
+        if label in ("unbounded", "default") and held != 0:
+            failures.append(f"{label}: suppressed_duplicates: expected 0 (every readiness pushed), got {held}")
+        if label == "default" and c["dispatches"] <= total:
+            failures.append(f"default: dispatches: expected > {total} (re-dispatch of unread connections), "
+                            f"got {c['dispatches']}")
         if c["dispatches"] < total // 2:
             failures.append(f"{label}: dispatches: expected >= {total // 2}, got {c['dispatches']}")
     for f in failures:

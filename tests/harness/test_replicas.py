@@ -252,6 +252,23 @@ class ReplicaRows(unittest.TestCase):
         self.assertNotIn("hardening", by["nginx"])
         self.assertEqual(sc.rows[0].command[-2:], ("--workers", "$threads"))
 
+    def test_selector_pool_rows_with_the_unbounded_default_are_not_hardened(self):
+        # (extra_args, hardening): the default is nio4r's design; either bound makes it hardened.
+        cases = [((), "nio4r's design: not hardened"),
+                 (("--gvl-emulation", "fifo"), "nio4r's design: not hardened"),
+                 (("--dispatch", "capped"), None),
+                 (("--dispatch=capped",), None),
+                 (("--rearm", "oneshot"), None)]
+        for extra, want in cases:
+            args = "".join(f', "{a}"' for a in extra)[2:]
+            sc = scenario.parse(f'[[rows]]\nmodel = "selector-pool"\nthreads = 4\nextra_args = [{args}]\n'
+                                '[[rows]]\nmodel = "selector"\n'
+                                '[[loads]]\nwrk_threads = 1\nconnections = 1\n', "sp.toml")
+            with self.subTest(extra=extra):
+                self.assertEqual(sc.rows[0].hardening, want)
+                self.assertEqual(sc.rows[0].to_json().get("hardening"), want)
+                self.assertIsNone(sc.rows[1].hardening)
+
     def test_tables_name_the_hardening_beside_the_row(self):
         def row(model, raw):
             return runload.Row(key=f"{model} t1", label=None, kind="peer", model=model, threads=1,
@@ -259,6 +276,10 @@ class ReplicaRows(unittest.TestCase):
         self.assertEqual(row("ruby-em", {"hardening": "replica: not hardened"}).display(),
                          "ruby-em t1 (peer; replica: not hardened)")
         self.assertEqual(row("nginx", {}).display(), "nginx t1 (peer)")
+        model = runload.Row(key="selector-pool t4", label=None, kind="model", model="selector-pool", threads=4,
+                            queues=None, gvl=True, backend=None, extra_args=(),
+                            raw={"hardening": "nio4r's design: not hardened"})
+        self.assertEqual(model.display(), "selector-pool t4 (nio4r's design: not hardened)")
 
 
 class RubyVersions(unittest.TestCase):

@@ -1,7 +1,9 @@
-// The GVL emulation (backends/queue/gvl.h): the behaviours of Ruby 3.1's lock that the default
-// kind promises (FIFO hand-off, release around a blocking region, the 100 ms time slice), and that
-// the first emulation (an unfair mutex) still excludes. Behaviour, not timing: every bound is a
-// generous "before the holder gives up", never a measured duration.
+// The GVL emulation (backends/queue/gvl.h): the rules of Ruby 3.1's lock that the default kind
+// promises (a release wakes a waiter but hands nothing over, so a releaser may retake first; the
+// read is a blocking region and the write is not; the 100 ms timer forces a switch at a check
+// point), those of the FIFO hand-off kind kept for old runs, and what the first emulation (an
+// unfair mutex) still excludes. Behaviour, not timing: every bound is a generous "before the
+// holder gives up", never a measured duration.
 #include "backends/queue/gvl.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,12 +32,16 @@ bool eventually(Pred pred) {
   return true;
 }
 
+std::string kind_name(Gvl::Kind k) {
+  return k == Gvl::Kind::ruby31 ? "ruby31" : k == Gvl::Kind::fifo ? "fifo" : "mutex";
+}
+
 std::uint64_t counter(cb::stats::Counter c) { return cb::stats::merged_counters()[static_cast<std::size_t>(c)]; }
 
-// Threads that queue one after another while the lock is held get it in that order.
-TEST(Gvl, Ruby31HandsOffInArrivalOrder) {
+// fifo: threads that queue one after another while the lock is held get it in that order.
+TEST(Gvl, FifoHandsOffInArrivalOrder) {
   constexpr int kWaiters = 5;
-  Gvl gvl(true, Gvl::Kind::ruby31);
+  Gvl gvl(true, Gvl::Kind::fifo);
   std::vector<int> order;  // appended by each waiter while it holds the lock
   std::vector<std::thread> threads;
   gvl.lock();
@@ -51,9 +58,9 @@ TEST(Gvl, Ruby31HandsOffInArrivalOrder) {
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
-// A holder that releases and at once retakes goes behind the thread already waiting.
-TEST(Gvl, Ruby31ReleaseAndRetakeQueuesBehindAWaiter) {
-  Gvl gvl(true, Gvl::Kind::ruby31);
+// fifo: a holder that releases and at once retakes goes behind the thread already waiting.
+TEST(Gvl, FifoReleaseAndRetakeQueuesBehindAWaiter) {
+  Gvl gvl(true, Gvl::Kind::fifo);
   std::vector<const char*> order;
   gvl.lock();
   std::thread waiter([&] {
@@ -70,17 +77,87 @@ TEST(Gvl, Ruby31ReleaseAndRetakeQueuesBehindAWaiter) {
   EXPECT_EQ(order, (std::vector<const char*>{"waiter", "holder"}));
 }
 
+// A holder that releases and at once retakes, 200 times, while another thread keeps asking for the
+// lock: ruby31 wakes the waiter but hands nothing over, so the releaser gets back in before the
+// waiter runs at least once (gvl_release_common, then gvl_acquire_common finding it free); fifo
+// hands it to the waiter every time.
+struct RetakeCase {
+  const char* label;
+  Gvl::Kind kind;
+  bool releaser_may_retake_first;
+};
+
+class GvlRetake : public ::testing::TestWithParam<RetakeCase> {};
+
+TEST_P(GvlRetake, ReleaserRetakesBeforeTheWokenWaiterRuns) {
+  const RetakeCase& c = GetParam();
+  Gvl gvl(true, c.kind);
+  std::atomic<long> entries{0};  // times the other thread got the lock
+  bool stop = false;             // read and written under the lock
+  gvl.lock();
+  std::thread other([&] {
+    for (;;) {
+      gvl.lock();
+      bool done = stop;
+      entries.fetch_add(1);
+      gvl.unlock();
+      if (done) return;
+    }
+  });
+  int retaken_first = 0;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(eventually([&] { return gvl.waiting() == 1; })) << "round " << i;  // it waits, asleep
+    const long before = entries.load();
+    gvl.unlock();
+    gvl.lock();
+    if (entries.load() == before) ++retaken_first;
+  }
+  stop = true;
+  gvl.unlock();
+  other.join();
+  if (c.releaser_may_retake_first) EXPECT_GT(retaken_first, 0) << c.label;
+  else EXPECT_EQ(retaken_first, 0) << c.label;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GvlRetake,
+                         ::testing::Values(RetakeCase{"ruby31: no hand-off", Gvl::Kind::ruby31, true},
+                                           RetakeCase{"fifo: hand-off at every release", Gvl::Kind::fifo, false}),
+                         [](const auto& info) { return std::string(info.param.kind == Gvl::Kind::ruby31 ? "ruby31" : "fifo"); });
+
+// A holder making many non-blocking writes (write_nonblock: no blocking region in Ruby 3.1) never
+// lets a waiting thread in; fifo released around each.
+TEST(Gvl, Ruby31HolderKeepsTheLockThroughManyWrites) {
+  Gvl gvl(true, Gvl::Kind::ruby31);
+  std::atomic<bool> other_ran{false};
+  gvl.lock();
+  std::thread other([&] {
+    gvl.lock();
+    other_ran.store(true);
+    gvl.unlock();
+  });
+  ASSERT_TRUE(eventually([&] { return gvl.waiting() == 1; }));
+  for (int i = 0; i < 100000; ++i) {
+    gvl.begin_blocking(cb::net::SysCall::write);
+    gvl.end_blocking(cb::net::SysCall::write);
+  }
+  EXPECT_FALSE(other_ran.load());
+  gvl.unlock();
+  other.join();
+  EXPECT_TRUE(other_ran.load());
+}
+
 struct RegionCase {
   const char* label;
   Gvl::Kind kind;
-  bool session_region;  // begin_blocking/end_blocking (a session's read and write), else blocking_region
+  enum { region, session_read, session_write } where;  // blocking_region, or a session's call
   bool releases;
 };
 
 class GvlRegion : public ::testing::TestWithParam<RegionCase> {};
 
 // Inside a blocking region another thread can take the lock and run; ruby31 releases around a
-// session's system calls too, the first emulation holds the lock through them.
+// session's read (read_nonblock) and holds it through its write (write_nonblock), fifo releases
+// around both, the first emulation holds the lock through both.
 TEST_P(GvlRegion, AnotherThreadRunsInsideTheRegionOnlyIfItReleases) {
   const RegionCase& c = GetParam();
   Gvl gvl(true, c.kind);
@@ -99,17 +176,18 @@ TEST_P(GvlRegion, AnotherThreadRunsInsideTheRegionOnlyIfItReleases) {
     // Released: the other thread runs while we wait. Held: it cannot, and we give up after a while.
     ran_inside = eventually([&] { return other_ran.load(); });
   };
-  if (c.session_region) {
+  if (c.where != RegionCase::region) {
+    const auto call = c.where == RegionCase::session_read ? cb::net::SysCall::read : cb::net::SysCall::write;
     if (c.releases) {
-      gvl.begin_blocking();
+      gvl.begin_blocking(call);
       inside();
-      gvl.end_blocking();
+      gvl.end_blocking(call);
     } else {
-      gvl.begin_blocking();
+      gvl.begin_blocking(call);
       region_open.store(true);
       std::this_thread::sleep_for(200ms);  // time for the other thread to try: it must not get in
       ran_inside = other_ran.load();
-      gvl.end_blocking();
+      gvl.end_blocking(call);
     }
   } else {
     gvl.blocking_region(inside);
@@ -122,12 +200,18 @@ TEST_P(GvlRegion, AnotherThreadRunsInsideTheRegionOnlyIfItReleases) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, GvlRegion,
-    ::testing::Values(RegionCase{"ruby31 blocking_region", Gvl::Kind::ruby31, false, true},
-                      RegionCase{"ruby31 session read/write", Gvl::Kind::ruby31, true, true},
-                      RegionCase{"mutex blocking_region", Gvl::Kind::mutex, false, true},
-                      RegionCase{"mutex session read/write (held)", Gvl::Kind::mutex, true, false}),
-    [](const auto& info) { return std::string(info.param.kind == Gvl::Kind::ruby31 ? "ruby31" : "mutex") +
-                                  (info.param.session_region ? "_session" : "_region"); });
+    ::testing::Values(RegionCase{"ruby31 blocking_region", Gvl::Kind::ruby31, RegionCase::region, true},
+                      RegionCase{"ruby31 session read", Gvl::Kind::ruby31, RegionCase::session_read, true},
+                      RegionCase{"ruby31 session write (held)", Gvl::Kind::ruby31, RegionCase::session_write, false},
+                      RegionCase{"fifo blocking_region", Gvl::Kind::fifo, RegionCase::region, true},
+                      RegionCase{"fifo session read", Gvl::Kind::fifo, RegionCase::session_read, true},
+                      RegionCase{"fifo session write", Gvl::Kind::fifo, RegionCase::session_write, true},
+                      RegionCase{"mutex blocking_region", Gvl::Kind::mutex, RegionCase::region, true},
+                      RegionCase{"mutex session read (held)", Gvl::Kind::mutex, RegionCase::session_read, false},
+                      RegionCase{"mutex session write (held)", Gvl::Kind::mutex, RegionCase::session_write, false}),
+    [](const auto& info) { return kind_name(info.param.kind) +
+                                  (info.param.where == RegionCase::region ? "_region"
+                                   : info.param.where == RegionCase::session_read ? "_read" : "_write"); });
 
 // A holder busy for up to 1 s, passing check points, yields to a waiter long before that (the
 // 100 ms slice); with the first emulation the waiter gets in only after the holder unlocks.
@@ -168,13 +252,16 @@ TEST_P(GvlSlice, LongHolderYieldsToAWaiterAtACheckPoint) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, GvlSlice,
-                         ::testing::Values(SliceCase{"ruby31: 100 ms slice", Gvl::Kind::ruby31, true},
+                         ::testing::Values(SliceCase{"ruby31: 100 ms timer, gvl_yield", Gvl::Kind::ruby31, true},
+                                           SliceCase{"fifo: 100 ms slice", Gvl::Kind::fifo, true},
                                            SliceCase{"mutex: no slice", Gvl::Kind::mutex, false}),
-                         [](const auto& info) { return std::string(info.param.kind == Gvl::Kind::ruby31 ? "ruby31" : "mutex"); });
+                         [](const auto& info) { return kind_name(info.param.kind); });
 
-// A holder alone never yields, however long it holds the lock.
-TEST(Gvl, Ruby31HolderAloneKeepsTheLock) {
-  Gvl gvl(true, Gvl::Kind::ruby31);
+// A holder alone never yields, however long it holds the lock (no waiter, so no timer).
+class GvlAlone : public ::testing::TestWithParam<Gvl::Kind> {};
+
+TEST_P(GvlAlone, HolderAloneKeepsTheLock) {
+  Gvl gvl(true, GetParam());
   const auto yields_before = counter(cb::stats::Counter::gvl_timeslice_yields);
   gvl.lock();
   const auto until = Clock::now() + 250ms;
@@ -182,6 +269,9 @@ TEST(Gvl, Ruby31HolderAloneKeepsTheLock) {
   gvl.unlock();
   EXPECT_EQ(counter(cb::stats::Counter::gvl_timeslice_yields), yields_before);
 }
+
+INSTANTIATE_TEST_SUITE_P(Kinds, GvlAlone, ::testing::Values(Gvl::Kind::ruby31, Gvl::Kind::fifo),
+                         [](const auto& info) { return kind_name(info.param); });
 
 // Both kinds exclude: threads incrementing a plain integer under the lock lose no increment.
 class GvlExclusion : public ::testing::TestWithParam<Gvl::Kind> {};
@@ -204,13 +294,14 @@ TEST_P(GvlExclusion, NoIncrementIsLost) {
   EXPECT_EQ(total, long{kThreads} * kEach);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, GvlExclusion, ::testing::Values(Gvl::Kind::ruby31, Gvl::Kind::mutex),
-                         [](const auto& info) { return std::string(info.param == Gvl::Kind::ruby31 ? "ruby31" : "mutex"); });
+INSTANTIATE_TEST_SUITE_P(Kinds, GvlExclusion, ::testing::Values(Gvl::Kind::ruby31, Gvl::Kind::fifo, Gvl::Kind::mutex),
+                         [](const auto& info) { return kind_name(info.param); });
 
 TEST(Gvl, KindNamedByTheOption) {
   EXPECT_EQ(Gvl::kind_named("ruby31"), Gvl::Kind::ruby31);
   EXPECT_EQ(Gvl::kind_named("mutex"), Gvl::Kind::mutex);
-  EXPECT_EQ(Gvl::kind_named("fifo"), std::nullopt);
+  EXPECT_EQ(Gvl::kind_named("fifo"), Gvl::Kind::fifo);
+  EXPECT_EQ(Gvl::kind_named("ruby"), std::nullopt);
 }
 
 // Disabled (a model without --gvl): nothing is locked, so two threads "hold" it at once.

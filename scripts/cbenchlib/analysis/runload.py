@@ -42,11 +42,13 @@ class Row:
     def display(self) -> str:
         """Row name for tables: the label (published row) when present, then the row key, then
         the kind of a peer or instrument with what a peer says of its hardening (the Ruby
-        replicas: "(peer; replica: not hardened)")."""
+        replicas: "(peer; replica: not hardened)"), or a model row's hardening alone."""
         name = f"{self.label} [{self.key}]" if self.label else self.key
+        hardening = self.raw.get("hardening")
         if self.kind in ("peer", "instrument"):
-            hardening = self.raw.get("hardening")
             name += f" ({self.kind}{'; ' + str(hardening) if hardening else ''})"
+        elif hardening:
+            name += f" ({hardening})"
         return name
 
     def variant_fields(self) -> tuple:

@@ -150,6 +150,17 @@ MAX_CONNECTIONS = 100_000   # wrk connections or idle connections per point
 MAX_PIPELINE = 1024         # requests per batch; wrk sends the batch in one buffer
 MAX_WRK_THREADS = 256
 
+# C++ models whose default runs a published design as it was, not hardened: their rows are
+# measured as the replicas' are (Row.hardening set: a fresh server, no warm-up, a post-check failure
+# recorded, run/runner.py), unless a row's extra_args hold one of the (flag, value) pairs that
+# bound the design. selector-pool's defaults are nio4r's unbounded level-triggered re-dispatch and
+# blocking wake-up write (servers/selector_pool.cpp): like the Ruby original, a warm-up's abrupt
+# close leaves it answering nothing; --dispatch capped bounds it, --rearm oneshot has no re-dispatch.
+MODEL_HARDENING = {
+    "selector-pool": {"hardening": "nio4r's design: not hardened",
+                      "hardened_by": (("--dispatch", "capped"), ("--rearm", "oneshot"))},
+}
+
 # --quick: seconds per point, for CI and smoke tests.
 QUICK_DURATION_S = 1        # wrk's minimum (-d takes whole seconds)
 QUICK_WARMUP_S = 0.3        # the warm-up wrk is stopped early with SIGINT
@@ -190,8 +201,16 @@ class Row:
     @property
     def hardening(self) -> str | None:
         """What a built-in peer says of its own robustness ("replica: not hardened" for the Ruby
-        replicas); None for models and for peers that say nothing (nginx, h2o)."""
-        return PEERS.get(self.model, {}).get("hardening") if self.kind == "peer" else None
+        replicas), or MODEL_HARDENING's text for a model row run with its unbounded default; None
+        for other models and for peers that say nothing (nginx, h2o)."""
+        if self.kind == "peer":
+            return PEERS.get(self.model, {}).get("hardening")
+        spec = MODEL_HARDENING.get(self.model) if self.kind == "model" else None
+        if spec is None:
+            return None
+        args = self.extra_args
+        pairs = set(zip(args, args[1:])) | {tuple(a.split("=", 1)) for a in args if "=" in a}
+        return None if pairs & set(spec["hardened_by"]) else spec["hardening"]
 
     @property
     def id(self) -> str:

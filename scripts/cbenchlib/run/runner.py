@@ -45,7 +45,9 @@ from ..format.scenario import Point, Settings, cpu_list_count
 # connections with requests in flight, and the nio4r worker design (the original example and its
 # replica alike, Ruby 3.1.2 and nio4r 2.5.8) then spins on the closed connections' readiness and
 # answers nothing more. Every replica row gets the same treatment, so the Ruby stack's rows stay
-# comparable with each other; the C++ rows keep their warm-up. Recorded in each point.
+# comparable with each other, and so does a C++ model row run with its unhardened default (the
+# same design: format/scenario_types.MODEL_HARDENING); the other C++ rows keep their warm-up.
+# Recorded in each point.
 REPLICA_WARMUP_SKIPPED = ("replica: measured as published, on a fresh server with no warm-up "
                           "(a warm-up's abrupt close stops the nio4r worker design from answering)")
 
