@@ -27,11 +27,13 @@
 // directive's interest only if it is newer than the last applied one (`step`, bumped by each
 // owner), because two workers' directives may arrive out of order.
 //
-// How the two halves meet, two options. The defaults are the original's mechanism, as the Ruby
-// replica (servers/ruby/nio4r_workers.rb) counts it: 9.5-209 jobs pushed per answered request and
-// a wake-up write that waits. The bounded values are kept as named variants: the original, run as
-// it is, may stop serving under load, and the conformance gate's hostile cases run on them.
-// --dispatch unbounded (default, the original): every readiness of a still-registered monitor is pushed as
+// How the two halves meet, two options. The original's mechanism is each option's first value, as
+// the Ruby replica (servers/ruby/nio4r_workers.rb) counts it: 9.5-209 jobs pushed per answered
+// request and a wake-up write that waits; the scenarios that reproduce the published nio4r rows
+// name both. The defaults bound it, because the original, run as it is, stops serving after
+// clients close with requests in flight, and every model's default must pass the conformance
+// gate, the soak and every scenario:
+// --dispatch unbounded (the original): every readiness of a still-registered monitor is pushed as
 //   a job, however many dispatches of that connection are in flight, so a connection whose first
 //   job waits in a long queue is pushed again every round: the queue feeds itself, and once it
 //   is long enough the readable connections (and with them the queue) never drain. nio4r's own
@@ -40,10 +42,10 @@
 //   passed 3 million. Here, without and with --gvl, it passes the conformance gate on an idle
 //   machine and fails its slowloris and idle-timeout cases (the server stops answering for good)
 //   on a loaded one or under a sanitizer. Counted: dispatches, duplicate_dispatches.
-// --dispatch capped (the first C++ stand-in): at most kCappedInFlightPerConn dispatches
+// --dispatch capped (default; the first C++ stand-in): at most kCappedInFlightPerConn dispatches
 //   of a connection in flight; readiness beyond that is counted (suppressed_duplicates), not
 //   pushed, so suppressed_duplicates per request says how often the original would have pushed.
-// --wakeup-write blocking (default, the original's `$o << '.'`: Ruby 3 pipes are non-blocking underneath
+// --wakeup-write blocking (the original's `$o << '.'`: Ruby 3 pipes are non-blocking underneath
 //   and IO#write waits for writability and retries, the GVL released): a worker that finds the
 //   user pipe full waits until it has room. The loop reads one byte per round, and a pipe frees
 //   room a page (4096 bytes) at a time, so once full, workers serve about one job per loop round
@@ -56,7 +58,7 @@
 //   pipe towards the next free page. At stop the loop stops reading; a waiting writer polls with
 //   a timeout and gives up once the loop has finished (run() applies every directive after the
 //   join, so the byte is not needed then).
-// --wakeup-write drop: a worker that finds the pipe full drops its byte (a full pipe is
+// --wakeup-write drop (default): a worker that finds the pipe full drops its byte (a full pipe is
 //   readable, so the loop wakes anyway and drains every directive). Differs from the original
 //   only once the pipe is full. Both count the full pipe (pipe_full_writes).
 // --rearm oneshot: the loop stops the monitor before it pushes the job (Ever's design: one-shot
@@ -180,12 +182,12 @@ constexpr server::ModelOption kTestWorkerDelayUs{
 constexpr server::ModelOption kGvlEmulation{"--gvl-emulation", server::ArgKind::word, "ruby31", "ruby31|fifo|mutex", 0, 0,
                                             "with --gvl: Ruby 3.1's GVL rules (default), the FIFO hand-off at every "
                                             "release (second emulation) or an unfair mutex held through a job (first)"};
-constexpr server::ModelOption kDispatch{"--dispatch", server::ArgKind::word, "unbounded", "unbounded|capped", 0, 0,
-                                        "every level-triggered readiness pushed as a job (nio4r's, default; may stop "
-                                        "serving under load), or at most 2 dispatches of a connection in flight"};
-constexpr server::ModelOption kWakeupWrite{"--wakeup-write", server::ArgKind::word, "blocking", "blocking|drop", 0, 0,
+constexpr server::ModelOption kDispatch{"--dispatch", server::ArgKind::word, "capped", "unbounded|capped", 0, 0,
+                                        "every level-triggered readiness pushed as a job (nio4r's; may stop serving "
+                                        "under load), or at most 2 dispatches of a connection in flight (default)"};
+constexpr server::ModelOption kWakeupWrite{"--wakeup-write", server::ArgKind::word, "drop", "blocking|drop", 0, 0,
                                            "a worker's wake-up byte on a full pipe: waited for as Ruby's IO#write does "
-                                           "(nio4r's, default) or dropped"};
+                                           "(nio4r's) or dropped (default)"};
 constexpr server::ModelOption kOptions[] = {kGvl, kGvlEmulation, kRearm, kDispatch, kWakeupWrite, kTestWorkerDelayUs};
 
 enum class Directive : std::uint8_t { monitor_read, monitor_write, close, none };

@@ -252,13 +252,17 @@ class ReplicaRows(unittest.TestCase):
         self.assertNotIn("hardening", by["nginx"])
         self.assertEqual(sc.rows[0].command[-2:], ("--workers", "$threads"))
 
-    def test_selector_pool_rows_with_the_unbounded_default_are_not_hardened(self):
-        # (extra_args, hardening): the default is nio4r's design; either bound makes it hardened.
-        cases = [((), "nio4r's design: not hardened"),
-                 (("--gvl-emulation", "fifo"), "nio4r's design: not hardened"),
+    def test_selector_pool_rows_with_the_original_flags_are_not_hardened(self):
+        # (extra_args, hardening): the default is the bounded stand-in; either of nio4r's own
+        # mechanisms (unbounded re-dispatch, a wake-up write that waits) makes it the original.
+        cases = [((), None),
+                 (("--gvl-emulation", "fifo"), None),
                  (("--dispatch", "capped"), None),
-                 (("--dispatch=capped",), None),
-                 (("--rearm", "oneshot"), None)]
+                 (("--rearm", "oneshot"), None),
+                 (("--dispatch", "unbounded"), "nio4r's design: not hardened"),
+                 (("--dispatch=unbounded",), "nio4r's design: not hardened"),
+                 (("--wakeup-write", "blocking"), "nio4r's design: not hardened"),
+                 (("--dispatch", "unbounded", "--wakeup-write", "blocking"), "nio4r's design: not hardened")]
         for extra, want in cases:
             args = "".join(f', "{a}"' for a in extra)[2:]
             sc = scenario.parse(f'[[rows]]\nmodel = "selector-pool"\nthreads = 4\nextra_args = [{args}]\n'
