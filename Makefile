@@ -39,7 +39,7 @@ build: deps
 QUICK_DIR ?= $(abspath $(BUILD))/quick
 quick: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
-	cmake --build $(BUILD) -j$$(nproc) --target cbench-server
+	cmake --build $(BUILD) -j$$(nproc) --target cbench-server cbench-load
 	rm -rf $(QUICK_DIR) && mkdir -p $(QUICK_DIR)
 	$(CBENCH) sweep quick --quick --allow-dirty --server-bin $(BUILD)/cbench-server --out $(QUICK_DIR)
 	@run=$$(ls -td $(QUICK_DIR)/*-quick | head -n 1); \

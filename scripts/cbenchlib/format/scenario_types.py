@@ -226,8 +226,9 @@ class Load:
     pipeline: int = 1
     path: str = "/"
     idle_connections: int | None = None
-    # loadgen.py: which generator; open loop at a rate or a fraction of the peak.
-    generator: str = "wrk"
+    # loadgen.py: which generator (cbench-load unless the scenario names one); open loop at a
+    # rate or a fraction of the peak.
+    generator: str = loadgen.DEFAULT_GENERATOR
     rate: float | None = None
     rate_fraction: float | None = None
     arrivals: str = "constant"
@@ -331,9 +332,11 @@ def split_load_entry(entry: str) -> tuple[str, str | None]:
 
 
 def pin_matches(load: Load, pin: str) -> bool:
-    """A pin names a load by its key, with or without the path ("-t4 -c64" or "-t4 -c64 /spin?us=10")."""
+    """A pin names a load by its key, with or without the path ("-t4 -c64" or "-t4 -c64 /spin?us=10"),
+    and with or without the generator's suffix ("-t4 -c64 [cbench-load]" or "-t4 -c64")."""
     bare = load.key.replace(f" {load.path}", "", 1) if load.path != "/" else load.key
-    return pin in (load.key, bare)
+    gen = f" [{load.generator}]"
+    return pin in (load.key, bare, load.key.replace(gen, "", 1), bare.replace(gen, "", 1))
 
 
 def load_selected(entries: tuple[str, ...] | None, set_name: str, load: Load) -> bool:

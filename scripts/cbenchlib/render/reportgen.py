@@ -13,8 +13,8 @@ import re
 import tomllib
 from collections import Counter
 
-from ..analysis import decision, design, findings, latencycurve, micro
-from . import crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
+from ..analysis import boundshare, decision, design, findings, latencycurve, micro
+from . import boundtext, crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
 from ..analysis.runload import Run, load_run, RunError
@@ -98,6 +98,7 @@ def run_report(run: Run, latency: str = "max") -> str:
         return microreport.run_report(run, chart_links(run))
     out = [f"# Report of run {run.run_id}", ""] + tables.run_header(run) + [""]
     out += ["## Points and verdicts", ""] + verdict_summary(run) + [""]
+    out += [boundtext.run_line(boundshare.share(run)), ""]
     out += ["## Tables", "", tables.render_run_tables(run, latency, heading_level=3, with_header=False)]
     pubs = matching_published(run)
     for pub in pubs:
