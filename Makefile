@@ -31,8 +31,8 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD) -j$(JOBS)
 
-# A first result on this machine: only what the sweep needs (cbench-server; the quick scenario
-# drives wrk), built on every core, then a sweep of scenarios/quick.toml with --quick (1 s points,
+# A first result on this machine: only what the sweep needs (cbench-server, and cbench-load, which
+# drives the quick scenario), built on every core, then a sweep of scenarios/quick.toml with --quick (1 s points,
 # one repetition; --allow-dirty, since it is not a reference run), its table and one chart. The run
 # goes to $(QUICK_DIR), never results/runs/, so it cannot pass for a reference run; each make quick
 # replaces the last. Configures $(BUILD) only when it has no CMake cache yet.
