@@ -113,6 +113,7 @@ warmup_s = 0.3
 repetitions = 1
 timeout_s = 5
 [[loads]]
+generator = "wrk"
 name = "hello"
 explicit = [{ wrk_threads = 1, connections = 4 }, { wrk_threads = 1, connections = 4, pipeline = 16 }]
 [[rows]]

@@ -70,8 +70,8 @@ def _client(mean: float | None, bound: int, reps: int) -> str:
 def _sources(run: Run, gs, base: str, others: list[str], level: int) -> list[str]:
     """Where each ratio to `base` comes from (crosscheck.decompose), then each pair pooled over the
     points where every repetition was server-bound and over the others (crosscheck.pooled_ratio)."""
-    out = ["#" * level + " Where the ratios come from", "",
-           f"Each ratio to {base} of req/s is exactly the product of three: how busy the server was"
+    out = ["#" * level + " Where the ratios come from", ""]
+    intro = [f"Each ratio to {base} of req/s is exactly the product of three: how busy the server was"
            " (server CPU utilisation), the inverse of the server CPU it spent per request, and the"
            " measurement windows (requests per server sampling window over requests per generator"
            " window); geometric means over the repetitions. Client CPU: mean share of the client CPUs,"
@@ -81,19 +81,21 @@ def _sources(run: Run, gs, base: str, others: list[str], level: int) -> list[str
            "| server | load | pair | req/s | server busy | 1 / server CPU per request | windows |"
            " client CPU (numerator) | client CPU (denominator) | server syscalls/request | server switches/request |",
            "|" + "---|" * 11]
+    rows = []
     for row_key, _pk, cells in gs:
         row, any_load = run.rows[row_key], next(iter(cells.values())).load
         for g in others:
             d = decompose(cells[g], cells[base]) if g in cells and base in cells else None
-            if d is None:
-                continue
-            out.append(f"| {tables._md_escape(row.display())} | {tables._md_escape(point_label(any_load))}"
+            if d is None or (d.busy is None and d.client_num is None):
+                continue  # records without the server's and the client's CPU figures
+            rows.append(f"| {tables._md_escape(row.display())} | {tables._md_escape(point_label(any_load))}"
                        f" | {g} / {base} | {_factor(d.rps)} | {_factor(d.busy)}"
                        f" | {_factor(None if not d.cost else 1 / d.cost)} | {_factor(d.window)}"
                        f" | {_client(d.client_num, d.client_bound_num, d.reps_num)}"
                        f" | {_client(d.client_den, d.client_bound_den, d.reps_den)}"
                        f" | {_pair(d.syscalls, '.2f')} | {_pair(d.switches, '.3f')} |")
-    out.append("")
+    if rows:  # without rows (records lacking the CPU figures) the header alone would say nothing
+        out += intro + rows + [""]
     for g in others:
         both = [(cells[g], cells[base]) for _r, _p, cells in gs if g in cells and base in cells]
         bound = [(a, b) for a, b in both if server_bound({g: a, base: b})]
