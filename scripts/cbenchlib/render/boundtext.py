@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..analysis.boundshare import Count, Share
 
-DEFINITION = ("closed-loop points whose every repetition was server-bound, of all closed-loop points"
-              " (idle and open-loop points have no throughput bound and are not counted)")
+DEFINITION = ("closed-loop points whose every repetition was server-bound, of all closed-loop points;"
+              " idle and open-loop points, which have no throughput bound, are not counted")
 
 
 def fmt_count(c: Count) -> str:
@@ -28,12 +28,12 @@ def share_text(s: Share) -> str:
 
 def run_line(s: Share) -> str:
     """The report.md line."""
-    return f"Server-bound points: {share_text(s)}; {DEFINITION}."
+    return f"Server-bound points: {share_text(s)}. Counted: {DEFINITION}."
 
 
 def comparison_lines(a: Share, b: Share) -> list[str]:
     """`cbench compare`'s lines: each run's share, and the change in points."""
-    out = [f"Server-bound points ({DEFINITION}):", "", f"- A: {share_text(a)}", f"- B: {share_text(b)}"]
+    out = [f"Server-bound points, {DEFINITION}:", "", f"- A: {share_text(a)}", f"- B: {share_text(b)}"]
     if a.total.points and b.total.points:
         out.append(f"- B − A: {(b.total.fraction - a.total.fraction) * 100:+.0f} percentage points")
     return out + [""]
