@@ -150,7 +150,7 @@ MAX_WRK_THREADS = 256
 
 # --quick: seconds per point, for CI and smoke tests.
 QUICK_DURATION_S = 1        # wrk's minimum (-d takes whole seconds)
-QUICK_WARMUP_S = 0.3        # the warm-up wrk is stopped early with SIGINT
+QUICK_WARMUP_S = 0.3        # wrk is cut with SIGINT; cbench-load runs it exactly (generators.warmup_window)
 QUICK_REPETITIONS = 1
 
 
