@@ -31,15 +31,15 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD) -j$(JOBS)
 
-# A first result on this machine: only what the sweep needs (cbench-server; the quick scenario
-# drives wrk), built on every core, then a sweep of scenarios/quick.toml with --quick (1 s points,
+# A first result on this machine: only what the sweep needs (cbench-server, and cbench-load, which
+# drives the quick scenario), built on every core, then a sweep of scenarios/quick.toml with --quick (1 s points,
 # one repetition; --allow-dirty, since it is not a reference run), its table and one chart. The run
 # goes to $(QUICK_DIR), never results/runs/, so it cannot pass for a reference run; each make quick
 # replaces the last. Configures $(BUILD) only when it has no CMake cache yet.
 QUICK_DIR ?= $(abspath $(BUILD))/quick
 quick: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
-	cmake --build $(BUILD) -j$$(nproc) --target cbench-server
+	cmake --build $(BUILD) -j$$(nproc) --target cbench-server cbench-load
 	rm -rf $(QUICK_DIR) && mkdir -p $(QUICK_DIR)
 	$(CBENCH) sweep quick --quick --allow-dirty --server-bin $(BUILD)/cbench-server --out $(QUICK_DIR)
 	@run=$$(ls -td $(QUICK_DIR)/*-quick | head -n 1); \

@@ -126,7 +126,7 @@ class ClusterRows(unittest.TestCase):
         return load_text(text)
 
     def test_processes_and_keepalive_reach_the_command_line(self):
-        sc = self.load('[[loads]]\nwrk_threads = 1\nconnections = 1\n'
+        sc = self.load('[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n'
                        '[[rows]]\nmodel = "blocking-pool"\nprocesses = [2, 4]\nkeepalive = false\n'
                        '[[rows]]\nmodel = "blocking-pool"\n')
         argvs = [runner.model_command("srv", p, "127.0.0.1", ()) for p in sc.points()]
@@ -142,7 +142,7 @@ class ClusterRows(unittest.TestCase):
 
     def test_peer_rows_refuse_cluster_fields(self):
         with self.assertRaisesRegex(scenario.ScenarioError, "processes"):
-            self.load('[[loads]]\nwrk_threads = 1\nconnections = 1\n'
+            self.load('[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n'
                       '[[rows]]\nkind = "peer"\nmodel = "nginx"\nprocesses = 2\n')
 
     def test_tipi_table_maps_every_published_label(self):
@@ -172,7 +172,7 @@ class ClusterRows(unittest.TestCase):
 
 class SharedCommands(unittest.TestCase):
     """Rows of one command on one load: allowed only under distinct published labels."""
-    LOAD = '[[loads]]\nwrk_threads = 1\nconnections = 1\n'
+    LOAD = '[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n'
 
     def rows(self, *labels):
         text = self.LOAD

@@ -154,7 +154,7 @@ class Check(unittest.TestCase):
 
 
 class Planning(unittest.TestCase):
-    TEXT = ('name = "x"\n{cpus}[[loads]]\nexplicit = [{{ wrk_threads = 2, connections = 4 }}]\n'
+    TEXT = ('name = "x"\n{cpus}[[loads]]\ngenerator = \"wrk\"\nexplicit = [{{ wrk_threads = 2, connections = 4 }}]\n'
             '[[rows]]\nmodel = "pull-loop"\nthreads = 1\n')
 
     def plan(self, cpus_text="", recorded=None, hosts=("local", ["local"]), **flags):
@@ -189,7 +189,7 @@ class Planning(unittest.TestCase):
 
 class CpuRelativeCounts(unittest.TestCase):
     """threads and wrk_threads written relative to the CPUs given ("cpus", "2*cpus", "cpus/2")."""
-    TEXT = ('name = "x"\n[[loads]]\nwrk_threads = {wrk}\nconnections = [4, 64]\n'
+    TEXT = ('name = "x"\n[[loads]]\ngenerator = \"wrk\"\nwrk_threads = {wrk}\nconnections = [4, 64]\n'
             '[[rows]]\nmodel = "pull-loop"\nthreads = {threads}\n')
 
     def parse(self, threads, wrk="2", counts=None):
@@ -215,7 +215,7 @@ class CpuRelativeCounts(unittest.TestCase):
         self.assertEqual(self.parse('"cpus"').rows[0].threads, 1)  # the default "0"
 
     def test_explicit_loads(self):
-        text = ('name = "x"\n[[loads]]\nexplicit = [{ wrk_threads = "cpus", connections = 64 }]\n'
+        text = ('name = "x"\n[[loads]]\ngenerator = \"wrk\"\nexplicit = [{ wrk_threads = "cpus", connections = 64 }]\n'
                 '[[rows]]\nmodel = "pull-loop"\n')
         sc = scenario.parse(text, "x.toml", cpu_counts={"server": 1, "client": 6})
         self.assertEqual(sc.load_sets["load0"][0].key, "-t6 -c64")
@@ -258,7 +258,7 @@ class DryRunOnFixtures(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "rel.toml")
             with open(path, "w") as f:
-                f.write('name = "rel"\n[[loads]]\nwrk_threads = "cpus"\nconnections = 64\n'
+                f.write('name = "rel"\n[[loads]]\ngenerator = \"wrk\"\nwrk_threads = "cpus"\nconnections = 64\n'
                         '[[rows]]\nmodel = "pull-loop"\nthreads = ["1", "cpus", "2*cpus"]\n')
             for name, rows, wrk in [(GUEST, ["t1", "t2"], "-t1 -c64"), (DESKTOP, ["t1", "t8", "t16"], "-t8 -c64"),
                                     (SERVER, ["t1", "t64", "t128"], "-t64 -c64")]:

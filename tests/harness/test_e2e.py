@@ -76,6 +76,8 @@ class EndToEnd(unittest.TestCase):
                 self.assertTrue(p["verdict_evidence"])
                 self.assertEqual(p["server_exit_status"], 0, "a model must exit 0 on SIGTERM")
                 if p["idle"] is None:
+                    # smoke names no generator: the default, cbench-load, built beside the server
+                    self.assertEqual((p["load"]["generator"], p["wrk"]["generator"]), ("cbench-load", "cbench-load"))
                     self.assertGreater(p["wrk"]["req_per_s"], 0)
                     self.assertEqual(p["wrk"]["errors"]["connect"], 0)
                     self.assertGreater(p["server"]["cpu_user_s"] + p["server"]["cpu_sys_s"], 0)
@@ -113,6 +115,7 @@ warmup_s = 0.3
 repetitions = 1
 timeout_s = 5
 [[loads]]
+generator = "wrk"
 name = "hello"
 explicit = [{ wrk_threads = 1, connections = 4 }, { wrk_threads = 1, connections = 4, pipeline = 16 }]
 [[rows]]

@@ -225,7 +225,7 @@ class EverPeerRows(unittest.TestCase):
 
     def point(self, model: str, threads: int):
         text = f'[[rows]]\nkind = "peer"\nmodel = "{model}"\nthreads = {threads}\n' \
-               '[[loads]]\nwrk_threads = 1\nconnections = 1\n'
+               '[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n'
         return scenario.parse(text, "ever.toml").points()[0]
 
     def test_commands_name_the_extension_directory_and_the_script(self):

@@ -36,6 +36,7 @@ ready_timeout_s = 2.0
 order = "interleaved"
 
 [[loads]]
+generator = "wrk"
 name = "hello"
 wrk_threads = 1
 connections = 2

@@ -141,7 +141,7 @@ class AcrossNamespaces(unittest.TestCase):
         self.scen = os.path.join(self.tmp, "mh.toml")
         with open(self.scen, "w") as f:
             f.write("duration_s = 1\nwarmup_s = 0.3\nrepetitions = 1\ntimeout_s = 2\n"
-                    "[[loads]]\nname = \"hello\"\nwrk_threads = 1\nconnections = 4\n"
+                    "[[loads]]\ngenerator = \"wrk\"\nname = \"hello\"\nwrk_threads = 1\nconnections = 4\n"
                     "[[loads]]\nname = \"idle\"\nidle_connections = 20\n"
                     "[[rows]]\nmodel = \"fake-ok\"\n")
 
@@ -433,8 +433,8 @@ class OverSsh(unittest.TestCase):
 
     def test_a_host_that_dies_mid_sweep_is_named_and_resume_continues(self):
         with open(self.scen, "a") as f:  # four points, so that the host dies with some still to run
-            f.write("[[loads]]\nname = \"hello8\"\nwrk_threads = 1\nconnections = 8\n"
-                    "[[loads]]\nname = \"hello2\"\nwrk_threads = 1\nconnections = 2\n")
+            f.write("[[loads]]\ngenerator = \"wrk\"\nname = \"hello8\"\nwrk_threads = 1\nconnections = 8\n"
+                    "[[loads]]\ngenerator = \"wrk\"\nname = \"hello2\"\nwrk_threads = 1\nconnections = 2\n")
         proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=self.env())
         try:
@@ -512,7 +512,7 @@ class TwoClientHosts(unittest.TestCase):
     def setUp(self):
         private_fakes(self)
         self.scen = os.path.join(self.tmp, "mh2.toml")
-        loads = "[[loads]]\nname = \"hello\"\nwrk_threads = 2\nconnections = 4\n"
+        loads = "[[loads]]\ngenerator = \"wrk\"\nname = \"hello\"\nwrk_threads = 2\nconnections = 4\n"
         # cbench-load is found beside the server binary (here the fake's copy): link the build's.
         self.loadgen = os.path.join(REPO, "build", "cbench-load")
         if os.access(self.loadgen, os.X_OK):
@@ -603,7 +603,7 @@ class TwoClientHosts(unittest.TestCase):
 
     def test_a_point_with_fewer_connections_than_hosts_is_refused(self):
         with open(self.scen, "a") as f:
-            f.write("[[loads]]\nname = \"one\"\nwrk_threads = 1\nconnections = 1\n")
+            f.write("[[loads]]\ngenerator = \"wrk\"\nname = \"one\"\nwrk_threads = 1\nconnections = 1\n")
         t = self.topo
         r = subprocess.run([PYTHON, CBENCH, "sweep", self.scen, "--server-bin", self.server, "--wrk-bin", self.wrk,
                             "--out", self.out, "--server-host", f"netns:{t.server_ns}@{t.server_addr}",

@@ -19,7 +19,7 @@ from cbenchlib.format import runlogs
 FAKE_PEER = os.path.join(HERE, "fake_peer.py")
 
 
-def peer_scenario(rows: str, loads: str = "[[loads]]\nwrk_threads = 1\nconnections = 1\n") -> scenario.Scenario:
+def peer_scenario(rows: str, loads: str = "[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n") -> scenario.Scenario:
     return scenario.parse(rows + loads, "peers.toml")
 
 
@@ -219,6 +219,7 @@ warmup_s = 0.3
 repetitions = 1
 timeout_s = 5
 [[loads]]
+generator = "wrk"
 name = "hello"
 wrk_threads = 1
 connections = 4
@@ -275,6 +276,7 @@ warmup_s = 0
 repetitions = 2
 timeout_s = 5
 [[loads]]
+generator = "wrk"
 wrk_threads = 1
 connections = 2
 [[rows]]
@@ -351,6 +353,7 @@ warmup_s = 0.3
 repetitions = 1
 timeout_s = 2
 [[loads]]
+generator = "wrk"
 name = "hello"
 wrk_threads = 1
 connections = 2

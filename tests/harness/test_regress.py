@@ -17,6 +17,7 @@ from cbenchlib.analysis.runload import Cell
 
 SCENARIO = """name = "x"
 [[loads]]
+generator = "wrk"
 explicit = [{ wrk_threads = 1, connections = 2 }]
 [[rows]]
 key = "baseline pull-loop"
@@ -246,7 +247,7 @@ class BinaryField(unittest.TestCase):
         for label, row in [("peer", 'kind = "peer"\nmodel = "nginx"\nbinary = "x"\n'),
                            ("empty", 'model = "pull-loop"\nbinary = ""\n')]:
             with self.subTest(label), self.assertRaises(scenario.ScenarioError):
-                scenario.parse('name = "x"\n[[loads]]\nexplicit = [{ wrk_threads = 1, connections = 2 }]\n'
+                scenario.parse('name = "x"\n[[loads]]\ngenerator = \"wrk\"\nexplicit = [{ wrk_threads = 1, connections = 2 }]\n'
                                "[[rows]]\n" + row, "x.toml")
 
     def test_scenario_generated_by_the_gate_parses(self):

@@ -235,7 +235,7 @@ class ReplicaCounters(ReplicaConformance):
                               '[[rows]]\nkind = "peer"\nmodel = "ruby-nio4r-workers"\nthreads = 2\n'
                               'command = ["my-ruby", "x.rb"]\n'
                               '[[rows]]\nkind = "peer"\nmodel = "nginx"\n'
-                              '[[loads]]\nwrk_threads = 1\nconnections = 1\n', "counters.toml").rows
+                              '[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n', "counters.toml").rows
         got = [run_server.peer_counts(type("P", (), {"row": r})()) for r in rows]
         self.assertEqual(got, [True, False, False])  # its own command may not take the flag
 
@@ -246,7 +246,7 @@ class ReplicaRows(unittest.TestCase):
     def test_replica_rows_say_they_are_not_hardened(self):
         sc = scenario.parse('[[rows]]\nkind = "peer"\nmodel = "ruby-nio4r-workers"\nthreads = 4\n'
                             '[[rows]]\nkind = "peer"\nmodel = "nginx"\n'
-                            '[[loads]]\nwrk_threads = 1\nconnections = 1\n', "replicas.toml")
+                            '[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n', "replicas.toml")
         by = {r.model: r.to_json() for r in sc.rows}
         self.assertEqual(by["ruby-nio4r-workers"]["hardening"], "replica: not hardened")
         self.assertNotIn("hardening", by["nginx"])

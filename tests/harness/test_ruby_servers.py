@@ -84,7 +84,7 @@ class RubyServers(unittest.TestCase):
 
     def session(self, peer: str):
         sc = scenario.parse(f'[[rows]]\nkind = "peer"\nmodel = "{peer}"\nthreads = 2\n'
-                            '[[loads]]\nwrk_threads = 1\nconnections = 1\n', "ruby.toml")
+                            '[[loads]]\ngenerator = \"wrk\"\nwrk_threads = 1\nconnections = 1\n', "ruby.toml")
         ctx = RunContext(host=self.host, client_hosts=(self.host,), settings=sc.settings,
                          server_bin="/nonexistent", run_dir=self.run_dir,
                          logs_dir=os.path.join(self.run_dir, "logs"), repo=REPO)

@@ -135,7 +135,8 @@ class PinnedLoads(unittest.TestCase):
         sc = scenario.parse(PINNED, "pinned.toml", quick=quick)
         out = {}
         for p in sc.points():
-            out.setdefault(p.row.model, []).append(p.load.key)
+            # the loads take the default generator; the pins select them without its suffix
+            out.setdefault(p.row.model, []).append(p.load.key.replace(" [cbench-load]", ""))
         return out
 
     def test_pins_select_one_load_with_or_without_the_path(self):
@@ -149,6 +150,60 @@ class PinnedLoads(unittest.TestCase):
         self.assertEqual(pts["selector"], ["-t2 -c10", "-t4 -c64", "-t2 -c10 /spin?us=10",
                                            "-t4 -c64 /spin?us=10", "-t8 -c1024 /spin?us=10"])
         self.assertEqual(pts["fiber"], ["-t2 -c10", "-t4 -c64", "-t4 -c64 /spin?us=10"])
+
+
+# Which generator a load gets: (label, the load set's generator line or None, generator, key).
+GENERATOR_CASES = [
+    ("no generator named: cbench-load", None, "cbench-load", "-t2 -c10 [cbench-load]"),
+    ("wrk by name: the key names no generator", 'generator = "wrk"', "wrk", "-t2 -c10"),
+    ("cbench-load by name", 'generator = "cbench-load"', "cbench-load", "-t2 -c10 [cbench-load]"),
+    ("h2load by name", 'generator = "h2load"', "h2load", "-t2 -c10 [h2load]"),
+]
+# Shipped scenarios: the load sets that reproduce a published table's columns (or compare with a
+# wrk run) name wrk; every other load set takes the default.
+SHIPPED_GENERATORS = {
+    "ever-table": {"hello": "wrk", "spin": "wrk"},
+    "nio4r-collapse": {"hello": "wrk"},
+    "ruby-replicas": {"hello": "wrk"},
+    "tipi-table": {"hello": "wrk"},
+    "fidelity": {"hello": "wrk", "spin10": "wrk", "spin20": "wrk"},
+    "floor-costs": {"hello": "wrk", "pipelined": "wrk", "generator": "cbench-load"},
+    "generator-crosscheck": {"wrk": "wrk", "cbench-load": "cbench-load", "h2load": "h2load"},
+    "connections": {"hello": "cbench-load"},
+    "plaintext-pipelined": {"pipelined": "cbench-load", "hello": "cbench-load"},
+    "server-threads": {"hello": "cbench-load", "spin": "cbench-load"},
+    "handler-cpu": {"spin": "cbench-load"},
+    "handler-blocking": {"sleep": "cbench-load", "sleep-long": "cbench-load"},
+    "large-responses": {"bytes": "cbench-load", "slow-readers": "cbench-load"},
+    "latency-curve": {"curve": "cbench-load"},
+    "quick": {"hello": "cbench-load"},
+    "smoke": {"hello": "cbench-load"},
+}
+
+
+class DefaultGenerator(unittest.TestCase):
+    def test_generator_resolution(self):
+        for label, line, gen, key in GENERATOR_CASES:
+            with self.subTest(label):
+                text = ("[[rows]]\nmodel = \"pull-loop\"\n[[loads]]\nname = \"hello\"\n"
+                        + (line + "\n" if line else "") + "wrk_threads = 2\nconnections = 10\n")
+                load = scenario.parse(text, "gen.toml").load_sets["hello"][0]
+                self.assertEqual((load.generator, load.key), (gen, key))
+
+    def test_shipped_scenarios_name_wrk_where_they_reproduce_published_columns(self):
+        for name, sets in SHIPPED_GENERATORS.items():
+            sc = scenario.load_file(os.path.join(REPO, "scenarios", f"{name}.toml"))
+            for set_name, gen in sets.items():
+                with self.subTest(scenario=name, load_set=set_name):
+                    self.assertEqual({ld.generator for ld in sc.load_sets[set_name]}, {gen})
+
+    def test_a_pin_without_the_generator_suffix_selects_the_load(self):
+        load = scenario.parse(PINNED, "pinned.toml").load_sets["spin"][1]
+        self.assertEqual(load.key, "-t4 -c64 /spin?us=10 [cbench-load]")
+        for pin in ("-t4 -c64", "-t4 -c64 /spin?us=10", "-t4 -c64 [cbench-load]", "-t4 -c64 /spin?us=10 [cbench-load]"):
+            with self.subTest(pin):
+                self.assertTrue(scenario.pin_matches(load, pin))
+        self.assertFalse(scenario.pin_matches(load, "-t2 -c10"))
 
 
 class GoodFixture(unittest.TestCase):

@@ -36,9 +36,11 @@ max_repetitions = 3
 published = "ever"
 sequential_points = 8
 [[loads]]
+generator = "wrk"
 wrk_threads = 1
 connections = 2
 [[loads]]
+generator = "wrk"
 name = "two"
 wrk_threads = 1
 connections = 4

@@ -312,6 +312,7 @@ threads = 2
 command = ["nginx", "-c", "$config", "-g", "daemon off;"]
 config_template = "{tpl}"
 [[loads]]
+generator = "wrk"
 wrk_threads = 1
 connections = 1
 """

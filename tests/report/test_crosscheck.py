@@ -53,6 +53,8 @@ def table_rows(lines):
     """{connections: [cells]} from the rendered table's body lines."""
     out = {}
     for ln in lines:
+        if ln.startswith("#### Where the ratios come from"):
+            break  # the first table only
         if ln.startswith("| epoll-reactor"):
             cells = [c.strip() for c in ln.strip("|").split("|")]
             out[int(cells[1].split("-c")[1].split()[0])] = cells
@@ -121,6 +123,79 @@ class CrosscheckTest(unittest.TestCase):
         only_wrk = [p for p in fixture_points() if "generator" not in p["load"]]
         d = write_run(os.path.join(self.tmp, "20260101T000001Z-unit"), only_wrk)
         self.assertEqual(crosscheck_table.render(load_run(d)), [])
+
+
+# Where a ratio comes from: (label, connections, {generator: (server CPU util, server CPU us per
+# request, window factor, client CPU util, syscalls per request, switches per request)} per
+# repetition, the same for every repetition of the case. req/s = util / cost x window, so the
+# decomposition must give back each factor's ratio.
+SOURCE_CASES = [
+    ("wrk client-bound: the server idles and pays more per request", 16,
+     {"wrk": (0.85, 16.0, 0.99, 0.98, 3.4, 0.05), "cbench-load": (0.95, 14.5, 1.0, 0.90, 3.1, 0.005)},
+     {"busy": 0.95 / 0.85, "cost": 14.5 / 16.0, "window": 1 / 0.99}),
+    ("both server-bound: equal", 256,
+     {"wrk": (0.97, 25.0, 1.0, 0.70, 6.5, 1.3), "cbench-load": (0.97, 25.0, 1.0, 0.60, 6.5, 1.3)},
+     {"busy": 1.0, "cost": 1.0, "window": 1.0}),
+]
+NOISE = (1.0, 1.02, 0.98, 1.01)  # per repetition, on req/s only: a paired interval needs spread
+
+
+def source_points():
+    points = []
+    for _label, conns, gens, _want in SOURCE_CASES:
+        for gen, (util, cost, window, client, sysc, ctx) in gens.items():
+            for rep, noise in enumerate(NOISE):
+                rps = util / (cost * 1e-6) * window * (noise if gen == "wrk" else 1.0)
+                verdict = "client-bound" if client >= 0.9 and util < 0.9 else "server-bound"
+                p = gen_point("pull-loop t1", gen, conns, rps, rep, verdict)
+                p["derived"] = {"server_cpu_util": util, "server_cpu_us_per_req": cost / (noise if gen == "wrk" else 1.0),
+                                "client_cpu_util": client, "syscalls_per_req": sysc, "ctx_switches_per_req": ctx}
+                points.append(p)
+    return points
+
+
+class RatioSourcesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="crosscheck-sources-")
+        cls.loaded = load_run(write_run(os.path.join(cls.tmp, "20260101T000000Z-generator-crosscheck"),
+                                        source_points(), {"scenario_name": "generator-crosscheck"}))
+        cls.groups = {pk[3]: cells for _r, pk, cells in crosscheck.groups(cls.loaded)}
+        cls.lines = crosscheck_table.render(cls.loaded)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_decomposition_gives_back_each_factor(self):
+        for label, conns, _gens, want in SOURCE_CASES:
+            with self.subTest(label):
+                cells = self.groups[conns]
+                d = crosscheck.decompose(cells["cbench-load"], cells["wrk"])
+                self.assertAlmostEqual(d.busy, want["busy"], places=6)
+                self.assertAlmostEqual(d.window, want["window"], places=6)
+                self.assertAlmostEqual(d.rps, d.busy / d.cost * d.window, places=9)  # exact by construction
+                self.assertEqual(d.reps_num, len(NOISE))
+
+    def test_client_saturation_and_idle_costs_are_shown(self):
+        d = crosscheck.decompose(self.groups[16]["cbench-load"], self.groups[16]["wrk"])
+        self.assertEqual((d.client_bound_num, d.client_bound_den), (4, 4))
+        self.assertEqual(d.syscalls, (3.1, 3.4))
+        line = next(ln for ln in self.lines if ln.startswith("| pull-loop t1 | -t1 -c16 | cbench-load / wrk"))
+        self.assertIn("3.10 / 3.40", line)
+        self.assertIn("0.005 / 0.050", line)
+
+    def test_pooled_ratio_apart_at_server_bound_points_and_the_others(self):
+        pooled = next(ln for ln in self.lines if ln.startswith("- cbench-load / wrk, pooled"))
+        # -c256: every repetition server-bound, ratio 1 within the noise; -c16: wrk client-bound.
+        self.assertIn("where both were server-bound in every repetition (1 point), 0.99", pooled)
+        self.assertIn("equivalent within 10%", pooled)
+        self.assertIn("where either was not (1 point), 1.2", pooled)
+        bound = crosscheck.pooled_ratio([(self.groups[256]["cbench-load"], self.groups[256]["wrk"])])
+        self.assertTrue(bound.lo < 1.0 < bound.hi, bound)
+        self.assertIsNone(crosscheck.pooled_ratio([]))
+        # the table's closing line stays last
+        self.assertTrue(self.lines[-2].startswith("Server-bound points"), self.lines[-2])
 
 
 if __name__ == "__main__":

@@ -14,12 +14,25 @@ stats.ratio_ci (paired over blocks when recorded, Welch otherwise):
 Agreement is only expected where the server, not a client, is the limit; a generator's cell that
 is not server-bound carries its verdict's mark and the legend names it, and the summary line
 counts only the points where every generator's every repetition was server-bound.
+
+Where a ratio comes from (decompose): per repetition, req/s = requests / the generator's window,
+and requests / the server's window = the server's busy share x its CPUs / its CPU per request.
+So a ratio of req/s between two generators is exactly the product of three ratios (geometric
+means over the repetitions): how busy the server was, the inverse of the server CPU it spent per
+request, and the two windows' ratio (the generator's own clock against the server's sampling
+window: wrk's includes its start-up and connection set-up). Beside them each generator's client
+CPU says which generator could not keep the server busy. pooled_ratio pools a pair's paired
+repetitions over a set of points, so the table can say, from the run, whether the generators
+disagree where every repetition was server-bound or only where a generator was the bound.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..format import resultio
+from ..format.loadpoint import dig
+from ..format.verdict import SATURATED
 from . import stats
 from .runload import Cell, Load, Run
 
@@ -122,3 +135,84 @@ def fmt_ratio(ci) -> str:
 
 def server_bound(cells: dict[str, Cell]) -> bool:
     return all(c.ok_points and not c.not_server_bound() for c in cells.values())
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """num / den of two generators' cells at one point: req/s = busy x 1/cost x window
+    (geometric means over the repetitions; None where a figure is missing)."""
+    rps: float
+    busy: float | None      # server CPU utilisation
+    cost: float | None      # server CPU per request
+    window: float | None    # requests per server window / requests per generator window
+    client_num: float | None  # mean client CPU utilisation (share of the client CPUs)
+    client_den: float | None
+    client_bound_num: int    # repetitions whose client CPU reached verdict.SATURATED
+    client_bound_den: int
+    reps_num: int
+    reps_den: int
+    # What a server left idle by its generator pays per request (an idle event loop blocks in
+    # epoll_wait and is woken: more calls and switches per request): means, num then den.
+    syscalls: tuple = (None, None)
+    switches: tuple = (None, None)
+
+
+def _gmean(values: list[float]) -> float | None:
+    vals = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals and len(vals) == len(values) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def decompose(num: Cell, den: Cell) -> Decomposition | None:
+    """The ratio num/den of req/s split into the server's busy share, its CPU per request and
+    the measurement windows; None when either cell has no req/s."""
+    a, b = num.rps(), den.rps()
+    if not a or not b:
+        return None
+    ga, gb = _gmean(a), _gmean(b)
+    if not ga or not gb:
+        return None
+    rps = ga / gb
+    busy = _ratio(_gmean(num.values("derived.server_cpu_util")), _gmean(den.values("derived.server_cpu_util")))
+    cost = _ratio(_gmean(num.values("derived.server_cpu_us_per_req")), _gmean(den.values("derived.server_cpu_us_per_req")))
+    window = rps / (busy / cost) if busy and cost else None
+
+    def client(c: Cell) -> tuple[float | None, int]:
+        vals = c.values("derived.client_cpu_util")
+        return _mean(vals), sum(v >= SATURATED for v in vals)
+
+    (cn, bn), (cd, bd) = client(num), client(den)
+    both = (lambda path: (_mean(num.values(path)), _mean(den.values(path))))
+    return Decomposition(rps, busy, cost, window, cn, cd, bn, bd, len(a), len(b),
+                         both("derived.syscalls_per_req"), both("derived.ctx_switches_per_req"))
+
+
+def _pairs(cell: Cell) -> dict:
+    out: dict = {}
+    for p in cell.ok_points:
+        v = dig(p, "wrk.req_per_s")
+        if isinstance(v, (int, float)) and v > 0:
+            out.setdefault(resultio.point_block(p), []).append(float(v))
+    return out
+
+
+def pooled_ratio(pairs: list[tuple[Cell, Cell]]):
+    """The ratio num/den pooled over several points: the mean of the paired log ratios of every
+    (point, block) both cells measured, with its t interval (stats.paired_log_ratio); None when
+    fewer than two pairs (or a repetition without a block)."""
+    by_num: dict = {}
+    by_den: dict = {}
+    for k, (num, den) in enumerate(pairs):
+        pn, pd = _pairs(num), _pairs(den)
+        if None in pn or None in pd:
+            return None
+        for b in set(pn) & set(pd):
+            by_num[(k, b)], by_den[(k, b)] = pn[b], pd[b]
+    return stats.paired_log_ratio(by_num, by_den) if len(by_num) >= 2 else None

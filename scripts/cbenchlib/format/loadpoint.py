@@ -30,7 +30,7 @@ class LoadId:
     pipeline: int
     key: str
     idle: bool = False
-    generator: str = field(default="wrk", compare=False)
+    generator: str = field(default=loadgen.UNNAMED_GENERATOR, compare=False)
     open_loop: bool = field(default=False, compare=False)  # rate, rate_fraction or rate_common_fraction given
     rate_per_s: float | None = field(default=None, compare=False)  # rounded to RATE_DECIMALS
     connections: int | None = field(default=None, compare=False)  # wrk -c (None when idle)
@@ -57,7 +57,7 @@ def load_id(point: dict) -> LoadId:
     idle = idle_n is not None
     rate = ld.get("rate")
     rate = round(float(rate), RATE_DECIMALS) if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
-    generator = str(ld.get("generator") or "wrk")
+    generator = str(ld.get("generator") or loadgen.UNNAMED_GENERATOR)
     read_rate = ld.get("read_rate")
     common = ld.get("rate_common_fraction")
     common = float(common) if isinstance(common, (int, float)) and not isinstance(common, bool) else None

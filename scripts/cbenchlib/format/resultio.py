@@ -239,6 +239,9 @@ def scenario_order(meta: dict) -> tuple[dict[str, int], dict[str, int]]:
             for lds in sc.load_sets.values():
                 for ld in lds:
                     loads.setdefault(ld.key, len(loads))
+                    # A load that named no generator in a text this old was driven by wrk, the
+                    # default then, whose keys name no generator: its records carry that key.
+                    loads.setdefault(ld.key.replace(f" [{ld.generator}]", "", 1), loads[ld.key])
         except Exception:  # noqa: BLE001 - an older or foreign format means "no order"
             rows, loads = {}, {}
     return rows, loads

@@ -165,7 +165,7 @@ MODEL_HARDENING = {
 
 # --quick: seconds per point, for CI and smoke tests.
 QUICK_DURATION_S = 1        # wrk's minimum (-d takes whole seconds)
-QUICK_WARMUP_S = 0.3        # the warm-up wrk is stopped early with SIGINT
+QUICK_WARMUP_S = 0.3        # wrk is cut with SIGINT; cbench-load runs it exactly (generators.warmup_window)
 QUICK_REPETITIONS = 1
 
 
@@ -249,9 +249,10 @@ class Load:
     pipeline: int = 1
     path: str = "/"
     idle_connections: int | None = None
-    # loadgen.py: which generator; open loop at a rate, a fraction of the row's own peak, or a
-    # fraction of the lowest peak among the rows that run the load (one rate for all of them).
-    generator: str = "wrk"
+    # loadgen.py: which generator (cbench-load unless the scenario names one); open loop at a
+    # rate, a fraction of the row's own peak, or a fraction of the lowest peak among the rows that
+    # run the load (one rate for all of them).
+    generator: str = loadgen.DEFAULT_GENERATOR
     rate: float | None = None
     rate_fraction: float | None = None
     rate_common_fraction: float | None = None
@@ -358,9 +359,11 @@ def split_load_entry(entry: str) -> tuple[str, str | None]:
 
 
 def pin_matches(load: Load, pin: str) -> bool:
-    """A pin names a load by its key, with or without the path ("-t4 -c64" or "-t4 -c64 /spin?us=10")."""
+    """A pin names a load by its key, with or without the path ("-t4 -c64" or "-t4 -c64 /spin?us=10"),
+    and with or without the generator's suffix ("-t4 -c64 [cbench-load]" or "-t4 -c64")."""
     bare = load.key.replace(f" {load.path}", "", 1) if load.path != "/" else load.key
-    return pin in (load.key, bare)
+    gen = f" [{load.generator}]"
+    return pin in (load.key, bare, load.key.replace(gen, "", 1), bare.replace(gen, "", 1))
 
 
 def load_selected(entries: tuple[str, ...] | None, set_name: str, load: Load) -> bool:

@@ -85,7 +85,13 @@ class SweepPlan:
 
     @property
     def has_wrk(self) -> bool:
+        """Whether any point runs a load generator (any of them, not only wrk)."""
         return any(not p.load.is_idle for p in self.points)
+
+    @property
+    def needs_wrk(self) -> bool:
+        """Whether any point runs wrk itself (the binary must then be installed)."""
+        return any(not p.load.is_idle and p.load.generator == "wrk" for p in self.points)
 
     @property
     def clients(self) -> list[str]:

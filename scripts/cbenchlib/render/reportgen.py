@@ -13,9 +13,9 @@ import re
 import tomllib
 from collections import Counter
 
-from ..analysis import decision, design, findings, latencycurve, micro
+from ..analysis import boundshare, decision, design, findings, latencycurve, micro
 from . import costaccount as account_text
-from . import crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
+from . import boundtext, crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
 from ..format import costs as costs_format
@@ -104,6 +104,7 @@ def run_report(run: Run, latency: str = "max") -> str:
         return microreport.run_report(run, chart_links(run))
     out = [f"# Report of run {run.run_id}", ""] + tables.run_header(run) + [""]
     out += ["## Points and verdicts", ""] + verdict_summary(run) + [""]
+    out += [boundtext.run_line(boundshare.share(run)), ""]
     out += ["## Tables", "", tables.render_run_tables(run, latency, heading_level=3, with_header=False)]
     pubs = matching_published(run)
     for pub in pubs:

@@ -5,8 +5,8 @@ in the fields that change results (pyperf's rule: do not mix environments unless
 """
 from __future__ import annotations
 
-from ..analysis import stats
-from . import tables
+from ..analysis import boundshare, stats
+from . import boundtext, tables
 from ..analysis.runload import Run, column_label, group_title
 
 # Fields of meta.env that must be equal for a comparison to mean anything.
@@ -93,6 +93,7 @@ def render_run_comparison(a: Run, b: Run, forced_diffs=None, heading_level: int 
     if only_a or only_b:
         out.append(f"Points only in A: {len(only_a)}; only in B: {len(only_b)} (not compared).")
         out.append("")
+    out += boundtext.comparison_lines(boundshare.share(a), boundshare.share(b))
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -55,6 +55,16 @@ def command(binary_path: str, load, url: str, duration_s: float) -> list[str]:
     return argv + [url]
 
 
+def warmup_window(load, warmup_s: float) -> tuple[float, float | None]:
+    """(the duration to ask the generator for, the time after which to cut it with SIGINT, or
+    None) of a warm-up of warmup_s: wrk's -d and h2load's -D take whole seconds, so they run the
+    next whole second and are cut; cbench-load takes fractions, so it runs exactly warmup_s and
+    exits by itself (it does not catch SIGINT: cut, it would die without its summary)."""
+    if load.generator == "cbench-load":
+        return warmup_s, None
+    return float(max(1, math.ceil(warmup_s))), warmup_s
+
+
 def parse_output(load, stdout: str) -> dict:
     """SCHEMA.md's "wrk" object from the load's generator's stdout; raises wrk.WrkOutputError or
     loadgen.LoadgenOutputError."""

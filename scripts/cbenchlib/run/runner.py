@@ -22,7 +22,6 @@ which propagates after this module has stopped every process it started.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -31,7 +30,7 @@ import traceback
 from . import kernelnet, procstat, wrk
 from .context import RunContext
 from .failure import OUTPUT_TAIL_CHARS, PointFailed, tail
-from .generators import Generators, Peaks, mark_window, parse_output
+from .generators import Generators, Peaks, mark_window, parse_output, warmup_window
 from .idle import FD_HEADROOM, measure_idle
 from .samplers import WindowSamplers
 from .server import (POST_CHECK_MIN_TIMEOUT_S, PRIMER_REQUESTS, PRIMER_TIMEOUT_S, ServerSession,
@@ -216,15 +215,15 @@ class Runner:
         s = self.settings
         if s.warmup_s <= 0:
             return
-        duration_s = max(1, math.ceil(s.warmup_s))
+        duration_s, stop_after_s = warmup_window(point.load, s.warmup_s)
         if self.generators.multi:
-            runs = self.generators.run_on_clients(point, server, duration_s, tag, "warmup", stop_after_s=s.warmup_s)
+            runs = self.generators.run_on_clients(point, server, duration_s, tag, "warmup", stop_after_s=stop_after_s)
             record["logs"]["warmup"] = os.path.relpath(runs[0].out_path, self.run_dir)
             record["commands"]["warmup"] = runs[0].proc.argv
         else:
             path = os.path.join(self.logs_dir, f"{tag}-warmup.txt")
             record["logs"]["warmup"] = os.path.relpath(path, self.run_dir)
-            proc, _, _ = self.generators.run_one(point, server, duration_s, path, stop_after_s=s.warmup_s)
+            proc, _, _ = self.generators.run_one(point, server, duration_s, path, stop_after_s=stop_after_s)
             record["commands"]["warmup"] = proc.argv
         if server.proc.poll() is not None:
             raise PointFailed(f"server exited with status {server.proc.returncode} during the warm-up")

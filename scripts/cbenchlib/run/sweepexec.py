@@ -24,7 +24,7 @@ from ..plan.ledger import Ledger
 from ..plan.schedule import extra_block
 from ..format.paths import repo_relative
 from ..plan.sweepplan import PlanError, SweepPlan
-from . import benchlock, envinfo, hostcheck, profiling, runner, sweeprecord
+from . import benchlock, envinfo, generators, hostcheck, profiling, runner, sweeprecord
 from .host import LocalHost
 
 
@@ -98,8 +98,9 @@ class Sweep:
             refusal = envinfo.dirty_refusal(envinfo.git_info(REPO_ROOT), p.allow_dirty)
             if refusal:
                 raise PlanError(f"refusing a reference run into {repo_relative(p.out_parent)}: {refusal}")
-        if p.has_wrk:
+        if p.needs_wrk:
             self.find_wrk()
+        self.find_other_generators()
         if self.host.which("taskset") is None:
             raise PlanError("taskset not found: install the Debian package util-linux (scripts/deps.sh does)")
         self.check_remote_binaries()
@@ -116,6 +117,17 @@ class Sweep:
                                 "on PATH): install the Debian package wrk (scripts/deps.sh does)")
             self.wrk_bins.append(os.path.abspath(found))
         self.wrk_bin = self.wrk_bins[0]
+
+    def find_other_generators(self) -> None:
+        """Refuses, before anything runs, a sweep whose loads need cbench-load (the default
+        generator) or h2load where this host has none."""
+        gens = sorted({x.load.generator for x in self.plan.points if not x.load.is_idle} - {"wrk"})
+        for g in gens:
+            if type(self.client_hosts[0]) is LocalHost and generators.binary(self.client_hosts[0], self.plan.server_bin, g) is None:
+                where = ("beside the server binary " + os.path.dirname(os.path.realpath(self.plan.server_bin))
+                         + " (cmake --build build --target cbench-load)" if g == "cbench-load"
+                         else "on PATH (Debian package nghttp2-client)")
+                raise PlanError(f"{g} not found {where}; a load set that names no generator uses cbench-load")
 
     def check_remote_binaries(self) -> None:
         """A remote server host runs the local build's commit at the same path, or nothing; so
