@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..format import costs as costs_format
 
@@ -241,3 +242,36 @@ def measure(row: dict, server_argv: list[str], counts: tuple[int, int], connecti
     except (CostsFailed, OSError) as exc:
         rec["failures"]["ctx_switches"] = str(exc)
     return costs_format.derive(rec)
+
+
+# Gate and calibration runs: how many requests are differenced, and how many callgrind processes
+# run at once. 200 and 400 requests: start-up (valgrind, the spin loop's calibration) is most of a
+# run's ~1.2 s, and 200 requests' difference is counted exactly as well as 2,000's (a single-
+# threaded model's count moves by well under 0.5% between processes either way). Two at once: the
+# counts are instructions, not time, so a neighbour on the other CPU cannot move them.
+GATE_COUNTS = (200, 400)
+PARALLEL_RUNS = 2
+
+
+def instructions_per_req(server_argv: list[str], counts: tuple[int, int], work: str, tag: str) -> float:
+    """User instructions per request of SERVER_ARGV: two fresh servers under callgrind, differenced."""
+    ir = [callgrind_run(server_argv, n, 1, work, f"{tag}-n{n}") for n in counts]
+    return costs_format.per_request(counts, (ir[0], ir[1]))
+
+
+def instructions_many(jobs: list[tuple[str, list[str]]], work: str, counts: tuple[int, int] = GATE_COUNTS,
+                      parallel: int = PARALLEL_RUNS) -> dict[str, float]:
+    """{tag: instructions per request} of each (tag, server argv) in JOBS, PARALLEL at a time;
+    raises CostsFailed (the first failure) when one cannot be measured."""
+    os.makedirs(work, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = {tag: pool.submit(instructions_per_req, argv, counts, work, tag) for tag, argv in jobs}
+        out = {}
+        for tag, fut in futures.items():
+            try:
+                out[tag] = fut.result()
+            except OSError as exc:
+                raise CostsFailed(f"{tag}: {exc}") from None
+            except CostsFailed as exc:
+                raise CostsFailed(f"{tag}: {exc}") from None
+    return out
