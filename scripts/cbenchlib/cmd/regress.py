@@ -13,9 +13,9 @@ environments), so the gate measures both sides here and now:
    the point in adjacent slots, so the analysis pairs them by block and slow drifts of a busy
    machine cancel.
    The sweep runs only when a chosen metric is a sweep's (CPU per request, req/s). Instructions
-   per request are measured apart: per model and block, the baseline and the candidate each as two
-   fresh servers under callgrind serving 200 and 400 one-connection requests, differenced
-   (run/costs.py), the two sides of a block at the same time (counts, not times).
+   per request are measured apart: per model and block, the baseline and the candidate each as a
+   fresh server under callgrind, counted over a window of 1,000 one-connection requests after
+   1,000 (run/costs.py), the two sides of a block at the same time (counts, not times).
 3. Judges each model by analysis/gate.py's rule on its metrics: --metrics if given, else the
    metrics a calibration given with --calibration shows catch the threshold in >= 80% of its
    trials, else gate.DEFAULT_METRICS (instructions per request: an A/A passes and +10% is caught
@@ -274,7 +274,7 @@ def measure_instructions(args, models: list[str], baseline_bin: str, server_bin:
             jobs.append((f"{m}-b{b}-candidate", costs_format.server_argv(server_bin, {"model": m, "threads": args.threads,
                                                                      "extra_args": candidate_extra})))
     print(f"regress: instructions per request, {blocks} blocks x {len(models)} model(s) under callgrind"
-          f" ({costs.GATE_COUNTS[0]} and {costs.GATE_COUNTS[1]} requests differenced)", flush=True)
+          f" (a window of {costs.GATE_WINDOW_REQUESTS} requests after {costs.GATE_WARM_REQUESTS})", flush=True)
     lock = benchlock.acquire(args.lock_file, None, "regress", "cbench regress (callgrind)")
     try:
         got = costs.instructions_many(jobs, os.path.join(gate_dir, "instructions"))
@@ -422,7 +422,7 @@ def _run(args) -> int:
             "candidate_commit": git.get("git_commit"), "candidate_dirty": bool(git.get("git_dirty")),
             "candidate_args": args.candidate_args, "path": args.path, "wrk_threads": args.wrk_threads,
             "connections": args.connections, "threads": args.threads, "repetitions": repetitions,
-            "duration_s": duration_s, "instructions_counts": list(costs.GATE_COUNTS), "threshold_pct": threshold, "threshold_source": source,
+            "duration_s": duration_s, "instructions_requests": {"warm": costs.GATE_WARM_REQUESTS, "window": costs.GATE_WINDOW_REQUESTS}, "threshold_pct": threshold, "threshold_source": source,
             "metrics": metrics, "metrics_source": metrics_source,
             "run": os.path.relpath(r.dir, gate_dir) if r is not None else None,
             "notes": notes, "elapsed_s": round(time.monotonic() - t0, 1)}

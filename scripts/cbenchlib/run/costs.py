@@ -40,6 +40,7 @@ READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
 READY_TIMEOUT_S = 120.0   # valgrind starts a C++ binary in a few seconds; a loaded machine takes longer
 STOP_TIMEOUT_S = 30.0     # callgrind writes its output in a second or two; 30 s means it is stuck
 NUDGE_AFTER_S = 2.0       # a server that has not exited 2 s after SIGINT is waiting for a completion
+POLL_S = 0.02            # how often a wait for callgrind_control looks again: most dumps take ~0.1 s
 IO_TIMEOUT_S = 30.0       # one request under valgrind takes milliseconds; 30 s means it is stuck
 REQUEST = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -174,14 +175,17 @@ def _callgrind_dump(pid: int, port: int) -> None:
     proc = subprocess.Popen(["callgrind_control", "-d", str(pid)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + STOP_TIMEOUT_S
+    next_nudge = time.monotonic() + NUDGE_AFTER_S / 4
     while proc.poll() is None:
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             proc.kill()
             proc.wait()
             raise CostsFailed("callgrind_control -d did not return")
-        time.sleep(NUDGE_AFTER_S / 4)
-        if proc.poll() is None:
+        if now > next_nudge:
             _nudge(port)
+            next_nudge = now + NUDGE_AFTER_S / 4
+        time.sleep(POLL_S)
     if proc.returncode != 0:
         raise CostsFailed(f"callgrind_control -d: {proc.stdout.read().strip()[:200]}")
 
@@ -244,28 +248,48 @@ def measure(row: dict, server_argv: list[str], counts: tuple[int, int], connecti
     return costs_format.derive(rec)
 
 
-# Gate and calibration runs: how many requests are differenced, and how many callgrind processes
-# run at once. 200 and 400 requests: start-up (valgrind, the spin loop's calibration) is most of a
-# run's ~1.2 s, and 200 requests' difference is counted exactly as well as 2,000's (a single-
-# threaded model's count moves by well under 0.5% between processes either way). Two at once: the
-# counts are instructions, not time, so a neighbour on the other CPU cannot move them.
-GATE_COUNTS = (200, 400)
+# Gate and calibration runs: the requests served before the counted window and in it, and how
+# many callgrind processes run at once. One process per value, counted over a window between two
+# dumps (callgrind zeroes its counts at each dump), instead of two processes differenced: start-up
+# (valgrind, the spin loop's calibration: ~0.8 s) is paid once. 1,000 requests in the window:
+# what is not a request's own work (a timer firing, a nudge connection, the warm-up connections'
+# close: a few thousand instructions) is spread over 1,000; at 200 epoll-reactor's count moved by
+# 0.4% between processes, at 1,000 by 0.1%. Two at once: the counts are instructions, not time,
+# so a neighbour on the other CPU cannot move them.
+GATE_WARM_REQUESTS = 1000
+GATE_WINDOW_REQUESTS = 1000
 PARALLEL_RUNS = 2
 
 
-def instructions_per_req(server_argv: list[str], counts: tuple[int, int], work: str, tag: str) -> float:
-    """User instructions per request of SERVER_ARGV: two fresh servers under callgrind, differenced."""
-    ir = [callgrind_run(server_argv, n, 1, work, f"{tag}-n{n}") for n in counts]
-    return costs_format.per_request(counts, (ir[0], ir[1]))
+def instructions_per_req(server_argv: list[str], work: str, tag: str, warm: int = GATE_WARM_REQUESTS,
+                         window: int = GATE_WINDOW_REQUESTS) -> float:
+    """User instructions per request of one fresh server under callgrind: WARM requests, a dump,
+    WINDOW requests on a new connection, a second dump; the second dump's total / WINDOW."""
+    out = os.path.join(work, f"{tag}.callgrind")
+    for old in (out, out + ".1", out + ".2"):
+        if os.path.exists(old):
+            os.remove(old)
+
+    def counted_window(pid: int, port: int) -> None:
+        _callgrind_dump(pid, port)
+        drive(port, window, 1)
+        _callgrind_dump(pid, port)
+
+    wrapper = ["valgrind", "--tool=callgrind", "--fair-sched=yes", f"--callgrind-out-file={out}"]
+    serve(wrapper, server_argv, warm, 1, os.path.join(work, f"{tag}-callgrind.log"), after=counted_window)
+    with open(out + ".2", errors="replace") as f:
+        ir = costs_format.parse_callgrind_totals(f.read())
+    if ir is None:
+        raise CostsFailed(f"{out}.2: no totals line")
+    return ir / window
 
 
-def instructions_many(jobs: list[tuple[str, list[str]]], work: str, counts: tuple[int, int] = GATE_COUNTS,
-                      parallel: int = PARALLEL_RUNS) -> dict[str, float]:
+def instructions_many(jobs: list[tuple[str, list[str]]], work: str, parallel: int = PARALLEL_RUNS) -> dict[str, float]:
     """{tag: instructions per request} of each (tag, server argv) in JOBS, PARALLEL at a time;
     raises CostsFailed (the first failure) when one cannot be measured."""
     os.makedirs(work, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = {tag: pool.submit(instructions_per_req, argv, counts, work, tag) for tag, argv in jobs}
+        futures = {tag: pool.submit(instructions_per_req, argv, work, tag) for tag, argv in jobs}
         out = {}
         for tag, fut in futures.items():
             try:
