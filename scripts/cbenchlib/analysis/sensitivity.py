@@ -26,6 +26,10 @@ from . import stats
 
 POWER = 0.8            # the conventional power an effect "is detected with"
 CONFIDENCE = stats.CONFIDENCE
+# A noncentrality beyond which the power is 1 within 1e-14 at any df >= 1 (the t
+# quantile at 2.5% and 1 df is 12.7; at 1 df and noncentrality 100 the power is 1 - 4e-15); scipy
+# returns nan from about 5,000 on.
+NC_CERTAIN = 1e3
 
 
 def rate(k: int, n: int) -> dict:
@@ -56,6 +60,8 @@ def power(effect_pct: float, log_sd: float, blocks: int) -> float:
     if log_sd <= 0:
         return 1.0 if effect_pct > 0 else 0.0
     nc = math.log1p(effect_pct / 100.0) * math.sqrt(blocks) / log_sd
+    if nc > NC_CERTAIN:  # scipy's nct returns nan this far out; the power is 1 to double precision
+        return 1.0
     return float(sps.nct.sf(crit, df, nc))
 
 
