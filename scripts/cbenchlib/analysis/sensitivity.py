@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import scipy.stats as sps
 from scipy.optimize import brentq
 
@@ -62,7 +63,11 @@ def power(effect_pct: float, log_sd: float, blocks: int) -> float:
     nc = math.log1p(effect_pct / 100.0) * math.sqrt(blocks) / log_sd
     if nc > NC_CERTAIN:  # scipy's nct returns nan this far out; the power is 1 to double precision
         return 1.0
-    return float(sps.nct.sf(crit, df, nc))
+    with np.errstate(invalid="ignore"):  # scipy 1.10's boost nct warns at every nc; its values are right
+        p = float(sps.nct.sf(crit, df, nc))
+    if not math.isfinite(p):
+        raise ValueError(f"noncentral t power undefined at nc {nc:g}, df {df}")
+    return p
 
 
 def min_detectable_pct(log_sd: float | None, blocks: int, target: float = POWER) -> float | None:
