@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
 from cbenchlib.run import envinfo  # noqa: E402  (after the path it is found on)
+from cbenchlib.cmd import calibrate  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
@@ -32,8 +33,8 @@ CONFIG = os.path.join(REPO, "results", "reference-runs.toml")
 # Scenarios that are not reference sweeps, and why.
 EXCLUDED = {"smoke": "the harness's smoke test, not a reference sweep",
             "quick": "make quick's first look at a machine, not a reference sweep"}
-# cbench calibrate's default (10 A/A and A/B trials): its help says about 6-7 minutes; no dry-run.
-CALIBRATE_ESTIMATE_S = 7 * 60
+# cbench calibrate's default: the estimate its --dry-run prints.
+CALIBRATE_ESTIMATE_S = round(calibrate.default_estimate_s())
 CALIBRATE_SECTION = "calibrate"
 # `cbench micro` (the [sections.micro] reference run, scenario "micro") has no dry-run either. Its
 # time is per benchmark about (repetitions + 1) x min_time (Google Benchmark calibrates the

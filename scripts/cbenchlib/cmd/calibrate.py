@@ -70,14 +70,15 @@ PROBE_LOOPS = 1000          # the handicap that measures instructions per loop
 # requests), two run at once; a sweep's own start-up (plan, host checks, lock) ~3 s.
 INSTR_VALUE_S = 2.0
 SWEEP_START_S = 3.0
+DEFAULT_TRIALS, DEFAULT_BLOCKS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S = 40, 3, 1, 0.2
 
 
 def add_arguments(p) -> None:
     p.add_argument("--entries", default=",".join(DEFAULT_ENTRIES), metavar="LIST",
                    help=f"comma-separated metric@load entries, or all: {', '.join(ENTRIES)}"
                         " (default %(default)s)")
-    p.add_argument("--trials", type=bounded_int(1, 1000), default=40, help="trials per entry (default 40)")
-    p.add_argument("--blocks", type=REPETITIONS, default=3, help="paired blocks per trial (default 3: the gate's)")
+    p.add_argument("--trials", type=bounded_int(1, 1000), default=DEFAULT_TRIALS, help="trials per entry (default %(default)s)")
+    p.add_argument("--blocks", type=REPETITIONS, default=DEFAULT_BLOCKS, help="paired blocks per trial (default %(default)s: the gate's)")
     p.add_argument("--effects", metavar="PCTS",
                    help="comma-separated effects in %% for every entry (default: 1,5,10 for instructions, 5,10 wall-clock)")
     p.add_argument("--instr-model", default="epoll-reactor", help="the instructions row's model (default epoll-reactor)")
@@ -89,8 +90,8 @@ def add_arguments(p) -> None:
     p.add_argument("--connections", type=CONNECTIONS, default=64, help="connections of both loads (default 64)")
     p.add_argument("--rate", type=float, metavar="REQ_S",
                    help=f"the fixed offered rate (default {RATE_FRACTION:g} x A's saturated req/s, measured first)")
-    p.add_argument("--duration", type=DURATION_S, default=1, help="seconds per wall-clock repetition (default 1)")
-    p.add_argument("--warmup", type=WARMUP_S, default=0.2, help="warm-up seconds per repetition (default 0.2)")
+    p.add_argument("--duration", type=DURATION_S, default=DEFAULT_DURATION_S, help="seconds per wall-clock repetition (default %(default)s)")
+    p.add_argument("--warmup", type=WARMUP_S, default=DEFAULT_WARMUP_S, help="warm-up seconds per repetition (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the design and its time estimate; run nothing")
     p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help="parent of the calibration directory (default: results/calibration)")
@@ -144,6 +145,13 @@ def estimate_s(entries: list[str], trials: int, blocks: int, effects: dict, dura
     if FIXED_CPU in entries:
         out[FIXED_CPU] = trials * (SWEEP_START_S + len(row_keys(effects[FIXED_CPU])) * blocks * point_s)
     return out
+
+
+def default_estimate_s() -> float:
+    """The estimate of `cbench calibrate` with every default (what --dry-run prints)."""
+    entries = list(DEFAULT_ENTRIES)
+    return sum(estimate_s(entries, DEFAULT_TRIALS, DEFAULT_BLOCKS, {e: effects_for(e, None) for e in entries},
+                          DEFAULT_DURATION_S, DEFAULT_WARMUP_S).values())
 
 
 # -- wall-clock sweeps -------------------------------------------------------------------------
