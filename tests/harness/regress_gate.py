@@ -11,7 +11,9 @@ status matches its verdict, and an undecided gate (one block: no interval) exits
 many repetitions would decide it. Counts, not times: no assertion depends on this machine's speed.
 
 Bounded: one model, 3 blocks of one callgrind process per side (two at once), ~10 s per gate
-with the baseline kept; 22 gates, about 4 minutes. With a clean tree the HEAD baseline is the
+with the baseline kept; 22 gates, about 4 minutes. The test holds the machine-wide benchmark lock
+for all of them (the gates get a private lock file), so that no other benchmark waits between two
+gates or runs beside one. With a clean tree the HEAD baseline is the
 candidate's fresh build, copied; with uncommitted changes it is built from `git archive HEAD` once
 (minutes) and kept in build-regress/<commit>/ for the next run.
 """
@@ -19,9 +21,11 @@ import json
 import math
 import os
 import re
+import tempfile
 import unittest
 
 from common import REPO, run_cbench
+from cbenchlib.run import benchlock
 
 SERVER_BIN = os.environ.get("CBENCH_SERVER_BIN") or os.path.join(REPO, "build", "cbench-server")
 GATE = ["regress", "--baseline", "HEAD", "--models", "epoll-reactor", "--repetitions", "3",
@@ -35,7 +39,7 @@ EXIT = {"pass": 0, "FAIL": 1, "undecided": 3}
 
 def gate(extra: list[str] = ()) -> tuple[object, dict]:
     """(process, its one model's regress.json entry with the meta) of one gate run."""
-    proc = run_cbench(GATE + list(extra), timeout=TIMEOUT_S)
+    proc = run_cbench(GATE + ["--lock-file", RegressGate.private_lock] + list(extra), timeout=TIMEOUT_S)
     m = re.search(r"everything in (\S+)\)", proc.stdout)
     if not m:
         raise AssertionError("no gate directory printed:\n" + proc.stdout[-3000:] + proc.stderr[-3000:])
@@ -52,6 +56,19 @@ def median(xs):
 
 
 class RegressGate(unittest.TestCase):
+    private_lock = ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls._lock = benchlock.acquire(benchlock.DEFAULT_PATH, None, "regress_gate", "tests/harness/regress_gate.py")
+        fd, cls.private_lock = tempfile.mkstemp(prefix="cbench-regress-gate-", suffix=".lock")
+        os.close(fd)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._lock.close()
+        os.unlink(cls.private_lock)
+
     def setUp(self):
         if not os.path.exists(SERVER_BIN):
             self.fail(f"{SERVER_BIN} does not exist: build cbench-server first")

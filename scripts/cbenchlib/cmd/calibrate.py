@@ -73,6 +73,12 @@ SWEEP_START_S = 3.0
 DEFAULT_TRIALS, DEFAULT_BLOCKS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S = 40, 3, 1, 0.2
 
 
+DESIGN_WHY = ("the regression gate's design (blocks paired by block, 1 s windows after 0.2 s of warm-up,"
+              " callgrind's 1,000-request window) on one row per metric, not each scenario's own default"
+              " design, which at 40 trials would take hours per scenario; a scenario's longer windows and"
+              " more blocks only narrow the paired interval, so these rates bound its sensitivity from below")
+
+
 def add_arguments(p) -> None:
     p.add_argument("--entries", default=",".join(DEFAULT_ENTRIES), metavar="LIST",
                    help=f"comma-separated metric@load entries, or all: {', '.join(ENTRIES)}"
@@ -350,6 +356,7 @@ def run(args) -> int:
     print(f"calibrate: {', '.join(entries)}; {args.trials} trials of {args.blocks} paired blocks;"
           f" estimated {estimate.fmt_duration(total)} ("
           + ", ".join(f"{k} {estimate.fmt_duration(v)}" for k, v in est.items()) + ")", flush=True)
+    print(f"calibrate: design: {DESIGN_WHY}", flush=True)
     if args.dry_run:
         return 0
     bad = choose_cpus(args, "calibrate")
@@ -363,9 +370,7 @@ def run(args) -> int:
     cal_dir = os.path.join(os.path.abspath(args.out), f"{stamp}-calibrate")
     os.makedirs(cal_dir, exist_ok=True)
     t0 = time.monotonic()
-    design = {"trials": args.trials, "blocks": args.blocks, "estimate_s": round(total),
-              "why": "the gate's design (paired blocks, 1 s windows, callgrind's 1,000-request window) on one"
-                     " row per metric; a scenario's longer windows and more blocks only narrow its intervals"}
+    design = {"trials": args.trials, "blocks": args.blocks, "estimate_s": round(total), "why": DESIGN_WHY}
     metrics = {}
     try:
         if INSTR in entries:
