@@ -183,6 +183,19 @@ class Instructions(unittest.TestCase):
         r = cli_regress.judge(None, "m", 10, ("instructions_per_req",), None)
         self.assertEqual(r["gate"], U)
 
+    def test_regress_md_says_what_was_measured(self):
+        r = cli_regress.judge(None, "m", 10, ("instructions_per_req",), self.blocks(random.Random(3), 1.2, 0.002))
+        meta = {"baseline_commit": "a" * 40, "baseline_rev": "HEAD", "baseline_how": "copied", "candidate_commit": "b",
+                "candidate_dirty": False, "candidate_args": "--handicap-loops 26", "path": "/spin?us=10",
+                "wrk_threads": 4, "connections": 64, "threads": 1, "repetitions": 3, "duration_s": 1,
+                "instructions_requests": {"warm": 1000, "window": 1000}, "threshold_pct": 10,
+                "threshold_source": "default", "metrics": ["instructions_per_req"], "metrics_source": "default list",
+                "run": None, "notes": []}
+        text = cli_regress.render([r], meta)
+        self.assertIn("- instructions: 3 blocks, each one server per side under callgrind counted over 1000", text)
+        self.assertNotIn("- point:", text)
+        self.assertIn("| m | FAIL | instructions/request 1.", text)
+
 
 class ExitStatus(unittest.TestCase):
     def test_table(self):

@@ -208,6 +208,11 @@ def run_sweep(args, cal_dir: str, name: str, toml: str) -> runload.Run:
     return runload.load_run(os.path.join(out, new[-1]))
 
 
+def fmt_ci(ci: stats.RatioCI | None) -> str:
+    """An interval as the trial lines print it; "not judged" where the gate would not judge."""
+    return findings.fmt_ci(ci) if ci is not None else "not judged"
+
+
 def only_cell(run: runload.Run, key: str) -> runload.Cell | None:
     return next((c for (k, _lid), c in run.cells.items() if k == key), None)
 
@@ -269,8 +274,8 @@ def wall_trials(args, cal_dir: str, load_name: str, load: dict, cpu_us: float, e
             got[m][0].append(aa)
             for p in effects:
                 got[m][1][p].append(wall_slowdown(r, f"B{p}", m))
-            line.append(f"{gate.METRIC_NAMES[m]} A2/A {findings.fmt_ci(aa)}, "
-                        + ", ".join(f"B{p}/A {findings.fmt_ci(got[m][1][p][-1])}" for p in effects))
+            line.append(f"{gate.METRIC_NAMES[m]} A2/A {fmt_ci(aa)}, "
+                        + ", ".join(f"B{p}/A {fmt_ci(got[m][1][p][-1])}" for p in effects))
         print(f"{load_name} trial {t + 1}/{args.trials}: " + "; ".join(line), flush=True)
     return {"handicaps_ns": handicaps, "trials": got}
 
@@ -316,8 +321,8 @@ def instr_trials(args, cal_dir: str, effects: list[int]) -> dict:
         aa.append(gate.paired_slowdown(side["A"], side["A2"]))
         for p in effects:
             ab[p].append(gate.paired_slowdown(side["A"], side[f"B{p}"]))
-        print(f"instructions trial {t + 1}/{args.trials}: A2/A {findings.fmt_ci(aa[-1])}, "
-              + ", ".join(f"B{p}/A {findings.fmt_ci(ab[p][-1])}" for p in effects), flush=True)
+        print(f"instructions trial {t + 1}/{args.trials}: A2/A {fmt_ci(aa[-1])}, "
+              + ", ".join(f"B{p}/A {fmt_ci(ab[p][-1])}" for p in effects), flush=True)
         for name in os.listdir(work):  # the values are kept in the trial's line; the dumps are large
             if name.startswith(f"t{t}-"):
                 os.remove(os.path.join(work, name))

@@ -355,8 +355,13 @@ def render(results: list[dict], meta: dict) -> str:
            f"- baseline: `{meta['baseline_rev']}` = {meta['baseline_commit']}, {meta['baseline_how']}",
            f"- candidate: {meta['candidate_commit']}{' + uncommitted changes' if meta['candidate_dirty'] else ''}"
            + (f", extra arguments `{meta['candidate_args']}`" if meta["candidate_args"] else ""),
-           f"- point: GET {meta['path']} -t{meta['wrk_threads']} -c{meta['connections']}, --threads {meta['threads']};"
-           f" {meta['repetitions']} blocks of {meta['duration_s']} s (order blocked, paired by block)",
+           *([f"- instructions: {meta['repetitions']} blocks, each one server per side under callgrind counted over"
+              f" {meta['instructions_requests']['window']} one-connection requests to / after"
+              f" {meta['instructions_requests']['warm']}, --threads {meta['threads']} (paired by block)"]
+             if gate.INSTRUCTIONS in meta["metrics"] else []),
+           *([f"- point: GET {meta['path']} -t{meta['wrk_threads']} -c{meta['connections']}, --threads {meta['threads']};"
+              f" {meta['repetitions']} blocks of {meta['duration_s']} s (order blocked, paired by block)"]
+             if meta.get("run") else []),
            f"- threshold: +{meta['threshold_pct']:g}% ({meta['threshold_source']}); a model passes when the whole"
            " 95% interval of its slowdown lies below 1 + threshold, fails when it lies above, and is"
            " undecided (not passed) otherwise",
