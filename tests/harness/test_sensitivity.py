@@ -162,6 +162,21 @@ class Command(unittest.TestCase):
                                     calibrate.FIXED_CPU})
         self.assertAlmostEqual(est["saturated"], est[calibrate.FIXED_CPU])
         self.assertAlmostEqual(est[calibrate.INSTR], 40 * 3 * 5 * calibrate.INSTR_VALUE_S / 2)
+        self.assertAlmostEqual(calibrate.default_estimate_s(),
+                               sum(calibrate.estimate_s(list(calibrate.DEFAULT_ENTRIES), 40, 3,
+                                                        {e: eff[e] for e in calibrate.DEFAULT_ENTRIES}, 1, 0.2).values()))
+
+    def test_summary_table(self):
+        rng = random.Random(6)
+        e = sensitivity.summarize([trial(rng, 1.0, 0.001, 3) for _ in range(40)],
+                                  {1: [trial(rng, 1.01, 0.001, 3) for _ in range(40)]}, 3)
+        noisy = sensitivity.summarize([trial(rng, 1.0, 0.2, 3) for _ in range(4)],
+                                      {5: [trial(rng, 1.05, 0.2, 3) for _ in range(4)]}, 3)
+        lines = calibrate.summary_lines({calibrate.INSTR: e, calibrate.FIXED_CPU: noisy})
+        row = next(x for x in lines if x.startswith(f"| {calibrate.INSTR} |"))
+        self.assertIn("+1%: ", row)
+        self.assertIn("| +1% |", row)
+        self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
 
 
 if __name__ == "__main__":

@@ -341,7 +341,7 @@ def summary_lines(metrics: dict) -> list[str]:
         det = "; ".join(f"+{p}%: {rate(v)}" for p, v in e["detection"].items())
         sm = e["smallest_detected_pct"]
         plan = e["planned_80pct_power_pct"]
-        out.append(f"| {key} | {rate(e['aa_false_positive'])} | {det} | {'+%s%%' % sm if sm is not None else 'none tried'}"
+        out.append(f"| {key} | {rate(e['aa_false_positive'])} | {det} | {'+%s%%' % sm if sm is not None else 'none of those tried'}"
                    f" | {'+%.2f%%' % plan if plan is not None else 'unknown'} |")
     return out
 
