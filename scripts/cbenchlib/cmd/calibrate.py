@@ -66,9 +66,11 @@ WALL_EFFECTS_PCT = (5, 10)
 # CPU per request leaves the server unsaturated.
 RATE_FRACTION = 0.5
 PROBE_LOOPS = 1000          # the handicap that measures instructions per loop
-# Estimates: a callgrind value takes ~2 s of one CPU (valgrind start-up ~0.8 s, two dumps, 2,000
-# requests), two run at once; a sweep's own start-up (plan, host checks, lock) ~3 s.
-INSTR_VALUE_S = 2.0
+# Estimates: a callgrind value takes ~1.4 s of one CPU (valgrind start-up and 1,000 warm-up
+# requests uninstrumented, 1,000 counted, two callgrind_control calls; 1.37 s measured one at a
+# time on this machine while other jobs ran), two run at once; a sweep's own start-up (plan, host
+# checks, lock) ~3 s.
+INSTR_VALUE_S = 1.5
 SWEEP_START_S = 3.0
 DEFAULT_TRIALS, DEFAULT_BLOCKS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S = 40, 3, 1, 0.2
 
