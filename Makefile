@@ -15,7 +15,7 @@ help:
 	@echo "make build      install deps, configure and build everything (Release) in $(BUILD)/"
 	@echo "make test       install deps, build, run every test (ctest summary at the end)"
 	@echo "make reproduce  install deps, build, run the default sweep ($(SCENARIO)), write tables, charts, report"
-	@echo "make reproduce-all  every scenario's reference sweep, cbench micro and calibrate from this clean commit (prints its expected time first), then make report"
+	@echo "make reproduce-all  the reference set from this clean commit: every scenario's sweep, micro, costs, calibrate, soak (prints each step's worst case first; ARGS=\"--skip soak --no-report --budget-min 150\", then ARGS=\"--only soak\"), then make report"
 	@echo "make report     render REPORT.md (the summary), its pages under report/, the overview charts (report/charts/) and report/index.html from REPORT.md.in and the reference runs (results/reference-runs.toml)"
 	@echo "make test-multihost  server and wrk in two network namespaces (skipped where they cannot be made)"
 	@echo "make test-asan  ASan+UBSan build (build-asan): unit tests and the conformance gate, every model"
@@ -80,12 +80,15 @@ report:
 	$(CBENCH) plot --overview --out report/charts
 	$(CBENCH) html
 
-# The whole reference set from one clean commit: every scenario's sweep, cbench micro and
-# calibrate in sequence (scripts/reproduce_all.py prints the expected total first, the sum of the dry-run
-# estimates), results/reference-runs.toml pointed at the new runs, then `make report`.
-# `make reproduce-all ARGS=--dry-run` prints the plan and the time only.
+# The whole reference set from one clean commit: every scenario's sweep, cbench micro, cbench
+# costs, calibrate and the reference soak in sequence (scripts/reproduce_all.py prints each step's
+# worst case and their sum first), results/reference-runs.toml pointed at each new run as it is
+# made, then `make report`. ARGS select and bound it: `--skip soak --no-report --budget-min 150` for
+# a sitting of the sweeps (a plan over budget stops at the first dry run, before the build), then
+# `--only soak` from the same commit for the soak's own, which renders the whole set;
+# `ARGS=--dry-run` prints the plan and the time only.
 reproduce-all:
-	@$(PY) scripts/reproduce_all.py --dry-run
+	@$(PY) scripts/reproduce_all.py --dry-run $(ARGS)
 	$(MAKE) build
 	$(PY) scripts/reproduce_all.py $(ARGS)
 

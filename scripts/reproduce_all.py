@@ -1,17 +1,24 @@
 #!/usr/bin/python3
-"""`make reproduce-all`: every scenario's reference sweep, the microbenchmarks and the
-calibration, in sequence, from the current clean commit; then results/reference-runs.toml points
-each section at its new run and `make report` renders REPORT.md from them.
+"""`make reproduce-all`: the reference set in one sitting from the current clean commit: every
+scenario's reference sweep, the microbenchmarks, the deterministic costs, the calibration and the
+reference soak, in sequence; after each step results/reference-runs.toml points that step's
+section at its new run (so an interrupted sitting keeps what it measured), and at the end
+`make report` renders REPORT.md and its pages from them.
 
-It prints its expected total time first: the sum of each sweep's `cbench sweep --dry-run`
-estimate (the worst case where a sweep has a sequential design), the microbenchmarks' (from
-`cbench micro`'s defaults and the number of benchmarks the built binaries list) and the
-calibration's. `--dry-run` prints the plan and the time and runs nothing. Each sweep takes the
-bench lock itself and refuses a dirty tree (its own rule), so a reference set made here shares one
-commit. `make reproduce` stays the ever-table run alone.
+It prints its expected time first, the worst case of each step and their sum: a sweep's from its
+`cbench sweep --dry-run` (the worst case where a sequential design may add blocks), the
+microbenchmarks' from `cbench micro`'s defaults and the number of benchmarks the built binaries
+list, the costs' from the rows it measures and its server runs per row, the soak's from its
+models and its duration per model, the calibration's from its own estimate (what its --dry-run prints). `--dry-run` prints the plan
+and runs nothing; `--only`/`--skip` select steps (a scenario's name, or micro, costs, calibrate,
+soak, or sweeps for every sweep); `--budget-min N` refuses a sitting whose worst case exceeds N
+minutes. A set made in two sittings shares one commit: `--skip soak --no-report`, then
+`--only soak` (which renders the whole set); nothing but results/ may change in between. Before the first step a preflight refuses a dirty tree (the sweep's own rule) and a
+machine where other processes are busy (a sitting beside them would be marked disturbed).
+Each measuring command takes the bench lock itself. `make reproduce` stays the ever-table run alone.
 
 The plan is built first (plan(): one Step per command, with its estimate and where its run
-directory appears), then executed in order (execute()).
+directory appears), then selected (select()), checked (preflight()) and executed (execute()).
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import sys
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
-from cbenchlib.run import envinfo  # noqa: E402  (after the path it is found on)
+from cbenchlib.run import envinfo, hostcheck  # noqa: E402  (after the path it is found on)
 from cbenchlib.cmd import calibrate  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +53,26 @@ MICRO_MARGIN = 1.25
 # The number of benchmarks at commit 888333f (63 in 5 binaries), used when the binaries are not
 # built yet (`make reproduce-all` prints the plan before `make build`).
 MICRO_BENCHMARKS_ASSUMED = 63
+SERVER_BIN = os.path.join(REPO, "build", "cbench-server")
+# `cbench costs` (the [sections.costs] reference run, scenario "costs"): the rows are every model
+# at one thread and the connections run's model and instrument rows; per row it starts the server
+# twice per request count under callgrind (once more each with --repeat), under strace and plain.
+# The run kept from this machine (20261204T123820Z-costs: 18 rows, --repeat, 2,000 and 4,000
+# requests) took 232 s, 1.61 s per server run; COSTS_RUN_S adds half again for a slower commit.
+COSTS_SCENARIO = "costs"
+COSTS_RUN_S = 2.4
+COSTS_ROWS_ASSUMED = 18  # that run's rows, used when the server binary is not built yet
+# Its rows, its account's CPU per request (the connections run at one connection) and its prices
+# (the micro run): this sitting's runs when it made them, else the ones reference-runs.toml lists.
+COSTS_ARGV = ["costs", "--rows-from", "{run:connections}", "--repeat",
+              "--cpu-from", "{run:connections}", "--micro", "{run:micro}"]
+# `cbench soak` at its reference duration (the [sections.soak] run under results/soak/): each
+# model but the instruments for --duration-s, plus up to SOAK_MODEL_OVERHEAD_S of start (10 s
+# readiness bound), settle (5 s) and the load's exit (5 s) (run/soak.py's bounds).
+SOAK_SCENARIO = "soak"
+SOAK_MODEL_OVERHEAD_S = 20
+SOAK_MODELS_ASSUMED = 15  # the non-instrument models at commit cbbda30c, when the binary is not built
+SWEEPS = "sweeps"  # the selection name of every sweep at once
 
 
 def scenarios(scen_dir: str = os.path.join(REPO, "scenarios")) -> list[str]:
@@ -113,27 +140,90 @@ def count_micro_benchmarks() -> int | None:
     return sum(len(names) for names in lists)
 
 
+def count_costs_rows(rows_from: str | None) -> int | None:
+    """The rows `cbench costs --rows-from ROWS_FROM` measures (cmd.costs.rows_to_measure), or None
+    when the server binary is not built or the run cannot be read."""
+    from cbenchlib.analysis import runload
+    from cbenchlib.cmd import costs as cli_costs
+    from cbenchlib.format import serverlist
+    if rows_from and not os.path.isabs(rows_from):
+        rows_from = os.path.join(REPO, rows_from)
+    ns = argparse.Namespace(models=None, threads=1, rows_from=rows_from, server_bin=SERVER_BIN)
+    try:
+        return len(cli_costs.rows_to_measure(ns))
+    except (OSError, ValueError, runload.RunError, serverlist.ServerListError):
+        return None
+
+
+def costs_runs_per_row(repeat: bool, requests: tuple[int, int]) -> int:
+    """Server runs `cbench costs` makes per row: per request count callgrind (twice with REPEAT), strace, plain."""
+    return len(requests) * (3 + int(repeat))
+
+
+def costs_estimate_s(rows: int, repeat: bool, requests: tuple[int, int]) -> int:
+    """Seconds `cbench costs` takes for ROWS rows: per request count one callgrind run (two with
+    REPEAT), one strace run and one plain run, each COSTS_RUN_S at the default request counts and
+    in proportion to the requests beyond them (a worst case: start-up does not grow with them)."""
+    from cbenchlib.format import costs as costs_format
+    runs = rows * costs_runs_per_row(repeat, requests)
+    scale = max(1.0, sum(requests) / sum(costs_format.DEFAULT_REQUESTS))
+    return math.ceil(runs * COSTS_RUN_S * scale - 1e-9)
+
+
+def count_soak_models() -> int | None:
+    """The models `cbench soak` runs by default (every one but the instruments), or None when the
+    server binary is not built."""
+    from cbenchlib.cmd import soak as cli_soak
+    from cbenchlib.format import serverlist
+    try:
+        models, _ = cli_soak.select_models(serverlist.query(SERVER_BIN), "all")
+    except (OSError, serverlist.ServerListError):
+        return None
+    return len(models)
+
+
+def soak_estimate_s(models: int, duration_s: float) -> int:
+    """Seconds the soak takes for MODELS models of DURATION_S each (SOAK_MODEL_OVERHEAD_S apart)."""
+    return math.ceil(models * (duration_s + SOAK_MODEL_OVERHEAD_S))
+
+
 @dataclass
 class Step:
     """One command of the plan: what it runs, its expected time, and where its run appears."""
     name: str            # what the plan prints
-    argv: list[str]      # the cbench arguments
+    argv: list[str]      # the cbench arguments; "{run:SCENARIO}" is that scenario's run (resolve_argv)
     estimate_s: int
     parent: str          # the directory its run directory is created in
     suffix: str          # the run directory's name ends with this
     scenario: str        # the reference-runs.toml scenario whose sections get the new run
     note: str = ""
+    key: str = ""        # the name --only and --skip select it by (default: its scenario)
+    judged_exit: int | None = None  # an exit status that is a verdict on what was measured, not a failure
+
+    def __post_init__(self):
+        self.key = self.key or self.scenario
 
 
-def plan(dry_run=None, micro_count=count_micro_benchmarks) -> list[Step] | str:
+def _counted(n: int | None, assumed: int, what: str) -> tuple[int, str]:
+    return (n, f"{n} {what}") if n is not None else (assumed, f"{assumed} {what} (assumed: the binaries are not built yet)")
+
+
+def plan(dry_run=None, micro_count=count_micro_benchmarks, costs_rows=None, soak_models=count_soak_models,
+         config_path: str = CONFIG) -> list[Step] | str:
     """The steps of a reproduce-all, or a message saying why there is no plan. dry_run(name)
-    returns `cbench sweep NAME --dry-run`'s output; micro_count() the number of benchmarks (None
-    when unknown)."""
+    returns `cbench sweep NAME --dry-run`'s output; micro_count(), costs_rows() and soak_models()
+    the number of benchmarks, costs rows and soak models (None when unknown)."""
     from cbenchlib.cmd import micro as cli_micro
+    from cbenchlib.cmd import soak as cli_soak
+    from cbenchlib.format import costs as costs_format
     if dry_run is None:
         def dry_run(name):
             out = subprocess.run(CBENCH + ["sweep", name, "--dry-run"], cwd=REPO, capture_output=True, text=True)
             return out.stdout + out.stderr
+    if costs_rows is None:
+        # Counted against the connections run listed now: this sitting's has the same rows.
+        def costs_rows():
+            return count_costs_rows(listed_run(_read(config_path), "connections"))
     runs_dir, cal_dir = os.path.join(REPO, "results", "runs"), os.path.join(REPO, "results", "calibration")
     steps = []
     for name in scenarios():
@@ -142,15 +232,48 @@ def plan(dry_run=None, micro_count=count_micro_benchmarks) -> list[Step] | str:
         if est is None:
             return f"`cbench sweep {name} --dry-run` gave no estimate:\n{text}"
         steps.append(Step(f"sweep {name}", ["sweep", name], est, runs_dir, f"-{name}", name))
-    n = micro_count()
-    counted = n is not None
-    n = n if counted else MICRO_BENCHMARKS_ASSUMED
+    n, what = _counted(micro_count(), MICRO_BENCHMARKS_ASSUMED, "benchmarks")
     steps.append(Step("micro", ["micro"], micro_estimate_s(n, cli_micro.DEFAULT_REPETITIONS, cli_micro.DEFAULT_MIN_TIME_S),
                       runs_dir, f"-{MICRO_SCENARIO}", MICRO_SCENARIO,
-                      f"{n} benchmarks{'' if counted else ' (assumed: the binaries are not built yet)'} x"
-                      f" {cli_micro.DEFAULT_REPETITIONS} repetitions of at least {cli_micro.DEFAULT_MIN_TIME_S:g} s"))
+                      f"{what} x {cli_micro.DEFAULT_REPETITIONS} repetitions of at least {cli_micro.DEFAULT_MIN_TIME_S:g} s"))
+    n, what = _counted(costs_rows(), COSTS_ROWS_ASSUMED, "rows")
+    steps.append(Step("costs", list(COSTS_ARGV), costs_estimate_s(n, True, costs_format.DEFAULT_REQUESTS),
+                      runs_dir, f"-{COSTS_SCENARIO}", COSTS_SCENARIO,
+                      f"{what} x {costs_runs_per_row(True, costs_format.DEFAULT_REQUESTS)} server runs"
+                      f" of about {COSTS_RUN_S:g} s"))
     steps.append(Step("calibrate", ["calibrate"], CALIBRATE_ESTIMATE_S, cal_dir, "-calibrate", CALIBRATE_SECTION))
+    n, what = _counted(soak_models(), SOAK_MODELS_ASSUMED, "models")
+    # The soak exits 1 when a model grows, dies or stops answering: a finding its run records.
+    steps.append(Step("soak", ["soak"], soak_estimate_s(n, cli_soak.REFERENCE_DURATION_S),
+                      os.path.join(REPO, cli_soak.DEFAULT_OUT), f"-{SOAK_SCENARIO}", SOAK_SCENARIO,
+                      f"{what} x {cli_soak.REFERENCE_DURATION_S:g} s; alone, --only soak, in a sitting of its own",
+                      judged_exit=1))
     return steps
+
+
+def selection_names(steps: list[Step]) -> list[str]:
+    """What --only and --skip accept: every step's key, and SWEEPS for every sweep."""
+    return [st.key for st in steps] + [SWEEPS]
+
+
+def _expand(steps: list[Step], names: list[str]) -> set[str]:
+    keys = set()
+    for n in names:
+        keys |= {st.key for st in steps if st.argv[0] == "sweep"} if n == SWEEPS else {n}
+    return keys
+
+
+def select(steps: list[Step], only: list[str] | None, skip: list[str] | None) -> list[Step] | str:
+    """The steps --only (default: all) names, less those --skip names, in plan order; or a message
+    naming an unknown name."""
+    known = selection_names(steps)
+    for n in (only or []) + (skip or []):
+        if n not in known:
+            return f"no step named {n!r}; steps: {', '.join(known)}"
+    keep = _expand(steps, only) if only else {st.key for st in steps}
+    keep -= _expand(steps, skip or [])
+    chosen = [st for st in steps if st.key in keep]
+    return chosen or "--only and --skip leave no step to run"
 
 
 def newest(parent: str, before: set[str], suffix: str) -> str | None:
@@ -160,54 +283,157 @@ def newest(parent: str, before: set[str], suffix: str) -> str | None:
     return os.path.join(parent, new[-1]) if new else None
 
 
-def execute(steps: list[Step]) -> int:
-    """Run each step in order, point reference-runs.toml at the runs made, then `make report`."""
-    made = []
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def listed_run(config_text: str, scenario: str) -> str | None:
+    """The run the first [sections.X] of SCENARIO lists (run = "..." not empty), or None."""
+    for b in re.split(r"(?m)^(?=\[sections\.)", config_text):
+        if re.search(rf'(?m)^scenario\s*=\s*"{re.escape(scenario)}"', b):
+            m = re.search(r'(?m)^run\s*=\s*"([^"]+)"', b)
+            if m:
+                return m.group(1)
+    return None
+
+
+_RUN_REF = re.compile(r"\{run:([A-Za-z0-9_.-]+)\}")
+
+
+def resolve_argv(argv: list[str], made: dict[str, str], config_text: str) -> list[str] | str:
+    """ARGV with each "{run:SCENARIO}" replaced by the run this sitting made of SCENARIO (MADE),
+    else the one the config lists; or a message naming the scenario that has neither."""
+    out = []
+    for a in argv:
+        m = _RUN_REF.fullmatch(a)
+        if m:
+            run = made.get(m.group(1)) or listed_run(config_text, m.group(1))
+            if run is None:
+                return f"needs a run of {m.group(1)}: none made in this sitting and none listed in reference-runs.toml"
+            a = run
+        out.append(a)
+    return out
+
+
+def record_run(config_text: str, scenario: str, run_dir: str) -> tuple[str, list[str]]:
+    """set_run, or when no section lists SCENARIO, the text with a new [sections.SCENARIO] that
+    lists RUN_DIR appended (a run is never measured without being listed)."""
+    text, changed = set_run(config_text, scenario, run_dir)
+    if changed:
+        return text, changed
+    text = config_text.rstrip("\n") + f'\n\n[sections.{scenario}]\nscenario = "{scenario}"\nrun = "{run_dir}"\n'
+    return text, [scenario]
+
+
+def preflight(git: dict, busy: list[tuple[int, str, float]], load1: float, allow_busy: bool = False) -> list[str]:
+    """Why a sitting may not start (empty: it may): a tree that is not one clean commit (the
+    sweep's rule: envinfo.git_info leaves results/ out, so an uncommitted run a minute old does not
+    count), or other processes busy beside it (hostcheck.busy_processes; LOAD1 is shown with
+    them), unless ALLOW_BUSY."""
+    problems = []
+    if git.get("git_dirty") is not False:
+        why = ", ".join(git.get("git_dirty_files", [])) or git.get("git_error", "git status failed")
+        problems.append(f"the tree is dirty ({why}); a reference set comes from one clean commit")
+    if busy and not allow_busy:
+        procs = ", ".join(f"{comm} (pid {pid}, {share:.0%} of a CPU)" for pid, comm, share in busy[:6])
+        problems.append(f"other processes are busy ({procs}; load average {load1:.2f}); a sitting beside them"
+                        " would be disturbed: wait for them, or --allow-busy")
+    return problems
+
+
+def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run, report: bool = True) -> int:
+    """Run each step in order; after each, point reference-runs.toml at the run it made (written
+    at once, so an interrupted sitting keeps what it measured); at the end `make report` unless
+    not REPORT. RUN is subprocess.run (tests pass a fake)."""
+    made: dict[str, str] = {}
     for st in steps:
+        argv = resolve_argv(st.argv, made, _read(config_path))
+        if isinstance(argv, str):
+            print(f"reproduce-all: {st.name} {argv}; runs made so far: {sorted(made.values())}", file=sys.stderr)
+            return 1
         before = set(os.listdir(st.parent)) if os.path.isdir(st.parent) else set()
         print(f"== {st.name}", flush=True)
-        if subprocess.run(CBENCH + st.argv, cwd=REPO).returncode != 0:
-            print(f"reproduce-all: {st.name} failed; runs made so far: {made}", file=sys.stderr)
-            return 1
+        rc = run(CBENCH + argv, cwd=REPO).returncode
         d = newest(st.parent, before, st.suffix)
-        if d:
-            made.append((st.scenario, os.path.relpath(d, REPO)))
-    with open(CONFIG, encoding="utf-8") as f:
-        text = f.read()
-    for scen, d in made:
-        text, changed = set_run(text, scen, d)
-        print(f"reference-runs.toml: {', '.join(changed) or '(no section lists scenario ' + scen + ')'} -> {d}")
-    with open(CONFIG, "w", encoding="utf-8") as f:
-        f.write(text)
+        if rc != 0 and not (rc == st.judged_exit and d is not None):
+            print(f"reproduce-all: {st.name} failed; runs made so far: {sorted(made.values())}", file=sys.stderr)
+            return 1
+        if rc != 0:
+            print(f"reproduce-all: {st.name} exited {rc}: its verdict on what it measured (its run is kept)", flush=True)
+        if d is None:
+            print(f"reproduce-all: {st.name} made no run directory ending in {st.suffix} under"
+                  f" {os.path.relpath(st.parent, REPO)}; reference-runs.toml not changed for it", file=sys.stderr)
+            continue
+        made[st.scenario] = os.path.relpath(d, REPO)
+        text, changed = record_run(_read(config_path), st.scenario, made[st.scenario])
+        with open(config_path, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"reference-runs.toml: {', '.join(changed)} -> {made[st.scenario]}", flush=True)
+    if not report:
+        print("reproduce-all: not rendered (--no-report); `make report` renders the set", flush=True)
+        return 0
     print("== make report", flush=True)
-    return subprocess.run(["make", "report"], cwd=REPO).returncode
+    return run(["make", "report"], cwd=REPO).returncode
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="print the plan and its expected time; run nothing")
+    ap.add_argument("--only", type=_names, metavar="LIST",
+                    help=f"run only these steps (comma-separated: a scenario, micro, costs, calibrate, soak, {SWEEPS})")
+    ap.add_argument("--skip", type=_names, metavar="LIST", help="run every step but these (the same names)")
+    ap.add_argument("--budget-min", type=float, metavar="N",
+                    help="refuse to start (with --dry-run: exit 1) when the worst case of the selected steps exceeds N minutes")
+    # A set made in two sittings (the soak apart) must share one commit: rendering after the first
+    # would change REPORT.md, and committing it would start the second sitting from another commit.
+    ap.add_argument("--no-report", action="store_true",
+                    help="do not run `make report` at the end (the first of two sittings of one commit)")
+    ap.add_argument("--allow-busy", action="store_true",
+                    help="start although other processes are busy (the runs will be marked disturbed)")
     args = ap.parse_args(argv)
+    if args.budget_min is not None and args.budget_min <= 0:
+        print("reproduce-all: --budget-min must be a positive number of minutes", file=sys.stderr)
+        return 2
+    known = scenarios() + [MICRO_SCENARIO, COSTS_SCENARIO, CALIBRATE_SECTION, SOAK_SCENARIO, SWEEPS]
+    unknown = [n for n in (args.only or []) + (args.skip or []) if n not in known]
+    if unknown:  # before the plan, which asks every sweep for its dry run
+        print(f"reproduce-all: no step named {unknown[0]!r}; steps: {', '.join(known)}", file=sys.stderr)
+        return 2
     steps = plan()
     if isinstance(steps, str):
         print(f"reproduce-all: {steps}", file=sys.stderr)
         return 1
+    steps = select(steps, args.only, args.skip)
+    if isinstance(steps, str):
+        print(f"reproduce-all: {steps}", file=sys.stderr)
+        return 2
     total = sum(st.estimate_s for st in steps)
     print(f"reproduce-all: expected time {fmt(total)} (sum of the estimates, worst case):")
     for st in steps:
         print(f"  {st.name:30s} {fmt(st.estimate_s)}" + (f"  ({st.note})" if st.note else ""))
     for name, why in EXCLUDED.items():
         print(f"  (not run: {name}: {why})")
+    over = args.budget_min is not None and total > args.budget_min * 60
+    if args.budget_min is not None:
+        print(f"  budget {args.budget_min:g} min: " + (f"exceeded by {fmt(total - args.budget_min * 60)}" if over else "fits"))
+    # A dry run over the budget fails too, so that `make reproduce-all` stops before its build.
+    if over:
+        print(f"reproduce-all: the worst case {fmt(total)} exceeds --budget-min {args.budget_min:g};"
+              " select fewer steps with --only or --skip", file=sys.stderr)
+        return 1
     if args.dry_run:
         return 0
-    # The sweep's own rule (envinfo.git_info: results/ is not code, so a run made a minute ago
-    # and not yet committed does not make the tree dirty); one rule for both, not a second one.
-    git = envinfo.git_info(REPO)
-    if git["git_dirty"] is not False:
-        why = ", ".join(git.get("git_dirty_files", [])) or git.get("git_error", "git status failed")
-        print(f"reproduce-all: the tree is dirty ({why}); a reference set comes from one clean commit",
-              file=sys.stderr)
+    problems = preflight(envinfo.git_info(REPO), [] if args.allow_busy else hostcheck.busy_processes(),
+                         os.getloadavg()[0], args.allow_busy)
+    if problems:
+        print(f"reproduce-all: not starting: {'; '.join(problems)}", file=sys.stderr)
         return 1
-    return execute(steps)
+    return execute(steps, report=not args.no_report)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ import dataclasses
 import io
 import os
 import shutil
+import tempfile
 import unittest
 
-from common import private_fakes, processes_matching
+from common import private_fakes, processes_matching, run_cbench
 from cbenchlib.cmd import sweep as cli_sweep
 from cbenchlib.format import resultio
 
@@ -135,6 +136,41 @@ class SequentialBlocks(unittest.TestCase):
         self.assertIsNone(meta["sequential"])
         self.assertEqual(sorted((p["block"], p["rep"]) for p in points),
                          [(0, 0)] * 4 + [(1, 1)] * 4)
+
+
+class BudgetLine(unittest.TestCase):
+    """`cbench sweep --dry-run` prints the sequential design's worst case: (max_repetitions -
+    repetitions) blocks x min(sequential_points, points) x the longest point (1 s + 0 s warm-up +
+    OVERHEAD_S 0.4 s here), on top of the initial blocks (4 points x 1.4 s)."""
+
+    def test_cases(self):
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp, True)
+        scen = os.path.join(tmp, "seq.toml")
+        with open(scen, "w") as f:
+            f.write(SCENARIO)
+        # (label, extra flags, the budget line's words, or None when there is no budget line)
+        cases = [
+            ("scenario's cap: 2 blocks x 4 points x 1.4 s", [],
+             "at most 2 blocks of at most 8 points (no point beyond 3 repetitions), up to 11s more"
+             " (worst case: at most 17s in all)"),
+            ("--max-repetitions 5: 4 blocks", ["--max-repetitions", "5"],
+             "at most 4 blocks of at most 8 points (no point beyond 5 repetitions), up to 22s more"
+             " (worst case: at most 28s in all)"),
+            ("--target-ci 0: the fixed design, no budget", ["--target-ci", "0"], None),
+        ]
+        for label, extra, words in cases:
+            with self.subTest(label):
+                r = run_cbench(["sweep", scen, "--dry-run", "--server-bin", "/nonexistent/cbench-server"] + extra,
+                               timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = [ln for ln in r.stdout.splitlines() if ln.startswith("sequential budget:")]
+                if words is None:
+                    self.assertEqual(lines, [], r.stdout)
+                    continue
+                self.assertEqual(len(lines), 1, r.stdout)
+                self.assertIn("'ever'", lines[0])
+                self.assertIn(words, lines[0])
 
 
 if __name__ == "__main__":

@@ -166,6 +166,20 @@ class CommittedPagesTest(unittest.TestCase):
         for target in re.findall(r"(?<!!)\[[^\]]*\]\((report/[^)#]+)", text):
             self.assertTrue(os.path.exists(os.path.join(REPO, target)), f"REPORT.md links {target}, which is missing")
 
+    def test_every_relative_link_of_every_page_resolves(self):
+        # Pages under report/ are written with links relative to the repository and relinked
+        # (reportpages.relink): a link that is already relative to the page would gain a second
+        # "../" and point outside the repository.
+        pages = ["REPORT.md"] + sorted(os.path.join("report", f) for f in os.listdir(os.path.join(REPO, "report"))
+                                       if f.endswith(".md"))
+        for page in pages:
+            text = _read(os.path.join(REPO, page))
+            for target in re.findall(r"\]\(((?![a-z][a-z0-9+.-]*:|#|/)[^)#\s]+)", text):
+                resolved = os.path.normpath(os.path.join(REPO, os.path.dirname(page), target))
+                with self.subTest(page=page, link=target):
+                    self.assertTrue(resolved.startswith(REPO + os.sep) and os.path.exists(resolved),
+                                    f"{page} links {target}, which does not resolve")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 
 from . import design, families, latencycurve, stats
-from ..format import metrics as registry, reportrefs
+from ..format import metrics as registry, reportrefs, verdict
 from ..format.published import STACK_RUBY, row_stack
 from .runload import Cell, Run, RunError, load_run
 from ..format.loadpoint import dig
@@ -74,14 +74,17 @@ def _median(vals):
 
 
 def _vals(cell: Cell, path: str, verdicts: tuple | None = None) -> tuple[list[float], list]:
-    """(values, blocks) of a metric over the cell's ok repetitions; a block is None when unrecorded."""
+    """(values, blocks) of a metric over the cell's repetitions that may decide, each judged on its
+    own (verdict.repetition_problem: not failed, not disturbed, a verdict VERDICTS lists; an idle
+    repetition that did not hold its connections measured something else); a block is None when
+    unrecorded. A repetition that may not decide is left out, never its point."""
     out, blocks = [], []
-    for p in cell.ok_points:
+    for p in cell.points:
+        if verdict.repetition_problem(p, verdicts) is not None:
+            continue
         held, want = registry.dig(p, "idle.connections_held"), registry.dig(p, "idle.connections")
         if isinstance(held, int) and isinstance(want, int) and held < want:
-            return [], []  # an idle point that did not hold its connections measures something else
-        if verdicts is not None and (p.get("verdict") or "unclear") not in verdicts:
-            return [], []  # a point decides only when every repetition may
+            continue
         v = registry.dig(p, path)
         if v is None and path == "wrk.req_per_s":
             req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")

@@ -8,9 +8,10 @@ scenario, and is one of two kinds:
 
 - "ratio": comparisons of row a over row b (rows matched by fields: model, threads, processes,
   queues, gvl), at one load path, on one metric, with a claimed direction against a null
-  ratio (or equivalence within a margin). With "bound": "concurrency" the expected ratio of
-  a blocking handler is shown beside the measured one: a design with concurrency limit L
-  serves at most L x 1000/ms req/s (see concurrency_limit).
+  ratio (or equivalence within a margin; a comparison declaring "direction": "equivalent" is an
+  equivalence sub-claim, a tie expected: findingdecl.design_claim). With "bound": "concurrency" the
+  expected ratio of a blocking handler is shown beside the measured one: a design with
+  concurrency limit L serves at most L x 1000/ms req/s (see concurrency_limit).
 - "threshold": each row matched by a spec in "rows", at one load, against a declared value of the
   metric (e.g. at most 0.5 system calls per request): the interval of the row's values over the
   value (a one-sample Welch interval on the logs) judged against 1 in the claimed direction.
@@ -21,9 +22,9 @@ scenario, and is one of two kinds:
 
 Each finding lists mechanism metrics (memory, context switches, threads) shown beside its
 verdict; one that no producer writes (format/metrics.py NOT_MEASURED, e.g. partial writes, which
-cbench-server does not count) shows "not measured", one a point did not record "not recorded". A point decides nothing when it failed, when its verdict is not one the finding's
-decide_at allows, when wrk counted timeouts, or when fewer than min_requests_per_connection
-requests per connection completed (the point is marked). Verdict words and the "undecided" reason
+cbench-server does not count) shows "not measured", one a point did not record "not recorded". A repetition decides nothing (it is left out on its own, and marked) when it failed
+or was disturbed, when its verdict is not one decide_at allows, when wrk counted timeouts, or when
+fewer than min_requests_per_connection requests per connection completed. Verdict words and the "undecided" reason
 with the repetitions that would decide come from findings.decide: nothing here knows the answer.
 A finding's "load" picks its path's load by fields (LOAD_FIELDS; default pipeline 1); a comparison's
 "load_a"/"load_b" replace it per side, so a row may face itself under another generator.
@@ -40,9 +41,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from . import findings, stats
+from . import findingdecl, findings, stats
 from .runload import Cell, Row, Run
-from ..format import metrics as registry
+from ..format import metrics as registry, verdict
 from ..format.paths import REPO_ROOT
 from ..format.loadpoint import dig
 
@@ -112,6 +113,12 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
                 raise DeclarationError(f"{where}: unknown metric {m!r}")
         if d["kind"] == "ratio" and (not d.get("comparisons") or "path" not in d):
             raise DeclarationError(f"{where}: a ratio finding needs a path and comparisons")
+        for c in d.get("comparisons") or []:
+            if "direction" in c and (c["direction"] != "equivalent" or not c.get("reason")
+                                     or not (c.get("margin") or findingdecl.registry_margin(d["metric"]))):
+                raise DeclarationError(f"{where}: a comparison may declare only \"direction\": \"equivalent\""
+                                       " (a tie expected), with its \"reason\" and a \"margin\" unless the"
+                                       " metric registers one")
         if d["kind"] == "threshold" and (not d.get("rows") or "path" not in d
                                          or not isinstance(d.get("value"), (int, float)) or d["value"] <= 0):
             raise DeclarationError(f"{where}: a threshold finding needs rows, a path and a value > 0")
@@ -183,7 +190,7 @@ def _load_text(sel: dict | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in sel.items())
 
 
-def _cell(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
+def cell_at(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None:
     """The cell of row at the load of this path whose fields match sel (default: pipeline 1)."""
     for ld in run.loads.values():
         if ld.lid.path == path and not ld.lid.idle and _load_matches(ld.lid, sel):
@@ -195,12 +202,11 @@ def _cell(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | None
 
 def point_problem(p: dict, decl: dict) -> str | None:
     """Why a repetition decides nothing for this finding, or None."""
-    if p.get("status", "ok") != "ok":
-        return "failed"
     allowed = decl.get("decide_at")
+    why = verdict.repetition_problem(p, tuple(allowed) if allowed else None)
+    if why is not None:
+        return why
     v = p.get("verdict") or "unclear"
-    if allowed and v not in allowed:
-        return v
     if v in FAILURE_VERDICTS:
         return v
     if (dig(p, "wrk.errors.timeout") or 0) > 0:
@@ -248,6 +254,9 @@ class Comparison:
     marks: list = field(default_factory=list)
     mechanism: dict = field(default_factory=dict)  # metric -> (median a, median b)
     a_conns: int = 1
+    tie: bool = False  # an equivalence sub-claim (findingdecl.design_claim): "equivalent" is its success
+    cells: tuple | None = None  # (cell a, cell b) judged (a threshold's b is a's cell)
+    claim: tuple = ("greater", 1.0, None)  # (direction, null ratio, margin) it was judged on
 
 
 @dataclass
@@ -291,7 +300,7 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
         if not rows:
             res.missing.append(_spec(spec))
         for a in rows:
-            ca = _cell(run, a, path, decl.get("load"))
+            ca = cell_at(run, a, path, decl.get("load"))
             if ca is None:
                 res.missing.append(f"{a.key} at {path} ({_load_text(decl.get('load'))})")
                 continue
@@ -302,16 +311,17 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
                 dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(pa))
             mech = {m: (mechanism_median(ca, m), None) for m in decl.get("mechanism") or []}
             res.comparisons.append(Comparison(f"{a.key} / {value:g}", a, a, ci, dec, None,
-                                              [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1))
-    res.overall = _combine([c.decision for c in res.comparisons])
+                                              [f"{a.key} {m}" for m in pa], mech, ca.load.connections or 1,
+                                              cells=(ca, ca), claim=(direction, 1.0, None)))
+    res.overall = findings.combine_comparisons(res.comparisons)
     return res
 
 
 def _judge_ratio(run: Run, decl: dict) -> Result:
     res = Result(decl)
     path, metric = decl["path"], decl["metric"]
-    direction = decl.get("direction", "greater")
     for comp in decl["comparisons"]:
+        direction, null, margin = findingdecl.design_claim(decl, comp)
         ras, rbs = _rows(run, comp["a"]), _rows(run, comp["b"])
         name = f"{_spec(comp['a'])} / {_spec(comp['b'])}"
         sel_a, sel_b = comp.get("load_a", decl.get("load")), comp.get("load_b", decl.get("load"))
@@ -320,7 +330,7 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             res.missing.append(name)
             continue
         for a, b in pairs:
-            ca, cb = _cell(run, a, path, sel_a), _cell(run, b, path, sel_b)
+            ca, cb = cell_at(run, a, path, sel_a), cell_at(run, b, path, sel_b)
             if ca is None or cb is None:
                 res.missing.append(f"{a.key} / {b.key} at {path} ({_load_text(sel_a)}; {_load_text(sel_b)})")
                 continue
@@ -328,7 +338,7 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             vb, bb, pb = values(cb, metric, decl)
             ci = stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb) if va and vb else None
             marks = [f"{a.key} {m}" for m in pa] + [f"{b.key} {m}" for m in pb]
-            dec = findings.decide(ci, direction, float(decl.get("null_ratio", 1.0)), decl.get("margin"))
+            dec = findings.decide(ci, direction, null, margin)
             if ci is None:
                 dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(marks))
             bound = None
@@ -338,9 +348,12 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
             mech = {m: (mechanism_median(ca, m), mechanism_median(cb, m)) for m in decl.get("mechanism") or []}
             cname = f"{a.key} / {b.key}" if sel_a == sel_b else \
                 f"{a.key} ({_load_text(sel_a)}) / {b.key} ({_load_text(sel_b)})"
+            if direction == "equivalent" and decl.get("direction", "greater") != "equivalent":
+                cname += " (tie expected)"
             res.comparisons.append(Comparison(cname, a, b, ci, dec, bound, marks, mech,
-                                              ca.load.connections or 1))
-    res.overall = _combine([c.decision for c in res.comparisons])
+                                              ca.load.connections or 1, comp.get("direction") == "equivalent",
+                                              (ca, cb), (direction, null, margin)))
+    res.overall = findings.combine_comparisons(res.comparisons)
     return res
 
 
@@ -363,7 +376,7 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
     for path in paths:
         meds = []
         for r in rows:
-            c = _cell(run, r, path)
+            c = cell_at(run, r, path)
             if c is None:
                 continue
             v, b, probs = values(c, metric, decl)
@@ -402,19 +415,6 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
         res.overall = findings.Decision(findings.CONTRADICTED, "the best and worst rows still differ by more than"
                                         f" ±{(margin - 1) * 100:.0f}% at the largest measured cost", top.ci)
     return res
-
-
-def _combine(decs: list[findings.Decision]) -> findings.Decision:
-    if not decs:
-        return findings.Decision(findings.NO_DATA, "the run has no rows for this finding")
-    words = [d.word for d in decs]
-    if len(set(words)) == 1 and words[0] != findings.UNDECIDED:
-        return findings.Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in findings.VERDICT_WORDS if w in words)
-    needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
-    extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
-    return findings.Decision(findings.UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
-                             reps_needed=min(needs) if needs else None)
 
 
 def _spec(spec: dict) -> str:

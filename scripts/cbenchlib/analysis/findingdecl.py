@@ -90,6 +90,81 @@ class DeclarationError(Exception):
     pass
 
 
+def registry_margin(metric: str) -> float | None:
+    """A metric name's registered equivalence margin (format/metrics.py) as a ratio > 1, or None
+    (a name outside METRICS, e.g. a design finding's memory per connection, or no margin)."""
+    pct = metrics.get(METRICS[metric][0]).margin_pct if metric in METRICS else None
+    return 1.0 + pct / 100.0 if pct is not None else None
+
+
+def design_claim(decl: dict, comp: dict | None = None) -> tuple[str, float, float | None]:
+    """(direction, null ratio, margin) a design finding's comparison (results/findings/design.json)
+    is judged on: an equivalence sub-claim's (comparison "direction": "equivalent", its "margin" or
+    the metric's registered one), else the finding's, whose margin defaults to the metric's
+    registered one when its null ratio is 1 (a tie within it is then an answer, not "undecided")."""
+    if comp is not None and comp.get("direction") == "equivalent":
+        return "equivalent", 1.0, float(comp.get("margin") or registry_margin(decl["metric"]) or 0) or None
+    direction, null = decl.get("direction", "greater"), float(decl.get("null_ratio", 1.0))
+    margin = decl.get("margin")
+    if margin is None and null == 1.0:
+        margin = registry_margin(decl["metric"])
+    return direction, null, margin
+
+
+def with_margin(spec: MetricSpec) -> MetricSpec:
+    """A directional claim against no difference (null ratio 1) that declares no margin takes its
+    metric's registered one, so that a tie within it is an answer ("equivalent"), not "undecided";
+    a claim against another null (e.g. "below 0.85x") keeps none, as a tie at 1 is no answer to it."""
+    if spec.margin is not None or spec.direction == "equivalent" or spec.null_ratio != 1.0:
+        return spec
+    return MetricSpec(spec.metric, spec.direction, spec.null_ratio, registry_margin(spec.metric),
+                      spec.fallback, spec.reason)
+
+
+def is_tie(comp: dict) -> bool:
+    """Whether a declared comparison is an equivalence sub-claim: its expected answer is a tie
+    (declared "direction": "equivalent" beside it, with its reason), whatever the finding claims."""
+    return comp.get("direction") == "equivalent"
+
+
+def comparison_specs(d: "Declared", comp: dict) -> list[MetricSpec]:
+    """The claims one comparison is judged on: the finding's metrics with their margins
+    (with_margin), or, for an equivalence sub-claim (is_tie), the same metrics each claiming a
+    tie within the comparison's "margin" or, without one, the metric's registered margin."""
+    if not is_tie(comp):
+        return [with_margin(m) for m in d.metrics]
+    out = []
+    for m in d.metrics:
+        margin = float(comp["margin"]) if comp.get("margin") else registry_margin(m.metric)
+        if margin is None:
+            continue  # a metric without a margin cannot judge a tie
+        out.append(MetricSpec(m.metric, "equivalent", 1.0, margin, m.fallback, str(comp.get("reason", ""))))
+    return out
+
+
+def _check_comparison(comp: dict, metric_names: list[str], where: str) -> None:
+    """DeclarationError for a comparison whose own claim is malformed: only "equivalent" may be
+    declared beside a comparison, with its reason and a margin > 1 (declared, or registered for
+    one of the finding's metrics)."""
+    if "direction" not in comp:
+        return
+    if comp["direction"] != "equivalent":
+        raise DeclarationError(f"{where}: a comparison may declare only \"direction\": \"equivalent\""
+                               f" (a tie expected), not {comp['direction']!r}")
+    if not comp.get("reason"):
+        raise DeclarationError(f"{where}: an equivalence sub-claim needs its \"reason\" (why a tie is expected)")
+    if comp.get("margin") is not None:
+        try:
+            ok = float(comp["margin"]) > 1.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DeclarationError(f"{where}: an equivalence sub-claim's margin must be a number > 1")
+    elif all(registry_margin(n) is None for n in metric_names):
+        raise DeclarationError(f"{where}: an equivalence sub-claim needs a \"margin\": none of the finding's"
+                               " metrics registers one (format/metrics.py)")
+
+
 def _fallback_spec(m: dict, first: MetricSpec, where: str) -> MetricSpec:
     """A fallback metric's own claim, as declared beside it; DeclarationError when it leans on the
     first metric's values or points the other way than its metric's sense says."""
@@ -150,6 +225,8 @@ def declared_findings(pub: Published) -> list[Declared]:
                     raise DeclarationError(f"{where}: an equivalence claim needs a margin")
                 metrics.append(MetricSpec(m["metric"], d, float(m.get("null_ratio", f.get("null_ratio", 1.0))),
                                           float(margin) if margin else None))
+            for c in list(f["comparisons"]) + list((f.get("ruby") or {}).get("comparisons") or []):
+                _check_comparison(c, [m.metric for m in metrics], where)
             out.append(Declared(str(f["id"]), f["title"], f["claim"], prim["path"], prim["load"], metrics,
                                 list(f["comparisons"]), f.get("published_column"), f.get("note", ""),
                                 _ruby_decl(f.get("ruby"), where), str(f.get("not_modelled") or "")))

@@ -4,12 +4,14 @@ A finding (results/published/<name>.json, "findings") names the rows it compares
 its primary load point (where the server, not wrk, is the bound on a 2-core machine), its
 claimed direction (a/b "greater" or "less" than a null ratio, or "equivalent" within a
 margin), the published magnitude, and the metrics it is judged on. The verdict comes from the
-first listed metric that can decide at the primary point:
-- req/s decides only where every repetition of both rows was server-bound (never at
-  client-bound, both-saturated, error-bound or unclear points);
+first listed metric that can decide at the primary point, on the repetitions that may decide,
+each judged on its own (repetitions.py: a failed or disturbed repetition, or one whose verdict the
+metric may not decide at, is left out with its reason; the metric decides when each row keeps two):
+- req/s decides only on server-bound repetitions (never client-bound, both-saturated,
+  error-bound or unclear ones);
 - CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
   server is saturated it is about 1/throughput and adds nothing to req/s;
-- system calls and context switches per request decide wherever the point did not fail.
+- system calls and context switches per request decide wherever the repetition did not fail.
 The first metric carries the finding's claim (its direction, null ratio, margin). Every later
 metric is a fallback, a stand-in for the same claim where the first cannot decide, and declares
 its own direction and no-effect value beside it, with its reason: a cost per request is better
@@ -18,6 +20,11 @@ different number on another metric (or none). A fallback never inherits the clai
 null ratio; one that does not declare them, or whose direction contradicts its metric's sense, is
 refused when the finding is loaded. The verdict names the metric that decided and its no-effect
 value.
+A comparison may be an equivalence sub-claim ("direction": "equivalent" beside it, with its reason:
+a tie is expected, e.g. two designs with the same bound), judged for equivalence within its margin
+or its metric's registered one; a directional claim against 1 takes its metric's registered margin
+too, so a tie within it reads "equivalent", an answer. The finding's verdict combines its
+directional comparisons and its sub-claims (combine_claims).
 Verdict words, exactly: supported (the 95% interval excludes the null in the claimed direction),
 contradicted (excludes it in the other), equivalent (both one-sided tests pass against the
 margin), undecided (with the reason: how wide the interval is, and how many repetitions would
@@ -33,14 +40,13 @@ comparisons, or declared not measurable on Ruby), never an error.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from . import stats
-from ..format import metrics as registry, verdict
 from ..format.published import STACK_CPP, STACK_RUBY, Published, row_stack
 from . import findingdecl
 from .findingdecl import METRICS, Declared, MetricSpec, declared_findings
+from .repetitions import can_decide, cell_values, cell_verdicts, effect, excluded  # noqa: F401 (their readers import them from here)
 from .labelindex import LabelIndex
 from .runload import Cell, Load, Row, Run, column_label
 from ..format.loadpoint import canonical_label
@@ -55,45 +61,6 @@ NO_RUBY_ROWS = "no Ruby rows in this run"
 STACK_NAMES = {STACK_RUBY: "Ruby rows", STACK_CPP: "C++ rows"}
 # A malformed declaration, under the name the readers of findings (compare, tests) catch it by.
 DeclarationError = findingdecl.DeclarationError
-
-
-def cell_values(cell: Cell, metric: str) -> tuple[list[float], list]:
-    """(values, blocks) of a metric over a cell's ok repetitions; a block is None when unrecorded."""
-    path = METRICS[metric][0]
-    vals, blocks = [], []
-    for p in cell.ok_points:
-        v = registry.dig(p, path)
-        if v is None and metric == "req_per_s":
-            req, dur = registry.dig(p, "wrk.requests"), registry.dig(p, "wrk.duration_us")
-            v = req / (dur / 1e6) if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0 else None
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
-            vals.append(float(v))
-            b = p.get("block")
-            blocks.append(b if isinstance(b, int) and not isinstance(b, bool) else None)
-    return vals, blocks
-
-
-def cell_verdicts(cell: Cell) -> list[str]:
-    return [verdict.point_verdict(p) for p in cell.ok_points]
-
-
-def effect(ca: Cell, cb: Cell, metric: str) -> stats.RatioCI | None:
-    """a/b of a metric with its interval (paired by block when both cells recorded blocks)."""
-    va, ba = cell_values(ca, metric)
-    vb, bb = cell_values(cb, metric)
-    if not va or not vb:
-        return None
-    return stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb)
-
-
-def can_decide(ca: Cell, cb: Cell, metric: str) -> tuple[bool, str]:
-    """Whether this metric may decide at this point, and why not."""
-    allowed = METRICS[metric][2]
-    bad = sorted({v for c in (ca, cb) for v in cell_verdicts(c) if v not in allowed})
-    if bad:
-        return False, (f"{METRICS[metric][1]} cannot decide here: the point was {', '.join(bad)} in some"
-                       f" repetition (it decides only at {', '.join(allowed)} points)")
-    return True, ""
 
 
 @dataclass
@@ -186,6 +153,7 @@ class PointEffect:
     p_adj_other: float | None = None
     can: bool = True
     why_not: str = ""
+    excluded: list = field(default_factory=list)  # "<row> repetition N: why" left out of ci
 
     def mark(self) -> str:
         if not self.can:
@@ -218,6 +186,7 @@ class Line:
     magnitude: str
     decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
     comp: dict | None = None  # the declared comparison this line judges
+    tie: bool = False  # an equivalence sub-claim (findingdecl.is_tie): "equivalent" is its success
 
     def decided_text(self) -> str:
         """"decided on <metric>[, a fallback]: claim a/b < 0.5, no-effect value 0.5", or ""."""
@@ -283,11 +252,12 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
     if primary is not None:
         ca, cb = run.cell(a.key, primary.lid), run.cell(b.key, primary.lid)
         if ca is not None and cb is not None:
-            ci = effect(ca, cb, spec.metric)
+            ci = effect(ca, cb, spec.metric, decide_only=True)
             ok, why = can_decide(ca, cb, spec.metric)
             if ok and ci is None:  # e.g. no perf on the machine: the next declared metric may decide
                 ok, why = False, f"{METRICS[spec.metric][1]} was not recorded at the primary point for both rows"
-            prim = PointEffect(primary, ci, can=ok, why_not=why)
+            allowed = METRICS[spec.metric][2]
+            prim = PointEffect(primary, ci, can=ok, why_not=why, excluded=excluded(ca, allowed) + excluded(cb, allowed))
             if not ok:
                 decision = Decision(UNDECIDED, why, ci)
             else:
@@ -297,7 +267,7 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
         ca, cb = run.cell(a.key, ld.lid), run.cell(b.key, ld.lid)
         if ca is None or cb is None:
             continue
-        ci = effect(ca, cb, spec.metric)
+        ci = effect(ca, cb, spec.metric, decide_only=True)
         ok, why = can_decide(ca, cb, spec.metric)
         pe = PointEffect(ld, ci, can=ok, why_not=why)
         if ci is not None and ci.log_se is not None and ok and spec.direction != "equivalent":
@@ -325,14 +295,36 @@ def judged_on(lines: list[Line]) -> str:
 
 
 def combine(lines: list[Line]) -> Decision:
-    """The finding's verdict over its comparisons: the common word when every comparison with data
-    agrees; undecided (naming the disagreement) otherwise. The reason ends with the metrics that
-    judged them (judged_on)."""
-    dec = _combine_words(lines)
+    """The finding's verdict over its comparisons (combine_claims), the reason ending with the
+    metrics that judged them (judged_on)."""
+    dec = combine_claims(lines)
     on = judged_on(lines)
     if on:
         dec.reason = f"{dec.reason}; {on}"
     return dec
+
+
+def combine_claims(lines: list) -> Decision:
+    """A verdict over comparisons of two kinds (each with .decision and .tie): the directional ones
+    (the finding's claim) and the equivalence sub-claims (a tie expected, e.g. two designs with the
+    same concurrency bound). The directional ones combine as before (_combine_words: the common
+    word when they agree, undecided naming the disagreement). A sub-claim holds when it reads
+    "equivalent"; the finding keeps the directional word only when every sub-claim holds, else it
+    is undecided with the sub-claims' counts (a finding of sub-claims alone combines them as one)."""
+    dirs = [ln for ln in lines if not ln.tie]
+    ties = [ln for ln in lines if ln.tie]
+    if not ties or not dirs:
+        return _combine_words(lines)
+    main = _combine_words(dirs)
+    words = [ln.decision.word for ln in ties]
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    if all(w == EQUIVALENT for w in words):
+        return Decision(main.word, f"{main.reason}; the {len(ties)} equivalence sub-claim{'s' if len(ties) > 1 else ''}"
+                        " (a tie expected) hold", reps_needed=main.reps_needed)
+    needs = [x for x in [main.reps_needed] + [ln.decision.reps_needed for ln in ties]
+             if x and x <= stats.MAX_REPS_SEARCH]
+    return Decision(UNDECIDED, f"{main.reason}; the equivalence sub-claims (a tie expected) read {counts}"
+                    f" of {len(ties)}", reps_needed=min(needs) if needs else None)
 
 
 def _combine_words(lines: list[Line]) -> Decision:
@@ -352,6 +344,25 @@ def _combine_words(lines: list[Line]) -> Decision:
         w = (set(words) - {UNDECIDED}).pop()
         return Decision(UNDECIDED, f"{counts} of {len(lines)} comparisons ({w} where decided)")
     return Decision(UNDECIDED, f"the comparisons disagree: {counts} of {len(lines)}")
+
+
+def combine_comparisons(comps: list) -> Decision:
+    """A design finding's verdict over its comparisons (design.py; each with .decision and .tie):
+    combine_claims when it has both directional ones and equivalence sub-claims, else the common
+    word, or undecided with the counts and the closest repetitions that would decide."""
+    if not comps:
+        return Decision(NO_DATA, "the run has no rows for this finding")
+    decs = [c.decision for c in comps]
+    words = [d.word for d in decs]
+    if any(c.tie for c in comps) and not all(c.tie for c in comps):
+        return combine_claims(comps)
+    if len(set(words)) == 1 and words[0] != UNDECIDED:
+        return Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
+    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
+    extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
+    return Decision(UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
+                    reps_needed=min(needs) if needs else None)
 
 
 class Analysis:
@@ -413,8 +424,9 @@ class Analysis:
             # never in the language and runtime.
             pairs = [(a, b) for a in ras for b in rbs if a.key != b.key]
             pr = published_ratio(self.pub, comp, d.published_column)
+            specs = findingdecl.comparison_specs(d, comp)
             for a, b in pairs:
-                results = [judge_metric(self.run, a, b, m, primary, secondary) for m in d.metrics]
+                results = [judge_metric(self.run, a, b, m, primary, secondary) for m in specs]
                 deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
                 if deciding is None:
                     dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
@@ -433,7 +445,7 @@ class Analysis:
                            f" {sd.primary_path}: magnitudes are compared only at matching points (the"
                            " reproduction scorecard compares them on the published path)")
                 f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
-                                    decided_spec=by_spec, comp=comp))
+                                    decided_spec=by_spec, comp=comp, tie=findingdecl.is_tie(comp)))
         f.overall = combine(f.lines)
         if self.stack == STACK_RUBY and not f.lines:
             f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))

@@ -64,7 +64,7 @@ def _effects(run: Run, pub: Published, a: Row | None, b: Row | None) -> list | N
             out.append(ColumnEffect(col, None, None, False, "not measured"))
             continue
         ok, why = findings.can_decide(ca, cb, "req_per_s")
-        out.append(ColumnEffect(col, None, findings.effect(ca, cb, "req_per_s"), ok, why))
+        out.append(ColumnEffect(col, None, findings.effect(ca, cb, "req_per_s", decide_only=ok), ok, why))
     return out
 
 
@@ -132,7 +132,7 @@ def _ratio_at(run: Run, a: Row, b: Row, path: str, column: str) -> tuple[stats.R
     if ca is None or cb is None:
         return None, "not measured"
     ok, why = findings.can_decide(ca, cb, "req_per_s")
-    return findings.effect(ca, cb, "req_per_s"), why
+    return findings.effect(ca, cb, "req_per_s", decide_only=ok), why
 
 
 def _fidelity_line(run: Run, idx: LabelIndex, decl: dict, label: str, column: str) -> FidelityLine:

@@ -99,6 +99,21 @@ class Cell:
                 out.append(req / (dur / 1e6))
         return out
 
+    def values_by_block(self, path: str) -> tuple[list[float], list]:
+        """(values, blocks) at a dotted path over the ok repetitions, in the order values() and
+        rps() give them (req/s derived from requests and duration where only those were recorded):
+        each value with its repetition's block (resultio.point_block), for a paired interval."""
+        vals, blocks = [], []
+        for p in self.ok_points:
+            v = dig(p, path)
+            if path == "wrk.req_per_s" and not isinstance(v, (int, float)):
+                req, dur = dig(p, "wrk.requests"), dig(p, "wrk.duration_us")
+                v = req / (dur / 1e6) if isinstance(req, (int, float)) and isinstance(dur, (int, float)) and dur > 0 else None
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                vals.append(float(v))
+                blocks.append(resultio.point_block(p))
+        return vals, blocks
+
     def median(self, path: str) -> float | None:
         vals = self.rps() if path == "wrk.req_per_s" else self.values(path)
         return stats.median(vals) if vals else None

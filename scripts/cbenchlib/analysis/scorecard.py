@@ -130,7 +130,7 @@ def column_effects(run: Run, pub: Published, a: Row, b: Row, comp: dict | None) 
             out.append(ColumnEffect(col, pr, None, False, f"{col} not measured for both rows"))
             continue
         ok, why = findings.can_decide(ca, cb, "req_per_s")
-        out.append(ColumnEffect(col, pr, findings.effect(ca, cb, "req_per_s"), ok, f"{col}: {why}" if why else ""))
+        out.append(ColumnEffect(col, pr, findings.effect(ca, cb, "req_per_s", decide_only=ok), ok, f"{col}: {why}" if why else ""))
     return out
 
 

@@ -3,36 +3,56 @@
 Contract with the executor (harness): after each block it calls
 `decide(run_dir, published_name, target_ci_pct, max_repetitions)`; when `stop` is false it runs
 one more block for what `rows` names and calls again. Each entry of `rows` is the `point_id` of
-the point (row x load) that needs it, as recorded in points.jsonl, so only the primary point of a
-comparison is repeated; the row's `row.key` when a record has no point_id (the executor then
-runs every point of that row).
+a point (row x load) a comparison needs, as recorded in points.jsonl, so only the points of
+comparisons still open are repeated; the row's `row.key` when a record has no point_id (the
+executor then runs every point of that row). The executor caps every point at max_repetitions
+records, failed and disturbed ones included: that cap is the budget `--dry-run` prints.
 
-The rule is a two-stage design on the interval's WIDTH, never on which side of the null it falls
-(stopping when "significant" would inflate the error rates): the first PILOT_BLOCKS blocks are a
-pilot; from the pilot's spread alone it fixes how many blocks the comparison needs for a 95%
-interval of half-width target_ci_pct percent (stats.reps_for_half_width), capped at
-max_repetitions, and asks for blocks until the rows have that many. Stopping as soon as the
-running interval happens to be narrow would stop exactly where the spread was underestimated by
-chance, and such intervals under-cover (the simulation showed 92% coverage with outliers); a
-count fixed by the pilot does not chase the noise. The simulation test
-(tests/report/simulation_judging.py, ctest report_simulation) checks the resulting error rates and coverage.
+Which comparisons: every comparison declared for the run's scenario (meta.json scenario_name):
+- with a published table, each of its findings' comparisons at their primary load point, on the
+  metric that decides there (findings.py), on each stack the findings judge (the C++ rows at the
+  finding's primary point, the Ruby rows at its "ruby" block's), sized alike and apart;
+- the design findings of the scenario (results/findings/design.json, design.py): each ratio
+  comparison, each threshold row against its value, and the best over the worst row at each
+  handler cost of a convergence finding;
+- the decision table's cells whose section is the scenario (decision.SHAPES): the best family's
+  best row against the next family's and the worst family's, on the metric the cell ranks by.
+Without any, every row's own req/s at every load point (the interval of its mean on the log scale).
 
-Which intervals: with a published table, each declared finding's comparisons at their primary
-load point, on the metric that decides there (findings.py), on each stack the findings judge: the
-C++ rows at the finding's primary point and the Ruby rows at its "ruby" block's (a finding not
-measured on Ruby adds nothing there); the two stacks' comparisons are sized alike and apart, as
-their rows are different rows. A comparison where no declared metric
-can decide (e.g. req/s at a client-bound point) asks for nothing, since more blocks cannot help.
-Without one, every row's own req/s at every load point (the interval of its mean on the log scale).
+Validity: each repetition is judged on its own (verdict.repetition_problem, and the comparison's
+own rules: the verdict its metric decides at, wrk timeouts, requests per connection). A failed,
+disturbed or otherwise invalid repetition is left out of the comparison, with its reason in the
+judging, and counts for nothing here: the comparison asks for another block, so a disturbed
+repetition is re-run, never averaged in, and one bad repetition never stops the sampling. What
+counts is the number of valid blocks the two rows share (the paired interval's n).
+
+The rule, per comparison, in order:
+1. decided: the comparison is decided (supported / contradicted / equivalent; for a decision
+   cell wins / equivalent) at a confidence corrected for the looks the design may take
+   (Bonferroni over max_repetitions - PILOT_BLOCKS + 1 looks at alpha = 0.05): done. Checking a
+   95% interval after every block and stopping when it excludes the null would inflate the error
+   rates; the corrected level keeps the family-wise error of all looks at 5%.
+2. otherwise a two-stage design on the interval's WIDTH, never on which side of the null it falls:
+   the first PILOT_BLOCKS valid shared blocks are a pilot; from the pilot's spread alone it fixes
+   how many blocks the comparison needs for a 95% interval of half-width target_ci_pct percent
+   (stats.reps_for_half_width), capped at max_repetitions, and asks for blocks until the rows
+   have that many valid ones. Stopping as soon as the running interval happens to be narrow
+   would stop exactly where the spread was underestimated by chance, and such intervals
+   under-cover (the simulation showed 92% coverage with outliers); a count fixed by the pilot does
+   not chase the noise. The simulation test (tests/report/simulation_judging.py, ctest
+   report_simulation) checks the resulting error rates and coverage.
+A comparison no valid repetition of a row can enter (e.g. req/s where every repetition was
+client-bound, so no number of blocks makes it decide) asks for nothing and says so.
 """
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
+from typing import Callable
 
-from . import findings, runload, stats
+from . import decision as decision_table, design, findings, runload, stats
 from ..format import published
+from .runload import Cell
 
 
 @dataclass
@@ -52,99 +72,270 @@ STACK_SUFFIX = {published.STACK_CPP: "", published.STACK_RUBY: " on the Ruby row
 PILOT_BLOCKS = 4
 
 
-def _pilot(run: runload.Run) -> runload.Run:
-    """The run restricted to its first PILOT_BLOCKS blocks (or repetitions, in runs without blocks)."""
-    def first(p: dict) -> bool:
-        b = p.get("block")
-        b = b if isinstance(b, int) else p.get("rep")
-        return isinstance(b, int) and b < PILOT_BLOCKS
-    return runload.Run(run.dir, run.meta, [p for p in run.points if first(p)], False)
+@dataclass(frozen=True)
+class Claim:
+    """What decides a comparison: a/b `direction` ("greater", "less") than null_ratio, or
+    "equivalent" within margin; a directional claim with a margin is also decided by a tie."""
+    direction: str
+    null_ratio: float = 1.0
+    margin: float | None = None
 
 
-def _reps(run: runload.Run, row_key: str, lid) -> int:
-    c = run.cell(row_key, lid)
-    if c is None:
-        return 0
-    blocks = {p.get("block") for p in c.ok_points}
-    if None in blocks or not blocks:
-        return len(c.ok_points)
-    return len(blocks)
+@dataclass
+class Comparison:
+    """One declared comparison the rule sizes: its cells (b None: a threshold, a against the
+    constant `value`), how to read a cell's valid (values, blocks), and its claim."""
+    name: str
+    a: Cell
+    b: Cell | None
+    values: Callable[[Cell], tuple[list, list]]
+    claim: Claim
+    value: float = 1.0
+
+    def pairs(self) -> tuple[dict, dict] | tuple[list, None]:
+        """({block: [values]} of a, of b), or (values of a, None) for a threshold."""
+        va, ba = self.values(self.a)
+        if self.b is None:
+            return va, None
+        vb, bb = self.values(self.b)
+        return _by_block(va, ba), _by_block(vb, bb)
+
+    def ci(self, blocks_limit: int | None = None) -> stats.RatioCI | None:
+        """The interval over the valid repetitions, or over the first BLOCKS_LIMIT valid blocks
+        the rows share (the pilot); None without values."""
+        a, b = self.pairs()
+        if b is None:
+            vals = a[:blocks_limit] if blocks_limit else a
+            return stats.ratio_ci(vals, [self.value] * len(vals)) if vals else None
+        common = sorted(k for k in set(a) & set(b) if k is not None)
+        if common:
+            keep = common[:blocks_limit] if blocks_limit else common
+            return stats.paired_log_ratio({k: a[k] for k in keep}, {k: b[k] for k in keep}) \
+                or _welch(a, b, blocks_limit)
+        return _welch(a, b, blocks_limit)
+
+    def have(self) -> int:
+        """Valid repetitions the comparison can use: the blocks both rows share (paired), else
+        the fewer of the two rows' valid repetitions."""
+        a, b = self.pairs()
+        if b is None:
+            return len(a)
+        common = [k for k in set(a) & set(b) if k is not None]
+        if common:
+            return len(common)
+        return min(sum(len(v) for v in a.values()), sum(len(v) for v in b.values()))
+
+    def measurable(self) -> bool:
+        """Whether a row has any valid repetition at all (else more blocks of the same kind will
+        most likely not make one: every repetition so far was invalid for this comparison)."""
+        a, b = self.pairs()
+        return bool(a) and (b is None or bool(b))
+
+    def point_ids(self) -> list[str]:
+        out = []
+        for c in (self.a, self.b):
+            if c is None:
+                continue
+            pid = next((p.get("point_id") for p in c.points if p.get("point_id")), None)
+            out.append(pid or c.row.key)
+        return out
 
 
-def _single_reps_needed(values: list[float], target_pct: float) -> int | None:
-    """Repetitions for the 95% t interval of one row's mean log value to be ±target_pct wide."""
-    if len(values) < stats.MIN_REPS_FOR_CI or min(values) <= 0:
-        return None
-    sd = statistics.stdev([math.log(v) for v in values])
-    for n in range(2, stats.MAX_REPS_SEARCH + 1):
-        if stats.t975(n - 1) * sd / math.sqrt(n) <= math.log(1.0 + target_pct / 100.0):
-            return n
-    return stats.MAX_REPS_SEARCH + 1
+def _by_block(vals: list, blocks: list) -> dict:
+    out: dict = {}
+    for v, b in zip(vals, blocks):
+        out.setdefault(b, []).append(v)
+    return out
 
 
+def _welch(a: dict, b: dict, limit: int | None) -> stats.RatioCI | None:
+    va = [v for vs in a.values() for v in vs][:limit] if limit else [v for vs in a.values() for v in vs]
+    vb = [v for vs in b.values() for v in vs][:limit] if limit else [v for vs in b.values() for v in vs]
+    return stats.welch_log_ratio(va, vb) if va and vb else None
+
+
+def looks(max_repetitions: int) -> int:
+    """How many times the rule may look at a comparison after its pilot: once per block from
+    the pilot's end to the cap."""
+    return max(1, max_repetitions - PILOT_BLOCKS + 1)
+
+
+def decided(ci: stats.RatioCI | None, claim: Claim, n_looks: int) -> bool:
+    """Whether the comparison is decided at confidence 1 - ALPHA / n_looks (see the module
+    docstring): the corrected interval excludes the null (directional), or lies wholly outside
+    the margin (equivalence), or the two one-sided tests pass against the margin at ALPHA / n_looks."""
+    if ci is None or not ci.enough_reps or ci.log_se is None:
+        return False
+    alpha = stats.ALPHA / n_looks
+    if claim.margin is not None and claim.margin > 1.0 and stats.tost_equivalent(ci, claim.margin, alpha)[0]:
+        return True
+    strict = ci.at_confidence(1.0 - alpha)
+    if claim.direction == "equivalent":
+        m = claim.margin or 1.0
+        return strict.lo > m or strict.hi < 1.0 / m
+    return strict.lo > claim.null_ratio or strict.hi < claim.null_ratio
+
+
+# ---------------------------------------------------------------- the declared comparisons
+def published_comparisons(run: runload.Run, pub_name: str) -> tuple[list[Comparison], list[str]]:
+    """(comparisons, notes) of a published table's findings on each stack (module docstring)."""
+    pub = published.load_published(pub_name)
+    out, notes = [], []
+    for stack in STACKS:
+        for f in findings.Analysis(run, pub, stack=stack).findings:
+            for ln in f.lines:
+                name = f"finding {f.fid} {ln.name}{STACK_SUFFIX[stack]}"
+                res = next((r for r in ln.results if r.primary is not None and r.primary.can), None)
+                if res is None:  # no metric decides yet: the first whose rows have a valid repetition
+                    res = next((r for r in ln.results if r.primary is not None
+                                and _published_cmp(run, ln, r).measurable()), None)
+                if res is None:
+                    notes.append(f"{name}: no valid repetition of a row for any declared metric at the"
+                                 " primary point; more blocks would not help")
+                    continue
+                c = _published_cmp(run, ln, res)
+                c.name = f"{name} ({findings.METRICS[res.spec.metric][1]})"
+                out.append(c)
+    return out, notes
+
+
+def _published_cmp(run: runload.Run, ln, res) -> Comparison:
+    lid = res.primary.load.lid
+    metric = res.spec.metric
+    allowed = findings.METRICS[metric][2]
+    return Comparison("", run.cell(ln.a.key, lid), run.cell(ln.b.key, lid),
+                      lambda c, m=metric, al=allowed: findings.cell_values(c, m, al),
+                      Claim(res.spec.direction, res.spec.null_ratio, res.spec.margin))
+
+
+def design_comparisons(run: runload.Run, scenario: str | None) -> tuple[list[Comparison], list[str]]:
+    """(comparisons, notes) of the scenario's design findings (design.json)."""
+    out, notes = [], []
+    try:
+        decls = design.for_scenario(scenario) if scenario else []
+    except (OSError, design.DeclarationError) as exc:
+        return [], [f"design findings unreadable: {exc}"]
+    for d in decls:
+        metric = d["metric"]
+
+        def vals(c, d=d, metric=metric):
+            v, b, _probs = design.values(c, metric, d)
+            return v, b
+        res = design.judge(run, d)
+        if d["kind"] == "convergence":
+            for cp in res.points:
+                ca, cb = design.cell_at(run, cp.best, cp.path), design.cell_at(run, cp.worst, cp.path)
+                if ca is not None and cb is not None:
+                    out.append(Comparison(f"design finding {d['id']} best/worst at {cp.path}", ca, cb, vals,
+                                          Claim("equivalent", 1.0, float(d["margin"]))))
+            continue
+        for comp in res.comparisons:
+            if comp.cells is None:
+                continue
+            ca, cb = comp.cells
+            direction, null, margin = comp.claim
+            if d["kind"] == "threshold":
+                out.append(Comparison(f"design finding {d['id']} {comp.name}", ca, None, vals,
+                                      Claim(direction, 1.0, None), float(d["value"])))
+            else:
+                out.append(Comparison(f"design finding {d['id']} {comp.name}", ca, cb, vals,
+                                      Claim(direction, null, margin)))
+    return out, notes
+
+
+def decision_comparisons(run: runload.Run, scenario: str | None) -> list[Comparison]:
+    """The decision table's comparisons of the scenario's shapes: the best family's best row
+    against the next and the worst family's, oriented so that > 1 favours the best."""
+    out = []
+    for sh in decision_table.SHAPES:
+        if sh.section != scenario:
+            continue
+        sr = decision_table.shape_ranking(run, sh)
+        if sr is None or sr.ranking is None or len(sr.ranking.families) < 2:
+            continue
+        fams = sr.ranking.families
+        verdicts = None if sr.metric != "wrk.req_per_s" else sh.decide_at
+        for other, what in ((fams[1], "next"), (fams[-1], "worst")):
+            if what == "worst" and len(fams) < 3:
+                continue
+            best, worse = run.cell(fams[0].key, sr.load.lid), run.cell(other.key, sr.load.lid)
+            a, b = (best, worse) if sr.higher else (worse, best)
+            out.append(Comparison(f"decision cell \"{sh.name}\": {fams[0].key} against the {what} family's"
+                                  f" {other.key} ({sr.metric})", a, b,
+                                  lambda c, path=sr.metric, v=verdicts: decision_table._vals(c, path, v),
+                                  Claim("greater", 1.0, sr.margin)))
+    return out
+
+
+def own_rate_comparisons(run: runload.Run) -> list[Comparison]:
+    """Without declared comparisons: each row's own req/s at each load point, against 1 (its
+    interval's width is what is sized; it decides nothing)."""
+    out = []
+    for (key, lid), c in run.cells.items():
+        if lid.idle:
+            continue
+        out.append(Comparison(f"{key} {lid.key}", c, None, lambda cell: findings.cell_values(cell, "req_per_s"),
+                              Claim("none"), 1.0))
+    return out
+
+
+# ---------------------------------------------------------------- the rule
 def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_repetitions: int) -> Decision:
     """Whether the run has sampled enough (see the module docstring); never raises on a run that
     has no points yet (it then asks for every row)."""
     run = runload.load_run(run_dir)
-    need: list[str] = []
+    scenario = design.scenario_of(run)
+    comps: list[Comparison] = []
     notes: list[str] = []
-    capped: list[str] = []
-    checked = 0
-
-    def want(row_key: str, lid, what: str, needed: int | None) -> None:
-        """Ask for a block for row_key unless it has `needed` repetitions (None: pilot unfinished)."""
-        nonlocal checked
-        checked += 1
-        have = _reps(run, row_key, lid)
-        goal = max_repetitions if needed is None else min(max(needed, PILOT_BLOCKS), max_repetitions)
-        if needed is None and have >= PILOT_BLOCKS:
-            goal = max_repetitions  # a pilot without a usable spread: sample to the cap
+    if published_name:
+        c, n = published_comparisons(run, published_name)
+        comps += c
+        notes += n
+    c, n = design_comparisons(run, scenario)
+    comps += c
+    notes += n
+    comps += decision_comparisons(run, scenario)
+    if not comps and not published_name:
+        comps = own_rate_comparisons(run)
+    n_looks = looks(max_repetitions)
+    need: list[str] = []
+    capped, done, narrow = [], 0, 0
+    for cmp in comps:
+        if cmp.a is None:
+            continue
+        if not cmp.measurable():
+            notes.append(f"{cmp.name}: no valid repetition of a row yet; more blocks of the same kind would"
+                         " most likely not help")
+            continue
+        have = cmp.have()
+        if have >= PILOT_BLOCKS and cmp.claim.direction != "none" and decided(cmp.ci(), cmp.claim, n_looks):
+            done += 1
+            continue
+        pilot = cmp.ci(PILOT_BLOCKS) if have >= PILOT_BLOCKS else None
+        needed = stats.reps_for_half_width(pilot, target_ci_pct) if pilot is not None and pilot.enough_reps else None
+        if needed is None:
+            goal = PILOT_BLOCKS if have < PILOT_BLOCKS else max_repetitions  # no usable spread: to the cap
+        else:
+            goal = min(max(needed, PILOT_BLOCKS), max_repetitions)
         if have >= goal:
             if needed is None or needed > max_repetitions:
-                capped.append(f"{what} at {max_repetitions} repetitions")
-            return
-        c = run.cell(row_key, lid)
-        pid = next((p.get("point_id") for p in (c.points if c else []) if p.get("point_id")), None)
-        ident = pid or row_key
-        if ident not in need:
-            need.append(ident)
-
-    pilot = _pilot(run)
-    if published_name:
-        pub = published.load_published(published_name)
-        for stack in STACKS:
-            for f in findings.Analysis(pilot, pub, stack=stack).findings:
-                for ln in f.lines:
-                    res = next((r for r in ln.results if r.primary is not None and r.primary.can), None)
-                    name = f"finding {f.fid} {ln.name}{STACK_SUFFIX[stack]}"
-                    if res is None:
-                        notes.append(f"{name}: no declared metric can decide at the primary point;"
-                                     " more blocks would not help")
-                        continue
-                    ci = res.primary.ci
-                    pilot_done = ci is not None and min(ci.n_num, ci.n_den) >= PILOT_BLOCKS
-                    needed = stats.reps_for_half_width(ci, target_ci_pct) if pilot_done else None
-                    what = f"{name} ({findings.METRICS[res.spec.metric][1]})"
-                    for key in (ln.a.key, ln.b.key):
-                        want(key, res.primary.load.lid, what, needed)
-    else:
-        for (key, lid), c in run.cells.items():
-            if lid.idle:
-                continue
-            pc = pilot.cell(key, lid)
-            vals = pc.rps() if pc is not None else []
-            needed = _single_reps_needed(vals, target_ci_pct) if len(vals) >= PILOT_BLOCKS else None
-            want(key, lid, f"{key} {lid.key}", needed)
-
+                capped.append(f"{cmp.name} at {max_repetitions} repetitions")
+            else:
+                narrow += 1
+            continue
+        for ident in cmp.point_ids():
+            if ident not in need:
+                need.append(ident)
     tail = ("; " + "; ".join(notes)) if notes else ""
+    counts = (f"{len(comps)} comparison{'s' if len(comps) != 1 else ''}: {done} decided, {narrow} with the"
+              f" blocks their pilot asked for ±{target_ci_pct:g}%")
     if need:
-        return Decision(False, f"{len(need)} row(s) need another block: the pilot ({PILOT_BLOCKS} blocks) is"
-                        f" unfinished, or its spread needs more blocks for ±{target_ci_pct:g}% (at most"
-                        f" {max_repetitions})" + tail, need)
+        return Decision(False, f"{len(need)} point(s) need another block ({counts}; the others' pilot"
+                        f" ({PILOT_BLOCKS} valid blocks) is unfinished, or their spread needs more valid blocks"
+                        f" for ±{target_ci_pct:g}% (at most {max_repetitions}))" + tail, need)
     if capped:
-        return Decision(True, f"stopped at --max-repetitions {max_repetitions} with intervals still wider than"
-                        f" ±{target_ci_pct:g}%: " + "; ".join(capped) + tail, [])
-    if checked == 0:
+        return Decision(True, f"stopped at --max-repetitions {max_repetitions} with comparisons neither decided"
+                        f" nor narrower than ±{target_ci_pct:g}% ({counts}): " + "; ".join(capped) + tail, [])
+    if not comps:
         return Decision(True, "nothing to sample: no comparison of the run has rows" + tail, [])
-    return Decision(True, f"every comparison has the blocks its pilot asked for ±{target_ci_pct:g}%"
-                    f" ({checked} checked)" + tail, [])
+    return Decision(True, f"every comparison is decided or has the blocks its pilot asked for ({counts})" + tail, [])

@@ -65,8 +65,8 @@ def _err(msg: str) -> int:
     return err("costs", msg)
 
 
-def _rows(args) -> list[dict]:
-    """The rows to measure: --models at --threads, then --rows-from's model and instrument rows (by key, once)."""
+def rows_to_measure(args) -> list[dict]:
+    """The rows to measure (also what reproduce-all counts for its estimate): --models at --threads, then --rows-from's model and instrument rows (by key, once)."""
     if args.models:
         names = args.models.split(",")
     else:
@@ -137,7 +137,7 @@ def run(args) -> int:
         if _tool_version([tool, "--version"]) is None and tool != "taskset":
             return _err(f"{tool} not found: install it (scripts/deps.sh does)")
     try:
-        rows = _rows(args)
+        rows = rows_to_measure(args)
     except (OSError, runload.RunError, ValueError) as exc:
         return _err(str(exc))
     lock = benchlock.acquire(args.lock_file, None, "costs", "cbench costs")

@@ -46,7 +46,7 @@ def run_root(args) -> int:
     template = args.template or (args.report + ".in")
     if os.path.exists(template) and not args.out:
         return run_pages(args, template)
-    try:
+    def render():
         config = reportgen.read_config(args.config)
         root = os.path.dirname(os.path.abspath(args.report))
         text = ""
@@ -62,12 +62,12 @@ def run_root(args) -> int:
                 text = f.read()
             reportgen.check_markers(text, args.report)
             new = reportgen.regenerate(text, config, args.allow_synthetic, root)
-    except OSError as exc:
-        print(f"cbench report: {args.report}: cannot read ({exc.strerror})", file=sys.stderr)
+        return config, text, new
+
+    rendered = _rendered(args.report, render)
+    if rendered is None:
         return 1
-    except reportgen.ReportError as exc:
-        print(f"cbench report: {exc}", file=sys.stderr)
-        return 1
+    config, text, new = rendered
     names = reportgen.section_names(new)
     unknown = [n for n in config if n not in names]
     for n in unknown:
@@ -96,15 +96,14 @@ def run_pages(args, template: str) -> int:
     """REPORT.md (the summary) and its pages under report/, written beside --report; with
     --check, exit 1 when any of them differs from what would be written."""
     root = os.path.dirname(os.path.abspath(args.report))
-    try:
+
+    def render():
         config = reportgen.read_config(args.config)
         with open(template, encoding="utf-8") as f:
-            pages = reportgen.render_pages(f.read(), config, args.allow_synthetic, root, os.path.relpath(template))
-    except OSError as exc:
-        print(f"cbench report: {template}: cannot read ({exc.strerror})", file=sys.stderr)
-        return 1
-    except reportgen.ReportError as exc:
-        print(f"cbench report: {exc}", file=sys.stderr)
+            return reportgen.render_pages(f.read(), config, args.allow_synthetic, root, os.path.relpath(template))
+
+    pages = _rendered(template, render)
+    if pages is None:
         return 1
     pages[os.path.basename(args.report)] = pages.pop("REPORT.md")
     stale = [p for p, text in pages.items() if _read(os.path.join(root, p)) != text]
@@ -119,6 +118,18 @@ def run_pages(args, template: str) -> int:
             return 1
     print(f"{args.report}: {len(stale)} of {len(pages)} pages rewritten ({', '.join(stale) or 'none'})")
     return 0
+
+
+def _rendered(read_path: str, render):
+    """render()'s result, or None after printing why not: a file it could not read (named as
+    READ_PATH, the file the command was asked to render) or the ReportError it raised."""
+    try:
+        return render()
+    except OSError as exc:
+        print(f"cbench report: {read_path}: cannot read ({exc.strerror})", file=sys.stderr)
+    except reportgen.ReportError as exc:
+        print(f"cbench report: {exc}", file=sys.stderr)
+    return None
 
 
 def _read(path: str) -> str | None:

@@ -7,8 +7,8 @@ hundred, connections closed after each request, requests abandoned halfway, slow
 sample a second, then the load stopped and the descriptors counted again. analysis/soak.py
 judges; the exit status is 1 when any model grows, dies or stops answering.
 
-The run directory (default results/soak/<UTC time>-soak/): meta.json (the settings and each
-model's verdict), samples.jsonl (every sample), summary.md (the table printed), logs/.
+The run directory (default results/soak/<UTC time>-soak/): meta.json (the settings, the
+environment as a sweep records it, and each model's verdict), samples.jsonl (every sample), summary.md (the table printed), logs/.
 The reference soak is `cbench soak --duration-s 600` (the default); `make test` runs `--short`.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ import sys
 from . import common
 from ..analysis import soak as judging
 from ..format import resultio, serverlist
-from ..run import benchlock
+from ..format.paths import REPO_ROOT
+from ..run import benchlock, envinfo
 from ..run import soak as soakrun
 from ..run.localhost import LocalHost
 from ..render import soakreport
@@ -109,6 +110,8 @@ def _soak_all(args, models: list, warmup_s: float) -> int:
     load_bin = _load_bin(args)
     meta = {"schema": resultio.SCHEMA_VERSION, "kind": "soak", "run_id": os.path.basename(run_dir),
             "started": resultio.utc_now(), "finished": None,
+            # the commit and machine, so that a soak can join a reference set (one commit, one machine)
+            "env": envinfo.collect(REPO_ROOT, os.path.dirname(os.path.abspath(args.server_bin)), None, None),
             "soak": {"duration_s": args.duration_s, "warmup_s": warmup_s, "sample_s": args.sample_s,
                      "threads": args.threads, "server_bin": common.repo_relative(os.path.abspath(args.server_bin)),
                      "load_bin": load_bin and common.repo_relative(os.path.abspath(load_bin)),

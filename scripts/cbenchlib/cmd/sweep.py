@@ -66,12 +66,13 @@ def add_arguments(p) -> None:
     p.add_argument("--repetitions", type=REPETITIONS, metavar="N",
                    help="override the scenario's repetitions (the initial blocks)")
     p.add_argument("--target-ci", type=float, metavar="PCT",
-                   help="sequential design: add whole blocks for the rows a primary comparison needs "
-                        "until its 95%% interval is narrower than PCT percent (default: the scenario's "
+                   help="sequential design: add whole blocks for the points the scenario's declared "
+                        "comparisons need until each is decided or its 95%% interval is narrower than PCT "
+                        "percent, re-running failed and disturbed repetitions (default: the scenario's "
                         "target_ci_pct; 0 turns it off)")
     p.add_argument("--max-repetitions", type=REPETITIONS, metavar="N",
-                   help="with --target-ci: no point gets more than N repetitions (default: the "
-                        "scenario's max_repetitions)")
+                   help="with --target-ci: no point gets more than N repetitions, re-runs included: the "
+                        "budget --dry-run prints (default: the scenario's max_repetitions)")
     p.add_argument("--server-host", metavar="HOST", default="local",
                    help="where the server runs: local (default), netns:NAME[@ADDR] (a network "
                         "namespace on this machine) or ssh://[user@]host[:port][?address=ADDR] ("

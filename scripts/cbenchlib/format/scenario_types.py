@@ -41,9 +41,10 @@ SETTING_DEFAULTS = {
     "client_cpus": "1",
     "order": "blocked",
     "seed": 1,
-    # Sequential design: extra blocks for the rows a primary comparison of the
-    # published table `published` needs, until its interval is narrower than target_ci_pct
-    # or a point has max_repetitions; at most sequential_points points per extra block.
+    # Sequential design: extra blocks for the points every declared comparison of the scenario
+    # needs (the findings of `published`, its design findings, its decision cells), until each is
+    # decided or its interval is narrower than target_ci_pct, or a point has max_repetitions
+    # (failed and disturbed re-runs included); at most sequential_points points per extra block.
     "target_ci_pct": None,   # None: a fixed design of `repetitions` blocks
     "max_repetitions": None, # None: = repetitions
     "published": None,       # results/published/<name>.json

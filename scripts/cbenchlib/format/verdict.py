@@ -116,6 +116,37 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.0f}%"
 
 
+def disturbed_by(point: dict) -> float | None:
+    """The share of a CPU other processes used during a recorded repetition's window when it is
+    above DISTURBED_CPU (the repetition was disturbed), else None. Reads machine.other_cpu_util,
+    or, for a record that kept only its evidence, the DISTURBED note judge() wrote (read as a whole
+    CPU: the share is unknown)."""
+    machine = point.get("machine") if isinstance(point.get("machine"), dict) else {}
+    other = machine.get("other_cpu_util")
+    if isinstance(other, (int, float)) and not isinstance(other, bool):
+        return float(other) if other > DISTURBED_CPU else None
+    return 1.0 if "DISTURBED" in (point.get("verdict_evidence") or "") else None
+
+
+def repetition_problem(point: dict, decide_at: tuple | None = None) -> str | None:
+    """Why one recorded repetition may not enter a comparison, judged from its own record alone,
+    or None when it may: "failed" (no measurement), "disturbed (...)" (other processes used more
+    than DISTURBED_CPU of a CPU in its window: its figures include their work, so it is excluded and
+    re-run, never averaged in), or its verdict when DECIDE_AT (verdicts allowed to decide) does not
+    list it. A bad repetition is excluded on its own: it never disqualifies the other repetitions
+    of its point."""
+    if point.get("status", "ok") != "ok":
+        return "failed"
+    other = disturbed_by(point)
+    if other is not None:
+        return f"disturbed (other processes used {other * 100:.0f}% of a CPU)"
+    if decide_at is not None:
+        v = point_verdict(point)
+        if v not in decide_at:
+            return v
+    return None
+
+
 def point_verdict(point: dict) -> str:
     """A recorded point's verdict, re-read with today's rules: runs made before `both-saturated`
     existed wrote "server-bound" where wrk's CPUs were saturated too; their figures say so."""

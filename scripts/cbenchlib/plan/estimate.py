@@ -29,11 +29,12 @@ def estimate_s(point, settings, available: set[str] | None) -> float:
 
 def extra_blocks_estimate_s(points: list, settings) -> float:
     """The most a sequential design's extra blocks can take: every extra block at its cap of
-    sequential_points points, each as long as the scenario's longest wrk point."""
+    sequential_points points, each as long as the scenario's longest point (an idle point's
+    estimate where the scenario has only those)."""
     if settings.target_ci_pct is None:
         return 0.0
     blocks = settings.repetitions_cap - settings.repetitions
-    longest = max((estimate_s(p, settings, None) for p in points if not p.load.is_idle), default=0.0)
+    longest = max((estimate_s(p, settings, None) for p in points), default=0.0)
     return blocks * min(settings.sequential_points, len(points)) * longest
 
 

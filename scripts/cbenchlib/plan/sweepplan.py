@@ -108,15 +108,24 @@ class SweepPlan:
             text += (f", {fmt_duration(self.estimate_s)} now ({len(self.skipped_models)} models not "
                      "built: their points are recorded as skipped)")
         if self.sequential:
-            text += (f"; then extra blocks until the primary comparisons of "
-                     f"'{s.published or '?'}' are narrower than {s.target_ci_pct:g}%: at most "
-                     f"{s.repetitions_cap - reps} blocks of at most {s.sequential_points} points, "
-                     f"up to {fmt_duration(self.estimate_extra_s)} more (at most "
-                     f"{fmt_duration(self.estimate_full_s + self.estimate_extra_s)} in all)")
+            text += "\n" + self.budget_line()
         if self.profile:
             text += (f"\nthen --profile: one unmeasured repetition per wrk point under perf, about "
                      f"{fmt_duration(self.profile_estimate_s)} more")
         return text
+
+    def budget_line(self) -> str:
+        """The sequential design's budget, worst case: every extra block at its cap of points,
+        each as long as the longest point, until every point has max_repetitions records (failed
+        and disturbed repetitions re-run count against it)."""
+        s = self.settings
+        of = f"the findings of '{s.published}' and " if s.published else ""
+        return (f"sequential budget: extra blocks until every declared comparison ({of}the scenario's"
+                f" design findings and decision cells; scripts/cbenchlib/analysis/sequential.py) is decided"
+                f" or narrower than ±{s.target_ci_pct:g}%, bad repetitions re-run: at most"
+                f" {s.repetitions_cap - s.repetitions} blocks of at most {s.sequential_points} points (no point"
+                f" beyond {s.repetitions_cap} repetitions), up to {fmt_duration(self.estimate_extra_s)} more"
+                f" (worst case: at most {fmt_duration(self.estimate_full_s + self.estimate_extra_s)} in all)")
 
     def dry_run_lines(self) -> list[str]:
         """What `cbench sweep --dry-run` prints: the summary, then one line per point."""

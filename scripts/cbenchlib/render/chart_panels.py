@@ -84,6 +84,24 @@ def _legend(ax, rows: list[Row], color) -> None:
               borderaxespad=0.0, handlelength=3.0)
 
 
+def _draw_panel(cs: ChartSet, ax, prow: list[Row], color, points_of, linewidth: float,
+                with_rps_interval: bool = False) -> None:
+    """Draws each row of one panel in turn: its line in the row's style (VARIANT_STYLES by its
+    place in the panel), then at each point its 95% req/s interval (WITH_RPS_INTERVAL) and its
+    marker (cs.mark). POINTS_OF(i, row) gives the row's [(x, y, cell)] in drawing order; the
+    order of the calls is the chart's SVG order, which the determinism test pins."""
+    for i, r in enumerate(prow):
+        pts = points_of(i, r)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linewidth=linewidth,
+                linestyle=VARIANT_STYLES[i % len(VARIANT_STYLES)])
+        for x, y, c in pts:
+            if with_rps_interval:
+                ci = interval_of(c.rps())
+                if ci is not None:
+                    interval(ax, x, y, ci[0], ci[1], color, vertical=True, linewidth=0.7, alpha=0.55)
+            cs.mark(ax, x, y, c, color, VARIANT_MARKERS[i % len(VARIANT_MARKERS)])
+
+
 def _series(cs: ChartSet, loads: list[Load], row: Row, metric: str):
     pts = []
     for ld in loads:
@@ -109,16 +127,11 @@ def rps_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], rows: 
         color = FAMILY_COLOR[fam]
         ax.set_ylim(0, top)
         ax.set_xscale("log")
-        for i, r in enumerate(prow):
-            shift = 1.0 + DODGE * (i - (len(prow) - 1) / 2)
-            pts = [(x * shift, y, c) for x, y, c in series[r.key]]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linewidth=1.2,
-                    linestyle=VARIANT_STYLES[i % len(VARIANT_STYLES)])
-            for x, y, c in pts:
-                ci = interval_of(c.rps())
-                if ci is not None:
-                    interval(ax, x, y, ci[0], ci[1], color, vertical=True, linewidth=0.7, alpha=0.55)
-                cs.mark(ax, x, y, c, color, VARIANT_MARKERS[i % len(VARIANT_MARKERS)])
+        def dodged(i, r, n=len(prow)):
+            shift = 1.0 + DODGE * (i - (n - 1) / 2)
+            return [(x * shift, y, c) for x, y, c in series[r.key]]
+
+        _draw_panel(cs, ax, prow, color, dodged, 1.2, with_rps_interval=True)
         _style(ax, title, color, "connections (wrk -c, log)", "requests/s (median)")
         ax.yaxis.set_major_formatter(THOUSANDS)
         _legend(ax, prow, color)
@@ -148,12 +161,7 @@ def latency_vs_connections(cs: ChartSet, slug: str, group, loads: list[Load], ro
     fig, axes = _grid(len(pans), max(len(p[2]) for p in pans))
     for ax, (title, fam, prow) in zip(axes, pans):
         color = FAMILY_COLOR[fam]
-        for i, r in enumerate(prow):
-            pts = series[r.key]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linewidth=1.2,
-                    linestyle=VARIANT_STYLES[i % len(VARIANT_STYLES)])
-            for x, y, c in pts:
-                cs.mark(ax, x, y, c, color, VARIANT_MARKERS[i % len(VARIANT_MARKERS)])
+        _draw_panel(cs, ax, prow, color, lambda _i, r: series[r.key], 1.2)
         ax.set_xscale("log")
         ax.set_yscale("log")
         _style(ax, title, color, "connections (wrk -c, log)", f"wrk {stat} latency (ms, log)")
@@ -186,12 +194,7 @@ def throughput_vs_latency(cs: ChartSet, slug: str, group, loads: list[Load]) -> 
     xmax = max(p[1] for _, pts in data.values() for p in pts) * 1.08
     for ax, (title, fam, prow) in zip(axes, pans):
         color = FAMILY_COLOR[fam]
-        for i, r in enumerate(prow):
-            pts = data[r.key][1]
-            ax.plot([p[1] for p in pts], [p[2] for p in pts], color=color, linewidth=1.1,
-                    linestyle=VARIANT_STYLES[i % len(VARIANT_STYLES)])
-            for _conns, x, y, c in pts:
-                cs.mark(ax, x, y, c, color, VARIANT_MARKERS[i % len(VARIANT_MARKERS)])
+        _draw_panel(cs, ax, prow, color, lambda _i, r: [(x, y, c) for _conns, x, y, c in data[r.key][1]], 1.1)
         ax.set_xlim(0, xmax)
         ax.set_yscale("log")
         _style(ax, title, color, "requests/s (median)", "wrk p99 latency (ms, log)")

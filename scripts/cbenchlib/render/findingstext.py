@@ -69,7 +69,12 @@ def _lines_table(f, primary_path: str) -> list[str]:
     out.append("")
     for ln in f.lines:
         by = f" ({ln.decided_text()})" if ln.decided_spec is not None else ""
-        out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}.")
+        tie = f" An equivalence sub-claim (a tie expected): {(ln.comp or {}).get('reason', '')}." if ln.tie else ""
+        res = next((r for r in ln.results if ln.decided_spec is not None and r.spec is ln.decided_spec), None)
+        left = res.primary.excluded if res is not None and res.primary is not None else []
+        left_text = f" Left out at the primary point: {'; '.join(left)}." if left else ""
+        out.append(f"- {ln.name}: **{ln.decision.word}**{by}: {ln.decision.reason}. Magnitude: {ln.magnitude}."
+                   + tie + left_text)
     if f.missing:
         out.append(f"- {NO_DATA} for " + ", ".join(f"`{n}`" for n in f.missing) + ".")
     return out

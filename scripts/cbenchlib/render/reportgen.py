@@ -14,9 +14,11 @@ import tomllib
 from collections import Counter
 
 from ..analysis import decision, design, findings, latencycurve, micro
+from . import costaccount as account_text
 from . import crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
+from ..format import costs as costs_format
 from ..analysis.runload import Run, load_run, RunError
 from ..format.paths import REPO_ROOT
 
@@ -29,6 +31,10 @@ _SECTION = re.compile(r"^(<!-- BEGIN GENERATED: (?P<name>[A-Za-z0-9_.-]+) -->\n)
 
 
 DECISION_TABLE = "decision-table"  # the generated section built from all reference runs (decision.py)
+SOAK_KIND = "soak"  # meta.json "kind" of a `cbench soak` run directory (results/soak/<id>)
+SOAK_SUMMARY = "summary.md"  # the soak's own table and verdicts, written when it finishes
+# Where a scenario's run directories are made, when not under results/runs (a placeholder names it).
+RUN_PARENTS = {SOAK_KIND: "results/soak", "calibrate": "results/calibration"}
 
 
 class ReportError(Exception):
@@ -152,9 +158,10 @@ def placeholder(name: str, sec: dict | None) -> str:
                 f" `cbench compare --replication`, and none of its numbers is part of this report."
                 f" After remaking the sweep here from the reference commit, set"
                 f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`.\n")
+    parent = RUN_PARENTS.get(what, "results/runs")
     return (f"_Not yet run._ No reference run of scenario `{what}` is listed for this section in"
             f" `results/reference-runs.toml`; after the sweep on the reference machine, set"
-            f" `[sections.{name}] run = \"results/runs/<id>\"` and run `make report`."
+            f" `[sections.{name}] run = \"{parent}/<id>\"` and run `make report`."
             " No numbers are shown until then.\n")
 
 
@@ -174,6 +181,11 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
         raise ReportError(f"section {name}: {run_dir} is synthetic test data (meta.json \"synthetic\": true);"
                           " fixtures never go into REPORT.md")
     rel = os.path.relpath(os.path.abspath(run.dir), os.path.abspath(root))
+    kind = run.meta.get("kind")
+    if kind == SOAK_KIND:
+        return soak_text(name, run.dir, rel)
+    if kind == costs_format.KIND:
+        return costs_text(name, run.dir, rel)
     ensure_charts(run)
     if micro.is_micro_run(run):
         return microreport.section_body(run, rel, chart_links(run, link_prefix=f"{rel}/"))
@@ -194,6 +206,39 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
         out.append(designed)
     out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _demote(text: str) -> str:
+    """TEXT with every heading one level down: a generated section sits under its own `## `."""
+    return re.sub(r"(?m)^(#+) ", r"#\1 ", text)
+
+
+def soak_text(name: str, run_dir: str, rel: str) -> str:
+    """A soak section: the soak's own summary (every model's growth slopes and verdict)."""
+    try:
+        with open(os.path.join(run_dir, SOAK_SUMMARY), encoding="utf-8") as f:
+            body = f.read()
+    except OSError:
+        raise ReportError(f"section {name}: {rel}/{SOAK_SUMMARY} is missing (the soak did not finish)")
+    return (f"Every number in this section comes from `{rel}/{SOAK_SUMMARY}` (`cbench soak`; its samples in"
+            f" `{rel}/samples.jsonl`; regenerate with `make report`).\n\n" + _demote(body).rstrip("\n") + "\n")
+
+
+def costs_text(name: str, run_dir: str, rel: str) -> str:
+    """A costs section: the run's account.md when `cbench costs` wrote one (with --cpu-from and
+    --micro), else its counts per row from costs.jsonl."""
+    try:
+        _meta, records = costs_format.read_run(run_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ReportError(f"section {name}: {rel}/{costs_format.FILE} unreadable ({exc})")
+    path = os.path.join(run_dir, "account.md")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            body, source = f.read(), f"`{rel}/account.md` (counts from `{rel}/{costs_format.FILE}`)"
+    else:
+        body, source = account_text.report(records, None, None), f"`{rel}/{costs_format.FILE}`"
+    return (f"Every number in this section comes from {source} (`cbench costs`; regenerate with"
+            " `make report`).\n\n" + _demote(body).rstrip("\n") + "\n")
 
 
 def _rate(entry: dict) -> str:

@@ -307,11 +307,12 @@ def f_bound(rd: Renderer, use: Use, section, spec, verdict="server-bound", noun=
 def f_cmp(rd: Renderer, use: Use, section, row_a, row_b, load, metric, lower, higher, same):
     """{{cmp SEC | A | B | LOAD | METRIC | if lower | if higher | if undecided}}: A against B.
 
-    The words are chosen by the 95% Welch interval of the ratio A/B on the log scale (lower: the
-    interval is below 1); the ratio and its interval follow in parentheses."""
+    The words are chosen by the 95% interval of the ratio A/B on the log scale, paired by block
+    (lower: the interval is below 1); the ratio and its interval follow in parentheses."""
     ca, cb = rd.cell(section, row_a, load, use), rd.cell(section, row_b, load, use)
     a, b = rd.metric_values(ca, metric), rd.metric_values(cb, metric)
-    r, lo, hi, how = effect(ca, cb, a, b)
+    path = METRICS[metric][0]
+    r, lo, hi, how = effect(ca, cb, a, b, ca.values_by_block(path)[1], cb.values_by_block(path)[1])
     if lo is None:
         words, why = same, f"{metric} ratio {r:.2f}, too few repetitions for an interval"
     else:

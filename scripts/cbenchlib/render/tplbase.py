@@ -73,13 +73,17 @@ def unit_suffix(unit: str) -> str:
 
 
 
-def effect(ca: Cell, cb: Cell, a: list[float], b: list[float]):
-    """(ratio, lo, hi, method words) from stats.ratio_ci: paired over blocks when both cells'
-    repetitions record their block (and metric values line up with them), Welch otherwise."""
-    blocks_a = [resultio.point_block(p) for p in ca.ok_points] if len(a) == len(ca.ok_points) else None
-    blocks_b = [resultio.point_block(p) for p in cb.ok_points] if len(b) == len(cb.ok_points) else None
+def effect(ca: Cell, cb: Cell, a: list[float], b: list[float], blocks_a: list | None = None,
+           blocks_b: list | None = None):
+    """(ratio, lo, hi, method words) from stats.ratio_ci, paired over blocks: BLOCKS_A/BLOCKS_B give
+    each value's block (values picked from some repetitions only, e.g. the undisturbed ones, pass
+    theirs); without them the cells' ok repetitions' blocks are used when the values line up with
+    them. Welch only when a side recorded no blocks (runs from before blocks existed)."""
+    if blocks_a is None and len(a) == len(ca.ok_points):
+        blocks_a = [resultio.point_block(p) for p in ca.ok_points]
+    if blocks_b is None and len(b) == len(cb.ok_points):
+        blocks_b = [resultio.point_block(p) for p in cb.ok_points]
     ci = stats.ratio_ci(a, b, blocks_num=blocks_a, blocks_den=blocks_b)
     if ci is None:
         return (float("nan"), None, None, "")
     return (ci.ratio, ci.lo, ci.hi, {"paired-t": "paired", "welch-t": "Welch"}.get(ci.method, ci.method))
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from ..format import metrics as registry
+from ..format import metrics as registry, resultio, verdict
 from .tplbase import Use, effect
 
 
@@ -17,22 +17,24 @@ def f_softirq(rd, use: Use, section, row_a, row_b, load):
 
     def undisturbed(c):
         # The CPU's busy time includes other processes' work: only undisturbed points count.
-        return [p for p in c.ok_points if "DISTURBED" not in (p.get("verdict_evidence") or "")]
+        return [p for p in c.ok_points if verdict.disturbed_by(p) is None]
 
     def per_req_busy(c):
-        out = []
+        """(values, blocks): the CPU's busy time per request of each undisturbed repetition."""
+        out, blocks = [], []
         for p in undisturbed(c):
             busy = registry.dig(p, "machine.busy_frac.server")
             win, req = registry.dig(p, "server.window_s"), registry.dig(p, "wrk.requests")
             if isinstance(busy, (int, float)) and win and req:
                 out.append(busy * win * 1e6 / req)
-        return out
+                blocks.append(resultio.point_block(p))
+        return out, blocks
 
     def softirq(c):
         v = [x for x in (registry.dig(p, "machine.softirq_frac.server") for p in undisturbed(c)) if isinstance(x, (int, float))]
         return f"{statistics.median(v) * 100:.1f}%" if v else "not recorded"
 
-    ba, bb = per_req_busy(ca), per_req_busy(cb)
+    (ba, bka), (bb, bkb) = per_req_busy(ca), per_req_busy(cb)
     if not any(registry.dig(p, "machine.busy_frac.server") is not None for p in ca.ok_points + cb.ok_points):
         return (f"The reference run predates this record (its points have no `machine.busy_frac`), so"
                 f" this report cannot yet show whether `{row_a}` against `{row_b}` at `{load}` changes with it.")
@@ -42,8 +44,9 @@ def f_softirq(rd, use: Use, section, row_a, row_b, load):
     use.figures |= probe.figures
     cpu_a = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(ca)]
     cpu_b = [p["derived"]["server_cpu_us_per_req"] for p in undisturbed(cb)]
-    r, lo, hi, _ = effect(ca, cb, cpu_a, cpu_b)  # lengths differ from ok_points when disturbed: Welch
-    r2, lo2, hi2, _ = effect(ca, cb, ba, bb)
+    r, lo, hi, _ = effect(ca, cb, cpu_a, cpu_b, [resultio.point_block(p) for p in undisturbed(ca)],
+                          [resultio.point_block(p) for p in undisturbed(cb)])
+    r2, lo2, hi2, _ = effect(ca, cb, ba, bb, bka, bkb)
     return (f"At `{load}`, softirq time was {softirq(ca)} of the server CPU for `{row_a}` and"
             f" {softirq(cb)} for `{row_b}`; server CPU per request `{row_a}`/`{row_b}` is"
             f" {_ratio_text(r, lo, hi)} from the server process's CPU time and {_ratio_text(r2, lo2, hi2)}"

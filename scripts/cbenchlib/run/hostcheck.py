@@ -171,3 +171,68 @@ def measure_rtt(server_host, client_host, addr: str, work_dir: str, samples: int
         out[key] = {"median": round(statistics.median(vals), 1), "min": round(min(vals), 1),
                     "max": round(max(vals), 1)}
     return out
+
+
+# -- is this machine quiet enough to start a reference sitting? ---------------------------
+# A process that used more than this share of one CPU over the sample is "busy": a build, a test
+# run or another benchmark uses a whole CPU; an idle shell, an editor or a session's agent that
+# waits uses well under 1%. 10% leaves room for those and still names a compiler in its link phase.
+BUSY_CPU_SHARE = 0.10
+BUSY_SAMPLE_S = 2.0  # long enough to see a busy process at 10% (0.2 s of CPU) at 100 Hz ticks
+
+
+def process_ticks(proc_root: str = "/proc") -> dict[int, tuple[str, int]]:
+    """{pid: (command name, user + system clock ticks)} of every process readable now."""
+    out = {}
+    for name in os.listdir(proc_root):
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc_root, name, "stat"), encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:  # exited since listdir, or not ours to read
+            continue
+        # comm is in parentheses and may itself hold spaces or parentheses: split after the last ")".
+        head, _, rest = text.rpartition(")")
+        fields = rest.split()
+        if len(fields) > 12:
+            out[int(name)] = (head.partition("(")[2], int(fields[11]) + int(fields[12]))
+    return out
+
+
+def busy_between(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]], elapsed_s: float,
+                 ticks_per_s: float, exclude: set[int] = frozenset(),
+                 min_share: float = BUSY_CPU_SHARE) -> list[tuple[int, str, float]]:
+    """[(pid, command, share of one CPU)] of the processes in both samples, not in EXCLUDE, that
+    used at least MIN_SHARE of a CPU between them; the busiest first."""
+    out = []
+    for pid, (comm, t1) in after.items():
+        if pid in exclude or pid not in before or before[pid][0] != comm:
+            continue
+        share = (t1 - before[pid][1]) / ticks_per_s / elapsed_s
+        if share >= min_share:
+            out.append((pid, comm, round(share, 2)))
+    return sorted(out, key=lambda t: (-t[2], t[0]))
+
+
+def own_lineage(pid: int | None = None, proc_root: str = "/proc") -> set[int]:
+    """PID (default: this process) and its ancestors: the make and shell that started a command
+    are not "other work" beside it."""
+    pid = os.getpid() if pid is None else pid
+    out = set()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            with open(os.path.join(proc_root, str(pid), "stat"), encoding="utf-8", errors="replace") as f:
+                pid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
+def busy_processes(sample_s: float = BUSY_SAMPLE_S) -> list[tuple[int, str, float]]:
+    """busy_between over SAMPLE_S seconds now, this process and its ancestors excluded."""
+    t0, before = time.monotonic(), process_ticks()
+    time.sleep(sample_s)
+    after, elapsed = process_ticks(), time.monotonic() - t0
+    return busy_between(before, after, elapsed, os.sysconf("SC_CLK_TCK"), own_lineage())

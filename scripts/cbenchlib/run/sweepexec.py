@@ -1,7 +1,7 @@
 """Executes a sweep's plan (plan.sweepplan.SweepPlan) on its hosts, one method per step: check
 the tools -> take the machine-wide benchmark lock -> create (or resume) the run directory ->
 run the initial blocks (one fresh server per repetition, through runner.Runner), appending one
-line per repetition -> with a target interval, extra blocks for the rows the primary
+line per repetition -> with a target interval, extra blocks for the points the declared
 comparisons need, for as long as the stopping rule `decide` says -> finish meta.json.
 
 The stopping rule is passed in (analysis.sequential.decide; run does not import analysis).
