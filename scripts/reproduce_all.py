@@ -9,7 +9,7 @@ It prints its expected time first, the worst case of each step and their sum: a 
 `cbench sweep --dry-run` (the worst case where a sequential design may add blocks), the
 microbenchmarks' from `cbench micro`'s defaults and the number of benchmarks the built binaries
 list, the costs' from the rows it measures and its server runs per row, the soak's from its
-models and its duration per model, the calibration's from its help. `--dry-run` prints the plan
+models and its duration per model, the calibration's from its own estimate (what its --dry-run prints). `--dry-run` prints the plan
 and runs nothing; `--only`/`--skip` select steps (a scenario's name, or micro, costs, calibrate,
 soak, or sweeps for every sweep); `--budget-min N` refuses a sitting whose worst case exceeds N
 minutes. A set made in two sittings shares one commit: `--skip soak --no-report`, then
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
 from cbenchlib.run import envinfo, hostcheck  # noqa: E402  (after the path it is found on)
+from cbenchlib.cmd import calibrate  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
@@ -39,8 +40,8 @@ CONFIG = os.path.join(REPO, "results", "reference-runs.toml")
 # Scenarios that are not reference sweeps, and why.
 EXCLUDED = {"smoke": "the harness's smoke test, not a reference sweep",
             "quick": "make quick's first look at a machine, not a reference sweep"}
-# cbench calibrate's default (10 A/A and A/B trials): its help says about 6-7 minutes; no dry-run.
-CALIBRATE_ESTIMATE_S = 7 * 60
+# cbench calibrate's default: the estimate its --dry-run prints.
+CALIBRATE_ESTIMATE_S = round(calibrate.default_estimate_s())
 CALIBRATE_SECTION = "calibrate"
 # `cbench micro` (the [sections.micro] reference run, scenario "micro") has no dry-run either. Its
 # time is per benchmark about (repetitions + 1) x min_time (Google Benchmark calibrates the

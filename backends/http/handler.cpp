@@ -22,6 +22,8 @@ std::atomic<double> g_iters_per_us{0.0};
 std::once_flag g_calibrate_once;
 // Extra CPU per request in ns (set_handicap_ns); read on every request, written once at start-up.
 std::atomic<std::uint64_t> g_handicap_ns{0};
+// Extra spin_kernel iterations per request (set_handicap_loops); the same contract.
+std::atomic<std::uint64_t> g_handicap_loops{0};
 
 // A dependent chain of multiply-adds the optimiser cannot remove or vectorise.
 std::uint64_t spin_kernel(std::uint64_t iters, std::uint64_t seed) {
@@ -114,6 +116,8 @@ void spin_for_us(std::uint64_t us) {
 
 void set_handicap_ns(std::uint64_t ns) { g_handicap_ns.store(ns, std::memory_order_relaxed); }
 
+void set_handicap_loops(std::uint64_t loops) { g_handicap_loops.store(loops, std::memory_order_relaxed); }
+
 Response handle(const Request& req) {
   if (std::uint64_t h = g_handicap_ns.load(std::memory_order_relaxed); h != 0) {
     double ipu = g_iters_per_us.load(std::memory_order_acquire);
@@ -123,6 +127,7 @@ Response handle(const Request& req) {
     }
     spin_kernel(static_cast<std::uint64_t>(ipu * static_cast<double>(h) / 1000.0), h);
   }
+  if (std::uint64_t l = g_handicap_loops.load(std::memory_order_relaxed); l != 0) spin_kernel(l, l);
   if (req.method != HTTP_GET && req.method != HTTP_HEAD) return text(405, "405 Method Not Allowed\n");
   const std::string_view p = req.path;
   if (p == "/" || p == "/plaintext") return text(200, kHello);

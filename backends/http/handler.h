@@ -30,4 +30,11 @@ void spin_for_us(std::uint64_t us);
 // pipeline. 0 (the default) adds nothing. Set once at start-up, before any request.
 void set_handicap_ns(std::uint64_t ns);
 
+// Deterministic handicap (`cbench-server --handicap-loops N`): every request that handle() answers
+// first runs N iterations of the /spin loop, uncalibrated, so that it costs the same number of
+// instructions however fast the machine or the instrument (callgrind counts them exactly, where
+// --handicap-ns would calibrate against valgrind's slowed clock). 0 (the default) adds nothing.
+// Set once at start-up, before any request.
+void set_handicap_loops(std::uint64_t loops);
+
 }  // namespace cb::http

@@ -30,7 +30,8 @@ using cb::server::Options;
 
 constexpr const char* kUsage =
     "usage: cbench-server --model NAME [--port P] [--host ADDR] [--threads N]\n"
-    "                     [--idle-timeout-ms MS] [--handicap-ns N] [--processes N] [--keepalive on|off]\n"
+    "                     [--idle-timeout-ms MS] [--handicap-ns N] [--handicap-loops N]\n"
+    "                     [--processes N] [--keepalive on|off]\n"
     "                     [--counters-out PATH] [--response standard|published] [--trace-writes]\n"
     "                     [MODEL OPTIONS: see below]\n"
     "       cbench-server --version   (prints 'cbench-server COMMIT', the git commit it was built from)\n"
@@ -131,8 +132,10 @@ Options parse(int argc, char** argv, bool& list, MainOptions& mo) {
       else if (r == "published") cb::http::set_response_style(cb::http::ResponseStyle::published);
       else die_usage("--response wants standard or published, got '" + r + "'");
     }
-    // --- calibration handicap (`cbench calibrate`, the regression gate): N ns of CPU per request ---
+    // --- calibration handicap (`cbench calibrate`, the regression gate): N ns of CPU per request,
+    // or N loop iterations per request (a fixed instruction count, for instructions per request) ---
     else if (a == "--handicap-ns") cb::http::set_handicap_ns(static_cast<std::uint64_t>(parse_int(a, value(), 0, 10'000'000)));
+    else if (a == "--handicap-loops") cb::http::set_handicap_loops(static_cast<std::uint64_t>(parse_int(a, value(), 0, 100'000'000)));
     // --- end of calibration handicap ---
     // --- cluster mode and keep-alive policy (cluster.h, http/codec.h) ---
     else if (a == "--processes") o.processes = parse_int(a, value(), 1, 256);

@@ -54,6 +54,7 @@ def simulate(rng: random.Random, ratio: float, cv: float, n: int = 3) -> FakeRun
 
 
 P, F, U = cli_regress.PASS, cli_regress.FAIL, cli_regress.UNDECIDED
+CPU = ("server_cpu_us_per_req",)  # the sweep metric the simulated cells carry
 
 
 class GateRule(unittest.TestCase):
@@ -76,7 +77,7 @@ class GateRule(unittest.TestCase):
     def test_cases(self):
         for label, ratio, cv, n, thr, want in self.CASES:
             with self.subTest(label):
-                r = cli_regress.judge(simulate(random.Random(1), ratio, cv, n), "m", thr)
+                r = cli_regress.judge(simulate(random.Random(1), ratio, cv, n), "m", thr, CPU)
                 self.assertEqual(r["gate"], want, f"{label}: {r}")
                 self.assertEqual(cli_regress.exit_status([r]), {P: 0, F: 1, U: 3}[want])
 
@@ -87,12 +88,12 @@ class GateRule(unittest.TestCase):
         rng = random.Random(7)
         for label, ratio, never in [("A/A", 1.0, F), ("+20%", 1.2, P)]:
             with self.subTest(label):
-                got = [cli_regress.judge(simulate(rng, ratio, 0.10, 5), "m", 10)["gate"] for _ in range(400)]
+                got = [cli_regress.judge(simulate(rng, ratio, 0.10, 5), "m", 10, CPU)["gate"] for _ in range(400)]
                 self.assertLessEqual(got.count(never), 4, f"{label}: {got.count(never)} of 400 {never}")
                 self.assertGreater(got.count(U), 0)
 
     def test_undecided_says_how_many_blocks_would_decide(self):
-        r = cli_regress.judge(simulate(random.Random(1), 1.00, 0.05, 3), "m", 10)
+        r = cli_regress.judge(simulate(random.Random(1), 1.00, 0.05, 3), "m", 10, CPU)
         self.assertEqual(r["gate"], U, r)
         n = r["blocks_needed"]
         self.assertGreater(n, 3)
@@ -120,7 +121,7 @@ class GateRule(unittest.TestCase):
 
     def test_candidate_failures_fail(self):
         run = FakeRun(cell([10, 10, 10]), cell([10, 10, 10], status=["ok", "failed", "ok"]))
-        r = cli_regress.judge(run, "m", 10)
+        r = cli_regress.judge(run, "m", 10, CPU)
         self.assertEqual(r["gate"], F, r)
 
     def test_error_bound_points(self):
@@ -130,10 +131,10 @@ class GateRule(unittest.TestCase):
                                     ("baseline error-bound only: not judged", "error-bound", "server-bound", U)]:
             with self.subTest(label):
                 run = FakeRun(cell([10, 10.1, 10], verdict=vb), cell([10, 10.2, 10], verdict=vc))
-                self.assertEqual(cli_regress.judge(run, "m", 10)["gate"], want)
+                self.assertEqual(cli_regress.judge(run, "m", 10, CPU)["gate"], want)
 
     def test_missing_model(self):
-        r = cli_regress.judge(FakeRun(cell([1, 1]), cell([1, 1]), model="other"), "m", 10)
+        r = cli_regress.judge(FakeRun(cell([1, 1]), cell([1, 1]), model="other"), "m", 10, CPU)
         self.assertEqual((r["gate"], r["word"]), (U, cli_regress.NO_DATA))
 
     def test_req_per_s_is_judged_as_a_throughput(self):
@@ -149,6 +150,52 @@ class GateRule(unittest.TestCase):
         r = cli_regress.judge(run, "m", 10, ("server_cpu_us_per_req", "req_per_s"))
         self.assertEqual(r["gate"], U, r)
         self.assertEqual(r["metrics"]["server_cpu_us_per_req"]["gate"], P)
+
+
+class Instructions(unittest.TestCase):
+    """Instructions per request, measured block by block outside the sweep, judged by the same rule."""
+
+    @staticmethod
+    def blocks(rng: random.Random, ratio: float, cv: float, n: int = 3) -> dict:
+        base = {b: 1284.0 * rng.gauss(1.0, cv) for b in range(n)}
+        return {"baseline": base, "candidate": {b: 1284.0 * ratio * rng.gauss(1.0, cv) for b in range(n)}}
+
+    def test_cases(self):
+        # (label, true ratio, cv between processes, blocks, expected gate); 0.2% is callgrind's spread
+        for label, ratio, cv, n, want in [("A/A", 1.0, 0.002, 3, P), ("+10% at the threshold", 1.10, 0.002, 3, U),
+                                          ("+20%", 1.2, 0.002, 3, F), ("one block", 1.0, 0.002, 1, U)]:
+            with self.subTest(label):
+                r = cli_regress.judge(None, "m", 10, ("instructions_per_req",),
+                                      self.blocks(random.Random(3), ratio, cv, n))
+                self.assertEqual(r["gate"], want, r)
+                self.assertEqual(cli_regress.exit_status([r]), {P: 0, F: 1, U: 3}[want])
+                if want == U and n > 1:
+                    self.assertIn("blocks", r["reason"])
+                self.assertEqual(len(r["instructions_per_req"]["candidate"]), n)
+
+    def test_with_a_sweep_metric_both_must_pass(self):
+        run = simulate(random.Random(1), 1.0, 0.10, 3)  # CPU per request too noisy to pass
+        ins = self.blocks(random.Random(1), 1.0, 0.002)
+        r = cli_regress.judge(run, "m", 10, ("instructions_per_req", "server_cpu_us_per_req"), ins)
+        self.assertEqual(r["metrics"]["instructions_per_req"]["gate"], P, r)
+        self.assertEqual(r["gate"], r["metrics"]["server_cpu_us_per_req"]["gate"], r)
+
+    def test_not_measured(self):
+        r = cli_regress.judge(None, "m", 10, ("instructions_per_req",), None)
+        self.assertEqual(r["gate"], U)
+
+    def test_regress_md_says_what_was_measured(self):
+        r = cli_regress.judge(None, "m", 10, ("instructions_per_req",), self.blocks(random.Random(3), 1.2, 0.002))
+        meta = {"baseline_commit": "a" * 40, "baseline_rev": "HEAD", "baseline_how": "copied", "candidate_commit": "b",
+                "candidate_dirty": False, "candidate_args": "--handicap-loops 26", "path": "/spin?us=10",
+                "wrk_threads": 4, "connections": 64, "threads": 1, "repetitions": 3, "duration_s": 1,
+                "instructions_requests": {"warm": 1000, "window": 1000}, "threshold_pct": 10,
+                "threshold_source": "default", "metrics": ["instructions_per_req"], "metrics_source": "default list",
+                "run": None, "notes": []}
+        text = cli_regress.render([r], meta)
+        self.assertIn("- instructions: 3 blocks, each one server per side under callgrind counted over 1000", text)
+        self.assertNotIn("- point:", text)
+        self.assertIn("| m | FAIL | instructions/request 1.", text)
 
 
 class ExitStatus(unittest.TestCase):
@@ -176,23 +223,59 @@ class Metrics(unittest.TestCase):
             json.dump(body, f)
         return d
 
+    def calib_v2(self, entries: dict) -> str:
+        """A version-2 calibration: {"<metric>@<load>": {effect %: detections of 40}}."""
+        d = tempfile.mkdtemp(prefix="cbench-regress-cal-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
+        rate = lambda k: {"k": k, "n": 40, "ci": [0, 1]}  # noqa: E731
+        body = {"version": 2, "metrics": {key: {"trials": 40, "blocks": 3, "aa_false_positive": rate(1),
+                                               "detection": {p: rate(k) for p, k in det.items()}}
+                                         for key, det in entries.items()}}
+        with open(os.path.join(d, "calibration.json"), "w") as f:
+            json.dump(body, f)
+        return d
+
     def test_metrics_that_catch_the_threshold(self):
         # (label, detections of 10 per handicap %, calibration's metric, threshold, expected metrics)
         for label, det, metric, thr, want in [
                 ("10% caught on req/s (calibrate's metric)", {"5": 4, "10": 9}, None, 10, ["req_per_s"]),
                 ("5% caught catches 10% too", {"5": 8, "10": 7}, None, 10, ["req_per_s"]),
-                ("10% caught, threshold 5%", {"5": 4, "10": 9}, None, 5, ["server_cpu_us_per_req"]),
-                ("none caught: CPU per request", {"5": 1, "10": 7}, None, 10, ["server_cpu_us_per_req"]),
+                ("10% caught, threshold 5%: the default list", {"5": 4, "10": 9}, None, 5, ["instructions_per_req"]),
+                ("none caught: the default list", {"5": 1, "10": 7}, None, 10, ["instructions_per_req"]),
                 ("caught on CPU per request", {"10": 10}, "server_cpu_us_per_req", 10, ["server_cpu_us_per_req"])]:
             with self.subTest(label):
                 metrics, why, _cal = cli_regress.choose_metrics(self.calib(det, metric), thr)
                 self.assertEqual(metrics, want, why)
-                self.assertEqual("sensitivity unknown" in why, want == ["server_cpu_us_per_req"] and not metric, why)
+                self.assertEqual("default list" in why, want == ["instructions_per_req"], why)
+
+    def test_version_2_entries(self):
+        # (label, entries, threshold, expected metrics): only entries at the gate's loads count,
+        # instructions first; a fixed-rate entry is not the gate's measurement.
+        for label, ents, thr, want in [
+                ("instructions and saturated CPU", {"instructions_per_req@callgrind": {"1": 40, "5": 40, "10": 40},
+                                                    "server_cpu_us_per_req@saturated": {"5": 20, "10": 35}},
+                 10, ["instructions_per_req", "server_cpu_us_per_req"]),
+                ("saturated CPU misses 10%", {"instructions_per_req@callgrind": {"1": 40},
+                                              "server_cpu_us_per_req@saturated": {"5": 10, "10": 31}},
+                 10, ["instructions_per_req"]),
+                ("fixed rate only: not the gate's load", {"server_cpu_us_per_req@fixed-rate": {"5": 40}},
+                 10, ["instructions_per_req"])]:
+            with self.subTest(label):
+                metrics, why, _cal = cli_regress.choose_metrics(self.calib_v2(ents), thr)
+                self.assertEqual(metrics, want, why)
+        _m, why, _c = cli_regress.choose_metrics(self.calib_v2({"server_cpu_us_per_req@fixed-rate": {"5": 40}}), 10)
+        self.assertIn("not measured by the gate: server_cpu_us_per_req@fixed-rate", why)
+
+    def test_named_metrics(self):
+        self.assertEqual(cli_regress.choose_metrics(None, 10, "req_per_s, instructions_per_req")[0],
+                         ["req_per_s", "instructions_per_req"])
+        with self.assertRaises(cli_regress.GateError):
+            cli_regress.choose_metrics(None, 10, "p99")
 
     def test_without_calibration(self):
         metrics, why, cal = cli_regress.choose_metrics(None, 10)
-        self.assertEqual((metrics, cal), (["server_cpu_us_per_req"], None))
-        self.assertIn("sensitivity is unknown", why)
+        self.assertEqual((metrics, cal), (["instructions_per_req"], None))
+        self.assertIn("default list", why)
 
     def test_unreadable(self):
         with self.assertRaises(cli_regress.GateError):

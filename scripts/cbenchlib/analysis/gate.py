@@ -2,8 +2,9 @@
 in paired blocks, judged as a non-inferiority test against 1 + threshold; and which metrics a
 calibration shows can catch that threshold.
 
-Per metric, the slowdown is candidate/baseline of a cost (CPU per request), or baseline/candidate
-of a throughput (req/s), with its 95% interval paired by block (findings.effect). The verdict:
+Per metric, the slowdown is candidate/baseline of a cost (instructions or CPU per request), or
+baseline/candidate of a throughput (req/s), with its 95% interval paired by block (findings.effect
+for a sweep's cells, paired_slowdown for instructions measured block by block). The verdict:
 - pass: the whole interval lies below 1 + threshold: the candidate is shown to be at most
   threshold slower (non-inferiority established, not merely "no difference seen");
 - fail: the whole interval lies above 1 + threshold; or the candidate failed repetitions its
@@ -25,22 +26,30 @@ from .runload import Cell
 from ..format import calibration
 
 PASS, FAIL, UNDECIDED = "pass", "FAIL", "undecided"
-DEFAULT_METRIC = "server_cpu_us_per_req"
+INSTRUCTIONS = "instructions_per_req"
 # Each metric the gate can judge: its sense (+1 a higher value is a slower candidate: a cost per
-# request; -1 a lower one is: a throughput) and the point verdicts at which it measures the
-# server's cost. CPU per request is the server's cost whatever bounds the point (error-bound
-# points excepted); req/s is only where the server is the bound.
+# request; -1 a lower one is: a throughput), the point verdicts at which it measures the server's
+# cost (None: not a sweep metric), and the load a calibration entry must have been measured at to
+# speak for the gate's measurement (format/calibration.py's "<metric>@<load>"). Instructions per
+# request come from callgrind over a fixed number of requests (run/costs.py), a count that a busy
+# machine does not move; CPU per request is the server's cost whatever bounds a sweep point
+# (error-bound points excepted); req/s only where the server is the bound.
 METRICS = {
-    "server_cpu_us_per_req": (+1, ("server-bound", "client-bound", "both-saturated", "unclear")),
-    "req_per_s": (-1, ("server-bound",)),
+    INSTRUCTIONS: (+1, None, "callgrind"),
+    "server_cpu_us_per_req": (+1, ("server-bound", "client-bound", "both-saturated", "unclear"), "saturated"),
+    "req_per_s": (-1, ("server-bound",), "saturated"),
 }
+SWEEP_METRICS = tuple(m for m, (_s, allowed, _l) in METRICS.items() if allowed is not None)
+# Without a calibration the gate judges on these, in this order: instructions per request, the one
+# metric whose A/A spread (callgrind repeats single-threaded models within 0.21%) lets 3 blocks
+# tell +10% from none, so that an unchanged candidate passes and a 10% slower one does not.
+DEFAULT_METRICS = (INSTRUCTIONS,)
+METRIC_NAMES = {INSTRUCTIONS: "instructions/request", "server_cpu_us_per_req": "server CPU/request",
+                "req_per_s": "req/s"}
 ERROR_BOUND = "error-bound"
 # The blocks estimate searches up to this many; beyond it the observed ratio is too close to
 # 1 + threshold for any practical run to decide.
 MAX_BLOCKS = stats.MAX_REPS_SEARCH
-# calibration.json's detection rates are of the metric its "metric" field names; without the
-# field they are of req/s, the metric `cbench calibrate` judges its trials on.
-CALIBRATION_DEFAULT_METRIC = "req_per_s"
 
 
 @dataclass
@@ -53,7 +62,7 @@ class MetricVerdict:
 
 
 def slowdown(base: Cell, cand: Cell, metric: str) -> stats.RatioCI | None:
-    """The candidate's slowdown on METRIC with its interval: > 1 is slower, whatever the metric's sense."""
+    """The candidate's slowdown on sweep METRIC with its interval: > 1 is slower, whatever the metric's sense."""
     sense = METRICS[metric][0]
     return findings.effect(cand, base, metric) if sense > 0 else findings.effect(base, cand, metric)
 
@@ -83,9 +92,13 @@ def blocks_text(n: int | None) -> str:
     return f"about {n} blocks (--repetitions {n}) would decide it at the observed ratio and spread"
 
 
+def paired_slowdown(base: dict, cand: dict) -> stats.RatioCI | None:
+    """candidate/baseline of a cost measured outside a sweep ({block: value} per side), paired by block."""
+    return stats.paired_log_ratio({b: [v] for b, v in cand.items()}, {b: [v] for b, v in base.items()})
+
+
 def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float) -> MetricVerdict:
-    """One metric's verdict for a model whose cells both exist."""
-    limit = 1.0 + threshold_pct / 100.0
+    """One sweep metric's verdict for a model whose cells both exist."""
     verdicts = {v for c in (base, cand) for v in findings.cell_verdicts(c)}
     allowed = METRICS[metric][1]
     ci = slowdown(base, cand, metric)
@@ -93,6 +106,12 @@ def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float) -> M
     if bad:
         return MetricVerdict(metric, UNDECIDED, f"not judged: points were {', '.join(bad)}"
                              f" (it judges only at {', '.join(allowed)} points)", ci)
+    return judge_interval(metric, ci, threshold_pct)
+
+
+def judge_interval(metric: str, ci: stats.RatioCI | None, threshold_pct: float) -> MetricVerdict:
+    """The non-inferiority verdict of a slowdown interval against 1 + threshold."""
+    limit = 1.0 + threshold_pct / 100.0
     if ci is None or not ci.enough_reps:
         n = ci.n_num if ci else 0
         return MetricVerdict(metric, UNDECIDED, f"{n} block(s) measured: no interval; rerun with"
@@ -106,9 +125,13 @@ def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float) -> M
     return MetricVerdict(metric, UNDECIDED, f"{iv} includes {limit:g}; {blocks_text(n)}", ci, n)
 
 
-def judge_model(base: Cell, cand: Cell, metrics: tuple[str, ...], threshold_pct: float) -> tuple[str, str, list]:
+def judge_model(base: Cell | None, cand: Cell | None, metrics: tuple[str, ...], threshold_pct: float,
+                outside: tuple = ()) -> tuple[str, str, list]:
     """(gate, reason, [MetricVerdict]) of one model: failures and error-bound candidate points
-    first, then every metric."""
+    first, then every sweep metric in METRICS, then the verdicts OUTSIDE the sweep (instructions).
+    BASE and CAND are None when no sweep metric was asked for."""
+    if base is None or cand is None:
+        return combine(list(outside))
     nb, nc = len(base.ok_points), len(cand.ok_points)
     tb, tc = len(base.points), len(cand.points)
     if nc < tc and nb == tb:
@@ -118,10 +141,18 @@ def judge_model(base: Cell, cand: Cell, metrics: tuple[str, ...], threshold_pct:
         base_errs = findings.cell_verdicts(base).count(ERROR_BOUND)
         return FAIL, (f"{errs} of {nc} candidate points were error-bound (the baseline's: {base_errs}"
                       f" of {nb})"), []
-    per = [judge_metric(base, cand, m, threshold_pct) for m in metrics]
+    per = [judge_metric(base, cand, m, threshold_pct) for m in metrics if m in SWEEP_METRICS]
+    return combine(per + list(outside))
+
+
+def combine(per: list) -> tuple[str, str, list]:
+    """A model's gate from its metrics' verdicts: FAIL if one fails, pass if all pass (and there is
+    one), undecided otherwise; the reason quotes the verdicts that decided it."""
+    if not per:
+        return UNDECIDED, "no metric was measured", per
     gates = [v.gate for v in per]
     gate = FAIL if FAIL in gates else PASS if all(g == PASS for g in gates) else UNDECIDED
-    reason = "; ".join(f"{findings.METRICS[v.metric][1]}: {v.reason}" for v in per if v.gate == gate)
+    reason = "; ".join(f"{METRIC_NAMES[v.metric]}: {v.reason}" for v in per if v.gate == gate)
     return gate, reason, per
 
 
@@ -134,16 +165,27 @@ def blocks_needed(per: list) -> int | None:
 
 def calibrated_metrics(cal: dict, threshold_pct: float) -> tuple[list[str], str]:
     """(metrics the calibration shows catch a regression of THRESHOLD_PCT, a sentence saying so):
-    a metric whose detection rate at some handicap <= the threshold is at least the calibration's
-    established rate (80%). Only metrics the gate can judge are returned."""
-    metric = cal.get("metric") or CALIBRATION_DEFAULT_METRIC
-    rates = calibration.detections(cal)
-    hits = [pct for pct, v in rates.items()
-            if pct <= threshold_pct and v["n"] and v["k"] / v["n"] >= calibration.ESTABLISHED_RATE]
-    name = findings.METRICS[metric][1] if metric in findings.METRICS else metric
-    rate_txt = ", ".join(f"+{pct}%: {v['k']}/{v['n']}" for pct, v in rates.items()) or "no handicap"
-    if hits and metric in METRICS:
-        return [metric], (f"{name}: the calibration detected +{min(hits)}% in >= "
-                          f"{calibration.ESTABLISHED_RATE:.0%} of its trials ({rate_txt})")
-    return [], (f"the calibration shows no metric the gate judges catching +{threshold_pct:g}% in >= "
-                f"{calibration.ESTABLISHED_RATE:.0%} of its trials ({name}: {rate_txt})")
+    a gate metric whose entry at the gate's load (METRICS) detected some effect <= the threshold in
+    at least 80% of its trials (calibration.ESTABLISHED_RATE), instructions first."""
+    found, said = [], []
+    ents = calibration.entries(cal)
+    for metric, (_sense, _allowed, load) in METRICS.items():
+        e = ents.get(calibration.entry_key(metric, load))
+        if e is None:
+            continue
+        det = e["detection"]
+        hits = [float(p) for p, v in det.items()
+                if float(p) <= threshold_pct and v["n"] and v["k"] / v["n"] >= calibration.ESTABLISHED_RATE]
+        rate_txt = ", ".join(f"+{p}%: {v['k']}/{v['n']}" for p, v in det.items()) or "no effect tried"
+        said.append(f"{METRIC_NAMES[metric]} at {load} ({rate_txt})")
+        if hits:
+            found.append(metric)
+    others = sorted(k for k in ents if calibration.split_key(k)[0] not in METRICS
+                    or calibration.split_key(k)[1] != METRICS[calibration.split_key(k)[0]][2])
+    tail = f"; not measured by the gate: {', '.join(others)}" if others else ""
+    if found:
+        return found, (f"the calibration detected +{threshold_pct:g}% or less in >= "
+                       f"{calibration.ESTABLISHED_RATE:.0%} of its trials on {', '.join(METRIC_NAMES[m] for m in found)}"
+                       f" ({'; '.join(said)}){tail}")
+    return [], (f"the calibration shows no metric the gate measures catching +{threshold_pct:g}% in >= "
+                f"{calibration.ESTABLISHED_RATE:.0%} of its trials ({'; '.join(said) or 'no entry'}){tail}")

@@ -12,9 +12,14 @@ environments), so the gate measures both sides here and now:
    the machine-wide benchmark lock). order = "blocked": every block runs both rows of a model at
    the point in adjacent slots, so the analysis pairs them by block and slow drifts of a busy
    machine cancel.
-3. Judges each model by analysis/gate.py's rule: candidate/baseline of the server's CPU per request
-   (what a slower request path costs whatever bounds the point), or of the metrics a calibration
-   given with --calibration shows catch the threshold in >= 80% of its trials; the ratio's 95%
+   The sweep runs only when a chosen metric is a sweep's (CPU per request, req/s). Instructions
+   per request are measured apart: per model and block, the baseline and the candidate each as a
+   fresh server under callgrind, counted over a window of 1,000 one-connection requests after
+   1,000 (run/costs.py), the two sides of a block at the same time (counts, not times).
+3. Judges each model by analysis/gate.py's rule on its metrics: --metrics if given, else the
+   metrics a calibration given with --calibration shows catch the threshold in >= 80% of its
+   trials, else gate.DEFAULT_METRICS (instructions per request: an A/A passes and +10% is caught
+   there, where wall-clock metrics on a shared two-CPU machine are mostly undecided); the ratio's 95%
    paired interval wholly below 1 + threshold passes (non-inferiority established), wholly above
    fails, and anything else is undecided, which does not pass: the gate fails closed and says how
    many blocks would decide it at the observed spread. Candidate failures and error-bound
@@ -36,9 +41,10 @@ import subprocess
 import sys
 import time
 
-from ..run import envinfo
+from ..run import benchlock, costs, envinfo
 from ..analysis import findings, gate, runload, stats
 from ..format import calibration, scenario, serverlist
+from ..format import costs as costs_format
 from ..format.paths import REPO_ROOT
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
 from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
@@ -78,7 +84,10 @@ def add_arguments(p) -> None:
                         f" fail (default {DEFAULT_THRESHOLD_PCT:g})")
     p.add_argument("--calibration", metavar="DIR",
                    help="a `cbench calibrate` directory: the gate judges on the metrics its calibration.json"
-                        " shows catch the threshold in >= 80%% of trials (default: server CPU per request)")
+                        " shows catch the threshold in >= 80%% of trials (default: instructions per request)")
+    p.add_argument("--metrics", metavar="LIST",
+                   help="comma-separated metrics to judge on, overriding --calibration: "
+                        + ", ".join(gate.METRICS))
     p.add_argument("--candidate-args", default="", metavar="ARGS",
                    help="extra cbench-server arguments for the candidate rows only, e.g."
                         " \"--handicap-ns 20000\" (tests of the gate itself)")
@@ -89,6 +98,8 @@ def add_arguments(p) -> None:
                    help="holds the baseline builds (<commit>/) and the gate's runs (runs/); default build-regress")
     p.add_argument("--jobs", type=bounded_int(1, 256), default=os.cpu_count() or 2,
                    help="parallel compile jobs (default: the number of CPUs)")
+    p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
+                   help=f"machine-wide benchmark lock, held while callgrind runs (default: {benchlock.DEFAULT_PATH})")
     add_cpu_arguments(p)
 
 
@@ -203,18 +214,29 @@ def choose_models(args, cand: dict[str, serverlist.ModelInfo],
 
 
 # -- the metrics -----------------------------------------------------------------------------
-def choose_metrics(cal_dir: str | None, threshold_pct: float) -> tuple[list[str], str, dict | None]:
-    """(metrics to judge on, why, calibration.json or None): the metrics a calibration shows catch
-    the threshold; server CPU per request when none is given or it shows none."""
-    if not cal_dir:
-        return [gate.DEFAULT_METRIC], "server CPU per request; its sensitivity is unknown without --calibration", None
-    try:
-        cal = calibration.read(cal_dir)
-    except calibration.CalibrationError as exc:
-        raise GateError(f"--calibration {cal_dir}: calibration.json unreadable ({exc})")
+def choose_metrics(cal_dir: str | None, threshold_pct: float,
+                   named: str | None = None) -> tuple[list[str], str, dict | None]:
+    """(metrics to judge on, why, calibration.json or None): NAMED if given; else the metrics a
+    calibration shows catch the threshold; else gate.DEFAULT_METRICS."""
+    default_txt = ", ".join(gate.METRIC_NAMES[m] for m in gate.DEFAULT_METRICS)
+    cal = None
+    if cal_dir:
+        try:
+            cal = calibration.read(cal_dir)
+        except calibration.CalibrationError as exc:
+            raise GateError(f"--calibration {cal_dir}: calibration.json unreadable ({exc})")
+    if named:
+        metrics = [m.strip() for m in named.split(",") if m.strip()]
+        bad = [m for m in metrics if m not in gate.METRICS]
+        if bad or not metrics:
+            raise GateError(f"--metrics: unknown {', '.join(bad) or 'empty list'} (known: {', '.join(gate.METRICS)})")
+        return metrics, "named with --metrics", cal
+    if cal is None:
+        return list(gate.DEFAULT_METRICS), (f"{default_txt} (the default list; no --calibration says which"
+                                            " metrics catch the threshold here)"), None
     metrics, why = gate.calibrated_metrics(cal, threshold_pct)
     if not metrics:
-        return [gate.DEFAULT_METRIC], f"server CPU per request, sensitivity unknown: {why}", cal
+        return list(gate.DEFAULT_METRICS), f"{default_txt} (the default list): {why}", cal
     return metrics, why, cal
 
 
@@ -240,6 +262,32 @@ def scenario_toml(args, models: list[str], baseline_bin: str, candidate_extra: l
     return scenario.dump_checked(doc, "regress.toml")[0]
 
 
+def measure_instructions(args, models: list[str], baseline_bin: str, server_bin: str, candidate_extra: list[str],
+                         blocks: int, gate_dir: str) -> dict:
+    """{model: {"baseline": {block: instructions/request}, "candidate": {...}}}, each block a fresh
+    pair of servers per side under callgrind, both sides of a block side by side. Holds the
+    benchmark lock: valgrind keeps a CPU busy and would disturb a timing run beside it."""
+    jobs = []
+    for m in models:
+        for b in range(blocks):
+            jobs.append((f"{m}-b{b}-baseline", costs_format.server_argv(baseline_bin, {"model": m, "threads": args.threads})))
+            jobs.append((f"{m}-b{b}-candidate", costs_format.server_argv(server_bin, {"model": m, "threads": args.threads,
+                                                                     "extra_args": candidate_extra})))
+    print(f"regress: instructions per request, {blocks} blocks x {len(models)} model(s) under callgrind"
+          f" (a window of {costs.GATE_WINDOW_REQUESTS} requests after {costs.GATE_WARM_REQUESTS})", flush=True)
+    lock = benchlock.acquire(args.lock_file, None, "regress", "cbench regress (callgrind)")
+    try:
+        got = costs.instructions_many(jobs, os.path.join(gate_dir, "instructions"))
+    except costs.CostsFailed as exc:
+        raise GateError(f"instructions per request: {exc}") from None
+    finally:
+        lock.close()
+    out = {}
+    for m in models:
+        out[m] = {side: {b: got[f"{m}-b{b}-{side}"] for b in range(blocks)} for side in ("baseline", "candidate")}
+    return out
+
+
 def run_sweep(gate_dir: str, toml: str, server_bin: str) -> runload.Run:
     path = os.path.join(gate_dir, "regress.toml")
     with open(path, "w", encoding="utf-8") as f:
@@ -260,23 +308,37 @@ def run_sweep(gate_dir: str, toml: str, server_bin: str) -> runload.Run:
 
 
 # -- judging ---------------------------------------------------------------------------------
-def judge(run: runload.Run, model: str, threshold_pct: float,
-          metrics: tuple[str, ...] = (gate.DEFAULT_METRIC,)) -> dict:
-    """The gate's verdict for one model (analysis/gate.py's rule), as regress.json records it."""
-    cells = {k: c for (k, _lid), c in run.cells.items()}
+def judge(run: runload.Run | None, model: str, threshold_pct: float,
+          metrics: tuple[str, ...] = gate.DEFAULT_METRICS, instructions: dict | None = None) -> dict:
+    """The gate's verdict for one model (analysis/gate.py's rule), as regress.json records it.
+    RUN is the sweep (None when no sweep metric was chosen); INSTRUCTIONS {"baseline": {block:
+    value}, "candidate": {...}} when instructions per request are judged."""
+    outside, extra = [], {}
+    if gate.INSTRUCTIONS in metrics:
+        ins = instructions or {}
+        base_i, cand_i = ins.get("baseline") or {}, ins.get("candidate") or {}
+        ci = gate.paired_slowdown(base_i, cand_i) if base_i and cand_i else None
+        outside.append(gate.judge_interval(gate.INSTRUCTIONS, ci, threshold_pct))
+        extra = {"instructions_per_req": {"baseline": [base_i[b] for b in sorted(base_i)],
+                                          "candidate": [cand_i[b] for b in sorted(cand_i)]}}
+    sweep_metrics = tuple(m for m in metrics if m in gate.SWEEP_METRICS)
+    cells = {k: c for (k, _lid), c in run.cells.items()} if run is not None else {}
     base, cand = cells.get(f"baseline {model}"), cells.get(f"candidate {model}")
-    if base is None or cand is None:
+    if sweep_metrics and (base is None or cand is None) or not sweep_metrics and not outside:
         return {"model": model, "gate": UNDECIDED, "word": NO_DATA, "reason": "not measured"}
-    verdict, reason, per = gate.judge_model(base, cand, tuple(metrics), threshold_pct)
-    cpu = base.values("derived.server_cpu_us_per_req")
-    res = {"model": model, "gate": verdict, "word": verdict, "reason": reason,
-           "baseline_ok": f"{len(base.ok_points)}/{len(base.points)}",
-           "candidate_ok": f"{len(cand.ok_points)}/{len(cand.points)}",
-           "baseline_cpu_us_per_req": stats.median(cpu) if cpu else None,
-           "cpu_ratio": _ci_json(findings.effect(cand, base, "server_cpu_us_per_req")),
-           "rps_ratio": _ci_json(findings.effect(cand, base, "req_per_s")),
+    if not sweep_metrics:
+        base = cand = None
+    verdict, reason, per = gate.judge_model(base, cand, sweep_metrics, threshold_pct, tuple(outside))
+    res = {"model": model, "gate": verdict, "word": verdict, "reason": reason, **extra,
            "metrics": {v.metric: {"gate": v.gate, "reason": v.reason, "slowdown": _ci_json(v.ci),
                                   "blocks_needed": v.blocks_needed} for v in per}}
+    if base is not None:
+        cpu = base.values("derived.server_cpu_us_per_req")
+        res.update({"baseline_ok": f"{len(base.ok_points)}/{len(base.points)}",
+                    "candidate_ok": f"{len(cand.ok_points)}/{len(cand.points)}",
+                    "baseline_cpu_us_per_req": stats.median(cpu) if cpu else None,
+                    "cpu_ratio": _ci_json(findings.effect(cand, base, "server_cpu_us_per_req")),
+                    "rps_ratio": _ci_json(findings.effect(cand, base, "req_per_s"))})
     if verdict == UNDECIDED:
         res["blocks_needed"] = gate.blocks_needed(per)
     return res
@@ -293,18 +355,22 @@ def render(results: list[dict], meta: dict) -> str:
            f"- baseline: `{meta['baseline_rev']}` = {meta['baseline_commit']}, {meta['baseline_how']}",
            f"- candidate: {meta['candidate_commit']}{' + uncommitted changes' if meta['candidate_dirty'] else ''}"
            + (f", extra arguments `{meta['candidate_args']}`" if meta["candidate_args"] else ""),
-           f"- point: GET {meta['path']} -t{meta['wrk_threads']} -c{meta['connections']}, --threads {meta['threads']};"
-           f" {meta['repetitions']} blocks of {meta['duration_s']} s (order blocked, paired by block)",
+           *([f"- instructions: {meta['repetitions']} blocks, each one server per side under callgrind counted over"
+              f" {meta['instructions_requests']['window']} one-connection requests to / after"
+              f" {meta['instructions_requests']['warm']}, --threads {meta['threads']} (paired by block)"]
+             if gate.INSTRUCTIONS in meta["metrics"] else []),
+           *([f"- point: GET {meta['path']} -t{meta['wrk_threads']} -c{meta['connections']}, --threads {meta['threads']};"
+              f" {meta['repetitions']} blocks of {meta['duration_s']} s (order blocked, paired by block)"]
+             if meta.get("run") else []),
            f"- threshold: +{meta['threshold_pct']:g}% ({meta['threshold_source']}); a model passes when the whole"
            " 95% interval of its slowdown lies below 1 + threshold, fails when it lies above, and is"
            " undecided (not passed) otherwise",
            f"- judged on: {', '.join(meta['metrics'])} ({meta['metrics_source']})",
-           "", "| model | gate | CPU/request cand./base (95% interval) | req/s cand./base | why |",
-           "|---|---|---|---|---|"]
+           "", "| model | gate | slowdown per metric (95% interval) | why |",
+           "|---|---|---|---|"]
     for r in results:
-        cpu = _fmt(r.get("cpu_ratio"))
-        rps = _fmt(r.get("rps_ratio"))
-        out.append(f"| {r['model']} | {r['gate']} | {cpu} | {rps} | {r['reason']} |")
+        slow = "; ".join(f"{gate.METRIC_NAMES[m]} {_fmt(v.get('slowdown'))}" for m, v in r.get("metrics", {}).items())
+        out.append(f"| {r['model']} | {r['gate']} | {slow or '—'} | {r['reason']} |")
     out += [""] + [f"- {n}" for n in meta["notes"]]
     return "\n".join(out) + "\n"
 
@@ -337,7 +403,7 @@ def _run(args) -> int:
         else (DEFAULT_THRESHOLD_PCT, "default")
     if threshold <= 0:
         raise GateError("--threshold must be above 0")
-    metrics, metrics_source, cal = choose_metrics(args.calibration, threshold)
+    metrics, metrics_source, cal = choose_metrics(args.calibration, threshold, args.metrics)
     repetitions = args.repetitions or (cal or {}).get("repetitions") or 3
     duration_s = args.duration or (cal or {}).get("duration_s") or 1
     server_bin = os.path.abspath(args.server_bin)
@@ -348,16 +414,22 @@ def _run(args) -> int:
     if not models:
         raise GateError("no model to judge (" + "; ".join(notes) + ")")
     extra = shlex.split(args.candidate_args)
-    r = run_sweep(gate_dir, scenario_toml(args, models, baseline_bin, extra, repetitions, duration_s,
-                                          seed=int(sha[:8], 16)), server_bin)
-    results = [judge(r, m, threshold, tuple(metrics)) for m in models]
+    r = None
+    if any(m in gate.SWEEP_METRICS for m in metrics):
+        r = run_sweep(gate_dir, scenario_toml(args, models, baseline_bin, extra, repetitions, duration_s,
+                                              seed=int(sha[:8], 16)), server_bin)
+    ins = {}
+    if gate.INSTRUCTIONS in metrics:
+        ins = measure_instructions(args, models, baseline_bin, server_bin, extra, repetitions, gate_dir)
+    results = [judge(r, m, threshold, tuple(metrics), ins.get(m)) for m in models]
     meta = {"baseline_rev": args.baseline, "baseline_commit": sha, "baseline_how": how,
             "baseline_bin": baseline_bin, "candidate_bin": server_bin,
             "candidate_commit": git.get("git_commit"), "candidate_dirty": bool(git.get("git_dirty")),
             "candidate_args": args.candidate_args, "path": args.path, "wrk_threads": args.wrk_threads,
             "connections": args.connections, "threads": args.threads, "repetitions": repetitions,
-            "duration_s": duration_s, "threshold_pct": threshold, "threshold_source": source,
-            "metrics": metrics, "metrics_source": metrics_source, "run": os.path.relpath(r.dir, gate_dir),
+            "duration_s": duration_s, "instructions_requests": {"warm": costs.GATE_WARM_REQUESTS, "window": costs.GATE_WINDOW_REQUESTS}, "threshold_pct": threshold, "threshold_source": source,
+            "metrics": metrics, "metrics_source": metrics_source,
+            "run": os.path.relpath(r.dir, gate_dir) if r is not None else None,
             "notes": notes, "elapsed_s": round(time.monotonic() - t0, 1)}
     status = exit_status(results)
     meta["exit_status"] = status

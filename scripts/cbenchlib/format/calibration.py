@@ -1,10 +1,20 @@
 """The one owner of a `cbench calibrate` directory's format, in both directions.
 
 A calibration directory holds `calibration.json` (the summary written by `cbench calibrate`) and
-the trials' sweep runs under `runs/`. The summary's fields: `cpu_us_per_req` (the row's server CPU
-per request at the calibration point), `handicaps_ns` ({"5%": ns, ...}), `trials`, `repetitions`,
-`duration_s`, `elapsed_s`, `aa_false_positive` and one `ab_detection_B<pct>` per handicap, each a
-rate {"k": detected, "n": trials, "ci": [lo, hi]} (95% Clopper-Pearson).
+the trials' sweep runs under `runs/` (and callgrind's work files under `instructions/`).
+
+Version 2 (`"version": 2`): `design` (what was calibrated: model, path, loads, blocks, windows,
+handicaps), `elapsed_s`, and `metrics`: {"<metric>@<load>": entry}, where metric is a gate metric
+name (analysis/gate.py: instructions_per_req, server_cpu_us_per_req, req_per_s) and load names
+where it was measured (callgrind, saturated, fixed-rate). An entry (analysis/sensitivity.py):
+`trials`, `blocks`, `aa_false_positive` (a rate), `detection` ({"<effect %>": rate}),
+`smallest_detected_pct` (smallest effect detected in >= 80% of trials, or null),
+`block_log_sd` and `planned_80pct_power_pct` (the effect detected with 80% power at that spread).
+A rate is {"k": count, "n": trials, "ci": [lo, hi]} (95% Clopper-Pearson).
+
+Version 1 (no "version"): one metric (`metric`, else req/s) at a saturated point: `cpu_us_per_req`,
+`handicaps_ns`, `trials`, `repetitions`, `duration_s`, `aa_false_positive` and one
+`ab_detection_B<pct>` per handicap; `entries` reads it as {"req_per_s@saturated": entry}.
 """
 from __future__ import annotations
 
@@ -52,7 +62,44 @@ def read(cal_dir: str) -> dict:
     for key, v in cal.items():
         if (key.startswith(_DETECTION_PREFIX) or key == "aa_false_positive") and not _is_rate(v):
             raise CalibrationError(f"{path}: {key} is not a rate {{k, n, ci}}")
+    if cal.get("version") == VERSION:
+        ms = cal.get("metrics")
+        if not isinstance(ms, dict):
+            raise CalibrationError(f"{path}: metrics is not an object")
+        for key, e in ms.items():
+            ok = isinstance(e, dict) and _is_rate(e.get("aa_false_positive")) \
+                and isinstance(e.get("detection"), dict) and all(map(_is_rate, e["detection"].values()))
+            if not ok:
+                raise CalibrationError(f"{path}: metrics.{key} lacks aa_false_positive or detection rates")
     return cal
+
+
+VERSION = 2
+LOAD_SEP = "@"
+
+
+def entry_key(metric: str, load: str) -> str:
+    return f"{metric}{LOAD_SEP}{load}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(metric, load) of an entry key; load "" when the key names none."""
+    metric, _, load = key.partition(LOAD_SEP)
+    return metric, load
+
+
+def entries(cal: dict) -> dict[str, dict]:
+    """{"<metric>@<load>": entry} of a calibration of either version; version 1 becomes one entry
+    (its `metric`, else req/s, at a saturated point) with its `detection` keyed by effect %."""
+    if cal.get("version") == VERSION:
+        return dict(cal.get("metrics") or {})
+    if "aa_false_positive" not in cal and not detections(cal):
+        return {}
+    return {entry_key(cal.get("metric") or "req_per_s", "saturated"): {
+        "trials": cal.get("trials"), "blocks": cal.get("repetitions"),
+        "aa_false_positive": cal.get("aa_false_positive") or {"k": 0, "n": 0, "ci": [0.0, 1.0]},
+        "detection": {str(pct): v for pct, v in detections(cal).items()},
+        "smallest_detected_pct": smallest_detected(cal, ESTABLISHED_RATE)}}
 
 
 def write(cal_dir: str, summary: dict) -> str:

@@ -252,6 +252,8 @@ def calibration_text(cal_dir: str, rel: str) -> str:
     """The calibration section, every figure read from CAL_DIR/calibration.json."""
     try:
         c = calibration.read(cal_dir)
+        if c.get("version") == calibration.VERSION:
+            return _calibration_entries_text(c, rel)
         fp = c["aa_false_positive"]
         det = {str(pct): v for pct, v in calibration.detections(c).items()}
     except (calibration.CalibrationError, KeyError) as exc:
@@ -271,6 +273,24 @@ def calibration_text(cal_dir: str, rel: str) -> str:
     smallest = calibration.smallest_detected(c, calibration.ESTABLISHED_RATE)
     out.append("- The smallest handicap detected in at least 80% of trials: "
                + (f"+{smallest}%." if smallest is not None else "none of those tried."))
+    return "\n".join(out) + "\n"
+
+
+def _calibration_entries_text(c: dict, rel: str) -> str:
+    """The calibration section of a version-2 calibration.json: one paragraph per metric@load."""
+    d = c.get("design", {})
+    out = [f"Every number in this section comes from `{rel}/calibration.json` (regenerate with"
+           " `make report`).", "",
+           f"- Design: {d.get('trials')} trials per metric, each {d.get('blocks')} blocks paired by block"
+           f" (the regression gate's design). {d.get('why', '')}."]
+    for key, e in calibration.entries(c).items():
+        det = "; ".join(f"+{p}%: {_rate(v)}" for p, v in e["detection"].items())
+        sm, plan = e.get("smallest_detected_pct"), e.get("planned_80pct_power_pct")
+        out.append(f"- `{key}`: A/A false positives {_rate(e['aa_false_positive'])}; detected {det};"
+                   " smallest effect detected in at least 80% of trials: "
+                   + (f"+{sm}%" if sm is not None else "none of those tried")
+                   + "; effect detected with 80% power at the A/A spread: "
+                   + (f"+{plan:.2f}%." if plan is not None else "unknown."))
     return "\n".join(out) + "\n"
 
 

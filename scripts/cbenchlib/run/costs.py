@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..format import costs as costs_format
 
@@ -39,6 +40,7 @@ READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
 READY_TIMEOUT_S = 120.0   # valgrind starts a C++ binary in a few seconds; a loaded machine takes longer
 STOP_TIMEOUT_S = 30.0     # callgrind writes its output in a second or two; 30 s means it is stuck
 NUDGE_AFTER_S = 2.0       # a server that has not exited 2 s after SIGINT is waiting for a completion
+POLL_S = 0.02            # how often a wait for callgrind_control looks again: most dumps take ~0.1 s
 IO_TIMEOUT_S = 30.0       # one request under valgrind takes milliseconds; 30 s means it is stuck
 REQUEST = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -168,21 +170,30 @@ def serve(wrapper: list[str], server_argv: list[str], requests: int, connections
 
 
 def _callgrind_dump(pid: int, port: int) -> None:
-    """`callgrind_control -d PID`: callgrind writes its counts so far to OUT.1. Valgrind reads the
-    request only when a thread runs, so a connection nudges a loop that waits for events."""
-    proc = subprocess.Popen(["callgrind_control", "-d", str(pid)], stdout=subprocess.PIPE,
+    """`callgrind_control -d PID`: callgrind writes its counts so far to OUT.1 (then OUT.2, ...)."""
+    _callgrind_control(["-d"], pid, port)
+
+
+def _callgrind_control(flags: list[str], pid: int, port: int) -> None:
+    """`callgrind_control FLAGS PID`, waited for. Valgrind reads the request only when a thread
+    runs, so a connection nudges a loop that waits for events."""
+    what = " ".join(["callgrind_control"] + flags)
+    proc = subprocess.Popen(["callgrind_control"] + flags + [str(pid)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + STOP_TIMEOUT_S
+    next_nudge = time.monotonic() + NUDGE_AFTER_S / 4
     while proc.poll() is None:
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             proc.kill()
             proc.wait()
-            raise CostsFailed("callgrind_control -d did not return")
-        time.sleep(NUDGE_AFTER_S / 4)
-        if proc.poll() is None:
+            raise CostsFailed(f"{what} did not return")
+        if now > next_nudge:
             _nudge(port)
+            next_nudge = now + NUDGE_AFTER_S / 4
+        time.sleep(POLL_S)
     if proc.returncode != 0:
-        raise CostsFailed(f"callgrind_control -d: {proc.stdout.read().strip()[:200]}")
+        raise CostsFailed(f"{what}: {proc.stdout.read().strip()[:200]}")
 
 
 def callgrind_run(server_argv, requests, connections, work: str, tag: str) -> int:
@@ -241,3 +252,59 @@ def measure(row: dict, server_argv: list[str], counts: tuple[int, int], connecti
     except (CostsFailed, OSError) as exc:
         rec["failures"]["ctx_switches"] = str(exc)
     return costs_format.derive(rec)
+
+
+# Gate and calibration runs: the requests served before the counted window and in it, and how
+# many callgrind processes run at once. One process per value, started with instrumentation off
+# (--instr-atstart=no: start-up, the spin loop's calibration and the warm-up requests run at
+# valgrind's uninstrumented speed), switched on after WARM requests (`callgrind_control -i on`)
+# and dumped after WINDOW more: the dump holds the window alone. ~1.4 s a value, against ~2 s
+# with instrumentation from the start and ~4 s for two processes differenced. 1,000 requests in
+# the window: what is not a request's own work (a timer firing, a nudge connection, the warm-up
+# connection's close: a few thousand instructions) is spread over 1,000; at 200, epoll-reactor's
+# count moved by 0.4% between processes, at 1,000 by 0.1-0.2%. Two at once: the counts are
+# instructions, not time, so a neighbour on the other CPU cannot move them.
+GATE_WARM_REQUESTS = 1000
+GATE_WINDOW_REQUESTS = 1000
+PARALLEL_RUNS = 2
+
+
+def instructions_per_req(server_argv: list[str], work: str, tag: str, warm: int = GATE_WARM_REQUESTS,
+                         window: int = GATE_WINDOW_REQUESTS) -> float:
+    """User instructions per request of one fresh server under callgrind: WARM requests
+    uninstrumented, instrumentation on, WINDOW requests on a new connection, a dump; its total / WINDOW."""
+    out = os.path.join(work, f"{tag}.callgrind")
+    for old in (out, out + ".1"):
+        if os.path.exists(old):
+            os.remove(old)
+
+    def counted_window(pid: int, port: int) -> None:
+        _callgrind_control(["-i", "on"], pid, port)
+        drive(port, window, 1)
+        _callgrind_dump(pid, port)
+
+    wrapper = ["valgrind", "--tool=callgrind", "--fair-sched=yes", "--instr-atstart=no",
+               f"--callgrind-out-file={out}"]
+    serve(wrapper, server_argv, warm, 1, os.path.join(work, f"{tag}-callgrind.log"), after=counted_window)
+    with open(out + ".1", errors="replace") as f:
+        ir = costs_format.parse_callgrind_totals(f.read())
+    if ir is None:
+        raise CostsFailed(f"{out}.1: no totals line")
+    return ir / window
+
+
+def instructions_many(jobs: list[tuple[str, list[str]]], work: str, parallel: int = PARALLEL_RUNS) -> dict[str, float]:
+    """{tag: instructions per request} of each (tag, server argv) in JOBS, PARALLEL at a time;
+    raises CostsFailed (the first failure) when one cannot be measured."""
+    os.makedirs(work, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = {tag: pool.submit(instructions_per_req, argv, work, tag) for tag, argv in jobs}
+        out = {}
+        for tag, fut in futures.items():
+            try:
+                out[tag] = fut.result()
+            except OSError as exc:
+                raise CostsFailed(f"{tag}: {exc}") from None
+            except CostsFailed as exc:
+                raise CostsFailed(f"{tag}: {exc}") from None
+    return out

@@ -1,0 +1,106 @@
+"""What a calibration's trials say about a metric's sensitivity: rates with exact intervals, and
+the smallest effect a design detects with 80% power.
+
+A trial measures A, A again (A/A) and A with injected effects (A/B), each in the same paired
+blocks as the regression gate, and judges each pair by its 95% paired interval of B/A:
+- A/A false positive: the interval excludes 1 (either side);
+- A/B detection: the interval lies wholly above 1 (the injected effect is a slowdown).
+Rates are k of n trials with a Clopper-Pearson 95% interval (scipy.stats.binomtest).
+
+The smallest effect detected with 80% power is stated twice:
+- observed: the smallest injected effect detected in at least 80% of its trials;
+- planned: from the spread of the A/A trials' block differences (their pooled sd of a block's
+  log difference), the effect at which the one-sided t test that "interval wholly above 1" is
+  (level 2.5%, n - 1 degrees of freedom) has 80% power, from the noncentral t distribution
+  (scipy.stats.nct). It assumes normal block differences with that sd; the observed rates check it.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import scipy.stats as sps
+from scipy.optimize import brentq
+
+from . import stats
+
+POWER = 0.8            # the conventional power an effect "is detected with"
+CONFIDENCE = stats.CONFIDENCE
+# A noncentrality beyond which the power is 1 within 1e-14 at any df >= 1 (the t
+# quantile at 2.5% and 1 df is 12.7; at 1 df and noncentrality 100 the power is 1 - 4e-15); scipy
+# returns nan from about 5,000 on.
+NC_CERTAIN = 1e3
+
+
+def rate(k: int, n: int) -> dict:
+    """{"k", "n", "ci": [lo, hi]}: k of n with its exact (Clopper-Pearson) 95% interval."""
+    if n <= 0:
+        return {"k": 0, "n": 0, "ci": [0.0, 1.0]}
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return {"k": k, "n": n, "ci": [float(ci.low), float(ci.high)]}
+
+
+def false_positive(ci: stats.RatioCI | None) -> bool:
+    """An A/A trial's verdict: its interval excludes 1 on either side."""
+    return ci is not None and ci.enough_reps and ci.significant
+
+
+def detected(ci: stats.RatioCI | None) -> bool:
+    """An A/B trial's verdict: its interval lies wholly above 1 (B is shown slower)."""
+    return ci is not None and ci.enough_reps and ci.lo > 1.0
+
+
+def power(effect_pct: float, log_sd: float, blocks: int) -> float:
+    """Probability that a paired 95% interval over BLOCKS blocks lies wholly above 1 when B/A is
+    1 + effect_pct/100 and a block's log difference has sd LOG_SD (noncentral t)."""
+    if blocks < 2:
+        return 0.0
+    df = blocks - 1
+    crit = stats.t_quantile(0.5 + CONFIDENCE / 2.0, df)
+    if log_sd <= 0:
+        return 1.0 if effect_pct > 0 else 0.0
+    nc = math.log1p(effect_pct / 100.0) * math.sqrt(blocks) / log_sd
+    if nc > NC_CERTAIN:  # scipy's nct returns nan this far out; the power is 1 to double precision
+        return 1.0
+    with np.errstate(invalid="ignore"):  # scipy 1.10's boost nct warns at every nc; its values are right
+        p = float(sps.nct.sf(crit, df, nc))
+    if not math.isfinite(p):
+        raise ValueError(f"noncentral t power undefined at nc {nc:g}, df {df}")
+    return p
+
+
+def min_detectable_pct(log_sd: float | None, blocks: int, target: float = POWER) -> float | None:
+    """The effect (%) detected with power TARGET at LOG_SD and BLOCKS; None when the spread is
+    unknown or fewer than 2 blocks; 0.0 when the spread is 0."""
+    if log_sd is None or blocks < 2:
+        return None
+    if log_sd <= 0:
+        return 0.0
+    hi = 1.0
+    while power(hi, log_sd, blocks) < target:
+        hi *= 2.0
+        if hi > 1e6:
+            return None
+    return float(brentq(lambda e: power(e, log_sd, blocks) - target, 0.0, hi, xtol=1e-6))
+
+
+def pooled_log_sd(cis: list[stats.RatioCI | None]) -> float | None:
+    """The pooled sd of a block's log difference over paired intervals (root mean of variances)."""
+    sds = [c.log_sd for c in cis if c is not None and c.log_sd is not None and c.method == "paired-t"]
+    return math.sqrt(statistics.fmean(s * s for s in sds)) if sds else None
+
+
+def summarize(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI | None]], blocks: int) -> dict:
+    """One metric's calibration record (format/calibration.py's per-metric entry) from its trials:
+    AA the A/A intervals, AB {effect %: A/B intervals}, BLOCKS the blocks per trial."""
+    out = {"trials": len(aa), "blocks": blocks,
+           "aa_false_positive": rate(sum(map(false_positive, aa)), len(aa)),
+           "detection": {str(pct): rate(sum(map(detected, cis)), len(cis)) for pct, cis in sorted(ab.items())}}
+    hit = [pct for pct, cis in sorted(ab.items()) if cis and sum(map(detected, cis)) / len(cis) >= POWER]
+    out["smallest_detected_pct"] = min(hit) if hit else None
+    sd = pooled_log_sd(aa)
+    out["block_log_sd"] = sd
+    mde = min_detectable_pct(sd, blocks)
+    out["planned_80pct_power_pct"] = None if mde is None else round(mde, 4)
+    return out

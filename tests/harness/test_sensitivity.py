@@ -1,0 +1,183 @@
+"""Calibration statistics on constructed and simulated data with known answers: Clopper-Pearson
+rates, the trial verdicts, the noncentral-t power against simulation, the 80%-power effect, a
+calibration record from simulated trials, and calibration.json's two versions."""
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import unittest
+
+import common  # noqa: F401  (puts scripts/ on sys.path)
+from cbenchlib.analysis import gate, sensitivity, stats
+from cbenchlib.cmd import calibrate
+from cbenchlib.format import calibration
+
+
+def trial(rng: random.Random, ratio: float, sd: float, blocks: int) -> stats.RatioCI:
+    """One simulated paired trial: per block a shared drift, the B/A log difference normal(log ratio, sd)."""
+    a, b = {}, {}
+    for k in range(blocks):
+        drift = rng.gauss(0.0, 0.05)
+        a[k] = 1000.0 * math.exp(drift)
+        b[k] = 1000.0 * math.exp(drift + math.log(ratio) + rng.gauss(0.0, sd))
+    return gate.paired_slowdown(a, b)
+
+
+class Rates(unittest.TestCase):
+    def test_clopper_pearson_known_values(self):
+        # (k, n, lo, hi): exact intervals from the beta quantiles, checked against stats.clopper_pearson
+        for k, n in [(0, 40), (1, 40), (2, 40), (38, 40), (40, 40), (5, 10)]:
+            with self.subTest(f"{k}/{n}"):
+                r = sensitivity.rate(k, n)
+                lo, hi = stats.clopper_pearson(k, n)
+                self.assertAlmostEqual(r["ci"][0], lo, places=9)
+                self.assertAlmostEqual(r["ci"][1], hi, places=9)
+        self.assertEqual(sensitivity.rate(0, 40)["ci"][0], 0.0)
+        self.assertAlmostEqual(sensitivity.rate(0, 40)["ci"][1], 1 - 0.025 ** (1 / 40), places=9)
+        self.assertEqual(sensitivity.rate(0, 0), {"k": 0, "n": 0, "ci": [0.0, 1.0]})
+
+    def test_coverage(self):
+        """Exact intervals cover the true rate in at least 95% of simulated binomial samples."""
+        rng = random.Random(5)
+        for p in (0.05, 0.5, 0.8):
+            with self.subTest(p=p):
+                hits = 0
+                for _ in range(400):
+                    k = sum(rng.random() < p for _ in range(40))
+                    lo, hi = sensitivity.rate(k, 40)["ci"]
+                    hits += lo <= p <= hi
+                self.assertGreaterEqual(hits / 400, 0.93)
+
+
+class Verdicts(unittest.TestCase):
+    def test_table(self):
+        # (label, interval, false positive on A/A, detected on A/B)
+        for label, ci, fp, det in [
+                ("straddles 1", stats.RatioCI(1.0, 0.99, 1.01, 3, 3, "paired-t", 0.01, 2, 0.02), False, False),
+                ("above 1", stats.RatioCI(1.05, 1.01, 1.09, 3, 3, "paired-t", 0.01, 2, 0.02), True, True),
+                ("below 1", stats.RatioCI(0.95, 0.91, 0.99, 3, 3, "paired-t", 0.01, 2, 0.02), True, False),
+                ("no interval", stats.RatioCI(1.2, None, None, 1, 1, "none"), False, False),
+                ("not measured", None, False, False)]:
+            with self.subTest(label):
+                self.assertEqual(sensitivity.false_positive(ci), fp)
+                self.assertEqual(sensitivity.detected(ci), det)
+
+
+class Power(unittest.TestCase):
+    def test_power_matches_simulation(self):
+        """The noncentral-t power of "interval wholly above 1" against 2,000 simulated trials."""
+        rng = random.Random(11)
+        for effect, sd, blocks in [(2.0, 0.01, 3), (1.0, 0.005, 5), (5.0, 0.03, 3), (0.0, 0.01, 3)]:
+            with self.subTest(effect=effect, sd=sd, blocks=blocks):
+                want = sensitivity.power(effect, sd, blocks)
+                got = sum(sensitivity.detected(trial(rng, 1 + effect / 100, sd, blocks)) for _ in range(2000)) / 2000
+                self.assertLess(abs(got - want), 0.035, f"simulated {got:.3f}, noncentral t {want:.3f}")
+        self.assertAlmostEqual(sensitivity.power(0.0, 0.01, 3), 0.025, places=3)  # the one-sided level
+
+    def test_min_detectable_effect_has_80_percent_power(self):
+        for sd, blocks in [(0.001, 3), (0.01, 3), (0.02, 10)]:
+            with self.subTest(sd=sd, blocks=blocks):
+                mde = sensitivity.min_detectable_pct(sd, blocks)
+                self.assertAlmostEqual(sensitivity.power(mde, sd, blocks), 0.8, places=4)
+                self.assertLess(sensitivity.power(mde * 0.9, sd, blocks), 0.8)
+        self.assertIsNone(sensitivity.min_detectable_pct(None, 3))
+        self.assertIsNone(sensitivity.min_detectable_pct(0.01, 1))
+        self.assertEqual(sensitivity.min_detectable_pct(0.0, 3), 0.0)
+        # More blocks, smaller effect: the design's sensitivity grows with blocks.
+        self.assertLess(sensitivity.min_detectable_pct(0.01, 10), sensitivity.min_detectable_pct(0.01, 3))
+
+    def test_summary_of_simulated_trials(self):
+        """40 simulated trials at 0.1% spread (callgrind's): +1% detected in nearly all, A/A false
+        positives near the two-sided 5%, the planned 80%-power effect near the true one."""
+        rng = random.Random(2)
+        sd, blocks = 0.001, 3
+        aa = [trial(rng, 1.0, sd, blocks) for _ in range(40)]
+        ab = {p: [trial(rng, 1 + p / 100, sd, blocks) for _ in range(40)] for p in (1, 5, 10)}
+        s = sensitivity.summarize(aa, ab, blocks)
+        self.assertEqual((s["trials"], s["blocks"]), (40, 3))
+        self.assertLessEqual(s["aa_false_positive"]["k"], 6)
+        self.assertGreaterEqual(s["detection"]["1"]["k"], 38)
+        self.assertEqual(s["smallest_detected_pct"], 1)
+        self.assertAlmostEqual(s["block_log_sd"], sd, delta=sd * 0.35)
+        want = sensitivity.min_detectable_pct(sd, blocks)
+        self.assertAlmostEqual(s["planned_80pct_power_pct"], want, delta=want * 0.5)
+
+    def test_noisy_metric_detects_nothing_small(self):
+        rng = random.Random(3)
+        aa = [trial(rng, 1.0, 0.05, 3) for _ in range(40)]
+        ab = {5: [trial(rng, 1.05, 0.05, 3) for _ in range(40)]}
+        s = sensitivity.summarize(aa, ab, 3)
+        self.assertIsNone(s["smallest_detected_pct"])
+        self.assertGreater(s["planned_80pct_power_pct"], 5)
+
+
+class CalibrationFile(unittest.TestCase):
+    def setUp(self):
+        self.d = tempfile.mkdtemp(prefix="cbench-cal-")
+        self.addCleanup(shutil.rmtree, self.d)
+
+    def write(self, body: dict) -> dict:
+        with open(os.path.join(self.d, calibration.FILE), "w") as f:
+            json.dump(body, f)
+        return calibration.read(self.d)
+
+    def test_version_2_round_trip(self):
+        rng = random.Random(4)
+        entry = sensitivity.summarize([trial(rng, 1.0, 0.001, 3) for _ in range(5)],
+                                      {1: [trial(rng, 1.01, 0.001, 3) for _ in range(5)]}, 3)
+        body = {"version": calibration.VERSION, "design": {}, "metrics": {"instructions_per_req@callgrind": entry}}
+        calibration.write(self.d, body)
+        ents = calibration.entries(calibration.read(self.d))
+        self.assertEqual(list(ents), ["instructions_per_req@callgrind"])
+        self.assertEqual(calibration.split_key("server_cpu_us_per_req@fixed-rate"), ("server_cpu_us_per_req", "fixed-rate"))
+
+    def test_version_1_reads_as_one_entry(self):
+        cal = self.write({"trials": 10, "repetitions": 3, "aa_false_positive": {"k": 1, "n": 10, "ci": [0, 0.4]},
+                          "ab_detection_B5": {"k": 4, "n": 10, "ci": [0.1, 0.7]},
+                          "ab_detection_B10": {"k": 9, "n": 10, "ci": [0.5, 1]}})
+        (key, e), = calibration.entries(cal).items()
+        self.assertEqual(key, "req_per_s@saturated")
+        self.assertEqual(e["smallest_detected_pct"], 10)
+        self.assertEqual(list(e["detection"]), ["5", "10"])
+
+    def test_bad_version_2_refused(self):
+        with self.assertRaises(calibration.CalibrationError):
+            self.write({"version": calibration.VERSION, "metrics": {"x@y": {"detection": {}}}})
+
+
+class Command(unittest.TestCase):
+    def test_entries_and_estimate(self):
+        self.assertEqual(calibrate.parse_entries("all"), list(calibrate.ENTRIES))
+        self.assertEqual(calibrate.parse_entries("server_cpu_us_per_req@fixed-rate,instructions_per_req@callgrind"),
+                         [calibrate.INSTR, calibrate.FIXED_CPU])
+        with self.assertRaises(ValueError):
+            calibrate.parse_entries("p99@saturated")
+        eff = {e: calibrate.effects_for(e, None) for e in calibrate.ENTRIES}
+        self.assertEqual(eff[calibrate.INSTR], [1, 5, 10])
+        est = calibrate.estimate_s(list(calibrate.ENTRIES), 40, 3, eff, 1, 0.2)
+        # Both saturated entries share one sweep per trial; the fixed-rate load has its own.
+        self.assertEqual(set(est), {"stage 1 (callgrind)", calibrate.INSTR, "stage 1 (sweeps)", "saturated",
+                                    calibrate.FIXED_CPU})
+        self.assertAlmostEqual(est["saturated"], est[calibrate.FIXED_CPU])
+        self.assertAlmostEqual(est[calibrate.INSTR], 40 * 3 * 5 * calibrate.INSTR_VALUE_S / 2)
+        self.assertAlmostEqual(calibrate.default_estimate_s(),
+                               sum(calibrate.estimate_s(list(calibrate.DEFAULT_ENTRIES), 40, 3,
+                                                        {e: eff[e] for e in calibrate.DEFAULT_ENTRIES}, 1, 0.2).values()))
+
+    def test_summary_table(self):
+        rng = random.Random(6)
+        e = sensitivity.summarize([trial(rng, 1.0, 0.001, 3) for _ in range(40)],
+                                  {1: [trial(rng, 1.01, 0.001, 3) for _ in range(40)]}, 3)
+        noisy = sensitivity.summarize([trial(rng, 1.0, 0.2, 3) for _ in range(4)],
+                                      {5: [trial(rng, 1.05, 0.2, 3) for _ in range(4)]}, 3)
+        lines = calibrate.summary_lines({calibrate.INSTR: e, calibrate.FIXED_CPU: noisy})
+        row = next(x for x in lines if x.startswith(f"| {calibrate.INSTR} |"))
+        self.assertIn("+1%: ", row)
+        self.assertIn("| +1% |", row)
+        self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
+
+
+if __name__ == "__main__":
+    unittest.main()
