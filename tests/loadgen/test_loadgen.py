@@ -309,6 +309,17 @@ class EngineTest(unittest.TestCase):
                     self.assertEqual(data["sent"], data["requests"] + data["unfinished"], data)
                     self.assertEqual(data["errors"]["malformed"] + data["errors"]["aborted"], 0, data["errors"])
 
+    def test_default_engine_is_uring_where_it_runs(self):
+        with FakeServer("ok") as srv:
+            # The environment's engine is not applied here: this is the run without --engine.
+            probe = subprocess.run([LOAD, "--engine", "uring", "--connections", "1", "--duration", "0.2", "--json",
+                                    srv.url()], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+            expected = "epoll" if "cannot run here" in probe.stderr else "uring"
+            p = subprocess.run([LOAD, "--connections", "2", "--duration", "0.5", "--json", srv.url()],
+                               capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["engine"], expected, probe.stderr)
+
     def test_unknown_engine_is_a_usage_error(self):
         rc, _, err = run_load("--engine", "kqueue", "--duration", 1, "http://127.0.0.1:1/")
         self.assertEqual(rc, 1, err)
