@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "backends/loadgen/response_parser.h"
+#include "backends/uring/ring.h"
 
 namespace cb::loadgen {
 namespace {
@@ -38,6 +40,24 @@ constexpr ns_t kReconnectDelayNs = 10'000'000;
 constexpr int kMaxReadsPerEvent = 16;
 constexpr std::size_t kReadChunkBytes = 64 * 1024;
 constexpr int kMaxEvents = 256;
+// uring engine: SQ entries per thread (a turn's sends and re-arms; a fuller turn submits early,
+// which costs one more io_uring_enter, not correctness), and the provided-buffer ring that
+// receives land in: 256 buffers of 16 KiB (4 MiB a thread), copied out and recycled as each
+// completion is handled, so only a turn's completions hold buffers at once.
+constexpr unsigned kRingEntries = 256;
+constexpr unsigned kRecvBuffers = 256;
+constexpr unsigned kRecvBufferBytes = 16 * 1024;
+constexpr std::uint16_t kRecvBufferGroup = 1;
+
+// uring engine: what a completion was for, and to which connection of its slot. user_data packs
+// the slot index (bits 0-31), the slot's generation when submitted (bits 32-47; a connection
+// failed and reopened on the slot has another, so late completions of the old one are told
+// apart) and the op (bits 48-55).
+enum class uring_op : std::uint8_t { connect_poll = 1, recv = 2, send = 3 };
+std::uint64_t pack_user_data(uring_op op, std::uint32_t generation, std::size_t index) {
+  return (static_cast<std::uint64_t>(op) << 48) | (static_cast<std::uint64_t>(generation & 0xFFFF) << 32) |
+         static_cast<std::uint64_t>(index);
+}
 
 enum class conn_state { connecting, open, backoff };
 
@@ -62,6 +82,14 @@ struct Conn {
   ns_t tokens_at_ns = 0;
   bool read_paused = false;
   ns_t resume_at_ns = 0;
+  // uring engine. The slot has at most one receive and one send with the kernel at a time, and
+  // they stay counted until their last completion even after the connection fails (so `sending`,
+  // which the kernel reads, is never touched while a send is out); a reopened connection arms
+  // its own when the old ones have completed. generation changes when the connection fails.
+  std::string sending;     // bytes handed to the kernel's send (moved from `out`)
+  bool send_inflight = false;
+  bool recv_armed = false;
+  std::uint32_t generation = 0;
 };
 
 // --read-rate's bucket holds at most 1/100 s of the rate and a connection reads only when it
@@ -94,20 +122,27 @@ class Worker {
   ThreadResult run() {
     // The default 50 us timer slack would show up as send lag in every open-loop wake-up.
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (uring_) {
+      // engine_unavailable() was asked before the threads started; a ring refused now (memory
+      // locked, a limit) ends this thread's run with its connections counted as connect errors.
+      if (!ring_.init(kRingEntries).empty() || !ring_.enable().empty() ||
+          !bufs_.init(ring_, kRecvBufferGroup, kRecvBuffers, kRecvBufferBytes).empty()) {
+        result_.errors.connect += conns_.size();
+        return std::move(result_);
+      }
+    } else {
+      epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    }
     for (std::size_t i = 0; i < conns_.size(); ++i) start_connect(i, start_ns_);
     epoll_event events[kMaxEvents];
     for (;;) {
       ns_t now = now_ns();
       if (now >= end_ns_) break;
-      if (backoff_count_ > 0) retry_connects(now);
-      if (cfg_.mode == load_mode::open) generate_arrivals(now);
-      flush_dirty();
-      ns_t wake = end_ns_;
-      if (cfg_.mode == load_mode::open) wake = std::min(wake, next_arrival_ns_);
-      if (backoff_count_ > 0) wake = std::min(wake, earliest_reconnect_ns_);
-      if (paused_count_ > 0) wake = std::min(wake, resume_reads(now_ns()));
-      ns_t wait = std::max<ns_t>(0, wake - now_ns());
+      ns_t wait = prepare_turn(now);
+      if (uring_) {
+        if (!uring_wait(wait)) break;
+        continue;
+      }
       timespec ts{static_cast<time_t>(wait / kNsPerS), static_cast<long>(wait % kNsPerS)};
       int n = epoll_pwait2(epfd_, events, kMaxEvents, &ts, nullptr);
       if (n < 0 && errno != EINTR) break;
@@ -118,6 +153,141 @@ class Worker {
   }
 
  private:
+  // Everything a loop turn does before it waits (either engine): reconnects due, open-loop
+  // arrivals, the writes queued since the last turn, reads whose --read-rate pause is over.
+  // Returns how long the wait may last (ns).
+  ns_t prepare_turn(ns_t now) {
+    if (backoff_count_ > 0) retry_connects(now);
+    if (cfg_.mode == load_mode::open) generate_arrivals(now);
+    flush_dirty();
+    ns_t wake = end_ns_;
+    if (cfg_.mode == load_mode::open) wake = std::min(wake, next_arrival_ns_);
+    if (backoff_count_ > 0) wake = std::min(wake, earliest_reconnect_ns_);
+    if (paused_count_ > 0) wake = std::min(wake, resume_reads(now_ns()));
+    return std::max<ns_t>(0, wake - now_ns());
+  }
+
+  // uring engine: submits the turn's SQEs and waits up to wait_ns for a completion in one
+  // io_uring_enter, then handles every completion ready. Returns false if the ring failed.
+  bool uring_wait(ns_t wait_ns) {
+    __kernel_timespec ts{};
+    ts.tv_sec = wait_ns / kNsPerS;
+    ts.tv_nsec = wait_ns % kNsPerS;
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_submit_and_wait_timeout(ring_.raw(), &cqe, 1, &ts, nullptr);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) return false;
+    // A handler may queue SQEs (they go to the kernel with the next turn's wait) but never waits;
+    // late completions of a failed connection are told apart by their generation.
+    ring_.for_each_cqe([this](io_uring_cqe* c) { on_completion(c->user_data, c->res, c->flags); });
+    return true;
+  }
+
+  void on_completion(std::uint64_t user_data, int res, std::uint32_t flags) {
+    auto op = static_cast<uring_op>((user_data >> 48) & 0xFF);
+    auto gen = static_cast<std::uint32_t>((user_data >> 32) & 0xFFFF);
+    std::size_t i = user_data & 0xFFFFFFFFu;
+    Conn& c = conns_[i];
+    bool current = c.fd >= 0 && (c.generation & 0xFFFF) == gen;
+    switch (op) {
+      case uring_op::connect_poll:
+        if (current && c.state == conn_state::connecting) on_connected(i);
+        return;
+      case uring_op::send:
+        c.send_inflight = false;
+        if (!current) {
+          c.sending.clear();
+          uring_write(i);  // the reopened connection's first requests may be waiting for the slot
+          return;
+        }
+        if (res > 0) {
+          c.sending.erase(0, static_cast<std::size_t>(res));
+        } else if (res != -EINTR && res != -EAGAIN) {
+          ++result_.errors.read;
+          fail(i, true);
+          return;
+        }
+        uring_write(i);
+        return;
+      case uring_op::recv: {
+        if ((flags & IORING_CQE_F_MORE) == 0) c.recv_armed = false;
+        const char* data = nullptr;
+        unsigned buffer_id = 0;
+        bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
+        if (has_buffer) {
+          buffer_id = flags >> IORING_CQE_BUFFER_SHIFT;
+          data = bufs_.buffer(buffer_id);
+        }
+        if (current) {
+          on_received(i, res, data);
+        } else {
+          uring_arm_recv(i);
+        }
+        if (has_buffer) bufs_.recycle(buffer_id);
+        return;
+      }
+    }
+  }
+
+  // uring engine: one receive completion for the current connection on slot i (res bytes at
+  // data, 0 for end of stream, or -errno), handled as the epoll engine's recv() results are.
+  void on_received(std::size_t i, int res, const char* data) {
+    Conn& c = conns_[i];
+    if (res > 0) {
+      if (cfg_.read_rate_bytes_per_s > 0) c.read_tokens -= res;
+      result_.bytes_read += static_cast<std::uint64_t>(res);
+      c.in.append(data, static_cast<std::size_t>(res));
+      if (!on_bytes(i)) return;
+      uring_arm_recv(i);
+      return;
+    }
+    if (res == -ENOBUFS || res == -EINTR || res == -EAGAIN) {  // the buffers are back by the re-arm
+      uring_arm_recv(i);
+      return;
+    }
+    if (res == 0) {
+      on_end_of_stream(i);
+    } else {
+      ++result_.errors.read;
+      fail(i, true);
+    }
+  }
+
+  // uring engine: arms the receive of the open connection on slot i unless one is armed (or the
+  // failed connection's last one has not completed yet) or --read-rate has paused it. Without a
+  // rate the receive is multishot: it stays armed across responses, so a request costs no re-arm.
+  void uring_arm_recv(std::size_t i) {
+    Conn& c = conns_[i];
+    if (c.recv_armed || c.fd < 0 || c.state != conn_state::open || c.read_paused) return;
+    // An SQE taken is submitted with whatever it holds: take it only once the receive is certain.
+    std::size_t want = cfg_.read_rate_bytes_per_s > 0 ? read_allowance(i) : kRecvBufferBytes;
+    if (want == 0) return;  // paused: resume_reads arms it
+    io_uring_sqe* sqe = ring_.sqe();
+    if (cfg_.read_rate_bytes_per_s > 0) {
+      io_uring_prep_recv(sqe, c.fd, nullptr, std::min<std::size_t>(want, kRecvBufferBytes), 0);
+    } else {
+      io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+    }
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kRecvBufferGroup;
+    io_uring_sqe_set_data64(sqe, pack_user_data(uring_op::recv, c.generation, i));
+    c.recv_armed = true;
+  }
+
+  // uring engine: hands the slot's queued request bytes to the kernel, unless a send is out (its
+  // completion calls this again). Bytes a short send left over go first.
+  void uring_write(std::size_t i) {
+    Conn& c = conns_[i];
+    if (c.send_inflight || c.fd < 0 || c.state != conn_state::open) return;
+    if (c.sending.empty()) {
+      if (c.out.empty()) return;
+      c.sending.swap(c.out);
+    }
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_send(sqe, c.fd, c.sending.data(), c.sending.size(), MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, pack_user_data(uring_op::send, c.generation, i));
+    c.send_inflight = true;
+  }
+
   ns_t next_gap_ns() {
     if (cfg_.arrivals == arrival_kind::poisson) {
       std::exponential_distribution<double> gap(rate_per_thread_);
@@ -196,6 +366,10 @@ class Worker {
   }
 
   void do_write(std::size_t i) {
+    if (uring_) {
+      uring_write(i);
+      return;
+    }
     Conn& c = conns_[i];
     while (!c.out.empty()) {
       ssize_t w = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
@@ -215,7 +389,9 @@ class Worker {
     watch(i, EPOLLIN, EPOLL_CTL_MOD);
   }
 
+  // epoll engine only (the uring engine arms receives and sends per operation instead).
   void watch(std::size_t i, std::uint32_t mask, int op) {
+    if (uring_) return;
     if (conns_[i].read_paused) mask &= ~static_cast<std::uint32_t>(EPOLLIN);
     if (op == EPOLL_CTL_MOD && conns_[i].watched == mask) return;
     conns_[i].watched = mask;
@@ -247,7 +423,15 @@ class Worker {
     c.read_paused = false;
     c.read_tokens = read_quantum_bytes(cfg_.read_rate_bytes_per_s);
     c.tokens_at_ns = now;
-    watch(i, EPOLLOUT | EPOLLIN, EPOLL_CTL_ADD);
+    if (uring_) {
+      // The connect completes in the kernel; one poll for writability reports it (the only poll
+      // this engine makes).
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_poll_add(sqe, c.fd, POLLOUT);
+      io_uring_sqe_set_data64(sqe, pack_user_data(uring_op::connect_poll, c.generation, i));
+    } else {
+      watch(i, EPOLLOUT | EPOLLIN, EPOLL_CTL_ADD);
+    }
   }
 
   void enter_backoff(std::size_t i, ns_t now) {
@@ -284,6 +468,7 @@ class Worker {
     c.inflight_start_ns.clear();
     c.in.clear();
     c.out.clear();
+    if (!c.send_inflight) c.sending.clear();  // else the kernel still reads it: its completion clears it
     c.parser.reset();
     if (c.in_free_list) {
       free_.erase(std::find(free_.begin(), free_.end(), i));
@@ -294,10 +479,17 @@ class Worker {
       --paused_count_;
     }
     if (c.fd >= 0) {
-      epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+      if (uring_) {
+        // A receive or send the kernel holds keeps the socket open past close(); shutting it down
+        // first completes them (their late completions carry the old generation) and sends FIN.
+        ::shutdown(c.fd, SHUT_RDWR);
+      } else {
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+      }
       ::close(c.fd);
       c.fd = -1;
     }
+    ++c.generation;
     ns_t now = now_ns();
     if (with_backoff) {
       enter_backoff(i, now);
@@ -320,6 +512,7 @@ class Worker {
     c.state = conn_state::open;
     c.responses = 0;
     watch(i, EPOLLIN, EPOLL_CTL_MOD);
+    if (uring_) uring_arm_recv(i);
     if (cfg_.mode == load_mode::closed) {
       ns_t now = now_ns();
       for (int k = 0; k < cfg_.pipeline; ++k) send_on(i, now);
@@ -374,7 +567,8 @@ class Worker {
       if (!c.read_paused) continue;
       if (c.resume_at_ns <= now) {
         c.read_paused = false;
-        watch(i, c.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+        if (uring_) uring_arm_recv(i);
+        else watch(i, c.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
       } else {
         ++paused_count_;
         earliest = std::min(earliest, c.resume_at_ns);
@@ -402,19 +596,24 @@ class Worker {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n == 0) {
-        // A close with nothing outstanding is the server's idle or keep-alive policy: reconnect
-        // at once. With requests outstanding it is an error.
-        // A close before any response is treated as an error too (with backoff), so a server that
-        // accepts and closes at once is not reconnected to at CPU speed.
-        bool outstanding = !c.inflight_start_ns.empty();
-        if (outstanding) ++result_.errors.closed;
-        fail(i, outstanding || c.responses == 0);
+        on_end_of_stream(i);
       } else {
         ++result_.errors.read;
         fail(i, true);
       }
       return;
     }
+  }
+
+  // The server closed slot i's connection. A close with nothing outstanding is the server's idle
+  // or keep-alive policy: reconnect at once. With requests outstanding it is an error. A close
+  // before any response is treated as an error too (with backoff), so a server that accepts and
+  // closes at once is not reconnected to at CPU speed.
+  void on_end_of_stream(std::size_t i) {
+    Conn& c = conns_[i];
+    bool outstanding = !c.inflight_start_ns.empty();
+    if (outstanding) ++result_.errors.closed;
+    fail(i, outstanding || c.responses == 0);
   }
 
   // Frames every complete response in c.in. Returns false if the connection was failed.
@@ -491,6 +690,9 @@ class Worker {
   // readable event); bytes are copied out into the connection's `in` at once.
   std::unique_ptr<char[]> read_buf_{new char[kReadChunkBytes]};
   int epfd_ = -1;
+  bool uring_ = cfg_.engine == engine_kind::uring;
+  cb::uring::Ring ring_;         // uring engine: the thread's ring
+  cb::uring::BufferRing bufs_;   // and the buffers its receives land in
   ThreadResult result_;
   double rate_per_thread_ = 0.0;
   double interval_ns_ = 0.0;
@@ -504,6 +706,19 @@ class Worker {
   int paused_count_ = 0;  // connections with reading paused by --read-rate
   ns_t earliest_reconnect_ns_ = 0;
 };
+
+}  // namespace
+
+std::string engine_unavailable(engine_kind engine) {
+  if (engine == engine_kind::epoll) return "";
+  static const std::string missing = [] {
+    std::string m = cb::uring::probe();
+    return m.empty() ? cb::uring::probe_recv_multishot() : m;
+  }();
+  return missing;
+}
+
+namespace {
 
 double process_cpu_s() {
   rusage ru{};

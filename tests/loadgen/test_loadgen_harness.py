@@ -53,6 +53,9 @@ class ParseTest(unittest.TestCase):
         self.assertIn("latency_series", r)
         self.assertEqual(r["errors"]["read"], 1)  # closed is a read error in wrk's terms
         self.assertFalse(r["latency_co_corrected"])
+        self.assertIsNone(r["engine"])  # the fixture predates --engine
+        with_engine = CBENCH_LOAD_JSON.replace('"generator_bound": false,', '"generator_bound": false, "engine": "uring",')
+        self.assertEqual(loadgen.parse("cbench-load", with_engine, 1)["engine"], "uring")
 
     def test_cbench_load_garbage(self):
         for text in ("", "cbench-load: no response parsed", "{not json"):

@@ -133,6 +133,9 @@ def _parse_cbench_load(stdout: str, pipeline: int) -> dict:
         "cpu_us_per_request": d["cpu_us_per_request"], "latency_series": d["latency_series"],
         "latency_histogram_us": d["latency_histogram_us"],
         "connections": d.get("connections"), "connections_unserved": d.get("connections_unserved"),
+        # Which engine ran (epoll or uring; None from a build before --engine): its CPU per
+        # request differs, so a client CPU figure is read with it.
+        "engine": d.get("engine"),
     }
     if d["overloaded"]:
         out["latency_us_overloaded"] = dict(lat)
