@@ -51,7 +51,7 @@ class Keys(unittest.TestCase):
             ("with a rate", 'generator = "cbench-load"\nrate_common_fraction = 0.5\nrate = 100', "not several"),
             ("with a row's own fraction", 'generator = "cbench-load"\nrate_common_fraction = 0.5\nrate_fraction = 0.5',
              "not several"),
-            ("wrk cannot run open loop", 'rate_common_fraction = 0.5', "needs generator = \"cbench-load\""),
+            ("wrk cannot run open loop", 'generator = "wrk"\nrate_common_fraction = 0.5', "needs generator = \"cbench-load\""),
             ("not a number", 'generator = "cbench-load"\nrate_common_fraction = "half"', "expected a number"),
         ]
         for label, lines, want in cases:
