@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "backends/loadgen/response_parser.h"
-#include "backends/uring/ring.h"
+#include "backends/ring/ring.h"
 
 namespace cb::loadgen {
 namespace {

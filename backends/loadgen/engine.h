@@ -102,7 +102,7 @@ struct LoadResult {
 LoadResult run_load(const LoadConfig& config);
 
 // Whether engine can run here: "" if so, else one line naming what is missing (for uring: the
-// io_uring features backends/uring/ring.h probes, and multishot receive).
+// io_uring features backends/ring/ring.h probes, and multishot receive).
 std::string engine_unavailable(engine_kind engine);
 
 // Bound on the open-loop backlog per thread (requests due but without a free connection):

@@ -87,7 +87,7 @@
 #include "backends/net/accept.h"
 #include "backends/net/idle_list.h"
 #include "backends/net/socket.h"
-#include "backends/uring/ring.h"
+#include "backends/ring/ring.h"
 
 namespace cb::uring {
 

@@ -115,25 +115,31 @@ class ScenarioTest(unittest.TestCase):
         self.assertNotIn("--read-rate", generators.command("/x/cbench-load", self.parse('generator = "cbench-load"\n')
                                                           .load_sets["load0"][0], "http://127.0.0.1:1/", 2.0))
 
-    def test_default_is_wrk(self):
+    def test_default_is_cbench_load(self):
+        # A load that names no generator runs cbench-load (loadgen.DEFAULT_GENERATOR); its key
+        # names it, as every generator but wrk is named, and wrk stays one line away.
         ld = self.parse("").load_sets["load0"][0]
+        self.assertEqual(ld.generator, "cbench-load")
+        self.assertEqual(ld.key, "-t1 -c8 [cbench-load]")
+        ld = self.parse('generator = "wrk"\n').load_sets["load0"][0]
         self.assertEqual(ld.generator, "wrk")
         self.assertEqual(ld.key, "-t1 -c8")
 
     def test_errors(self):
         cases = [('generator = "ab"\n', "generator"),
-                 ("rate = [100]\n", "needs generator"),
+                 ('generator = "wrk"\nrate = [100]\n', "needs generator"),
                  ('generator = "h2load"\nrate = 5\n', "needs generator"),
                  ('generator = "cbench-load"\nrate = 0\n', "rate"),
                  ('generator = "cbench-load"\nrate = 5\nrate_fraction = 0.5\n', "not several"),
                  ('generator = "cbench-load"\nrate = 5\narrivals = "bursty"\n', "arrivals"),
-                 ('read_rate = 1000\n', "needs generator"),
+                 ('generator = "wrk"\nread_rate = 1000\n', "needs generator"),
                  ('generator = "cbench-load"\nread_rate = 0\n', "read_rate"),
                  ('generator = "cbench-load"\nread_rate = "fast"\n', "read_rate")]
         for extra, needle in cases:
-            with self.subTest(extra=extra), self.assertRaises(scenario.ScenarioError) as cm:
-                self.parse(extra)
-            self.assertIn(needle, str(cm.exception))
+            with self.subTest(extra=extra):
+                with self.assertRaises(scenario.ScenarioError) as cm:
+                    self.parse(extra)
+                self.assertIn(needle, str(cm.exception))
 
     def test_shipped_scenarios_parse(self):
         for name in ("latency-curve", "generator-crosscheck", "large-responses"):

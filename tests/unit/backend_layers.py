@@ -5,7 +5,9 @@ The layers, bottom first (a folder may include its own headers and those of lowe
   stats      per-thread event counters, below everything so that every layer may count
   http       the codec, the pump, the handler: knows no sockets
   net        sockets, the acceptor, sessions, the reactor: knows no event-loop library
-  loop, queue  the pull loop and the job queues: know no sessions
+  loop, queue, ring  the pull loop, the job queues and the io_uring ring (submission, completion,
+             provided buffers; shared by the io-uring models and cbench-load's uring engine):
+             know no sessions
   server     the model seam, main, cluster mode, threads
   families   helpers of a single family of models (asio, fiber, selector, uring) and the load
              generator (loadgen), between the model seam (server) and the models (servers/):
@@ -18,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-RANK = {"stats": 0, "http": 1, "net": 2, "loop": 3, "queue": 3, "server": 4}
+RANK = {"stats": 0, "http": 1, "net": 2, "loop": 3, "queue": 3, "ring": 3, "server": 4}
 FAMILY_RANK = 5  # any other folder of backends/
 INCLUDE = re.compile(r'^\s*#\s*include\s+"backends/([^/"]+)/[^"]+"', re.M)
 

@@ -28,7 +28,7 @@
 #include "backends/stats/counters.h"
 #include "backends/uring/http_session.h"
 #include "backends/uring/loop.h"
-#include "backends/uring/ring.h"
+#include "backends/ring/ring.h"
 #include "tests/unit/date_mask.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "backends/uring/ring.h"
+#include "backends/ring/ring.h"
 
 #include <sys/mman.h>
 #include <sys/socket.h>
