@@ -55,6 +55,29 @@ class FakeServer:
         self.proc.stdout.close()
 
 
+class ModelServer:
+    """cbench-server (CBENCH_LOADGEN_SERVER) running MODEL on 127.0.0.1 and an ephemeral port;
+    the calling test is skipped when the binary is not given or not built."""
+
+    def __init__(self, test, model="epoll-reactor"):
+        binary = os.environ.get("CBENCH_LOADGEN_SERVER", "")
+        if not os.path.exists(binary):
+            test.skipTest("cbench-server not given or not built")
+        self.proc = subprocess.Popen([binary, "--model", model, "--port", "0"], stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline().split("port=")[1].split()[0])
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
 def run_load(*args):
     """Runs cbench-load (with --engine $CBENCH_LOAD_ENGINE when that is set and args name no
     engine); returns (exit code, parsed JSON or None, stderr)."""
@@ -181,19 +204,9 @@ class OverloadTest(unittest.TestCase):
     machine only makes it larger), and the point is marked overloaded."""
 
     def test_epoll_reactor_sleep_is_overloaded(self):
-        if not os.path.exists(os.environ.get("CBENCH_LOADGEN_SERVER", "")):
-            self.skipTest("cbench-server not given or not built")
-        server = subprocess.Popen([os.environ["CBENCH_LOADGEN_SERVER"], "--model", "epoll-reactor", "--port", "0"],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            line = server.stdout.readline()
-            port = int(line.split("port=")[1].split()[0])
+        with ModelServer(self) as server:
             rc, data, err = run_load("--rate", 200, "--connections", 10, "--duration", 5, "--json", "--carry-on",
-                                     f"http://127.0.0.1:{port}/sleep?ms=10")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            server.stdout.close()
+                                     server.url("/sleep?ms=10"))
         self.assertEqual(rc, 0, err)
         self.assertTrue(data["overloaded"], data["rate_achieved"])
         self.assertGreater(data["latency_us"]["p50"], 1e6, data["latency_us"])
@@ -260,18 +273,9 @@ class LargeResponseTest(unittest.TestCase):
     RESPONSE_BYTES = 1048576
 
     def test_many_reads_per_response_stay_framed(self):
-        if not os.path.exists(os.environ.get("CBENCH_LOADGEN_SERVER", "")):
-            self.skipTest("cbench-server not given or not built")
-        server = subprocess.Popen([os.environ["CBENCH_LOADGEN_SERVER"], "--model", "epoll-reactor", "--port", "0"],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            port = int(server.stdout.readline().split("port=")[1].split()[0])
+        with ModelServer(self) as server:
             rc, data, err = run_load("--connections", 4, "--threads", 2, "--pipeline", 2, "--duration", 1, "--json",
-                                     f"http://127.0.0.1:{port}/bytes?n={self.RESPONSE_BYTES}")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            server.stdout.close()
+                                     server.url(f"/bytes?n={self.RESPONSE_BYTES}"))
         self.assertEqual(rc, 0, err)
         msg = f"{data['requests']} responses, {data['bytes_read']} bytes, errors {data['errors']}"
         self.assertGreater(data["requests"], 4, msg)
