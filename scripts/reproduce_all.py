@@ -13,7 +13,9 @@ models and its duration per model, the calibration's from its own estimate (what
 and runs nothing; `--only`/`--skip` select steps (a scenario's name, or micro, costs, calibrate,
 soak, or sweeps for every sweep); `--budget-min N` refuses a sitting whose worst case exceeds N
 minutes. A set made in two sittings shares one commit: `--skip soak --no-report`, then
-`--only soak` (which renders the whole set); nothing but results/ may change in between. Before the first step a preflight refuses a dirty tree (the sweep's own rule) and a
+`--only soak` (which renders the whole set); nothing but results/ may change in between. Before
+rendering, a section whose run was made from another commit (not remade in this sitting) moves to
+kept = and renders as not yet remade, so a sitting of some steps renders a set of one commit. Before the first step a preflight refuses a dirty tree (the sweep's own rule) and a
 machine where other processes are busy (a sitting beside them would be marked disturbed).
 Each measuring command takes the bench lock itself. `make reproduce` stays the ever-table run alone.
 
@@ -23,6 +25,7 @@ directory appears), then selected (select()), checked (preflight()) and executed
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -326,6 +329,49 @@ def record_run(config_text: str, scenario: str, run_dir: str) -> tuple[str, list
     return text, [scenario]
 
 
+def run_identity(run_dir: str, root: str = REPO) -> tuple[str | None, str]:
+    """(git commit, machine text) that RUN_DIR's meta.json records; a calibration directory's come
+    from its first trial's sweep (runs/<id>/meta.json). (None, "") when none is recorded."""
+    full = run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir)
+    metas = [os.path.join(full, "meta.json")]
+    trials = os.path.join(full, "runs")
+    if os.path.isdir(trials):
+        metas += [os.path.join(trials, t, "meta.json") for t in sorted(os.listdir(trials))]
+    for m in metas:
+        try:
+            with open(m, encoding="utf-8") as f:
+                env = (json.load(f).get("env") or {})
+        except (OSError, ValueError):
+            continue
+        if env.get("git_commit"):
+            machine = ", ".join(str(x) for x in (env.get("cpu_model"), f"{env.get('cpu_count')} CPUs",
+                                                 f"kernel {env.get('kernel')}") if x)
+            return env["git_commit"], machine
+    return None, ""
+
+
+def retire_other_commits(config_text: str, commit: str, identity=run_identity) -> tuple[str, list[str]]:
+    """The reference-runs.toml text in which every section whose run was made from another commit
+    than COMMIT lists run = "" and keeps that run as kept = (with kept_machine): REPORT.md is one
+    set of one commit and one machine, so a section not remade in this sitting renders as "not yet
+    remade" instead of refusing the set. Runs whose commit is not recorded are left for the
+    report's own check. Returns the text and the sections retired."""
+    out, retired = [], []
+    for b in re.split(r"(?m)^(?=\[sections\.)", config_text):
+        m = re.match(r"\[sections\.([A-Za-z0-9_.-]+)\]", b)
+        run = re.search(r'(?m)^run\s*=\s*"([^"]*)"', b) if m else None
+        if run and run.group(1):
+            made_from, machine = identity(run.group(1))
+            if made_from is not None and made_from != commit:
+                b = re.sub(r'(?m)^(kept|kept_machine)\s*=.*\n?', "", b)
+                b = re.sub(r'(?m)^run\s*=\s*"[^"]*".*$',
+                           f'run = ""\nkept = "{run.group(1)}"\nkept_machine = "{machine} (commit {made_from[:8]})"',
+                           b, count=1)
+                retired.append(m.group(1))
+        out.append(b)
+    return "".join(out), retired
+
+
 def preflight(git: dict, busy: list[tuple[int, str, float]], load1: float, allow_busy: bool = False) -> list[str]:
     """Why a sitting may not start (empty: it may): a tree that is not one clean commit (the
     sweep's rule: envinfo.git_info leaves results/ out, so an uncommitted run a minute old does not
@@ -342,10 +388,12 @@ def preflight(git: dict, busy: list[tuple[int, str, float]], load1: float, allow
     return problems
 
 
-def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run, report: bool = True) -> int:
+def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run, report: bool = True,
+            commit: str | None = None, identity=run_identity) -> int:
     """Run each step in order; after each, point reference-runs.toml at the run it made (written
-    at once, so an interrupted sitting keeps what it measured); at the end `make report` unless
-    not REPORT. RUN is subprocess.run (tests pass a fake)."""
+    at once, so an interrupted sitting keeps what it measured); at the end, unless not REPORT,
+    retire the sections made from another commit than COMMIT (the sitting's; retire_other_commits)
+    and `make report`. RUN is subprocess.run (tests pass a fake; IDENTITY, run_identity's)."""
     made: dict[str, str] = {}
     for st in steps:
         argv = resolve_argv(st.argv, made, _read(config_path))
@@ -373,6 +421,13 @@ def execute(steps: list[Step], config_path: str = CONFIG, run=subprocess.run, re
     if not report:
         print("reproduce-all: not rendered (--no-report); `make report` renders the set", flush=True)
         return 0
+    if commit:
+        text, retired = retire_other_commits(_read(config_path), commit, identity)
+        if retired:
+            with open(config_path, "w", encoding="utf-8") as f:
+                f.write(text)
+            print(f"reference-runs.toml: not remade in a sitting of {commit[:8]}, kept and shown as not yet"
+                  f" remade: {', '.join(retired)}", flush=True)
     print("== make report", flush=True)
     return run(["make", "report"], cwd=REPO).returncode
 
@@ -433,7 +488,7 @@ def main(argv=None) -> int:
     if problems:
         print(f"reproduce-all: not starting: {'; '.join(problems)}", file=sys.stderr)
         return 1
-    return execute(steps, report=not args.no_report)
+    return execute(steps, report=not args.no_report, commit=envinfo.git_info(REPO).get("git_commit"))
 
 
 if __name__ == "__main__":

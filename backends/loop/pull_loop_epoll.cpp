@@ -323,13 +323,20 @@ void EpollPullLoop::on_fd_event(int fd, std::uint32_t events) {
 }
 
 void EpollPullLoop::drain_wake_fd() noexcept {
-  // Clear the flag before reading: a waker that sees it clear writes again, and that write is
-  // either consumed by this read or left for the next round, never lost.
-  wake_sent_.store(false, std::memory_order_seq_cst);
+  // Read first, then clear the flag. The invariant: while wake_sent_ is true, the eventfd is
+  // readable or a waker's write is on its way. Clearing before the read broke it: a waker that
+  // took the cleared flag and wrote before the read had its write consumed here, the flag stayed
+  // true with the eventfd empty, and every later waker (stop() included) skipped its write while
+  // the loop blocked in epoll_wait for good. In this order a waker that takes the flag after the
+  // clear writes into a drained eventfd (the next round sees it), and one that finds it still
+  // true before the clear has published its work before the clear, so this round's run_round()
+  // or the next has_pending_work() sees that work.
   std::uint64_t count;
   while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
-  // EAGAIN (already drained) is fine: being woken was the point.
+  // EAGAIN (already drained, or a write not yet landed) is fine: being woken was the point, and
+  // a write landing after this read leaves the eventfd readable for the next round.
+  wake_sent_.store(false, std::memory_order_seq_cst);
 }
 
 void EpollPullLoop::wake() noexcept {
@@ -337,7 +344,7 @@ void EpollPullLoop::wake() noexcept {
   // The caller published its work with a seq_cst store. Not in or entering epoll_wait: the loop
   // checks has_pending_work() before it blocks, and will see that work.
   if (wake_wanted_.load(std::memory_order_seq_cst) &&
-      !wake_sent_.exchange(true, std::memory_order_acq_rel)) {
+      !wake_sent_.exchange(true, std::memory_order_seq_cst)) {
     const std::uint64_t one = 1;
     while (::write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
     }

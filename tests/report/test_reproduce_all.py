@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 import unittest
 from unittest import mock
 
@@ -221,7 +222,9 @@ class TestReproduceAll(unittest.TestCase):
                     mock.patch.object(ra.hostcheck, "busy_processes", return_value=[]), \
                     mock.patch.object(ra, "execute", return_value=0) as execute, mock.patch("sys.stdout"):
                 self.assertEqual(ra.main(argv), 0)
-                self.assertEqual(execute.call_args.kwargs, {"report": report})
+                kwargs = execute.call_args.kwargs
+                self.assertEqual(kwargs["report"], report)
+                self.assertRegex(kwargs["commit"], r"^[0-9a-f]{40}$")  # the sitting's commit, for retiring
 
     def test_micro_estimate(self):
         # 63 benchmarks x (3 + 1) x 0.3 s x 1.25 = 94.5 s, rounded up: about a minute and a half.
@@ -438,6 +441,58 @@ class TestExecute(unittest.TestCase):
                 self.assertEqual(f"[sections.{scen}]" in text and f"[sections.{scen}]" not in CONFIG, appended)
                 self.assertEqual(ra.listed_run(text, scen), f"results/x/new-{scen}")
                 self.assertEqual(ra.listed_run(text, "ever-table"), "results/runs/old-ever-table")
+
+
+class TestRetire(unittest.TestCase):
+    """Before rendering, sections made from another commit move to kept =, so that a sitting of
+    some steps renders one set of one commit."""
+    TEXT = ('[sections.a]\nscenario = "a"\nrun = "results/runs/old-a"\nkept = "results/runs/older-a"\n'
+            'kept_machine = "x"\n\n[sections.b]\nscenario = "b"\nrun = "results/runs/new-b"\n\n'
+            '[sections.c]\nscenario = "c"\nrun = ""\n\n[sections.d]\nscenario = "d"\nrun = "results/runs/unknown-d"\n')
+    IDS = {"results/runs/old-a": ("aaaa1111", "AMD EPYC, 2 CPUs"), "results/runs/new-b": ("bbbb2222", "m"),
+           "results/runs/unknown-d": (None, "")}
+
+    def test_retire(self):
+        text, retired = ra.retire_other_commits(self.TEXT, "bbbb2222", lambda d: self.IDS[d])
+        self.assertEqual(retired, ["a"])
+        self.assertIsNone(ra.listed_run(text, "a"))  # run = ""
+        self.assertIn('kept = "results/runs/old-a"', text)
+        self.assertIn('kept_machine = "AMD EPYC, 2 CPUs (commit aaaa1111)"', text)
+        self.assertNotIn("older-a", text)  # the older kept run is replaced, not listed twice
+        self.assertEqual(ra.listed_run(text, "b"), "results/runs/new-b")
+        self.assertEqual(ra.listed_run(text, "d"), "results/runs/unknown-d")  # left for the report's check
+        # the result parses as the report reads it
+        self.assertEqual(tomllib.loads(text)["sections"]["a"]["run"], "")
+
+    def test_run_identity_reads_meta_and_calibration_trials(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            sweep = os.path.join(tmp, "s")
+            trial = os.path.join(tmp, "cal", "runs", "t1")
+            for d, commit in ((sweep, "c1"), (trial, "c2")):
+                os.makedirs(d)
+                with open(os.path.join(d, "meta.json"), "w", encoding="utf-8") as f:
+                    json.dump({"env": {"git_commit": commit, "cpu_model": "AMD EPYC", "cpu_count": 2,
+                                       "kernel": "6.18"}}, f)
+            self.assertEqual(ra.run_identity(sweep), ("c1", "AMD EPYC, 2 CPUs, kernel 6.18"))
+            self.assertEqual(ra.run_identity(os.path.join(tmp, "cal"))[0], "c2")
+            self.assertEqual(ra.run_identity(os.path.join(tmp, "missing")), (None, ""))
+
+    def test_execute_retires_before_the_report_only(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = os.path.join(tmp, "reference-runs.toml")
+            for report, want in ((True, None), (False, "results/runs/old-a")):
+                with self.subTest(report=report):
+                    with open(config, "w", encoding="utf-8") as f:
+                        f.write(self.TEXT)
+                    calls = []
+                    with mock.patch("sys.stdout"), mock.patch("sys.stderr"):
+                        rc = ra.execute([], config, run=lambda argv, cwd=None: calls.append(argv) or
+                                        subprocess.CompletedProcess(argv, 0), report=report,
+                                        commit="bbbb2222", identity=lambda d: self.IDS[d])
+                    self.assertEqual(rc, 0)
+                    with open(config, encoding="utf-8") as f:
+                        self.assertEqual(ra.listed_run(f.read(), "a"), want)
+                    self.assertEqual(calls == [["make", "report"]], report)
 
 
 class TestSoakAndCostsSections(unittest.TestCase):
