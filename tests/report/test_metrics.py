@@ -31,7 +31,9 @@ def _read(path: str) -> str:
 
 
 def _recorded_paths() -> set[str]:
-    """Every dotted path (objects, not list items) in the reference runs' points.jsonl."""
+    """Every dotted path (objects, not list items) in the points.jsonl of the reference runs and
+    of the runs kept for sections not remade in the last sitting (kept =): a metric that only a
+    section not yet remade records is still recorded by a committed run."""
     with open(os.path.join(REPO, "results", "reference-runs.toml"), "rb") as f:
         sections = tomllib.load(f).get("sections", {})
     paths: set[str] = set()
@@ -44,11 +46,12 @@ def _recorded_paths() -> set[str]:
                 walk(v, f"{prefix}.{k}" if prefix else k)
 
     for sec in sections.values():
-        f = os.path.join(REPO, sec.get("run", ""), "points.jsonl")
-        if sec.get("run") and os.path.exists(f):
-            for line in _read(f).splitlines():
-                if line.strip():
-                    walk(json.loads(line), "")
+        for d in (sec.get("run"), sec.get("kept")):
+            f = os.path.join(REPO, d or "", "points.jsonl")
+            if d and os.path.exists(f):
+                for line in _read(f).splitlines():
+                    if line.strip():
+                        walk(json.loads(line), "")
     return paths
 
 

@@ -419,9 +419,10 @@ class TestExecute(unittest.TestCase):
                         in costs_argv[2], costs_argv)
         self.assertIn(os.path.relpath(self.parents["micro"], ra.REPO), costs_argv[costs_argv.index("--micro") + 1])
         self.assertTrue(made_conn and made_micro)
-        # Alone (--only costs): the runs reference-runs.toml lists.
-        with open(ra.CONFIG, encoding="utf-8") as f:
-            committed = f.read()
+        # Alone (--only costs): the runs reference-runs.toml lists (a constructed one: the committed
+        # set need not list a connections run).
+        committed = ('[sections.connections]\nscenario = "connections"\nrun = "results/runs/c-connections"\n\n'
+                     '[sections.micro]\nscenario = "micro"\nrun = "results/runs/m-micro"\n')
         argv = ra.resolve_argv(ra.COSTS_ARGV, {}, committed)
         self.assertEqual(argv[argv.index("--micro") + 1], ra.listed_run(committed, "micro"))
         self.assertEqual(argv[argv.index("--rows-from") + 1], ra.listed_run(committed, "connections"))

@@ -371,7 +371,8 @@ def rows(config: dict, root: str, loader=load_run, allow_synthetic: bool = False
     out = []
     for sh in SHAPES:
         sec = config.get(sh.section) or {}
-        row = {"shape": sh.name, "mechanism": sh.mechanism, "section": sh.section}
+        # A row that decided nothing explains nothing: the mechanism is set only where a cell decided.
+        row = {"shape": sh.name, "mechanism": UNDECIDED_MECHANISM, "section": sh.section}
         full = reportrefs.resolve(sec, root)
         if full is None:
             row.update(throughput=NOT_YET_RUN, memory=NOT_YET_RUN, capacity=NOT_YET_RUN, run=None)
