@@ -28,7 +28,7 @@ from ..plan import cpulayout, sweepplan
 from ..plan.estimate import estimate_s, extra_blocks_estimate_s, fmt_duration
 from ..plan.schedule import block_order, schedule
 from ..plan.sweepplan import PlanError, SweepPlan, build_plan, select_rows
-from ..run import benchlock, cputopo, envinfo, multiclient, profiling
+from ..run import benchlock, cputopo, envinfo, multiclient, profiling, sweepexec
 from ..run.host import HostError, LocalHost, parse_host
 from ..run.sweepexec import Sweep, SweepInterrupted
 from .common import DURATION_S, REPETITIONS, WARMUP_S, err
@@ -163,7 +163,10 @@ def run(args, decide=None) -> int:
     def on_signal(signum, _frame):
         if interrupted["signum"] is None:
             interrupted["signum"] = signum
+            sweepexec.note_signal(signum)  # re-raised by the point loop if this raise is swallowed
             raise SweepInterrupted(signum)
+
+    sweepexec.note_signal(None)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     hosts: list = [LocalHost()]

@@ -44,6 +44,23 @@ class HostLost(Exception):
         self.host_name, self.why = host_name, why
 
 
+# The signal the sweep's handler caught. Its raise can be swallowed: a Python signal handler runs
+# wherever the main thread next executes bytecode, and inside an at-fork callback (logging's, when
+# a child is started) or a finaliser an exception is printed and ignored. The point loops re-raise
+# it from here, so an interrupt stops the sweep at the next point at the latest.
+_caught_signal: list = [None]
+
+
+def note_signal(signum: int | None) -> None:
+    """Record the signal the handler caught (None: forget, at the start of a sweep)."""
+    _caught_signal[0] = signum
+
+
+def raise_if_signalled() -> None:
+    if _caught_signal[0] is not None:
+        raise SweepInterrupted(_caught_signal[0])
+
+
 class SweepInterrupted(BaseException):
     """Raised by the SIGINT/SIGTERM handler. A BaseException, like KeyboardInterrupt, so
     the runner's catch-all for harness errors lets it through."""
@@ -206,6 +223,7 @@ class Sweep:
         need = [(k, pt) for k, pt in p.pilots.pilots.items() if any(k == pk for ld in todo for _r, pk in ld.rows)]
         measured = {}
         for i, (pkey, point) in enumerate(need):
+            raise_if_signalled()
             t0 = time.monotonic()
             measured[pkey] = runner_.pilot(point, f"pilot{i:03d}-{runner.slug(point.row.key + ' ' + point.load.key)}")
             self.spent_s += time.monotonic() - t0
@@ -239,6 +257,7 @@ class Sweep:
         total = len(slots)
         width = len(str(max(x.seq for x in slots) + 1)) if slots else 1
         for x in todo:
+            raise_if_signalled()
             t0 = time.monotonic()
             record = runner_.run(x.point, x.rep, x.seq, x.block)
             if record["status"] != "ok":
