@@ -31,7 +31,23 @@ DURATION_S = 3.5     # stall starts 1 s after the first request; 1.5 s left to d
 RUN_TIMEOUT_S = 60   # no generator run may take longer than this: a hang fails the test
 
 
-class FakeServer:
+class ServerProcess:
+    """A server child (self.proc, its stdout piped) listening on 127.0.0.1:self.port; stopped on
+    leaving the with block."""
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+class FakeServer(ServerProcess):
     def __init__(self, mode, **kw):
         args = [sys.executable, os.path.join(HERE, "fake_server.py"), "--mode", mode, "--lifetime-s", "60"]
         for k, v in kw.items():
@@ -43,19 +59,8 @@ class FakeServer:
             raise RuntimeError(f"fake server did not start: {line!r}")
         self.port = int(line.strip().split("=")[1])
 
-    def url(self, path="/"):
-        return f"http://127.0.0.1:{self.port}{path}"
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-
-
-class ModelServer:
+class ModelServer(ServerProcess):
     """cbench-server (CBENCH_LOADGEN_SERVER) running MODEL on 127.0.0.1 and an ephemeral port;
     the calling test is skipped when the binary is not given or not built."""
 
@@ -65,17 +70,6 @@ class ModelServer:
             test.skipTest("cbench-server not given or not built")
         self.proc = subprocess.Popen([binary, "--model", model, "--port", "0"], stdout=subprocess.PIPE, text=True)
         self.port = int(self.proc.stdout.readline().split("port=")[1].split()[0])
-
-    def url(self, path="/"):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
 
 
 def run_load(*args):
