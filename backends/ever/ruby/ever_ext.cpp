@@ -281,10 +281,12 @@ VALUE loop_stop(VALUE self) {
 struct PollCall {
   PullLoop* loop;
   std::optional<Key> result;
+  bool ran = false;  // false: Ruby did not call poll_without_gvl (an interrupt was pending)
 };
 
 void* poll_without_gvl(void* arg) {
   auto* call = static_cast<PollCall*>(arg);
+  call->ran = true;
   call->result = call->loop->next_event();
   return nullptr;
 }
@@ -321,9 +323,17 @@ bool next_key(EverLoop* s, VALUE* key) {
       s->retired.clear();
       PollCall call{s->loop.get(), std::nullopt};
       s->polling = true;
-      // The 2 variant: no interrupt check inside, which could raise while `polling` is set.
+      // The 2 variant: no interrupt check inside, which could raise while `polling` is set. It
+      // does not call the poll at all when any interrupt is pending, the time-slice one included
+      // (set whenever another thread waits for the GVL): that is no event and no wake-up, so the
+      // interrupt is handled here (a raise or kill propagates, a time slice switches threads) and
+      // the poll tried again, instead of a spurious nil.
       rb_thread_call_without_gvl2(poll_without_gvl, &call, unblock_poll, s->loop.get());
       s->polling = false;
+      if (!call.ran) {
+        rb_thread_check_ints();
+        continue;
+      }
       if (!call.result) return false;
       id = *call.result;
     } else {
