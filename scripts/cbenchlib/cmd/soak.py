@@ -136,7 +136,10 @@ def _soak_all(args, models: list, warmup_s: float) -> int:
                                "died": out.died, "answered_after": out.answered_after,
                                "exit_status": out.exit_status})
         writer.update_meta(models=meta["models"])
-        print(f"soak: {info.name}: {'ok' if verdict.ok else 'FAIL: ' + '; '.join(verdict.reasons)}", flush=True)
+        status = "ok" if verdict.ok else "FAIL: " + "; ".join(verdict.reasons)
+        if verdict.undecided:
+            status += " (" + "; ".join(verdict.undecided) + ")"
+        print(f"soak: {info.name}: {status}", flush=True)
     text = soakreport.summary(results, args.duration_s, warmup_s)
     with open(os.path.join(run_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(text + "\n")

@@ -30,7 +30,8 @@ def row(v: Verdict, churn: dict, load: dict | None) -> str:
 
 
 def summary(results: list[tuple[Verdict, dict, dict | None]], duration_s: float, warmup_s: float) -> str:
-    """The whole soak: the bounds it judged against, the table, then each failure's reasons."""
+    """The whole soak: the bounds it judged against, the table, each failure's reasons, then the
+    slopes left undecided (not failures)."""
     lines = [f"soak: {len(results)} models, {duration_s:g} s each, slopes after a {warmup_s:g} s warm-up",
              "bounds (per minute, or a step over the judged window when that is more): " + "; ".join(
                  f"{name} {b.per_s * PER_MIN / scale:.3g}/min or {b.step / scale:.3g}"
@@ -42,6 +43,10 @@ def summary(results: list[tuple[Verdict, dict, dict | None]], duration_s: float,
     if failed:
         lines.append("")
         lines += [f"{v.model}: {reason}" for v in failed for reason in v.reasons]
+    undecided = [(v.model, note) for v, _, _ in results for note in v.undecided]
+    if undecided:
+        lines.append("")
+        lines += [f"{model}: {note}" for model, note in undecided]
     lines.append("")
     lines.append(f"soak: {len(results) - len(failed)} of {len(results)} models passed")
     return "\n".join(lines)
