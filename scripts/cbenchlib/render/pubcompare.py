@@ -218,7 +218,11 @@ def _normalised_to_single(run: Run, pub: Published, idx, matched: list, loads: l
             if gvl:
                 ptxt = "·"
             cells.append(f"{ptxt} / {mtxt}")
-        name = f"{prow.label}{' (this run --gvl)' if gvl else ''}"
+        # Several run rows can carry one published label (the C++ model and its Ruby replica): the
+        # key tells them apart, as in the absolute table above.
+        ruby = r is not None and findings.stack_of(r) == STACK_RUBY
+        name = (f"{prow.label}{', Ruby' if ruby else ''}{' (this run --gvl)' if gvl else ''}"
+                + (f" [{r.key}]" if r is not None else " (not measured)"))
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     return out + ["", "— no number (empty published cell, or not measured); · the published table has no --gvl"
                   " row (Ruby always runs under its GVL).", ""]
