@@ -36,6 +36,7 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
 from cbenchlib.run import envinfo, hostcheck  # noqa: E402  (after the path it is found on)
 from cbenchlib.cmd import calibrate  # noqa: E402
+from cbenchlib.format import calibration as calibration_format, resultio  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CBENCH = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
@@ -330,24 +331,19 @@ def record_run(config_text: str, scenario: str, run_dir: str) -> tuple[str, list
 
 
 def run_identity(run_dir: str, root: str = REPO) -> tuple[str | None, str]:
-    """(git commit, machine text) that RUN_DIR's meta.json records; a calibration directory's come
-    from its first trial's sweep (runs/<id>/meta.json). (None, "") when none is recorded."""
-    full = run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir)
-    metas = [os.path.join(full, "meta.json")]
-    trials = os.path.join(full, "runs")
-    if os.path.isdir(trials):
-        metas += [os.path.join(trials, t, "meta.json") for t in sorted(os.listdir(trials))]
-    for m in metas:
-        try:
-            with open(m, encoding="utf-8") as f:
-                env = (json.load(f).get("env") or {})
-        except (OSError, ValueError):
-            continue
-        if env.get("git_commit"):
-            machine = ", ".join(str(x) for x in (env.get("cpu_model"), f"{env.get('cpu_count')} CPUs",
-                                                 f"kernel {env.get('kernel')}") if x)
-            return env["git_commit"], machine
-    return None, ""
+    """(git commit, machine text) that RUN_DIR's meta.json records (a calibration directory's, its
+    first trial's: calibration.env_run_dir, as the report's set check reads it). (None, "") when
+    none is recorded."""
+    full = calibration_format.env_run_dir(run_dir if os.path.isabs(run_dir) else os.path.join(root, run_dir))
+    try:
+        env = (resultio.read_meta(full).get("env") or {}) if full else {}
+    except resultio.ResultsFormatError:
+        return None, ""
+    if not env.get("git_commit"):
+        return None, ""
+    machine = ", ".join(str(x) for x in (env.get("cpu_model"), f"{env.get('cpu_count')} CPUs",
+                                         f"kernel {env.get('kernel')}") if x)
+    return env["git_commit"], machine
 
 
 def retire_other_commits(config_text: str, commit: str, identity=run_identity) -> tuple[str, list[str]]:

@@ -474,6 +474,8 @@ class TestRetire(unittest.TestCase):
                 with open(os.path.join(d, "meta.json"), "w", encoding="utf-8") as f:
                     json.dump({"env": {"git_commit": commit, "cpu_model": "AMD EPYC", "cpu_count": 2,
                                        "kernel": "6.18"}}, f)
+            with open(os.path.join(tmp, "cal", "calibration.json"), "w", encoding="utf-8") as f:
+                f.write("{}")
             self.assertEqual(ra.run_identity(sweep), ("c1", "AMD EPYC, 2 CPUs, kernel 6.18"))
             self.assertEqual(ra.run_identity(os.path.join(tmp, "cal"))[0], "c2")
             self.assertEqual(ra.run_identity(os.path.join(tmp, "missing")), (None, ""))

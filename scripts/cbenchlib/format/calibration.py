@@ -44,6 +44,16 @@ def trial_runs(path: str) -> list[str]:
     return sorted(os.path.join(d, n) for n in os.listdir(d)) if os.path.isdir(d) else []
 
 
+def env_run_dir(path: str) -> str | None:
+    """The run directory whose meta.json records the environment (commit, machine) of PATH: PATH
+    itself, or for a calibration directory its first trial's sweep (a calibration records none of
+    its own); None for a calibration without trials."""
+    if not is_calibration_dir(path):
+        return path
+    runs = trial_runs(path)
+    return runs[0] if runs else None
+
+
 def detection_key(pct: int) -> str:
     return f"{_DETECTION_PREFIX}{pct}"
 

@@ -353,11 +353,9 @@ def check_reference_set(config: dict, root: str, run_loader=load_run) -> list[st
         if full is None:
             continue
         d = sec["run"]
-        if calibration.is_calibration_dir(full):  # its trials' sweeps carry the env
-            runs = calibration.trial_runs(full)
-            if not runs:
-                raise TemplateError(f"section {name}: {d} has no sweep runs under runs/")
-            full = runs[0]
+        full = calibration.env_run_dir(full)  # a calibration's trials' sweeps carry the env
+        if full is None:
+            raise TemplateError(f"section {name}: {d} has no sweep runs under runs/")
         try:
             r = run_loader(full)
         except RunError as exc:
