@@ -158,11 +158,9 @@ def run(args, decide=None) -> int:
         return _err("give a SCENARIO (`cbench list scenarios` lists them), or --resume RUN")
     if args.resume and os.sep in args.resume:
         args.resume = os.path.abspath(args.resume)  # a path as given, not an id under --out
-    interrupted = {"signum": None}
 
     def on_signal(signum, _frame):
-        if interrupted["signum"] is None:
-            interrupted["signum"] = signum
+        if sweepexec.caught_signal() is None:  # the first signal only: a second one is not raised
             sweepexec.note_signal(signum)  # re-raised by the point loop if this raise is swallowed
             raise SweepInterrupted(signum)
 

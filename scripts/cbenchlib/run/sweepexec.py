@@ -56,6 +56,11 @@ def note_signal(signum: int | None) -> None:
     _caught_signal[0] = signum
 
 
+def caught_signal() -> int | None:
+    """The signal noted since the sweep started, or None."""
+    return _caught_signal[0]
+
+
 def raise_if_signalled() -> None:
     if _caught_signal[0] is not None:
         raise SweepInterrupted(_caught_signal[0])
