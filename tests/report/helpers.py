@@ -102,3 +102,13 @@ def point(row_key, rps, load_key="-t2 -c10", connections=10, label=None, gvl=Fal
     else:
         p["failure"] = {"reason": "server exited with status 1"}
     return p
+
+
+def generator_point(row_key, generator, connections, rps, rep, **kw):
+    """point() at `-t1 -cN`, driven by GENERATOR: the load key names a generator other than wrk
+    (`-t1 -c16 [cbench-load]`), as a sweep's keys do, and load.generator records it."""
+    key = f"-t1 -c{connections}" + ("" if generator == "wrk" else f" [{generator}]")
+    p = point(row_key, rps, load_key=key, connections=connections, rep=rep, **kw)
+    if generator != "wrk":
+        p["load"]["generator"] = generator
+    return p

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import unittest
 
-from helpers import point, write_run  # noqa: E402 (helpers puts scripts/ on sys.path)
+from helpers import generator_point, write_run  # noqa: E402 (helpers puts scripts/ on sys.path)
 
 from cbenchlib.analysis import boundshare  # noqa: E402
 from cbenchlib.analysis.runload import load_run  # noqa: E402
@@ -32,15 +32,12 @@ CASES = [
 def case_points(conns, gen, reps):
     out = []
     for rep, (status, verdict, client) in enumerate(reps):
-        key = f"-t1 -c{conns}" + ("" if gen == "wrk" else f" [{gen}]")
-        p = point("m t1", 1000.0, load_key=key, connections=conns, rep=rep, status=status,
-                  verdict=verdict or "unclear")
+        p = generator_point("m t1", gen, conns, 1000.0, rep, status=status, verdict=verdict or "unclear")
         if gen == "idle":
             p["load"] = {"key": f"idle {conns}", "idle_connections": conns}
-        elif gen.startswith("cbench-load"):
+        elif gen.endswith("@"):  # an open-loop cbench-load point
             p["load"]["generator"] = "cbench-load"
-            if gen.endswith("@"):
-                p["load"]["rate"] = 500.0
+            p["load"]["rate"] = 500.0
         if client is not None:
             p["derived"] = {"client_cpu_util": client}
         out.append(p)

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import unittest
 
-from helpers import point, write_run  # noqa: E402 (helpers puts scripts/ on sys.path)
+from helpers import generator_point, write_run  # noqa: E402 (helpers puts scripts/ on sys.path)
 
 from cbenchlib.analysis import crosscheck  # noqa: E402
 from cbenchlib.render import crosscheck_table, reportgen
@@ -30,12 +30,9 @@ CASES = [
 
 
 def gen_point(row_key, gen, conns, rps, rep, verdict):
-    key = f"-t1 -c{conns}" + ("" if gen == "wrk" else f" [{gen}]")
-    p = point(row_key, rps, load_key=key, connections=conns, model="epoll-reactor", rep=rep, verdict=verdict)
+    p = generator_point(row_key, gen, conns, rps, rep, model="epoll-reactor", verdict=verdict)
     p["block"] = rep
     p["load"]["wrk_threads"] = 1
-    if gen != "wrk":
-        p["load"]["generator"] = gen
     p["wrk"]["generator"] = gen
     return p
 
