@@ -27,11 +27,11 @@ class PilotPlan:
     def __bool__(self) -> bool:
         return bool(self.loads)
 
-    def estimate_s(self, settings, available) -> float:
+    def estimate_s(self, settings, available, overheads=None) -> float:
         """Every pilot once: a repetition of its closed-loop point (warm-up, duration, overhead)."""
-        return sum(estimate_s(p, settings, available) for p in self.pilots.values())
+        return sum(estimate_s(p, settings, available, overheads) for p in self.pilots.values())
 
-    def summary(self, settings, available, fmt) -> str:
+    def summary(self, settings, available, fmt, overheads=None) -> str:
         """The dry run's and the summary's line: how many pilots, for which loads, what they cost."""
         if not self.loads:
             return ""
@@ -40,7 +40,7 @@ class PilotPlan:
                 f" all their rows ({fractions} x the lowest closed-loop peak among them), resolved first by"
                 f" {len(self.pilots)} pilot run{'s' if len(self.pilots) != 1 else ''} (cbench-load closed loop,"
                 f" one per row and load shape, warm-up + duration), about"
-                f" {fmt(self.estimate_s(settings, available))}; the rates go into meta.json ({loadgen.COMMON_RATES_META_KEY})")
+                f" {fmt(self.estimate_s(settings, available, overheads))}; the rates go into meta.json ({loadgen.COMMON_RATES_META_KEY})")
 
 
 def plan_pilots(points: list) -> PilotPlan:

@@ -17,7 +17,7 @@ from typing import Callable
 from ..format import resultio, scenario, serverlist
 from ..format.paths import SCENARIOS_DIR
 from .cpulayout import Layout, LayoutError, Topology, automatic, check, check_list, explicit_cpus, resolve
-from .estimate import OVERHEAD_S, estimate_s, extra_blocks_estimate_s, fmt_duration
+from .estimate import Overheads, estimate_s, extra_blocks_estimate_s, fmt_duration, learned_overheads
 from .pilots import PilotPlan, plan_pilots
 from .schedule import schedule
 
@@ -74,6 +74,9 @@ class SweepPlan:
     # Fixed-rate loads: the closed-loop pilots that resolve their common rate before the first
     # block (plan/pilots.py); their time is in estimate_s and estimate_full_s.
     pilots: PilotPlan = dataclasses.field(default_factory=lambda: PilotPlan([], {}))
+    # Each row's time beyond duration and warm-up, from the newest recorded run of the scenario
+    # (plan/estimate.py): every estimate above and the executor's ETA use it.
+    overheads: Overheads = dataclasses.field(default_factory=Overheads)
 
     @property
     def settings(self) -> scenario.Settings:
@@ -114,7 +117,7 @@ class SweepPlan:
             text += (f"\nload from {len(self.clients)} client hosts ({', '.join(self.clients)}), released "
                      "together: each point's connections split evenly between them, each runs its -t")
         if self.pilots:
-            text += "\n" + self.pilots.summary(s, None, fmt_duration)
+            text += "\n" + self.pilots.summary(s, None, fmt_duration, self.overheads)
         text += f"\nestimated time: {fmt_duration(self.estimate_full_s)} with every model"
         if self.skipped_models:
             text += (f", {fmt_duration(self.estimate_s)} now ({len(self.skipped_models)} models not "
@@ -147,16 +150,15 @@ class SweepPlan:
                          f"{', '.join(self.skipped_models)}")
         if self.list_error:
             lines.append(f"  note: {self.list_error}")
-        lines.append(f"  (per repetition: duration + warm-up + {OVERHEAD_S:g} s measured overhead; "
-                     "see OVERHEAD_S in scripts/cbenchlib/plan/estimate.py)")
+        lines.append(f"  ({self.overheads.note()}; scripts/cbenchlib/plan/estimate.py)")
         for p in self.points:
             label = (f"  [{p.row.label}]" if p.row.label else "") + \
                 (f"  ({p.row.hardening})" if p.row.hardening else "")
             lines.append(f"  {p.row.kind:10s} {p.row.key:40s} {p.load.key:28s} "
-                         f"~{estimate_s(p, self.settings, self.available):.1f} s/rep{label}")
+                         f"~{estimate_s(p, self.settings, self.available, self.overheads):.1f} s/rep{label}")
         for p in self.pilots.pilots.values():
             lines.append(f"  {'pilot':10s} {p.row.key:40s} {p.load.key:28s} "
-                         f"~{estimate_s(p, self.settings, self.available):.1f} s once (closed-loop peak)")
+                         f"~{estimate_s(p, self.settings, self.available, self.overheads):.1f} s once (closed-loop peak)")
         return lines
 
 
@@ -194,6 +196,7 @@ def build_plan(args, machine: Machine) -> SweepPlan:
     slots = schedule(points, s.repetitions, s.order, s.seed)
     pilots = plan_pilots(points)
     profile = bool(getattr(args, "profile", False))
+    overheads = learned_overheads(out_parent, s.name, exclude=resume_dir)
     return SweepPlan(
         sc=sc, points=points, slots=slots, server_bin=server_bin, wrk_name=args.wrk_bin,
         out_parent=out_parent, resume_dir=resume_dir, overrides=overrides,
@@ -204,9 +207,10 @@ def build_plan(args, machine: Machine) -> SweepPlan:
         allow_dirty=bool(getattr(args, "allow_dirty", False)), profile=profile,
         command=["scripts/cbench"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("cbench")
         else list(sys.argv),
-        estimate_s=sum(estimate_s(x.point, s, available) for x in slots) + pilots.estimate_s(s, available),
-        estimate_full_s=sum(estimate_s(x.point, s, None) for x in slots) + pilots.estimate_s(s, None),
-        estimate_extra_s=extra_blocks_estimate_s(points, s),
+        estimate_s=sum(estimate_s(x.point, s, available, overheads) for x in slots)
+        + pilots.estimate_s(s, available, overheads),
+        estimate_full_s=sum(estimate_s(x.point, s, None, overheads) for x in slots) + pilots.estimate_s(s, None, overheads),
+        estimate_extra_s=extra_blocks_estimate_s(points, s, overheads), overheads=overheads,
         profile_estimate_s=machine.profile_estimate_s(points, s) if profile else 0.0,
         cpu_layout=layout, cpu_warnings=tuple(cpu_warnings), pilots=pilots)
 

@@ -258,7 +258,7 @@ class Sweep:
     # Step 4: run slots, one record each.
     def run_slots(self, runner_: runner.Runner, slots: list, label: str) -> None:
         todo = self.ledger.todo(slots)
-        eta = Eta(todo, self.plan.settings, self.plan.available)
+        eta = Eta(todo, self.plan.settings, self.plan.available, self.plan.overheads)
         total = len(slots)
         width = len(str(max(x.seq for x in slots) + 1)) if slots else 1
         for x in todo:

@@ -105,7 +105,8 @@ def _harness_meta(p: SweepPlan, host, client_hosts: list) -> dict:
         "points": len(p.points), "runs": len(p.slots),
         "estimate_s": round(p.estimate_s, 1),
         "estimate_extra_s": round(p.estimate_extra_s, 1),
-        "overhead_s": OVERHEAD_S,
+        "overhead_s": OVERHEAD_S,  # the least per-repetition overhead the estimate allows any row
+        "overheads_from": os.path.basename(p.overheads.source) if p.overheads.source else None,
         "design": {"target_ci_pct": s.target_ci_pct, "max_repetitions": s.repetitions_cap,
                    "published": s.published, "sequential_points": s.sequential_points},
         "verdict_thresholds": {"saturated_cpu": verdict.SATURATED,
