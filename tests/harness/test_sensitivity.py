@@ -179,5 +179,15 @@ class Command(unittest.TestCase):
         self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
 
 
+class DesignText(unittest.TestCase):
+    def test_the_design_text_names_the_design_that_ran(self):
+        self.assertEqual(calibrate.design_why(calibrate.DEFAULT_BLOCKS, calibrate.DEFAULT_DURATION_S,
+                                              calibrate.DEFAULT_WARMUP_S), calibrate.DESIGN_WHY)
+        longer = calibrate.design_why(6, 3, 1.0)
+        self.assertIn("6 blocks", longer)
+        self.assertIn("3 s windows after 1 s of warm-up", longer)
+        self.assertIn("not the regression gate's design", longer)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -81,6 +81,17 @@ DESIGN_WHY = ("the regression gate's design (blocks paired by block, 1 s windows
               " more blocks only narrow the paired interval, so these rates bound its sensitivity from below")
 
 
+def design_why(blocks: int, duration_s: float, warmup_s: float) -> str:
+    """What the calibrated design is: the gate's (DESIGN_WHY) with the defaults, else the design
+    the command line asked for, named against the gate's."""
+    if (blocks, duration_s, warmup_s) == (DEFAULT_BLOCKS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S):
+        return DESIGN_WHY
+    return (f"{blocks} blocks paired by block, {duration_s:g} s windows after {warmup_s:g} s of warm-up for the"
+            f" wall-clock metrics (callgrind's 1,000-request window for instructions), on one row per metric:"
+            f" not the regression gate's design ({DEFAULT_BLOCKS} blocks of {DEFAULT_DURATION_S:g} s windows),"
+            f" so these rates are this design's sensitivity, not the gate's")
+
+
 def add_arguments(p) -> None:
     p.add_argument("--entries", default=",".join(DEFAULT_ENTRIES), metavar="LIST",
                    help=f"comma-separated metric@load entries, or all: {', '.join(ENTRIES)}"
@@ -363,7 +374,8 @@ def run(args) -> int:
     print(f"calibrate: {', '.join(entries)}; {args.trials} trials of {args.blocks} paired blocks;"
           f" estimated {estimate.fmt_duration(total)} ("
           + ", ".join(f"{k} {estimate.fmt_duration(v)}" for k, v in est.items()) + ")", flush=True)
-    print(f"calibrate: design: {DESIGN_WHY}", flush=True)
+    why = design_why(args.blocks, args.duration, args.warmup)
+    print(f"calibrate: design: {why}", flush=True)
     if args.dry_run:
         return 0
     bad = choose_cpus(args, "calibrate")
@@ -377,7 +389,7 @@ def run(args) -> int:
     cal_dir = os.path.join(os.path.abspath(args.out), f"{stamp}-calibrate")
     os.makedirs(cal_dir, exist_ok=True)
     t0 = time.monotonic()
-    design = {"trials": args.trials, "blocks": args.blocks, "estimate_s": round(total), "why": DESIGN_WHY}
+    design = {"trials": args.trials, "blocks": args.blocks, "estimate_s": round(total), "why": why}
     metrics = {}
     try:
         if INSTR in entries:
