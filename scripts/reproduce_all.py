@@ -25,7 +25,6 @@ directory appears), then selected (select()), checked (preflight()) and executed
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re

@@ -3,7 +3,6 @@ progress line's ETA share, and how it is written."""
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import statistics
 
@@ -51,10 +50,6 @@ class Overheads:
         return text
 
 
-def _utc(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def row_overheads(points: list[dict]) -> dict:
     """Row key -> median over its repetitions of (ended_utc - started_utc) - (duration + warm-up)
     as the load recorded them; idle points and records without both times are left out."""
@@ -64,7 +59,7 @@ def row_overheads(points: list[dict]) -> dict:
         if load.get("idle_connections") or not p.get("started_utc") or not p.get("ended_utc"):
             continue
         try:
-            wall = (_utc(p["ended_utc"]) - _utc(p["started_utc"])).total_seconds()
+            wall = (resultio.parse_utc(p["ended_utc"]) - resultio.parse_utc(p["started_utc"])).total_seconds()
             planned = float(load.get("duration_s") or 0.0) + float(load.get("warmup_s") or 0.0)
         except (TypeError, ValueError):
             continue

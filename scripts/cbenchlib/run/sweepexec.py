@@ -62,8 +62,9 @@ def caught_signal() -> int | None:
 
 
 def raise_if_signalled() -> None:
-    if _caught_signal[0] is not None:
-        raise SweepInterrupted(_caught_signal[0])
+    signum = caught_signal()
+    if signum is not None:
+        raise SweepInterrupted(signum)
 
 
 class SweepInterrupted(BaseException):
