@@ -14,6 +14,7 @@ from common import HERE, PYTHON, REPO, processes_matching, run_cbench
 from cbenchlib.run import procstat, runner
 from cbenchlib.format import scenario
 from cbenchlib.run.host import LocalHost
+from cbenchlib.run.server import POST_CHECK_MIN_TIMEOUT_S, UNHARDENED_POST_CHECK_S
 from cbenchlib.format import runlogs
 
 FAKE_PEER = os.path.join(HERE, "fake_peer.py")
@@ -326,9 +327,12 @@ class ReplicaRowsAreMeasuredAsPublished(unittest.TestCase):
 
     # (model name, hardening recorded, point status, warm-up skipped, post-check failure kept,
     #  failure reason): the hardened row's warm-up takes the 200 answers, so its window has none.
+    # (model, its hardening, deaf after N requests, status, warm-up skipped, post-check record:
+    # "failed" unanswered and kept, "answered" its time, None absent, failure reason)
     CASES = (
-        ("ruby-nio4r-workers", "replica: not hardened", "ok", True, True, None),
-        ("fake-hardened", None, "failed", False, False, "no response in the measured window"),
+        ("ruby-nio4r-workers", "replica: not hardened", 200, "ok", True, "failed", None),
+        ("fake-hardened", None, 200, "failed", False, None, "no response in the measured window"),
+        ("fake-hardened", None, 10 ** 9, "ok", False, "answered", None),
     )
 
     def setUp(self):
@@ -343,9 +347,9 @@ class ReplicaRowsAreMeasuredAsPublished(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.assertEqual(left, [], "processes left behind")
 
-    def sweep(self, model: str) -> dict:
-        out = os.path.join(self.tmp, "runs-" + model)
-        path = os.path.join(self.tmp, model + ".toml")
+    def sweep(self, model: str, deaf_after: int) -> dict:
+        out = os.path.join(self.tmp, f"runs-{model}-{deaf_after}")  # one run per directory: listdir()[0] is it
+        path = os.path.join(self.tmp, f"{model}-{deaf_after}.toml")
         with open(path, "w") as f:  # deaf after 200 requests: the primer's and part of the window's
             f.write(f"""
 duration_s = 1
@@ -362,7 +366,7 @@ kind = "peer"
 model = "{model}"
 threads = 1
 command = ["{PYTHON}", "{self.peer}", "--host", "$host", "--port", "$port", "--workers", "1",
-           "--deaf-after-requests", "200"]
+           "--deaf-after-requests", "{deaf_after}"]
 """)
         r = run_cbench(["sweep", path, "--wrk-bin", self.wrk, "--out", out, "--lock-timeout", "600"],
                        timeout=300)
@@ -371,18 +375,24 @@ command = ["{PYTHON}", "{self.peer}", "--host", "$host", "--port", "$port", "--w
         return point | {"_sweep_rc": r.returncode}
 
     def test_warm_up_and_post_check(self):
-        for model, hardening, status, warmup_skipped, post_check_kept, failure in self.CASES:
-            with self.subTest(model):
-                p = self.sweep(model)
+        for model, hardening, deaf_after, status, warmup_skipped, post_check, failure in self.CASES:
+            with self.subTest(model=model, deaf_after=deaf_after):
+                p = self.sweep(model, deaf_after)
                 self.assertEqual(p["row"].get("hardening"), hardening)
                 self.assertEqual(p["status"], status, p.get("failure"))
                 self.assertEqual("skipped" in p.get("warmup", {}), warmup_skipped)
                 self.assertEqual(p["commands"]["warmup"] is None, warmup_skipped)
-                self.assertEqual("post_check" in p, post_check_kept)
-                if post_check_kept:
+                self.assertEqual("post_check" in p, post_check is not None)
+                if post_check == "failed":
                     self.assertIn("post-check after the measured run", p["post_check"]["failed"])
+                    # an unhardened design waits the short bound, not the scenario's timeout
+                    self.assertEqual(p["post_check"]["waited_s"], UNHARDENED_POST_CHECK_S)
                     self.assertGreater(p["wrk"]["requests"], 0)
-                else:
+                elif post_check == "answered":
+                    self.assertEqual(set(p["post_check"]), {"answered_ms"})
+                    self.assertGreater(p["post_check"]["answered_ms"], 0)
+                    self.assertLessEqual(p["post_check"]["answered_ms"], POST_CHECK_MIN_TIMEOUT_S * 1000)
+                if failure:
                     self.assertIn(failure, p["failure"]["reason"])
 
 if __name__ == "__main__":

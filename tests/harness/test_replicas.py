@@ -22,6 +22,7 @@ import unittest
 from common import REPO
 from cbenchlib.analysis import runload
 from cbenchlib.format import scenario
+from cbenchlib.render import tables
 from cbenchlib.run import envinfo
 
 HOST = "127.0.0.1"
@@ -284,6 +285,24 @@ class ReplicaRows(unittest.TestCase):
                             queues=None, gvl=True, backend=None, extra_args=(),
                             raw={"hardening": "nio4r's design: not hardened"})
         self.assertEqual(model.display(), "selector-pool t4 (nio4r's design: not hardened)")
+
+
+    def test_tables_mark_a_design_that_stopped_answering_after_its_load(self):
+        # (post-check records of the ok repetitions, mark expected, legend text expected)
+        cases = [([{"answered_ms": 1.2}, {"answered_ms": 0.9}], False, None),
+                 ([None, None], False, None),
+                 ([{"failed": "post-check ...", "waited_s": 2.0}, {"answered_ms": 4.0}], True, "(1/2, waited 2 s)"),
+                 ([{"failed": "post-check ..."}] * 3, True, "(3/3)")]  # runs before waited_s was recorded
+        for checks, marked, text in cases:
+            points = [{"status": "ok", "verdict": "server-bound", **({"post_check": c} if c else {})} for c in checks]
+            legend = tables.Legend()
+            marks = legend.mark_cell(runload.Cell(row=None, load=None, points=points), "row at -c64")
+            with self.subTest(checks=checks):
+                self.assertEqual(tables.UNANSWERED_MARK in marks, marked)
+                lines = [ln for ln in legend.render() if ln.startswith(f"- {tables.UNANSWERED_MARK}")]
+                self.assertEqual(len(lines), int(marked))
+                if text:
+                    self.assertIn(f"row at -c64 {text}", lines[0])
 
 
 class RubyVersions(unittest.TestCase):

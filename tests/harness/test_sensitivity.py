@@ -1,6 +1,8 @@
 """Calibration statistics on constructed and simulated data with known answers: Clopper-Pearson
 rates, the trial verdicts, the noncentral-t power against simulation, the 80%-power effect, a
 calibration record from simulated trials, and calibration.json's two versions."""
+import contextlib
+import io
 import json
 import math
 import os
@@ -15,13 +17,15 @@ from cbenchlib.cmd import calibrate
 from cbenchlib.format import calibration
 
 
-def trial(rng: random.Random, ratio: float, sd: float, blocks: int) -> stats.RatioCI:
-    """One simulated paired trial: per block a shared drift, the B/A log difference normal(log ratio, sd)."""
+def trial(rng: random.Random, ratio: float, sd: float, blocks: int, shared_sd: float = 0.0) -> stats.RatioCI:
+    """One simulated paired trial: per block a shared drift, the B/A log difference normal(log ratio, sd);
+    SHARED_SD adds one offset to every block of the trial (what independent blocks exclude)."""
     a, b = {}, {}
+    offset = rng.gauss(0.0, shared_sd) if shared_sd else 0.0
     for k in range(blocks):
         drift = rng.gauss(0.0, 0.05)
         a[k] = 1000.0 * math.exp(drift)
-        b[k] = 1000.0 * math.exp(drift + math.log(ratio) + rng.gauss(0.0, sd))
+        b[k] = 1000.0 * math.exp(drift + math.log(ratio) + offset + rng.gauss(0.0, sd))
     return gate.paired_slowdown(a, b)
 
 
@@ -113,6 +117,52 @@ class Power(unittest.TestCase):
         self.assertGreater(s["planned_80pct_power_pct"], 5)
 
 
+class BetweenTrial(unittest.TestCase):
+    """The A/A trials' check of independent blocks, on simulated trials with a known answer."""
+
+    def test_table(self):
+        # (label, block sd, trial-shared sd, blocks, ratio expected roughly, p below 0.05)
+        cases = [("independent blocks", 0.02, 0.0, 6, 1.0, False),
+                 ("a shared component as large as a block's", 0.02, 0.02, 6, 7.0, True),
+                 ("a small shared component", 0.02, 0.008, 6, 1.0 + 6 * 0.008 ** 2 / 0.02 ** 2, None)]
+        for label, sd, shared, blocks, want, significant in cases:
+            with self.subTest(label):
+                rng = random.Random(11)
+                got = sensitivity.between_trial([trial(rng, 1.0, sd, blocks, shared) for _ in range(400)], blocks)
+                self.assertEqual(got["df"], [399, 400 * (blocks - 1)])
+                self.assertAlmostEqual(got["variance_ratio"], want, delta=want * 0.25)
+                self.assertAlmostEqual(got["interval_scale"], math.sqrt(max(1.0, got["variance_ratio"])), places=3)
+                if significant is not None:
+                    self.assertEqual(got["p"] < 0.05, significant)
+
+    def test_not_judged_without_enough_trials(self):
+        rng = random.Random(12)
+        self.assertIsNone(sensitivity.between_trial([trial(rng, 1.0, 0.02, 6) for _ in range(2)], 6))
+        self.assertIsNone(sensitivity.between_trial([None, None, None], 6))
+        self.assertIsNone(sensitivity.between_trial([trial(rng, 1.0, 0.02, 6) for _ in range(5)], 1))
+
+    def test_drift_between_trials_shows_in_the_lag1_correlation(self):
+        # (label, per-trial offsets, sign of the lag-1 correlation)
+        rng = random.Random(14)
+        walk, x = [], 0.0
+        for _ in range(200):
+            x = 0.9 * x + rng.gauss(0.0, 0.02)
+            walk.append(x)
+        cases = [("slow drift", walk, 1), ("alternating", [0.02 * (-1) ** i for i in range(200)], -1)]
+        for label, offsets, sign in cases:
+            with self.subTest(label):
+                r = random.Random(15)
+                aa = [trial(r, math.exp(o), 0.01, 6) for o in offsets]
+                got = sensitivity.between_trial(aa, 6)["trial_lag1_corr"]
+                self.assertGreater(got * sign, 0.5, got)
+
+    def test_in_the_summary(self):
+        rng = random.Random(13)
+        s = sensitivity.summarize([trial(rng, 1.0, 0.02, 6, 0.03) for _ in range(40)], {}, 6)
+        self.assertGreater(s["aa_between_trial"]["variance_ratio"], 3)
+        self.assertLess(s["aa_between_trial"]["p"], 0.01)
+
+
 class CalibrationFile(unittest.TestCase):
     def setUp(self):
         self.d = tempfile.mkdtemp(prefix="cbench-cal-")
@@ -177,6 +227,65 @@ class Command(unittest.TestCase):
         self.assertIn("+1%: ", row)
         self.assertIn("| +1% |", row)
         self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
+
+
+class Rejudge(unittest.TestCase):
+    """`cbench calibrate --rejudge DIR` on a copy of a committed calibration: its trials judged again."""
+    CAL = os.path.join(calibrate.DEFAULT_OUT, "20261204T223951Z-calibrate")
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cbench-rejudge-")
+        shutil.copy(os.path.join(self.CAL, calibration.FILE), self.tmp)
+        os.symlink(os.path.join(self.CAL, calibration.RUNS_DIR), os.path.join(self.tmp, calibration.RUNS_DIR))
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def rejudge(self) -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            rc = calibrate.rejudge(self.tmp)
+        return rc, out.getvalue()
+
+    def test_reproduces_the_recorded_rates_and_adds_the_between_trial_check(self):
+        before = calibration.read(self.tmp)["metrics"][calibrate.FIXED_CPU]
+        rc, out = self.rejudge()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("40 trials judged again; rates as recorded", out)
+        after = calibration.read(self.tmp)["metrics"][calibrate.FIXED_CPU]
+        for k in ("aa_false_positive", "detection", "smallest_detected_pct", "planned_80pct_power_pct"):
+            self.assertEqual(after[k], before[k], k)
+        b = after["aa_between_trial"]
+        self.assertEqual(b["df"], [39, 200])
+        self.assertGreater(b["variance_ratio"], 1.0)
+        self.assertAlmostEqual(b["interval_scale"], math.sqrt(b["variance_ratio"]), places=3)
+
+    def test_a_stored_rate_the_rules_do_not_reproduce_is_named(self):
+        path = os.path.join(self.tmp, calibration.FILE)
+        with open(path) as f:
+            cal = json.load(f)
+        cal["metrics"][calibrate.FIXED_CPU]["aa_false_positive"]["k"] = 0
+        with open(path, "w") as f:
+            json.dump(cal, f)
+        rc, out = self.rejudge()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("changed by this version's rules: aa_false_positive", out)
+
+    def test_refuses_what_it_cannot_judge(self):
+        # (what the directory holds, exit status, message)
+        cases = [("no calibration.json", 2, "unreadable"), ("no trial runs", 1, "no trial runs")]
+        for label, rc_want, msg in cases:
+            with self.subTest(label):
+                if label == "no calibration.json":
+                    os.remove(os.path.join(self.tmp, calibration.FILE))
+                else:
+                    shutil.copy(os.path.join(self.CAL, calibration.FILE), self.tmp)
+                    os.remove(os.path.join(self.tmp, calibration.RUNS_DIR))
+                    os.mkdir(os.path.join(self.tmp, calibration.RUNS_DIR))
+                rc, out = self.rejudge()
+                self.assertEqual(rc, rc_want, out)
+                self.assertIn(msg, out)
+                self.assertEqual(len(out.strip().splitlines()), 1, out)
 
 
 class DesignText(unittest.TestCase):

@@ -13,6 +13,12 @@ The smallest effect detected with 80% power is stated twice:
   log difference), the effect at which the one-sided t test that "interval wholly above 1" is
   (level 2.5%, n - 1 degrees of freedom) has 80% power, from the noncentral t distribution
   (scipy.stats.nct). It assumes normal block differences with that sd; the observed rates check it.
+
+The paired interval assumes a trial's blocks are independent. The A/A trials test that: if they
+are, the variance of the trials' mean log differences is the pooled block variance / blocks; a
+component shared by a trial's blocks (the host drifting over the time a trial takes) makes it
+larger, and the interval too narrow by the square root of the ratio. `between_trial` states the
+ratio with its F test (scipy.stats.f: trials - 1 and trials x (blocks - 1) degrees of freedom).
 """
 from __future__ import annotations
 
@@ -91,6 +97,27 @@ def pooled_log_sd(cis: list[stats.RatioCI | None]) -> float | None:
     return math.sqrt(statistics.fmean(s * s for s in sds)) if sds else None
 
 
+def between_trial(aa: list[stats.RatioCI | None], blocks: int) -> dict | None:
+    """{"variance_ratio", "p", "df": [d1, d2], "interval_scale", "trial_lag1_corr"} of the A/A
+    trials (in the order they ran): the variance of their mean log differences over what their
+    blocks' pooled spread predicts (blocks independent), the one-sided F test's p (a ratio above 1
+    by chance), the factor by which a trial's paired interval is too narrow (sqrt of the ratio, at
+    least 1), and the lag-1 autocorrelation of consecutive trials' means (slow drift of the host
+    makes it positive). None with fewer than 3 paired trials or no spread."""
+    cis = [c for c in aa if c is not None and c.method == "paired-t" and c.log_sd is not None and c.ratio > 0]
+    sd = pooled_log_sd(cis)
+    if len(cis) < 3 or blocks < 2 or not sd:
+        return None
+    means = [math.log(c.ratio) for c in cis]
+    ratio = statistics.variance(means) / (sd * sd / blocks)
+    d1, d2 = len(cis) - 1, len(cis) * (blocks - 1)
+    mu = statistics.fmean(means)
+    dev = [m - mu for m in means]
+    lag1 = sum(a * b for a, b in zip(dev, dev[1:])) / sum(d * d for d in dev) if any(dev) else 0.0
+    return {"variance_ratio": round(ratio, 4), "p": float(sps.f.sf(ratio, d1, d2)), "df": [d1, d2],
+            "interval_scale": round(math.sqrt(max(1.0, ratio)), 4), "trial_lag1_corr": round(lag1, 4)}
+
+
 def summarize(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI | None]], blocks: int) -> dict:
     """One metric's calibration record (format/calibration.py's per-metric entry) from its trials:
     AA the A/A intervals, AB {effect %: A/B intervals}, BLOCKS the blocks per trial."""
@@ -103,4 +130,5 @@ def summarize(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI |
     out["block_log_sd"] = sd
     mde = min_detectable_pct(sd, blocks)
     out["planned_80pct_power_pct"] = None if mde is None else round(mde, 4)
+    out["aa_between_trial"] = between_trial(aa, blocks)
     return out

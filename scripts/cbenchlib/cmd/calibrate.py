@@ -33,8 +33,10 @@ trials. The sweeps take the machine-wide benchmark lock themselves; callgrind st
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -112,6 +114,10 @@ def add_arguments(p) -> None:
     p.add_argument("--duration", type=DURATION_S, default=DEFAULT_DURATION_S, help="seconds per wall-clock repetition (default %(default)s)")
     p.add_argument("--warmup", type=WARMUP_S, default=DEFAULT_WARMUP_S, help="warm-up seconds per repetition (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the design and its time estimate; run nothing")
+    p.add_argument("--rejudge", metavar="DIR",
+                   help="measure nothing: judge the wall-clock trials recorded in calibration directory DIR again"
+                        " with this version's rules and rewrite its calibration.json (instructions entries,"
+                        " whose callgrind work files are not kept, are left as they are)")
     p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help="parent of the calibration directory (default: results/calibration)")
     p.add_argument("--server-bin", default=os.path.join(REPO_ROOT, "build", "cbench-server"),
@@ -348,18 +354,84 @@ def summary_lines(metrics: dict) -> list[str]:
     """The printed result: per entry, the A/A rate, each detection rate and the 80%-power effects."""
     def rate(r: dict) -> str:
         return f"{r['k']}/{r['n']} ({r['ci'][0]:.0%}-{r['ci'][1]:.0%})"
+    def between(b: dict | None) -> str:
+        if not b:
+            return "not judged"
+        lag = f"; consecutive trials r {b['trial_lag1_corr']:+.2f}" if "trial_lag1_corr" in b else ""
+        return (f"{b['variance_ratio']:.2f}x (F p {b['p']:.2g}; intervals {b['interval_scale']:.2f}x too narrow{lag})"
+                if b["p"] < 0.05 else f"{b['variance_ratio']:.2f}x (F p {b['p']:.2g}{lag})")
     out = ["", "| metric@load | A/A false positives (95% Clopper-Pearson) | detected: effect k/n (95% CP) |"
-           " smallest detected in >= 80% | planned 80% power |", "|---|---|---|---|---|"]
+           " smallest detected in >= 80% | planned 80% power | A/A trial means: variance / blocks' prediction |",
+           "|---|---|---|---|---|---|"]
     for key, e in metrics.items():
         det = "; ".join(f"+{p}%: {rate(v)}" for p, v in e["detection"].items())
         sm = e["smallest_detected_pct"]
         plan = e["planned_80pct_power_pct"]
         out.append(f"| {key} | {rate(e['aa_false_positive'])} | {det} | {'+%s%%' % sm if sm is not None else 'none of those tried'}"
-                   f" | {'+%.2f%%' % plan if plan is not None else 'unknown'} |")
+                   f" | {'+%.2f%%' % plan if plan is not None else 'unknown'} | {between(e.get('aa_between_trial'))} |")
     return out
 
 
+def trial_number(run_dir: str, load_name: str) -> int | None:
+    """The trial index of a trial sweep's run directory (".../<stamp>-calibrate-<load>-trial<N>"), else None."""
+    m = re.fullmatch(rf".*-calibrate-{re.escape(load_name)}-trial(\d+)", os.path.basename(run_dir.rstrip(os.sep)))
+    return int(m.group(1)) if m else None
+
+
+def rejudge(cal_dir: str) -> int:
+    """`--rejudge DIR`: each wall-clock entry's A/A and A/B intervals recomputed from the trial runs
+    under DIR/runs and summarised again (the same judgement as a calibration's own, so the stored
+    rates are reproduced unless a rule changed, which the output says); calibration.json rewritten."""
+    try:
+        cal = calibration.read(cal_dir)
+    except calibration.CalibrationError as exc:
+        print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
+        return 2
+    if cal.get("version") != calibration.VERSION:
+        print(f"cbench calibrate: --rejudge: {cal_dir}: only version {calibration.VERSION} calibrations"
+              " record their trials per entry", file=sys.stderr)
+        return 2
+    runs_dir = os.path.join(cal_dir, calibration.RUNS_DIR)
+    try:
+        found = [os.path.join(runs_dir, d) for d in sorted(os.listdir(runs_dir))]
+    except OSError as exc:
+        print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
+        return 2
+    blocks = cal.get("design", {}).get("blocks")
+    for key, entry in cal["metrics"].items():
+        metric, load_name = calibration.split_key(key)
+        if key == INSTR:
+            continue
+        trials = sorted((n, d) for d in found if (n := trial_number(d, load_name)) is not None)
+        if not trials:
+            print(f"cbench calibrate: --rejudge: {key}: no trial runs under {runs_dir}", file=sys.stderr)
+            return 1
+        effects = sorted(int(p) for p in entry.get("detection", {}))
+        aa, ab = [], {p: [] for p in effects}
+        try:
+            for _, d in trials:
+                r = runload.load_run(d)
+                aa.append(wall_slowdown(r, "A2", metric))
+                for p in effects:
+                    ab[p].append(wall_slowdown(r, f"B{p}", metric))
+        except runload.RunError as exc:
+            print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
+            return 1
+        new = sensitivity.summarize(aa, ab, entry.get("blocks") or blocks)
+        changed = [k for k in ("aa_false_positive", "detection", "smallest_detected_pct")
+                   if json.dumps(new[k], sort_keys=True) != json.dumps(entry.get(k), sort_keys=True)]
+        print(f"{key}: {len(trials)} trials judged again; "
+              + (f"changed by this version's rules: {', '.join(changed)}" if changed else "rates as recorded"),
+              flush=True)
+        cal["metrics"][key] = new
+    calibration.write(cal_dir, cal)
+    print("\n".join(summary_lines(cal["metrics"])))
+    return 0
+
+
 def run(args) -> int:
+    if args.rejudge:
+        return rejudge(args.rejudge)
     try:
         entries = parse_entries(args.entries)
         override = [int(x) for x in args.effects.split(",")] if args.effects else None

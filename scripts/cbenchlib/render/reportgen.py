@@ -281,8 +281,8 @@ def _calibration_entries_text(c: dict, rel: str) -> str:
     d = c.get("design", {})
     out = [f"Every number in this section comes from `{rel}/calibration.json` (regenerate with"
            " `make report`).", "",
-           f"- Design: {d.get('trials')} trials per metric, each {d.get('blocks')} blocks paired by block"
-           f" (the regression gate's design). {d.get('why', '')}."]
+           f"- Design: {d.get('trials')} trials per metric, each {d.get('blocks')} blocks paired by block:"
+           f" {d.get('why', '')}."]
     for key, e in calibration.entries(c).items():
         det = "; ".join(f"+{p}%: {_rate(v)}" for p, v in e["detection"].items())
         sm, plan = e.get("smallest_detected_pct"), e.get("planned_80pct_power_pct")
@@ -291,6 +291,13 @@ def _calibration_entries_text(c: dict, rel: str) -> str:
                    + (f"+{sm}%" if sm is not None else "none of those tried")
                    + "; effect detected with 80% power at the A/A spread: "
                    + (f"+{plan:.2f}%." if plan is not None else "unknown."))
+        b = e.get("aa_between_trial")
+        if b:
+            out[-1] += (f" The A/A trials' means vary {b['variance_ratio']:.2f}x what their blocks' spread predicts"
+                        f" (F test p {b['p']:.2g}): "
+                        + (f"a trial's blocks share a component, so its paired interval is about"
+                           f" {b['interval_scale']:.2f}x too narrow." if b["p"] < 0.05 else
+                           "no sign that a trial's blocks share a component."))
     return "\n".join(out) + "\n"
 
 

@@ -19,6 +19,9 @@ VERDICT_MARKS = {"client-bound": "†", "error-bound": "‡", "unclear": "§", "
                  "kernel-bound": "♯"}  # a kernel TCP limit, not the model (kernelnet.py)
 OTHER_VERDICT_MARK = "¶"  # a verdict this reader does not know (the schema may grow)
 FAILED_MARK = "✗"
+# An unhardened row (Row.hardening) that did not answer the post-check once its load stopped: its
+# window is kept, and what its design does after the load is a finding (run/runner.py).
+UNANSWERED_MARK = "∅"
 
 # latency statistic -> (dotted path in a point, what it is): a view of the registry (format/metrics.py).
 LATENCY_STATS = {stat: (m.path, m.label) for stat, m in (
@@ -57,6 +60,7 @@ class Legend:
     def __init__(self):
         self.verdicts: dict[str, list[str]] = {}
         self.failures: list[str] = []
+        self.unanswered: list[str] = []
 
     def mark_cell(self, cell: Cell, where: str, ignore: tuple = ()) -> str:
         marks = ""
@@ -67,6 +71,13 @@ class Legend:
             count = cell.verdicts().count(v)
             marks += verdict_mark(v)
             self.verdicts.setdefault(v, []).append(f"{where} ({count}/{n_ok})")
+        checks = [p["post_check"] for p in cell.ok_points if isinstance(p.get("post_check"), dict)]
+        silent = [c for c in checks if "failed" in c]
+        if silent:
+            marks += UNANSWERED_MARK
+            waits = sorted({c["waited_s"] for c in silent if isinstance(c.get("waited_s"), (int, float))})
+            waited = f", waited {'/'.join(f'{w:g}' for w in waits)} s" if waits else ""
+            self.unanswered.append(f"{where} ({len(silent)}/{n_ok}{waited})")
         failed = cell.failed_points
         if failed:
             marks += FAILED_MARK
@@ -85,6 +96,10 @@ class Legend:
         for v, where in self.verdicts.items():
             out.append(f"- {verdict_mark(v)} {v}, not server-bound (repetitions with that verdict / ok"
                        f" repetitions): {', '.join(where)}")
+        if self.unanswered:
+            out.append(f"- {UNANSWERED_MARK} did not answer a request once the load stopped (the post-check; an"
+                       " unhardened design's window is kept; repetitions / ok repetitions):"
+                       f" {', '.join(self.unanswered)}")
         for f in self.failures:
             out.append(f"- {FAILED_MARK} failed: {f}")
         return out

@@ -33,8 +33,8 @@ from .failure import OUTPUT_TAIL_CHARS, PointFailed, tail
 from .generators import Generators, Peaks, mark_window, parse_output, warmup_window
 from .idle import FD_HEADROOM, measure_idle
 from .samplers import WindowSamplers
-from .server import (POST_CHECK_MIN_TIMEOUT_S, PRIMER_REQUESTS, PRIMER_TIMEOUT_S, ServerSession,
-                     model_command, render_peer)
+from .server import (POST_CHECK_MIN_TIMEOUT_S, PRIMER_REQUESTS, PRIMER_TIMEOUT_S, UNHARDENED_POST_CHECK_S,
+                     ServerSession, model_command, render_peer)
 from ..format import loadgen, resultio, verdict
 from ..format.resultio import utc_now
 from ..format.scenario import Point, Settings, cpu_list_count
@@ -200,15 +200,18 @@ class Runner:
             who = "wrk" if not self.generators.multi else next(
                 f"the load generator on {g['host']}" for g in record["clients"]["generators"] if g["exit_status"] != 0)
             raise PointFailed(f"{who} exited with status {returncode}; stderr: {stderr_tail.strip()[-500:]}")
+        wait_s = UNHARDENED_POST_CHECK_S if point.row.hardening else max(POST_CHECK_MIN_TIMEOUT_S, float(s.timeout_s))
         try:
-            self.server_session.primer(server, point.load.path, 1, max(POST_CHECK_MIN_TIMEOUT_S, float(s.timeout_s)),
-                                       "post-check after the measured run")
+            answered_s = self.server_session.primer(server, point.load.path, 1, wait_s,
+                                                    "post-check after the measured run")
         except PointFailed as exc:
             if not point.row.hardening:
                 raise
             # A replica is faithful, not hardened: what it does once the load has gone is a
             # finding about the published design, recorded; the window it served is kept.
-            record["post_check"] = {"failed": exc.reason, "hardening": point.row.hardening}
+            record["post_check"] = {"failed": exc.reason, "waited_s": wait_s, "hardening": point.row.hardening}
+        else:
+            record["post_check"] = {"answered_ms": round(answered_s * 1000.0, 3)}
 
     def _warmup(self, point: Point, server, tag: str, record: dict) -> None:
         """The discarded warm-up run (settings.warmup_s, cut short of wrk's whole seconds)."""
