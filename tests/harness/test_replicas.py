@@ -288,21 +288,31 @@ class ReplicaRows(unittest.TestCase):
 
 
     def test_tables_mark_a_design_that_stopped_answering_after_its_load(self):
-        # (post-check records of the ok repetitions, mark expected, legend text expected)
-        cases = [([{"answered_ms": 1.2}, {"answered_ms": 0.9}], False, None),
-                 ([None, None], False, None),
-                 ([{"failed": "post-check ...", "waited_s": 2.0}, {"answered_ms": 4.0}], True, "(1/2, waited 2 s)"),
-                 ([{"failed": "post-check ..."}] * 3, True, "(3/3)")]  # runs before waited_s was recorded
-        for checks, marked, text in cases:
-            points = [{"status": "ok", "verdict": "server-bound", **({"post_check": c} if c else {})} for c in checks]
+        # (the row's hardening, post-check records of the ok repetitions, mark expected, legend
+        # text expected for the unanswered mark, for the answer time)
+        unhardened = "nio4r's design: not hardened"
+        cases = [(None, [{"answered_ms": 1.2}, {"answered_ms": 0.9}], False, None, None),
+                 (unhardened, [{"answered_ms": 3200.0}, {"answered_ms": 4800.0}], False, None, "(4.00s, 2/2)"),
+                 (None, [None, None], False, None, None),
+                 (unhardened, [{"failed": "post-check ...", "waited_s": 10.0}, {"answered_ms": 4.0}], True,
+                  "(1/2, waited 10 s)", "(4.00ms, 1/2)"),
+                 (unhardened, [{"failed": "post-check ..."}] * 3, True, "(3/3)", None)]  # runs before waited_s
+        for hardening, checks, marked, silent_text, late_text in cases:
+            points = [{"status": "ok", "verdict": "server-bound", "row": {"hardening": hardening},
+                       **({"post_check": c} if c else {})} for c in checks]
             legend = tables.Legend()
             marks = legend.mark_cell(runload.Cell(row=None, load=None, points=points), "row at -c64")
             with self.subTest(checks=checks):
                 self.assertEqual(tables.UNANSWERED_MARK in marks, marked)
-                lines = [ln for ln in legend.render() if ln.startswith(f"- {tables.UNANSWERED_MARK}")]
-                self.assertEqual(len(lines), int(marked))
-                if text:
-                    self.assertIn(f"row at -c64 {text}", lines[0])
+                rendered = legend.render()
+                silent = [ln for ln in rendered if ln.startswith(f"- {tables.UNANSWERED_MARK}")]
+                late = [ln for ln in rendered if "answer to a request once the load stopped" in ln]
+                self.assertEqual(len(silent), int(marked))
+                self.assertEqual(len(late), int(late_text is not None))
+                if silent_text:
+                    self.assertIn(f"row at -c64 {silent_text}", silent[0])
+                if late_text:
+                    self.assertIn(f"row at -c64 {late_text}", late[0])
 
 
 class RubyVersions(unittest.TestCase):

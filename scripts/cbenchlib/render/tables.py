@@ -61,6 +61,7 @@ class Legend:
         self.verdicts: dict[str, list[str]] = {}
         self.failures: list[str] = []
         self.unanswered: list[str] = []
+        self.answered: list[str] = []
 
     def mark_cell(self, cell: Cell, where: str, ignore: tuple = ()) -> str:
         marks = ""
@@ -78,6 +79,14 @@ class Legend:
             waits = sorted({c["waited_s"] for c in silent if isinstance(c.get("waited_s"), (int, float))})
             waited = f", waited {'/'.join(f'{w:g}' for w in waits)} s" if waits else ""
             self.unanswered.append(f"{where} ({len(silent)}/{n_ok}{waited})")
+        # An unhardened design's answer time after its load is part of the finding (the backlog
+        # its design queued); a hardened row's is the post-check's business, not the table's.
+        late = [p["post_check"]["answered_ms"] for p in cell.ok_points
+                if (p.get("row") or {}).get("hardening") and isinstance(p.get("post_check"), dict)
+                and isinstance(p["post_check"].get("answered_ms"), (int, float))]
+        if late:
+            self.answered.append(f"{where} ({fmt_latency_us(stats.median(late) * 1000.0)},"
+                                 f" {len(late)}/{n_ok})")
         failed = cell.failed_points
         if failed:
             marks += FAILED_MARK
@@ -100,6 +109,9 @@ class Legend:
             out.append(f"- {UNANSWERED_MARK} did not answer a request once the load stopped (the post-check; an"
                        " unhardened design's window is kept; repetitions / ok repetitions):"
                        f" {', '.join(self.unanswered)}")
+        if self.answered:
+            out.append("- an unhardened design's answer to a request once the load stopped (the post-check; median,"
+                       f" repetitions / ok repetitions): {', '.join(self.answered)}")
         for f in self.failures:
             out.append(f"- {FAILED_MARK} failed: {f}")
         return out

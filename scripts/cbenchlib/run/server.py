@@ -27,12 +27,6 @@ READY_RE = re.compile(r"^cbench-server ready (.*)$", re.M)
 PRIMER_REQUESTS = 3          # enough to see a keep-alive connection answer more than once
 PRIMER_TIMEOUT_S = 5.0
 POST_CHECK_MIN_TIMEOUT_S = 5.0
-# An unhardened row's post-check (Row.hardening: nio4r's level-triggered worker design, in C++ or
-# Ruby) waits behind the duplicate jobs its monitors queued during the load. In every committed
-# run none of those post-checks answered within the scenario's 10 s timeout, so waiting that long
-# bought no answer and cost a sitting about 8 s a repetition; the check waits this long and records
-# that it did not answer within it (or how long the answer took).
-UNHARDENED_POST_CHECK_S = 2.0
 STOP_GRACE_S = 5.0           # SIGTERM -> SIGKILL; models must exit within this on SIGTERM
 READY_POLL_S = 0.01          # between reads of a model's log for its readiness line
 PEER_CONNECT_RETRY_S = 0.05  # between connection attempts to a peer that is not accepting yet
