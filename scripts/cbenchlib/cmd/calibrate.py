@@ -387,17 +387,12 @@ def rejudge(cal_dir: str) -> int:
     except calibration.CalibrationError as exc:
         print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
         return 2
+    runs_dir = os.path.join(cal_dir, calibration.RUNS_DIR)
+    found = [os.path.join(runs_dir, d) for d in sorted(os.listdir(runs_dir))] if os.path.isdir(runs_dir) else []
     if cal.get("version") != calibration.VERSION:
         print(f"cbench calibrate: --rejudge: {cal_dir}: only version {calibration.VERSION} calibrations"
               " record their trials per entry", file=sys.stderr)
         return 2
-    runs_dir = os.path.join(cal_dir, calibration.RUNS_DIR)
-    try:
-        found = [os.path.join(runs_dir, d) for d in sorted(os.listdir(runs_dir))]
-    except OSError as exc:
-        print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
-        return 2
-    blocks = cal.get("design", {}).get("blocks")
     for key, entry in cal["metrics"].items():
         metric, load_name = calibration.split_key(key)
         if key == INSTR:
@@ -417,7 +412,7 @@ def rejudge(cal_dir: str) -> int:
         except runload.RunError as exc:
             print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
             return 1
-        new = sensitivity.summarize(aa, ab, entry.get("blocks") or blocks)
+        new = sensitivity.summarize(aa, ab, entry.get("blocks") or cal.get("design", {}).get("blocks"))
         changed = [k for k in ("aa_false_positive", "detection", "smallest_detected_pct")
                    if json.dumps(new[k], sort_keys=True) != json.dumps(entry.get(k), sort_keys=True)]
         print(f"{key}: {len(trials)} trials judged again; "
