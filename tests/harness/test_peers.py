@@ -325,10 +325,9 @@ class ReplicaRowsAreMeasuredAsPublished(unittest.TestCase):
     row keeps its warm-up and fails on the same post-check. The fake peer stands in for the
     server under a built-in replica's name (a row may give its own command)."""
 
-    # (model name, hardening recorded, point status, warm-up skipped, post-check failure kept,
-    #  failure reason): the hardened row's warm-up takes the 200 answers, so its window has none.
     # (model, its hardening, deaf after N requests, status, warm-up skipped, post-check record:
-    # "failed" unanswered and kept, "answered" its time, None absent, failure reason)
+    # "failed" unanswered and kept, "answered" its time, None absent, failure reason): deaf after
+    # 200, the hardened row's warm-up takes the 200 answers, so its window has none.
     CASES = (
         ("ruby-nio4r-workers", "replica: not hardened", 200, "ok", True, "failed", None),
         ("fake-hardened", None, 200, "failed", False, None, "no response in the measured window"),

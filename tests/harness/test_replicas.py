@@ -286,7 +286,6 @@ class ReplicaRows(unittest.TestCase):
                             raw={"hardening": "nio4r's design: not hardened"})
         self.assertEqual(model.display(), "selector-pool t4 (nio4r's design: not hardened)")
 
-
     def test_tables_mark_a_design_that_stopped_answering_after_its_load(self):
         # (the row's hardening, post-check records of the ok repetitions, mark expected, legend
         # text expected for the unanswered mark, for the answer time)

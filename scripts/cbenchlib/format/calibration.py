@@ -11,8 +11,7 @@ where it was measured (callgrind, saturated, fixed-rate). An entry (analysis/sen
 `smallest_detected_pct` (smallest effect detected in >= 80% of trials, or null),
 `block_log_sd` and `planned_80pct_power_pct` (the effect detected with 80% power at that spread),
 `aa_between_trial` (the A/A trials' test of independent blocks, or null: `variance_ratio`, `p`,
-`df`, `interval_scale`, `trial_lag1_corr`; absent from calibrations written before it existed). `design.spacing`
-says how a trial's blocks lay in time (adjacent or spread; absent: adjacent).
+`df`, `interval_scale`, `trial_lag1_corr`; absent from calibrations written before it existed).
 A rate is {"k": count, "n": trials, "ci": [lo, hi]} (95% Clopper-Pearson).
 
 Version 1 (no "version"): one metric (`metric`, else req/s) at a saturated point: `cpu_us_per_req`,
