@@ -152,6 +152,46 @@ class GateRule(unittest.TestCase):
         self.assertEqual(r["metrics"]["server_cpu_us_per_req"]["gate"], P)
 
 
+class TrialWidening(unittest.TestCase):
+    """A calibration's between-trial variance widens the gate's intervals (gate.trial_variances)."""
+
+    def test_a_shared_component_the_blocks_hide(self):
+        # 400 sittings of an unchanged candidate, each with an offset its blocks share (sd 5%) and
+        # tight blocks (cv 0.5%), at a 5% threshold: the blocks' own intervals fail the sittings
+        # whose offset exceeds 5% (about one in six), widened by the offset's variance at most 1%.
+        rng = random.Random(21)
+        var = 0.05 ** 2
+        got = {0.0: [], var: []}
+        for _ in range(400):
+            run = simulate(rng, math.exp(rng.gauss(0.0, 0.05)), 0.005, 3)
+            for v in got:
+                got[v].append(cli_regress.judge(run, "m", 5, CPU, trial_log_var={"server_cpu_us_per_req": v})["gate"])
+        self.assertGreater(got[0.0].count(F), 40)
+        self.assertLessEqual(got[var].count(F), 4)
+        self.assertEqual(got[var].count(P) + got[var].count(U) + got[var].count(F), 400)
+
+    def test_more_blocks_do_not_shrink_the_shared_part(self):
+        ci = stats.widen(stats.RatioCI(1.02, 0.99, 1.05, 3, 3, "paired-t", 0.005, 2.0, 0.0087), 0.03 ** 2)
+        # t(0.975, n-1) * 0.03 alone exceeds log(1.05 / 1.02) at every n: no count decides
+        self.assertEqual(gate.blocks_to_decide(ci, 1.05), gate.MAX_BLOCKS + 1)
+        self.assertLess(gate.blocks_to_decide(stats.widen(ci, None), 1.2), gate.MAX_BLOCKS + 1)
+
+    def test_from_a_calibration(self):
+        # (label, entries' aa_between_trial, expected variances): only the gate's loads, only above 0
+        for label, ents, want in [
+                ("saturated CPU", {"server_cpu_us_per_req@saturated": {"trial_log_var": 4e-5}},
+                 {"server_cpu_us_per_req": 4e-5}),
+                ("zero and fixed rate left out", {"instructions_per_req@callgrind": {"trial_log_var": 0.0},
+                                                  "server_cpu_us_per_req@fixed-rate": {"trial_log_var": 4e-5}}, {}),
+                ("written before it existed", {"req_per_s@saturated": None}, {})]:
+            with self.subTest(label):
+                cal = {"version": 2, "metrics": {k: {"trials": 40, "blocks": 3, "aa_between_trial": b,
+                                                     "aa_false_positive": {"k": 0, "n": 40, "ci": [0, 1]},
+                                                     "detection": {}} for k, b in ents.items()}}
+                self.assertEqual(gate.trial_variances(cal), want)
+        self.assertEqual(gate.trial_variances(None), {})
+
+
 class Instructions(unittest.TestCase):
     """Instructions per request, measured block by block outside the sweep, judged by the same rule."""
 

@@ -15,6 +15,7 @@ import common  # noqa: F401  (puts scripts/ on sys.path)
 from cbenchlib.analysis import gate, sensitivity, stats
 from cbenchlib.cmd import calibrate
 from cbenchlib.format import calibration
+from cbenchlib.render import calibration_table
 
 
 def trial(rng: random.Random, ratio: float, sd: float, blocks: int, shared_sd: float = 0.0) -> stats.RatioCI:
@@ -156,11 +157,57 @@ class BetweenTrial(unittest.TestCase):
                 got = sensitivity.between_trial(aa, 6)["trial_lag1_corr"]
                 self.assertGreater(got * sign, 0.5, got)
 
+    def test_trial_component_estimated(self):
+        # (label, block sd, shared sd, blocks): the method-of-moments variance is the shared sd's
+        # square (0 for independent blocks, where it may come out as a little above 0)
+        for label, sd, shared, blocks in [("independent blocks", 0.02, 0.0, 6),
+                                          ("shared as large as a block's mean", 0.02, 0.008, 6),
+                                          ("shared larger, 3 blocks", 0.01, 0.02, 3)]:
+            with self.subTest(label):
+                rng = random.Random(16)
+                got = sensitivity.trial_log_var([trial(rng, 1.0, sd, blocks, shared) for _ in range(400)], blocks)
+                self.assertAlmostEqual(got, shared ** 2, delta=0.25 * shared ** 2 + 0.1 * sd ** 2 / blocks)
+
+    def test_widened_rates_hold_the_level_that_the_blocks_alone_miss(self):
+        # A trial component as large as the blocks' standard error of the mean: the blocks' own
+        # interval sees A/A differences in about 17% of trials; widened (leave one out) near the 5%
+        # it promises, and a large effect is still detected.
+        rng = random.Random(17)
+        sd, blocks, shared = 0.02, 6, 0.02 / math.sqrt(6)
+        aa = [trial(rng, 1.0, sd, blocks, shared) for _ in range(400)]
+        ab = {10: [trial(rng, 1.10, sd, blocks, shared) for _ in range(400)]}
+        raw = sum(map(sensitivity.false_positive, aa)) / 400
+        w = sensitivity.widened(aa, ab, blocks)
+        self.assertGreater(raw, 0.10)
+        self.assertLess(w["aa_false_positive"]["k"] / 400, 0.08)
+        self.assertGreater(w["aa_false_positive"]["k"] / 400, 0.01)
+        self.assertGreater(w["detection"]["10"]["k"] / 400, 0.8)
+        self.assertEqual(w["smallest_detected_pct"], 10)
+        self.assertIsNone(sensitivity.widened(aa[:3], {}, blocks))
+
+    def test_widen_adds_the_variance_to_the_standard_error(self):
+        rng = random.Random(18)
+        ci = trial(rng, 1.05, 0.02, 6)
+        w = stats.widen(ci, 1e-4)
+        self.assertAlmostEqual(w.log_se ** 2, ci.log_se ** 2 + 1e-4, places=12)
+        self.assertEqual((w.ratio, w.df, w.log_sd), (ci.ratio, ci.df, ci.log_sd))
+        self.assertLess(w.lo, ci.lo)
+        self.assertGreater(w.hi, ci.hi)
+        self.assertAlmostEqual(math.log(w.hi / w.ratio), stats.t975(5) * w.log_se, places=9)
+        self.assertEqual(w.trial_log_var, 1e-4)
+        for same in (0.0, None, -1.0):
+            self.assertIs(stats.widen(ci, same), ci)
+        welch = stats.welch_log_ratio([1.0, 1.1, 1.2], [1.0, 1.05, 1.1])
+        self.assertIs(stats.widen(welch, 1e-4), welch)
+        self.assertIsNone(stats.widen(None, 1e-4))
+
     def test_in_the_summary(self):
         rng = random.Random(13)
         s = sensitivity.summarize([trial(rng, 1.0, 0.02, 6, 0.03) for _ in range(40)], {}, 6)
         self.assertGreater(s["aa_between_trial"]["variance_ratio"], 3)
         self.assertLess(s["aa_between_trial"]["p"], 0.01)
+        self.assertAlmostEqual(s["aa_between_trial"]["trial_log_var"], 0.03 ** 2, delta=0.6 * 0.03 ** 2)
+        self.assertEqual(s["widened"]["aa_false_positive"]["n"], 40)
 
 
 class CalibrationFile(unittest.TestCase):
@@ -222,10 +269,11 @@ class Command(unittest.TestCase):
                                   {1: [trial(rng, 1.01, 0.001, 3) for _ in range(40)]}, 3)
         noisy = sensitivity.summarize([trial(rng, 1.0, 0.2, 3) for _ in range(4)],
                                       {5: [trial(rng, 1.05, 0.2, 3) for _ in range(4)]}, 3)
-        lines = calibrate.summary_lines({calibrate.INSTR: e, calibrate.FIXED_CPU: noisy})
+        lines = calibration_table.lines({calibrate.INSTR: e, calibrate.FIXED_CPU: noisy})
         row = next(x for x in lines if x.startswith(f"| {calibrate.INSTR} |"))
         self.assertIn("+1%: ", row)
         self.assertIn("| +1% |", row)
+        self.assertRegex(row.split(" | ")[-1], r"^A/A \d+/40 .*; \+1%: \d+/40 ")  # widened, leave one out
         self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
 
 

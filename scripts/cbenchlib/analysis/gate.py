@@ -15,6 +15,10 @@ for a sweep's cells, paired_slowdown for instructions measured block by block). 
   blocks that would decide it at the observed ratio and spread.
 A model is judged on every chosen metric: it fails when one fails, passes when all pass, and is
 undecided otherwise.
+
+With a calibration, each metric's interval is widened by the between-trial variance its A/A trials
+measured (analysis/sensitivity.py: a component the blocks of one sitting share, which their spread
+does not show), and the calibration's widened detection rates say which metrics catch the threshold.
 """
 from __future__ import annotations
 
@@ -70,15 +74,16 @@ def slowdown(base: Cell, cand: Cell, metric: str) -> stats.RatioCI | None:
 def blocks_to_decide(ci: stats.RatioCI | None, limit: float) -> int | None:
     """Blocks per row (more than were measured) at which the 95% interval would lie wholly on one
     side of LIMIT if the ratio and the spread stayed as observed: the smallest n with
-    t(0.975, n-1) * sd / sqrt(n) < |log(limit) - log(ratio)| (sd of a block's log difference;
-    Welch's per-side sd counts twice). None when the spread is unknown; MAX_BLOCKS + 1 when no
+    t(0.975, n-1) * sqrt(sd^2 / n + v) < |log(limit) - log(ratio)| (sd of a block's log difference,
+    Welch's per-side sd counting twice; v the trial variance the interval was widened by, which
+    more blocks do not shrink). None when the spread is unknown; MAX_BLOCKS + 1 when no
     count up to MAX_BLOCKS would."""
     if ci is None or ci.log_sd is None:
         return None
     distance = abs(math.log(limit) - math.log(ci.ratio))
     sd = ci.log_sd * (1.0 if ci.method == "paired-t" else math.sqrt(2.0))
     for n in range(max(2, min(ci.n_num, ci.n_den) + 1), MAX_BLOCKS + 1):
-        if stats.t975(n - 1) * sd / math.sqrt(n) < distance:
+        if stats.t975(n - 1) * math.sqrt(sd * sd / n + ci.trial_log_var) < distance:
             return n
     return MAX_BLOCKS + 1
 
@@ -97,11 +102,13 @@ def paired_slowdown(base: dict, cand: dict) -> stats.RatioCI | None:
     return stats.paired_log_ratio({b: [v] for b, v in cand.items()}, {b: [v] for b, v in base.items()})
 
 
-def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float) -> MetricVerdict:
-    """One sweep metric's verdict for a model whose cells both exist."""
+def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float,
+                 trial_log_var: float = 0.0) -> MetricVerdict:
+    """One sweep metric's verdict for a model whose cells both exist, its interval widened by
+    TRIAL_LOG_VAR (trial_variances)."""
     verdicts = {v for c in (base, cand) for v in findings.cell_verdicts(c)}
     allowed = METRICS[metric][1]
-    ci = slowdown(base, cand, metric)
+    ci = stats.widen(slowdown(base, cand, metric), trial_log_var)
     bad = sorted(v for v in verdicts if v not in allowed)
     if bad:
         return MetricVerdict(metric, UNDECIDED, f"not judged: points were {', '.join(bad)}"
@@ -126,10 +133,11 @@ def judge_interval(metric: str, ci: stats.RatioCI | None, threshold_pct: float) 
 
 
 def judge_model(base: Cell | None, cand: Cell | None, metrics: tuple[str, ...], threshold_pct: float,
-                outside: tuple = ()) -> tuple[str, str, list]:
+                outside: tuple = (), trial_log_var: dict | None = None) -> tuple[str, str, list]:
     """(gate, reason, [MetricVerdict]) of one model: failures and error-bound candidate points
     first, then every sweep metric in METRICS, then the verdicts OUTSIDE the sweep (instructions).
-    BASE and CAND are None when no sweep metric was asked for."""
+    BASE and CAND are None when no sweep metric was asked for. TRIAL_LOG_VAR: {metric: variance}
+    the intervals are widened by (trial_variances)."""
     if base is None or cand is None:
         return combine(list(outside))
     nb, nc = len(base.ok_points), len(cand.ok_points)
@@ -141,7 +149,8 @@ def judge_model(base: Cell | None, cand: Cell | None, metrics: tuple[str, ...], 
         base_errs = findings.cell_verdicts(base).count(ERROR_BOUND)
         return FAIL, (f"{errs} of {nc} candidate points were error-bound (the baseline's: {base_errs}"
                       f" of {nb})"), []
-    per = [judge_metric(base, cand, m, threshold_pct) for m in metrics if m in SWEEP_METRICS]
+    per = [judge_metric(base, cand, m, threshold_pct, (trial_log_var or {}).get(m, 0.0))
+           for m in metrics if m in SWEEP_METRICS]
     return combine(per + list(outside))
 
 
@@ -163,17 +172,30 @@ def blocks_needed(per: list) -> int | None:
     return None if not ns or None in ns else max(ns)
 
 
+def trial_variances(cal: dict | None) -> dict[str, float]:
+    """{metric: between-trial variance of the mean log difference} from a calibration's entries at
+    the gate's loads (METRICS) that measured one above 0: what the gate widens each interval by."""
+    out = {}
+    ents = calibration.entries(cal) if cal else {}
+    for metric, (_sense, _allowed, load) in METRICS.items():
+        v = ((ents.get(calibration.entry_key(metric, load)) or {}).get("aa_between_trial") or {}).get("trial_log_var")
+        if isinstance(v, (int, float)) and v > 0:
+            out[metric] = float(v)
+    return out
+
+
 def calibrated_metrics(cal: dict, threshold_pct: float) -> tuple[list[str], str]:
     """(metrics the calibration shows catch a regression of THRESHOLD_PCT, a sentence saying so):
     a gate metric whose entry at the gate's load (METRICS) detected some effect <= the threshold in
-    at least 80% of its trials (calibration.ESTABLISHED_RATE), instructions first."""
+    at least 80% of its trials (calibration.ESTABLISHED_RATE), instructions first. The rates are
+    the widened ones (sensitivity.widened) where the entry has them: the gate judges that way."""
     found, said = [], []
     ents = calibration.entries(cal)
     for metric, (_sense, _allowed, load) in METRICS.items():
         e = ents.get(calibration.entry_key(metric, load))
         if e is None:
             continue
-        det = e["detection"]
+        det = (e.get("widened") or {}).get("detection") or e["detection"]
         hits = [float(p) for p, v in det.items()
                 if float(p) <= threshold_pct and v["n"] and v["k"] / v["n"] >= calibration.ESTABLISHED_RATE]
         rate_txt = ", ".join(f"+{p}%: {v['k']}/{v['n']}" for p, v in det.items()) or "no effect tried"

@@ -18,7 +18,16 @@ The paired interval assumes a trial's blocks are independent. The A/A trials tes
 are, the variance of the trials' mean log differences is the pooled block variance / blocks; a
 component shared by a trial's blocks (the host drifting over the time a trial takes) makes it
 larger, and the interval too narrow by the square root of the ratio. `between_trial` states the
-ratio with its F test (scipy.stats.f: trials - 1 and trials x (blocks - 1) degrees of freedom).
+ratio with its F test (scipy.stats.f: trials - 1 and trials x (blocks - 1) degrees of freedom),
+and the shared component itself: the between-trial variance of the mean log difference, estimated
+by the method of moments (the trial means' variance less the blocks' prediction, at least 0: the
+estimator of DerSimonian and Laird's tau squared).
+
+An interval that is to hold beyond its own sitting must carry that component (stats.widen). The
+rates it would give are stated cross-validated (`widened`): each trial is judged with its intervals
+widened by the component estimated from the other trials (leave one out), so that no trial's
+verdict uses its own spread twice. The regression gate widens its intervals by a calibration's
+component the same way.
 """
 from __future__ import annotations
 
@@ -98,7 +107,7 @@ def pooled_log_sd(cis: list[stats.RatioCI | None]) -> float | None:
 
 
 def between_trial(aa: list[stats.RatioCI | None], blocks: int) -> dict | None:
-    """{"variance_ratio", "p", "df": [d1, d2], "interval_scale", "trial_lag1_corr"} of the A/A
+    """{"variance_ratio", "p", "df": [d1, d2], "interval_scale", "trial_lag1_corr", "trial_log_var"} of the A/A
     trials (in the order they ran): the variance of their mean log differences over what their
     blocks' pooled spread predicts (blocks independent), the one-sided F test's p (a ratio above 1
     by chance), the factor by which a trial's paired interval is too narrow (sqrt of the ratio, at
@@ -115,7 +124,36 @@ def between_trial(aa: list[stats.RatioCI | None], blocks: int) -> dict | None:
     dev = [m - mu for m in means]
     lag1 = sum(a * b for a, b in zip(dev, dev[1:])) / sum(d * d for d in dev) if any(dev) else 0.0
     return {"variance_ratio": round(ratio, 4), "p": float(sps.f.sf(ratio, d1, d2)), "df": [d1, d2],
-            "interval_scale": round(math.sqrt(max(1.0, ratio)), 4), "trial_lag1_corr": round(lag1, 4)}
+            "interval_scale": round(math.sqrt(max(1.0, ratio)), 4), "trial_lag1_corr": round(lag1, 4),
+            "trial_log_var": trial_log_var(aa, blocks)}
+
+
+def trial_log_var(aa: list[stats.RatioCI | None], blocks: int) -> float | None:
+    """The between-trial variance of the A/A trials' mean log difference beyond what their blocks'
+    pooled spread predicts (method of moments, at least 0); None as between_trial's conditions."""
+    cis = [c for c in aa if c is not None and c.method == "paired-t" and c.log_sd is not None and c.ratio > 0]
+    sd = pooled_log_sd(cis)
+    if len(cis) < 3 or blocks < 2 or not sd:
+        return None
+    return max(0.0, statistics.variance([math.log(c.ratio) for c in cis]) - sd * sd / blocks)
+
+
+def widened(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI | None]], blocks: int) -> dict | None:
+    """{"aa_false_positive", "detection", "smallest_detected_pct"} with trial t's intervals (AA[t]
+    and every AB[effect][t]: the lists are in trial order) widened by the between-trial variance of
+    the other trials' A/A (leave one out); None when fewer than 4 trials can estimate it."""
+    if sum(1 for c in aa if c is not None and c.method == "paired-t") < 4:
+        return None
+    fp, hits = 0, {pct: 0 for pct in ab}
+    for t, ci in enumerate(aa):
+        var = trial_log_var(aa[:t] + aa[t + 1:], blocks) or 0.0
+        fp += false_positive(stats.widen(ci, var))
+        for pct, cis in ab.items():
+            hits[pct] += t < len(cis) and detected(stats.widen(cis[t], var))
+    det = {str(pct): rate(hits[pct], len(cis)) for pct, cis in sorted(ab.items())}
+    found = [pct for pct, cis in sorted(ab.items()) if cis and hits[pct] / len(cis) >= POWER]
+    return {"aa_false_positive": rate(fp, len(aa)), "detection": det,
+            "smallest_detected_pct": min(found) if found else None}
 
 
 def summarize(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI | None]], blocks: int) -> dict:
@@ -131,4 +169,5 @@ def summarize(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI |
     mde = min_detectable_pct(sd, blocks)
     out["planned_80pct_power_pct"] = None if mde is None else round(mde, 4)
     out["aa_between_trial"] = between_trial(aa, blocks)
+    out["widened"] = widened(aa, ab, blocks)
     return out

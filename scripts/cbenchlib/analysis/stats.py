@@ -67,7 +67,8 @@ class RatioCI:
     """Effect num/den on the log scale: ratio = exp(mean log difference), a two-sided interval at
     `confidence`; lo/hi are None when repetitions are too few. `log_se`, `df` and `log_sd` (the
     spread of one repetition on the log scale: per side for Welch, of a block difference for
-    paired) let callers test against other nulls and size further sampling."""
+    paired) let callers test against other nulls and size further sampling. `trial_log_var` is the
+    between-sitting variance `widen` added to log_se**2 (0: the interval is the blocks' own)."""
     ratio: float
     lo: float | None
     hi: float | None
@@ -78,6 +79,7 @@ class RatioCI:
     df: float | None = None
     log_sd: float | None = None
     confidence: float = CONFIDENCE
+    trial_log_var: float = 0.0
 
     @property
     def enough_reps(self) -> bool:
@@ -133,7 +135,21 @@ class RatioCI:
             return self
         half = t_quantile(0.5 + confidence / 2.0, self.df) * self.log_se
         return RatioCI(self.ratio, self.ratio * math.exp(-half), self.ratio * math.exp(half), self.n_num,
-                       self.n_den, self.method, self.log_se, self.df, self.log_sd, confidence)
+                       self.n_den, self.method, self.log_se, self.df, self.log_sd, confidence, self.trial_log_var)
+
+
+def widen(ci: RatioCI | None, trial_log_var: float | None) -> RatioCI | None:
+    """A paired interval widened by a component its blocks share and the next sitting does not
+    (a calibration's between-trial variance of the mean log difference): log_se**2 grows by
+    TRIAL_LOG_VAR, the df stay the blocks' (n - 1). Anything else, or a variance of 0 or None, is
+    returned as it is."""
+    if ci is None or ci.method != "paired-t" or ci.log_se is None or ci.df is None or not trial_log_var \
+            or trial_log_var <= 0:
+        return ci
+    se = math.sqrt(ci.log_se ** 2 + trial_log_var)
+    half = t_quantile(0.5 + ci.confidence / 2.0, ci.df) * se
+    return RatioCI(ci.ratio, ci.ratio * math.exp(-half), ci.ratio * math.exp(half), ci.n_num, ci.n_den,
+                   ci.method, se, ci.df, ci.log_sd, ci.confidence, ci.trial_log_var + trial_log_var)
 
 
 def _logs(values: list[float]) -> list[float] | None:

@@ -24,8 +24,9 @@ Which design this calibrates, and why it stands for the scenarios': each scenari
 design (2 s windows, up to max_repetitions blocks, every row) at 40 trials would take hours per
 scenario. This one is the gate's design (3 blocks, 1 s windows; callgrind's 1,000-request window)
 on one row per metric, so its rates are the gate's sensitivity exactly, and a lower bound on a
-scenario's: more blocks and longer windows only narrow the paired interval (the planned 80%-power
-effect scales with the block spread / sqrt(blocks)).
+scenario's: more blocks and longer windows only narrow the blocks' part of the paired interval (the
+planned 80%-power effect scales with the block spread / sqrt(blocks)); the part a trial's blocks
+share (sensitivity.widened) they do not narrow.
 
 Time: --dry-run prints the estimate and runs nothing. The default (instructions and fixed-rate CPU,
 40 trials) is estimated by estimate_s below; the saturated entries add about a minute per 3
@@ -46,6 +47,7 @@ from ..format import calibration, scenario
 from ..format import costs as costs_format
 from ..format.paths import REPO_ROOT
 from ..plan import estimate
+from ..render import calibration_table
 from ..run import benchlock, costs
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
 from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
@@ -350,28 +352,6 @@ def instr_trials(args, cal_dir: str, effects: list[int]) -> dict:
 
 
 # -- the command -------------------------------------------------------------------------------
-def summary_lines(metrics: dict) -> list[str]:
-    """The printed result: per entry, the A/A rate, each detection rate and the 80%-power effects."""
-    def rate(r: dict) -> str:
-        return f"{r['k']}/{r['n']} ({r['ci'][0]:.0%}-{r['ci'][1]:.0%})"
-    def between(b: dict | None) -> str:
-        if not b:
-            return "not judged"
-        lag = f"; consecutive trials r {b['trial_lag1_corr']:+.2f}" if "trial_lag1_corr" in b else ""
-        return (f"{b['variance_ratio']:.2f}x (F p {b['p']:.2g}; intervals {b['interval_scale']:.2f}x too narrow{lag})"
-                if b["p"] < 0.05 else f"{b['variance_ratio']:.2f}x (F p {b['p']:.2g}{lag})")
-    out = ["", "| metric@load | A/A false positives (95% Clopper-Pearson) | detected: effect k/n (95% CP) |"
-           " smallest detected in >= 80% | planned 80% power | A/A trial means: variance / blocks' prediction |",
-           "|---|---|---|---|---|---|"]
-    for key, e in metrics.items():
-        det = "; ".join(f"+{p}%: {rate(v)}" for p, v in e["detection"].items())
-        sm = e["smallest_detected_pct"]
-        plan = e["planned_80pct_power_pct"]
-        out.append(f"| {key} | {rate(e['aa_false_positive'])} | {det} | {'+%s%%' % sm if sm is not None else 'none of those tried'}"
-                   f" | {'+%.2f%%' % plan if plan is not None else 'unknown'} | {between(e.get('aa_between_trial'))} |")
-    return out
-
-
 def trial_number(run_dir: str, load_name: str) -> int | None:
     """The trial index of a trial sweep's run directory (".../<stamp>-calibrate-<load>-trial<N>"), else None."""
     m = re.fullmatch(rf".*-calibrate-{re.escape(load_name)}-trial(\d+)", os.path.basename(run_dir.rstrip(os.sep)))
@@ -413,14 +393,14 @@ def rejudge(cal_dir: str) -> int:
             print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
             return 1
         new = sensitivity.summarize(aa, ab, entry.get("blocks") or cal.get("design", {}).get("blocks"))
-        changed = [k for k in ("aa_false_positive", "detection", "smallest_detected_pct")
-                   if json.dumps(new[k], sort_keys=True) != json.dumps(entry.get(k), sort_keys=True)]
+        changed = [k for k in ("aa_false_positive", "detection", "smallest_detected_pct", "widened")
+                   if k in entry and json.dumps(new[k], sort_keys=True) != json.dumps(entry.get(k), sort_keys=True)]
         print(f"{key}: {len(trials)} trials judged again; "
               + (f"changed by this version's rules: {', '.join(changed)}" if changed else "rates as recorded"),
               flush=True)
         cal["metrics"][key] = new
     calibration.write(cal_dir, cal)
-    print("\n".join(summary_lines(cal["metrics"])))
+    print("\n".join(calibration_table.lines(cal["metrics"])))
     return 0
 
 
@@ -495,6 +475,6 @@ def run(args) -> int:
     summary = {"version": calibration.VERSION, "design": design, "metrics": metrics,
                "elapsed_s": round(time.monotonic() - t0, 1)}
     calibration.write(cal_dir, summary)
-    print("\n".join(summary_lines(metrics)))
+    print("\n".join(calibration_table.lines(metrics)))
     print(f"\n({summary['elapsed_s']:.0f} s, estimated {total:.0f} s; results in {cal_dir})")
     return 0

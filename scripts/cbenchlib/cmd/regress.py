@@ -309,15 +309,19 @@ def run_sweep(gate_dir: str, toml: str, server_bin: str) -> runload.Run:
 
 # -- judging ---------------------------------------------------------------------------------
 def judge(run: runload.Run | None, model: str, threshold_pct: float,
-          metrics: tuple[str, ...] = gate.DEFAULT_METRICS, instructions: dict | None = None) -> dict:
+          metrics: tuple[str, ...] = gate.DEFAULT_METRICS, instructions: dict | None = None,
+          trial_log_var: dict | None = None) -> dict:
     """The gate's verdict for one model (analysis/gate.py's rule), as regress.json records it.
     RUN is the sweep (None when no sweep metric was chosen); INSTRUCTIONS {"baseline": {block:
-    value}, "candidate": {...}} when instructions per request are judged."""
+    value}, "candidate": {...}} when instructions per request are judged; TRIAL_LOG_VAR {metric:
+    variance} from the calibration (gate.trial_variances), which widens each metric's interval."""
+    trial_log_var = trial_log_var or {}
     outside, extra = [], {}
     if gate.INSTRUCTIONS in metrics:
         ins = instructions or {}
         base_i, cand_i = ins.get("baseline") or {}, ins.get("candidate") or {}
         ci = gate.paired_slowdown(base_i, cand_i) if base_i and cand_i else None
+        ci = stats.widen(ci, trial_log_var.get(gate.INSTRUCTIONS))
         outside.append(gate.judge_interval(gate.INSTRUCTIONS, ci, threshold_pct))
         extra = {"instructions_per_req": {"baseline": [base_i[b] for b in sorted(base_i)],
                                           "candidate": [cand_i[b] for b in sorted(cand_i)]}}
@@ -328,7 +332,8 @@ def judge(run: runload.Run | None, model: str, threshold_pct: float,
         return {"model": model, "gate": UNDECIDED, "word": NO_DATA, "reason": "not measured"}
     if not sweep_metrics:
         base = cand = None
-    verdict, reason, per = gate.judge_model(base, cand, sweep_metrics, threshold_pct, tuple(outside))
+    verdict, reason, per = gate.judge_model(base, cand, sweep_metrics, threshold_pct, tuple(outside),
+                                            trial_log_var)
     res = {"model": model, "gate": verdict, "word": verdict, "reason": reason, **extra,
            "metrics": {v.metric: {"gate": v.gate, "reason": v.reason, "slowdown": _ci_json(v.ci),
                                   "blocks_needed": v.blocks_needed} for v in per}}
@@ -347,7 +352,8 @@ def judge(run: runload.Run | None, model: str, threshold_pct: float,
 def _ci_json(ci: stats.RatioCI | None) -> dict | None:
     if ci is None:
         return None
-    return {"ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": [ci.n_num, ci.n_den], "method": ci.method}
+    return {"ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": [ci.n_num, ci.n_den], "method": ci.method,
+            "trial_log_var": ci.trial_log_var}
 
 
 def render(results: list[dict], meta: dict) -> str:
@@ -366,6 +372,9 @@ def render(results: list[dict], meta: dict) -> str:
            " 95% interval of its slowdown lies below 1 + threshold, fails when it lies above, and is"
            " undecided (not passed) otherwise",
            f"- judged on: {', '.join(meta['metrics'])} ({meta['metrics_source']})",
+           *([f"- intervals widened by the calibration's between-trial variance (what one sitting's blocks share):"
+              + ", ".join(f" {gate.METRIC_NAMES[m]} {v:.3g}" for m, v in meta["trial_log_var"].items())
+              + " (on the log scale)"] if meta.get("trial_log_var") else []),
            "", "| model | gate | slowdown per metric (95% interval) | why |",
            "|---|---|---|---|"]
     for r in results:
@@ -421,14 +430,15 @@ def _run(args) -> int:
     ins = {}
     if gate.INSTRUCTIONS in metrics:
         ins = measure_instructions(args, models, baseline_bin, server_bin, extra, repetitions, gate_dir)
-    results = [judge(r, m, threshold, tuple(metrics), ins.get(m)) for m in models]
+    widen_by = gate.trial_variances(cal)
+    results = [judge(r, m, threshold, tuple(metrics), ins.get(m), widen_by) for m in models]
     meta = {"baseline_rev": args.baseline, "baseline_commit": sha, "baseline_how": how,
             "baseline_bin": baseline_bin, "candidate_bin": server_bin,
             "candidate_commit": git.get("git_commit"), "candidate_dirty": bool(git.get("git_dirty")),
             "candidate_args": args.candidate_args, "path": args.path, "wrk_threads": args.wrk_threads,
             "connections": args.connections, "threads": args.threads, "repetitions": repetitions,
             "duration_s": duration_s, "instructions_requests": {"warm": costs.GATE_WARM_REQUESTS, "window": costs.GATE_WINDOW_REQUESTS}, "threshold_pct": threshold, "threshold_source": source,
-            "metrics": metrics, "metrics_source": metrics_source,
+            "metrics": metrics, "metrics_source": metrics_source, "trial_log_var": widen_by,
             "run": os.path.relpath(r.dir, gate_dir) if r is not None else None,
             "notes": notes, "elapsed_s": round(time.monotonic() - t0, 1)}
     status = exit_status(results)

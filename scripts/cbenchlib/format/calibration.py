@@ -11,7 +11,10 @@ where it was measured (callgrind, saturated, fixed-rate). An entry (analysis/sen
 `smallest_detected_pct` (smallest effect detected in >= 80% of trials, or null),
 `block_log_sd` and `planned_80pct_power_pct` (the effect detected with 80% power at that spread),
 `aa_between_trial` (the A/A trials' test of independent blocks, or null: `variance_ratio`, `p`,
-`df`, `interval_scale`, `trial_lag1_corr`; absent from calibrations written before it existed).
+`df`, `interval_scale`, `trial_lag1_corr`, `trial_log_var`: the between-trial variance of the mean
+log difference, which the regression gate widens its intervals by), `widened` (null, or
+`aa_false_positive`, `detection` and `smallest_detected_pct` with each trial's intervals widened by
+the other trials' `trial_log_var`); each absent from calibrations written before it existed.
 A rate is {"k": count, "n": trials, "ci": [lo, hi]} (95% Clopper-Pearson).
 
 Version 1 (no "version"): one metric (`metric`, else req/s) at a saturated point: `cpu_us_per_req`,

@@ -298,6 +298,12 @@ def _calibration_entries_text(c: dict, rel: str) -> str:
                         + (f"a trial's blocks share a component, so its paired interval is about"
                            f" {b['interval_scale']:.2f}x too narrow." if b["p"] < 0.05 else
                            "no sign that a trial's blocks share a component."))
+        w = e.get("widened")
+        if w:
+            wdet = "; ".join(f"+{p}%: {_rate(v)}" for p, v in w["detection"].items())
+            out[-1] += (" With each trial's intervals widened by the between-trial variance of the other trials"
+                        f" (what the regression gate does with a calibration): A/A false positives"
+                        f" {_rate(w['aa_false_positive'])}; detected {wdet}.")
     return "\n".join(out) + "\n"
 
 
