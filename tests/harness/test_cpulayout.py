@@ -318,5 +318,23 @@ class Recorded(unittest.TestCase):
         self.assertIn('"0-200": CPU 128-200 do not exist', choose_cpus(bad, "regress"))
 
 
+class RuntimeEnvironment(unittest.TestCase):
+    """env.runtime_env: the inherited variables that change allocation or linking, and no others."""
+
+    def test_table(self):
+        # (label, environment, recorded)
+        for label, environ, want in [
+                ("none set", {"PATH": "/usr/bin", "HOME": "/root"}, {}),
+                ("malloc settings and tunables", {"MALLOC_ARENA_MAX": "1", "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0",
+                                                  "PATH": "/usr/bin"},
+                 {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0", "MALLOC_ARENA_MAX": "1"}),
+                ("a preloaded library", {"LD_PRELOAD": "/x/libjemalloc.so", "LD_LIBRARY_PATH": "/x"},
+                 {"LD_PRELOAD": "/x/libjemalloc.so"}),
+                ("a name that only contains MALLOC_", {"MY_MALLOC_ARENA": "2"}, {})]:
+            with self.subTest(label):
+                self.assertEqual(envinfo.runtime_env(environ), want)
+                self.assertEqual(list(envinfo.runtime_env(environ)), sorted(want))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -277,6 +277,20 @@ class Command(unittest.TestCase):
         self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
 
 
+class TrialNames(unittest.TestCase):
+    def test_a_trial_run_directory_gives_back_its_number(self):
+        name = calibrate.trial_sweep_name("fixed-rate", 12)
+        # (run directory, load, trial number or None)
+        for run_dir, load, want in [(f"20261205T050625Z-{name}", "fixed-rate", 12),
+                                    (f"/r/runs/20261205T050625Z-{calibrate.trial_sweep_name('fixed-rate', 0)}/", "fixed-rate", 0),
+                                    (f"20261205T050625Z-{name}", "saturated", None),
+                                    (f"20261205T050625Z-{name}x", "fixed-rate", None),
+                                    ("20261205T050625Z-calibrate-fixed-rate-trial", "fixed-rate", None),
+                                    ("20261205T050625Z-calibrate-stage1-fixed-rate", "fixed-rate", None)]:
+            with self.subTest(run_dir):
+                self.assertEqual(calibrate.trial_number(run_dir, load), want)
+
+
 class Rejudge(unittest.TestCase):
     """`cbench calibrate --rejudge DIR` on a copy of a committed calibration: its trials judged again."""
     CAL = os.path.join(calibrate.DEFAULT_OUT, "20261204T223951Z-calibrate")

@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -288,7 +287,7 @@ def wall_trials(args, cal_dir: str, load_name: str, load: dict, cpu_us: float, e
     got = {m: ([], {p: [] for p in effects}) for m in metrics}
     for t in range(args.trials):
         r = run_sweep(args, cal_dir, f"{load_name}-trial{t}", scenario_toml(
-            f"calibrate-{load_name}-trial{t}", args, rows, args.blocks, 1000 + t, load))
+            trial_sweep_name(load_name, t), args, rows, args.blocks, 1000 + t, load))
         line = []
         for m in metrics:
             aa = wall_slowdown(r, "A2", m)
@@ -352,10 +351,17 @@ def instr_trials(args, cal_dir: str, effects: list[int]) -> dict:
 
 
 # -- the command -------------------------------------------------------------------------------
+def trial_sweep_name(load_name: str, trial: int | str) -> str:
+    """A trial sweep's scenario name; `cbench sweep` names its run directory "<stamp>-<name>"."""
+    return f"calibrate-{load_name}-trial{trial}"
+
+
 def trial_number(run_dir: str, load_name: str) -> int | None:
-    """The trial index of a trial sweep's run directory (".../<stamp>-calibrate-<load>-trial<N>"), else None."""
-    m = re.fullmatch(rf".*-calibrate-{re.escape(load_name)}-trial(\d+)", os.path.basename(run_dir.rstrip(os.sep)))
-    return int(m.group(1)) if m else None
+    """The trial index of a trial sweep's run directory (trial_sweep_name after the stamp), else None."""
+    _stamp, _, name = os.path.basename(run_dir.rstrip(os.sep)).partition("-")
+    prefix = trial_sweep_name(load_name, "")
+    rest = name[len(prefix):] if name.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None
 
 
 def rejudge(cal_dir: str) -> int:

@@ -333,13 +333,26 @@ def perf_info() -> dict:
             "instruction_counts": "perf" if hw else "callgrind (valgrind --tool=callgrind)"}
 
 
+# Environment variables the server and the generators inherit that change how they allocate or
+# link: glibc's malloc settings (MALLOC_ARENA_MAX, ...), its tunables, a preloaded library.
+RUNTIME_ENV_NAMES = ("GLIBC_TUNABLES", "LD_PRELOAD", "LD_BIND_NOW")
+RUNTIME_ENV_PREFIXES = ("MALLOC_",)
+
+
+def runtime_env(environ=None) -> dict:
+    """{name: value} of the set variables RUNTIME_ENV_NAMES and RUNTIME_ENV_PREFIXES name, sorted."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in sorted(environ)
+            if k in RUNTIME_ENV_NAMES or k.startswith(RUNTIME_ENV_PREFIXES)}
+
+
 def limits_and_memory() -> dict:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     thp = _read("/sys/kernel/mm/transparent_hugepage/enabled")
     defrag = _read("/sys/kernel/mm/transparent_hugepage/defrag")
     sel = (lambda t: (re.search(r"\[(\w+)\]", t).group(1) if t and re.search(r"\[(\w+)\]", t) else t))
     return {"ulimit_nofile": {"soft": soft, "hard": hard}, "transparent_hugepage": sel(thp),
-            "transparent_hugepage_defrag": sel(defrag)}
+            "transparent_hugepage_defrag": sel(defrag), "runtime_env": runtime_env()}
 
 
 def provenance(server_cpus: str | None, client_cpus: str | None) -> dict:
