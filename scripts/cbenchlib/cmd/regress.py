@@ -23,7 +23,8 @@ environments), so the gate measures both sides here and now:
    paired interval wholly below 1 + threshold passes (non-inferiority established), wholly above
    fails, and anything else is undecided, which does not pass: the gate fails closed and says how
    many blocks would decide it at the observed spread. Candidate failures and error-bound
-   candidate points fail.
+   candidate points fail. With --calibration, each metric's interval is first widened by the
+   between-trial variance the calibration measured for it (gate.trial_variances).
 The threshold: --threshold PCT, else DEFAULT_THRESHOLD_PCT.
 
 Exit status (EXIT_*): 0 every model passed; 1 at least one failed; 3 none failed but at least one
