@@ -108,16 +108,19 @@ def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float,
     TRIAL_LOG_VAR (trial_variances)."""
     verdicts = {v for c in (base, cand) for v in findings.cell_verdicts(c)}
     allowed = METRICS[metric][1]
-    ci = stats.widen(slowdown(base, cand, metric), trial_log_var)
+    ci = slowdown(base, cand, metric)
     bad = sorted(v for v in verdicts if v not in allowed)
     if bad:
         return MetricVerdict(metric, UNDECIDED, f"not judged: points were {', '.join(bad)}"
-                             f" (it judges only at {', '.join(allowed)} points)", ci)
-    return judge_interval(metric, ci, threshold_pct)
+                             f" (it judges only at {', '.join(allowed)} points)", stats.widen(ci, trial_log_var))
+    return judge_interval(metric, ci, threshold_pct, trial_log_var)
 
 
-def judge_interval(metric: str, ci: stats.RatioCI | None, threshold_pct: float) -> MetricVerdict:
-    """The non-inferiority verdict of a slowdown interval against 1 + threshold."""
+def judge_interval(metric: str, ci: stats.RatioCI | None, threshold_pct: float,
+                   trial_log_var: float | None = None) -> MetricVerdict:
+    """The non-inferiority verdict of a slowdown interval against 1 + threshold, the interval first
+    widened by TRIAL_LOG_VAR (trial_variances; None or 0: as it is)."""
+    ci = stats.widen(ci, trial_log_var)
     limit = 1.0 + threshold_pct / 100.0
     if ci is None or not ci.enough_reps:
         n = ci.n_num if ci else 0

@@ -113,29 +113,40 @@ def between_trial(aa: list[stats.RatioCI | None], blocks: int) -> dict | None:
     by chance), the factor by which a trial's paired interval is too narrow (sqrt of the ratio, at
     least 1), and the lag-1 autocorrelation of consecutive trials' means (slow drift of the host
     makes it positive). None with fewer than 3 paired trials or no spread."""
-    cis = [c for c in aa if c is not None and c.method == "paired-t" and c.log_sd is not None and c.ratio > 0]
-    sd = pooled_log_sd(cis)
-    if len(cis) < 3 or blocks < 2 or not sd:
+    got = _trial_means(aa, blocks)
+    if got is None:
         return None
-    means = [math.log(c.ratio) for c in cis]
+    means, sd = got
     ratio = statistics.variance(means) / (sd * sd / blocks)
-    d1, d2 = len(cis) - 1, len(cis) * (blocks - 1)
+    d1, d2 = len(means) - 1, len(means) * (blocks - 1)
     mu = statistics.fmean(means)
     dev = [m - mu for m in means]
     lag1 = sum(a * b for a, b in zip(dev, dev[1:])) / sum(d * d for d in dev) if any(dev) else 0.0
     return {"variance_ratio": round(ratio, 4), "p": float(sps.f.sf(ratio, d1, d2)), "df": [d1, d2],
             "interval_scale": round(math.sqrt(max(1.0, ratio)), 4), "trial_lag1_corr": round(lag1, 4),
-            "trial_log_var": trial_log_var(aa, blocks)}
+            "trial_log_var": _excess_var(means, sd, blocks)}
+
+
+def _trial_means(aa: list[stats.RatioCI | None], blocks: int) -> tuple[list[float], float] | None:
+    """(mean log difference of each paired A/A trial, their pooled block sd); None with fewer than
+    3 paired trials, fewer than 2 blocks or no spread."""
+    cis = [c for c in aa if c is not None and c.method == "paired-t" and c.log_sd is not None and c.ratio > 0]
+    sd = pooled_log_sd(cis)
+    if len(cis) < 3 or blocks < 2 or not sd:
+        return None
+    return [math.log(c.ratio) for c in cis], sd
+
+
+def _excess_var(means: list[float], sd: float, blocks: int) -> float:
+    """The trial means' variance beyond the blocks' prediction sd^2 / blocks, at least 0."""
+    return max(0.0, statistics.variance(means) - sd * sd / blocks)
 
 
 def trial_log_var(aa: list[stats.RatioCI | None], blocks: int) -> float | None:
     """The between-trial variance of the A/A trials' mean log difference beyond what their blocks'
     pooled spread predicts (method of moments, at least 0); None as between_trial's conditions."""
-    cis = [c for c in aa if c is not None and c.method == "paired-t" and c.log_sd is not None and c.ratio > 0]
-    sd = pooled_log_sd(cis)
-    if len(cis) < 3 or blocks < 2 or not sd:
-        return None
-    return max(0.0, statistics.variance([math.log(c.ratio) for c in cis]) - sd * sd / blocks)
+    got = _trial_means(aa, blocks)
+    return None if got is None else _excess_var(*got, blocks)
 
 
 def widened(aa: list[stats.RatioCI | None], ab: dict[int, list[stats.RatioCI | None]], blocks: int) -> dict | None:

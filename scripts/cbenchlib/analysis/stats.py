@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
@@ -146,10 +146,8 @@ def widen(ci: RatioCI | None, trial_log_var: float | None) -> RatioCI | None:
     if ci is None or ci.method != "paired-t" or ci.log_se is None or ci.df is None or not trial_log_var \
             or trial_log_var <= 0:
         return ci
-    se = math.sqrt(ci.log_se ** 2 + trial_log_var)
-    half = t_quantile(0.5 + ci.confidence / 2.0, ci.df) * se
-    return RatioCI(ci.ratio, ci.ratio * math.exp(-half), ci.ratio * math.exp(half), ci.n_num, ci.n_den,
-                   ci.method, se, ci.df, ci.log_sd, ci.confidence, ci.trial_log_var + trial_log_var)
+    return replace(ci, log_se=math.sqrt(ci.log_se ** 2 + trial_log_var),
+                   trial_log_var=ci.trial_log_var + trial_log_var).at_confidence(ci.confidence)
 
 
 def _logs(values: list[float]) -> list[float] | None:

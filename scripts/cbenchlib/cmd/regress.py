@@ -322,8 +322,7 @@ def judge(run: runload.Run | None, model: str, threshold_pct: float,
         ins = instructions or {}
         base_i, cand_i = ins.get("baseline") or {}, ins.get("candidate") or {}
         ci = gate.paired_slowdown(base_i, cand_i) if base_i and cand_i else None
-        ci = stats.widen(ci, trial_log_var.get(gate.INSTRUCTIONS))
-        outside.append(gate.judge_interval(gate.INSTRUCTIONS, ci, threshold_pct))
+        outside.append(gate.judge_interval(gate.INSTRUCTIONS, ci, threshold_pct, trial_log_var.get(gate.INSTRUCTIONS)))
         extra = {"instructions_per_req": {"baseline": [base_i[b] for b in sorted(base_i)],
                                           "candidate": [cand_i[b] for b in sorted(cand_i)]}}
     sweep_metrics = tuple(m for m in metrics if m in gate.SWEEP_METRICS)
