@@ -374,7 +374,11 @@ def rejudge(cal_dir: str) -> int:
         print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
         return 2
     runs_dir = os.path.join(cal_dir, calibration.RUNS_DIR)
-    found = [os.path.join(runs_dir, d) for d in sorted(os.listdir(runs_dir))] if os.path.isdir(runs_dir) else []
+    try:  # no runs directory: each entry then says it has no trial runs
+        found = [os.path.join(runs_dir, d) for d in sorted(os.listdir(runs_dir))] if os.path.isdir(runs_dir) else []
+    except OSError as exc:  # there but unreadable
+        print(f"cbench calibrate: --rejudge: {exc}", file=sys.stderr)
+        return 2
     if cal.get("version") != calibration.VERSION:
         print(f"cbench calibrate: --rejudge: {cal_dir}: only version {calibration.VERSION} calibrations"
               " record their trials per entry", file=sys.stderr)
