@@ -89,6 +89,19 @@ class TestMemoryCells(unittest.TestCase):
                 if "cannot win" in label:
                     self.assertNotIn("`pull-loop t1`", mem)
 
+    def test_an_error_bound_row_is_not_judged_on_memory(self):
+        # The runner-up on memory failed its requests in every repetition (blocking-pool's four
+        # threads under 64 connections): it neither blocks the cell nor wins it.
+        rows = [("pull-loop t1", "pull-loop", 6000, 8000, "unclear"),
+                ("worker-pool t64", "worker-pool", 6000, 10400, "unclear"),
+                ("blocking-pool t4", "blocking-pool", 6000, 8100, "error-bound")]
+        pts = [pt(key, model, rps * j, rep, rss * j, verdict=v)
+               for key, model, rps, rss, v in rows for rep, j in enumerate(JITTER)]
+        _thr, mem = _cells(pts)
+        self.assertTrue(mem.startswith("**event loop wins**: `pull-loop t1`"), mem)
+        self.assertIn("not judged, every repetition error-bound: `blocking-pool t4`", mem)
+        self.assertNotIn("`blocking-pool t4` (", mem)
+
     def test_idle_memory_a_tenth_of_a_percent_apart_is_equivalent(self):
         pts = []
         for key, model, bpc in (("epoll-reactor t1", "epoll-reactor", 271.6), ("io-uring t1", "io-uring", 272.0),

@@ -281,23 +281,33 @@ def _memory(run: Run, ld, sh: Shape) -> Cellout:
     """The memory cell, judged only among the rows that reach the shape's throughput: a row the
     fastest one (highest median req/s) beats on req/s (families.compare says "wins": beyond the
     req/s margin, the interval above 1) is not judged, since serving less it holds fewer requests
-    in flight and its smaller memory answers nothing. Idle connections serve nothing: every row
-    that held them is judged."""
+    in flight and its smaller memory answers nothing. An error-bound repetition (its requests
+    failed or timed out: the row did not serve the shape's load) enters neither the throughput it
+    is compared on nor its memory, and a row with no other repetition is not judged (named in the
+    cell), so that it can neither win memory nor, as the runner-up, keep the cell from deciding.
+    Idle connections serve nothing: every row that held them is judged."""
     if sh.idle:
         return _winner(run, ld, "idle.bytes_per_conn", None, "bytes per idle connection", _f0)
-    served = [families.Entry(c.row.key, fam, tuple(v), tuple(b)) for fam, c in _model_rows(run, ld)
-              for v, b in [_vals(c, "wrk.req_per_s")] if v]
+    served, failing = [], []
+    for fam, c in _model_rows(run, ld):
+        v, b = _vals(c, "wrk.req_per_s", ANY_OK)
+        if v:
+            served.append(families.Entry(c.row.key, fam, tuple(v), tuple(b)))
+        elif _vals(c, "wrk.req_per_s")[0]:
+            failing.append(c.row.key)
     if not served:
-        return Cellout("no row served requests")
+        return Cellout("no row served requests without errors")
     fastest = max(served, key=lambda e: e.median)
     margin, _text = registry.equivalence_margin("wrk.req_per_s", fastest.median)
     only = {e.key for e in served if e is fastest or families.compare(fastest, e, True, margin).word != families.WINS}
-    mem = _winner(run, ld, "server.rss_peak_kb", None, "MiB peak RSS", _mib, only)
+    mem = _winner(run, ld, "server.rss_peak_kb", ANY_OK, "MiB peak RSS", _mib, only)
     left = len(served) - len(only)
     rows_reach = "rows that reach" if len(only) != 1 else "row that reaches"
     among = (f" (judged among the {len(only)} {rows_reach} the highest req/s,"
              f" {_f0(fastest.median)} of `{fastest.key}`; {left} slower row{'s' if left != 1 else ''} not judged)"
              if left else "")
+    if failing:
+        among += f" (not judged, every repetition error-bound: {', '.join(f'`{k}`' for k in failing)})"
     return Cellout(mem.text + among, mem.word, mem.best, mem.value, mem.short)
 
 
