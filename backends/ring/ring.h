@@ -26,6 +26,12 @@ std::string probe();
 // IORING_CQE_F_MORE). Returns "" or one line naming what is missing. Counts nothing.
 std::string probe_recv_multishot();
 
+// Checks, once, what a batched wait (Ring::submit_and_wait with a min_wait, io-uring
+// --uring-min-wait-us) needs on top of probe(): IORING_FEAT_MIN_TIMEOUT (Linux 6.13), the wait
+// that asks for several CQEs but settles for one after min_wait. Returns "" or one line naming
+// what is missing.
+std::string probe_min_wait();
+
 // A thread's ring. Not thread-safe: one thread submits and reaps. Counts, in the shared counters
 // (backends/stats/counters.h), sq_submissions (SQEs the kernel took), cq_completions (CQEs
 // reaped) and ring_enters (io_uring_enter calls this class made).
@@ -56,7 +62,14 @@ class Ring {
 
   // Submits the queued SQEs and waits for at least one CQE or the timeout, in one io_uring_enter.
   // Returns the number of SQEs submitted or a negative errno (-ETIME on timeout is not an error).
-  int submit_and_wait(std::chrono::milliseconds timeout);
+  // No system call when nothing is queued and a CQE is already waiting.
+  //
+  // Batched wait (min_wait > 0 and want > 1; needs probe_min_wait()): the kernel waits up to
+  // min_wait for `want` CQEs, then returns as soon as it has one (IORING_FEAT_MIN_TIMEOUT, the
+  // getevents argument's min_wait_usec). A round then reaps several completions for one enter at
+  // the price of up to min_wait of added latency per response: the trade is the caller's.
+  int submit_and_wait(std::chrono::milliseconds timeout, unsigned want = 1,
+                      std::chrono::microseconds min_wait = std::chrono::microseconds(0));
 
   // Calls fn(cqe) for every CQE ready now, then marks them seen. fn must not call submit_and_wait.
   template <class Fn>
@@ -80,6 +93,12 @@ class Ring {
   io_uring* raw() { return &ring_; }
 
  private:
+  // Makes the queued SQEs visible to the kernel (liburing 2.3 keeps its own flush private) and
+  // returns how many it has not consumed yet. Not for SQPOLL rings (never set up here).
+  unsigned flush_sq();
+  // submit_and_wait's batched path: one raw io_uring_enter with min_wait_usec set.
+  int enter_batched(std::chrono::milliseconds timeout, unsigned want, std::chrono::microseconds min_wait);
+
   io_uring ring_{};
   bool ready_ = false;
 };

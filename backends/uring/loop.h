@@ -47,7 +47,11 @@
 //
 // One round: one Ring::submit_and_wait (the round's SQEs go in and its CQEs come back in one
 // io_uring_enter, or none when CQEs were already waiting and nothing is queued), then every ready
-// CQE is handled, then, at most every kTick, the idle sweep.
+// CQE is handled, then, at most every kTick, the idle sweep. By default the first completion ends
+// the wait: a server faster than its clients then enters about once per request. With
+// LoopConfig::min_wait (io-uring --uring-min-wait-us) the wait asks for as many completions as
+// connections are open (each has at most one completion coming in single mode) and settles for
+// what it has after min_wait: fewer enters per request, at up to min_wait of added latency.
 //
 // Session contract (S), the shape of http::Pump (backends/http/pump.h) plus a per-loop context:
 //   typename S::Context                        per-loop state shared by its sessions
@@ -116,6 +120,10 @@ struct LoopConfig {
   unsigned buffers = kBuffersPerThread;
   unsigned buffer_bytes = static_cast<unsigned>(http::kReadBufferBytes);
   unsigned held_buffers_per_conn = kHeldBuffersPerConn;  // multishot mode, >= 1
+  // Batched wait (see "One round" in the file comment): 0, the first completion ends a round's
+  // wait; else the wait asks for one completion per open connection and settles for the first
+  // after this long. Needs probe_min_wait().
+  std::chrono::microseconds min_wait{0};
 };
 
 // What multishot mode did, for tests (read after run() returned: not thread-safe). Single mode
@@ -191,7 +199,7 @@ class Loop {
     arm_accept();
     auto next_tick = net::Clock::now() + kTick;
     while (!stop_requested_.load(std::memory_order_acquire)) {
-      int rc = ring_.submit_and_wait(kTick);
+      int rc = ring_.submit_and_wait(kTick, std::max(open_, 1U), config_.min_wait);
       if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
         std::fprintf(stderr, "cbench-server: %s: io_uring_enter failed: %s\n", config_.model, std::strerror(-rc));
         drain_for_stop();
@@ -352,6 +360,7 @@ class Loop {
       c->next = head_;
       if (head_ != nullptr) head_->prev = c;
       head_ = c;
+      ++open_;
       if (config_.idle_timeout.count() > 0) idle_.touch(c->idle, net::Clock::now());
       if (multishot()) arm_recv_multishot(ms(*c), /*rearm=*/false);
       else post_recv(*c);
@@ -437,6 +446,7 @@ class Loop {
     if (c.prev != nullptr) c.prev->next = c.next;
     else head_ = c.next;
     if (c.next != nullptr) c.next->prev = c.prev;
+    --open_;
     net::close_connection(c.fd);
     destroy(&c);
   }
@@ -721,6 +731,7 @@ class Loop {
   typename S::Context context_;
   net::IdleList idle_;
   Conn* head_ = nullptr;
+  unsigned open_ = 0;  // connections in the head_ list: the batched wait's target
   std::vector<Conn*> starved_;  // receives that found no buffer this round: re-armed after it
   // Multishot mode (empty in single mode): per buffer id, the next id in its connection's held
   // queue and its byte count (a buffer is held by at most one connection at a time, so the queues

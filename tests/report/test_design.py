@@ -203,6 +203,27 @@ class TestFloorCosts(unittest.TestCase):
                 self.assertEqual(res.overall.word, want)
                 self.assertIn("| row / declared value |", design.render(run, [decl("FC3")]))
 
+    def test_two_rows_of_one_model_are_told_apart_by_their_flags(self):
+        # The default io-uring row and its batched wait (--uring-min-wait-us 20) in one run: FC3
+        # judges only the default (its spec says extra_args []), FC6 only the batched row.
+        batched = ["--uring-min-wait-us", "20"]
+        with tempfile.TemporaryDirectory() as tmp:
+            pts = []
+            for rep in range(4):
+                j = 0.01 * rep
+                pts.append(self.cost_pt("io-uring t1", "io-uring", rep, 9.0, syscalls=0.75 + j))
+                b = self.cost_pt("io-uring t1 " + " ".join(batched), "io-uring", rep, 8.5, syscalls=0.10 + j)
+                b["row"]["extra_args"] = batched
+                pts.append(b)
+            run = self.run_of(tmp, pts)
+            fc3, fc6 = design.judge(run, decl("FC3")), design.judge(run, decl("FC6"))
+            self.assertEqual([c.name for c in fc3.comparisons], ["io-uring t1 / 0.5"])
+            self.assertEqual(fc3.overall.word, findings.CONTRADICTED)
+            self.assertEqual([c.name for c in fc6.comparisons], ["io-uring t1 --uring-min-wait-us 20 / 0.5"])
+            self.assertEqual(fc6.overall.word, findings.SUPPORTED)
+            fc4 = design.judge(run, decl("FC4"))
+            self.assertTrue(all(c.a.extra_args == () for c in fc4.comparisons))
+
     def test_one_row_under_two_generators(self):
         with tempfile.TemporaryDirectory() as tmp:
             pts = []

@@ -1,5 +1,6 @@
 // Tests of the io_uring loop (backends/uring/loop.h): single mode's send linked to the next receive
-// (one CQE and one io_uring_enter per sequential request), and the multishot receive mode
+// (one CQE and one io_uring_enter per sequential request), the batched wait (--uring-min-wait-us:
+// requests that arrive within one min_wait share a round), and the multishot receive mode
 // (io-uring --uring-recv multishot): the held queue, the ENOBUFS re-arm, the back-pressure cancel, and that
 // every provided buffer goes back to the ring exactly once (LoopStats counts both sides and every
 // double return). A loop runs on its own thread on 127.0.0.1 with a small buffer ring, so that the
@@ -313,6 +314,48 @@ TEST(UringMultishot, SlowReaderPausesItsReceiveAndOthersAreServed) {
   expect_every_buffer_returned_once(s);
   EXPECT_GT(s.recv_pauses, 0u) << "the receive of a client that does not read was never paused";
   EXPECT_LE(s.held_high_water, 2u) << "a connection held more buffers than its bound";
+}
+
+// The batched wait (LoopConfig::min_wait, io-uring --uring-min-wait-us): a round's wait asks for
+// one completion per open connection and settles for what it has after min_wait. Eight
+// connections each send one request, 1 ms apart, well inside a 200 ms min_wait that began when
+// the loop last waited: one round reaps all eight (the wait ends when the eighth arrives), where
+// the first-completion wait takes a round per request (each arrives alone). The bound leaves room
+// for the round that submits the answers and a tick. Every response must arrive whole.
+TEST(UringBatchedWait, RequestsArrivingWithinMinWaitShareOneRound) {
+  std::string missing = uring::probe();
+  if (missing.empty()) missing = uring::probe_min_wait();
+  if (!missing.empty()) GTEST_SKIP() << "io_uring batched wait: " << missing;
+  constexpr int kConns = 8;
+  uring::LoopConfig batched;
+  batched.model = "uring_loop_test";
+  batched.min_wait = std::chrono::milliseconds(200);
+  RunningLoop loop(batched);
+  ASSERT_EQ(loop.error(), "");
+  const std::string get = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {  // connected and served once: all eight are open in the loop
+    const int fd = connect_to(loop.port());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    ASSERT_EQ(send(fd, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+    ASSERT_EQ(read_responses(fd, 1, false).error, "") << "connection " << i;
+  }
+  const auto before = stats::merged_counters();
+  for (int fd : fds) {
+    ASSERT_EQ(send(fd, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (int i = 0; i < kConns; ++i) EXPECT_EQ(read_responses(fds[i], 1, false).error, "") << "connection " << i;
+  const auto after = stats::merged_counters();
+  const auto delta = [&](stats::Counter c) {
+    return after[static_cast<std::size_t>(c)] - before[static_cast<std::size_t>(c)];
+  };
+  EXPECT_LE(delta(stats::Counter::ring_enters), std::uint64_t(3))
+      << "io_uring_enter calls for " << kConns << " requests that arrived within one min_wait";
+  for (int fd : fds) ::close(fd);
+  loop.stop();
+  EXPECT_EQ(loop.status(), 0);
 }
 
 }  // namespace

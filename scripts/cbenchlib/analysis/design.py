@@ -67,6 +67,7 @@ METRICS = {
     "syscalls_per_req": _direct("derived.syscalls_per_req"),
     "server_threads": _direct("server.threads"),
     "client_cpu_us_per_req": (lambda p: _client_cpu_us_per_req(p), "client CPU us/request"),
+    "p50_ms": (lambda p: _scale(registry.dig(p, "wrk.latency_us.p50"), 1 / 1000), "p50 latency ms"),
     "p99_ms": (lambda p: _scale(registry.dig(p, "wrk.latency_us.p99"), 1 / 1000), "p99 latency ms"),
 }
 METRICS.update({name: (lambda p: None, label) for name, (label, _why) in registry.NOT_MEASURED.items()})
@@ -172,6 +173,8 @@ def _matches(row: Row, spec: dict) -> bool:
         have = getattr(row, k) if hasattr(row, k) and k != "raw" else row.raw.get(k)
         if k == "processes":
             have = row.raw.get("processes")
+        if isinstance(have, tuple):  # extra_args: a tuple on the row, a list in the JSON
+            have = list(have)
         if have != v:
             return False
     return True
