@@ -7,7 +7,7 @@ handlers, extra server threads on one server CPU, large responses. A finding nam
 scenario, and is one of two kinds:
 
 - "ratio": comparisons of row a over row b (rows matched by fields: model, threads, processes,
-  queues, gvl), at one load path, on one metric, with a claimed direction against a null
+  queues, gvl, extra_args), at one load path, on one metric, with a claimed direction against a null
   ratio (or equivalence within a margin; a comparison declaring "direction": "equivalent" is an
   equivalence sub-claim, a tie expected: findingdecl.design_claim). With "bound": "concurrency" the
   expected ratio of a blocking handler is shown beside the measured one: a design with
@@ -80,9 +80,8 @@ def _scale(v, k):
 
 def _client_cpu_us_per_req(p):
     u, s, req = dig(p, "client.cpu_user_s"), dig(p, "client.cpu_sys_s"), dig(p, "wrk.requests")
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (u, s, req)) or req <= 0:
-        return None
-    return (u + s) * 1e6 / req
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (u, s, req)) and req > 0
+    return (u + s) * 1e6 / req if ok else None
 
 
 def _per_conn(v, p):
@@ -91,7 +90,7 @@ def _per_conn(v, p):
 
 
 class DeclarationError(Exception):
-    pass
+    """A finding in design.json that cannot be judged as declared (the message names it)."""
 
 
 def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
@@ -126,9 +125,8 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
         for sel in [d.get("load")] + [c.get(k) for c in d.get("comparisons") or [] for k in ("load_a", "load_b")]:
             if sel is not None and (not isinstance(sel, dict) or set(sel) - set(LOAD_FIELDS)):
                 raise DeclarationError(f"{where}: a load selector takes only {', '.join(LOAD_FIELDS)}")
-        if d.get("direction", "greater") == "equivalent" or d["kind"] == "convergence":
-            if not d.get("margin"):
-                raise DeclarationError(f"{where}: an equivalence claim needs a margin")
+        if (d.get("direction", "greater") == "equivalent" or d["kind"] == "convergence") and not d.get("margin"):
+            raise DeclarationError(f"{where}: an equivalence claim needs a margin")
         out.append(d)
     return out
 
@@ -173,9 +171,7 @@ def _matches(row: Row, spec: dict) -> bool:
         have = getattr(row, k) if hasattr(row, k) and k != "raw" else row.raw.get(k)
         if k == "processes":
             have = row.raw.get("processes")
-        if isinstance(have, tuple):  # extra_args: a tuple on the row, a list in the JSON
-            have = list(have)
-        if have != v:
+        if (list(have) if isinstance(have, tuple) else have) != v:  # extra_args: tuple here, list in JSON
             return False
     return True
 
@@ -440,8 +436,7 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
         r = judge(run, d)
         out += [f"{h} Design finding {d['id']}: {d['title']}", "", f"Claim (declared before the run in"
                 f" `results/findings/design.json`): {d['claim']}", ""]
-        if d.get("note"):
-            out += [d["note"], ""]
+        out += [d["note"], ""] if d.get("note") else []
         if d["kind"] in ("ratio", "threshold"):
             if not r.comparisons:
                 out += [f"**{findings.NO_DATA}**: the run has no rows for " + ", ".join(f"`{m}`" for m in r.missing), ""]
@@ -452,7 +447,8 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
             if d.get("bound"):
                 head += " bound (limit a / limit b) | measured / bound |"
                 sep += "---|---|"
-            head += " verdict |" + "".join(f" {METRICS[m][1]} (a; b) |" for m in mech)
+            one = d["kind"] == "threshold"  # a threshold's row is both sides: one mechanism value
+            head += " verdict |" + "".join(f" {METRICS[m][1]}{'' if one else ' (a; b)'} |" for m in mech)
             sep += "---|" + "---|" * len(mech)
             if d["kind"] == "threshold":
                 head = head.replace("| a / b |", "| row / declared value |").replace(" a/b ", " row/value ")
@@ -466,7 +462,8 @@ def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
                     rates = (f" ({row_limit(c.a, conns) * 1000 / ms:.0f} against {row_limit(c.b, conns) * 1000 / ms:.0f}"
                              " req/s)" if ms else "")
                     line += f" {c.bound:g}{rates} | {frac} |"
-                line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0], m)}; {_fmt(c.mechanism[m][1], m)} |" for m in mech)
+                line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0], m)}" + (
+                    "" if one else f"; {_fmt(c.mechanism[m][1], m)}") + " |" for m in mech)
                 out.append(line)
             out.append("")
             marks = [m for c in r.comparisons for m in c.marks]
