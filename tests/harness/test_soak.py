@@ -113,6 +113,47 @@ class Judging(unittest.TestCase):
         long = soak.slope("rss_bytes", times, [settling * t + (t % 20) * 100 for t in times])
         self.assertIs(long.growth, soak.Growth.GROWS, long)
 
+    def test_dependent_samples_are_judged_by_batch_means(self):
+        # A reference soak's window: 540 one-second samples of RSS that wanders (an AR(1) series,
+        # each sample 0.9 of the last plus noise: memory of about 10 s, as the connections open at
+        # one sample are mostly open at the next) with no trend. A line through the samples calls
+        # many such windows a slope; the batch means (54 s each) hold the false alarms near the
+        # nominal 5%, and a real slope of that size is still found. (Memory as long as a batch
+        # would defeat batch means too: the soak's bound, not the interval, decides there.)
+        times = [float(t) for t in range(60, 600)]
+
+        def wander(rng, trend_per_s=0.0):
+            x, out = 0.0, []
+            for t in times:
+                x = 0.9 * x + rng.gauss(0.0, 4096.0)
+                out.append(8e6 + trend_per_s * t + x)
+            return out
+
+        def excludes_zero(s):
+            return s.low > 0.0 or s.high < 0.0
+        rng = random.Random(20261205)
+        trials = 200
+        batched = per_sample = found = 0
+        for _ in range(trials):
+            vals = wander(rng)
+            batched += excludes_zero(soak.slope("rss_bytes", times, vals))
+            fit = soak.sps.linregress(times, vals)
+            half = soak.t975(len(times) - 2) * fit.stderr
+            per_sample += abs(fit.slope) > half
+            found += soak.slope("rss_bytes", times, wander(rng, trend_per_s=100.0)).low > 0.0
+        self.assertGreater(per_sample / trials, 0.3, "the premise: a per-sample line over-calls slopes here")
+        self.assertLessEqual(batched / trials, 0.10, "batch means: false alarms near the nominal 5%")
+        self.assertGreaterEqual(found / trials, 0.8, "a slope of 100 B/s (6 KiB/min) is still found")
+
+    def test_batch_means_keep_every_sample_in_time_order(self):
+        # 23 samples, out of order: the first three batches hold 3, the other seven 2.
+        t, v = soak.batch_means([3.0, 1.0, 2.0] + [float(i) for i in range(4, 24)], [30.0, 10.0, 20.0]
+                                + [10.0 * i for i in range(4, 24)])
+        self.assertEqual(len(t), soak.BATCHES)
+        self.assertEqual(t[:4], [2.0, 5.0, 8.0, 10.5])
+        self.assertEqual(v[-1], 225.0)
+        self.assertEqual(v, [10.0 * x for x in t])
+
     def test_every_bound_states_its_reason(self):
         for metric, bound in soak.BOUNDS.items():
             with self.subTest(metric):

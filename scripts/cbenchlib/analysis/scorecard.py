@@ -256,7 +256,7 @@ def _finding_scores(run: Run, pub: Published, f: findings.Finding, tol: float) -
             "magnitude": combine(mags), "trend": combine(trends)}
 
 
-def _effect_lines(run: Run, idx: LabelIndex, eff: dict, stack: str) -> list[tuple[Row, Row, dict]]:
+def effect_lines(run: Run, idx: LabelIndex, eff: dict, stack: str) -> list[tuple[Row, Row, dict]]:
     out = []
     for comp in eff.get("comparisons") or []:
         gvl = bool(comp.get("gvl"))
@@ -268,7 +268,7 @@ def _effect_lines(run: Run, idx: LabelIndex, eff: dict, stack: str) -> list[tupl
 
 
 def _declared_effect_scores(run: Run, pub: Published, eff: dict, stack: str, tol: float) -> dict:
-    lines = _effect_lines(run, LabelIndex(run), eff, stack)
+    lines = effect_lines(run, LabelIndex(run), eff, stack)
     if not lines:
         why = findings.NO_RUBY_ROWS if stack == STACK_RUBY and not any(
             stack_of(r) == STACK_RUBY for r in run.rows.values()) else "the run has no rows for this effect"

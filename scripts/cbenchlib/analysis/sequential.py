@@ -1,7 +1,7 @@
 """The sequential stopping rule the sweep calls between blocks (`--target-ci`, `--max-repetitions`).
 
 Contract with the executor (harness): after each block it calls
-`decide(run_dir, published_name, target_ci_pct, max_repetitions)`; when `stop` is false it runs
+`decide(run_dir, published_name, target_ci_pct, max_repetitions[, trends=True])`; when `stop` is false it runs
 one more block for what `rows` names and calls again. Each entry of `rows` is the `point_id` of
 a point (row x load) a comparison needs, as recorded in points.jsonl, so only the points of
 comparisons still open are repeated; the row's `row.key` when a record has no point_id (the
@@ -11,7 +11,12 @@ records, failed and disturbed ones included: that cap is the budget `--dry-run` 
 Which comparisons: every comparison declared for the run's scenario (meta.json scenario_name):
 - with a published table, each of its findings' comparisons at their primary load point, on the
   metric that decides there (findings.py), on each stack the findings judge (the C++ rows at the
-  finding's primary point, the Ruby rows at its "ruby" block's), sized alike and apart;
+  finding's primary point, the Ruby rows at its "ruby" block's), sized alike and apart; and, for
+  a scenario that asks for it (sequential_trends = true: the trend is what it measures), each
+  step of the published trend the scorecard judges (analysis/scorecard.py: a finding's or a
+  declared effect's a/b at two successive published columns, their ratio of ratios on req/s),
+  on each stack, claimed as the published step says (a rise, a fall, or flat within the
+  scorecard's trend tolerance);
 - the design findings of the scenario (results/findings/design.json, design.py): each ratio
   comparison, each threshold row against its value, and the best over the worst row at each
   handler cost of a convergence finding;
@@ -50,8 +55,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import decision as decision_table, design, findings, runload, stats
+from . import decision as decision_table, design, findings, runload, scorecard, stats
 from ..format import published
+from .labelindex import LabelIndex
 from .runload import Cell
 
 
@@ -141,6 +147,32 @@ class Comparison:
         return out
 
 
+@dataclass
+class TrendStep(Comparison):
+    """One step of a published trend: (a/b at the later column) over (a/b at the earlier), the
+    scorecard's ratio of ratios. a, b are the earlier column's cells, a2, b2 the later's; the
+    two columns' effects are estimated apart (their blocks are not the same requests)."""
+    a2: Cell | None = None
+    b2: Cell | None = None
+
+    def _sides(self) -> tuple[Comparison, Comparison]:
+        return (Comparison("", self.a, self.b, self.values, self.claim),
+                Comparison("", self.a2, self.b2, self.values, self.claim))
+
+    def ci(self, blocks_limit: int | None = None) -> stats.RatioCI | None:
+        early, late = self._sides()
+        return scorecard.ratio_of_ratios(late.ci(blocks_limit), early.ci(blocks_limit))
+
+    def have(self) -> int:
+        return min(side.have() for side in self._sides())
+
+    def measurable(self) -> bool:
+        return all(side.measurable() for side in self._sides())
+
+    def point_ids(self) -> list[str]:
+        return [i for side in self._sides() for i in side.point_ids()]
+
+
 def _by_block(vals: list, blocks: list) -> dict:
     out: dict = {}
     for v, b in zip(vals, blocks):
@@ -197,6 +229,38 @@ def published_comparisons(run: runload.Run, pub_name: str) -> tuple[list[Compari
                 c.name = f"{name} ({findings.METRICS[res.spec.metric][1]})"
                 out.append(c)
     return out, notes
+
+
+def trend_comparisons(run: runload.Run, pub_name: str) -> list[Comparison]:
+    """Each step of each published trend the scorecard judges, on each stack (module docstring):
+    a step with both columns published and all four cells measured."""
+    pub = published.load_published(pub_name)
+    tol = float((pub.doc.get("scorecard") or {}).get("trend_tolerance") or scorecard.DEFAULT_TREND_TOLERANCE)
+    path = scorecard.published_path(pub)
+    loads = dict(zip(pub.columns, scorecard.published_loads(run, pub, path)))
+    allowed = findings.METRICS["req_per_s"][2]
+    out = []
+    for stack in STACKS:
+        lines = [(f"finding {f.fid}", ln.a, ln.b, ln.comp) for f in findings.Analysis(run, pub, stack=stack).findings
+                 for ln in f.lines]
+        idx = LabelIndex(run)
+        for eff in (pub.doc.get("scorecard") or {}).get("effects") or []:
+            lines += [(f"effect {eff['id']}", a, b, comp) for a, b, comp in scorecard.effect_lines(run, idx, eff, stack)]
+        for what, a, b, comp in lines:
+            cols = [e for e in scorecard.column_effects(run, pub, a, b, comp) if e.published is not None]
+            for e1, e2 in zip(cols, cols[1:]):
+                l1, l2 = loads.get(e1.column), loads.get(e2.column)
+                cells = [run.cell(k, ld.lid) if ld is not None else None for ld in (l1, l2) for k in (a.key, b.key)]
+                if any(c is None for c in cells):
+                    continue
+                step = e2.published / e1.published
+                claim = (Claim("greater", 1.0, tol) if step > tol else Claim("less", 1.0, tol) if step < 1.0 / tol
+                         else Claim("equivalent", 1.0, tol))
+                out.append(TrendStep(f"{what} trend {a.key} / {b.key}, {e1.column} → {e2.column} (published"
+                                     f" ×{step:.2f}){STACK_SUFFIX[stack]}", cells[0], cells[1],
+                                     lambda c, al=allowed: findings.cell_values(c, "req_per_s", al), claim,
+                                     a2=cells[2], b2=cells[3]))
+    return out
 
 
 def _published_cmp(run: runload.Run, ln, res) -> Comparison:
@@ -280,7 +344,8 @@ def own_rate_comparisons(run: runload.Run) -> list[Comparison]:
 
 
 # ---------------------------------------------------------------- the rule
-def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_repetitions: int) -> Decision:
+def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_repetitions: int,
+           trends: bool = False) -> Decision:
     """Whether the run has sampled enough (see the module docstring); never raises on a run that
     has no points yet (it then asks for every row)."""
     run = runload.load_run(run_dir)
@@ -289,7 +354,7 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
     notes: list[str] = []
     if published_name:
         c, n = published_comparisons(run, published_name)
-        comps += c
+        comps += c + (trend_comparisons(run, published_name) if trends else [])
         notes += n
     c, n = design_comparisons(run, scenario)
     comps += c

@@ -2,7 +2,15 @@
 sustained churn, and are its descriptors back to the baseline once the load stops?
 
 Growth: a least-squares line (scipy.stats.linregress) through the samples of the load phase
-after the warm-up, with a 95% interval on its slope (t quantile on n-2 degrees of freedom).
+after the warm-up, with a 95% interval on its slope (t quantile on its n-2 degrees of freedom).
+Samples a second apart are not independent (RSS moves in allocator steps and stays there; the
+connections open at one sample are mostly open at the next), and a line through dependent samples
+has an interval that is too narrow: a flat series with one step reads as a significant slope.
+So a window of at least BATCHES x MIN_BATCH_SAMPLES samples (the reference soak's minutes) is cut
+into BATCHES contiguous batches and the line goes through the batches' means (time, value), with
+BATCHES-2 degrees of freedom (batch means: a batch much longer than the series' memory makes its
+mean nearly independent of the next one's); a shorter window (the short soak's seconds) keeps the
+per-sample line, and its bound (below) is what decides there.
 A metric does not grow when its interval includes zero, lies below zero, or lies within the
 metric's declared practical bound (BOUNDS); it grows when its whole interval lies above the bound
 (the growth is real and larger than any allowance); between the two (a real slope whose interval
@@ -31,6 +39,8 @@ from scipy import stats as sps
 from .stats import t975
 
 MIN_SAMPLES = 3              # a line through fewer has no interval
+BATCHES = 10                 # batch means of a long window (module docstring): 8 degrees of freedom
+MIN_BATCH_SAMPLES = 5        # per batch, so that a window of 50 samples or more is batched
 FD_TOLERANCE = 2             # a lazily opened per-thread descriptor or two is no leak
 KIB = 1024
 # A surprise or two (a reset racing a close under saturation) is not a failure; a share is.
@@ -103,8 +113,9 @@ def slope(metric: str, times_s: list[float], values: list[float]) -> Slope:
     n = len(times_s)
     if n < MIN_SAMPLES or len(set(times_s)) < 2:
         return Slope(metric, 0.0, 0.0, 0.0, n, Growth.TOO_FEW, BOUNDS[metric].per_s)
-    fit = sps.linregress(times_s, values)
-    half = t975(n - 2) * fit.stderr
+    fit_t, fit_v = batch_means(times_s, values) if n >= BATCHES * MIN_BATCH_SAMPLES else (times_s, values)
+    fit = sps.linregress(fit_t, fit_v)
+    half = t975(len(fit_t) - 2) * fit.stderr
     low, high = fit.slope - half, fit.slope + half
     bound = BOUNDS[metric].allowed_per_s(max(times_s) - min(times_s))
     if low <= 0.0 <= high:
@@ -118,6 +129,20 @@ def slope(metric: str, times_s: list[float], values: list[float]) -> Slope:
     else:
         growth = Growth.UNDECIDED
     return Slope(metric, float(fit.slope), float(low), float(high), n, growth, bound)
+
+
+def batch_means(times_s: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    """The (time, value) means of BATCHES contiguous batches of time-ordered samples (the first
+    len % BATCHES batches one sample longer)."""
+    pairs = sorted(zip(times_s, values))
+    size, extra = divmod(len(pairs), BATCHES)
+    out_t, out_v, start = [], [], 0
+    for i in range(BATCHES):
+        batch = pairs[start:start + size + (1 if i < extra else 0)]
+        start += len(batch)
+        out_t.append(sum(t for t, _v in batch) / len(batch))
+        out_v.append(sum(v for _t, v in batch) / len(batch))
+    return out_t, out_v
 
 
 @dataclasses.dataclass

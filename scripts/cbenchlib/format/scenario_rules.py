@@ -137,6 +137,7 @@ class Validator:
             else self.str_("published", s["published"], pattern=r"[a-z0-9][a-z0-9-]*",
                            what="the name of a results/published/*.json table"),
             sequential_points=self.int_("sequential_points", s["sequential_points"], 1, 100_000),
+            sequential_trends=self.bool_("sequential_trends", s["sequential_trends"]),
         )
 
     def load_sets(self, raw) -> dict[str, list[Load]]:

@@ -50,6 +50,7 @@ SETTING_DEFAULTS = {
     "max_repetitions": None, # None: = repetitions
     "published": None,       # results/published/<name>.json
     "sequential_points": 16,
+    "sequential_trends": False,  # also size each step of the published trend (analysis/sequential.py)
     "ready_timeout_s": 10.0,
     "server_args": [],
     "response": "standard",  # "published" = the Ruby examples' 49-byte bare-LF answer
@@ -324,6 +325,7 @@ class Settings:
     max_repetitions: int | None = None
     published: str | None = None
     sequential_points: int = 16
+    sequential_trends: bool = False
 
     @property
     def repetitions_cap(self) -> int:

@@ -134,7 +134,8 @@ class SweepPlan:
         each as long as the longest point, until every point has max_repetitions records (failed
         and disturbed repetitions re-run count against it)."""
         s = self.settings
-        of = f"the findings of '{s.published}' and " if s.published else ""
+        trend = " and the steps of its published trend" if s.published and s.sequential_trends else ""
+        of = f"the findings of '{s.published}'{trend} and " if s.published else ""
         return (f"sequential budget: extra blocks until every declared comparison ({of}the scenario's"
                 f" design findings and decision cells; scripts/cbenchlib/analysis/sequential.py) is decided"
                 f" or narrower than ±{s.target_ci_pct:g}%, bad repetitions re-run: at most"

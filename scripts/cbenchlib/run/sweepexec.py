@@ -293,7 +293,10 @@ class Sweep:
                 self.record_stop("rule-unavailable", "the stopping rule (scripts/cbenchlib/sequential.py) "
                                  "is not in this tree; the fixed design's blocks were run", blocks)
                 return
-            decision = self.decide(self.writer.run_dir, s.published, s.target_ci_pct, s.repetitions_cap)
+            # Only a scenario that sizes its published trend passes `trends` (a stand-in rule in
+            # the tests takes the four positional arguments).
+            trends = {"trends": True} if s.sequential_trends else {}
+            decision = self.decide(self.writer.run_dir, s.published, s.target_ci_pct, s.repetitions_cap, **trends)
             if decision.stop:
                 self.record_stop("rule", decision.reason, blocks)
                 return

@@ -108,7 +108,8 @@ def _harness_meta(p: SweepPlan, host, client_hosts: list) -> dict:
         "overhead_s": OVERHEAD_S,  # the least per-repetition overhead the estimate allows any row
         "overheads_from": os.path.basename(p.overheads.source) if p.overheads.source else None,
         "design": {"target_ci_pct": s.target_ci_pct, "max_repetitions": s.repetitions_cap,
-                   "published": s.published, "sequential_points": s.sequential_points},
+                   "published": s.published, "sequential_points": s.sequential_points,
+                   "sequential_trends": s.sequential_trends},
         "verdict_thresholds": {"saturated_cpu": verdict.SATURATED,
                                "error_fraction": verdict.ERROR_FRACTION},
     }
