@@ -70,6 +70,13 @@ class CellRulesTest(unittest.TestCase):
                 got = scorecard.trend(effs, 1.1)
                 self.assertEqual(got.word, want, f"{label}: {got.text()}")
 
+    def test_an_open_trend_counts_its_reproduced_steps(self):
+        effs = [col(f"c{i}", p, m) for i, (p, m) in enumerate(
+            [(0.4, ci(0.4, 0.2)), (0.2, ci(0.38, 0.2)), (0.1, ci(0.19)), (0.05, ci(0.095))])]
+        got = scorecard.trend(effs, 1.1)
+        self.assertEqual(got.word, UNSURE)
+        self.assertTrue(got.why.startswith("2 of 3 steps reproduced; c0 → c1"), got.why)
+
     MAGNITUDE = [
         ("inside", [(0.22, ci(0.23))], True, YES),
         ("outside", [(0.22, ci(0.6))], True, NO),

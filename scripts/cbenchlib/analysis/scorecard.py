@@ -233,7 +233,11 @@ def trend(effects: list[ColumnEffect], tol: float = DEFAULT_TREND_TOLERANCE) -> 
     pub = [e for e in effects if e.published is not None]
     if len(pub) < 2:
         return Score(NOT_APPLICABLE, "fewer than two published columns")
-    return combine([_step_score(e1, e2, tol) for e1, e2 in zip(pub, pub[1:])])
+    steps = [_step_score(e1, e2, tol) for e1, e2 in zip(pub, pub[1:])]
+    out = combine(steps)
+    if out.word in (NO, UNSURE) and len(steps) > 1:  # the first open step, and how the others went
+        out = Score(out.word, f"{sum(s.word == YES for s in steps)} of {len(steps)} steps reproduced; {out.why}")
+    return out
 
 
 def _finding_scores(run: Run, pub: Published, f: findings.Finding, tol: float) -> dict:
