@@ -48,7 +48,11 @@ class TestMargins(unittest.TestCase):
         cases = [  # label, metric, value, connections, margin ratio, words in its text
             ("req/s", "wrk.req_per_s", 6000.0, None, 1.05, "5%"),
             ("CPU per request", "derived.server_cpu_us_per_req", 11.0, None, 1.05, "5%"),
-            ("idle bytes: a page is larger", "idle.bytes_per_conn", 272.0, None, page, "one 4 KiB page per connection"),
+            ("idle bytes, count unknown: a page each", "idle.bytes_per_conn", 272.0, None, page,
+             "one 4 KiB page per connection"),
+            ("idle bytes over 100 connections: a page over them", "idle.bytes_per_conn", 272.0, 100,
+             1 + 40.96 / 272, "one 4 KiB page over 100 connections"),
+            ("idle bytes over 10000 connections: 5%", "idle.bytes_per_conn", 272.0, 10000, 1.05, "5%"),
             ("idle bytes: 5% is larger", "idle.bytes_per_conn", 200000.0, None, 1.05, "5%"),
             ("peak RSS at 64 connections: 5%", "server.rss_peak_kb", 8000.0, 64, 1.05, "5%"),
             ("peak RSS at 1024 connections: a page each", "server.rss_peak_kb", 8000.0, 1024, 1 + 4096 / 8000,
@@ -112,8 +116,21 @@ class TestMemoryCells(unittest.TestCase):
                 p["idle"] = {"connections": 10000, "connections_held": 10000, "bytes_per_conn": bpc * (1 + (j - 1) / 100)}
                 pts.append(p)
         _thr, mem = _cells(pts, "idle_connections", "many idle connections")
-        self.assertTrue(mem.startswith("event loop and completion equivalent within one 4 KiB page per connection"), mem)
+        self.assertTrue(mem.startswith("event loop and completion equivalent within 5%"), mem)
         self.assertNotIn("**", mem)
+
+    def test_idle_memory_a_tenfold_difference_is_no_tie(self):
+        # A page per connection (4096 B) around 320 B would call 4,000 B "equivalent": the margin
+        # of a figure measured over 10,000 connections is a page over them, so 5% decides here.
+        pts = []
+        for key, model, bpc in (("epoll-reactor t1", "epoll-reactor", 320.0), ("fiber t1", "fiber", 4000.0)):
+            for rep, j in enumerate(JITTER):
+                p = point(key, 0, model=model, rep=rep, verdict="unclear")
+                p["load"] = {"key": "idle 10000", "idle_connections": 10000, "pipeline": 1, "path": "/"}
+                p["idle"] = {"connections": 10000, "connections_held": 10000, "bytes_per_conn": bpc * (1 + (j - 1) / 100)}
+                pts.append(p)
+        _thr, mem = _cells(pts, "idle_connections", "many idle connections")
+        self.assertTrue(mem.startswith("**event loop wins**"), mem)
 
 
 class TestPairedIntervals(unittest.TestCase):

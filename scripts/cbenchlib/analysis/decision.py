@@ -171,7 +171,7 @@ def _winner(run: Run, ld, path: str, verdicts: tuple | None, unit: str, fmt, onl
         return Cellout(f"no point may decide (verdicts {', '.join(seen) or 'none'}; this shape decides at"
                        f" {', '.join(verdicts) if verdicts else 'any'} points)")
     top = (max if higher else min)(entries, key=lambda e: e.median)
-    margin, margin_text = registry.equivalence_margin(path, top.median, ld.connections)
+    margin, margin_text = registry.equivalence_margin(path, top.median, ld.idle_connections or ld.connections)
     ranking = families.rank(entries, higher, margin)
     return Cellout(families.cell_text(ranking, unit, fmt, margin_text), ranking.word, top.key, top.median,
                    families.short_text(ranking, margin_text))
@@ -427,7 +427,8 @@ def render(config: dict, root: str, loader=load_run, allow_synthetic: bool = Fal
              " row's advantage) with its 95% interval, paired by block. A cell's verdict comes first:"
              " \"equivalent within\" the metric's margin when the 90% interval lies inside it (two one-sided"
              " tests; the margins are declared in format/metrics.py: 5% for req/s and CPU per request; for"
-             " memory 5% or one 4 KiB page per connection, whichever is larger), else **wins** when the 95%"
+             " memory 5% or a 4 KiB page per connection under load (over the N connections for idle bytes per"
+             " connection), whichever is larger), else **wins** when the 95%"
              " interval is above 1, else \"undecided\" with the reason; rows equivalent to the best one are"
              " named. req/s decides only at the points the shape allows (server-bound ones, except for"
              " blocking handlers and large responses, where the sleep or the copy is the bound); where a row"
@@ -489,5 +490,5 @@ def shape_ranking(run: Run, sh: Shape) -> ShapeRanking | None:
     if not entries:
         return ShapeRanking(ld, path, higher, 0.0, None)
     top = (max if higher else min)(entries, key=lambda e: e.median)
-    margin, _text = registry.equivalence_margin(path, top.median, ld.connections)
+    margin, _text = registry.equivalence_margin(path, top.median, ld.idle_connections or ld.connections)
     return ShapeRanking(ld, path, higher, margin, families.rank(entries, higher, margin))

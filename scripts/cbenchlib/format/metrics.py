@@ -18,9 +18,12 @@ latency statistics of the tables) are views of this list, so a path is spelled o
 - `margin_pct` (with `margin_page`, `margin_why`): the equivalence margin, the practical
   difference below which two rows are the same for a user choosing between them (None: the metric
   is never compared for equivalence). `margin_page` is one 4 KiB page in the metric's unit: a
-  memory metric's margin is the larger of margin_pct and one page per connection (`equivalence_margin`),
-  because the kernel hands out memory by the page and an allocator's rounding moves a row by
-  that much without any difference in design. `margin_why` says why the margin is that size.
+  whole-server memory metric's margin is the larger of margin_pct and one page per connection
+  (`equivalence_margin`), because the kernel hands out memory by the page and a loaded
+  connection's buffers move a row by about that much without any difference in design; a
+  per-connection figure (idle RSS over N connections) is the difference of two RSS readings
+  divided by N, so its granularity is one page over the N connections, not a page each, and its
+  margin is the larger of margin_pct and that. `margin_why` says why the margin is that size.
 
 NOT_MEASURED lists the names a declaration may use for a figure no producer writes: readers show
 "not measured" for them (with the reason here) rather than a figure.
@@ -79,7 +82,9 @@ _CPU_MARGIN = (5.0, None, "a cost per request below 5% apart is inside the drift
 _MEMORY_MARGIN_KIB = (5.0, PAGE_BYTES / 1024, "memory is handed out by the 4 KiB page: a page per connection"
                       " (or 5% of a few MiB, the binary and its libraries) moves with allocator rounding, not"
                       " with the design")
-_MEMORY_MARGIN_BYTES = (5.0, float(PAGE_BYTES), _MEMORY_MARGIN_KIB[2])
+_MEMORY_MARGIN_BYTES = (5.0, float(PAGE_BYTES), "an idle connection's bytes are an RSS difference over the N"
+                        " idle connections, so they move by one 4 KiB page over N (0.4 bytes at 10,000)"
+                        " with allocator rounding; below 5% no user chooses a design by it")
 
 
 # The parent of the per-request counters. cbench-server's names are registered below (_counter); a
@@ -208,18 +213,23 @@ def dig(point: dict, path: str):
 
 def equivalence_margin(path: str, value: float, connections: int | None = None) -> tuple[float, str]:
     """(margin as a ratio > 1, how to say it) for comparing rows around VALUE (in the metric's
-    unit): 1 + margin_pct/100, or, for a memory metric, one page per connection relative to VALUE
-    when that is larger (a per-connection unit is already per connection; a whole-server figure
-    counts one page for each of CONNECTIONS). ValueError when the metric declares no margin."""
+    unit): 1 + margin_pct/100, or, for a memory metric, a page relative to VALUE when that is
+    larger: for a whole-server figure one page for each of CONNECTIONS, for a per-connection
+    figure one page over the CONNECTIONS it was measured on (its granularity; one page each when
+    the count is unknown). ValueError when the metric declares no margin."""
     m = get(path)
     if m.margin_pct is None:
         raise ValueError(f"metric {path!r} declares no equivalence margin in format/metrics.py")
     ratio, text = 1.0 + m.margin_pct / 100.0, f"{m.margin_pct:g}%"
     if m.margin_page is not None and value > 0:
         per_conn = m.unit.endswith("/connection")
-        page = m.margin_page * (1 if per_conn else (connections or 0))
+        page = m.margin_page / (connections or 1) if per_conn else m.margin_page * (connections or 0)
         if 1.0 + page / value > ratio:
-            where = "" if per_conn else f", {page:g} {m.unit} at {connections} connections"
             ratio = 1.0 + page / value
-            text = f"one 4 KiB page per connection ({(ratio - 1) * 100:.0f}%{where})"
+            if per_conn:
+                over = f" over {connections} connections" if connections else " per connection"
+                text = f"one 4 KiB page{over} ({(ratio - 1) * 100:.0f}%)"
+            else:
+                text = (f"one 4 KiB page per connection ({(ratio - 1) * 100:.0f}%, {page:g} {m.unit}"
+                        f" at {connections} connections)")
     return ratio, text
