@@ -7,7 +7,7 @@ import tempfile
 import unittest
 
 import helpers  # noqa: F401
-from cbenchlib.analysis import sequential
+from cbenchlib.analysis import sequential, stats
 from simulation_judging import LOAD, PUB, pt
 
 
@@ -60,6 +60,40 @@ class SequentialTest(unittest.TestCase):
         self.assertEqual(sorted(d.rows), [f"a / {LOAD}", f"b / {LOAD}"])
         d = sequential.decide(self.run_with(4, 0.0005), None, 2.0, 20)
         self.assertTrue(d.stop, d.reason)
+
+    def test_a_comparison_the_budget_can_decide_is_sampled_until_it_is(self):
+        # A 5% effect at a 4% spread: the pilot's interval is already narrower than the ±10% target,
+        # so the width alone would stop; about 17 blocks decide it at the corrected level, within
+        # the cap of 20, so the rule asks for them.
+        d = sequential.decide(self.run_with(4, 0.04, ratio=0.95, seed=7), self.pub, 10.0, 20)
+        self.assertFalse(d.stop, d.reason)
+        self.assertEqual(sorted(d.rows), [f"a / {LOAD}", f"b / {LOAD}"])
+
+    def test_reps_to_decide(self):
+        C = sequential.Claim
+
+        def pilot(ratio, sd, paired=True):
+            return stats.RatioCI(ratio, ratio * 0.9, ratio * 1.1, 4, 4, "paired-t" if paired else "welch-t",
+                                 sd / 2.0, 3.0, sd)
+        cases = [  # label, pilot, claim, looks, cap, expect a count (True) or None (False)
+            ("a clear effect decides within the cap", pilot(1.10, 0.05), C("greater"), 1, 10, True),
+            ("no effect never decides a directional claim", pilot(1.0, 0.05), C("greater"), 1, 50, False),
+            ("a tie decides an equivalence claim", pilot(1.01, 0.03), C("equivalent", 1.0, 1.10), 1, 10, True),
+            ("a tie also decides a directional claim with a margin", pilot(1.0, 0.03), C("greater", 1.0, 1.10),
+             1, 10, True),
+            ("against a null of 0.85: 0.80 decides", pilot(0.80, 0.03), C("less", 0.85), 1, 10, True),
+            ("against a null of 0.85: 0.86 does not, within 10", pilot(0.86, 0.05), C("less", 0.85), 1, 10, False),
+            ("more looks need more blocks", pilot(1.05, 0.05), C("greater"), 17, 8, False),
+            ("a claim that decides nothing", pilot(1.5, 0.05), C("none"), 1, 10, False),
+        ]
+        for label, ci, claim, looks, cap, some in cases:
+            with self.subTest(label):
+                n = sequential.reps_to_decide(ci, claim, looks, cap)
+                self.assertEqual(n is not None, some, f"{label}: {n}")
+                if n is not None:
+                    self.assertTrue(4 < n <= cap, n)
+        self.assertLess(sequential.reps_to_decide(pilot(1.05, 0.05), C("greater"), 1, 50),
+                        sequential.reps_to_decide(pilot(1.05, 0.05), C("greater"), 17, 50))
 
     def test_decision_fields(self):
         d = sequential.decide(self.run_with(2, 0.05), self.pub, 2.0, 20)

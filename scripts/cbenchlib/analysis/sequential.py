@@ -40,8 +40,11 @@ The rule, per comparison, in order:
 2. otherwise a two-stage design on the interval's WIDTH, never on which side of the null it falls:
    the first PILOT_BLOCKS valid shared blocks are a pilot; from the pilot's spread alone it fixes
    how many blocks the comparison needs for a 95% interval of half-width target_ci_pct percent
-   (stats.reps_for_half_width), capped at max_repetitions, and asks for blocks until the rows
-   have that many valid ones. Stopping as soon as the running interval happens to be narrow
+   (stats.reps_for_half_width), raised to the count that would decide it at the pilot's effect
+   and spread and the corrected level (reps_to_decide) when that count is within the cap (so that
+   a comparison the budget can decide is not left "undecided, about N repetitions would decide"
+   with N under the cap), capped at max_repetitions, and asks for blocks until the rows have
+   that many valid ones. Stopping as soon as the running interval happens to be narrow
    would stop exactly where the spread was underestimated by chance, and such intervals
    under-cover (the simulation showed 92% coverage with outliers); a count fixed by the pilot does
    not chase the noise. The simulation test (tests/report/simulation_judging.py, ctest
@@ -54,6 +57,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Callable
+
+from scipy import stats as sps
 
 from . import decision as decision_table, design, findings, runload, scorecard, stats
 from ..format import published
@@ -206,6 +211,29 @@ def decided(ci: stats.RatioCI | None, claim: Claim, n_looks: int) -> bool:
         m = claim.margin or 1.0
         return strict.lo > m or strict.hi < 1.0 / m
     return strict.lo > claim.null_ratio or strict.hi < claim.null_ratio
+
+
+def reps_to_decide(pilot: stats.RatioCI | None, claim: Claim, n_looks: int, cap: int) -> int | None:
+    """The fewest blocks, above the pilot's and at most cap, that would decide the comparison as
+    decided() does if the pilot's effect and spread held (the spread scaled as stats._sizes does:
+    per block when paired, per row otherwise); None when no count up to cap would, or the claim
+    decides nothing. Fixed from the pilot alone: it never chases a running interval."""
+    if claim.direction == "none" or pilot is None or not pilot.log_sd or pilot.ratio <= 0:
+        return None
+    alpha, d = stats.ALPHA / n_looks, math.log(pilot.ratio)
+    paired = pilot.method == "paired-t"
+    for n in range(max(2, min(pilot.n_num, pilot.n_den) + 1), cap + 1):
+        se = pilot.log_sd / math.sqrt(n) if paired else pilot.log_sd * math.sqrt(2.0 / n)
+        df = n - 1.0 if paired else 2.0 * n - 2.0
+        two, one = float(sps.t.ppf(1.0 - alpha / 2.0, df)), float(sps.t.ppf(1.0 - alpha, df))
+        if claim.margin is not None and claim.margin > 1.0 and abs(d) + one * se < math.log(claim.margin):
+            return n  # the two one-sided tests pass against the margin
+        if claim.direction == "equivalent":
+            if abs(d) - two * se > math.log(claim.margin or 1.0):
+                return n  # wholly outside the margin
+        elif abs(d - math.log(claim.null_ratio)) > two * se:
+            return n  # excludes the null
+    return None
 
 
 # ---------------------------------------------------------------- the declared comparisons
@@ -378,6 +406,9 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
             continue
         pilot = cmp.ci(PILOT_BLOCKS) if have >= PILOT_BLOCKS else None
         needed = stats.reps_for_half_width(pilot, target_ci_pct) if pilot is not None and pilot.enough_reps else None
+        if needed is not None and needed < max_repetitions:
+            decisive = reps_to_decide(pilot, cmp.claim, n_looks, max_repetitions)
+            needed = max(needed, decisive) if decisive is not None else needed
         if needed is None:
             goal = PILOT_BLOCKS if have < PILOT_BLOCKS else max_repetitions  # no usable spread: to the cap
         else:
