@@ -42,6 +42,20 @@ def _cells(pts, section="handler_blocking", shape="blocking handler"):
     return row["throughput"], row["memory"]
 
 
+def _idle_memory_cell(rows):
+    """The idle shape's memory cell for (key, model, bytes per idle connection) rows, each with
+    JITTER's repetitions at 10,000 idle connections."""
+    pts = []
+    for key, model, bpc in rows:
+        for rep, j in enumerate(JITTER):
+            p = point(key, 0, model=model, rep=rep, verdict="unclear")
+            p["load"] = {"key": "idle 10000", "idle_connections": 10000, "pipeline": 1, "path": "/"}
+            p["idle"] = {"connections": 10000, "connections_held": 10000, "bytes_per_conn": bpc * (1 + (j - 1) / 100)}
+            pts.append(p)
+    _thr, mem = _cells(pts, "idle_connections", "many idle connections")
+    return mem
+
+
 class TestMargins(unittest.TestCase):
     def test_declared_margins(self):
         page = 1 + 4096 / 272
@@ -107,29 +121,15 @@ class TestMemoryCells(unittest.TestCase):
         self.assertNotIn("`blocking-pool t4` (", mem)
 
     def test_idle_memory_a_tenth_of_a_percent_apart_is_equivalent(self):
-        pts = []
-        for key, model, bpc in (("epoll-reactor t1", "epoll-reactor", 271.6), ("io-uring t1", "io-uring", 272.0),
-                                ("thread-per-connection t1", "thread-per-connection", 13400.0)):
-            for rep, j in enumerate(JITTER):
-                p = point(key, 0, model=model, rep=rep, verdict="unclear")
-                p["load"] = {"key": "idle 10000", "idle_connections": 10000, "pipeline": 1, "path": "/"}
-                p["idle"] = {"connections": 10000, "connections_held": 10000, "bytes_per_conn": bpc * (1 + (j - 1) / 100)}
-                pts.append(p)
-        _thr, mem = _cells(pts, "idle_connections", "many idle connections")
+        mem = _idle_memory_cell((("epoll-reactor t1", "epoll-reactor", 271.6), ("io-uring t1", "io-uring", 272.0),
+                                 ("thread-per-connection t1", "thread-per-connection", 13400.0)))
         self.assertTrue(mem.startswith("event loop and completion equivalent within 5%"), mem)
         self.assertNotIn("**", mem)
 
     def test_idle_memory_a_tenfold_difference_is_no_tie(self):
         # A page per connection (4096 B) around 320 B would call 4,000 B "equivalent": the margin
         # of a figure measured over 10,000 connections is a page over them, so 5% decides here.
-        pts = []
-        for key, model, bpc in (("epoll-reactor t1", "epoll-reactor", 320.0), ("fiber t1", "fiber", 4000.0)):
-            for rep, j in enumerate(JITTER):
-                p = point(key, 0, model=model, rep=rep, verdict="unclear")
-                p["load"] = {"key": "idle 10000", "idle_connections": 10000, "pipeline": 1, "path": "/"}
-                p["idle"] = {"connections": 10000, "connections_held": 10000, "bytes_per_conn": bpc * (1 + (j - 1) / 100)}
-                pts.append(p)
-        _thr, mem = _cells(pts, "idle_connections", "many idle connections")
+        mem = _idle_memory_cell((("epoll-reactor t1", "epoll-reactor", 320.0), ("fiber t1", "fiber", 4000.0)))
         self.assertTrue(mem.startswith("**event loop wins**"), mem)
 
 

@@ -267,11 +267,10 @@ def trend_comparisons(run: runload.Run, pub_name: str) -> list[Comparison]:
     path = scorecard.published_path(pub)
     loads = dict(zip(pub.columns, scorecard.published_loads(run, pub, path)))
     allowed = findings.METRICS["req_per_s"][2]
-    out = []
+    out, idx = [], LabelIndex(run)
     for stack in STACKS:
         lines = [(f"finding {f.fid}", ln.a, ln.b, ln.comp) for f in findings.Analysis(run, pub, stack=stack).findings
                  for ln in f.lines]
-        idx = LabelIndex(run)
         for eff in (pub.doc.get("scorecard") or {}).get("effects") or []:
             lines += [(f"effect {eff['id']}", a, b, comp) for a, b, comp in scorecard.effect_lines(run, idx, eff, stack)]
         for what, a, b, comp in lines:
