@@ -20,6 +20,14 @@ std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 // argument's `pad` field is min_wait_usec.
 constexpr unsigned kFeatMinTimeout = 1U << 15;
 
+// A wait's timeout as the kernel reads it (milliseconds to seconds and nanoseconds).
+__kernel_timespec kernel_timespec(std::chrono::milliseconds timeout) {
+  __kernel_timespec ts{};
+  ts.tv_sec = timeout.count() / 1000;
+  ts.tv_nsec = (timeout.count() % 1000) * 1'000'000;
+  return ts;
+}
+
 }  // namespace
 
 std::string probe() {
@@ -132,9 +140,7 @@ int Ring::submit_and_wait(std::chrono::milliseconds timeout, unsigned want, std:
   // liburing enters the kernel only when it has SQEs to submit or no CQE is ready yet; count
   // the system call the same way.
   const bool enters = io_uring_sq_ready(&ring_) > 0 || io_uring_cq_ready(&ring_) == 0;
-  __kernel_timespec ts{};
-  ts.tv_sec = timeout.count() / 1000;
-  ts.tv_nsec = (timeout.count() % 1000) * 1'000'000;
+  __kernel_timespec ts = kernel_timespec(timeout);
   io_uring_cqe* cqe = nullptr;
   const unsigned queued = io_uring_sq_ready(&ring_);
   int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
@@ -158,9 +164,7 @@ unsigned Ring::flush_sq() {
 int Ring::enter_batched(std::chrono::milliseconds timeout, unsigned want, std::chrono::microseconds min_wait) {
   const unsigned queued = flush_sq();
   if (queued == 0 && io_uring_cq_ready(&ring_) > 0) return 0;  // as liburing: no enter
-  __kernel_timespec ts{};
-  ts.tv_sec = timeout.count() / 1000;
-  ts.tv_nsec = (timeout.count() % 1000) * 1'000'000;
+  __kernel_timespec ts = kernel_timespec(timeout);
   io_uring_getevents_arg arg{};
   arg.sigmask_sz = _NSIG / 8;
   arg.pad = static_cast<std::uint32_t>(min_wait.count());  // min_wait_usec

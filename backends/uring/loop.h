@@ -494,6 +494,7 @@ class Loop {
     while (head_ != nullptr) {  // did not complete in time: leak nothing we own
       Conn* c = head_;
       head_ = c->next;
+      --open_;
       net::close_fd(c->fd);
       // The kernel may still hold the send buffer until the ring is torn down: keep the memory.
       if (multishot()) {

@@ -157,7 +157,8 @@ class EquivalenceSubClaims(unittest.TestCase):
         cases = [
             ("the tie holds: the directional verdict stands", 1.0, findings.SUPPORTED,
              "the 1 equivalence sub-claim (a tie expected) hold"),
-            ("the tie is contradicted: undecided", 0.6, findings.UNDECIDED, "contradicted in 1 of 1"),
+            # One claim at each comparison: a tie far outside its margin contradicts the finding.
+            ("the tie is contradicted: so is the finding", 0.6, findings.CONTRADICTED, "Bonferroni"),
         ]
         for label, c_ratio, word, words in cases:
             with self.subTest(label):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import findings, stats
+from . import findings, stats, verdict
 from ..format.published import STACK_CPP, row_stack
 
 EVENT_LOOP, THREAD_PER_CONNECTION, WORKER_POOL = "event loop", "thread per connection", "worker pool"
@@ -105,7 +105,7 @@ def compare(better: Entry, worse: Entry, higher: bool, margin: float) -> Verdict
     if ci.lo > 1.0:
         return Verdict(WINS, ci)
     n = stats.reps_to_decide(ci, margin)
-    return Verdict(UNDECIDED, ci, f"the interval includes 1 and leaves the margin; {findings._reps_text(n)}")
+    return Verdict(UNDECIDED, ci, f"the interval includes 1 and leaves the margin; {verdict.reps_text(n)}")
 
 
 @dataclass(frozen=True)

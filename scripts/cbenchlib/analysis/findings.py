@@ -24,7 +24,8 @@ A comparison may be an equivalence sub-claim ("direction": "equivalent" beside i
 a tie is expected, e.g. two designs with the same bound), judged for equivalence within its margin
 or its metric's registered one; a directional claim against 1 takes its metric's registered margin
 too, so a tie within it reads "equivalent", an answer. The finding's verdict combines its
-directional comparisons and its sub-claims (combine_claims).
+directional comparisons and its sub-claims (verdict.py: one comparison that contradicts the claim at the
+family's level contradicts the finding; support needs every comparison).
 Verdict words, exactly: supported (the 95% interval excludes the null in the claimed direction),
 contradicted (excludes it in the other), equivalent (both one-sided tests pass against the
 margin), undecided (with the reason: how wide the interval is, and how many repetitions would
@@ -48,12 +49,11 @@ from . import findingdecl
 from .findingdecl import METRICS, Declared, MetricSpec, declared_findings
 from .repetitions import can_decide, cell_values, cell_verdicts, effect, excluded  # noqa: F401 (their readers import them from here)
 from .labelindex import LabelIndex
+from .verdict import (CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, VERDICT_WORDS,  # noqa: F401 (readers import them from here)
+                      Decision, combine_claims, combine_comparisons, decide, fmt_ci)
 from .runload import Cell, Load, Row, Run, column_label
 from ..format.loadpoint import canonical_label
 
-SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED = "supported", "contradicted", "equivalent", "undecided"
-VERDICT_WORDS = (SUPPORTED, CONTRADICTED, EQUIVALENT, UNDECIDED)
-NO_DATA = "no data"
 # The Ruby rows' word where a finding cannot be judged on them (no Ruby rows, none for its
 # comparisons, or declared not measurable on Ruby); the reason says which and what would measure it.
 NOT_MEASURED = "not measured"
@@ -61,59 +61,6 @@ NO_RUBY_ROWS = "no Ruby rows in this run"
 STACK_NAMES = {STACK_RUBY: "Ruby rows", STACK_CPP: "C++ rows"}
 # A malformed declaration, under the name the readers of findings (compare, tests) catch it by.
 DeclarationError = findingdecl.DeclarationError
-
-
-@dataclass
-class Decision:
-    word: str
-    reason: str
-    ci: stats.RatioCI | None = None
-    reps_needed: int | None = None
-
-    def text(self) -> str:
-        return f"{self.word} ({self.reason})" if self.reason else self.word
-
-
-def decide(ci: stats.RatioCI | None, direction: str, null_ratio: float = 1.0,
-           margin: float | None = None) -> Decision:
-    """One of the four verdict words for an effect against a declared claim."""
-    if ci is None:
-        return Decision(UNDECIDED, "no measurement", None)
-    if not ci.enough_reps:
-        return Decision(UNDECIDED, f"too few repetitions for an interval ({ci.n_num} and {ci.n_den};"
-                        f" need {stats.MIN_REPS_FOR_CI} each)", ci)
-    iv = f"{fmt_ci(ci)}, ±{ci.half_width_pct:.1f}%"
-    if direction == "equivalent":
-        ok, _p = stats.tost_equivalent(ci, margin or 1.0)
-        if ok:
-            return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
-        if ci.lo > margin or ci.hi < 1.0 / margin:
-            return Decision(CONTRADICTED, f"{iv} lies wholly outside the ±{(margin - 1) * 100:.0f}% margin", ci)
-        n = stats.reps_to_decide(ci, margin)
-        return Decision(UNDECIDED, f"{iv} too wide for the ±{(margin - 1) * 100:.0f}% margin; "
-                        + _reps_text(n), ci, n)
-    sign = 1 if direction == "greater" else -1
-    above, below = ci.lo > null_ratio, ci.hi < null_ratio
-    null_txt = f"{null_ratio:g}"
-    if (above and sign > 0) or (below and sign < 0):
-        return Decision(SUPPORTED, f"{iv} excludes {null_txt} in the claimed direction", ci)
-    if above or below:
-        return Decision(CONTRADICTED, f"{iv} excludes {null_txt} in the other direction", ci)
-    if margin is not None and stats.tost_equivalent(ci, margin)[0]:
-        return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
-    d_ci = ci if null_ratio == 1.0 else stats.RatioCI(ci.ratio / null_ratio, ci.lo / null_ratio, ci.hi / null_ratio,
-                                                      ci.n_num, ci.n_den, ci.method, ci.log_se, ci.df, ci.log_sd)
-    n = stats.reps_to_decide(d_ci, margin)
-    return Decision(UNDECIDED, f"{iv} includes {null_txt}; " + _reps_text(n), ci, n)
-
-
-def _reps_text(n: int | None) -> str:
-    if n is None:
-        return "the spread is unknown"
-    if n > stats.MAX_REPS_SEARCH:
-        return (f"more than {stats.MAX_REPS_SEARCH} repetitions per row would be needed at the observed"
-                " effect and spread (the effect is too close to the null)")
-    return f"about {n} repetitions per row would decide it at the observed effect and spread"
 
 
 def published_path(pub) -> str:
@@ -133,14 +80,6 @@ def magnitude_check(ci: stats.RatioCI | None, published: float | None) -> str:
         return f"published {published:.2f} lies inside the measured interval {fmt_ci(ci)}"
     return (f"published {published:.2f} lies outside the measured interval {fmt_ci(ci)}: the measured effect"
             f" is {ci.ratio / published:.2f}x the published one")
-
-
-def fmt_ci(ci: stats.RatioCI | None) -> str:
-    if ci is None:
-        return ""
-    if not ci.enough_reps:
-        return f"{ci.ratio:.2f} (n<{stats.MIN_REPS_FOR_CI})"
-    return f"{ci.ratio:.2f} ({stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})"
 
 
 @dataclass
@@ -187,6 +126,12 @@ class Line:
     decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
     comp: dict | None = None  # the declared comparison this line judges
     tie: bool = False  # an equivalence sub-claim (findingdecl.is_tie): "equivalent" is its success
+
+    @property
+    def claim(self) -> tuple | None:
+        """(direction, null ratio, margin) the deciding metric judged it on, or None."""
+        s = self.decided_spec
+        return (s.direction, s.null_ratio, s.margin) if s is not None else None
 
     def decided_text(self) -> str:
         """"decided on <metric>[, a fallback]: claim a/b < 0.5, no-effect value 0.5", or ""."""
@@ -302,67 +247,6 @@ def combine(lines: list[Line]) -> Decision:
     if on:
         dec.reason = f"{dec.reason}; {on}"
     return dec
-
-
-def combine_claims(lines: list) -> Decision:
-    """A verdict over comparisons of two kinds (each with .decision and .tie): the directional ones
-    (the finding's claim) and the equivalence sub-claims (a tie expected, e.g. two designs with the
-    same concurrency bound). The directional ones combine as before (_combine_words: the common
-    word when they agree, undecided naming the disagreement). A sub-claim holds when it reads
-    "equivalent"; the finding keeps the directional word only when every sub-claim holds, else it
-    is undecided with the sub-claims' counts (a finding of sub-claims alone combines them as one)."""
-    dirs = [ln for ln in lines if not ln.tie]
-    ties = [ln for ln in lines if ln.tie]
-    if not ties or not dirs:
-        return _combine_words(lines)
-    main = _combine_words(dirs)
-    words = [ln.decision.word for ln in ties]
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
-    if all(w == EQUIVALENT for w in words):
-        return Decision(main.word, f"{main.reason}; the {len(ties)} equivalence sub-claim{'s' if len(ties) > 1 else ''}"
-                        " (a tie expected) hold", reps_needed=main.reps_needed)
-    needs = [x for x in [main.reps_needed] + [ln.decision.reps_needed for ln in ties]
-             if x and x <= stats.MAX_REPS_SEARCH]
-    return Decision(UNDECIDED, f"{main.reason}; the equivalence sub-claims (a tie expected) read {counts}"
-                    f" of {len(ties)}", reps_needed=min(needs) if needs else None)
-
-
-def _combine_words(lines: list[Line]) -> Decision:
-    if not lines:
-        return Decision(NO_DATA, "the run has no rows for this finding")
-    words = [ln.decision.word for ln in lines]
-    if len(set(words)) == 1:
-        w = words[0]
-        if w == UNDECIDED:
-            needs = [ln.decision.reps_needed for ln in lines if ln.decision.reps_needed]
-            extra = (f"; the closest would need about {min(needs)} repetitions per row"
-                     if needs and min(needs) <= stats.MAX_REPS_SEARCH else "")
-            return Decision(UNDECIDED, f"undecided in all {len(lines)} comparisons{extra}")
-        return Decision(w, f"{w} in all {len(lines)} comparison{'s' if len(lines) > 1 else ''}")
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
-    if CONTRADICTED not in words and UNDECIDED in words and len(set(words) - {UNDECIDED}) == 1:
-        w = (set(words) - {UNDECIDED}).pop()
-        return Decision(UNDECIDED, f"{counts} of {len(lines)} comparisons ({w} where decided)")
-    return Decision(UNDECIDED, f"the comparisons disagree: {counts} of {len(lines)}")
-
-
-def combine_comparisons(comps: list) -> Decision:
-    """A design finding's verdict over its comparisons (design.py; each with .decision and .tie):
-    combine_claims when it has both directional ones and equivalence sub-claims, else the common
-    word, or undecided with the counts and the closest repetitions that would decide."""
-    if not comps:
-        return Decision(NO_DATA, "the run has no rows for this finding")
-    decs = [c.decision for c in comps]
-    words = [d.word for d in decs]
-    if any(c.tie for c in comps) and not all(c.tie for c in comps):
-        return combine_claims(comps)
-    if len(set(words)) == 1 and words[0] != UNDECIDED:
-        return Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
-    needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
-    extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
-    return Decision(UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
-                    reps_needed=min(needs) if needs else None)
 
 
 class Analysis:

@@ -237,12 +237,21 @@ def reps_to_decide(pilot: stats.RatioCI | None, claim: Claim, n_looks: int, cap:
 
 
 # ---------------------------------------------------------------- the declared comparisons
-def published_comparisons(run: runload.Run, pub_name: str) -> tuple[list[Comparison], list[str]]:
-    """(comparisons, notes) of a published table's findings on each stack (module docstring)."""
+def stack_analyses(run: runload.Run, pub_name: str) -> dict[str, findings.Analysis]:
+    """A published table's findings judged on each stack's rows: what published_comparisons and
+    trend_comparisons both read (judged once per look)."""
     pub = published.load_published(pub_name)
+    return {stack: findings.Analysis(run, pub, stack=stack) for stack in STACKS}
+
+
+def published_comparisons(run: runload.Run, pub_name: str,
+                          analyses: dict | None = None) -> tuple[list[Comparison], list[str]]:
+    """(comparisons, notes) of a published table's findings on each stack (module docstring);
+    ANALYSES: stack_analyses(run, pub_name), when the caller has it."""
+    analyses = analyses or stack_analyses(run, pub_name)
     out, notes = [], []
     for stack in STACKS:
-        for f in findings.Analysis(run, pub, stack=stack).findings:
+        for f in analyses[stack].findings:
             for ln in f.lines:
                 name = f"finding {f.fid} {ln.name}{STACK_SUFFIX[stack]}"
                 res = next((r for r in ln.results if r.primary is not None and r.primary.can), None)
@@ -259,18 +268,19 @@ def published_comparisons(run: runload.Run, pub_name: str) -> tuple[list[Compari
     return out, notes
 
 
-def trend_comparisons(run: runload.Run, pub_name: str) -> list[Comparison]:
+def trend_comparisons(run: runload.Run, pub_name: str, analyses: dict | None = None) -> list[Comparison]:
     """Each step of each published trend the scorecard judges, on each stack (module docstring):
-    a step with both columns published and all four cells measured."""
+    a step with both columns published and all four cells measured; ANALYSES as
+    published_comparisons."""
     pub = published.load_published(pub_name)
+    analyses = analyses or stack_analyses(run, pub_name)
     tol = float((pub.doc.get("scorecard") or {}).get("trend_tolerance") or scorecard.DEFAULT_TREND_TOLERANCE)
     path = scorecard.published_path(pub)
     loads = dict(zip(pub.columns, scorecard.published_loads(run, pub, path)))
     allowed = findings.METRICS["req_per_s"][2]
     out, idx = [], LabelIndex(run)
     for stack in STACKS:
-        lines = [(f"finding {f.fid}", ln.a, ln.b, ln.comp) for f in findings.Analysis(run, pub, stack=stack).findings
-                 for ln in f.lines]
+        lines = [(f"finding {f.fid}", ln.a, ln.b, ln.comp) for f in analyses[stack].findings for ln in f.lines]
         for eff in (pub.doc.get("scorecard") or {}).get("effects") or []:
             lines += [(f"effect {eff['id']}", a, b, comp) for a, b, comp in scorecard.effect_lines(run, idx, eff, stack)]
         for what, a, b, comp in lines:
@@ -380,8 +390,9 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
     comps: list[Comparison] = []
     notes: list[str] = []
     if published_name:
-        c, n = published_comparisons(run, published_name)
-        comps += c + (trend_comparisons(run, published_name) if trends else [])
+        analyses = stack_analyses(run, published_name)
+        c, n = published_comparisons(run, published_name, analyses)
+        comps += c + (trend_comparisons(run, published_name, analyses) if trends else [])
         notes += n
     c, n = design_comparisons(run, scenario)
     comps += c

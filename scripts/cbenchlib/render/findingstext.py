@@ -30,7 +30,10 @@ def render_findings(an: Analysis, heading_level: int = 2, ruby: Analysis | None 
             " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
             " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
             " direction passes at 5% after Holm's correction over that comparison's secondary points, ~ neither,"
-            " · the metric cannot decide there.", ""]
+            " · the metric cannot decide there. A finding's verdict over its k comparisons: supported where"
+            " every comparison supports it; contradicted where one contradicts it with one-sided p under"
+            " 0.025 / k (Bonferroni: the claim is made at each comparison and falls with one); else"
+            " undecided.", ""]
     for f in an.findings:
         d = f.decl
         m0 = d.metrics[0]

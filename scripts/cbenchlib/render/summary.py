@@ -112,7 +112,8 @@ def _replication(runs: list[Run], pub: published.Published) -> list[str]:
     analyses = [findings.Analysis(r, pub) for r in runs]
     out = ["## Replication across the runs the project holds", "",
            f"Each finding judged alone on {which} `{FINDINGS_SECTION}` runs (C++ rows, nothing pooled);"
-           " a cell cites the first decided comparison, else the first.", "",
+           " a cell cites the first comparison that reads the finding's decided verdict, else the first decided"
+           " one, else the first.", "",
            "| Finding | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |",
            "|---" * (len(runs) + 1) + "|"]
     for k, f0 in enumerate(analyses[0].findings):
@@ -123,7 +124,9 @@ def _replication(runs: list[Run], pub: published.Published) -> list[str]:
 
 
 def _finding_cell(f) -> str:
-    ln = next((x for x in f.lines if x.decision.word != findings.UNDECIDED), f.lines[0] if f.lines else None)
+    same = [x for x in f.lines if x.decision.word == f.overall.word != findings.UNDECIDED and x.decision.ci]
+    ln = same[0] if same else next((x for x in f.lines if x.decision.word != findings.UNDECIDED),
+                                   f.lines[0] if f.lines else None)
     if ln is None or ln.decision.ci is None:
         return f"**{f.overall.word}**"
     if ln.decision.word == f.overall.word:
