@@ -7,6 +7,7 @@ import math
 import random
 import unittest
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import helpers  # noqa: F401 (sets sys.path)
 from cbenchlib.analysis import findings, stats, verdict
@@ -116,6 +117,43 @@ class FamilyErrorRate(unittest.TestCase):
         self.assertLessEqual(lo_family, 0.025, f"{family} of {self.TRIALS} contradicted")
         self.assertGreater(naive, 2 * family, f"naive {naive}, family {family}")
         self.assertGreater(stats.clopper_pearson(naive, self.TRIALS)[0], 0.05)
+
+
+class BudgetNote(unittest.TestCase):
+    """Each undecided finding names why more repetitions within the run's budget could not decide it."""
+
+    @staticmethod
+    def finding(word, lines):
+        return SimpleNamespace(overall=findings.Decision(word, ""), lines=lines)
+
+    @staticmethod
+    def line(word, need, n):
+        ci = ci_at(1.02, 0.05)
+        ci = stats.RatioCI(ci.ratio, ci.lo, ci.hi, n, n, ci.method, ci.log_se, ci.df, ci.log_sd)
+        return SimpleNamespace(decision=findings.Decision(word, "", ci, need))
+
+    def test_table(self):
+        capped = SimpleNamespace(meta={"sequential": {"max_repetitions": 10, "stopped": "max-repetitions"}})
+        fixed = SimpleNamespace(meta={})
+        U, S = findings.UNDECIDED, findings.SUPPORTED
+        # (label, run, finding's word, lines (word, repetitions needed, valid), words in the note, or "")
+        cases = [
+            ("beyond the cap", capped, U, [(U, 30, 8), (U, 45, 8)], "needs about 30 repetitions per row at its"
+             " observed effect and spread, more than the run's cap of 10 (they had 8 valid"),
+            ("within the cap: the run stopped first", capped, U, [(U, 8, 7), (S, None, 10)],
+             "within the run's cap of 10 (they had 7 valid repetitions per row); the run stopped (max-repetitions)"),
+            ("no interval to size from", capped, U, [(U, None, 3)], "no undecided comparison has an interval"),
+            ("beyond the search", capped, U, [(U, 10**6, 8)], "needs more than"),
+            ("a decided finding has no note", capped, S, [(S, None, 10)], ""),
+            ("a fixed design has no budget to name", fixed, U, [(U, 30, 8)], ""),
+        ]
+        for label, run, word, lines, words in cases:
+            with self.subTest(label):
+                note = findings.budget_note(run, self.finding(word, [self.line(*ln) for ln in lines]))
+                if words:
+                    self.assertIn(words, note)
+                else:
+                    self.assertEqual(note, "")
 
 
 if __name__ == "__main__":

@@ -175,6 +175,21 @@ class SameCodeForEveryTableTest(TmpDirTest):
         t2 = next(f for f in an.findings if f.fid == "T2")
         self.assertEqual(t2.overall.word, findings.NO_DATA)  # no Falcon row
 
+    def test_t1_leaves_out_the_keep_alive_unicorn(self):
+        """T1's Unicorn closes every connection: a row of that label with keep-alive on is not judged."""
+        run = labelled_run(self.path("keepalive"),
+                           [("fiber p4", "Tipi", 60000), ("blocking-pool p4 close", "Unicorn", 9000),
+                            ("blocking-pool p4", "Unicorn", 20000)])
+        pts = os.path.join(run.dir, "points.jsonl")
+        with open(pts) as f:
+            lines = [json.loads(ln) for ln in f if ln.strip()]
+        for p in lines:
+            p["row"]["keepalive"] = p["row"]["key"] != "blocking-pool p4 close"
+        with open(pts, "w") as f:
+            f.write("".join(json.dumps(p) + "\n" for p in lines))
+        t1 = next(f for f in findings.Analysis(runload.load_run(run.dir), tipi()).findings if f.fid == "T1")
+        self.assertEqual([ln.b.key for ln in t1.lines], ["blocking-pool p4 close"])
+
     def test_labels_match_whatever_their_case_but_never_another_row(self):
         run = labelled_run(self.path("case"),
                            [("fiber p4", "tipi", 60000), ("blocking-pool p4", "UNICORN", 9000),

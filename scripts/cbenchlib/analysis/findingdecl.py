@@ -61,7 +61,7 @@ class Declared:
     primary_path: str
     primary_load: str
     metrics: list
-    comparisons: list  # dicts: a, b, gvl, published_ratio
+    comparisons: list  # dicts: a, b, gvl, published_ratio, exclude_a / exclude_b (fields of rows not meant)
     published_column: str | None = None
     note: str = ""
     ruby: "StackDecl | None" = None  # the same claim on the Ruby rows (the original stack)

@@ -171,6 +171,11 @@ def rows_for(idx: "LabelIndex", spec, gvl: bool, stack: str = STACK_CPP) -> list
     return [r for r in rows if stack_of(r) == stack]
 
 
+def _matches(r: Row, fields: dict | None) -> bool:
+    """True when FIELDS (a row's fields and values) are all the row's; False for no fields."""
+    return bool(fields) and all(getattr(r, k, r.raw.get(k)) == v for k, v in fields.items())
+
+
 def _spec_name(spec) -> str:
     return spec if isinstance(spec, str) else " ".join(f"{k}={v}" for k, v in spec.items())
 
@@ -299,6 +304,9 @@ class Analysis:
             gvl = bool(comp.get("gvl"))
             ga, gb = bool(comp.get("gvl_a", gvl)), bool(comp.get("gvl_b", gvl))
             ras, rbs = rows_for(self.idx, comp["a"], ga, self.stack), rows_for(self.idx, comp["b"], gb, self.stack)
+            # "exclude_a" / "exclude_b": rows of the side's label that the claim does not mean.
+            ras = [r for r in ras if not _matches(r, comp.get("exclude_a"))]
+            rbs = [r for r in rbs if not _matches(r, comp.get("exclude_b"))]
             name = (f"{_spec_name(comp['a'])}{' --gvl' if ga else ''} / {_spec_name(comp['b'])}"
                     f"{' --gvl' if gb else ''}")
             if not ras or not rbs:
@@ -334,6 +342,35 @@ class Analysis:
         if self.stack == STACK_RUBY and not f.lines:
             f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))
         return f
+
+
+def budget_note(run: Run, f: Finding) -> str:
+    """Why more repetitions within the run's budget could not decide an undecided finding: the
+    closest undecided comparison's repetitions needed (at its observed effect and spread) against
+    the run's cap per row (meta.json "sequential"), with the valid repetitions it had; "" for a
+    decided finding, or a run without a sequential budget."""
+    if f.overall is None or f.overall.word != UNDECIDED:
+        return ""
+    cap = (run.meta.get("sequential") or {}).get("max_repetitions")
+    open_lines = [ln for ln in f.lines if ln.decision.word == UNDECIDED]
+    if not cap or not open_lines:
+        return ""
+    needs = [ln.decision.reps_needed for ln in open_lines if ln.decision.reps_needed]
+    valid = [min(ln.decision.ci.n_num, ln.decision.ci.n_den) for ln in open_lines if ln.decision.ci is not None]
+    span = (f"{min(valid)}" if min(valid) == max(valid) else f"{min(valid)} to {max(valid)}") if valid else ""
+    had = f" (they had {span} valid repetitions per row)" if valid else ""
+    if not needs:
+        return (f"budget: no undecided comparison has an interval to size more repetitions from (their"
+                f" repetitions may not decide, for the reasons above){had}, so more of the same within the"
+                f" run's cap of {cap} would not decide it")
+    if min(needs) > cap:
+        need = f"about {min(needs)}" if min(needs) <= stats.MAX_REPS_SEARCH else f"more than {stats.MAX_REPS_SEARCH}"
+        return (f"budget: the closest undecided comparison needs {need} repetitions per row at its observed"
+                f" effect and spread, more than the run's cap of {cap}{had}: more repetitions within the"
+                " budget could not decide it")
+    return (f"budget: the closest undecided comparison needs about {min(needs)} repetitions per row, within the"
+            f" run's cap of {cap}{had}; the run stopped ({(run.meta.get('sequential') or {}).get('stopped')})"
+            " before it had them valid (left-out repetitions count towards the cap)")
 
 
 def summary_rows(an: Analysis) -> list[tuple[str, str, str]]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..analysis import stats
-from ..analysis.findings import METRICS, NO_DATA, NOT_MEASURED, Analysis, fmt_ci
+from ..analysis.findings import METRICS, NO_DATA, NOT_MEASURED, Analysis, budget_note, fmt_ci
 from ..format.published import STACK_RUBY
 from ..analysis.runload import column_label
 
@@ -52,9 +52,9 @@ def render_findings(an: Analysis, heading_level: int = 2, ruby: Analysis | None 
                     + ", ".join(f"`{n}`" for n in f.missing) + ".", ""]
         else:
             out += _lines_table(f, d.primary_path)
-            out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).", ""]
+            out += ["", f"**Verdict: {f.overall.word}** ({f.overall.reason}).{_budget(an, f)}", ""]
         if ruby is not None:
-            out += _ruby_verdict(next(g for g in ruby.findings if g.fid == d.fid))
+            out += _ruby_verdict(next(g for g in ruby.findings if g.fid == d.fid), ruby)
     return "\n".join(out)
 
 
@@ -83,11 +83,17 @@ def _lines_table(f, primary_path: str) -> list[str]:
     return out
 
 
-def _ruby_verdict(g) -> list[str]:
+def _budget(an: Analysis, f) -> str:
+    """The budget sentence after an undecided verdict (findings.budget_note), or ""."""
+    note = budget_note(an.run, f)
+    return f" {note[0].upper()}{note[1:]}." if note else ""
+
+
+def _ruby_verdict(g, an: Analysis) -> list[str]:
     """The finding judged on the Ruby rows: one line when not measured, else its comparisons too."""
     if g.overall.word == NOT_MEASURED:
         return [f"**Verdict on the Ruby rows: {NOT_MEASURED}** ({g.overall.reason}).", ""]
     sd = g.decl.on_stack(STACK_RUBY)
     return ([f"On the Ruby rows (the original stack), primary load point GET {sd.primary_path} `{sd.primary_load}`:", ""]
             + _lines_table(g, sd.primary_path)
-            + ["", f"**Verdict on the Ruby rows: {g.overall.word}** ({g.overall.reason}).", ""])
+            + ["", f"**Verdict on the Ruby rows: {g.overall.word}** ({g.overall.reason}).{_budget(an, g)}", ""])
