@@ -166,14 +166,20 @@ def rows_for(idx: "LabelIndex", spec, gvl: bool, stack: str = STACK_CPP) -> list
     if isinstance(spec, str):
         rows = [r for g in gvls for r in idx.by_label.get((canonical_label(spec), g)) or []]
     else:
-        rows = [r for r in idx.run.rows.values()
-                if all(getattr(r, k, r.raw.get(k)) == v for k, v in spec.items()) and r.gvl in gvls]
+        rows = [r for r in idx.run.rows.values() if _has_fields(r, spec) and r.gvl in gvls]
     return [r for r in rows if stack_of(r) == stack]
 
 
-def _matches(r: Row, fields: dict | None) -> bool:
-    """True when FIELDS (a row's fields and values) are all the row's; False for no fields."""
-    return bool(fields) and all(getattr(r, k, r.raw.get(k)) == v for k, v in fields.items())
+def side_rows(idx: "LabelIndex", comp: dict, side: str, gvl: bool, stack: str = STACK_CPP) -> list[Row]:
+    """The rows of one side ("a" or "b") of a declared comparison: rows_for, less the rows its
+    "exclude_a" / "exclude_b" fields name (rows of the side's label that the claim does not mean)."""
+    excl = comp.get(f"exclude_{side}")
+    return [r for r in rows_for(idx, comp[side], gvl, stack) if not (excl and _has_fields(r, excl))]
+
+
+def _has_fields(r: Row, fields: dict) -> bool:
+    """True when the row has every field of FIELDS with its value (a Row attribute or its raw field)."""
+    return all(getattr(r, k, r.raw.get(k)) == v for k, v in fields.items())
 
 
 def _spec_name(spec) -> str:
@@ -303,10 +309,7 @@ class Analysis:
         for comp in sd.comparisons:
             gvl = bool(comp.get("gvl"))
             ga, gb = bool(comp.get("gvl_a", gvl)), bool(comp.get("gvl_b", gvl))
-            ras, rbs = rows_for(self.idx, comp["a"], ga, self.stack), rows_for(self.idx, comp["b"], gb, self.stack)
-            # "exclude_a" / "exclude_b": rows of the side's label that the claim does not mean.
-            ras = [r for r in ras if not _matches(r, comp.get("exclude_a"))]
-            rbs = [r for r in rbs if not _matches(r, comp.get("exclude_b"))]
+            ras, rbs = side_rows(self.idx, comp, "a", ga, self.stack), side_rows(self.idx, comp, "b", gb, self.stack)
             name = (f"{_spec_name(comp['a'])}{' --gvl' if ga else ''} / {_spec_name(comp['b'])}"
                     f"{' --gvl' if gb else ''}")
             if not ras or not rbs:
@@ -351,7 +354,8 @@ def budget_note(run: Run, f: Finding) -> str:
     decided finding, or a run without a sequential budget."""
     if f.overall is None or f.overall.word != UNDECIDED:
         return ""
-    cap = (run.meta.get("sequential") or {}).get("max_repetitions")
+    seq = run.meta.get("sequential") or {}
+    cap = seq.get("max_repetitions")
     open_lines = [ln for ln in f.lines if ln.decision.word == UNDECIDED]
     if not cap or not open_lines:
         return ""
@@ -369,7 +373,7 @@ def budget_note(run: Run, f: Finding) -> str:
                 f" effect and spread, more than the run's cap of {cap}{had}: more repetitions within the"
                 " budget could not decide it")
     return (f"budget: the closest undecided comparison needs about {min(needs)} repetitions per row, within the"
-            f" run's cap of {cap}{had}; the run stopped ({(run.meta.get('sequential') or {}).get('stopped')})"
+            f" run's cap of {cap}{had}; the run stopped ({seq.get('stopped')})"
             " before it had them valid (left-out repetitions count towards the cap)")
 
 

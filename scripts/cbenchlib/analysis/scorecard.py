@@ -42,7 +42,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import findings, stats
-from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, rows_for, stack_of
+from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, rows_for, side_rows, stack_of
 from .labelindex import LabelIndex
 from .runload import Load, Row, Run, column_label
 from ..format.loadpoint import dig
@@ -264,8 +264,8 @@ def effect_lines(run: Run, idx: LabelIndex, eff: dict, stack: str) -> list[tuple
     out = []
     for comp in eff.get("comparisons") or []:
         gvl = bool(comp.get("gvl"))
-        for a in rows_for(idx, comp["a"], gvl, stack):
-            for b in rows_for(idx, comp["b"], gvl, stack):
+        for a in side_rows(idx, comp, "a", gvl, stack):
+            for b in side_rows(idx, comp, "b", gvl, stack):
                 if a.key != b.key and (a.key, b.key) not in {(x.key, y.key) for x, y, _c in out}:
                     out.append((a, b, comp))
     return out

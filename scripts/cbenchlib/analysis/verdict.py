@@ -85,6 +85,11 @@ def fmt_ci(ci: stats.RatioCI | None) -> str:
 
 
 
+def _counts(words: list[str]) -> str:
+    """"supported in 2, undecided in 1": each verdict word with how many comparisons read it."""
+    return ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+
+
 def contradicting_p(ci: stats.RatioCI | None, claim: tuple | None) -> float | None:
     """One-sided p of the test that the effect lies on the other side of CLAIM (direction, null
     ratio, margin): below the null for "greater", above it for "less", outside the margin (the
@@ -118,7 +123,7 @@ def family_contradiction(comps: list) -> Decision | None:
         return None
     p, first = min(hits, key=lambda h: h[0])
     words = [c.decision.word for c in comps]
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    counts = _counts(words)
     return Decision(CONTRADICTED, f"{counts} of {k} comparisons; {len(hits)} contradict{'s' if len(hits) == 1 else ''} the claim at the"
                     f" finding's level ({first.name}: one-sided p {p:.2g} < {stats.ALPHA / 2:g} / {k},"
                     " Bonferroni), and a claim made at every comparison falls with one", first.decision.ci)
@@ -141,7 +146,7 @@ def combine_claims(lines: list) -> Decision:
         return _combine_words(lines)
     main = _combine_words(dirs)
     words = [ln.decision.word for ln in ties]
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    counts = _counts(words)
     if all(w == EQUIVALENT for w in words):
         return Decision(main.word, f"{main.reason}; the {len(ties)} equivalence sub-claim{'s' if len(ties) > 1 else ''}"
                         " (a tie expected) hold", reps_needed=main.reps_needed)
@@ -163,7 +168,7 @@ def _combine_words(lines: list) -> Decision:
                      if needs and min(needs) <= stats.MAX_REPS_SEARCH else "")
             return Decision(UNDECIDED, f"undecided in all {len(lines)} comparisons{extra}")
         return Decision(w, f"{w} in all {len(lines)} comparison{'s' if len(lines) > 1 else ''}")
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    counts = _counts(words)
     if CONTRADICTED not in words and UNDECIDED in words and len(set(words) - {UNDECIDED}) == 1:
         w = (set(words) - {UNDECIDED}).pop()
         return Decision(UNDECIDED, f"{counts} of {len(lines)} comparisons ({w} where decided)")
@@ -176,16 +181,16 @@ def combine_comparisons(comps: list) -> Decision:
     word, or undecided with the counts and the closest repetitions that would decide."""
     if not comps:
         return Decision(NO_DATA, "the run has no rows for this finding")
+    if any(c.tie for c in comps) and not all(c.tie for c in comps):
+        return combine_claims(comps)  # which checks the family's contradiction first
     fam = family_contradiction(comps)
     if fam is not None:
         return fam
     decs = [c.decision for c in comps]
     words = [d.word for d in decs]
-    if any(c.tie for c in comps) and not all(c.tie for c in comps):
-        return combine_claims(comps)
     if len(set(words)) == 1 and words[0] != UNDECIDED:
         return Decision(words[0], f"{words[0]} in {len(decs)} of {len(decs)} comparisons")
-    counts = ", ".join(f"{w} in {words.count(w)}" for w in VERDICT_WORDS if w in words)
+    counts = _counts(words)
     needs = [d.reps_needed for d in decs if d.reps_needed and d.reps_needed <= stats.MAX_REPS_SEARCH]
     extra = f"; the closest would need about {min(needs)} repetitions per row" if needs else ""
     return Decision(UNDECIDED, f"{counts} of {len(decs)} comparisons{extra}",
