@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Pairing noise: how much two rows' server CPU per request differ when the rows run one after
+the other (as every sweep block runs them) against when they run at the same time.
+
+A diagnostic for the fixed-rate CPU metric's calibration (docs/statistics.md), not a scenario:
+two cbench-server processes of one model (B optionally with --handicap-ns), both pinned to the
+server CPUs, driven open loop by cbench-load on the client CPUs, GET PATH.
+
+  sequential  A alone at RATE for DURATION, then B alone (fresh warm-up each), as a sweep block
+  concurrent  A and B at the same time, each offered RATE / 2 by its own cbench-load
+
+Designs alternate pair by pair, so both see the same stretch of the host. Each pair gives
+log(B / A) of server CPU microseconds per request (every thread's schedstat run time over the
+window, so a model whose threads exit inside the window would be undercounted: use one whose
+threads live as long as the process). Output: pairs.jsonl (one line per pair), summary.json
+(per design: n, mean and standard deviation of the log ratio, its 95% t interval) and a table.
+
+Contract: servers bind 127.0.0.1 on PORT and PORT + 1; the machine-wide benchmark lock is held
+for the whole run; every process it starts is killed on exit.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+DESIGNS = ("sequential", "concurrent")
+READY_TIMEOUT_S = 5.0
+
+
+def summarize(log_ratios: list[float]) -> dict:
+    """n, mean, sample sd and the mean's 95% t interval of log ratios (None where n < 2)."""
+    import numpy as np
+    from scipy import stats
+    x = np.asarray(log_ratios, dtype=float)
+    n = len(x)
+    if n < 2:
+        return {"n": n, "mean": float(x.mean()) if n else None, "sd": None, "ci95": None}
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "sd": sd, "ci95": [mean - half, mean + half]}
+
+
+def task_cpu_ns(pid: int) -> int:
+    """Run time of every live thread of pid (ns, /proc/PID/task/*/schedstat)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that exited between glob and open
+    return total
+
+
+class Server:
+    def __init__(self, args, port: int, handicap_ns: int):
+        argv = ["taskset", "-c", args.server_cpus, os.path.join(args.build, "cbench-server"),
+                "--model", args.model, "--host", "127.0.0.1", "--port", str(port)]
+        if handicap_ns:
+            argv += ["--handicap-ns", str(handicap_ns)]
+        self.port = port
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()  # "cbench-server ready ... pid=PID"
+        if "ready" not in line:
+            raise SystemExit(f"pairing_noise: cbench-server did not start: {line.strip() or 'no output'}")
+        self.pid = int(line.rsplit("pid=", 1)[1])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def start_load(args, port: int, rate: float, duration_s: float, connections: int):
+    argv = ["taskset", "-c", args.client_cpus, os.path.join(args.build, "cbench-load"),
+            "--connections", str(connections), "--rate", f"{rate:.1f}", "--duration", str(duration_s),
+            "--carry-on", "--json", f"http://127.0.0.1:{port}{args.path}"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def measure(args, servers: list[Server]) -> list[float]:
+    """Server CPU us per request of each server, all loaded at once (rate split evenly)."""
+    rate = args.rate / len(servers)
+    conns = max(1, args.connections // len(servers))
+    for p in [start_load(args, s.port, rate, args.warmup, conns) for s in servers]:
+        p.communicate()
+    before = [task_cpu_ns(s.pid) for s in servers]
+    procs = [start_load(args, s.port, rate, args.duration, conns) for s in servers]
+    outs = [p.communicate()[0] for p in procs]
+    after = [task_cpu_ns(s.pid) for s in servers]
+    result = []
+    for s, out, b, a in zip(servers, outs, before, after):
+        requests = json.loads(out)["requests"]
+        if requests <= 0:
+            raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
+        result.append((a - b) / 1e3 / requests)
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="pull-loop")
+    ap.add_argument("--path", default="/spin?us=10")
+    ap.add_argument("--rate", type=float, default=19818.0, help="total offered req/s (default: the calibration's)")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--pairs", type=int, default=14, help="pairs per design and handicap")
+    ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--handicaps-ns", default="0", help="comma-separated --handicap-ns of B (0: A/A)")
+    ap.add_argument("--port", type=int, default=18401)
+    ap.add_argument("--server-cpus", default="0")
+    ap.add_argument("--client-cpus", default="1")
+    ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--out", required=True, help="directory for pairs.jsonl and summary.json")
+    args = ap.parse_args(argv)
+    try:
+        handicaps = [int(h) for h in args.handicaps_ns.split(",")]
+    except ValueError:
+        ap.error(f"--handicaps-ns: not a list of integers: {args.handicaps_ns!r}")
+    if args.pairs < 2 or args.duration <= 0 or args.rate <= 0:
+        ap.error("--pairs must be at least 2, --duration and --rate positive")
+    from cbenchlib.run import benchlock
+    lock = benchlock.acquire(benchlock.DEFAULT_PATH, None, "pairing_noise", "bench/pairing_noise.py")
+    os.makedirs(args.out, exist_ok=True)
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    ratios: dict[str, list[float]] = {}
+    with open(os.path.join(args.out, "pairs.jsonl"), "w") as out:
+        for h in handicaps:
+            for i in range(args.pairs):
+                for design in DESIGNS:
+                    a, b = Server(args, args.port, 0), Server(args, args.port + 1, h)
+                    try:
+                        if design == "concurrent":
+                            a_us, b_us = measure(args, [a, b])
+                        else:
+                            (a_us,), (b_us,) = measure(args, [a]), measure(args, [b])
+                    finally:
+                        a.stop()
+                        b.stop()
+                    r = math.log(b_us / a_us)
+                    ratios.setdefault(f"{design} handicap {h} ns", []).append(r)
+                    out.write(json.dumps({"design": design, "handicap_ns": h, "pair": i, "a_cpu_us_per_req": round(a_us, 4),
+                                          "b_cpu_us_per_req": round(b_us, 4), "log_ratio": round(r, 6),
+                                          "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+                    out.flush()
+                    print(f"{design:10s} handicap {h:5d} ns pair {i:2d}: A {a_us:7.2f} B {b_us:7.2f} us/req, log(B/A) {r:+.4f}", flush=True)
+    summary = {"commit": commit, "cpu": cpu, "kernel": platform.release(), "args": vars(args),
+               "designs": {k: summarize(v) for k, v in ratios.items()}}
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print("\n| design | n | mean log(B/A) | sd | 95% interval |\n|---|---|---|---|---|")
+    for k, s in summary["designs"].items():
+        print(f"| {k} | {s['n']} | {s['mean']:+.4f} | {s['sd']:.4f} | {s['ci95'][0]:+.4f} to {s['ci95'][1]:+.4f} |")
+    lock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
