@@ -25,6 +25,11 @@ failing a build for. The bound over a window is max(rate, step / window) (Bound)
 cannot tell an allocator's last heap step from growth, so the short soak catches fast leaks (a
 few bytes per request or connection) and the 10-minute reference soak, where the rate decides,
 the slow ones.
+Why a bound and not zero: a model that starts a thread per connection grows its RSS in steps of
+about 256 KiB under churn for as long as the soak lasts, and most of it is glibc's per-thread
+arenas, not the server's (results/diagnostics/20261205T201730Z-soak-arenas: the same 4-minute
+soak of thread-per-connection with and without MALLOC_ARENA_MAX=1); a real slope far below any
+leak of a byte per connection.
 
 Descriptors after the load: the last settled sample must be within FD_TOLERANCE of the baseline
 sample (the listening sockets, epoll/io_uring/event descriptors a model opens at start).
