@@ -181,9 +181,9 @@ def trial_variances(cal: dict | None) -> dict[str, float]:
     out = {}
     ents = calibration.entries(cal) if cal else {}
     for metric, (_sense, _allowed, load) in METRICS.items():
-        v = ((ents.get(calibration.entry_key(metric, load)) or {}).get("aa_between_trial") or {}).get("trial_log_var")
-        if isinstance(v, (int, float)) and v > 0:
-            out[metric] = float(v)
+        v = calibration.trial_log_var(ents.get(calibration.entry_key(metric, load)))
+        if v is not None:
+            out[metric] = v
     return out
 
 

@@ -117,6 +117,14 @@ def entries(cal: dict) -> dict[str, dict]:
         "smallest_detected_pct": smallest_detected(cal, ESTABLISHED_RATE)}}
 
 
+def trial_log_var(entry: dict | None) -> float | None:
+    """An entry's between-trial variance of the mean log difference (`aa_between_trial`'s
+    `trial_log_var`) when it measured one above 0, else None (none found, or a calibration made
+    before the check existed)."""
+    v = ((entry or {}).get("aa_between_trial") or {}).get("trial_log_var")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
 def write(cal_dir: str, summary: dict) -> str:
     """Writes calibration.json (indented, keys in the order given); returns its path."""
     path = os.path.join(cal_dir, FILE)
