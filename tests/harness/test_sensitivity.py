@@ -93,6 +93,24 @@ class Power(unittest.TestCase):
         # More blocks, smaller effect: the design's sensitivity grows with blocks.
         self.assertLess(sensitivity.min_detectable_pct(0.01, 10), sensitivity.min_detectable_pct(0.01, 3))
 
+    def test_blocks_for_power_is_the_fewest_that_reach_80_percent(self):
+        """Table: (block spread, effect %) -> the fewest blocks with power >= 0.8; one fewer falls
+        short. None where the spread is unknown or the effect not positive."""
+        cases = [(0.001, 1.0, 3), (0.001, 10.0, 2), (0.02, 5.0, 4), (0.0862, 5.0, 27), (0.0862, 1.0, 591),
+                 (0.3, 10.0, 80)]
+        for sd, effect, want in cases:
+            with self.subTest(sd=sd, effect=effect):
+                n = sensitivity.blocks_for_power(sd, effect)
+                self.assertEqual(n, want)
+                self.assertGreaterEqual(sensitivity.power(effect, sd, n), 0.8)
+                if n > 2:
+                    self.assertLess(sensitivity.power(effect, sd, n - 1), 0.8)
+                # The planned 80%-power effect at that many blocks is at most the effect asked.
+                self.assertLessEqual(sensitivity.min_detectable_pct(sd, n), effect + 1e-6)
+        self.assertIsNone(sensitivity.blocks_for_power(None, 5.0))
+        self.assertIsNone(sensitivity.blocks_for_power(0.02, 0.0))
+        self.assertIsNone(sensitivity.blocks_for_power(50.0, 0.01))  # beyond MAX_BLOCKS_SEARCHED
+
     def test_summary_of_simulated_trials(self):
         """40 simulated trials at 0.1% spread (callgrind's): +1% detected in nearly all, A/A false
         positives near the two-sided 5%, the planned 80%-power effect near the true one."""
@@ -275,6 +293,9 @@ class Command(unittest.TestCase):
         self.assertIn("| +1% |", row)
         self.assertRegex(row.split(" | ")[-1], r"^A/A \d+/40 .*; \+1%: \d+/40 ")  # widened, leave one out
         self.assertIn("none of those tried", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
+        # The blocks each tried effect would need at the A/A spread, beside this design's.
+        want = sensitivity.blocks_for_power(noisy["block_log_sd"], 5.0)
+        self.assertIn(f"| +5%: {want} (this design: 3) |", next(x for x in lines if x.startswith(f"| {calibrate.FIXED_CPU} |")))
 
 
 class TrialNames(unittest.TestCase):

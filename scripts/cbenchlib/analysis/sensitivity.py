@@ -78,7 +78,7 @@ def power(effect_pct: float, log_sd: float, blocks: int) -> float:
     nc = math.log1p(effect_pct / 100.0) * math.sqrt(blocks) / log_sd
     if nc > NC_CERTAIN:  # scipy's nct returns nan this far out; the power is 1 to double precision
         return 1.0
-    with np.errstate(invalid="ignore"):  # scipy 1.10's boost nct warns at every nc; its values are right
+    with np.errstate(invalid="ignore", divide="ignore"):  # scipy 1.10's boost nct warns at every nc; its values are right (a non-finite one raises below)
         p = float(sps.nct.sf(crit, df, nc))
     if not math.isfinite(p):
         raise ValueError(f"noncentral t power undefined at nc {nc:g}, df {df}")
@@ -98,6 +98,31 @@ def min_detectable_pct(log_sd: float | None, blocks: int, target: float = POWER)
         if hi > 1e6:
             return None
     return float(brentq(lambda e: power(e, log_sd, blocks) - target, 0.0, hi, xtol=1e-6))
+
+
+MAX_BLOCKS_SEARCHED = 100_000
+
+
+def blocks_for_power(log_sd: float | None, effect_pct: float, target: float = POWER) -> int | None:
+    """The fewest blocks per trial (at least 2) whose paired interval detects EFFECT_PCT with
+    power TARGET at LOG_SD: what a design would need to reach the target at this spread. None when
+    the spread is unknown, the effect is not positive, or more than MAX_BLOCKS_SEARCHED would be."""
+    if log_sd is None or effect_pct <= 0:
+        return None
+    if power(effect_pct, log_sd, 2) >= target:
+        return 2
+    lo, hi = 2, 4  # power(lo) < target; power rises with blocks
+    while power(effect_pct, log_sd, hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > MAX_BLOCKS_SEARCHED:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if power(effect_pct, log_sd, mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def pooled_log_sd(cis: list[stats.RatioCI | None]) -> float | None:

@@ -15,7 +15,7 @@ from collections import Counter
 
 from ..analysis import boundshare, decision, design, findings, latencycurve, micro
 from . import costaccount as account_text
-from . import boundtext, crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
+from . import boundtext, calibration_table, crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
 from ..format import costs as costs_format
@@ -290,7 +290,8 @@ def _calibration_entries_text(c: dict, rel: str) -> str:
                    " smallest effect detected in at least 80% of trials: "
                    + (f"+{sm}%" if sm is not None else "none of those tried")
                    + "; effect detected with 80% power at the A/A spread: "
-                   + (f"+{plan:.2f}%." if plan is not None else "unknown."))
+                   + (f"+{plan:.2f}%." if plan is not None else "unknown.")
+                   + calibration_table.blocks_sentence(e))
         b = e.get("aa_between_trial")
         if b:
             out[-1] += (f" The A/A trials' means vary {b['variance_ratio']:.2f}x what their blocks' spread predicts"
