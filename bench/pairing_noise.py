@@ -138,15 +138,18 @@ def main(argv=None) -> int:
         for h in handicaps:
             for i in range(args.pairs):
                 for design in DESIGNS:
-                    a, b = Server(args, args.port, 0), Server(args, args.port + 1, h)
+                    servers = []  # stopped on every exit, a failed start of the second included
                     try:
+                        servers.append(Server(args, args.port, 0))
+                        servers.append(Server(args, args.port + 1, h))
+                        a, b = servers
                         if design == "concurrent":
                             a_us, b_us = measure(args, [a, b])
                         else:
                             (a_us,), (b_us,) = measure(args, [a]), measure(args, [b])
                     finally:
-                        a.stop()
-                        b.stop()
+                        for srv in servers:
+                            srv.stop()
                     r = math.log(b_us / a_us)
                     ratios.setdefault(f"{design} handicap {h} ns", []).append(r)
                     out.write(json.dumps({"design": design, "handicap_ns": h, "pair": i, "a_cpu_us_per_req": round(a_us, 4),
