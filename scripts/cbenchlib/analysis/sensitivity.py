@@ -100,13 +100,11 @@ def min_detectable_pct(log_sd: float | None, blocks: int, target: float = POWER)
     return float(brentq(lambda e: power(e, log_sd, blocks) - target, 0.0, hi, xtol=1e-6))
 
 
-MAX_BLOCKS_SEARCHED = 100_000
-
-
 def blocks_for_power(log_sd: float | None, effect_pct: float, target: float = POWER) -> int | None:
     """The fewest blocks per trial (at least 2) whose paired interval detects EFFECT_PCT with
     power TARGET at LOG_SD: what a design would need to reach the target at this spread. None when
-    the spread is unknown, the effect is not positive, or more than MAX_BLOCKS_SEARCHED would be."""
+    the spread is unknown, the effect is not positive, or more than stats.MAX_REPS_SEARCH would be
+    (the search cap every repetition count of the project shares)."""
     if log_sd is None or effect_pct <= 0:
         return None
     if power(effect_pct, log_sd, 2) >= target:
@@ -114,8 +112,9 @@ def blocks_for_power(log_sd: float | None, effect_pct: float, target: float = PO
     lo, hi = 2, 4  # power(lo) < target; power rises with blocks
     while power(effect_pct, log_sd, hi) < target:
         lo, hi = hi, hi * 2
-        if hi > MAX_BLOCKS_SEARCHED:
+        if lo >= stats.MAX_REPS_SEARCH:
             return None
+        hi = min(hi, stats.MAX_REPS_SEARCH)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if power(effect_pct, log_sd, mid) >= target:

@@ -2,7 +2,7 @@
 entry (format/calibration.py's per-metric record)."""
 from __future__ import annotations
 
-from ..analysis import sensitivity
+from ..analysis import sensitivity, stats
 
 
 def blocks_needed(e: dict) -> str:
@@ -13,7 +13,7 @@ def blocks_needed(e: dict) -> str:
         return ""
     def one(p: str) -> str:
         n = sensitivity.blocks_for_power(sd, float(p))
-        return f"+{p}%: {n}" if n is not None else f"+{p}%: over {sensitivity.MAX_BLOCKS_SEARCHED:,}"
+        return f"+{p}%: {n}" if n is not None else f"+{p}%: over {stats.MAX_REPS_SEARCH:,}"
     return "; ".join(one(p) for p in e["detection"]) + f" (this design: {e['blocks']})"
 
 
@@ -25,8 +25,9 @@ def blocks_sentence(e: dict) -> str:
 
 def lines(metrics: dict) -> list[str]:
     """The printed result: per entry, the A/A rate, each detection rate, the 80%-power effects, the
-    blocks per trial each tried effect would need for 80% power at the A/A spread, the A/A trials' check of independent blocks, and the rates with intervals widened by the trial
-    component (sensitivity.widened, leave one out)."""
+    blocks per trial each tried effect would need for 80% power at the A/A spread, the A/A trials'
+    check of independent blocks, and the rates with intervals widened by the trial component
+    (sensitivity.widened, leave one out)."""
     def rate(r: dict) -> str:
         return f"{r['k']}/{r['n']} ({r['ci'][0]:.0%}-{r['ci'][1]:.0%})"
     def between(b: dict | None) -> str:
