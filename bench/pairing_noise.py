@@ -8,8 +8,11 @@ server CPUs, driven open loop by cbench-load on the client CPUs, GET PATH.
 
   sequential  A alone at RATE for DURATION, then B alone (fresh warm-up each), as a sweep block
   concurrent  A and B at the same time, each offered RATE / 2 by its own cbench-load
+  interleaved A and B both running, loaded in turn in slices of --slice seconds (order ABBA, so a
+              linear drift of the host's speed cancels) until each has had DURATION at RATE:
+              the rows of a block cut finer, each server warm and idle while the other is loaded
 
-Designs alternate pair by pair, so both see the same stretch of the host. Each pair gives
+The designs named by --designs alternate pair by pair, so each sees the same stretch of the host. Each pair gives
 log(B / A) of server CPU microseconds per request (every thread's schedstat run time over the
 window, so a model whose threads exit inside the window would be undercounted: use one whose
 threads live as long as the process). Output: pairs.jsonl (one line per pair), summary.json
@@ -34,7 +37,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-DESIGNS = ("sequential", "concurrent")
+DESIGNS = ("sequential", "concurrent", "interleaved")
 READY_TIMEOUT_S = 5.0
 
 
@@ -108,6 +111,25 @@ def measure(args, servers: list[Server]) -> list[float]:
     return result
 
 
+def measure_interleaved(args, a: Server, b: Server) -> tuple[float, float]:
+    """Server CPU us per request of A and B, each loaded alone in alternating slices (ABBA)."""
+    for s in (a, b):
+        start_load(args, s.port, args.rate, args.warmup, args.connections).communicate()
+    cpu_ns = {a.port: 0, b.port: 0}
+    requests = {a.port: 0, b.port: 0}
+    slices = max(1, round(args.duration / args.slice))
+    for k in range(slices):
+        for s in ((a, b) if k % 2 == 0 else (b, a)):
+            before = task_cpu_ns(s.pid)
+            out = start_load(args, s.port, args.rate, args.duration / slices, args.connections).communicate()[0]
+            cpu_ns[s.port] += task_cpu_ns(s.pid) - before
+            requests[s.port] += json.loads(out)["requests"]
+    for s in (a, b):
+        if requests[s.port] <= 0:
+            raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
+    return cpu_ns[a.port] / 1e3 / requests[a.port], cpu_ns[b.port] / 1e3 / requests[b.port]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="pull-loop")
@@ -117,6 +139,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", type=int, default=14, help="pairs per design and handicap")
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--slice", type=float, default=0.5, help="interleaved design: seconds per slice")
+    ap.add_argument("--designs", default="sequential,concurrent", help=f"comma-separated, of {', '.join(DESIGNS)}")
     ap.add_argument("--handicaps-ns", default="0", help="comma-separated --handicap-ns of B (0: A/A)")
     ap.add_argument("--port", type=int, default=18401)
     ap.add_argument("--server-cpus", default="0")
@@ -128,8 +152,11 @@ def main(argv=None) -> int:
         handicaps = [int(h) for h in args.handicaps_ns.split(",")]
     except ValueError:
         ap.error(f"--handicaps-ns: not a list of integers: {args.handicaps_ns!r}")
-    if args.pairs < 2 or args.duration <= 0 or args.rate <= 0:
-        ap.error("--pairs must be at least 2, --duration and --rate positive")
+    designs = args.designs.split(",")
+    if any(d not in DESIGNS for d in designs):
+        ap.error(f"--designs: each must be one of {', '.join(DESIGNS)}: {args.designs!r}")
+    if args.pairs < 2 or args.duration <= 0 or args.rate <= 0 or args.slice <= 0:
+        ap.error("--pairs must be at least 2, --duration, --rate and --slice positive")
     from cbenchlib.run import benchlock
     lock = benchlock.acquire(benchlock.DEFAULT_PATH, None, "pairing_noise", "bench/pairing_noise.py")
     os.makedirs(args.out, exist_ok=True)
@@ -139,7 +166,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "pairs.jsonl"), "w") as out:
         for h in handicaps:
             for i in range(args.pairs):
-                for design in DESIGNS:
+                for design in designs:
                     servers = []  # stopped on every exit, a failed start of the second included
                     try:
                         servers.append(Server(args, args.port, 0))
@@ -147,6 +174,8 @@ def main(argv=None) -> int:
                         a, b = servers
                         if design == "concurrent":
                             a_us, b_us = measure(args, [a, b])
+                        elif design == "interleaved":
+                            a_us, b_us = measure_interleaved(args, a, b)
                         else:
                             (a_us,), (b_us,) = measure(args, [a]), measure(args, [b])
                     finally:
