@@ -11,6 +11,9 @@ server CPUs, driven open loop by cbench-load on the client CPUs, GET PATH.
   interleaved A and B both running, loaded in turn in slices of --slice seconds (order ABBA, so a
               linear drift of the host's speed cancels) until each has had DURATION at RATE:
               the rows of a block cut finer, each server warm and idle while the other is loaded
+  alternating the same in one window: A's and B's cbench-load start together (--start-at) with
+              --duty 2:0:SLICE and 2:1:SLICE over twice DURATION, connections kept open; each
+              server's CPU is read over the whole window (the sweep's mechanism for it)
 
 The designs named by --designs alternate pair by pair, so each sees the same stretch of the host. Each pair gives
 log(B / A) of server CPU microseconds per request (every thread's schedstat run time over the
@@ -37,7 +40,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-DESIGNS = ("sequential", "concurrent", "interleaved")
+DESIGNS = ("sequential", "concurrent", "interleaved", "alternating")
 READY_TIMEOUT_S = 5.0
 
 
@@ -85,10 +88,10 @@ class Server:
         self.proc.wait()
 
 
-def start_load(args, port: int, rate: float, duration_s: float, connections: int):
+def start_load(args, port: int, rate: float, duration_s: float, connections: int, extra=()):
     argv = ["taskset", "-c", args.client_cpus, os.path.join(args.build, "cbench-load"),
             "--connections", str(connections), "--rate", f"{rate:.1f}", "--duration", str(duration_s),
-            "--carry-on", "--json", f"http://127.0.0.1:{port}{args.path}"]
+            "--carry-on", "--json", *extra, f"http://127.0.0.1:{port}{args.path}"]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
@@ -128,6 +131,31 @@ def measure_interleaved(args, a: Server, b: Server) -> tuple[float, float]:
         if requests[s.port] <= 0:
             raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
     return cpu_ns[a.port] / 1e3 / requests[a.port], cpu_ns[b.port] / 1e3 / requests[b.port]
+
+
+def measure_alternating(args, a: Server, b: Server) -> tuple[float, float]:
+    """Server CPU us per request of A and B over one window in which their generators take turns
+    (--duty 2:PHASE:SLICE from one --start-at), each server's CPU read over the whole window."""
+    slice_ms = f"{args.slice * 1000:.0f}"
+
+    def window(duration_s: float) -> list[tuple[subprocess.Popen, int]]:
+        start_at = f"{time.time() + 0.3:.3f}"  # both processes up before the shared start
+        return [start_load(args, s.port, args.rate, 2 * duration_s, args.connections,
+                           ("--duty", f"2:{phase}:{slice_ms}", "--start-at", start_at))
+                for phase, s in enumerate((a, b))]
+
+    for p in window(args.warmup):
+        p.communicate()
+    before = [task_cpu_ns(s.pid) for s in (a, b)]
+    outs = [p.communicate()[0] for p in window(args.duration)]
+    after = [task_cpu_ns(s.pid) for s in (a, b)]
+    result = []
+    for s, out, bf, af in zip((a, b), outs, before, after):
+        requests = json.loads(out)["requests"]
+        if requests <= 0:
+            raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
+        result.append((af - bf) / 1e3 / requests)
+    return result[0], result[1]
 
 
 def main(argv=None) -> int:
@@ -176,6 +204,8 @@ def main(argv=None) -> int:
                             a_us, b_us = measure(args, [a, b])
                         elif design == "interleaved":
                             a_us, b_us = measure_interleaved(args, a, b)
+                        elif design == "alternating":
+                            a_us, b_us = measure_alternating(args, a, b)
                         else:
                             (a_us,), (b_us,) = measure(args, [a]), measure(args, [b])
                     finally:

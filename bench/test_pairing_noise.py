@@ -41,7 +41,7 @@ class Summary(unittest.TestCase):
 class BadArguments(unittest.TestCase):
     def test_one_line_and_exit_2(self):
         cases = [["--pairs", "1"], ["--handicaps-ns", "x"], ["--duration", "0"], ["--slice", "0"],
-                 ["--designs", "sequential,parallel"], []]
+                 ["--designs", "sequential,parallel"], ["--designs", "alternating,"], []]
         for extra in cases:
             with self.subTest(extra=extra):
                 out = "/tmp/pairing-noise-test-never-written"

@@ -113,9 +113,10 @@ class Worker {
       rate_per_thread_ = cfg.rate_per_s / cfg.threads;
       interval_ns_ = static_cast<double>(kNsPerS) / rate_per_thread_;
       // Constant arrivals: threads interleave (thread k starts k/T of an interval late).
-      next_arrival_ns_ = start_ns + static_cast<ns_t>(interval_ns_ * index / cfg.threads);
-      if (cfg.arrivals == arrival_kind::poisson) next_arrival_ns_ = start_ns + next_gap_ns();
-      first_arrival_ns_ = next_arrival_ns_;
+      // Arrivals are scheduled in on-time (active_ns_) and mapped to the wall by the duty cycle.
+      first_active_ns_ = static_cast<double>(interval_ns_ * index / cfg.threads);
+      active_ns_ = cfg.arrivals == arrival_kind::poisson ? next_gap_ns() : static_cast<ns_t>(first_active_ns_);
+      next_arrival_ns_ = start_ns + cfg.duty.wall_offset_ns(active_ns_);
     }
   }
 
@@ -306,9 +307,10 @@ class Worker {
       ns_t intended = next_arrival_ns_;
       ++result_.scheduled;
       ++arrival_index_;
-      next_arrival_ns_ = cfg_.arrivals == arrival_kind::poisson
-                             ? next_arrival_ns_ + next_gap_ns()
-                             : first_arrival_ns_ + static_cast<ns_t>(interval_ns_ * arrival_index_);
+      active_ns_ = cfg_.arrivals == arrival_kind::poisson
+                       ? active_ns_ + next_gap_ns()
+                       : static_cast<ns_t>(first_active_ns_ + interval_ns_ * static_cast<double>(arrival_index_));
+      next_arrival_ns_ = start_ns_ + cfg_.duty.wall_offset_ns(active_ns_);
       if (backlog_.empty() && !free_.empty()) {
         result_.send_lag.record(static_cast<double>(now - intended) / 1e3);
         send_on(pop_free(), intended);
@@ -697,7 +699,8 @@ class Worker {
   double rate_per_thread_ = 0.0;
   double interval_ns_ = 0.0;
   ns_t next_arrival_ns_ = 0;
-  ns_t first_arrival_ns_ = 0;
+  double first_active_ns_ = 0.0;  // open loop: this thread's first arrival, in on-time
+  ns_t active_ns_ = 0;             // open loop: the next arrival, in on-time (see DutyCycle)
   std::uint64_t arrival_index_ = 0;
   std::deque<ns_t> backlog_;      // open loop: intended times waiting for a connection
   std::deque<std::size_t> free_;  // open loop: connections with room, in FIFO order (round robin)
@@ -761,6 +764,11 @@ LoadResult run_load(const LoadConfig& config) {
   // Connections are dealt to threads as evenly as possible; a little start-up slack (10 ms) lets
   // every thread reach its loop before the first intended send.
   ns_t start = now_ns() + 10'000'000;
+  if (config.start_at_realtime_ns > 0) {
+    auto realtime = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count();
+    start = now_ns() + std::max<ns_t>(0, config.start_at_realtime_ns - realtime);
+  }
   ns_t end = start + static_cast<ns_t>(config.duration_s * kNsPerS);
   std::vector<ThreadResult> parts(static_cast<std::size_t>(config.threads));
   std::vector<std::thread> threads;
@@ -775,6 +783,7 @@ LoadResult run_load(const LoadConfig& config) {
   for (auto& th : threads) th.join();
   // The window is exactly [start, end): nothing is counted outside it (see on_bytes).
   out.elapsed_s = static_cast<double>(end - start) / kNsPerS;
+  out.active_s = static_cast<double>(config.duty.active_ns(end - start)) / kNsPerS;
   out.cpu_s = process_cpu_s() - cpu0;
   for (auto& p : parts) merge_into(out.total, p);
   return out;

@@ -28,6 +28,33 @@ struct Target {
   sockaddr_in address{};  // resolved IPv4 address
 };
 
+// --duty SLICES:PHASE:SLICE_MS (open loop): the window is cut into slices of slice_ns, SLICES to a
+// cycle, and this generator offers its full rate only in slice PHASE of each cycle; in the others
+// it sends nothing (its connections stay open and idle). Several generators with the same SLICES
+// and slice length and different phases, started together, load several servers in turn through
+// one window: each is measured over the same stretch of the host, warm, and alone while loaded.
+// That is why it exists: rows measured one after the other differ by the host's drift between
+// them (docs/statistics.md, "Pairing"). Arrivals are scheduled in on-time and mapped to wall time.
+struct DutyCycle {
+  int slices = 1;  // 1: always on (no duty cycle)
+  int phase = 0;   // 0 <= phase < slices
+  std::int64_t slice_ns = 0;
+
+  bool on() const { return slices > 1; }
+  // Wall offset from the window's start of the instant `active_ns` of on-time into the schedule.
+  std::int64_t wall_offset_ns(std::int64_t active_ns) const {
+    if (!on()) return active_ns;
+    return (active_ns / slice_ns) * slices * slice_ns + phase * slice_ns + active_ns % slice_ns;
+  }
+  // On-time within a window of window_ns from its start.
+  std::int64_t active_ns(std::int64_t window_ns) const {
+    if (!on()) return window_ns;
+    std::int64_t period = slices * slice_ns;
+    std::int64_t rest = window_ns % period - phase * slice_ns;
+    return window_ns / period * slice_ns + (rest < 0 ? 0 : rest > slice_ns ? slice_ns : rest);
+  }
+};
+
 struct LoadConfig {
   Target target;
   load_mode mode = load_mode::closed;
@@ -36,7 +63,11 @@ struct LoadConfig {
   int threads = 1;
   int pipeline = 1;
   double duration_s = 10.0;
-  double rate_per_s = 0.0;  // open loop only: total offered rate over all threads
+  double rate_per_s = 0.0;  // open loop only: total offered rate over all threads (while on: duty)
+  DutyCycle duty;
+  // The window's start on the wall clock (CLOCK_REALTIME, ns since the epoch), so that generators
+  // of a duty cycle started as separate processes share one schedule; 0: 10 ms after the call.
+  std::int64_t start_at_realtime_ns = 0;
   // Slow readers: each connection reads at most this many bytes per second (a token
   // bucket, see engine.cpp), so a large response fills the kernel's buffers and the server has to
   // handle partial writes. 0: read as fast as the data arrives.
@@ -94,6 +125,7 @@ struct LoadResult {
   LoadConfig config;
   ThreadResult total;      // merged over threads
   double elapsed_s = 0.0;  // the measurement window's length (= duration_s)
+  double active_s = 0.0;   // its on-time: elapsed_s, or less under a duty cycle
   double cpu_s = 0.0;      // the generator's own user+system CPU over the run
 };
 

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +48,10 @@ const char* kUsage =
     "  --pipeline P      requests in flight per connection (default 1)\n"
     "  --rate R          open loop: R requests/s in total, latency from the intended send time\n"
     "  --arrivals KIND   open loop schedule: constant (default) or poisson\n"
+    "  --duty K:P:MS     open loop: offer the rate only in slice P (0..K-1) of every K slices of MS ms,\n"
+    "                    idle in the others (several generators, phases apart, load servers in turn)\n"
+    "  --start-at T      start the window at T (seconds since the epoch, within the next 60 s), so that\n"
+    "                    separate generators share one schedule (default: at once)\n"
     "  --seed N          seed of the Poisson schedule (default 1)\n"
     "  --read-rate B     slow readers: each connection reads at most B bytes/s (default: no limit)\n"
     "  --max-lag-us U    generator-bound when the send lag's p99 exceeds U us (default 1000)\n"
@@ -127,6 +132,22 @@ bool parse_url(const std::string& url, cb::loadgen::Target& t, std::string& erro
   return true;
 }
 
+// --duty K:P:MS -> DutyCycle (K slices of MS milliseconds to a cycle, on in slice P).
+cb::loadgen::DutyCycle parse_duty(std::string_view text) {
+  std::size_t c1 = text.find(':'), c2 = c1 == std::string_view::npos ? c1 : text.find(':', c1 + 1);
+  if (c2 == std::string_view::npos) usage_error("--duty must be SLICES:PHASE:SLICE_MS, e.g. 2:0:500");
+  cb::loadgen::DutyCycle d;
+  d.slices = parse_positive_int("--duty SLICES", text.substr(0, c1));
+  double phase = parse_number("--duty PHASE", text.substr(c1 + 1, c2 - c1 - 1));
+  double slice_ms = parse_number("--duty SLICE_MS", text.substr(c2 + 1));
+  if (d.slices < 2 || d.slices > 64) usage_error("--duty SLICES must be 2 to 64");
+  if (phase < 0 || phase >= d.slices || phase != std::floor(phase)) usage_error("--duty PHASE must be a whole number below SLICES");
+  if (slice_ms < 1 || slice_ms > 3'600'000) usage_error("--duty SLICE_MS must be 1 to 3600000");
+  d.phase = static_cast<int>(phase);
+  d.slice_ns = static_cast<std::int64_t>(slice_ms * 1e6);
+  return d;
+}
+
 Options parse_args(int argc, char** argv) {
   Options o;
   std::string url;
@@ -167,6 +188,13 @@ Options parse_args(int argc, char** argv) {
       if (k == "constant") o.load.arrivals = arrival_kind::constant;
       else if (k == "poisson") o.load.arrivals = arrival_kind::poisson;
       else usage_error("--arrivals must be 'constant' or 'poisson'");
+    } else if (a == "--duty") {
+      o.load.duty = parse_duty(value());
+    } else if (a == "--start-at") {
+      double t = parse_number(a, value());
+      double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (t < now || t > now + 60) usage_error("--start-at must be within the next 60 s (seconds since the epoch)");
+      o.load.start_at_realtime_ns = static_cast<std::int64_t>(t * 1e9);
     } else if (a == "--seed") {
       o.load.seed = static_cast<std::uint64_t>(parse_number(a, value()));
     } else if (a == "--read-rate") {
@@ -190,6 +218,9 @@ Options parse_args(int argc, char** argv) {
   if (url.empty()) usage_error("no URL given");
   if (o.load.threads > o.load.connections) usage_error("--threads must not exceed --connections");
   o.load.mode = have_rate ? load_mode::open : load_mode::closed;
+  if (o.load.duty.on() && !have_rate) usage_error("--duty needs --rate (an open loop)");
+  if (o.load.duty.on() && o.load.duty.active_ns(static_cast<std::int64_t>(o.load.duration_s * 1e9)) <= 0)
+    usage_error("--duty leaves no on-time within --duration");
   std::string error;
   if (!parse_url(url, o.load.target, error)) usage_error(error);
   std::string missing = cb::loadgen::engine_unavailable(o.load.engine);
@@ -241,7 +272,8 @@ struct Verdict {
 
 Verdict judge(const Options& o, const LoadResult& r) {
   Verdict v;
-  v.rate_achieved = r.total.completed / r.elapsed_s;
+  // Over the on-time: under --duty the rate is offered only then, and is judged against it.
+  v.rate_achieved = r.total.completed / r.active_s;
   if (o.load.mode == load_mode::open) {
     v.overloaded = v.rate_achieved < kOverloadCompletionFraction * o.load.rate_per_s;
     v.generator_bound = r.total.send_lag.count() > 0 && r.total.send_lag.value_at_quantile(0.99) > o.max_lag_us;
@@ -264,6 +296,10 @@ void print_json(const Options& o, const LoadResult& r, const Verdict& v) {
        ", \"pipeline\": " + std::to_string(o.load.pipeline) + ",\n";
   s += "  \"duration_s\": " + json_number(r.elapsed_s) + ",\n";
   s += "  \"rate_offered\": " + (open ? json_number(o.load.rate_per_s) : std::string("null")) + ",\n";
+  const auto& d = o.load.duty;
+  s += "  \"duty\": " + (!d.on() ? std::string("null") : "{\"slices\": " + std::to_string(d.slices) + ", \"phase\": " +
+       std::to_string(d.phase) + ", \"slice_ms\": " + json_number(static_cast<double>(d.slice_ns) / 1e6) +
+       ", \"active_s\": " + json_number(r.active_s) + "}") + ",\n";
   s += "  \"read_rate_bytes_per_s\": " +
        (o.load.read_rate_bytes_per_s > 0 ? json_number(o.load.read_rate_bytes_per_s) : std::string("null")) + ",\n";
   s += "  \"requests\": " + std::to_string(t.completed) + ",\n";
@@ -311,8 +347,12 @@ void print_human(const Options& o, const LoadResult& r, const Verdict& v) {
   std::printf("cbench-load %s loop, %d connections, %d threads, pipeline %d, %.1fs", open ? "open" : "closed",
               o.load.connections, o.load.threads, o.load.pipeline, r.elapsed_s);
   if (open) std::printf(", offered %.1f req/s (%s)", o.load.rate_per_s, o.load.arrivals == arrival_kind::poisson ? "poisson" : "constant");
-  std::printf("\n  %llu responses, %.1f req/s achieved, %llu unfinished, %llu non-2xx\n",
-              static_cast<unsigned long long>(t.completed), v.rate_achieved, static_cast<unsigned long long>(t.unfinished),
+  if (o.load.duty.on())
+    std::printf(" in slice %d of every %d of %.0f ms (%.2fs on)", o.load.duty.phase, o.load.duty.slices,
+                static_cast<double>(o.load.duty.slice_ns) / 1e6, r.active_s);
+  std::printf("\n  %llu responses, %.1f req/s achieved%s, %llu unfinished, %llu non-2xx\n",
+              static_cast<unsigned long long>(t.completed), v.rate_achieved, o.load.duty.on() ? " while on" : "",
+              static_cast<unsigned long long>(t.unfinished),
               static_cast<unsigned long long>(t.non2xx));
   if (t.connections_unserved)
     std::printf("  UNSERVED: %llu of %d connections got no response\n", static_cast<unsigned long long>(t.connections_unserved),

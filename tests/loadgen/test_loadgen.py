@@ -324,6 +324,45 @@ class EngineTest(unittest.TestCase):
         self.assertIn("--engine must be 'epoll' or 'uring'", err)
 
 
+class DutyCycleTest(unittest.TestCase):
+    """--duty K:P:MS offers the rate only in slice P of every K: with 1 s slices and a 2 s run,
+    phase 0 loads the first second and phase 1 the second (the latency series, by response time,
+    shows which), each at the full rate, and the rate achieved is judged over the on-time."""
+    RATE = 300
+
+    def test_each_phase_loads_its_slice_at_the_full_rate(self):
+        for phase, on_slot in [(0, 0), (1, 1)]:
+            with self.subTest(phase=phase), FakeServer("ok") as srv:
+                # --carry-on: the schedule is under test, not the send lag of a busy machine
+                rc, data, err = run_load("--connections", 4, "--rate", self.RATE, "--duration", 2,
+                                         "--duty", f"2:{phase}:1000", "--carry-on", "--json", srv.url())
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(data["duty"], {"slices": 2, "phase": phase, "slice_ms": 1000.0, "active_s": 1.0})
+                self.assertGreater(data["requests"], 0.9 * self.RATE)
+                self.assertLessEqual(data["requests"], self.RATE + 1)
+                self.assertGreater(data["rate_achieved"], 0.9 * self.RATE)
+                self.assertFalse(data["overloaded"])
+                counts = [s["count"] for s in data["latency_series"]]
+                self.assertGreater(counts[on_slot], 0.9 * self.RATE, counts)
+                self.assertLess(counts[1 - on_slot], 0.05 * self.RATE, counts)
+
+    def test_start_at_delays_the_window(self):
+        with FakeServer("ok") as srv:
+            t0 = time.time()
+            rc, data, err = run_load("--connections", 2, "--rate", 100, "--duration", 1,
+                                     "--start-at", f"{t0 + 1.5:.3f}", "--carry-on", "--json", srv.url())
+            took = time.time() - t0
+        self.assertEqual(rc, 0, err)
+        self.assertGreater(took, 2.4)  # 1.5 s of wait, then the 1 s window
+        self.assertGreater(data["requests"], 90)
+
+    def test_without_duty_the_field_is_null(self):
+        with FakeServer("ok") as srv:
+            rc, data, err = run_load("--connections", 2, "--rate", 100, "--duration", 1, "--carry-on", "--json", srv.url())
+        self.assertEqual(rc, 0, err)
+        self.assertIsNone(data["duty"])
+
+
 class BadInputTest(unittest.TestCase):
     def assert_usage_error(self, args, needle):
         t0 = time.monotonic()
@@ -344,7 +383,16 @@ class BadInputTest(unittest.TestCase):
                              (["--rate", "abc"], "not a number"), (["--connections", 0], "--connections"),
                              (["--threads", 4, "--connections", 2], "--threads must not exceed"),
                              (["--duration", 0], "--duration"), (["--bogus"], "unknown option"),
-                             (["--read-rate", 0], "--read-rate must be >= 1"), (["--read-rate", "x"], "not a number")]:
+                             (["--read-rate", 0], "--read-rate must be >= 1"), (["--read-rate", "x"], "not a number"),
+                             (["--rate", 10, "--duty", "2:0"], "--duty must be SLICES:PHASE:SLICE_MS"),
+                             (["--duty", "2:0:500"], "--duty needs --rate"),
+                             (["--rate", 10, "--duty", "1:0:500"], "--duty SLICES must be 2 to 64"),
+                             (["--rate", 10, "--duty", "2:2:500"], "--duty PHASE must be"),
+                             (["--rate", 10, "--duty", "2:0:0.5"], "--duty SLICE_MS must be"),
+                             (["--rate", 10, "--duty", "2:x:500"], "not a number"),
+                             (["--rate", 10, "--duration", "0.4", "--duty", "2:1:500"], "no on-time"),
+                             (["--start-at", "1"], "--start-at must be within the next 60 s"),
+                             (["--start-at", f"{time.time() + 3600:.0f}"], "--start-at must be within")]:
             with self.subTest(args=args):
                 self.assert_usage_error([*args, url], needle)
 
