@@ -83,6 +83,72 @@ class SweepTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_alternating_rows_share_one_window(self):
+        """Two rows of an alternating load (run/alternating.py): each block's records name both
+        rows in phase order, each row served its rate over its on-time (half the shared window),
+        its system calls are its own process's, and the other row's CPU is not disturbance."""
+        tmp = tempfile.mkdtemp(prefix="cbench-alternating-e2e-")
+        rate = 2000.0
+        try:
+            toml = os.path.join(tmp, "alternating-e2e.toml")
+            with open(toml, "w") as f:
+                f.write(ALTERNATING)
+            out = os.path.join(tmp, "runs")
+            cbench = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
+            r = subprocess.run(cbench + ["sweep", toml, "--out", out, "--server-bin", SERVER,
+                                         "--lock-timeout", "600"], capture_output=True, text=True, timeout=700)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            run = os.path.join(out, os.listdir(out)[0])
+            with open(os.path.join(run, "points.jsonl")) as f:
+                points = [json.loads(line) for line in f if line.strip()]
+            self.assertEqual(len(points), 4)
+            for block in (0, 1):
+                recs = sorted((p for p in points if p["block"] == block), key=lambda p: p["alternation"]["phase"])
+                self.assertEqual([p["alternation"]["phase"] for p in recs], [0, 1])
+                self.assertEqual(recs[0]["alternation"]["rows"], recs[1]["alternation"]["rows"])
+                self.assertEqual(sorted(recs[0]["alternation"]["rows"]), ["A", "B"])
+                for p in recs:
+                    with self.subTest(block=block, row=p["row"]["key"]):
+                        self.assertEqual(p["status"], "ok", p.get("failure"))
+                        a = p["alternation"]
+                        self.assertEqual((a["slices"], a["slice_ms"], a["window_s"], a["on_s"]), (2, 100, 2.0, 1.0))
+                        self.assertEqual(p["wrk"]["duty"]["phase"], a["phase"])
+                        self.assertGreater(p["wrk"]["requests"], 0.9 * rate * a["on_s"])
+                        self.assertLessEqual(p["wrk"]["requests"], rate * a["on_s"] + 1)
+                        self.assertEqual(p["server"]["syscalls_source"], "proc-io")
+                        self.assertGreater(a["others_cpu_s"], 0)
+                        m = p["machine"]
+                        self.assertAlmostEqual(m["busy_cpu_s"], m["busy_cpu_s_all"] - a["others_cpu_s"], places=2)
+                        self.assertIn("--duty", p["commands"]["client"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+ALTERNATING = """
+name = "alternating-e2e"
+duration_s = 1
+warmup_s = 0.3
+repetitions = 2
+timeout_s = 5
+order = "blocked"
+
+[[loads]]
+name = "alt"
+generator = "cbench-load"
+wrk_threads = 1
+connections = 4
+rate = [2000]
+alternate_ms = 100
+
+[[rows]]
+key = "A"
+model = "epoll-reactor"
+
+[[rows]]
+key = "B"
+model = "pull-loop"
+"""
+
 
 if __name__ == "__main__":
     SERVER = os.path.abspath(sys.argv.pop(1))

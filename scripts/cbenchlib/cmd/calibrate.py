@@ -49,7 +49,7 @@ from ..plan import estimate
 from ..render import calibration_table
 from ..run import benchlock, costs
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
-from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
+from .common import ALTERNATE_MS, CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
 
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "calibration")
 CBENCH = os.path.join(REPO_ROOT, "scripts", "cbench")
@@ -112,6 +112,8 @@ def add_arguments(p) -> None:
     p.add_argument("--connections", type=CONNECTIONS, default=64, help="connections of both loads (default 64)")
     p.add_argument("--rate", type=float, metavar="REQ_S",
                    help=f"the fixed offered rate (default {RATE_FRACTION:g} x A's saturated req/s, measured first)")
+    p.add_argument("--alternate-ms", type=ALTERNATE_MS, default=500, metavar="MS",
+                   help="fixed-rate rows take turns of MS ms in one window, as the scenarios' fixed-rate loads (0: one after the other; default %(default)s)")
     p.add_argument("--duration", type=DURATION_S, default=DEFAULT_DURATION_S, help="seconds per wall-clock repetition (default %(default)s)")
     p.add_argument("--warmup", type=WARMUP_S, default=DEFAULT_WARMUP_S, help="warm-up seconds per repetition (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the design and its time estimate; run nothing")
@@ -187,8 +189,9 @@ def saturated_load(args) -> dict:
 
 
 def fixed_rate_load(args, rate: float) -> dict:
+    alt = {"alternate_ms": args.alternate_ms} if args.alternate_ms else {}  # the rows take turns (run/alternating.py)
     return {"name": "fixed-rate", "path": args.path, "generator": "cbench-load", "wrk_threads": 1,
-            "connections": args.connections, "rate": [round(rate, 1)]}
+            "connections": args.connections, "rate": [round(rate, 1)], **alt}
 
 
 def scenario_toml(name: str, args, rows: list[tuple[str, int | None]], repetitions: int, seed: int,
@@ -478,6 +481,7 @@ def run(args) -> int:
                 aa, ab = res["trials"]["server_cpu_us_per_req"]
                 metrics[FIXED_CPU] = sensitivity.summarize(aa, ab, args.blocks)
                 design["fixed-rate"] = {**row, "generator": "cbench-load", "connections": args.connections, **fr,
+                                        "alternate_ms": args.alternate_ms or None,
                                         "handicaps_ns": {str(p): n for p, n in res["handicaps_ns"].items()}}
     except (CalibrationFailed, OSError, runload.RunError) as exc:
         print(f"cbench calibrate: {exc}", file=sys.stderr)

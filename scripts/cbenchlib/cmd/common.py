@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..analysis import runload
-from ..format import scenario_types
+from ..format import loadgen, scenario_types
 from ..format.paths import repo_relative
 
 __all__ = ["err", "load_run", "repo_relative", "run_dir", "write_output", "alias", "bounded_int",
@@ -92,6 +92,14 @@ def bounded_float(lo: float, hi: float):
 DURATION_S = bounded_int(1, scenario_types.MAX_DURATION_S)
 WARMUP_S = bounded_float(0, scenario_types.MAX_DURATION_S)
 REPETITIONS = bounded_int(1, scenario_types.MAX_REPETITIONS)
+
+
+def ALTERNATE_MS(text: str) -> int:  # noqa: N802 - an argparse type, named like the others
+    """0 (rows one after the other) or a turn length within loadgen's alternate_ms bounds."""
+    v = bounded_int(0, loadgen.ALTERNATE_MS_MAX)(text)
+    if 0 < v < loadgen.ALTERNATE_MS_MIN:
+        raise argparse.ArgumentTypeError(f"expected 0 or {loadgen.ALTERNATE_MS_MIN} to {loadgen.ALTERNATE_MS_MAX} ms, got {v}")
+    return v
 THREADS = bounded_int(1, scenario_types.MAX_THREADS)
 CONNECTIONS = bounded_int(1, scenario_types.MAX_CONNECTIONS)
 PIPELINE = bounded_int(1, scenario_types.MAX_PIPELINE)

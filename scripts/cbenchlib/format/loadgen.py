@@ -41,6 +41,11 @@ ARRIVALS = ("constant", "poisson")
 LATENCY_KEYS = ("min", "mean", "stdev", "max", "p50", "p75", "p90", "p99", "p99.9", "p99.99")
 
 
+# alternate_ms's bounds: below 50 ms a turn is mostly the server waking up and the generator's
+# start-up skew (a few ms); above 10 s turns are as far apart as rows run one after the other.
+ALTERNATE_MS_MIN, ALTERNATE_MS_MAX = 50, 10_000
+
+
 class LoadgenOutputError(ValueError):
     """The generator's output could not be read (it died, or printed something unexpected)."""
 
@@ -75,7 +80,16 @@ def check_load(fail, where: str, values: dict) -> dict:
             fail(f"{where}.read_rate", f"expected bytes/s per connection in [1, 1e12], got {read_rate!r}")
         if gen != "cbench-load":
             fail(f"{where}.generator", "read_rate (slow readers) needs generator = \"cbench-load\"")
+    # Rows of the load measured in turns of alternate_ms within one shared window (run/alternating.py).
+    alternate = values.get("alternate_ms")
+    if alternate is not None:
+        if isinstance(alternate, bool) or not isinstance(alternate, int) or not ALTERNATE_MS_MIN <= alternate <= ALTERNATE_MS_MAX:
+            fail(f"{where}.alternate_ms", f"expected whole milliseconds in [{ALTERNATE_MS_MIN}, {ALTERNATE_MS_MAX}], got {alternate!r}")
+        if gen != "cbench-load" or (rate is None and fraction is None and common is None):
+            fail(f"{where}.alternate_ms", "alternation needs an open loop (rate, rate_fraction or "
+                 "rate_common_fraction) with generator = \"cbench-load\" (its --duty)")
     return {"generator": gen, "rate": None if rate is None else float(rate),
+            "alternate_ms": alternate,
             "rate_fraction": None if fraction is None else float(fraction),
             "rate_common_fraction": None if common is None else float(common), "arrivals": arrivals,
             "read_rate": None if read_rate is None else float(read_rate)}
@@ -96,6 +110,8 @@ def key_suffix(load) -> str:
         s += f" {load.arrivals}"
     if getattr(load, "read_rate", None) is not None:
         s += f" read {load.read_rate:.0f}B/s"
+    if getattr(load, "alternate_ms", None) is not None:
+        s += f" alt{load.alternate_ms}ms"
     return s
 
 
@@ -137,6 +153,8 @@ def _parse_cbench_load(stdout: str, pipeline: int) -> dict:
         # request differs, so a client CPU figure is read with it.
         "engine": d.get("engine"),
     }
+    if d.get("duty"):  # --duty: served in turns; rate_achieved is over the on-time
+        out["duty"] = d["duty"]
     if d["overloaded"]:
         out["latency_us_overloaded"] = dict(lat)
         for k in ("mean", "p50", "p75", "p90", "p99", "p99.9", "p99.99"):

@@ -25,7 +25,8 @@ LOAD_VALUE_KEYS = WRK_LOAD_KEYS + IDLE_LOAD_KEYS
 # loadgen.py: open-loop rates (lists), and per-set generator choice (scalars).
 # rate_common_fraction: one rate for every row of the load (a fixed-rate load; loadgen.py).
 OPEN_LOOP_KEYS = ("rate", "rate_fraction", "rate_common_fraction")
-GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate")  # read_rate: slow readers
+# read_rate: slow readers; alternate_ms: the rows measured in turns (run/alternating.py)
+GENERATOR_SET_KEYS = ("generator", "arrivals", "read_rate", "alternate_ms")
 
 # Keys of a row that may be lists (each value a variant of the row).
 ROW_VARIANT_KEYS = ("threads", "queues", "gvl", "backend", "processes", "keepalive")
@@ -259,6 +260,8 @@ class Load:
     rate_common_fraction: float | None = None
     arrivals: str = "constant"
     read_rate: float | None = None  # cbench-load --read-rate, bytes/s per connection
+    # The rows of this load measured together in turns of this many ms (run/alternating.py)
+    alternate_ms: int | None = None
 
     @property
     def is_idle(self) -> bool:
@@ -293,7 +296,8 @@ class Load:
                 "rate": self.rate, "rate_fraction": self.rate_fraction, "arrivals": self.arrivals,
                 "read_rate": self.read_rate,
                 **({"rate_common_fraction": self.rate_common_fraction}
-                   if self.rate_common_fraction is not None else {})}
+                   if self.rate_common_fraction is not None else {}),
+                **({"alternate_ms": self.alternate_ms} if self.alternate_ms is not None else {})}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,10 @@ from ..format.scenario import Point, Settings
 class WindowSamplers:
     """Every sample of one measured window of one server."""
 
-    def __init__(self, host, settings: Settings, logs_dir: str, tag: str, point: Point, server):
+    def __init__(self, host, settings: Settings, logs_dir: str, tag: str, point: Point, server,
+                 count_syscalls: bool = True):
+        # count_syscalls False: /proc/PID/io's read/write family instead of perf's count by CPU,
+        # which cannot tell apart servers sharing the CPUs in one window (run/alternating.py).
         self.host = host
         self.settings = settings
         self.point = point
@@ -28,12 +31,13 @@ class WindowSamplers:
         self.counter = None
         self.server_alive = False
         self.syscalls_perf = None
+        self.count_syscalls = count_syscalls
 
     def start(self) -> None:
         """Starts the system-call counter and takes the before samples; PointFailed (the counter
         stopped) if the server is gone."""
         s = self.settings
-        if syscount.available():
+        if self.count_syscalls and syscount.available():
             self.counter = syscount.Counter(self.host, s.server_cpus, self.perf_path, s.client_cpus)
             self.counter.start()
         try:

@@ -24,7 +24,7 @@ from ..plan.ledger import Ledger
 from ..plan.schedule import extra_block
 from ..format.paths import repo_relative
 from ..plan.sweepplan import PlanError, SweepPlan
-from . import benchlock, envinfo, generators, hostcheck, profiling, runner, sweeprecord
+from . import alternating, benchlock, envinfo, generators, hostcheck, profiling, runner, sweeprecord
 from .host import LocalHost
 
 
@@ -262,18 +262,21 @@ class Sweep:
         eta = Eta(todo, self.plan.settings, self.plan.available, self.plan.overheads)
         total = len(slots)
         width = len(str(max(x.seq for x in slots) + 1)) if slots else 1
-        for x in todo:
+        # An alternating load's rows of one block run as one group (run/alternating.py).
+        for group in alternating.groups(todo):
             raise_if_signalled()
             t0 = time.monotonic()
-            record = runner_.run(x.point, x.rep, x.seq, x.block)
-            if record["status"] != "ok":
+            records = ([runner_.run(group[0].point, group[0].rep, group[0].seq, group[0].block)]
+                       if len(group) == 1 else alternating.run_group(runner_, group))
+            if any(r["status"] != "ok" for r in records):
                 self.check_hosts()  # a dead host: stop, and do not record this attempt
-            sweeprecord.annotate(record, self.writer.meta, self.host.name, self.client_host.name)
-            self.append(record)
-            dt = time.monotonic() - t0
-            self.spent_s += dt
-            eta_s = eta.advance(x, self.spent_s)
-            print(sweeprecord.progress_line(x, label, total, width, record, dt, eta_s), flush=True)
+            dt = (time.monotonic() - t0) / len(group)
+            for x, record in zip(group, records):
+                sweeprecord.annotate(record, self.writer.meta, self.host.name, self.client_host.name)
+                self.append(record)
+                self.spent_s += dt
+                eta_s = eta.advance(x, self.spent_s)
+                print(sweeprecord.progress_line(x, label, total, width, record, dt, eta_s), flush=True)
 
     def append(self, record: dict) -> None:
         try:
