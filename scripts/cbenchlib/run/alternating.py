@@ -35,11 +35,11 @@ import traceback
 
 from . import kernelnet
 from .failure import OUTPUT_TAIL_CHARS, PointFailed, tail
-from .generators import ERR_TAIL_CHARS, WRK_GRACE_S, mark_window
+from .generators import ERR_TAIL_CHARS, WRK_GRACE_S, err_path_of, mark_window
 from .host import wait_all
-from .runner import _record_failure, derive, slug
+from .runner import _record_failure, derive, point_tag
 from .samplers import WindowSamplers
-from .server import POST_CHECK_MIN_TIMEOUT_S, PRIMER_REQUESTS, PRIMER_TIMEOUT_S
+from .server import PRIMER_REQUESTS, PRIMER_TIMEOUT_S
 from ..format import resultio
 from ..format.resultio import utc_now
 
@@ -81,7 +81,7 @@ def run_group(runner, slots: list) -> list[dict]:
     order (status ok or failed; a harness error fails the whole group's remaining rows)."""
     members = []
     for x in slots:
-        tag = f"{x.seq:04d}-r{x.rep}-{slug(x.point.row.key + ' ' + x.point.load.key)}"
+        tag = point_tag(x.point, x.rep, x.seq)
         members.append(Member(x, resultio.new_point(x.point.id, x.rep, x.seq, x.block, x.point.row.to_json(),
                                                     x.point.load.to_json(runner.settings)), tag))
     live: list[Member] = []
@@ -135,7 +135,7 @@ def _spawn(runner, live: list[Member], duration_s: float, what: str) -> None:
         argv = runner.generators.argv(runner.client_host, m.point.load, m.server, k * duration_s, None)
         if k > 1:  # a group left with one row (the others failed to start) runs it alone
             argv[-1:-1] = ["--duty", f"{k}:{phase}:{m.point.load.alternate_ms}", "--start-at", f"{start_at:.3f}"]
-        m.proc = runner.client_host.spawn(argv, cpus=s.client_cpus, stdout=m.out_path, stderr=_err_path(m.out_path))
+        m.proc = runner.client_host.spawn(argv, cpus=s.client_cpus, stdout=m.out_path, stderr=err_path_of(m.out_path))
         m.record["commands"]["client" if what == "wrk" else "warmup"] = argv
         m.record["logs"][what] = os.path.relpath(m.out_path, runner.run_dir)
     limit = START_MARGIN_S + k * duration_s + s.timeout_s + WRK_GRACE_S
@@ -157,14 +157,14 @@ def _measure(runner, live: list[Member]) -> None:
         for m in live:
             if m.proc.returncode != 0:
                 raise PointFailed(f"the warm-up generator of row {m.point.row.key} exited with status "
-                                  f"{m.proc.returncode}: {tail(_err_path(m.out_path), 500).strip()}")
+                                  f"{m.proc.returncode}: {tail(err_path_of(m.out_path), 500).strip()}")
     for m in live:
         m.samplers = WindowSamplers(runner.host, s, runner.logs_dir, m.tag, m.point, m.server, count_syscalls=False)
         m.samplers.start()
     _spawn(runner, live, s.duration_s, "wrk")
     alive = [m.samplers.stop(m.record) for m in live]
     for m, ok in zip(live, alive):
-        run = (m.proc, _read(m.out_path), tail(_err_path(m.out_path), ERR_TAIL_CHARS))
+        run = (m.proc, _read(m.out_path), tail(err_path_of(m.out_path), ERR_TAIL_CHARS))
         result, returncode, stderr_tail = runner._result(m.point, m.server, run, m.record, ok)
         m.record["wrk"] = result
         if not ok:
@@ -196,13 +196,9 @@ def _measure(runner, live: list[Member]) -> None:
         try:
             if m.record["wrk"]["requests"] == 0:
                 raise PointFailed("no response in the measured window (server stopped answering?)")
-            wait_s = max(POST_CHECK_MIN_TIMEOUT_S, float(s.timeout_s))
-            answered_s = runner.server_session.primer(m.server, m.point.load.path, 1, wait_s,
-                                                      "post-check after the measured run")
-            m.record["post_check"] = {"answered_ms": round(answered_s * 1000.0, 3)}
+            runner.post_check(m.point, m.server, m.record)
         except PointFailed as exc:
             _record_failure(m.record, exc, m.server)
-
 
 def _cpu_s(record: dict) -> float:
     """The server's and its generator's CPU seconds over the window (what the other rows of the
@@ -211,10 +207,6 @@ def _cpu_s(record: dict) -> float:
     counts = srv.get("rusage") or srv
     total = (counts.get("cpu_user_s") or 0.0) + (counts.get("cpu_sys_s") or 0.0)
     return total + (cli.get("cpu_user_s") or 0.0) + (cli.get("cpu_sys_s") or 0.0)
-
-
-def _err_path(out_path: str) -> str:
-    return out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
 
 
 def _read(path: str) -> str:

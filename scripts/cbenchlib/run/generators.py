@@ -55,6 +55,11 @@ def command(binary_path: str, load, url: str, duration_s: float) -> list[str]:
     return argv + [url]
 
 
+def err_path_of(out_path: str) -> str:
+    """Where a generator's stderr goes beside its stdout file (NAME.txt -> NAME.err)."""
+    return out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
+
+
 def warmup_window(load, warmup_s: float) -> tuple[float, float | None]:
     """(the duration to ask the generator for, the time after which to cut it with SIGINT, or
     None) of a warm-up of warmup_s: wrk's -d and h2load's -D take whole seconds, so they run the
@@ -128,7 +133,7 @@ class Generators:
         out_path -> (its Process, its stdout, its stderr's tail). PointFailed if it outlives
         duration + timeout + WRK_GRACE_S (it is killed)."""
         argv = self.argv(self.client_host, point.load, server, duration_s, self.wrk_bin)
-        err_path = out_path[:-4] + ".err" if out_path.endswith(".txt") else out_path + ".err"
+        err_path = err_path_of(out_path)
         proc = self.client_host.spawn(argv, cpus=self.settings.client_cpus, stdout=out_path, stderr=err_path)
         try:
             if stop_after_s is not None:

@@ -51,12 +51,17 @@ REPLICA_WARMUP_SKIPPED = ("replica: measured as published, on a fresh server wit
                           "(a warm-up's abrupt close stops the nio4r worker design from answering)")
 
 # Names cmd/sweep.py (FD_HEADROOM: the descriptors it reserves) and the tests reach through runner.
-__all__ = ["FD_HEADROOM", "Runner", "model_command", "render_peer", "slug"]
+__all__ = ["FD_HEADROOM", "Runner", "model_command", "point_tag", "render_peer", "slug"]
 
 
 def slug(text: str, limit: int = 60) -> str:
     """text as a file-name fragment: runs of other characters become one '-'."""
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit]
+
+
+def point_tag(point: Point, rep: int, seq: int) -> str:
+    """The prefix of a repetition's log files: its place in the run, repetition, row and load."""
+    return f"{seq:04d}-r{rep}-{slug(point.row.key + ' ' + point.load.key)}"
 
 
 class Runner:
@@ -94,7 +99,7 @@ class Runner:
     def run(self, point: Point, rep: int, seq: int, block: int | None = None) -> dict:
         """One repetition of one point -> its points.jsonl record (status ok or failed).
         `block` is the round it runs in (default: rep, as in the initial blocks)."""
-        tag = f"{seq:04d}-r{rep}-{slug(point.row.key + ' ' + point.load.key)}"
+        tag = point_tag(point, rep, seq)
         record = resultio.new_point(point.id, rep, seq, rep if block is None else block,
                                     point.row.to_json(), point.load.to_json(self.settings))
         server = None
@@ -200,6 +205,12 @@ class Runner:
             who = "wrk" if not self.generators.multi else next(
                 f"the load generator on {g['host']}" for g in record["clients"]["generators"] if g["exit_status"] != 0)
             raise PointFailed(f"{who} exited with status {returncode}; stderr: {stderr_tail.strip()[-500:]}")
+        self.post_check(point, server, record)
+
+    def post_check(self, point: Point, server, record: dict) -> None:
+        """The server must still answer after the measured run (record["post_check"]); PointFailed
+        if it does not, but for a replica row, whose failure is recorded as a finding."""
+        s = self.settings
         # The whole timeout, even for an unhardened design: the time its answer takes behind the
         # duplicate jobs its monitors queued is the figure (in the committed runs, seconds at the
         # fewest connections and past the timeout beyond), and a shorter wait would censor it.
