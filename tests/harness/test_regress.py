@@ -181,8 +181,10 @@ class TrialWidening(unittest.TestCase):
         for label, ents, want in [
                 ("saturated CPU", {"server_cpu_us_per_req@saturated": {"trial_log_var": 4e-5}},
                  {"server_cpu_us_per_req": 4e-5}),
-                ("zero and fixed rate left out", {"instructions_per_req@callgrind": {"trial_log_var": 0.0},
-                                                  "server_cpu_us_per_req@fixed-rate": {"trial_log_var": 4e-5}}, {}),
+                ("zero left out, fixed rate its own", {"instructions_per_req@callgrind": {"trial_log_var": 0.0},
+                                                       "server_cpu_us_per_req@fixed-rate": {"trial_log_var": 4e-5}},
+                 {gate.FIXED_CPU: 4e-5}),
+                ("a load the gate does not measure", {"req_per_s@fixed-rate": {"trial_log_var": 4e-5}}, {}),
                 ("written before it existed", {"req_per_s@saturated": None}, {})]:
             with self.subTest(label):
                 cal = {"version": 2, "metrics": {k: {"trials": 40, "blocks": 3, "aa_between_trial": b,
@@ -251,6 +253,97 @@ class ExitStatus(unittest.TestCase):
                 self.assertEqual(cli_regress.exit_status(results), want)
 
 
+FIXED = gate.FIXED_CPU
+
+
+class FixedRateLoad:
+    """A points.jsonl load of a fixed-rate load, as runload gives it (cell.load.raw)."""
+    raw = {"rate_common_fraction": 0.5, "alternate_ms": 500}
+
+
+def fixed_cell(cpu_us: list[float], overloaded: list[bool] | None = None, verdict: str = "unclear") -> Cell:
+    """Open-loop repetitions at 20,000 req/s offered, one per block."""
+    c = cell(cpu_us, verdict=verdict)
+    for i, p in enumerate(c.points):
+        over = bool(overloaded and overloaded[i])
+        p["wrk"] = {"mode": "open", "rate_offered": 20000.0, "overloaded": over,
+                    "req_per_s": 15000.0 if over else 20000.0}
+    c.load = FixedRateLoad()
+    return c
+
+
+class FixedRate(unittest.TestCase):
+    """CPU per request at the fixed-rate load: judged on that load's cells only, by the same rule,
+    where every repetition kept the offered rate (loadgen.fixed_rate_refusal)."""
+
+    def run_of(self, base: Cell, cand: Cell, sat: tuple | None = None) -> FakeRun:
+        run = FakeRun(*(sat or (cell([10, 10, 10]), cell([10, 10, 10]))))
+        run.cells.update({("baseline m", "f"): base, ("candidate m", "f"): cand})
+        return run
+
+    def test_cases(self):
+        # (label, baseline cpu, candidate cpu, candidate overloaded, expected gate, words in the reason)
+        for label, b, c, over, want, words in [
+                ("A/A, tight", [8.0, 8.1, 7.9], [8.02, 8.1, 7.92], None, P, "lies below 1.1"),
+                ("+20%", [8.0, 8.1, 7.9], [9.6, 9.7, 9.5], None, F, "lies above 1.1"),
+                ("the candidate could not keep the rate", [8.0, 8.1, 7.9], [8.0, 8.1, 7.9], [False, True, False],
+                 U, "not judged: points were overloaded"),
+                ("one block", [8.0], [8.0], None, U, "no interval")]:
+            with self.subTest(label):
+                r = cli_regress.judge(self.run_of(fixed_cell(b), fixed_cell(c, over)), "m", 10, (FIXED,))
+                self.assertEqual(r["gate"], want, r)
+                self.assertIn(words, r["reason"])
+                self.assertEqual(set(r["loads"]), {gate.SATURATED, gate.FIXED_RATE})
+
+    def test_each_metric_reads_its_own_load(self):
+        # The saturated cells say +30% (client-bound, where CPU per request may judge), the fixed-rate
+        # cells an unchanged candidate: each metric gives its own load's verdict.
+        sat = (cell([10, 10.1, 10], verdict="client-bound"), cell([13, 13.1, 13], verdict="client-bound"))
+        run = self.run_of(fixed_cell([8.0, 8.1, 7.9]), fixed_cell([8.0, 8.1, 7.9]), sat)
+        r = cli_regress.judge(run, "m", 10, ("server_cpu_us_per_req", FIXED))
+        self.assertEqual((r["metrics"]["server_cpu_us_per_req"]["gate"], r["metrics"][FIXED]["gate"]), (F, P), r)
+        self.assertEqual(r["gate"], F)
+        self.assertAlmostEqual(r["loads"][gate.SATURATED]["cpu_ratio"]["ratio"], 1.3, places=2)
+
+    def test_not_measured_without_the_fixed_rate_cells(self):
+        r = cli_regress.judge(FakeRun(cell([10, 10, 10]), cell([10, 10, 10])), "m", 10, (FIXED,))
+        self.assertEqual((r["gate"], r["word"]), (U, cli_regress.NO_DATA))
+
+    def test_error_bound_candidate_at_the_fixed_rate_fails(self):
+        run = self.run_of(fixed_cell([8.0, 8.1, 7.9]), fixed_cell([8.0, 8.1, 7.9], verdict="error-bound"))
+        self.assertEqual(cli_regress.judge(run, "m", 10, (FIXED,))["gate"], F)
+
+    def test_scenario_loads_follow_the_metrics(self):
+        class A:
+            warmup, path, wrk_threads, connections, threads = 0.5, "/spin?us=10", 4, 64, 1
+        # (metrics, expected loads: name -> (generator, rate_common_fraction, alternate_ms))
+        # The saturated point's generator is the default one (cbench-load), closed loop.
+        for metrics, want in [(("server_cpu_us_per_req",), {"regress": ("cbench-load", None, None)}),
+                              ((FIXED,), {"fixed-rate": ("cbench-load", 0.5, 500)}),
+                              (("req_per_s", FIXED), {"regress": ("cbench-load", None, None),
+                                                      "fixed-rate": ("cbench-load", 0.5, 500)})]:
+            with self.subTest(metrics):
+                sc = scenario.parse(cli_regress.scenario_toml(A, ["epoll-reactor"], "/abs/base/cbench-server", [], 3, 1,
+                                                              seed=5, metrics=metrics), "regress.toml")
+                got = {name: (ls[0].generator, ls[0].rate_common_fraction, ls[0].alternate_ms)
+                       for name, ls in sc.load_sets.items()}
+                self.assertEqual(got, want)
+                for ls in sc.load_sets.values():
+                    self.assertEqual((ls[0].path, ls[0].connections), ("/spin?us=10", 64))
+
+    def test_regress_md_names_the_fixed_rate_load(self):
+        r = cli_regress.judge(self.run_of(fixed_cell([8.0, 8.1, 7.9]), fixed_cell([8.0, 8.1, 7.9])), "m", 10, (FIXED,))
+        meta = {"baseline_commit": "a" * 40, "baseline_rev": "HEAD", "baseline_how": "copied", "candidate_commit": "b",
+                "candidate_dirty": False, "candidate_args": "", "path": "/spin?us=10", "wrk_threads": 4,
+                "connections": 64, "threads": 1, "repetitions": 3, "duration_s": 1, "threshold_pct": 10,
+                "threshold_source": "default", "metrics": [FIXED], "metrics_source": "named with --metrics",
+                "run": "runs/x", "notes": []}
+        text = cli_regress.render([r], meta)
+        self.assertIn("fixed rate: cbench-load -t4 -c64 open loop at 0.5x the lowest closed-loop peak", text)
+        self.assertNotIn("saturated:", text)
+        self.assertIn("| m | pass | server CPU/request at a fixed rate 1.", text)
+
+
 class Metrics(unittest.TestCase):
     def calib(self, det: dict, metric: str | None = None) -> str:
         d = tempfile.mkdtemp(prefix="cbench-regress-cal-")
@@ -298,13 +391,18 @@ class Metrics(unittest.TestCase):
                 ("saturated CPU misses 10%", {"instructions_per_req@callgrind": {"1": 40},
                                               "server_cpu_us_per_req@saturated": {"5": 10, "10": 31}},
                  10, ["instructions_per_req"]),
-                ("fixed rate only: not the gate's load", {"server_cpu_us_per_req@fixed-rate": {"5": 40}},
+                ("fixed rate: the gate's fixed-rate load", {"server_cpu_us_per_req@fixed-rate": {"5": 40}},
+                 10, ["server_cpu_us_per_req@fixed-rate"]),
+                ("fixed rate misses 10%", {"instructions_per_req@callgrind": {"1": 40},
+                                           "server_cpu_us_per_req@fixed-rate": {"5": 9, "10": 30}},
+                 10, ["instructions_per_req"]),
+                ("an entry at a load the gate does not measure", {"req_per_s@fixed-rate": {"5": 40}},
                  10, ["instructions_per_req"])]:
             with self.subTest(label):
                 metrics, why, _cal = cli_regress.choose_metrics(self.calib_v2(ents), thr)
                 self.assertEqual(metrics, want, why)
-        _m, why, _c = cli_regress.choose_metrics(self.calib_v2({"server_cpu_us_per_req@fixed-rate": {"5": 40}}), 10)
-        self.assertIn("not measured by the gate: server_cpu_us_per_req@fixed-rate", why)
+        _m, why, _c = cli_regress.choose_metrics(self.calib_v2({"req_per_s@fixed-rate": {"5": 40}}), 10)
+        self.assertIn("not measured by the gate: req_per_s@fixed-rate", why)
 
     def test_named_metrics(self):
         self.assertEqual(cli_regress.choose_metrics(None, 10, "req_per_s, instructions_per_req")[0],

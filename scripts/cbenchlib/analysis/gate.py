@@ -27,29 +27,54 @@ from dataclasses import dataclass
 
 from . import findings, stats
 from .runload import Cell
-from ..format import calibration
+from ..format import calibration, loadgen
 
 PASS, FAIL, UNDECIDED = "pass", "FAIL", "undecided"
+# Where a gate metric is measured (the load of its calibration entry, format/calibration.py's
+# "<metric>@<load>"): callgrind over a fixed number of requests; the sweep's saturated point; the
+# sweep's fixed-rate load (every row offered one open-loop rate below all their capacities, the
+# rows taking turns in one window: run/alternating.py).
+CALLGRIND, SATURATED, FIXED_RATE = "callgrind", "saturated", "fixed-rate"
+
+
+@dataclass(frozen=True)
+class GateMetric:
+    """One metric the gate can judge. `field`: the point's metric name (findings.effect's);
+    `sense`: +1 a higher value is a slower candidate (a cost per request), -1 a lower one is (a
+    throughput); `allowed`: the point verdicts at which it measures the server's cost (None: not a
+    sweep metric; FIXED_RATE loads ask loadgen.fixed_rate_refusal instead); `load`: where it is
+    measured, which is also the load a calibration entry must have been measured at to speak for
+    it."""
+    field: str
+    sense: int
+    allowed: tuple | None
+    load: str
+    label: str
+
+
 INSTRUCTIONS = "instructions_per_req"
-# Each metric the gate can judge: its sense (+1 a higher value is a slower candidate: a cost per
-# request; -1 a lower one is: a throughput), the point verdicts at which it measures the server's
-# cost (None: not a sweep metric), and the load a calibration entry must have been measured at to
-# speak for the gate's measurement (format/calibration.py's "<metric>@<load>"). Instructions per
-# request come from callgrind over a fixed number of requests (run/costs.py), a count that a busy
-# machine does not move; CPU per request is the server's cost whatever bounds a sweep point
-# (error-bound points excepted); req/s only where the server is the bound.
+FIXED_CPU = "server_cpu_us_per_req@fixed-rate"
+# Instructions per request come from callgrind over a fixed number of requests (run/costs.py), a
+# count that a busy machine does not move; CPU per request at saturation is the server's cost
+# whatever bounds a sweep point (error-bound points excepted) but is confounded with how cheaply
+# the generator drives each server; req/s only where the server is the bound; CPU per request at a
+# fixed rate is the server's own cost, each baseline next to its candidate in 0.5 s turns of one
+# window so that both see the same host (+5% caught in 40 of 40 calibration trials on this
+# machine, results/calibration/20261205T233019Z-calibrate).
 METRICS = {
-    INSTRUCTIONS: (+1, None, "callgrind"),
-    "server_cpu_us_per_req": (+1, ("server-bound", "client-bound", "both-saturated", "unclear"), "saturated"),
-    "req_per_s": (-1, ("server-bound",), "saturated"),
+    INSTRUCTIONS: GateMetric(INSTRUCTIONS, +1, None, CALLGRIND, "instructions/request"),
+    "server_cpu_us_per_req": GateMetric("server_cpu_us_per_req", +1,
+                                        ("server-bound", "client-bound", "both-saturated", "unclear"),
+                                        SATURATED, "server CPU/request"),
+    "req_per_s": GateMetric("req_per_s", -1, ("server-bound",), SATURATED, "req/s"),
+    FIXED_CPU: GateMetric("server_cpu_us_per_req", +1, (), FIXED_RATE, "server CPU/request at a fixed rate"),
 }
-SWEEP_METRICS = tuple(m for m, (_s, allowed, _l) in METRICS.items() if allowed is not None)
+SWEEP_METRICS = tuple(m for m, g in METRICS.items() if g.allowed is not None)
 # Without a calibration the gate judges on these, in this order: instructions per request, the one
 # metric whose A/A spread (callgrind repeats single-threaded models within 0.21%) lets 3 blocks
 # tell +10% from none, so that an unchanged candidate passes and a 10% slower one does not.
 DEFAULT_METRICS = (INSTRUCTIONS,)
-METRIC_NAMES = {INSTRUCTIONS: "instructions/request", "server_cpu_us_per_req": "server CPU/request",
-                "req_per_s": "req/s"}
+METRIC_NAMES = {m: g.label for m, g in METRICS.items()}
 ERROR_BOUND = "error-bound"
 # The blocks estimate searches up to this many; beyond it the observed ratio is too close to
 # 1 + threshold for any practical run to decide.
@@ -67,8 +92,25 @@ class MetricVerdict:
 
 def slowdown(base: Cell, cand: Cell, metric: str) -> stats.RatioCI | None:
     """The candidate's slowdown on sweep METRIC with its interval: > 1 is slower, whatever the metric's sense."""
-    sense = METRICS[metric][0]
-    return findings.effect(cand, base, metric) if sense > 0 else findings.effect(base, cand, metric)
+    g = METRICS[metric]
+    return findings.effect(cand, base, g.field) if g.sense > 0 else findings.effect(base, cand, g.field)
+
+
+def refusals(base: Cell, cand: Cell, metric: str) -> list[str]:
+    """Why points of the two cells may not judge METRIC (empty: every one may): a verdict outside
+    the metric's `allowed`, or at a fixed-rate load loadgen.fixed_rate_refusal's reason (overloaded:
+    the rate was not fixed)."""
+    g = METRICS[metric]
+    if g.load == FIXED_RATE:
+        out = []
+        for c in (base, cand):
+            for p in c.ok_points:
+                why = loadgen.fixed_rate_refusal(p)
+                if why and why not in out:
+                    out.append(why)
+        return out
+    verdicts = {v for c in (base, cand) for v in findings.cell_verdicts(c)}
+    return sorted(v for v in verdicts if v not in g.allowed)
 
 
 def blocks_to_decide(ci: stats.RatioCI | None, limit: float) -> int | None:
@@ -106,13 +148,13 @@ def judge_metric(base: Cell, cand: Cell, metric: str, threshold_pct: float,
                  trial_log_var: float = 0.0) -> MetricVerdict:
     """One sweep metric's verdict for a model whose cells both exist, its interval widened by
     TRIAL_LOG_VAR (trial_variances)."""
-    verdicts = {v for c in (base, cand) for v in findings.cell_verdicts(c)}
-    allowed = METRICS[metric][1]
     ci = slowdown(base, cand, metric)
-    bad = sorted(v for v in verdicts if v not in allowed)
+    bad = refusals(base, cand, metric)
     if bad:
+        where = ("open-loop points that kept the offered rate" if METRICS[metric].load == FIXED_RATE
+                 else f"{', '.join(METRICS[metric].allowed)} points")
         return MetricVerdict(metric, UNDECIDED, f"not judged: points were {', '.join(bad)}"
-                             f" (it judges only at {', '.join(allowed)} points)", stats.widen(ci, trial_log_var))
+                             f" (it judges only at {where})", stats.widen(ci, trial_log_var))
     return judge_interval(metric, ci, threshold_pct, trial_log_var)
 
 
@@ -135,24 +177,26 @@ def judge_interval(metric: str, ci: stats.RatioCI | None, threshold_pct: float,
     return MetricVerdict(metric, UNDECIDED, f"{iv} includes {limit:g}; {blocks_text(n)}", ci, n)
 
 
-def judge_model(base: Cell | None, cand: Cell | None, metrics: tuple[str, ...], threshold_pct: float,
+def judge_model(pairs: dict, metrics: tuple[str, ...], threshold_pct: float,
                 outside: tuple = (), trial_log_var: dict | None = None) -> tuple[str, str, list]:
     """(gate, reason, [MetricVerdict]) of one model: failures and error-bound candidate points
     first, then every sweep metric in METRICS, then the verdicts OUTSIDE the sweep (instructions).
-    BASE and CAND are None when no sweep metric was asked for. TRIAL_LOG_VAR: {metric: variance}
-    the intervals are widened by (trial_variances)."""
-    if base is None or cand is None:
+    PAIRS: {load (SATURATED, FIXED_RATE): (baseline cell, candidate cell)} for each sweep load
+    measured, empty when no sweep metric was asked for. TRIAL_LOG_VAR: {metric: variance} the
+    intervals are widened by (trial_variances)."""
+    if not pairs:
         return combine(list(outside))
-    nb, nc = len(base.ok_points), len(cand.ok_points)
-    tb, tc = len(base.points), len(cand.points)
-    if nc < tc and nb == tb:
-        return FAIL, f"the candidate failed {tc - nc} of {tc} repetitions, the baseline none", []
-    errs = findings.cell_verdicts(cand).count(ERROR_BOUND)
-    if errs:
-        base_errs = findings.cell_verdicts(base).count(ERROR_BOUND)
-        return FAIL, (f"{errs} of {nc} candidate points were error-bound (the baseline's: {base_errs}"
-                      f" of {nb})"), []
-    per = [judge_metric(base, cand, m, threshold_pct, (trial_log_var or {}).get(m, 0.0))
+    for base, cand in pairs.values():
+        nb, nc = len(base.ok_points), len(cand.ok_points)
+        tb, tc = len(base.points), len(cand.points)
+        if nc < tc and nb == tb:
+            return FAIL, f"the candidate failed {tc - nc} of {tc} repetitions, the baseline none", []
+        errs = findings.cell_verdicts(cand).count(ERROR_BOUND)
+        if errs:
+            base_errs = findings.cell_verdicts(base).count(ERROR_BOUND)
+            return FAIL, (f"{errs} of {nc} candidate points were error-bound (the baseline's: {base_errs}"
+                          f" of {nb})"), []
+    per = [judge_metric(*pairs[METRICS[m].load], m, threshold_pct, (trial_log_var or {}).get(m, 0.0))
            for m in metrics if m in SWEEP_METRICS]
     return combine(per + list(outside))
 
@@ -175,13 +219,19 @@ def blocks_needed(per: list) -> int | None:
     return None if not ns or None in ns else max(ns)
 
 
+def entry_of(metric: str) -> str:
+    """The calibration entry ("<metric>@<load>") that speaks for a gate metric's measurement."""
+    g = METRICS[metric]
+    return calibration.entry_key(g.field, g.load)
+
+
 def trial_variances(cal: dict | None) -> dict[str, float]:
     """{metric: between-trial variance of the mean log difference} from a calibration's entries at
     the gate's loads (METRICS) that measured one above 0: what the gate widens each interval by."""
     out = {}
     ents = calibration.entries(cal) if cal else {}
-    for metric, (_sense, _allowed, load) in METRICS.items():
-        v = calibration.trial_log_var(ents.get(calibration.entry_key(metric, load)))
+    for metric, g in METRICS.items():
+        v = calibration.trial_log_var(ents.get(entry_of(metric)))
         if v is not None:
             out[metric] = v
     return out
@@ -194,19 +244,19 @@ def calibrated_metrics(cal: dict, threshold_pct: float) -> tuple[list[str], str]
     the widened ones (sensitivity.widened) where the entry has them: the gate judges that way."""
     found, said = [], []
     ents = calibration.entries(cal)
-    for metric, (_sense, _allowed, load) in METRICS.items():
-        e = ents.get(calibration.entry_key(metric, load))
+    for metric, g in METRICS.items():
+        e = ents.get(entry_of(metric))
         if e is None:
             continue
         det = (e.get("widened") or {}).get("detection") or e["detection"]
         hits = [float(p) for p, v in det.items()
                 if float(p) <= threshold_pct and v["n"] and v["k"] / v["n"] >= calibration.ESTABLISHED_RATE]
         rate_txt = ", ".join(f"+{p}%: {v['k']}/{v['n']}" for p, v in det.items()) or "no effect tried"
-        said.append(f"{METRIC_NAMES[metric]} at {load} ({rate_txt})")
+        said.append(f"{METRIC_NAMES[metric]} at {g.load} ({rate_txt})")
         if hits:
             found.append(metric)
-    others = sorted(k for k in ents if calibration.split_key(k)[0] not in METRICS
-                    or calibration.split_key(k)[1] != METRICS[calibration.split_key(k)[0]][2])
+    mine = {entry_of(m) for m in METRICS}
+    others = sorted(k for k in ents if k not in mine)
     tail = f"; not measured by the gate: {', '.join(others)}" if others else ""
     if found:
         return found, (f"the calibration detected +{threshold_pct:g}% or less in >= "

@@ -8,10 +8,13 @@ environments), so the gate measures both sides here and now:
    build-regress/<commit>/cbench-server for the next run. When REV is HEAD and the tree is
    clean, the candidate's binary is that build already and is copied instead of rebuilt.
 2. Writes a scenario with two rows per model (`baseline <model>` with the row field `binary`,
-   `candidate <model>`) on one load point and runs it with `cbench sweep` (a subprocess; it takes
-   the machine-wide benchmark lock). order = "blocked": every block runs both rows of a model at
-   the point in adjacent slots, so the analysis pairs them by block and slow drifts of a busy
-   machine cancel.
+   `candidate <model>`) and runs it with `cbench sweep` (a subprocess; it takes the machine-wide
+   benchmark lock), on the loads the chosen metrics are measured at (gate_loads): the saturated
+   point (closed loop, the default generator), and the fixed-rate load (cbench-load, open loop at half the lowest closed-loop
+   peak of the rows, a pilot per row resolving it; every row taking turns of 500 ms in one window
+   so that a baseline and its candidate see the same host, run/alternating.py). order =
+   "blocked": every block runs both rows of a model at a load, and the analysis pairs them by
+   block, so slow drifts of a busy machine cancel.
    The sweep runs only when a chosen metric is a sweep's (CPU per request, req/s). Instructions
    per request are measured apart: per model and block, the baseline and the candidate each as a
    fresh server under callgrind, counted over a window of 1,000 one-connection requests after
@@ -37,22 +40,21 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 
 from ..run import benchlock, costs, envinfo
 from ..analysis import findings, gate, runload, stats
-from ..format import calibration, scenario, serverlist
+from ..format import calibration, loadgen, scenario, serverlist
 from ..format import costs as costs_format
 from ..format.paths import REPO_ROOT
+from .regressbuild import DEFAULT_SERVER_BIN, GateError, build_baseline, build_candidate, git as _git
 from .sweep import add_cpu_arguments, choose_cpus, generated_cpus
 from .common import CONNECTIONS, DURATION_S, REPETITIONS, THREADS, WARMUP_S, WRK_THREADS, bounded_int
 
 CBENCH = os.path.join(REPO_ROOT, "scripts", "cbench")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "build-regress")
-DEFAULT_SERVER_BIN = os.path.join(REPO_ROOT, "build", "cbench-server")
 # A 10% regression: the larger of the two handicaps `cbench calibrate` tries (5% and 10%), and the
 # size a hello-world model comparison must not hide.
 DEFAULT_THRESHOLD_PCT = 10.0
@@ -75,8 +77,8 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=THREADS, default=1, help="server --threads of every row (default 1)")
     p.add_argument("--path", default="/spin?us=10",
                    help="request path (default /spin?us=10: server-bound here, as in cbench calibrate)")
-    p.add_argument("--wrk-threads", type=WRK_THREADS, default=4, help="wrk -t (default 4)")
-    p.add_argument("--connections", type=CONNECTIONS, default=64, help="wrk -c (default 64)")
+    p.add_argument("--wrk-threads", type=WRK_THREADS, default=4, help="the load generator's -t (default 4)")
+    p.add_argument("--connections", type=CONNECTIONS, default=64, help="connections, the generator's -c (default 64)")
     p.add_argument("--repetitions", type=REPETITIONS, help="blocks (default: the calibration's, else 3)")
     p.add_argument("--duration", type=DURATION_S, help="seconds per repetition (default: the calibration's, else 1)")
     p.add_argument("--warmup", type=WARMUP_S, default=0.5, help="warm-up seconds per repetition (default 0.5)")
@@ -102,80 +104,6 @@ def add_arguments(p) -> None:
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
                    help=f"machine-wide benchmark lock, held while callgrind runs (default: {benchlock.DEFAULT_PATH})")
     add_cpu_arguments(p)
-
-
-class GateError(Exception):
-    """The gate cannot run (git, build or sweep failure): exit status 2."""
-
-
-# -- builds ----------------------------------------------------------------------------------
-def _git(argv: list[str]) -> str:
-    proc = subprocess.run(["git", "-C", REPO_ROOT] + argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise GateError(f"git {' '.join(argv)}: {proc.stderr.strip() or 'failed'}")
-    return proc.stdout.strip()
-
-
-def _logged(argv: list[str], log_path: str, **kw) -> None:
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"$ {shlex.join(argv)}\n")
-        log.flush()
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
-    if proc.returncode != 0:
-        raise GateError(f"{shlex.join(argv)} exited with status {proc.returncode}; see {log_path}")
-
-
-def build_candidate(server_bin: str, jobs: int, log_path: str) -> bool:
-    """Brings the candidate's build directory up to date when it is one (True), else leaves the
-    binary as given (False: nothing says which source it was built from)."""
-    build_dir = os.path.dirname(server_bin)
-    built = False
-    if os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
-        _logged(["cmake", "--build", build_dir, "-j", str(jobs), "--target", "cbench-server"], log_path)
-        built = True
-    elif server_bin == DEFAULT_SERVER_BIN:
-        _logged(["cmake", "-S", REPO_ROOT, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release"], log_path)
-        _logged(["cmake", "--build", build_dir, "-j", str(jobs), "--target", "cbench-server"], log_path)
-        built = True
-    if not os.access(server_bin, os.X_OK):
-        raise GateError(f"candidate server not found: {server_bin}")
-    return built
-
-
-def build_baseline(sha: str, out: str, candidate_bin: str, candidate_built: bool, jobs: int) -> tuple[str, str]:
-    """(binary, how it was obtained) of the baseline commit SHA, kept in OUT/<sha[:12]>/."""
-    d = os.path.join(out, sha[:12])
-    binary, stamp = os.path.join(d, "cbench-server"), os.path.join(d, "baseline.json")
-    if os.path.exists(stamp) and os.access(binary, os.X_OK):
-        with open(stamp, encoding="utf-8") as f:
-            meta = json.load(f)
-        if meta.get("commit") == sha:
-            return binary, meta.get("how", "built") + " (kept from an earlier run)"
-    os.makedirs(d, exist_ok=True)
-    log_path = os.path.join(d, "build.log")
-    git = envinfo.git_info(REPO_ROOT)
-    if candidate_built and git.get("git_commit") == sha and git.get("git_dirty") is False:
-        # The candidate was just built from this clean tree: it is the baseline's build.
-        shutil.copy2(candidate_bin, binary)
-        how = f"copied from {os.path.relpath(candidate_bin, REPO_ROOT)} (REV is HEAD and the tree is clean)"
-    else:
-        src, build = os.path.join(d, "src"), os.path.join(d, "build")
-        shutil.rmtree(src, ignore_errors=True)
-        os.makedirs(src)
-        print(f"regress: building the baseline {sha[:12]} in {os.path.relpath(d, REPO_ROOT)}"
-              f" (log: {os.path.relpath(log_path, REPO_ROOT)})", flush=True)
-        archive = subprocess.Popen(["git", "-C", REPO_ROOT, "archive", "--format=tar", sha], stdout=subprocess.PIPE)
-        untar = subprocess.run(["tar", "-x", "-C", src], stdin=archive.stdout)
-        archive.stdout.close()
-        if archive.wait() != 0 or untar.returncode != 0:
-            raise GateError(f"git archive {sha} | tar -x -C {src} failed")
-        _logged(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release"], log_path)
-        _logged(["cmake", "--build", build, "-j", str(jobs), "--target", "cbench-server"], log_path)
-        shutil.copy2(os.path.join(build, "cbench-server"), binary)
-        how = "built from git archive (Release, cbench-server only)"
-    with open(stamp, "w", encoding="utf-8") as f:
-        json.dump({"commit": sha, "how": how, "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, f)
-    return binary, how
 
 
 def list_models(binary: str) -> dict[str, serverlist.ModelInfo]:
@@ -242,11 +170,35 @@ def choose_metrics(cal_dir: str | None, threshold_pct: float,
 
 
 # -- the scenario and the sweep --------------------------------------------------------------
+# The fixed-rate load: every row offered half the lowest closed-loop peak among the gate's rows (a
+# pilot per row resolves it; meta.json records it), the rows taking turns of 500 ms in one window
+# (run/alternating.py), as the scenarios' fixed-rate loads and `cbench calibrate`'s entry do.
+FIXED_RATE_FRACTION = 0.5
+FIXED_RATE_TURN_MS = 500
+
+
+def gate_loads(args, metrics) -> list[dict]:
+    """The sweep's loads for the chosen METRICS: the saturated point (closed loop, the default
+    generator) when a metric is measured
+    there, the fixed-rate load (cbench-load, open loop, same path and shape) when one is there."""
+    where = {gate.METRICS[m].load for m in metrics}
+    loads = []
+    if gate.SATURATED in where:
+        loads.append({"name": "regress", "path": args.path,
+                      "explicit": [{"wrk_threads": args.wrk_threads, "connections": args.connections}]})
+    if gate.FIXED_RATE in where:
+        loads.append({"name": "fixed-rate", "path": args.path, "generator": "cbench-load",
+                      "wrk_threads": args.wrk_threads, "connections": args.connections,
+                      "rate_common_fraction": FIXED_RATE_FRACTION, "alternate_ms": FIXED_RATE_TURN_MS})
+    return loads
+
+
 def scenario_toml(args, models: list[str], baseline_bin: str, candidate_extra: list[str],
-                  repetitions: int, duration_s: int, seed: int) -> str:
+                  repetitions: int, duration_s: int, seed: int, metrics=("server_cpu_us_per_req",)) -> str:
     """The gate's scenario: per model a baseline row (BASELINE_BIN) and a candidate row (the
-    sweep's --server-bin, with CANDIDATE_EXTRA), one load, blocks in adjacent slots. Written by the
-    scenario format's writer and read back by its parser (ScenarioError on anything it refuses)."""
+    sweep's --server-bin, with CANDIDATE_EXTRA), the loads METRICS are measured at (gate_loads),
+    blocks in adjacent slots. Written by the scenario format's writer and read back by its parser
+    (ScenarioError on anything it refuses)."""
     rows = []
     for m in models:
         rows.append({"key": f"baseline {m}", "model": m, "threads": args.threads, "binary": baseline_bin})
@@ -256,10 +208,7 @@ def scenario_toml(args, models: list[str], baseline_bin: str, candidate_extra: l
         rows.append(cand)
     doc = {"name": "regress", "description": "generated by cbench regress", "duration_s": duration_s,
            "warmup_s": args.warmup, "repetitions": repetitions, **generated_cpus(args),
-           "order": "blocked", "seed": seed,
-           "loads": [{"name": "regress", "path": args.path,
-                      "explicit": [{"wrk_threads": args.wrk_threads, "connections": args.connections}]}],
-           "rows": rows}
+           "order": "blocked", "seed": seed, "loads": gate_loads(args, metrics), "rows": rows}
     return scenario.dump_checked(doc, "regress.toml")[0]
 
 
@@ -326,27 +275,41 @@ def judge(run: runload.Run | None, model: str, threshold_pct: float,
         extra = {"instructions_per_req": {"baseline": [base_i[b] for b in sorted(base_i)],
                                           "candidate": [cand_i[b] for b in sorted(cand_i)]}}
     sweep_metrics = tuple(m for m in metrics if m in gate.SWEEP_METRICS)
-    cells = {k: c for (k, _lid), c in run.cells.items()} if run is not None else {}
-    base, cand = cells.get(f"baseline {model}"), cells.get(f"candidate {model}")
-    if sweep_metrics and (base is None or cand is None) or not sweep_metrics and not outside:
+    pairs = model_pairs(run, model) if sweep_metrics else {}
+    if any(gate.METRICS[m].load not in pairs for m in sweep_metrics) or not sweep_metrics and not outside:
         return {"model": model, "gate": UNDECIDED, "word": NO_DATA, "reason": "not measured"}
-    if not sweep_metrics:
-        base = cand = None
-    verdict, reason, per = gate.judge_model(base, cand, sweep_metrics, threshold_pct, tuple(outside),
-                                            trial_log_var)
+    verdict, reason, per = gate.judge_model(pairs, sweep_metrics, threshold_pct, tuple(outside), trial_log_var)
     res = {"model": model, "gate": verdict, "word": verdict, "reason": reason, **extra,
            "metrics": {v.metric: {"gate": v.gate, "reason": v.reason, "slowdown": _ci_json(v.ci),
                                   "blocks_needed": v.blocks_needed} for v in per}}
-    if base is not None:
+    for load, (base, cand) in pairs.items():
         cpu = base.values("derived.server_cpu_us_per_req")
-        res.update({"baseline_ok": f"{len(base.ok_points)}/{len(base.points)}",
-                    "candidate_ok": f"{len(cand.ok_points)}/{len(cand.points)}",
-                    "baseline_cpu_us_per_req": stats.median(cpu) if cpu else None,
-                    "cpu_ratio": _ci_json(findings.effect(cand, base, "server_cpu_us_per_req")),
-                    "rps_ratio": _ci_json(findings.effect(cand, base, "req_per_s"))})
+        res.setdefault("loads", {})[load] = {
+            "baseline_ok": f"{len(base.ok_points)}/{len(base.points)}",
+            "candidate_ok": f"{len(cand.ok_points)}/{len(cand.points)}",
+            "baseline_cpu_us_per_req": stats.median(cpu) if cpu else None,
+            "rate_offered": stats.median(base.values("wrk.rate_offered") or [0]) or None,
+            "cpu_ratio": _ci_json(findings.effect(cand, base, "server_cpu_us_per_req")),
+            "rps_ratio": _ci_json(findings.effect(cand, base, "req_per_s"))}
     if verdict == UNDECIDED:
         res["blocks_needed"] = gate.blocks_needed(per)
     return res
+
+
+def load_of(c: runload.Cell) -> str:
+    """The gate load a sweep cell was measured at (gate.FIXED_RATE or gate.SATURATED)."""
+    return gate.FIXED_RATE if c.load is not None and loadgen.is_fixed_rate(c.load.raw) else gate.SATURATED
+
+
+def model_pairs(run: runload.Run | None, model: str) -> dict:
+    """{gate load: (baseline cell, candidate cell)} of MODEL in the gate's sweep, for each load
+    where both rows were measured."""
+    by = {}
+    for (key, _lid), c in (run.cells.items() if run is not None else ()):
+        for i, side in enumerate(("baseline", "candidate")):
+            if key == f"{side} {model}":
+                by.setdefault(load_of(c), [None, None])[i] = c
+    return {load: (b, c) for load, (b, c) in by.items() if b is not None and c is not None}
 
 
 def _ci_json(ci: stats.RatioCI | None) -> dict | None:
@@ -365,14 +328,16 @@ def render(results: list[dict], meta: dict) -> str:
               f" {meta['instructions_requests']['window']} one-connection requests to / after"
               f" {meta['instructions_requests']['warm']}, --threads {meta['threads']} (paired by block)"]
              if gate.INSTRUCTIONS in meta["metrics"] else []),
-           *([f"- point: GET {meta['path']} -t{meta['wrk_threads']} -c{meta['connections']}, --threads {meta['threads']};"
-              f" {meta['repetitions']} blocks of {meta['duration_s']} s (order blocked, paired by block)"]
+           *([f"- sweep: GET {meta['path']}, --threads {meta['threads']}, {meta['repetitions']} blocks of"
+              f" {meta['duration_s']} s per row (order blocked, paired by block); "
+              + "; ".join(_load_text(meta, load) for load in (gate.SATURATED, gate.FIXED_RATE)
+                          if any(gate.METRICS[m].load == load for m in meta["metrics"]))]
              if meta.get("run") else []),
            f"- threshold: +{meta['threshold_pct']:g}% ({meta['threshold_source']}); a model passes when the whole"
            " 95% interval of its slowdown lies below 1 + threshold, fails when it lies above, and is"
            " undecided (not passed) otherwise",
            f"- judged on: {', '.join(meta['metrics'])} ({meta['metrics_source']})",
-           *([f"- intervals widened by the calibration's between-trial variance (what one sitting's blocks share):"
+           *(["- intervals widened by the calibration's between-trial variance (what one sitting's blocks share):"
               + ", ".join(f" {gate.METRIC_NAMES[m]} {v:.3g}" for m, v in meta["trial_log_var"].items())
               + " (on the log scale)"] if meta.get("trial_log_var") else []),
            "", "| model | gate | slowdown per metric (95% interval) | why |",
@@ -382,6 +347,14 @@ def render(results: list[dict], meta: dict) -> str:
         out.append(f"| {r['model']} | {r['gate']} | {slow or '—'} | {r['reason']} |")
     out += [""] + [f"- {n}" for n in meta["notes"]]
     return "\n".join(out) + "\n"
+
+
+def _load_text(meta: dict, load: str) -> str:
+    if load == gate.SATURATED:
+        return f"saturated: cbench-load -t{meta['wrk_threads']} -c{meta['connections']} closed loop"
+    return (f"fixed rate: cbench-load -t{meta['wrk_threads']} -c{meta['connections']} open loop at"
+            f" {FIXED_RATE_FRACTION:g}x the lowest closed-loop peak of the rows, the rows taking turns of"
+            f" {FIXED_RATE_TURN_MS} ms in one window")
 
 
 def _fmt(c: dict | None) -> str:
@@ -426,7 +399,7 @@ def _run(args) -> int:
     r = None
     if any(m in gate.SWEEP_METRICS for m in metrics):
         r = run_sweep(gate_dir, scenario_toml(args, models, baseline_bin, extra, repetitions, duration_s,
-                                              seed=int(sha[:8], 16)), server_bin)
+                                              seed=int(sha[:8], 16), metrics=metrics), server_bin)
     ins = {}
     if gate.INSTRUCTIONS in metrics:
         ins = measure_instructions(args, models, baseline_bin, server_bin, extra, repetitions, gate_dir)
