@@ -108,6 +108,27 @@ class RegressGate(unittest.TestCase):
         self.assertGreaterEqual(words(aa).count("pass"), 9, f"A/A: {words(aa)}")
         self.assertGreaterEqual(TRIALS - words(ab).count("pass"), 8, f"+10%: {words(ab)}")
 
+    def test_fixed_rate_metric_is_measured_in_turns(self):
+        """The wall-clock metric at the fixed-rate load: both rows offered one open-loop rate, each
+        baseline and candidate in alternate turns of one window, judged by the same rule. Behaviour
+        only: its verdict depends on the machine (bench/regress_trials.py measures its rates)."""
+        proc, m = gate(["--metrics", "server_cpu_us_per_req@fixed-rate"])
+        why = json.dumps({k: v for k, v in m.items() if k != "meta"}, indent=1) + proc.stdout[-1500:]
+        self.assertEqual(proc.returncode, EXIT[m["gate"]], why)
+        self.assertEqual(list(m["loads"]), ["fixed-rate"], why)
+        self.assertIn("server_cpu_us_per_req@fixed-rate", m["metrics"], why)
+        self.assertIn("fixed rate: cbench-load", proc.stdout)
+        gate_dir = re.search(r"everything in (\S+)\)", proc.stdout).group(1)
+        (run,) = os.listdir(os.path.join(gate_dir, "runs"))
+        with open(os.path.join(gate_dir, "runs", run, "points.jsonl")) as f:
+            pts = [json.loads(line) for line in f]
+        self.assertEqual(len(pts), 2 * 3, why)  # two rows, three blocks
+        for p in pts:
+            self.assertEqual(p["wrk"]["mode"], "open")
+            self.assertEqual((p["alternation"]["slices"], p["alternation"]["slice_ms"]), (2, 500))
+        rates = {p["wrk"]["rate_offered"] for p in pts}
+        self.assertEqual(len(rates), 1, f"one offered rate for both rows: {rates}")
+
     def test_undecided_exits_non_zero_and_says_what_would_decide(self):
         proc, m = gate(["--repetitions", "1"])
         self.assertEqual(m["gate"], "undecided", m)

@@ -102,7 +102,7 @@ def add_arguments(p) -> None:
     p.add_argument("--jobs", type=bounded_int(1, 256), default=os.cpu_count() or 2,
                    help="parallel compile jobs (default: the number of CPUs)")
     p.add_argument("--lock-file", default=benchlock.DEFAULT_PATH,
-                   help=f"machine-wide benchmark lock, held while callgrind runs (default: {benchlock.DEFAULT_PATH})")
+                   help=f"machine-wide benchmark lock, held while callgrind or the sweep runs (default: {benchlock.DEFAULT_PATH})")
     add_cpu_arguments(p)
 
 
@@ -238,13 +238,14 @@ def measure_instructions(args, models: list[str], baseline_bin: str, server_bin:
     return out
 
 
-def run_sweep(gate_dir: str, toml: str, server_bin: str) -> runload.Run:
+def run_sweep(gate_dir: str, toml: str, server_bin: str, lock_file: str) -> runload.Run:
+    """The gate's sweep (a subprocess), under the gate's own --lock-file."""
     path = os.path.join(gate_dir, "regress.toml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(toml)
     out = os.path.join(gate_dir, "runs")
     os.makedirs(out, exist_ok=True)
-    cmd = [sys.executable, CBENCH, "sweep", path, "--out", out, "--server-bin", server_bin]
+    cmd = [sys.executable, CBENCH, "sweep", path, "--out", out, "--server-bin", server_bin, "--lock-file", lock_file]
     print("regress: " + shlex.join(cmd), flush=True)
     log_path = os.path.join(gate_dir, "sweep.log")
     with open(log_path, "w", encoding="utf-8") as log:
@@ -399,7 +400,7 @@ def _run(args) -> int:
     r = None
     if any(m in gate.SWEEP_METRICS for m in metrics):
         r = run_sweep(gate_dir, scenario_toml(args, models, baseline_bin, extra, repetitions, duration_s,
-                                              seed=int(sha[:8], 16), metrics=metrics), server_bin)
+                                              seed=int(sha[:8], 16), metrics=metrics), server_bin, args.lock_file)
     ins = {}
     if gate.INSTRUCTIONS in metrics:
         ins = measure_instructions(args, models, baseline_bin, server_bin, extra, repetitions, gate_dir)
