@@ -70,5 +70,14 @@ class Groups(unittest.TestCase):
                 self.assertEqual([[x.row for x in g] for g in got], want)
 
 
+class StartMargin(unittest.TestCase):
+    def test_grows_with_the_rows(self):
+        # (members, seconds from the first spawn to the shared start): 0.5 s plus 0.1 s a generator,
+        # so that the gate's 24 rows (12 models, baseline and candidate) all start before their turn
+        for members, want in [(1, 0.6), (2, 0.7), (9, 1.4), (24, 2.9)]:
+            with self.subTest(members=members):
+                self.assertAlmostEqual(alternating.start_margin_s(members), want)
+
+
 if __name__ == "__main__":
     unittest.main()

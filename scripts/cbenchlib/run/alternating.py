@@ -43,10 +43,17 @@ from .server import PRIMER_REQUESTS, PRIMER_TIMEOUT_S
 from ..format import resultio
 from ..format.resultio import utc_now
 
-# The generators share one schedule (cbench-load --start-at): it starts this long after the first
-# is spawned, so that every process is up with its connections open before the first turn (a
-# start time already past is a usage error of cbench-load, which fails the group).
+# The generators share one schedule (cbench-load --start-at): it starts START_MARGIN_S plus
+# SPAWN_S per member after the first is spawned, so that every process is up with its connections
+# open before the first turn, however many rows take turns (a start time already past is a usage
+# error of cbench-load; 24 rows spawned on a busy two-CPU machine took more than 0.5 s).
 START_MARGIN_S = 0.5
+SPAWN_S = 0.1
+
+
+def start_margin_s(members: int) -> float:
+    """How long after the first spawn a group of MEMBERS generators starts its window."""
+    return START_MARGIN_S + SPAWN_S * members
 KERNEL_NOTE = "namespace-wide counters over the shared window: every row of the alternation counted"
 
 
@@ -129,8 +136,12 @@ def _spawn(runner, live: list[Member], duration_s: float, what: str) -> None:
     """One generator per member with its turn of a K-slice cycle, all on one schedule (--start-at);
     waits for them all (PointFailed if one outlives the window's limit)."""
     s, k = runner.settings, len(live)
-    start_at = time.time() + START_MARGIN_S
+    margin_s = start_margin_s(k)
+    start_at = time.time() + margin_s
     for phase, m in enumerate(live):
+        if k > 1 and time.time() > start_at - SPAWN_S:
+            raise PointFailed(f"spawning {k} load generators took longer than the {margin_s:g} s before their"
+                              f" shared start (start_margin_s): the machine is too busy to start them", tail="")
         m.out_path = os.path.join(runner.logs_dir, f"{m.tag}-{what}.txt")
         argv = runner.generators.argv(runner.client_host, m.point.load, m.server, k * duration_s, None)
         if k > 1:  # a group left with one row (the others failed to start) runs it alone
@@ -138,7 +149,7 @@ def _spawn(runner, live: list[Member], duration_s: float, what: str) -> None:
         m.proc = runner.client_host.spawn(argv, cpus=s.client_cpus, stdout=m.out_path, stderr=err_path_of(m.out_path))
         m.record["commands"]["client" if what == "wrk" else "warmup"] = argv
         m.record["logs"][what] = os.path.relpath(m.out_path, runner.run_dir)
-    limit = START_MARGIN_S + k * duration_s + s.timeout_s + WRK_GRACE_S
+    limit = margin_s + k * duration_s + s.timeout_s + WRK_GRACE_S
     if not wait_all([m.proc for m in live], limit):
         raise PointFailed(f"a load generator of the alternation did not exit within {limit:g} s; killed")
     for m in live:
