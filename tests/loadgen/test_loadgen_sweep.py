@@ -123,6 +123,40 @@ class SweepTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_a_row_that_cannot_start_leaves_the_other_alone(self):
+        """An alternating group whose other row's server does not start: that row fails with its
+        reason, and the one left is measured alone (one slice, no --duty), over the whole window."""
+        tmp = tempfile.mkdtemp(prefix="cbench-alternating-e2e-")
+        rate = 2000.0
+        try:
+            toml = os.path.join(tmp, "alternating-e2e.toml")
+            with open(toml, "w") as f:
+                f.write(ALTERNATING.replace('model = "pull-loop"', 'model = "pull-loop"\nextra_args = ["--no-such-flag"]'))
+            out = os.path.join(tmp, "runs")
+            cbench = [sys.executable, os.path.join(REPO, "scripts", "cbench")]
+            r = subprocess.run(cbench + ["sweep", toml, "--out", out, "--server-bin", SERVER,
+                                         "--lock-timeout", "600"], capture_output=True, text=True, timeout=700)
+            run = os.path.join(out, os.listdir(out)[0])
+            with open(os.path.join(run, "points.jsonl")) as f:
+                points = [json.loads(line) for line in f if line.strip()]
+            by_row = {}
+            for p in points:
+                by_row.setdefault(p["row"]["key"], []).append(p)
+            self.assertEqual(sorted(by_row), ["A", "B"], r.stdout + r.stderr)
+            for p in by_row["B"]:
+                self.assertEqual(p["status"], "failed")
+                self.assertIn("before it was ready", p["failure"]["reason"])
+            self.assertEqual(len(by_row["A"]), 2)
+            for p in by_row["A"]:
+                with self.subTest(block=p["block"]):
+                    self.assertEqual(p["status"], "ok", p.get("failure"))
+                    a = p["alternation"]
+                    self.assertEqual((a["slices"], a["rows"], a["on_s"], a["others_cpu_s"]), (1, ["A"], 1.0, 0))
+                    self.assertNotIn("--duty", p["commands"]["client"])
+                    self.assertGreater(p["wrk"]["requests"], 0.9 * rate * a["on_s"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
 
 ALTERNATING = """
 name = "alternating-e2e"
