@@ -95,6 +95,13 @@ def start_load(args, port: int, rate: float, duration_s: float, connections: int
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
+def cpu_us_per_request(s: Server, cpu_ns: int, requests: int) -> float:
+    """A server's CPU microseconds per request over a window; exits when it answered nothing."""
+    if requests <= 0:
+        raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
+    return cpu_ns / 1e3 / requests
+
+
 def measure(args, servers: list[Server]) -> list[float]:
     """Server CPU us per request of each server, all loaded at once (rate split evenly)."""
     rate = args.rate / len(servers)
@@ -105,13 +112,8 @@ def measure(args, servers: list[Server]) -> list[float]:
     procs = [start_load(args, s.port, rate, args.duration, conns) for s in servers]
     outs = [p.communicate()[0] for p in procs]
     after = [task_cpu_ns(s.pid) for s in servers]
-    result = []
-    for s, out, b, a in zip(servers, outs, before, after):
-        requests = json.loads(out)["requests"]
-        if requests <= 0:
-            raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
-        result.append((a - b) / 1e3 / requests)
-    return result
+    return [cpu_us_per_request(s, a - b, json.loads(out)["requests"])
+            for s, out, b, a in zip(servers, outs, before, after)]
 
 
 def measure_interleaved(args, a: Server, b: Server) -> tuple[float, float]:
@@ -127,10 +129,7 @@ def measure_interleaved(args, a: Server, b: Server) -> tuple[float, float]:
             out = start_load(args, s.port, args.rate, args.duration / slices, args.connections).communicate()[0]
             cpu_ns[s.port] += task_cpu_ns(s.pid) - before
             requests[s.port] += json.loads(out)["requests"]
-    for s in (a, b):
-        if requests[s.port] <= 0:
-            raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
-    return cpu_ns[a.port] / 1e3 / requests[a.port], cpu_ns[b.port] / 1e3 / requests[b.port]
+    return tuple(cpu_us_per_request(s, cpu_ns[s.port], requests[s.port]) for s in (a, b))
 
 
 def measure_alternating(args, a: Server, b: Server) -> tuple[float, float]:
@@ -149,13 +148,8 @@ def measure_alternating(args, a: Server, b: Server) -> tuple[float, float]:
     before = [task_cpu_ns(s.pid) for s in (a, b)]
     outs = [p.communicate()[0] for p in window(args.duration)]
     after = [task_cpu_ns(s.pid) for s in (a, b)]
-    result = []
-    for s, out, bf, af in zip((a, b), outs, before, after):
-        requests = json.loads(out)["requests"]
-        if requests <= 0:
-            raise SystemExit(f"pairing_noise: no response from the server on port {s.port}")
-        result.append((af - bf) / 1e3 / requests)
-    return result[0], result[1]
+    return tuple(cpu_us_per_request(s, af - bf, json.loads(out)["requests"])
+                 for s, out, bf, af in zip((a, b), outs, before, after))
 
 
 def main(argv=None) -> int:
