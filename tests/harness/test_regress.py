@@ -12,7 +12,7 @@ import unittest
 import common  # noqa: F401  (puts scripts/ on sys.path)
 from cbenchlib.cmd import regress as cli_regress
 from cbenchlib.analysis import findings, gate, stats
-from cbenchlib.format import scenario, serverlist
+from cbenchlib.format import calibration, scenario, serverlist
 from cbenchlib.analysis.runload import Cell
 
 SCENARIO = """name = "x"
@@ -418,6 +418,24 @@ class Metrics(unittest.TestCase):
     def test_unreadable(self):
         with self.assertRaises(cli_regress.GateError):
             cli_regress.choose_metrics("/nonexistent-calibration", 10)
+
+
+class CalibratedDesign(unittest.TestCase):
+    """With --calibration the gate runs the calibrated design's blocks and window (its rates speak
+    for that design), from either version of calibration.json."""
+
+    def test_table(self):
+        v2 = lambda design: {"version": calibration.VERSION, "design": design, "metrics": {}}  # noqa: E731
+        for label, cal, want in [
+                ("version 1", {"trials": 10, "repetitions": 5, "duration_s": 2}, (5, 2)),
+                ("version 2, fixed rate", v2({"blocks": 6, "fixed-rate": {"duration_s": 2}}), (6, 2)),
+                ("version 2, saturated", v2({"blocks": 4, "saturated": {"duration_s": 3}}), (4, 3)),
+                ("version 2, instructions only", v2({"blocks": 3}), (3, None)),
+                ("nothing said", v2({}), (None, None)),
+                ("a boolean is no count", {"repetitions": True}, (None, None)),
+                ("no calibration", None, (None, None))]:
+            with self.subTest(label):
+                self.assertEqual((calibration.design_blocks(cal), calibration.design_duration_s(cal)), want)
 
 
 class DefaultModels(unittest.TestCase):

@@ -375,20 +375,21 @@ def _run(args) -> int:
     if bad:
         raise GateError(bad)
     t0 = time.monotonic()
-    out = os.path.abspath(args.out)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    gate_dir = os.path.join(out, "runs", f"{stamp}-regress")
-    os.makedirs(gate_dir, exist_ok=True)
-    print(f"regress: results in {gate_dir}", flush=True)
-    sha = _git(["rev-parse", "--verify", f"{args.baseline}^{{commit}}"])
-    git = envinfo.git_info(REPO_ROOT)  # the candidate's source, before anything can change it
     threshold, source = (args.threshold, "--threshold") if args.threshold is not None \
         else (DEFAULT_THRESHOLD_PCT, "default")
     if threshold <= 0:
         raise GateError("--threshold must be above 0")
     metrics, metrics_source, cal = choose_metrics(args.calibration, threshold, args.metrics)
-    repetitions = args.repetitions or (cal or {}).get("repetitions") or 3
-    duration_s = args.duration or (cal or {}).get("duration_s") or 1
+    # The calibrated design's blocks and window, whose rates the calibration vouches for.
+    repetitions = args.repetitions or calibration.design_blocks(cal) or 3
+    duration_s = args.duration or calibration.design_duration_s(cal) or 1
+    sha = _git(["rev-parse", "--verify", f"{args.baseline}^{{commit}}"])
+    git = envinfo.git_info(REPO_ROOT)  # the candidate's source, before anything can change it
+    out = os.path.abspath(args.out)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    gate_dir = os.path.join(out, "runs", f"{stamp}-regress")
+    os.makedirs(gate_dir, exist_ok=True)
+    print(f"regress: results in {gate_dir}", flush=True)
     server_bin = os.path.abspath(args.server_bin)
     built = build_candidate(server_bin, args.jobs, os.path.join(gate_dir, "build.log"))
     baseline_bin, how = build_baseline(sha, out, server_bin, built, args.jobs)

@@ -117,6 +117,28 @@ def entries(cal: dict) -> dict[str, dict]:
         "smallest_detected_pct": smallest_detected(cal, ESTABLISHED_RATE)}}
 
 
+def design_blocks(cal: dict | None) -> int | None:
+    """Blocks per trial of the calibrated design (version 2: design.blocks; version 1:
+    repetitions), None when the file does not say."""
+    if not cal:
+        return None
+    v = (cal.get("design") or {}).get("blocks") if cal.get("version") == VERSION else cal.get("repetitions")
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def design_duration_s(cal: dict | None) -> float | None:
+    """Seconds per window of the calibrated design's wall-clock entries (version 2: the fixed-rate
+    or saturated stage's duration_s; version 1: duration_s), None when it has none."""
+    if not cal:
+        return None
+    if cal.get("version") == VERSION:
+        d = cal.get("design") or {}
+        v = next((d[k].get("duration_s") for k in ("fixed-rate", "saturated") if isinstance(d.get(k), dict)), None)
+    else:
+        v = cal.get("duration_s")
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
 def trial_log_var(entry: dict | None) -> float | None:
     """An entry's between-trial variance of the mean log difference (`aa_between_trial`'s
     `trial_log_var`) when it measured one above 0, else None (none found, or a calibration made
