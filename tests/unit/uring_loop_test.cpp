@@ -17,7 +17,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -91,23 +94,42 @@ class RunningLoop {
   int status_ = -1;
 };
 
-// A blocking client socket with send and receive timeouts of kIoTimeout; -1 if it cannot connect.
+// A blocking client socket (send and receive timeouts of kIoTimeout) connected to 127.0.0.1:PORT,
+// or -1 with the reason on stderr. A connect interrupted by a signal (EINTR: the handshake goes
+// on) is awaited; any other failure is retried a few times with a fresh socket, so that a test
+// fails on what the loop does, not on a transient of the machine running it (one TSan run of the
+// slow-reader test failed its first connect within 25 ms, reason not recorded).
 int connect_to(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  timeval tv{};
-  tv.tv_sec = kIoTimeout.count();
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  int err = 0;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    timeval tv{};
+    tv.tv_sec = kIoTimeout.count();
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    err = rc == 0 ? 0 : errno;
+    if (err == EINTR) {  // the handshake goes on: wait for it and read its outcome
+      pollfd p{fd, POLLOUT, 0};
+      socklen_t len = sizeof err;
+      if (poll(&p, 1, static_cast<int>(kIoTimeout.count() * 1000)) != 1 ||
+          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = ETIMEDOUT;
+    }
+    if (err == 0) return fd;
     ::close(fd);
-    return -1;
   }
-  return fd;
+  std::fprintf(stderr, "connect_to(127.0.0.1:%u): %s (5 attempts)\n", static_cast<unsigned>(port), std::strerror(err));
+  return -1;
 }
 
 // Closes with an RST (SO_LINGER 0), as a client that gives up.
