@@ -10,6 +10,7 @@ import tempfile
 import unittest
 
 import common  # noqa: F401  (puts scripts/ on sys.path)
+from cbenchlib.cmd import calibrate
 from cbenchlib.cmd import regress as cli_regress
 from cbenchlib.analysis import findings, gate, stats
 from cbenchlib.format import calibration, scenario, serverlist
@@ -418,6 +419,25 @@ class Metrics(unittest.TestCase):
     def test_unreadable(self):
         with self.assertRaises(cli_regress.GateError):
             cli_regress.choose_metrics("/nonexistent-calibration", 10)
+
+
+class CalibrationTrials(unittest.TestCase):
+    """`cbench calibrate` judges each trial's B/A on the points the gate would judge (gate.refusals)."""
+
+    def test_table(self):
+        # (label, metric, verdict of both rows, judged: B is 10% slower in every block)
+        for label, metric, verdict, judged in [
+                ("CPU at a client-bound point", "server_cpu_us_per_req", "client-bound", True),
+                ("req/s at a client-bound point", "req_per_s", "client-bound", False),
+                ("req/s at a server-bound point", "req_per_s", "server-bound", True),
+                ("CPU at an error-bound point", "server_cpu_us_per_req", "error-bound", False)]:
+            with self.subTest(label):
+                run = FakeRun(cell([10, 10.1, 10], verdict=verdict), cell([11, 11.1, 11], verdict=verdict))
+                run.cells = {("A", "l"): run.cells[("baseline m", "l")], ("B5", "l"): run.cells[("candidate m", "l")]}
+                ci = calibrate.wall_slowdown(run, "B5", metric)
+                self.assertEqual(ci is not None, judged)
+                if judged:
+                    self.assertAlmostEqual(ci.ratio, 1.1, places=2)
 
 
 class CalibratedDesign(unittest.TestCase):

@@ -246,9 +246,7 @@ def wall_slowdown(run: runload.Run, key: str, metric: str) -> stats.RatioCI | No
     a, b = only_cell(run, "A"), only_cell(run, key)
     if a is None or b is None:
         return None
-    allowed = gate.METRICS[metric].allowed if metric == "req_per_s" else None
-    verdicts = {v for c in (a, b) for v in findings.cell_verdicts(c)}
-    if gate.ERROR_BOUND in verdicts or (allowed and not verdicts <= set(allowed)):
+    if gate.refusals(a, b, metric):  # the gate's own rule for which points may judge
         return None
     return gate.slowdown(a, b, metric)
 

@@ -284,12 +284,12 @@ def judge(run: runload.Run | None, model: str, threshold_pct: float,
            "metrics": {v.metric: {"gate": v.gate, "reason": v.reason, "slowdown": _ci_json(v.ci),
                                   "blocks_needed": v.blocks_needed} for v in per}}
     for load, (base, cand) in pairs.items():
-        cpu = base.values("derived.server_cpu_us_per_req")
+        cpu, offered = base.values("derived.server_cpu_us_per_req"), base.values("wrk.rate_offered")
         res.setdefault("loads", {})[load] = {
             "baseline_ok": f"{len(base.ok_points)}/{len(base.points)}",
             "candidate_ok": f"{len(cand.ok_points)}/{len(cand.points)}",
             "baseline_cpu_us_per_req": stats.median(cpu) if cpu else None,
-            "rate_offered": stats.median(base.values("wrk.rate_offered") or [0]) or None,
+            "rate_offered": stats.median(offered) if offered else None,
             "cpu_ratio": _ci_json(findings.effect(cand, base, "server_cpu_us_per_req")),
             "rps_ratio": _ci_json(findings.effect(cand, base, "req_per_s"))}
     if verdict == UNDECIDED:
