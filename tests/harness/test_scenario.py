@@ -94,6 +94,12 @@ class ShippedScenarios(unittest.TestCase):
                     continue  # not measurable on this stack
                 prim = block["primary"]
                 at = {p.row.key for p in sc.points() if p.load.path == prim["path"] and p.load.key == prim["load"]}
+                # a metric read at a fixed rate needs a fixed-rate load of the primary point's shape
+                shape = next((p.load for p in sc.points() if p.load.key == prim["load"]), None)
+                fixed = any((m if isinstance(m, str) else m["metric"]).endswith("@fixed-rate") for m in f["metrics"])
+                at_fixed = {p.row.key for p in sc.points() if shape is not None
+                            and p.load.rate_common_fraction is not None and p.load.path == shape.path
+                            and p.load.connections == shape.connections and p.load.wrk_threads == shape.wrk_threads}
                 for comp in block.get("comparisons", f["comparisons"]):
                     for side in ("a", "b"):
                         spec = comp[side]
@@ -107,6 +113,8 @@ class ShippedScenarios(unittest.TestCase):
                                 self.assertTrue(rows, f"no row for {spec!r}")
                             for r in rows:
                                 self.assertIn(r.key, at, f"{r.key} does not run {prim['load']}")
+                                if fixed and stack == STACK_CPP:
+                                    self.assertIn(r.key, at_fixed, f"{r.key} runs no fixed-rate load of its shape")
 
 
 def scenario_label_matches(row, label: str) -> bool:
@@ -168,7 +176,7 @@ GENERATOR_CASES = [
 # Shipped scenarios: the load sets that reproduce a published table's columns (or compare with a
 # wrk run) name wrk; every other load set takes the default.
 SHIPPED_GENERATORS = {
-    "ever-table": {"hello": "wrk", "spin": "wrk"},
+    "ever-table": {"hello": "wrk", "spin": "wrk", "fixed-rate": "cbench-load"},
     "nio4r-collapse": {"hello": "wrk"},
     "ruby-replicas": {"hello": "wrk"},
     "tipi-table": {"hello": "wrk"},

@@ -242,7 +242,7 @@ class FallbackDeclarationTest(unittest.TestCase):
                     with self.subTest(f"{pub.name} {d.fid} {m.metric}"):
                         self.assertTrue(m.fallback and m.reason)
                         seen += 1
-        self.assertEqual(seen, 2 + 2 + 1 + 2 + 1 + 2)  # findings 1, 4, 5, 6, 7 and T1
+        self.assertEqual(seen, 2 + 1 + 3 + 1 + 2 + 2 + 2)  # findings 1, 3, 4, 5, 6, 7 and T1
         t1 = next(d for d in findings.declared_findings(TIPI) if d.fid == "T1")
         self.assertEqual([(m.metric, m.direction, m.null_ratio) for m in t1.metrics],
                          [("req_per_s", "greater", 2.0), ("syscalls_per_req", "less", 0.5),

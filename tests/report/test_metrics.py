@@ -13,7 +13,7 @@ import tomllib
 import unittest
 
 from helpers import REPO, SCRIPTS
-from cbenchlib.analysis import design, findings, mechanism
+from cbenchlib.analysis import design, findingdecl, findings, mechanism
 from cbenchlib.format import metrics
 from cbenchlib.render import reporttpl, tables
 
@@ -112,6 +112,11 @@ class RegistryTest(unittest.TestCase):
                     self.assertIn(path, metrics.BY_PATH)
         for name, (_path, label, decide_at, better) in findings.METRICS.items():
             m = metrics.BY_PATH[_path]
+            if findingdecl.at_fixed_rate(name):
+                # the fixed-rate reading of a registered metric: its own label and rule, the same sense
+                self.assertEqual((m.path, m.name + findingdecl.AT_FIXED_RATE, decide_at, better),
+                                 (metrics.FIXED_RATE_CPU, name, findingdecl.FIXED_RATE_DECIDE_AT, m.better))
+                continue
             self.assertEqual((m.name, m.label, m.decide_at, m.better), (name, label, decide_at, better))
         self.assertEqual(set(design.METRICS) & set(metrics.NOT_MEASURED), set(metrics.NOT_MEASURED))
         self.assertTrue(set(mechanism.FIGURES))

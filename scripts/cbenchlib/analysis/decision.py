@@ -32,7 +32,7 @@ from scipy import stats as sps
 from . import design, families, latencycurve, stats
 from ..format import loadgen, metrics as registry, reportrefs, verdict
 from ..format.published import STACK_RUBY, row_stack
-from .runload import Cell, Run, RunError, load_run
+from .runload import Cell, Run, RunError, fixed_rate_load, load_run
 from ..format.loadpoint import dig
 
 NOT_YET_RUN = "not yet run"
@@ -228,16 +228,6 @@ def _throughput(run: Run, ld, sh: Shape) -> Cellout:
     return Cellout(f"undecided by req/s: {why}. By server CPU per request: {cpu.text}", cpu.word,
                    short=f"req/s undecided (the load generator may have been the bound); by server CPU per"
                          f" request: {cpu.short or cpu.text}")
-
-
-def fixed_rate_load(run: Run, ld):
-    """The run's fixed-rate load of the same shape as LD (path, pipeline depth, connections and
-    generator threads equal; loadgen.is_fixed_rate), the lowest fraction when there are several;
-    None when the run has none."""
-    same = [x for x in run.loads.values() if x.lid.rate_common_fraction is not None
-            and x.lid.path == ld.lid.path and x.lid.pipeline == ld.lid.pipeline
-            and x.connections == ld.connections and x.wrk_threads == ld.wrk_threads]
-    return min(same, key=lambda x: x.lid.rate_common_fraction) if same else None
 
 
 def _spread_pct(run: Run, ld, refusal=None) -> float | None:

@@ -11,7 +11,13 @@ metric may not decide at, is left out with its reason; the metric decides when e
   error-bound or unclear ones);
 - CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
   server is saturated it is about 1/throughput and adds nothing to req/s;
-- system calls and context switches per request decide wherever the repetition did not fail.
+- system calls and context switches per request decide wherever the repetition did not fail;
+- a metric declared "<metric>@fixed-rate" (findingdecl.AT_FIXED_RATE: server CPU per request with
+  every row offered one open-loop rate below their capacities) is read at the run's fixed-rate
+  load of the primary point's shape, not at the primary point, and decides only where every
+  repetition of both rows kept the offered rate (repetitions.py); without such a load it cannot
+  decide and the next declared metric may. Open-loop loads are nobody's secondary point: their
+  req/s is the offered rate.
 The first metric carries the finding's claim (its direction, null ratio, margin). Every later
 metric is a fallback, a stand-in for the same claim where the first cannot decide, and declares
 its own direction and no-effect value beside it, with its reason: a cost per request is better
@@ -51,7 +57,7 @@ from .repetitions import can_decide, cell_values, cell_verdicts, effect, exclude
 from .labelindex import LabelIndex
 from .verdict import (CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, VERDICT_WORDS,  # noqa: F401 (readers import them from here)
                       Decision, combine_claims, combine_comparisons, decide, fmt_ci)
-from .runload import Cell, Load, Row, Run, column_label
+from .runload import Cell, Load, Row, Run, column_label, fixed_rate_load
 from ..format.loadpoint import canonical_label
 
 # The Ruby rows' word where a finding cannot be judged on them (no Ruby rows, none for its
@@ -289,7 +295,7 @@ class Analysis:
         ("-t4 -c64 /spin?us=10") and without its path ("-t4 -c64"), as a table column names it."""
         out = {}
         for ld in self.run.loads.values():
-            if not ld.lid.idle and ld.lid.pipeline == 1:
+            if not ld.lid.idle and not ld.lid.open_loop and ld.lid.pipeline == 1:
                 out.setdefault((ld.lid.path, column_label(ld)), ld)
                 out[(ld.lid.path, ld.lid.key)] = ld
         return out
@@ -321,7 +327,7 @@ class Analysis:
             pr = published_ratio(self.pub, comp, d.published_column)
             specs = findingdecl.comparison_specs(d, comp)
             for a, b in pairs:
-                results = [judge_metric(self.run, a, b, m, primary, secondary) for m in specs]
+                results = [self._judge_spec(a, b, m, primary, secondary) for m in specs]
                 deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
                 if deciding is None:
                     dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
@@ -345,6 +351,19 @@ class Analysis:
         if self.stack == STACK_RUBY and not f.lines:
             f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))
         return f
+
+
+    def _judge_spec(self, a: Row, b: Row, spec: MetricSpec, primary: Load | None, secondary: list) -> MetricResult:
+        """judge_metric at the primary point, or for a metric read at a fixed rate
+        (findingdecl.at_fixed_rate) at the run's fixed-rate load of the primary point's shape
+        (runload.fixed_rate_load), its only point."""
+        if not findingdecl.at_fixed_rate(spec.metric):
+            return judge_metric(self.run, a, b, spec, primary, secondary)
+        fixed = fixed_rate_load(self.run, primary) if primary is not None else None
+        res = judge_metric(self.run, a, b, spec, fixed, [])
+        if fixed is None:
+            res.decision = Decision(UNDECIDED, "the run has no fixed-rate load of the primary point's shape")
+        return res
 
 
 def budget_note(run: Run, f: Finding) -> str:

@@ -5,14 +5,19 @@ disturbed one (other processes' CPU in its window) or, for a metric, one whose v
 may not decide at is left out with its reason, never its point: the others still decide. The
 effect a/b is a ratio with its 95% interval, paired by block when both rows recorded blocks
 (stats.ratio_ci). findings.py reads these (and re-exports them for its readers).
+
+A metric read at a fixed-rate load (findingdecl.at_fixed_rate) decides by loadgen.fixed_rate_refusal
+instead of by verdict: a repetition that did not keep the offered rate (overloaded, error-bound,
+not open loop) shows the common rate at or above its row's capacity, so leaving it out would keep
+only the lucky repetitions: one such repetition keeps its whole cell from deciding.
 """
 from __future__ import annotations
 
 import math
 
 from . import stats
-from ..format import metrics as registry, verdict
-from .findingdecl import METRICS
+from ..format import loadgen, metrics as registry, verdict
+from .findingdecl import FIXED_RATE_DECIDE_AT, METRICS
 from .runload import Cell
 
 
@@ -22,8 +27,11 @@ def cell_values(cell: Cell, metric: str, decide_at: tuple | None = None) -> tupl
     verdict it lists); a block is None when unrecorded."""
     path = METRICS[metric][0]
     vals, blocks = [], []
+    fixed = decide_at == FIXED_RATE_DECIDE_AT
+    if fixed and any(loadgen.fixed_rate_refusal(p) for p in cell.ok_points):
+        return [], []
     for p in cell.points:
-        if verdict.repetition_problem(p, decide_at) is not None:
+        if _problem(p, decide_at) is not None:
             continue
         v = registry.dig(p, path)
         if v is None and metric == "req_per_s":
@@ -36,12 +44,20 @@ def cell_values(cell: Cell, metric: str, decide_at: tuple | None = None) -> tupl
     return vals, blocks
 
 
+def _problem(p: dict, decide_at: tuple | None) -> str | None:
+    """Why one repetition may not enter (verdict.repetition_problem; at FIXED_RATE_DECIDE_AT, a
+    disturbed repetition or loadgen.fixed_rate_refusal's reason instead of the verdict's)."""
+    if decide_at == FIXED_RATE_DECIDE_AT:
+        return verdict.repetition_problem(p) or loadgen.fixed_rate_refusal(p)
+    return verdict.repetition_problem(p, decide_at)
+
+
 def excluded(cell: Cell, decide_at: tuple | None = None) -> list[str]:
     """"<row> repetition N: why" for each repetition of the cell that may not enter a comparison
-    (verdict.repetition_problem), in record order."""
+    (verdict.repetition_problem, or at a fixed rate _problem's reason), in record order."""
     out = []
     for p in cell.points:
-        why = verdict.repetition_problem(p, decide_at)
+        why = _problem(p, decide_at)
         if why is not None:
             out.append(f"{cell.row.key} repetition {p.get('rep')}: {why}")
     return out
@@ -71,7 +87,10 @@ def can_decide(ca: Cell, cb: Cell, metric: str) -> tuple[bool, str]:
     short = [c.row.key for c in (ca, cb) if len(cell_values(c, metric, allowed)[0]) < stats.MIN_REPS_FOR_CI]
     if short:
         bad = excluded(ca, allowed) + excluded(cb, allowed)
+        where = ("where every repetition of both rows kept the offered rate (not overloaded, not error-bound),"
+                 " undisturbed" if allowed == FIXED_RATE_DECIDE_AT else
+                 f"at {', '.join(allowed)} points of undisturbed repetitions")
         return False, (f"{METRICS[metric][1]} cannot decide here: fewer than {stats.MIN_REPS_FOR_CI} repetitions"
-                       f" of {' and '.join(short)} may decide (it decides only at {', '.join(allowed)} points"
-                       f" of undisturbed repetitions{'; left out: ' + '; '.join(bad) if bad else ''})")
+                       f" of {' and '.join(short)} may decide (it decides only {where}"
+                       f"{'; left out: ' + '; '.join(bad) if bad else ''})")
     return True, ""

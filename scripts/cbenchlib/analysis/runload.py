@@ -271,6 +271,16 @@ class Run:
         return self.cells.get((row_key, lid))
 
 
+def fixed_rate_load(run: Run, ld: Load) -> Load | None:
+    """The run's fixed-rate load of the same shape as LD (path, pipeline depth, connections and
+    generator threads equal; loadgen.is_fixed_rate), the lowest fraction when there are several;
+    None when the run has none."""
+    same = [x for x in run.loads.values() if x.lid.rate_common_fraction is not None
+            and x.lid.path == ld.lid.path and x.lid.pipeline == ld.lid.pipeline
+            and x.connections == ld.connections and x.wrk_threads == ld.wrk_threads]
+    return min(same, key=lambda x: x.lid.rate_common_fraction) if same else None
+
+
 def column_label(ld: Load) -> str:
     """A load key without what its table's title already says (path, pipeline depth):
     the sweep writes "-t2 -c10 /spin?us=10"; under the title "GET /spin?us=10" it reads "-t2 -c10"."""
