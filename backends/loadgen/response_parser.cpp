@@ -22,20 +22,48 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Lines end in LF with an optional CR before it: RFC 9112 section 2.2 lets a recipient take a
+// bare LF as a line terminator, and the published table's servers answer with bare LFs ("HTTP/1.1
+// 200 OK\nContent-Length: 13\n\nHello, world!", cbench-server --response published), which wrk
+// reads. The line starting at `from` in buf: its text without the terminator, and where the next
+// line starts; npos as next when no LF has arrived yet.
+struct Line {
+  std::string_view text;
+  std::size_t next;
+};
+
+Line line_at(std::string_view buf, std::size_t from) {
+  std::size_t lf = buf.find('\n', from);
+  if (lf == std::string_view::npos) return {{}, std::string_view::npos};
+  std::size_t end = lf > from && buf[lf - 1] == '\r' ? lf - 1 : lf;
+  return {buf.substr(from, end - from), lf + 1};
+}
+
+// Where the header section that starts at buf[0] ends (one past its empty line), or npos when its
+// empty line has not arrived yet.
+std::size_t head_end(std::string_view buf) {
+  for (std::size_t lf = buf.find('\n'); lf != std::string_view::npos; lf = buf.find('\n', lf + 1)) {
+    std::size_t next = lf + 1;
+    if (next < buf.size() && buf[next] == '\r') ++next;
+    if (next < buf.size() && buf[next] == '\n') return next + 1;
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace
 
 parse_status ResponseParser::parse_head(std::string_view buf) {
-  std::size_t end = buf.find("\r\n\r\n");
+  std::size_t end = head_end(buf);
   if (end == std::string_view::npos) {
     // Reject early what can never become a status line, so garbage is caught at once.
     std::string_view prefix = buf.substr(0, 7);
     if (std::string_view("HTTP/1.").substr(0, prefix.size()) != prefix) return parse_status::invalid;
     return buf.size() > kMaxHeaderBytes ? parse_status::invalid : parse_status::partial;
   }
-  if (end + 4 > kMaxHeaderBytes) return parse_status::invalid;
-  std::string_view head = buf.substr(0, end + 2);  // every line ends with CRLF
-  std::size_t eol = head.find("\r\n");
-  std::string_view status_line = head.substr(0, eol);
+  if (end > kMaxHeaderBytes) return parse_status::invalid;
+  std::string_view head = buf.substr(0, end);  // every line ends with LF, the last one empty
+  Line first = line_at(head, 0);
+  std::string_view status_line = first.text;
   // "HTTP/1.x NNN[ reason]"
   if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." ||
       (status_line[7] != '0' && status_line[7] != '1') || status_line[8] != ' ' ||
@@ -53,11 +81,8 @@ parse_status ResponseParser::parse_head(std::string_view buf) {
   bool chunked = false;
   bool have_length = false;
   std::size_t length = 0;
-  std::size_t line_start = eol + 2;
-  while (line_start < head.size()) {
-    std::size_t line_end = head.find("\r\n", line_start);
-    std::string_view line = head.substr(line_start, line_end - line_start);
-    line_start = line_end + 2;
+  for (Line ln = line_at(head, first.next); !ln.text.empty(); ln = line_at(head, ln.next)) {
+    std::string_view line = ln.text;
     std::size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) return parse_status::invalid;
     std::string_view name = line.substr(0, colon);
@@ -74,7 +99,7 @@ parse_status ResponseParser::parse_head(std::string_view buf) {
       chunked = true;
     }
   }
-  pos_ = end + 4;
+  pos_ = end;
   bool bodyless = (code >= 100 && code < 200) || code == 204 || code == 304;
   if (chunked && have_length) return parse_status::invalid;
   if (bodyless) {
@@ -106,16 +131,16 @@ parse_status ResponseParser::parse(std::string_view buf) {
         return parse_status::complete;
       }
       case phase::chunk_size: {
-        std::size_t eol = buf.find("\r\n", pos_);
-        if (eol == std::string_view::npos)
+        Line ln = line_at(buf, pos_);
+        if (ln.next == std::string_view::npos)
           return buf.size() - pos_ > 1024 ? parse_status::invalid : parse_status::partial;
-        std::string_view line = buf.substr(pos_, eol - pos_);
+        std::string_view line = ln.text;
         std::size_t semi = line.find(';');  // chunk extensions are ignored
         std::string_view hex = trim(line.substr(0, semi));
         std::size_t n = 0;
         auto [p, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), n, 16);
         if (hex.empty() || ec != std::errc{} || p != hex.data() + hex.size()) return parse_status::invalid;
-        pos_ = eol + 2;
+        pos_ = ln.next;
         if (n == 0) {
           phase_ = phase::trailers;
         } else {
@@ -130,19 +155,21 @@ parse_status ResponseParser::parse(std::string_view buf) {
         phase_ = phase::chunk_data_crlf;
         break;
       }
-      case phase::chunk_data_crlf: {
-        if (buf.size() - pos_ < 2) return parse_status::partial;
-        if (buf.substr(pos_, 2) != "\r\n") return parse_status::invalid;
-        pos_ += 2;
+      case phase::chunk_data_crlf: {  // the line terminator after chunk data: CRLF or a bare LF
+        std::string_view rest = buf.substr(pos_, 2);
+        if (rest.empty() || rest == "\r") return parse_status::partial;
+        std::size_t n = rest == "\r\n" ? 2 : rest[0] == '\n' ? 1 : 0;
+        if (n == 0) return parse_status::invalid;
+        pos_ += n;
         phase_ = phase::chunk_size;
         break;
       }
       case phase::trailers: {
-        std::size_t eol = buf.find("\r\n", pos_);
-        if (eol == std::string_view::npos)
+        Line ln = line_at(buf, pos_);
+        if (ln.next == std::string_view::npos)
           return buf.size() - pos_ > kMaxHeaderBytes ? parse_status::invalid : parse_status::partial;
-        bool empty = eol == pos_;
-        pos_ = eol + 2;
+        bool empty = ln.text.empty();
+        pos_ = ln.next;
         if (empty) {
           consumed_ = pos_;
           return parse_status::complete;

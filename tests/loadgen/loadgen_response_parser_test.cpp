@@ -23,7 +23,19 @@ const std::string kHello = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, 
 const std::string kChunked =
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n8;ext=1\r\n, world!\r\n0\r\nX-T: 1\r\n\r\n";
 
+// The published table's bytes (cbench-server --response published): bare LF line endings, which
+// RFC 9112 section 2.2 lets a recipient accept and wrk does.
+const std::string kPublished = "HTTP/1.1 200 OK\nContent-Length: 13\n\nHello, world!";
+const std::string kChunkedLf = "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nHello\n0\n\n";
+
 const Case kCases[] = {
+    {"bare_lf_published_bytes", kPublished, parse_status::complete, kPublished.size(), 200},
+    {"bare_lf_then_next", "HTTP/1.1 200 OK\nContent-Length: 13\n\nHello, world!HTTP/1.1 200 OK\n", parse_status::complete,
+     kPublished.size(), 200},
+    {"mixed_crlf_and_lf", "HTTP/1.1 201 Created\r\nContent-Length: 2\n\r\nok", parse_status::complete, 44, 201},
+    {"chunked_bare_lf", kChunkedLf, parse_status::complete, kChunkedLf.size(), 200},
+    {"bare_lf_no_framing", "HTTP/1.1 200 OK\nServer: x\n\nbody", parse_status::invalid, 0, 0},
+    {"bare_lf_header_without_colon", "HTTP/1.1 200 OK\nnocolon\n\n", parse_status::invalid, 0, 0},
     {"content_length", kHello, parse_status::complete, kHello.size(), 200},
     {"content_length_then_next", kHello + "HTTP/1.1", parse_status::complete, kHello.size(), 200},
     {"chunked_with_trailer", kChunked, parse_status::complete, kChunked.size(), 200},
