@@ -2,13 +2,15 @@
 the declarations parse, handler-blocking's points are sized from the expected service time, and
 each verdict word (supported, contradicted, equivalent, undecided with repetitions) comes out of
 data built to give it. Simulated data only; no timing."""
+import json
 import os
 import tempfile
 import unittest
 
 from helpers import REPO, point, write_run
 
-from cbenchlib.analysis import design, findings
+from cbenchlib.analysis import design, findings, sequential
+from cbenchlib.render import designtext
 from cbenchlib.format import scenario
 from cbenchlib.analysis.runload import load_run
 
@@ -85,7 +87,7 @@ class TestBlocking(unittest.TestCase):
                 pts.append(pt("pull-loop", "pull-loop", b, "/sleep?ms=10", rep, requests=reqs))
             run = run_of(tmp, "20260101T000000Z-handler-blocking", pts, "handler-blocking")
             res = design.judge(run, decl("B1"))
-            text = design.render(run, [decl("B1")])
+            text = designtext.render(run, [decl("B1")])
         return res, text
 
     def test_verdicts(self):
@@ -102,6 +104,51 @@ class TestBlocking(unittest.TestCase):
                 self.assertEqual(res.comparisons[0].bound, 64)
                 self.assertIn("| 64 (6400 against 100 req/s) |", text)
 
+    def test_failed_requests_enter_only_on_the_side_the_claim_says_is_higher(self):
+        # B1 declares "conservative_errors": a starving pool's timed-out requests are not counted,
+        # so its req/s understates it; it enters as side a (claim a/b > 1) and never as side b.
+        cases = [  # name, a's (model, threads, req/s, verdict, timeouts), b's, expected word, entered
+            ("starving pool as side a: judged on what it served",
+             ("blocking-pool", 8, [790, 800, 795], "error-bound", 56), ("pull-loop", 1, [99, 98, 99.5], "unclear", 0),
+             findings.SUPPORTED, True),
+            ("the single loop erroring as side b: left out, never entered",
+             ("thread-per-connection", 1, [6100, 6200, 6150], "unclear", 0),
+             ("pull-loop", 1, [99, 98, 99.5], "error-bound", 3), findings.UNDECIDED, False),
+            ("the tie sub-claim: errors never enter", ("worker-pool", 1, [99, 98, 99.5], "error-bound", 2),
+             ("pull-loop", 1, [99, 98, 99.5], "unclear", 0), findings.UNDECIDED, False),
+        ]
+        for name, (ma, ta, ra, va, toa), (mb, tb, rb, vb, tob), want, entered in cases:
+            with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
+                pts = []
+                for rep in range(3):
+                    pts.append(pt(ma, ma, ra[rep], "/sleep?ms=10", rep, threads=ta, verdict=va, timeouts=toa))
+                    pts.append(pt(mb, mb, rb[rep], "/sleep?ms=10", rep, threads=tb, verdict=vb, timeouts=tob))
+                run = run_of(tmp, "20260101T000000Z-handler-blocking", pts, "handler-blocking")
+                res = design.judge(run, decl("B1"))
+                text = designtext.render(run, [decl("B1")])
+                c = next(c for c in res.comparisons if c.a.model == ma)
+                self.assertEqual(c.decision.word, want, c.decision.text())
+                self.assertEqual(bool(c.entered), entered)
+                self.assertEqual("entered on the side the claim says is higher" in text, entered)
+                # the sequential design reads the same repetitions as the verdict
+                seq = next(s for s in sequential.design_comparisons(run, "handler-blocking")[0]
+                           if s.name.endswith(c.name))
+                self.assertEqual(seq.have(), 3 if entered else 0)
+
+    def test_conservative_errors_is_refused_where_it_could_bias(self):
+        base = {"id": "X", "title": "t", "claim": "c", "scenario": "handler-blocking", "path": "/",
+                "comparisons": [{"a": {"model": "m"}, "b": {"model": "n"}}], "conservative_errors": "why"}
+        cases = [("not req/s", dict(base, kind="ratio", metric="rss_mib")),
+                 ("empty reason", dict(base, kind="ratio", metric="req_per_s", conservative_errors=" ")),
+                 ("a convergence finding", dict(base, kind="convergence", metric="req_per_s", margin=1.1))]
+        for name, d in cases:
+            with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "design.json")
+                with open(path, "w") as f:
+                    json.dump({"findings": [d]}, f)
+                with self.assertRaisesRegex(design.DeclarationError, "conservative_errors"):
+                    design.load_declarations(path)
+
     def test_undecided_names_the_repetitions_needed(self):
         res, _ = self.judge([104, 97, 112, 100], [99, 106, 97, 103])
         self.assertEqual(res.overall.word, findings.UNDECIDED)
@@ -113,9 +160,9 @@ class TestBlocking(unittest.TestCase):
                    for k, v in (("thread-per-connection", 6000 + rep), ("pull-loop", 99 + rep))]
             run = run_of(tmp, "20260101T000000Z-handler-blocking", pts, "handler-blocking")
             other = run_of(tmp, "20260101T000000Z-unit", pts, "unit")
-            self.assertIn("Design finding B1", design.render_for_run(run))
-            self.assertNotIn("Design finding C1", design.render_for_run(run))
-            self.assertEqual(design.render_for_run(other), "")
+            self.assertIn("Design finding B1", designtext.render_for_run(run))
+            self.assertNotIn("Design finding C1", designtext.render_for_run(run))
+            self.assertEqual(designtext.render_for_run(other), "")
 
     def test_too_few_requests_per_connection_decide_nothing(self):
         res, text = self.judge([6100, 6200], [99, 98], reqs=64 * 2)
@@ -189,7 +236,7 @@ class TestFloorCosts(unittest.TestCase):
             self.assertEqual(fc1.comparisons[0].decision.word, findings.CONTRADICTED)
             self.assertAlmostEqual(fc2.comparisons[0].ci.ratio, 1.3, places=1)
             self.assertEqual(fc2.comparisons[0].decision.word, findings.CONTRADICTED)
-            self.assertIn("pipeline 16", design.render(run, [decl("FC2")]))
+            self.assertIn("pipeline 16", designtext.render(run, [decl("FC2")]))
 
     def test_threshold_against_a_declared_value(self):
         cases = [("below", [0.40, 0.42, 0.41, 0.43], findings.SUPPORTED),
@@ -201,7 +248,7 @@ class TestFloorCosts(unittest.TestCase):
                 run = self.run_of(tmp, pts)
                 res = design.judge(run, decl("FC3"))
                 self.assertEqual(res.overall.word, want)
-                self.assertIn("| row / declared value |", design.render(run, [decl("FC3")]))
+                self.assertIn("| row / declared value |", designtext.render(run, [decl("FC3")]))
 
     def test_two_rows_of_one_model_are_told_apart_by_their_flags(self):
         # The default io-uring row and its batched wait (--uring-min-wait-us 20) in one run: FC3

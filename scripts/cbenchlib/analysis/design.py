@@ -24,7 +24,9 @@ Each finding lists mechanism metrics (memory, context switches, threads) shown b
 verdict; one that no producer writes (format/metrics.py NOT_MEASURED, e.g. partial writes, which
 cbench-server does not count) shows "not measured", one a point did not record "not recorded". A repetition decides nothing (it is left out on its own, and marked) when it failed
 or was disturbed, when its verdict is not one decide_at allows, when wrk counted timeouts, or when
-fewer than min_requests_per_connection requests per connection completed. Verdict words and the "undecided" reason
+fewer than min_requests_per_connection requests per connection completed; a ratio finding on req/s
+that declares "conservative_errors" (with its reason) lets repetitions with failed requests enter
+on the side its claim says is higher, where they can only weigh against it (conservative_side). Verdict words and the "undecided" reason
 with the repetitions that would decide come from findings.decide: nothing here knows the answer.
 A finding's "load" picks its path's load by fields (LOAD_FIELDS; default pipeline 1); a comparison's
 "load_a"/"load_b" replace it per side, so a row may face itself under another generator.
@@ -119,6 +121,11 @@ def load_declarations(path: str = DESIGN_PATH) -> list[dict]:
                 raise DeclarationError(f"{where}: a comparison may declare only \"direction\": \"equivalent\""
                                        " (a tie expected), with its \"reason\" and a \"margin\" unless the"
                                        " metric registers one")
+        if "conservative_errors" in d and (d["kind"] != "ratio" or d["metric"] != "req_per_s"
+                                           or not isinstance(d["conservative_errors"], str)
+                                           or not d["conservative_errors"].strip()):
+            raise DeclarationError(f"{where}: \"conservative_errors\" (its reason, a text) applies only to a"
+                                   " ratio finding on req_per_s")
         if d["kind"] == "threshold" and (not d.get("rows") or "path" not in d
                                          or not isinstance(d.get("value"), (int, float)) or d["value"] <= 0):
             raise DeclarationError(f"{where}: a threshold finding needs rows, a path and a value > 0")
@@ -184,7 +191,7 @@ def _load_matches(lid, sel: dict | None) -> bool:
     return all(getattr(lid, k) == v for k, v in sel.items())
 
 
-def _load_text(sel: dict | None) -> str:
+def load_text(sel: dict | None) -> str:
     sel = {"pipeline": 1, **(sel or {})}
     return ", ".join(f"{k} {v}" for k, v in sel.items())
 
@@ -199,16 +206,17 @@ def cell_at(run: Run, row: Row, path: str, sel: dict | None = None) -> Cell | No
     return None
 
 
-def point_problem(p: dict, decl: dict) -> str | None:
-    """Why a repetition decides nothing for this finding, or None."""
+def point_problem(p: dict, decl: dict, errors_enter: bool = False) -> str | None:
+    """Why a repetition decides nothing for this finding, or None. ERRORS_ENTER (conservative_side):
+    a repetition whose requests failed (error-bound, wrk timeouts) enters all the same."""
     allowed = decl.get("decide_at")
-    why = verdict.repetition_problem(p, tuple(allowed) if allowed else None)
+    allowed = tuple(allowed) + (FAILURE_VERDICTS if errors_enter else ()) if allowed else None
+    why = verdict.repetition_problem(p, allowed)
     if why is not None:
         return why
-    v = p.get("verdict") or "unclear"
-    if v in FAILURE_VERDICTS:
-        return v
-    if (dig(p, "wrk.errors.timeout") or 0) > 0:
+    if not errors_enter and (p.get("verdict") or "unclear") in FAILURE_VERDICTS:
+        return p.get("verdict")
+    if not errors_enter and (dig(p, "wrk.errors.timeout") or 0) > 0:
         return "wrk timeouts"
     need = decl.get("min_requests_per_connection")
     req, conns = dig(p, "wrk.requests"), dig(p, "load.connections")
@@ -217,12 +225,26 @@ def point_problem(p: dict, decl: dict) -> str | None:
     return None
 
 
-def values(cell: Cell, metric: str, decl: dict) -> tuple[list[float], list, list[str]]:
-    """(values, blocks, problems) of a metric over a cell's repetitions that may decide."""
+def conservative_side(decl: dict, direction: str) -> str | None:
+    """The side ("a" or "b") whose repetitions with failed requests may enter a comparison, or None.
+    A finding declaring "conservative_errors" (its reason beside it) on req/s lets them enter on the
+    side its claim says is higher (a for "greater", b for "less"): failed requests are not counted,
+    so such a repetition understates that row's req/s and can only move the ratio against the
+    claim; a claim supported with it would be supported without it. A row whose design starves
+    some connections (a pool of fewer threads than keep-alive connections) is then judged on what
+    it served instead of never. Never for an equivalence claim, which errors could bias either way."""
+    if not decl.get("conservative_errors") or decl["metric"] != "req_per_s":
+        return None
+    return {"greater": "a", "less": "b"}.get(direction)
+
+
+def values(cell: Cell, metric: str, decl: dict, errors_enter: bool = False) -> tuple[list[float], list, list[str]]:
+    """(values, blocks, problems) of a metric over a cell's repetitions that may decide
+    (ERRORS_ENTER: point_problem's)."""
     get = METRICS[metric][0]
     vals, blocks, probs = [], [], []
     for p in cell.points:
-        why = point_problem(p, decl)
+        why = point_problem(p, decl, errors_enter)
         if why:
             probs.append(f"repetition {p.get('rep')}: {why}")
             continue
@@ -256,6 +278,8 @@ class Comparison:
     tie: bool = False  # an equivalence sub-claim (findingdecl.design_claim): "equivalent" is its success
     cells: tuple | None = None  # (cell a, cell b) judged (a threshold's b is a's cell)
     claim: tuple = ("greater", 1.0, None)  # (direction, null ratio, margin) it was judged on
+    errors_side: str | None = None  # conservative_side: the side whose failed requests may enter
+    entered: list = field(default_factory=list)  # "<row> repetition N: why" that entered there all the same
 
 
 @dataclass
@@ -301,7 +325,7 @@ def _judge_threshold(run: Run, decl: dict) -> Result:
         for a in rows:
             ca = cell_at(run, a, path, decl.get("load"))
             if ca is None:
-                res.missing.append(f"{a.key} at {path} ({_load_text(decl.get('load'))})")
+                res.missing.append(f"{a.key} at {path} ({load_text(decl.get('load'))})")
                 continue
             va, _ba, pa = values(ca, metric, decl)
             ci = stats.ratio_ci(va, [value] * len(va)) if va else None
@@ -331,12 +355,16 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
         for a, b in pairs:
             ca, cb = cell_at(run, a, path, sel_a), cell_at(run, b, path, sel_b)
             if ca is None or cb is None:
-                res.missing.append(f"{a.key} / {b.key} at {path} ({_load_text(sel_a)}; {_load_text(sel_b)})")
+                res.missing.append(f"{a.key} / {b.key} at {path} ({load_text(sel_a)}; {load_text(sel_b)})")
                 continue
-            va, ba, pa = values(ca, metric, decl)
-            vb, bb, pb = values(cb, metric, decl)
+            side = conservative_side(decl, direction)
+            va, ba, pa = values(ca, metric, decl, side == "a")
+            vb, bb, pb = values(cb, metric, decl, side == "b")
             ci = stats.ratio_ci(va, vb, blocks_num=ba, blocks_den=bb) if va and vb else None
             marks = [f"{a.key} {m}" for m in pa] + [f"{b.key} {m}" for m in pb]
+            entered = [f"{r.key} repetition {p.get('rep')}: {point_problem(p, decl)}"
+                       for r, c, s_ in ((a, ca, "a"), (b, cb, "b")) if side == s_ for p in c.points
+                       if point_problem(p, decl) and not point_problem(p, decl, True)]
             dec = findings.decide(ci, direction, null, margin)
             if ci is None:
                 dec = findings.Decision(findings.UNDECIDED, "no repetition may decide: " + "; ".join(marks))
@@ -346,12 +374,12 @@ def _judge_ratio(run: Run, decl: dict) -> Result:
                 bound = row_limit(a, conns) / row_limit(b, conns)
             mech = {m: (mechanism_median(ca, m), mechanism_median(cb, m)) for m in decl.get("mechanism") or []}
             cname = f"{a.key} / {b.key}" if sel_a == sel_b else \
-                f"{a.key} ({_load_text(sel_a)}) / {b.key} ({_load_text(sel_b)})"
+                f"{a.key} ({load_text(sel_a)}) / {b.key} ({load_text(sel_b)})"
             if direction == "equivalent" and decl.get("direction", "greater") != "equivalent":
                 cname += " (tie expected)"
             res.comparisons.append(Comparison(cname, a, b, ci, dec, bound, marks, mech,
                                               ca.load.connections or 1, comp.get("direction") == "equivalent",
-                                              (ca, cb), (direction, null, margin)))
+                                              (ca, cb), (direction, null, margin), side, entered))
     res.overall = findings.combine_comparisons(res.comparisons)
     return res
 
@@ -418,77 +446,6 @@ def _judge_convergence(run: Run, decl: dict) -> Result:
 
 def _spec(spec: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in spec.items())
-
-
-# ---------------------------------------------------------------- rendering
-def _fmt(v: float | None, metric: str = "") -> str:
-    if metric in registry.NOT_MEASURED:
-        return "not measured"
-    if v is None:
-        return "not recorded"
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
-def render(run: Run, decls: list[dict], heading_level: int = 3) -> str:
-    h = "#" * heading_level
-    out = []
-    for d in decls:
-        r = judge(run, d)
-        out += [f"{h} Design finding {d['id']}: {d['title']}", "", f"Claim (declared before the run in"
-                f" `results/findings/design.json`): {d['claim']}", ""]
-        out += [d["note"], ""] if d.get("note") else []
-        if d["kind"] in ("ratio", "threshold"):
-            if not r.comparisons:
-                out += [f"**{findings.NO_DATA}**: the run has no rows for " + ", ".join(f"`{m}`" for m in r.missing), ""]
-                continue
-            mech = d.get("mechanism") or []
-            head = "| a / b | " + METRICS[d["metric"]][1] + " a/b (95% CI) |"
-            sep = "|---|---|"
-            if d.get("bound"):
-                head += " bound (limit a / limit b) | measured / bound |"
-                sep += "---|---|"
-            one = d["kind"] == "threshold"  # a threshold's row is both sides: one mechanism value
-            head += " verdict |" + "".join(f" {METRICS[m][1]}{'' if one else ' (a; b)'} |" for m in mech)
-            sep += "---|" + "---|" * len(mech)
-            if d["kind"] == "threshold":
-                head = head.replace("| a / b |", "| row / declared value |").replace(" a/b ", " row/value ")
-            at = f" ({_load_text(d['load'])})" if d.get("load") else ""
-            out += [f"At GET `{d['path']}`{at}; metric {METRICS[d['metric']][1]}.", "", head, sep]
-            for c in r.comparisons:
-                line = f"| {c.name} | {findings.fmt_ci(c.ci) if c.ci else 'no interval'} |"
-                if d.get("bound"):
-                    frac = f"{c.ci.ratio / c.bound:.2f}" if c.ci and c.bound else ""
-                    ms, conns = sleep_ms(d["path"]), c.a_conns
-                    rates = (f" ({row_limit(c.a, conns) * 1000 / ms:.0f} against {row_limit(c.b, conns) * 1000 / ms:.0f}"
-                             " req/s)" if ms else "")
-                    line += f" {c.bound:g}{rates} | {frac} |"
-                line += f" {c.decision.text()} |" + "".join(f" {_fmt(c.mechanism[m][0], m)}" + (
-                    "" if one else f"; {_fmt(c.mechanism[m][1], m)}") + " |" for m in mech)
-                out.append(line)
-            out.append("")
-            marks = [m for c in r.comparisons for m in c.marks]
-            if marks:
-                out += ["Repetitions that decide nothing (marked): " + "; ".join(sorted(set(marks))) + ".", ""]
-            if r.missing:
-                out += [f"{findings.NO_DATA} for " + ", ".join(f"`{m}`" for m in r.missing) + ".", ""]
-        else:
-            out += ["| handler cost | best row | worst row | best / worst req/s (95% CI) | within the margin? |",
-                    "|---|---|---|---|---|"]
-            for cp in r.points:
-                out.append(f"| `{cp.path}` | {cp.best.key} | {cp.worst.key} | {findings.fmt_ci(cp.ci)} | {cp.decision.text()} |")
-            out += ["", "The best and worst rows are picked from the same repetitions that estimate their ratio,"
-                    " so the ratio leans away from one: an equivalence verdict is conservative.", ""]
-        out += [f"**Verdict: {r.overall.word}** ({r.overall.reason}).", ""]
-    return "\n".join(out)
-
-
-def render_for_run(run: Run, path: str = DESIGN_PATH) -> str:
-    """The design findings of the run's scenario, or "" when it declares none."""
-    try:
-        decls = for_scenario(scenario_of(run), path)
-    except (OSError, DeclarationError):
-        return ""
-    return render(run, decls) if decls else ""
 
 
 def scenario_of(run: Run) -> str | None:

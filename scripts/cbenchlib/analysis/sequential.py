@@ -319,8 +319,10 @@ def design_comparisons(run: runload.Run, scenario: str | None) -> tuple[list[Com
     for d in decls:
         metric = d["metric"]
 
-        def vals(c, d=d, metric=metric):
-            v, b, _probs = design.values(c, metric, d)
+        def vals(c, d=d, metric=metric, entering=None):
+            """A cell's valid (values, blocks); ENTERING: the cell whose failed requests enter
+            (design.conservative_side)."""
+            v, b, _probs = design.values(c, metric, d, c is entering)
             return v, b
         res = design.judge(run, d)
         if d["kind"] == "convergence":
@@ -339,8 +341,9 @@ def design_comparisons(run: runload.Run, scenario: str | None) -> tuple[list[Com
                 out.append(Comparison(f"design finding {d['id']} {comp.name}", ca, None, vals,
                                       Claim(direction, 1.0, None), float(d["value"])))
             else:
-                out.append(Comparison(f"design finding {d['id']} {comp.name}", ca, cb, vals,
-                                      Claim(direction, null, margin)))
+                entering = {"a": ca, "b": cb}.get(comp.errors_side)
+                out.append(Comparison(f"design finding {d['id']} {comp.name}", ca, cb,
+                                      lambda c, e=entering, f=vals: f(c, entering=e), Claim(direction, null, margin)))
     return out, notes
 
 

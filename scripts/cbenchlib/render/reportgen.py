@@ -13,9 +13,9 @@ import re
 import tomllib
 from collections import Counter
 
-from ..analysis import boundshare, decision, design, findings, latencycurve, micro
+from ..analysis import boundshare, decision, findings, latencycurve, micro
 from . import costaccount as account_text
-from . import boundtext, calibration_table, crosscheck_table, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
+from . import boundtext, calibration_table, crosscheck_table, designtext, findingstext, microreport, pubcompare, reportpages, reporttpl, summary, tables
 from .charts import plot_run, read_index
 from ..format import calibration, published, reportrefs
 from ..format import costs as costs_format
@@ -113,7 +113,7 @@ def run_report(run: Run, latency: str = "max") -> str:
         an = findings.Analysis(run)
         if an.has_data:
             out.append(findingstext.render_findings(an, 2))
-    designed = design.render_for_run(run)  # the scenario's findings in results/findings/design.json
+    designed = designtext.render_for_run(run)  # the scenario's findings in results/findings/design.json
     if designed:
         out += ["## Design findings", "", designed]
     out += ["## Charts", ""] + chart_links(run) + [""]
@@ -202,7 +202,7 @@ def section_text(name: str, sec: dict | None, allow_synthetic: bool = False, roo
     out.append(tables.render_run_tables(run, latency, heading_level=3, with_header=False))
     for pub in matching_published(run):
         out.append(pubcompare.render_published_comparison(run, pub, latency, heading_level=3))
-    designed = design.render_for_run(run)  # results/findings/design.json's findings
+    designed = designtext.render_for_run(run)  # results/findings/design.json's findings
     if designed:
         out.append(designed)
     out += [f"Charts (from `{rel}/charts/`):", ""] + chart_links(run, link_prefix=f"{rel}/") + [""]
