@@ -352,7 +352,6 @@ class Analysis:
             f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))
         return f
 
-
     def _judge_spec(self, a: Row, b: Row, spec: MetricSpec, primary: Load | None, secondary: list) -> MetricResult:
         """judge_metric at the primary point, or for a metric read at a fixed rate
         (findingdecl.at_fixed_rate) at the run's fixed-rate load of the primary point's shape
