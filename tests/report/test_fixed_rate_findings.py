@@ -1,5 +1,5 @@
 """Published findings judged on server CPU per request at a fixed rate ("<metric>@fixed-rate",
-findingdecl.AT_FIXED_RATE): the metric is read at the run's fixed-rate load of the primary point's
+findingdecl.at_fixed_rate): the metric is read at the run's fixed-rate load of the primary point's
 shape (same path, connections and generator threads; every row offered one open-loop rate), never
 at the primary point itself, and decides only where every repetition of both rows kept the offered
 rate (loadgen.fixed_rate_refusal). Constructed runs with known answers, on the declarations of the

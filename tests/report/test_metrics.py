@@ -14,7 +14,7 @@ import unittest
 
 from helpers import REPO, SCRIPTS
 from cbenchlib.analysis import design, findingdecl, findings, mechanism
-from cbenchlib.format import metrics
+from cbenchlib.format import calibration, metrics
 from cbenchlib.render import reporttpl, tables
 
 PKG = os.path.join(SCRIPTS, "cbenchlib")
@@ -114,7 +114,7 @@ class RegistryTest(unittest.TestCase):
             m = metrics.BY_PATH[_path]
             if findingdecl.at_fixed_rate(name):
                 # the fixed-rate reading of a registered metric: its own label and rule, the same sense
-                self.assertEqual((m.path, m.name + findingdecl.AT_FIXED_RATE, decide_at, better),
+                self.assertEqual((m.path, calibration.entry_key(m.name, calibration.FIXED_RATE), decide_at, better),
                                  (metrics.FIXED_RATE_CPU, name, findingdecl.FIXED_RATE_DECIDE_AT, m.better))
                 continue
             self.assertEqual((m.name, m.label, m.decide_at, m.better), (name, label, decide_at, better))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..format import metrics
+from ..format import calibration, metrics
 from ..format.published import STACK_RUBY, Published
 
 HIGHER, LOWER = metrics.HIGHER, metrics.LOWER  # which side of a metric is the better one
@@ -20,19 +20,20 @@ METRICS = {m.name: (m.path, m.label, m.decide_at, m.better) for m in (
     metrics.get("derived.syscalls_per_req"), metrics.get("derived.ctx_switches_per_req"))}
 
 # A metric read at the run's fixed-rate load of the primary point's shape instead of at the primary
-# point ("<metric>@fixed-rate", as `cbench regress` names it): every compared row offered one
-# open-loop rate below all their capacities, so the server's CPU per request is its own cost and not
-# confounded with the generator's. It decides where loadgen.fixed_rate_refusal lets every
-# repetition of both rows decide (FIXED_RATE_DECIDE_AT stands for that rule in decide_at's place).
-AT_FIXED_RATE = "@fixed-rate"
-FIXED_RATE_DECIDE_AT = ("fixed-rate",)
+# point ("<metric>@fixed-rate", calibration.entry_key's spelling, as `cbench regress` names it):
+# every compared row offered one open-loop rate below all their capacities, so the server's CPU per
+# request is its own cost and not confounded with the generator's. It decides where
+# loadgen.fixed_rate_refusal lets every repetition of both rows decide (FIXED_RATE_DECIDE_AT stands
+# for that rule in decide_at's place).
+FIXED_RATE_DECIDE_AT = (calibration.FIXED_RATE,)
 _cpu = metrics.get(metrics.FIXED_RATE_CPU)
-METRICS[_cpu.name + AT_FIXED_RATE] = (_cpu.path, "server CPU us/request at a fixed rate", FIXED_RATE_DECIDE_AT, _cpu.better)
+METRICS[calibration.entry_key(_cpu.name, calibration.FIXED_RATE)] = (
+    _cpu.path, "server CPU us/request at a fixed rate", FIXED_RATE_DECIDE_AT, _cpu.better)
 
 
 def at_fixed_rate(metric: str) -> bool:
-    """Whether a finding's metric is read at the fixed-rate load (AT_FIXED_RATE)."""
-    return metric.endswith(AT_FIXED_RATE)
+    """Whether a finding's metric is read at the fixed-rate load ("<metric>@fixed-rate")."""
+    return calibration.split_key(metric)[1] == calibration.FIXED_RATE
 
 
 _OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}

@@ -12,7 +12,7 @@ metric may not decide at, is left out with its reason; the metric decides when e
 - CPU per request decides only where wrk, not the server, was saturated (client-bound): where the
   server is saturated it is about 1/throughput and adds nothing to req/s;
 - system calls and context switches per request decide wherever the repetition did not fail;
-- a metric declared "<metric>@fixed-rate" (findingdecl.AT_FIXED_RATE: server CPU per request with
+- a metric declared "<metric>@fixed-rate" (findingdecl.at_fixed_rate: server CPU per request with
   every row offered one open-loop rate below their capacities) is read at the run's fixed-rate
   load of the primary point's shape, not at the primary point, and decides only where every
   repetition of both rows kept the offered rate (repetitions.py); without such a load it cannot

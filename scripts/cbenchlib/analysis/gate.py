@@ -34,7 +34,7 @@ PASS, FAIL, UNDECIDED = "pass", "FAIL", "undecided"
 # "<metric>@<load>"): callgrind over a fixed number of requests; the sweep's saturated point; the
 # sweep's fixed-rate load (every row offered one open-loop rate below all their capacities, the
 # rows taking turns in one window: run/alternating.py).
-CALLGRIND, SATURATED, FIXED_RATE = "callgrind", "saturated", "fixed-rate"
+CALLGRIND, SATURATED, FIXED_RATE = calibration.CALLGRIND, calibration.SATURATED, calibration.FIXED_RATE
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class GateMetric:
 
 
 INSTRUCTIONS = "instructions_per_req"
-FIXED_CPU = "server_cpu_us_per_req@fixed-rate"
+FIXED_CPU = calibration.entry_key("server_cpu_us_per_req", FIXED_RATE)
 # Instructions per request come from callgrind over a fixed number of requests (run/costs.py), a
 # count that a busy machine does not move; CPU per request at saturation is the server's cost
 # whatever bounds a sweep point (error-bound points excepted) but is confounded with how cheaply

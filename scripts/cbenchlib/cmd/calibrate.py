@@ -54,8 +54,8 @@ from .common import ALTERNATE_MS, CONNECTIONS, DURATION_S, REPETITIONS, THREADS,
 DEFAULT_OUT = os.path.join(REPO_ROOT, "results", "calibration")
 CBENCH = os.path.join(REPO_ROOT, "scripts", "cbench")
 INSTR, SAT_RPS, SAT_CPU, FIXED_CPU = (calibration.entry_key(*k) for k in (
-    (gate.INSTRUCTIONS, "callgrind"), ("req_per_s", "saturated"), ("server_cpu_us_per_req", "saturated"),
-    ("server_cpu_us_per_req", "fixed-rate")))
+    (gate.INSTRUCTIONS, gate.CALLGRIND), ("req_per_s", gate.SATURATED), ("server_cpu_us_per_req", gate.SATURATED),
+    ("server_cpu_us_per_req", gate.FIXED_RATE)))
 ENTRIES = (INSTR, SAT_RPS, SAT_CPU, FIXED_CPU)
 # The default: the deterministic metric the gate judges on, and the CPU metric that decides where
 # req/s cannot; the saturated pair doubles the time (--entries all).

@@ -91,6 +91,10 @@ def read(cal_dir: str) -> dict:
 
 VERSION = 2
 LOAD_SEP = "@"
+# Where an entry's metric is read, the part after LOAD_SEP (the gate's, calibration's and the
+# published findings' one spelling): callgrind over a fixed number of requests; a saturated sweep
+# point; a fixed-rate load (every row offered one open-loop rate below all their capacities).
+CALLGRIND, SATURATED, FIXED_RATE = "callgrind", "saturated", "fixed-rate"
 
 
 def entry_key(metric: str, load: str) -> str:
