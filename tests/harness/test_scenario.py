@@ -79,15 +79,19 @@ class ShippedScenarios(unittest.TestCase):
         self.assertGreater(cli_sweep.extra_blocks_estimate_s(sc.points(), s), 0)
 
 
-    def test_ever_table_runs_every_finding_row_at_its_primary_point(self):
+    def test_published_tables_run_every_finding_row_at_its_primary_point(self):
         # A finding whose rows miss its primary point comes out "not measured". Each stack is
         # judged at its own point (analysis/findings.py): the C++ rows at the finding's primary,
         # every one of them present; the Ruby replicas (taken whatever their gvl flag) at the
         # primary of the finding's "ruby" block, when the scenario has them.
         from cbenchlib.format import published
         from cbenchlib.format.published import STACK_CPP, STACK_RUBY, row_stack
-        sc = scenario.load_file(os.path.join(REPO, "scenarios", "ever-table.toml"))
-        pub = published.load_published("ever")
+        for scen, table in (("ever-table", "ever"), ("tipi-table", "tipi")):
+            self._rows_at_primary(scenario.load_file(os.path.join(REPO, "scenarios", f"{scen}.toml")),
+                                  published.load_published(table))
+
+    def _rows_at_primary(self, sc, pub):
+        from cbenchlib.format.published import STACK_CPP, STACK_RUBY, row_stack
         for f in pub.doc["findings"]:
             for stack, block in ((STACK_CPP, f), (STACK_RUBY, f.get("ruby") or {})):
                 if "primary" not in block:
@@ -179,7 +183,7 @@ SHIPPED_GENERATORS = {
     "ever-table": {"hello": "wrk", "spin": "wrk", "fixed-rate": "cbench-load"},
     "nio4r-collapse": {"hello": "wrk"},
     "ruby-replicas": {"hello": "wrk"},
-    "tipi-table": {"hello": "wrk"},
+    "tipi-table": {"hello": "wrk", "fixed-rate": "cbench-load"},
     "fidelity": {"hello": "wrk", "spin10": "wrk", "spin20": "wrk"},
     "floor-costs": {"hello": "wrk", "pipelined": "wrk", "generator": "cbench-load"},
     "generator-crosscheck": {"wrk": "wrk", "cbench-load": "cbench-load", "h2load": "h2load"},

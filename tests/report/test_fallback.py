@@ -198,6 +198,12 @@ class FallbackDeclarationTest(unittest.TestCase):
                                                 "null_ratio": 1, "reason": REASON}], {}, ["'lower'"]),
         ("a zero no-effect value", ["req_per_s", {"metric": "syscalls_per_req", "direction": "less",
                                                   "null_ratio": 0, "reason": REASON}], {}, ["null_ratio"]),
+        ("an unknown \"when\"", ["req_per_s", {"metric": "syscalls_per_req", "direction": "less",
+                                               "null_ratio": 1, "reason": REASON, "when": "always"}], {},
+         ["'always'", "'undecided'"]),
+        ("a proxy consulted where req/s stays undecided",
+         ["req_per_s", {"metric": "syscalls_per_req", "direction": "less", "null_ratio": 1, "reason": REASON,
+                        "when": "undecided"}], {}, ["claim's own quantity", "proxy"]),
     ]
 
     def test_incomplete_fallbacks_are_refused_naming_the_finding(self):
@@ -242,7 +248,7 @@ class FallbackDeclarationTest(unittest.TestCase):
                     with self.subTest(f"{pub.name} {d.fid} {m.metric}"):
                         self.assertTrue(m.fallback and m.reason)
                         seen += 1
-        self.assertEqual(seen, 2 + 1 + 3 + 1 + 2 + 2 + 2)  # findings 1, 3, 4, 5, 6, 7 and T1
+        self.assertEqual(seen, 2 + 1 + 3 + 1 + 2 + 2 + 2 + 1)  # findings 1, 3, 4, 5, 6, 7, T1 and T2
         t1 = next(d for d in findings.declared_findings(TIPI) if d.fid == "T1")
         self.assertEqual([(m.metric, m.direction, m.null_ratio) for m in t1.metrics],
                          [("req_per_s", "greater", 2.0), ("syscalls_per_req", "less", 0.5),

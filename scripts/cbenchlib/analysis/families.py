@@ -167,7 +167,7 @@ def cite(word: str, ci: stats.RatioCI | None) -> str:
     the interval's confidence is its own (90% for an equivalence)."""
     if ci is None or ci.lo is None or ci.hi is None:
         return f"({word}; too few repetitions for an interval)"
-    return (f"({word}; {ci.ratio:.2f}, {ci.confidence * 100:.0f}% CI"
+    return (f"({word}; {ci.ratio:.2f}, {ci.confidence * 100:g}% CI"
             f" {stats.fmt_bound(ci.lo)}–{stats.fmt_bound(ci.hi)})")
 
 

@@ -5,7 +5,7 @@ declarations (DeclarationError on a malformed one) and judges nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..format import calibration, metrics
 from ..format.published import STACK_RUBY, Published
@@ -36,6 +36,16 @@ def at_fixed_rate(metric: str) -> bool:
     return calibration.split_key(metric)[1] == calibration.FIXED_RATE
 
 
+# A fallback's "when": consulted only where the metrics before it cannot decide (the default), or
+# also where they could and stayed undecided (findings.consulted splits the error between them).
+WHEN_CANNOT, WHEN_UNDECIDED = "cannot decide", "undecided"
+
+# The metrics that measure a req/s claim's own quantity on one server CPU (capacity, or its
+# reciprocal, CPU per request): the only fallbacks that may be declared WHEN_UNDECIDED. System calls
+# and context switches per request are proxies: they never override a req/s that could decide.
+CAPACITY_METRICS = frozenset({"req_per_s", "server_cpu_us_per_req",
+                              calibration.entry_key(_cpu.name, calibration.FIXED_RATE)})
+
 _OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}
 _SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
 
@@ -51,6 +61,10 @@ class MetricSpec:
     margin: float | None = None
     fallback: bool = False
     reason: str = ""
+    # A fallback declared "when": "undecided": consulted also where the metrics consulted before it
+    # could decide but stayed undecided, not only where they cannot decide; every metric consulted
+    # for a comparison is then judged at its share of the error (findings.consulted).
+    when_undecided: bool = False
 
     def claim_text(self) -> str:
         """"a/b > 2", "a/b < 0.5", "a/b within ±10%"."""
@@ -134,8 +148,7 @@ def with_margin(spec: MetricSpec) -> MetricSpec:
     a claim against another null (e.g. "below 0.85x") keeps none, as a tie at 1 is no answer to it."""
     if spec.margin is not None or spec.direction == "equivalent" or spec.null_ratio != 1.0:
         return spec
-    return MetricSpec(spec.metric, spec.direction, spec.null_ratio, registry_margin(spec.metric),
-                      spec.fallback, spec.reason)
+    return replace(spec, margin=registry_margin(spec.metric))
 
 
 def is_tie(comp: dict) -> bool:
@@ -155,7 +168,7 @@ def comparison_specs(d: "Declared", comp: dict) -> list[MetricSpec]:
         margin = float(comp["margin"]) if comp.get("margin") else registry_margin(m.metric)
         if margin is None:
             continue  # a metric without a margin cannot judge a tie
-        out.append(MetricSpec(m.metric, "equivalent", 1.0, margin, m.fallback, str(comp.get("reason", ""))))
+        out.append(replace(m, direction="equivalent", null_ratio=1.0, margin=margin, reason=str(comp.get("reason", ""))))
     return out
 
 
@@ -215,7 +228,16 @@ def _fallback_spec(m: dict, first: MetricSpec, where: str) -> MetricSpec:
         raise DeclarationError(f"{what}: null_ratio and margin must be numbers")
     if not null > 0 or (margin is not None and not margin > 1.0):
         raise DeclarationError(f"{what}: null_ratio must be > 0 and margin > 1")
-    return MetricSpec(name, d, null, margin, fallback=True, reason=str(m["reason"]))
+    when = m.get("when", WHEN_CANNOT)
+    if when not in (WHEN_CANNOT, WHEN_UNDECIDED):
+        raise DeclarationError(f"{what}: \"when\" is {WHEN_CANNOT!r} (the default: consulted only where the"
+                               f" metrics before it cannot decide) or {WHEN_UNDECIDED!r}, not {when!r}")
+    if when == WHEN_UNDECIDED and name not in CAPACITY_METRICS:
+        raise DeclarationError(f"{what}: only a metric of the claim's own quantity ({', '.join(sorted(CAPACITY_METRICS))})"
+                               f" may be consulted where the metrics before it stay undecided; a proxy such as"
+                               f" {METRICS[name][1]} is consulted only where they cannot decide")
+    return MetricSpec(name, d, null, margin, fallback=True, reason=str(m["reason"]),
+                      when_undecided=when == WHEN_UNDECIDED)
 
 
 def declared_findings(pub: Published) -> list[Declared]:

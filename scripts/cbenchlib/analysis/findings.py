@@ -18,6 +18,15 @@ metric may not decide at, is left out with its reason; the metric decides when e
   repetition of both rows kept the offered rate (repetitions.py); without such a load it cannot
   decide and the next declared metric may. Open-loop loads are nobody's secondary point: their
   req/s is the offered rate.
+A fallback declared "when": "undecided" is consulted also where the metrics before it could decide
+and stayed undecided (findings.consulted): where k > 1 metrics are so consulted for a comparison,
+each is judged at ALPHA / k (a (1 - ALPHA / k) interval, the equivalence tests at ALPHA / k;
+Bonferroni) and the first in declared order that decides gives the verdict, so the chance that any
+of the k looks decides wrongly stays at ALPHA, paid for with a wider interval for each. Only a
+metric that measures the claim's own quantity is so declared (server CPU per request at a fixed
+rate, where the row's capacity on its one server CPU is about 1 / that cost): a proxy such as
+system calls per request never overrides a req/s that could decide and did not. Where one metric is
+consulted, it is judged at ALPHA.
 The first metric carries the finding's claim (its direction, null ratio, margin). Every later
 metric is a fallback, a stand-in for the same claim where the first cannot decide, and declares
 its own direction and no-effect value beside it, with its reason: a cost per request is better
@@ -132,6 +141,12 @@ class Line:
     decided_spec: MetricSpec | None = None  # the deciding metric's claim (its own, for a fallback)
     comp: dict | None = None  # the declared comparison this line judges
     tie: bool = False  # an equivalence sub-claim (findingdecl.is_tie): "equivalent" is its success
+    consulted: list = field(default_factory=list)  # the MetricResults consulted (findings.consulted)
+
+    @property
+    def looks(self) -> int:
+        """How many metrics were consulted, each judged at ALPHA / looks (verdict.decide)."""
+        return max(1, len(self.consulted))
 
     @property
     def claim(self) -> tuple | None:
@@ -242,6 +257,26 @@ def judge_metric(run: Run, a: Row, b: Row, spec: MetricSpec, primary: Load | Non
     return MetricResult(spec, prim, decision, secs)
 
 
+def consulted(results: list[MetricResult]) -> list[MetricResult]:
+    """The metrics consulted for one comparison, in declared order: the first that can decide at
+    the primary point, and after it each that can decide and is declared "when": "undecided"
+    (findingdecl.WHEN_UNDECIDED), up to the first that is not (a default fallback is consulted only
+    where every metric before it cannot decide). Where k > 1 are consulted, each is re-judged at
+    ALPHA / k (verdict.decide's looks, Bonferroni): the first of them that decides gives the
+    verdict, and the chance that any of the k decides wrongly stays at ALPHA."""
+    out = []
+    for r in results:
+        if r.primary is None or not r.primary.can:
+            continue
+        if out and not r.spec.when_undecided:
+            break
+        out.append(r)
+    if len(out) > 1:
+        for r in out:
+            r.decision = decide(r.primary.ci, r.spec.direction, r.spec.null_ratio, r.spec.margin, looks=len(out))
+    return out
+
+
 def judged_on(lines: list[Line]) -> str:
     """Which metrics judged the comparisons, each with its no-effect value and how many it judged:
     "judged on system calls/request, a fallback (no-effect value 0.5), in 2 of 4", or ""."""
@@ -328,7 +363,8 @@ class Analysis:
             specs = findingdecl.comparison_specs(d, comp)
             for a, b in pairs:
                 results = [self._judge_spec(a, b, m, primary, secondary) for m in specs]
-                deciding = next((r for r in results if r.primary is not None and r.primary.can), None)
+                able = consulted(results)
+                deciding = next((r for r in able if r.decision.word != UNDECIDED), able[0] if able else None)
                 if deciding is None:
                     dec = results[0].decision if results else Decision(UNDECIDED, "no metric")
                     if results and results[0].primary is not None:
@@ -346,7 +382,8 @@ class Analysis:
                            f" {sd.primary_path}: magnitudes are compared only at matching points (the"
                            " reproduction scorecard compares them on the published path)")
                 f.lines.append(Line(f"{a.display()} / {b.display()}", a, b, pr, results, dec, by, mag,
-                                    decided_spec=by_spec, comp=comp, tie=findingdecl.is_tie(comp)))
+                                    decided_spec=by_spec, comp=comp, tie=findingdecl.is_tie(comp),
+                                    consulted=able))
         f.overall = combine(f.lines)
         if self.stack == STACK_RUBY and not f.lines:
             f.overall = Decision(NOT_MEASURED, "the run has no Ruby rows for " + ", ".join(f.missing))

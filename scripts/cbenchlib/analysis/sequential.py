@@ -10,8 +10,11 @@ records, failed and disturbed ones included: that cap is the budget `--dry-run` 
 
 Which comparisons: every comparison declared for the run's scenario (meta.json scenario_name):
 - with a published table, each of its findings' comparisons at their primary load point, on the
-  metric that decides there (findings.py), on each stack the findings judge (the C++ rows at the
-  finding's primary point, the Ruby rows at its "ruby" block's), sized alike and apart; and, for
+  metric that decides there (findings.py), and on each fallback consulted with it (one declared
+  "when undecided", findings.consulted) at that metric's own point: the metrics of one comparison
+  form a group, and one of them decided decides the group; on each stack the findings judge (the
+  C++ rows at the finding's primary point, the Ruby rows at its "ruby" block's), sized alike and
+  apart; and, for
   a scenario that asks for it (sequential_trends = true: the trend is what it measures), each
   step of the published trend the scorecard judges (analysis/scorecard.py: a finding's or a
   declared effect's a/b at two successive published columns, their ratio of ratios on req/s),
@@ -102,6 +105,13 @@ class Comparison:
     values: Callable[[Cell], tuple[list, list]]
     claim: Claim
     value: float = 1.0
+    # Comparisons of one group judge one claim on several metrics (a finding's comparison and the
+    # fallbacks consulted with it): one of them decided decides the group, and the rest stop too.
+    group: str = ""
+
+    def is_decided(self, n_looks: int) -> bool:
+        return (self.a is not None and self.measurable() and self.have() >= PILOT_BLOCKS
+                and self.claim.direction != "none" and decided(self.ci(), self.claim, n_looks))
 
     def pairs(self) -> tuple[dict, dict] | tuple[list, None]:
         """({block: [values]} of a, of b), or (values of a, None) for a threshold."""
@@ -254,17 +264,21 @@ def published_comparisons(run: runload.Run, pub_name: str,
         for f in analyses[stack].findings:
             for ln in f.lines:
                 name = f"finding {f.fid} {ln.name}{STACK_SUFFIX[stack]}"
-                res = next((r for r in ln.results if r.primary is not None and r.primary.can), None)
-                if res is None:  # no metric decides yet: the first whose rows have a valid repetition
-                    res = next((r for r in ln.results if r.primary is not None
-                                and _published_cmp(run, ln, r).measurable()), None)
-                if res is None:
+                # Every metric consulted (findings.consulted: the first that can decide, and the
+                # fallbacks declared "when undecided" after it), each sized at its own point.
+                ress = list(ln.consulted)
+                if not ress:  # no metric decides yet: the first whose rows have a valid repetition
+                    ress = [r for r in ln.results if r.primary is not None
+                            and _published_cmp(run, ln, r).measurable()][:1]
+                if not ress:
                     notes.append(f"{name}: no valid repetition of a row for any declared metric at the"
                                  " primary point; more blocks would not help")
                     continue
-                c = _published_cmp(run, ln, res)
-                c.name = f"{name} ({findings.METRICS[res.spec.metric][1]})"
-                out.append(c)
+                for res in ress:
+                    c = _published_cmp(run, ln, res)
+                    c.name = f"{name} ({findings.METRICS[res.spec.metric][1]})"
+                    c.group = name if len(ress) > 1 else ""
+                    out.append(c)
     return out, notes
 
 
@@ -406,15 +420,19 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
     n_looks = looks(max_repetitions)
     need: list[str] = []
     capped, done, narrow = [], 0, 0
+    decided_groups = {c.group for c in comps if c.group and c.is_decided(n_looks)}
     for cmp in comps:
         if cmp.a is None:
+            continue
+        if cmp.group in decided_groups:
+            done += 1
             continue
         if not cmp.measurable():
             notes.append(f"{cmp.name}: no valid repetition of a row yet; more blocks of the same kind would"
                          " most likely not help")
             continue
         have = cmp.have()
-        if have >= PILOT_BLOCKS and cmp.claim.direction != "none" and decided(cmp.ci(), cmp.claim, n_looks):
+        if cmp.is_decided(n_looks):
             done += 1
             continue
         pilot = cmp.ci(PILOT_BLOCKS) if have >= PILOT_BLOCKS else None

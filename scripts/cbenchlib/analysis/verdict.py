@@ -34,21 +34,40 @@ class Decision:
 
 
 def decide(ci: stats.RatioCI | None, direction: str, null_ratio: float = 1.0,
-           margin: float | None = None) -> Decision:
-    """One of the four verdict words for an effect against a declared claim."""
+           margin: float | None = None, looks: int = 1) -> Decision:
+    """One of the four verdict words for an effect against a declared claim. LOOKS: how many
+    declared metrics of the same comparison could decide it (findings.py: the first that decides
+    gives the verdict); each is judged at its share of the error, ALPHA / LOOKS (Bonferroni: the
+    (1 - ALPHA / LOOKS) interval, the two one-sided tests at ALPHA / LOOKS), so that the chance
+    that any of them decides wrongly stays at ALPHA. The decision's interval is that one."""
     if ci is None:
         return Decision(UNDECIDED, "no measurement", None)
     if not ci.enough_reps:
         return Decision(UNDECIDED, f"too few repetitions for an interval ({ci.n_num} and {ci.n_den};"
                         f" need {stats.MIN_REPS_FOR_CI} each)", ci)
+    looks = max(1, looks)
+    alpha = stats.ALPHA / looks
+    if looks > 1:
+        ci = ci.at_confidence(1.0 - alpha)
+    dec = _decide_at(ci, direction, null_ratio, margin, alpha)
+    if looks > 1:
+        dec.reason += (f"; a {ci.confidence * 100:g}% interval: {looks} declared metrics could decide this"
+                       f" comparison, each at {alpha * 100:g}% of the {stats.ALPHA * 100:g}% error (Bonferroni)")
+    return dec
+
+
+def _decide_at(ci: stats.RatioCI, direction: str, null_ratio: float, margin: float | None,
+               alpha: float) -> Decision:
+    """decide()'s rule with the interval CI already at 1 - ALPHA and the equivalence tests at ALPHA."""
     iv = f"{fmt_ci(ci)}, ±{ci.half_width_pct:.1f}%"
+    confidence = 1.0 - alpha
     if direction == "equivalent":
-        ok, _p = stats.tost_equivalent(ci, margin or 1.0)
+        ok, _p = stats.tost_equivalent(ci, margin or 1.0, alpha)
         if ok:
             return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
         if ci.lo > margin or ci.hi < 1.0 / margin:
             return Decision(CONTRADICTED, f"{iv} lies wholly outside the ±{(margin - 1) * 100:.0f}% margin", ci)
-        n = stats.reps_to_decide(ci, margin)
+        n = stats.reps_to_decide(ci, margin, confidence)
         return Decision(UNDECIDED, f"{iv} too wide for the ±{(margin - 1) * 100:.0f}% margin; "
                         + reps_text(n), ci, n)
     sign = 1 if direction == "greater" else -1
@@ -58,11 +77,11 @@ def decide(ci: stats.RatioCI | None, direction: str, null_ratio: float = 1.0,
         return Decision(SUPPORTED, f"{iv} excludes {null_txt} in the claimed direction", ci)
     if above or below:
         return Decision(CONTRADICTED, f"{iv} excludes {null_txt} in the other direction", ci)
-    if margin is not None and stats.tost_equivalent(ci, margin)[0]:
+    if margin is not None and stats.tost_equivalent(ci, margin, alpha)[0]:
         return Decision(EQUIVALENT, f"{iv}; both one-sided tests pass against ±{(margin - 1) * 100:.0f}%", ci)
     d_ci = ci if null_ratio == 1.0 else stats.RatioCI(ci.ratio / null_ratio, ci.lo / null_ratio, ci.hi / null_ratio,
                                                       ci.n_num, ci.n_den, ci.method, ci.log_se, ci.df, ci.log_sd)
-    n = stats.reps_to_decide(d_ci, margin)
+    n = stats.reps_to_decide(d_ci, margin, confidence)
     return Decision(UNDECIDED, f"{iv} includes {null_txt}; " + reps_text(n), ci, n)
 
 
@@ -105,27 +124,30 @@ def contradicting_p(ci: stats.RatioCI | None, claim: tuple | None) -> float | No
 
 
 def family_contradiction(comps: list) -> Decision | None:
-    """CONTRADICTED when one of a finding's k comparisons (each with .decision, .claim and .name)
-    contradicts its claim at the family's level (one-sided p < ALPHA / 2 / k, Bonferroni), else
-    None: the other rules decide. One comparison alone is its own family (its word stands)."""
+    """CONTRADICTED when one of a finding's k comparisons (each with .decision, .claim and .name,
+    and .looks where several declared metrics could decide it) contradicts its claim at the
+    family's level (one-sided p < ALPHA / 2 / k, Bonferroni, divided again by the comparison's
+    looks: its metric had that share of the error, verdict.decide), else None: the other rules
+    decide. One comparison alone is its own family (its word stands)."""
     k = len(comps)
     if k < 2:
         return None
-    level = stats.ALPHA / 2.0 / k
     hits = []
     for c in comps:
         if c.decision.word != CONTRADICTED:
             continue
+        looks = max(1, getattr(c, "looks", 1))
         p = contradicting_p(c.decision.ci, c.claim)
-        if p is not None and p < level:
-            hits.append((p, c))
+        if p is not None and p < stats.ALPHA / 2.0 / k / looks:
+            hits.append((p, looks, c))
     if not hits:
         return None
-    p, first = min(hits, key=lambda h: h[0])
+    p, looks, first = min(hits, key=lambda h: h[0])
     words = [c.decision.word for c in comps]
     counts = _counts(words)
+    share = f" / {looks} metrics" if looks > 1 else ""
     return Decision(CONTRADICTED, f"{counts} of {k} comparisons; {len(hits)} contradict{'s' if len(hits) == 1 else ''} the claim at the"
-                    f" finding's level ({first.name}: one-sided p {p:.2g} < {stats.ALPHA / 2:g} / {k},"
+                    f" finding's level ({first.name}: one-sided p {p:.2g} < {stats.ALPHA / 2:g} / {k}{share},"
                     " Bonferroni), and a claim made at every comparison falls with one", first.decision.ci)
 
 

@@ -27,16 +27,20 @@ def render_findings(an: Analysis, heading_level: int = 2, ruby: Analysis | None 
             " context switches per request wherever the point did not fail). A metric after the first is a fallback, judged against"
             " its own declared direction and no-effect value (a cost per request is better when lower, the"
             " opposite sense of req/s), never the first metric's, and is consulted only where the earlier ones"
-            " cannot decide, never because they stayed undecided; each comparison's verdict names the metric"
-            " that decided and its no-effect value: *supported* (the interval excludes the null in the"
+            " cannot decide, unless it is declared \"when undecided\" (a metric of the claim's own quantity:"
+            " server CPU per request at a fixed rate, on one server CPU about 1 / capacity), consulted also"
+            " where they could and stayed undecided; the k metrics so consulted for a comparison are each"
+            " judged at 5% / k (a 1 - 0.05 / k interval, the equivalence tests at 0.05 / k; Bonferroni), so"
+            " that the chance that any of them decides wrongly stays at 5%. Each comparison's verdict names"
+            " the metric that decided, its no-effect value and, where k > 1, its level: *supported* (the interval excludes the null in the"
             " claimed direction), *contradicted* (in the other direction), *equivalent* (both one-sided tests"
             " pass against the margin), *undecided* (with how wide the interval is and how many repetitions"
             " would decide it). Secondary load points: ✓ / ✗ the one-sided test in / against the claimed"
             " direction passes at 5% after Holm's correction over that comparison's secondary points, ~ neither,"
             " · the metric cannot decide there. A finding's verdict over its k comparisons: supported where"
             " every comparison supports it; contradicted where one contradicts it with one-sided p under"
-            " 0.025 / k (Bonferroni: the claim is made at each comparison and falls with one); else"
-            " undecided.", ""]
+            " 0.025 / k, divided again by the number of metrics that could decide that comparison"
+            " (Bonferroni: the claim is made at each comparison and falls with one); else undecided.", ""]
     for f in an.findings:
         d = f.decl
         m0 = d.metrics[0]
@@ -47,7 +51,9 @@ def render_findings(an: Analysis, heading_level: int = 2, ruby: Analysis | None 
         fallbacks = d.metrics[1:]
         if fallbacks:
             out += [f"- fallback {METRICS[m.metric][1]}: claim {m.claim_text()} ({METRICS[m.metric][3]} is"
-                    f" better; {m.no_effect_text()}): {m.reason}" for m in fallbacks] + [""]
+                    f" better; {m.no_effect_text()}"
+                    f"{'; consulted also where the metrics before it stay undecided' if m.when_undecided else ''}):"
+                    f" {m.reason}" for m in fallbacks] + [""]
         if d.note:
             out += [d.note, ""]
         if not f.lines:
