@@ -85,7 +85,6 @@ class ShippedScenarios(unittest.TestCase):
         # every one of them present; the Ruby replicas (taken whatever their gvl flag) at the
         # primary of the finding's "ruby" block, when the scenario has them.
         from cbenchlib.format import published
-        from cbenchlib.format.published import STACK_CPP, STACK_RUBY, row_stack
         for scen, table in (("ever-table", "ever"), ("tipi-table", "tipi")):
             self._rows_at_primary(scenario.load_file(os.path.join(REPO, "scenarios", f"{scen}.toml")),
                                   published.load_published(table))

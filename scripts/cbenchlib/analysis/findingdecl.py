@@ -27,7 +27,8 @@ METRICS = {m.name: (m.path, m.label, m.decide_at, m.better) for m in (
 # for that rule in decide_at's place).
 FIXED_RATE_DECIDE_AT = (calibration.FIXED_RATE,)
 _cpu = metrics.get(metrics.FIXED_RATE_CPU)
-METRICS[calibration.entry_key(_cpu.name, calibration.FIXED_RATE)] = (
+FIXED_RATE_CPU_KEY = calibration.entry_key(_cpu.name, calibration.FIXED_RATE)
+METRICS[FIXED_RATE_CPU_KEY] = (
     _cpu.path, "server CPU us/request at a fixed rate", FIXED_RATE_DECIDE_AT, _cpu.better)
 
 
@@ -43,8 +44,7 @@ WHEN_CANNOT, WHEN_UNDECIDED = "cannot decide", "undecided"
 # The metrics that measure a req/s claim's own quantity on one server CPU (capacity, or its
 # reciprocal, CPU per request): the only fallbacks that may be declared WHEN_UNDECIDED. System calls
 # and context switches per request are proxies: they never override a req/s that could decide.
-CAPACITY_METRICS = frozenset({"req_per_s", "server_cpu_us_per_req",
-                              calibration.entry_key(_cpu.name, calibration.FIXED_RATE)})
+CAPACITY_METRICS = frozenset({"req_per_s", "server_cpu_us_per_req", FIXED_RATE_CPU_KEY})
 
 _OPPOSITE = {"greater": "less", "less": "greater", "equivalent": "equivalent"}
 _SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}

@@ -420,8 +420,9 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
     n_looks = looks(max_repetitions)
     need: list[str] = []
     capped, done, narrow = [], 0, 0
-    decided_groups = {c.group for c in comps if c.group and c.is_decided(n_looks)}
-    for cmp in comps:
+    is_done = [c.is_decided(n_looks) for c in comps]
+    decided_groups = {c.group for c, d in zip(comps, is_done) if c.group and d}
+    for cmp, cmp_done in zip(comps, is_done):
         if cmp.a is None:
             continue
         if cmp.group in decided_groups:
@@ -432,7 +433,7 @@ def decide(run_dir: str, published_name: str | None, target_ci_pct: float, max_r
                          " most likely not help")
             continue
         have = cmp.have()
-        if cmp.is_decided(n_looks):
+        if cmp_done:
             done += 1
             continue
         pilot = cmp.ci(PILOT_BLOCKS) if have >= PILOT_BLOCKS else None
