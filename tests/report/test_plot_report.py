@@ -76,6 +76,18 @@ class PlotAndReportTest(unittest.TestCase):
             self.assertIn(heading, text)
         self.assertIn("](charts/rps-vs-connections-root.png)", text)
 
+    def test_interval_bars_when_the_median_lies_outside_the_interval(self):
+        # Six repetitions at 1,000 req/s and five at 3,000: the median (1,000) lies below the
+        # interval of the log mean (about 1,120-2,420); the bar must still be drawn, from the
+        # interval itself, not fail as a negative error.
+        rps = [1000.0] * 6 + [3000.0] * 5
+        pts = [point("a t1", v, load_key=f"-t2 -c{c}", connections=c, rep=i)
+               for c in (10, 100) for i, v in enumerate(rps)]
+        d = write_run(os.path.join(self.tmp, "skewed"), pts)
+        rc, out, err = cbench("plot", d)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("rps-by-family-root", out)
+
     def test_plot_skips_charts_without_data_and_says_why(self):
         d = write_run(os.path.join(self.tmp, "one-point"), [point("a t1", 100.0, rep=i) for i in range(3)])
         rc, out, err = cbench("plot", d)

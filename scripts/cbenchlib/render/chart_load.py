@@ -46,7 +46,11 @@ def _plot_series(cs: ChartSet, ax, row: Row, pts, scale: float = 1.0, intervals:
             if cut:
                 hi = clip_top
                 ax.plot([x], [clip_top], marker="^", color=color, markersize=4, clip_on=False)
-            ax.errorbar([x], [y * scale], yerr=[[y * scale - ci[0] * scale], [max(0.0, hi - y * scale)]],
+            # The bar spans the interval itself: the marked value (a median) may lie outside a
+            # skewed sample's interval of the mean, so bars measured from it could be negative.
+            lo = min(ci[0] * scale, hi)
+            mid = (lo + hi) / 2
+            ax.errorbar([x], [mid], yerr=[[mid - lo], [hi - mid]],
                         color=color, linewidth=0.8, capsize=0 if cut else 2, fmt="none")
         cs.mark(ax, x, y * scale, c, color, cs.markers[row.key])
 
