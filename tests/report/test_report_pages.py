@@ -164,6 +164,13 @@ class CommittedPagesTest(unittest.TestCase):
             self.assertRegex(head, r"!\[[^\]]*\]\(" + re.escape(c) + r"\)", f"{c} is not shown inline")
         self.assertIn("](report/", text, "REPORT.md links none of its pages")
 
+    def test_the_run_count_is_every_listed_run(self):
+        """The summary counts every run reference-runs.toml lists, micro's as well as the sweeps'."""
+        listed = re.findall(r'(?m)^run\s*=\s*"[^"]+"', _read(os.path.join(REPO, "results", "reference-runs.toml")))
+        m = re.search(r"The reference set: (\d+) runs listed", _read(os.path.join(REPO, "REPORT.md")))
+        self.assertIsNotNone(m, "REPORT.md does not say how many runs the set holds")
+        self.assertEqual(int(m.group(1)), len(listed))
+
     def test_mechanism_only_where_the_comparison_decided(self):
         """report/decision.md: a mechanism is given only beside a cell that decided (a win or an
         equivalence; memory for idle connections, else throughput), and every such row gives one."""

@@ -40,12 +40,13 @@ def _asked(config: dict, root: str, runs: dict[str, Run]) -> list[str]:
     envs = {(r.env.get("git_commit") or "?")[:12] for r in runs.values()}
     machines = {r.machine_line() for r in runs.values()}
     missing = [s for s in config if reportrefs.resolve(config[s], root) is None]
+    listed = len(config) - len(missing)  # every listed run, micro's too (RUNS holds the sweeps)
     return ["## What was asked", "",
             "For the same HTTP workload, how do server concurrency models compare, and why? First: why did"
             " worker threads make the Ruby servers slower than a single-threaded event loop in the table of"
             " the Ever gem's README? Every model shares one codec, one handler and byte-identical responses,"
             " so only the concurrency model differs between rows.", "",
-            f"The reference set: {len(runs)} runs listed in `results/reference-runs.toml`, from commit"
+            f"The reference set: {listed} runs listed in `results/reference-runs.toml`, from commit"
             f" {', '.join(f'`{e}`' for e in sorted(envs))} on {'; '.join(sorted(machines))}"
             + (f"; not run: {', '.join(f'`{s}`' for s in missing)}." if missing else "."), ""]
 
