@@ -212,29 +212,49 @@ class OverloadTest(unittest.TestCase):
 
 class SlowReaderTest(unittest.TestCase):
     """--read-rate (slow readers) against a real model: epoll-reactor serving
-    /bytes?n=1048576 to 2 connections with 4 requests in flight each, read at 2 MB/s per
-    connection. 4 MiB outstanding per connection exceeds what the kernel buffers between them
-    (a 1 MiB response alone fits, so pipelining is what makes the buffers fill), so the server's
-    writes come back short: its --trace-writes lines show writes smaller than one response. Every
-    byte must still arrive intact: each response framed by its Content-Length (a lost or extra
-    byte would misframe the next status line, counted as malformed), and the generator reads no
-    faster than asked. (Short writes also happen with fast readers at this depth, when the
-    server outruns loopback for a moment; what the slow reader adds is that the buffers stay
-    full for the whole run. The test pins the short writes, the intact bytes and the rate.)"""
+    /bytes?n=1048576 to 2 connections, read at 2 MB/s per connection, with more responses in
+    flight per connection than the kernel can buffer between server and generator: the most TCP
+    autotuning may grow a send buffer to (tcp_wmem's maximum) plus the most it may grow a receive
+    buffer to (tcp_rmem's maximum), read from /proc, so that the buffers must fill whatever the
+    machine's settings and however far autotuning went (a fixed depth of 4 passed on one machine
+    and not on another, whose buffers held 4 MiB per connection). Once they are full the server's
+    non-blocking writes come back short: its --trace-writes lines show writes smaller than one
+    response. Every byte must still arrive intact: each response framed by its Content-Length (a
+    lost or extra byte would misframe the next status line, counted as malformed), and the
+    generator reads no faster than asked. The test pins the short writes, the intact bytes and
+    the rate."""
 
     RESPONSE_BYTES = 1048576
     RATE_BYTES_PER_S = 2_000_000
     DURATION_S = 2
 
+    # when /proc does not say: Linux's defaults (4 MiB send, 6 MiB receive)
+    DEFAULT_BUFFER_BOUND_BYTES = 4 * 1048576 + 6 * 1048576
+    MAX_DEPTH = 256
+
+    @classmethod
+    def kernel_buffer_bound_bytes(cls):
+        """The most a loopback TCP connection can hold in flight: the send buffer's and the
+        receive buffer's autotuning maxima (the third field of tcp_wmem and tcp_rmem)."""
+        try:
+            total = 0
+            for name in ("tcp_wmem", "tcp_rmem"):
+                with open(f"/proc/sys/net/ipv4/{name}") as f:
+                    total += int(f.read().split()[2])
+            return total
+        except (OSError, IndexError, ValueError):
+            return cls.DEFAULT_BUFFER_BOUND_BYTES
+
     def test_partial_writes_and_intact_bytes(self):
         if not os.path.exists(os.environ.get("CBENCH_LOADGEN_SERVER", "")):
             self.skipTest("cbench-server not given or not built")
+        depth = min(self.MAX_DEPTH, self.kernel_buffer_bound_bytes() // self.RESPONSE_BYTES + 2)
         server = subprocess.Popen([os.environ["CBENCH_LOADGEN_SERVER"], "--model", "epoll-reactor", "--port", "0",
                                    "--trace-writes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = server.stdout.readline()
             port = int(line.split("port=")[1].split()[0])
-            rc, data, err = run_load("--connections", 2, "--pipeline", 4, "--duration", self.DURATION_S,
+            rc, data, err = run_load("--connections", 2, "--pipeline", depth, "--duration", self.DURATION_S,
                                      "--read-rate", self.RATE_BYTES_PER_S, "--json",
                                      f"http://127.0.0.1:{port}/bytes?n={self.RESPONSE_BYTES}")
         finally:
@@ -243,8 +263,8 @@ class SlowReaderTest(unittest.TestCase):
             server.stdout.close()
         self.assertEqual(rc, 0, err)
         writes = [int(w) for w in re.findall(r"^cbench-server: pump write (\d+)$", server_err, re.M)]
-        msg = f"generator: {data['requests']} responses, {data['bytes_read']} bytes, errors {data['errors']}; " \
-              f"server writes: {writes[:20]}"
+        msg = f"pipeline {depth}; generator: {data['requests']} responses, {data['bytes_read']} bytes, " \
+              f"errors {data['errors']}; server writes: {writes[:20]}"
         self.assertEqual(data["read_rate_bytes_per_s"], self.RATE_BYTES_PER_S, msg)
         self.assertGreaterEqual(data["requests"], 2, msg)
         self.assertEqual(data["errors"]["malformed"], 0, msg)
