@@ -16,6 +16,7 @@ import re
 import unittest
 
 import helpers  # noqa: F401  (puts scripts/ on sys.path for cbenchlib)
+from cbenchlib.analysis import decision, families
 from cbenchlib.format import reportrefs
 from cbenchlib.render import reportgen
 
@@ -129,23 +130,6 @@ class ProseRulesTest(unittest.TestCase):
                 self.assertEqual(len(got), n, f"{label}: {text!r} -> {got}")
 
 
-def _cpu_verdict(cell: str) -> str:
-    """The decision cell's final verdict: the text after "By server CPU per request", with the
-    optional "at a fixed rate (...)" and its colon skipped, or the whole cell without one."""
-    marker = "By server CPU per request"
-    if marker not in cell:
-        return cell
-    rest = cell.split(marker)[-1]
-    if rest.startswith(" at a fixed rate ("):
-        depth, i = 0, len(" at a fixed rate ")
-        for i in range(i, len(rest)):
-            depth += {"(": 1, ")": -1}.get(rest[i], 0)
-            if depth == 0:
-                break
-        rest = rest[i + 1:]
-    return rest[1:] if rest.startswith(":") else rest
-
-
 class CommittedPagesTest(unittest.TestCase):
     def test_no_generated_sentence_contradicts_its_citation(self):
         for path, text in pages().items():
@@ -178,17 +162,33 @@ class CommittedPagesTest(unittest.TestCase):
 
     def test_mechanism_only_where_the_comparison_decided(self):
         """report/decision.md: a mechanism is given only beside a cell that decided (a win or an
-        equivalence; memory for idle connections, else throughput), and every such row gives one."""
-        rows = [ln.split(" | ") for ln in _read(os.path.join(REPO, "report", "decision.md")).split("\n")
-                if ln.startswith("| ") and not ln.startswith("| Workload") and ln.count(" | ") >= 6]
-        self.assertTrue(rows, "no decision table rows found")
-        for cols in rows:
-            shape, thr, mem, mech = cols[0][2:], cols[2], cols[3], cols[5]
-            cell = mem if thr.startswith("idle connections") else thr
-            final = _cpu_verdict(cell)
-            decided = "wins**" in final or final.lstrip().split(":")[0].find("equivalent within") >= 0
-            with self.subTest(shape=shape):
-                self.assertEqual(not mech.startswith("—"), decided, f"{shape}: mechanism {mech!r} beside {final[:120]!r}")
+        equivalence; memory for idle connections, else throughput), and every such row gives one.
+        Whether a cell decided is read from decision.rows() (the verdict words the page is rendered
+        from), not from the page's prose; the page must then show that row's mechanism, and a
+        decided cell's text must say its verdict."""
+        config = reportgen.read_config(reportgen.DEFAULT_CONFIG)
+        table = decision.rows(config, REPO)
+        shapes = {sh.name: sh for sh in decision.SHAPES}
+        page = {ln.split(" | ")[0][2:]: ln.split(" | ")
+                for ln in _read(os.path.join(REPO, "report", "decision.md")).split("\n")
+                if ln.startswith("| ") and ln.count(" | ") >= 6}
+        decided_rows = 0
+        for row in table:
+            with self.subTest(shape=row["shape"]):
+                self.assertIn(row["shape"], page, "decision.md has no row for the shape")
+                cols = page[row["shape"]]
+                thr_word, mem_word = row.get("words", (None, None))
+                word = mem_word if shapes[row["shape"]].idle else thr_word
+                decided = word in (families.WINS, families.EQUIVALENT)
+                decided_rows += decided
+                mech = cols[5]
+                self.assertEqual(not mech.startswith("—"), decided, f"mechanism {mech!r} beside verdict {word!r}")
+                self.assertEqual(mech, row["mechanism"])
+                if decided:
+                    cell = cols[3] if shapes[row["shape"]].idle else cols[2]
+                    said = "wins**" in cell or "equivalent within" in cell
+                    self.assertTrue(said, f"decided ({word}) but the cell does not say so: {cell[:160]!r}")
+        self.assertGreater(len(table), 0, "no decision table rows")
 
     def test_every_linked_page_exists(self):
         text = _read(os.path.join(REPO, "REPORT.md"))
