@@ -60,6 +60,7 @@ def stack_run(dir_path, rows, reps=6, cv=0.03, seed=1, columns=COLUMNS, path="/"
                     if per_col_counters:
                         p["derived"]["counters_per_req"] = per_col_counters[[c for c, _n in columns].index(lk)]
                         p["wrk"]["requests"] = round(p["wrk"]["req_per_s"] * 2)  # a 2 s window
+                        p["load"]["duration_s"] = 2.0
                     pts.append(p)
     return runload.load_run(write_run(dir_path, pts))
 

@@ -10,7 +10,7 @@ from stacksim import tmp_run
 from cbenchlib.analysis import findings, replicas, scorecard, stats
 from cbenchlib.analysis.scorecard import NO, NOT_APPLICABLE, UNMEASURED, UNSURE, YES, ColumnEffect
 from cbenchlib.format import published
-from cbenchlib.render import pubcompare
+from cbenchlib.render import pubcompare, summary
 
 EVER = published.load_published("ever")
 PUB = {r.label: [c.req_per_s if c else None for c in r.cells] for r in EVER.rows}
@@ -164,15 +164,19 @@ class ScorecardOnRunsTest(unittest.TestCase):
     COUNTERS = [
         ("grows at every falling step", [5, 20, 60, 200], [1, 1, 1, 1],
          ["jobs pushed 5.0, 20, 60, 200 (nio4r single thread: 1.0, 1.0, 1.0, 1.0)",
-          "occurs at every column and grows at every step"]),
+          "occurs at every column and grows at every step"],
+         "the level-triggered re-dispatch occurs at every column and grows where the published ratio falls"),
         ("stops growing after the third column", [13.2, 53.9, 79.7, 57.1], [1, 1, 1, 1.01],
          ["occurs at every column but does not grow at 1 of the 3 steps",
-          "-t8 -c256 → -t8 -c1024 (×0.72 where the published ratio falls ×0.45)"]),
-        ("does not occur", [1.0, 1.02, 1.0, 1.01], [1, 1, 1, 1], ["does not occur on this stack"]),
+          "-t8 -c256 → -t8 -c1024 (×0.72 where the published ratio falls ×0.45)"],
+         "the level-triggered re-dispatch occurs at every column but does not grow at 1 of the 3 steps where the"
+         " published ratio falls"),
+        ("does not occur", [1.0, 1.02, 1.0, 1.01], [1, 1, 1, 1], ["does not occur on this stack"],
+         "the level-triggered re-dispatch does not occur on this stack"),
     ]
 
     def test_counters_line(self):
-        for label, workers, single, want in self.COUNTERS:
+        for label, workers, single, want, short in self.COUNTERS:
             with self.subTest(label):
                 rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000}
                 counters = {("nio4r 4 worker threads", "ruby"): [{"dispatches": v, "jobs": 2.0} for v in workers],
@@ -183,12 +187,18 @@ class ScorecardOnRunsTest(unittest.TestCase):
                     self.assertIn(w, line, f"{label}: {line}")
                 self.assertIn("jobs popped 2.0, 2.0, 2.0, 2.0", line)
                 self.assertNotIn("\n", line)
+                # the short form says the same without the figures (no pipe counters here)
+                self.assertEqual(sc["C"].counters_short, short)
 
     def test_counters_line_says_whether_the_pipe_filled(self):
         """4 workers at 8000 req/s for 2 s: 16000 requests; 1 byte left unread per request fills no
         64 KiB pipe, 5 bytes (80000) fill it at every column."""
-        for unread, want in [(1.0, "did not fill within any measured window (at most 16,"),
-                             (5.0, "filled within the window at -t2 -c10, -t4 -c64, -t8 -c256, -t8 -c1024")]:
+        for unread, want, short in [
+                (1.0, "did not fill within any measured window (at most 16,",
+                 "; the wake-up pipe (64 KiB) never filled (24% full at most), so the full-pipe wait that collapses"
+                 " the row in 20 s windows did not occur in this run's 2 s windows"),
+                (5.0, "filled within the window at -t2 -c10, -t4 -c64, -t8 -c256, -t8 -c1024",
+                 "; the wake-up pipe (64 KiB) filled within the window at -t2 -c10, -t4 -c64, -t8 -c256, -t8 -c1024")]:
             with self.subTest(unread=unread):
                 rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000}
                 counters = {("nio4r 4 worker threads", "ruby"): [
@@ -197,11 +207,43 @@ class ScorecardOnRunsTest(unittest.TestCase):
                 line = sc["C"].counters_line
                 self.assertIn(want, line, line)
                 self.assertIn(f"wake-up bytes left unread {unread:.1f}, {unread:.1f}", line)
+                self.assertIn(short, sc["C"].counters_short)
+
+    def test_summary_says_it_in_one_line(self):
+        """REPORT.md's summary: one line for the effect with counters, under the Ruby rows' table,
+        with the reproduction word and the counters' short form."""
+        rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000}
+        counters = {("nio4r 4 worker threads", "ruby"): [{"dispatches": v} for v in (5, 20, 60, 200)]}
+        sc, run = self.scores(rows, reps=3, counters=counters)
+        lines = [ln for ln in summary._scorecard(run, EVER) if ln.startswith("C on the Ruby rows: ")]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn(f"**{scorecard.reproduced(sc['C'].scores['ruby'])}**", lines[0])
+        self.assertTrue(lines[0].endswith(sc["C"].counters_short + "."), lines[0])
 
     def test_no_counters_no_line(self):
         sc, run = self.scores({("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 8000})
         self.assertEqual(sc["C"].counters_line, "")
+        self.assertEqual(sc["C"].counters_short, "")
         self.assertNotIn("mechanism counters say", pubcompare.render_published_comparison(run, EVER))
+
+    # scorecard.reproduced: (direction, trend) words -> the one-line word; magnitude is not asked.
+    REPRODUCED = [
+        ((YES, YES), scorecard.REPRODUCED),
+        ((YES, NOT_APPLICABLE), scorecard.REPRODUCED),
+        ((YES, NO), scorecard.NOT_REPRODUCED),
+        ((NO, UNSURE), scorecard.NOT_REPRODUCED),
+        ((UNSURE, UNSURE), scorecard.NOT_SHOWN),
+        ((YES, UNSURE), scorecard.NOT_SHOWN),
+        ((UNMEASURED, UNMEASURED), scorecard.NOT_SHOWN),
+        ((NOT_APPLICABLE, NOT_APPLICABLE), scorecard.NOT_SHOWN),
+    ]
+
+    def test_reproduced(self):
+        for (direction, trend), want in self.REPRODUCED:
+            with self.subTest(direction=direction, trend=trend):
+                cells = {"direction": scorecard.Score(direction), "magnitude": scorecard.Score(NO),
+                         "trend": scorecard.Score(trend)}
+                self.assertEqual(scorecard.reproduced(cells), want)
 
     def test_normalised_rows_divide_by_their_own_stack(self):
         rows = {("nio4r single thread", "ruby"): 20000, ("nio4r 4 worker threads", "ruby"): 5000,

@@ -84,6 +84,22 @@ class EffectScore:
     scores: dict = field(default_factory=dict)  # stack -> {aspect: Score}
     verdicts: dict = field(default_factory=dict)  # stack -> verdict text (findings) or ""
     counters_line: str = ""  # the mechanism line from the Ruby rows' counters (module docstring)
+    counters_short: str = ""  # what that line says, without its figures (mechanism_lines)
+
+
+REPRODUCED, NOT_REPRODUCED, NOT_SHOWN = "reproduced", "not reproduced", "undecided whether reproduced"
+
+
+def reproduced(scores: dict) -> str:
+    """An effect reproduces when its DIRECTION and its TREND across the published columns are both
+    yes; it does not when either is no; else the run could not tell (MAGNITUDE is shown beside it,
+    not required: the stacks differ in scale, not only in shape)."""
+    words = (scores["direction"].word, scores["trend"].word)
+    if NO in words:
+        return NOT_REPRODUCED
+    if all(w in (YES, NOT_APPLICABLE) for w in words) and YES in words:
+        return REPRODUCED
+    return NOT_SHOWN
 
 
 def ratio_of_ratios(num: stats.RatioCI | None, den: stats.RatioCI | None) -> stats.RatioCI | None:
@@ -297,8 +313,9 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[Ef
             es.verdicts[s] = f.overall.word if f.overall else NO_DATA
         out.append(es)
     for eff in decl.get("effects") or []:
+        full, short = mechanism_lines(run, pub, eff, tol)
         es = EffectScore(str(eff["id"]), eff["title"], str(eff.get("not_modelled") or ""),
-                         counters_line=counters_line(run, pub, eff, tol))
+                         counters_line=full, counters_short=short)
         for s in STACK_ORDER:
             es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol)
             es.verdicts[s] = ""
@@ -331,24 +348,32 @@ def _figure(run: Run, row: Row | None, ld: Load | None, path: str) -> float | No
     return cell.median(path)
 
 
-def _pipe_sentence(run: Run, row: Row | None, loads: list, columns: list[str], pipe: dict) -> str:
+def _pipe_sentences(run: Run, row: Row | None, loads: list, columns: list[str], pipe: dict) -> tuple[str, str]:
     """Whether the wake-up pipe filled within the measured windows: bytes written minus bytes read
-    per request times the window's requests (a fresh server per repetition starts with it empty)."""
+    per request times the window's requests (a fresh server per repetition starts with it empty).
+    The full sentence and the short clause (mechanism_lines); both "" without the counters."""
     cap = int(pipe.get("capacity_bytes") or 65536)
-    left = []
+    left, windows = [], []
     for ld in loads:
         per_req = _figure(run, row, ld, f"{COUNTERS_PATH}.{pipe['written']}-{pipe['read']}")
         reqs = _figure(run, row, ld, "wrk.requests")
         left.append(per_req * reqs if per_req is not None and reqs is not None else None)
+        windows.append(_figure(run, row, ld, "load.duration_s"))
     if all(v is None for v in left):
-        return ""
+        return "", ""
     full = [c for c, v in zip(columns, left) if v is not None and v >= cap]
     most = max(v for v in left if v is not None)
-    if not full:
-        return (f" The wake-up pipe ({cap // 1024} KiB) did not fill within any measured window (at most"
-                f" {most:,.0f} bytes, {100 * most / cap:.0f}% of it, left unread):"
-                f" {pipe.get('if_full') or 'what follows a full pipe'} is not in this run's windows.")
-    return f" The wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}."
+    if full:
+        return (f" The wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}.",
+                f"the wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}")
+    secs = sorted({w for w in windows if w is not None})
+    span = f"{secs[0]:g} s " if len(secs) == 1 else ""
+    short_if_full = pipe.get("if_full_short") or "what follows a full pipe"
+    return ((f" The wake-up pipe ({cap // 1024} KiB) did not fill within any measured window (at most"
+             f" {most:,.0f} bytes, {100 * most / cap:.0f}% of it, left unread):"
+             f" {pipe.get('if_full') or 'what follows a full pipe'} is not in this run's windows."),
+            (f"the wake-up pipe ({cap // 1024} KiB) never filled ({100 * most / cap:.0f}% full at most),"
+             f" so {short_if_full} did not occur in this run's {span}windows"))
 
 
 def _fmt_values(vals: list[float | None]) -> str:
@@ -363,9 +388,16 @@ def counters_line(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREN
     """One line from the Ruby rows' mechanism counters: does the declared mechanism of a scorecard
     effect occur, and does it grow where the published ratio falls? (The rule in the module
     docstring.) "" without a "counters" declaration or without counters in the run's Ruby rows."""
+    return mechanism_lines(run, pub, eff, tol)[0]
+
+
+def mechanism_lines(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREND_TOLERANCE) -> tuple[str, str]:
+    """counters_line's full line (the figures, then what they say) and its short form (what they
+    say, in one clause per fact, without the figures: the summary's one line); ("", "") without a
+    "counters" declaration or without counters in the run's Ruby rows."""
     decl = eff.get("counters")
     if not decl:
-        return ""
+        return "", ""
     idx = LabelIndex(run)
     row = next(iter(rows_for(idx, decl["row"], False, STACK_RUBY)), None)
     base = next(iter(rows_for(idx, decl["base"], False, STACK_RUBY)), None)
@@ -373,7 +405,7 @@ def counters_line(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREN
     driver = decl["driver"]
     vals = [_figure(run, row, ld, f"{COUNTERS_PATH}.{driver}") for ld in loads]
     if all(v is None for v in vals):
-        return ""
+        return "", ""
     base_vals = [_figure(run, base, ld, f"{COUNTERS_PATH}.{driver}") for ld in loads]
     parts = [f"{decl.get('driver_text') or driver} {_fmt_values(vals)}"]
     if any(v is not None for v in base_vals):
@@ -386,10 +418,12 @@ def counters_line(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREN
             + "; ".join(parts) + ". ")
     mech = decl.get("mechanism") or driver
     mech = mech[:1].upper() + mech[1:]
+    short_mech = decl.get("mechanism_short") or mech.split(" (")[0]
     ref = [b if b is not None else 1.0 for b in base_vals]
     occurs = [v is not None and v > r * tol for v, r in zip(vals, ref)]
     if not any(occurs):
-        return head + f"{mech} does not occur on this stack ({driver} within ×{tol:g} of the base at every column)."
+        return (head + f"{mech} does not occur on this stack ({driver} within ×{tol:g} of the base at every column).",
+                f"{short_mech} does not occur on this stack")
     pub_ratio = [findings.published_ratio(pub, {"a": decl["row"], "b": decl["base"]}, c) for c in pub.columns]
     missing, falls = [], 0
     for j in range(len(pub.columns) - 1):
@@ -403,8 +437,13 @@ def counters_line(run: Run, pub: Published, eff: dict, tol: float = DEFAULT_TREN
             missing.append(f"{pub.columns[j]} → {pub.columns[j + 1]} (×{v2 / v1:.2f} where the published ratio "
                            f"falls ×{p2 / p1:.2f})")
     where = "at every column" if all(occurs) else "at " + ", ".join(c for c, o in zip(pub.columns, occurs) if o)
-    pipe = _pipe_sentence(run, row, loads, pub.columns, decl["pipe"]) if decl.get("pipe") else ""
+    pipe, short_pipe = (_pipe_sentences(run, row, loads, pub.columns, decl["pipe"]) if decl.get("pipe")
+                        else ("", ""))
+    short_pipe = f"; {short_pipe}" if short_pipe else ""
     if not missing:
-        return head + f"{mech} occurs {where} and grows at every step where the published ratio falls." + pipe
+        return (head + f"{mech} occurs {where} and grows at every step where the published ratio falls." + pipe,
+                f"{short_mech} occurs {where} and grows where the published ratio falls{short_pipe}")
     return (head + f"{mech} occurs {where} but does not grow at {len(missing)} of the {falls} steps where the "
-            f"published ratio falls: " + "; ".join(missing) + "." + pipe)
+            f"published ratio falls: " + "; ".join(missing) + "." + pipe,
+            f"{short_mech} occurs {where} but does not grow at {len(missing)} of the {falls} steps where the"
+            f" published ratio falls{short_pipe}")

@@ -88,7 +88,11 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
                + (scoretext.render_normalised(replicas.normalised(run, pub), pub, h)
                   if pub.doc.get("normalise_to") != "fastest" else []))
     else:
-        out = head + body + verdicts
+        # REPORT.md's pages: the tables, the scorecard with each cell's reason, what the C++ models
+        # leave out and the Ruby rows' mechanism counters, the fidelity claims, then the findings.
+        scores = scorecard.scorecard(run, pub, {STACK_CPP: an, STACK_RUBY: ruby})
+        out = (head + body + scoretext.render_scorecard(scores, h)
+               + scoretext.render_fidelity(replicas.fidelity(run, pub), h) + verdicts)
     return "\n".join(out).rstrip("\n") + "\n"
 
 

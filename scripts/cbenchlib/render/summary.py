@@ -87,8 +87,19 @@ def _scorecard(run: Run, pub: published.Published) -> list[str]:
             cells = [_score_word(es.scores[s][a]) for a in scorecard.ASPECTS]
             out.append(f"| {es.eid}. {es.title} | {es.verdicts[s] or '—'} | " + " | ".join(cells) + " |")
         out.append("")
+        if s == STACK_RUBY:
+            out += [_mechanism_line(es) for es in scores if es.counters_short] + [""]
     return out + [f"Each cell's reason, what the C++ models do not model, and the published and measured tables:"
                   f" [findings]({PAGES_DIR}/findings.md).", ""]
+
+
+def _mechanism_line(es: scorecard.EffectScore) -> str:
+    """One line: whether an effect with declared mechanism counters reproduced on the Ruby rows
+    (scorecard.reproduced) and what the replicas' counters say of its mechanism."""
+    sc = es.scores[STACK_RUBY]
+    aspects = ", ".join(f"{a} {_score_word(sc[a])}" for a in scorecard.ASPECTS)
+    return (f"{es.eid} on the Ruby rows: **{scorecard.reproduced(sc)}** ({aspects}); the replicas' counters:"
+            f" {es.counters_short}.")
 
 
 def replication_runs(root: str, scenario: str = FINDINGS_SECTION) -> list[Run]:
