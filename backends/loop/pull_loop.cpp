@@ -64,8 +64,10 @@ void PullLoop::run_round() {
   batch_.clear();
   batch_next_ = 0;
   ready_.clear();
-  poll_readiness();
-  ++poll_rounds_;
+  if (order_ == RoundOrder::poll_every_round || !emits_queued()) {
+    poll_readiness();
+    ++poll_rounds_;
+  }
 
   // Emitted keys first (see the header for why). The swap leaves the old, empty batch buffer as
   // the new emit queue, so neither side allocates once both have grown to the load.

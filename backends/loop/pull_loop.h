@@ -14,8 +14,14 @@
 // Emitted keys come first because they were produced before the poll that found the readiness
 // events; this is also the order Ever's own test_emit expects. A key emitted while a batch is
 // being handed out goes to the next batch, never to the current one (double-buffered queue).
-// Unlike Ever, a round always polls, even when emitted keys are queued (without waiting then):
-// a steady stream of emits can therefore not starve I/O readiness.
+// When a round polls is the loop's RoundOrder: by default (poll_every_round), unlike Ever, a
+// round always polls, even when emitted keys are queued (without waiting then), so a steady
+// stream of emits cannot starve I/O readiness; with emits_first, as Ever's Loop#each and
+// #next_event do, a round with emitted keys queued hands them out without polling. The order
+// shows in system calls: a key re-watched through an emitted command (Ever's examples) is
+// stopped when it fires and started again when the command comes back; libev registers the fd
+// only at a poll, so a poll in between sees no interest and the restart costs an epoll_ctl
+// (an ADD answered EEXIST) that Ever's order never makes.
 //
 // Threads. The loop thread is the first thread that calls next_event() or each(); it stays the
 // loop thread for the loop's lifetime. watch_io, watch_timer, unwatch, next_event, each,
@@ -66,6 +72,12 @@ std::optional<Backend> parse_backend(std::string_view name) noexcept;
 std::string_view to_string(Backend backend) noexcept;
 // Returns the enumerator's name, e.g. "duplicate_key", for diagnostics.
 std::string_view to_string(WatchStatus status) noexcept;
+
+// When a round polls for readiness (see "Rounds and batches" above).
+enum class RoundOrder : std::uint8_t {
+  poll_every_round,  // every round polls (without waiting when keys are queued); the default
+  emits_first,       // Ever's: a round with emitted keys queued hands them out without polling
+};
 
 class PullLoop {
  public:
@@ -140,8 +152,19 @@ class PullLoop {
     }
   }
 
-  // Returns how many poll rounds have run: events per round is a cost measure for benchmarks.
+  // Returns how many rounds have polled: events per poll is a cost measure for benchmarks.
   std::uint64_t poll_rounds() const noexcept { return poll_rounds_; }
+
+  // Sets when rounds poll (RoundOrder). Loop thread; takes effect from the next round.
+  void set_round_order(RoundOrder order) noexcept { order_ = order; }
+
+  // True when the next round will poll (it may block): the current batch is used up and either
+  // every round polls or no emitted key is queued. With emits_first and keys queued the round
+  // only hands them out, so a caller that releases a lock around blocking rounds (the Ruby
+  // extension's GVL, as Ever releases it only around ev_run) may keep it. Loop thread.
+  bool next_round_polls() const noexcept {
+    return batch_exhausted() && (order_ == RoundOrder::poll_every_round || !emits_queued());
+  }
 
  protected:
   PullLoop();
@@ -154,6 +177,11 @@ class PullLoop {
     return !local_emits_.empty() || cross_emit_pending_.load(std::memory_order_seq_cst) ||
            signal_pending_.load(std::memory_order_seq_cst) ||
            stop_requested_.load(std::memory_order_seq_cst);
+  }
+
+  // True when an emitted key waits for the next batch (from this thread or another).
+  bool emits_queued() const noexcept {
+    return !local_emits_.empty() || cross_emit_pending_.load(std::memory_order_acquire);
   }
 
   // Readiness keys found by the current round's poll_readiness, in report order. Loop thread.
@@ -176,6 +204,7 @@ class PullLoop {
   std::size_t batch_next_ = 0;      // index of the next key of batch_ to hand out
   std::vector<Key> local_emits_;    // keys emitted by the loop thread for the next batch
   std::uint64_t poll_rounds_ = 0;
+  RoundOrder order_ = RoundOrder::poll_every_round;
 
   // Written rarely (once, or on stop/signal), read by the loop thread every event and by
   // emitters every emit; kept off the emitters' hot cache line below. 64 = x86-64 line size.

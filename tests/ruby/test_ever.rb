@@ -261,6 +261,48 @@ module EverLoopTests
     assert_nil @loop.next_event
   end
 
+  # Ruby runs an unblocking function that is not declared async-signal-safe, on a process with
+  # one living thread, by starting a helper thread for every blocking call (rb_nogvl); a loop
+  # that did so would start and kill a thread at every poll. The poll's is declared safe, so
+  # polling on the only thread starts none, and a trapped signal still wakes it (the servers stop
+  # this way on SIGTERM). Minitest keeps threads of its own, so both run in a child Ruby where the
+  # polling thread is the only one (the script checks that, and bounds its waits by a timer watch,
+  # not a watchdog thread).
+  ONLY_THREAD_SCRIPT = <<~'RUBY'
+    require "ever"
+    backend = ARGV[0].to_sym
+    abort "threads: #{Thread.list.size}" unless Thread.list.size == 1
+    loop = Ever::Loop.new(backend)
+    r, w = IO.pipe
+    w << "data"
+    loop.watch_io(:reader, r, false, false)
+    loop.watch_timer(:watchdog, 10, 0)
+    started = 0
+    trace = TracePoint.new(:thread_begin) { started += 1 }
+    trace.enable { 200.times { abort "not the reader" unless loop.next_event == :reader } }
+    puts "started #{started}"
+    loop.unwatch(:reader)
+    trapped = false
+    trap("USR1") do
+      trapped = true
+      loop.stop
+    end
+    child = spawn("sleep 0.1; kill -USR1 #{Process.pid}")
+    keys = []
+    loop.each { |key| keys << key }
+    Process.wait(child)
+    puts "trapped #{trapped} watchdog #{keys.include?(:watchdog)}"
+  RUBY
+
+  def test_polling_on_the_only_thread_starts_no_thread_and_a_signal_wakes_it
+    ext_dir = File.dirname($LOADED_FEATURES.find { |f| f.end_with?("/ever.so") })
+    out = IO.popen([RbConfig.ruby, "-I", ext_dir, "-e", ONLY_THREAD_SCRIPT, self.class::BACKEND.to_s],
+                   err: %i[child out], &:read)
+    assert_predicate $?, :success?, out
+    assert_includes out, "started 0", "threads started while polling"
+    assert_includes out, "trapped true watchdog false", "the trapped signal did not wake the poll"
+  end
+
   def test_a_thread_blocked_in_next_event_can_be_killed_and_raised
     poller = in_thread do
       Thread.current.report_on_exception = false

@@ -495,6 +495,41 @@ TEST_P(PullLoopTest, EmitsDuringBatchGoToNextBatch) {
 }
 
 // stop() from another thread ends a blocked each().
+// RoundOrder: with a readable fd watched persistently and a key emitted, the next round polls
+// under poll_every_round (the emitted key and the readiness come in one batch) and does not
+// under emits_first (Ever's order: the emitted key alone, then a polling round for the fd).
+TEST_P(PullLoopTest, RoundOrderDecidesWhetherARoundWithEmitsPolls) {
+  struct Case {
+    RoundOrder order;
+    bool polls_with_emits;
+    std::vector<Key> first_batch;
+  };
+  constexpr Key kPipe = 7;
+  constexpr Key kEmitted = 9;
+  const Case cases[] = {
+      {RoundOrder::poll_every_round, true, {kEmitted, kPipe}},
+      {RoundOrder::emits_first, false, {kEmitted}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.order == RoundOrder::emits_first ? "emits_first" : "poll_every_round");
+    Pipe pipe;  // outlives the loop that watches it
+    std::unique_ptr<PullLoop> loop = make_pull_loop(GetParam());
+    loop->set_round_order(c.order);
+    ASSERT_EQ(loop->watch_io(kPipe, pipe.read_fd, Interest::readable, false), WatchStatus::ok);
+    pipe.write_byte();
+    loop->emit(kEmitted);
+    EXPECT_EQ(loop->next_round_polls(), c.polls_with_emits);
+    std::vector<Key> batch{*loop->next_event()};
+    while (!loop->batch_exhausted()) batch.push_back(*loop->next_event());
+    EXPECT_EQ(batch, c.first_batch);
+    EXPECT_EQ(loop->poll_rounds(), c.polls_with_emits ? 1u : 0u);
+    // Nothing emitted now: every order polls, and the fd is reported.
+    EXPECT_TRUE(loop->next_round_polls());
+    EXPECT_EQ(loop->next_event(), std::optional<Key>{kPipe});
+    EXPECT_EQ(loop->poll_rounds(), c.polls_with_emits ? 2u : 1u);
+  }
+}
+
 TEST_P(PullLoopTest, StopFromAnotherThreadEndsEach) {
   Pipe pipe;  // watched, never written
   ASSERT_EQ(loop_->watch_io(1, pipe.read_fd, Interest::readable, false), WatchStatus::ok);

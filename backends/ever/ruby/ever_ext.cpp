@@ -23,10 +23,21 @@
 // Threads and the GVL. Ruby runs one thread at a time under the GVL, so every method here runs
 // serialised with the others except the blocking poll: next_event and each release the GVL only
 // around the pull loop's poll round (when its batch is used up), with an unblocking function that
-// wakes the loop (PullLoop::signal), as Ever releases it around ev_run. Hence:
+// wakes the loop (PullLoop::signal), as Ever's patched libev releases it around its backend poll.
+// That function is async-signal-safe (an atomic store and a wake-up write) and is declared so
+// (RB_NOGVL_UBF_ASYNC_SAFE): Ruby then calls it from its signal handler when a signal comes while
+// the only thread polls. Undeclared, Ruby would start a helper thread for every poll of a process
+// with one living thread and kill it after the poll (rb_nogvl): a thread created and joined per
+// loop round, which Ever (RUBY_UBF_IO) does not pay. Hence:
 //   - next_event/each run on one Ruby thread, the first that calls them (RuntimeError on another);
 //   - watch_io/watch_timer/unwatch raise RuntimeError while another thread is blocked in the
 //     poll (the pull loop is not thread-safe there); emit/signal/stop are fine from any thread.
+//
+// Rounds follow Ever's order (RoundOrder::emits_first): emitted keys queued are handed out without
+// polling, and the GVL is kept for such a round, as Ever runs ev_run (and releases the lock) only
+// when its queue of emitted events is empty. A replica that re-watches through an emitted command
+// then pays what Ever pays per request (a read, a write, a poll), not a poll more and an
+// epoll_ctl (backends/loop/pull_loop.h).
 //
 // Differences from the gem, each the pull loop's documented behaviour: a stopped loop stays
 // stopped (Ever's #each clears the stop flag on entry); next_event with nothing watched blocks
@@ -135,6 +146,7 @@ VALUE loop_initialize(int argc, VALUE* argv, VALUE self) {
   int error = 0;
   try {
     s->loop = cb::loop::make_pull_loop(backend);
+    s->loop->set_round_order(cb::loop::RoundOrder::emits_first);  // Ever's order (see the header)
   } catch (const std::system_error& e) {
     error = e.code().value();
   }
@@ -321,14 +333,23 @@ bool next_key(EverLoop* s, VALUE* key) {
       // No retired id can come out of later batches: their entries can go.
       for (Key r : s->retired) s->entries.erase(r);
       s->retired.clear();
+      if (!s->loop->next_round_polls()) {
+        // Emitted keys only: the round hands them out without polling, under the GVL (as Ever).
+        const std::optional<Key> emitted = s->loop->next_event();
+        if (!emitted) return false;  // stopped
+        id = *emitted;
+        if (take_key(s, id, key)) return true;
+        continue;
+      }
       PollCall call{s->loop.get(), std::nullopt};
       s->polling = true;
-      // The 2 variant: no interrupt check inside, which could raise while `polling` is set. It
-      // does not call the poll at all when any interrupt is pending, the time-slice one included
-      // (set whenever another thread waits for the GVL): that is no event and no wake-up, so the
-      // interrupt is handled here (a raise or kill propagates, a time slice switches threads) and
-      // the poll tried again, instead of a spurious nil.
-      rb_thread_call_without_gvl2(poll_without_gvl, &call, unblock_poll, s->loop.get());
+      // RB_NOGVL_INTR_FAIL (what rb_thread_call_without_gvl2 passes): no interrupt check inside,
+      // which could raise while `polling` is set. It does not call the poll at all when any
+      // interrupt is pending, the time-slice one included (set whenever another thread waits for
+      // the GVL): that is no event and no wake-up, so the interrupt is handled here (a raise or
+      // kill propagates, a time slice switches threads) and the poll tried again, instead of a
+      // spurious nil. RB_NOGVL_UBF_ASYNC_SAFE: see "Threads and the GVL" above.
+      rb_nogvl(poll_without_gvl, &call, unblock_poll, s->loop.get(), RB_NOGVL_INTR_FAIL | RB_NOGVL_UBF_ASYNC_SAFE);
       s->polling = false;
       if (!call.ran) {
         rb_thread_check_ints();
