@@ -172,6 +172,11 @@ class Run:
         return env if isinstance(env, dict) else {}
 
     @property
+    def commit(self) -> str | None:
+        """The commit the run was made from (meta.json env.git_commit), or None."""
+        return self.env.get("git_commit") or None
+
+    @property
     def synthetic(self) -> bool:
         return bool(self.meta.get("synthetic"))
 

@@ -46,6 +46,7 @@ from .findings import CONTRADICTED, EQUIVALENT, NO_DATA, SUPPORTED, UNDECIDED, r
 from .labelindex import LabelIndex
 from .runload import Load, Row, Run, column_label
 from ..format.loadpoint import dig
+from ..format import defects
 from ..format.metrics import COUNTERS_PREFIX
 from ..format.published import STACK_CPP, STACK_RUBY, Published
 
@@ -85,6 +86,7 @@ class EffectScore:
     verdicts: dict = field(default_factory=dict)  # stack -> verdict text (findings) or ""
     counters_line: str = ""  # the mechanism line from the Ruby rows' counters (module docstring)
     counters_short: str = ""  # what that line says, without its figures (mechanism_lines)
+    defects: dict = field(default_factory=dict)  # stack -> [Defect] carried by rows its comparisons hold
 
 
 REPRODUCED, NOT_REPRODUCED, NOT_SHOWN = "reproduced", "not reproduced", "undecided whether reproduced"
@@ -298,10 +300,25 @@ def _declared_effect_scores(run: Run, pub: Published, eff: dict, stack: str, tol
             "magnitude": combine([magnitude(e) for e in per]), "trend": combine([trend(e, tol) for e in per])}
 
 
-def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[EffectScore]:
+def defects_of(run: Run) -> list:
+    """The declared defects (format/defects.py) the run may carry; none for a synthetic run (test
+    data: it measured nothing, so nothing in it can carry a defect)."""
+    return [] if run.synthetic else defects.for_commit(run.commit)
+
+
+def carried(run_defects: list, rows) -> list:
+    """The defects (format/defects.py) of the run that any of ROWS carries, by the row's model."""
+    models = {r.model for r in rows}
+    return [d for d in run_defects if models & set(d.models)]
+
+
+def scorecard(run: Run, pub: Published, analyses: dict | None = None,
+              run_defects: list | None = None) -> list[EffectScore]:
     """Every effect of a published table scored on the Ruby rows and on the C++ rows.
-    analyses: {stack: findings.Analysis} when the caller has judged them already."""
+    analyses: {stack: findings.Analysis} when the caller has judged them already; run_defects:
+    the defects the run may carry (default: defects_of(run))."""
     analyses = analyses or {s: findings.Analysis(run, pub, stack=s) for s in STACK_ORDER}
+    run_defects = defects_of(run) if run_defects is None else run_defects
     decl = pub.doc.get("scorecard") or {}
     tol = float(decl.get("trend_tolerance") or DEFAULT_TREND_TOLERANCE)
     out = []
@@ -310,6 +327,7 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[Ef
         for s in STACK_ORDER:
             f = analyses[s].findings[k]
             es.scores[s] = _finding_scores(run, pub, f, tol)
+            es.defects[s] = carried(run_defects, [r for ln in f.lines for r in (ln.a, ln.b)])
             es.verdicts[s] = f.overall.word if f.overall else NO_DATA
         out.append(es)
     for eff in decl.get("effects") or []:
@@ -319,6 +337,8 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None) -> list[Ef
         for s in STACK_ORDER:
             es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol)
             es.verdicts[s] = ""
+            es.defects[s] = carried(run_defects, [r for a, b, _c in effect_lines(run, LabelIndex(run), eff, s)
+                                                  for r in (a, b)])
         out.append(es)
     return out
 

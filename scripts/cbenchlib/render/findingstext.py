@@ -1,10 +1,11 @@
 """The published findings of a run as markdown: what analysis/findings.py judged, in words."""
 from __future__ import annotations
 
-from ..analysis import stats
+from ..analysis import scorecard, stats
 from ..analysis.findings import METRICS, NO_DATA, NOT_MEASURED, Analysis, budget_note, fmt_ci
 from ..format.published import STACK_RUBY
 from ..analysis.runload import column_label
+from . import scoretext
 
 
 def render_findings(an: Analysis, heading_level: int = 2, ruby: Analysis | None = None) -> str:
@@ -103,6 +104,10 @@ def _ruby_verdict(g, an: Analysis) -> list[str]:
     if g.overall.word == NOT_MEASURED:
         return [f"**Verdict on the Ruby rows: {NOT_MEASURED}** ({g.overall.reason}).", ""]
     sd = g.decl.on_stack(STACK_RUBY)
+    carried = scorecard.carried(scorecard.defects_of(an.run), [r for ln in g.lines for r in (ln.a, ln.b)])
+    notes = [scoretext.defect_line(d, "Rows of these comparisons") for d in carried]
     return ([f"On the Ruby rows (the original stack), primary load point GET {sd.primary_path} `{sd.primary_load}`:", ""]
             + _lines_table(g, sd.primary_path)
-            + ["", f"**Verdict on the Ruby rows: {g.overall.word}** ({g.overall.reason}).{_budget(an, g)}", ""])
+            + ["", f"**Verdict on the Ruby rows: {g.overall.word}**{' ' + scoretext.DEFECT_MARK if carried else ''}"
+               f" ({g.overall.reason}).{_budget(an, g)}", ""]
+            + [n for note in notes for n in (note, "")])

@@ -23,9 +23,10 @@ def render_scorecard(scores: list[scorecard.EffectScore], h: str) -> list[str]:
     for es in scores:
         for s in STACK_ORDER:
             cells = [_cell(es.scores[s][a]) for a in ASPECTS]
-            verdict = f"**{es.verdicts[s]}**" if es.verdicts[s] else "—"
+            verdict = (f"**{es.verdicts[s]}**" if es.verdicts[s] else "—") + verdict_mark(es, s)
             out.append(f"| {es.eid}. {es.title} | {STACK_TITLE[s]} | {verdict} | " + " | ".join(cells) + " |")
-    out += ["", "What the C++ models do not model, per effect:", ""]
+    notes = [n for s in STACK_ORDER for n in defect_notes(scores, s, STACK_TITLE[s])]
+    out += ([""] + notes if notes else []) + ["", "What the C++ models do not model, per effect:", ""]
     out += [f"- {es.eid}. {es.title}: {es.not_modelled or 'not declared'}" for es in scores]
     lines = [es for es in scores if es.counters_line]
     if lines:
@@ -33,6 +34,34 @@ def render_scorecard(scores: list[scorecard.EffectScore], h: str) -> list[str]:
                 " counters_line):", ""]
         out += [f"- {es.eid}. {es.title}: {es.counters_line}" for es in lines]
     return out + [""]
+
+
+DEFECT_MARK = "※"  # the tables' marks (†, ‡, §, ¤, ∅) are taken
+
+
+def verdict_mark(es: scorecard.EffectScore, stack: str) -> str:
+    """ " ※" after a verdict whose comparisons hold rows measured with a declared defect, else ""."""
+    return f" {DEFECT_MARK}" if es.defects.get(stack) else ""
+
+
+def defect_notes(scores: list[scorecard.EffectScore], stack: str, stack_name: str) -> list[str]:
+    """One line per defect (results/defects.toml) that rows of the effects on STACK carry: which
+    effects, which rows, which commit fixed what, and where the rows with the fix are."""
+    out = []
+    seen = []
+    for es in scores:
+        seen += [d for d in es.defects.get(stack) or [] if d not in seen]
+    for d in seen:
+        ids = [es.eid for es in scores if d in (es.defects.get(stack) or [])]
+        out.append(defect_line(d, f"{', '.join(ids)} on the {stack_name} hold rows"))
+    return out
+
+
+def defect_line(d, lead: str) -> str:
+    """The one wording of a declared defect (format/defects.py) beside the verdicts it marks."""
+    where = f"; with the fix: `{d.diagnostic}`" if d.diagnostic else ""
+    return (f"{DEFECT_MARK} {lead} ({', '.join(d.models)}) measured before `{d.short_fix}` fixed a defect:"
+            f" {d.what}; the verdicts describe the defect, not the design{where}.")
 
 
 def _cell(sc: scorecard.Score) -> str:

@@ -19,7 +19,7 @@ from ..analysis import decision, families, findings, scorecard
 from ..analysis.runload import Run, load_run
 from ..format import published, reportrefs
 from ..format.published import STACK_CPP, STACK_RUBY
-from . import replication
+from . import replication, scoretext
 from .reportpages import PAGES_DIR
 
 CHARTS = (("decision", "Decision table: the winning family per workload shape, with intervals"),
@@ -85,8 +85,11 @@ def _scorecard(run: Run, pub: published.Published) -> list[str]:
                 "|---|---|---|---|---|"]
         for es in scores:
             cells = [_score_word(es.scores[s][a]) for a in scorecard.ASPECTS]
-            out.append(f"| {es.eid}. {es.title} | {es.verdicts[s] or '—'} | " + " | ".join(cells) + " |")
+            out.append(f"| {es.eid}. {es.title} | {es.verdicts[s] or '—'}{scoretext.verdict_mark(es, s)} | "
+                       + " | ".join(cells) + " |")
         out.append("")
+        notes = scoretext.defect_notes(scores, s, findings.STACK_NAMES[s])
+        out += [n for note in notes for n in (note, "")]
         if s == STACK_RUBY:
             out += [_mechanism_line(es) for es in scores if es.counters_short] + [""]
     return out + [f"Each cell's reason, what the C++ models do not model, and the published and measured tables:"
