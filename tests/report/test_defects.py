@@ -7,9 +7,9 @@ import tempfile
 import unittest
 
 from stacksim import tmp_run
-from cbenchlib.analysis import scorecard
+from cbenchlib.analysis import findings, scorecard
 from cbenchlib.format import defects, published
-from cbenchlib.render import scoretext
+from cbenchlib.render import findingstext, scoretext
 
 EVER = published.load_published("ever")
 DEFECT = defects.Defect("x", ("ruby-ever", "ruby-ever-workers"), "0" * 40, "a made-up cost")
@@ -93,6 +93,24 @@ class MarksTest(unittest.TestCase):
         self.assertIn(notes[0], card)
         self.assertTrue(any(ln.startswith("| 1. ") and "Ruby rows" in ln and scoretext.DEFECT_MARK in ln for ln in card))
         self.assertFalse(any(ln.startswith("| 6. ") and scoretext.DEFECT_MARK in ln for ln in card))
+
+    def test_the_findings_page_marks_the_ruby_verdicts(self):
+        """findingstext takes the run's defects from scorecard.defects_of (none for a synthetic
+        run: patched here to the made-up one): the line comes after finding 1's Ruby verdict, not
+        after finding 6's."""
+        real = scorecard.defects_of
+        scorecard.defects_of = lambda run: [DEFECT]
+        try:
+            text = findingstext.render_findings(findings.Analysis(self.run, EVER), 3,
+                                                findings.Analysis(self.run, EVER, stack="ruby"))
+        finally:
+            scorecard.defects_of = real
+        parts = text.split("#### Finding ")
+        one = next(p for p in parts if p.startswith("1:"))
+        six = next(p for p in parts if p.startswith("6:"))
+        self.assertIn(scoretext.DEFECT_MARK + " Rows of these comparisons (ruby-ever, ruby-ever-workers)", one)
+        self.assertIn("**Verdict on the Ruby rows: ", one)
+        self.assertNotIn(scoretext.DEFECT_MARK, six)
 
     def test_no_defect_no_mark(self):
         scores = scorecard.scorecard(self.run, EVER, run_defects=[])
