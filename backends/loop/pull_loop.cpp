@@ -64,7 +64,7 @@ void PullLoop::run_round() {
   batch_.clear();
   batch_next_ = 0;
   ready_.clear();
-  if (order_ == RoundOrder::poll_every_round || !emits_queued()) {
+  if (round_polls()) {
     poll_readiness();
     ++poll_rounds_;
   }

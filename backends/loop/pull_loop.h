@@ -162,9 +162,7 @@ class PullLoop {
   // every round polls or no emitted key is queued. With emits_first and keys queued the round
   // only hands them out, so a caller that releases a lock around blocking rounds (the Ruby
   // extension's GVL, as Ever releases it only around ev_run) may keep it. Loop thread.
-  bool next_round_polls() const noexcept {
-    return batch_exhausted() && (order_ == RoundOrder::poll_every_round || !emits_queued());
-  }
+  bool next_round_polls() const noexcept { return batch_exhausted() && round_polls(); }
 
  protected:
   PullLoop();
@@ -183,6 +181,9 @@ class PullLoop {
   bool emits_queued() const noexcept {
     return !local_emits_.empty() || cross_emit_pending_.load(std::memory_order_acquire);
   }
+
+  // True when a round starting now polls (RoundOrder).
+  bool round_polls() const noexcept { return order_ == RoundOrder::poll_every_round || !emits_queued(); }
 
   // Readiness keys found by the current round's poll_readiness, in report order. Loop thread.
   std::vector<Key> ready_;

@@ -289,8 +289,8 @@ def effect_lines(run: Run, idx: LabelIndex, eff: dict, stack: str) -> list[tuple
     return out
 
 
-def _declared_effect_scores(run: Run, pub: Published, eff: dict, stack: str, tol: float) -> dict:
-    lines = effect_lines(run, LabelIndex(run), eff, stack)
+def _declared_effect_scores(run: Run, pub: Published, eff: dict, stack: str, tol: float, lines: list) -> dict:
+    """The effect's three cells on STACK from its comparisons there (effect_lines)."""
     if not lines:
         why = findings.NO_RUBY_ROWS if stack == STACK_RUBY and not any(
             stack_of(r) == STACK_RUBY for r in run.rows.values()) else "the run has no rows for this effect"
@@ -312,6 +312,11 @@ def carried(run_defects: list, rows) -> list:
     return [d for d in run_defects if models & set(d.models)]
 
 
+def compared_rows(f) -> list[Row]:
+    """Both rows of every comparison a judged finding (findings.Finding) holds."""
+    return [r for ln in f.lines for r in (ln.a, ln.b)]
+
+
 def scorecard(run: Run, pub: Published, analyses: dict | None = None,
               run_defects: list | None = None) -> list[EffectScore]:
     """Every effect of a published table scored on the Ruby rows and on the C++ rows.
@@ -327,18 +332,19 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None,
         for s in STACK_ORDER:
             f = analyses[s].findings[k]
             es.scores[s] = _finding_scores(run, pub, f, tol)
-            es.defects[s] = carried(run_defects, [r for ln in f.lines for r in (ln.a, ln.b)])
+            es.defects[s] = carried(run_defects, compared_rows(f))
             es.verdicts[s] = f.overall.word if f.overall else NO_DATA
         out.append(es)
     for eff in decl.get("effects") or []:
         full, short = mechanism_lines(run, pub, eff, tol)
         es = EffectScore(str(eff["id"]), eff["title"], str(eff.get("not_modelled") or ""),
                          counters_line=full, counters_short=short)
+        idx = LabelIndex(run)
         for s in STACK_ORDER:
-            es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol)
+            lines = effect_lines(run, idx, eff, s)
+            es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol, lines)
             es.verdicts[s] = ""
-            es.defects[s] = carried(run_defects, [r for a, b, _c in effect_lines(run, LabelIndex(run), eff, s)
-                                                  for r in (a, b)])
+            es.defects[s] = carried(run_defects, [r for a, b, _comp in lines for r in (a, b)])
         out.append(es)
     return out
 

@@ -7,6 +7,7 @@ commit the repository does not hold, a run without a commit) it applies: a reade
 defect the run may carry rather than left unwarned of one it does."""
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tomllib
@@ -54,8 +55,10 @@ def load(path: str = DEFECTS_FILE) -> list[Defect]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def contains(commit: str | None, fix: str, repo: str = REPO_ROOT) -> bool | None:
-    """True when COMMIT contains FIX, False when it does not, None when git cannot tell."""
+    """True when COMMIT contains FIX, False when it does not, None when git cannot tell. Cached:
+    ancestry between two commits never changes, and a report asks it once per finding."""
     if not commit:
         return None
     try:

@@ -104,10 +104,10 @@ def _ruby_verdict(g, an: Analysis) -> list[str]:
     if g.overall.word == NOT_MEASURED:
         return [f"**Verdict on the Ruby rows: {NOT_MEASURED}** ({g.overall.reason}).", ""]
     sd = g.decl.on_stack(STACK_RUBY)
-    carried = scorecard.carried(scorecard.defects_of(an.run), [r for ln in g.lines for r in (ln.a, ln.b)])
+    carried = scorecard.carried(scorecard.defects_of(an.run), scorecard.compared_rows(g))
     notes = [scoretext.defect_line(d, "Rows of these comparisons") for d in carried]
     return ([f"On the Ruby rows (the original stack), primary load point GET {sd.primary_path} `{sd.primary_load}`:", ""]
             + _lines_table(g, sd.primary_path)
-            + ["", f"**Verdict on the Ruby rows: {g.overall.word}**{' ' + scoretext.DEFECT_MARK if carried else ''}"
+            + ["", f"**Verdict on the Ruby rows: {g.overall.word}**{scoretext.mark(carried)}"
                f" ({g.overall.reason}).{_budget(an, g)}", ""]
             + [n for note in notes for n in (note, "")])

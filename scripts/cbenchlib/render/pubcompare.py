@@ -79,20 +79,19 @@ def render_published_comparison(run: Run, pub: Published, latency: str = "max", 
     # A finding's declared mechanism figures (mechanism.py), right after its verdict.
     verdicts = [mechanism.insert_after_verdicts(findingstext.render_findings(an, heading_level, ruby), run,
                                                 pub.doc, heading_level)]
+    # The scorecard (every effect on both stacks, each cell's reason, what the C++ models leave out,
+    # the Ruby rows' mechanism counters) and the fidelity claims, placed by the order asked for.
+    card = scoretext.render_scorecard(scorecard.scorecard(run, pub, {STACK_CPP: an, STACK_RUBY: ruby}), h)
+    fidelity = scoretext.render_fidelity(replicas.fidelity(run, pub), h)
     if findings_first:
-        # `cbench compare`: the scorecard (the verdicts of every effect on both stacks) first, then the
-        # findings in detail, the fidelity claims, the tables, the replicas beside the published rows.
-        scores = scorecard.scorecard(run, pub, {STACK_CPP: an, STACK_RUBY: ruby})
-        out = (head + scoretext.render_scorecard(scores, h) + [verdicts[0].rstrip("\n"), ""]
-               + scoretext.render_fidelity(replicas.fidelity(run, pub), h) + body
+        # `cbench compare`: the scorecard first, the findings in detail, the fidelity claims, the
+        # tables, the replicas beside the published rows.
+        out = (head + card + [verdicts[0].rstrip("\n"), ""] + fidelity + body
                + (scoretext.render_normalised(replicas.normalised(run, pub), pub, h)
                   if pub.doc.get("normalise_to") != "fastest" else []))
     else:
-        # REPORT.md's pages: the tables, the scorecard with each cell's reason, what the C++ models
-        # leave out and the Ruby rows' mechanism counters, the fidelity claims, then the findings.
-        scores = scorecard.scorecard(run, pub, {STACK_CPP: an, STACK_RUBY: ruby})
-        out = (head + body + scoretext.render_scorecard(scores, h)
-               + scoretext.render_fidelity(replicas.fidelity(run, pub), h) + verdicts)
+        # REPORT.md's pages: the tables, the scorecard, the fidelity claims, then the findings.
+        out = head + body + card + fidelity + verdicts
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -39,9 +39,14 @@ def render_scorecard(scores: list[scorecard.EffectScore], h: str) -> list[str]:
 DEFECT_MARK = "※"  # the tables' marks (†, ‡, §, ¤, ∅) are taken
 
 
+def mark(carried: list | None) -> str:
+    """" ※" after a verdict whose comparisons hold rows measured with a declared defect, else ""."""
+    return f" {DEFECT_MARK}" if carried else ""
+
+
 def verdict_mark(es: scorecard.EffectScore, stack: str) -> str:
-    """ " ※" after a verdict whose comparisons hold rows measured with a declared defect, else ""."""
-    return f" {DEFECT_MARK}" if es.defects.get(stack) else ""
+    """mark() for an effect's verdict on STACK."""
+    return mark(es.defects.get(stack))
 
 
 def defect_notes(scores: list[scorecard.EffectScore], stack: str, stack_name: str) -> list[str]:

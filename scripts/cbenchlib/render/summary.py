@@ -37,7 +37,7 @@ def chart(name: str, title: str) -> str:
 
 
 def _asked(config: dict, root: str, runs: dict[str, Run]) -> list[str]:
-    envs = {(r.env.get("git_commit") or "?")[:12] for r in runs.values()}
+    envs = {(r.commit or "?")[:12] for r in runs.values()}
     machines = {r.machine_line() for r in runs.values()}
     missing = [s for s in config if reportrefs.resolve(config[s], root) is None]
     listed = len(config) - len(missing)  # every listed run, micro's too (RUNS holds the sweeps)
