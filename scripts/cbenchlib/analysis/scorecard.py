@@ -393,13 +393,13 @@ def _pipe_sentences(run: Run, row: Row | None, loads: list, columns: list[str], 
         return (f" The wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}.",
                 f"the wake-up pipe ({cap // 1024} KiB) filled within the window at {', '.join(full)}")
     secs = sorted({w for w in windows if w is not None})
-    span = f"{secs[0]:g} s " if len(secs) == 1 else ""
+    span = f"{secs[0]:g} s windows" if len(secs) == 1 else "this run's windows"
     short_if_full = pipe.get("if_full_short") or "what follows a full pipe"
     return ((f" The wake-up pipe ({cap // 1024} KiB) did not fill within any measured window (at most"
              f" {most:,.0f} bytes, {100 * most / cap:.0f}% of it, left unread):"
              f" {pipe.get('if_full') or 'what follows a full pipe'} is not in this run's windows."),
             (f"the wake-up pipe ({cap // 1024} KiB) never filled ({100 * most / cap:.0f}% full at most),"
-             f" so {short_if_full} did not occur in this run's {span}windows"))
+             f" so {short_if_full} did not occur in {span}"))
 
 
 def _fmt_values(vals: list[float | None]) -> str:
