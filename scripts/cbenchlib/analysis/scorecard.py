@@ -335,11 +335,11 @@ def scorecard(run: Run, pub: Published, analyses: dict | None = None,
             es.defects[s] = carried(run_defects, compared_rows(f))
             es.verdicts[s] = f.overall.word if f.overall else NO_DATA
         out.append(es)
+    idx = LabelIndex(run)
     for eff in decl.get("effects") or []:
         full, short = mechanism_lines(run, pub, eff, tol)
         es = EffectScore(str(eff["id"]), eff["title"], str(eff.get("not_modelled") or ""),
                          counters_line=full, counters_short=short)
-        idx = LabelIndex(run)
         for s in STACK_ORDER:
             lines = effect_lines(run, idx, eff, s)
             es.scores[s] = _declared_effect_scores(run, pub, eff, s, tol, lines)
