@@ -41,7 +41,8 @@
 //   queue past 300,000 jobs in 3 s, and under -c50 right after served nothing while the queue
 //   passed 3 million. Here, without and with --gvl, it passes the conformance gate on an idle
 //   machine and fails its slowloris and idle-timeout cases (the server stops answering for good)
-//   on a loaded one or under a sanitizer (results/diagnostics/20261207T005500Z-selector-pool-gate). Counted: dispatches, duplicate_dispatches.
+//   on a loaded one or under a sanitizer (results/diagnostics/20261207T005500Z-selector-pool-gate).
+//   Counted: dispatches, duplicate_dispatches.
 // --dispatch capped (default; the first C++ stand-in): at most kCappedInFlightPerConn dispatches
 //   of a connection in flight; readiness beyond that is counted (suppressed_duplicates), not
 //   pushed, so suppressed_duplicates per request says how often the original would have pushed.
